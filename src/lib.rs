@@ -1,0 +1,17 @@
+//! Spatia: a declarative, reproducible-experiment orchestrator for AI spatial pathomics.
+//!
+//! A YAML experiment spec ([`spec`]) compiles into a content-hashed DAG of stages ([`dag`])
+//! that the executor ([`exec`]) runs against a content-addressed cache ([`cache`]). Each stage
+//! kind lives in one file under [`stages`]. The domain libraries — whole-slide images
+//! ([`slide`]), survival statistics ([`survival`]) — know nothing about the orchestrator.
+pub mod cache;
+pub mod cli;
+pub mod dag;
+pub mod demo;
+pub mod exec;
+pub mod provenance;
+pub mod slide;
+pub mod spec;
+pub mod stages;
+pub mod survival;
+pub mod util;

@@ -1,0 +1,6 @@
+//! The `spatia` binary: parse arguments, dispatch, print errors as `spatia: {:#}`.
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    spatia::cli::main()
+}

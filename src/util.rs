@@ -1,0 +1,167 @@
+//! Small shared helpers: canonical JSON (the encoding every key is hashed from), YAML→JSON
+//! conversion with number normalisation, and environment-variable names.
+use serde_json::Value;
+use std::fmt::Write as _;
+
+/// Canonical JSON: object keys sorted bytewise, no whitespace, numbers normalised so that
+/// `1` and `1.0` encode the same (an integral float within ±2^53 is written as an integer;
+/// any other float with Rust's shortest round-trip form). List order is kept.
+pub fn canonical_json(v: &Value) -> String {
+    let mut s = String::with_capacity(256);
+    write_canonical(v, &mut s);
+    s
+}
+
+fn write_canonical(v: &Value, out: &mut String) {
+    match v {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => write_number(n, out),
+        Value::String(s) => {
+            out.push_str(&serde_json::to_string(s).expect("string serialises"));
+        }
+        Value::Array(a) => {
+            out.push('[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(x, out);
+            }
+            out.push(']');
+        }
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&serde_json::to_string(k).expect("string serialises"));
+                out.push(':');
+                write_canonical(&m[k.as_str()], out);
+            }
+            out.push('}');
+        }
+    }
+}
+
+fn write_number(n: &serde_json::Number, out: &mut String) {
+    if let Some(i) = n.as_i64() {
+        let _ = write!(out, "{i}");
+    } else if let Some(u) = n.as_u64() {
+        let _ = write!(out, "{u}");
+    } else {
+        let f = n.as_f64().unwrap_or(f64::NAN);
+        if f.is_finite() && f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0 {
+            let _ = write!(out, "{}", f as i64);
+        } else {
+            let _ = write!(out, "{f:?}");
+        }
+    }
+}
+
+/// Normalises numbers inside a JSON value in place: integral floats become integers,
+/// so that typed parameters re-serialised from `f64` fields hash like the YAML the user wrote.
+pub fn normalize_numbers(v: &mut Value) {
+    match v {
+        Value::Number(n) => {
+            if n.as_i64().is_none() && n.as_u64().is_none() {
+                if let Some(f) = n.as_f64() {
+                    if f.is_finite() && f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0 {
+                        *v = Value::from(f as i64);
+                    }
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(normalize_numbers),
+        Value::Object(m) => m.values_mut().for_each(normalize_numbers),
+        _ => {}
+    }
+}
+
+/// Converts a YAML value to JSON. YAML-only features (non-string keys, tags) are rendered
+/// as strings; `.nan`/`.inf` become strings since JSON has no such numbers.
+pub fn yaml_to_json(v: &serde_yaml_ng::Value) -> Value {
+    use serde_yaml_ng::Value as Y;
+    match v {
+        Y::Null => Value::Null,
+        Y::Bool(b) => Value::Bool(*b),
+        Y::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Value::from(i)
+            } else if let Some(u) = n.as_u64() {
+                Value::from(u)
+            } else {
+                let f = n.as_f64().unwrap_or(f64::NAN);
+                serde_json::Number::from_f64(f)
+                    .map(Value::Number)
+                    .unwrap_or_else(|| Value::String(f.to_string()))
+            }
+        }
+        Y::String(s) => Value::String(s.clone()),
+        Y::Sequence(s) => Value::Array(s.iter().map(yaml_to_json).collect()),
+        Y::Mapping(m) => {
+            let mut o = serde_json::Map::new();
+            for (k, v) in m {
+                let key = match k {
+                    Y::String(s) => s.clone(),
+                    other => serde_yaml_ng::to_string(other)
+                        .unwrap_or_default()
+                        .trim()
+                        .to_string(),
+                };
+                o.insert(key, yaml_to_json(v));
+            }
+            Value::Object(o)
+        }
+        Y::Tagged(t) => yaml_to_json(&t.value),
+    }
+}
+
+/// `SPATIA_NEEDS_<NAME>`: the name upper-cased, every non-alphanumeric character as `_`.
+pub fn env_name(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+        .collect()
+}
+
+/// Hex of a blake3 digest.
+pub fn hex(h: &blake3::Hash) -> String {
+    h.to_hex().to_string()
+}
+
+/// The time as RFC 3339 with milliseconds, UTC.
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}
+
+/// This machine's host name (recorded in provenance, never in keys).
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn one_and_one_point_zero_encode_alike() {
+        assert_eq!(canonical_json(&json!({"a": 1})), canonical_json(&json!({"a": 1.0})));
+        assert_ne!(canonical_json(&json!({"a": 1})), canonical_json(&json!({"a": 1.5})));
+    }
+
+    #[test]
+    fn keys_sorted_lists_kept() {
+        assert_eq!(canonical_json(&json!({"b": [2, 1], "a": null})), r#"{"a":null,"b":[2,1]}"#);
+    }
+
+    #[test]
+    fn env_names() {
+        assert_eq!(env_name("he-tiles.v2"), "HE_TILES_V2");
+    }
+}
