@@ -4,6 +4,8 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+pub mod core;
+
 /// Spatia: declarative, reproducible experiments for AI spatial pathomics.
 #[derive(Parser, Debug)]
 #[command(name = "spatia", version, about, propagate_version = true)]
@@ -15,6 +17,20 @@ pub struct Cli {
 /// The verbs.
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Run an experiment spec: every stage whose key is not cached
+    Run(core::RunArgs),
+    /// What would run and why (new key, changed input or parameter)
+    Plan(core::PlanArgs),
+    /// The DAG as a text tree (or Graphviz DOT) with keys and cached/stale state
+    Dag(core::DagArgs),
+    /// The record of a stage or key
+    Show(core::ShowArgs),
+    /// Remove cache entries not reachable from given specs or run records
+    Gc(core::GcArgs),
+    /// Re-hash every cache entry against its record
+    Verify(core::VerifyArgs),
+    /// List the stage kinds
+    Kinds,
     /// Survival statistics on any CSV (KM, log-rank, Cox, concordance, AUC, Brier, calibration)
     Survival(crate::survival::cli::SurvivalArgs),
     /// Whole-slide images: metadata and tiling
@@ -35,6 +51,13 @@ pub fn main() -> ExitCode {
         }
     };
     let result = match &cli.command {
+        Command::Run(a) => core::run(a),
+        Command::Plan(a) => core::plan(a),
+        Command::Dag(a) => core::dag_cmd(a),
+        Command::Show(a) => core::show(a),
+        Command::Gc(a) => core::gc(a),
+        Command::Verify(a) => core::verify(a),
+        Command::Kinds => core::kinds(),
         Command::Survival(a) => crate::survival::cli::run(a).map(|_| 0),
         Command::Slide(a) => crate::slide::cli::run_slide(a).map(|_| 0),
         Command::Stain(a) => crate::slide::cli::run_stain(a).map(|_| 0),

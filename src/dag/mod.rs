@@ -1,1 +1,266 @@
-//! dag (being built).
+//! The compiled DAG: one node per distinct stage key, across all arms and shards.
+//!
+//! [`build`] walks every arm's stages in dependency order, fans per-item stages out into one
+//! shard per cohort item, computes each node's key from its [`StageHashable`] and merges nodes
+//! whose key is equal, so arms that share a prefix share those nodes and run them once.
+//!
+//! **Invariant:** a key depends only on the kind, its version, resolved parameters, the keys
+//! of what it needs, the content digests of its input files, its item's digest and (for kinds
+//! that draw random numbers) the seed — never on absolute paths, the time or the host.
+//! `dag` reads input files only to hash them (through the stat cache) and the cohort tables
+//! only to list items.
+pub mod items;
+
+use crate::cache::hash::StatCache;
+use crate::spec::{Spec, StageDecl};
+use crate::stages::{Fanout, Item, ResolvedInput};
+use anyhow::{Context, Result};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+
+/// Version of the key encoding; bump to invalidate every key.
+pub const KEY_SCHEMA_VERSION: u32 = 1;
+
+/// Exactly what a key is the blake3 digest of (as canonical JSON).
+#[derive(Debug, Clone, Serialize)]
+pub struct StageHashable {
+    // identity of the computation
+    pub schema: u32,
+    pub kind: String,
+    pub kind_version: u32,
+    pub params: Value,
+    pub seed: Option<u64>,
+    // what it reads
+    pub upstream: BTreeMap<String, Vec<String>>,
+    pub inputs: BTreeMap<String, String>,
+    pub item: Option<(String, String)>,
+}
+
+impl StageHashable {
+    /// The canonical encoding.
+    pub fn encode(&self) -> String {
+        let v = serde_json::to_value(self).expect("hashable serialises");
+        let s = crate::util::canonical_json(&v);
+        debug_assert_eq!(s, crate::util::canonical_json(&serde_json::from_str(&s).expect("canonical json parses")), "encoding is not canonical");
+        s
+    }
+    /// The key: blake3 of the canonical encoding, hex.
+    pub fn key(&self) -> String {
+        blake3::hash(self.encode().as_bytes()).to_hex().to_string()
+    }
+}
+
+/// A need of a node: the stage name and the nodes providing it.
+#[derive(Debug, Clone)]
+pub struct NodeNeed {
+    pub name: String,
+    pub kind: String,
+    /// (item id for a shard, node index)
+    pub nodes: Vec<(Option<String>, usize)>,
+}
+
+/// One unit of work.
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub key: String,
+    pub stage: String,
+    /// Arms sharing this node.
+    pub arms: Vec<String>,
+    pub decl: StageDecl,
+    pub item: Option<Item>,
+    pub needs: Vec<NodeNeed>,
+    /// Nodes this one depends on (indices, all smaller than its own).
+    pub deps: Vec<usize>,
+    pub inputs: Vec<ResolvedInput>,
+    pub hashable: StageHashable,
+}
+
+/// The compiled DAG.
+#[derive(Debug)]
+pub struct Dag {
+    /// Nodes in a topological order.
+    pub nodes: Vec<Node>,
+    /// arm name → (stage name → node indices), stages in declaration order.
+    pub arms: Vec<(String, Vec<(String, Vec<usize>)>)>,
+    pub graph: petgraph::graph::DiGraph<usize, ()>,
+}
+
+/// Builds the DAG of a spec, hashing input files through `stat`.
+pub fn build(spec: &Spec, stat: &mut StatCache) -> Result<Dag> {
+    let mut nodes: Vec<Node> = Vec::new();
+    let mut by_key: HashMap<String, usize> = HashMap::new();
+    let mut digests: HashMap<String, String> = HashMap::new();
+    let needs_patients = spec.arms.iter().flat_map(|a| &a.stages).any(|s| s.checked.fanout == Fanout::PerPatient);
+    let needs_slides = spec.arms.iter().flat_map(|a| &a.stages).any(|s| s.checked.fanout == Fanout::PerSlide);
+    let patients = if needs_patients { items::patients(spec)? } else { Vec::new() };
+    let slides = if needs_slides { items::slides(spec, stat)? } else { Vec::new() };
+    let mut arms_out = Vec::new();
+
+    for arm in &spec.arms {
+        let order = topo_order(&arm.stages);
+        // stage name → (fanout, [(item id, node)])
+        let mut placed: HashMap<&str, (Fanout, Vec<(Option<String>, usize)>)> = HashMap::new();
+        for &si in &order {
+            let decl = &arm.stages[si];
+            let mut inputs = Vec::new();
+            for inp in &decl.checked.inputs {
+                let full = spec.root.join(&inp.path);
+                let digest = match digests.get(&inp.path) {
+                    Some(d) => d.clone(),
+                    None => {
+                        let d = stat.digest(&full).with_context(|| format!("cannot hash input {}", full.display()))?;
+                        digests.insert(inp.path.clone(), d.clone());
+                        d
+                    }
+                };
+                inputs.push(ResolvedInput { role: inp.role.clone(), path: full, digest });
+            }
+            let shard_items: Vec<Option<&Item>> = match decl.checked.fanout {
+                Fanout::Single => vec![None],
+                Fanout::PerPatient => patients.iter().map(Some).collect(),
+                Fanout::PerSlide => slides.iter().map(Some).collect(),
+            };
+            let mut mine = Vec::new();
+            for item in shard_items {
+                let mut upstream = BTreeMap::new();
+                let mut needs = Vec::new();
+                let mut deps = Vec::new();
+                for n in &decl.needs {
+                    let (nf, provided) = &placed[n.as_str()];
+                    let up_decl = arm.stages.iter().find(|s| &s.name == n).expect("checked need");
+                    let chosen: Vec<(Option<String>, usize)> = match (item, nf) {
+                        (Some(it), f) if *f == decl.checked.fanout => {
+                            provided.iter().filter(|(id, _)| id.as_deref() == Some(&it.id)).cloned().collect()
+                        }
+                        _ => provided.clone(),
+                    };
+                    let keys: Vec<String> = match (item, nf) {
+                        (Some(it), Fanout::Single) if up_decl.kind.item_scoped() => {
+                            let view = serde_json::json!({
+                                "kind": up_decl.kind.name(),
+                                "kind_version": up_decl.kind.version(),
+                                "params": up_decl.checked.params,
+                                "item": [it.id, it.digest],
+                            });
+                            vec![format!("item:{}", blake3::hash(crate::util::canonical_json(&view).as_bytes()).to_hex())]
+                        }
+                        _ => chosen.iter().map(|(_, i)| nodes[*i].key.clone()).collect(),
+                    };
+                    upstream.insert(n.clone(), keys);
+                    deps.extend(chosen.iter().map(|(_, i)| *i));
+                    needs.push(NodeNeed { name: n.clone(), kind: up_decl.kind.name().to_string(), nodes: chosen });
+                }
+                let hashable = StageHashable {
+                    schema: KEY_SCHEMA_VERSION,
+                    kind: decl.kind.name().to_string(),
+                    kind_version: decl.kind.version(),
+                    params: decl.checked.params.clone(),
+                    seed: decl.checked.uses_seed.then_some(spec.seed),
+                    upstream,
+                    inputs: inputs.iter().map(|i| (i.role.clone(), i.digest.clone())).collect(),
+                    item: item.map(|i| (i.id.clone(), i.digest.clone())),
+                };
+                let key = hashable.key();
+                let idx = match by_key.get(&key) {
+                    Some(&i) => {
+                        if !nodes[i].arms.contains(&arm.name) {
+                            nodes[i].arms.push(arm.name.clone());
+                        }
+                        i
+                    }
+                    None => {
+                        deps.sort_unstable();
+                        deps.dedup();
+                        nodes.push(Node {
+                            key: key.clone(),
+                            stage: decl.name.clone(),
+                            arms: vec![arm.name.clone()],
+                            decl: decl.clone(),
+                            item: item.cloned(),
+                            needs,
+                            deps,
+                            inputs: inputs.clone(),
+                            hashable,
+                        });
+                        by_key.insert(key, nodes.len() - 1);
+                        nodes.len() - 1
+                    }
+                };
+                mine.push((item.map(|i| i.id.clone()), idx));
+            }
+            placed.insert(decl.name.as_str(), (decl.checked.fanout, mine));
+        }
+        let stages = arm
+            .stages
+            .iter()
+            .map(|s| (s.name.clone(), placed[s.name.as_str()].1.iter().map(|(_, i)| *i).collect()))
+            .collect();
+        arms_out.push((arm.name.clone(), stages));
+    }
+    let mut graph = petgraph::graph::DiGraph::new();
+    let ids: Vec<_> = (0..nodes.len()).map(|i| graph.add_node(i)).collect();
+    for (i, n) in nodes.iter().enumerate() {
+        for &d in &n.deps {
+            graph.add_edge(ids[d], ids[i], ());
+        }
+    }
+    Ok(Dag { nodes, arms: arms_out, graph })
+}
+
+/// Stage indices of an arm in dependency order (declaration order among independent ones).
+fn topo_order(stages: &[StageDecl]) -> Vec<usize> {
+    let index: HashMap<&str, usize> = stages.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();
+    let mut done = vec![false; stages.len()];
+    let mut order = Vec::with_capacity(stages.len());
+    fn visit(i: usize, stages: &[StageDecl], index: &HashMap<&str, usize>, done: &mut Vec<bool>, order: &mut Vec<usize>) {
+        if done[i] {
+            return;
+        }
+        done[i] = true;
+        for n in &stages[i].needs {
+            visit(index[n.as_str()], stages, index, done, order);
+        }
+        order.push(i);
+    }
+    for i in 0..stages.len() {
+        visit(i, stages, &index, &mut done, &mut order);
+    }
+    order
+}
+
+impl Dag {
+    /// Graphviz DOT of the nodes, labelled with stage, item, kind and short key; `state` gives
+    /// each node's state word.
+    pub fn to_dot(&self, state: &dyn Fn(usize) -> String) -> String {
+        let mut s = String::from("digraph spatia {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n");
+        for (i, n) in self.nodes.iter().enumerate() {
+            let item = n.item.as_ref().map(|it| format!(" [{}]", it.id)).unwrap_or_default();
+            let st = state(i);
+            let color = match st.as_str() {
+                "cached" => "palegreen",
+                "stale" => "lightsalmon",
+                _ => "lightgrey",
+            };
+            s.push_str(&format!(
+                "  n{i} [label=\"{}{}\\n{} {}\\n{}\", style=filled, fillcolor={color}];\n",
+                esc(&n.stage),
+                esc(&item),
+                n.decl.kind.name(),
+                &n.key[..12],
+                st
+            ));
+        }
+        for e in self.graph.edge_indices() {
+            if let Some((a, b)) = self.graph.edge_endpoints(e) {
+                s.push_str(&format!("  n{} -> n{};\n", self.graph[a], self.graph[b]));
+            }
+        }
+        s.push_str("}\n");
+        s
+    }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}

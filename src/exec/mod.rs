@@ -1,1 +1,356 @@
-//! exec (being built).
+//! The local executor: runs a [`Dag`] against a [`Cache`] with `jobs` worker threads.
+//!
+//! Cached nodes are skipped without being touched; ready nodes run in parallel; a failed node
+//! stops its dependents while unrelated branches finish. Before computing a key a worker takes
+//! the key's lock, so two processes never compute one key: the second waits and reuses.
+//! Progress goes to indicatif bars (per stage, counting shards), to nothing (`quiet`) or to
+//! JSON lines on stdout (`json`).
+use crate::cache::{Cache, InputRecord, Record, RECORD_SCHEMA_VERSION};
+use crate::dag::Dag;
+use crate::provenance::{NodeSummary, RunSummary, Status, RUN_SCHEMA_VERSION};
+use crate::spec::Spec;
+use crate::stages::{Need, RunCx};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Mutex};
+use std::time::Instant;
+
+/// How to report progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    Bars,
+    Quiet,
+    Json,
+}
+
+/// Executor options.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub jobs: usize,
+    pub output: Output,
+    pub command: Vec<String>,
+}
+
+/// Outcome of a run.
+pub struct Outcome {
+    pub summary: RunSummary,
+    pub run_file: PathBuf,
+}
+
+fn emit(output: Output, v: serde_json::Value) {
+    if output == Output::Json {
+        println!("{v}");
+    }
+}
+
+/// Runs every node not in the cache; writes the run record.
+pub fn run(spec: &Spec, dag: &Dag, cache: &Cache, opts: &Options) -> anyhow::Result<Outcome> {
+    let started = crate::util::now_rfc3339();
+    let t0 = Instant::now();
+    let n = dag.nodes.len();
+    let mut status: Vec<Option<NodeSummary>> = vec![None; n];
+    let mut pending_deps: Vec<usize> = vec![0; n];
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
+    let mut todo = 0usize;
+    for (i, node) in dag.nodes.iter().enumerate() {
+        if cache.contains(&node.key) {
+            status[i] = Some(summary(node, Status::Hit, 0.0, None, None));
+        } else {
+            todo += 1;
+        }
+    }
+    for (i, node) in dag.nodes.iter().enumerate() {
+        if status[i].is_some() {
+            continue;
+        }
+        for &d in &node.deps {
+            if status[d].is_none() {
+                pending_deps[i] += 1;
+                dependents[d].push(i);
+            }
+        }
+    }
+    emit(opts.output, serde_json::json!({"event": "plan", "nodes": n, "cached": n - todo, "to_run": todo}));
+
+    // progress bars: one per stage name with shards to run
+    let mp = MultiProgress::with_draw_target(if opts.output == Output::Bars && todo > 0 {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    });
+    let mut bars: HashMap<String, ProgressBar> = HashMap::new();
+    if todo > 0 && opts.output == Output::Bars {
+        let style = ProgressStyle::with_template("{prefix:>16.bold} [{bar:30}] {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+        for (i, node) in dag.nodes.iter().enumerate() {
+            if status[i].is_none() {
+                let b = bars.entry(node.stage.clone()).or_insert_with(|| {
+                    let b = mp.add(ProgressBar::new(0));
+                    b.set_style(style.clone());
+                    b.set_prefix(node.stage.clone());
+                    b
+                });
+                b.inc_length(1);
+            }
+        }
+    }
+
+    let (job_tx, job_rx) = mpsc::channel::<usize>();
+    let job_rx = Mutex::new(job_rx);
+    let (done_tx, done_rx) = mpsc::channel::<(usize, NodeSummary)>();
+    let jobs = opts.jobs.max(1).min(todo.max(1));
+    std::thread::scope(|s| {
+        for _ in 0..jobs {
+            let done_tx = done_tx.clone();
+            let job_rx = &job_rx;
+            s.spawn(move || loop {
+                let next = job_rx.lock().ok().and_then(|rx| rx.recv().ok());
+                let Some(i) = next else { break };
+                let r = run_node(spec, dag, cache, i);
+                if done_tx.send((i, r)).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(done_tx);
+        let mut running = 0usize;
+        for i in 0..n {
+            if status[i].is_none() && pending_deps[i] == 0 {
+                emit(opts.output, serde_json::json!({"event": "start", "stage": dag.nodes[i].stage, "item": dag.nodes[i].item.as_ref().map(|x| &x.id), "key": dag.nodes[i].key}));
+                let _ = job_tx.send(i);
+                running += 1;
+            }
+        }
+        while running > 0 {
+            let Ok((i, res)) = done_rx.recv() else { break };
+            running -= 1;
+            let node = &dag.nodes[i];
+            if let Some(b) = bars.get(&node.stage) {
+                b.inc(1);
+                if res.status == Status::Failed {
+                    b.set_message("FAILED");
+                }
+            }
+            emit(opts.output, serde_json::json!({"event": "finish", "stage": node.stage, "item": node.item.as_ref().map(|x| &x.id), "key": node.key, "status": res.status, "duration_s": res.duration_s, "error": res.error, "log": res.log}));
+            let failed = res.status == Status::Failed;
+            status[i] = Some(res);
+            if failed {
+                // skip every transitive dependent
+                let mut stack = dependents[i].clone();
+                while let Some(d) = stack.pop() {
+                    if status[d].is_none() {
+                        let why = format!("needs `{}`{} which failed", node.stage, node.item.as_ref().map(|x| format!(" [{}]", x.id)).unwrap_or_default());
+                        status[d] = Some(summary(&dag.nodes[d], Status::Skipped, 0.0, Some(why), None));
+                        if let Some(b) = bars.get(&dag.nodes[d].stage) {
+                            b.inc(1);
+                        }
+                        emit(opts.output, serde_json::json!({"event": "skip", "stage": dag.nodes[d].stage, "key": dag.nodes[d].key}));
+                        stack.extend(dependents[d].iter().copied());
+                    }
+                }
+            } else {
+                for &d in &dependents[i] {
+                    pending_deps[d] -= 1;
+                    if pending_deps[d] == 0 && status[d].is_none() {
+                        emit(opts.output, serde_json::json!({"event": "start", "stage": dag.nodes[d].stage, "item": dag.nodes[d].item.as_ref().map(|x| &x.id), "key": dag.nodes[d].key}));
+                        let _ = job_tx.send(d);
+                        running += 1;
+                    }
+                }
+            }
+        }
+        drop(job_tx);
+    });
+    for b in bars.values() {
+        b.finish();
+    }
+
+    // publish copies
+    for (i, node) in dag.nodes.iter().enumerate() {
+        let ok = matches!(status[i].as_ref().map(|s| &s.status), Some(Status::Hit | Status::Miss | Status::Waited));
+        if let (true, Some(rel)) = (ok, &node.decl.publish) {
+            let dst = spec.root.join(rel).join(node.item.as_ref().map(|x| x.id.as_str()).unwrap_or(""));
+            publish(&cache.out_dir(&node.key), &dst, &node.key)?;
+        }
+    }
+
+    let nodes: Vec<NodeSummary> = status.into_iter().map(|s| s.expect("every node has a status")).collect();
+    let ok = nodes.iter().all(|s| matches!(s.status, Status::Hit | Status::Miss | Status::Waited));
+    let mut arms = BTreeMap::new();
+    for (arm, stages) in &dag.arms {
+        let mut m = BTreeMap::new();
+        for (stage, idx) in stages {
+            let single = idx.len() == 1 && dag.nodes[idx[0]].item.is_none();
+            let v = if single {
+                serde_json::Value::String(dag.nodes[idx[0]].key.clone())
+            } else {
+                serde_json::Value::Object(
+                    idx.iter()
+                        .map(|&i| (dag.nodes[i].item.as_ref().map(|x| x.id.clone()).unwrap_or_default(), serde_json::Value::String(dag.nodes[i].key.clone())))
+                        .collect(),
+                )
+            };
+            m.insert(stage.clone(), v);
+        }
+        arms.insert(arm.clone(), m);
+    }
+    let settings = spec
+        .arms
+        .iter()
+        .map(|a| (a.name.clone(), a.settings.iter().cloned().collect::<BTreeMap<_, _>>()))
+        .collect();
+    let summary = RunSummary {
+        schema_version: RUN_SCHEMA_VERSION,
+        name: spec.name.clone(),
+        spec: spec.file.strip_prefix(&spec.root).unwrap_or(&spec.file).display().to_string(),
+        spec_blake3: spec.text_digest.clone(),
+        seed: spec.seed,
+        command: opts.command.clone(),
+        started,
+        finished: crate::util::now_rfc3339(),
+        duration_s: t0.elapsed().as_secs_f64(),
+        tool: crate::provenance::tool_version(),
+        host: crate::util::hostname(),
+        jobs: opts.jobs.max(1),
+        arms,
+        settings,
+        nodes,
+        ok,
+    };
+    let run_file = summary.write(&spec.root)?;
+    Ok(Outcome { summary, run_file })
+}
+
+fn summary(node: &crate::dag::Node, status: Status, duration_s: f64, error: Option<String>, log: Option<String>) -> NodeSummary {
+    NodeSummary {
+        key: node.key.clone(),
+        stage: node.stage.clone(),
+        kind: node.decl.kind.name().to_string(),
+        arms: node.arms.clone(),
+        item: node.item.as_ref().map(|x| x.id.clone()),
+        status,
+        duration_s,
+        error,
+        log,
+    }
+}
+
+/// Computes one node into the cache (or reuses what another process published meanwhile).
+fn run_node(spec: &Spec, dag: &Dag, cache: &Cache, i: usize) -> NodeSummary {
+    let node = &dag.nodes[i];
+    let t0 = Instant::now();
+    let fail = |msg: String, log: Option<PathBuf>| summary(node, Status::Failed, t0.elapsed().as_secs_f64(), Some(msg), log.map(|p| p.display().to_string()));
+    let _lock = match cache.lock(&node.key) {
+        Ok(l) => l,
+        Err(e) => return fail(format!("cannot lock key {}: {e}", node.key), None),
+    };
+    if cache.contains(&node.key) {
+        return summary(node, Status::Waited, t0.elapsed().as_secs_f64(), None, None);
+    }
+    let writer = match cache.writer(&node.key) {
+        Ok(w) => w,
+        Err(e) => return fail(format!("cannot create a temporary entry in {}: {e}", cache.root.display()), None),
+    };
+    let log_file = match std::fs::File::create(writer.log_path()) {
+        Ok(f) => f,
+        Err(e) => return fail(format!("cannot create log: {e}"), None),
+    };
+    let log = Mutex::new(log_file);
+    let needs: Vec<Need> = node
+        .needs
+        .iter()
+        .map(|nn| Need {
+            name: nn.name.clone(),
+            kind: nn.kind.clone(),
+            dirs: nn.nodes.iter().map(|(item, j)| (item.clone(), cache.out_dir(&dag.nodes[*j].key))).collect(),
+        })
+        .collect();
+    let started = crate::util::now_rfc3339();
+    let (out, scratch) = (writer.out(), writer.scratch());
+    let cx = RunCx {
+        stage: &node.stage,
+        key: &node.key,
+        params: &node.decl.checked.params,
+        out: &out,
+        scratch: &scratch,
+        root: &spec.root,
+        needs: &needs,
+        inputs: &node.inputs,
+        item: node.item.as_ref(),
+        seed: spec.seed,
+        cohort: spec.cohort.as_ref(),
+        log: &log,
+    };
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| node.decl.kind.run(&cx)))
+        .unwrap_or_else(|p| {
+            let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
+            Err(anyhow::anyhow!("stage panicked: {msg}"))
+        });
+    if let Err(e) = result {
+        cx.log(&format!("spatia: stage `{}` failed: {e:#}", node.stage));
+        drop(log);
+        let log_path = writer.fail();
+        return fail(format!("{e:#}"), Some(log_path));
+    }
+    drop(log);
+    let finished = crate::util::now_rfc3339();
+    let mut record = Record {
+        schema_version: RECORD_SCHEMA_VERSION,
+        key: node.key.clone(),
+        kind: node.decl.kind.name().to_string(),
+        kind_version: node.decl.kind.version(),
+        stage: node.stage.clone(),
+        item: node.item.as_ref().map(|x| x.id.clone()),
+        params: node.decl.checked.params.clone(),
+        upstream: node.hashable.upstream.clone(),
+        inputs: node
+            .inputs
+            .iter()
+            .zip(&node.decl.checked.inputs)
+            .map(|(r, decl)| InputRecord { role: r.role.clone(), path: decl.path.clone(), blake3: r.digest.clone() })
+            .collect(),
+        seed: node.hashable.seed,
+        outputs: Vec::new(),
+        output_digest: String::new(),
+        started,
+        finished,
+        duration_s: t0.elapsed().as_secs_f64(),
+        tool: crate::provenance::tool_version(),
+        host: crate::util::hostname(),
+        libraries: crate::provenance::library_versions(),
+    };
+    match writer.finish(&mut record) {
+        Ok(_) => summary(node, Status::Miss, t0.elapsed().as_secs_f64(), None, None),
+        Err(e) => fail(format!("cannot publish the entry: {e}"), None),
+    }
+}
+
+/// Copies an entry's outputs to a publish directory unless it already holds this key.
+fn publish(src: &Path, dst: &Path, key: &str) -> anyhow::Result<()> {
+    let stamp = dst.join(".spatia-key");
+    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(key) {
+        return Ok(());
+    }
+    if dst.exists() {
+        std::fs::remove_dir_all(dst)?;
+    }
+    copy_tree(src, dst)?;
+    std::fs::write(stamp, key)?;
+    Ok(())
+}
+
+fn copy_tree(src: &Path, dst: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dst)?;
+    for e in std::fs::read_dir(src)? {
+        let e = e?;
+        let to = dst.join(e.file_name());
+        if e.file_type()?.is_dir() {
+            copy_tree(&e.path(), &to)?;
+        } else {
+            std::fs::copy(e.path(), &to)?;
+        }
+    }
+    Ok(())
+}

@@ -1,1 +1,495 @@
-//! spec (being built).
+//! Experiment specs: YAML text → checked [`Spec`].
+//!
+//! [`raw::RawSpec`] mirrors the YAML (serde, unknown keys rejected, no I/O); [`compile`] checks
+//! it — kinds exist, `needs` name stages, no cycles, matrix paths name parameters, input files
+//! exist, outputs stay inside the project — and expands the matrix into arms. Every error names
+//! `file:line:column` and what was expected. `spec` never hashes or runs anything.
+pub mod locate;
+pub mod raw;
+
+use crate::stages::{self, CheckCx, Checked, StageKind};
+use locate::{render, Locator, Seg};
+use serde_json::Value as Json;
+use serde_yaml_ng::Value as Yaml;
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Component, Path, PathBuf};
+
+/// The checked cohort block.
+pub type Cohort = raw::RawCohort;
+
+/// A spec error: where it is and what was expected.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("cannot read spec {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{file}:{line}:{col}: {msg}")]
+    At { file: String, line: usize, col: usize, msg: String },
+}
+
+/// A checked spec.
+#[derive(Debug)]
+pub struct Spec {
+    pub name: String,
+    pub seed: u64,
+    pub description: Option<String>,
+    /// The spec file (absolute).
+    pub file: PathBuf,
+    /// The project root: inputs and outputs are relative to it; `cache/`, `runs/`,
+    /// `reports/` live in it.
+    pub root: PathBuf,
+    pub cohort: Option<Cohort>,
+    /// At least one arm (`main` when there is no matrix).
+    pub arms: Vec<Arm>,
+    /// blake3 of the spec text (recorded in runs, not in keys).
+    pub text_digest: String,
+}
+
+/// One arm of the matrix: a full DAG of stages.
+#[derive(Debug)]
+pub struct Arm {
+    pub name: String,
+    /// The matrix settings of this arm (path, value).
+    pub settings: Vec<(String, Json)>,
+    /// Stages in declaration order.
+    pub stages: Vec<StageDecl>,
+}
+
+/// One stage of one arm, checked.
+#[derive(Debug, Clone)]
+pub struct StageDecl {
+    pub name: String,
+    pub kind: &'static dyn StageKind,
+    pub needs: Vec<String>,
+    pub checked: Checked,
+    /// Directory (relative to the root) the outputs are copied to after a run.
+    pub publish: Option<String>,
+}
+
+impl std::fmt::Debug for dyn StageKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Finds the project root of a spec: the nearest ancestor holding `spatia.toml` or `.git`,
+/// else the spec's own directory.
+pub fn find_root(spec: &Path) -> PathBuf {
+    let dir = spec.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    let mut cur = Some(dir.as_path());
+    while let Some(d) = cur {
+        if d.join("spatia.toml").exists() || d.join(".git").exists() {
+            return d.to_path_buf();
+        }
+        cur = d.parent();
+    }
+    dir
+}
+
+struct Ctx<'a> {
+    file: String,
+    text: &'a str,
+    loc: std::cell::OnceCell<Locator>,
+}
+
+impl Ctx<'_> {
+    fn locator(&self) -> &Locator {
+        self.loc.get_or_init(|| Locator::new(self.text))
+    }
+    fn at_value(&self, path: &[Seg], msg: impl Into<String>) -> SpecError {
+        let (line, col) = self.locator().value(path);
+        SpecError::At { file: self.file.clone(), line, col, msg: msg.into() }
+    }
+    fn at_key(&self, path: &[Seg], msg: impl Into<String>) -> SpecError {
+        let (line, col) = self.locator().key(path);
+        SpecError::At { file: self.file.clone(), line, col, msg: msg.into() }
+    }
+}
+
+fn p(parts: &[&str]) -> Vec<Seg> {
+    parts.iter().map(|s| Seg::key(s)).collect()
+}
+
+/// Reads and checks a spec file. `root` overrides the project root.
+pub fn compile(path: &Path, root: Option<&Path>) -> Result<Spec, SpecError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| SpecError::Read { path: path.display().to_string(), source })?;
+    let file = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let root = match root {
+        Some(r) => std::path::absolute(r).unwrap_or_else(|_| r.to_path_buf()),
+        None => find_root(&file),
+    };
+    compile_str(&text, &path.display().to_string(), file, root)
+}
+
+/// Checks spec text; `display` is the file name used in messages.
+pub fn compile_str(text: &str, display: &str, file: PathBuf, root: PathBuf) -> Result<Spec, SpecError> {
+    let cx = Ctx { file: display.to_string(), text, loc: std::cell::OnceCell::new() };
+    let raw = raw::parse(text).map_err(|e| {
+        let (line, col) = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
+        let mut msg = e.to_string();
+        if let Some(i) = msg.rfind(" at line ") {
+            msg.truncate(i);
+        }
+        SpecError::At { file: display.to_string(), line, col, msg }
+    })?;
+
+    // cohort
+    if let Some(c) = &raw.cohort {
+        check_input(&cx, &root, &c.clinical, &p(&["cohort", "clinical"]))?;
+        if let Some(s) = &c.slides {
+            check_input(&cx, &root, s, &p(&["cohort", "slides"]))?;
+        }
+        if let Some(m) = &c.missing {
+            if !["error", "drop", "impute"].contains(&m.as_str()) {
+                return Err(cx.at_value(
+                    &p(&["cohort", "missing"]),
+                    format!("cohort.missing must be one of error, drop, impute, found `{m}`"),
+                ));
+            }
+        }
+        for cat in &c.categorical {
+            if !c.covariates.contains(cat) {
+                return Err(cx.at_value(
+                    &p(&["cohort", "categorical"]),
+                    format!("categorical covariate `{cat}` is not listed in cohort.covariates"),
+                ));
+            }
+        }
+    }
+
+    // stages: names, kinds, needs, publish; kind parameters kept raw for per-arm checks
+    struct Base {
+        name: String,
+        kind: &'static dyn StageKind,
+        needs: Vec<String>,
+        publish: Option<String>,
+        params: serde_json::Map<String, Json>,
+    }
+    let mut bases: Vec<Base> = Vec::new();
+    let kinds: Vec<&str> = stages::REGISTRY.iter().map(|k| k.name()).collect();
+    if raw.stages.is_empty() {
+        return Err(cx.at_value(&p(&["stages"]), "`stages` is empty; expected at least one stage"));
+    }
+    for (k, v) in &raw.stages {
+        let Some(name) = k.as_str() else {
+            return Err(cx.at_value(&p(&["stages"]), "stage names must be strings"));
+        };
+        let sp = p(&["stages", name]);
+        if name.is_empty() || name.contains('/') {
+            return Err(cx.at_key(&sp, format!("stage name `{name}` must be non-empty and contain no `/`")));
+        }
+        let Yaml::Mapping(m) = v else {
+            return Err(cx.at_value(&sp, format!("stage `{name}` must be a mapping with a `kind`")));
+        };
+        let kind_name = match m.get("kind") {
+            None => {
+                return Err(cx.at_key(&sp, format!("stage `{name}` has no `kind`; expected one of: {}", kinds.join(", "))))
+            }
+            Some(Yaml::String(s)) => s.clone(),
+            Some(_) => return Err(cx.at_value(&[sp.clone(), p(&["kind"])].concat(), "`kind` must be a string")),
+        };
+        let Some(kind) = stages::lookup(&kind_name) else {
+            let hint = did_you_mean(&kind_name, &kinds)
+                .map(|s| format!("did you mean `{s}`? "))
+                .unwrap_or_default();
+            return Err(cx.at_value(
+                &[sp.clone(), p(&["kind"])].concat(),
+                format!("unknown stage kind `{kind_name}`; {hint}known kinds: {}", kinds.join(", ")),
+            ));
+        };
+        let needs = match m.get("needs") {
+            None | Some(Yaml::Null) => Vec::new(),
+            Some(Yaml::String(s)) => vec![s.clone()],
+            Some(Yaml::Sequence(seq)) => {
+                let mut out = Vec::new();
+                for (i, n) in seq.iter().enumerate() {
+                    match n.as_str() {
+                        Some(s) => out.push(s.to_string()),
+                        None => {
+                            let mut at = [sp.clone(), p(&["needs"])].concat();
+                            at.push(Seg::Index(i));
+                            return Err(cx.at_value(&at, "`needs` entries must be stage names (strings)"));
+                        }
+                    }
+                }
+                out
+            }
+            Some(_) => {
+                return Err(cx.at_value(&[sp.clone(), p(&["needs"])].concat(), "`needs` must be a list of stage names"))
+            }
+        };
+        let publish = match m.get("publish") {
+            None | Some(Yaml::Null) => None,
+            Some(Yaml::String(s)) => {
+                check_output(&cx, &root, s, &[sp.clone(), p(&["publish"])].concat())?;
+                Some(s.clone())
+            }
+            Some(_) => {
+                return Err(cx.at_value(&[sp.clone(), p(&["publish"])].concat(), "`publish` must be a directory path"))
+            }
+        };
+        let mut params = serde_json::Map::new();
+        for (pk, pv) in m {
+            let Some(pk) = pk.as_str() else { continue };
+            if raw::COMMON_KEYS.contains(&pk) {
+                continue;
+            }
+            params.insert(pk.to_string(), crate::util::yaml_to_json(pv));
+        }
+        bases.push(Base { name: name.to_string(), kind, needs, publish, params });
+    }
+
+    // needs name stages; no self-needs; no cycles
+    let index: HashMap<&str, usize> = bases.iter().enumerate().map(|(i, b)| (b.name.as_str(), i)).collect();
+    let names: Vec<&str> = bases.iter().map(|b| b.name.as_str()).collect();
+    for b in &bases {
+        for (i, n) in b.needs.iter().enumerate() {
+            if !index.contains_key(n.as_str()) {
+                let mut at = p(&["stages", &b.name, "needs"]);
+                at.push(Seg::Index(i));
+                let hint = did_you_mean(n, &names).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+                return Err(cx.at_value(
+                    &at,
+                    format!("stage `{}` needs `{n}`, which is not a stage{hint}; stages are: {}", b.name, names.join(", ")),
+                ));
+            }
+        }
+    }
+    if let Some(cycle) = find_cycle(&bases.iter().map(|b| b.needs.iter().map(|n| index[n.as_str()]).collect()).collect::<Vec<Vec<usize>>>()) {
+        let path: Vec<&str> = cycle.iter().map(|&i| bases[i].name.as_str()).collect();
+        let first = &bases[cycle[0]];
+        return Err(cx.at_value(
+            &p(&["stages", &first.name, "needs"]),
+            format!("`needs` form a cycle: {}", path.join(" → ")),
+        ));
+    }
+
+    // matrix
+    let mut axes: Vec<(String, usize, Vec<String>, Vec<Json>)> = Vec::new(); // (path, stage idx, param path, values)
+    if let Some(mx) = &raw.matrix {
+        for (k, v) in mx {
+            let Some(key) = k.as_str() else {
+                return Err(cx.at_value(&p(&["matrix"]), "matrix keys must be `stage.parameter` paths"));
+            };
+            let at = p(&["matrix", key]);
+            let mut parts = key.split('.');
+            let stage = parts.next().unwrap_or("");
+            let rest: Vec<String> = parts.map(str::to_string).collect();
+            let Some(&si) = index.get(stage) else {
+                let hint = did_you_mean(stage, &names).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+                return Err(cx.at_key(&at, format!("matrix path `{key}` names no stage `{stage}`{hint}")));
+            };
+            if rest.is_empty() {
+                return Err(cx.at_key(&at, format!("matrix path `{key}` names no parameter; expected `stage.parameter`")));
+            }
+            if raw::COMMON_KEYS.contains(&rest[0].as_str()) {
+                return Err(cx.at_key(&at, format!("matrix path `{key}` names `{}`, which is not a parameter", rest[0])));
+            }
+            let mut cur = Json::Object(bases[si].params.clone());
+            for seg in &rest {
+                match cur.get(seg) {
+                    Some(x) => cur = x.clone(),
+                    None => {
+                        return Err(cx.at_key(
+                            &at,
+                            format!(
+                                "matrix path `{key}` names no parameter: stage `{stage}` has no `{}` (give it a default value in the stage)",
+                                rest.join(".")
+                            ),
+                        ))
+                    }
+                }
+            }
+            let Yaml::Sequence(vals) = v else {
+                return Err(cx.at_value(&at, format!("matrix `{key}` must be a list of values, one per arm")));
+            };
+            if vals.is_empty() {
+                return Err(cx.at_value(&at, format!("matrix `{key}` is an empty list; expected at least one value")));
+            }
+            axes.push((key.to_string(), si, rest, vals.iter().map(crate::util::yaml_to_json).collect()));
+        }
+    }
+
+    // arms: cartesian product, first axis slowest
+    let mut combos: Vec<Vec<usize>> = vec![Vec::new()];
+    for (_, _, _, vals) in &axes {
+        combos = combos
+            .into_iter()
+            .flat_map(|c| (0..vals.len()).map(move |i| [c.clone(), vec![i]].concat()))
+            .collect();
+    }
+    let mut arms = Vec::new();
+    let mut seen_names = BTreeSet::new();
+    for combo in combos {
+        let mut params: Vec<serde_json::Map<String, Json>> = bases.iter().map(|b| b.params.clone()).collect();
+        let mut settings = Vec::new();
+        let mut origin: HashMap<(usize, String), Vec<Seg>> = HashMap::new();
+        for (ai, &vi) in combo.iter().enumerate() {
+            let (key, si, rest, vals) = &axes[ai];
+            set_path(&mut params[*si], rest, vals[vi].clone());
+            settings.push((key.clone(), vals[vi].clone()));
+            let mut at = p(&["matrix", key]);
+            at.push(Seg::Index(vi));
+            origin.insert((*si, rest[0].clone()), at);
+        }
+        let mut name = if settings.is_empty() {
+            "main".to_string()
+        } else {
+            settings
+                .iter()
+                .map(|(k, v)| format!("{}={}", k.rsplit('.').next().unwrap_or(k), compact(v)))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        if !seen_names.insert(name.clone()) {
+            name = format!("{name}#{}", arms.len());
+            seen_names.insert(name.clone());
+        }
+        let mut decls = Vec::new();
+        for (i, b) in bases.iter().enumerate() {
+            let ccx = CheckCx { stage: &b.name, cohort: raw.cohort.as_ref() };
+            let checked = b.kind.check(&Json::Object(params[i].clone()), &ccx).map_err(|e| {
+                let first = match e.path.first() {
+                    Some(Seg::Key(k)) => k.clone(),
+                    _ => String::new(),
+                };
+                let msg = format!("stage `{}` ({}): {}", b.name, b.kind.name(), e.msg);
+                if let Some(at) = origin.get(&(i, first)) {
+                    return cx.at_value(at, format!("{msg} (value from the matrix, arm `{name}`)"));
+                }
+                let at = [p(&["stages", &b.name]), e.path.clone()].concat();
+                if e.msg.starts_with("unknown field") {
+                    cx.at_key(&at, msg)
+                } else {
+                    cx.at_value(&at, msg)
+                }
+            })?;
+            for inp in &checked.inputs {
+                let at = if inp.absolute { inp.at.clone() } else { [p(&["stages", &b.name]), inp.at.clone()].concat() };
+                check_input(&cx, &root, &inp.path, &at)?;
+            }
+            decls.push(StageDecl {
+                name: b.name.clone(),
+                kind: b.kind,
+                needs: b.needs.clone(),
+                checked,
+                publish: b.publish.clone(),
+            });
+        }
+        arms.push(Arm { name, settings, stages: decls });
+    }
+
+    Ok(Spec {
+        name: raw.name,
+        seed: raw.seed,
+        description: raw.description,
+        file,
+        root,
+        cohort: raw.cohort,
+        arms,
+        text_digest: blake3::hash(text.as_bytes()).to_hex().to_string(),
+    })
+}
+
+fn set_path(m: &mut serde_json::Map<String, Json>, path: &[String], v: Json) {
+    if path.len() == 1 {
+        m.insert(path[0].clone(), v);
+    } else if let Some(Json::Object(inner)) = m.get_mut(&path[0]) {
+        set_path(inner, &path[1..], v);
+    }
+}
+
+/// Short label of a matrix value: scalars as written, lists joined with `+`.
+fn compact(v: &Json) -> String {
+    match v {
+        Json::String(s) => s.clone(),
+        Json::Array(a) => a.iter().map(compact).collect::<Vec<_>>().join("+"),
+        other => crate::util::canonical_json(other),
+    }
+}
+
+fn did_you_mean<'a>(word: &str, options: &[&'a str]) -> Option<&'a str> {
+    options
+        .iter()
+        .map(|o| (strsim::jaro_winkler(word, o), *o))
+        .filter(|(s, _)| *s > 0.75)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, o)| o)
+}
+
+/// Returns a cycle (first node repeated at the end) if the graph has one.
+fn find_cycle(adj: &[Vec<usize>]) -> Option<Vec<usize>> {
+    let mut g = petgraph::graph::DiGraph::<(), ()>::new();
+    let nodes: Vec<_> = (0..adj.len()).map(|_| g.add_node(())).collect();
+    for (i, ns) in adj.iter().enumerate() {
+        for &n in ns {
+            g.add_edge(nodes[i], nodes[n], ());
+        }
+    }
+    let start = match petgraph::algo::toposort(&g, None) {
+        Ok(_) => return None,
+        Err(c) => c.node_id().index(),
+    };
+    // DFS from start for a path back to start
+    fn dfs(adj: &[Vec<usize>], cur: usize, target: usize, seen: &mut Vec<bool>, path: &mut Vec<usize>) -> bool {
+        for &n in &adj[cur] {
+            if n == target {
+                path.push(n);
+                return true;
+            }
+            if !seen[n] {
+                seen[n] = true;
+                path.push(n);
+                if dfs(adj, n, target, seen, path) {
+                    return true;
+                }
+                path.pop();
+            }
+        }
+        false
+    }
+    let mut seen = vec![false; adj.len()];
+    let mut path = vec![start];
+    if dfs(adj, start, start, &mut seen, &mut path) {
+        Some(path)
+    } else {
+        Some(vec![start, start])
+    }
+}
+
+fn check_input(cx: &Ctx, root: &Path, rel: &str, at: &[Seg]) -> Result<(), SpecError> {
+    let full = root.join(rel);
+    match std::fs::metadata(&full) {
+        Ok(m) if m.is_file() => Ok(()),
+        Ok(_) => Err(cx.at_value(at, format!("`{}`: expected a file, found a directory ({})", render(at), full.display()))),
+        Err(_) => Err(cx.at_value(
+            at,
+            format!("input file `{rel}` does not exist (looked for {}; paths are relative to the project root {})", full.display(), root.display()),
+        )),
+    }
+}
+
+/// An output path must be relative and stay inside the project directory.
+fn check_output(cx: &Ctx, root: &Path, rel: &str, at: &[Seg]) -> Result<(), SpecError> {
+    let path = Path::new(rel);
+    let mut depth: i64 = 0;
+    let mut escapes = rel.is_empty();
+    for c in path.components() {
+        match c {
+            Component::Prefix(_) | Component::RootDir => escapes = true,
+            Component::ParentDir => depth -= 1,
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+        }
+        if depth < 0 {
+            escapes = true;
+        }
+    }
+    if escapes || depth == 0 {
+        return Err(cx.at_value(
+            at,
+            format!("output path `{rel}` escapes the project directory {}; expected a relative path inside it", root.display()),
+        ));
+    }
+    Ok(())
+}

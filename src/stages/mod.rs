@@ -1,1 +1,189 @@
-//! stages (being built).
+//! Stage kinds. Each kind is one file implementing [`StageKind`] plus one line in [`REGISTRY`].
+//!
+//! A kind validates its own parameters into a typed struct (the checked form of the YAML),
+//! declares the files it reads and whether it fans out per cohort item, and runs into a fresh
+//! output directory. Kinds never see the cache, keys of other stages or the DAG: the executor
+//! hands them directories.
+use crate::spec::{locate::Seg, Cohort};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+pub mod command;
+pub mod ingest;
+
+/// Every registered kind. Adding a kind: one file, one entry here.
+pub static REGISTRY: &[&dyn StageKind] = &[&ingest::Ingest, &command::Command];
+
+/// Looks a kind up by name.
+pub fn lookup(name: &str) -> Option<&'static dyn StageKind> {
+    REGISTRY.iter().copied().find(|k| k.name() == name)
+}
+
+/// How many times a stage runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fanout {
+    /// Once.
+    Single,
+    /// Once per patient of the cohort's clinical table (one shard each).
+    PerPatient,
+    /// Once per slide of the cohort's slide manifest.
+    PerSlide,
+}
+
+/// A file a stage reads, as written in the spec (relative to the project root).
+#[derive(Debug, Clone)]
+pub struct InputRef {
+    /// Stable name of the input in the key (`clinical`, `inputs[0]` …), never an absolute path.
+    pub role: String,
+    /// Path relative to the project root.
+    pub path: String,
+    /// Where it is written in the spec, relative to the stage's mapping (or absolute from the
+    /// document root when `absolute` is set), for error messages.
+    pub at: Vec<Seg>,
+    pub absolute: bool,
+}
+
+/// Result of parameter validation.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// Resolved parameters, defaults filled in: this is what the key covers.
+    pub params: Value,
+    pub inputs: Vec<InputRef>,
+    pub fanout: Fanout,
+    /// The spec's `seed` is part of the key (stages that draw random numbers).
+    pub uses_seed: bool,
+}
+
+/// A parameter error: where (path inside the stage's mapping) and what was expected.
+#[derive(Debug, Clone)]
+pub struct ParamError {
+    pub path: Vec<Seg>,
+    pub msg: String,
+}
+
+impl ParamError {
+    pub fn at(path: Vec<Seg>, msg: impl Into<String>) -> ParamError {
+        ParamError { path, msg: msg.into() }
+    }
+}
+
+/// What a kind may look at while checking.
+pub struct CheckCx<'a> {
+    pub stage: &'a str,
+    pub cohort: Option<&'a Cohort>,
+}
+
+/// A needed stage's output, as handed to a running stage.
+#[derive(Debug, Clone)]
+pub struct Need {
+    pub name: String,
+    pub kind: String,
+    /// One directory for a single stage; one per item (item id, dir) for a fanned-out one.
+    pub dirs: Vec<(Option<String>, PathBuf)>,
+}
+
+/// A cohort item a shard runs for.
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub id: String,
+    pub digest: String,
+}
+
+/// A resolved input file.
+#[derive(Debug, Clone)]
+pub struct ResolvedInput {
+    pub role: String,
+    pub path: PathBuf,
+    pub digest: String,
+}
+
+/// What a running stage gets.
+pub struct RunCx<'a> {
+    pub stage: &'a str,
+    pub key: &'a str,
+    pub params: &'a Value,
+    /// Fresh, empty output directory: everything in it becomes the cache entry.
+    pub out: &'a Path,
+    /// Scratch directory beside `out`, discarded with the temporary entry.
+    pub scratch: &'a Path,
+    pub root: &'a Path,
+    pub needs: &'a [Need],
+    pub inputs: &'a [ResolvedInput],
+    pub item: Option<&'a Item>,
+    pub seed: u64,
+    pub cohort: Option<&'a Cohort>,
+    pub log: &'a Mutex<std::fs::File>,
+}
+
+impl RunCx<'_> {
+    /// Appends a line to the stage's log.
+    pub fn log(&self, msg: &str) {
+        if let Ok(mut f) = self.log.lock() {
+            let _ = writeln!(f, "{msg}");
+        }
+    }
+
+    /// The resolved input with this role.
+    pub fn input(&self, role: &str) -> anyhow::Result<&ResolvedInput> {
+        self.inputs
+            .iter()
+            .find(|i| i.role == role)
+            .ok_or_else(|| anyhow::anyhow!("stage `{}` has no input `{role}`", self.stage))
+    }
+}
+
+/// One stage kind.
+pub trait StageKind: Send + Sync {
+    /// The name used as `kind:` in specs.
+    fn name(&self) -> &'static str;
+    /// Implementation version, folded into every key: bump it when outputs change.
+    fn version(&self) -> u32;
+    /// One line for `--help`-style listings.
+    fn about(&self) -> &'static str;
+    /// Validates the kind-specific parameters (everything but `kind`, `needs`, `publish`).
+    fn check(&self, params: &Value, cx: &CheckCx) -> Result<Checked, ParamError>;
+    /// For a single stage feeding fanned-out shards: whether each shard may depend only on its
+    /// own item's slice of this stage (so adding one item re-runs only that item's shards).
+    fn item_scoped(&self) -> bool {
+        false
+    }
+    /// Produces the outputs into `cx.out`.
+    fn run(&self, cx: &RunCx) -> anyhow::Result<()>;
+}
+
+/// Deserialises a kind's typed parameters, mapping serde's errors to a path and message.
+pub fn typed<T: DeserializeOwned>(params: &Value) -> Result<T, ParamError> {
+    let de = params.clone();
+    serde_path_to_error::deserialize::<_, T>(de).map_err(|e| {
+        let mut path: Vec<Seg> = e
+            .path()
+            .iter()
+            .filter_map(|s| match s {
+                serde_path_to_error::Segment::Map { key } => Some(Seg::Key(key.clone())),
+                serde_path_to_error::Segment::Seq { index } => Some(Seg::Index(*index)),
+                _ => None,
+            })
+            .collect();
+        let msg = e.inner().to_string();
+        if let Some(rest) = msg.strip_prefix("unknown field `") {
+            if let Some(end) = rest.find('`') {
+                let field = &rest[..end];
+                if path.last() != Some(&Seg::Key(field.to_string())) {
+                    path.push(Seg::Key(field.to_string()));
+                }
+            }
+        }
+        ParamError { path, msg }
+    })
+}
+
+/// Serialises resolved parameters back to JSON (with integral floats normalised).
+pub fn resolved<T: serde::Serialize>(p: &T) -> Value {
+    let mut v = serde_json::to_value(p).unwrap_or(Value::Null);
+    crate::util::normalize_numbers(&mut v);
+    v
+}

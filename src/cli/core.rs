@@ -1,0 +1,435 @@
+//! The orchestrator verbs: `run`, `plan`, `dag`, `show`, `gc`, `verify`, `kinds`.
+use crate::cache::{hash::StatCache, Cache};
+use crate::dag::{self, Dag};
+use crate::exec::{self, Output};
+use crate::provenance::{self, RunSummary, Status};
+use crate::spec::{self, Spec};
+use anyhow::{bail, Context, Result};
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+
+/// Options shared by the verbs that read a spec.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SpecOpts {
+    /// The experiment spec (YAML)
+    pub spec: PathBuf,
+    /// Project root (default: nearest ancestor of the spec holding spatia.toml or .git)
+    #[arg(long)]
+    pub root: Option<PathBuf>,
+    /// Cache directory (default: <root>/cache, or $SPATIA_CACHE)
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
+}
+
+/// `spatia run`.
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub spec: SpecOpts,
+    /// Stages run in parallel (default: number of cores)
+    #[arg(long, short = 'j')]
+    pub jobs: Option<usize>,
+    /// No progress output, only the final line
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    /// JSON lines on stdout (events, then a summary)
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `spatia plan`.
+#[derive(clap::Args, Debug)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub spec: SpecOpts,
+    /// One JSON object on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `spatia dag`.
+#[derive(clap::Args, Debug)]
+pub struct DagArgs {
+    #[command(flatten)]
+    pub spec: SpecOpts,
+    /// Print Graphviz DOT instead of the text tree
+    #[arg(long)]
+    pub dot: bool,
+}
+
+/// `spatia show`.
+#[derive(clap::Args, Debug)]
+pub struct ShowArgs {
+    /// A key (or a unique prefix of ≥ 6 hex digits), or `[arm/]stage[/item]` of the latest run
+    pub what: String,
+    /// Project root (default: nearest ancestor of the working directory holding spatia.toml or .git)
+    #[arg(long)]
+    pub root: Option<PathBuf>,
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
+    /// Which experiment's latest run to look in (default: the latest run of any)
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+/// `spatia gc`.
+#[derive(clap::Args, Debug)]
+pub struct GcArgs {
+    /// Keep the entries of these specs (as they compile now)
+    #[arg(long = "spec")]
+    pub specs: Vec<PathBuf>,
+    /// Keep the entries of these run records (run.json files or run directories)
+    #[arg(long = "run")]
+    pub runs: Vec<PathBuf>,
+    /// Show what would be removed, remove nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    #[arg(long)]
+    pub root: Option<PathBuf>,
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
+}
+
+/// `spatia verify`.
+#[derive(clap::Args, Debug)]
+pub struct VerifyArgs {
+    #[arg(long)]
+    pub root: Option<PathBuf>,
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn cwd_root(root: &Option<PathBuf>) -> PathBuf {
+    match root {
+        Some(r) => r.clone(),
+        None => {
+            let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+            spec::find_root(&cwd.join("x"))
+        }
+    }
+}
+
+fn cache_at(root: &Path, over: &Option<PathBuf>) -> Cache {
+    match over {
+        Some(c) => Cache::new(c.clone()),
+        None => match std::env::var_os("SPATIA_CACHE") {
+            Some(c) if !c.is_empty() => Cache::new(PathBuf::from(c)),
+            _ => Cache::new(root.join("cache")),
+        },
+    }
+}
+
+/// Compiles a spec and builds its DAG (hashing inputs through the stat cache).
+pub fn load(opts: &SpecOpts) -> Result<(Spec, Dag, Cache)> {
+    let spec = spec::compile(&opts.spec, opts.root.as_deref())?;
+    let cache = cache_at(&spec.root, &opts.cache);
+    let mut stat = StatCache::load(&cache.stat_cache_file());
+    let dag = dag::build(&spec, &mut stat)?;
+    let _ = stat.save();
+    Ok((spec, dag, cache))
+}
+
+/// `spatia run`: returns the exit code (0 ok, 1 a stage failed).
+pub fn run(a: &RunArgs) -> Result<u8> {
+    let (spec, dag, cache) = load(&a.spec)?;
+    let output = if a.json { Output::Json } else if a.quiet { Output::Quiet } else { Output::Bars };
+    let jobs = a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let opts = exec::Options { jobs, output, command: std::env::args().collect() };
+    let out = exec::run(&spec, &dag, &cache, &opts)?;
+    let s = &out.summary;
+    let count = |st: Status| s.nodes.iter().filter(|n| n.status == st).count();
+    let (hit, miss, waited, failed, skipped) = (count(Status::Hit), count(Status::Miss), count(Status::Waited), count(Status::Failed), count(Status::Skipped));
+    let rel = out.run_file.strip_prefix(&spec.root).unwrap_or(&out.run_file).display().to_string();
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({"event": "summary", "ok": s.ok, "nodes": s.nodes.len(), "cached": hit, "ran": miss, "reused_after_wait": waited, "failed": failed, "skipped": skipped, "duration_s": s.duration_s, "run": rel})
+        );
+    } else {
+        for n in s.nodes.iter().filter(|n| n.status == Status::Failed) {
+            eprintln!(
+                "FAILED {}{}: {}\n       log: {}",
+                n.stage,
+                n.item.as_ref().map(|x| format!(" [{x}]")).unwrap_or_default(),
+                n.error.as_deref().unwrap_or(""),
+                n.log.as_deref().unwrap_or("(none)")
+            );
+        }
+        for n in s.nodes.iter().filter(|n| n.status == Status::Skipped) {
+            if !a.quiet {
+                eprintln!("skipped {}{}: {}", n.stage, n.item.as_ref().map(|x| format!(" [{x}]")).unwrap_or_default(), n.error.as_deref().unwrap_or(""));
+            }
+        }
+        eprintln!(
+            "{}: {} stage(s): {} cached, {} ran, {} reused after waiting, {} failed, {} skipped in {:.2}s; run record {}",
+            spec.name,
+            s.nodes.len(),
+            hit,
+            miss,
+            waited,
+            failed,
+            skipped,
+            s.duration_s,
+            rel
+        );
+    }
+    Ok(if s.ok { 0 } else { 1 })
+}
+
+fn label(n: &dag::Node) -> String {
+    format!("{}{}", n.stage, n.item.as_ref().map(|x| format!(" [{}]", x.id)).unwrap_or_default())
+}
+
+/// Why a node's key is new, compared with the last run of the same arm/stage/item.
+fn why(n: &dag::Node, prev: Option<&RunSummary>, cache: &Cache) -> String {
+    let Some(prev) = prev else { return "never run".into() };
+    let old_key = n.arms.iter().find_map(|arm| {
+        let v = prev.arms.get(arm)?.get(&n.stage)?;
+        match (v, &n.item) {
+            (serde_json::Value::String(k), None) => Some(k.clone()),
+            (serde_json::Value::Object(m), Some(it)) => m.get(&it.id).and_then(|k| k.as_str()).map(str::to_string),
+            _ => None,
+        }
+    });
+    let Some(old_key) = old_key else {
+        return match &n.item {
+            Some(it) => format!("new item `{}` (not in the last run)", it.id),
+            None => "new stage (not in the last run)".into(),
+        };
+    };
+    if old_key == n.key {
+        return "same key as the last run, but its entry is gone from the cache".into();
+    }
+    let Ok(old) = cache.record(&old_key) else {
+        return format!("key changed (last run's key {} has no record in the cache)", &old_key[..12]);
+    };
+    let mut reasons = Vec::new();
+    if old.kind_version != n.hashable.kind_version {
+        reasons.push(format!("kind `{}` version {} → {}", old.kind, old.kind_version, n.hashable.kind_version));
+    }
+    if let (Some(o), Some(c)) = (old.params.as_object(), n.hashable.params.as_object()) {
+        let keys: std::collections::BTreeSet<&String> = o.keys().chain(c.keys()).collect();
+        for k in keys {
+            if crate::util::canonical_json(o.get(k).unwrap_or(&serde_json::Value::Null)) != crate::util::canonical_json(c.get(k).unwrap_or(&serde_json::Value::Null)) {
+                reasons.push(format!(
+                    "parameter `{k}`: {} → {}",
+                    o.get(k).map(|v| v.to_string()).unwrap_or("(unset)".into()),
+                    c.get(k).map(|v| v.to_string()).unwrap_or("(unset)".into())
+                ));
+            }
+        }
+    }
+    let old_inputs: BTreeMap<&str, &str> = old.inputs.iter().map(|i| (i.role.as_str(), i.blake3.as_str())).collect();
+    for (inp, decl) in n.inputs.iter().zip(&n.decl.checked.inputs) {
+        match old_inputs.get(inp.role.as_str()) {
+            Some(d) if *d == inp.digest => {}
+            Some(_) => reasons.push(format!("input file `{}` changed", decl.path)),
+            None => reasons.push(format!("new input `{}`", decl.path)),
+        }
+    }
+    for (name, keys) in &n.hashable.upstream {
+        if old.upstream.get(name) != Some(keys) {
+            reasons.push(format!("upstream `{name}` changed"));
+        }
+    }
+    if old.seed != n.hashable.seed {
+        reasons.push("seed changed".into());
+    }
+    if reasons.is_empty() {
+        reasons.push("key changed".into());
+    }
+    reasons.join("; ")
+}
+
+/// `spatia plan`.
+pub fn plan(a: &PlanArgs) -> Result<u8> {
+    let (spec, dag, cache) = load(&a.spec)?;
+    let prev = provenance::latest_run(&spec.root, &spec.name);
+    let mut rows = Vec::new();
+    for n in &dag.nodes {
+        let cached = cache.contains(&n.key);
+        let reason = if cached { String::new() } else { why(n, prev.as_ref(), &cache) };
+        rows.push((n, cached, reason));
+    }
+    let to_run = rows.iter().filter(|r| !r.1).count();
+    if a.json {
+        let v: Vec<_> = rows
+            .iter()
+            .map(|(n, c, r)| serde_json::json!({"stage": n.stage, "item": n.item.as_ref().map(|x| &x.id), "arms": n.arms, "kind": n.decl.kind.name(), "key": n.key, "cached": c, "why": if *c { None } else { Some(r) }}))
+            .collect();
+        println!("{}", serde_json::json!({"name": spec.name, "nodes": dag.nodes.len(), "to_run": to_run, "stages": v}));
+    } else {
+        for (n, c, r) in &rows {
+            if *c {
+                println!("  cached  {:<28} {}", label(n), &n.key[..12]);
+            } else {
+                println!("  RUN     {:<28} {}  ({r})", label(n), &n.key[..12]);
+            }
+        }
+        println!("{}: {} of {} stage(s) to run", spec.name, to_run, dag.nodes.len());
+    }
+    Ok(0)
+}
+
+/// `spatia dag`.
+pub fn dag_cmd(a: &DagArgs) -> Result<u8> {
+    let (spec, dag, cache) = load(&a.spec)?;
+    let state = |i: usize| if cache.contains(&dag.nodes[i].key) { "cached".to_string() } else { "stale".to_string() };
+    if a.dot {
+        print!("{}", dag.to_dot(&state));
+        return Ok(0);
+    }
+    println!("{} ({} arm(s), {} node(s))", spec.name, dag.arms.len(), dag.nodes.len());
+    for (arm, stages) in &dag.arms {
+        println!("arm {arm}");
+        for (si, (stage, idx)) in stages.iter().enumerate() {
+            let last = si + 1 == stages.len();
+            let n0 = &dag.nodes[idx[0]];
+            let needs = if n0.decl.needs.is_empty() { String::new() } else { format!(" ← {}", n0.decl.needs.join(", ")) };
+            let shared = if n0.arms.len() > 1 { format!(" (shared by {} arms)", n0.arms.len()) } else { String::new() };
+            let branch = if last { "└─" } else { "├─" };
+            if idx.len() == 1 && n0.item.is_none() {
+                println!("  {branch} {stage} [{}] {} {}{needs}{shared}", n0.decl.kind.name(), &n0.key[..12], state(idx[0]));
+            } else {
+                let cached = idx.iter().filter(|&&i| state(i) == "cached").count();
+                println!("  {branch} {stage} [{}] {} shard(s), {cached} cached{needs}{shared}", n0.decl.kind.name(), idx.len());
+                for (k, &i) in idx.iter().enumerate() {
+                    let n = &dag.nodes[i];
+                    let pre = if last { "   " } else { "│  " };
+                    let b2 = if k + 1 == idx.len() { "└─" } else { "├─" };
+                    println!("  {pre}{b2} {} {} {}", n.item.as_ref().map(|x| x.id.as_str()).unwrap_or(""), &n.key[..12], state(i));
+                }
+            }
+        }
+    }
+    Ok(0)
+}
+
+/// `spatia show`.
+pub fn show(a: &ShowArgs) -> Result<u8> {
+    let root = cwd_root(&a.root);
+    let cache = cache_at(&root, &a.cache);
+    let w = a.what.as_str();
+    let key = if w.len() >= 6 && w.chars().all(|c| c.is_ascii_hexdigit()) {
+        let keys: Vec<String> = cache.keys()?.into_iter().filter(|k| k.starts_with(w)).collect();
+        match keys.len() {
+            1 => keys[0].clone(),
+            0 => bail!("no cache entry with key {w} in {}", cache.root.display()),
+            n => bail!("key prefix {w} is ambiguous: {n} entries match"),
+        }
+    } else {
+        let runs = provenance::list_runs(&root);
+        let run = runs
+            .iter()
+            .rev()
+            .filter_map(|p| RunSummary::read(p).ok())
+            .find(|r| a.name.as_ref().is_none_or(|n| &r.name == n))
+            .with_context(|| format!("no run records under {}/runs; run a spec first", root.display()))?;
+        let parts: Vec<&str> = w.split('/').collect();
+        let (arm, stage, item) = match parts.as_slice() {
+            [s] => (None, *s, None),
+            [a1, s] if run.arms.contains_key(*a1) => (Some(*a1), *s, None),
+            [s, i] => (None, *s, Some(*i)),
+            [a1, s, i] => (Some(*a1), *s, Some(*i)),
+            _ => bail!("expected a key or [arm/]stage[/item], found `{w}`"),
+        };
+        let arm_name = match arm {
+            Some(x) => x.to_string(),
+            None => run.arms.keys().next().cloned().unwrap_or_default(),
+        };
+        let stages = run.arms.get(&arm_name).with_context(|| format!("run {} has no arm `{arm_name}`; arms: {}", run.name, run.arms.keys().cloned().collect::<Vec<_>>().join(", ")))?;
+        let v = stages.get(stage).with_context(|| format!("run {} has no stage `{stage}`; stages: {}", run.name, stages.keys().cloned().collect::<Vec<_>>().join(", ")))?;
+        match (v, item) {
+            (serde_json::Value::String(k), _) => k.clone(),
+            (serde_json::Value::Object(m), Some(i)) => m.get(i).and_then(|k| k.as_str()).map(str::to_string).with_context(|| format!("stage `{stage}` has no item `{i}`"))?,
+            (serde_json::Value::Object(m), None) => {
+                println!("{}", serde_json::to_string_pretty(m)?);
+                return Ok(0);
+            }
+            _ => bail!("malformed run record"),
+        }
+    };
+    let rec = cache.record(&key).with_context(|| format!("no record for key {key} in {}", cache.root.display()))?;
+    println!("{}", serde_json::to_string_pretty(&rec)?);
+    eprintln!("entry: {}", cache.entry_dir(&key).display());
+    Ok(0)
+}
+
+fn run_keys(r: &RunSummary) -> impl Iterator<Item = String> + '_ {
+    r.nodes.iter().map(|n| n.key.clone())
+}
+
+/// `spatia gc`.
+pub fn gc(a: &GcArgs) -> Result<u8> {
+    let root = cwd_root(&a.root);
+    let cache = cache_at(&root, &a.cache);
+    let mut keep: HashSet<String> = HashSet::new();
+    for s in &a.specs {
+        let (_, dag, _) = load(&SpecOpts { spec: s.clone(), root: a.root.clone(), cache: a.cache.clone() })?;
+        keep.extend(dag.nodes.iter().map(|n| n.key.clone()));
+    }
+    let mut runs: Vec<PathBuf> = a.runs.iter().map(|r| if r.is_dir() { r.join("run.json") } else { r.clone() }).collect();
+    if a.specs.is_empty() && a.runs.is_empty() {
+        runs = provenance::list_runs(&root);
+    }
+    for r in &runs {
+        keep.extend(run_keys(&RunSummary::read(r)?));
+    }
+    let mut removed = 0usize;
+    for k in cache.keys()? {
+        if !keep.contains(&k) {
+            removed += 1;
+            if a.dry_run {
+                println!("would remove {k}");
+            } else {
+                let dir = cache.entry_dir(&k);
+                // rename first so a half-removed entry is never visible
+                let trash = cache.root.join("tmp").join(format!(".gc.{k}.{}", std::process::id()));
+                std::fs::create_dir_all(cache.root.join("tmp"))?;
+                std::fs::rename(&dir, &trash)?;
+                std::fs::remove_dir_all(&trash)?;
+                println!("removed {k}");
+            }
+        }
+    }
+    // temporary entries of processes that no longer exist
+    if let Ok(rd) = std::fs::read_dir(cache.root.join("tmp")) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            let pid: Option<u32> = name.split('.').nth(2).and_then(|p| p.parse().ok());
+            if let Some(pid) = pid {
+                if !Path::new(&format!("/proc/{pid}")).exists() && !a.dry_run {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+    }
+    println!("{} {removed} entr{} of {}; kept {}", if a.dry_run { "would remove" } else { "removed" }, if removed == 1 { "y" } else { "ies" }, cache.keys()?.len() + if a.dry_run { 0 } else { removed }, keep.len());
+    Ok(0)
+}
+
+/// `spatia verify`: exit 1 when any entry differs from its record.
+pub fn verify(a: &VerifyArgs) -> Result<u8> {
+    let root = cwd_root(&a.root);
+    let cache = cache_at(&root, &a.cache);
+    let (n, bad) = crate::cache::verify(&cache)?;
+    if a.json {
+        println!("{}", serde_json::json!({"entries": n, "ok": bad.is_empty(), "tampered": bad}));
+    } else {
+        for b in &bad {
+            println!("TAMPERED {} {}: {}", b.key, b.path, b.problem);
+        }
+        println!("verified {n} entr{}: {}", if n == 1 { "y" } else { "ies" }, if bad.is_empty() { "all match their records".to_string() } else { format!("{} problem(s)", bad.len()) });
+    }
+    Ok(if bad.is_empty() { 0 } else { 1 })
+}
+
+/// `spatia kinds`: the registered stage kinds.
+pub fn kinds() -> Result<u8> {
+    for k in crate::stages::REGISTRY {
+        println!("{:<12} v{:<3} {}", k.name(), k.version(), k.about());
+    }
+    Ok(0)
+}

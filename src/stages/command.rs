@@ -1,0 +1,128 @@
+//! `command`: the escape hatch — runs a user's shell command as a stage.
+//!
+//! **Inputs:** the outputs of `needs` (as directories in the environment), optional `inputs`
+//! files (hashed into the key). **Outputs:** whatever the command writes into its working
+//! directory. **Key covers:** `cmd`, `inputs` (by content), `foreach`, `shell`.
+//!
+//! The command runs with its fresh output directory as working directory and this environment:
+//! `SPATIA_OUT` (that directory), `SPATIA_NEEDS_<NAME>` (each needed stage's output directory;
+//! for a fanned-out need read by a single stage, a directory of links named by item),
+//! `SPATIA_ROOT` (project root), `SPATIA_SEED`, `SPATIA_INPUT_<i>` (input files) and, for a
+//! shard, `SPATIA_ITEM` (patient or slide id). A non-zero exit fails the stage.
+use super::{resolved, typed, CheckCx, Checked, Fanout, InputRef, ParamError, RunCx, StageKind};
+use crate::spec::locate::Seg;
+use anyhow::{bail, Context};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::process::Stdio;
+
+/// The `command` kind.
+pub struct Command;
+
+/// Parameters of `command`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandParams {
+    /// Shell command line.
+    pub cmd: String,
+    /// Files the command reads (relative to the project root): their content is in the key.
+    #[serde(default)]
+    pub inputs: Vec<String>,
+    /// Run once per `patient` or per `slide` of the cohort.
+    #[serde(default)]
+    pub foreach: Option<String>,
+    /// The shell that runs `cmd`.
+    #[serde(default = "default_shell")]
+    pub shell: String,
+}
+
+fn default_shell() -> String {
+    "bash".into()
+}
+
+impl StageKind for Command {
+    fn name(&self) -> &'static str {
+        "command"
+    }
+    fn version(&self) -> u32 {
+        1
+    }
+    fn about(&self) -> &'static str {
+        "run a shell command in a fresh output directory"
+    }
+    fn check(&self, params: &Value, cx: &CheckCx) -> Result<Checked, ParamError> {
+        let p: CommandParams = typed(params)?;
+        if p.cmd.trim().is_empty() {
+            return Err(ParamError::at(vec![Seg::key("cmd")], "`cmd` is empty; expected a shell command"));
+        }
+        let fanout = match p.foreach.as_deref() {
+            None => Fanout::Single,
+            Some("patient") => Fanout::PerPatient,
+            Some("slide") => Fanout::PerSlide,
+            Some(o) => {
+                return Err(ParamError::at(
+                    vec![Seg::key("foreach")],
+                    format!("`foreach` must be `patient` or `slide`, found `{o}`"),
+                ))
+            }
+        };
+        if fanout == Fanout::PerPatient && cx.cohort.is_none() {
+            return Err(ParamError::at(vec![Seg::key("foreach")], "`foreach: patient` needs a `cohort` block with a clinical table"));
+        }
+        if fanout == Fanout::PerSlide && cx.cohort.and_then(|c| c.slides.as_ref()).is_none() {
+            return Err(ParamError::at(vec![Seg::key("foreach")], "`foreach: slide` needs `cohort.slides` (a slide manifest)"));
+        }
+        let inputs = p
+            .inputs
+            .iter()
+            .enumerate()
+            .map(|(i, path)| InputRef {
+                role: format!("inputs[{i}]"),
+                path: path.clone(),
+                at: vec![Seg::key("inputs"), Seg::Index(i)],
+                absolute: false,
+            })
+            .collect();
+        Ok(Checked { params: resolved(&p), inputs, fanout, uses_seed: false })
+    }
+
+    fn run(&self, cx: &RunCx) -> anyhow::Result<()> {
+        let p: CommandParams = serde_json::from_value(cx.params.clone())?;
+        let log = cx.log.lock().map_err(|_| anyhow::anyhow!("log lock poisoned"))?.try_clone()?;
+        let mut c = std::process::Command::new(&p.shell);
+        c.arg("-c").arg(&p.cmd).current_dir(cx.out).stdin(Stdio::null());
+        c.stdout(log.try_clone()?).stderr(log);
+        c.env("SPATIA_OUT", cx.out).env("SPATIA_ROOT", cx.root).env("SPATIA_SEED", cx.seed.to_string());
+        if let Some(item) = cx.item {
+            c.env("SPATIA_ITEM", &item.id);
+        }
+        for (i, inp) in cx.inputs.iter().enumerate() {
+            c.env(format!("SPATIA_INPUT_{i}"), &inp.path);
+        }
+        for need in cx.needs {
+            let var = format!("SPATIA_NEEDS_{}", crate::util::env_name(&need.name));
+            let dir = if need.dirs.len() == 1 && (need.dirs[0].0.is_none() || cx.item.is_some()) {
+                need.dirs[0].1.clone()
+            } else {
+                // a gather: one link per item
+                let d = cx.scratch.join("needs").join(&need.name);
+                std::fs::create_dir_all(&d)?;
+                for (item, dir) in &need.dirs {
+                    let name = item.clone().unwrap_or_else(|| "_".into());
+                    std::os::unix::fs::symlink(dir, d.join(&name))
+                        .with_context(|| format!("linking {} for item {name}", need.name))?;
+                }
+                d
+            };
+            c.env(var, dir);
+        }
+        let status = c.status().with_context(|| format!("cannot start `{}`", p.shell))?;
+        if !status.success() {
+            match status.code() {
+                Some(code) => bail!("command exited with status {code}: {}", p.cmd),
+                None => bail!("command was killed by a signal: {}", p.cmd),
+            }
+        }
+        Ok(())
+    }
+}
