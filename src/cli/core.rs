@@ -433,3 +433,34 @@ pub fn kinds() -> Result<u8> {
     }
     Ok(0)
 }
+
+/// `spatia hash`.
+#[derive(clap::Args, Debug)]
+pub struct HashArgs {
+    /// Files to hash
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Use the project's stat cache: an unchanged file is not read again
+    #[arg(long)]
+    pub cached: bool,
+    #[arg(long)]
+    pub root: Option<PathBuf>,
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
+}
+
+/// `spatia hash`: blake3 of files, printed like `b3sum` (digest, two spaces, path).
+pub fn hash(a: &HashArgs) -> Result<u8> {
+    let mut stat = if a.cached {
+        let root = cwd_root(&a.root);
+        StatCache::load(&cache_at(&root, &a.cache).stat_cache_file())
+    } else {
+        StatCache::ephemeral()
+    };
+    for f in &a.files {
+        let d = stat.digest(f).with_context(|| format!("cannot hash {}", f.display()))?;
+        println!("{d}  {}", f.display());
+    }
+    stat.save()?;
+    Ok(0)
+}

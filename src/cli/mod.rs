@@ -31,6 +31,8 @@ pub enum Command {
     Verify(core::VerifyArgs),
     /// List the stage kinds
     Kinds,
+    /// blake3 of files (b3sum format), optionally through the stat cache
+    Hash(core::HashArgs),
     /// Survival statistics on any CSV (KM, log-rank, Cox, concordance, AUC, Brier, calibration)
     Survival(crate::survival::cli::SurvivalArgs),
     /// Whole-slide images: metadata and tiling
@@ -58,6 +60,7 @@ pub fn main() -> ExitCode {
         Command::Gc(a) => core::gc(a),
         Command::Verify(a) => core::verify(a),
         Command::Kinds => core::kinds(),
+        Command::Hash(a) => core::hash(a),
         Command::Survival(a) => crate::survival::cli::run(a).map(|_| 0),
         Command::Slide(a) => crate::slide::cli::run_slide(a).map(|_| 0),
         Command::Stain(a) => crate::slide::cli::run_stain(a).map(|_| 0),

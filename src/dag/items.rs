@@ -12,13 +12,21 @@ pub fn patients(spec: &Spec) -> Result<Vec<Item>> {
     let path = spec.root.join(&c.clinical);
     let mut rdr = csv::Reader::from_path(&path).with_context(|| format!("cannot read {}", path.display()))?;
     let headers = rdr.headers()?.clone();
-    let Some(id_c) = headers.iter().position(|h| h == c.id) else {
-        bail!("{}: no id column `{}`", path.display(), c.id);
+    let id_c = if c.id == crate::stages::ingest::ROW_IDS {
+        None
+    } else {
+        match headers.iter().position(|h| h == c.id) {
+            Some(i) => Some(i),
+            None => bail!("{}: no id column `{}`", path.display(), c.id),
+        }
     };
     let mut out = Vec::new();
     for (i, rec) in rdr.records().enumerate() {
         let rec = rec.with_context(|| format!("{}: row {} is not valid CSV", path.display(), i + 1))?;
-        let id = rec.get(id_c).unwrap_or("").trim().to_string();
+        let id = match id_c {
+            Some(ic) => rec.get(ic).unwrap_or("").trim().to_string(),
+            None => format!("row{}", i + 1),
+        };
         let mut h = blake3::Hasher::new();
         for (name, field) in headers.iter().zip(rec.iter()) {
             h.update(name.as_bytes());

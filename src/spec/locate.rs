@@ -38,6 +38,8 @@ pub fn render(path: &[Seg]) -> String {
 #[derive(Debug, Default)]
 pub struct Locator {
     keys: HashMap<Vec<Seg>, (usize, usize)>,
+    /// Keys written twice in one mapping: (path, first position, second position).
+    pub duplicates: Vec<(Vec<Seg>, (usize, usize), (usize, usize))>,
     values: HashMap<Vec<Seg>, (usize, usize)>,
 }
 
@@ -66,7 +68,12 @@ impl Builder {
                     let k = scalar.unwrap_or("").to_string();
                     let mut p = self.path.clone();
                     p.push(Seg::Key(k.clone()));
-                    self.loc.keys.entry(p).or_insert(lc(mark));
+                    if let Some(first) = self.loc.keys.get(&p) {
+                        let first = *first;
+                        self.loc.duplicates.push((p.clone(), first, lc(mark)));
+                    } else {
+                        self.loc.keys.insert(p, lc(mark));
+                    }
                     *key = Some(k);
                     None
                 } else {

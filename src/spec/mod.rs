@@ -125,10 +125,17 @@ pub fn compile(path: &Path, root: Option<&Path>) -> Result<Spec, SpecError> {
 pub fn compile_str(text: &str, display: &str, file: PathBuf, root: PathBuf) -> Result<Spec, SpecError> {
     let cx = Ctx { file: display.to_string(), text, loc: std::cell::OnceCell::new() };
     let raw = raw::parse(text).map_err(|e| {
-        let (line, col) = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
+        let (mut line, mut col) = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
         let mut msg = e.to_string();
         if let Some(i) = msg.rfind(" at line ") {
             msg.truncate(i);
+        }
+        if msg.contains("duplicate entry") {
+            if let Some((path, first, second)) = cx.locator().duplicates.first() {
+                (line, col) = *second;
+                let what = if path.len() == 2 && path[0] == Seg::key("stages") { "stage name" } else { "key" };
+                msg = format!("duplicate {what} `{}` (first written at line {}); names must be unique", render(path), first.0);
+            }
         }
         SpecError::At { file: display.to_string(), line, col, msg }
     })?;
@@ -451,6 +458,11 @@ fn find_cycle(adj: &[Vec<usize>]) -> Option<Vec<usize>> {
     let mut seen = vec![false; adj.len()];
     let mut path = vec![start];
     if dfs(adj, start, start, &mut seen, &mut path) {
+        // start the reported cycle at its first-declared stage
+        path.pop();
+        let m = path.iter().enumerate().min_by_key(|(_, &v)| v).map(|(i, _)| i).unwrap_or(0);
+        path.rotate_left(m);
+        path.push(path[0]);
         Some(path)
     } else {
         Some(vec![start, start])

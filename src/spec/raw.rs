@@ -30,7 +30,7 @@ pub struct RawSpec {
 pub struct RawCohort {
     /// Clinical table (CSV), one row per patient, relative to the project root.
     pub clinical: String,
-    /// Patient id column.
+    /// Patient id column; `"@row"` when the table has none (patients are named `row<N>`).
     #[serde(default = "default_id")]
     pub id: String,
     /// Follow-up time column.

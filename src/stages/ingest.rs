@@ -20,6 +20,9 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::Path;
 
+/// The `cohort.id` value for tables without an id column: patients are named `row<N>`.
+pub const ROW_IDS: &str = "@row";
+
 /// The `ingest` kind.
 pub struct Ingest;
 
@@ -145,7 +148,8 @@ pub fn read_clinical(path: &Path, c: &Cohort) -> anyhow::Result<ClinicalTable> {
             )
         })
     };
-    let id_c = col(&c.id, "id")?;
+    // `id: "@row"`: the table has no id column; patients are named by data row (`row1` …)
+    let id_c = if c.id == ROW_IDS { None } else { Some(col(&c.id, "id")?) };
     let time_c = col(&c.time, "time")?;
     let event_c = col(&c.event, "event")?;
     let cov_c: Vec<usize> = c.covariates.iter().map(|n| col(n, "covariate")).collect::<anyhow::Result<_>>()?;
@@ -162,7 +166,10 @@ pub fn read_clinical(path: &Path, c: &Cohort) -> anyhow::Result<ClinicalTable> {
     for (i, rec) in rdr.records().enumerate() {
         let row = i + 1;
         let rec = rec.with_context(|| format!("{f}: row {row} (line {}) is not valid CSV", row + 1))?;
-        let id = rec.get(id_c).unwrap_or("").trim().to_string();
+        let id = match id_c {
+            Some(ic) => rec.get(ic).unwrap_or("").trim().to_string(),
+            None => format!("row{row}"),
+        };
         if id.is_empty() {
             bail!("{f}: row {row}, column `{}`: empty patient id", c.id);
         }

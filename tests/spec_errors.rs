@@ -1,0 +1,130 @@
+//! One test per spec error class: each must name file:line:column and say what was expected.
+use spatia::spec::{compile_str, SpecError};
+use std::path::PathBuf;
+
+fn root() -> PathBuf {
+    let d = std::env::temp_dir().join("spatia-spec-errors");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("clin.csv"), "patient_id,time,event\np1,1,1\n").unwrap();
+    d
+}
+
+/// Compiles `yaml` and checks the error's line, column and message fragments.
+fn check(yaml: &str, line: usize, col: usize, fragments: &[&str]) {
+    let r = root();
+    match compile_str(yaml, "spec.yaml", r.join("spec.yaml"), r) {
+        Ok(_) => panic!("expected an error for:\n{yaml}"),
+        Err(SpecError::At { file, line: l, col: c, msg }) => {
+            let full = format!("{file}:{l}:{c}: {msg}");
+            assert_eq!((l, c), (line, col), "wrong position in `{full}`");
+            assert_eq!(file, "spec.yaml");
+            for f in fragments {
+                assert!(msg.contains(f), "`{full}` does not contain `{f}`");
+            }
+        }
+        Err(e) => panic!("unexpected error kind: {e}"),
+    }
+}
+
+#[test]
+fn yaml_syntax() {
+    check("name: x\nstages:\n  a: {kind: command, cmd: 'x'\n", 4, 1, &["flow mapping"]);
+}
+
+#[test]
+fn unknown_top_level_key() {
+    check("name: x\nstagez: {}\nstages:\n  a: {kind: command, cmd: x}\n", 2, 1, &["unknown field `stagez`", "stages"]);
+}
+
+#[test]
+fn unknown_stage_parameter() {
+    check("name: x\nstages:\n  a:\n    kind: command\n    cmd: x\n    cmmd: y\n", 6, 5, &["unknown field `cmmd`", "expected one of", "cmd"]);
+}
+
+#[test]
+fn wrong_type_top_level() {
+    check("name: x\nseed: seven\nstages:\n  a: {kind: command, cmd: x}\n", 2, 7, &["seed", "expected u64"]);
+}
+
+#[test]
+fn wrong_type_stage_parameter() {
+    check("name: x\nstages:\n  a:\n    kind: command\n    cmd: [1, 2]\n", 5, 10, &["invalid type", "expected a string"]);
+}
+
+#[test]
+fn unknown_kind_with_suggestion() {
+    check("name: x\nstages:\n  a: {kind: comand, cmd: x}\n", 3, 13, &["unknown stage kind `comand`", "did you mean `command`"]);
+}
+
+#[test]
+fn needs_missing_stage() {
+    check(
+        "name: x\nstages:\n  a: {kind: command, cmd: x}\n  b: {kind: command, cmd: y, needs: [a, aa]}\n",
+        4,
+        41,
+        &["needs `aa`", "not a stage", "did you mean `a`"],
+    );
+}
+
+#[test]
+fn cycle_prints_its_path() {
+    check(
+        "name: x\nstages:\n  a: {kind: command, cmd: x, needs: [c]}\n  b: {kind: command, cmd: y, needs: [a]}\n  c: {kind: command, cmd: z, needs: [b]}\n",
+        3,
+        37,
+        &["cycle", "a → c → b → a"],
+    );
+}
+
+#[test]
+fn duplicate_stage_names() {
+    check("name: x\nstages:\n  a: {kind: command, cmd: x}\n  a: {kind: command, cmd: y}\n", 4, 3, &["duplicate stage name `stages.a`", "first written at line 3"]);
+}
+
+#[test]
+fn matrix_path_names_no_parameter() {
+    check(
+        "name: x\nstages:\n  a: {kind: command, cmd: x}\nmatrix:\n  a.shel: [bash, sh]\n",
+        5,
+        3,
+        &["matrix path `a.shel` names no parameter"],
+    );
+    check("name: x\nstages:\n  a: {kind: command, cmd: x}\nmatrix:\n  b.cmd: [x, y]\n", 5, 3, &["names no stage `b`"]);
+}
+
+#[test]
+fn matrix_value_of_wrong_type_points_at_the_matrix() {
+    check("name: x\nstages:\n  a: {kind: command, cmd: x}\nmatrix:\n  a.cmd: [x, 3]\n", 5, 14, &["matrix", "expected a string"]);
+}
+
+#[test]
+fn input_file_missing() {
+    check(
+        "name: x\nstages:\n  a: {kind: command, cmd: x, inputs: [nope.csv]}\n",
+        3,
+        39,
+        &["input file `nope.csv` does not exist"],
+    );
+    check("name: x\ncohort:\n  clinical: missing.csv\nstages:\n  i: {kind: ingest}\n", 3, 13, &["input file `missing.csv` does not exist"]);
+}
+
+#[test]
+fn output_path_escapes_project() {
+    check("name: x\nstages:\n  a: {kind: command, cmd: x, publish: ../../etc}\n", 3, 39, &["escapes the project directory"]);
+    check("name: x\nstages:\n  a: {kind: command, cmd: x, publish: /tmp/x}\n", 3, 39, &["escapes the project directory"]);
+}
+
+#[test]
+fn stage_without_kind() {
+    check("name: x\nstages:\n  a: {cmd: x}\n", 3, 3, &["has no `kind`", "command"]);
+}
+
+#[test]
+fn valid_spec_compiles_with_arms() {
+    let r = root();
+    let yaml = "name: x\ncohort: {clinical: clin.csv}\nstages:\n  i: {kind: ingest}\n  a: {kind: command, cmd: x, needs: [i]}\nmatrix:\n  a.cmd: [x, y]\n";
+    let s = compile_str(yaml, "spec.yaml", r.join("spec.yaml"), r).unwrap();
+    assert_eq!(s.arms.len(), 2);
+    assert_eq!(s.arms[0].name, "cmd=x");
+    assert_eq!(s.arms[1].name, "cmd=y");
+}
