@@ -99,6 +99,7 @@ pub fn build(spec: &Spec, stat: &mut StatCache) -> Result<Dag> {
 
     for arm in &spec.arms {
         let order = topo_order(&arm.stages);
+        let by_name: HashMap<&str, &StageDecl> = arm.stages.iter().map(|s| (s.name.as_str(), s)).collect();
         // stage name → (fanout, [(item id, node)])
         let mut placed: HashMap<&str, (Fanout, Vec<(Option<String>, usize)>)> = HashMap::new();
         for &si in &order {
@@ -128,7 +129,7 @@ pub fn build(spec: &Spec, stat: &mut StatCache) -> Result<Dag> {
                 let mut deps = Vec::new();
                 for n in &decl.needs {
                     let (nf, provided) = &placed[n.as_str()];
-                    let up_decl = arm.stages.iter().find(|s| &s.name == n).expect("checked need");
+                    let up_decl = by_name[n.as_str()];
                     let chosen: Vec<(Option<String>, usize)> = match (item, nf) {
                         (Some(it), f) if *f == decl.checked.fanout => {
                             provided.iter().filter(|(id, _)| id.as_deref() == Some(&it.id)).cloned().collect()
