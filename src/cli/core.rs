@@ -123,12 +123,23 @@ fn cache_at(root: &Path, over: &Option<PathBuf>) -> Cache {
 
 /// Compiles a spec and builds its DAG (hashing inputs through the stat cache).
 pub fn load(opts: &SpecOpts) -> Result<(Spec, Dag, Cache)> {
+    let t = std::time::Instant::now();
     let spec = spec::compile(&opts.spec, opts.root.as_deref())?;
+    timing("compile spec", t);
     let cache = cache_at(&spec.root, &opts.cache);
+    let t = std::time::Instant::now();
     let mut stat = StatCache::load(&cache.stat_cache_file());
     let dag = dag::build(&spec, &mut stat)?;
     let _ = stat.save();
+    timing("build dag", t);
     Ok((spec, dag, cache))
+}
+
+/// With `SPATIA_TIMINGS=1`, phase times go to stderr.
+pub fn timing(what: &str, since: std::time::Instant) {
+    if std::env::var_os("SPATIA_TIMINGS").is_some() {
+        eprintln!("timing: {what}: {:.2} ms", since.elapsed().as_secs_f64() * 1e3);
+    }
 }
 
 /// `spatia run`: returns the exit code (0 ok, 1 a stage failed).
@@ -137,7 +148,9 @@ pub fn run(a: &RunArgs) -> Result<u8> {
     let output = if a.json { Output::Json } else if a.quiet { Output::Quiet } else { Output::Bars };
     let jobs = a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let opts = exec::Options { jobs, output, command: std::env::args().collect() };
+    let t = std::time::Instant::now();
     let out = exec::run(&spec, &dag, &cache, &opts)?;
+    timing("execute and write the run record", t);
     let s = &out.summary;
     let count = |st: Status| s.nodes.iter().filter(|n| n.status == st).count();
     let (hit, miss, waited, failed, skipped) = (count(Status::Hit), count(Status::Miss), count(Status::Waited), count(Status::Failed), count(Status::Skipped));
@@ -209,7 +222,7 @@ fn why(n: &dag::Node, prev: Option<&RunSummary>, cache: &Cache) -> String {
     if old.kind_version != n.hashable.kind_version {
         reasons.push(format!("kind `{}` version {} → {}", old.kind, old.kind_version, n.hashable.kind_version));
     }
-    if let (Some(o), Some(c)) = (old.params.as_object(), n.hashable.params.as_object()) {
+    if let (Some(o), Some(c)) = (old.params.as_object(), n.decl.checked.params.as_object()) {
         let keys: std::collections::BTreeSet<&String> = o.keys().chain(c.keys()).collect();
         for k in keys {
             if crate::util::canonical_json(o.get(k).unwrap_or(&serde_json::Value::Null)) != crate::util::canonical_json(c.get(k).unwrap_or(&serde_json::Value::Null)) {

@@ -16,20 +16,20 @@ use crate::spec::{Spec, StageDecl};
 use crate::stages::{Fanout, Item, ResolvedInput};
 use anyhow::{Context, Result};
 use serde::Serialize;
-use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 /// Version of the key encoding; bump to invalidate every key.
 pub const KEY_SCHEMA_VERSION: u32 = 1;
 
-/// Exactly what a key is the blake3 digest of (as canonical JSON).
+/// Exactly what a key is the blake3 digest of (as canonical JSON, with the stage's resolved
+/// parameters under `params`).
 #[derive(Debug, Clone, Serialize)]
 pub struct StageHashable {
     // identity of the computation
     pub schema: u32,
     pub kind: String,
     pub kind_version: u32,
-    pub params: Value,
     pub seed: Option<u64>,
     // what it reads
     pub upstream: BTreeMap<String, Vec<String>>,
@@ -37,17 +37,66 @@ pub struct StageHashable {
     pub item: Option<(String, String)>,
 }
 
+fn js(s: &str) -> String {
+    serde_json::to_string(s).expect("string serialises")
+}
+
 impl StageHashable {
-    /// The canonical encoding.
-    pub fn encode(&self) -> String {
-        let v = serde_json::to_value(self).expect("hashable serialises");
-        let s = crate::util::canonical_json(&v);
-        debug_assert_eq!(s, crate::util::canonical_json(&serde_json::from_str(&s).expect("canonical json parses")), "encoding is not canonical");
+    /// The canonical encoding: fields in sorted order, `params_canonical` being the canonical
+    /// JSON of the resolved parameters. Equal to `util::canonical_json` of the same object
+    /// (checked by a test), written directly because no-op runs hash thousands of these.
+    pub fn encode(&self, params_canonical: &str) -> String {
+        let mut s = String::with_capacity(256 + params_canonical.len());
+        s.push_str("{\"inputs\":{");
+        for (i, (k, v)) in self.inputs.iter().enumerate() {
+            if i > 0 {
+                s.push(',');
+            }
+            s.push_str(&js(k));
+            s.push(':');
+            s.push_str(&js(v));
+        }
+        s.push_str("},\"item\":");
+        match &self.item {
+            None => s.push_str("null"),
+            Some((id, d)) => {
+                s.push('[');
+                s.push_str(&js(id));
+                s.push(',');
+                s.push_str(&js(d));
+                s.push(']');
+            }
+        }
+        s.push_str(",\"kind\":");
+        s.push_str(&js(&self.kind));
+        s.push_str(&format!(",\"kind_version\":{},\"params\":", self.kind_version));
+        s.push_str(params_canonical);
+        s.push_str(&format!(",\"schema\":{},\"seed\":", self.schema));
+        match self.seed {
+            None => s.push_str("null"),
+            Some(x) => s.push_str(&x.to_string()),
+        }
+        s.push_str(",\"upstream\":{");
+        for (i, (k, keys)) in self.upstream.iter().enumerate() {
+            if i > 0 {
+                s.push(',');
+            }
+            s.push_str(&js(k));
+            s.push_str(":[");
+            for (j, key) in keys.iter().enumerate() {
+                if j > 0 {
+                    s.push(',');
+                }
+                s.push_str(&js(key));
+            }
+            s.push(']');
+        }
+        s.push_str("}}");
         s
     }
     /// The key: blake3 of the canonical encoding, hex.
-    pub fn key(&self) -> String {
-        blake3::hash(self.encode().as_bytes()).to_hex().to_string()
+    pub fn key(&self, params_canonical: &str) -> String {
+        blake3::hash(self.encode(params_canonical).as_bytes()).to_hex().to_string()
     }
 }
 
@@ -67,7 +116,7 @@ pub struct Node {
     pub stage: String,
     /// Arms sharing this node.
     pub arms: Vec<String>,
-    pub decl: StageDecl,
+    pub decl: Arc<StageDecl>,
     pub item: Option<Item>,
     pub needs: Vec<NodeNeed>,
     /// Nodes this one depends on (indices, all smaller than its own).
@@ -99,7 +148,7 @@ pub fn build(spec: &Spec, stat: &mut StatCache) -> Result<Dag> {
 
     for arm in &spec.arms {
         let order = topo_order(&arm.stages);
-        let by_name: HashMap<&str, &StageDecl> = arm.stages.iter().map(|s| (s.name.as_str(), s)).collect();
+        let by_name: HashMap<&str, &StageDecl> = arm.stages.iter().map(|s| (s.name.as_str(), s.as_ref())).collect();
         // stage name → (fanout, [(item id, node)])
         let mut placed: HashMap<&str, (Fanout, Vec<(Option<String>, usize)>)> = HashMap::new();
         for &si in &order {
@@ -156,13 +205,12 @@ pub fn build(spec: &Spec, stat: &mut StatCache) -> Result<Dag> {
                     schema: KEY_SCHEMA_VERSION,
                     kind: decl.kind.name().to_string(),
                     kind_version: decl.kind.version(),
-                    params: decl.checked.params.clone(),
                     seed: decl.checked.uses_seed.then_some(spec.seed),
                     upstream,
                     inputs: inputs.iter().map(|i| (i.role.clone(), i.digest.clone())).collect(),
                     item: item.map(|i| (i.id.clone(), i.digest.clone())),
                 };
-                let key = hashable.key();
+                let key = hashable.key(&decl.params_canonical);
                 let idx = match by_key.get(&key) {
                     Some(&i) => {
                         if !nodes[i].arms.contains(&arm.name) {
@@ -177,7 +225,7 @@ pub fn build(spec: &Spec, stat: &mut StatCache) -> Result<Dag> {
                             key: key.clone(),
                             stage: decl.name.clone(),
                             arms: vec![arm.name.clone()],
-                            decl: decl.clone(),
+                            decl: Arc::clone(decl),
                             item: item.cloned(),
                             needs,
                             deps,
@@ -210,11 +258,11 @@ pub fn build(spec: &Spec, stat: &mut StatCache) -> Result<Dag> {
 }
 
 /// Stage indices of an arm in dependency order (declaration order among independent ones).
-fn topo_order(stages: &[StageDecl]) -> Vec<usize> {
+fn topo_order(stages: &[Arc<StageDecl>]) -> Vec<usize> {
     let index: HashMap<&str, usize> = stages.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();
     let mut done = vec![false; stages.len()];
     let mut order = Vec::with_capacity(stages.len());
-    fn visit(i: usize, stages: &[StageDecl], index: &HashMap<&str, usize>, done: &mut Vec<bool>, order: &mut Vec<usize>) {
+    fn visit(i: usize, stages: &[Arc<StageDecl>], index: &HashMap<&str, usize>, done: &mut Vec<bool>, order: &mut Vec<usize>) {
         if done[i] {
             return;
         }
@@ -264,4 +312,31 @@ impl Dag {
 
 fn esc(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn direct_encoding_is_canonical_json() {
+        let mut h = StageHashable {
+            schema: 1,
+            kind: "command".into(),
+            kind_version: 3,
+            seed: Some(7),
+            upstream: [("b\"x".to_string(), vec!["k1".into(), "k0".into()]), ("a".into(), vec![])].into_iter().collect(),
+            inputs: [("inputs[0]".to_string(), "d".to_string()), ("clinical".into(), "e".into())].into_iter().collect(),
+            item: Some(("p1".into(), "dd".into())),
+        };
+        let params = serde_json::json!({"z": [1, 2.5], "a": {"y": null, "b": "ü"}});
+        let pc = crate::util::canonical_json(&params);
+        for _ in 0..2 {
+            let mut v = serde_json::to_value(&h).unwrap();
+            v["params"] = params.clone();
+            assert_eq!(h.encode(&pc), crate::util::canonical_json(&v));
+            h.seed = None;
+            h.item = None;
+        }
+    }
 }

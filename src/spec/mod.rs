@@ -51,7 +51,7 @@ pub struct Arm {
     /// The matrix settings of this arm (path, value).
     pub settings: Vec<(String, Json)>,
     /// Stages in declaration order.
-    pub stages: Vec<StageDecl>,
+    pub stages: Vec<std::sync::Arc<StageDecl>>,
 }
 
 /// One stage of one arm, checked.
@@ -61,6 +61,8 @@ pub struct StageDecl {
     pub kind: &'static dyn StageKind,
     pub needs: Vec<String>,
     pub checked: Checked,
+    /// Canonical JSON of `checked.params` (what the key hashes).
+    pub params_canonical: String,
     /// Directory (relative to the root) the outputs are copied to after a run.
     pub publish: Option<String>,
 }
@@ -105,6 +107,16 @@ impl Ctx<'_> {
     }
 }
 
+// error builders usable from worker threads (the lazily built locator is per thread of use)
+fn cx_err_value(file: &str, text: &str, path: &[Seg], msg: String) -> SpecError {
+    let (line, col) = Locator::new(text).value(path);
+    SpecError::At { file: file.to_string(), line, col, msg }
+}
+fn cx_err_key(file: &str, text: &str, path: &[Seg], msg: String) -> SpecError {
+    let (line, col) = Locator::new(text).key(path);
+    SpecError::At { file: file.to_string(), line, col, msg }
+}
+
 fn p(parts: &[&str]) -> Vec<Seg> {
     parts.iter().map(|s| Seg::key(s)).collect()
 }
@@ -124,6 +136,7 @@ pub fn compile(path: &Path, root: Option<&Path>) -> Result<Spec, SpecError> {
 /// Checks spec text; `display` is the file name used in messages.
 pub fn compile_str(text: &str, display: &str, file: PathBuf, root: PathBuf) -> Result<Spec, SpecError> {
     let cx = Ctx { file: display.to_string(), text, loc: std::cell::OnceCell::new() };
+    let t0 = std::time::Instant::now();
     let raw = raw::parse(text).map_err(|e| {
         let (mut line, mut col) = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
         let mut msg = e.to_string();
@@ -140,6 +153,7 @@ pub fn compile_str(text: &str, display: &str, file: PathBuf, root: PathBuf) -> R
         SpecError::At { file: display.to_string(), line, col, msg }
     })?;
 
+    crate::cli::core::timing("parse yaml", t0);
     // cohort
     if let Some(c) = &raw.cohort {
         check_input(&cx, &root, &c.clinical, &p(&["cohort", "clinical"]))?;
@@ -352,36 +366,47 @@ pub fn compile_str(text: &str, display: &str, file: PathBuf, root: PathBuf) -> R
             name = format!("{name}#{}", arms.len());
             seen_names.insert(name.clone());
         }
-        let mut decls = Vec::new();
-        for (i, b) in bases.iter().enumerate() {
-            let ccx = CheckCx { stage: &b.name, cohort: raw.cohort.as_ref() };
-            let checked = b.kind.check(&Json::Object(params[i].clone()), &ccx).map_err(|e| {
-                let first = match e.path.first() {
-                    Some(Seg::Key(k)) => k.clone(),
-                    _ => String::new(),
-                };
-                let msg = format!("stage `{}` ({}): {}", b.name, b.kind.name(), e.msg);
-                if let Some(at) = origin.get(&(i, first)) {
-                    return cx.at_value(at, format!("{msg} (value from the matrix, arm `{name}`)"));
-                }
-                let at = [p(&["stages", &b.name]), e.path.clone()].concat();
-                if e.msg.starts_with("unknown field") {
-                    cx.at_key(&at, msg)
-                } else {
-                    cx.at_value(&at, msg)
-                }
-            })?;
-            for inp in &checked.inputs {
-                let at = if inp.absolute { inp.at.clone() } else { [p(&["stages", &b.name]), inp.at.clone()].concat() };
+        // kinds check their parameters in parallel; the first error in declaration order wins
+        use rayon::prelude::*;
+        let checked: Vec<Result<StageDecl, SpecError>> = bases
+            .par_iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let ccx = CheckCx { stage: &b.name, cohort: raw.cohort.as_ref() };
+                let checked = b.kind.check(&Json::Object(params[i].clone()), &ccx).map_err(|e| {
+                    let first = match e.path.first() {
+                        Some(Seg::Key(k)) => k.clone(),
+                        _ => String::new(),
+                    };
+                    let msg = format!("stage `{}` ({}): {}", b.name, b.kind.name(), e.msg);
+                    if let Some(at) = origin.get(&(i, first)) {
+                        return cx_err_value(display, text, at, format!("{msg} (value from the matrix, arm `{name}`)"));
+                    }
+                    let at = [p(&["stages", &b.name]), e.path.clone()].concat();
+                    if e.msg.starts_with("unknown field") {
+                        cx_err_key(display, text, &at, msg)
+                    } else {
+                        cx_err_value(display, text, &at, msg)
+                    }
+                })?;
+                Ok(StageDecl {
+                    name: b.name.clone(),
+                    kind: b.kind,
+                    needs: b.needs.clone(),
+                    params_canonical: crate::util::canonical_json(&checked.params),
+                    checked,
+                    publish: b.publish.clone(),
+                })
+            })
+            .collect();
+        let mut decls = Vec::with_capacity(checked.len());
+        for d in checked {
+            let d = d?;
+            for inp in &d.checked.inputs {
+                let at = if inp.absolute { inp.at.clone() } else { [p(&["stages", &d.name]), inp.at.clone()].concat() };
                 check_input(&cx, &root, &inp.path, &at)?;
             }
-            decls.push(StageDecl {
-                name: b.name.clone(),
-                kind: b.kind,
-                needs: b.needs.clone(),
-                checked,
-                publish: b.publish.clone(),
-            });
+            decls.push(std::sync::Arc::new(d));
         }
         arms.push(Arm { name, settings, stages: decls });
     }

@@ -157,8 +157,7 @@ pub trait StageKind: Send + Sync {
 
 /// Deserialises a kind's typed parameters, mapping serde's errors to a path and message.
 pub fn typed<T: DeserializeOwned>(params: &Value) -> Result<T, ParamError> {
-    let de = params.clone();
-    serde_path_to_error::deserialize::<_, T>(de).map_err(|e| {
+    serde_path_to_error::deserialize::<_, T>(params).map_err(|e| {
         let mut path: Vec<Seg> = e
             .path()
             .iter()
