@@ -173,7 +173,7 @@ mod tests {
         let l = Locator::new(t);
         let p = |s: &[&str]| s.iter().map(|k| Seg::key(k)).collect::<Vec<_>>();
         assert_eq!(l.key(&p(&["stages", "b"])), (4, 3));
-        assert_eq!(l.value(&p(&["stages", "a", "cmd"])), (3, 28));
+        assert_eq!(l.value(&p(&["stages", "a", "cmd"])), (3, 27));
         let mut n = p(&["stages", "b", "needs"]);
         n.push(Seg::Index(1));
         assert_eq!(l.value(&n), (6, 16));
