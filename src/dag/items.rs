@@ -34,7 +34,8 @@ pub fn patients(spec: &Spec) -> Result<Vec<Item>> {
             h.update(field.as_bytes());
             h.update(b"\x1e");
         }
-        out.push(Item { id, digest: h.finalize().to_hex().to_string() });
+        let attrs = [("patient_id".to_string(), id.clone())].into_iter().collect();
+        out.push(Item { id, digest: h.finalize().to_hex().to_string(), attrs });
     }
     Ok(out)
 }
@@ -71,7 +72,18 @@ pub fn slides(spec: &Spec, stat: &mut StatCache) -> Result<Vec<Item>> {
             h.update(b"\x1e");
         }
         h.update(d.as_bytes());
-        out.push(Item { id, digest: h.finalize().to_hex().to_string() });
+        let mut attrs: std::collections::BTreeMap<String, String> = [
+            ("patient_id".to_string(), p.to_string()),
+            ("stain".to_string(), s.to_string()),
+            ("path".to_string(), file.display().to_string()),
+            ("digest".to_string(), d),
+        ]
+        .into_iter()
+        .collect();
+        if let Some(m) = col("mpp").and_then(|mc| rec.get(mc)).filter(|m| !m.trim().is_empty()) {
+            attrs.insert("mpp".into(), m.trim().to_string());
+        }
+        out.push(Item { id, digest: h.finalize().to_hex().to_string(), attrs });
     }
     Ok(out)
 }

@@ -169,7 +169,14 @@ pub fn build(spec: &Spec, stat: &mut StatCache) -> Result<Dag> {
             let shard_items: Vec<Option<&Item>> = match decl.checked.fanout {
                 Fanout::Single => vec![None],
                 Fanout::PerPatient => patients.iter().map(Some).collect(),
-                Fanout::PerSlide => slides.iter().map(Some).collect(),
+                Fanout::PerSlide => slides
+                    .iter()
+                    .filter(|it| match &decl.checked.stains {
+                        None => true,
+                        Some(st) => it.attrs.get("stain").is_some_and(|s| st.iter().any(|x| x.eq_ignore_ascii_case(s))),
+                    })
+                    .map(Some)
+                    .collect(),
             };
             let mut mine = Vec::new();
             for item in shard_items {

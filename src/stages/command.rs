@@ -83,7 +83,7 @@ impl StageKind for Command {
                 absolute: false,
             })
             .collect();
-        Ok(Checked { params: resolved(&p), inputs, fanout, uses_seed: false })
+        Ok(Checked { params: resolved(&p), inputs, fanout, uses_seed: false, stains: None })
     }
 
     fn run(&self, cx: &RunCx) -> anyhow::Result<()> {

@@ -81,7 +81,7 @@ impl StageKind for Ingest {
                 absolute: true,
             });
         }
-        Ok(Checked { params: resolved(&p), inputs, fanout: Fanout::Single, uses_seed: false })
+        Ok(Checked { params: resolved(&p), inputs, fanout: Fanout::Single, uses_seed: false, stains: None })
     }
 
     fn run(&self, cx: &RunCx) -> anyhow::Result<()> {

@@ -56,6 +56,15 @@ pub struct Checked {
     pub fanout: Fanout,
     /// The spec's `seed` is part of the key (stages that draw random numbers).
     pub uses_seed: bool,
+    /// For per-slide stages: only slides of these stains (None: every slide).
+    pub stains: Option<Vec<String>>,
+}
+
+impl Checked {
+    /// A stage that runs once, reads no files and draws no random numbers.
+    pub fn single(params: Value) -> Checked {
+        Checked { params, inputs: Vec::new(), fanout: Fanout::Single, uses_seed: false, stains: None }
+    }
 }
 
 /// A parameter error: where (path inside the stage's mapping) and what was expected.
@@ -91,6 +100,16 @@ pub struct Need {
 pub struct Item {
     pub id: String,
     pub digest: String,
+    /// What a shard needs to know about its item: for a slide `patient_id`, `stain`, `path`
+    /// (absolute) and `mpp` when the manifest gives one; for a patient `patient_id`.
+    pub attrs: std::collections::BTreeMap<String, String>,
+}
+
+impl Item {
+    /// An attribute, or an error naming the item.
+    pub fn attr(&self, name: &str) -> anyhow::Result<&str> {
+        self.attrs.get(name).map(String::as_str).ok_or_else(|| anyhow::anyhow!("item `{}` has no `{name}`", self.id))
+    }
 }
 
 /// A resolved input file.
