@@ -91,11 +91,14 @@ pub struct CoxOptions {
     pub tol: f64,
     /// Confidence level of hazard-ratio intervals (default 0.95).
     pub confidence_level: f64,
+    /// Compute Harrell's C of the fit (default true; `false` leaves `concordance` NaN and
+    /// saves an `O(n log n)` pass — lifelines computes it lazily).
+    pub concordance: bool,
 }
 
 impl Default for CoxOptions {
     fn default() -> Self {
-        Self { ties: Ties::Efron, l2_penalty: 0.0, max_iter: 50, tol: 1e-13, confidence_level: 0.95 }
+        Self { ties: Ties::Efron, l2_penalty: 0.0, max_iter: 50, tol: 1e-13, confidence_level: 0.95, concordance: true }
     }
 }
 
@@ -146,7 +149,7 @@ pub struct CoxFit {
     pub penalized_log_likelihood: f64,
     /// Likelihood-ratio test.
     pub lr_test: LikelihoodRatioTest,
-    /// Harrell's C of the linear predictor on the fitting data.
+    /// Harrell's C of the linear predictor on the fitting data (NaN if not requested).
     pub concordance: f64,
     /// Newton–Raphson iterations.
     pub iterations: usize,
@@ -185,25 +188,54 @@ struct Eval {
 }
 
 impl Prepared {
+    /// Log partial likelihood, score and observed information at `beta` (centred covariates).
+    /// Second-moment sums are kept in packed lower-triangular form (`p(p+1)/2` entries).
     fn eval(&self, beta: &[f64], ties: Ties, want_derivs: bool) -> Eval {
         let (n, p) = (self.n, self.p);
+        let q = p * (p + 1) / 2;
         let mut w = vec![0.0; n];
         let mut lp = vec![0.0; n];
-        for i in 0..n {
-            let row = &self.xs[i * p..(i + 1) * p];
+        for ((row, wi), li) in self.xs.chunks_exact(p).zip(w.iter_mut()).zip(lp.iter_mut()) {
             let e: f64 = row.iter().zip(beta).map(|(a, b)| a * b).sum();
-            lp[i] = e;
-            w[i] = e.exp();
+            *li = e;
+            *wi = e.exp();
         }
         let mut s0 = 0.0;
         let mut s1 = vec![0.0; p];
-        let mut s2 = vec![0.0; p * p];
+        let mut s2 = vec![0.0; q];
         let mut a1 = vec![0.0; p];
-        let mut a2 = vec![0.0; p * p];
+        let mut a2 = vec![0.0; q];
         let mut mu = vec![0.0; p];
+        let mut wx = vec![0.0; p];
         let mut ll = 0.0;
         let mut grad = vec![0.0; p];
-        let mut info = vec![0.0; p * p];
+        let mut info = vec![0.0; q];
+        // Adds w·x·xᵀ (packed lower triangle) to `acc` and w·x to `acc1`.
+        let add_outer = |acc: &mut [f64], acc1: &mut [f64], wx: &mut [f64], row: &[f64], wi: f64| {
+            for ((v, a1), &x) in wx.iter_mut().zip(acc1.iter_mut()).zip(row) {
+                *v = wi * x;
+                *a1 += *v;
+            }
+            let mut k = 0;
+            for a in 0..p {
+                let wa = wx[a];
+                for (v, &xb) in acc[k..k + a + 1].iter_mut().zip(&row[..a + 1]) {
+                    *v += wa * xb;
+                }
+                k += a + 1;
+            }
+        };
+        // info += c2·m − c1·a − Σ μμᵀ is done by the callers; this subtracts μμᵀ.
+        let sub_outer = |info: &mut [f64], mu: &[f64]| {
+            let mut k = 0;
+            for a in 0..p {
+                let ma = mu[a];
+                for (v, &mb) in info[k..k + a + 1].iter_mut().zip(&mu[..a + 1]) {
+                    *v -= ma * mb;
+                }
+                k += a + 1;
+            }
+        };
         for &(st, en) in self.groups.iter().rev() {
             let mut d = 0usize;
             let mut a0 = 0.0;
@@ -212,22 +244,15 @@ impl Prepared {
                 let row = &self.xs[i * p..(i + 1) * p];
                 s0 += wi;
                 if want_derivs {
-                    for a in 0..p {
-                        let wa = wi * row[a];
-                        s1[a] += wa;
-                        let s2r = &mut s2[a * p..a * p + a + 1];
-                        for (b, v) in s2r.iter_mut().enumerate() {
-                            *v += wa * row[b];
-                        }
-                    }
+                    add_outer(&mut s2, &mut s1, &mut wx, row, wi);
                 }
                 if self.ev[i] {
                     d += 1;
                     a0 += wi;
                     ll += lp[i];
                     if want_derivs {
-                        for a in 0..p {
-                            grad[a] += row[a];
+                        for (g, &x) in grad.iter_mut().zip(row) {
+                            *g += x;
                         }
                     }
                 }
@@ -235,64 +260,66 @@ impl Prepared {
             if d == 0 {
                 continue;
             }
+            let df = d as f64;
             if ties == Ties::Breslow || d == 1 {
-                let df = d as f64;
                 ll -= df * s0.ln();
                 if want_derivs {
                     for a in 0..p {
                         mu[a] = s1[a] / s0;
                         grad[a] -= df * mu[a];
                     }
-                    for a in 0..p {
-                        for b in 0..=a {
-                            info[a * p + b] += df * (s2[a * p + b] / s0 - mu[a] * mu[b]);
-                        }
+                    let c = df / s0;
+                    for (v, &m) in info.iter_mut().zip(&s2) {
+                        *v += c * m;
                     }
+                    for m in mu.iter_mut() {
+                        *m *= df.sqrt();
+                    }
+                    sub_outer(&mut info, &mu);
                 }
             } else {
                 if want_derivs {
                     a1.iter_mut().for_each(|v| *v = 0.0);
                     a2.iter_mut().for_each(|v| *v = 0.0);
                     for i in st..en {
-                        if !self.ev[i] {
-                            continue;
-                        }
-                        let wi = w[i];
-                        let row = &self.xs[i * p..(i + 1) * p];
-                        for a in 0..p {
-                            let wa = wi * row[a];
-                            a1[a] += wa;
-                            for b in 0..=a {
-                                a2[a * p + b] += wa * row[b];
-                            }
+                        if self.ev[i] {
+                            add_outer(&mut a2, &mut a1, &mut wx, &self.xs[i * p..(i + 1) * p], w[i]);
                         }
                     }
                 }
-                let df = d as f64;
+                // Σ_l (S2 − f_l A2)/φ_l = S2 Σ 1/φ_l − A2 Σ f_l/φ_l
+                let (mut c2, mut c1) = (0.0, 0.0);
                 for l in 0..d {
                     let f = l as f64 / df;
                     let phi = s0 - f * a0;
                     ll -= phi.ln();
                     if want_derivs {
+                        c2 += 1.0 / phi;
+                        c1 += f / phi;
                         for a in 0..p {
                             mu[a] = (s1[a] - f * a1[a]) / phi;
                             grad[a] -= mu[a];
                         }
-                        for a in 0..p {
-                            for b in 0..=a {
-                                info[a * p + b] += (s2[a * p + b] - f * a2[a * p + b]) / phi - mu[a] * mu[b];
-                            }
-                        }
+                        sub_outer(&mut info, &mu);
+                    }
+                }
+                if want_derivs {
+                    for ((v, &m2), &m1) in info.iter_mut().zip(&s2).zip(&a2) {
+                        *v += c2 * m2 - c1 * m1;
                     }
                 }
             }
         }
+        let mut full = vec![0.0; p * p];
+        let mut k = 0;
         for a in 0..p {
-            for b in 0..a {
-                info[b * p + a] = info[a * p + b];
+            for b in 0..=a {
+                full[a * p + b] = info[k];
+                full[b * p + a] = info[k];
+                k += 1;
             }
         }
-        Eval { ll, grad, info }
+        Eval { ll, grad, info: full }
     }
 
     /// Breslow baseline hazard increments (centred covariates) at each event group.
@@ -571,8 +598,12 @@ pub fn fit_cox(time: &[f64], event: &[bool], x: &[f64], names: &[String], option
         baseline_cumulative_hazard.push(acc * shift);
     }
     let baseline_times: Vec<f64> = idx.iter().map(|&st| time[order[st] as usize]).collect();
-    let lp: Vec<f64> = (0..n).map(|i| (0..p).map(|a| x[i * p + a] * beta[a]).sum()).collect();
-    let concordance = concordance::harrell(time, event, &lp).map(|c| c.harrell).unwrap_or(f64::NAN);
+    let concordance = if options.concordance {
+        let lp: Vec<f64> = x.chunks_exact(p).map(|r| r.iter().zip(&beta).map(|(a, b)| a * b).sum()).collect();
+        concordance::harrell(time, event, &lp).map(|c| c.harrell).unwrap_or(f64::NAN)
+    } else {
+        f64::NAN
+    };
     let ll = cur.ll;
     let stat = 2.0 * (ll - ll_null);
     Ok(CoxFit {

@@ -30,7 +30,7 @@
 //! Nelson W (1972) Technometrics 14:945–966; Aalen O (1978) Ann Stat 6:701–726.
 use super::data::check_survival;
 use super::error::{Result, SurvivalError};
-use super::sort::{f64_key, radix_sort_pairs};
+use super::sort::radix_sort_u64;
 use statrs::distribution::{ContinuousCDF, Normal};
 
 /// Distinct times with their counts, ascending.
@@ -42,26 +42,24 @@ pub(crate) struct EventTable {
     pub censored: Vec<usize>,
 }
 
-/// Builds the table of distinct times (inputs already validated).
+/// Builds the table of distinct times (inputs already validated: times finite and ≥ 0).
 pub(crate) fn event_table(time: &[f64], event: &[bool]) -> EventTable {
     let n = time.len();
-    let mut pairs: Vec<(u64, u32)> =
-        time.iter().zip(event).map(|(&t, &e)| (f64_key(t), e as u32)).collect();
-    radix_sort_pairs(&mut pairs);
+    // Non-negative f64 bit patterns order like the numbers and leave the top bit free, so
+    // (bits << 1) | event is an order-preserving key that carries the event flag.
+    let mut keys: Vec<u64> = time.iter().zip(event).map(|(&t, &e)| ((t + 0.0).to_bits() << 1) | e as u64).collect();
+    radix_sort_u64(&mut keys);
     let mut tab = EventTable::default();
     let mut i = 0;
     while i < n {
-        let k = pairs[i].0;
+        let k = keys[i] >> 1;
         let mut j = i;
         let mut d = 0;
-        while j < n && pairs[j].0 == k {
-            d += pairs[j].1 as usize;
+        while j < n && keys[j] >> 1 == k {
+            d += (keys[j] & 1) as usize;
             j += 1;
         }
-        // Recover the time from the first index with this key: keys are order preserving, so
-        // decode the key back to the f64 bits.
-        let bits = if k >> 63 == 1 { k & !(1 << 63) } else { !k };
-        tab.times.push(f64::from_bits(bits));
+        tab.times.push(f64::from_bits(k));
         tab.at_risk.push(n - i);
         tab.events.push(d);
         tab.censored.push(j - i - d);
@@ -116,10 +114,6 @@ pub struct KmStep {
     pub survival: f64,
     /// Greenwood standard error of `S(time)`.
     pub se: f64,
-    /// Lower log(−log) confidence limit.
-    pub lower: f64,
-    /// Upper log(−log) confidence limit.
-    pub upper: f64,
     /// Greenwood sum `Σ d/(n(n−d))` up to `time` (`inf` once S = 0).
     pub greenwood_sum: f64,
     /// Nelson–Aalen cumulative hazard `H(time)`.
@@ -172,6 +166,8 @@ pub struct KaplanMeier {
     pub n_events: usize,
     /// Confidence level of the intervals (default 0.95).
     pub confidence_level: f64,
+    /// The normal quantile of that level (1.96 for 95%).
+    pub z: f64,
     /// One step per distinct observed time (events or censorings), ascending.
     pub steps: Vec<KmStep>,
 }
@@ -187,7 +183,7 @@ impl KaplanMeier {
         check_survival(time, event)?;
         let z = normal_quantile(level)?;
         let tab = event_table(time, event);
-        let mut steps = Vec::with_capacity(tab.times.len());
+        let mut steps: Vec<KmStep> = Vec::with_capacity(tab.times.len());
         let (mut s, mut gsum, mut h, mut hvar) = (1.0f64, 0.0f64, 0.0f64, 0.0f64);
         for k in 0..tab.times.len() {
             let (n, d) = (tab.at_risk[k] as f64, tab.events[k] as f64);
@@ -197,8 +193,9 @@ impl KaplanMeier {
                 h += d / n;
                 hvar += d / (n * n);
             }
+            // Confidence limits are computed on demand (`ci`, `estimate_at`, `curve`): they
+            // cost a few logarithms and exponentials per step.
             let se = if s > 0.0 { s * gsum.sqrt() } else { 0.0 };
-            let (lower, upper) = loglog_ci(s, gsum, z);
             steps.push(KmStep {
                 time: tab.times[k],
                 at_risk: tab.at_risk[k],
@@ -206,8 +203,6 @@ impl KaplanMeier {
                 censored: tab.censored[k],
                 survival: s,
                 se,
-                lower,
-                upper,
                 greenwood_sum: gsum,
                 cumulative_hazard: h,
                 cumulative_hazard_se: hvar.sqrt(),
@@ -217,6 +212,7 @@ impl KaplanMeier {
             n: time.len(),
             n_events: event.iter().filter(|&&e| e).count(),
             confidence_level: level,
+            z,
             steps,
         })
     }
@@ -264,8 +260,8 @@ impl KaplanMeier {
                 time: t,
                 survival: s.survival,
                 se: s.se,
-                lower: s.lower,
-                upper: s.upper,
+                lower: self.ci(s).0,
+                upper: self.ci(s).1,
                 at_risk,
                 cumulative_hazard: s.cumulative_hazard,
             },
@@ -277,17 +273,22 @@ impl KaplanMeier {
         self.steps.iter().find(|s| s.survival <= 0.5).map(|s| s.time)
     }
 
+    /// The log(−log) confidence interval `(lower, upper)` of a step.
+    pub fn ci(&self, step: &KmStep) -> (f64, f64) {
+        loglog_ci(step.survival, step.greenwood_sum, self.z)
+    }
+
     /// Points of the survival curve for plotting: `(0, 1)` and then one point per distinct time.
     pub fn curve(&self) -> Vec<KmCurvePoint> {
-        let mut out = Vec::with_capacity(self.steps.len() + 1);
+        let mut out: Vec<KmCurvePoint> = Vec::with_capacity(self.steps.len() + 1);
         out.push(KmCurvePoint { time: 0.0, survival: 1.0, lower: 1.0, upper: 1.0, censored: 0 });
-        out.extend(self.steps.iter().map(|s| KmCurvePoint {
-            time: s.time,
-            survival: s.survival,
-            lower: s.lower,
-            upper: s.upper,
-            censored: s.censored,
-        }));
+        for s in &self.steps {
+            let (lower, upper) = match out.last() {
+                Some(p) if s.events == 0 => (p.lower, p.upper),
+                _ => self.ci(s),
+            };
+            out.push(KmCurvePoint { time: s.time, survival: s.survival, lower, upper, censored: s.censored });
+        }
         out
     }
 

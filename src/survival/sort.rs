@@ -55,6 +55,46 @@ pub(crate) fn radix_sort_pairs(v: &mut Vec<(u64, u32)>) {
     }
 }
 
+/// Stable LSD radix sort of plain `u64` keys (8 bits per pass, trivial passes skipped).
+pub(crate) fn radix_sort_u64(v: &mut Vec<u64>) {
+    let n = v.len();
+    if n < 64 {
+        v.sort_unstable();
+        return;
+    }
+    let mut counts = vec![[0usize; 256]; 8];
+    for &k in v.iter() {
+        for (d, c) in counts.iter_mut().enumerate() {
+            c[((k >> (8 * d)) & 0xff) as usize] += 1;
+        }
+    }
+    let mut buf: Vec<u64> = vec![0; n];
+    let mut src_is_v = true;
+    for (d, c) in counts.iter().enumerate() {
+        if c.iter().any(|&x| x == n) {
+            continue;
+        }
+        let mut offs = [0usize; 256];
+        let mut acc = 0;
+        for (o, &x) in offs.iter_mut().zip(c.iter()) {
+            *o = acc;
+            acc += x;
+        }
+        let (src, dst): (&[u64], &mut [u64]) =
+            if src_is_v { (&v[..], &mut buf[..]) } else { (&buf[..], &mut v[..]) };
+        let shift = 8 * d;
+        for &k in src.iter() {
+            let b = ((k >> shift) & 0xff) as usize;
+            dst[offs[b]] = k;
+            offs[b] += 1;
+        }
+        src_is_v = !src_is_v;
+    }
+    if !src_is_v {
+        *v = buf;
+    }
+}
+
 /// Indices `0..keys.len()` ordered by key (stable: equal keys keep index order).
 pub(crate) fn argsort_f64(values: &[f64]) -> Vec<u32> {
     let mut pairs: Vec<(u64, u32)> =
