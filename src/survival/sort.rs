@@ -95,8 +95,55 @@ pub(crate) fn radix_sort_u64(v: &mut Vec<u64>) {
     }
 }
 
-/// Indices `0..keys.len()` ordered by key (stable: equal keys keep index order).
+/// Sorts items whose order agrees with the finite numbers `values` (item `i` belongs to
+/// `values[i]`): one counting pass over `n` equal-width value buckets, then a small sort per
+/// bucket. `O(n)` for spread-out values; a bucket of many equal values is sorted by pdqsort,
+/// which is linear on equal keys. Returns `None` (caller falls back to radix) when the value
+/// range is not finite.
+pub(crate) fn bucket_sort<T: Copy + Ord + Default>(values: &[f64], item: impl Fn(usize) -> T) -> Option<Vec<T>> {
+    let n = values.len();
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for &v in values {
+        lo = lo.min(v);
+        hi = hi.max(v);
+    }
+    let range = hi - lo;
+    if !(range.is_finite()) {
+        return None;
+    }
+    let nb = n.max(1);
+    let scale = if range > 0.0 { nb as f64 / range } else { 0.0 };
+    let bucket = |v: f64| (((v - lo) * scale) as usize).min(nb - 1);
+    let mut start = vec![0u32; nb + 1];
+    for &v in values {
+        start[bucket(v) + 1] += 1;
+    }
+    for b in 0..nb {
+        start[b + 1] += start[b];
+    }
+    let mut fill = start.clone();
+    let mut out = vec![T::default(); n];
+    for (i, &v) in values.iter().enumerate() {
+        let b = bucket(v);
+        out[fill[b] as usize] = item(i);
+        fill[b] += 1;
+    }
+    for b in 0..nb {
+        let (s, e) = (start[b] as usize, start[b + 1] as usize);
+        if e - s > 1 {
+            out[s..e].sort_unstable();
+        }
+    }
+    Some(out)
+}
+
+/// Indices `0..values.len()` ordered by value (stable: equal values keep index order).
 pub(crate) fn argsort_f64(values: &[f64]) -> Vec<u32> {
+    if values.len() >= 256 {
+        if let Some(pairs) = bucket_sort(values, |i| (f64_key(values[i]), i as u32)) {
+            return pairs.into_iter().map(|p| p.1).collect();
+        }
+    }
     let mut pairs: Vec<(u64, u32)> =
         values.iter().enumerate().map(|(i, &x)| (f64_key(x), i as u32)).collect();
     radix_sort_pairs(&mut pairs);
@@ -139,6 +186,10 @@ mod tests {
             vals.push(if i % 97 == 0 { -0.0 } else { v });
         }
         let order = argsort_f64(&vals);
+        let mut big = vals.clone();
+        big.extend(vals.iter().map(|v| v * 1e300));
+        let ob = argsort_f64(&big); // range overflows: radix fallback
+        assert!(ob.windows(2).all(|w| big[w[0] as usize] < big[w[1] as usize] || (big[w[0] as usize] == big[w[1] as usize] && w[0] < w[1])));
         let mut expect: Vec<u32> = (0..vals.len() as u32).collect();
         expect.sort_by(|&a, &b| vals[a as usize].partial_cmp(&vals[b as usize]).unwrap());
         assert_eq!(order, expect);
