@@ -48,13 +48,21 @@ fn synth(n: usize, p: usize, seed: u64) -> Synth {
         event.push(t <= c);
         risk.push(lp + 0.5 * normal(&mut rng));
     }
-    Synth { time, event, x, risk }
+    Synth {
+        time,
+        event,
+        x,
+        risk,
+    }
 }
 
 /// CPU time of the calling thread in ms (immune to other processes competing for the cores;
 /// meaningless for multi-threaded work).
 fn thread_cpu_ms() -> f64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime writes into the timespec we own.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     ts.tv_sec as f64 * 1e3 + ts.tv_nsec as f64 / 1e6
@@ -84,11 +92,23 @@ fn reps_for(n: usize) -> usize {
     }
 }
 
-fn row(what: &str, n: usize, (med, min, cpu): (f64, f64, f64), goal: Option<f64>, baseline: Option<(&str, f64)>) {
+fn row(
+    what: &str,
+    n: usize,
+    (med, min, cpu): (f64, f64, f64),
+    goal: Option<f64>,
+    baseline: Option<(&str, f64)>,
+) {
     let goal = goal.map_or(String::new(), |g| {
-        format!("goal ≤ {g} ms: wall {} cpu {}", if min <= g { "met" } else { "MISSED" }, if cpu <= g { "met" } else { "MISSED" })
+        format!(
+            "goal ≤ {g} ms: wall {} cpu {}",
+            if min <= g { "met" } else { "MISSED" },
+            if cpu <= g { "met" } else { "MISSED" }
+        )
     });
-    let base = baseline.map_or(String::new(), |(name, ms)| format!("| {name} {ms} ms = ×{:.0} (min wall)", ms / min));
+    let base = baseline.map_or(String::new(), |(name, ms)| {
+        format!("| {name} {ms} ms = ×{:.0} (min wall)", ms / min)
+    });
     println!("{what:<34} n = {n:>9}  wall median {med:>9.3}  min {min:>9.3}  thread-cpu min {cpu:>9.3} ms  {goal} {base}");
 }
 
@@ -97,34 +117,65 @@ fn main() {
     // contains "cox" (km, harrell, uno, cox, gbsg2, auc, brier, calibration, bootstrap).
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let on = |name: &str| filter.as_ref().is_none_or(|f| name.contains(f.as_str()));
-    println!("spatia survival benchmarks (threads available to rayon: {})", rayon::current_num_threads());
+    println!(
+        "spatia survival benchmarks (threads available to rayon: {})",
+        rayon::current_num_threads()
+    );
     if let Ok(l) = std::fs::read_to_string("/proc/loadavg") {
         println!("load average at start: {}", l.trim());
     }
     // Kaplan–Meier
-    for n in [20_000usize, 100_000, 200_000, 2_000_000].into_iter().filter(|_| on("km")) {
+    for n in [20_000usize, 100_000, 200_000, 2_000_000]
+        .into_iter()
+        .filter(|_| on("km"))
+    {
         let s = synth(n, 1, 7);
         let t = time_it(reps_for(n), || KaplanMeier::fit(&s.time, &s.event).unwrap());
-        row("Kaplan–Meier", n, t, (n == 100_000).then_some(2.0), (n == 100_000).then_some(("lifelines", 13.0)));
+        row(
+            "Kaplan–Meier",
+            n,
+            t,
+            (n == 100_000).then_some(2.0),
+            (n == 100_000).then_some(("lifelines", 13.0)),
+        );
     }
     // Harrell's C
-    for n in [20_000usize, 200_000, 2_000_000].into_iter().filter(|_| on("harrell")) {
+    for n in [20_000usize, 200_000, 2_000_000]
+        .into_iter()
+        .filter(|_| on("harrell"))
+    {
         let s = synth(n, 1, 7);
         let t = time_it(reps_for(n), || harrell(&s.time, &s.event, &s.risk).unwrap());
-        row("Harrell's C (Fenwick)", n, t, (n == 200_000).then_some(50.0), (n == 200_000).then_some(("lifelines", 3800.0)));
+        row(
+            "Harrell's C (Fenwick)",
+            n,
+            t,
+            (n == 200_000).then_some(50.0),
+            (n == 200_000).then_some(("lifelines", 3800.0)),
+        );
     }
     for n in [200_000usize].into_iter().filter(|_| on("uno")) {
         let s = synth(n, 1, 7);
-        let t = time_it(reps_for(n), || harrell_and_uno(&s.time, &s.event, &s.risk, Some(1500.0)).unwrap());
+        let t = time_it(reps_for(n), || {
+            harrell_and_uno(&s.time, &s.event, &s.risk, Some(1500.0)).unwrap()
+        });
         row("Harrell's + Uno's C (tau)", n, t, None, None);
     }
     // Cox
     let names: Vec<String> = (0..8).map(|j| format!("x{j}")).collect();
-    for n in [20_000usize, 100_000, 200_000, 2_000_000].into_iter().filter(|_| on("cox")) {
+    for n in [20_000usize, 100_000, 200_000, 2_000_000]
+        .into_iter()
+        .filter(|_| on("cox"))
+    {
         let s = synth(n, 8, 7);
         // lifelines' fit does not compute the concordance (it is a lazy property): same work.
-        let opts = CoxOptions { concordance: false, ..CoxOptions::default() };
-        let t = time_it(reps_for(n), || fit_cox(&s.time, &s.event, &s.x, &names, &opts).unwrap());
+        let opts = CoxOptions {
+            concordance: false,
+            ..CoxOptions::default()
+        };
+        let t = time_it(reps_for(n), || {
+            fit_cox(&s.time, &s.event, &s.x, &names, &opts).unwrap()
+        });
         let fit = fit_cox(&s.time, &s.event, &s.x, &names, &opts).unwrap();
         row(
             &format!("Cox Efron, 8 covariates ({} it)", fit.iterations),
@@ -134,54 +185,117 @@ fn main() {
             (n == 100_000).then_some(("lifelines", 1680.0)),
         );
         if n == 100_000 {
-            let t = time_it(reps_for(n), || fit_cox(&s.time, &s.event, &s.x, &names, &CoxOptions::default()).unwrap());
+            let t = time_it(reps_for(n), || {
+                fit_cox(&s.time, &s.event, &s.x, &names, &CoxOptions::default()).unwrap()
+            });
             row("  same + Harrell's C of the fit", n, t, None, None);
         }
     }
     if on("cox") {
         let n = 100_000;
         let s = synth(n, 8, 7);
-        let opts = CoxOptions { ties: Ties::Breslow, concordance: false, ..CoxOptions::default() };
-        let t = time_it(reps_for(n), || fit_cox(&s.time, &s.event, &s.x, &names, &opts).unwrap());
+        let opts = CoxOptions {
+            ties: Ties::Breslow,
+            concordance: false,
+            ..CoxOptions::default()
+        };
+        let t = time_it(reps_for(n), || {
+            fit_cox(&s.time, &s.event, &s.x, &names, &opts).unwrap()
+        });
         row("Cox Breslow, 8 covariates", n, t, None, None);
     }
     // Cox on GBSG2 (real data)
-    let csv = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/clinical/gbsg2.csv");
+    let csv = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/data/clinical/gbsg2.csv"
+    );
     let table = CsvTable::read(csv).expect("gbsg2.csv");
     let d = table.survival_data("time", "event").unwrap();
-    let cov: Vec<String> = ["age", "tsize", "pnodes", "progrec", "estrec", "tgrade", "horTh", "menostat"].iter().map(|s| s.to_string()).collect();
+    let cov: Vec<String> = [
+        "age", "tsize", "pnodes", "progrec", "estrec", "tgrade", "horTh", "menostat",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     let cols: Vec<Vec<f64>> = cov.iter().map(|c| table.numeric(c).unwrap()).collect();
-    let x: Vec<f64> = (0..d.len()).flat_map(|i| cols.iter().map(move |c| c[i])).collect();
+    let x: Vec<f64> = (0..d.len())
+        .flat_map(|i| cols.iter().map(move |c| c[i]))
+        .collect();
     if on("gbsg2") {
-    let t = time_it(201, || fit_cox(&d.time, &d.event, &x, &cov, &CoxOptions::default()).unwrap());
-    row("Cox Efron on GBSG2 (8 covariates)", d.len(), t, Some(2.0), Some(("lifelines", 49.0)));
+        let t = time_it(201, || {
+            fit_cox(&d.time, &d.event, &x, &cov, &CoxOptions::default()).unwrap()
+        });
+        row(
+            "Cox Efron on GBSG2 (8 covariates)",
+            d.len(),
+            t,
+            Some(2.0),
+            Some(("lifelines", 49.0)),
+        );
     }
     // IPCW metrics
     if on("auc") || on("brier") || on("calibration") {
         let n = 200_000;
         let s = synth(n, 1, 7);
         let times = [500.0, 1000.0, 1500.0];
-        let t = time_it(reps_for(n), || cumulative_dynamic_auc(&s.time, &s.event, &s.risk, &times).unwrap());
+        let t = time_it(reps_for(n), || {
+            cumulative_dynamic_auc(&s.time, &s.event, &s.risk, &times).unwrap()
+        });
         row("cumulative/dynamic AUC, 3 times", n, t, None, None);
-        let surv: Vec<Vec<f64>> = times.iter().map(|&tt| s.risk.iter().map(|r| (-(tt * 0.001) * r.exp()).exp()).collect()).collect();
-        let t = time_it(reps_for(n), || brier_score(&s.time, &s.event, &surv, &times).unwrap());
+        let surv: Vec<Vec<f64>> = times
+            .iter()
+            .map(|&tt| {
+                s.risk
+                    .iter()
+                    .map(|r| (-(tt * 0.001) * r.exp()).exp())
+                    .collect()
+            })
+            .collect();
+        let t = time_it(reps_for(n), || {
+            brier_score(&s.time, &s.event, &surv, &times).unwrap()
+        });
         row("Brier score, 3 times", n, t, None, None);
-        let t = time_it(reps_for(n), || calibration(&s.time, &s.event, &surv[1], 1000.0, 10).unwrap());
+        let t = time_it(reps_for(n), || {
+            calibration(&s.time, &s.event, &surv[1], 1000.0, 10).unwrap()
+        });
         row("calibration (bins + 3 Cox fits)", n, t, None, None);
     }
     // Bootstrap: determinism across thread counts and speed-up.
     if !on("bootstrap") {
         return;
     }
-    let risk: Vec<f64> = fit_cox(&d.time, &d.event, &x, &cov, &CoxOptions::default()).unwrap().linear_predictor(&x).unwrap();
-    let opts = BootstrapOptions { n_boot: 1000, seed: 7, confidence_level: 0.95 };
+    let risk: Vec<f64> = fit_cox(&d.time, &d.event, &x, &cov, &CoxOptions::default())
+        .unwrap()
+        .linear_predictor(&x)
+        .unwrap();
+    let opts = BootstrapOptions {
+        n_boot: 1000,
+        seed: 7,
+        confidence_level: 0.95,
+    };
     let mut results = Vec::new();
     for threads in [1usize, 2] {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-        let t = pool.install(|| time_it(5, || bootstrap_harrell(&d.time, &d.event, &risk, &opts).unwrap()));
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let t = pool.install(|| {
+            time_it(5, || {
+                bootstrap_harrell(&d.time, &d.event, &risk, &opts).unwrap()
+            })
+        });
         let t = (t.0, t.1, f64::NAN); // thread CPU time is meaningless for a parallel run
         results.push(pool.install(|| bootstrap_harrell(&d.time, &d.event, &risk, &opts).unwrap()));
-        row(&format!("bootstrap C ×1000, {threads} thread(s)"), d.len(), t, None, None);
+        row(
+            &format!("bootstrap C ×1000, {threads} thread(s)"),
+            d.len(),
+            t,
+            None,
+            None,
+        );
     }
-    println!("bootstrap identical across 1 and 2 threads: {}", results[0] == results[1]);
+    println!(
+        "bootstrap identical across 1 and 2 threads: {}",
+        results[0] == results[1]
+    );
 }

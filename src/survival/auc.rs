@@ -71,13 +71,20 @@ pub struct CumulativeDynamicAuc {
 /// Checks evaluation times: non-empty, strictly increasing, within `[min T, max T)`.
 pub(crate) fn check_times(what: &str, time: &[f64], times: &[f64]) -> Result<()> {
     if times.is_empty() {
-        return Err(SurvivalError::Empty { what: format!("{what} times") });
+        return Err(SurvivalError::Empty {
+            what: format!("{what} times"),
+        });
     }
     let min = time.iter().cloned().fold(f64::INFINITY, f64::min);
     let max = time.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     for (k, &t) in times.iter().enumerate() {
         if !(t.is_finite() && t >= min && t < max) {
-            return Err(SurvivalError::TimeOutOfRange { what: what.into(), time: t, min, max });
+            return Err(SurvivalError::TimeOutOfRange {
+                what: what.into(),
+                time: t,
+                min,
+                max,
+            });
         }
         if k > 0 && t <= times[k - 1] {
             return Err(SurvivalError::InvalidParameter {
@@ -91,17 +98,31 @@ pub(crate) fn check_times(what: &str, time: &[f64], times: &[f64]) -> Result<()>
 }
 
 /// AUC at each of `times` with one risk score per subject.
-pub fn cumulative_dynamic_auc(time: &[f64], event: &[bool], risk: &[f64], times: &[f64]) -> Result<CumulativeDynamicAuc> {
+pub fn cumulative_dynamic_auc(
+    time: &[f64],
+    event: &[bool],
+    risk: &[f64],
+    times: &[f64],
+) -> Result<CumulativeDynamicAuc> {
     let risks: Vec<&[f64]> = times.iter().map(|_| risk).collect();
     cumulative_dynamic_auc_per_time(time, event, &risks, times)
 }
 
 /// AUC at each of `times` with a risk score per subject *per time* (`risks[k][i]` at `times[k]`).
-pub fn cumulative_dynamic_auc_per_time(time: &[f64], event: &[bool], risks: &[&[f64]], times: &[f64]) -> Result<CumulativeDynamicAuc> {
+pub fn cumulative_dynamic_auc_per_time(
+    time: &[f64],
+    event: &[bool],
+    risks: &[&[f64]],
+    times: &[f64],
+) -> Result<CumulativeDynamicAuc> {
     check_survival(time, event)?;
     check_times("AUC", time, times)?;
     if risks.len() != times.len() {
-        return Err(SurvivalError::LengthMismatch { what: "risk vectors (one per time)".into(), expected: times.len(), found: risks.len() });
+        return Err(SurvivalError::LengthMismatch {
+            what: "risk vectors (one per time)".into(),
+            expected: times.len(),
+            found: risks.len(),
+        });
     }
     for r in risks {
         check_finite("risk score", r, time.len())?;
@@ -129,13 +150,18 @@ pub fn cumulative_dynamic_auc_per_time(time: &[f64], event: &[bool], risks: &[&[
         if n_cases == 0 || n_controls == 0 {
             return Err(SurvivalError::InvalidParameter {
                 name: format!("AUC time {t}"),
-                expected: "at least one event at or before it and one subject event-free after it".into(),
+                expected: "at least one event at or before it and one subject event-free after it"
+                    .into(),
                 found: format!("{n_cases} cases and {n_controls} controls"),
             });
         }
         let total_w: f64 = wcase.iter().sum();
         let order = argsort_f64(risk);
-        let mut roc = vec![RocPoint { threshold: f64::INFINITY, fpr: 0.0, tpr: 0.0 }];
+        let mut roc = vec![RocPoint {
+            threshold: f64::INFINITY,
+            fpr: 0.0,
+            tpr: 0.0,
+        }];
         let (mut tp, mut fp) = (0.0f64, 0usize);
         let mut auc = 0.0;
         let (mut prev_tpr, mut prev_fpr) = (0.0, 0.0);
@@ -155,9 +181,19 @@ pub fn cumulative_dynamic_auc_per_time(time: &[f64], event: &[bool], risks: &[&[
             auc += (fpr - prev_fpr) * (tpr + prev_tpr) * 0.5;
             prev_tpr = tpr;
             prev_fpr = fpr;
-            roc.push(RocPoint { threshold: thr, fpr, tpr });
+            roc.push(RocPoint {
+                threshold: thr,
+                fpr,
+                tpr,
+            });
         }
-        curves.push(AucAtTime { time: t, auc, n_cases, n_controls, roc });
+        curves.push(AucAtTime {
+            time: t,
+            auc,
+            n_cases,
+            n_controls,
+            roc,
+        });
     }
     let auc: Vec<f64> = curves.iter().map(|c| c.auc).collect();
     let mean_auc = if times.len() == 1 {
@@ -175,5 +211,10 @@ pub fn cumulative_dynamic_auc_per_time(time: &[f64], event: &[bool], risks: &[&[
         }
         num / (1.0 - last)
     };
-    Ok(CumulativeDynamicAuc { times: times.to_vec(), auc, mean_auc, curves })
+    Ok(CumulativeDynamicAuc {
+        times: times.to_vec(),
+        auc,
+        mean_auc,
+        curves,
+    })
 }

@@ -41,7 +41,11 @@ pub struct BootstrapOptions {
 
 impl Default for BootstrapOptions {
     fn default() -> Self {
-        Self { n_boot: 1000, seed: 0, confidence_level: 0.95 }
+        Self {
+            n_boot: 1000,
+            seed: 0,
+            confidence_level: 0.95,
+        }
     }
 }
 
@@ -84,7 +88,11 @@ pub fn resample_indices(n: usize, seed: u64, replicate: u64) -> Vec<usize> {
 
 fn check_options(o: &BootstrapOptions) -> Result<()> {
     if o.n_boot == 0 {
-        return Err(SurvivalError::InvalidParameter { name: "bootstrap replicates".into(), expected: ">= 1".into(), found: "0".into() });
+        return Err(SurvivalError::InvalidParameter {
+            name: "bootstrap replicates".into(),
+            expected: ">= 1".into(),
+            found: "0".into(),
+        });
     }
     if !(o.confidence_level > 0.0 && o.confidence_level < 1.0) {
         return Err(SurvivalError::InvalidParameter {
@@ -98,7 +106,11 @@ fn check_options(o: &BootstrapOptions) -> Result<()> {
 
 /// Raw replicates of a vector-valued statistic: `statistic(indices)` for each replicate, in
 /// replicate order (`None` where it failed).
-pub fn replicates<F>(n: usize, options: &BootstrapOptions, statistic: F) -> Result<Vec<Option<Vec<f64>>>>
+pub fn replicates<F>(
+    n: usize,
+    options: &BootstrapOptions,
+    statistic: F,
+) -> Result<Vec<Option<Vec<f64>>>>
 where
     F: Fn(&[usize]) -> Result<Vec<f64>> + Sync,
 {
@@ -114,7 +126,11 @@ fn summarize(estimate: f64, values: &mut [f64], n_failed: usize, level: f64) -> 
     let alpha = 1.0 - level;
     let m = values.len() as f64;
     let mean = values.iter().sum::<f64>() / m;
-    let se = if values.len() > 1 { (values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (m - 1.0)).sqrt() } else { f64::NAN };
+    let se = if values.len() > 1 {
+        (values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (m - 1.0)).sqrt()
+    } else {
+        f64::NAN
+    };
     BootstrapCi {
         estimate,
         lower: quantile_sorted(values, alpha / 2.0),
@@ -135,7 +151,11 @@ where
     let all: Vec<usize> = (0..n).collect();
     let est = statistic(&all)?;
     let reps = replicates(n, options, &statistic)?;
-    let ok: Vec<&Vec<f64>> = reps.iter().flatten().filter(|r| r.len() == est.len()).collect();
+    let ok: Vec<&Vec<f64>> = reps
+        .iter()
+        .flatten()
+        .filter(|r| r.len() == est.len())
+        .collect();
     let n_failed = reps.len() - ok.len();
     if ok.is_empty() {
         return Err(SurvivalError::InvalidParameter {
@@ -153,22 +173,49 @@ where
 }
 
 /// Percentile interval of Harrell's C.
-pub fn bootstrap_harrell(time: &[f64], event: &[bool], risk: &[f64], options: &BootstrapOptions) -> Result<BootstrapCi> {
+pub fn bootstrap_harrell(
+    time: &[f64],
+    event: &[bool],
+    risk: &[f64],
+    options: &BootstrapOptions,
+) -> Result<BootstrapCi> {
     check_survival(time, event)?;
     check_finite("risk score", risk, time.len())?;
     let r = bootstrap(time.len(), options, |idx| {
         let (t, e, r) = gather3(time, event, risk, idx);
         harrell(&t, &e, &r).map(|c| vec![c.harrell])
     })?;
-    Ok(r.into_iter().next().unwrap_or(BootstrapCi { estimate: f64::NAN, lower: f64::NAN, upper: f64::NAN, se: f64::NAN, n_boot: 0, n_failed: 0 }))
+    Ok(r.into_iter().next().unwrap_or(BootstrapCi {
+        estimate: f64::NAN,
+        lower: f64::NAN,
+        upper: f64::NAN,
+        se: f64::NAN,
+        n_boot: 0,
+        n_failed: 0,
+    }))
 }
 
-fn gather3(time: &[f64], event: &[bool], risk: &[f64], idx: &[usize]) -> (Vec<f64>, Vec<bool>, Vec<f64>) {
-    (idx.iter().map(|&i| time[i]).collect(), idx.iter().map(|&i| event[i]).collect(), idx.iter().map(|&i| risk[i]).collect())
+fn gather3(
+    time: &[f64],
+    event: &[bool],
+    risk: &[f64],
+    idx: &[usize],
+) -> (Vec<f64>, Vec<bool>, Vec<f64>) {
+    (
+        idx.iter().map(|&i| time[i]).collect(),
+        idx.iter().map(|&i| event[i]).collect(),
+        idx.iter().map(|&i| risk[i]).collect(),
+    )
 }
 
 /// Paired bootstrap of `C(risk_a) − C(risk_b)` on the same subjects.
-pub fn paired_concordance_difference(time: &[f64], event: &[bool], risk_a: &[f64], risk_b: &[f64], options: &BootstrapOptions) -> Result<PairedDifference> {
+pub fn paired_concordance_difference(
+    time: &[f64],
+    event: &[bool],
+    risk_a: &[f64],
+    risk_b: &[f64],
+    options: &BootstrapOptions,
+) -> Result<PairedDifference> {
     check_survival(time, event)?;
     check_finite("risk score a", risk_a, time.len())?;
     check_finite("risk score b", risk_b, time.len())?;
@@ -195,5 +242,10 @@ pub fn paired_concordance_difference(time: &[f64], event: &[bool], risk_a: &[f64
     let ge = diffs.iter().filter(|&&d| d >= 0.0).count() as f64;
     let p_value = (2.0 * le.min(ge) / diffs.len() as f64).min(1.0);
     let difference = summarize(est[2], &mut diffs, n_failed, options.confidence_level);
-    Ok(PairedDifference { c_a: est[0], c_b: est[1], difference, p_value })
+    Ok(PairedDifference {
+        c_a: est[0],
+        c_b: est[1],
+        difference,
+        p_value,
+    })
 }

@@ -99,14 +99,28 @@ pub(crate) fn quantile_sorted(v: &[f64], q: f64) -> f64 {
 }
 
 /// Calibration of predicted survival `surv[i] = Ŝ_i(horizon)`.
-pub fn calibration(time: &[f64], event: &[bool], surv: &[f64], horizon: f64, bins: usize) -> Result<Calibration> {
+pub fn calibration(
+    time: &[f64],
+    event: &[bool],
+    surv: &[f64],
+    horizon: f64,
+    bins: usize,
+) -> Result<Calibration> {
     check_survival(time, event)?;
     check_probabilities("predicted survival", surv, time.len())?;
     if bins == 0 {
-        return Err(SurvivalError::InvalidParameter { name: "bins".into(), expected: ">= 1".into(), found: "0".into() });
+        return Err(SurvivalError::InvalidParameter {
+            name: "bins".into(),
+            expected: ">= 1".into(),
+            found: "0".into(),
+        });
     }
     if !(horizon.is_finite() && horizon > 0.0) {
-        return Err(SurvivalError::InvalidParameter { name: "horizon".into(), expected: "a finite time > 0".into(), found: horizon.to_string() });
+        return Err(SurvivalError::InvalidParameter {
+            name: "horizon".into(),
+            expected: "a finite time > 0".into(),
+            found: horizon.to_string(),
+        });
     }
     let n = time.len();
     let pred: Vec<f64> = surv.iter().map(|s| 1.0 - s).collect();
@@ -127,10 +141,16 @@ pub fn calibration(time: &[f64], event: &[bool], surv: &[f64], horizon: f64, bin
             lower: 1.0 - est.upper,
             upper: 1.0 - est.lower,
             n: idx.len(),
-            events: idx.iter().filter(|&&i| event[i] && time[i] <= horizon).count(),
+            events: idx
+                .iter()
+                .filter(|&&i| event[i] && time[i] <= horizon)
+                .count(),
         });
     }
-    let c: Vec<f64> = surv.iter().map(|&s| (-s.clamp(1e-10, 1.0 - 1e-10).ln()).ln()).collect();
+    let c: Vec<f64> = surv
+        .iter()
+        .map(|&s| (-s.clamp(1e-10, 1.0 - 1e-10).ln()).ln())
+        .collect();
     let name = vec!["cloglog(predicted risk)".to_string()];
     let slope_fit = fit_cox(time, event, &c, &name, &CoxOptions::default())?;
     // Intercept: Breslow baseline at the horizon with c as offset.
@@ -152,11 +172,19 @@ pub fn calibration(time: &[f64], event: &[bool], surv: &[f64], horizon: f64, bin
             h_scaled += d as f64 / s0;
         }
     }
-    let intercept = if h_scaled > 0.0 { h_scaled.ln() - cmax } else { f64::NEG_INFINITY };
+    let intercept = if h_scaled > 0.0 {
+        h_scaled.ln() - cmax
+    } else {
+        f64::NEG_INFINITY
+    };
     // Smoothed curve: Cox on an RCS of c.
     let mut sorted_c = c.clone();
     sorted_c.sort_by(|a, b| a.total_cmp(b));
-    let knots = [quantile_sorted(&sorted_c, 0.1), quantile_sorted(&sorted_c, 0.5), quantile_sorted(&sorted_c, 0.9)];
+    let knots = [
+        quantile_sorted(&sorted_c, 0.1),
+        quantile_sorted(&sorted_c, 0.5),
+        quantile_sorted(&sorted_c, 0.9),
+    ];
     let mut notes = Vec::new();
     let spline_ok = knots[0] < knots[1] && knots[1] < knots[2];
     let smooth_fit = if spline_ok {
@@ -164,7 +192,9 @@ pub fn calibration(time: &[f64], event: &[bool], surv: &[f64], horizon: f64, bin
         let cube = |v: f64| if v > 0.0 { v * v * v } else { 0.0 };
         let mut x = Vec::with_capacity(2 * n);
         for &ci in &c {
-            let nl = (cube(ci - k1) - cube(ci - k2) * (k3 - k1) / (k3 - k2) + cube(ci - k3) * (k2 - k1) / (k3 - k2)) / ((k3 - k1) * (k3 - k1));
+            let nl = (cube(ci - k1) - cube(ci - k2) * (k3 - k1) / (k3 - k2)
+                + cube(ci - k3) * (k2 - k1) / (k3 - k2))
+                / ((k3 - k1) * (k3 - k1));
             x.push(ci);
             x.push(nl);
         }
@@ -172,7 +202,9 @@ pub fn calibration(time: &[f64], event: &[bool], surv: &[f64], horizon: f64, bin
         match fit_cox(time, event, &x, &names, &CoxOptions::default()) {
             Ok(f) => Some((f, x, 2)),
             Err(e) => {
-                notes.push(format!("spline smoother failed ({e}); linear smoother used"));
+                notes.push(format!(
+                    "spline smoother failed ({e}); linear smoother used"
+                ));
                 None
             }
         }
@@ -196,11 +228,17 @@ pub fn calibration(time: &[f64], event: &[bool], surv: &[f64], horizon: f64, bin
     let mut curve: Vec<CalibrationPoint> = order
         .iter()
         .step_by(step)
-        .map(|&i| CalibrationPoint { predicted: pred[i as usize], observed: obs[i as usize] })
+        .map(|&i| CalibrationPoint {
+            predicted: pred[i as usize],
+            observed: obs[i as usize],
+        })
         .collect();
     if let Some(&last) = order.last() {
         if curve.last().map(|p| p.predicted) != Some(pred[last as usize]) {
-            curve.push(CalibrationPoint { predicted: pred[last as usize], observed: obs[last as usize] });
+            curve.push(CalibrationPoint {
+                predicted: pred[last as usize],
+                observed: obs[last as usize],
+            });
         }
     }
     Ok(Calibration {

@@ -220,7 +220,10 @@ fn km_table(name: &str, km: &KaplanMeier, at: &[f64], s: &mut String) {
         km.median().map_or("not reached".to_string(), num)
     ));
     if !at.is_empty() {
-        s.push_str(&format!("{:>12} {:>10} {:>10} {:>10} {:>10} {:>8}\n", "time", "survival", "se", "lower95", "upper95", "at_risk"));
+        s.push_str(&format!(
+            "{:>12} {:>10} {:>10} {:>10} {:>10} {:>8}\n",
+            "time", "survival", "se", "lower95", "upper95", "at_risk"
+        ));
         for &t in at {
             let e = km.estimate_at(t);
             s.push_str(&format!(
@@ -268,7 +271,10 @@ fn run_logrank(a: &LogrankArgs) -> anyhow::Result<Output> {
         a.group, r.statistic, r.df, r.p_value, "group", "n", "observed", "expected"
     );
     for g in &r.groups {
-        text.push_str(&format!("{:>12} {:>8} {:>10} {:>10.3}\n", g.group, g.n, g.observed, g.expected));
+        text.push_str(&format!(
+            "{:>12} {:>8} {:>10} {:>10.3}\n",
+            g.group, g.n, g.observed, g.expected
+        ));
     }
     let out = json!({
         "statistic": r.statistic,
@@ -281,7 +287,11 @@ fn run_logrank(a: &LogrankArgs) -> anyhow::Result<Output> {
 
 fn cox(a: &CoxArgs) -> anyhow::Result<Output> {
     let (table, d) = load(&a.input)?;
-    let cols: Vec<Vec<f64>> = a.covariates.iter().map(|c| table.numeric(c)).collect::<Result<_, _>>()?;
+    let cols: Vec<Vec<f64>> = a
+        .covariates
+        .iter()
+        .map(|c| table.numeric(c))
+        .collect::<Result<_, _>>()?;
     let n = d.len();
     let mut x = Vec::with_capacity(n * cols.len());
     for i in 0..n {
@@ -289,7 +299,11 @@ fn cox(a: &CoxArgs) -> anyhow::Result<Output> {
             x.push(c[i]);
         }
     }
-    let opts = CoxOptions { ties: a.ties, l2_penalty: a.penalty, ..CoxOptions::default() };
+    let opts = CoxOptions {
+        ties: a.ties,
+        l2_penalty: a.penalty,
+        ..CoxOptions::default()
+    };
     let fit = fit_cox(&d.time, &d.event, &x, &a.covariates, &opts)
         .with_context(|| format!("Cox model on {}", table.file()))?;
     for w in &fit.warnings {
@@ -359,7 +373,11 @@ fn concordance(a: &ConcordanceArgs) -> anyhow::Result<Output> {
         c.comparable
     );
     if a.bootstrap > 0 {
-        let opts = BootstrapOptions { n_boot: a.bootstrap, seed: a.seed, confidence_level: 0.95 };
+        let opts = BootstrapOptions {
+            n_boot: a.bootstrap,
+            seed: a.seed,
+            confidence_level: 0.95,
+        };
         let ci = bootstrap_harrell(&d.time, &d.event, &risk, &opts)?;
         text.push_str(&format!(
             "bootstrap ({} replicates, seed {}): Harrell's C 95% CI [{:.6}, {:.6}], se {:.6}\n",
@@ -374,12 +392,24 @@ fn run_auc(a: &AucArgs) -> anyhow::Result<Output> {
     let (table, d) = load(&a.input)?;
     let risk = table.numeric(&a.risk)?;
     let r = auc::cumulative_dynamic_auc(&d.time, &d.event, &risk, &a.times)?;
-    let mut text = format!("{:>12} {:>10} {:>8} {:>9}\n", "time", "AUC", "cases", "controls");
+    let mut text = format!(
+        "{:>12} {:>10} {:>8} {:>9}\n",
+        "time", "AUC", "cases", "controls"
+    );
     for c in &r.curves {
-        text.push_str(&format!("{:>12} {:>10.6} {:>8} {:>9}\n", num(c.time), c.auc, c.n_cases, c.n_controls));
+        text.push_str(&format!(
+            "{:>12} {:>10.6} {:>8} {:>9}\n",
+            num(c.time),
+            c.auc,
+            c.n_cases,
+            c.n_controls
+        ));
     }
     text.push_str(&format!("mean AUC = {:.6}\n", r.mean_auc));
-    Ok((json!({"times": r.times, "auc": r.auc, "mean_auc": r.mean_auc}), text))
+    Ok((
+        json!({"times": r.times, "auc": r.auc, "mean_auc": r.mean_auc}),
+        text,
+    ))
 }
 
 fn parse_surv_spec(spec: &str) -> anyhow::Result<Vec<(f64, String)>> {
@@ -388,7 +418,9 @@ fn parse_surv_spec(spec: &str) -> anyhow::Result<Vec<(f64, String)>> {
         let Some((t, col)) = part.split_once(':') else {
             bail!("--surv: expected TIME:COLUMN pairs separated by commas, found '{part}'");
         };
-        let t: f64 = t.trim().parse().with_context(|| format!("--surv: expected a number before ':', found '{t}' in '{part}'"))?;
+        let t: f64 = t.trim().parse().with_context(|| {
+            format!("--surv: expected a number before ':', found '{t}' in '{part}'")
+        })?;
         out.push((t, col.trim().to_string()));
     }
     if out.is_empty() {
@@ -401,7 +433,10 @@ fn run_brier(a: &BrierArgs) -> anyhow::Result<Output> {
     let (table, d) = load(&a.input)?;
     let spec = parse_surv_spec(&a.surv)?;
     let times: Vec<f64> = spec.iter().map(|s| s.0).collect();
-    let surv: Vec<Vec<f64>> = spec.iter().map(|(_, c)| table.probabilities(c)).collect::<Result<_, _>>()?;
+    let surv: Vec<Vec<f64>> = spec
+        .iter()
+        .map(|(_, c)| table.probabilities(c))
+        .collect::<Result<_, _>>()?;
     let r = brier::brier_score(&d.time, &d.event, &surv, &times)?;
     let mut text = format!("{:>12} {:>10}\n", "time", "Brier");
     for (t, b) in r.times.iter().zip(&r.brier) {
@@ -409,9 +444,13 @@ fn run_brier(a: &BrierArgs) -> anyhow::Result<Output> {
     }
     text.push_str(&format!(
         "integrated Brier score = {}\n",
-        r.integrated.map_or("NA (needs two times)".to_string(), |v| format!("{v:.6}"))
+        r.integrated
+            .map_or("NA (needs two times)".to_string(), |v| format!("{v:.6}"))
     ));
-    Ok((json!({"times": r.times, "brier": r.brier, "integrated": r.integrated}), text))
+    Ok((
+        json!({"times": r.times, "brier": r.brier, "integrated": r.integrated}),
+        text,
+    ))
 }
 
 fn run_calibration(a: &CalibrationArgs) -> anyhow::Result<Output> {
@@ -422,10 +461,17 @@ fn run_calibration(a: &CalibrationArgs) -> anyhow::Result<Output> {
         "calibration at t = {} ({} bins)\n{:>10} {:>10} {:>10} {:>10} {:>6}\n",
         num(a.horizon),
         c.bins.len(),
-        "predicted", "observed", "lower95", "upper95", "n"
+        "predicted",
+        "observed",
+        "lower95",
+        "upper95",
+        "n"
     );
     for b in &c.bins {
-        text.push_str(&format!("{:>10.4} {:>10.4} {:>10.4} {:>10.4} {:>6}\n", b.predicted, b.observed, b.lower, b.upper, b.n));
+        text.push_str(&format!(
+            "{:>10.4} {:>10.4} {:>10.4} {:>10.4} {:>6}\n",
+            b.predicted, b.observed, b.lower, b.upper, b.n
+        ));
     }
     text.push_str(&format!(
         "slope = {:.4} (se {:.4}), intercept = {:.4}, ICI = {:.4}, E50 = {:.4}, E90 = {:.4}\n",

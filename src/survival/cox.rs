@@ -98,7 +98,14 @@ pub struct CoxOptions {
 
 impl Default for CoxOptions {
     fn default() -> Self {
-        Self { ties: Ties::Efron, l2_penalty: 0.0, max_iter: 50, tol: 1e-13, confidence_level: 0.95, concordance: true }
+        Self {
+            ties: Ties::Efron,
+            l2_penalty: 0.0,
+            max_iter: 50,
+            tol: 1e-13,
+            confidence_level: 0.95,
+            concordance: true,
+        }
     }
 }
 
@@ -188,6 +195,7 @@ struct Eval {
 }
 
 impl Prepared {
+    #[allow(clippy::needless_range_loop)]
     /// Log partial likelihood, score and observed information at `beta` (centred covariates).
     /// Second-moment sums are kept in packed lower-triangular form (`p(p+1)/2` entries).
     fn eval(&self, beta: &[f64], ties: Ties, want_derivs: bool) -> Eval {
@@ -211,20 +219,21 @@ impl Prepared {
         let mut grad = vec![0.0; p];
         let mut info = vec![0.0; q];
         // Adds w·x·xᵀ (packed lower triangle) to `acc` and w·x to `acc1`.
-        let add_outer = |acc: &mut [f64], acc1: &mut [f64], wx: &mut [f64], row: &[f64], wi: f64| {
-            for ((v, a1), &x) in wx.iter_mut().zip(acc1.iter_mut()).zip(row) {
-                *v = wi * x;
-                *a1 += *v;
-            }
-            let mut k = 0;
-            for a in 0..p {
-                let wa = wx[a];
-                for (v, &xb) in acc[k..k + a + 1].iter_mut().zip(&row[..a + 1]) {
-                    *v += wa * xb;
+        let add_outer =
+            |acc: &mut [f64], acc1: &mut [f64], wx: &mut [f64], row: &[f64], wi: f64| {
+                for ((v, a1), &x) in wx.iter_mut().zip(acc1.iter_mut()).zip(row) {
+                    *v = wi * x;
+                    *a1 += *v;
                 }
-                k += a + 1;
-            }
-        };
+                let mut k = 0;
+                for a in 0..p {
+                    let wa = wx[a];
+                    for (v, &xb) in acc[k..k + a + 1].iter_mut().zip(&row[..a + 1]) {
+                        *v += wa * xb;
+                    }
+                    k += a + 1;
+                }
+            };
         // info += c2·m − c1·a − Σ μμᵀ is done by the callers; this subtracts μμᵀ.
         let sub_outer = |info: &mut [f64], mu: &[f64]| {
             let mut k = 0;
@@ -283,7 +292,13 @@ impl Prepared {
                     a2.iter_mut().for_each(|v| *v = 0.0);
                     for i in st..en {
                         if self.ev[i] {
-                            add_outer(&mut a2, &mut a1, &mut wx, &self.xs[i * p..(i + 1) * p], w[i]);
+                            add_outer(
+                                &mut a2,
+                                &mut a1,
+                                &mut wx,
+                                &self.xs[i * p..(i + 1) * p],
+                                w[i],
+                            );
                         }
                     }
                 }
@@ -319,14 +334,26 @@ impl Prepared {
                 k += 1;
             }
         }
-        Eval { ll, grad, info: full }
+        Eval {
+            ll,
+            grad,
+            info: full,
+        }
     }
 
+    #[allow(clippy::needless_range_loop)]
     /// Breslow baseline hazard increments (centred covariates) at each event group.
     fn baseline(&self, beta: &[f64]) -> (Vec<usize>, Vec<f64>) {
         let (n, p) = (self.n, self.p);
         let w: Vec<f64> = (0..n)
-            .map(|i| self.xs[i * p..(i + 1) * p].iter().zip(beta).map(|(a, b)| a * b).sum::<f64>().exp())
+            .map(|i| {
+                self.xs[i * p..(i + 1) * p]
+                    .iter()
+                    .zip(beta)
+                    .map(|(a, b)| a * b)
+                    .sum::<f64>()
+                    .exp()
+            })
             .collect();
         let mut s0 = 0.0;
         let mut out_idx = Vec::new();
@@ -349,7 +376,11 @@ impl Prepared {
 }
 
 fn names_list(names: &[&str]) -> String {
-    names.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ")
+    names
+        .iter()
+        .map(|n| format!("'{n}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Checks for constant and collinear covariates (on the centred cross-product matrix).
@@ -400,8 +431,15 @@ fn check_design(xc: &[f64], n: usize, p: usize, names: &[String]) -> Result<()> 
                 .filter(|(_, &v)| v.abs() > 1e-6)
                 .map(|(&k, _)| names[k].as_str())
                 .collect();
-            let with = if with.is_empty() { kept.iter().map(|&k| names[k].as_str()).collect() } else { with };
-            return Err(SurvivalError::CollinearCovariate { name: names[j].clone(), with: names_list(&with) });
+            let with = if with.is_empty() {
+                kept.iter().map(|&k| names[k].as_str()).collect()
+            } else {
+                with
+            };
+            return Err(SurvivalError::CollinearCovariate {
+                name: names[j].clone(),
+                with: names_list(&with),
+            });
         }
         l.push(d.sqrt());
         lrows.push(l);
@@ -411,7 +449,13 @@ fn check_design(xc: &[f64], n: usize, p: usize, names: &[String]) -> Result<()> 
 }
 
 /// Fits a Cox model. `x` is row-major `n × p` with `p = names.len()`.
-pub fn fit_cox(time: &[f64], event: &[bool], x: &[f64], names: &[String], options: &CoxOptions) -> Result<CoxFit> {
+pub fn fit_cox(
+    time: &[f64],
+    event: &[bool],
+    x: &[f64],
+    names: &[String],
+    options: &CoxOptions,
+) -> Result<CoxFit> {
     check_survival(time, event)?;
     let n = time.len();
     let p = names.len();
@@ -456,7 +500,10 @@ pub fn fit_cox(time: &[f64], event: &[bool], x: &[f64], names: &[String], option
     for a in 0..p {
         let first = x[a];
         if (0..n).all(|i| x[i * p + a] == first) {
-            return Err(SurvivalError::ConstantCovariate { name: names[a].clone(), value: first });
+            return Err(SurvivalError::ConstantCovariate {
+                name: names[a].clone(),
+                value: first,
+            });
         }
     }
     let order = argsort_f64(time);
@@ -475,7 +522,8 @@ pub fn fit_cox(time: &[f64], event: &[bool], x: &[f64], names: &[String], option
             sd[a] += xs[i * p + a] * xs[i * p + a];
         }
     }
-    sd.iter_mut().for_each(|s| *s = (*s / (n as f64 - 1.0).max(1.0)).sqrt());
+    sd.iter_mut()
+        .for_each(|s| *s = (*s / (n as f64 - 1.0).max(1.0)).sqrt());
     check_design(&xs, n, p, names)?;
     let mut groups = Vec::new();
     let mut i = 0;
@@ -488,8 +536,17 @@ pub fn fit_cox(time: &[f64], event: &[bool], x: &[f64], names: &[String], option
         groups.push((i, j));
         i = j;
     }
-    let prep = Prepared { n, p, xs, ev, groups };
-    let pen: Vec<f64> = sd.iter().map(|s| n as f64 * options.l2_penalty * s * s).collect();
+    let prep = Prepared {
+        n,
+        p,
+        xs,
+        ev,
+        groups,
+    };
+    let pen: Vec<f64> = sd
+        .iter()
+        .map(|s| n as f64 * options.l2_penalty * s * s)
+        .collect();
     let penalize = |e: &Eval, beta: &[f64]| -> (f64, Vec<f64>, Vec<f64>) {
         let mut ll = e.ll;
         let mut g = e.grad.clone();
@@ -556,7 +613,11 @@ pub fn fit_cox(time: &[f64], event: &[bool], x: &[f64], names: &[String], option
             .enumerate()
             .map(|(j, s)| (j, (s * sd[j]).abs()))
             .fold((0, 0.0), |acc, v| if v.1 > acc.1 { v } else { acc });
-        return Err(SurvivalError::NotConverged { iterations, step: s, covariate: names[j].clone() });
+        return Err(SurvivalError::NotConverged {
+            iterations,
+            step: s,
+            covariate: names[j].clone(),
+        });
     }
     let (llp, _, h) = penalize(&cur, &beta);
     let l = linalg::cholesky(&h, p).map_err(|j| SurvivalError::Singular {
@@ -599,8 +660,13 @@ pub fn fit_cox(time: &[f64], event: &[bool], x: &[f64], names: &[String], option
     }
     let baseline_times: Vec<f64> = idx.iter().map(|&st| time[order[st] as usize]).collect();
     let concordance = if options.concordance {
-        let lp: Vec<f64> = x.chunks_exact(p).map(|r| r.iter().zip(&beta).map(|(a, b)| a * b).sum()).collect();
-        concordance::harrell(time, event, &lp).map(|c| c.harrell).unwrap_or(f64::NAN)
+        let lp: Vec<f64> = x
+            .chunks_exact(p)
+            .map(|r| r.iter().zip(&beta).map(|(a, b)| a * b).sum())
+            .collect();
+        concordance::harrell(time, event, &lp)
+            .map(|c| c.harrell)
+            .unwrap_or(f64::NAN)
     } else {
         f64::NAN
     };
@@ -612,7 +678,11 @@ pub fn fit_cox(time: &[f64], event: &[bool], x: &[f64], names: &[String], option
         log_likelihood: ll,
         log_likelihood_null: ll_null,
         penalized_log_likelihood: llp,
-        lr_test: LikelihoodRatioTest { statistic: stat, df: p, p_value: chi2_sf(stat, p as f64)? },
+        lr_test: LikelihoodRatioTest {
+            statistic: stat,
+            df: p,
+            p_value: chi2_sf(stat, p as f64)?,
+        },
         concordance,
         iterations,
         ties: options.ties,
@@ -627,7 +697,13 @@ pub fn fit_cox(time: &[f64], event: &[bool], x: &[f64], names: &[String], option
 }
 
 /// Fits a Cox model from one `Vec` of covariate values per observation.
-pub fn fit_cox_rows(time: &[f64], event: &[bool], rows: &[Vec<f64>], names: &[String], options: &CoxOptions) -> Result<CoxFit> {
+pub fn fit_cox_rows(
+    time: &[f64],
+    event: &[bool],
+    rows: &[Vec<f64>],
+    names: &[String],
+    options: &CoxOptions,
+) -> Result<CoxFit> {
     let p = names.len();
     let mut x = Vec::with_capacity(rows.len() * p);
     for (i, r) in rows.iter().enumerate() {
@@ -686,7 +762,15 @@ impl CoxFit {
         let n = self.check_rows(x)?;
         let beta = self.beta();
         let p = self.p();
-        Ok((0..n).map(|i| x[i * p..(i + 1) * p].iter().zip(&beta).map(|(a, b)| a * b).sum()).collect())
+        Ok((0..n)
+            .map(|i| {
+                x[i * p..(i + 1) * p]
+                    .iter()
+                    .zip(&beta)
+                    .map(|(a, b)| a * b)
+                    .sum()
+            })
+            .collect())
     }
 
     /// Breslow baseline cumulative hazard at zero covariates, `H₀(t)` (right-continuous).
@@ -706,7 +790,12 @@ impl CoxFit {
 
     /// Baseline survival at the covariate means (lifelines' `baseline_survival_`).
     pub fn baseline_survival_at_means(&self, t: f64) -> f64 {
-        let mb: f64 = self.means.iter().zip(self.coefficients.iter()).map(|(m, c)| m * c.coef).sum();
+        let mb: f64 = self
+            .means
+            .iter()
+            .zip(self.coefficients.iter())
+            .map(|(m, c)| m * c.coef)
+            .sum();
         (-self.baseline_cumulative_hazard_at(t) * mb.exp()).exp()
     }
 
@@ -714,10 +803,16 @@ impl CoxFit {
     /// of `times`: one `Vec` per row, one value per time.
     pub fn predict_survival(&self, x: &[f64], times: &[f64]) -> Result<Vec<Vec<f64>>> {
         let lp = self.linear_predictor(x)?;
-        let h0: Vec<f64> = times.iter().map(|&t| self.baseline_cumulative_hazard_at(t)).collect();
-        Ok(lp.iter().map(|&e| {
-            let r = e.exp();
-            h0.iter().map(|h| (-h * r).exp()).collect()
-        }).collect())
+        let h0: Vec<f64> = times
+            .iter()
+            .map(|&t| self.baseline_cumulative_hazard_at(t))
+            .collect();
+        Ok(lp
+            .iter()
+            .map(|&e| {
+                let r = e.exp();
+                h0.iter().map(|h| (-h * r).exp()).collect()
+            })
+            .collect())
     }
 }

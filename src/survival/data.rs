@@ -80,7 +80,9 @@ pub fn events_from_u8(event: &[u8]) -> Result<Vec<bool>> {
 /// non-negative times.
 pub fn check_survival(time: &[f64], event: &[bool]) -> Result<()> {
     if time.is_empty() {
-        return Err(SurvivalError::Empty { what: "survival data".into() });
+        return Err(SurvivalError::Empty {
+            what: "survival data".into(),
+        });
     }
     check_len("events", time.len(), event.len())?;
     for (i, &t) in time.iter().enumerate() {
@@ -94,7 +96,11 @@ pub fn check_survival(time: &[f64], event: &[bool]) -> Result<()> {
 /// Checks a length.
 pub(crate) fn check_len(what: &str, expected: usize, found: usize) -> Result<()> {
     if expected != found {
-        return Err(SurvivalError::LengthMismatch { what: what.into(), expected, found });
+        return Err(SurvivalError::LengthMismatch {
+            what: what.into(),
+            expected,
+            found,
+        });
     }
     Ok(())
 }
@@ -169,9 +175,9 @@ impl CsvTable {
             let rec = rec.map_err(|e| {
                 let line = e.position().map(|p| p.line()).unwrap_or(r as u64 + 2);
                 let message = match e.kind() {
-                    csv::ErrorKind::UnequalLengths { expected_len, len, .. } => format!(
-                        "expected {expected_len} fields (as in the header), found {len}"
-                    ),
+                    csv::ErrorKind::UnequalLengths {
+                        expected_len, len, ..
+                    } => format!("expected {expected_len} fields (as in the header), found {len}"),
                     _ => format!("unreadable record: {e}"),
                 };
                 SurvivalError::Csv {
@@ -190,7 +196,12 @@ impl CsvTable {
                 message: "expected at least one data row after the header, found none".into(),
             });
         }
-        Ok(Self { file, headers, rows, lines })
+        Ok(Self {
+            file,
+            headers,
+            rows,
+            lines,
+        })
     }
 
     /// The file name as given.
@@ -215,10 +226,18 @@ impl CsvTable {
 
     fn err(&self, row: Option<usize>, column: &str, message: String) -> SurvivalError {
         let location = match row {
-            Some(r) => format!(", data row {} (line {}), column '{column}'", r + 1, self.lines[r]),
+            Some(r) => format!(
+                ", data row {} (line {}), column '{column}'",
+                r + 1,
+                self.lines[r]
+            ),
             None => format!(", column '{column}'"),
         };
-        SurvivalError::Csv { file: self.file.clone(), location, message }
+        SurvivalError::Csv {
+            file: self.file.clone(),
+            location,
+            message,
+        }
     }
 
     /// Position of a column, or an error listing the columns present.
@@ -227,7 +246,10 @@ impl CsvTable {
             self.err(
                 None,
                 name,
-                format!("expected a column of this name, found only {}", self.headers.join(", ")),
+                format!(
+                    "expected a column of this name, found only {}",
+                    self.headers.join(", ")
+                ),
             )
         })
     }
@@ -235,7 +257,11 @@ impl CsvTable {
     /// The raw text of a column.
     pub fn strings(&self, name: &str) -> Result<Vec<String>> {
         let c = self.column_index(name)?;
-        Ok(self.rows.iter().map(|r| r.get(c).unwrap_or("").trim().to_string()).collect())
+        Ok(self
+            .rows
+            .iter()
+            .map(|r| r.get(c).unwrap_or("").trim().to_string())
+            .collect())
     }
 
     /// A column of finite numbers (empty, non-numeric, NaN or infinite values are errors).
@@ -245,14 +271,24 @@ impl CsvTable {
         for (r, rec) in self.rows.iter().enumerate() {
             let s = rec.get(c).unwrap_or("").trim();
             if s.is_empty() {
-                return Err(self.err(Some(r), name, "expected a number, found an empty value".into()));
+                return Err(self.err(
+                    Some(r),
+                    name,
+                    "expected a number, found an empty value".into(),
+                ));
             }
             match s.parse::<f64>() {
                 Ok(v) if v.is_finite() => out.push(v),
                 Ok(_) => {
-                    return Err(self.err(Some(r), name, format!("expected a finite number, found '{s}'")))
+                    return Err(self.err(
+                        Some(r),
+                        name,
+                        format!("expected a finite number, found '{s}'"),
+                    ))
                 }
-                Err(_) => return Err(self.err(Some(r), name, format!("expected a number, found '{s}'"))),
+                Err(_) => {
+                    return Err(self.err(Some(r), name, format!("expected a number, found '{s}'")))
+                }
             }
         }
         Ok(out)
@@ -265,7 +301,13 @@ impl CsvTable {
             return Err(self.err(
                 Some(r),
                 name,
-                format!("expected a time >= 0, found {}", self.rows[r].get(self.column_index(name)?).unwrap_or("").trim()),
+                format!(
+                    "expected a time >= 0, found {}",
+                    self.rows[r]
+                        .get(self.column_index(name)?)
+                        .unwrap_or("")
+                        .trim()
+                ),
             ));
         }
         Ok(v)
@@ -277,15 +319,20 @@ impl CsvTable {
         let mut out = Vec::with_capacity(self.rows.len());
         for (r, rec) in self.rows.iter().enumerate() {
             let s = rec.get(c).unwrap_or("").trim();
-            match s.parse::<f64>() {
-                Ok(v) if v == 0.0 => out.push(false),
-                Ok(v) if v == 1.0 => out.push(true),
+            match s.parse::<f64>().ok() {
+                Some(v) if v == 0.0 || v == 1.0 => out.push(v == 1.0),
                 _ => {
-                    let found = if s.is_empty() { "an empty value".to_string() } else { format!("'{s}'") };
+                    let found = if s.is_empty() {
+                        "an empty value".to_string()
+                    } else {
+                        format!("'{s}'")
+                    };
                     return Err(self.err(
                         Some(r),
                         name,
-                        format!("expected an event indicator 0 (censored) or 1 (event), found {found}"),
+                        format!(
+                            "expected an event indicator 0 (censored) or 1 (event), found {found}"
+                        ),
                     ));
                 }
             }
@@ -304,7 +351,11 @@ impl CsvTable {
     pub fn probabilities(&self, name: &str) -> Result<Vec<f64>> {
         let v = self.numeric(name)?;
         if let Some(r) = v.iter().position(|&p| !(0.0..=1.0).contains(&p)) {
-            return Err(self.err(Some(r), name, format!("expected a probability in [0, 1], found {}", v[r])));
+            return Err(self.err(
+                Some(r),
+                name,
+                format!("expected a probability in [0, 1], found {}", v[r]),
+            ));
         }
         Ok(v)
     }
@@ -328,7 +379,10 @@ mod tests {
             SurvivalData::new(vec![1.0], vec![true, false]),
             Err(SurvivalError::LengthMismatch { .. })
         ));
-        assert!(matches!(SurvivalData::from_u8(vec![1.0, 2.0], &[0, 2]), Err(SurvivalError::InvalidValue { index: 1, .. })));
+        assert!(matches!(
+            SurvivalData::from_u8(vec![1.0, 2.0], &[0, 2]),
+            Err(SurvivalError::InvalidValue { index: 1, .. })
+        ));
         let d = SurvivalData::from_u8(vec![0.0, 2.0], &[0, 1]).unwrap();
         assert_eq!(d.n_events(), 1);
     }

@@ -48,7 +48,11 @@ pub(crate) fn event_table(time: &[f64], event: &[bool]) -> EventTable {
     // Non-negative f64 bit patterns order like the numbers and leave the top bit free, so
     // (bits << 1) | event is an order-preserving key that carries the event flag.
     let key = |i: usize| ((time[i] + 0.0).to_bits() << 1) | event[i] as u64;
-    let keys = match if n >= 256 { bucket_sort(time, key) } else { None } {
+    let keys = match if n >= 256 {
+        bucket_sort(time, key)
+    } else {
+        None
+    } {
         Some(k) => k,
         None => {
             let mut k: Vec<u64> = (0..n).map(key).collect();
@@ -196,7 +200,11 @@ impl KaplanMeier {
             let (n, d) = (tab.at_risk[k] as f64, tab.events[k] as f64);
             if d > 0.0 {
                 s *= 1.0 - d / n;
-                gsum += if n > d { d / (n * (n - d)) } else { f64::INFINITY };
+                gsum += if n > d {
+                    d / (n * (n - d))
+                } else {
+                    f64::INFINITY
+                };
                 h += d / n;
                 hvar += d / (n * n);
             }
@@ -277,7 +285,10 @@ impl KaplanMeier {
 
     /// Median survival time: the first time with `S ≤ 0.5`; `None` when not reached.
     pub fn median(&self) -> Option<f64> {
-        self.steps.iter().find(|s| s.survival <= 0.5).map(|s| s.time)
+        self.steps
+            .iter()
+            .find(|s| s.survival <= 0.5)
+            .map(|s| s.time)
     }
 
     /// The log(−log) confidence interval `(lower, upper)` of a step.
@@ -288,13 +299,25 @@ impl KaplanMeier {
     /// Points of the survival curve for plotting: `(0, 1)` and then one point per distinct time.
     pub fn curve(&self) -> Vec<KmCurvePoint> {
         let mut out: Vec<KmCurvePoint> = Vec::with_capacity(self.steps.len() + 1);
-        out.push(KmCurvePoint { time: 0.0, survival: 1.0, lower: 1.0, upper: 1.0, censored: 0 });
+        out.push(KmCurvePoint {
+            time: 0.0,
+            survival: 1.0,
+            lower: 1.0,
+            upper: 1.0,
+            censored: 0,
+        });
         for s in &self.steps {
             let (lower, upper) = match out.last() {
                 Some(p) if s.events == 0 => (p.lower, p.upper),
                 _ => self.ci(s),
             };
-            out.push(KmCurvePoint { time: s.time, survival: s.survival, lower, upper, censored: s.censored });
+            out.push(KmCurvePoint {
+                time: s.time,
+                survival: s.survival,
+                lower,
+                upper,
+                censored: s.censored,
+            });
         }
         out
     }
@@ -330,7 +353,10 @@ impl CensoringKm {
             }
             gs.push(g);
         }
-        Ok(Self { times: tab.times, g: gs })
+        Ok(Self {
+            times: tab.times,
+            g: gs,
+        })
     }
 
     /// `G(t)` (right-continuous; 1 before the first time).

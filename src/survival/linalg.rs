@@ -11,7 +11,7 @@ pub(crate) fn cholesky(a: &[f64], p: usize) -> Result<Vec<f64>, usize> {
         for k in 0..j {
             d -= l[j * p + k] * l[j * p + k];
         }
-        if !(d > 1e-13 * a[j * p + j].abs().max(f64::MIN_POSITIVE)) || !d.is_finite() {
+        if d.is_nan() || d <= 1e-13 * a[j * p + j].abs().max(f64::MIN_POSITIVE) || !d.is_finite() {
             return Err(j);
         }
         let djj = d.sqrt();

@@ -16,6 +16,7 @@ pub(crate) fn f64_key(x: f64) -> u64 {
 
 /// Stable LSD radix sort of `(key, payload)` pairs by key, 8 bits per pass, skipping passes in
 /// which every key has the same digit.
+#[allow(clippy::type_complexity)]
 pub(crate) fn radix_sort_pairs(v: &mut Vec<(u64, u32)>) {
     let n = v.len();
     if n < 64 {
@@ -31,7 +32,7 @@ pub(crate) fn radix_sort_pairs(v: &mut Vec<(u64, u32)>) {
     let mut buf: Vec<(u64, u32)> = vec![(0, 0); n];
     let mut src_is_v = true;
     for (d, c) in counts.iter().enumerate() {
-        if c.iter().any(|&x| x == n) {
+        if c.contains(&n) {
             continue;
         }
         let mut offs = [0usize; 256];
@@ -40,8 +41,11 @@ pub(crate) fn radix_sort_pairs(v: &mut Vec<(u64, u32)>) {
             *o = acc;
             acc += x;
         }
-        let (src, dst): (&[(u64, u32)], &mut [(u64, u32)]) =
-            if src_is_v { (&v[..], &mut buf[..]) } else { (&buf[..], &mut v[..]) };
+        let (src, dst): (&[(u64, u32)], &mut [(u64, u32)]) = if src_is_v {
+            (&v[..], &mut buf[..])
+        } else {
+            (&buf[..], &mut v[..])
+        };
         let shift = 8 * d;
         for &p in src.iter() {
             let b = ((p.0 >> shift) & 0xff) as usize;
@@ -71,7 +75,7 @@ pub(crate) fn radix_sort_u64(v: &mut Vec<u64>) {
     let mut buf: Vec<u64> = vec![0; n];
     let mut src_is_v = true;
     for (d, c) in counts.iter().enumerate() {
-        if c.iter().any(|&x| x == n) {
+        if c.contains(&n) {
             continue;
         }
         let mut offs = [0usize; 256];
@@ -80,8 +84,11 @@ pub(crate) fn radix_sort_u64(v: &mut Vec<u64>) {
             *o = acc;
             acc += x;
         }
-        let (src, dst): (&[u64], &mut [u64]) =
-            if src_is_v { (&v[..], &mut buf[..]) } else { (&buf[..], &mut v[..]) };
+        let (src, dst): (&[u64], &mut [u64]) = if src_is_v {
+            (&v[..], &mut buf[..])
+        } else {
+            (&buf[..], &mut v[..])
+        };
         let shift = 8 * d;
         for &k in src.iter() {
             let b = ((k >> shift) & 0xff) as usize;
@@ -100,7 +107,10 @@ pub(crate) fn radix_sort_u64(v: &mut Vec<u64>) {
 /// bucket. `O(n)` for spread-out values; a bucket of many equal values is sorted by pdqsort,
 /// which is linear on equal keys. Returns `None` (caller falls back to radix) when the value
 /// range is not finite.
-pub(crate) fn bucket_sort<T: Copy + Ord + Default>(values: &[f64], item: impl Fn(usize) -> T) -> Option<Vec<T>> {
+pub(crate) fn bucket_sort<T: Copy + Ord + Default>(
+    values: &[f64],
+    item: impl Fn(usize) -> T,
+) -> Option<Vec<T>> {
     let n = values.len();
     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
     for &v in values {
@@ -144,8 +154,11 @@ pub(crate) fn argsort_f64(values: &[f64]) -> Vec<u32> {
             return pairs.into_iter().map(|p| p.1).collect();
         }
     }
-    let mut pairs: Vec<(u64, u32)> =
-        values.iter().enumerate().map(|(i, &x)| (f64_key(x), i as u32)).collect();
+    let mut pairs: Vec<(u64, u32)> = values
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| (f64_key(x), i as u32))
+        .collect();
     radix_sort_pairs(&mut pairs);
     pairs.into_iter().map(|p| p.1).collect()
 }
@@ -189,7 +202,10 @@ mod tests {
         let mut big = vals.clone();
         big.extend(vals.iter().map(|v| v * 1e300));
         let ob = argsort_f64(&big); // range overflows: radix fallback
-        assert!(ob.windows(2).all(|w| big[w[0] as usize] < big[w[1] as usize] || (big[w[0] as usize] == big[w[1] as usize] && w[0] < w[1])));
+        assert!(ob
+            .windows(2)
+            .all(|w| big[w[0] as usize] < big[w[1] as usize]
+                || (big[w[0] as usize] == big[w[1] as usize] && w[0] < w[1])));
         let mut expect: Vec<u32> = (0..vals.len() as u32).collect();
         expect.sort_by(|&a, &b| vals[a as usize].partial_cmp(&vals[b as usize]).unwrap());
         assert_eq!(order, expect);
