@@ -260,6 +260,9 @@ fn main() {
         });
         row("calibration (bins + 3 Cox fits)", n, t, None, None);
     }
+    if on("lifelines") {
+        lifelines_same_command(&cov, &cols);
+    }
     // Bootstrap: determinism across thread counts and speed-up.
     if !on("bootstrap") {
         return;
@@ -297,5 +300,140 @@ fn main() {
     println!(
         "bootstrap identical across 1 and 2 threads: {}",
         results[0] == results[1]
+    );
+}
+
+/// If python3 with lifelines is importable: writes the synthetic data sets to a temporary
+/// directory, times lifelines on them with benches/survival_lifelines.py and times this crate on
+/// exactly the same data in this process, then prints the ratios and cross-checks the results.
+fn lifelines_same_command(gbsg_cov: &[String], gbsg_cols: &[Vec<f64>]) {
+    use std::io::Write;
+    let ok = std::process::Command::new("python3")
+        .args(["-c", "import lifelines"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ok {
+        println!("lifelines not importable by python3: same-command comparison skipped");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("spatia-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, header: &str, rows: &mut dyn Iterator<Item = String>| {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(dir.join(name)).unwrap());
+        writeln!(f, "{header}").unwrap();
+        for r in rows {
+            writeln!(f, "{r}").unwrap();
+        }
+    };
+    let km = synth(100_000, 1, 7);
+    write(
+        "km.csv",
+        "time,event",
+        &mut (0..km.time.len()).map(|i| format!("{:?},{}", km.time[i], km.event[i] as u8)),
+    );
+    let c = synth(200_000, 1, 7);
+    write(
+        "c.csv",
+        "time,event,risk",
+        &mut (0..c.time.len())
+            .map(|i| format!("{:?},{},{:?}", c.time[i], c.event[i] as u8, c.risk[i])),
+    );
+    let cox = synth(100_000, 8, 7);
+    let names: Vec<String> = (0..8).map(|j| format!("x{j}")).collect();
+    write(
+        "cox.csv",
+        &format!("{},time,event", names.join(",")),
+        &mut (0..cox.time.len()).map(|i| {
+            let xs: Vec<String> = cox.x[i * 8..(i + 1) * 8]
+                .iter()
+                .map(|v| format!("{v:?}"))
+                .collect();
+            format!("{},{:?},{}", xs.join(","), cox.time[i], cox.event[i] as u8)
+        }),
+    );
+    let csv = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/data/clinical/gbsg2.csv"
+    );
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/survival_lifelines.py");
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .arg(&dir)
+        .arg(csv)
+        .output()
+        .expect("python3");
+    let _ = std::fs::remove_dir_all(&dir);
+    if !out.status.success() {
+        println!(
+            "lifelines script failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("lifelines json");
+    let secs = |k: &str| v[k]["seconds"].as_f64().unwrap() * 1e3;
+    println!(
+        "same command, same data: lifelines {} (min wall of 2–5 runs) vs spatia (min wall)",
+        v["lifelines"]
+    );
+    let ours = time_it(11, || KaplanMeier::fit(&km.time, &km.event).unwrap());
+    let ll_med = v["km"]["median"].as_f64().unwrap();
+    let our_med = KaplanMeier::fit(&km.time, &km.event)
+        .unwrap()
+        .median()
+        .unwrap_or(f64::INFINITY);
+    println!(
+        "  KM n=100000: lifelines {:.3} ms, spatia {:.3} ms → ×{:.0}; medians {} / {}",
+        secs("km"),
+        ours.1,
+        secs("km") / ours.1,
+        ll_med,
+        our_med
+    );
+    let ours = time_it(11, || harrell(&c.time, &c.event, &c.risk).unwrap());
+    let cc = harrell(&c.time, &c.event, &c.risk).unwrap().harrell;
+    println!(
+        "  Harrell's C n=200000: lifelines {:.1} ms, spatia {:.3} ms → ×{:.0}; C {} / {} (|Δ| {:.1e})",
+        secs("harrell"), ours.1, secs("harrell") / ours.1, v["harrell"]["c"], cc, (cc - v["harrell"]["c"].as_f64().unwrap()).abs()
+    );
+    let opts = CoxOptions {
+        concordance: false,
+        ..CoxOptions::default()
+    };
+    let ours = time_it(5, || {
+        fit_cox(&cox.time, &cox.event, &cox.x, &names, &opts).unwrap()
+    });
+    let fit = fit_cox(&cox.time, &cox.event, &cox.x, &names, &opts).unwrap();
+    let dmax = fit
+        .beta()
+        .iter()
+        .zip(v["cox"]["coef"].as_array().unwrap())
+        .map(|(a, b)| ((a - b.as_f64().unwrap()) / a).abs())
+        .fold(0.0, f64::max);
+    println!("  Cox Efron n=100000 × 8: lifelines {:.1} ms, spatia {:.3} ms → ×{:.0}; max relative coefficient difference {:.1e}", secs("cox"), ours.1, secs("cox") / ours.1, dmax);
+    // lifelines uses every non-time/event column of gbsg2.csv, in file order.
+    let header = [
+        "age", "estrec", "horTh", "menostat", "pnodes", "progrec", "tgrade", "tsize",
+    ];
+    let gx: Vec<f64> = (0..gbsg_cols[0].len())
+        .flat_map(|i| header.iter().map(move |h| (h, i)))
+        .map(|(h, i)| gbsg_cols[gbsg_cov.iter().position(|c| c == h).unwrap()][i])
+        .collect();
+    let gn: Vec<String> = header.iter().map(|s| s.to_string()).collect();
+    let table = CsvTable::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/data/clinical/gbsg2.csv"
+    ))
+    .unwrap();
+    let d = table.survival_data("time", "event").unwrap();
+    let ours = time_it(101, || {
+        fit_cox(&d.time, &d.event, &gx, &gn, &CoxOptions::default()).unwrap()
+    });
+    println!(
+        "  Cox Efron GBSG2 (686 × 8): lifelines {:.1} ms, spatia {:.3} ms → ×{:.0}",
+        secs("cox_gbsg2"),
+        ours.1,
+        secs("cox_gbsg2") / ours.1
     );
 }

@@ -89,45 +89,44 @@ fn sweep(
     time: &[f64],
     event: &[bool],
     risk: &[f64],
-    mut visit: impl FnMut(usize, u64, u64, u64),
+    mut visit: impl FnMut(f64, u64, u64, u64),
 ) -> u64 {
     let n = time.len();
     let (ranks, m) = dense_ranks(risk);
     let order = argsort_f64(time);
+    // Gather into time order once so the sweep reads memory sequentially.
+    let st: Vec<f64> = order.iter().map(|&i| time[i as usize]).collect();
+    let sr: Vec<u32> = order.iter().map(|&i| ranks[i as usize]).collect();
+    let se: Vec<bool> = order.iter().map(|&i| event[i as usize]).collect();
+    drop(order);
     let mut fw = Fenwick::new(m);
+    let mut count = vec![0u32; m];
     let mut inserted = 0u64;
     let mut tied_time = 0u64;
     let mut cens_ranks: Vec<u32> = Vec::new();
     let mut end = n;
     while end > 0 {
-        let t = time[order[end - 1] as usize];
+        let t = st[end - 1];
         let mut start = end - 1;
-        while start > 0 && time[order[start - 1] as usize] == t {
+        while start > 0 && st[start - 1] == t {
             start -= 1;
         }
-        let group = &order[start..end];
+        let (gr, ge) = (&sr[start..end], &se[start..end]);
         cens_ranks.clear();
-        cens_ranks.extend(
-            group
-                .iter()
-                .filter(|&&i| !event[i as usize])
-                .map(|&i| ranks[i as usize]),
-        );
-        let has_event = cens_ranks.len() < group.len();
-        if has_event {
+        cens_ranks.extend(gr.iter().zip(ge).filter(|(_, &e)| !e).map(|(&r, _)| r));
+        if cens_ranks.len() < gr.len() {
             cens_ranks.sort_unstable();
             let nc = cens_ranks.len() as u64;
-            for &i in group {
-                let i = i as usize;
-                if !event[i] {
+            for (&r, &e) in gr.iter().zip(ge) {
+                if !e {
                     continue;
                 }
-                let r = ranks[i] as usize;
+                let r = r as usize;
                 let less = fw.prefix(r);
-                let less_eq = fw.prefix(r + 1);
+                let eq = count[r] as u64;
                 let mut conc = less;
-                let mut tied = less_eq - less;
-                let mut disc = inserted - less_eq;
+                let mut tied = eq;
+                let mut disc = inserted - less - eq;
                 if nc > 0 {
                     let cl = cens_ranks.partition_point(|&x| (x as usize) < r) as u64;
                     let cle = cens_ranks.partition_point(|&x| (x as usize) <= r) as u64;
@@ -136,13 +135,14 @@ fn sweep(
                     disc += nc - cle;
                     tied_time += nc;
                 }
-                visit(i, conc, disc, tied);
+                visit(t, conc, disc, tied);
             }
         }
-        for &i in group {
-            fw.add(ranks[i as usize] as usize);
+        for &r in gr {
+            fw.add(r as usize);
+            count[r as usize] += 1;
         }
-        inserted += group.len() as u64;
+        inserted += gr.len() as u64;
         end = start;
     }
     tied_time
@@ -203,11 +203,10 @@ pub fn harrell_and_uno(
     let (mut c, mut d, mut t) = (0u64, 0u64, 0u64);
     let (mut num, mut den) = (0.0f64, 0.0f64);
     let mut zero_g: Option<f64> = None;
-    let tied_time = sweep(time, event, risk, |i, a, b, e| {
+    let tied_time = sweep(time, event, risk, |ti, a, b, e| {
         c += a;
         d += b;
         t += e;
-        let ti = time[i];
         if tau.is_none_or(|tau| ti < tau) && a + b + e > 0 {
             let gi = g.g_at(ti);
             if gi <= 0.0 {
