@@ -30,7 +30,7 @@
 //! Nelson W (1972) Technometrics 14:945–966; Aalen O (1978) Ann Stat 6:701–726.
 use super::data::check_survival;
 use super::error::{Result, SurvivalError};
-use super::sort::{bucket_sort, radix_sort_u64};
+use super::sort::msd_sort;
 use statrs::distribution::{ContinuousCDF, Normal};
 
 /// Distinct times with their counts, ascending.
@@ -48,18 +48,9 @@ pub(crate) fn event_table(time: &[f64], event: &[bool]) -> EventTable {
     // Non-negative f64 bit patterns order like the numbers and leave the top bit free, so
     // (bits << 1) | event is an order-preserving key that carries the event flag.
     let key = |i: usize| ((time[i] + 0.0).to_bits() << 1) | event[i] as u64;
-    let keys = match if n >= 256 {
-        bucket_sort(time, key)
-    } else {
-        None
-    } {
-        Some(k) => k,
-        None => {
-            let mut k: Vec<u64> = (0..n).map(key).collect();
-            radix_sort_u64(&mut k);
-            k
-        }
-    };
+    let mut keys: Vec<u64> = (0..n).map(key).collect();
+    let mut buf = keys.clone();
+    msd_sort(&mut keys, &mut buf, &|k: &u64| *k);
     let mut tab = EventTable::default();
     let mut i = 0;
     while i < n {

@@ -1,7 +1,7 @@
-//! Private sorting helpers: order-preserving `u64` keys for `f64` and an LSD radix sort of
-//! `(key, index)` pairs. Every estimator sorts by time (and concordance by risk) first; a radix
-//! sort of packed keys is several times faster than a comparison sort of `f64` and is stable,
-//! so results never depend on the sort's tie order.
+//! Private sorting helpers: order-preserving `u64` keys for `f64` and a stable MSD radix sort.
+//! Every estimator sorts by time (and concordance by risk) first; a radix sort of packed keys is
+//! several times faster than a comparison sort of `f64` and is stable, so results never depend
+//! on the sort's tie order.
 
 /// Order-preserving key of a finite `f64` (`-0.0` and `0.0` map to the same key).
 #[inline]
@@ -14,152 +14,76 @@ pub(crate) fn f64_key(x: f64) -> u64 {
     }
 }
 
-/// Stable LSD radix sort of `(key, payload)` pairs by key, 8 bits per pass, skipping passes in
-/// which every key has the same digit.
-#[allow(clippy::type_complexity)]
-pub(crate) fn radix_sort_pairs(v: &mut Vec<(u64, u32)>) {
+/// Stable most-significant-digit radix sort of `v` by `key`, using `buf` (same length) as
+/// scratch. The digit adapts to the keys present: it covers the highest bits in which the
+/// smallest and largest keys differ, with `log2(n) − 2` bits (4 to 11), so a level's buckets stay
+/// cache-resident; short slices are finished by insertion sort.
+pub(crate) fn msd_sort<T: Copy>(v: &mut [T], buf: &mut [T], key: &impl Fn(&T) -> u64) {
     let n = v.len();
-    if n < 64 {
-        v.sort_by_key(|p| p.0);
+    if n <= 32 {
+        for i in 1..n {
+            let x = v[i];
+            let k = key(&x);
+            let mut j = i;
+            while j > 0 && key(&v[j - 1]) > k {
+                v[j] = v[j - 1];
+                j -= 1;
+            }
+            v[j] = x;
+        }
         return;
     }
-    let mut counts = vec![[0usize; 256]; 8];
-    for &(k, _) in v.iter() {
-        for (d, c) in counts.iter_mut().enumerate() {
-            c[((k >> (8 * d)) & 0xff) as usize] += 1;
-        }
+    let (mut lo, mut hi) = (u64::MAX, 0u64);
+    for x in v.iter() {
+        let k = key(x);
+        lo = lo.min(k);
+        hi = hi.max(k);
     }
-    let mut buf: Vec<(u64, u32)> = vec![(0, 0); n];
-    let mut src_is_v = true;
-    for (d, c) in counts.iter().enumerate() {
-        if c.contains(&n) {
-            continue;
-        }
-        let mut offs = [0usize; 256];
-        let mut acc = 0;
-        for (o, &x) in offs.iter_mut().zip(c.iter()) {
-            *o = acc;
-            acc += x;
-        }
-        let (src, dst): (&[(u64, u32)], &mut [(u64, u32)]) = if src_is_v {
-            (&v[..], &mut buf[..])
-        } else {
-            (&buf[..], &mut v[..])
-        };
-        let shift = 8 * d;
-        for &p in src.iter() {
-            let b = ((p.0 >> shift) & 0xff) as usize;
-            dst[offs[b]] = p;
-            offs[b] += 1;
-        }
-        src_is_v = !src_is_v;
-    }
-    if !src_is_v {
-        *v = buf;
-    }
-}
-
-/// Stable LSD radix sort of plain `u64` keys (8 bits per pass, trivial passes skipped).
-pub(crate) fn radix_sort_u64(v: &mut Vec<u64>) {
-    let n = v.len();
-    if n < 64 {
-        v.sort_unstable();
+    if lo == hi {
         return;
     }
-    let mut counts = vec![[0usize; 256]; 8];
-    for &k in v.iter() {
-        for (d, c) in counts.iter_mut().enumerate() {
-            c[((k >> (8 * d)) & 0xff) as usize] += 1;
+    let top = 64 - (lo ^ hi).leading_zeros(); // number of significant differing bits
+    let bits = (usize::BITS - n.leading_zeros())
+        .saturating_sub(2)
+        .clamp(4, 11)
+        .min(top);
+    let shift = top - bits;
+    let mask = (1u64 << bits) - 1;
+    let digit = |x: &T| ((key(x) >> shift) & mask) as usize;
+    let mut counts = [0usize; 2048];
+    for x in v.iter() {
+        counts[digit(x)] += 1;
+    }
+    let mut offs = [0usize; 2048];
+    let mut acc = 0;
+    for d in 0..(1usize << bits) {
+        offs[d] = acc;
+        acc += counts[d];
+    }
+    for x in v.iter() {
+        let d = digit(x);
+        buf[offs[d]] = *x;
+        offs[d] += 1;
+    }
+    v.copy_from_slice(buf);
+    let mut start = 0;
+    for &c in counts.iter().take(1usize << bits) {
+        if c > 1 {
+            msd_sort(&mut v[start..start + c], &mut buf[start..start + c], key);
         }
+        start += c;
     }
-    let mut buf: Vec<u64> = vec![0; n];
-    let mut src_is_v = true;
-    for (d, c) in counts.iter().enumerate() {
-        if c.contains(&n) {
-            continue;
-        }
-        let mut offs = [0usize; 256];
-        let mut acc = 0;
-        for (o, &x) in offs.iter_mut().zip(c.iter()) {
-            *o = acc;
-            acc += x;
-        }
-        let (src, dst): (&[u64], &mut [u64]) = if src_is_v {
-            (&v[..], &mut buf[..])
-        } else {
-            (&buf[..], &mut v[..])
-        };
-        let shift = 8 * d;
-        for &k in src.iter() {
-            let b = ((k >> shift) & 0xff) as usize;
-            dst[offs[b]] = k;
-            offs[b] += 1;
-        }
-        src_is_v = !src_is_v;
-    }
-    if !src_is_v {
-        *v = buf;
-    }
-}
-
-/// Sorts items whose order agrees with the finite numbers `values` (item `i` belongs to
-/// `values[i]`): one counting pass over `n` equal-width value buckets, then a small sort per
-/// bucket. `O(n)` for spread-out values; a bucket of many equal values is sorted by pdqsort,
-/// which is linear on equal keys. Returns `None` (caller falls back to radix) when the value
-/// range is not finite.
-pub(crate) fn bucket_sort<T: Copy + Ord + Default>(
-    values: &[f64],
-    item: impl Fn(usize) -> T,
-) -> Option<Vec<T>> {
-    let n = values.len();
-    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-    for &v in values {
-        lo = lo.min(v);
-        hi = hi.max(v);
-    }
-    let range = hi - lo;
-    if !(range.is_finite()) {
-        return None;
-    }
-    let nb = n.max(1);
-    let scale = if range > 0.0 { nb as f64 / range } else { 0.0 };
-    let bucket = |v: f64| (((v - lo) * scale) as usize).min(nb - 1);
-    let mut start = vec![0u32; nb + 1];
-    for &v in values {
-        start[bucket(v) + 1] += 1;
-    }
-    for b in 0..nb {
-        start[b + 1] += start[b];
-    }
-    let mut fill = start.clone();
-    let mut out = vec![T::default(); n];
-    for (i, &v) in values.iter().enumerate() {
-        let b = bucket(v);
-        out[fill[b] as usize] = item(i);
-        fill[b] += 1;
-    }
-    for b in 0..nb {
-        let (s, e) = (start[b] as usize, start[b + 1] as usize);
-        if e - s > 1 {
-            out[s..e].sort_unstable();
-        }
-    }
-    Some(out)
 }
 
 /// Indices `0..values.len()` ordered by value (stable: equal values keep index order).
 pub(crate) fn argsort_f64(values: &[f64]) -> Vec<u32> {
-    if values.len() >= 256 {
-        if let Some(pairs) = bucket_sort(values, |i| (f64_key(values[i]), i as u32)) {
-            return pairs.into_iter().map(|p| p.1).collect();
-        }
-    }
     let mut pairs: Vec<(u64, u32)> = values
         .iter()
         .enumerate()
         .map(|(i, &x)| (f64_key(x), i as u32))
         .collect();
-    radix_sort_pairs(&mut pairs);
+    let mut buf = pairs.clone();
+    msd_sort(&mut pairs, &mut buf, &|p: &(u64, u32)| p.0);
     pairs.into_iter().map(|p| p.1).collect()
 }
 
@@ -201,7 +125,7 @@ mod tests {
         let order = argsort_f64(&vals);
         let mut big = vals.clone();
         big.extend(vals.iter().map(|v| v * 1e300));
-        let ob = argsort_f64(&big); // range overflows: radix fallback
+        let ob = argsort_f64(&big);
         assert!(ob
             .windows(2)
             .all(|w| big[w[0] as usize] < big[w[1] as usize]
