@@ -42,16 +42,24 @@ pub(crate) struct EventTable {
     pub censored: Vec<usize>,
 }
 
-/// Builds the table of distinct times (inputs already validated: times finite and ≥ 0).
-pub(crate) fn event_table(time: &[f64], event: &[bool]) -> EventTable {
+/// Calls `f(time, at_risk, events, censored)` for each distinct time in ascending order
+/// (inputs already validated: times finite and ≥ 0).
+pub(crate) fn scan_times(
+    time: &[f64],
+    event: &[bool],
+    mut f: impl FnMut(f64, usize, usize, usize),
+) {
     let n = time.len();
     // Non-negative f64 bit patterns order like the numbers and leave the top bit free, so
     // (bits << 1) | event is an order-preserving key that carries the event flag.
-    let key = |i: usize| ((time[i] + 0.0).to_bits() << 1) | event[i] as u64;
-    let mut keys: Vec<u64> = (0..n).map(key).collect();
-    let mut buf = keys.clone();
+    let mut keys: Vec<u64> = time
+        .iter()
+        .zip(event)
+        .map(|(&t, &e)| ((t + 0.0).to_bits() << 1) | e as u64)
+        .collect();
+    let mut buf = vec![0u64; n];
     msd_sort(&mut keys, &mut buf, &|k: &u64| *k);
-    let mut tab = EventTable::default();
+    drop(buf);
     let mut i = 0;
     while i < n {
         let k = keys[i] >> 1;
@@ -61,12 +69,20 @@ pub(crate) fn event_table(time: &[f64], event: &[bool]) -> EventTable {
             d += (keys[j] & 1) as usize;
             j += 1;
         }
-        tab.times.push(f64::from_bits(k));
-        tab.at_risk.push(n - i);
-        tab.events.push(d);
-        tab.censored.push(j - i - d);
+        f(f64::from_bits(k), n - i, d, j - i - d);
         i = j;
     }
+}
+
+/// Builds the table of distinct times.
+pub(crate) fn event_table(time: &[f64], event: &[bool]) -> EventTable {
+    let mut tab = EventTable::default();
+    scan_times(time, event, |t, r, d, c| {
+        tab.times.push(t);
+        tab.at_risk.push(r);
+        tab.events.push(d);
+        tab.censored.push(c);
+    });
     tab
 }
 
@@ -184,12 +200,11 @@ impl KaplanMeier {
     pub fn fit_with_level(time: &[f64], event: &[bool], level: f64) -> Result<Self> {
         check_survival(time, event)?;
         let z = normal_quantile(level)?;
-        let tab = event_table(time, event);
-        let mut steps: Vec<KmStep> = Vec::with_capacity(tab.times.len());
+        let mut steps: Vec<KmStep> = Vec::new();
         let (mut s, mut gsum, mut h, mut hvar) = (1.0f64, 0.0f64, 0.0f64, 0.0f64);
-        for k in 0..tab.times.len() {
-            let (n, d) = (tab.at_risk[k] as f64, tab.events[k] as f64);
-            if d > 0.0 {
+        scan_times(time, event, |t, at_risk, events, censored| {
+            let (n, d) = (at_risk as f64, events as f64);
+            if events > 0 {
                 s *= 1.0 - d / n;
                 gsum += if n > d {
                     d / (n * (n - d))
@@ -203,17 +218,17 @@ impl KaplanMeier {
             // cost a few logarithms and exponentials per step.
             let se = if s > 0.0 { s * gsum.sqrt() } else { 0.0 };
             steps.push(KmStep {
-                time: tab.times[k],
-                at_risk: tab.at_risk[k],
-                events: tab.events[k],
-                censored: tab.censored[k],
+                time: t,
+                at_risk,
+                events,
+                censored,
                 survival: s,
                 se,
                 greenwood_sum: gsum,
                 cumulative_hazard: h,
                 cumulative_hazard_se: hvar.sqrt(),
             });
-        }
+        });
         Ok(Self {
             n: time.len(),
             n_events: event.iter().filter(|&&e| e).count(),

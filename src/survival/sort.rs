@@ -17,29 +17,41 @@ pub(crate) fn f64_key(x: f64) -> u64 {
 /// Stable most-significant-digit radix sort of `v` by `key`, using `buf` (same length) as
 /// scratch. The digit adapts to the keys present: it covers the highest bits in which the
 /// smallest and largest keys differ, with `log2(n) − 2` bits (4 to 11), so a level's buckets stay
-/// cache-resident; short slices are finished by insertion sort.
+/// cache-resident; short slices are finished by insertion sort. Levels alternate between `v` and
+/// `buf` instead of copying back.
 pub(crate) fn msd_sort<T: Copy>(v: &mut [T], buf: &mut [T], key: &impl Fn(&T) -> u64) {
-    let n = v.len();
+    msd_rec(v, buf, key, true);
+}
+
+/// Sorts the data held in `a`; the result ends in `a` if `out_in_a`, else in `b`.
+fn msd_rec<T: Copy>(a: &mut [T], b: &mut [T], key: &impl Fn(&T) -> u64, out_in_a: bool) {
+    let n = a.len();
     if n <= 32 {
         for i in 1..n {
-            let x = v[i];
+            let x = a[i];
             let k = key(&x);
             let mut j = i;
-            while j > 0 && key(&v[j - 1]) > k {
-                v[j] = v[j - 1];
+            while j > 0 && key(&a[j - 1]) > k {
+                a[j] = a[j - 1];
                 j -= 1;
             }
-            v[j] = x;
+            a[j] = x;
+        }
+        if !out_in_a {
+            b.copy_from_slice(a);
         }
         return;
     }
     let (mut lo, mut hi) = (u64::MAX, 0u64);
-    for x in v.iter() {
+    for x in a.iter() {
         let k = key(x);
         lo = lo.min(k);
         hi = hi.max(k);
     }
     if lo == hi {
+        if !out_in_a {
+            b.copy_from_slice(a);
+        }
         return;
     }
     let top = 64 - (lo ^ hi).leading_zeros(); // number of significant differing bits
@@ -51,7 +63,7 @@ pub(crate) fn msd_sort<T: Copy>(v: &mut [T], buf: &mut [T], key: &impl Fn(&T) ->
     let mask = (1u64 << bits) - 1;
     let digit = |x: &T| ((key(x) >> shift) & mask) as usize;
     let mut counts = [0usize; 2048];
-    for x in v.iter() {
+    for x in a.iter() {
         counts[digit(x)] += 1;
     }
     let mut offs = [0usize; 2048];
@@ -60,16 +72,16 @@ pub(crate) fn msd_sort<T: Copy>(v: &mut [T], buf: &mut [T], key: &impl Fn(&T) ->
         offs[d] = acc;
         acc += counts[d];
     }
-    for x in v.iter() {
+    for x in a.iter() {
         let d = digit(x);
-        buf[offs[d]] = *x;
+        b[offs[d]] = *x;
         offs[d] += 1;
     }
-    v.copy_from_slice(buf);
     let mut start = 0;
     for &c in counts.iter().take(1usize << bits) {
-        if c > 1 {
-            msd_sort(&mut v[start..start + c], &mut buf[start..start + c], key);
+        if c > 0 {
+            let r = start..start + c;
+            msd_rec(&mut b[r.clone()], &mut a[r], key, !out_in_a);
         }
         start += c;
     }
