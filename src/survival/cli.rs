@@ -240,6 +240,9 @@ fn km_table(name: &str, km: &KaplanMeier, at: &[f64], s: &mut String) {
 }
 
 fn km(a: &KmArgs) -> anyhow::Result<Output> {
+    if let Some(t) = a.at.iter().find(|t| !t.is_finite()) {
+        bail!("--at: expected finite times, found {t}");
+    }
     let (table, d) = load(&a.input)?;
     let km = KaplanMeier::fit(&d.time, &d.event)?;
     let mut out = km_json(&km, &a.at);
