@@ -550,3 +550,64 @@ fn csv_errors_name_row_and_column() {
         .to_string()
         .contains("at least one data row"));
 }
+
+/// Random small data sets (ties, zeros, censoring patterns, extreme covariates): every public
+/// function returns `Ok` or `Err`, never panics, and what it returns is finite where defined.
+#[test]
+fn random_inputs_never_panic() {
+    let mut x: u64 = 0xD1B54A32D192ED03;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for case in 0..300 {
+        let n = 1 + (next() % 40) as usize;
+        let distinct = 1 + next() % 8;
+        let time: Vec<f64> = (0..n).map(|_| (next() % distinct) as f64 * 0.5).collect();
+        let event: Vec<bool> = (0..n).map(|_| next() % 3 != 0).collect();
+        let scale = [1.0, 1e-6, 1e6][case % 3];
+        let risk: Vec<f64> = (0..n)
+            .map(|_| ((next() % 7) as f64 - 3.0) * scale)
+            .collect();
+        let groups: Vec<u8> = (0..n).map(|_| (next() % 3) as u8).collect();
+        let xs: Vec<f64> = (0..2 * n)
+            .map(|_| ((next() % 11) as f64 - 5.0) * scale)
+            .collect();
+        let surv: Vec<f64> = (0..n).map(|_| (next() % 1001) as f64 / 1000.0).collect();
+        if let Ok(km) = KaplanMeier::fit(&time, &event) {
+            for p in km.curve() {
+                assert!((0.0..=1.0).contains(&p.survival) && p.lower <= p.upper);
+            }
+            let _ = km.median();
+        }
+        if let Ok(c) = harrell_and_uno(&time, &event, &risk, Some(1.5)) {
+            assert!((0.0..=1.0).contains(&c.harrell));
+            assert!(c.uno.unwrap().is_finite());
+        }
+        if let Ok(lr) = logrank(&time, &event, &groups) {
+            assert!(lr.statistic.is_finite() && (0.0..=1.0).contains(&lr.p_value));
+        }
+        for ties in [Ties::Efron, Ties::Breslow] {
+            let opts = CoxOptions {
+                ties,
+                ..Default::default()
+            };
+            if let Ok(fit) = fit_cox(&time, &event, &xs, &names(&["a", "b"]), &opts) {
+                assert!(fit.log_likelihood.is_finite());
+                let _ = fit.predict_survival(&xs, &[0.0, 1.0, 100.0]).unwrap();
+            }
+        }
+        let _ = cumulative_dynamic_auc(&time, &event, &risk, &[0.5, 1.0]);
+        let _ = brier_score(&time, &event, &[surv.clone(), surv.clone()], &[0.5, 1.0]);
+        let _ = calibration(&time, &event, &surv, 1.0, 4);
+        let opts = BootstrapOptions {
+            n_boot: 5,
+            seed: case as u64,
+            confidence_level: 0.9,
+        };
+        let _ = bootstrap_harrell(&time, &event, &risk, &opts);
+        let _ = paired_concordance_difference(&time, &event, &risk, &surv, &opts);
+    }
+}
