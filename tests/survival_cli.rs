@@ -104,6 +104,20 @@ fn km_json_matches_reference() {
         );
         assert!(row["at_risk"].as_u64().unwrap() > 0);
     }
+    // Whole curve for plots: (0, 1) then one point per distinct time.
+    let mut cargs = base("km", GBSG2_CSV);
+    cargs.push("--curve");
+    let c = run_json(&cargs);
+    let curve = c["curve"].as_array().unwrap();
+    assert_eq!((f(&curve[0]["time"]), f(&curve[0]["survival"])), (0.0, 1.0));
+    let n_event_times = r["kaplan_meier"]["curve_at_event_times"]["time"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert!(curve.len() > n_event_times);
+    assert!(curve
+        .windows(2)
+        .all(|w| f(&w[1]["survival"]) <= f(&w[0]["survival"])));
     // Groups
     args.extend(["--group", "horTh"]);
     let v = run_json(&args);
@@ -253,6 +267,15 @@ fn metrics_json_match_reference() {
         close("auc", *g, w, 1e-6);
     }
     close("mean auc", f(&v["mean_auc"]), f(&a["mean_auc"]), 1e-6);
+    let mut args = base("auc", &csv);
+    args.extend(["--risk", "risk", "--times", &times, "--roc"]);
+    let roc = run_json(&args);
+    for c in roc["roc"].as_array().unwrap() {
+        let pts = c["roc"].as_array().unwrap();
+        assert_eq!((f(&pts[0]["fpr"]), f(&pts[0]["tpr"])), (0.0, 0.0));
+        let last = pts.last().unwrap();
+        assert!((f(&last["fpr"]) - 1.0).abs() < 1e-12 && (f(&last["tpr"]) - 1.0).abs() < 1e-12);
+    }
     assert_eq!(fv(&v["times"]), fv(&a["times"]));
     // brier
     let b = &m["brier"];

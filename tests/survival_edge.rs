@@ -544,6 +544,11 @@ fn csv_errors_name_row_and_column() {
         err.contains("column 'age'") && err.contains("time, event"),
         "{err}"
     );
+    let f = write_csv("\u{feff}time,event\n3,1\n");
+    assert_eq!(
+        CsvTable::read(f.path()).unwrap().times("time").unwrap(),
+        vec![3.0]
+    );
     let f = write_csv("time,event\n");
     assert!(CsvTable::read(f.path())
         .unwrap_err()

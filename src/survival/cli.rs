@@ -16,6 +16,7 @@ use super::logrank::{group_indices, logrank};
 use super::{auc, brier};
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
+use std::io::Write;
 use std::path::PathBuf;
 
 /// Arguments of `spatia survival`.
@@ -73,6 +74,9 @@ pub struct KmArgs {
     /// Column whose values define groups (one curve per group)
     #[arg(long, value_name = "COL")]
     pub group: Option<String>,
+    /// Also output the whole curve (one point per distinct time) for plotting
+    #[arg(long)]
+    pub curve: bool,
 }
 
 /// `spatia survival logrank`.
@@ -131,6 +135,9 @@ pub struct AucArgs {
     /// Evaluation times, strictly increasing, e.g. 730,1095,1825
     #[arg(long, value_delimiter = ',', required = true, value_name = "T,…")]
     pub times: Vec<f64>,
+    /// Also output the ROC curve points at each time
+    #[arg(long)]
+    pub roc: bool,
 }
 
 /// `spatia survival brier`.
@@ -174,12 +181,20 @@ pub fn run(args: &SurvivalArgs) -> anyhow::Result<()> {
         Verb::Brier(a) => (a.input.json, run_brier(a)?),
         Verb::Calibration(a) => (a.input.json, run_calibration(a)?),
     };
-    if json {
-        println!("{}", serde_json::to_string(&out.0)?);
+    let text = if json {
+        format!("{}\n", serde_json::to_string(&out.0)?)
     } else {
-        print!("{}", out.1);
+        out.1
+    };
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|_| stdout.flush())
+    {
+        // A closed pipe (`… | head`) is not an error (ripgrep's convention).
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
     }
-    Ok(())
 }
 
 type Output = (Value, String);
@@ -200,8 +215,8 @@ fn num(x: f64) -> String {
     }
 }
 
-fn km_json(km: &KaplanMeier, at: &[f64]) -> Value {
-    json!({
+fn km_json(km: &KaplanMeier, at: &[f64], curve: bool) -> Value {
+    let mut v = json!({
         "n": km.n,
         "events": km.n_events,
         "median": km.median(),
@@ -209,7 +224,19 @@ fn km_json(km: &KaplanMeier, at: &[f64]) -> Value {
             let e = km.estimate_at(t);
             json!({"time": t, "survival": e.survival, "se": e.se, "lower": e.lower, "upper": e.upper, "at_risk": e.at_risk})
         }).collect::<Vec<_>>(),
-    })
+    });
+    if curve {
+        let pts: Vec<Value> = km
+            .curve()
+            .iter()
+            .map(|p| {
+                json!({"time": p.time, "survival": p.survival, "lower": p.lower, "upper": p.upper,
+                       "at_risk": km.at_risk_at(p.time), "censored": p.censored})
+            })
+            .collect();
+        v["curve"] = Value::Array(pts);
+    }
+    v
 }
 
 fn km_table(name: &str, km: &KaplanMeier, at: &[f64], s: &mut String) {
@@ -245,7 +272,7 @@ fn km(a: &KmArgs) -> anyhow::Result<Output> {
     }
     let (table, d) = load(&a.input)?;
     let km = KaplanMeier::fit(&d.time, &d.event)?;
-    let mut out = km_json(&km, &a.at);
+    let mut out = km_json(&km, &a.at, a.curve);
     let mut text = String::new();
     km_table("all", &km, &a.at, &mut text);
     if let Some(col) = &a.group {
@@ -258,7 +285,7 @@ fn km(a: &KmArgs) -> anyhow::Result<Output> {
             let kg = KaplanMeier::fit(&sub.time, &sub.event)?;
             text.push('\n');
             km_table(&format!("{col} = {name}"), &kg, &a.at, &mut text);
-            groups.insert(name.clone(), km_json(&kg, &a.at));
+            groups.insert(name.clone(), km_json(&kg, &a.at, a.curve));
         }
         out["groups"] = Value::Object(groups);
     }
@@ -409,10 +436,11 @@ fn run_auc(a: &AucArgs) -> anyhow::Result<Output> {
         ));
     }
     text.push_str(&format!("mean AUC = {:.6}\n", r.mean_auc));
-    Ok((
-        json!({"times": r.times, "auc": r.auc, "mean_auc": r.mean_auc}),
-        text,
-    ))
+    let mut out = json!({"times": r.times, "auc": r.auc, "mean_auc": r.mean_auc});
+    if a.roc {
+        out["roc"] = serde_json::to_value(&r.curves)?;
+    }
+    Ok((out, text))
 }
 
 fn parse_surv_spec(spec: &str) -> anyhow::Result<Vec<(f64, String)>> {

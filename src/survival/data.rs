@@ -167,7 +167,7 @@ impl CsvTable {
                 message: format!("expected a header row, found an unreadable one: {e}"),
             })?
             .iter()
-            .map(|h| h.trim().to_string())
+            .map(|h| h.trim_start_matches('\u{feff}').trim().to_string())
             .collect();
         let mut rows = Vec::new();
         let mut lines = Vec::new();
