@@ -8,13 +8,13 @@
 //! |---|---|---|
 //! | [`data`] | validated data, CSV columns with row/column errors | [`SurvivalData`], [`CsvTable`] |
 //! | [`kaplan_meier`] | Kaplan–Meier, Greenwood, log(−log) CI, Nelson–Aalen, censoring KM | [`KaplanMeier`] |
-//! | [`logrank`] | log-rank test, K groups | [`LogRank`] |
+//! | [`logrank`](mod@logrank) | log-rank test, K groups | [`LogRank`] |
 //! | [`cox`] | Cox PH (Efron/Breslow, L2), baseline, predicted survival | [`CoxFit`] |
 //! | [`concordance`] | Harrell's C (O(n log n)), Uno's C | [`Concordance`] |
 //! | [`auc`] | cumulative/dynamic AUC with ROC curves | [`CumulativeDynamicAuc`] |
 //! | [`brier`] | IPCW Brier score, integrated Brier score | [`BrierScore`] |
-//! | [`calibration`] | bins vs KM, slope, intercept, ICI/E50/E90 | [`Calibration`] |
-//! | [`bootstrap`] | seeded parallel percentile CIs, paired C difference | [`BootstrapCi`] |
+//! | [`calibration`](mod@calibration) | bins vs KM, slope, intercept, ICI/E50/E90 | [`Calibration`] |
+//! | [`bootstrap`](mod@bootstrap) | seeded parallel percentile CIs, paired C difference | [`BootstrapCi`] |
 //! | [`cli`] | `spatia survival VERB …` | [`cli::SurvivalArgs`] |
 //!
 //! Conventions (shared with `../shared/reference/README.md`): risk scores are *higher = earlier
