@@ -346,6 +346,7 @@ fn cox(a: &CoxArgs) -> anyhow::Result<Output> {
         })).collect::<Vec<_>>(),
         "log_likelihood": fit.log_likelihood,
         "log_likelihood_null": fit.log_likelihood_null,
+        "penalized_log_likelihood": fit.penalized_log_likelihood,
         "lr_test": fit.lr_test,
         "concordance": fit.concordance,
         "iterations": fit.iterations,
