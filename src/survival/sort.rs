@@ -20,11 +20,20 @@ pub(crate) fn f64_key(x: f64) -> u64 {
 /// cache-resident; short slices are finished by insertion sort. Levels alternate between `v` and
 /// `buf` instead of copying back.
 pub(crate) fn msd_sort<T: Copy>(v: &mut [T], buf: &mut [T], key: &impl Fn(&T) -> u64) {
-    msd_rec(v, buf, key, true);
+    // One bucket-count table per recursion level (at most 64 / 4 levels), zeroed per use only
+    // over the digits actually used.
+    let mut counts = vec![0u32; 16 * 2048];
+    msd_rec(v, buf, key, true, &mut counts);
 }
 
 /// Sorts the data held in `a`; the result ends in `a` if `out_in_a`, else in `b`.
-fn msd_rec<T: Copy>(a: &mut [T], b: &mut [T], key: &impl Fn(&T) -> u64, out_in_a: bool) {
+fn msd_rec<T: Copy>(
+    a: &mut [T],
+    b: &mut [T],
+    key: &impl Fn(&T) -> u64,
+    out_in_a: bool,
+    counts: &mut [u32],
+) {
     let n = a.len();
     if n <= 32 {
         for i in 1..n {
@@ -61,29 +70,40 @@ fn msd_rec<T: Copy>(a: &mut [T], b: &mut [T], key: &impl Fn(&T) -> u64, out_in_a
         .min(top);
     let shift = top - bits;
     let mask = (1u64 << bits) - 1;
+    let nd = 1usize << bits;
     let digit = |x: &T| ((key(x) >> shift) & mask) as usize;
-    let mut counts = [0usize; 2048];
+    let (cnt, deeper) = counts.split_at_mut(2048);
+    let cnt = &mut cnt[..nd];
+    cnt.fill(0);
     for x in a.iter() {
-        counts[digit(x)] += 1;
+        cnt[digit(x)] += 1;
     }
-    let mut offs = [0usize; 2048];
-    let mut acc = 0;
-    for d in 0..(1usize << bits) {
-        offs[d] = acc;
-        acc += counts[d];
+    // Exclusive prefix sums give each digit's first slot; after the scatter `cnt[d]` is the end
+    // of bucket d.
+    let mut acc = 0u32;
+    for c in cnt.iter_mut() {
+        let t = *c;
+        *c = acc;
+        acc += t;
     }
     for x in a.iter() {
         let d = digit(x);
-        b[offs[d]] = *x;
-        offs[d] += 1;
+        b[cnt[d] as usize] = *x;
+        cnt[d] += 1;
     }
-    let mut start = 0;
-    for &c in counts.iter().take(1usize << bits) {
-        if c > 0 {
-            let r = start..start + c;
-            msd_rec(&mut b[r.clone()], &mut a[r], key, !out_in_a);
+    let mut start = 0usize;
+    for d in 0..nd {
+        let end = cnt[d] as usize;
+        if end > start {
+            msd_rec(
+                &mut b[start..end],
+                &mut a[start..end],
+                key,
+                !out_in_a,
+                deeper,
+            );
         }
-        start += c;
+        start = end;
     }
 }
 
