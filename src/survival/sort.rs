@@ -92,8 +92,8 @@ fn msd_rec<T: Copy>(
         cnt[d] += 1;
     }
     let mut start = 0usize;
-    for d in 0..nd {
-        let end = cnt[d] as usize;
+    for &c in cnt.iter() {
+        let end = c as usize;
         if end > start {
             msd_rec(
                 &mut b[start..end],
