@@ -9,7 +9,7 @@
 //!   "dab_positive_fraction":{"0.02", "0.05"}}`.
 use super::hed::{self, ChannelStats};
 use super::tiling::{tile_slide, write_qc, TileParams};
-use super::tissue::{detect_tissue, TissueParams};
+use super::tissue::{detect_tissue, Threshold, TissueParams};
 use super::{Slide, Stain};
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -54,6 +54,12 @@ pub enum SlideVerb {
         /// Minimum tissue fraction of a kept tile
         #[arg(long, default_value_t = 0.5)]
         min_tissue: f64,
+        /// Tissue threshold (saturation 0–255 for HE, H+DAB optical density for IHC; default 8 / 0.03)
+        #[arg(long)]
+        tissue_threshold: Option<f64>,
+        /// Finest µm/px of the tissue mask (default 4; the mask's long side stays ≤ 2000 px)
+        #[arg(long)]
+        mask_mpp: Option<f64>,
         /// Write mask.png, thumbnail.png, overlay.png and tiles.csv here
         #[arg(long)]
         out: Option<PathBuf>,
@@ -125,10 +131,28 @@ pub fn run_slide(args: &SlideArgs) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        SlideVerb::Tiles { path, mpp, size, mpp_override, stain, min_tissue, out, json } => {
+        SlideVerb::Tiles {
+            path,
+            mpp,
+            size,
+            mpp_override,
+            stain,
+            min_tissue,
+            tissue_threshold,
+            mask_mpp,
+            out,
+            json,
+        } => {
             let stain: Stain = stain.parse().map_err(|e: String| anyhow::anyhow!("--stain: {e}"))?;
             let slide = Slide::open(path, *mpp_override)?;
-            let mask = detect_tissue(&slide, &TissueParams::for_stain(stain))?;
+            let mut tp = TissueParams::for_stain(stain);
+            if let Some(t) = tissue_threshold {
+                tp.threshold = Threshold::Fixed(*t);
+            }
+            if let Some(m) = mask_mpp {
+                tp.mask_mpp = *m;
+            }
+            let mask = detect_tissue(&slide, &tp)?;
             let params = TileParams { mpp: *mpp, size: *size, min_tissue: *min_tissue };
             let tiling = tile_slide(&slide, &mask, &params)?;
             let files = match out {

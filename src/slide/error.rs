@@ -51,8 +51,8 @@ pub enum SlideError {
 
     /// Tissue detection found nothing.
     #[error(
-        "slide {path}: no tissue found (tissue mask is empty at {mask_mpp:.1} µm/px with {method}); \
-         check the slide or lower the tissue thresholds"
+        "slide {path}: no tissue found (the tissue mask is empty with {method}); check the slide \
+         or lower the tissue thresholds"
     )]
     NoTissue {
         path: PathBuf,

@@ -199,14 +199,14 @@ pub fn summarize(img: &RgbImage, thresholds: &[f64]) -> HedSummary {
 pub struct StainParams {
     /// A pixel is DAB-positive when its DAB exceeds this (default 0.05, `rgb2hed` units).
     pub dab_threshold: f64,
-    /// A pixel is tissue when hematoxylin + DAB exceeds this (default 0.03, as the IHC tissue
+    /// A pixel is tissue when hematoxylin + DAB exceeds this (default 0.02, as the IHC tissue
     /// mask).
     pub tissue_od: f64,
 }
 
 impl Default for StainParams {
     fn default() -> Self {
-        StainParams { dab_threshold: 0.05, tissue_od: 0.03 }
+        StainParams { dab_threshold: 0.05, tissue_od: 0.02 }
     }
 }
 

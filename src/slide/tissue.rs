@@ -38,9 +38,8 @@ use super::error::{Result, SlideError};
 use super::hed::rgb2hed_lut;
 use super::manifest::Stain;
 use super::Slide;
-use image::{GrayImage, Luma, RgbImage};
+use image::{GrayImage, RgbImage};
 use imageproc::distance_transform::Norm;
-use imageproc::region_labelling::{connected_components, Connectivity};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -71,7 +70,8 @@ pub struct TissueParams {
     /// Per-pixel signal.
     pub method: TissueMethod,
     /// Threshold (pixels strictly above are tissue). Defaults: saturation `Fixed(8)` (CLAM);
-    /// optical density `Fixed(0.03)`.
+    /// optical density `Fixed(0.02)` (bluish glass as in OS-2-ndpi has H+DAB ≈ 0.016, white
+    /// glass ≈ 0, pale counterstained tissue 0.025–0.05).
     pub threshold: Threshold,
     /// Median blur window, µm (default 112 = CLAM's 7 px at 16 µm/px).
     pub median_um: f64,
@@ -81,7 +81,7 @@ pub struct TissueParams {
     pub min_object_mm2: f64,
     /// Holes inside tissue smaller than this are filled, mm² (default 0.26).
     pub min_hole_mm2: f64,
-    /// Finest pixel size wanted for the mask, µm/px (default 8).
+    /// Finest pixel size wanted for the mask, µm/px (default 4).
     pub mask_mpp: f64,
     /// Longest side of the mask, px (default 2000).
     pub max_side: u32,
@@ -91,7 +91,7 @@ impl TissueParams {
     /// The defaults for a stain: saturation for H&E, optical density for IHC.
     pub fn for_stain(stain: Stain) -> TissueParams {
         let (method, threshold) = if stain.is_ihc() {
-            (TissueMethod::OpticalDensity, Threshold::Fixed(0.03))
+            (TissueMethod::OpticalDensity, Threshold::Fixed(0.02))
         } else {
             (TissueMethod::Saturation, Threshold::Fixed(8.0))
         };
@@ -102,7 +102,7 @@ impl TissueParams {
             close_um: 64.0,
             min_object_mm2: 0.02,
             min_hole_mm2: 0.26,
-            mask_mpp: 8.0,
+            mask_mpp: 4.0,
             max_side: 2000,
         }
     }
@@ -169,12 +169,14 @@ impl TissueMask {
     }
 }
 
-/// Reads the whole slide at about `target_downsample` level-0 px per pixel, with the long side
-/// at most `max_side`: the coarsest level not coarser than the target, box-averaged by an integer
-/// factor. Reads blocks in parallel; never holds more than the output and one block per thread.
+/// Reads the whole slide at about `target_downsample` level-0 px per pixel (or coarser, so that
+/// the long side is at most `max_side`): the coarsest level not coarser than that, box-averaged
+/// by an integer factor. Reads blocks in parallel; never holds more than the output and one block per thread.
 pub fn read_low_res(slide: &Slide, target_downsample: f64, max_side: u32) -> Result<LowRes> {
     let meta = slide.meta();
-    let level = slide.best_level_for_downsample(target_downsample.max(1.0));
+    let long0 = meta.width.max(meta.height) as f64;
+    let target_downsample = target_downsample.max(long0 / max_side.max(1) as f64).max(1.0);
+    let level = slide.best_level_for_downsample(target_downsample);
     let l = &meta.levels[level];
     let (lw, lh) = (l.width, l.height);
     let by_mpp = (target_downsample / l.downsample + 1e-6).floor().max(1.0) as u64;
@@ -328,8 +330,8 @@ pub fn mask_from_image(img: &RgbImage, mpp: f64, params: &TissueParams) -> (Gray
     let px_mm2 = mpp * mpp / 1e6;
     let min_obj = (params.min_object_mm2 / px_mm2).ceil() as u64;
     let min_hole = (params.min_hole_mm2 / px_mm2).ceil() as u64;
-    remove_small(&mut mask, 255, min_obj, Connectivity::Eight, true);
-    remove_small(&mut mask, 0, min_hole, Connectivity::Four, false);
+    remove_small(&mut mask, 255, min_obj, true, true);
+    remove_small(&mut mask, 0, min_hole, false, false);
     let desc = format!(
         "{desc}, median {median_px} px, closing {} px, objects ≥ {} mm², holes ≥ {} mm², at {:.2} µm/px",
         2 * close_r as u32,
@@ -340,30 +342,55 @@ pub fn mask_from_image(img: &RgbImage, mpp: f64, params: &TissueParams) -> (Gray
     (mask, desc)
 }
 
-/// Flips components of value `value` smaller than `min_px` to the other value. For holes
-/// (`border_ok == false`), components touching the image border are background, not holes,
-/// and are kept.
-fn remove_small(mask: &mut GrayImage, value: u8, min_px: u64, conn: Connectivity, border_ok: bool) {
+/// Flips components of value `value` smaller than `min_px` to the other value (`eight`:
+/// 8-connected, else 4-connected). For holes (`border_ok == false`), components touching the
+/// image border are background, not holes, and are kept.
+///
+/// (Labelled here by flood fill: imageproc 0.27's `connected_components` panics on images one
+/// pixel wide, which tiny slides produce.)
+fn remove_small(mask: &mut GrayImage, value: u8, min_px: u64, eight: bool, border_ok: bool) {
     if min_px <= 1 {
         return;
     }
+    let (w, h) = (mask.width() as usize, mask.height() as usize);
     let other = 255 - value;
-    let labels = connected_components(&*mask, conn, Luma([other]));
-    let n = labels.pixels().map(|p| p.0[0]).max().unwrap_or(0) as usize;
-    let mut area = vec![0u64; n + 1];
-    let mut touches = vec![false; n + 1];
-    let (w, h) = labels.dimensions();
-    for (x, y, p) in labels.enumerate_pixels() {
-        let l = p.0[0] as usize;
-        area[l] += 1;
-        if x == 0 || y == 0 || x + 1 == w || y + 1 == h {
-            touches[l] = true;
+    let px: &mut [u8] = mask;
+    let mut seen = vec![false; w * h];
+    let mut stack = Vec::new();
+    let mut comp = Vec::new();
+    for start in 0..w * h {
+        if seen[start] || px[start] != value {
+            continue;
         }
-    }
-    for (m, l) in mask.pixels_mut().zip(labels.pixels()) {
-        let l = l.0[0] as usize;
-        if l > 0 && area[l] < min_px && (border_ok || !touches[l]) {
-            m.0[0] = other;
+        seen[start] = true;
+        stack.push(start);
+        comp.clear();
+        let mut touches = false;
+        while let Some(i) = stack.pop() {
+            comp.push(i);
+            let (x, y) = ((i % w) as i64, (i / w) as i64);
+            touches |= x == 0 || y == 0 || x as usize + 1 == w || y as usize + 1 == h;
+            for dy in -1i64..=1 {
+                for dx in -1i64..=1 {
+                    if (dx == 0 && dy == 0) || (!eight && dx != 0 && dy != 0) {
+                        continue;
+                    }
+                    let (nx, ny) = (x + dx, y + dy);
+                    if nx < 0 || ny < 0 || nx as usize >= w || ny as usize >= h {
+                        continue;
+                    }
+                    let j = ny as usize * w + nx as usize;
+                    if !seen[j] && px[j] == value {
+                        seen[j] = true;
+                        stack.push(j);
+                    }
+                }
+            }
+        }
+        if (comp.len() as u64) < min_px && (border_ok || !touches) {
+            for &i in &comp {
+                px[i] = other;
+            }
         }
     }
 }
@@ -388,19 +415,19 @@ mod tests {
         let mut m = GrayImage::new(20, 20);
         for y in 2..12 {
             for x in 2..12 {
-                m.put_pixel(x, y, Luma([255]));
+                m.put_pixel(x, y, image::Luma([255]));
             }
         }
         for y in 6..8 {
             for x in 6..8 {
-                m.put_pixel(x, y, Luma([0]));
+                m.put_pixel(x, y, image::Luma([0]));
             }
         }
-        m.put_pixel(17, 17, Luma([255]));
-        remove_small(&mut m, 255, 5, Connectivity::Eight, true);
+        m.put_pixel(17, 17, image::Luma([255]));
+        remove_small(&mut m, 255, 5, true, true);
         assert_eq!(m.get_pixel(17, 17).0[0], 0);
         assert_eq!(m.get_pixel(6, 6).0[0], 0);
-        remove_small(&mut m, 0, 5, Connectivity::Four, false);
+        remove_small(&mut m, 0, 5, false, false);
         assert_eq!(m.get_pixel(6, 6).0[0], 255);
         // the outer background touches the border and stays
         assert_eq!(m.get_pixel(0, 0).0[0], 0);
