@@ -176,12 +176,28 @@ pub fn read_low_res(slide: &Slide, target_downsample: f64, max_side: u32) -> Res
     let meta = slide.meta();
     let long0 = meta.width.max(meta.height) as f64;
     let target_downsample = target_downsample.max(long0 / max_side.max(1) as f64).max(1.0);
-    let level = slide.best_level_for_downsample(target_downsample);
+    let factor = |level: usize| {
+        let l = &meta.levels[level];
+        let by_mpp = (target_downsample / l.downsample + 1e-6).floor().max(1.0) as u64;
+        let by_side = l.width.max(l.height).div_ceil(max_side.max(1) as u64).max(1);
+        by_mpp.max(by_side)
+    };
+    let mut level = slide.best_level_for_downsample(target_downsample);
+    let mut k = factor(level);
+    // A coarser level that already has the final downsample needs fewer pixels decoded.
+    let final_ds = meta.levels[level].downsample * k as f64;
+    for (j, l) in meta.levels.iter().enumerate() {
+        let kj = (final_ds / l.downsample).round().max(1.0);
+        if l.downsample > meta.levels[level].downsample
+            && ((final_ds / l.downsample) - kj).abs() < 1e-3 * kj
+            && l.width.max(l.height).div_ceil(kj as u64) <= max_side as u64
+        {
+            level = j;
+            k = kj as u64;
+        }
+    }
     let l = &meta.levels[level];
     let (lw, lh) = (l.width, l.height);
-    let by_mpp = (target_downsample / l.downsample + 1e-6).floor().max(1.0) as u64;
-    let by_side = lw.max(lh).div_ceil(max_side.max(1) as u64).max(1);
-    let k = by_mpp.max(by_side);
     let (ow, oh) = (lw.div_ceil(k), lh.div_ceil(k));
     let block = (1024 / k).max(1); // output px per block side
     let blocks: Vec<(u64, u64)> = (0..oh.div_ceil(block))
@@ -305,24 +321,25 @@ pub fn mask_from_image(img: &RgbImage, mpp: f64, params: &TissueParams) -> (Gray
     let sig = signal(img, params.method);
     let median_px = (params.median_um / mpp).round() as u32;
     let radius = median_px / 2;
-    let blurred = if radius > 0 { imageproc::filter::median_filter(&sig, radius, radius) } else { sig };
     let (unit, to_level): (&str, fn(f64) -> f64) = match params.method {
         TissueMethod::Saturation => ("saturation", |v| v),
         TissueMethod::OpticalDensity => ("H+DAB optical density", od_level),
     };
-    let (level, desc) = match params.threshold {
-        Threshold::Fixed(t) => (to_level(t), format!("{unit} > {t}")),
+    let (mut mask, desc) = match params.threshold {
+        // median(S) > t  ⟺  more than half of the window is > t: threshold, then count.
+        Threshold::Fixed(t) => (majority_above(&sig, to_level(t), radius), format!("{unit} > {t}")),
         Threshold::Otsu { floor } => {
+            let blurred = if radius > 0 { imageproc::filter::median_filter(&sig, radius, radius) } else { sig };
             let otsu = imageproc::contrast::otsu_level(&blurred) as f64;
             let lvl = otsu.max(to_level(floor));
             let shown = if params.method == TissueMethod::OpticalDensity { lvl / 1000.0 } else { lvl };
-            (lvl, format!("{unit} > {shown} (Otsu, floor {floor})"))
+            let mut m = blurred;
+            for p in m.pixels_mut() {
+                p.0[0] = if p.0[0] as f64 > lvl { 255 } else { 0 };
+            }
+            (m, format!("{unit} > {shown} (Otsu, floor {floor})"))
         }
     };
-    let mut mask = GrayImage::new(img.width(), img.height());
-    for (o, p) in mask.pixels_mut().zip(blurred.pixels()) {
-        o.0[0] = if p.0[0] as f64 > level { 255 } else { 0 };
-    }
     let close_r = ((params.close_um / mpp) / 2.0).round().min(255.0) as u8;
     if close_r > 0 {
         imageproc::morphology::close_mut(&mut mask, Norm::LInf, close_r);
@@ -342,6 +359,41 @@ pub fn mask_from_image(img: &RgbImage, mpp: f64, params: &TissueParams) -> (Gray
     (mask, desc)
 }
 
+/// `median_filter(sig, r, r) > level` (255/0) without sorting: a window's median exceeds the
+/// level exactly when more than half of its `(2r+1)²` pixels do. Borders replicate the edge
+/// pixels, as imageproc's median filter does; counts come from a summed-area table.
+fn majority_above(sig: &GrayImage, level: f64, r: u32) -> GrayImage {
+    let (w, h) = (sig.width() as usize, sig.height() as usize);
+    let r = r as usize;
+    let (pw, ph) = (w + 2 * r, h + 2 * r);
+    // Summed-area table of the padded binary image, (pw+1)×(ph+1).
+    let mut sat = vec![0u32; (pw + 1) * (ph + 1)];
+    let raw = sig.as_raw();
+    for py in 0..ph {
+        let y = py.saturating_sub(r).min(h - 1);
+        let mut run = 0u32;
+        for px in 0..pw {
+            let x = px.saturating_sub(r).min(w - 1);
+            run += (raw[y * w + x] as f64 > level) as u32;
+            sat[(py + 1) * (pw + 1) + px + 1] = sat[py * (pw + 1) + px + 1] + run;
+        }
+    }
+    let side = 2 * r + 1;
+    let half = (side * side / 2) as u32;
+    let mut out = GrayImage::new(w as u32, h as u32);
+    let o: &mut [u8] = &mut out;
+    for y in 0..h {
+        for x in 0..w {
+            let (x1, y1) = (x + side, y + side);
+            let c = sat[y1 * (pw + 1) + x1] + sat[y * (pw + 1) + x]
+                - sat[y * (pw + 1) + x1]
+                - sat[y1 * (pw + 1) + x];
+            o[y * w + x] = if c > half { 255 } else { 0 };
+        }
+    }
+    out
+}
+
 /// Flips components of value `value` smaller than `min_px` to the other value (`eight`:
 /// 8-connected, else 4-connected). For holes (`border_ok == false`), components touching the
 /// image border are background, not holes, and are kept.
@@ -356,40 +408,58 @@ fn remove_small(mask: &mut GrayImage, value: u8, min_px: u64, eight: bool, borde
     let other = 255 - value;
     let px: &mut [u8] = mask;
     let mut seen = vec![false; w * h];
-    let mut stack = Vec::new();
-    let mut comp = Vec::new();
+    let mut stack: Vec<u32> = Vec::new();
+    let mut comp: Vec<u32> = Vec::new();
     for start in 0..w * h {
         if seen[start] || px[start] != value {
             continue;
         }
         seen[start] = true;
-        stack.push(start);
+        stack.push(start as u32);
         comp.clear();
         let mut touches = false;
         while let Some(i) = stack.pop() {
-            comp.push(i);
-            let (x, y) = ((i % w) as i64, (i / w) as i64);
-            touches |= x == 0 || y == 0 || x as usize + 1 == w || y as usize + 1 == h;
-            for dy in -1i64..=1 {
-                for dx in -1i64..=1 {
-                    if (dx == 0 && dy == 0) || (!eight && dx != 0 && dy != 0) {
-                        continue;
-                    }
-                    let (nx, ny) = (x + dx, y + dy);
-                    if nx < 0 || ny < 0 || nx as usize >= w || ny as usize >= h {
-                        continue;
-                    }
-                    let j = ny as usize * w + nx as usize;
-                    if !seen[j] && px[j] == value {
-                        seen[j] = true;
-                        stack.push(j);
-                    }
+            let i = i as usize;
+            comp.push(i as u32);
+            let (x, y) = (i % w, i / w);
+            let (left, right, up, down) = (x > 0, x + 1 < w, y > 0, y + 1 < h);
+            touches |= !(left && right && up && down);
+            let mut visit = |j: usize| {
+                if !seen[j] && px[j] == value {
+                    seen[j] = true;
+                    stack.push(j as u32);
+                }
+            };
+            if left {
+                visit(i - 1);
+            }
+            if right {
+                visit(i + 1);
+            }
+            if up {
+                visit(i - w);
+            }
+            if down {
+                visit(i + w);
+            }
+            if eight {
+                if up && left {
+                    visit(i - w - 1);
+                }
+                if up && right {
+                    visit(i - w + 1);
+                }
+                if down && left {
+                    visit(i + w - 1);
+                }
+                if down && right {
+                    visit(i + w + 1);
                 }
             }
         }
         if (comp.len() as u64) < min_px && (border_ok || !touches) {
             for &i in &comp {
-                px[i] = other;
+                px[i as usize] = other;
             }
         }
     }
@@ -431,6 +501,24 @@ mod tests {
         assert_eq!(m.get_pixel(6, 6).0[0], 255);
         // the outer background touches the border and stays
         assert_eq!(m.get_pixel(0, 0).0[0], 0);
+    }
+
+    #[test]
+    fn majority_equals_median_then_threshold() {
+        // A deterministic pseudo-random image (LCG), odd sizes, several radii and levels.
+        let mut state = 12345u32;
+        let img = GrayImage::from_fn(37, 23, |_, _| {
+            state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            image::Luma([(state >> 16) as u8])
+        });
+        for r in [1, 2, 3, 7] {
+            let med = imageproc::filter::median_filter(&img, r, r);
+            for level in [0.0, 8.0, 100.0, 127.0, 200.0] {
+                let want: Vec<u8> =
+                    med.as_raw().iter().map(|&v| if v as f64 > level { 255 } else { 0 }).collect();
+                assert_eq!(majority_above(&img, level, r).as_raw(), &want, "r {r} level {level}");
+            }
+        }
     }
 
     #[test]
