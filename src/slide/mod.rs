@@ -118,14 +118,14 @@ impl Slide {
             return Err(SlideError::Io { path: path.to_path_buf(), source: e });
         }
         let is_tiff = ometiff::is_tiff(path);
+        if is_tiff {
+            // OpenSlide opens truncated TIFFs and fails only on the missing tiles: check every
+            // tag value and chunk against the file size up front.
+            ometiff::check_tiff_extents(path)?;
+        }
         let backend = if ometiff::is_ome_tiff(path) {
             Backend::Tiff(TiffSlide::open(path)?)
         } else if let Some(o) = OsSlide::open(path)? {
-            if is_tiff {
-                // OpenSlide opens truncated TIFFs and fails only on the missing tiles: check
-                // every chunk against the file size up front.
-                ometiff::check_tiff_extents(path)?;
-            }
             Backend::OpenSlide(o)
         } else if is_tiff {
             Backend::Tiff(TiffSlide::open(path)?)
