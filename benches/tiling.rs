@@ -20,11 +20,19 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// Peak RSS of waited-for children so far, KiB.
-fn children_maxrss_kib() -> i64 {
+/// (peak RSS KiB, user+system CPU seconds) of all waited-for children so far.
+fn children_usage() -> (i64, f64) {
     let mut u: libc::rusage = unsafe { std::mem::zeroed() };
     unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) };
-    u.ru_maxrss
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    (u.ru_maxrss, secs(u.ru_utime) + secs(u.ru_stime))
+}
+
+/// The 1-minute load average (other work on the machine inflates wall times).
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().next().unwrap_or("?").to_string())
+        .unwrap_or_else(|_| "?".into())
 }
 
 fn in_process(name: &str, path: &Path, out: &Path) {
@@ -58,6 +66,7 @@ fn whole_process(name: &str, path: &Path, out: &Path) {
     let exe = env!("CARGO_BIN_EXE_spatia");
     let mut walls = Vec::new();
     let mut last = String::new();
+    let cpu0 = children_usage().1;
     for _ in 0..REPEAT {
         let t = Instant::now();
         let o = Command::new(exe)
@@ -73,9 +82,14 @@ fn whole_process(name: &str, path: &Path, out: &Path) {
     }
     let w = median(walls.clone());
     let min = walls.iter().cloned().fold(f64::INFINITY, f64::min);
+    let (rss, cpu1) = children_usage();
     println!(
-        "{name}: `spatia slide tiles --mpp 0.5 --size 256 --json --out DIR` wall median {:.3} s (min {:.3} s) of {REPEAT}; peak RSS of any run so far {} MiB; {last}",
-        w, min, children_maxrss_kib() / 1024
+        "{name}: `spatia slide tiles --mpp 0.5 --size 256 --json --out DIR` wall median {:.3} s (min {:.3} s) of {REPEAT}, CPU (user+sys) {:.3} s per run, load average {}; peak RSS of any run so far {} MiB; {last}",
+        w,
+        min,
+        (cpu1 - cpu0) / REPEAT as f64,
+        loadavg(),
+        rss / 1024
     );
 }
 

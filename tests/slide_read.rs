@@ -157,3 +157,35 @@ fn parallel_reads_are_consistent() {
     let par: Vec<_> = coords.par_iter().map(|&(x, y)| s.read_region(0, x, y, 256, 256).unwrap()).collect();
     assert_eq!(seq, par);
 }
+
+#[test]
+fn native_tiff_pixels_agree_with_openslide() {
+    use spatia::slide::OpenOptions;
+    for (name, mpp) in [("CMU-1-Small-Region.svs", None), ("boxes.tiff", Some(1.0)), ("small.svs", None)] {
+        let native = Slide::open(slide(name), mpp).unwrap();
+        assert_eq!(native.pixel_reader(), "native-tiff", "{name}");
+        let os = Slide::open_with(slide(name), &OpenOptions { mpp_override: mpp, openslide_pixels: true }).unwrap();
+        assert_eq!(os.pixel_reader(), "openslide");
+        assert_eq!(native.meta(), os.meta());
+        for level in 0..native.level_count() {
+            let l = &native.meta().levels[level];
+            let (w, h) = (l.width.min(700) as u32, l.height.min(700) as u32);
+            // At levels > 0 a level-0 position that falls between level pixels is floored here,
+            // while OpenSlide 3.4 resamples at the sub-pixel offset: compare whole pixels only.
+            let offsets: &[(i64, i64)] = if level == 0 { &[(0, 0), (37, 61), (-5, -9)] } else { &[(0, 0)] };
+            for &(x0, y0) in offsets {
+                let a = native.read_region(level, x0, y0, w, h).unwrap();
+                let b = os.read_region(level, x0, y0, w, h).unwrap();
+                let (mut sum, mut max) = (0u64, 0u8);
+                for (p, q) in a.as_raw().iter().zip(b.as_raw()) {
+                    let d = p.abs_diff(*q);
+                    sum += d as u64;
+                    max = max.max(d);
+                }
+                let mean = sum as f64 / a.as_raw().len() as f64;
+                // two JPEG decoders (zune-jpeg vs libjpeg) differ by rounding only
+                assert!(mean < 1.0 && max <= 24, "{name} level {level} at ({x0}, {y0}): mean |Δ| {mean}, max {max}");
+            }
+        }
+    }
+}

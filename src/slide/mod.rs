@@ -41,6 +41,16 @@ use openslide::OsSlide;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
+/// Options of [`Slide::open_with`].
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct OpenOptions {
+    /// µm/px of level 0, overriding the file's.
+    pub mpp_override: Option<f64>,
+    /// Decode pixels with OpenSlide even where the native tiled-TIFF reader could (for
+    /// comparisons; slower).
+    pub openslide_pixels: bool,
+}
+
 /// An open whole-slide image. Clones share one underlying handle; every method takes `&self`
 /// and may be called from many threads at once.
 #[derive(Clone, Debug)]
@@ -70,7 +80,13 @@ impl Slide {
     /// damaged file), [`SlideError::NoMpp`] (no pixel size and no override),
     /// [`SlideError::BadParam`] (override not a positive number).
     pub fn open(path: impl AsRef<Path>, mpp_override: Option<f64>) -> Result<Slide> {
+        Slide::open_with(path, &OpenOptions { mpp_override, ..OpenOptions::default() })
+    }
+
+    /// [`Slide::open`] with all options.
+    pub fn open_with(path: impl AsRef<Path>, options: &OpenOptions) -> Result<Slide> {
         let path = path.as_ref();
+        let mpp_override = options.mpp_override;
         if let Some(m) = mpp_override {
             if !(m.is_finite() && m > 0.0) {
                 return Err(SlideError::param(
@@ -80,7 +96,7 @@ impl Slide {
                 ));
             }
         }
-        let mut slide = Slide::inspect(path)?;
+        let mut slide = Slide::inspect_with(path, options.openslide_pixels)?;
         if let Some(m) = mpp_override {
             let inner = Arc::get_mut(&mut slide.inner).expect("a fresh handle is unique");
             inner.meta.mpp_x = Some(m);
@@ -100,7 +116,10 @@ impl Slide {
     /// Opens a slide without demanding a pixel size (for `slide info` and validation reports);
     /// `meta().mpp_x` is then `None` when the file has none.
     pub fn inspect(path: impl AsRef<Path>) -> Result<Slide> {
-        let path = path.as_ref();
+        Slide::inspect_with(path.as_ref(), false)
+    }
+
+    fn inspect_with(path: &Path, openslide_pixels: bool) -> Result<Slide> {
         let md = std::fs::metadata(path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 SlideError::Missing { path: path.to_path_buf() }
@@ -125,7 +144,7 @@ impl Slide {
         }
         let backend = if ometiff::is_ome_tiff(path) {
             Backend::Tiff(TiffSlide::open(path)?)
-        } else if let Some(o) = OsSlide::open(path)? {
+        } else if let Some(o) = OsSlide::open(path, openslide_pixels)? {
             Backend::OpenSlide(o)
         } else if is_tiff {
             Backend::Tiff(TiffSlide::open(path)?)
@@ -165,6 +184,15 @@ impl Slide {
         let mut m = self.inner.meta.clone();
         m.digest = Some(self.digest()?);
         Ok(m)
+    }
+
+    /// Who decodes the pixels: `openslide`, `native-tiff` (a plain tiled TIFF that OpenSlide
+    /// described, decoded here) or `ome-tiff`/`tiff` (the pure-Rust reader).
+    pub fn pixel_reader(&self) -> &'static str {
+        match &self.inner.backend {
+            Backend::OpenSlide(o) => o.pixel_reader(),
+            Backend::Tiff(t) => t.vendor(),
+        }
     }
 
     /// The path the slide was opened from.

@@ -39,10 +39,13 @@ struct TiffLevel {
     offsets: Vec<u64>,
     counts: Vec<u64>,
     compression: u16,
+    photometric: u16,
     predictor: u16,
     samples: u16,
     jpeg_tables: Option<Vec<u8>>,
     downsample: f64,
+    /// Tiles (not strips).
+    is_tiled: bool,
 }
 
 /// What the first directory says about the whole file.
@@ -327,6 +330,54 @@ impl TiffSlide {
         })
     }
 
+    /// A pixel reader for a TIFF-based slide that OpenSlide described: each of OpenSlide's
+    /// `levels` (width, height, downsample) is matched to a tiled directory of exactly that size
+    /// (main chain or SubIFDs). `None` when any level has no such directory or uses an encoding
+    /// this reader does not decode (JPEG 2000, …); the caller then reads through OpenSlide.
+    pub(crate) fn for_levels(path: &Path, levels: &[LevelInfo]) -> Option<TiffSlide> {
+        let file = File::open(path).ok()?;
+        let mut dec = Decoder::new(BufReader::new(file.try_clone().ok()?))
+            .ok()?
+            .with_limits(Limits::unlimited());
+        let mut ptrs: Vec<IfdPointer> = Vec::new();
+        let mut next = dec.ifd_pointer();
+        while let Some(p) = next {
+            if ptrs.len() > 256 {
+                break;
+            }
+            ptrs.push(p);
+            let dir = dec.read_directory(p).ok()?;
+            next = dir.next();
+            let subs = dec.read_directory_tags(&dir).find_tag(Tag::SubIfd).ok().flatten();
+            if let Some(v) = subs.and_then(|v| v.into_u64_vec().ok()) {
+                ptrs.extend(v.into_iter().map(IfdPointer));
+            }
+        }
+        let dirs: Vec<TiffLevel> = ptrs
+            .into_iter()
+            .filter_map(|p| read_level(path, &mut dec, p).ok())
+            .collect();
+        let mut out = Vec::with_capacity(levels.len());
+        for l in levels {
+            let i = dirs.iter().position(|d| d.is_tiled && d.width == l.width && d.height == l.height)?;
+            let d = &dirs[i];
+            out.push(TiffLevel {
+                offsets: d.offsets.clone(),
+                counts: d.counts.clone(),
+                jpeg_tables: d.jpeg_tables.clone(),
+                downsample: l.downsample,
+                ..*d
+            });
+        }
+        Some(TiffSlide {
+            path: path.to_path_buf(),
+            file,
+            levels: out,
+            info: FileInfo::default(),
+            cache: Mutex::new(ChunkCache::default()),
+        })
+    }
+
     /// `ome-tiff` or `tiff`.
     pub(crate) fn vendor(&self) -> &'static str {
         if self.info.ome {
@@ -435,7 +486,10 @@ impl TiffSlide {
         let bad = |what: String| corrupt(path, format!("level {level} chunk {idx}: {what}"));
         let samples = l.samples as usize;
         let plain: Vec<u8> = match l.compression {
-            7 => return decode_jpeg(&raw, l.jpeg_tables.as_deref(), cw, ch).map_err(bad),
+            7 => {
+                return decode_jpeg(&raw, l.jpeg_tables.as_deref(), l.photometric, cw, ch)
+                    .map_err(bad)
+            }
             1 => raw,
             5 => weezl::decode::Decoder::with_tiff_size_switch(weezl::BitOrder::Msb, 8)
                 .decode(&raw)
@@ -475,10 +529,44 @@ impl TiffSlide {
     }
 }
 
+/// Whether a JPEG stream declares its colour space itself (a JFIF APP0 or an Adobe APP14
+/// segment before the first scan).
+fn jpeg_declares_colorspace(data: &[u8]) -> bool {
+    let mut i = 2;
+    while i + 4 <= data.len() && data[i] == 0xFF {
+        let m = data[i + 1];
+        if m == 0xFF {
+            i += 1;
+            continue;
+        }
+        if m == 0xDA || m == 0xD9 {
+            break;
+        }
+        if m == 0xD8 || m == 0x01 || (0xD0..=0xD7).contains(&m) {
+            i += 2;
+            continue;
+        }
+        let len = u16::from_be_bytes([data[i + 2], data[i + 3]]) as usize;
+        let body = &data[(i + 4).min(data.len())..(i + 2 + len).min(data.len())];
+        if (m == 0xE0 && body.starts_with(b"JFIF")) || (m == 0xEE && body.starts_with(b"Adobe")) {
+            return true;
+        }
+        i += 2 + len;
+    }
+    false
+}
+
 /// Decodes one JPEG chunk to RGB, `cw`×`ch` (or fewer rows for a short last strip).
+///
+/// Colour: a stream with a JFIF or Adobe marker is decoded as it declares (JFIF means YCbCr:
+/// Bio-Formats' OME-TIFFs are tagged RGB but hold such streams). A bare stream in a directory
+/// tagged `Photometric = RGB` holds RGB samples and is not converted (Aperio's "JPEG/RGB");
+/// otherwise the JPEG default applies (three components are YCbCr unless their ids spell
+/// `R`,`G`,`B`). This is libjpeg's behaviour as OpenSlide drives it.
 fn decode_jpeg(
     raw: &[u8],
     tables: Option<&[u8]>,
+    photometric: u16,
     cw: usize,
     ch: usize,
 ) -> std::result::Result<Vec<u8>, String> {
@@ -497,6 +585,14 @@ fn decode_jpeg(
     };
     let opts = DecoderOptions::default().jpeg_set_out_colorspace(ColorSpace::RGB);
     let mut dec = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(&data[..]), opts);
+    if photometric == 2 && !jpeg_declares_colorspace(&data) {
+        dec.decode_headers().map_err(|e| format!("JPEG: {e:?}"))?;
+        if let Some(cs) = dec.input_colorspace() {
+            if cs.num_components() == 3 {
+                dec.set_options(opts.jpeg_set_out_colorspace(cs));
+            }
+        }
+    }
     let px = dec.decode().map_err(|e| format!("JPEG: {e:?}"))?;
     let info = dec.info().ok_or("JPEG: no header")?;
     let (w, h) = (info.width as usize, info.height as usize);
@@ -577,6 +673,7 @@ fn read_level(path: &Path, dec: &mut Decoder<BufReader<File>>, p: IfdPointer) ->
     if !matches!(compression, 1 | 5 | 7 | 8 | 32946) {
         return Err(unsupported(format!("compression {compression} is not supported")));
     }
+    let is_tiled = tile_w.is_some() && tile_h.is_some();
     let (chunk_w, chunk_h, off_tag, cnt_tag) = match (tile_w, tile_h) {
         (Some(tw), Some(th)) => (tw, th, Tag::TileOffsets, Tag::TileByteCounts),
         _ => (
@@ -622,10 +719,12 @@ fn read_level(path: &Path, dec: &mut Decoder<BufReader<File>>, p: IfdPointer) ->
         offsets,
         counts,
         compression,
+        photometric,
         predictor,
         samples,
         jpeg_tables,
         downsample: 1.0,
+        is_tiled,
     })
 }
 

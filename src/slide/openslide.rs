@@ -7,6 +7,7 @@
 //! scan reads as white, as on a glass slide.
 use super::error::{Result, SlideError};
 use super::meta::{mpp_from_tiff_resolution, positive, LevelInfo, MppSource};
+use super::ometiff::TiffSlide;
 use image::RgbImage;
 use openslide_rs::{Address, OpenSlide, Region, Size};
 use std::path::{Path, PathBuf};
@@ -16,16 +17,30 @@ use std::path::{Path, PathBuf};
 pub(crate) struct OsSlide {
     path: PathBuf,
     osr: OpenSlide,
+    /// Pixel reader that bypasses OpenSlide for plain tiled TIFFs (see [`OsSlide::open`]).
+    native: Option<TiffSlide>,
 }
 
 impl OsSlide {
     /// Opens `path`; `None` when OpenSlide does not recognise the format.
-    pub(crate) fn open(path: &Path) -> Result<Option<OsSlide>> {
+    ///
+    /// For the plain tiled-TIFF vendors (`generic-tiff`, `aperio`), pixels are read by
+    /// [`TiffSlide`] when every level maps onto a tiled directory it can decode (JPEG, LZW,
+    /// Deflate, none): OpenSlide 3.4 composites every region through cairo/pixman and spends
+    /// most of a read there, while the native path decodes tiles with `zune-jpeg` in parallel.
+    /// Metadata always come from OpenSlide. `openslide_pixels` forces OpenSlide's reader.
+    pub(crate) fn open(path: &Path, openslide_pixels: bool) -> Result<Option<OsSlide>> {
         if OpenSlide::detect_vendor(path).is_err() {
             return Ok(None);
         }
         match OpenSlide::new(path) {
-            Ok(osr) => Ok(Some(OsSlide { path: path.to_path_buf(), osr })),
+            Ok(osr) => {
+                let mut s = OsSlide { path: path.to_path_buf(), osr, native: None };
+                if !openslide_pixels && matches!(s.vendor().as_str(), "generic-tiff" | "aperio") {
+                    s.native = TiffSlide::for_levels(path, &s.levels());
+                }
+                Ok(Some(s))
+            }
             Err(openslide_rs::errors::OpenSlideError::UnsupportedFile(_)) => Ok(None),
             Err(e) => Err(SlideError::Corrupt {
                 path: path.to_path_buf(),
@@ -89,6 +104,15 @@ impl OsSlide {
         self.prop("openslide.objective-power").as_deref().and_then(positive)
     }
 
+    /// `native-tiff` or `openslide`: who decodes the pixels.
+    pub(crate) fn pixel_reader(&self) -> &'static str {
+        if self.native.is_some() {
+            "native-tiff"
+        } else {
+            "openslide"
+        }
+    }
+
     pub(crate) fn associated(&self) -> Vec<String> {
         let mut v = self.osr.associated_image_names().unwrap_or_default();
         v.sort();
@@ -104,6 +128,9 @@ impl OsSlide {
         w: u32,
         h: u32,
     ) -> Result<RgbImage> {
+        if let Some(n) = &self.native {
+            return n.read_region(level, x0, y0, w, h);
+        }
         let err = |detail: String| SlideError::Corrupt { path: self.path.clone(), detail };
         // openslide-rs takes unsigned addresses: read the part at x, y ≥ 0 and shift it.
         let (sx, sy) = ((-x0).max(0), (-y0).max(0));
