@@ -8,7 +8,7 @@
 //! Run: `cargo bench --bench tiling` (release build). Timings are medians of `REPEAT` runs.
 use spatia::slide::tiling::{for_each_tile_batch, tile_slide, write_qc, TileParams};
 use spatia::slide::tissue::{detect_tissue, TissueParams};
-use spatia::slide::{Slide, Stain};
+use spatia::slide::{OpenOptions, Slide, Stain};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -94,29 +94,31 @@ fn whole_process(name: &str, path: &Path, out: &Path) {
 }
 
 fn streaming(name: &str, path: &Path, max_tiles: usize) {
-    let slide = Slide::open(path, None).expect("open");
-    let mask = detect_tissue(&slide, &TissueParams::for_stain(Stain::HE)).expect("tissue");
-    let mut tiling = tile_slide(&slide, &mask, &TileParams::new(0.5, 256)).expect("tiles");
-    tiling.tiles.truncate(max_tiles);
-    let n = tiling.tiles.len();
     let mut base = None;
-    for threads in [1, 2] {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool");
-        let t = Instant::now();
-        let mut checksum = 0u64;
-        pool.install(|| {
-            for_each_tile_batch(&slide, &tiling, 64, |_, imgs| {
-                checksum += imgs.iter().map(|i| i.as_raw()[0] as u64).sum::<u64>();
-                Ok(())
+    for openslide_pixels in [true, false] {
+        let slide = Slide::open_with(path, &OpenOptions { mpp_override: None, openslide_pixels }).expect("open");
+        let mask = detect_tissue(&slide, &TissueParams::for_stain(Stain::HE)).expect("tissue");
+        let mut tiling = tile_slide(&slide, &mask, &TileParams::new(0.5, 256)).expect("tiles");
+        tiling.tiles.truncate(max_tiles);
+        let n = tiling.tiles.len();
+        for threads in [1, 2] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool");
+            let t = Instant::now();
+            let mut checksum = 0u64;
+            pool.install(|| {
+                for_each_tile_batch(&slide, &tiling, 64, |_, imgs| {
+                    checksum += imgs.iter().map(|i| i.as_raw().iter().map(|&v| v as u64).sum::<u64>()).sum::<u64>();
+                    Ok(())
+                })
             })
-        })
-        .expect("stream");
-        let s = t.elapsed().as_secs_f64();
-        let b = *base.get_or_insert(s);
-        println!(
-            "{name}: streamed {n} tiles of 256 px in batches of 64 with {threads} thread(s): {:.3} s, {:.0} tiles/s, speed-up ×{:.2} vs 1 thread (checksum {checksum})",
-            s, n as f64 / s, b / s
-        );
+            .expect("stream");
+            let s = t.elapsed().as_secs_f64();
+            let b = *base.get_or_insert(s);
+            println!(
+                "{name}: streamed {n} tiles of 256 px, batches of 64, pixels by {:<11} {threads} thread(s): {:.3} s, {:.0} tiles/s, ×{:.2} vs OpenSlide 1 thread (pixel sum {checksum}; load average {})",
+                slide.pixel_reader(), s, n as f64 / s, b / s, loadavg()
+            );
+        }
     }
 }
 
