@@ -372,6 +372,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::needless_range_loop)]
     fn inverse_is_inverse() {
         let inv = inverse3(RGB_FROM_HED);
         for i in 0..3 {

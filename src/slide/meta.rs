@@ -107,7 +107,7 @@ mod tests {
         // 50 800 dpi = 0.5 µm/px
         assert!((mpp_from_tiff_resolution(50_800.0, 2).unwrap() - 0.5).abs() < 1e-12);
         // 72 dpi stored in centimetres (boxes.tiff) is not a calibration
-        assert_eq!(mpp_from_tiff_resolution(28.346456527709961, 3), None);
+        assert_eq!(mpp_from_tiff_resolution(28.346_456_527_709_96, 3), None);
         assert_eq!(mpp_from_tiff_resolution(72.0, 2), None);
         // no unit
         assert_eq!(mpp_from_tiff_resolution(20_000.0, 1), None);

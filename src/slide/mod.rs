@@ -67,7 +67,7 @@ struct Inner {
 
 #[derive(Debug)]
 enum Backend {
-    OpenSlide(OsSlide),
+    OpenSlide(Box<OsSlide>),
     Tiff(TiffSlide),
 }
 
@@ -145,7 +145,7 @@ impl Slide {
         let backend = if ometiff::is_ome_tiff(path) {
             Backend::Tiff(TiffSlide::open(path)?)
         } else if let Some(o) = OsSlide::open(path, openslide_pixels)? {
-            Backend::OpenSlide(o)
+            Backend::OpenSlide(Box::new(o))
         } else if is_tiff {
             Backend::Tiff(TiffSlide::open(path)?)
         } else {

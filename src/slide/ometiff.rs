@@ -24,8 +24,8 @@ use std::sync::{Arc, Mutex};
 use tiff::decoder::{ifd::Value, Decoder, Limits};
 use tiff::tags::{IfdPointer, Tag};
 
-/// Decoded chunks kept per slide (a 512×512 RGB chunk is 768 KiB).
-const CHUNK_CACHE: usize = 96;
+/// Bytes of decoded chunks kept per slide (a 512×512 RGB chunk is 768 KiB).
+const CHUNK_CACHE_BYTES: usize = 48 << 20;
 
 /// One pyramid level of a TIFF slide.
 #[derive(Debug)]
@@ -66,10 +66,12 @@ pub(crate) struct TiffSlide {
     cache: Mutex<ChunkCache>,
 }
 
+/// First-in first-out cache of decoded chunks, bounded in bytes.
 #[derive(Default)]
 struct ChunkCache {
     map: HashMap<(usize, u64), Arc<Vec<u8>>>,
     order: VecDeque<(usize, u64)>,
+    bytes: usize,
 }
 
 impl std::fmt::Debug for TiffSlide {
@@ -457,10 +459,12 @@ impl TiffSlide {
         if let Ok(mut c) = self.cache.lock() {
             if c.map.insert((level, idx), decoded.clone()).is_none() {
                 c.order.push_back((level, idx));
+                c.bytes += decoded.len();
             }
-            while c.order.len() > CHUNK_CACHE {
-                if let Some(k) = c.order.pop_front() {
-                    c.map.remove(&k);
+            while c.bytes > CHUNK_CACHE_BYTES {
+                let Some(k) = c.order.pop_front() else { break };
+                if let Some(v) = c.map.remove(&k) {
+                    c.bytes -= v.len();
                 }
             }
         }

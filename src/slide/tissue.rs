@@ -87,6 +87,13 @@ pub struct TissueParams {
     pub max_side: u32,
 }
 
+impl Default for TissueParams {
+    /// The H&E defaults ([`TissueParams::for_stain`] with [`Stain::HE`]).
+    fn default() -> Self {
+        TissueParams::for_stain(Stain::HE)
+    }
+}
+
 impl TissueParams {
     /// The defaults for a stain: saturation for H&E, optical density for IHC.
     pub fn for_stain(stain: Stain) -> TissueParams {
@@ -204,7 +211,9 @@ pub fn read_low_res(slide: &Slide, target_downsample: f64, max_side: u32) -> Res
         .flat_map(|by| (0..ow.div_ceil(block)).map(move |bx| (bx, by)))
         .collect();
     let ds = l.downsample;
-    let parts: Vec<Result<(u64, u64, u64, u64, Vec<u8>)>> = blocks
+    // (x, y, width, height, pixels) of each output block
+    type Block = (u64, u64, u64, u64, Vec<u8>);
+    let parts: Vec<Result<Block>> = blocks
         .par_iter()
         .map(|&(bx, by)| {
             let (ox, oy) = (bx * block, by * block);
@@ -270,7 +279,7 @@ fn signal(img: &RgbImage, method: TissueMethod) -> GrayImage {
                 let max = r.max(g).max(b) as u32;
                 let min = r.min(g).min(b) as u32;
                 // OpenCV: S = 255·(V−min)/V, rounded.
-                o.0[0] = if max == 0 { 0 } else { ((255 * (max - min) + max / 2) / max) as u8 };
+                o.0[0] = (255 * (max - min) + max / 2).checked_div(max).unwrap_or(0) as u8;
             }
         }
         TissueMethod::OpticalDensity => {
