@@ -186,5 +186,8 @@ fn qc_files() {
     assert_eq!(csv.lines().next(), Some("x,y,col,row,tissue"));
     let q = t.summary(&mask);
     assert_eq!(q.tiles, t.tiles.len());
+    let j: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&f.qc_json).unwrap()).unwrap();
+    assert_eq!(j["tiles"], t.tiles.len());
+    assert!((j["tissue_area_mm2"].as_f64().unwrap() - mask.tissue_area_mm2).abs() < 1e-9);
     assert_eq!(q.grid_tiles, (t.cols * t.rows) as u64);
 }

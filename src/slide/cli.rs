@@ -60,7 +60,7 @@ pub enum SlideVerb {
         /// Finest µm/px of the tissue mask (default 4; the mask's long side stays ≤ 2000 px)
         #[arg(long)]
         mask_mpp: Option<f64>,
-        /// Write mask.png, thumbnail.png, overlay.png and tiles.csv here
+        /// Write mask.png, thumbnail.png, overlay.png, tiles.csv and qc.json here
         #[arg(long)]
         out: Option<PathBuf>,
         /// Print JSON
@@ -175,8 +175,8 @@ pub fn run_slide(args: &SlideArgs) -> anyhow::Result<()> {
                     tiling.size, tiling.mpp, tiling.tile_size_level0, tiling.level, tiling.read_size);
                 println!("  mask             {}", mask.method);
                 if let Some(f) = files {
-                    println!("  wrote            {}, {}, {}, {}", f.mask.display(), f.thumbnail.display(),
-                        f.overlay.display(), f.tiles_csv.display());
+                    println!("  wrote            {}, {}, {}, {}, {}", f.mask.display(), f.thumbnail.display(),
+                        f.overlay.display(), f.tiles_csv.display(), f.qc_json.display());
                 }
             }
             Ok(())

@@ -337,10 +337,12 @@ pub struct QcFiles {
     pub overlay: PathBuf,
     /// `x,y,col,row,tissue` per kept tile (level-0 top-left corners).
     pub tiles_csv: PathBuf,
+    /// The [`QcSummary`] as JSON.
+    pub qc_json: PathBuf,
 }
 
-/// Writes `mask.png`, `thumbnail.png`, `overlay.png` and `tiles.csv` into `dir` (created if
-/// needed).
+/// Writes `mask.png`, `thumbnail.png`, `overlay.png`, `tiles.csv` and `qc.json` (the
+/// [`QcSummary`]) into `dir` (created if needed).
 pub fn write_qc(dir: &Path, mask: &TissueMask, tiling: &Tiling) -> Result<QcFiles> {
     std::fs::create_dir_all(dir).map_err(|e| SlideError::Image {
         path: dir.to_path_buf(),
@@ -351,6 +353,7 @@ pub fn write_qc(dir: &Path, mask: &TissueMask, tiling: &Tiling) -> Result<QcFile
         thumbnail: dir.join("thumbnail.png"),
         overlay: dir.join("overlay.png"),
         tiles_csv: dir.join("tiles.csv"),
+        qc_json: dir.join("qc.json"),
     };
     let ov = overlay(mask, tiling);
     let (a, b) = rayon::join(
@@ -360,6 +363,14 @@ pub fn write_qc(dir: &Path, mask: &TissueMask, tiling: &Tiling) -> Result<QcFile
     a?;
     b?;
     tiling.write_csv(&files.tiles_csv)?;
+    let json = serde_json::to_string_pretty(&tiling.summary(mask)).map_err(|e| SlideError::Image {
+        path: files.qc_json.clone(),
+        detail: format!("cannot encode: {e}"),
+    })?;
+    std::fs::write(&files.qc_json, json + "\n").map_err(|e| SlideError::Image {
+        path: files.qc_json.clone(),
+        detail: format!("cannot write: {e}"),
+    })?;
     Ok(files)
 }
 
