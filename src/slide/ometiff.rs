@@ -108,8 +108,8 @@ pub(crate) fn is_ome_tiff(path: &Path) -> bool {
     )
 }
 
-/// Checks that every tag value and every strip or tile of every directory in the main chain
-/// lies inside the file (the cheap test that catches a truncated TIFF-based slide before any
+/// Checks that every tag value and every strip or tile of every directory (main chain and
+/// SubIFDs) lies inside the file (the cheap test that catches a truncated TIFF-based slide before any
 /// pixel is read).
 /// Directories the `tiff` crate cannot parse for other reasons (vendor quirks that OpenSlide
 /// handles) are not judged here.
@@ -126,13 +126,15 @@ pub(crate) fn check_tiff_extents(path: &Path) -> Result<()> {
         }
         Err(_) => return Ok(()),
     };
-    let mut next = dec.ifd_pointer();
-    let mut n = 0;
-    while let Some(p) = next {
-        n += 1;
-        if n > 1024 {
-            break;
+    let ptrs = match directory_pointers(&mut dec) {
+        Ok(p) => p,
+        Err(tiff::TiffError::IoError(e)) => {
+            return Err(corrupt(path, format!("a directory is unreadable: {e}")))
         }
+        Err(_) => return Ok(()),
+    };
+    for (n, (p, _)) in ptrs.into_iter().enumerate() {
+        let n = n + 1;
         let dir = match dec.read_directory(p) {
             Ok(d) => d,
             Err(tiff::TiffError::IoError(e)) => {
@@ -140,7 +142,6 @@ pub(crate) fn check_tiff_extents(path: &Path) -> Result<()> {
             }
             Err(_) => return Ok(()),
         };
-        next = dir.next();
         // Every tag value (descriptions, JPEG tables, offset arrays) must be readable.
         for item in dec.read_directory_tags(&dir).tag_iter() {
             if let Err(tiff::TiffError::IoError(e)) = item {
@@ -176,6 +177,31 @@ pub(crate) fn check_tiff_extents(path: &Path) -> Result<()> {
 
 fn corrupt(path: &Path, what: impl std::fmt::Display) -> SlideError {
     SlideError::Corrupt { path: path.to_path_buf(), detail: what.to_string() }
+}
+
+/// Directories of a TIFF: the main chain in order, each followed by its SubIFDs, as
+/// `(pointer, is_sub_ifd_of_the_first_directory)`; at most 256 chain entries (cycles end the
+/// walk).
+fn directory_pointers(
+    dec: &mut Decoder<BufReader<File>>,
+) -> tiff::TiffResult<Vec<(IfdPointer, bool)>> {
+    let mut out = Vec::new();
+    let mut next = dec.ifd_pointer();
+    let mut chain = 0;
+    while let Some(p) = next {
+        if chain >= 256 || out.iter().any(|(q, _): &(IfdPointer, bool)| q.0 == p.0) {
+            break;
+        }
+        out.push((p, false));
+        let dir = dec.read_directory(p)?;
+        next = dir.next();
+        let subs = dec.read_directory_tags(&dir).find_tag(Tag::SubIfd).ok().flatten();
+        if let Some(v) = subs.and_then(|v| v.into_u64_vec().ok()) {
+            out.extend(v.into_iter().map(|o| (IfdPointer(o), chain == 0)));
+        }
+        chain += 1;
+    }
+    Ok(out)
 }
 
 fn value_f64(v: &Value) -> Option<f64> {
@@ -286,30 +312,13 @@ impl TiffSlide {
 
         // Level 0 and its SubIFDs; otherwise the main chain's ever-smaller images.
         let mut levels = vec![read_level(path, &mut dec, first)?];
-        let sub = dec.find_tag(Tag::SubIfd).ok().flatten();
-        let mut candidates: Vec<IfdPointer> = Vec::new();
-        if let Some(v) = sub {
-            candidates = v
-                .into_u64_vec()
-                .map_err(|e| corrupt(path, format!("bad SubIFDs tag: {e}")))?
-                .into_iter()
-                .map(IfdPointer)
-                .collect();
+        let all = directory_pointers(&mut dec).map_err(|e| corrupt(path, e))?;
+        let subs: Vec<IfdPointer> = all.iter().filter(|(_, s)| *s).map(|(p, _)| *p).collect();
+        let candidates: Vec<IfdPointer> = if subs.is_empty() {
+            all.iter().filter(|(p, s)| !*s && p.0 != first.0).map(|(p, _)| *p).collect()
         } else {
-            let mut next = dec
-                .read_directory(first)
-                .map_err(|e| corrupt(path, e))?
-                .next();
-            let mut seen = 0;
-            while let Some(p) = next {
-                seen += 1;
-                if seen > 64 {
-                    break;
-                }
-                candidates.push(p);
-                next = dec.read_directory(p).map_err(|e| corrupt(path, e))?.next();
-            }
-        }
+            subs
+        };
         for p in candidates {
             // Directories that are no pyramid level (labels, macros, other planes) are skipped.
             let Ok(level) = read_level(path, &mut dec, p) else { continue };
@@ -341,23 +350,10 @@ impl TiffSlide {
         let mut dec = Decoder::new(BufReader::new(file.try_clone().ok()?))
             .ok()?
             .with_limits(Limits::unlimited());
-        let mut ptrs: Vec<IfdPointer> = Vec::new();
-        let mut next = dec.ifd_pointer();
-        while let Some(p) = next {
-            if ptrs.len() > 256 {
-                break;
-            }
-            ptrs.push(p);
-            let dir = dec.read_directory(p).ok()?;
-            next = dir.next();
-            let subs = dec.read_directory_tags(&dir).find_tag(Tag::SubIfd).ok().flatten();
-            if let Some(v) = subs.and_then(|v| v.into_u64_vec().ok()) {
-                ptrs.extend(v.into_iter().map(IfdPointer));
-            }
-        }
+        let ptrs = directory_pointers(&mut dec).ok()?;
         let dirs: Vec<TiffLevel> = ptrs
             .into_iter()
-            .filter_map(|p| read_level(path, &mut dec, p).ok())
+            .filter_map(|(p, _)| read_level(path, &mut dec, p).ok())
             .collect();
         let mut out = Vec::with_capacity(levels.len());
         for l in levels {
