@@ -112,3 +112,22 @@ fn stain_hed_json_matches_reference() {
     assert_eq!(code, 2);
     assert!(err.contains("/nonexistent/x.png"), "{err}");
 }
+
+#[test]
+fn stain_map_on_the_ki67_slide() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("map").display().to_string();
+    let (code, stdout, err) = spatia(&[
+        "stain", "map", &slide("OS-2-ndpi.ome.tif"), "--stain", "KI67", "--mpp", "0.25", "--size", "128", "--json", "--out", &out,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(keys(&v), ["cols", "index", "positive_pixels", "rows", "tiles", "tissue_pixels"]);
+    let index = v["index"].as_f64().unwrap();
+    assert!(index > 0.01 && index < 0.5, "{index}");
+    let (pos, tis) = (v["positive_pixels"].as_f64().unwrap(), v["tissue_pixels"].as_f64().unwrap());
+    assert!((index - pos / tis).abs() < 1e-12);
+    let csv = std::fs::read_to_string(dir.path().join("map/tile_stain.csv")).unwrap();
+    assert_eq!(csv.lines().count() as u64, v["tiles"].as_u64().unwrap() + 1);
+    assert!(dir.path().join("map/positivity.png").is_file());
+}

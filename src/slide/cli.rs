@@ -87,6 +87,32 @@ pub enum StainVerb {
         #[arg(long)]
         json: bool,
     },
+    /// Per-tile DAB / hematoxylin measures and the positivity map of an IHC slide
+    Map {
+        /// The slide
+        path: PathBuf,
+        /// The IHC stain (ER, PR, HER2, KI67)
+        #[arg(long, default_value = "KI67")]
+        stain: String,
+        /// Target µm/px of the tiles
+        #[arg(long, default_value_t = 0.5)]
+        mpp: f64,
+        /// Tile side in pixels at the target µm/px
+        #[arg(long, default_value_t = 256)]
+        size: u32,
+        /// µm/px of level 0 when the file lacks it (or to override it)
+        #[arg(long)]
+        mpp_override: Option<f64>,
+        /// DAB threshold of a positive pixel (rgb2hed units)
+        #[arg(long, default_value_t = 0.05)]
+        dab_threshold: f64,
+        /// Write positivity.png and tile_stain.csv here
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Most pixels `stain hed` reads whole from a TIFF or slide.
@@ -215,6 +241,44 @@ pub fn run_stain(args: &StainArgs) -> anyhow::Result<()> {
                 for (t, f) in &s.dab_positive_fraction {
                     println!("  DAB > {t}: {:.4} of pixels", f);
                 }
+            }
+            Ok(())
+        }
+        StainVerb::Map { path, stain, mpp, size, mpp_override, dab_threshold, out, json } => {
+            let stain: Stain = stain.parse().map_err(|e: String| anyhow::anyhow!("--stain: {e}"))?;
+            let slide = Slide::open(path, *mpp_override)?;
+            let mask = detect_tissue(&slide, &TissueParams::for_stain(stain))?;
+            let tiling = tile_slide(&slide, &mask, &TileParams::new(*mpp, *size))?;
+            let params = hed::StainParams { dab_threshold: *dab_threshold, ..Default::default() };
+            let st = hed::stain_slide(&slide, &tiling, &params, 64)?;
+            if let Some(dir) = out {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+                st.write_positivity_png(&dir.join("positivity.png"))?;
+                let mut csv = String::from("col,row,mean_hematoxylin,mean_dab,dab_positive_fraction,tissue_pixels\n");
+                for t in &st.tiles {
+                    csv += &format!(
+                        "{},{},{},{},{},{}\n",
+                        t.col, t.row, t.mean_hematoxylin, t.mean_dab, t.dab_positive_fraction, t.tissue_pixels
+                    );
+                }
+                let f = dir.join("tile_stain.csv");
+                std::fs::write(&f, csv).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", f.display()))?;
+            }
+            if *json {
+                let v = json!({
+                    "index": st.index,
+                    "tiles": st.tiles.len(),
+                    "tissue_pixels": st.tissue_pixels,
+                    "positive_pixels": st.positive_pixels,
+                    "cols": st.cols,
+                    "rows": st.rows,
+                });
+                println!("{}", serde_json::to_string(&v)?);
+            } else {
+                println!("{} ({stain})", path.display());
+                println!("  tiles            {} on a {}×{} grid", st.tiles.len(), st.cols, st.rows);
+                println!("  DAB-positive     {:.4} of tissue pixels (DAB > {})", st.index, params.dab_threshold);
             }
             Ok(())
         }
