@@ -7,6 +7,7 @@
 //! - `slide tiles`: `{"tiles", "tissue_area_mm2", "level", "tile_size_level0"}`.
 //! - `stain hed`: `{"hematoxylin":{"mean","std","p05","p50","p95"}, "eosin":{…}, "dab":{…},
 //!   "dab_positive_fraction":{"0.02", "0.05"}}`.
+//! - `stain map`: `{"index", "tiles", "tissue_pixels", "positive_pixels", "cols", "rows"}`.
 use super::hed::{self, ChannelStats};
 use super::tiling::{tile_slide, write_qc, TileParams};
 use super::tissue::{detect_tissue, Threshold, TissueParams};
