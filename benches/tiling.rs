@@ -139,6 +139,9 @@ fn main() {
     for (name, p) in &slides {
         streaming(name, p, 2048);
     }
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    println!("bench process peak RSS (in-process runs and streaming, batches of 64): {} MiB", u.ru_maxrss / 1024);
     let _ = std::fs::remove_dir_all(&out);
 }
 
