@@ -34,7 +34,8 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 /// scikit-image's `rgb_from_hed`: rows are the hematoxylin, eosin and DAB stain vectors.
-pub const RGB_FROM_HED: [[f64; 3]; 3] = [[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]];
+pub const RGB_FROM_HED: [[f64; 3]; 3] =
+    [[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]];
 
 /// The inverse of a 3×3 matrix by Gauss–Jordan elimination with partial pivoting (LAPACK's
 /// `getrf`/`getri`, which numpy uses, agree to rounding).
@@ -81,7 +82,11 @@ impl HedLut {
     /// Hematoxylin, eosin and DAB of one pixel.
     #[inline]
     pub fn hed(&self, rgb: [u8; 3]) -> [f64; 3] {
-        let l = [self.log[rgb[0] as usize], self.log[rgb[1] as usize], self.log[rgb[2] as usize]];
+        let l = [
+            self.log[rgb[0] as usize],
+            self.log[rgb[1] as usize],
+            self.log[rgb[2] as usize],
+        ];
         let m = &self.hed_from_rgb;
         let mut out = [0.0; 3];
         for (j, o) in out.iter_mut().enumerate() {
@@ -101,7 +106,10 @@ pub fn rgb2hed_lut() -> &'static HedLut {
         for (v, slot) in log.iter_mut().enumerate() {
             *slot = (v as f64 / 255.0).max(1e-6).ln() / adjust;
         }
-        HedLut { log, hed_from_rgb: inverse3(RGB_FROM_HED) }
+        HedLut {
+            log,
+            hed_from_rgb: inverse3(RGB_FROM_HED),
+        }
     })
 }
 
@@ -134,7 +142,15 @@ impl ChannelStats {
     /// Statistics of `v` (sorted in place). An empty slice gives zeros.
     pub fn of(v: &mut [f64]) -> ChannelStats {
         if v.is_empty() {
-            return ChannelStats { mean: 0.0, std: 0.0, p05: 0.0, p50: 0.0, p95: 0.0, min: 0.0, max: 0.0 };
+            return ChannelStats {
+                mean: 0.0,
+                std: 0.0,
+                p05: 0.0,
+                p50: 0.0,
+                p95: 0.0,
+                min: 0.0,
+                max: 0.0,
+            };
         }
         let n = v.len() as f64;
         let mean = v.iter().sum::<f64>() / n;
@@ -206,7 +222,10 @@ pub struct StainParams {
 
 impl Default for StainParams {
     fn default() -> Self {
-        StainParams { dab_threshold: 0.05, tissue_od: 0.02 }
+        StainParams {
+            dab_threshold: 0.05,
+            tissue_od: 0.02,
+        }
     }
 }
 
@@ -279,13 +298,22 @@ pub struct SlideStain {
 }
 
 /// Measures every tile of `tiling`, streaming batches of `batch` tiles (decoded in parallel).
-pub fn stain_slide(slide: &Slide, tiling: &Tiling, params: &StainParams, batch: usize) -> Result<SlideStain> {
+pub fn stain_slide(
+    slide: &Slide,
+    tiling: &Tiling,
+    params: &StainParams,
+    batch: usize,
+) -> Result<SlideStain> {
     let mut tiles = Vec::with_capacity(tiling.tiles.len());
     for_each_tile_batch(slide, tiling, batch, |ts, imgs| {
         let measured: Vec<TileStain> = ts
             .par_iter()
             .zip(imgs.par_iter())
-            .map(|(t, img)| TileStain { col: t.col, row: t.row, ..tile_stain(img, params) })
+            .map(|(t, img)| TileStain {
+                col: t.col,
+                row: t.row,
+                ..tile_stain(img, params)
+            })
             .collect();
         tiles.extend(measured);
         Ok(())
@@ -302,7 +330,11 @@ pub fn stain_slide(slide: &Slide, tiling: &Tiling, params: &StainParams, batch: 
         cols,
         rows,
         positivity,
-        index: if tissue_pixels > 0 { positive_pixels as f64 / tissue_pixels as f64 } else { 0.0 },
+        index: if tissue_pixels > 0 {
+            positive_pixels as f64 / tissue_pixels as f64
+        } else {
+            0.0
+        },
         tissue_pixels,
         positive_pixels,
         params: *params,
@@ -310,8 +342,13 @@ pub fn stain_slide(slide: &Slide, tiling: &Tiling, params: &StainParams, batch: 
 }
 
 /// Viridis at 0, 0.25, 0.5, 0.75 and 1.
-const VIRIDIS: [[f64; 3]; 5] =
-    [[68.0, 1.0, 84.0], [59.0, 82.0, 139.0], [33.0, 145.0, 140.0], [94.0, 201.0, 98.0], [253.0, 231.0, 37.0]];
+const VIRIDIS: [[f64; 3]; 5] = [
+    [68.0, 1.0, 84.0],
+    [59.0, 82.0, 139.0],
+    [33.0, 145.0, 140.0],
+    [94.0, 201.0, 98.0],
+    [253.0, 231.0, 37.0],
+];
 
 /// A value in [0, 1] on the viridis ramp.
 pub fn viridis(v: f64) -> [u8; 3] {
@@ -345,7 +382,11 @@ impl SlideStain {
 /// Reads an image for `spatia stain hed`: PNG or JPEG through `image`; TIFF, OME-TIFF or any
 /// slide through [`Slide`] (level 0, at most `max_pixels`).
 pub fn load_rgb(path: &Path, max_pixels: u64) -> Result<RgbImage> {
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
     if matches!(ext.as_str(), "png" | "jpg" | "jpeg") {
         let img = image::open(path).map_err(|e| SlideError::Image {
             path: path.to_path_buf(),

@@ -74,7 +74,9 @@ impl std::str::FromStr for Stain {
             "PR" | "PGR" => Ok(Stain::PR),
             "HER2" => Ok(Stain::HER2),
             "KI67" => Ok(Stain::KI67),
-            _ => Err(format!("unknown stain {s:?} (expected one of HE, ER, PR, HER2, KI67)")),
+            _ => Err(format!(
+                "unknown stain {s:?} (expected one of HE, ER, PR, HER2, KI67)"
+            )),
         }
     }
 }
@@ -126,12 +128,18 @@ fn find_col(headers: &csv::StringRecord, names: &[&str]) -> Option<usize> {
 /// [`SlideError::Manifest`] listing every bad row: missing column, empty patient id or path,
 /// unknown stain, bad `mpp`.
 pub fn parse_manifest(path: &Path) -> Result<Vec<ManifestRow>> {
-    let fail = |problems: Vec<String>| SlideError::Manifest { path: path.to_path_buf(), problems };
+    let fail = |problems: Vec<String>| SlideError::Manifest {
+        path: path.to_path_buf(),
+        problems,
+    };
     let mut rdr = csv::ReaderBuilder::new()
         .flexible(true)
         .from_path(path)
         .map_err(|e| fail(vec![format!("cannot read: {e}")]))?;
-    let headers = rdr.headers().map_err(|e| fail(vec![format!("cannot read the header: {e}")]))?.clone();
+    let headers = rdr
+        .headers()
+        .map_err(|e| fail(vec![format!("cannot read the header: {e}")]))?
+        .clone();
     let (pid, pth, stn) = (
         find_col(&headers, &["patient_id", "patient"]),
         find_col(&headers, &["path", "slide", "file"]),
@@ -184,7 +192,9 @@ pub fn parse_manifest(path: &Path) -> Result<Vec<ManifestRow>> {
             Some(v) => match v.parse::<f64>() {
                 Ok(m) if m.is_finite() && m > 0.0 => Some(m),
                 _ => {
-                    problems.push(format!("{at}: mpp {v:?} is not a positive number of µm per pixel"));
+                    problems.push(format!(
+                        "{at}: mpp {v:?} is not a positive number of µm per pixel"
+                    ));
                     ok = false;
                     None
                 }
@@ -246,7 +256,10 @@ pub fn validate_manifest(path: &Path, patients: &BTreeSet<String>) -> Result<Val
         }
     }
     if !problems.is_empty() {
-        return Err(SlideError::Manifest { path: path.to_path_buf(), problems });
+        return Err(SlideError::Manifest {
+            path: path.to_path_buf(),
+            problems,
+        });
     }
     let mut per_patient: BTreeMap<&str, usize> = BTreeMap::new();
     for (r, _) in &slides {
@@ -255,7 +268,12 @@ pub fn validate_manifest(path: &Path, patients: &BTreeSet<String>) -> Result<Val
     let warnings = patients
         .iter()
         .filter(|p| !per_patient.contains_key(p.as_str()))
-        .map(|p| format!("patient {p:?} of the clinical table has no slide in {}", path.display()))
+        .map(|p| {
+            format!(
+                "patient {p:?} of the clinical table has no slide in {}",
+                path.display()
+            )
+        })
         .collect();
     Ok(ValidatedManifest { slides, warnings })
 }

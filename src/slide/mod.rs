@@ -80,7 +80,13 @@ impl Slide {
     /// damaged file), [`SlideError::NoMpp`] (no pixel size and no override),
     /// [`SlideError::BadParam`] (override not a positive number).
     pub fn open(path: impl AsRef<Path>, mpp_override: Option<f64>) -> Result<Slide> {
-        Slide::open_with(path, &OpenOptions { mpp_override, ..OpenOptions::default() })
+        Slide::open_with(
+            path,
+            &OpenOptions {
+                mpp_override,
+                ..OpenOptions::default()
+            },
+        )
     }
 
     /// [`Slide::open`] with all options.
@@ -96,19 +102,16 @@ impl Slide {
                 ));
             }
         }
-        let mut slide = Slide::inspect_with(path, options.openslide_pixels)?;
-        if let Some(m) = mpp_override {
-            let inner = Arc::get_mut(&mut slide.inner).expect("a fresh handle is unique");
-            inner.meta.mpp_x = Some(m);
-            inner.meta.mpp_y = Some(m);
-            inner.meta.mpp_source = Some(MppSource::Override);
-        }
+        let slide = Slide::inspect_with(path, options.openslide_pixels, mpp_override)?;
         if slide.inner.meta.mpp().is_none() {
             let found = match &slide.inner.backend {
                 Backend::OpenSlide(o) => o.resolution_note(),
                 Backend::Tiff(_) => String::new(),
             };
-            return Err(SlideError::NoMpp { path: path.to_path_buf(), found });
+            return Err(SlideError::NoMpp {
+                path: path.to_path_buf(),
+                found,
+            });
         }
         Ok(slide)
     }
@@ -116,15 +119,24 @@ impl Slide {
     /// Opens a slide without demanding a pixel size (for `slide info` and validation reports);
     /// `meta().mpp_x` is then `None` when the file has none.
     pub fn inspect(path: impl AsRef<Path>) -> Result<Slide> {
-        Slide::inspect_with(path.as_ref(), false)
+        Slide::inspect_with(path.as_ref(), false, None)
     }
 
-    fn inspect_with(path: &Path, openslide_pixels: bool) -> Result<Slide> {
+    fn inspect_with(
+        path: &Path,
+        openslide_pixels: bool,
+        mpp_override: Option<f64>,
+    ) -> Result<Slide> {
         let md = std::fs::metadata(path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
-                SlideError::Missing { path: path.to_path_buf() }
+                SlideError::Missing {
+                    path: path.to_path_buf(),
+                }
             } else {
-                SlideError::Io { path: path.to_path_buf(), source: e }
+                SlideError::Io {
+                    path: path.to_path_buf(),
+                    source: e,
+                }
             }
         })?;
         if !md.is_file() {
@@ -134,7 +146,10 @@ impl Slide {
             });
         }
         if let Err(e) = std::fs::File::open(path) {
-            return Err(SlideError::Io { path: path.to_path_buf(), source: e });
+            return Err(SlideError::Io {
+                path: path.to_path_buf(),
+                source: e,
+            });
         }
         let is_tiff = ometiff::is_tiff(path);
         if is_tiff {
@@ -154,14 +169,25 @@ impl Slide {
                 detail: "OpenSlide does not recognise the format and it is not a TIFF".into(),
             });
         };
-        let meta = build_meta(path, &backend);
+        let mut meta = build_meta(path, &backend);
+        if let Some(m) = mpp_override {
+            meta.mpp_x = Some(m);
+            meta.mpp_y = Some(m);
+            meta.mpp_source = Some(MppSource::Override);
+        }
         if meta.levels.is_empty() || meta.width == 0 || meta.height == 0 {
             return Err(SlideError::Corrupt {
                 path: path.to_path_buf(),
                 detail: "the slide has no pixels".into(),
             });
         }
-        let slide = Slide { inner: Arc::new(Inner { meta, backend, digest: OnceLock::new() }) };
+        let slide = Slide {
+            inner: Arc::new(Inner {
+                meta,
+                backend,
+                digest: OnceLock::new(),
+            }),
+        };
         slide.smoke_read()?;
         Ok(slide)
     }
@@ -220,7 +246,9 @@ impl Slide {
     pub fn best_level_for_downsample(&self, downsample: f64) -> usize {
         let mut best = 0;
         for (i, l) in self.inner.meta.levels.iter().enumerate() {
-            if l.downsample <= downsample * (1.0 + 1e-3) && l.downsample >= self.inner.meta.levels[best].downsample {
+            if l.downsample <= downsample * (1.0 + 1e-3)
+                && l.downsample >= self.inner.meta.levels[best].downsample
+            {
                 best = i;
             }
         }
@@ -268,21 +296,34 @@ impl Slide {
 /// blake3 of a file, memory-mapped and hashed on the rayon pool.
 pub fn file_digest(path: &Path) -> Result<String> {
     let mut h = blake3::Hasher::new();
-    h.update_mmap_rayon(path)
-        .map_err(|e| SlideError::Io { path: path.to_path_buf(), source: e })?;
+    h.update_mmap_rayon(path).map_err(|e| SlideError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
     Ok(h.finalize().to_hex().to_string())
 }
 
 fn build_meta(path: &Path, backend: &Backend) -> SlideMeta {
     let (vendor, levels, (mpp, src), objective_power, associated) = match backend {
-        Backend::OpenSlide(o) => {
-            (o.vendor(), o.levels(), o.mpp(), o.objective_power(), o.associated())
-        }
-        Backend::Tiff(t) => {
-            (t.vendor().to_string(), t.levels(), t.mpp(), t.objective_power(), Vec::new())
-        }
+        Backend::OpenSlide(o) => (
+            o.vendor(),
+            o.levels(),
+            o.mpp(),
+            o.objective_power(),
+            o.associated(),
+        ),
+        Backend::Tiff(t) => (
+            t.vendor().to_string(),
+            t.levels(),
+            t.mpp(),
+            t.objective_power(),
+            Vec::new(),
+        ),
     };
-    let (width, height) = levels.first().map(|l| (l.width, l.height)).unwrap_or((0, 0));
+    let (width, height) = levels
+        .first()
+        .map(|l| (l.width, l.height))
+        .unwrap_or((0, 0));
     SlideMeta {
         path: PathBuf::from(path),
         vendor,

@@ -100,8 +100,12 @@ pub(crate) fn is_ome_tiff(path: &Path) -> bool {
     if !is_tiff(path) {
         return false;
     }
-    let Ok(f) = File::open(path) else { return false };
-    let Ok(mut dec) = Decoder::new(BufReader::new(f)) else { return false };
+    let Ok(f) = File::open(path) else {
+        return false;
+    };
+    let Ok(mut dec) = Decoder::new(BufReader::new(f)) else {
+        return false;
+    };
     matches!(
         dec.find_tag(Tag::ImageDescription),
         Ok(Some(Value::Ascii(s))) if s.contains("<OME")
@@ -114,15 +118,24 @@ pub(crate) fn is_ome_tiff(path: &Path) -> bool {
 /// Directories the `tiff` crate cannot parse for other reasons (vendor quirks that OpenSlide
 /// handles) are not judged here.
 pub(crate) fn check_tiff_extents(path: &Path) -> Result<()> {
-    let file = File::open(path).map_err(|e| SlideError::Io { path: path.to_path_buf(), source: e })?;
+    let file = File::open(path).map_err(|e| SlideError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
     let file_len = file
         .metadata()
-        .map_err(|e| SlideError::Io { path: path.to_path_buf(), source: e })?
+        .map_err(|e| SlideError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })?
         .len();
     let mut dec = match Decoder::new(BufReader::new(file)) {
         Ok(d) => d.with_limits(Limits::unlimited()),
         Err(tiff::TiffError::IoError(e)) => {
-            return Err(corrupt(path, format!("cannot read the TIFF structure: {e}")))
+            return Err(corrupt(
+                path,
+                format!("cannot read the TIFF structure: {e}"),
+            ))
         }
         Err(_) => return Ok(()),
     };
@@ -138,7 +151,10 @@ pub(crate) fn check_tiff_extents(path: &Path) -> Result<()> {
         let dir = match dec.read_directory(p) {
             Ok(d) => d,
             Err(tiff::TiffError::IoError(e)) => {
-                return Err(corrupt(path, format!("directory {} unreadable: {e}", n - 1)))
+                return Err(corrupt(
+                    path,
+                    format!("directory {} unreadable: {e}", n - 1),
+                ))
             }
             Err(_) => return Ok(()),
         };
@@ -147,15 +163,24 @@ pub(crate) fn check_tiff_extents(path: &Path) -> Result<()> {
             if let Err(tiff::TiffError::IoError(e)) = item {
                 return Err(corrupt(
                     path,
-                    format!("directory {} has tag values past the end of the file: {e}", n - 1),
+                    format!(
+                        "directory {} has tag values past the end of the file: {e}",
+                        n - 1
+                    ),
                 ));
             }
         }
         let mut t = dec.read_directory_tags(&dir);
-        for (off_tag, cnt_tag) in
-            [(Tag::TileOffsets, Tag::TileByteCounts), (Tag::StripOffsets, Tag::StripByteCounts)]
-        {
-            let mut get = |tag| t.find_tag(tag).ok().flatten().and_then(|v| v.into_u64_vec().ok());
+        for (off_tag, cnt_tag) in [
+            (Tag::TileOffsets, Tag::TileByteCounts),
+            (Tag::StripOffsets, Tag::StripByteCounts),
+        ] {
+            let mut get = |tag| {
+                t.find_tag(tag)
+                    .ok()
+                    .flatten()
+                    .and_then(|v| v.into_u64_vec().ok())
+            };
             if let (Some(offs), Some(cnts)) = (get(off_tag), get(cnt_tag)) {
                 for (k, (o, c)) in offs.iter().zip(&cnts).enumerate() {
                     if *c > 0 && o.saturating_add(*c) > file_len {
@@ -176,7 +201,10 @@ pub(crate) fn check_tiff_extents(path: &Path) -> Result<()> {
 }
 
 fn corrupt(path: &Path, what: impl std::fmt::Display) -> SlideError {
-    SlideError::Corrupt { path: path.to_path_buf(), detail: what.to_string() }
+    SlideError::Corrupt {
+        path: path.to_path_buf(),
+        detail: what.to_string(),
+    }
 }
 
 /// Directories of a TIFF: the main chain in order, each followed by its SubIFDs, as
@@ -195,7 +223,11 @@ fn directory_pointers(
         out.push((p, false));
         let dir = dec.read_directory(p)?;
         next = dir.next();
-        let subs = dec.read_directory_tags(&dir).find_tag(Tag::SubIfd).ok().flatten();
+        let subs = dec
+            .read_directory_tags(&dir)
+            .find_tag(Tag::SubIfd)
+            .ok()
+            .flatten();
         if let Some(v) = subs.and_then(|v| v.into_u64_vec().ok()) {
             out.extend(v.into_iter().map(|o| (IfdPointer(o), chain == 0)));
         }
@@ -267,12 +299,14 @@ impl TiffSlide {
     /// Opens a TIFF: parses every directory of the pyramid (the caller checks the file's
     /// extents with [`check_tiff_extents`]).
     pub(crate) fn open(path: &Path) -> Result<TiffSlide> {
-        let file = File::open(path)
-            .map_err(|e| SlideError::Io { path: path.to_path_buf(), source: e })?;
-        let reader = BufReader::new(
-            file.try_clone()
-                .map_err(|e| SlideError::Io { path: path.to_path_buf(), source: e })?,
-        );
+        let file = File::open(path).map_err(|e| SlideError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        let reader = BufReader::new(file.try_clone().map_err(|e| SlideError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })?);
         let mut dec = Decoder::new(reader)
             .map_err(|e| tiff_open_error(path, e))?
             .with_limits(Limits::unlimited());
@@ -315,13 +349,18 @@ impl TiffSlide {
         let all = directory_pointers(&mut dec).map_err(|e| corrupt(path, e))?;
         let subs: Vec<IfdPointer> = all.iter().filter(|(_, s)| *s).map(|(p, _)| *p).collect();
         let candidates: Vec<IfdPointer> = if subs.is_empty() {
-            all.iter().filter(|(p, s)| !*s && p.0 != first.0).map(|(p, _)| *p).collect()
+            all.iter()
+                .filter(|(p, s)| !*s && p.0 != first.0)
+                .map(|(p, _)| *p)
+                .collect()
         } else {
             subs
         };
         for p in candidates {
             // Directories that are no pyramid level (labels, macros, other planes) are skipped.
-            let Ok(level) = read_level(path, &mut dec, p) else { continue };
+            let Ok(level) = read_level(path, &mut dec, p) else {
+                continue;
+            };
             let base = &levels[0];
             let last = levels.last().map(|l| l.width).unwrap_or(u64::MAX);
             let (dx, dy) = (
@@ -329,7 +368,10 @@ impl TiffSlide {
                 base.height as f64 / level.height as f64,
             );
             if level.width < last && dx > 1.0 && (dx - dy).abs() / dx < 0.02 {
-                levels.push(TiffLevel { downsample: (dx + dy) / 2.0, ..level });
+                levels.push(TiffLevel {
+                    downsample: (dx + dy) / 2.0,
+                    ..level
+                });
             }
         }
         Ok(TiffSlide {
@@ -357,7 +399,9 @@ impl TiffSlide {
             .collect();
         let mut out = Vec::with_capacity(levels.len());
         for l in levels {
-            let i = dirs.iter().position(|d| d.is_tiled && d.width == l.width && d.height == l.height)?;
+            let i = dirs
+                .iter()
+                .position(|d| d.is_tiled && d.width == l.width && d.height == l.height)?;
             let d = &dirs[i];
             out.push(TiffLevel {
                 offsets: d.offsets.clone(),
@@ -388,7 +432,11 @@ impl TiffSlide {
     pub(crate) fn levels(&self) -> Vec<LevelInfo> {
         self.levels
             .iter()
-            .map(|l| LevelInfo { width: l.width, height: l.height, downsample: l.downsample })
+            .map(|l| LevelInfo {
+                width: l.width,
+                height: l.height,
+                downsample: l.downsample,
+            })
             .collect()
     }
 
@@ -448,7 +496,12 @@ impl TiffSlide {
 
     /// The RGB pixels of one chunk, `chunk_w` wide (rows past the data are absent).
     fn chunk(&self, level: usize, idx: u64) -> Result<Arc<Vec<u8>>> {
-        if let Some(c) = self.cache.lock().ok().and_then(|c| c.map.get(&(level, idx)).cloned()) {
+        if let Some(c) = self
+            .cache
+            .lock()
+            .ok()
+            .and_then(|c| c.map.get(&(level, idx)).cloned())
+        {
             return Ok(c);
         }
         let decoded = Arc::new(self.decode_chunk(level, idx)?);
@@ -618,7 +671,9 @@ fn decode_jpeg(
 
 fn tiff_open_error(path: &Path, e: tiff::TiffError) -> SlideError {
     match e {
-        tiff::TiffError::IoError(io) => corrupt(path, format!("cannot read the TIFF structure: {io}")),
+        tiff::TiffError::IoError(io) => {
+            corrupt(path, format!("cannot read the TIFF structure: {io}"))
+        }
         other => SlideError::NotASlide {
             path: path.to_path_buf(),
             detail: format!("the TIFF reader says: {other}"),
@@ -631,9 +686,13 @@ fn read_level(path: &Path, dec: &mut Decoder<BufReader<File>>, p: IfdPointer) ->
     let dir = dec.read_directory(p).map_err(|e| corrupt(path, e))?;
     let mut t = dec.read_directory_tags(&dir);
     let mut num = |tag: Tag| -> Option<u64> {
-        t.find_tag(tag).ok().flatten().and_then(|v| v.into_u64().ok())
+        t.find_tag(tag)
+            .ok()
+            .flatten()
+            .and_then(|v| v.into_u64().ok())
     };
-    let width = num(Tag::ImageWidth).ok_or_else(|| corrupt(path, "directory without ImageWidth"))?;
+    let width =
+        num(Tag::ImageWidth).ok_or_else(|| corrupt(path, "directory without ImageWidth"))?;
     let height =
         num(Tag::ImageLength).ok_or_else(|| corrupt(path, "directory without ImageLength"))?;
     let compression = num(Tag::Compression).unwrap_or(1) as u16;
@@ -655,7 +714,9 @@ fn read_level(path: &Path, dec: &mut Decoder<BufReader<File>>, p: IfdPointer) ->
         detail: format!("TIFF image {width}×{height}: {what}"),
     };
     if bits.iter().any(|&b| b != 8) {
-        return Err(unsupported(format!("{bits:?} bits per sample (expected 8)")));
+        return Err(unsupported(format!(
+            "{bits:?} bits per sample (expected 8)"
+        )));
     }
     if planar != 1 {
         return Err(unsupported("planar (separate) sample layout".into()));
@@ -671,7 +732,9 @@ fn read_level(path: &Path, dec: &mut Decoder<BufReader<File>>, p: IfdPointer) ->
         )));
     }
     if !matches!(compression, 1 | 5 | 7 | 8 | 32946) {
-        return Err(unsupported(format!("compression {compression} is not supported")));
+        return Err(unsupported(format!(
+            "compression {compression} is not supported"
+        )));
     }
     let is_tiled = tile_w.is_some() && tile_h.is_some();
     let (chunk_w, chunk_h, off_tag, cnt_tag) = match (tile_w, tile_h) {
@@ -687,7 +750,10 @@ fn read_level(path: &Path, dec: &mut Decoder<BufReader<File>>, p: IfdPointer) ->
         return Err(corrupt(path, "zero image or chunk size"));
     }
     let vec_of = |t: &mut tiff::decoder::IfdDecoder<'_>, tag: Tag| -> Option<Vec<u64>> {
-        t.find_tag(tag).ok().flatten().and_then(|v| v.into_u64_vec().ok())
+        t.find_tag(tag)
+            .ok()
+            .flatten()
+            .and_then(|v| v.into_u64_vec().ok())
     };
     let offsets = vec_of(&mut t, off_tag).ok_or_else(|| corrupt(path, "no chunk offsets"))?;
     let counts = vec_of(&mut t, cnt_tag).ok_or_else(|| corrupt(path, "no chunk byte counts"))?;
@@ -703,10 +769,13 @@ fn read_level(path: &Path, dec: &mut Decoder<BufReader<File>>, p: IfdPointer) ->
         ));
     }
     let jpeg_tables = if compression == 7 {
-        t.find_tag(Tag::JPEGTables).ok().flatten().and_then(|v| match v {
-            Value::List(_) | Value::Byte(_) => v.into_u8_vec().ok(),
-            _ => None,
-        })
+        t.find_tag(Tag::JPEGTables)
+            .ok()
+            .flatten()
+            .and_then(|v| match v {
+                Value::List(_) | Value::Byte(_) => v.into_u8_vec().ok(),
+                _ => None,
+            })
     } else {
         None
     };

@@ -44,18 +44,30 @@ fn default_min_tissue() -> f64 {
 impl TileParams {
     /// `size`-px tiles at `mpp` µm/px with the default tissue fraction (0.5).
     pub fn new(mpp: f64, size: u32) -> TileParams {
-        TileParams { mpp, size, min_tissue: default_min_tissue() }
+        TileParams {
+            mpp,
+            size,
+            min_tissue: default_min_tissue(),
+        }
     }
 
     fn check(&self) -> Result<()> {
         if !(self.mpp.is_finite() && self.mpp > 0.0) {
-            return Err(SlideError::param("tile mpp", "a positive number of µm per pixel", self.mpp));
+            return Err(SlideError::param(
+                "tile mpp",
+                "a positive number of µm per pixel",
+                self.mpp,
+            ));
         }
         if self.size == 0 || self.size > 16384 {
             return Err(SlideError::param("tile size", "1 to 16384 px", self.size));
         }
         if !(0.0..=1.0).contains(&self.min_tissue) {
-            return Err(SlideError::param("tile min_tissue", "a fraction in [0, 1]", self.min_tissue));
+            return Err(SlideError::param(
+                "tile min_tissue",
+                "a fraction in [0, 1]",
+                self.min_tissue,
+            ));
         }
         Ok(())
     }
@@ -237,7 +249,12 @@ pub fn read_tile(slide: &Slide, tiling: &Tiling, tile: &Tile) -> Result<RgbImage
     Ok(if tiling.read_size == tiling.size {
         img
     } else {
-        image::imageops::resize(&img, tiling.size, tiling.size, image::imageops::FilterType::Triangle)
+        image::imageops::resize(
+            &img,
+            tiling.size,
+            tiling.size,
+            image::imageops::FilterType::Triangle,
+        )
     })
 }
 
@@ -271,14 +288,22 @@ where
 {
     use image::codecs::png::{CompressionType, FilterType, PngEncoder};
     use image::ImageEncoder;
-    let err = |detail: String| SlideError::Image { path: path.to_path_buf(), detail };
+    let err = |detail: String| SlideError::Image {
+        path: path.to_path_buf(),
+        detail,
+    };
     let file = std::fs::File::create(path).map_err(|e| err(format!("cannot create: {e}")))?;
     let mut w = std::io::BufWriter::new(file);
     let enc = PngEncoder::new_with_quality(&mut w, CompressionType::Fast, FilterType::Adaptive);
     let (width, height) = img.dimensions();
     let bytes = image::EncodableLayout::as_bytes(&**img);
-    enc.write_image(bytes, width, height, <I::Pixel as image::PixelWithColorType>::COLOR_TYPE)
-        .map_err(|e| err(format!("cannot write PNG: {e}")))?;
+    enc.write_image(
+        bytes,
+        width,
+        height,
+        <I::Pixel as image::PixelWithColorType>::COLOR_TYPE,
+    )
+    .map_err(|e| err(format!("cannot write PNG: {e}")))?;
     w.flush().map_err(|e| err(format!("cannot write PNG: {e}")))
 }
 
@@ -313,11 +338,16 @@ pub fn overlay(mask: &TissueMask, tiling: &Tiling) -> RgbImage {
                 ];
             }
             let v = m.get_pixel(x, y).0[0];
-            let edge = [(1i64, 0i64), (-1, 0), (0, 1), (0, -1)].iter().any(|(dx, dy)| {
-                let (nx, ny) = (x as i64 + dx, y as i64 + dy);
-                nx >= 0 && ny >= 0 && nx < w as i64 && ny < h as i64
-                    && m.get_pixel(nx as u32, ny as u32).0[0] != v
-            });
+            let edge = [(1i64, 0i64), (-1, 0), (0, 1), (0, -1)]
+                .iter()
+                .any(|(dx, dy)| {
+                    let (nx, ny) = (x as i64 + dx, y as i64 + dy);
+                    nx >= 0
+                        && ny >= 0
+                        && nx < w as i64
+                        && ny < h as i64
+                        && m.get_pixel(nx as u32, ny as u32).0[0] != v
+                });
             if edge && v > 0 {
                 p.0 = [0, 200, 0];
             }
@@ -357,16 +387,20 @@ pub fn write_qc(dir: &Path, mask: &TissueMask, tiling: &Tiling) -> Result<QcFile
     };
     let ov = overlay(mask, tiling);
     let (a, b) = rayon::join(
-        || save_png(&mask.mask, &files.mask).and_then(|_| save_png(&mask.thumbnail, &files.thumbnail)),
+        || {
+            save_png(&mask.mask, &files.mask)
+                .and_then(|_| save_png(&mask.thumbnail, &files.thumbnail))
+        },
         || save_png(&ov, &files.overlay),
     );
     a?;
     b?;
     tiling.write_csv(&files.tiles_csv)?;
-    let json = serde_json::to_string_pretty(&tiling.summary(mask)).map_err(|e| SlideError::Image {
-        path: files.qc_json.clone(),
-        detail: format!("cannot encode: {e}"),
-    })?;
+    let json =
+        serde_json::to_string_pretty(&tiling.summary(mask)).map_err(|e| SlideError::Image {
+            path: files.qc_json.clone(),
+            detail: format!("cannot encode: {e}"),
+        })?;
     std::fs::write(&files.qc_json, json + "\n").map_err(|e| SlideError::Image {
         path: files.qc_json.clone(),
         detail: format!("cannot write: {e}"),
