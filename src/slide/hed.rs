@@ -380,7 +380,8 @@ impl SlideStain {
 }
 
 /// Reads an image for `spatia stain hed`: PNG or JPEG through `image`; TIFF, OME-TIFF or any
-/// slide through [`Slide`] (level 0, at most `max_pixels`).
+/// slide through [`Slide`] (level 0, at most `max_pixels`); any other file the `image` crate
+/// recognises by content.
 pub fn load_rgb(path: &Path, max_pixels: u64) -> Result<RgbImage> {
     let ext = path
         .extension()
@@ -394,7 +395,19 @@ pub fn load_rgb(path: &Path, max_pixels: u64) -> Result<RgbImage> {
         })?;
         return Ok(img.to_rgb8());
     }
-    let slide = Slide::inspect(path)?;
+    let slide = match Slide::inspect(path) {
+        Ok(s) => s,
+        // Another raster format the `image` crate knows (BMP, WebP, …, by content).
+        Err(e @ SlideError::NotASlide { .. }) => {
+            return image::ImageReader::open(path)
+                .ok()
+                .and_then(|r| r.with_guessed_format().ok())
+                .and_then(|r| r.decode().ok())
+                .map(|i| i.to_rgb8())
+                .ok_or(e)
+        }
+        Err(e) => return Err(e),
+    };
     let (w, h) = (slide.meta().width, slide.meta().height);
     if w * h > max_pixels {
         return Err(SlideError::Image {
