@@ -1,0 +1,292 @@
+//! Slide manifests: the CSV that lists a cohort's slides, one row per slide.
+//!
+//! Columns (header required, names case-insensitive, any order, extra columns ignored):
+//! `patient_id`, `path` (relative to the manifest's directory, or absolute), `stain`
+//! (`HE`, `ER`, `PR`, `HER2`, `KI67`; case-insensitive, `H&E` and `Ki-67` accepted) and an
+//! optional `mpp` (µm/px override; empty = use the file's).
+//!
+//! [`parse_manifest`] checks the CSV itself; [`validate_manifest`] opens every slide (in
+//! parallel) and checks it against the clinical patient ids. Every problem is reported at once,
+//! each naming its row as `row N (line L)` — N counts data rows from 1, L is the line in the
+//! file — so a user fixes a manifest in one pass.
+use super::error::{Result, SlideError};
+use super::meta::SlideMeta;
+use super::Slide;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// The stains of the study.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Stain {
+    /// Hematoxylin and eosin.
+    HE,
+    /// Oestrogen receptor IHC.
+    ER,
+    /// Progesterone receptor IHC.
+    PR,
+    /// HER2 IHC.
+    HER2,
+    /// Ki-67 IHC.
+    KI67,
+}
+
+impl Stain {
+    /// All stains, H&E first.
+    pub const ALL: [Stain; 5] = [Stain::HE, Stain::ER, Stain::PR, Stain::HER2, Stain::KI67];
+
+    /// True for the DAB immunostains.
+    pub fn is_ihc(self) -> bool {
+        self != Stain::HE
+    }
+
+    /// The manifest spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stain::HE => "HE",
+            Stain::ER => "ER",
+            Stain::PR => "PR",
+            Stain::HER2 => "HER2",
+            Stain::KI67 => "KI67",
+        }
+    }
+}
+
+impl std::fmt::Display for Stain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Stain {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Stain, String> {
+        let k: String = s
+            .trim()
+            .chars()
+            .filter(|c| !matches!(c, '&' | '-' | '_' | ' '))
+            .collect::<String>()
+            .to_ascii_uppercase();
+        match k.as_str() {
+            "HE" => Ok(Stain::HE),
+            "ER" => Ok(Stain::ER),
+            "PR" | "PGR" => Ok(Stain::PR),
+            "HER2" => Ok(Stain::HER2),
+            "KI67" => Ok(Stain::KI67),
+            _ => Err(format!(
+                "unknown stain {s:?} (expected one of HE, ER, PR, HER2, KI67)"
+            )),
+        }
+    }
+}
+
+/// One row of a manifest.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ManifestRow {
+    /// Data row number, from 1.
+    pub row: usize,
+    /// Line in the file (the header is line 1).
+    pub line: u64,
+    /// Patient id as written.
+    pub patient_id: String,
+    /// The `path` cell as written.
+    pub rel_path: String,
+    /// The path resolved against the manifest's directory.
+    pub path: PathBuf,
+    /// The stain.
+    pub stain: Stain,
+    /// µm/px override, when the row gives one.
+    pub mpp: Option<f64>,
+}
+
+impl ManifestRow {
+    /// `row N (line L)`, as errors name it.
+    pub fn label(&self) -> String {
+        format!("row {} (line {})", self.row, self.line)
+    }
+}
+
+/// A manifest whose every slide opened and was checked.
+#[derive(Debug, Clone, Serialize)]
+pub struct ValidatedManifest {
+    /// Rows with the metadata of their slides, in file order.
+    pub slides: Vec<(ManifestRow, SlideMeta)>,
+    /// Non-fatal findings (a clinical patient without any slide).
+    pub warnings: Vec<String>,
+}
+
+fn find_col(headers: &csv::StringRecord, names: &[&str]) -> Option<usize> {
+    headers
+        .iter()
+        .position(|h| names.iter().any(|n| h.trim().eq_ignore_ascii_case(n)))
+}
+
+/// Reads and checks the CSV of a manifest (no slide is opened).
+///
+/// # Errors
+/// [`SlideError::Manifest`] listing every bad row: missing column, empty patient id or path,
+/// unknown stain, bad `mpp`.
+pub fn parse_manifest(path: &Path) -> Result<Vec<ManifestRow>> {
+    let fail = |problems: Vec<String>| SlideError::Manifest {
+        path: path.to_path_buf(),
+        problems,
+    };
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(path)
+        .map_err(|e| fail(vec![format!("cannot read: {e}")]))?;
+    let headers = rdr
+        .headers()
+        .map_err(|e| fail(vec![format!("cannot read the header: {e}")]))?
+        .clone();
+    let (pid, pth, stn) = (
+        find_col(&headers, &["patient_id", "patient"]),
+        find_col(&headers, &["path", "slide", "file"]),
+        find_col(&headers, &["stain"]),
+    );
+    let mpp_col = find_col(&headers, &["mpp", "mpp_override"]);
+    let (Some(pid), Some(pth), Some(stn)) = (pid, pth, stn) else {
+        return Err(fail(vec![format!(
+            "expected columns patient_id, path, stain (and optionally mpp), found {:?}",
+            headers.iter().collect::<Vec<_>>()
+        )]));
+    };
+    let base = path.parent().unwrap_or(Path::new("."));
+    let mut rows = Vec::new();
+    let mut problems = Vec::new();
+    for (i, rec) in rdr.records().enumerate() {
+        let row = i + 1;
+        let rec = match rec {
+            Ok(r) => r,
+            Err(e) => {
+                problems.push(format!("row {row}: unreadable CSV: {e}"));
+                continue;
+            }
+        };
+        let line = rec.position().map(|p| p.line()).unwrap_or(row as u64 + 1);
+        let at = format!("row {row} (line {line})");
+        let cell = |c: usize| rec.get(c).unwrap_or("").trim();
+        let (p, f, s) = (cell(pid), cell(pth), cell(stn));
+        if rec.iter().all(|c| c.trim().is_empty()) {
+            continue;
+        }
+        let mut ok = true;
+        if p.is_empty() {
+            problems.push(format!("{at}: empty patient_id"));
+            ok = false;
+        }
+        if f.is_empty() {
+            problems.push(format!("{at}: empty path"));
+            ok = false;
+        }
+        let stain = match s.parse::<Stain>() {
+            Ok(st) => Some(st),
+            Err(e) => {
+                problems.push(format!("{at}: {e}"));
+                None
+            }
+        };
+        let mpp = match mpp_col.map(cell).filter(|v| !v.is_empty()) {
+            None => None,
+            Some(v) => match v.parse::<f64>() {
+                Ok(m) if m.is_finite() && m > 0.0 => Some(m),
+                _ => {
+                    problems.push(format!(
+                        "{at}: mpp {v:?} is not a positive number of µm per pixel"
+                    ));
+                    ok = false;
+                    None
+                }
+            },
+        };
+        if let (true, Some(stain)) = (ok, stain) {
+            rows.push(ManifestRow {
+                row,
+                line,
+                patient_id: p.to_string(),
+                rel_path: f.to_string(),
+                path: base.join(f),
+                stain,
+                mpp,
+            });
+        }
+    }
+    if rows.is_empty() && problems.is_empty() {
+        problems.push("no slide rows".into());
+    }
+    if problems.is_empty() {
+        Ok(rows)
+    } else {
+        Err(fail(problems))
+    }
+}
+
+/// Parses the manifest and opens every slide; checks each row's patient against
+/// `patients` (the clinical table's ids).
+///
+/// # Errors
+/// [`SlideError::Manifest`] listing, per row: a missing file, an unreadable or truncated file,
+/// a file that is no slide, a slide without µm/px and without an `mpp` cell, a patient not in
+/// `patients`, and any CSV problem from [`parse_manifest`]. A clinical patient with no slide is
+/// a warning, not an error.
+pub fn validate_manifest(path: &Path, patients: &BTreeSet<String>) -> Result<ValidatedManifest> {
+    let rows = parse_manifest(path)?;
+    let opened: Vec<std::result::Result<SlideMeta, String>> = rows
+        .par_iter()
+        .map(|r| {
+            Slide::open(&r.path, r.mpp)
+                .map(|s| s.meta().clone())
+                .map_err(|e| format!("{} ({} {:?}): {e}", r.label(), r.patient_id, r.rel_path))
+        })
+        .collect();
+    let mut problems = Vec::new();
+    let mut slides = Vec::new();
+    for (r, o) in rows.into_iter().zip(opened) {
+        if !patients.contains(&r.patient_id) {
+            problems.push(format!(
+                "{}: patient {:?} is not in the clinical table",
+                r.label(),
+                r.patient_id
+            ));
+        }
+        match o {
+            Ok(meta) => slides.push((r, meta)),
+            Err(e) => problems.push(e),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(SlideError::Manifest {
+            path: path.to_path_buf(),
+            problems,
+        });
+    }
+    let mut per_patient: BTreeMap<&str, usize> = BTreeMap::new();
+    for (r, _) in &slides {
+        *per_patient.entry(r.patient_id.as_str()).or_default() += 1;
+    }
+    let warnings = patients
+        .iter()
+        .filter(|p| !per_patient.contains_key(p.as_str()))
+        .map(|p| {
+            format!(
+                "patient {p:?} of the clinical table has no slide in {}",
+                path.display()
+            )
+        })
+        .collect();
+    Ok(ValidatedManifest { slides, warnings })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stain_spellings() {
+        assert_eq!("H&E".parse::<Stain>(), Ok(Stain::HE));
+        assert_eq!("ki-67".parse::<Stain>(), Ok(Stain::KI67));
+        assert_eq!("her2".parse::<Stain>(), Ok(Stain::HER2));
+        assert!("CD8".parse::<Stain>().unwrap_err().contains("CD8"));
+    }
+}
