@@ -1,0 +1,392 @@
+//! A streaming writer of pyramidal, tiled, JPEG-compressed classic TIFF files that OpenSlide
+//! reads as Aperio slides.
+//!
+//! The key type is [`PyramidWriter`]: feed it level 0 one row of 256×256 RGB tiles at a time
+//! ([`PyramidWriter::push_row`]); it encodes the tiles (in parallel, rayon), appends them to
+//! the file, box-filters each row of tiles 4× down into the next level's pending row, and
+//! writes that level's tiles as soon as its row is complete. Only one row of tiles per level
+//! is ever held in memory. [`PyramidWriter::finish`] flushes the last rows, writes one IFD per
+//! level after the tile data and points the header at the first one.
+//!
+//! # Format
+//! Classic little-endian TIFF; per IFD: NewSubfileType (0 for level 0, 1 for reduced
+//! levels), ImageWidth/Length, BitsPerSample 8,8,8, Compression 7 (JPEG, one complete
+//! baseline JFIF stream per tile), PhotometricInterpretation 6 (YCbCr, which is what the JPEG
+//! streams hold) with YCbCrSubSampling 2,2 (the streams are 4:2:0), SamplesPerPixel 3,
+//! X/YResolution in pixels per centimetre with ResolutionUnit 3, PlanarConfiguration 1,
+//! TileWidth/Length 256, TileOffsets, TileByteCounts, Software. Level 0 also carries the
+//! ImageDescription given by the caller (an Aperio-style text makes OpenSlide report vendor
+//! `aperio`, `openslide.mpp-x/y` and objective power). Tiles that are pure background are
+//! stored once and shared by every TileOffsets entry that needs them.
+//!
+//! Level `l+1` is `floor(w_l / 4) × floor(h_l / 4)`; each of its pixels is the rounded mean of
+//! the 4×4 level-`l` pixels it covers.
+//!
+//! # Errors
+//! I/O failures name the file; a file that would pass 4 GiB (the classic TIFF limit) is an
+//! error, as is a row of tiles of the wrong length.
+use super::texture::{BACKGROUND, TILE};
+use super::DemoError;
+use rayon::prelude::*;
+use std::fs::File;
+use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+const T: usize = TILE as usize;
+const TILE_BYTES: usize = T * T * 3;
+
+struct Level {
+    width: u32,
+    height: u32,
+    tiles_x: u32,
+    tiles_y: u32,
+    /// The pending row of tiles (only for levels > 0: level 0 rows come from the caller).
+    pending: Vec<Vec<u8>>,
+    /// How many 64-row quarters of `pending` have been filled.
+    quarters: u32,
+    /// Index of the next tile row to write.
+    next_row: u32,
+    offsets: Vec<u32>,
+    counts: Vec<u32>,
+}
+
+impl Level {
+    fn new(width: u32, height: u32) -> Level {
+        Level {
+            width,
+            height,
+            tiles_x: width.div_ceil(TILE),
+            tiles_y: height.div_ceil(TILE),
+            pending: Vec::new(),
+            quarters: 0,
+            next_row: 0,
+            offsets: Vec::new(),
+            counts: Vec::new(),
+        }
+    }
+}
+
+/// Streaming pyramidal TIFF writer (see the module documentation).
+pub struct PyramidWriter {
+    out: BufWriter<File>,
+    path: PathBuf,
+    pos: u64,
+    levels: Vec<Level>,
+    quality: u8,
+    description: String,
+    mpp: f64,
+    software: String,
+    background_tile: Option<(u32, u32)>,
+}
+
+/// The level dimensions of a pyramid over a `width × height` level 0 with `n` levels.
+pub fn level_dims(width: u32, height: u32, n: usize) -> Vec<(u32, u32)> {
+    let mut v = vec![(width, height)];
+    for _ in 1..n {
+        let (w, h) = *v.last().unwrap_or(&(width, height));
+        v.push(((w / 4).max(1), (h / 4).max(1)));
+    }
+    v
+}
+
+impl PyramidWriter {
+    /// Creates `path` and prepares a pyramid of `n_levels` levels over a `width × height`
+    /// level 0 at `mpp` µm/px, with JPEG `quality` (1–100), `description` as level 0's
+    /// ImageDescription and `software` as the Software tag.
+    pub fn create(
+        path: &Path,
+        width: u32,
+        height: u32,
+        n_levels: usize,
+        mpp: f64,
+        quality: u8,
+        description: String,
+        software: String,
+    ) -> Result<PyramidWriter, DemoError> {
+        let file = File::create(path).map_err(|e| DemoError::io(path, e))?;
+        let mut out = BufWriter::with_capacity(1 << 20, file);
+        // header; the first IFD offset is patched in `finish`
+        out.write_all(&[b'I', b'I', 42, 0, 0, 0, 0, 0]).map_err(|e| DemoError::io(path, e))?;
+        let levels: Vec<Level> = level_dims(width, height, n_levels.max(1))
+            .into_iter()
+            .map(|(w, h)| Level::new(w, h))
+            .collect();
+        Ok(PyramidWriter {
+            out,
+            path: path.to_path_buf(),
+            pos: 8,
+            levels,
+            quality: quality.clamp(1, 100),
+            description,
+            mpp,
+            software,
+            background_tile: None,
+        })
+    }
+
+    /// Number of tile columns at level 0 (the length every row pushed must have).
+    pub fn tiles_x(&self) -> u32 {
+        self.levels[0].tiles_x
+    }
+
+    /// Number of tile rows at level 0.
+    pub fn tiles_y(&self) -> u32 {
+        self.levels[0].tiles_y
+    }
+
+    /// Appends the next row of level-0 tiles (each 256×256×3 RGB bytes, left to right).
+    pub fn push_row(&mut self, tiles: Vec<Vec<u8>>) -> Result<(), DemoError> {
+        let l0 = &self.levels[0];
+        if tiles.len() != l0.tiles_x as usize || tiles.iter().any(|t| t.len() != TILE_BYTES) {
+            return Err(DemoError::Internal(format!(
+                "{}: expected a row of {} tiles of {} bytes, found {} tiles",
+                self.path.display(),
+                l0.tiles_x,
+                TILE_BYTES,
+                tiles.len()
+            )));
+        }
+        if l0.next_row >= l0.tiles_y {
+            return Err(DemoError::Internal(format!(
+                "{}: level 0 already has its {} rows of tiles",
+                self.path.display(),
+                l0.tiles_y
+            )));
+        }
+        self.write_row(0, tiles)
+    }
+
+    fn write_row(&mut self, level: usize, tiles: Vec<Vec<u8>>) -> Result<(), DemoError> {
+        let quality = self.quality;
+        let encoded: Vec<Result<Option<Vec<u8>>, DemoError>> = tiles
+            .par_iter()
+            .map(|t| {
+                if is_background(t) {
+                    Ok(None)
+                } else {
+                    encode_jpeg(t, quality).map(Some)
+                }
+            })
+            .collect();
+        for e in encoded {
+            let (off, len) = match e? {
+                Some(bytes) => self.append(&bytes)?,
+                None => match self.background_tile {
+                    Some(ol) => ol,
+                    None => {
+                        let bg = vec_background();
+                        let bytes = encode_jpeg(&bg, quality)?;
+                        let ol = self.append(&bytes)?;
+                        self.background_tile = Some(ol);
+                        ol
+                    }
+                },
+            };
+            self.levels[level].offsets.push(off);
+            self.levels[level].counts.push(len);
+        }
+        let lv = &mut self.levels[level];
+        lv.next_row += 1;
+        let last_of_level = lv.next_row == lv.tiles_y;
+        if level + 1 < self.levels.len() {
+            self.downsample_into(level + 1, &tiles);
+            let next = &self.levels[level + 1];
+            if next.next_row < next.tiles_y && (next.quarters == 4 || last_of_level) {
+                let lv = &mut self.levels[level + 1];
+                let row = std::mem::take(&mut lv.pending);
+                lv.quarters = 0;
+                self.write_row(level + 1, row)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Box-filters a row of level-`level-1` tiles into a quarter of level `level`'s pending row.
+    fn downsample_into(&mut self, level: usize, src: &[Vec<u8>]) {
+        let lv = &mut self.levels[level];
+        if lv.next_row >= lv.tiles_y {
+            return; // rows beyond the (floored) height of this level
+        }
+        if lv.pending.is_empty() {
+            lv.pending = (0..lv.tiles_x).map(|_| vec_background()).collect();
+        }
+        let q = lv.quarters as usize;
+        for (i, s) in src.iter().enumerate() {
+            let di = i / 4;
+            if di >= lv.tiles_x as usize {
+                break;
+            }
+            let dst = &mut lv.pending[di];
+            let xo = (i % 4) * (T / 4);
+            for y in 0..T / 4 {
+                let dy = q * (T / 4) + y;
+                for x in 0..T / 4 {
+                    let mut acc = [8u32; 3];
+                    for sy in 0..4 {
+                        let row = (4 * y + sy) * T;
+                        for sx in 0..4 {
+                            let p = (row + 4 * x + sx) * 3;
+                            acc[0] += s[p] as u32;
+                            acc[1] += s[p + 1] as u32;
+                            acc[2] += s[p + 2] as u32;
+                        }
+                    }
+                    let d = (dy * T + xo + x) * 3;
+                    dst[d] = (acc[0] / 16) as u8;
+                    dst[d + 1] = (acc[1] / 16) as u8;
+                    dst[d + 2] = (acc[2] / 16) as u8;
+                }
+            }
+        }
+        lv.quarters += 1;
+    }
+
+    fn append(&mut self, bytes: &[u8]) -> Result<(u32, u32), DemoError> {
+        let off = self.pos;
+        self.out.write_all(bytes).map_err(|e| DemoError::io(&self.path, e))?;
+        self.pos += bytes.len() as u64;
+        if self.pos > u32::MAX as u64 {
+            return Err(DemoError::TooLarge {
+                path: self.path.clone(),
+                bytes: self.pos,
+            });
+        }
+        Ok((off as u32, bytes.len() as u32))
+    }
+
+    /// Writes the IFDs and completes the file. Errors if level 0 did not get all its rows.
+    pub fn finish(mut self) -> Result<(), DemoError> {
+        for (i, lv) in self.levels.iter().enumerate() {
+            let want = (lv.tiles_x * lv.tiles_y) as usize;
+            if lv.offsets.len() != want {
+                return Err(DemoError::Internal(format!(
+                    "{}: level {i} has {} of its {want} tiles",
+                    self.path.display(),
+                    lv.offsets.len()
+                )));
+            }
+        }
+        if self.pos % 2 == 1 {
+            self.append(&[0])?;
+        }
+        let first_ifd = self.pos;
+        let n = self.levels.len();
+        for i in 0..n {
+            let ifd = self.build_ifd(i, self.pos, i + 1 < n);
+            self.append(&ifd)?;
+        }
+        self.out.flush().map_err(|e| DemoError::io(&self.path, e))?;
+        let mut file = self
+            .out
+            .into_inner()
+            .map_err(|e| DemoError::io(&self.path, e.into_error()))?;
+        file.seek(SeekFrom::Start(4)).map_err(|e| DemoError::io(&self.path, e))?;
+        file.write_all(&(first_ifd as u32).to_le_bytes())
+            .map_err(|e| DemoError::io(&self.path, e))?;
+        file.sync_all().map_err(|e| DemoError::io(&self.path, e))?;
+        Ok(())
+    }
+
+    /// Serialises the IFD of level `i` placed at file offset `at`, with its out-of-line values
+    /// right after it; the next-IFD pointer points just past those values when `more`.
+    fn build_ifd(&self, i: usize, at: u64, more: bool) -> Vec<u8> {
+        let lv = &self.levels[i];
+        let downsample = self.levels[0].width as f64 / lv.width as f64;
+        let px_per_cm = 10_000.0 / (self.mpp * downsample);
+        let res = rational(px_per_cm);
+        let mut entries: Vec<(u16, u16, u32, Vec<u8>)> = vec![
+            (254, LONG, 1, le32(&[u32::from(i > 0)])),
+            (256, LONG, 1, le32(&[lv.width])),
+            (257, LONG, 1, le32(&[lv.height])),
+            (258, SHORT, 3, le16(&[8, 8, 8])),
+            (259, SHORT, 1, le16(&[7])),
+            (262, SHORT, 1, le16(&[6])),
+        ];
+        if i == 0 {
+            let mut d = self.description.clone().into_bytes();
+            d.push(0);
+            entries.push((270, ASCII, d.len() as u32, d));
+        }
+        let mut sw = self.software.clone().into_bytes();
+        sw.push(0);
+        entries.extend([
+            (277, SHORT, 1, le16(&[3])),
+            (282, RATIONAL, 1, le32(&[res.0, res.1])),
+            (283, RATIONAL, 1, le32(&[res.0, res.1])),
+            (284, SHORT, 1, le16(&[1])),
+            (296, SHORT, 1, le16(&[3])),
+            (305, ASCII, sw.len() as u32, sw),
+            (322, SHORT, 1, le16(&[TILE as u16])),
+            (323, SHORT, 1, le16(&[TILE as u16])),
+            (324, LONG, lv.offsets.len() as u32, le32(&lv.offsets)),
+            (325, LONG, lv.counts.len() as u32, le32(&lv.counts)),
+            (530, SHORT, 2, le16(&[2, 2])),
+        ]);
+        let head = 2 + 12 * entries.len() + 4;
+        let mut extra_at = at + head as u64;
+        let mut ifd = Vec::with_capacity(head);
+        let mut extra = Vec::new();
+        ifd.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+        for (tag, typ, count, data) in &entries {
+            ifd.extend_from_slice(&tag.to_le_bytes());
+            ifd.extend_from_slice(&typ.to_le_bytes());
+            ifd.extend_from_slice(&count.to_le_bytes());
+            if data.len() <= 4 {
+                let mut v = data.clone();
+                v.resize(4, 0);
+                ifd.extend_from_slice(&v);
+            } else {
+                ifd.extend_from_slice(&(extra_at as u32).to_le_bytes());
+                extra.extend_from_slice(data);
+                extra_at += data.len() as u64;
+                if data.len() % 2 == 1 {
+                    extra.push(0);
+                    extra_at += 1;
+                }
+            }
+        }
+        let next = if more { extra_at as u32 } else { 0 };
+        ifd.extend_from_slice(&next.to_le_bytes());
+        ifd.extend_from_slice(&extra);
+        ifd
+    }
+}
+
+const ASCII: u16 = 2;
+const SHORT: u16 = 3;
+const LONG: u16 = 4;
+const RATIONAL: u16 = 5;
+
+fn le16(v: &[u16]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn le32(v: &[u32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// A positive value as a TIFF rational with denominator 1000.
+fn rational(v: f64) -> (u32, u32) {
+    let num = (v * 1000.0).round().clamp(1.0, u32::MAX as f64) as u32;
+    (num, 1000)
+}
+
+fn vec_background() -> Vec<u8> {
+    let mut v = vec![0u8; TILE_BYTES];
+    super::texture::fill_background(&mut v);
+    v
+}
+
+fn is_background(t: &[u8]) -> bool {
+    t.chunks_exact(3).all(|p| p == BACKGROUND)
+}
+
+/// Encodes one 256×256 RGB tile as a baseline 4:2:0 JFIF stream.
+pub fn encode_jpeg(tile: &[u8], quality: u8) -> Result<Vec<u8>, DemoError> {
+    let mut buf = Vec::with_capacity(TILE_BYTES / 8);
+    let mut enc = jpeg_encoder::Encoder::new(&mut buf, quality);
+    enc.set_sampling_factor(jpeg_encoder::SamplingFactor::F_2_2);
+    enc.encode(tile, TILE as u16, TILE as u16, jpeg_encoder::ColorType::Rgb)
+        .map_err(|e| DemoError::Jpeg(e.to_string()))?;
+    Ok(buf)
+}
