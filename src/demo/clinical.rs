@@ -15,15 +15,15 @@
 //! - age ~ N(58, 12²) clipped to [26, 90]; tumour size `exp(ln 20 + 0.5·(0.35·zd + 0.937·ε))` mm;
 //! - nodes: node-positive with probability `logistic(−0.5 + 0.6·zs + 0.7·zn)`, then
 //!   `1 + Poisson(1.5·exp(0.6·zn))`;
-//! - grade from `g = 0.75·za + 0.35·zp + 0.55·ε` cut at −0.7 and 0.5;
+//! - grade from `g = 0.75·za + 0.35·zp + 0.8·ε` cut at −0.7 and 0.5;
 //! - ER+ with probability `logistic(1.9 − 0.9·zp − 0.3·za)`, PR+ given ER, HER2+ with
 //!   `logistic(−1.7 + 0.4·za)`;
-//! - clinical Ki-67 (%) = a pathologist's estimate: `100·logistic(logit k + 0.8·ε)`, rounded to
+//! - clinical Ki-67 (%) = a pathologist's estimate: `100·logistic(logit k + ε)`, rounded to
 //!   5 % steps above 10 %.
 //!
 //! Hazard `h(t) = λ·ρ·t^(ρ−1)·exp(η)` (Weibull baseline, ρ = 1.3, λ = 0.045 / year), with
 //! `η = η_img + η_clin`,
-//! - `η_img  = 0.55·zd + 0.55·za + 0.60·zp` (visible on the slides only),
+//! - `η_img  = 0.75·zd + 0.55·za + 0.55·zp` (visible on the slides only),
 //! - `η_clin = 0.30·zs + 0.45·zn' − 0.25·ER + 0.25·HER2 − 0.10·zage`, where `zs` is the
 //!   standardised log size, `zn' = (ln(1 + nodes) − 0.6)/0.75` and `zage = (age − 58)/12`.
 //!
@@ -156,7 +156,7 @@ pub fn draw_patient(seed: u64, index: usize, n: usize) -> Patient {
     } else {
         0.0
     };
-    let g = 0.75 * za + 0.35 * zp + 0.55 * e_grade;
+    let g = 0.75 * za + 0.35 * zp + 0.8 * e_grade;
     let grade: u8 = if g < -0.7 {
         1
     } else if g > 0.5 {
@@ -170,12 +170,12 @@ pub fn draw_patient(seed: u64, index: usize, n: usize) -> Patient {
     let er_fraction = if er { rng.gen_range(0.5..0.95) } else { rng.gen_range(0.0..0.008) };
     let pr_fraction = if pr { rng.gen_range(0.2..0.9) } else { rng.gen_range(0.0..0.008) };
     let her2_membrane_od = if her2 { rng.gen_range(0.45..0.75) } else { rng.gen_range(0.0..0.08) };
-    let ki_logit = (ki67_fraction / (1.0 - ki67_fraction)).ln() + 0.8 * e_ki;
+    let ki_logit = (ki67_fraction / (1.0 - ki67_fraction)).ln() + 1.0 * e_ki;
     let ki_pct = 100.0 * logistic(ki_logit);
     let ki67 = if ki_pct >= 10.0 { (ki_pct / 5.0).round() * 5.0 } else { ki_pct.round() };
     let ki67 = ki67.clamp(1.0, 95.0) as u32;
 
-    let eta_image = 0.55 * zd + 0.55 * za + 0.60 * zp;
+    let eta_image = 0.75 * zd + 0.55 * za + 0.55 * zp;
     let zn_obs = ((1.0 + nodes).ln() - 0.6) / 0.75;
     let eta_clinical = 0.30 * zs + 0.45 * zn_obs - 0.25 * f64::from(u8::from(er))
         + 0.25 * f64::from(u8::from(her2))
@@ -303,6 +303,7 @@ mod tests {
             .collect();
         let c_img = harrell(&img, &time, &event);
         let c_clin = harrell(&clin, &time, &event);
+        eprintln!("events {events:.3} C(image latent) {c_img:.3} C(clinical) {c_clin:.3}");
         assert!(c_img > c_clin + 0.03, "C(image latent) {c_img} vs C(clinical) {c_clin}");
         assert!(c_clin > 0.6, "clinical covariates carry signal too: C {c_clin}");
     }

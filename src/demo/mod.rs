@@ -215,6 +215,11 @@ pub fn n_levels(long: u32) -> usize {
     n.max(3)
 }
 
+/// The seed of the slide of patient `index` (0-based) in `stain`.
+pub fn slide_seed(seed: u64, index: usize, stain: Stain) -> u64 {
+    hash2(derive(seed, "slide"), index as i64, stain as i64)
+}
+
 /// Generates the cohort described by `params` into `out` (created if missing; files of a
 /// previous run there are overwritten).
 pub fn generate(params: &DemoParams, out: &Path) -> Result<DemoSummary, DemoError> {
@@ -242,8 +247,7 @@ pub fn generate(params: &DemoParams, out: &Path) -> Result<DemoSummary, DemoErro
         .par_iter()
         .map(|job| {
             let p = &patients[job.patient];
-            let slide_seed =
-                hash2(derive(params.seed, "slide"), job.patient as i64, job.stain as i64);
+            let slide_seed = slide_seed(params.seed, job.patient, job.stain);
             let mut r = SplitMix(derive(slide_seed, "dims"));
             let w = (params.size as f32 * (0.9 + 0.2 * r.unit())).round() as u32;
             let h = (params.size as f32 * (0.9 + 0.2 * r.unit())).round() as u32;
@@ -333,7 +337,7 @@ pub fn generate(params: &DemoParams, out: &Path) -> Result<DemoSummary, DemoErro
             "baseline": "weibull",
             "weibull_shape": clinical::WEIBULL_SHAPE,
             "weibull_scale_per_year": clinical::WEIBULL_SCALE,
-            "eta_image": "0.55*density_z + 0.55*atypia_z + 0.60*proliferation_z",
+            "eta_image": "0.75*density_z + 0.55*atypia_z + 0.55*proliferation_z",
             "eta_clinical": "0.30*z_log_size + 0.45*(ln(1+nodes)-0.6)/0.75 - 0.25*er + 0.25*her2 - 0.10*(age-58)/12",
             "censoring": "min(U(1,10) years administrative, Exp(mean 30 years) loss to follow-up)",
         },

@@ -276,6 +276,7 @@ struct FieldSeeds {
     fat: u64,
     hot: u64,
     warp: u64,
+    nest: u64,
 }
 
 impl SlidePlan {
@@ -369,6 +370,7 @@ impl SlidePlan {
             fat: derive(self.seed, "fat"),
             hot: derive(self.seed, "hotspot"),
             warp: derive(self.seed, "warp"),
+            nest: derive(self.seed, "nest"),
         }
     }
 
@@ -426,6 +428,8 @@ struct Fields {
     fat: Vec<f32>,
     hot: Vec<f32>,
     warp: Vec<f32>,
+    /// Tumour membership: `tumour − threshold`, cut by the nest pattern (negative in septa).
+    nest: Vec<f32>,
 }
 
 impl Fields {
@@ -441,6 +445,7 @@ impl Fields {
             fat: vec![0.0; n],
             hot: vec![0.0; n],
             warp: vec![0.0; n],
+            nest: vec![-1.0; n],
         };
         for j in 0..NLAT {
             for i in 0..NLAT {
@@ -453,6 +458,9 @@ impl Fields {
                     f.fat[k] = fbm(s.fat, x, y, 520.0, 2);
                     f.hot[k] = fbm(s.hot, x, y, 700.0, 2);
                     f.warp[k] = fbm(s.warp, x, y, 90.0, 2);
+                    // nests of tumour cells separated by thin fibrous septa
+                    let septa = fbm(s.nest, x, y, 70.0, 2) + 0.35;
+                    f.nest[k] = (f.tumour[k] - plan.tumour_threshold).min(0.25 * septa);
                 }
             }
         }
@@ -521,14 +529,14 @@ pub fn render_tile(plan: &SlidePlan, lut: &Lut, tx: u32, ty: u32, out: &mut [u8]
             }
             let p = y * T + x;
             let alpha = (t / 0.03).min(1.0);
-            let u = Fields::sample(&fields.tumour, k, ax, ay);
+            let u = Fields::sample(&fields.nest, k, ax, ay);
             let f = Fields::sample(&fields.fat, k, ax, ay);
             let warp = Fields::sample(&fields.warp, k, ax, ay);
             let (xf, yf) = (gx as f32, gy as f32);
             let along = (xf * fc + yf * fs) / 30.0;
             let across = (-xf * fs + yf * fc) / 3.2 + 9.0 * warp;
             let fibre = value_noise(fibre_seed, along, across);
-            let tum = ((u - plan.tumour_threshold) / 0.03).clamp(0.0, 1.0);
+            let tum = (u / 0.02).clamp(0.0, 1.0);
             let (mut h, mut e, d);
             if ihc {
                 h = 0.05 + 0.03 * fibre;
@@ -589,12 +597,12 @@ pub fn render_tile(plan: &SlidePlan, lut: &Lut, tx: u32, ty: u32, out: &mut [u8]
             if t < 0.02 {
                 continue;
             }
-            let u = Fields::sample(&fields.tumour, k, ax, ay);
+            let u = Fields::sample(&fields.nest, k, ax, ay);
             let f = Fields::sample(&fields.fat, k, ax, ay);
             let hot = Fields::sample(&fields.hot, k, ax, ay);
             let dice = r.unit();
             let centre = (px as f32 + fx, py as f32 + fy);
-            if u > plan.tumour_threshold {
+            if u > 0.0 {
                 if dice >= look.tumour_occupancy {
                     continue;
                 }
