@@ -25,7 +25,7 @@ pub struct GenerateArgs {
     #[arg(long, default_value_t = 60)]
     pub patients: usize,
     /// Seed: the same seed and parameters give byte-identical files
-    #[arg(long, default_value_t = 7)]
+    #[arg(long, default_value_t = 2)]
     pub seed: u64,
     /// Output directory (created if missing)
     #[arg(long)]

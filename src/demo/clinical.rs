@@ -21,7 +21,7 @@
 //! - clinical Ki-67 (%) = a pathologist's estimate: `100·logistic(logit k + ε)`, rounded to
 //!   5 % steps above 10 %.
 //!
-//! Hazard `h(t) = λ·ρ·t^(ρ−1)·exp(η)` (Weibull baseline, ρ = 1.3, λ = 0.045 / year), with
+//! Hazard `h(t) = λ·ρ·t^(ρ−1)·exp(η)` (Weibull baseline, ρ = 1.3, λ = 0.05 / year), with
 //! `η = η_img + η_clin`,
 //! - `η_img  = 0.75·zd + 0.55·za + 0.55·zp` (visible on the slides only),
 //! - `η_clin = 0.30·zs + 0.45·zn' − 0.25·ER + 0.25·HER2 − 0.10·zage`, where `zs` is the
@@ -48,7 +48,7 @@ use serde::{Deserialize, Serialize};
 /// Weibull shape ρ.
 pub const WEIBULL_SHAPE: f64 = 1.3;
 /// Weibull scale λ, per year^ρ.
-pub const WEIBULL_SCALE: f64 = 0.045;
+pub const WEIBULL_SCALE: f64 = 0.05;
 
 /// The latent, slide-visible and nodal biology of one patient (ground truth).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -233,7 +233,7 @@ pub fn look_of(l: &Latent, stain: super::texture::Stain) -> super::texture::Look
     };
     super::texture::Look {
         tumour_fraction: (0.35 + 0.10 * l.density_z).clamp(0.10, 0.70) as f32,
-        tumour_occupancy: (0.62 + 0.13 * l.density_z).clamp(0.25, 0.95) as f32,
+        tumour_occupancy: (0.68 + 0.13 * l.density_z).clamp(0.25, 0.95) as f32,
         nucleus_radius_px: (7.5 * (0.13 * l.atypia_z).exp()) as f32,
         pleomorphism: (0.12 + 0.05 * l.atypia_z).clamp(0.03, 0.30) as f32,
         nuclear_hematoxylin: (0.85 * (0.13 * l.atypia_z).exp()) as f32,

@@ -109,7 +109,7 @@ impl Default for DemoParams {
     fn default() -> Self {
         DemoParams {
             patients: 60,
-            seed: 7,
+            seed: 2,
             size: 3500,
             stains: vec![Stain::HE, Stain::KI67],
             jpeg_quality: 75,

@@ -33,7 +33,7 @@ const NLAT: usize = ((T as i64 + 2 * MARGIN) / LAT + 1) as usize;
 /// Largest distance (px) from a nucleus centre that it paints (HER2 ring included).
 const MAX_REACH: i64 = 46;
 /// Grid (px) of candidate nucleus positions.
-const CELL: i64 = 18;
+const CELL: i64 = 16;
 /// Grid (px) of adipocyte centres.
 const FAT_CELL: i64 = 110;
 
@@ -101,7 +101,7 @@ impl Stain {
 pub struct Look {
     /// Fraction of tissue area covered by tumour nests.
     pub tumour_fraction: f32,
-    /// Probability that a nucleus slot (one per 18×18 px cell) inside a nest holds a nucleus.
+    /// Probability that a nucleus slot (one per 16×16 px cell) inside a nest holds a nucleus.
     pub tumour_occupancy: f32,
     /// Mean tumour-nucleus radius, px at level 0 (0.5 µm/px).
     pub nucleus_radius_px: f32,
@@ -296,9 +296,11 @@ impl SlidePlan {
             let radius = (area / std::f32::consts::PI).sqrt();
             let mut best: Option<(f32, Piece)> = None;
             for _ in 0..40 {
-                let margin = radius * 0.9;
-                let cx = margin + rng.unit() * (w - 2.0 * margin).max(1.0);
-                let cy = margin + rng.unit() * (h - 2.0 * margin).max(1.0);
+                let aspect = 1.0 + 0.8 * rng.unit();
+                // keep the whole outline (long semi-axis, harmonics) on the glass
+                let margin = radius * aspect.sqrt() * 1.2;
+                let cx = margin.min(w / 2.0) + rng.unit() * (w - 2.0 * margin).max(0.0);
+                let cy = margin.min(h / 2.0) + rng.unit() * (h - 2.0 * margin).max(0.0);
                 let mut harmonics = [(0.0, 0.0); 5];
                 for (k, hm) in harmonics.iter_mut().enumerate() {
                     *hm = (0.14 * rng.unit() / (k as f32 + 1.0), rng.unit() * 6.283_185);
@@ -307,7 +309,7 @@ impl SlidePlan {
                     cx,
                     cy,
                     radius,
-                    aspect: 1.0 + 0.8 * rng.unit(),
+                    aspect,
                     angle: rng.unit() * std::f32::consts::PI,
                     harmonics,
                 };
@@ -528,7 +530,7 @@ pub fn render_tile(plan: &SlidePlan, lut: &Lut, tx: u32, ty: u32, out: &mut [u8]
                 continue;
             }
             let p = y * T + x;
-            let alpha = (t / 0.03).min(1.0);
+            let alpha = (t / 0.008).min(1.0);
             let u = Fields::sample(&fields.nest, k, ax, ay);
             let f = Fields::sample(&fields.fat, k, ax, ay);
             let warp = Fields::sample(&fields.warp, k, ax, ay);
@@ -539,7 +541,7 @@ pub fn render_tile(plan: &SlidePlan, lut: &Lut, tx: u32, ty: u32, out: &mut [u8]
             let tum = (u / 0.02).clamp(0.0, 1.0);
             let (mut h, mut e, d);
             if ihc {
-                h = 0.05 + 0.03 * fibre;
+                h = 0.10 + 0.04 * fibre;
                 e = 0.01;
                 d = 0.012;
                 h += tum * 0.04;
@@ -548,8 +550,8 @@ pub fn render_tile(plan: &SlidePlan, lut: &Lut, tx: u32, ty: u32, out: &mut [u8]
                 e = 0.30 + 0.13 * fibre;
                 d = 0.0;
                 let grain = value_noise(grain_seed, xf / 5.0, yf / 5.0);
-                h += tum * (0.08 + 0.03 * grain);
-                e += tum * (-0.08 + 0.04 * grain);
+                h += tum * (0.13 + 0.04 * grain);
+                e += tum * (-0.10 + 0.04 * grain);
             }
             let mut a = alpha;
             if tum < 1.0 && f > plan.fat_threshold {
