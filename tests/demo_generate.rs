@@ -8,7 +8,13 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 fn small(patients: usize, stains: Vec<Stain>) -> DemoParams {
-    DemoParams { patients, seed: 11, size: 1200, stains, jpeg_quality: 80 }
+    DemoParams {
+        patients,
+        seed: 11,
+        size: 1200,
+        stains,
+        jpeg_quality: 80,
+    }
 }
 
 fn digests(dir: &Path) -> BTreeMap<String, Vec<u8>> {
@@ -30,8 +36,14 @@ fn same_bytes_whatever_the_thread_count() {
     let params = small(3, vec![Stain::HE, Stain::KI67, Stain::HER2]);
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
-    let pool1 = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
-    let pool3 = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+    let pool1 = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let pool3 = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .unwrap();
     pool1.install(|| generate(&params, a.path())).unwrap();
     pool3.install(|| generate(&params, b.path())).unwrap();
     let (da, db) = (digests(a.path()), digests(b.path()));
@@ -43,7 +55,10 @@ fn same_bytes_whatever_the_thread_count() {
     // a different seed gives different slides
     let c = tempfile::tempdir().unwrap();
     generate(&DemoParams { seed: 12, ..params }, c.path()).unwrap();
-    assert_ne!(std::fs::read(c.path().join("slides/P001_HE.tif")).unwrap(), da["slides/P001_HE.tif"]);
+    assert_ne!(
+        std::fs::read(c.path().join("slides/P001_HE.tif")).unwrap(),
+        da["slides/P001_HE.tif"]
+    );
 }
 
 #[test]
@@ -68,7 +83,10 @@ fn openslide_reads_the_slides_as_aperio_with_the_rendered_colours() {
         assert_eq!(slide.level_count() as usize, levels.len());
         for (l, dims) in levels.iter().enumerate() {
             let s = slide.level_dimensions(l as u32).unwrap();
-            assert_eq!((s.w as u64, s.h as u64), (dims[0].as_u64().unwrap(), dims[1].as_u64().unwrap()));
+            assert_eq!(
+                (s.w as u64, s.h as u64),
+                (dims[0].as_u64().unwrap(), dims[1].as_u64().unwrap())
+            );
         }
         let d2 = slide.level_downsample(2).unwrap();
         assert!((d2 - 16.0).abs() < 0.3, "level 2 downsample {d2}");
@@ -78,9 +96,18 @@ fn openslide_reads_the_slides_as_aperio_with_the_rendered_colours() {
         let stain = Stain::parse(rec["stain"].as_str().unwrap()).unwrap();
         let idx: usize = pid[1..].parse::<usize>().unwrap() - 1;
         let patient = clinical::draw_patient(params.seed, idx, params.patients);
-        let (w, h) = (rec["width"].as_u64().unwrap() as u32, rec["height"].as_u64().unwrap() as u32);
+        let (w, h) = (
+            rec["width"].as_u64().unwrap() as u32,
+            rec["height"].as_u64().unwrap() as u32,
+        );
         let slide_seed = spatia::demo::slide_seed(params.seed, idx, stain);
-        let plan = SlidePlan::new(slide_seed, w, h, stain, clinical::look_of(&patient.latent, stain));
+        let plan = SlidePlan::new(
+            slide_seed,
+            w,
+            h,
+            stain,
+            clinical::look_of(&patient.latent, stain),
+        );
         let mut tile = vec![0u8; (TILE * TILE * 3) as usize];
         let mut best = (0usize, 0u32, 0u32);
         for ty in 0..h / TILE {
@@ -97,7 +124,10 @@ fn openslide_reads_the_slides_as_aperio_with_the_rendered_colours() {
         let region = Region {
             size: Size { w: TILE, h: TILE },
             level: 0,
-            address: Address { x: tx * TILE, y: ty * TILE },
+            address: Address {
+                x: tx * TILE,
+                y: ty * TILE,
+            },
         };
         let bgra = slide.read_region(&region).unwrap();
         let mut err = [0f64; 3];
@@ -117,7 +147,12 @@ fn openslide_reads_the_slides_as_aperio_with_the_rendered_colours() {
             mean_read[c] /= npx;
             mean_rendered[c] /= npx;
             // JPEG loss (4:2:0, quality 80) only: a colour-space mix-up is off by tens
-            assert!(err[c] < 8.0, "{}: channel {c} differs by {} per pixel from the rendering", path.display(), err[c]);
+            assert!(
+                err[c] < 8.0,
+                "{}: channel {c} differs by {} per pixel from the rendering",
+                path.display(),
+                err[c]
+            );
             assert!(
                 (mean_read[c] - mean_rendered[c]).abs() < 2.0,
                 "{}: channel {c} mean {} read vs {} rendered",
@@ -127,7 +162,11 @@ fn openslide_reads_the_slides_as_aperio_with_the_rendered_colours() {
             );
         }
         // tissue colour: H&E pink/purple (red and blue above green), IHC bluish-grey
-        assert!(mean_read[1] < mean_read[0] && mean_read[1] < mean_read[2], "{}: mean RGB {mean_read:?}", path.display());
+        assert!(
+            mean_read[1] < mean_read[0] && mean_read[1] < mean_read[2],
+            "{}: mean RGB {mean_read:?}",
+            path.display()
+        );
     }
 }
 
@@ -151,7 +190,9 @@ fn tables_are_consistent() {
         lines.next(),
         Some("patient_id,age,tumor_size_mm,nodes_positive,grade,er,pr,her2,ki67,dmfs_days,dm")
     );
-    let ids: Vec<String> = lines.map(|l| l.split(',').next().unwrap().to_string()).collect();
+    let ids: Vec<String> = lines
+        .map(|l| l.split(',').next().unwrap().to_string())
+        .collect();
     assert_eq!(ids, ["P001", "P002", "P003", "P004", "P005"]);
     let cohort: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("cohort.json")).unwrap()).unwrap();
@@ -166,12 +207,32 @@ fn tables_are_consistent() {
 #[test]
 fn bad_parameters_are_named() {
     let dir = tempfile::tempdir().unwrap();
-    let e = generate(&DemoParams { size: 100, ..DemoParams::default() }, dir.path()).unwrap_err();
-    assert_eq!(e.to_string(), "invalid demo parameter --size: expected 1024 to 100000 px, found 100");
-    let e = generate(&DemoParams { patients: 0, ..DemoParams::default() }, dir.path()).unwrap_err();
+    let e = generate(
+        &DemoParams {
+            size: 100,
+            ..DemoParams::default()
+        },
+        dir.path(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "invalid demo parameter --size: expected 1024 to 100000 px, found 100"
+    );
+    let e = generate(
+        &DemoParams {
+            patients: 0,
+            ..DemoParams::default()
+        },
+        dir.path(),
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("--patients"), "{e}");
     let e = generate(
-        &DemoParams { stains: vec![Stain::HE, Stain::HE], ..DemoParams::default() },
+        &DemoParams {
+            stains: vec![Stain::HE, Stain::HE],
+            ..DemoParams::default()
+        },
         dir.path(),
     )
     .unwrap_err();

@@ -17,8 +17,8 @@
 //! files whatever the number of rayon threads.
 //!
 //! demo never reads slides back; `slide` does that.
-pub mod clinical;
 pub mod cli;
+pub mod clinical;
 pub mod texture;
 pub mod tiff_writer;
 
@@ -86,7 +86,10 @@ pub enum DemoError {
 
 impl DemoError {
     fn io(path: &Path, source: std::io::Error) -> DemoError {
-        DemoError::Io { path: path.to_path_buf(), source }
+        DemoError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     }
 }
 
@@ -148,7 +151,12 @@ impl DemoParams {
             return Err(DemoError::Param {
                 name: "--stains",
                 expected: "each stain once".into(),
-                found: self.stains.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(","),
+                found: self
+                    .stains
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
             });
         }
         if !(1..=100).contains(&self.jpeg_quality) {
@@ -227,8 +235,9 @@ pub fn generate(params: &DemoParams, out: &Path) -> Result<DemoSummary, DemoErro
     let slides_dir = out.join("slides");
     std::fs::create_dir_all(&slides_dir).map_err(|e| DemoError::io(&slides_dir, e))?;
     let n = params.patients;
-    let patients: Vec<clinical::Patient> =
-        (0..n).map(|i| clinical::draw_patient(params.seed, i, n)).collect();
+    let patients: Vec<clinical::Patient> = (0..n)
+        .map(|i| clinical::draw_patient(params.seed, i, n))
+        .collect();
 
     struct Job {
         patient: usize,
@@ -236,10 +245,10 @@ pub fn generate(params: &DemoParams, out: &Path) -> Result<DemoSummary, DemoErro
     }
     let jobs: Vec<Job> = (0..n)
         .flat_map(|p| {
-            params
-                .stains
-                .iter()
-                .map(move |s| Job { patient: p, stain: *s })
+            params.stains.iter().map(move |s| Job {
+                patient: p,
+                stain: *s,
+            })
         })
         .collect();
     let lut = Lut::default();
@@ -256,7 +265,9 @@ pub fn generate(params: &DemoParams, out: &Path) -> Result<DemoSummary, DemoErro
             let name = format!("{}_{}.tif", p.clinical.patient_id, job.stain.as_str());
             let path = slides_dir.join(&name);
             let levels = write_slide(&plan, &lut, &path, params)?;
-            let bytes = std::fs::metadata(&path).map_err(|e| DemoError::io(&path, e))?.len();
+            let bytes = std::fs::metadata(&path)
+                .map_err(|e| DemoError::io(&path, e))?
+                .len();
             let digest = digest_file(&path)?;
             Ok((
                 SlideRecord {
@@ -381,7 +392,10 @@ pub fn write_slide(
 ) -> Result<Vec<(u32, u32)>, DemoError> {
     let (w, h) = (plan.width, plan.height);
     let n = n_levels(w.max(h));
-    let name = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_default();
     let description = format!(
         "Aperio Image Library v10.0.51\n{w}x{h} [0,0 {w}x{h}] ({TILE}x{TILE}) JPEG/RGB Q={q}|AppMag = {OBJECTIVE_POWER}|MPP = {MPP}|Filename = {name}|Generator = spatia demo (synthetic)",
         q = params.jpeg_quality
@@ -389,13 +403,15 @@ pub fn write_slide(
     let tmp = path.with_extension("tif.tmp");
     let mut writer = tiff_writer::PyramidWriter::create(
         &tmp,
-        w,
-        h,
-        n,
-        MPP,
-        params.jpeg_quality,
-        description,
-        format!("spatia {} demo generator", env!("CARGO_PKG_VERSION")),
+        tiff_writer::PyramidOptions {
+            width: w,
+            height: h,
+            n_levels: n,
+            mpp: MPP,
+            quality: params.jpeg_quality,
+            description,
+            software: format!("spatia {} demo generator", env!("CARGO_PKG_VERSION")),
+        },
     )?;
     for ty in 0..writer.tiles_y() {
         let row: Vec<Vec<u8>> = (0..writer.tiles_x())
@@ -430,9 +446,13 @@ fn write_csv(
     body: impl FnOnce(&mut csv::Writer<Vec<u8>>) -> Result<(), csv::Error>,
 ) -> Result<(), DemoError> {
     let mut w = csv::Writer::from_writer(Vec::new());
-    body(&mut w).map_err(|e| DemoError::Write { path: path.to_path_buf(), message: e.to_string() })?;
-    let bytes = w
-        .into_inner()
-        .map_err(|e| DemoError::Write { path: path.to_path_buf(), message: e.to_string() })?;
+    body(&mut w).map_err(|e| DemoError::Write {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let bytes = w.into_inner().map_err(|e| DemoError::Write {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
     write_atomic(path, &bytes)
 }

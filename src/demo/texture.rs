@@ -187,7 +187,9 @@ pub fn hash2(seed: u64, x: i64, y: i64) -> u64 {
     mix64(
         seed ^ mix64(
             (x as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
-                ^ (y as u64).wrapping_mul(0xc2b2_ae3d_27d4_eb4f).rotate_left(29),
+                ^ (y as u64)
+                    .wrapping_mul(0xc2b2_ae3d_27d4_eb4f)
+                    .rotate_left(29),
         ),
     )
 }
@@ -303,7 +305,10 @@ impl SlidePlan {
                 let cy = margin.min(h / 2.0) + rng.unit() * (h - 2.0 * margin).max(0.0);
                 let mut harmonics = [(0.0, 0.0); 5];
                 for (k, hm) in harmonics.iter_mut().enumerate() {
-                    *hm = (0.14 * rng.unit() / (k as f32 + 1.0), rng.unit() * 6.283_185);
+                    *hm = (
+                        0.14 * rng.unit() / (k as f32 + 1.0),
+                        rng.unit() * std::f32::consts::TAU,
+                    );
                 }
                 let p = Piece {
                     cx,
@@ -316,9 +321,7 @@ impl SlidePlan {
                 // keep the candidate farthest from the pieces placed so far
                 let clearance = pieces
                     .iter()
-                    .map(|q| {
-                        ((q.cx - cx).powi(2) + (q.cy - cy).powi(2)).sqrt() - q.radius - radius
-                    })
+                    .map(|q| ((q.cx - cx).powi(2) + (q.cy - cy).powi(2)).sqrt() - q.radius - radius)
                     .fold(f32::INFINITY, f32::min);
                 if best.as_ref().is_none_or(|(c, _)| clearance > *c) {
                     best = Some((clearance, p));
@@ -387,7 +390,11 @@ impl SlidePlan {
         let hole = fbm(s.hole, x, y, 150.0, 2);
         t = t.min(0.9 * (0.55 - hole));
         // nothing outside the image
-        let edge = (x.min(y).min(self.width as f32 - x).min(self.height as f32 - y)) / 64.0;
+        let edge = (x
+            .min(y)
+            .min(self.width as f32 - x)
+            .min(self.height as f32 - y))
+            / 64.0;
         t.min(edge)
     }
 }
@@ -608,7 +615,8 @@ pub fn render_tile(plan: &SlidePlan, lut: &Lut, tx: u32, ty: u32, out: &mut [u8]
                 if dice >= look.tumour_occupancy {
                     continue;
                 }
-                let radius = (look.nucleus_radius_px * (look.pleomorphism * r.normal()).exp()).clamp(2.5, 16.0);
+                let radius = (look.nucleus_radius_px * (look.pleomorphism * r.normal()).exp())
+                    .clamp(2.5, 16.0);
                 let aspect = (0.18 + look.pleomorphism * 1.5 * r.unit().max(0.0)).exp();
                 let angle = r.unit() * std::f32::consts::PI;
                 let dark = (0.10 * r.normal()).exp();
@@ -621,9 +629,30 @@ pub fn render_tile(plan: &SlidePlan, lut: &Lut, tx: u32, ty: u32, out: &mut [u8]
                         grain: 0.15 + 1.2 * look.pleomorphism,
                     },
                     Stain::HER2 => {
-                        let ring = Nucleus { h: 0.0, e: 0.0, d: look.membrane_dab * dark, grain: 0.2 };
-                        paint_ellipse(&mut cv, x0, y0, centre, radius * 1.9, 1.0, angle, &ring, grain_seed, Some(0.72));
-                        Nucleus { h: 0.45 * dark, e: 0.0, d: 0.0, grain: 0.2 }
+                        let ring = Nucleus {
+                            h: 0.0,
+                            e: 0.0,
+                            d: look.membrane_dab * dark,
+                            grain: 0.2,
+                        };
+                        paint_ellipse(
+                            &mut cv,
+                            x0,
+                            y0,
+                            centre,
+                            radius * 1.9,
+                            1.0,
+                            angle,
+                            &ring,
+                            grain_seed,
+                            Some(0.72),
+                        );
+                        Nucleus {
+                            h: 0.45 * dark,
+                            e: 0.0,
+                            d: 0.0,
+                            grain: 0.2,
+                        }
                     }
                     Stain::KI67 | Stain::ER | Stain::PR => {
                         let mut frac = look.positive_fraction;
@@ -631,32 +660,66 @@ pub fn render_tile(plan: &SlidePlan, lut: &Lut, tx: u32, ty: u32, out: &mut [u8]
                             frac *= (1.0 + 0.9 * hot).max(0.1);
                         }
                         if pos_dice < frac {
-                            Nucleus { h: 0.12, e: 0.0, d: (0.55 + 0.35 * r.unit()) * dark, grain: 0.2 }
+                            Nucleus {
+                                h: 0.12,
+                                e: 0.0,
+                                d: (0.55 + 0.35 * r.unit()) * dark,
+                                grain: 0.2,
+                            }
                         } else {
-                            Nucleus { h: (0.40 + 0.12 * r.unit()) * dark, e: 0.0, d: 0.0, grain: 0.2 }
+                            Nucleus {
+                                h: (0.40 + 0.12 * r.unit()) * dark,
+                                e: 0.0,
+                                d: 0.0,
+                                grain: 0.2,
+                            }
                         }
                     }
                 };
-                paint_ellipse(&mut cv, x0, y0, centre, radius, aspect, angle, &nuc, grain_seed, None);
+                paint_ellipse(
+                    &mut cv, x0, y0, centre, radius, aspect, angle, &nuc, grain_seed, None,
+                );
             } else {
                 let in_fat = f > plan.fat_threshold;
                 let p_fib = if in_fat { 0.01 } else { 0.07 };
-                let p_lym = if in_fat { 0.005 } else { 0.03 * (1.0 + 3.0 * hot.max(0.0)) };
+                let p_lym = if in_fat {
+                    0.005
+                } else {
+                    0.03 * (1.0 + 3.0 * hot.max(0.0))
+                };
                 let angle = (plan.fibre_sin.atan2(plan.fibre_cos)) + 0.3 * r.normal();
                 let h_scale = if ihc { 0.7 } else { 1.0 };
                 if dice < p_fib {
-                    let nuc = Nucleus { h: 0.75 * h_scale, e: 0.05, d: 0.0, grain: 0.1 };
-                    paint_ellipse(&mut cv, x0, y0, centre, 4.0, 5.0, angle, &nuc, grain_seed, None);
+                    let nuc = Nucleus {
+                        h: 0.75 * h_scale,
+                        e: 0.05,
+                        d: 0.0,
+                        grain: 0.1,
+                    };
+                    paint_ellipse(
+                        &mut cv, x0, y0, centre, 4.0, 5.0, angle, &nuc, grain_seed, None,
+                    );
                 } else if dice < p_fib + p_lym {
-                    let nuc = Nucleus { h: 1.05 * h_scale, e: 0.05, d: 0.0, grain: 0.1 };
-                    paint_ellipse(&mut cv, x0, y0, centre, 4.0, 1.1, angle, &nuc, grain_seed, None);
+                    let nuc = Nucleus {
+                        h: 1.05 * h_scale,
+                        e: 0.05,
+                        d: 0.0,
+                        grain: 0.1,
+                    };
+                    paint_ellipse(
+                        &mut cv, x0, y0, centre, 4.0, 1.1, angle, &nuc, grain_seed, None,
+                    );
                 }
             }
         }
     }
 
     // ---- optical density → RGB
-    let bg = [BACKGROUND[0] as f32, BACKGROUND[1] as f32, BACKGROUND[2] as f32];
+    let bg = [
+        BACKGROUND[0] as f32,
+        BACKGROUND[1] as f32,
+        BACKGROUND[2] as f32,
+    ];
     for p in 0..T * T {
         let a = cv.alpha[p];
         let o = &mut out[p * 3..p * 3 + 3];
@@ -751,7 +814,11 @@ fn paint_ellipse(
             let gx = x0 + x;
             let gy = y0 + y;
             let g = unit_of(hash2(grain_seed, gx, gy)) * 2.0 - 1.0;
-            let rim = if ring.is_none() && q > 0.65 { 1.15 } else { 1.0 };
+            let rim = if ring.is_none() && q > 0.65 {
+                1.15
+            } else {
+                1.0
+            };
             let tex = (1.0 + n.grain * g) * rim;
             let p = (y as usize) * T + x as usize;
             if ring.is_some() {

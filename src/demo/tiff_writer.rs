@@ -66,6 +66,25 @@ impl Level {
     }
 }
 
+/// What [`PyramidWriter::create`] needs to know about the slide.
+#[derive(Clone, Debug)]
+pub struct PyramidOptions {
+    /// Level-0 width, px.
+    pub width: u32,
+    /// Level-0 height, px.
+    pub height: u32,
+    /// Number of levels (each 4× smaller than the previous one).
+    pub n_levels: usize,
+    /// Level-0 resolution, µm/px (written as X/YResolution).
+    pub mpp: f64,
+    /// JPEG quality, 1–100.
+    pub quality: u8,
+    /// Level 0's ImageDescription.
+    pub description: String,
+    /// The Software tag.
+    pub software: String,
+}
+
 /// Streaming pyramidal TIFF writer (see the module documentation).
 pub struct PyramidWriter {
     out: BufWriter<File>,
@@ -90,23 +109,22 @@ pub fn level_dims(width: u32, height: u32, n: usize) -> Vec<(u32, u32)> {
 }
 
 impl PyramidWriter {
-    /// Creates `path` and prepares a pyramid of `n_levels` levels over a `width × height`
-    /// level 0 at `mpp` µm/px, with JPEG `quality` (1–100), `description` as level 0's
-    /// ImageDescription and `software` as the Software tag.
-    pub fn create(
-        path: &Path,
-        width: u32,
-        height: u32,
-        n_levels: usize,
-        mpp: f64,
-        quality: u8,
-        description: String,
-        software: String,
-    ) -> Result<PyramidWriter, DemoError> {
+    /// Creates `path` and prepares the pyramid described by `opts`.
+    pub fn create(path: &Path, opts: PyramidOptions) -> Result<PyramidWriter, DemoError> {
+        let PyramidOptions {
+            width,
+            height,
+            n_levels,
+            mpp,
+            quality,
+            description,
+            software,
+        } = opts;
         let file = File::create(path).map_err(|e| DemoError::io(path, e))?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
         // header; the first IFD offset is patched in `finish`
-        out.write_all(&[b'I', b'I', 42, 0, 0, 0, 0, 0]).map_err(|e| DemoError::io(path, e))?;
+        out.write_all(&[b'I', b'I', 42, 0, 0, 0, 0, 0])
+            .map_err(|e| DemoError::io(path, e))?;
         let levels: Vec<Level> = level_dims(width, height, n_levels.max(1))
             .into_iter()
             .map(|(w, h)| Level::new(w, h))
@@ -243,7 +261,9 @@ impl PyramidWriter {
 
     fn append(&mut self, bytes: &[u8]) -> Result<(u32, u32), DemoError> {
         let off = self.pos;
-        self.out.write_all(bytes).map_err(|e| DemoError::io(&self.path, e))?;
+        self.out
+            .write_all(bytes)
+            .map_err(|e| DemoError::io(&self.path, e))?;
         self.pos += bytes.len() as u64;
         if self.pos > u32::MAX as u64 {
             return Err(DemoError::TooLarge {
@@ -280,7 +300,8 @@ impl PyramidWriter {
             .out
             .into_inner()
             .map_err(|e| DemoError::io(&self.path, e.into_error()))?;
-        file.seek(SeekFrom::Start(4)).map_err(|e| DemoError::io(&self.path, e))?;
+        file.seek(SeekFrom::Start(4))
+            .map_err(|e| DemoError::io(&self.path, e))?;
         file.write_all(&(first_ifd as u32).to_le_bytes())
             .map_err(|e| DemoError::io(&self.path, e))?;
         file.sync_all().map_err(|e| DemoError::io(&self.path, e))?;
