@@ -231,6 +231,17 @@ fn unit_of(h: u64) -> f32 {
     (h >> 40) as f32 * (1.0 / (1u64 << 24) as f32)
 }
 
+/// `x.floor()` without the libm call (exact for |x| < 2^23, far beyond any slide).
+#[inline]
+fn floor(x: f32) -> f32 {
+    let i = x as i32 as f32;
+    if i > x {
+        i - 1.0
+    } else {
+        i
+    }
+}
+
 #[inline]
 fn smooth(t: f32) -> f32 {
     t * t * (3.0 - 2.0 * t)
@@ -239,8 +250,8 @@ fn smooth(t: f32) -> f32 {
 /// Value noise in [-1, 1] at (x, y) in lattice units.
 #[inline]
 fn value_noise(seed: u64, x: f32, y: f32) -> f32 {
-    let xf = x.floor();
-    let yf = y.floor();
+    let xf = floor(x);
+    let yf = floor(y);
     let (ix, iy) = (xf as i64, yf as i64);
     let fx = smooth(x - xf);
     let fy = smooth(y - yf);
@@ -527,11 +538,24 @@ pub fn render_tile(plan: &SlidePlan, lut: &Lut, tx: u32, ty: u32, out: &mut [u8]
     let (fc, fs) = (plan.fibre_cos, plan.fibre_sin);
 
     // ---- background matrix: stroma, tumour cytoplasm, fat
-    for y in 0..T {
+    // lattice cell and weight of every column and row of the tile
+    let cols: Vec<(usize, f32)> = (0..T)
+        .map(|x| {
+            let (k, ax, _) = fields.at(x0 + x as i64, y0, 0.0, 0.0);
+            (k % NLAT, ax)
+        })
+        .collect();
+    let rows: Vec<(usize, f32)> = (0..T)
+        .map(|y| {
+            let (k, _, ay) = fields.at(x0, y0 + y as i64, 0.0, 0.0);
+            (k / NLAT, ay)
+        })
+        .collect();
+    for (y, &(j, ay)) in rows.iter().enumerate() {
         let gy = y0 + y as i64;
-        for x in 0..T {
+        for (x, &(i, ax)) in cols.iter().enumerate() {
             let gx = x0 + x as i64;
-            let (k, ax, ay) = fields.at(gx, gy, 0.0, 0.0);
+            let k = j * NLAT + i;
             let t = Fields::sample(&fields.tissue, k, ax, ay);
             if t <= 0.0 {
                 continue;
@@ -556,9 +580,11 @@ pub fn render_tile(plan: &SlidePlan, lut: &Lut, tx: u32, ty: u32, out: &mut [u8]
                 h = 0.04 + 0.01 * fibre;
                 e = 0.30 + 0.13 * fibre;
                 d = 0.0;
-                let grain = value_noise(grain_seed, xf / 5.0, yf / 5.0);
-                h += tum * (0.13 + 0.04 * grain);
-                e += tum * (-0.10 + 0.04 * grain);
+                if tum > 0.0 {
+                    let grain = value_noise(grain_seed, xf / 5.0, yf / 5.0);
+                    h += tum * (0.13 + 0.04 * grain);
+                    e += tum * (-0.10 + 0.04 * grain);
+                }
             }
             let mut a = alpha;
             if tum < 1.0 && f > plan.fat_threshold {
