@@ -88,6 +88,30 @@ fn openslide_reads_the_slides_as_aperio_with_the_rendered_colours() {
                 (dims[0].as_u64().unwrap(), dims[1].as_u64().unwrap())
             );
         }
+        // the smallest level, again as Aperio's "thumbnail" associated image
+        assert_eq!(
+            slide.associated_image_names().unwrap(),
+            vec!["thumbnail".to_string()]
+        );
+        let (tsize, thumb) = slide.read_associated_buffer("thumbnail").unwrap();
+        let last = levels.len() - 1;
+        let ldims = slide.level_dimensions(last as u32).unwrap();
+        assert_eq!((tsize.w, tsize.h), (ldims.w, ldims.h));
+        let lowest = slide
+            .read_region(&Region {
+                size: ldims,
+                level: last as u32,
+                address: Address { x: 0, y: 0 },
+            })
+            .unwrap();
+        let mean =
+            |b: &[u8]| b.chunks_exact(4).map(|p| p[1] as f64).sum::<f64>() / (b.len() / 4) as f64;
+        assert!(
+            (mean(&thumb) - mean(&lowest)).abs() < 1.5,
+            "thumbnail vs level {last}: {} vs {}",
+            mean(&thumb),
+            mean(&lowest)
+        );
         let d2 = slide.level_downsample(2).unwrap();
         assert!((d2 - 16.0).abs() < 0.3, "level 2 downsample {d2}");
 

@@ -6,7 +6,9 @@
 //! the file, box-filters each row of tiles 4× down into the next level's pending row, and
 //! writes that level's tiles as soon as its row is complete. Only one row of tiles per level
 //! is ever held in memory. [`PyramidWriter::finish`] flushes the last rows, writes one IFD per
-//! level after the tile data and points the header at the first one.
+//! level after the tile data and points the header at the first one. The smallest level is
+//! also stored whole as a stripped JPEG in the second IFD, which OpenSlide's Aperio driver
+//! exposes as the `thumbnail` associated image.
 //!
 //! # Format
 //! Classic little-endian TIFF; per IFD: NewSubfileType (0 for level 0, 1 for reduced
@@ -96,6 +98,8 @@ pub struct PyramidWriter {
     mpp: f64,
     software: String,
     background_tile: Option<(u32, u32)>,
+    /// Pixels of the smallest level, kept whole (≤ 512 px on the long side) for the thumbnail.
+    thumbnail: Vec<u8>,
 }
 
 /// The level dimensions of a pyramid over a `width × height` level 0 with `n` levels.
@@ -139,6 +143,7 @@ impl PyramidWriter {
             mpp,
             software,
             background_tile: None,
+            thumbnail: Vec::new(),
         })
     }
 
@@ -203,6 +208,9 @@ impl PyramidWriter {
             self.levels[level].offsets.push(off);
             self.levels[level].counts.push(len);
         }
+        if level + 1 == self.levels.len() {
+            self.keep_for_thumbnail(&tiles);
+        }
         let lv = &mut self.levels[level];
         lv.next_row += 1;
         let last_of_level = lv.next_row == lv.tiles_y;
@@ -259,6 +267,24 @@ impl PyramidWriter {
         lv.quarters += 1;
     }
 
+    /// Copies a row of tiles of the smallest level into the thumbnail buffer.
+    fn keep_for_thumbnail(&mut self, tiles: &[Vec<u8>]) {
+        let Some(lv) = self.levels.last() else { return };
+        let (w, h) = (lv.width as usize, lv.height as usize);
+        if self.thumbnail.is_empty() {
+            self.thumbnail = vec![0; w * h * 3];
+        }
+        let y0 = lv.next_row as usize * T;
+        for y in 0..T.min(h.saturating_sub(y0)) {
+            for (i, t) in tiles.iter().enumerate() {
+                let x0 = i * T;
+                let n = T.min(w.saturating_sub(x0));
+                let dst = ((y0 + y) * w + x0) * 3;
+                self.thumbnail[dst..dst + n * 3].copy_from_slice(&t[y * T * 3..(y * T + n) * 3]);
+            }
+        }
+    }
+
     fn append(&mut self, bytes: &[u8]) -> Result<(u32, u32), DemoError> {
         let off = self.pos;
         self.out
@@ -286,13 +312,26 @@ impl PyramidWriter {
                 )));
             }
         }
+        // the thumbnail: the smallest level as one JPEG strip
+        let (tw, th) = self
+            .levels
+            .last()
+            .map(|l| (l.width, l.height))
+            .unwrap_or((1, 1));
+        let thumb = encode_jpeg_sized(&self.thumbnail, tw, th, self.quality)?;
+        let thumb_at = self.append(&thumb)?;
         if self.pos % 2 == 1 {
             self.append(&[0])?;
         }
+        // IFD order as in Aperio files: level 0, thumbnail, reduced levels
         let first_ifd = self.pos;
         let n = self.levels.len();
-        for i in 0..n {
-            let ifd = self.build_ifd(i, self.pos, i + 1 < n);
+        let ifd = self.build_ifd(Ifd::Level(0), self.pos, true);
+        self.append(&ifd)?;
+        let ifd = self.build_ifd(Ifd::Thumbnail(thumb_at), self.pos, n > 1);
+        self.append(&ifd)?;
+        for i in 1..n {
+            let ifd = self.build_ifd(Ifd::Level(i), self.pos, i + 1 < n);
             self.append(&ifd)?;
         }
         self.out.flush().map_err(|e| DemoError::io(&self.path, e))?;
@@ -310,8 +349,11 @@ impl PyramidWriter {
 
     /// Serialises the IFD of level `i` placed at file offset `at`, with its out-of-line values
     /// right after it; the next-IFD pointer points just past those values when `more`.
-    fn build_ifd(&self, i: usize, at: u64, more: bool) -> Vec<u8> {
-        let lv = &self.levels[i];
+    fn build_ifd(&self, which: Ifd, at: u64, more: bool) -> Vec<u8> {
+        let (i, lv) = match which {
+            Ifd::Level(i) => (i, &self.levels[i]),
+            Ifd::Thumbnail(_) => (self.levels.len() - 1, &self.levels[self.levels.len() - 1]),
+        };
         let downsample = self.levels[0].width as f64 / lv.width as f64;
         let px_per_cm = 10_000.0 / (self.mpp * downsample);
         let res = rational(px_per_cm);
@@ -323,26 +365,37 @@ impl PyramidWriter {
             (259, SHORT, 1, le16(&[7])),
             (262, SHORT, 1, le16(&[6])),
         ];
-        if i == 0 {
+        if matches!(which, Ifd::Level(0)) {
             let mut d = self.description.clone().into_bytes();
             d.push(0);
             entries.push((270, ASCII, d.len() as u32, d));
         }
+        if let Ifd::Thumbnail((off, _)) = which {
+            entries.push((273, LONG, 1, le32(&[off])));
+        }
         let mut sw = self.software.clone().into_bytes();
         sw.push(0);
+        entries.push((277, SHORT, 1, le16(&[3])));
+        if let Ifd::Thumbnail((_, len)) = which {
+            entries.push((278, LONG, 1, le32(&[lv.height])));
+            entries.push((279, LONG, 1, le32(&[len])));
+        }
         entries.extend([
-            (277, SHORT, 1, le16(&[3])),
             (282, RATIONAL, 1, le32(&[res.0, res.1])),
             (283, RATIONAL, 1, le32(&[res.0, res.1])),
             (284, SHORT, 1, le16(&[1])),
             (296, SHORT, 1, le16(&[3])),
             (305, ASCII, sw.len() as u32, sw),
-            (322, SHORT, 1, le16(&[TILE as u16])),
-            (323, SHORT, 1, le16(&[TILE as u16])),
-            (324, LONG, lv.offsets.len() as u32, le32(&lv.offsets)),
-            (325, LONG, lv.counts.len() as u32, le32(&lv.counts)),
-            (530, SHORT, 2, le16(&[2, 2])),
         ]);
+        if let Ifd::Level(_) = which {
+            entries.extend([
+                (322, SHORT, 1, le16(&[TILE as u16])),
+                (323, SHORT, 1, le16(&[TILE as u16])),
+                (324, LONG, lv.offsets.len() as u32, le32(&lv.offsets)),
+                (325, LONG, lv.counts.len() as u32, le32(&lv.counts)),
+            ]);
+        }
+        entries.push((530, SHORT, 2, le16(&[2, 2])));
         let head = 2 + 12 * entries.len() + 4;
         let mut extra_at = at + head as u64;
         let mut ifd = Vec::with_capacity(head);
@@ -371,6 +424,15 @@ impl PyramidWriter {
         ifd.extend_from_slice(&extra);
         ifd
     }
+}
+
+/// Which image an IFD describes.
+#[derive(Clone, Copy)]
+enum Ifd {
+    /// Pyramid level `i`.
+    Level(usize),
+    /// The thumbnail strip at (offset, length).
+    Thumbnail((u32, u32)),
 }
 
 const ASCII: u16 = 2;
@@ -404,10 +466,25 @@ fn is_background(t: &[u8]) -> bool {
 
 /// Encodes one 256×256 RGB tile as a baseline 4:2:0 JFIF stream.
 pub fn encode_jpeg(tile: &[u8], quality: u8) -> Result<Vec<u8>, DemoError> {
-    let mut buf = Vec::with_capacity(TILE_BYTES / 8);
+    encode_jpeg_sized(tile, TILE, TILE, quality)
+}
+
+/// Encodes a `width × height` RGB image as a baseline 4:2:0 JFIF stream.
+pub fn encode_jpeg_sized(
+    rgb: &[u8],
+    width: u32,
+    height: u32,
+    quality: u8,
+) -> Result<Vec<u8>, DemoError> {
+    let (w, h) = (
+        u16::try_from(width).map_err(|_| DemoError::Jpeg(format!("width {width} above 65535")))?,
+        u16::try_from(height)
+            .map_err(|_| DemoError::Jpeg(format!("height {height} above 65535")))?,
+    );
+    let mut buf = Vec::with_capacity(rgb.len() / 8);
     let mut enc = jpeg_encoder::Encoder::new(&mut buf, quality);
     enc.set_sampling_factor(jpeg_encoder::SamplingFactor::F_2_2);
-    enc.encode(tile, TILE as u16, TILE as u16, jpeg_encoder::ColorType::Rgb)
+    enc.encode(rgb, w, h, jpeg_encoder::ColorType::Rgb)
         .map_err(|e| DemoError::Jpeg(e.to_string()))?;
     Ok(buf)
 }
