@@ -112,6 +112,31 @@ fn openslide_reads_the_slides_as_aperio_with_the_rendered_colours() {
             mean(&thumb),
             mean(&lowest)
         );
+        // level 1 is the 4×4 box filter of level 0: whole-image means agree
+        let l1 = slide.level_dimensions(1).unwrap();
+        let whole1 = slide
+            .read_region(&Region {
+                size: l1,
+                level: 1,
+                address: Address { x: 0, y: 0 },
+            })
+            .unwrap();
+        let whole0 = slide
+            .read_region(&Region {
+                size: Size {
+                    w: l1.w * 4,
+                    h: l1.h * 4,
+                },
+                level: 0,
+                address: Address { x: 0, y: 0 },
+            })
+            .unwrap();
+        assert!(
+            (mean(&whole0) - mean(&whole1)).abs() < 1.0,
+            "level 0 vs level 1 mean green: {} vs {}",
+            mean(&whole0),
+            mean(&whole1)
+        );
         let d2 = slide.level_downsample(2).unwrap();
         assert!((d2 - 16.0).abs() < 0.3, "level 2 downsample {d2}");
 

@@ -488,3 +488,168 @@ pub fn encode_jpeg_sized(
         .map_err(|e| DemoError::Jpeg(e.to_string()))?;
     Ok(buf)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn u16_at(b: &[u8], o: usize) -> u16 {
+        u16::from_le_bytes([b[o], b[o + 1]])
+    }
+    fn u32_at(b: &[u8], o: usize) -> u32 {
+        u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
+    }
+
+    /// Parses every IFD: tag → (type, count, value-or-offset, values as u32 when numeric).
+    fn ifds(b: &[u8]) -> Vec<std::collections::BTreeMap<u16, Vec<u32>>> {
+        assert_eq!(&b[..4], &[b'I', b'I', 42, 0]);
+        let mut out = Vec::new();
+        let mut at = u32_at(b, 4) as usize;
+        while at != 0 {
+            let n = u16_at(b, at) as usize;
+            let mut m = std::collections::BTreeMap::new();
+            let mut last_tag = 0;
+            for e in 0..n {
+                let p = at + 2 + 12 * e;
+                let (tag, typ, count) = (u16_at(b, p), u16_at(b, p + 2), u32_at(b, p + 4) as usize);
+                assert!(tag > last_tag, "tags must be sorted ascending");
+                last_tag = tag;
+                let size = match typ {
+                    2 => 1,
+                    3 => 2,
+                    4 => 4,
+                    5 => 8,
+                    t => panic!("unexpected type {t}"),
+                } * count;
+                let data = if size <= 4 {
+                    p + 8
+                } else {
+                    u32_at(b, p + 8) as usize
+                };
+                let vals: Vec<u32> = match typ {
+                    3 => (0..count).map(|i| u16_at(b, data + 2 * i) as u32).collect(),
+                    4 => (0..count).map(|i| u32_at(b, data + 4 * i)).collect(),
+                    5 => (0..2 * count).map(|i| u32_at(b, data + 4 * i)).collect(),
+                    _ => b[data..data + size].iter().map(|&c| c as u32).collect(),
+                };
+                m.insert(tag, vals);
+            }
+            out.push(m);
+            at = u32_at(b, at + 2 + 12 * n) as usize;
+        }
+        out
+    }
+
+    fn write(width: u32, height: u32, levels: usize) -> Vec<u8> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.tif");
+        let mut w = PyramidWriter::create(
+            &path,
+            PyramidOptions {
+                width,
+                height,
+                n_levels: levels,
+                mpp: 0.5,
+                quality: 80,
+                description: "Aperio Image Library test".into(),
+                software: "test".into(),
+            },
+        )
+        .unwrap();
+        for ty in 0..w.tiles_y() {
+            let row = (0..w.tiles_x())
+                .map(|tx| {
+                    let mut t = vec_background();
+                    if (tx + ty) % 2 == 0 {
+                        for (i, px) in t.chunks_exact_mut(3).enumerate() {
+                            px.copy_from_slice(&[(i % 256) as u8, 100, (i / 256) as u8]);
+                        }
+                    }
+                    t
+                })
+                .collect();
+            w.push_row(row).unwrap();
+        }
+        w.finish().unwrap();
+        std::fs::read(&path).unwrap()
+    }
+
+    #[test]
+    fn pyramid_layout_is_valid_tiff() {
+        // 1025 px: level 1 is 256 px wide, one tile, though level 0 has 5 tile columns
+        for (w, h) in [(1025u32, 1300u32), (1024, 1024), (2000, 1100)] {
+            let b = write(w, h, 3);
+            let d = ifds(&b);
+            assert_eq!(d.len(), 4, "3 levels + thumbnail");
+            let dims = level_dims(w, h, 3);
+            let levels = [&d[0], &d[2], &d[3]];
+            for (l, ifd) in levels.iter().enumerate() {
+                let (lw, lh) = dims[l];
+                assert_eq!(ifd[&256], vec![lw]);
+                assert_eq!(ifd[&257], vec![lh]);
+                assert_eq!(ifd[&259], vec![7]);
+                assert_eq!(ifd[&262], vec![6]);
+                assert_eq!(ifd[&530], vec![2, 2]);
+                assert_eq!(ifd[&254], vec![u32::from(l > 0)]);
+                let n = (lw.div_ceil(256) * lh.div_ceil(256)) as usize;
+                assert_eq!(ifd[&324].len(), n, "level {l} of {w}x{h}");
+                for (&o, &c) in ifd[&324].iter().zip(&ifd[&325]) {
+                    let (o, c) = (o as usize, c as usize);
+                    assert!(o + c <= b.len());
+                    assert_eq!(&b[o..o + 2], &[0xff, 0xd8], "tile starts with SOI");
+                    assert_eq!(&b[o + c - 2..o + c], &[0xff, 0xd9], "tile ends with EOI");
+                }
+            }
+            assert!(d[0].contains_key(&270) && !d[2].contains_key(&270));
+            // resolution: 20000 px/cm at level 0, 5000 at level 1 (4×)
+            assert_eq!(d[0][&282], vec![20_000_000, 1000]);
+            let x1 = d[2][&282][0] as f64 / 1000.0;
+            assert!((x1 - 20_000.0 * dims[1].0 as f64 / w as f64).abs() < 1.0);
+            // thumbnail: one strip of the smallest level
+            let th = &d[1];
+            assert_eq!(th[&256], vec![dims[2].0]);
+            assert_eq!(th[&278], vec![dims[2].1]);
+            assert!(!th.contains_key(&322));
+            let (o, c) = (th[&273][0] as usize, th[&279][0] as usize);
+            assert_eq!(&b[o..o + 2], &[0xff, 0xd8]);
+            assert_eq!(&b[o + c - 2..o + c], &[0xff, 0xd9]);
+        }
+    }
+
+    #[test]
+    fn background_tiles_are_stored_once() {
+        let b = write(2048, 1024, 3);
+        let d = ifds(&b);
+        let offs = &d[0][&324];
+        let mut uniq = offs.clone();
+        uniq.sort();
+        uniq.dedup();
+        // checkerboard: half the 32 tiles are background and share one stream
+        assert_eq!(uniq.len(), 16 + 1);
+    }
+
+    #[test]
+    fn wrong_row_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = PyramidWriter::create(
+            &dir.path().join("t.tif"),
+            PyramidOptions {
+                width: 1024,
+                height: 1024,
+                n_levels: 3,
+                mpp: 0.5,
+                quality: 80,
+                description: String::new(),
+                software: String::new(),
+            },
+        )
+        .unwrap();
+        let e = w.push_row(vec![vec_background(); 3]).unwrap_err();
+        assert!(e.to_string().contains("expected a row of 4 tiles"), "{e}");
+        let e = PyramidWriter::finish(w).unwrap_err();
+        assert!(
+            e.to_string().contains("level 0 has 0 of its 16 tiles"),
+            "{e}"
+        );
+    }
+}
