@@ -575,7 +575,7 @@ pub fn render_tile(plan: &SlidePlan, lut: &Lut, tx: u32, ty: u32, out: &mut [u8]
                 h = 0.10 + 0.04 * fibre;
                 e = 0.01;
                 d = 0.012;
-                h += tum * 0.04;
+                h += tum * 0.07;
             } else {
                 h = 0.04 + 0.01 * fibre;
                 e = 0.30 + 0.13 * fibre;
@@ -587,11 +587,13 @@ pub fn render_tile(plan: &SlidePlan, lut: &Lut, tx: u32, ty: u32, out: &mut [u8]
                 }
             }
             let mut a = alpha;
-            if tum < 1.0 && f > plan.fat_threshold {
+            // fat gives way to tumour just before a nest begins
+            let near_tum = ((u + 0.03) / 0.03).clamp(0.0, 1.0);
+            if near_tum < 1.0 && f > plan.fat_threshold {
                 // adipocytes: empty cells with thin membranes
                 let (d1, d2) = voronoi(fat_seed, gx, gy);
                 let wall = (1.0 - (d2.sqrt() - d1.sqrt()) / 5.0).clamp(0.0, 1.0);
-                let fatw = ((f - plan.fat_threshold) / 0.02).min(1.0) * (1.0 - tum);
+                let fatw = ((f - plan.fat_threshold) / 0.02).min(1.0) * (1.0 - near_tum);
                 a *= 1.0 - fatw * (1.0 - wall);
                 if ihc {
                     h *= 1.0 - 0.3 * fatw;
