@@ -21,9 +21,9 @@
 //! - clinical Ki-67 (%) = a pathologist's estimate: `100·logistic(logit k + ε)`, rounded to
 //!   5 % steps above 10 %.
 //!
-//! Hazard `h(t) = λ·ρ·t^(ρ−1)·exp(η)` (Weibull baseline, ρ = 1.3, λ = 0.05 / year), with
+//! Hazard `h(t) = λ·ρ·t^(ρ−1)·exp(η)` (Weibull baseline, ρ = 1.3, λ = 0.045 / year), with
 //! `η = η_img + η_clin`,
-//! - `η_img  = 0.75·zd + 0.55·za + 0.55·zp` (visible on the slides only),
+//! - `η_img  = 0.9·zd + 0.7·za + 0.6·zp` (visible on the slides only),
 //! - `η_clin = 0.30·zs + 0.45·zn' − 0.25·ER + 0.25·HER2 − 0.10·zage`, where `zs` is the
 //!   standardised log size, `zn' = (ln(1 + nodes) − 0.6)/0.75` and `zage = (age − 58)/12`.
 //!
@@ -48,7 +48,7 @@ use serde::{Deserialize, Serialize};
 /// Weibull shape ρ.
 pub const WEIBULL_SHAPE: f64 = 1.3;
 /// Weibull scale λ, per year^ρ.
-pub const WEIBULL_SCALE: f64 = 0.05;
+pub const WEIBULL_SCALE: f64 = 0.045;
 
 /// The latent, slide-visible and nodal biology of one patient (ground truth).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -191,7 +191,7 @@ pub fn draw_patient(seed: u64, index: usize, n: usize) -> Patient {
     };
     let ki67 = ki67.clamp(1.0, 95.0) as u32;
 
-    let eta_image = 0.75 * zd + 0.55 * za + 0.55 * zp;
+    let eta_image = 0.9 * zd + 0.7 * za + 0.6 * zp;
     let zn_obs = ((1.0 + nodes).ln() - 0.6) / 0.75;
     let eta_clinical = 0.30 * zs + 0.45 * zn_obs - 0.25 * f64::from(u8::from(er))
         + 0.25 * f64::from(u8::from(her2))

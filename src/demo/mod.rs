@@ -348,7 +348,7 @@ pub fn generate(params: &DemoParams, out: &Path) -> Result<DemoSummary, DemoErro
             "baseline": "weibull",
             "weibull_shape": clinical::WEIBULL_SHAPE,
             "weibull_scale_per_year": clinical::WEIBULL_SCALE,
-            "eta_image": "0.75*density_z + 0.55*atypia_z + 0.55*proliferation_z",
+            "eta_image": "0.9*density_z + 0.7*atypia_z + 0.6*proliferation_z",
             "eta_clinical": "0.30*z_log_size + 0.45*(ln(1+nodes)-0.6)/0.75 - 0.25*er + 0.25*her2 - 0.10*(age-58)/12",
             "censoring": "min(U(1,10) years administrative, Exp(mean 30 years) loss to follow-up)",
         },
