@@ -1,0 +1,289 @@
+//! End-to-end checks of `spatia::demo::generate`: the files a real pipeline reads (OpenSlide
+//! through `openslide-rs`, the CSVs), byte-identical output whatever the thread count, and
+//! colours that colour deconvolution reads as the stains that were put there.
+use openslide_rs::{Address, OpenSlide, Region, Size};
+use spatia::demo::texture::{render_tile, Lut, SlidePlan, Stain, TILE};
+use spatia::demo::{clinical, generate, DemoParams};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+fn small(patients: usize, stains: Vec<Stain>) -> DemoParams {
+    DemoParams {
+        patients,
+        seed: 11,
+        size: 1200,
+        stains,
+        jpeg_quality: 80,
+    }
+}
+
+fn digests(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut m = BTreeMap::new();
+    for sub in ["", "slides"] {
+        for e in std::fs::read_dir(dir.join(sub)).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_file() {
+                let name = format!("{sub}/{}", e.file_name().to_string_lossy());
+                m.insert(name, std::fs::read(e.path()).unwrap());
+            }
+        }
+    }
+    m
+}
+
+#[test]
+fn same_bytes_whatever_the_thread_count() {
+    let params = small(3, vec![Stain::HE, Stain::KI67, Stain::HER2]);
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let pool1 = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let pool3 = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .unwrap();
+    pool1.install(|| generate(&params, a.path())).unwrap();
+    pool3.install(|| generate(&params, b.path())).unwrap();
+    let (da, db) = (digests(a.path()), digests(b.path()));
+    assert_eq!(da.len(), 3 + 9, "3 tables + 9 slides: {:?}", da.keys());
+    assert_eq!(da.keys().collect::<Vec<_>>(), db.keys().collect::<Vec<_>>());
+    for (k, v) in &da {
+        assert!(v == &db[k], "{k} differs between 1 and 3 threads");
+    }
+    // a different seed gives different slides
+    let c = tempfile::tempdir().unwrap();
+    generate(&DemoParams { seed: 12, ..params }, c.path()).unwrap();
+    assert_ne!(
+        std::fs::read(c.path().join("slides/P001_HE.tif")).unwrap(),
+        da["slides/P001_HE.tif"]
+    );
+}
+
+#[test]
+fn openslide_reads_the_slides_as_aperio_with_the_rendered_colours() {
+    let params = small(2, vec![Stain::HE, Stain::KI67]);
+    let dir = tempfile::tempdir().unwrap();
+    let summary = generate(&params, dir.path()).unwrap();
+    assert_eq!(summary.slides, 4);
+    let cohort: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("cohort.json")).unwrap()).unwrap();
+    let lut = Lut::default();
+    for rec in cohort["slides"].as_array().unwrap() {
+        let path = dir.path().join(rec["path"].as_str().unwrap());
+        let slide = OpenSlide::new(&path).unwrap();
+        let prop = |k: &str| slide.property_value(k).unwrap();
+        assert_eq!(prop("openslide.vendor"), "aperio");
+        assert_eq!(prop("openslide.mpp-x").parse::<f64>().unwrap(), 0.5);
+        assert_eq!(prop("openslide.mpp-y").parse::<f64>().unwrap(), 0.5);
+        assert_eq!(prop("openslide.objective-power"), "20");
+        let levels = rec["levels"].as_array().unwrap();
+        assert!(levels.len() >= 3);
+        assert_eq!(slide.level_count() as usize, levels.len());
+        for (l, dims) in levels.iter().enumerate() {
+            let s = slide.level_dimensions(l as u32).unwrap();
+            assert_eq!(
+                (s.w as u64, s.h as u64),
+                (dims[0].as_u64().unwrap(), dims[1].as_u64().unwrap())
+            );
+        }
+        // the smallest level, again as Aperio's "thumbnail" associated image
+        assert_eq!(
+            slide.associated_image_names().unwrap(),
+            vec!["thumbnail".to_string()]
+        );
+        let (tsize, thumb) = slide.read_associated_buffer("thumbnail").unwrap();
+        let last = levels.len() - 1;
+        let ldims = slide.level_dimensions(last as u32).unwrap();
+        assert_eq!((tsize.w, tsize.h), (ldims.w, ldims.h));
+        let lowest = slide
+            .read_region(&Region {
+                size: ldims,
+                level: last as u32,
+                address: Address { x: 0, y: 0 },
+            })
+            .unwrap();
+        let mean =
+            |b: &[u8]| b.chunks_exact(4).map(|p| p[1] as f64).sum::<f64>() / (b.len() / 4) as f64;
+        assert!(
+            (mean(&thumb) - mean(&lowest)).abs() < 1.5,
+            "thumbnail vs level {last}: {} vs {}",
+            mean(&thumb),
+            mean(&lowest)
+        );
+        // level 1 is the 4×4 box filter of level 0: whole-image means agree
+        let l1 = slide.level_dimensions(1).unwrap();
+        let whole1 = slide
+            .read_region(&Region {
+                size: l1,
+                level: 1,
+                address: Address { x: 0, y: 0 },
+            })
+            .unwrap();
+        let whole0 = slide
+            .read_region(&Region {
+                size: Size {
+                    w: l1.w * 4,
+                    h: l1.h * 4,
+                },
+                level: 0,
+                address: Address { x: 0, y: 0 },
+            })
+            .unwrap();
+        assert!(
+            (mean(&whole0) - mean(&whole1)).abs() < 1.0,
+            "level 0 vs level 1 mean green: {} vs {}",
+            mean(&whole0),
+            mean(&whole1)
+        );
+        let d2 = slide.level_downsample(2).unwrap();
+        assert!((d2 - 16.0).abs() < 0.3, "level 2 downsample {d2}");
+
+        // re-render the plan of this slide and compare with what OpenSlide decodes
+        let pid = rec["patient_id"].as_str().unwrap();
+        let stain = Stain::parse(rec["stain"].as_str().unwrap()).unwrap();
+        let idx: usize = pid[1..].parse::<usize>().unwrap() - 1;
+        let patient = clinical::draw_patient(params.seed, idx, params.patients);
+        let (w, h) = (
+            rec["width"].as_u64().unwrap() as u32,
+            rec["height"].as_u64().unwrap() as u32,
+        );
+        let slide_seed = spatia::demo::slide_seed(params.seed, idx, stain);
+        let plan = SlidePlan::new(
+            slide_seed,
+            w,
+            h,
+            stain,
+            clinical::look_of(&patient.latent, stain),
+        );
+        let mut tile = vec![0u8; (TILE * TILE * 3) as usize];
+        let mut best = (0usize, 0u32, 0u32);
+        for ty in 0..h / TILE {
+            for tx in 0..w / TILE {
+                render_tile(&plan, &lut, tx, ty, &mut tile);
+                let n = tile.chunks_exact(3).filter(|p| p[1] < 215).count();
+                if n > best.0 {
+                    best = (n, tx, ty);
+                }
+            }
+        }
+        let (_, tx, ty) = best;
+        render_tile(&plan, &lut, tx, ty, &mut tile);
+        let region = Region {
+            size: Size { w: TILE, h: TILE },
+            level: 0,
+            address: Address {
+                x: tx * TILE,
+                y: ty * TILE,
+            },
+        };
+        let bgra = slide.read_region(&region).unwrap();
+        let mut err = [0f64; 3];
+        let mut mean_read = [0f64; 3];
+        let mut mean_rendered = [0f64; 3];
+        for (p, q) in tile.chunks_exact(3).zip(bgra.chunks_exact(4)) {
+            let rgb = [q[2], q[1], q[0]];
+            for c in 0..3 {
+                err[c] += (p[c] as f64 - rgb[c] as f64).abs();
+                mean_read[c] += rgb[c] as f64;
+                mean_rendered[c] += p[c] as f64;
+            }
+        }
+        let npx = (TILE * TILE) as f64;
+        for c in 0..3 {
+            err[c] /= npx;
+            mean_read[c] /= npx;
+            mean_rendered[c] /= npx;
+            // JPEG loss (4:2:0, quality 80) only: a colour-space mix-up is off by tens
+            assert!(
+                err[c] < 8.0,
+                "{}: channel {c} differs by {} per pixel from the rendering",
+                path.display(),
+                err[c]
+            );
+            assert!(
+                (mean_read[c] - mean_rendered[c]).abs() < 2.0,
+                "{}: channel {c} mean {} read vs {} rendered",
+                path.display(),
+                mean_read[c],
+                mean_rendered[c]
+            );
+        }
+        // tissue colour: H&E pink/purple (red and blue above green), IHC bluish-grey
+        assert!(
+            mean_read[1] < mean_read[0] && mean_read[1] < mean_read[2],
+            "{}: mean RGB {mean_read:?}",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn tables_are_consistent() {
+    let params = small(5, vec![Stain::HE, Stain::ER, Stain::KI67]);
+    let dir = tempfile::tempdir().unwrap();
+    generate(&params, dir.path()).unwrap();
+    let manifest = std::fs::read_to_string(dir.path().join("slides.csv")).unwrap();
+    let mut lines = manifest.lines();
+    assert_eq!(lines.next(), Some("patient_id,path,stain"));
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 15);
+    for r in &rows {
+        assert!(dir.path().join(r[1]).is_file(), "{} missing", r[1]);
+        assert!(Stain::parse(r[2]).is_some());
+    }
+    let clinical = std::fs::read_to_string(dir.path().join("clinical.csv")).unwrap();
+    let mut lines = clinical.lines();
+    assert_eq!(
+        lines.next(),
+        Some("patient_id,age,tumor_size_mm,nodes_positive,grade,er,pr,her2,ki67,dmfs_days,dm")
+    );
+    let ids: Vec<String> = lines
+        .map(|l| l.split(',').next().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, ["P001", "P002", "P003", "P004", "P005"]);
+    let cohort: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("cohort.json")).unwrap()).unwrap();
+    assert_eq!(cohort["seed"], 11);
+    assert_eq!(cohort["ground_truth"].as_array().unwrap().len(), 5);
+    let files = cohort["files"].as_object().unwrap();
+    assert_eq!(files.len(), 17);
+    let d = blake3::hash(&std::fs::read(dir.path().join("clinical.csv")).unwrap());
+    assert_eq!(files["clinical.csv"], d.to_hex().to_string());
+}
+
+#[test]
+fn bad_parameters_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = generate(
+        &DemoParams {
+            size: 100,
+            ..DemoParams::default()
+        },
+        dir.path(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "invalid demo parameter --size: expected 1024 to 100000 px, found 100"
+    );
+    let e = generate(
+        &DemoParams {
+            patients: 0,
+            ..DemoParams::default()
+        },
+        dir.path(),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("--patients"), "{e}");
+    let e = generate(
+        &DemoParams {
+            stains: vec![Stain::HE, Stain::HE],
+            ..DemoParams::default()
+        },
+        dir.path(),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("each stain once"), "{e}");
+}
