@@ -11,8 +11,15 @@ setup:
 build: setup
 	$(CARGO) build --release --locked
 
-demo: build
+DEMO_DATA := demo-data
+
+# the generated cohort: made once (deterministic for its seed), reused by later runs
+$(DEMO_DATA)/cohort.json: | build
+	$(SPATIA) demo generate --out $(DEMO_DATA)
+
+demo: build $(DEMO_DATA)/cohort.json
 	$(SPATIA) run experiments/demo.yaml
+	@echo "demo: QC overlays in reports/demo/qc/<slide>/overlay.png, Ki-67 maps in reports/demo/ihc/<slide>/positivity.png; run record in runs/"
 
 test: setup
 	$(CARGO) test --release --locked --no-fail-fast
@@ -21,4 +28,4 @@ bench: build
 	$(CARGO) bench --locked
 
 clean-cache:
-	rm -rf cache runs reports
+	rm -rf cache runs reports $(DEMO_DATA)

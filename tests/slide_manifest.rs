@@ -44,7 +44,7 @@ fn valid_manifest_with_override_and_a_patient_without_slide() {
         ),
     )
     .unwrap();
-    let v = validate_manifest(&m, &patients(&["P1", "P2", "P3"])).unwrap();
+    let v = validate_manifest(&m, &patients(&["P1", "P2", "P3"]), None).unwrap();
     assert_eq!(v.slides.len(), 3);
     assert_eq!(v.slides[0].0.stain, Stain::HE);
     assert_eq!(v.slides[0].1.vendor, "aperio");
@@ -98,7 +98,7 @@ fn slide_problems_name_their_rows() {
          P4,wsi/boxes.tiff,HER2\n",
     )
     .unwrap();
-    let p = problems(validate_manifest(&m, &patients(&["P1", "P2", "P3", "P4"])).unwrap_err());
+    let p = problems(validate_manifest(&m, &patients(&["P1", "P2", "P3", "P4"]), None).unwrap_err());
     let find = |row: &str| {
         p.iter()
             .find(|s| s.starts_with(row))

@@ -46,42 +46,36 @@ pub fn slides(spec: &Spec, stat: &mut StatCache) -> Result<Vec<Item>> {
     let c = spec.cohort.as_ref().context("per-slide stages need a `cohort` block")?;
     let rel = c.slides.as_ref().context("per-slide stages need `cohort.slides`")?;
     let path = spec.root.join(rel);
-    let base = path.parent().map(|p| p.to_path_buf()).unwrap_or_default();
-    let mut rdr = csv::Reader::from_path(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    let headers = rdr.headers()?.clone();
-    let col = |n: &str| headers.iter().position(|h| h == n);
-    let (Some(pc), Some(fc), Some(sc)) = (col("patient_id"), col("path"), col("stain")) else {
-        bail!("{}: expected columns patient_id, path, stain; found {}", path.display(), headers.iter().collect::<Vec<_>>().join(", "));
-    };
+    let rows = crate::slide::manifest::parse_manifest(&path)?;
     let mut out: Vec<Item> = Vec::new();
-    for (i, rec) in rdr.records().enumerate() {
-        let row = i + 1;
-        let rec = rec.with_context(|| format!("{}: row {row} is not valid CSV", path.display()))?;
-        let (p, f, s) = (rec.get(pc).unwrap_or(""), rec.get(fc).unwrap_or(""), rec.get(sc).unwrap_or(""));
-        let file = base.join(f);
+    for r in rows {
         let d = stat
-            .digest(&file)
-            .with_context(|| format!("{}: row {row}, column `path`: cannot read slide {}", path.display(), file.display()))?;
-        let mut id = format!("{p}_{s}");
+            .digest(&r.path)
+            .with_context(|| format!("{}: {}, column `path`: cannot read slide {}", path.display(), r.label(), r.path.display()))?;
+        let mut id = format!("{}_{}", r.patient_id, r.stain.as_str());
         if out.iter().any(|x| x.id == id) {
-            id = std::path::Path::new(f).file_stem().map(|x| x.to_string_lossy().to_string()).unwrap_or(id);
+            id = std::path::Path::new(&r.rel_path).file_stem().map(|x| x.to_string_lossy().to_string()).unwrap_or(id);
         }
+        if out.iter().any(|x| x.id == id) {
+            bail!("{}: {}: slide id `{id}` is not unique (two slides of one patient and stain with the same file name)", path.display(), r.label());
+        }
+        let mpp = r.mpp.map(|m| m.to_string()).unwrap_or_default();
         let mut h = blake3::Hasher::new();
-        for field in rec.iter() {
+        for field in [r.patient_id.as_str(), r.stain.as_str(), r.rel_path.as_str(), mpp.as_str(), d.as_str()] {
             h.update(field.as_bytes());
             h.update(b"\x1e");
         }
-        h.update(d.as_bytes());
         let mut attrs: std::collections::BTreeMap<String, String> = [
-            ("patient_id".to_string(), p.to_string()),
-            ("stain".to_string(), s.to_string()),
-            ("path".to_string(), file.display().to_string()),
+            ("patient_id".to_string(), r.patient_id.clone()),
+            ("stain".to_string(), r.stain.as_str().to_string()),
+            ("path".to_string(), r.path.display().to_string()),
+            ("rel_path".to_string(), r.rel_path.clone()),
             ("digest".to_string(), d),
         ]
         .into_iter()
         .collect();
-        if let Some(m) = col("mpp").and_then(|mc| rec.get(mc)).filter(|m| !m.trim().is_empty()) {
-            attrs.insert("mpp".into(), m.trim().to_string());
+        if let Some(m) = r.mpp.or(c.mpp_override) {
+            attrs.insert("mpp".into(), m.to_string());
         }
         out.push(Item { id, digest: h.finalize().to_hex().to_string(), attrs });
     }

@@ -133,6 +133,8 @@ pub struct Dag {
     /// arm name → (stage name → node indices), stages in declaration order.
     pub arms: Vec<(String, Vec<(String, Vec<usize>)>)>,
     pub graph: petgraph::graph::DiGraph<usize, ()>,
+    /// The cohort's slides (empty without a manifest).
+    pub slides: Vec<Item>,
 }
 
 /// Builds the DAG of a spec, hashing input files through `stat`.
@@ -141,7 +143,8 @@ pub fn build(spec: &Spec, stat: &mut StatCache) -> Result<Dag> {
     let mut by_key: HashMap<String, usize> = HashMap::new();
     let mut digests: HashMap<String, String> = HashMap::new();
     let needs_patients = spec.arms.iter().flat_map(|a| &a.stages).any(|s| s.checked.fanout == Fanout::PerPatient);
-    let needs_slides = spec.arms.iter().flat_map(|a| &a.stages).any(|s| s.checked.fanout == Fanout::PerSlide);
+    // slides are listed whenever the cohort has a manifest: `ingest` records their digests
+    let needs_slides = spec.cohort.as_ref().is_some_and(|c| c.slides.is_some());
     let patients = if needs_patients { items::patients(spec)? } else { Vec::new() };
     let slides = if needs_slides { items::slides(spec, stat)? } else { Vec::new() };
     let mut arms_out = Vec::new();
@@ -261,7 +264,7 @@ pub fn build(spec: &Spec, stat: &mut StatCache) -> Result<Dag> {
             graph.add_edge(ids[d], ids[i], ());
         }
     }
-    Ok(Dag { nodes, arms: arms_out, graph })
+    Ok(Dag { nodes, arms: arms_out, graph, slides })
 }
 
 /// Stage indices of an arm in dependency order (declaration order among independent ones).

@@ -572,7 +572,7 @@ pub fn render_tile(plan: &SlidePlan, lut: &Lut, tx: u32, ty: u32, out: &mut [u8]
             let tum = (u / 0.02).clamp(0.0, 1.0);
             let (mut h, mut e, d);
             if ihc {
-                h = 0.10 + 0.04 * fibre;
+                h = 0.17 + 0.05 * fibre;
                 e = 0.01;
                 d = 0.012;
                 h += tum * 0.07;

@@ -281,6 +281,7 @@ fn run_node(spec: &Spec, dag: &Dag, cache: &Cache, i: usize) -> NodeSummary {
         item: node.item.as_ref(),
         seed: spec.seed,
         cohort: spec.cohort.as_ref(),
+        slides: &dag.slides,
         log: &log,
     };
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| node.decl.kind.run(&cx)))

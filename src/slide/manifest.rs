@@ -223,19 +223,20 @@ pub fn parse_manifest(path: &Path) -> Result<Vec<ManifestRow>> {
 }
 
 /// Parses the manifest and opens every slide; checks each row's patient against
-/// `patients` (the clinical table's ids).
+/// `patients` (the clinical table's ids). `default_mpp` is the µm/px assumed for a slide that
+/// records none and whose row has no `mpp` cell (the spec's `cohort.mpp_override`).
 ///
 /// # Errors
 /// [`SlideError::Manifest`] listing, per row: a missing file, an unreadable or truncated file,
 /// a file that is no slide, a slide without µm/px and without an `mpp` cell, a patient not in
 /// `patients`, and any CSV problem from [`parse_manifest`]. A clinical patient with no slide is
 /// a warning, not an error.
-pub fn validate_manifest(path: &Path, patients: &BTreeSet<String>) -> Result<ValidatedManifest> {
+pub fn validate_manifest(path: &Path, patients: &BTreeSet<String>, default_mpp: Option<f64>) -> Result<ValidatedManifest> {
     let rows = parse_manifest(path)?;
     let opened: Vec<std::result::Result<SlideMeta, String>> = rows
         .par_iter()
         .map(|r| {
-            Slide::open(&r.path, r.mpp)
+            Slide::open(&r.path, r.mpp.or(default_mpp))
                 .map(|s| s.meta().clone())
                 .map_err(|e| format!("{} ({} {:?}): {e}", r.label(), r.patient_id, r.rel_path))
         })

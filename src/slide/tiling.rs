@@ -74,7 +74,7 @@ impl TileParams {
 }
 
 /// One kept tile.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Tile {
     /// Level-0 x of the top-left corner.
     pub x: u64,
@@ -89,7 +89,7 @@ pub struct Tile {
 }
 
 /// The tiles of one slide and how to read them.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tiling {
     /// The slide.
     pub slide: PathBuf,

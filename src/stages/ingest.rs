@@ -2,8 +2,10 @@
 //! slide manifest) into a normalised cohort table.
 //!
 //! **Inputs:** `cohort.clinical` (CSV, one row per patient), `cohort.slides` when given.
-//! **Outputs:** `cohort.csv` (id, time, event, covariates; missing values empty) and
-//! `cohort.json` (counts, dropped rows, per-covariate summary).
+//! **Outputs:** `cohort.csv` (id, time, event, covariates; missing values empty),
+//! `cohort.json` (counts, dropped rows, per-covariate summary) and, with a slide manifest,
+//! `slides.csv` / `slides.json` (every slide opened and validated: vendor, size, levels,
+//! µm/px, objective, associated images, content digest).
 //! **Key covers:** the cohort block (columns, covariates, categorical, missing policy,
 //! mpp override) and the content digests of the files.
 //!
@@ -96,8 +98,67 @@ impl StageKind for Ingest {
         }
         table.write_csv(&cx.out.join("cohort.csv"))?;
         std::fs::write(cx.out.join("cohort.json"), serde_json::to_string_pretty(&table.summary(cohort))?)?;
+        if let Ok(manifest) = cx.input("slides") {
+            ingest_slides(cx, &manifest.path, &table, cohort)?;
+        }
         Ok(())
     }
+}
+
+/// Opens and validates every slide of the manifest; writes `slides.csv` and `slides.json`
+/// (metadata and content digest per slide, paths relative to the manifest).
+fn ingest_slides(cx: &RunCx, manifest: &Path, table: &ClinicalTable, cohort: &Cohort) -> anyhow::Result<()> {
+    use crate::slide::manifest::validate_manifest;
+    let ids: std::collections::BTreeSet<String> = table.ids.iter().cloned().collect();
+    let v = validate_manifest(manifest, &ids, cohort.mpp_override)?;
+    for w in &v.warnings {
+        cx.log(&format!("warning: {w}"));
+        eprintln!("spatia: warning: {w}");
+    }
+    let digests: HashMap<(&str, &str), &str> = cx
+        .slides
+        .iter()
+        .filter_map(|it| Some(((it.attrs.get("patient_id")?.as_str(), it.attrs.get("rel_path")?.as_str()), it.attrs.get("digest")?.as_str())))
+        .collect();
+    let ids_of: HashMap<(&str, &str), &str> = cx
+        .slides
+        .iter()
+        .filter_map(|it| Some(((it.attrs.get("patient_id")?.as_str(), it.attrs.get("rel_path")?.as_str()), it.id.as_str())))
+        .collect();
+    let mut w = csv::Writer::from_path(cx.out.join("slides.csv"))?;
+    w.write_record(["slide_id", "patient_id", "stain", "path", "vendor", "width", "height", "levels", "mpp_x", "mpp_y", "objective_power", "blake3"])?;
+    let mut rows = Vec::new();
+    for (r, m) in &v.slides {
+        let key = (r.patient_id.as_str(), r.rel_path.as_str());
+        let id = ids_of.get(&key).copied().unwrap_or("");
+        let digest = digests.get(&key).copied().unwrap_or("");
+        let f = |x: Option<f64>| x.map(|v| v.to_string()).unwrap_or_default();
+        w.write_record([
+            id,
+            &r.patient_id,
+            r.stain.as_str(),
+            &r.rel_path,
+            &m.vendor,
+            &m.width.to_string(),
+            &m.height.to_string(),
+            &m.levels.len().to_string(),
+            &f(m.mpp_x),
+            &f(m.mpp_y),
+            &f(m.objective_power),
+            digest,
+        ])?;
+        rows.push(json!({
+            "slide_id": id, "patient_id": r.patient_id, "stain": r.stain.as_str(), "path": r.rel_path,
+            "vendor": m.vendor, "width": m.width, "height": m.height, "levels": m.levels,
+            "mpp_x": m.mpp_x, "mpp_y": m.mpp_y, "mpp_source": m.mpp_source, "objective_power": m.objective_power,
+            "associated": m.associated, "blake3": digest,
+        }));
+    }
+    w.flush()?;
+    let summary = json!({"slides": rows, "warnings": v.warnings});
+    std::fs::write(cx.out.join("slides.json"), serde_json::to_string_pretty(&summary)?)?;
+    cx.log(&format!("{} slide(s) validated", v.slides.len()));
+    Ok(())
 }
 
 /// One covariate value: a number, a category level, or missing.

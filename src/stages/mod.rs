@@ -13,9 +13,11 @@ use std::sync::Mutex;
 
 pub mod command;
 pub mod ingest;
+pub mod stain;
+pub mod tile;
 
 /// Every registered kind. Adding a kind: one file, one entry here.
-pub static REGISTRY: &[&dyn StageKind] = &[&ingest::Ingest, &command::Command];
+pub static REGISTRY: &[&dyn StageKind] = &[&ingest::Ingest, &command::Command, &tile::Tile, &stain::Stain];
 
 /// Looks a kind up by name.
 pub fn lookup(name: &str) -> Option<&'static dyn StageKind> {
@@ -135,6 +137,8 @@ pub struct RunCx<'a> {
     pub item: Option<&'a Item>,
     pub seed: u64,
     pub cohort: Option<&'a Cohort>,
+    /// Every slide of the cohort's manifest (empty without one).
+    pub slides: &'a [Item],
     pub log: &'a Mutex<std::fs::File>,
 }
 

@@ -1,0 +1,129 @@
+//! `stain`: IHC colour deconvolution on the tile grid, once per IHC slide.
+//!
+//! **Inputs:** the slide of the shard's item and its tiling (`needs: [<tile stage>]`).
+//! **Outputs:** `stain.csv` (per tile: col, row, mean hematoxylin and DAB optical density,
+//! DAB-positive fraction of tissue pixels), `stain.json` (slide index = DAB-positive tissue
+//! pixels / tissue pixels, totals, parameters, the positivity grid), `positivity.png` (the map,
+//! viridis, one cell per tile).
+//! **Key covers:** `dab_threshold`, `tissue_od`, `stains`, the tiling's key and the slide's
+//! item digest.
+//! **Reference:** Ruifrok & Johnston (2001), Quantification of histochemical staining by
+//! color deconvolution, Anal Quant Cytol Histol 23:291–299 — as scikit-image `rgb2hed`.
+use super::tile::{check_stains, open_item_slide};
+use super::{resolved, typed, CheckCx, Checked, Fanout, ParamError, RunCx, StageKind};
+use crate::slide::hed::{stain_slide, StainParams};
+use crate::slide::tiling::Tiling;
+use crate::spec::locate::Seg;
+use anyhow::{bail, Context};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// The `stain` kind.
+pub struct Stain;
+
+/// Parameters of `stain`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StainStageParams {
+    /// A pixel is DAB-positive above this DAB optical density (`rgb2hed` units).
+    #[serde(default = "default_dab")]
+    pub dab_threshold: f64,
+    /// A pixel is tissue above this hematoxylin + DAB optical density.
+    #[serde(default = "default_tissue")]
+    pub tissue_od: f64,
+    /// IHC stains measured (default: ER, PR, HER2, KI67).
+    #[serde(default = "default_stains")]
+    pub stains: Option<Vec<String>>,
+}
+
+fn default_dab() -> f64 {
+    StainParams::default().dab_threshold
+}
+fn default_tissue() -> f64 {
+    StainParams::default().tissue_od
+}
+fn default_stains() -> Option<Vec<String>> {
+    Some(["ER", "PR", "HER2", "KI67"].iter().map(|s| s.to_string()).collect())
+}
+
+impl StageKind for Stain {
+    fn name(&self) -> &'static str {
+        "stain"
+    }
+    fn version(&self) -> u32 {
+        1
+    }
+    fn about(&self) -> &'static str {
+        "IHC colour deconvolution: DAB positivity per tile and per slide"
+    }
+    fn check(&self, params: &Value, cx: &CheckCx) -> Result<Checked, ParamError> {
+        let mut p: StainStageParams = typed(params)?;
+        for (k, v) in [("dab_threshold", p.dab_threshold), ("tissue_od", p.tissue_od)] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(ParamError::at(vec![Seg::key(k)], format!("`{k}` must be a finite optical density ≥ 0, found {v}")));
+            }
+        }
+        if cx.cohort.and_then(|c| c.slides.as_ref()).is_none() {
+            return Err(ParamError::at(vec![], "`stain` needs `cohort.slides` (a slide manifest)"));
+        }
+        p.stains = check_stains(&p.stains)?;
+        if p.stains.as_ref().is_some_and(|s| s.iter().any(|x| x == "HE")) {
+            return Err(ParamError::at(vec![Seg::key("stains")], "`stain` measures DAB on IHC slides; HE is not an IHC stain"));
+        }
+        let stains = p.stains.clone();
+        let mut c = Checked::single(resolved(&p));
+        c.fanout = Fanout::PerSlide;
+        c.stains = stains;
+        Ok(c)
+    }
+
+    fn run(&self, cx: &RunCx) -> anyhow::Result<()> {
+        let p: StainStageParams = serde_json::from_value(cx.params.clone())?;
+        let item = cx.item.context("per slide")?;
+        let tiling_dir = cx
+            .needs
+            .iter()
+            .flat_map(|n| n.dirs.iter())
+            .map(|(_, d)| d.join("tiling.json"))
+            .find(|f| f.exists());
+        let Some(tiling_file) = tiling_dir else {
+            bail!("slide {}: `stain` needs a `tile` stage (none of its needs wrote tiling.json for this slide)", item.id);
+        };
+        let tiling: Tiling = serde_json::from_str(&std::fs::read_to_string(&tiling_file)?)
+            .with_context(|| format!("cannot read {}", tiling_file.display()))?;
+        let (slide, _) = open_item_slide(cx)?;
+        let params = StainParams { dab_threshold: p.dab_threshold, tissue_od: p.tissue_od };
+        let s = stain_slide(&slide, &tiling, &params, 64).with_context(|| format!("slide {}", item.id))?;
+        let mut w = csv::Writer::from_path(cx.out.join("stain.csv"))?;
+        w.write_record(["col", "row", "mean_hematoxylin", "mean_dab", "dab_positive_fraction", "tissue_pixels", "positive_pixels"])?;
+        for t in &s.tiles {
+            w.write_record([
+                t.col.to_string(),
+                t.row.to_string(),
+                t.mean_hematoxylin.to_string(),
+                t.mean_dab.to_string(),
+                t.dab_positive_fraction.to_string(),
+                t.tissue_pixels.to_string(),
+                t.positive_pixels.to_string(),
+            ])?;
+        }
+        w.flush()?;
+        s.write_positivity_png(&cx.out.join("positivity.png"))?;
+        let summary = json!({
+            "slide": item.id,
+            "stain": item.attrs.get("stain"),
+            "patient_id": item.attrs.get("patient_id"),
+            "index": s.index,
+            "tissue_pixels": s.tissue_pixels,
+            "positive_pixels": s.positive_pixels,
+            "tiles": s.tiles.len(),
+            "cols": s.cols,
+            "rows": s.rows,
+            "positivity": s.positivity,
+            "params": s.params,
+        });
+        std::fs::write(cx.out.join("stain.json"), serde_json::to_string_pretty(&summary)?)?;
+        cx.log(&format!("slide {}: DAB-positive index {:.4} over {} tiles", item.id, s.index, s.tiles.len()));
+        Ok(())
+    }
+}

@@ -1,0 +1,150 @@
+//! `tile`: tissue detection and tiling, once per slide.
+//!
+//! **Inputs:** the slide of the shard's item (manifest row), via `needs: [ingest]`.
+//! **Outputs:** `tiling.json` (grid, level read, tile size in level-0 px, kept tiles),
+//! `tiles.csv` (x, y level-0 top-left, col, row, tissue fraction), `qc.json` (tissue area mm²,
+//! tile count, mask method), `mask.png`, `thumbnail.png`, `overlay.png`.
+//! **Key covers:** `mpp`, `size`, `min_tissue`, `stains`, `tissue` overrides, and the slide's
+//! item digest (manifest row + file content).
+//! **Reference:** CLAM's `create_patches_fp` (saturation threshold, median blur, closing,
+//! area filters), with areas in mm² rather than level-0 pixels and an optical-density mask for
+//! IHC.
+//!
+//! A slide with no tissue or no tile fails its shard with an error naming it.
+use super::{resolved, typed, CheckCx, Checked, Fanout, ParamError, RunCx, StageKind};
+use crate::slide::manifest::Stain;
+use crate::slide::tiling::{tile_slide, write_qc, TileParams};
+use crate::slide::tissue::{detect_tissue, Threshold, TissueParams};
+use crate::slide::Slide;
+use crate::spec::locate::Seg;
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::path::PathBuf;
+
+/// The `tile` kind.
+pub struct Tile;
+
+/// Optional overrides of the stain's default tissue detection.
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TissueOverrides {
+    /// Pixels above this are tissue (saturation 0–255 for H&E, H+DAB optical density for IHC).
+    pub threshold: Option<f64>,
+    /// Tissue pieces smaller than this are dropped, mm².
+    pub min_object_mm2: Option<f64>,
+    /// Holes smaller than this are filled, mm².
+    pub min_hole_mm2: Option<f64>,
+}
+
+/// Parameters of `tile`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TileStageParams {
+    /// Target µm/px of the tiles.
+    #[serde(default = "default_mpp")]
+    pub mpp: f64,
+    /// Tile side in pixels at `mpp`.
+    #[serde(default = "default_size")]
+    pub size: u32,
+    /// Minimum tissue fraction of a kept tile.
+    #[serde(default = "default_min_tissue")]
+    pub min_tissue: f64,
+    /// Only slides of these stains (default: every slide).
+    #[serde(default)]
+    pub stains: Option<Vec<String>>,
+    #[serde(default)]
+    pub tissue: TissueOverrides,
+}
+
+fn default_mpp() -> f64 {
+    0.5
+}
+fn default_size() -> u32 {
+    256
+}
+fn default_min_tissue() -> f64 {
+    0.5
+}
+
+/// Checks a `stains:` list; returns the canonical names.
+pub fn check_stains(stains: &Option<Vec<String>>) -> Result<Option<Vec<String>>, ParamError> {
+    let Some(list) = stains else { return Ok(None) };
+    let mut out = Vec::new();
+    for (i, s) in list.iter().enumerate() {
+        let st: Stain = s.parse().map_err(|e: String| ParamError::at(vec![Seg::key("stains"), Seg::Index(i)], e))?;
+        out.push(st.as_str().to_string());
+    }
+    Ok(Some(out))
+}
+
+/// The slide of a shard, opened with its µm/px override if any.
+pub fn open_item_slide(cx: &RunCx) -> anyhow::Result<(Slide, Stain)> {
+    let item = cx.item.context("this stage runs per slide")?;
+    let path = PathBuf::from(item.attr("path")?);
+    let stain: Stain = item.attr("stain")?.parse().map_err(|e: String| anyhow::anyhow!("slide {}: {e}", item.id))?;
+    let mpp = match item.attrs.get("mpp") {
+        Some(m) => Some(m.parse::<f64>().with_context(|| format!("slide {}: bad mpp `{m}`", item.id))?),
+        None => None,
+    };
+    let slide = Slide::open(&path, mpp).with_context(|| format!("slide {} ({})", item.id, item.attrs.get("rel_path").map(String::as_str).unwrap_or("")))?;
+    Ok((slide, stain))
+}
+
+impl StageKind for Tile {
+    fn name(&self) -> &'static str {
+        "tile"
+    }
+    fn version(&self) -> u32 {
+        1
+    }
+    fn about(&self) -> &'static str {
+        "tissue detection and tiling at a target µm/px, per slide"
+    }
+    fn check(&self, params: &Value, cx: &CheckCx) -> Result<Checked, ParamError> {
+        let mut p: TileStageParams = typed(params)?;
+        if !(p.mpp.is_finite() && p.mpp > 0.0) {
+            return Err(ParamError::at(vec![Seg::key("mpp")], format!("`mpp` must be a positive number of µm per pixel, found {}", p.mpp)));
+        }
+        if p.size == 0 || p.size > 16384 {
+            return Err(ParamError::at(vec![Seg::key("size")], format!("`size` must be 1 to 16384 px, found {}", p.size)));
+        }
+        if !(0.0..=1.0).contains(&p.min_tissue) {
+            return Err(ParamError::at(vec![Seg::key("min_tissue")], format!("`min_tissue` must be a fraction in [0, 1], found {}", p.min_tissue)));
+        }
+        if cx.cohort.and_then(|c| c.slides.as_ref()).is_none() {
+            return Err(ParamError::at(vec![], "`tile` needs `cohort.slides` (a slide manifest)"));
+        }
+        p.stains = check_stains(&p.stains)?;
+        let stains = p.stains.clone();
+        let mut c = Checked::single(resolved(&p));
+        c.fanout = Fanout::PerSlide;
+        c.stains = stains;
+        Ok(c)
+    }
+
+    fn run(&self, cx: &RunCx) -> anyhow::Result<()> {
+        let p: TileStageParams = serde_json::from_value(cx.params.clone())?;
+        let (slide, stain) = open_item_slide(cx)?;
+        let item = cx.item.context("per slide")?;
+        let mut tp = TissueParams::for_stain(stain);
+        if let Some(t) = p.tissue.threshold {
+            tp.threshold = Threshold::Fixed(t);
+        }
+        if let Some(a) = p.tissue.min_object_mm2 {
+            tp.min_object_mm2 = a;
+        }
+        if let Some(a) = p.tissue.min_hole_mm2 {
+            tp.min_hole_mm2 = a;
+        }
+        let mask = detect_tissue(&slide, &tp).with_context(|| format!("slide {}", item.id))?;
+        let mut tiling = tile_slide(&slide, &mask, &TileParams { mpp: p.mpp, size: p.size, min_tissue: p.min_tissue })
+            .with_context(|| format!("slide {}", item.id))?;
+        // outputs name the slide by id, never by absolute path, so they are the same bytes anywhere
+        tiling.slide = PathBuf::from(&item.id);
+        write_qc(cx.out, &mask, &tiling)?;
+        std::fs::write(cx.out.join("tiling.json"), serde_json::to_string(&tiling)?)?;
+        cx.log(&format!("slide {}: {} tiles, tissue {:.3} mm², level {}", item.id, tiling.tiles.len(), tiling.tissue_area_mm2, tiling.level));
+        Ok(())
+    }
+}
