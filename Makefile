@@ -2,6 +2,10 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 SPATIA := target/release/spatia
+# libtorch for the `torch` feature (TorchScript encoders): a venv outside the clone, created once
+# by scripts/setup-torch.sh, whose LIBTORCH / LIBTORCH_CXX11_ABI / SPATIA_TORCH_PYTHON it exports.
+TORCH_ENV = eval "$$(bash scripts/setup-torch.sh --env)" &&
+FEATURES ?= --features torch
 
 .PHONY: setup build demo test bench clean-cache
 
@@ -9,16 +13,16 @@ setup:
 	@bash scripts/setup.sh
 
 build: setup
-	$(CARGO) build --release --locked
+	$(TORCH_ENV) $(CARGO) build --release --locked $(FEATURES)
 
 demo: build
 	$(SPATIA) run experiments/demo.yaml
 
 test: setup
-	$(CARGO) test --release --locked --no-fail-fast
+	$(TORCH_ENV) $(CARGO) test --release --locked --no-fail-fast $(FEATURES)
 
 bench: build
-	$(CARGO) bench --locked
+	$(TORCH_ENV) $(CARGO) bench --locked $(FEATURES)
 
 clean-cache:
 	rm -rf cache runs reports
