@@ -164,14 +164,19 @@ fn hist_percentile(hist: &[u64; 256], n: u64, q: f64) -> f64 {
     255.0
 }
 
-/// Lower nearest-rank percentiles of a float slice (reorders it).
+/// Lower nearest-rank percentiles of a float slice (reorders it); `qs` ascending. Each
+/// selection runs on the part right of the previous one, so the order statistics are exact
+/// and the work is about one pass per percentile over a shrinking slice.
 fn percentiles(values: &mut [f32], qs: &[f64]) -> Vec<f64> {
     let n = values.len();
+    let mut lo = 0usize;
     qs.iter()
         .map(|&q| {
-            let rank = (q * (n - 1) as f64).floor() as usize;
-            let (_, v, _) = values.select_nth_unstable_by(rank, |a, b| a.total_cmp(b));
-            *v as f64
+            let rank = ((q * (n - 1) as f64).floor() as usize).max(lo);
+            let (_, v, _) = values[lo..].select_nth_unstable_by(rank - lo, |a, b| a.total_cmp(b));
+            let v = *v as f64;
+            lo = rank;
+            v
         })
         .collect()
 }
@@ -187,21 +192,27 @@ fn glcm_props(q: &[u8], w: usize, h: usize, d: usize) -> [f64; 6] {
     for (dx, dy) in offsets {
         let mut m = [[0u64; GLCM_LEVELS]; GLCM_LEVELS];
         let mut total = 0u64;
-        for y in 0..h as isize {
-            let y2 = y + dy;
-            if y2 < 0 || y2 >= h as isize {
-                continue;
-            }
-            for x in 0..w as isize {
-                let x2 = x + dx;
-                if x2 < 0 || x2 >= w as isize {
-                    continue;
+        // Pixel pairs (x, y) → (x + dx, y + dy) with both inside the tile.
+        let (x0, x1) = ((-dx).max(0) as usize, (w as isize - dx.max(0)).max(0) as usize);
+        let (y0, y1) = ((-dy).max(0) as usize, (h as isize - dy.max(0)).max(0) as usize);
+        if x0 < x1 && y0 < y1 {
+            let mut counts = [0u32; GLCM_LEVELS * GLCM_LEVELS];
+            for y in y0..y1 {
+                let row = &q[y * w + x0..y * w + x1];
+                let y2 = (y as isize + dy) as usize;
+                let x2 = (x0 as isize + dx) as usize;
+                let row2 = &q[y2 * w + x2..y2 * w + x2 + (x1 - x0)];
+                for (&a, &b) in row.iter().zip(row2) {
+                    counts[(a as usize) * GLCM_LEVELS + b as usize] += 1;
                 }
-                let a = q[y as usize * w + x as usize] as usize;
-                let b = q[y2 as usize * w + x2 as usize] as usize;
-                m[a][b] += 1;
-                m[b][a] += 1;
-                total += 2;
+            }
+            for a in 0..GLCM_LEVELS {
+                for b in 0..GLCM_LEVELS {
+                    let c = counts[a * GLCM_LEVELS + b] as u64;
+                    m[a][b] += c;
+                    m[b][a] += c;
+                    total += 2 * c;
+                }
             }
         }
         if total == 0 {
@@ -339,22 +350,31 @@ pub fn tile_features(tile: &RgbImage) -> Result<Vec<f32>, FeatureError> {
         / 5.0;
     let (mut gr_s, mut gr_sq, mut interior) = (0.0f64, 0.0f64, 0usize);
     let mut lbp = [0u64; 10];
+    // riu2 code of every 8-bit neighbour pattern (bit k = ring neighbour k ≥ centre).
+    let riu2: [u8; 256] = std::array::from_fn(|p| {
+        let ones = (p as u32).count_ones() as u8;
+        let transitions = (p as u8 ^ (p as u8).rotate_left(1)).count_ones();
+        if transitions <= 2 { ones } else { 9 }
+    });
     for y in 1..h - 1 {
+        let (up, mid, down) = (&grey[(y - 1) * w..y * w], &grey[y * w..(y + 1) * w], &grey[(y + 1) * w..(y + 2) * w]);
         for x in 1..w - 1 {
-            let at = |dx: isize, dy: isize| grey[(y as isize + dy) as usize * w + (x as isize + dx) as usize] as i32;
-            let gx = (at(1, -1) + 2 * at(1, 0) + at(1, 1)) - (at(-1, -1) + 2 * at(-1, 0) + at(-1, 1));
-            let gy = (at(-1, 1) + 2 * at(0, 1) + at(1, 1)) - (at(-1, -1) + 2 * at(0, -1) + at(1, -1));
+            let (ul, u, ur) = (up[x - 1] as i32, up[x] as i32, up[x + 1] as i32);
+            let (l, c, r) = (mid[x - 1] as i32, mid[x] as i32, mid[x + 1] as i32);
+            let (dl, d, dr) = (down[x - 1] as i32, down[x] as i32, down[x + 1] as i32);
+            let gx = (ur + 2 * r + dr) - (ul + 2 * l + dl);
+            let gy = (dl + 2 * d + dr) - (ul + 2 * u + ur);
             let mag = ((gx * gx + gy * gy) as f64).sqrt() / 1020.0;
             gr_s += mag;
             gr_sq += mag * mag;
             interior += 1;
-            // Neighbours in circular order.
-            let c = at(0, 0);
-            let ring = [at(1, 0), at(1, -1), at(0, -1), at(-1, -1), at(-1, 0), at(-1, 1), at(0, 1), at(1, 1)];
-            let bits: [u8; 8] = ring.map(|v| (v >= c) as u8);
-            let ones = bits.iter().map(|&b| b as usize).sum::<usize>();
-            let transitions = (0..8).filter(|&k| bits[k] != bits[(k + 1) % 8]).count();
-            lbp[if transitions <= 2 { ones } else { 9 }] += 1;
+            // Neighbours in circular order: right, up-right, up, up-left, left, down-left, down, down-right.
+            let ring = [r, ur, u, ul, l, dl, d, dr];
+            let mut pattern = 0u8;
+            for (k, v) in ring.iter().enumerate() {
+                pattern |= ((*v >= c) as u8) << k;
+            }
+            lbp[riu2[pattern as usize] as usize] += 1;
         }
     }
     let (grm, grsd) = mean_std(gr_s, gr_sq, interior as f64);
