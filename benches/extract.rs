@@ -9,7 +9,7 @@
 //! Spatia's end-to-end tiles/s (JPEG decode + transform + model, through the pipeline) divided
 //! by PyTorch eager's model-only tiles/s on pre-decoded tensors, same batch and threads,
 //! measured alternately in this one run. Arguments after `--`: `handcrafted`, `torch` (default
-//! both); env BENCH_THREADS (default 2), BENCH_BATCH (16), BENCH_BATCHES (8).
+//! both); env BENCH_THREADS (default 2), BENCH_BATCH (16), BENCH_BATCHES (8), BENCH_ROUNDS (3).
 use spatia::features::handcrafted::Handcrafted;
 use spatia::features::pipeline::{grid, run, PipelineConfig};
 use spatia::features::{Encoder, RgbImage};
@@ -159,28 +159,34 @@ fn torch(threads: usize) {
         let stats = run(0..n, |i| decode(&tiles[i % tiles.len()]), &enc, &pcfg, |_, _| Ok(())).expect("pipeline");
         (stats.tiles_per_s(), stats.starved.as_secs_f64() / stats.wall.as_secs_f64())
     };
-    let mut py_runs = Vec::new();
-    let mut sp_runs = Vec::new();
-    let mut sp256_runs = Vec::new();
-    for round in 0..2 {
-        py_runs.push(pytorch());
+    // The machine is shared: alternate the two sides and pair each Spatia run with the mean of
+    // the PyTorch runs just before and after it; report every round and the median ratio.
+    let rounds = env_usize("BENCH_ROUNDS", 3);
+    let mut py_prev = pytorch();
+    let (mut r224, mut r256) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
         let (a, starved) = spatia(&tiles224);
-        sp_runs.push(a);
         let (b, _) = spatia(&tiles256);
-        sp256_runs.push(b);
+        let py_next = pytorch();
+        let py = 0.5 * (py_prev + py_next);
+        r224.push(a / py);
+        r256.push(b / py);
         println!(
-            "round {round}: PyTorch eager model-only {:.2} tiles/s | Spatia 224-px JPEG tiles end-to-end {:.2} tiles/s (encoder starved {:.1}% of wall) | Spatia 256-px tiles resized to 224 {:.2} tiles/s",
-            py_runs[round], a, 100.0 * starved, b
+            "round {round}: PyTorch eager model-only {py_prev:.2}/{py_next:.2} tiles/s | Spatia end-to-end, 224-px JPEG tiles {a:.2} tiles/s (encoder starved {:.1}% of wall), 256-px tiles resized to 224 {b:.2} tiles/s | ratios {:.3} / {:.3}",
+            100.0 * starved,
+            a / py,
+            b / py
         );
+        py_prev = py_next;
     }
-    let best = |v: &[f64]| v.iter().cloned().fold(0.0, f64::max);
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
     println!(
-        "ratio Spatia/PyTorch (best of 2 each): 224-px tiles {:.3}, 256→224 resize {:.3}  [PyTorch {:.2}, Spatia {:.2} / {:.2} tiles/s]",
-        best(&sp_runs) / best(&py_runs),
-        best(&sp256_runs) / best(&py_runs),
-        best(&py_runs),
-        best(&sp_runs),
-        best(&sp256_runs)
+        "ratio Spatia end-to-end / PyTorch eager model-only (median of {rounds} paired rounds): 224-px tiles {:.3}, 256-px tiles resized to 224 {:.3}",
+        median(&mut r224),
+        median(&mut r256)
     );
     println!("CUDA: {}", if spatia::features::torchscript::cuda_available() { "available (not measured by this bench)" } else { "not available on this machine: not measured" });
     let _ = std::fs::remove_dir_all(&dir);

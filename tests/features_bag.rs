@@ -58,8 +58,11 @@ fn spatia_bag_round_trips_in_f32_and_f16() {
 
     let p16 = dir.path().join("slide16.h5");
     bag.write(&p16, Precision::F16).unwrap();
-    let f = hdf5::File::open(&p16).unwrap();
-    assert_eq!(f.dataset("features").unwrap().dtype().unwrap().size(), 2);
+    {
+        // (Closed before Spatia reopens it: HDF5 refuses two opens with different locking flags.)
+        let f = hdf5::File::open(&p16).unwrap();
+        assert_eq!(f.dataset("features").unwrap().dtype().unwrap().size(), 2);
+    }
     let back16 = Bag::read(&p16).unwrap();
     assert_eq!(back16.coords, bag.coords);
     assert_eq!(back16.meta, bag.meta);

@@ -11,6 +11,11 @@
 //! Both datasets are chunked along rows with an unlimited first dimension, as TRIDENT's and
 //! CLAM's `save_hdf5` create them. Bags are written to a temporary file and renamed.
 //!
+//! HDF5's file locking is switched off for Spatia's opens: the C library opens files without
+//! `O_CLOEXEC`, so a child process forked meanwhile (a `command` stage, a test's Python) inherits
+//! the descriptor and its `flock`, and reading the bag then fails with "unable to lock file,
+//! errno = 11" until the child exits. Write-then-rename already keeps readers off partial files.
+//!
 //! # Reading bags made elsewhere
 //! CLAM's `extract_features_fp.py` writes `features` (float32) and `coords` (int32 in recent
 //! versions, int64 in older ones) with no attributes; TRIDENT writes the attributes above
@@ -162,7 +167,10 @@ impl Bag {
     }
 
     fn write_to(&self, path: &Path, precision: Precision) -> Result<(), FeatureError> {
-        let file = hdf5::File::create(path).map_err(h5err(path, "creating the file"))?;
+        let file = hdf5::File::with_options()
+            .with_fapl(|p| p.file_locking(false))
+            .create(path)
+            .map_err(h5err(path, "creating the file"))?;
         let (n, d) = self.features.dim();
         // Chunks of ~256 KiB along rows, unlimited rows (like CLAM/TRIDENT's resizable datasets).
         let rows_per_chunk = (65536 / d.max(1)).clamp(1, n.max(1));
@@ -214,7 +222,10 @@ impl Bag {
         if !path.is_file() {
             return Err(invalid(path, "expected an HDF5 bag file, found no such file"));
         }
-        let file = hdf5::File::open(path).map_err(h5err(path, "opening the file"))?;
+        let file = hdf5::File::with_options()
+            .with_fapl(|p| p.file_locking(false))
+            .open(path)
+            .map_err(h5err(path, "opening the file"))?;
         let names = file.member_names().unwrap_or_default();
         let open = |name: &str| {
             file.dataset(name).map_err(|_| {
