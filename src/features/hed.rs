@@ -102,9 +102,9 @@ mod tests {
     #[test]
     fn inverse_is_inverse() {
         let inv = hed_from_rgb();
-        for i in 0..3 {
-            for j in 0..3 {
-                let s: f64 = (0..3).map(|k| RGB_FROM_HED[i][k] * inv[k][j]).sum();
+        for (i, row) in RGB_FROM_HED.iter().enumerate() {
+            for (j, _) in inv.iter().enumerate() {
+                let s: f64 = (0..3).map(|k| row[k] * inv[k][j]).sum();
                 assert!((s - if i == j { 1.0 } else { 0.0 }).abs() < 1e-12, "({i},{j}) = {s}");
             }
         }

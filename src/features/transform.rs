@@ -101,12 +101,8 @@ impl InputTransform {
         let plane = self.size as usize * self.size as usize;
         let mut out = vec![0.0f32; 3 * plane];
         // Per channel: value = v * (scale / std) - mean / std, via a 256-entry table.
-        let mut lut = [[0.0f32; 256]; 3];
-        for c in 0..3 {
-            for v in 0..256 {
-                lut[c][v] = (v as f32 * self.scale - self.mean[c]) / self.std[c];
-            }
-        }
+        let lut: [[f32; 256]; 3] =
+            std::array::from_fn(|c| std::array::from_fn(|v| (v as f32 * self.scale - self.mean[c]) / self.std[c]));
         let (r, rest) = out.split_at_mut(plane);
         let (g, b) = rest.split_at_mut(plane);
         for (i, px) in img.as_raw().chunks_exact(3).enumerate() {
