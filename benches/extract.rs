@@ -9,7 +9,7 @@
 //! Spatia's end-to-end tiles/s (JPEG decode + transform + model, through the pipeline) divided
 //! by PyTorch eager's model-only tiles/s on pre-decoded tensors, same batch and threads,
 //! measured alternately in this one run. Arguments after `--`: `handcrafted`, `torch` (default
-//! both); env BENCH_THREADS (default 2), BENCH_BATCH (16), BENCH_BATCHES (8), BENCH_ROUNDS (3).
+//! both); env BENCH_THREADS (default 2), BENCH_BATCH (16), BENCH_BATCHES (8; each round runs half of them per side), BENCH_ROUNDS (6).
 use spatia::features::handcrafted::Handcrafted;
 use spatia::features::pipeline::{grid, run, PipelineConfig};
 use spatia::features::{Encoder, RgbImage};
@@ -88,7 +88,7 @@ fn handcrafted(threads: usize) {
     ];
     for (label, tiles, passes) in &sources {
         let n = tiles.len() * passes;
-        let cfg = PipelineConfig { workers: threads, batch_size: 64, queue_batches: 4 };
+        let cfg = PipelineConfig { workers: threads, batch_size: 64, queue_batches: 4, worker_nice: 0 };
         let mut checksum = 0f64;
         let stats = run(0..n, |i| decode(&tiles[i % tiles.len()]), &enc, &cfg, |_, rows| {
             checksum += rows.iter().map(|r| r[0] as f64).sum::<f64>();
@@ -128,15 +128,6 @@ fn torch(threads: usize) {
     assert!(st.map(|s| s.success()).unwrap_or(false), "tracing ResNet-18 with {python} failed");
     println!("== TorchScript ResNet-18 (traced from PyTorch), CPU, {threads} threads, batch {batch}, {batches} batches ==");
 
-    let pytorch = || -> f64 {
-        let out = Command::new(&python)
-            .args([script, "bench", "resnet18", "224", &batch.to_string(), &threads.to_string(), &batches.to_string()])
-            .output()
-            .expect("python bench");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-        v["tiles_per_s"].as_f64().expect("tiles_per_s")
-    };
     let cfg = TorchScriptConfig {
         path: model.clone(),
         transform: InputTransform::imagenet(224),
@@ -153,41 +144,80 @@ fn torch(threads: usize) {
     for _ in 0..3 {
         enc.encode_batch(&warm).expect("warm-up");
     }
-    let spatia = |tiles: &Vec<Vec<u8>>| -> (f64, f64) {
-        let pcfg = PipelineConfig { workers: 1, batch_size: batch, queue_batches: 2 };
-        let n = batch * batches;
-        let stats = run(0..n, |i| decode(&tiles[i % tiles.len()]), &enc, &pcfg, |_, _| Ok(())).expect("pipeline");
-        (stats.tiles_per_s(), stats.starved.as_secs_f64() / stats.wall.as_secs_f64())
+    // PyTorch runs as a server so that both sides can be interleaved slice by slice: the
+    // machine is shared, and alternating short slices exposes both to the same load.
+    let mut server = Command::new(&python)
+        .args([script, "serve", "resnet18", "224", &batch.to_string(), &threads.to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python serve");
+    let mut to_py = server.stdin.take().expect("stdin");
+    let mut from_py = std::io::BufReader::new(server.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    use std::io::{BufRead, Write};
+    from_py.read_line(&mut line).expect("ready line");
+    assert!(line.starts_with("ready"), "python server: {line}");
+    println!("PyTorch eager: torch threads {}", line.trim_start_matches("ready").trim());
+    let mut pytorch = |batches: usize| -> (f64, f64) {
+        writeln!(to_py, "{batches}").expect("write");
+        to_py.flush().expect("flush");
+        line.clear();
+        from_py.read_line(&mut line).expect("read");
+        let v: serde_json::Value = serde_json::from_str(&line).expect("json");
+        (v["seconds"].as_f64().expect("seconds"), v["cpu_seconds"].as_f64().expect("cpu"))
     };
-    // The machine is shared: alternate the two sides and pair each Spatia run with the mean of
-    // the PyTorch runs just before and after it; report every round and the median ratio.
-    let rounds = env_usize("BENCH_ROUNDS", 3);
-    let mut py_prev = pytorch();
-    let (mut r224, mut r256) = (Vec::new(), Vec::new());
-    for round in 0..rounds {
-        let (a, starved) = spatia(&tiles224);
-        let (b, _) = spatia(&tiles256);
-        let py_next = pytorch();
-        let py = 0.5 * (py_prev + py_next);
-        r224.push(a / py);
-        r256.push(b / py);
-        println!(
-            "round {round}: PyTorch eager model-only {py_prev:.2}/{py_next:.2} tiles/s | Spatia end-to-end, 224-px JPEG tiles {a:.2} tiles/s (encoder starved {:.1}% of wall), 256-px tiles resized to 224 {b:.2} tiles/s | ratios {:.3} / {:.3}",
-            100.0 * starved,
-            a / py,
-            b / py
-        );
-        py_prev = py_next;
+    let cpu_now = || {
+        // SAFETY: getrusage fills the struct it is given.
+        let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+        unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+        let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+        tv(u.ru_utime) + tv(u.ru_stime)
+    };
+    let spatia = |tiles: &Vec<Vec<u8>>, batches: usize, worker_nice: i32| -> (f64, f64, f64) {
+        let pcfg = PipelineConfig { workers: 1, batch_size: batch, queue_batches: 2, worker_nice };
+        let c0 = cpu_now();
+        let stats = run(0..batch * batches, |i| decode(&tiles[i % tiles.len()]), &enc, &pcfg, |_, _| Ok(())).expect("pipeline");
+        (stats.wall.as_secs_f64(), cpu_now() - c0, stats.starved.as_secs_f64())
+    };
+    let rounds = env_usize("BENCH_ROUNDS", 6);
+    let slice = batches.div_ceil(2).max(1);
+    // Spatia variants: 224-px tiles with workers at normal priority, 224-px and 256→224-px
+    // tiles with workers at nice +10 (PipelineConfig::worker_nice).
+    let variants: [(&str, &Vec<Vec<u8>>, i32); 3] = [
+        ("224-px JPEG tiles, workers nice 0", &tiles224, 0),
+        ("224-px JPEG tiles, workers nice +10", &tiles224, 10),
+        ("256-px JPEG tiles resized to 224, workers nice +10", &tiles256, 10),
+    ];
+    let mut py = [0.0f64; 2];
+    let mut sp = [[0.0f64; 3]; 3];
+    for _ in 0..rounds {
+        let (w, c) = pytorch(slice);
+        py[0] += w;
+        py[1] += c;
+        for (k, (_, tiles, nice)) in variants.iter().enumerate() {
+            let (w, c, s) = spatia(tiles, slice, *nice);
+            sp[k][0] += w;
+            sp[k][1] += c;
+            sp[k][2] += s;
+        }
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(|a, b| a.total_cmp(b));
-        v[v.len() / 2]
-    };
-    println!(
-        "ratio Spatia end-to-end / PyTorch eager model-only (median of {rounds} paired rounds): 224-px tiles {:.3}, 256-px tiles resized to 224 {:.3}",
-        median(&mut r224),
-        median(&mut r256)
-    );
+    drop(to_py);
+    let _ = server.wait();
+    let n = (rounds * slice * batch) as f64;
+    let py_tps = n / py[0];
+    println!("{rounds} interleaved rounds of {slice} batches × {batch} tiles per side ({n} tiles each):");
+    println!("  PyTorch eager, model only, pre-decoded tensors: {py_tps:.2} tiles/s ({:.2} tiles per CPU-second)", n / py[1]);
+    for (k, (label, _, _)) in variants.iter().enumerate() {
+        let tps = n / sp[k][0];
+        println!(
+            "  Spatia end-to-end (decode + transform + model), {label}: {tps:.2} tiles/s ({:.2} per CPU-second, encoder starved {:.2}% of wall) → ratio {:.3} (per CPU-second {:.3})",
+            n / sp[k][1],
+            100.0 * sp[k][2] / sp[k][0],
+            tps / py_tps,
+            py[1] / sp[k][1]
+        );
+    }
     println!("CUDA: {}", if spatia::features::torchscript::cuda_available() { "available (not measured by this bench)" } else { "not available on this machine: not measured" });
     let _ = std::fs::remove_dir_all(&dir);
 }

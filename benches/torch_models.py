@@ -11,6 +11,9 @@ needed: ResNet-18 is defined here in plain torch.nn (same layer shapes as torchv
   python torch_models.py bench {tiny,resnet18} SIZE BATCH THREADS BATCHES
       PyTorch eager, model only, on pre-decoded random tensors: prints one JSON line with
       tiles_per_s (after one warm-up batch).
+  python torch_models.py serve {tiny,resnet18} SIZE BATCH THREADS
+      The same, as a server for interleaved measurements: warms up, prints "ready", then for
+      each line "N" on stdin runs N batches and prints one JSON line (seconds, cpu_seconds).
 """
 import json
 import sys
@@ -112,6 +115,21 @@ def main(argv):
         print(json.dumps({"model": name, "size": size, "batch": batch, "threads": torch.get_num_threads(),
                           "tiles": batch * batches, "seconds": dt, "tiles_per_s": batch * batches / dt,
                           "torch": torch.__version__}))
+    elif cmd == "serve":
+        name, size, batch, threads = argv[2], int(argv[3]), int(argv[4]), int(argv[5])
+        torch.set_num_threads(threads)
+        m = make(name)
+        x = torch.rand(batch, 3, size, size)
+        with torch.inference_mode():
+            m(x)
+            print("ready", torch.get_num_threads(), flush=True)
+            for line in sys.stdin:
+                n = int(line)
+                c0, t0 = time.process_time(), time.perf_counter()
+                for _ in range(n):
+                    m(x)
+                dt, dc = time.perf_counter() - t0, time.process_time() - c0
+                print(json.dumps({"tiles": n * batch, "seconds": dt, "cpu_seconds": dc}), flush=True)
     else:
         sys.exit(f"unknown command {cmd!r}")
 

@@ -57,7 +57,7 @@ fn deterministic_whatever_the_thread_and_worker_count() {
     assert!(one.iter().all(|r| r.len() == 64 && r.iter().all(|v| v.is_finite())));
     for workers in [1, 3] {
         for batch_size in [1, 7] {
-            let cfg = PipelineConfig { workers, batch_size, queue_batches: 2 };
+            let cfg = PipelineConfig { workers, batch_size, queue_batches: 2, worker_nice: if workers == 3 { 5 } else { 0 } };
             let (rows, stats) = run_collect(0..ts.len(), |i| Ok(ts[i].clone()), &enc, &cfg).unwrap();
             assert_eq!(rows, one, "workers {workers} batch {batch_size}");
             assert_eq!(stats.tiles, 25);
@@ -90,7 +90,7 @@ fn stains_and_nuclei_are_where_they_should_be() {
 fn the_first_failing_tile_in_input_order_stops_the_pipeline() {
     let img = load(HE);
     let ts = tiles(&img, 100);
-    let cfg = PipelineConfig { workers: 3, batch_size: 8, queue_batches: 2 };
+    let cfg = PipelineConfig { workers: 3, batch_size: 8, queue_batches: 2, worker_nice: 0 };
     let err = run_collect(
         0..ts.len(),
         |i| if i == 13 || i == 40 { Err(format!("cannot read tile at index {i}")) } else { Ok(ts[i].clone()) },
@@ -107,7 +107,7 @@ fn the_first_failing_tile_in_input_order_stops_the_pipeline() {
 
 #[test]
 fn pipeline_rejects_zero_sizes() {
-    let cfg = PipelineConfig { workers: 0, batch_size: 8, queue_batches: 2 };
+    let cfg = PipelineConfig { workers: 0, batch_size: 8, queue_batches: 2, worker_nice: 0 };
     let err = run_collect(0..1, |_| Ok(RgbImage::new(8, 8)), &Handcrafted::new(), &cfg).unwrap_err();
     assert!(err.to_string().contains("found 0, 8, 2"), "{err}");
 }

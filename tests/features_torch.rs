@@ -57,7 +57,7 @@ fn traced_model_agrees_with_pytorch_and_is_deterministic() {
     assert_eq!(enc.threads(), 1);
     // 64-px tiles resized to the model's 32 px by the transform, on 2 worker threads.
     let ts = tiles(64, 11);
-    let pcfg = PipelineConfig { workers: 2, batch_size: 4, queue_batches: 2 };
+    let pcfg = PipelineConfig { workers: 2, batch_size: 4, queue_batches: 2, worker_nice: 0 };
     let (rows, stats) = run_collect(0..ts.len(), |i| Ok(ts[i].clone()), &enc, &pcfg).unwrap();
     assert_eq!((rows.len(), rows[0].len()), (11, 10));
     assert_eq!(stats.batches, 3);

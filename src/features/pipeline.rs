@@ -31,11 +31,15 @@ pub struct PipelineConfig {
     pub batch_size: usize,
     /// Prepared batches allowed ahead of the encoder (≥ 1); bounds memory.
     pub queue_batches: usize,
+    /// Linux `nice` increment for the worker threads (0 = unchanged). On a CPU-bound encoder
+    /// (libtorch on CPU) a positive value lets the model's threads preempt tile decoding, so
+    /// the few per cent of CPU decoding needs do not stall libtorch's parallel kernels.
+    pub worker_nice: i32,
 }
 
 impl Default for PipelineConfig {
     fn default() -> Self {
-        PipelineConfig { workers: 2, batch_size: 32, queue_batches: 4 }
+        PipelineConfig { workers: 2, batch_size: 32, queue_batches: 4, worker_nice: 0 }
     }
 }
 
@@ -104,7 +108,11 @@ where
         for _ in 0..cfg.workers {
             let tx = tx.clone();
             let (source, consumed, advanced, abort, load) = (&source, &consumed, &advanced, &abort, &load);
+            let nice = cfg.worker_nice;
             scope.spawn(move || loop {
+                if nice != 0 {
+                    lower_priority(nice);
+                }
                 let (index, item) = {
                     let mut src = match source.lock() {
                         Ok(s) => s,
@@ -203,6 +211,25 @@ where
     result?;
     stats.wall = start.elapsed();
     Ok(stats)
+}
+
+/// Raises the calling thread's nice value by `inc` (best effort; Linux threads have their own).
+fn lower_priority(inc: i32) {
+    #[cfg(target_os = "linux")]
+    {
+        thread_local!(static DONE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
+        if DONE.with(|d| d.replace(true)) {
+            return;
+        }
+        // SAFETY: plain syscalls on the current thread's id; failures are ignored.
+        unsafe {
+            let tid = libc::gettid();
+            let cur = libc::getpriority(libc::PRIO_PROCESS, tid as libc::id_t);
+            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, (cur + inc).clamp(-20, 19));
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = inc;
 }
 
 /// Runs the pipeline and collects all feature rows in input order.
