@@ -30,7 +30,7 @@
 //! (1973); Ojala, Pietikäinen, Mäenpää, "Multiresolution gray-scale and rotation invariant
 //! texture classification with local binary patterns", IEEE PAMI 24 (2002); Ruifrok and
 //! Johnston (2001) for colour deconvolution.
-use super::hed::Hed;
+use super::hed::rgb2hed_lut;
 use super::{Encoder, FeatureError, Prepared, RgbImage};
 use rayon::prelude::*;
 
@@ -271,7 +271,7 @@ pub fn tile_features(tile: &RgbImage) -> Result<Vec<f32>, FeatureError> {
     let n = w * h;
     let nf = n as f64;
     let raw = tile.as_raw();
-    let hed = Hed::new();
+    let hed = rgb2hed_lut();
 
     let mut hist = [[0u64; 256]; 3];
     let mut grey = vec![0u8; n];
@@ -297,7 +297,7 @@ pub fn tile_features(tile: &RgbImage) -> Result<Vec<f32>, FeatureError> {
         if g >= 220 && sat < 0.15 {
             background += 1;
         }
-        let c = hed.pixel(px);
+        let c = hed.hed(px);
         for k in 0..3 {
             stains[k][i] = c[k] as f32;
             s_sum[k] += c[k];
@@ -491,9 +491,9 @@ mod tests {
                 }
             }
         }
-        let hed = Hed::new();
-        assert!(hed.pixel([60, 30, 120])[0] > H_THRESHOLD);
-        assert!(hed.pixel([230, 170, 200])[0] < H_THRESHOLD);
+        let hed = rgb2hed_lut();
+        assert!(hed.hed([60, 30, 120])[0] > H_THRESHOLD);
+        assert!(hed.hed([230, 170, 200])[0] < H_THRESHOLD);
         let f = tile_features(&img).unwrap();
         assert!((f[58] - 3.0 * 1e4 / 1600.0).abs() < 1e-3, "nuclei per 10k px: {}", f[58]);
         assert!((f[59] - 36.0).abs() < 1e-6, "mean area {}", f[59]);

@@ -14,8 +14,9 @@
 //! deconvolution", Anal. Quant. Cytol. Histol. 23 (2001) 291–299; scikit-image
 //! `skimage.color.rgb2hed` (0.26).
 //!
-//! The slide module implements the same transform for stain analysis; this private copy keeps
-//! the feature module independent until the two are merged.
+//! The slide module implements the same transform (`slide::hed::rgb2hed_lut()`, `HedLut::hed`)
+//! for stain analysis; this private copy mirrors that signature and keeps the feature module
+//! independent until the two are merged, when it should be deleted.
 use std::sync::OnceLock;
 
 /// Stain vectors (rows): hematoxylin, eosin, DAB, as in scikit-image's `rgb_from_hed`.
@@ -64,21 +65,17 @@ fn od_lut() -> &'static [f64; 256] {
     })
 }
 
-/// A precomputed converter; cheap to copy, built once per process.
-#[derive(Clone, Copy)]
-pub(crate) struct Hed {
+/// `rgb2hed` for 8-bit pixels through a 256-entry table per channel. Same shape as the slide
+/// module's `slide::hed::HedLut` / `rgb2hed_lut()`, so the merge can point at that one.
+pub(crate) struct HedLut {
     m: &'static [[f64; 3]; 3],
     lut: &'static [f64; 256],
 }
 
-impl Hed {
-    pub(crate) fn new() -> Self {
-        Hed { m: hed_from_rgb(), lut: od_lut() }
-    }
-
-    /// H, E, DAB concentrations of one 8-bit RGB pixel (scikit-image `rgb2hed`).
+impl HedLut {
+    /// Hematoxylin, eosin and DAB of one pixel (scikit-image `rgb2hed`).
     #[inline]
-    pub(crate) fn pixel(&self, rgb: [u8; 3]) -> [f64; 3] {
+    pub(crate) fn hed(&self, rgb: [u8; 3]) -> [f64; 3] {
         let od = [self.lut[rgb[0] as usize], self.lut[rgb[1] as usize], self.lut[rgb[2] as usize]];
         let m = self.m;
         let mut out = [0.0; 3];
@@ -89,10 +86,10 @@ impl Hed {
     }
 }
 
-/// scikit-image's `rgb2hed` for one pixel (signature kept close to the slide module's).
-#[allow(dead_code)]
-pub(crate) fn rgb2hed(rgb: [u8; 3]) -> [f64; 3] {
-    Hed::new().pixel(rgb)
+/// The shared table.
+pub(crate) fn rgb2hed_lut() -> &'static HedLut {
+    static T: OnceLock<HedLut> = OnceLock::new();
+    T.get_or_init(|| HedLut { m: hed_from_rgb(), lut: od_lut() })
 }
 
 #[cfg(test)]
@@ -120,7 +117,7 @@ mod tests {
         for p in pixels {
             let rgb: Vec<u8> = p["rgb"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u8).collect();
             let want: Vec<f64> = p["hed"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
-            let got = rgb2hed([rgb[0], rgb[1], rgb[2]]);
+            let got = rgb2hed_lut().hed([rgb[0], rgb[1], rgb[2]]);
             for k in 0..3 {
                 assert!((got[k] - want[k]).abs() < 1e-9, "pixel {rgb:?} channel {k}: {} vs {}", got[k], want[k]);
             }
