@@ -2,6 +2,10 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 SPATIA := target/release/spatia
+# libtorch for the `torch` feature (TorchScript encoders): a venv outside the clone, created once
+# by scripts/setup-torch.sh, whose LIBTORCH / LIBTORCH_CXX11_ABI / SPATIA_TORCH_PYTHON it exports.
+TORCH_ENV = eval "$$(bash scripts/setup-torch.sh --env)" &&
+FEATURES ?= --features torch
 
 .PHONY: setup build demo test bench clean-cache
 
@@ -9,7 +13,7 @@ setup:
 	@bash scripts/setup.sh
 
 build: setup
-	$(CARGO) build --release --locked
+	$(TORCH_ENV) $(CARGO) build --release --locked $(FEATURES)
 
 DEMO_DATA := demo-data
 
@@ -22,10 +26,10 @@ demo: build $(DEMO_DATA)/cohort.json
 	@echo "demo: QC overlays in reports/demo/qc/<slide>/overlay.png, Ki-67 maps in reports/demo/ihc/<slide>/positivity.png; run record in runs/"
 
 test: setup
-	$(CARGO) test --release --locked --no-fail-fast
+	$(TORCH_ENV) $(CARGO) test --release --locked --no-fail-fast $(FEATURES)
 
 bench: build
-	$(CARGO) bench --locked
+	$(TORCH_ENV) $(CARGO) bench --locked $(FEATURES)
 
 clean-cache:
 	rm -rf cache runs reports $(DEMO_DATA)

@@ -1,0 +1,151 @@
+//! TorchScript encoder (cargo feature `torch`): a tiny conv net is traced by the venv's PyTorch
+//! (benches/torch_models.py), loaded through tch, run through the pipeline on real tiles, and
+//! compared with PyTorch's own output on the same input tensor. Also: the test binary runs
+//! without LD_LIBRARY_PATH (rpath from build.rs).
+#![cfg(feature = "torch")]
+use spatia::features::pipeline::{grid, run_collect, PipelineConfig};
+use spatia::features::torchscript::{DeviceChoice, ModelPrecision, TorchScript, TorchScriptConfig};
+use spatia::features::transform::InputTransform;
+use spatia::features::{Encoder, RgbImage};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const HE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/images/tiatoolbox_target_image.png");
+const MODELS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/torch_models.py");
+
+fn python() -> String {
+    std::env::var("SPATIA_TORCH_PYTHON")
+        .unwrap_or_else(|_| format!("{}/.cache/spatia/torch-2.11.0/bin/python", std::env::var("HOME").unwrap_or_default()))
+}
+
+fn py(args: &[&str]) -> String {
+    let out = Command::new(python())
+        .arg(MODELS)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {} (run scripts/setup-torch.sh): {e}", python()));
+    assert!(out.status.success(), "python {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn tiny_model(dir: &Path, size: u32) -> PathBuf {
+    let p = dir.join("tiny.pt");
+    py(&["trace", "tiny", &size.to_string(), p.to_str().unwrap()]);
+    p
+}
+
+fn tiles(size: u32, n: usize) -> Vec<RgbImage> {
+    let img = image::open(HE).unwrap().to_rgb8();
+    grid(img.width(), img.height(), size)
+        .into_iter()
+        .take(n)
+        .map(|[x, y]| image::imageops::crop_imm(&img, x as u32, y as u32, size, size).to_image())
+        .collect()
+}
+
+fn cfg(path: PathBuf, transform: InputTransform) -> TorchScriptConfig {
+    TorchScriptConfig { path, transform, device: DeviceChoice::Cpu, precision: ModelPrecision::Fp32, threads: Some(1) }
+}
+
+#[test]
+fn traced_model_agrees_with_pytorch_and_is_deterministic() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path(), 32);
+    let enc = TorchScript::load(&cfg(model.clone(), InputTransform::imagenet(32))).unwrap();
+    assert_eq!(enc.dim(), 10);
+    assert_eq!(enc.name(), "torchscript:tiny.pt");
+    assert_eq!(enc.threads(), 1);
+    // 64-px tiles resized to the model's 32 px by the transform, on 2 worker threads.
+    let ts = tiles(64, 11);
+    let pcfg = PipelineConfig { workers: 2, batch_size: 4, queue_batches: 2, worker_nice: 0 };
+    let (rows, stats) = run_collect(0..ts.len(), |i| Ok(ts[i].clone()), &enc, &pcfg).unwrap();
+    assert_eq!((rows.len(), rows[0].len()), (11, 10));
+    assert_eq!(stats.batches, 3);
+    let (again, _) = run_collect(0..ts.len(), |i| Ok(ts[i].clone()), &enc, &pcfg).unwrap();
+    assert_eq!(rows, again, "same input, same output");
+    assert_eq!(enc.encode_batch(&ts).unwrap(), rows, "one batch or three: same rows");
+
+    // PyTorch on the very same prepared tensor.
+    let input: Vec<u8> = ts.iter().flat_map(|t| enc.prepare(t).unwrap()).flat_map(|v| v.to_le_bytes()).collect();
+    let (inp, out) = (dir.path().join("in.f32"), dir.path().join("out.f32"));
+    std::fs::write(&inp, input).unwrap();
+    let d = py(&["run", model.to_str().unwrap(), inp.to_str().unwrap(), "11", "32", out.to_str().unwrap()]);
+    assert_eq!(d.trim(), "10");
+    let theirs: Vec<f32> =
+        std::fs::read(&out).unwrap().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    let ours: Vec<f32> = rows.concat();
+    assert_eq!(theirs.len(), ours.len());
+    let max = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(max <= 1e-5, "max |spatia − pytorch| = {max}");
+    // Outputs differ between tiles (the model is not degenerate).
+    assert!(rows.iter().any(|r| r != &rows[0]));
+}
+
+#[test]
+fn digest_covers_weights_and_transform() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path(), 16);
+    let a = TorchScript::load(&cfg(model.clone(), InputTransform::imagenet(16))).unwrap();
+    let b = TorchScript::load(&cfg(model.clone(), InputTransform::unit(16))).unwrap();
+    let a2 = TorchScript::load(&cfg(model.clone(), InputTransform::imagenet(16))).unwrap();
+    assert_eq!(a.digest(), a2.digest());
+    assert_ne!(a.digest(), b.digest());
+    let expected_prefix = blake3::hash(&std::fs::read(&model).unwrap());
+    assert_ne!(a.digest(), expected_prefix.to_hex().to_string(), "the transform is part of the digest");
+    // A different model file (other seed-equal weights, other size) gives another digest.
+    let other = dir.path().join("other.pt");
+    py(&["trace", "tiny", "24", other.to_str().unwrap()]);
+    let c = TorchScript::load(&cfg(other, InputTransform::imagenet(16))).unwrap();
+    assert_ne!(a.digest(), c.digest());
+}
+
+#[test]
+fn bad_configurations_are_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.pt");
+    let e = TorchScript::load(&cfg(missing, InputTransform::unit(16))).unwrap_err().to_string();
+    assert!(e.starts_with("encoder torchscript:nope.pt: cannot read model file"), "{e}");
+    let model = tiny_model(dir.path(), 16);
+    let mut c = cfg(model.clone(), InputTransform::unit(16));
+    c.precision = ModelPrecision::Fp16;
+    let e = TorchScript::load(&c).unwrap_err().to_string();
+    assert!(e.contains("precision Fp16 needs a CUDA device, but the model runs on CPU"), "{e}");
+    let garbage = dir.path().join("garbage.pt");
+    std::fs::write(&garbage, b"not a model").unwrap();
+    let e = TorchScript::load(&cfg(garbage, InputTransform::unit(16))).unwrap_err().to_string();
+    assert!(e.contains("cannot load TorchScript"), "{e}");
+    if !spatia::features::torchscript::cuda_available() {
+        let mut c = cfg(model, InputTransform::unit(16));
+        c.device = DeviceChoice::Cuda;
+        let e = TorchScript::load(&c).unwrap_err().to_string();
+        assert!(e.contains("cuda requested but libtorch sees no CUDA device"), "{e}");
+    }
+}
+
+/// Loads libtorch in-process: run by `runs_without_ld_library_path` in a child process.
+#[test]
+fn libtorch_is_loadable() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path(), 8);
+    let enc = TorchScript::load(&cfg(model, InputTransform::unit(8))).unwrap();
+    assert_eq!(enc.dim(), 10);
+}
+
+#[test]
+fn runs_without_ld_library_path() {
+    // cargo test puts libtorch on LD_LIBRARY_PATH; the binary itself must not need it.
+    let exe = std::env::current_exe().unwrap();
+    let out = Command::new(&exe)
+        .args(["--exact", "libtorch_is_loadable", "--test-threads", "1"])
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{} failed without LD_LIBRARY_PATH: {}{}",
+        exe.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 passed"));
+}
