@@ -16,6 +16,7 @@ needed: ResNet-18 is defined here in plain torch.nn (same layer shapes as torchv
       each line "N" on stdin runs N batches and prints one JSON line (seconds, cpu_seconds).
 """
 import json
+import os
 import sys
 import time
 
@@ -79,7 +80,8 @@ class ResNet18(nn.Module):
 
 
 def make(name):
-    torch.manual_seed(0)
+    # weights from seed 0 unless SPATIA_MODEL_SEED says otherwise (tests use it for "new weights")
+    torch.manual_seed(int(os.environ.get("SPATIA_MODEL_SEED", "0")))
     m = {"tiny": Tiny, "resnet18": ResNet18}[name]()
     return m.eval()
 

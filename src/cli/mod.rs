@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 pub mod core;
+pub mod extract;
 
 /// Spatia: declarative, reproducible experiments for AI spatial pathomics.
 #[derive(Parser, Debug)]
@@ -39,6 +40,8 @@ pub enum Command {
     Slide(crate::slide::cli::SlideArgs),
     /// Colour deconvolution of an image
     Stain(crate::slide::cli::StainArgs),
+    /// Extract one slide's feature bag (CLAM/TRIDENT HDF5) with a built-in or TorchScript encoder
+    Extract(extract::ExtractArgs),
     /// The generated demo cohort
     Demo(crate::demo::cli::DemoArgs),
 }
@@ -61,6 +64,7 @@ pub fn main() -> ExitCode {
         Command::Verify(a) => core::verify(a),
         Command::Kinds => core::kinds(),
         Command::Hash(a) => core::hash(a),
+        Command::Extract(a) => extract::run(a),
         Command::Survival(a) => crate::survival::cli::run(a).map(|_| 0),
         Command::Slide(a) => crate::slide::cli::run_slide(a).map(|_| 0),
         Command::Stain(a) => crate::slide::cli::run_stain(a).map(|_| 0),

@@ -46,7 +46,9 @@ pub fn slides(spec: &Spec, stat: &mut StatCache) -> Result<Vec<Item>> {
     let c = spec.cohort.as_ref().context("per-slide stages need a `cohort` block")?;
     let rel = c.slides.as_ref().context("per-slide stages need `cohort.slides`")?;
     let path = spec.root.join(rel);
+    let base = path.parent().map(|p| p.to_path_buf()).unwrap_or_default();
     let rows = crate::slide::manifest::parse_manifest(&path)?;
+    let bags = bag_column(&path)?;
     let mut out: Vec<Item> = Vec::new();
     for r in rows {
         let d = stat
@@ -60,7 +62,21 @@ pub fn slides(spec: &Spec, stat: &mut StatCache) -> Result<Vec<Item>> {
             bail!("{}: {}: slide id `{id}` is not unique (two slides of one patient and stain with the same file name)", path.display(), r.label());
         }
         let mpp = r.mpp.map(|m| m.to_string()).unwrap_or_default();
+        // an existing CLAM/TRIDENT bag for the slide (`features` column): its content is part of the item
+        let bag = match bags.get(r.row - 1).and_then(|b| b.as_ref()) {
+            Some(rel) => {
+                let p = base.join(rel);
+                let bd = stat
+                    .digest(&p)
+                    .with_context(|| format!("{}: {}, column `features`: cannot read bag {}", path.display(), r.label(), p.display()))?;
+                Some((p, bd))
+            }
+            None => None,
+        };
         let mut h = blake3::Hasher::new();
+        if let Some((_, bd)) = &bag {
+            h.update(bd.as_bytes());
+        }
         for field in [r.patient_id.as_str(), r.stain.as_str(), r.rel_path.as_str(), mpp.as_str(), d.as_str()] {
             h.update(field.as_bytes());
             h.update(b"\x1e");
@@ -77,7 +93,23 @@ pub fn slides(spec: &Spec, stat: &mut StatCache) -> Result<Vec<Item>> {
         if let Some(m) = r.mpp.or(c.mpp_override) {
             attrs.insert("mpp".into(), m.to_string());
         }
+        if let Some((p, _)) = bag {
+            attrs.insert("features".into(), p.display().to_string());
+        }
         out.push(Item { id, digest: h.finalize().to_hex().to_string(), attrs });
+    }
+    Ok(out)
+}
+
+/// The optional `features` column of a manifest (one entry per data row; None when empty).
+fn bag_column(path: &std::path::Path) -> Result<Vec<Option<String>>> {
+    let mut rdr = csv::Reader::from_path(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let headers = rdr.headers()?.clone();
+    let Some(fc) = headers.iter().position(|h| h.trim().eq_ignore_ascii_case("features")) else { return Ok(Vec::new()) };
+    let mut out = Vec::new();
+    for rec in rdr.records() {
+        let rec = rec?;
+        out.push(rec.get(fc).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string));
     }
     Ok(out)
 }
