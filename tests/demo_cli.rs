@@ -64,7 +64,7 @@ fn bad_flags_exit_2_with_a_named_error() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("expected one of HE, ER, PR, HER2, KI67, found \"CD8\""),
+        err.contains("unknown stain \"CD8\" (expected one of HE, ER, PR, HER2, KI67)"),
         "{err}"
     );
 }

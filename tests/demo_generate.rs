@@ -142,7 +142,7 @@ fn openslide_reads_the_slides_as_aperio_with_the_rendered_colours() {
 
         // re-render the plan of this slide and compare with what OpenSlide decodes
         let pid = rec["patient_id"].as_str().unwrap();
-        let stain = Stain::parse(rec["stain"].as_str().unwrap()).unwrap();
+        let stain = rec["stain"].as_str().unwrap().parse::<Stain>().unwrap();
         let idx: usize = pid[1..].parse::<usize>().unwrap() - 1;
         let patient = clinical::draw_patient(params.seed, idx, params.patients);
         let (w, h) = (
@@ -231,7 +231,7 @@ fn tables_are_consistent() {
     assert_eq!(rows.len(), 15);
     for r in &rows {
         assert!(dir.path().join(r[1]).is_file(), "{} missing", r[1]);
-        assert!(Stain::parse(r[2]).is_some());
+        assert!(r[2].parse::<Stain>().is_ok());
     }
     let clinical = std::fs::read_to_string(dir.path().join("clinical.csv")).unwrap();
     let mut lines = clinical.lines();

@@ -48,7 +48,7 @@ pub struct GenerateArgs {
 }
 
 fn parse_stain(s: &str) -> Result<Stain, String> {
-    Stain::parse(s).ok_or_else(|| format!("expected one of HE, ER, PR, HER2, KI67, found {s:?}"))
+    s.parse::<Stain>()
 }
 
 /// Runs `spatia demo`.

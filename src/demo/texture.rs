@@ -46,54 +46,8 @@ pub const DAB: [f32; 3] = [0.27, 0.57, 0.78];
 /// Illumination (RGB of glass without tissue), as a scanner's white-balanced background.
 pub const BACKGROUND: [u8; 3] = [243, 242, 240];
 
-/// A stain of the study.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum Stain {
-    /// Hematoxylin and eosin.
-    HE,
-    /// Oestrogen receptor IHC (nuclear DAB).
-    ER,
-    /// Progesterone receptor IHC (nuclear DAB).
-    PR,
-    /// HER2 IHC (membranous DAB).
-    HER2,
-    /// Ki-67 IHC (nuclear DAB, hotspots).
-    KI67,
-}
-
-impl Stain {
-    /// All stains, in manifest order.
-    pub const ALL: [Stain; 5] = [Stain::HE, Stain::ER, Stain::PR, Stain::HER2, Stain::KI67];
-
-    /// The manifest spelling (`HE`, `ER`, `PR`, `HER2`, `KI67`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stain::HE => "HE",
-            Stain::ER => "ER",
-            Stain::PR => "PR",
-            Stain::HER2 => "HER2",
-            Stain::KI67 => "KI67",
-        }
-    }
-
-    /// Parses the manifest spelling, case-insensitively (`Ki-67` and `H&E` accepted).
-    pub fn parse(s: &str) -> Option<Stain> {
-        let k: String = s.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
-        match k.to_ascii_uppercase().as_str() {
-            "HE" => Some(Stain::HE),
-            "ER" => Some(Stain::ER),
-            "PR" => Some(Stain::PR),
-            "HER2" => Some(Stain::HER2),
-            "KI67" => Some(Stain::KI67),
-            _ => None,
-        }
-    }
-
-    /// Whether this is an immunohistochemistry stain (DAB + hematoxylin counterstain).
-    pub fn is_ihc(self) -> bool {
-        self != Stain::HE
-    }
-}
+/// The stains of the study (one enum for the whole crate: the slide manifest's).
+pub use crate::slide::manifest::Stain;
 
 /// The slide-visible appearance of one patient's tumour: what the latent variables of the
 /// cohort turn into on glass.
@@ -905,11 +859,8 @@ mod tests {
     #[test]
     fn stain_names_round_trip() {
         for s in Stain::ALL {
-            assert_eq!(Stain::parse(s.as_str()), Some(s));
+            assert_eq!(s.as_str().parse::<Stain>(), Ok(s));
         }
-        assert_eq!(Stain::parse("Ki-67"), Some(Stain::KI67));
-        assert_eq!(Stain::parse("H&E"), Some(Stain::HE));
-        assert_eq!(Stain::parse("CD8"), None);
     }
 
     #[test]

@@ -12,13 +12,13 @@
 //!
 //! Tiles are read and decoded on a pool of threads feeding a bounded queue
 //! ([`crate::features::pipeline`]), so the encoder never waits on I/O.
-use super::tile::{check_stains, open_item_slide};
+use super::tile::{check_stains, open_item_slide, tiling_of};
 use super::{resolved, typed, CheckCx, Checked, Fanout, InputRef, ParamError, RunCx, StageKind};
 use crate::features::bag::{Bag, BagMeta, Precision};
 use crate::features::handcrafted::Handcrafted;
 use crate::features::pipeline::{run_collect, PipelineConfig};
 use crate::features::Encoder;
-use crate::slide::tiling::{read_tile, Tiling};
+use crate::slide::tiling::read_tile;
 use crate::spec::locate::Seg;
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
@@ -229,16 +229,7 @@ impl StageKind for Extract {
             )?;
             return Ok(());
         }
-        let tiling_file = cx
-            .needs
-            .iter()
-            .flat_map(|n| n.dirs.iter())
-            .map(|(_, d)| d.join("tiling.json"))
-            .find(|f| f.exists());
-        let Some(tiling_file) = tiling_file else {
-            bail!("slide {}: `extract` needs a `tile` stage (none of its needs wrote tiling.json for this slide)", item.id);
-        };
-        let tiling: Tiling = serde_json::from_str(&std::fs::read_to_string(&tiling_file)?).with_context(|| format!("cannot read {}", tiling_file.display()))?;
+        let tiling = tiling_of(cx, "extract")?;
         let encoder: Box<dyn Encoder> = match &choice {
             EncoderChoice::TorchScript(t) => torch_encoder(t, cx.root)?,
             _ => Box::new(Handcrafted::new()),

@@ -9,12 +9,11 @@
 //! item digest.
 //! **Reference:** Ruifrok & Johnston (2001), Quantification of histochemical staining by
 //! color deconvolution, Anal Quant Cytol Histol 23:291–299 — as scikit-image `rgb2hed`.
-use super::tile::{check_stains, open_item_slide};
+use super::tile::{check_stains, open_item_slide, tiling_of};
 use super::{resolved, typed, CheckCx, Checked, Fanout, ParamError, RunCx, StageKind};
 use crate::slide::hed::{stain_slide, StainParams};
-use crate::slide::tiling::Tiling;
 use crate::spec::locate::Seg;
-use anyhow::{bail, Context};
+use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -80,17 +79,7 @@ impl StageKind for Stain {
     fn run(&self, cx: &RunCx) -> anyhow::Result<()> {
         let p: StainStageParams = serde_json::from_value(cx.params.clone())?;
         let item = cx.item.context("per slide")?;
-        let tiling_dir = cx
-            .needs
-            .iter()
-            .flat_map(|n| n.dirs.iter())
-            .map(|(_, d)| d.join("tiling.json"))
-            .find(|f| f.exists());
-        let Some(tiling_file) = tiling_dir else {
-            bail!("slide {}: `stain` needs a `tile` stage (none of its needs wrote tiling.json for this slide)", item.id);
-        };
-        let tiling: Tiling = serde_json::from_str(&std::fs::read_to_string(&tiling_file)?)
-            .with_context(|| format!("cannot read {}", tiling_file.display()))?;
+        let tiling = tiling_of(cx, "stain")?;
         let (slide, _) = open_item_slide(cx)?;
         let params = StainParams { dab_threshold: p.dab_threshold, tissue_od: p.tissue_od };
         let s = stain_slide(&slide, &tiling, &params, 64).with_context(|| format!("slide {}", item.id))?;

@@ -91,6 +91,16 @@ pub fn open_item_slide(cx: &RunCx) -> anyhow::Result<(Slide, Stain)> {
     Ok((slide, stain))
 }
 
+/// The tiling of a shard's slide, written by the `tile` stage among its needs.
+pub fn tiling_of(cx: &RunCx, kind: &str) -> anyhow::Result<crate::slide::tiling::Tiling> {
+    let item = cx.item.context("per slide")?;
+    let Some(file) = cx.needs.iter().flat_map(|n| n.dirs.iter()).map(|(_, d)| d.join("tiling.json")).find(|f| f.exists()) else {
+        anyhow::bail!("slide {}: `{kind}` needs a `tile` stage (none of its needs wrote tiling.json for this slide)", item.id);
+    };
+    let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{}: not a tiling", file.display()))
+}
+
 impl StageKind for Tile {
     fn name(&self) -> &'static str {
         "tile"
