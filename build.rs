@@ -33,7 +33,10 @@ fn main() {
         .filter(|o| o.status.success())
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_else(|| "unknown".into());
+    // GIT_OPTIONAL_LOCKS=0: `git status` must not refresh .git/index, which would make this
+    // script (and so the crate) rebuild on every build
     let dirty = Command::new("git")
+        .env("GIT_OPTIONAL_LOCKS", "0")
         .args(["status", "--porcelain", "--untracked-files=no"])
         .output()
         .ok()

@@ -20,7 +20,7 @@ use crate::features::pipeline::{run_collect, PipelineConfig};
 use crate::features::Encoder;
 use crate::slide::tiling::read_tile;
 use crate::spec::locate::Seg;
-use anyhow::{bail, Context};
+use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -162,7 +162,7 @@ fn torch_encoder(t: &TorchSpec, root: &std::path::Path) -> anyhow::Result<Box<dy
 
 #[cfg(not(feature = "torch"))]
 fn torch_encoder(_t: &TorchSpec, _root: &std::path::Path) -> anyhow::Result<Box<dyn Encoder>> {
-    bail!("this spatia was built without the `torch` feature; `make build` enables it")
+    anyhow::bail!("this spatia was built without the `torch` feature; `make build` enables it")
 }
 
 impl StageKind for Extract {
