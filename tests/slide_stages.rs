@@ -138,3 +138,17 @@ fn generated_cohort_runs_end_to_end() {
     let s = summary(&o);
     assert_eq!(s["ran"].as_u64(), Some(1 + 8 + 4), "{s}");
 }
+
+#[test]
+fn per_slide_commands_see_the_slide() {
+    let d = real_project("");
+    std::fs::write(
+        d.path().join("s.yaml"),
+        "name: c\ncohort: {clinical: clin.csv, slides: slides.csv, covariates: [age]}\nstages:\n  ingest: {kind: ingest}\n  info:\n    kind: command\n    needs: [ingest]\n    foreach: slide\n    cmd: echo \"$SPATIA_ITEM $SPATIA_ITEM_PATIENT_ID $SPATIA_ITEM_STAIN $(basename $SPATIA_ITEM_PATH) $SPATIA_ITEM_DIGEST\" > info.txt\n",
+    )
+    .unwrap();
+    let o = spatia(d.path(), &["run", "s.yaml", "-q"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let info = std::fs::read_to_string(out_of(d.path(), "info", Some("A_HE")).join("info.txt")).unwrap();
+    assert_eq!(info.trim(), "A_HE A HE CMU-1-Small-Region.svs 7f57b01edcce1177ea6b5e2117adaa99850fefaece99d3ebc2f4036f792b3983");
+}

@@ -8,7 +8,8 @@
 //! `SPATIA_OUT` (that directory), `SPATIA_NEEDS_<NAME>` (each needed stage's output directory;
 //! for a fanned-out need read by a single stage, a directory of links named by item),
 //! `SPATIA_ROOT` (project root), `SPATIA_SEED`, `SPATIA_INPUT_<i>` (input files) and, for a
-//! shard, `SPATIA_ITEM` (patient or slide id). A non-zero exit fails the stage.
+//! shard, `SPATIA_ITEM` (patient or slide id) and `SPATIA_ITEM_<ATTR>` (`PATIENT_ID`; for a
+//! slide also `PATH`, `REL_PATH`, `STAIN`, `DIGEST`, `MPP`). A non-zero exit fails the stage.
 use super::{resolved, typed, CheckCx, Checked, Fanout, InputRef, ParamError, RunCx, StageKind};
 use crate::spec::locate::Seg;
 use anyhow::{bail, Context};
@@ -95,6 +96,11 @@ impl StageKind for Command {
         c.env("SPATIA_OUT", cx.out).env("SPATIA_ROOT", cx.root).env("SPATIA_SEED", cx.seed.to_string());
         if let Some(item) = cx.item {
             c.env("SPATIA_ITEM", &item.id);
+            // per-item facts: SPATIA_ITEM_PATIENT_ID, and for slides SPATIA_ITEM_PATH (absolute),
+            // SPATIA_ITEM_STAIN, SPATIA_ITEM_REL_PATH, SPATIA_ITEM_DIGEST, SPATIA_ITEM_MPP
+            for (k, v) in &item.attrs {
+                c.env(format!("SPATIA_ITEM_{}", crate::util::env_name(k)), v);
+            }
         }
         for (i, inp) in cx.inputs.iter().enumerate() {
             c.env(format!("SPATIA_INPUT_{i}"), &inp.path);
