@@ -11,6 +11,7 @@ pub mod demo;
 pub mod exec;
 pub mod features;
 pub mod provenance;
+pub mod report;
 pub mod slide;
 pub mod spec;
 pub mod stages;

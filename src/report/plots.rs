@@ -1,0 +1,466 @@
+//! Report plots: pure functions that turn already-computed curves into self-contained inline SVG
+//! strings (plotters' `SVGBackend` drawing into a `String`; no files, no fonts, no network).
+//!
+//! Owns: the Kaplan–Meier plot with CI bands, the numbers-at-risk table under the axis and the
+//! log-rank p; the time-dependent ROC plot; the calibration plot; the forest plot of ΔC.
+//! It computes no statistics: the inputs come from [`crate::survival`] and the evaluation stages.
+//!
+//! Text: plotters' SVG backend escapes `<`, `>`, `&`, `"` and `'` in every text it writes, so a
+//! hostile label cannot produce markup (tested). Without the `ttf` feature plotters measures text
+//! with its naive estimator and writes `font-family="sans-serif"`, which the browser resolves.
+//!
+//! Determinism: the same input gives the same bytes (plotters formats numbers with `{}`; nothing
+//! here depends on time, hashing order or threads).
+//!
+//! # Errors
+//! [`PlotError`]: empty inputs, non-finite numbers, mismatched lengths, and drawing failures.
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use thiserror::Error;
+
+use crate::survival::kaplan_meier::KmCurvePoint;
+
+/// Errors of the plot functions.
+#[derive(Debug, Error)]
+pub enum PlotError {
+    /// A plot was asked for with nothing to draw.
+    #[error("{plot} plot: expected at least one {what}, found none")]
+    Empty { plot: &'static str, what: &'static str },
+    /// A number that must be finite was not.
+    #[error("{plot} plot: expected finite numbers, found {value} in {what}")]
+    NonFinite { plot: &'static str, what: String, value: f64 },
+    /// Two inputs that must have the same length did not.
+    #[error("{plot} plot: expected {expected} {what}, found {found}")]
+    Length { plot: &'static str, what: String, expected: usize, found: usize },
+    /// plotters failed while drawing.
+    #[error("{plot} plot: drawing failed: {message}")]
+    Draw { plot: &'static str, message: String },
+}
+
+/// One Kaplan–Meier curve (one risk group).
+#[derive(Debug, Clone, PartialEq)]
+pub struct KmCurve {
+    /// Group label shown in the legend and the at-risk table.
+    pub label: String,
+    /// Steps `(time, survival, lower, upper)` in increasing time; the curve starts at (0, 1)
+    /// when the first time is after 0.
+    pub points: Vec<(f64, f64, f64, f64)>,
+    /// Numbers at risk at each of the `at_risk_times` given to [`km_plot`].
+    pub at_risk: Vec<usize>,
+}
+
+impl KmCurve {
+    /// Builds a curve from the survival module's curve points.
+    pub fn from_points(label: impl Into<String>, points: &[KmCurvePoint], at_risk: Vec<usize>) -> Self {
+        KmCurve {
+            label: label.into(),
+            points: points.iter().map(|p| (p.time, p.survival, p.lower, p.upper)).collect(),
+            at_risk,
+        }
+    }
+}
+
+/// One ROC curve: label, points `(false positive rate, true positive rate)`, AUC.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RocCurve {
+    /// Curve label (e.g. the horizon), shown with its AUC in the legend.
+    pub label: String,
+    /// Points `(fpr, tpr)` in [0, 1].
+    pub points: Vec<(f64, f64)>,
+    /// Area under the curve.
+    pub auc: f64,
+}
+
+/// One calibration bin: mean predicted probability, observed probability and its CI.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CalibrationBin {
+    /// Mean predicted probability of the event by the horizon.
+    pub predicted: f64,
+    /// Observed (Kaplan–Meier) probability of the event by the horizon.
+    pub observed: f64,
+    /// Lower bound of the observed probability's CI.
+    pub lower: f64,
+    /// Upper bound of the observed probability's CI.
+    pub upper: f64,
+}
+
+/// One forest-plot row: label, estimate and CI (e.g. ΔC of an arm against the reference).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForestRow {
+    /// Row label (arm name).
+    pub label: String,
+    /// Point estimate.
+    pub estimate: f64,
+    /// Lower CI bound.
+    pub lower: f64,
+    /// Upper CI bound.
+    pub upper: f64,
+}
+
+const W: u32 = 640;
+const H: u32 = 420;
+const FONT: &str = "sans-serif";
+
+fn palette(i: usize) -> RGBColor {
+    // Okabe–Ito, colour-blind safe.
+    const P: [RGBColor; 7] = [
+        RGBColor(0, 114, 178),
+        RGBColor(213, 94, 0),
+        RGBColor(0, 158, 115),
+        RGBColor(204, 121, 167),
+        RGBColor(230, 159, 0),
+        RGBColor(86, 180, 233),
+        RGBColor(0, 0, 0),
+    ];
+    P[i % P.len()]
+}
+
+fn draw_err<E: std::fmt::Debug>(plot: &'static str) -> impl Fn(E) -> PlotError {
+    move |e| PlotError::Draw { plot, message: format!("{e:?}") }
+}
+
+fn finite(plot: &'static str, what: impl Fn() -> String, v: f64) -> Result<f64, PlotError> {
+    if v.is_finite() {
+        Ok(v)
+    } else {
+        Err(PlotError::NonFinite { plot, what: what(), value: v })
+    }
+}
+
+fn format_p(p: f64) -> String {
+    if p < 0.001 {
+        "log-rank p < 0.001".to_string()
+    } else {
+        format!("log-rank p = {p:.3}")
+    }
+}
+
+/// Runs `f` on a fresh SVG drawing area of `size` and returns the SVG text.
+fn render<F>(plot: &'static str, size: (u32, u32), f: F) -> Result<String, PlotError>
+where
+    F: FnOnce(&DrawingArea<SVGBackend, Shift>) -> Result<(), PlotError>,
+{
+    let mut buf = String::new();
+    {
+        let root = SVGBackend::with_string(&mut buf, size).into_drawing_area();
+        root.fill(&WHITE).map_err(draw_err(plot))?;
+        f(&root)?;
+        root.present().map_err(draw_err(plot))?;
+    }
+    Ok(buf)
+}
+
+/// Step-function vertices of `(t, y)` starting at `(0, y0)`.
+fn steps(points: &[(f64, f64)], y0: f64) -> Vec<(f64, f64)> {
+    let mut out = Vec::with_capacity(points.len() * 2 + 1);
+    let mut prev = y0;
+    if points.first().map_or(true, |p| p.0 > 0.0) {
+        out.push((0.0, y0));
+    }
+    for &(t, y) in points {
+        out.push((t, prev));
+        out.push((t, y));
+        prev = y;
+    }
+    out
+}
+
+/// Kaplan–Meier plot: one step curve (with its CI band) per group, the numbers at risk at
+/// `at_risk_times` in a table under the x axis, and the log-rank `p_value` in the top-right corner.
+///
+/// # Errors
+/// No group, a group without points, non-finite numbers, or a group whose `at_risk` length differs
+/// from `at_risk_times`.
+pub fn km_plot(
+    groups: &[KmCurve],
+    at_risk_times: &[f64],
+    title: &str,
+    p_value: Option<f64>,
+) -> Result<String, PlotError> {
+    const P: &str = "Kaplan-Meier";
+    if groups.is_empty() {
+        return Err(PlotError::Empty { plot: P, what: "group" });
+    }
+    let mut t_max: f64 = 0.0;
+    for g in groups {
+        if g.points.is_empty() {
+            return Err(PlotError::Empty { plot: P, what: "point in every group" });
+        }
+        if g.at_risk.len() != at_risk_times.len() {
+            return Err(PlotError::Length {
+                plot: P,
+                what: format!("numbers at risk for group {:?} (one per at-risk time)", g.label),
+                expected: at_risk_times.len(),
+                found: g.at_risk.len(),
+            });
+        }
+        for (i, &(t, s, lo, hi)) in g.points.iter().enumerate() {
+            for v in [t, s, lo, hi] {
+                finite(P, || format!("group {:?} point {i}", g.label), v)?;
+            }
+            t_max = t_max.max(t);
+        }
+    }
+    for (i, &t) in at_risk_times.iter().enumerate() {
+        t_max = t_max.max(finite(P, || format!("at-risk time {i}"), t)?);
+    }
+    if let Some(p) = p_value {
+        finite(P, || "the log-rank p value".to_string(), p)?;
+    }
+    if t_max <= 0.0 {
+        t_max = 1.0;
+    }
+    let row_h = 18u32;
+    let table_h = 30 + row_h * groups.len() as u32;
+    let size = (W, H + table_h);
+    render(P, size, |root| {
+        let (upper, _lower) = root.split_vertically(H);
+        let mut chart = ChartBuilder::on(&upper)
+            .caption(title, (FONT, 18))
+            .margin(10)
+            .x_label_area_size(35)
+            .y_label_area_size(110)
+            .build_cartesian_2d(0.0..t_max * 1.02, 0.0..1.02)
+            .map_err(draw_err(P))?;
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_desc("time")
+            .y_desc("survival probability")
+            .draw()
+            .map_err(draw_err(P))?;
+        for (i, g) in groups.iter().enumerate() {
+            let c = palette(i);
+            let lo: Vec<(f64, f64)> = g.points.iter().map(|p| (p.0, p.2)).collect();
+            let hi: Vec<(f64, f64)> = g.points.iter().map(|p| (p.0, p.3)).collect();
+            let mut band = steps(&hi, 1.0);
+            band.extend(steps(&lo, 1.0).into_iter().rev());
+            chart
+                .draw_series(std::iter::once(Polygon::new(band, c.mix(0.15).filled())))
+                .map_err(draw_err(P))?;
+            let curve: Vec<(f64, f64)> = g.points.iter().map(|p| (p.0, p.1)).collect();
+            chart
+                .draw_series(LineSeries::new(steps(&curve, 1.0), c.stroke_width(2)))
+                .map_err(draw_err(P))?
+                .label(g.label.as_str())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerLeft)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .label_font((FONT, 13))
+            .draw()
+            .map_err(draw_err(P))?;
+        if let Some(p) = p_value {
+            let (x, y) = chart.backend_coord(&(t_max * 1.02, 1.02));
+            let style = TextStyle::from((FONT, 14).into_font())
+                .pos(plotters::style::text_anchor::Pos::new(
+                    plotters::style::text_anchor::HPos::Right,
+                    plotters::style::text_anchor::VPos::Top,
+                ));
+            root.draw(&Text::new(format_p(p), (x - 6, y + 6), style)).map_err(draw_err(P))?;
+        }
+        // Numbers-at-risk table under the axis: one row per group, one column per time.
+        let title_y = H as i32 + 4;
+        root.draw(&Text::new("Number at risk", (10, title_y), (FONT, 13).into_font()))
+            .map_err(draw_err(P))?;
+        for (gi, g) in groups.iter().enumerate() {
+            let y = title_y + 20 + (gi as i32) * row_h as i32;
+            let c = palette(gi);
+            root.draw(&Text::new(g.label.clone(), (10, y), (FONT, 12).into_font().color(&c)))
+                .map_err(draw_err(P))?;
+            for (&t, &n) in at_risk_times.iter().zip(&g.at_risk) {
+                let (x, _) = chart.backend_coord(&(t, 0.0));
+                let style = TextStyle::from((FONT, 12).into_font()).pos(
+                    plotters::style::text_anchor::Pos::new(
+                        plotters::style::text_anchor::HPos::Center,
+                        plotters::style::text_anchor::VPos::Top,
+                    ),
+                );
+                root.draw(&Text::new(n.to_string(), (x, y), style)).map_err(draw_err(P))?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Time-dependent ROC plot: one curve per entry (legend "label (AUC = x.xxx)") and the diagonal.
+///
+/// # Errors
+/// No curve, a curve without points, or a non-finite number.
+pub fn roc_plot(curves: &[RocCurve], title: &str) -> Result<String, PlotError> {
+    const P: &str = "ROC";
+    if curves.is_empty() {
+        return Err(PlotError::Empty { plot: P, what: "curve" });
+    }
+    for c in curves {
+        if c.points.is_empty() {
+            return Err(PlotError::Empty { plot: P, what: "point in every curve" });
+        }
+        for (i, &(x, y)) in c.points.iter().enumerate() {
+            finite(P, || format!("curve {:?} point {i}", c.label), x)?;
+            finite(P, || format!("curve {:?} point {i}", c.label), y)?;
+        }
+        finite(P, || format!("curve {:?} AUC", c.label), c.auc)?;
+    }
+    render(P, (W, H), |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, (FONT, 18))
+            .margin(10)
+            .x_label_area_size(35)
+            .y_label_area_size(45)
+            .build_cartesian_2d(0.0..1.0, 0.0..1.0)
+            .map_err(draw_err(P))?;
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_desc("false positive rate")
+            .y_desc("true positive rate")
+            .draw()
+            .map_err(draw_err(P))?;
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(0.0, 0.0), (1.0, 1.0)],
+                RGBColor(150, 150, 150).stroke_width(1),
+            )))
+            .map_err(draw_err(P))?;
+        for (i, c) in curves.iter().enumerate() {
+            let col = palette(i);
+            chart
+                .draw_series(LineSeries::new(c.points.iter().copied(), col.stroke_width(2)))
+                .map_err(draw_err(P))?
+                .label(format!("{} (AUC = {:.3})", c.label, c.auc))
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], col.stroke_width(2)));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .label_font((FONT, 13))
+            .draw()
+            .map_err(draw_err(P))?;
+        Ok(())
+    })
+}
+
+/// Calibration plot at `horizon`: observed vs predicted probability per bin with the observed CI
+/// as a vertical error bar, and the diagonal of perfect calibration. Axes span [0, 1].
+///
+/// # Errors
+/// No bin, or a non-finite number.
+pub fn calibration_plot(bins: &[CalibrationBin], horizon: f64) -> Result<String, PlotError> {
+    const P: &str = "calibration";
+    if bins.is_empty() {
+        return Err(PlotError::Empty { plot: P, what: "bin" });
+    }
+    finite(P, || "the horizon".to_string(), horizon)?;
+    for (i, b) in bins.iter().enumerate() {
+        for v in [b.predicted, b.observed, b.lower, b.upper] {
+            finite(P, || format!("bin {i}"), v)?;
+        }
+    }
+    render(P, (W, H), |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(format!("Calibration at t = {horizon}"), (FONT, 18))
+            .margin(10)
+            .x_label_area_size(35)
+            .y_label_area_size(45)
+            .build_cartesian_2d(0.0..1.0, 0.0..1.0)
+            .map_err(draw_err(P))?;
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_desc("predicted probability of the event")
+            .y_desc("observed probability (Kaplan-Meier)")
+            .draw()
+            .map_err(draw_err(P))?;
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(0.0, 0.0), (1.0, 1.0)],
+                RGBColor(150, 150, 150).stroke_width(1),
+            )))
+            .map_err(draw_err(P))?;
+        let c = palette(0);
+        chart
+            .draw_series(bins.iter().map(|b| {
+                PathElement::new(vec![(b.predicted, b.lower), (b.predicted, b.upper)], c.stroke_width(1))
+            }))
+            .map_err(draw_err(P))?;
+        chart
+            .draw_series(bins.iter().map(|b| Circle::new((b.predicted, b.observed), 4, c.filled())))
+            .map_err(draw_err(P))?;
+        Ok(())
+    })
+}
+
+/// Forest plot: one row per entry (point and CI bar), labels on the left, and a vertical line at
+/// `reference` (0 for ΔC).
+///
+/// # Errors
+/// No row, or a non-finite number.
+pub fn forest_plot(rows: &[ForestRow], reference: f64, title: &str) -> Result<String, PlotError> {
+    const P: &str = "forest";
+    if rows.is_empty() {
+        return Err(PlotError::Empty { plot: P, what: "row" });
+    }
+    finite(P, || "the reference".to_string(), reference)?;
+    let (mut lo, mut hi) = (reference, reference);
+    for r in rows {
+        for v in [r.estimate, r.lower, r.upper] {
+            finite(P, || format!("row {:?}", r.label), v)?;
+            lo = lo.min(v);
+            hi = hi.max(v);
+        }
+    }
+    let pad = if hi > lo { (hi - lo) * 0.08 } else { 0.05 };
+    let (lo, hi) = (lo - pad, hi + pad);
+    let n = rows.len();
+    let h = 90 + 30 * n as u32;
+    render(P, (W, h), |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, (FONT, 18))
+            .margin(10)
+            .x_label_area_size(35)
+            .y_label_area_size(180)
+            .build_cartesian_2d(lo..hi, 0.0..n as f64)
+            .map_err(draw_err(P))?;
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .y_labels(0)
+            .x_desc("estimate (95% CI)")
+            .draw()
+            .map_err(draw_err(P))?;
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(reference, 0.0), (reference, n as f64)],
+                RGBColor(150, 150, 150).stroke_width(1),
+            )))
+            .map_err(draw_err(P))?;
+        let c = palette(0);
+        // Row i from the top sits at y = n - i - 0.5.
+        let y_of = |i: usize| n as f64 - i as f64 - 0.5;
+        chart
+            .draw_series(rows.iter().enumerate().map(|(i, r)| {
+                PathElement::new(vec![(r.lower, y_of(i)), (r.upper, y_of(i))], c.stroke_width(2))
+            }))
+            .map_err(draw_err(P))?;
+        chart
+            .draw_series(rows.iter().enumerate().map(|(i, r)| Circle::new((r.estimate, y_of(i)), 5, c.filled())))
+            .map_err(draw_err(P))?;
+        for (i, r) in rows.iter().enumerate() {
+            let (_, y) = chart.backend_coord(&(lo, y_of(i)));
+            let style = TextStyle::from((FONT, 13).into_font()).pos(
+                plotters::style::text_anchor::Pos::new(
+                    plotters::style::text_anchor::HPos::Left,
+                    plotters::style::text_anchor::VPos::Center,
+                ),
+            );
+            root.draw(&Text::new(r.label.clone(), (12, y), style)).map_err(draw_err(P))?;
+        }
+        Ok(())
+    })
+}
