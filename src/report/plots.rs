@@ -464,3 +464,232 @@ pub fn forest_plot(rows: &[ForestRow], reference: f64, title: &str) -> Result<St
         Ok(())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Minimal XML well-formedness check: balanced, properly nested tags with quoted attributes,
+    /// no raw `<` or `&` outside markup/entities. Returns the element names in document order.
+    fn check_xml(s: &str) -> Vec<String> {
+        let b = s.as_bytes();
+        let mut stack: Vec<String> = Vec::new();
+        let mut names = Vec::new();
+        let mut i = 0;
+        while i < b.len() {
+            match b[i] {
+                b'<' => {
+                    let end = s[i..].find('>').map(|e| i + e).expect("unclosed tag");
+                    let tag = &s[i + 1..end];
+                    if tag.starts_with('?') || tag.starts_with('!') {
+                        i = end + 1;
+                        continue;
+                    }
+                    assert_eq!(tag.matches('"').count() % 2, 0, "unbalanced quotes in <{tag}>");
+                    assert!(!tag[..tag.len().saturating_sub(1)].contains('<'), "'<' inside <{tag}>");
+                    if let Some(close) = tag.strip_prefix('/') {
+                        let open = stack.pop().unwrap_or_else(|| panic!("stray </{close}>"));
+                        assert_eq!(open, close.trim(), "mis-nested tags");
+                    } else {
+                        let name: String =
+                            tag.chars().take_while(|c| !c.is_whitespace() && *c != '/').collect();
+                        names.push(name.clone());
+                        if !tag.ends_with('/') {
+                            stack.push(name);
+                        }
+                    }
+                    i = end + 1;
+                }
+                b'&' => {
+                    let rest = &s[i..];
+                    let semi = rest.find(';').expect("bare &");
+                    let ent = &rest[1..semi];
+                    assert!(
+                        matches!(ent, "lt" | "gt" | "amp" | "quot" | "apos")
+                            || ent.starts_with('#'),
+                        "unknown entity &{ent};"
+                    );
+                    i += semi + 1;
+                }
+                _ => i += 1,
+            }
+        }
+        assert!(stack.is_empty(), "unclosed elements {stack:?}");
+        assert_eq!(names.first().map(String::as_str), Some("svg"));
+        names
+    }
+
+    fn count(names: &[String], n: &str) -> usize {
+        names.iter().filter(|x| x.as_str() == n).count()
+    }
+
+    /// Texts of all `<text>` elements.
+    fn texts(s: &str) -> Vec<String> {
+        s.split("<text").skip(1).filter_map(|t| {
+            let a = t.find('>')? + 1;
+            let e = t.find("</text>")?;
+            Some(t[a..e].trim().to_string())
+        }).collect()
+    }
+
+    /// Number of `<polyline>` elements whose attributes contain `attr`.
+    fn polylines_with(svg: &str, attr: &str) -> usize {
+        svg.split("<polyline").skip(1).filter(|p| p.split("/>").next().unwrap_or("").contains(attr)).count()
+    }
+
+    fn km_fixture(labels: &[&str]) -> Vec<KmCurve> {
+        labels
+            .iter()
+            .enumerate()
+            .map(|(g, l)| {
+                let mut s = 1.0;
+                let pts = (1..=8)
+                    .map(|k| {
+                        s *= 0.9 - 0.05 * g as f64;
+                        (k as f64 * 1.5, s, s * 0.8, (s * 1.2).min(1.0))
+                    })
+                    .collect();
+                KmCurve { label: l.to_string(), points: pts, at_risk: vec![50 - g, 30 - g, 10 - g] }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn km_plot_is_wellformed_with_bands_curves_table_and_p() {
+        let groups = km_fixture(&["low risk", "high risk"]);
+        let svg = km_plot(&groups, &[0.0, 5.0, 10.0], "Distant metastasis-free survival", Some(0.0123))
+            .unwrap();
+        let names = check_xml(&svg);
+        assert_eq!(count(&names, "polygon"), 2, "one CI band per group");
+        let t = texts(&svg);
+        // Each label appears in the legend and in the at-risk table.
+        assert_eq!(t.iter().filter(|x| *x == "low risk").count(), 2, "{t:?}");
+        assert_eq!(t.iter().filter(|x| *x == "high risk").count(), 2, "{t:?}");
+        assert!(t.contains(&"Number at risk".to_string()));
+        for n in ["50", "30", "10", "49", "29", "9"] {
+            assert!(t.iter().any(|x| x == n), "at-risk number {n} missing from {t:?}");
+        }
+        assert!(t.contains(&"log-rank p = 0.012".to_string()), "{t:?}");
+        let one = km_plot(&groups[..1], &[0.0, 5.0, 10.0], "x", None).unwrap();
+        let one_names = check_xml(&one);
+        assert_eq!(count(&one_names, "polygon"), 1);
+        assert_eq!(
+            polylines_with(&svg, "stroke-width=\"2\"") - polylines_with(&one, "stroke-width=\"2\""),
+            2,
+            "a second group adds its curve and its legend line"
+        );
+        assert!(!texts(&one).iter().any(|x| x.starts_with("log-rank")));
+    }
+
+    #[test]
+    fn km_plot_accepts_survival_curve_points() {
+        let pts = vec![
+            KmCurvePoint { time: 2.0, survival: 0.8, lower: 0.6, upper: 0.95, censored: 0 },
+            KmCurvePoint { time: 4.0, survival: 0.5, lower: 0.3, upper: 0.7, censored: 1 },
+        ];
+        let g = KmCurve::from_points("all", &pts, vec![10]);
+        assert_eq!(g.points[1], (4.0, 0.5, 0.3, 0.7));
+        check_xml(&km_plot(&[g], &[0.0], "t", Some(0.0001)).unwrap());
+    }
+
+    #[test]
+    fn hostile_labels_are_escaped_everywhere() {
+        let evil = "<script>alert(\"x\")</script>&";
+        let esc = "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;";
+        let svgs = [
+            km_plot(&km_fixture(&[evil]), &[0.0, 5.0, 10.0], evil, None).unwrap(),
+            roc_plot(&[RocCurve { label: evil.into(), points: vec![(0.0, 0.0), (1.0, 1.0)], auc: 0.5 }], evil)
+                .unwrap(),
+            forest_plot(&[ForestRow { label: evil.into(), estimate: 0.01, lower: -0.02, upper: 0.04 }], 0.0, evil)
+                .unwrap(),
+        ];
+        for svg in &svgs {
+            check_xml(svg);
+            assert!(!svg.contains("<script"), "{svg}");
+            assert!(svg.contains(esc) || svg.contains(&esc.replace("&quot;", "&#34;")), "{svg}");
+        }
+    }
+
+    #[test]
+    fn roc_calibration_forest_have_expected_series() {
+        let curves: Vec<RocCurve> = [3.0, 5.0, 10.0]
+            .iter()
+            .map(|h| RocCurve {
+                label: format!("{h} years"),
+                points: vec![(0.0, 0.0), (0.2, 0.5), (0.5, 0.8), (1.0, 1.0)],
+                auc: 0.7 + h / 100.0,
+            })
+            .collect();
+        let roc = roc_plot(&curves, "ROC").unwrap();
+        check_xml(&roc);
+        assert_eq!(polylines_with(&roc, "stroke-width=\"2\""), 6, "3 curves + 3 legend lines");
+        assert_eq!(polylines_with(&roc, "#969696"), 1, "the diagonal");
+        let t = texts(&roc);
+        assert!(t.contains(&"5 years (AUC = 0.750)".to_string()), "{t:?}");
+
+        let bins: Vec<CalibrationBin> = (0..5)
+            .map(|i| {
+                let p = 0.1 + 0.15 * i as f64;
+                CalibrationBin { predicted: p, observed: p * 0.9, lower: p * 0.6, upper: (p * 1.2).min(1.0) }
+            })
+            .collect();
+        let cal = calibration_plot(&bins, 5.0).unwrap();
+        let n = check_xml(&cal);
+        assert_eq!(count(&n, "circle"), 5);
+        assert_eq!(polylines_with(&cal, "#0072B2"), 5, "5 error bars");
+        assert_eq!(polylines_with(&cal, "#969696"), 1, "the diagonal");
+
+        let rows: Vec<ForestRow> = ["HE", "HE+IHC", "HE+IHC+clinical"]
+            .iter()
+            .enumerate()
+            .map(|(i, l)| ForestRow { label: l.to_string(), estimate: 0.02 * i as f64, lower: -0.03, upper: 0.05 + 0.02 * i as f64 })
+            .collect();
+        let f = forest_plot(&rows, 0.0, "ΔC vs clinical").unwrap();
+        let n = check_xml(&f);
+        assert_eq!(count(&n, "circle"), 3);
+        assert_eq!(polylines_with(&f, "#0072B2"), 3, "3 CI bars");
+        assert_eq!(polylines_with(&f, "#969696"), 1, "the reference line");
+        let t = texts(&f);
+        for r in &rows {
+            assert!(t.contains(&r.label), "{t:?}");
+        }
+    }
+
+    #[test]
+    fn same_input_same_bytes() {
+        let g = km_fixture(&["a", "b", "c"]);
+        assert_eq!(km_plot(&g, &[0.0, 6.0, 9.0], "t", Some(0.5)).unwrap(), km_plot(&g, &[0.0, 6.0, 9.0], "t", Some(0.5)).unwrap());
+        let rows = vec![ForestRow { label: "x".into(), estimate: 0.1, lower: 0.0, upper: 0.2 }];
+        assert_eq!(forest_plot(&rows, 0.0, "f").unwrap(), forest_plot(&rows, 0.0, "f").unwrap());
+        let bins = vec![CalibrationBin { predicted: 0.3, observed: 0.2, lower: 0.1, upper: 0.4 }];
+        assert_eq!(calibration_plot(&bins, 3.0).unwrap(), calibration_plot(&bins, 3.0).unwrap());
+        let c = vec![RocCurve { label: "r".into(), points: vec![(0.0, 0.0), (1.0, 1.0)], auc: 0.5 }];
+        assert_eq!(roc_plot(&c, "r").unwrap(), roc_plot(&c, "r").unwrap());
+    }
+
+    #[test]
+    fn empty_and_degenerate_inputs_are_clear_errors() {
+        let e = km_plot(&[], &[], "t", None).unwrap_err();
+        assert!(e.to_string().contains("expected at least one group"), "{e}");
+        let mut g = km_fixture(&["a"]);
+        let e = km_plot(&g, &[0.0, 1.0], "t", None).unwrap_err();
+        assert!(e.to_string().contains("expected 2 numbers at risk for group \"a\""), "{e}");
+        g[0].points[3].1 = f64::NAN;
+        let e = km_plot(&g, &[0.0, 1.0, 2.0], "t", None).unwrap_err();
+        assert!(e.to_string().contains("group \"a\" point 3"), "{e}");
+        g[0].points.clear();
+        assert!(matches!(km_plot(&g, &[0.0, 1.0, 2.0], "t", None), Err(PlotError::Empty { .. })));
+        assert!(matches!(roc_plot(&[], "r"), Err(PlotError::Empty { .. })));
+        let c = vec![RocCurve { label: "r".into(), points: vec![], auc: 0.5 }];
+        assert!(matches!(roc_plot(&c, "r"), Err(PlotError::Empty { .. })));
+        assert!(matches!(calibration_plot(&[], 5.0), Err(PlotError::Empty { .. })));
+        let bins = vec![CalibrationBin { predicted: 0.3, observed: 0.2, lower: 0.1, upper: 0.4 }];
+        assert!(matches!(calibration_plot(&bins, f64::INFINITY), Err(PlotError::NonFinite { .. })));
+        assert!(matches!(forest_plot(&[], 0.0, "f"), Err(PlotError::Empty { .. })));
+        // Degenerate but valid: all-equal estimates, a single point at t = 0.
+        let rows = vec![ForestRow { label: "x".into(), estimate: 0.0, lower: 0.0, upper: 0.0 }];
+        check_xml(&forest_plot(&rows, 0.0, "f").unwrap());
+        let g = vec![KmCurve { label: "z".into(), points: vec![(0.0, 1.0, 1.0, 1.0)], at_risk: vec![] }];
+        check_xml(&km_plot(&g, &[], "t", None).unwrap());
+    }
+}
