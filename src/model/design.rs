@@ -151,10 +151,10 @@ impl Standardizer {
                     let m = vals.iter().sum::<f64>() / vals.len() as f64;
                     let var = vals.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (vals.len() - 1) as f64;
                     let sd = var.sqrt();
-                    if !(sd > 0.0) {
+                    if !sd.is_finite() || sd <= 0.0 {
                         return Err(ModelError::Unfittable {
                             covariate: c.name.clone(),
-                            expected: "a non-zero standard deviation".into(),
+                            expected: "a finite non-zero standard deviation".into(),
                             found: format!("constant value {m}"),
                         });
                     }
