@@ -36,7 +36,12 @@ pub struct CoxCvOptions {
 
 impl Default for CoxCvOptions {
     fn default() -> Self {
-        Self { cv: CvOptions::default(), l2_penalty: 0.0, times: Vec::new(), missing: MissingPolicy::Impute }
+        Self {
+            cv: CvOptions::default(),
+            l2_penalty: 0.0,
+            times: Vec::new(),
+            missing: MissingPolicy::Impute,
+        }
     }
 }
 
@@ -96,13 +101,24 @@ pub fn cox_cv(
     options: &CoxCvOptions,
 ) -> Result<CoxCvResult> {
     let n = patients.len();
-    for (what, len) in [("times (one per patient)", time.len()), ("events (one per patient)", event.len())] {
+    for (what, len) in [
+        ("times (one per patient)", time.len()),
+        ("events (one per patient)", event.len()),
+    ] {
         if len != n {
-            return Err(ModelError::LengthMismatch { what: what.into(), expected: n, found: len });
+            return Err(ModelError::LengthMismatch {
+                what: what.into(),
+                expected: n,
+                found: len,
+            });
         }
     }
     let splits = split(patients, event, &options.cv)?;
-    let cox_opts = CoxOptions { l2_penalty: options.l2_penalty, concordance: false, ..Default::default() };
+    let cox_opts = CoxOptions {
+        l2_penalty: options.l2_penalty,
+        concordance: false,
+        ..Default::default()
+    };
     let mut oof_by_repeat = Vec::new();
     let mut folds = Vec::new();
     for a in &splits {
@@ -116,18 +132,29 @@ pub fn cox_cv(
             check_leakage(
                 patients,
                 &row_folds,
-                &[TransformRecord { name: "standardizer".into(), test_fold: f, fitted_rows: st.fitted_rows.clone() }],
+                &[TransformRecord {
+                    name: "standardizer".into(),
+                    test_fold: f,
+                    fitted_rows: st.fitted_rows.clone(),
+                }],
             )?;
             let dtr = st.transform(covariates, &train)?;
             let dte = st.transform(covariates, &test)?;
             let context = format!("repeat {} fold {f}", a.repeat);
             let t_tr: Vec<f64> = train.iter().map(|&r| time[r]).collect();
             let e_tr: Vec<bool> = train.iter().map(|&r| event[r]).collect();
-            let fit = fit_cox(&t_tr, &e_tr, &dtr.x, &dtr.names, &cox_opts)
-                .map_err(|source| ModelError::Survival { context: context.clone(), source })?;
+            let fit = fit_cox(&t_tr, &e_tr, &dtr.x, &dtr.names, &cox_opts).map_err(|source| {
+                ModelError::Survival {
+                    context: context.clone(),
+                    source,
+                }
+            })?;
             let lp = fit
                 .linear_predictor(&dte.x)
-                .map_err(|source| ModelError::Survival { context: context.clone(), source })?;
+                .map_err(|source| ModelError::Survival {
+                    context: context.clone(),
+                    source,
+                })?;
             let surv = fit
                 .predict_survival(&dte.x, &options.times)
                 .map_err(|source| ModelError::Survival { context, source })?;
@@ -143,7 +170,11 @@ pub fn cox_cv(
                 n_train: train.len(),
                 n_train_events: e_tr.iter().filter(|&&e| e).count(),
                 times: options.times.clone(),
-                survival: test.iter().map(|&r| patients[r].clone()).zip(surv).collect(),
+                survival: test
+                    .iter()
+                    .map(|&r| patients[r].clone())
+                    .zip(surv)
+                    .collect(),
             });
         }
         for r in 0..n {
@@ -157,5 +188,8 @@ pub fn cox_cv(
             });
         }
     }
-    Ok(CoxCvResult { oof: oof_by_repeat, folds })
+    Ok(CoxCvResult {
+        oof: oof_by_repeat,
+        folds,
+    })
 }

@@ -35,7 +35,11 @@ pub struct CvOptions {
 
 impl Default for CvOptions {
     fn default() -> Self {
-        Self { k: 5, repeats: 1, seed: 0 }
+        Self {
+            k: 5,
+            repeats: 1,
+            seed: 0,
+        }
     }
 }
 
@@ -95,7 +99,10 @@ impl FoldAssignment {
 
 /// Collapses rows (e.g. slides) to one `(patient, event)` per patient, in first-seen order.
 /// Errors if two rows of one patient disagree on the event.
-pub fn patient_events(row_patients: &[String], row_events: &[bool]) -> Result<(Vec<String>, Vec<bool>)> {
+pub fn patient_events(
+    row_patients: &[String],
+    row_events: &[bool],
+) -> Result<(Vec<String>, Vec<bool>)> {
     if row_patients.len() != row_events.len() {
         return Err(ModelError::LengthMismatch {
             what: "event indicators (one per row)".into(),
@@ -128,7 +135,11 @@ pub fn patient_events(row_patients: &[String], row_events: &[bool]) -> Result<(V
 }
 
 /// Splits patients (one entry each) into `k` folds stratified by `events`, once per repeat.
-pub fn split(patients: &[String], events: &[bool], options: &CvOptions) -> Result<Vec<FoldAssignment>> {
+pub fn split(
+    patients: &[String],
+    events: &[bool],
+    options: &CvOptions,
+) -> Result<Vec<FoldAssignment>> {
     let n = patients.len();
     if events.len() != n {
         return Err(ModelError::LengthMismatch {
@@ -213,7 +224,16 @@ mod tests {
     fn balanced_sizes_and_events() {
         for (n, every, k) in [(103, 3, 5), (686, 2, 5), (47, 7, 4), (10, 4, 3)] {
             let (p, e) = cohort(n, every);
-            let f = split(&p, &e, &CvOptions { k, repeats: 2, seed: 7 }).unwrap();
+            let f = split(
+                &p,
+                &e,
+                &CvOptions {
+                    k,
+                    repeats: 2,
+                    seed: 7,
+                },
+            )
+            .unwrap();
             assert_eq!(f.len(), 2);
             for a in &f {
                 assert!(spread(&a.sizes()) <= 1, "sizes {:?}", a.sizes());
@@ -233,11 +253,23 @@ mod tests {
     #[test]
     fn seed_determinism_and_order_independence() {
         let (p, e) = cohort(200, 3);
-        let o = CvOptions { k: 5, repeats: 1, seed: 42 };
+        let o = CvOptions {
+            k: 5,
+            repeats: 1,
+            seed: 42,
+        };
         let a = split(&p, &e, &o).unwrap();
         let b = split(&p, &e, &o).unwrap();
         assert_eq!(a, b);
-        let c = split(&p, &e, &CvOptions { seed: 43, ..o.clone() }).unwrap();
+        let c = split(
+            &p,
+            &e,
+            &CvOptions {
+                seed: 43,
+                ..o.clone()
+            },
+        )
+        .unwrap();
         assert_ne!(a[0].fold, c[0].fold);
         // Reversed input order: same fold per patient.
         let pr: Vec<String> = p.iter().rev().cloned().collect();
@@ -260,23 +292,56 @@ mod tests {
         for i in 0..60 {
             assert_eq!(rf[i], rf[i / 3 * 3]);
         }
-        let err = f[0].row_folds(&["P99".to_string()]).unwrap_err().to_string();
+        let err = f[0]
+            .row_folds(&["P99".to_string()])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("'P99'"), "{err}");
     }
 
     #[test]
     fn bad_inputs() {
         let (p, e) = cohort(4, 2);
-        let err = split(&p, &e, &CvOptions { k: 5, ..Default::default() }).unwrap_err().to_string();
-        assert!(err.contains("at least k = 5") && err.contains("found 4"), "{err}");
-        let err = split(&p, &e, &CvOptions { k: 1, ..Default::default() }).unwrap_err().to_string();
+        let err = split(
+            &p,
+            &e,
+            &CvOptions {
+                k: 5,
+                ..Default::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("at least k = 5") && err.contains("found 4"),
+            "{err}"
+        );
+        let err = split(
+            &p,
+            &e,
+            &CvOptions {
+                k: 1,
+                ..Default::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("k (number of folds)"), "{err}");
         let dup = vec!["A".to_string(), "B".into(), "A".into()];
-        let err = split(&dup, &[true, false, true], &CvOptions { k: 2, ..Default::default() })
+        let err = split(
+            &dup,
+            &[true, false, true],
+            &CvOptions {
+                k: 2,
+                ..Default::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("'A'") && err.contains("0 and 2"), "{err}");
+        let err = patient_events(&dup, &[true, false, false])
             .unwrap_err()
             .to_string();
-        assert!(err.contains("'A'") && err.contains("0 and 2"), "{err}");
-        let err = patient_events(&dup, &[true, false, false]).unwrap_err().to_string();
         assert!(err.contains("'A'") && err.contains("rows 0 and 2"), "{err}");
     }
 }

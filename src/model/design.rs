@@ -103,14 +103,22 @@ fn check_columns(covariates: &[Covariate]) -> Result<usize> {
 
 fn check_rows(what: &str, rows: &[usize], n: usize) -> Result<()> {
     match rows.iter().find(|&&r| r >= n) {
-        Some(&row) => Err(ModelError::RowOutOfRange { what: what.into(), row, n }),
+        Some(&row) => Err(ModelError::RowOutOfRange {
+            what: what.into(),
+            row,
+            n,
+        }),
         None => Ok(()),
     }
 }
 
 impl Standardizer {
     /// Fits means, sds, levels and modes on `train_rows` only.
-    pub fn fit(covariates: &[Covariate], train_rows: &[usize], policy: MissingPolicy) -> Result<Self> {
+    pub fn fit(
+        covariates: &[Covariate],
+        train_rows: &[usize],
+        policy: MissingPolicy,
+    ) -> Result<Self> {
         if covariates.is_empty() {
             return Err(ModelError::InvalidParameter {
                 name: "covariates".into(),
@@ -136,7 +144,10 @@ impl Standardizer {
                                 })
                             }
                             None if policy == MissingPolicy::Error => {
-                                return Err(ModelError::Missing { covariate: c.name.clone(), row: r })
+                                return Err(ModelError::Missing {
+                                    covariate: c.name.clone(),
+                                    row: r,
+                                })
                             }
                             None => {}
                         }
@@ -149,7 +160,8 @@ impl Standardizer {
                         });
                     }
                     let m = vals.iter().sum::<f64>() / vals.len() as f64;
-                    let var = vals.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (vals.len() - 1) as f64;
+                    let var = vals.iter().map(|x| (x - m) * (x - m)).sum::<f64>()
+                        / (vals.len() - 1) as f64;
                     let sd = var.sqrt();
                     if !sd.is_finite() || sd <= 0.0 {
                         return Err(ModelError::Unfittable {
@@ -166,7 +178,10 @@ impl Standardizer {
                         match &v[r] {
                             Some(s) => *counts.entry(s.as_str()).or_insert(0) += 1,
                             None if policy == MissingPolicy::Error => {
-                                return Err(ModelError::Missing { covariate: c.name.clone(), row: r })
+                                return Err(ModelError::Missing {
+                                    covariate: c.name.clone(),
+                                    row: r,
+                                })
                             }
                             None => {}
                         }
@@ -260,7 +275,10 @@ impl Standardizer {
                                 })
                             }
                             None if self.policy == MissingPolicy::Error => {
-                                return Err(ModelError::Missing { covariate: c.name.clone(), row: r })
+                                return Err(ModelError::Missing {
+                                    covariate: c.name.clone(),
+                                    row: r,
+                                })
                             }
                             None => *mean,
                         };
@@ -270,12 +288,20 @@ impl Standardizer {
                         let level = match &v[r] {
                             Some(s) => s.as_str(),
                             None if self.policy == MissingPolicy::Error => {
-                                return Err(ModelError::Missing { covariate: c.name.clone(), row: r })
+                                return Err(ModelError::Missing {
+                                    covariate: c.name.clone(),
+                                    row: r,
+                                })
                             }
                             None => mode.as_str(),
                         };
                         // Unseen level: all zeros (same coding as the reference level).
-                        x.extend(levels.iter().skip(1).map(|l| if l == level { 1.0 } else { 0.0 }));
+                        x.extend(
+                            levels
+                                .iter()
+                                .skip(1)
+                                .map(|l| if l == level { 1.0 } else { 0.0 }),
+                        );
                     }
                     _ => {
                         return Err(ModelError::InvalidParameter {
@@ -287,25 +313,44 @@ impl Standardizer {
                 }
             }
         }
-        Ok(DesignMatrix { names, x, n: rows.len() })
+        Ok(DesignMatrix {
+            names,
+            x,
+            n: rows.len(),
+        })
     }
 }
 
 /// Reads covariates from a CSV with a header: `numeric` columns parse as `f64`,
 /// `categorical` ones are kept as strings. Empty cells, `NA` and `NaN` are missing.
-pub fn read_clinical_csv(path: &Path, numeric: &[&str], categorical: &[&str]) -> Result<(Vec<String>, Vec<Covariate>)> {
+pub fn read_clinical_csv(
+    path: &Path,
+    numeric: &[&str],
+    categorical: &[&str],
+) -> Result<(Vec<String>, Vec<Covariate>)> {
     let p = path.display().to_string();
-    let io = |e: &dyn std::fmt::Display| ModelError::Io { path: p.clone(), message: e.to_string() };
+    let io = |e: &dyn std::fmt::Display| ModelError::Io {
+        path: p.clone(),
+        message: e.to_string(),
+    };
     let mut rd = csv::Reader::from_path(path).map_err(|e| io(&e))?;
-    let header: Vec<String> = rd.headers().map_err(|e| io(&e))?.iter().map(|s| s.to_string()).collect();
+    let header: Vec<String> = rd
+        .headers()
+        .map_err(|e| io(&e))?
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let col = |name: &str| {
-        header.iter().position(|h| h == name).ok_or_else(|| ModelError::Csv {
-            path: p.clone(),
-            row: 0,
-            column: name.to_string(),
-            expected: "a column of that name in the header".into(),
-            found: header.join(","),
-        })
+        header
+            .iter()
+            .position(|h| h == name)
+            .ok_or_else(|| ModelError::Csv {
+                path: p.clone(),
+                row: 0,
+                column: name.to_string(),
+                expected: "a column of that name in the header".into(),
+                found: header.join(","),
+            })
     };
     let ni: Vec<usize> = numeric.iter().map(|c| col(c)).collect::<Result<_>>()?;
     let ci: Vec<usize> = categorical.iter().map(|c| col(c)).collect::<Result<_>>()?;
@@ -330,15 +375,25 @@ pub fn read_clinical_csv(path: &Path, numeric: &[&str], categorical: &[&str]) ->
         }
         for (k, &j) in ci.iter().enumerate() {
             let s = rec.get(j).unwrap_or("").trim();
-            cats[k].push(if missing(s) { None } else { Some(s.to_string()) });
+            cats[k].push(if missing(s) {
+                None
+            } else {
+                Some(s.to_string())
+            });
         }
     }
     let mut out = Vec::new();
     for (k, v) in nums.into_iter().enumerate() {
-        out.push(Covariate { name: numeric[k].to_string(), column: Column::Numeric(v) });
+        out.push(Covariate {
+            name: numeric[k].to_string(),
+            column: Column::Numeric(v),
+        });
     }
     for (k, v) in cats.into_iter().enumerate() {
-        out.push(Covariate { name: categorical[k].to_string(), column: Column::Categorical(v) });
+        out.push(Covariate {
+            name: categorical[k].to_string(),
+            column: Column::Categorical(v),
+        });
     }
     Ok((header, out))
 }
@@ -351,7 +406,13 @@ mod tests {
         vec![
             Covariate {
                 name: "age".into(),
-                column: Column::Numeric(vec![Some(40.0), Some(50.0), None, Some(60.0), Some(1000.0)]),
+                column: Column::Numeric(vec![
+                    Some(40.0),
+                    Some(50.0),
+                    None,
+                    Some(60.0),
+                    Some(1000.0),
+                ]),
             },
             Covariate {
                 name: "grade".into(),
@@ -372,7 +433,10 @@ mod tests {
         let s = Standardizer::fit(&c, &[0, 1, 2, 3], MissingPolicy::Impute).unwrap();
         // mean of 40, 50, 60 (row 4's 1000 is a test row and must not count)
         let (m, sd) = s.mean_sd("age").unwrap();
-        assert!((m - 50.0).abs() < 1e-12 && (sd - 10.0).abs() < 1e-12, "{m} {sd}");
+        assert!(
+            (m - 50.0).abs() < 1e-12 && (sd - 10.0).abs() < 1e-12,
+            "{m} {sd}"
+        );
         assert_eq!(s.column_names(), vec!["age", "grade=2"]);
         let d = s.transform(&c, &[0, 2, 3, 4]).unwrap();
         assert_eq!(d.n, 4);
@@ -385,18 +449,33 @@ mod tests {
     #[test]
     fn errors_name_covariate_and_row() {
         let c = covs();
-        let err = Standardizer::fit(&c, &[0, 1, 2], MissingPolicy::Error).unwrap_err().to_string();
+        let err = Standardizer::fit(&c, &[0, 1, 2], MissingPolicy::Error)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("'age'") && err.contains("row 2"), "{err}");
-        let err = Standardizer::fit(&c, &[0, 9], MissingPolicy::Impute).unwrap_err().to_string();
+        let err = Standardizer::fit(&c, &[0, 9], MissingPolicy::Impute)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("row 9") && err.contains("< 5"), "{err}");
-        let flat = vec![Covariate { name: "k".into(), column: Column::Numeric(vec![Some(1.0); 3]) }];
-        let err = Standardizer::fit(&flat, &[0, 1, 2], MissingPolicy::Impute).unwrap_err().to_string();
-        assert!(err.contains("'k'") && err.contains("non-zero standard deviation"), "{err}");
+        let flat = vec![Covariate {
+            name: "k".into(),
+            column: Column::Numeric(vec![Some(1.0); 3]),
+        }];
+        let err = Standardizer::fit(&flat, &[0, 1, 2], MissingPolicy::Impute)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("'k'") && err.contains("non-zero standard deviation"),
+            "{err}"
+        );
     }
 
     #[test]
     fn reads_gbsg2() {
-        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/clinical/gbsg2.csv"));
+        let path = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/data/clinical/gbsg2.csv"
+        ));
         let (_, c) = read_clinical_csv(path, &["age", "tsize"], &["tgrade"]).unwrap();
         assert_eq!(c.len(), 3);
         assert_eq!(c[0].column.len(), 686);
@@ -407,7 +486,9 @@ mod tests {
         let mean_age: f64 = (0..686).map(|i| d.x[i * d.names.len()]).sum::<f64>() / 686.0;
         assert!(mean_age.abs() < 1e-10, "{mean_age}");
         assert_eq!(d.names.len(), 4, "{:?}", d.names);
-        let err = read_clinical_csv(path, &["nope"], &[]).unwrap_err().to_string();
+        let err = read_clinical_csv(path, &["nope"], &[])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("'nope'") && err.contains("gbsg2.csv"), "{err}");
     }
 }

@@ -48,7 +48,9 @@ pub enum ModelError {
         second: usize,
     },
     /// A patient with no fold.
-    #[error("patient '{patient}' (row {row}) has no fold: expected every row's patient in the split")]
+    #[error(
+        "patient '{patient}' (row {row}) has no fold: expected every row's patient in the split"
+    )]
     UnknownPatient {
         /// Patient id.
         patient: String,
