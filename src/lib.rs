@@ -9,6 +9,7 @@ pub mod cli;
 pub mod dag;
 pub mod demo;
 pub mod exec;
+pub mod model;
 pub mod features;
 pub mod provenance;
 pub mod report;
