@@ -3,7 +3,7 @@
 //! predicted survival a proper (decreasing, in [0, 1]) curve.
 use std::path::Path;
 
-use spatia::model::{cox_cv, read_clinical_csv, Column, CoxCvOptions, CvOptions};
+use spatia::model::{covariates_from_table, cox_cv, CoxCvOptions, CvOptions};
 use spatia::survival::harrell;
 
 const GBSG2: &str = concat!(
@@ -17,23 +17,22 @@ fn load() -> (
     Vec<bool>,
     Vec<spatia::model::Covariate>,
 ) {
-    let (_, mut c) = read_clinical_csv(
-        Path::new(GBSG2),
-        &[
-            "age", "tsize", "pnodes", "progrec", "estrec", "time", "event",
-        ],
-        &["horTh", "menostat", "tgrade"],
-    )
-    .unwrap();
-    let ev = c.remove(6);
-    let tm = c.remove(5);
-    let (Column::Numeric(t), Column::Numeric(e)) = (tm.column, ev.column) else {
-        panic!("numeric")
+    // the table as `ingest` validates it, then its covariates as design columns
+    let cohort = spatia::spec::Cohort {
+        clinical: "gbsg2.csv".into(),
+        id: spatia::stages::ingest::ROW_IDS.into(),
+        time: "time".into(),
+        event: "event".into(),
+        covariates: ["age", "tsize", "pnodes", "progrec", "estrec", "horTh", "menostat", "tgrade"].iter().map(|s| s.to_string()).collect(),
+        categorical: vec!["horTh".into(), "menostat".into(), "tgrade".into()],
+        missing: None,
+        slides: None,
+        mpp_override: None,
     };
-    let time: Vec<f64> = t.into_iter().map(|v| v.unwrap()).collect();
-    let event: Vec<bool> = e.into_iter().map(|v| v.unwrap() == 1.0).collect();
-    let patients = (0..time.len()).map(|i| format!("GBSG2-{i:03}")).collect();
-    (patients, time, event, c)
+    let table = spatia::stages::ingest::read_clinical(Path::new(GBSG2), &cohort).unwrap();
+    let c = covariates_from_table(&table, &cohort.categorical);
+    let patients = (0..table.time.len()).map(|i| format!("GBSG2-{i:03}")).collect();
+    (patients, table.time, table.event, c)
 }
 
 #[test]

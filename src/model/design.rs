@@ -17,8 +17,8 @@
 //! # Errors
 //! Out-of-range rows, a missing value under `Error`, a numeric covariate constant (sd = 0) or
 //! entirely missing on the training rows, unparseable CSV cells.
+use crate::stages::ingest::{Cell, ClinicalTable};
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use super::error::{ModelError, Result};
 
@@ -321,85 +321,36 @@ impl Standardizer {
     }
 }
 
-/// Reads covariates from a CSV with a header: `numeric` columns parse as `f64`,
-/// `categorical` ones are kept as strings. Empty cells, `NA` and `NaN` are missing.
-pub fn read_clinical_csv(
-    path: &Path,
-    numeric: &[&str],
-    categorical: &[&str],
-) -> Result<(Vec<String>, Vec<Covariate>)> {
-    let p = path.display().to_string();
-    let io = |e: &dyn std::fmt::Display| ModelError::Io {
-        path: p.clone(),
-        message: e.to_string(),
-    };
-    let mut rd = csv::Reader::from_path(path).map_err(|e| io(&e))?;
-    let header: Vec<String> = rd
-        .headers()
-        .map_err(|e| io(&e))?
+/// The covariates of a clinical table validated by `ingest` ([`ClinicalTable`]), as design
+/// columns: covariates listed in `categorical` become level labels, the others numbers;
+/// missing cells are `None` (imputed or refused by the [`Standardizer`]'s policy).
+pub fn covariates_from_table(t: &ClinicalTable, categorical: &[String]) -> Vec<Covariate> {
+    t.covariates
         .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let col = |name: &str| {
-        header
-            .iter()
-            .position(|h| h == name)
-            .ok_or_else(|| ModelError::Csv {
-                path: p.clone(),
-                row: 0,
-                column: name.to_string(),
-                expected: "a column of that name in the header".into(),
-                found: header.join(","),
-            })
-    };
-    let ni: Vec<usize> = numeric.iter().map(|c| col(c)).collect::<Result<_>>()?;
-    let ci: Vec<usize> = categorical.iter().map(|c| col(c)).collect::<Result<_>>()?;
-    let mut nums: Vec<Vec<Option<f64>>> = vec![Vec::new(); ni.len()];
-    let mut cats: Vec<Vec<Option<String>>> = vec![Vec::new(); ci.len()];
-    let missing = |s: &str| s.is_empty() || s == "NA" || s == "NaN";
-    for (r, rec) in rd.records().enumerate() {
-        let rec = rec.map_err(|e| io(&e))?;
-        for (k, &j) in ni.iter().enumerate() {
-            let s = rec.get(j).unwrap_or("").trim();
-            nums[k].push(if missing(s) {
-                None
+        .enumerate()
+        .map(|(j, name)| {
+            let column = if categorical.contains(name) {
+                Column::Categorical(
+                    t.cells
+                        .iter()
+                        .map(|r| match &r[j] {
+                            Cell::Level(s) => Some(s.clone()),
+                            Cell::Num(x) => Some(x.to_string()),
+                            Cell::Missing => None,
+                        })
+                        .collect(),
+                )
             } else {
-                Some(s.parse::<f64>().map_err(|_| ModelError::Csv {
-                    path: p.clone(),
-                    row: r + 1,
-                    column: numeric[k].to_string(),
-                    expected: "a number, empty, NA or NaN".into(),
-                    found: s.to_string(),
-                })?)
-            });
-        }
-        for (k, &j) in ci.iter().enumerate() {
-            let s = rec.get(j).unwrap_or("").trim();
-            cats[k].push(if missing(s) {
-                None
-            } else {
-                Some(s.to_string())
-            });
-        }
-    }
-    let mut out = Vec::new();
-    for (k, v) in nums.into_iter().enumerate() {
-        out.push(Covariate {
-            name: numeric[k].to_string(),
-            column: Column::Numeric(v),
-        });
-    }
-    for (k, v) in cats.into_iter().enumerate() {
-        out.push(Covariate {
-            name: categorical[k].to_string(),
-            column: Column::Categorical(v),
-        });
-    }
-    Ok((header, out))
+                Column::Numeric(t.cells.iter().map(|r| if let Cell::Num(x) = r[j] { Some(x) } else { None }).collect())
+            };
+            Covariate { name: name.clone(), column }
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
     use super::*;
 
     fn covs() -> Vec<Covariate> {
@@ -476,7 +427,19 @@ mod tests {
             env!("CARGO_MANIFEST_DIR"),
             "/../shared/data/clinical/gbsg2.csv"
         ));
-        let (_, c) = read_clinical_csv(path, &["age", "tsize"], &["tgrade"]).unwrap();
+        let cohort = crate::spec::Cohort {
+            clinical: "gbsg2.csv".into(),
+            id: crate::stages::ingest::ROW_IDS.into(),
+            time: "time".into(),
+            event: "event".into(),
+            covariates: vec!["age".into(), "tsize".into(), "tgrade".into()],
+            categorical: vec!["tgrade".into()],
+            missing: None,
+            slides: None,
+            mpp_override: None,
+        };
+        let table = crate::stages::ingest::read_clinical(path, &cohort).unwrap();
+        let c = covariates_from_table(&table, &cohort.categorical);
         assert_eq!(c.len(), 3);
         assert_eq!(c[0].column.len(), 686);
         let rows: Vec<usize> = (0..686).collect();
@@ -486,9 +449,5 @@ mod tests {
         let mean_age: f64 = (0..686).map(|i| d.x[i * d.names.len()]).sum::<f64>() / 686.0;
         assert!(mean_age.abs() < 1e-10, "{mean_age}");
         assert_eq!(d.names.len(), 4, "{:?}", d.names);
-        let err = read_clinical_csv(path, &["nope"], &[])
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("'nope'") && err.contains("gbsg2.csv"), "{err}");
     }
 }

@@ -14,7 +14,7 @@ pub mod pca;
 
 pub use cox_cv::{cox_cv, CoxCvOptions, CoxCvResult, FoldModel, OofRow};
 pub use cv::{patient_events, split, CvOptions, FoldAssignment};
-pub use design::{read_clinical_csv, Column, Covariate, DesignMatrix, MissingPolicy, Standardizer};
+pub use design::{covariates_from_table, Column, Covariate, DesignMatrix, MissingPolicy, Standardizer};
 pub use error::{ModelError, Result};
 pub use leakage::{check_leakage, TransformRecord};
 pub use pca::Pca;
