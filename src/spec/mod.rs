@@ -90,7 +90,7 @@ pub fn find_root(spec: &Path) -> PathBuf {
 struct Ctx<'a> {
     file: String,
     text: &'a str,
-    loc: std::cell::OnceCell<Locator>,
+    loc: std::sync::OnceLock<Locator>,
 }
 
 impl Ctx<'_> {
@@ -105,16 +105,6 @@ impl Ctx<'_> {
         let (line, col) = self.locator().key(path);
         SpecError::At { file: self.file.clone(), line, col, msg: msg.into() }
     }
-}
-
-// error builders usable from worker threads (the lazily built locator is per thread of use)
-fn cx_err_value(file: &str, text: &str, path: &[Seg], msg: String) -> SpecError {
-    let (line, col) = Locator::new(text).value(path);
-    SpecError::At { file: file.to_string(), line, col, msg }
-}
-fn cx_err_key(file: &str, text: &str, path: &[Seg], msg: String) -> SpecError {
-    let (line, col) = Locator::new(text).key(path);
-    SpecError::At { file: file.to_string(), line, col, msg }
 }
 
 fn p(parts: &[&str]) -> Vec<Seg> {
@@ -135,7 +125,7 @@ pub fn compile(path: &Path, root: Option<&Path>) -> Result<Spec, SpecError> {
 
 /// Checks spec text; `display` is the file name used in messages.
 pub fn compile_str(text: &str, display: &str, file: PathBuf, root: PathBuf) -> Result<Spec, SpecError> {
-    let cx = Ctx { file: display.to_string(), text, loc: std::cell::OnceCell::new() };
+    let cx = Ctx { file: display.to_string(), text, loc: std::sync::OnceLock::new() };
     let t0 = std::time::Instant::now();
     let raw = raw::parse(text).map_err(|e| {
         let (mut line, mut col) = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
@@ -380,13 +370,13 @@ pub fn compile_str(text: &str, display: &str, file: PathBuf, root: PathBuf) -> R
                     };
                     let msg = format!("stage `{}` ({}): {}", b.name, b.kind.name(), e.msg);
                     if let Some(at) = origin.get(&(i, first)) {
-                        return cx_err_value(display, text, at, format!("{msg} (value from the matrix, arm `{name}`)"));
+                        return cx.at_value(at, format!("{msg} (value from the matrix, arm `{name}`)"));
                     }
                     let at = [p(&["stages", &b.name]), e.path.clone()].concat();
                     if e.msg.starts_with("unknown field") {
-                        cx_err_key(display, text, &at, msg)
+                        cx.at_key(&at, msg)
                     } else {
-                        cx_err_value(display, text, &at, msg)
+                        cx.at_value(&at, msg)
                     }
                 })?;
                 Ok(StageDecl {
