@@ -190,7 +190,10 @@ impl StageKind for Extract {
         let mut inputs = Vec::new();
         if let EncoderChoice::TorchScript(t) = encoder_choice(&p.encoder)? {
             if !cfg!(feature = "torch") {
-                return Err(ParamError::at(vec![Seg::key("encoder")], "TorchScript encoders need a spatia built with the `torch` feature (`make build` enables it)"));
+                return Err(ParamError::at(
+                    vec![Seg::key("encoder")],
+                    format!("TorchScript encoder `{}` needs a spatia built with the `torch` feature (`make build` enables it)", t.torchscript),
+                ));
             }
             inputs.push(InputRef {
                 role: "model".into(),
