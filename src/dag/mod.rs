@@ -107,6 +107,8 @@ pub struct NodeNeed {
     pub kind: String,
     /// (item id for a shard, node index)
     pub nodes: Vec<(Option<String>, usize)>,
+    /// The arm each of `nodes` comes from.
+    pub arms: Vec<String>,
 }
 
 /// One unit of work.
@@ -147,15 +149,18 @@ pub fn build(spec: &Spec, stat: &mut StatCache) -> Result<Dag> {
     let needs_slides = spec.cohort.as_ref().is_some_and(|c| c.slides.is_some());
     let patients = if needs_patients { items::patients(spec)? } else { Vec::new() };
     let slides = if needs_slides { items::slides(spec, stat)? } else { Vec::new() };
-    let mut arms_out = Vec::new();
-
-    for arm in &spec.arms {
-        let order = topo_order(&arm.stages);
-        let by_name: HashMap<&str, &StageDecl> = arm.stages.iter().map(|s| (s.name.as_str(), s.as_ref())).collect();
-        // stage name → (fanout, [(item id, node)])
-        let mut placed: HashMap<&str, (Fanout, Vec<(Option<String>, usize)>)> = HashMap::new();
-        for &si in &order {
+    // Stage-major: every arm places stage s before any arm places s+1, so a kind that gathers
+    // arms finds the needed stage placed in all of them. Matrices vary parameters only, so the
+    // stage order is the same in every arm.
+    let order = spec.arms.first().map(|a| topo_order(&a.stages)).unwrap_or_default();
+    // per arm: stage name → (fanout, [(item id, node)])
+    type Placed<'a> = HashMap<&'a str, (Fanout, Vec<(Option<String>, usize)>)>;
+    let mut placed: Vec<Placed> = vec![HashMap::new(); spec.arms.len()];
+    for &si in &order {
+        for (ai, arm) in spec.arms.iter().enumerate() {
+            let by_name: HashMap<&str, &StageDecl> = arm.stages.iter().map(|s| (s.name.as_str(), s.as_ref())).collect();
             let decl = &arm.stages[si];
+            let gathers = decl.kind.gathers_arms();
             let mut inputs = Vec::new();
             for inp in &decl.checked.inputs {
                 let full = spec.root.join(&inp.path);
@@ -187,29 +192,55 @@ pub fn build(spec: &Spec, stat: &mut StatCache) -> Result<Dag> {
                 let mut needs = Vec::new();
                 let mut deps = Vec::new();
                 for n in &decl.needs {
-                    let (nf, provided) = &placed[n.as_str()];
                     let up_decl = by_name[n.as_str()];
-                    let chosen: Vec<(Option<String>, usize)> = match (item, nf) {
-                        (Some(it), f) if *f == decl.checked.fanout => {
-                            provided.iter().filter(|(id, _)| id.as_deref() == Some(&it.id)).cloned().collect()
+                    let (chosen, chosen_arms, keys) = if gathers {
+                        // every arm's nodes of the needed stage; a fanned-out stage's shards once
+                        let mut chosen = Vec::new();
+                        let mut chosen_arms = Vec::new();
+                        let mut keys = Vec::new();
+                        let mut seen = std::collections::HashSet::new();
+                        for (bi, other) in spec.arms.iter().enumerate() {
+                            let (nf, provided) = &placed[bi][n.as_str()];
+                            for (id, j) in provided {
+                                if *nf != Fanout::Single && !seen.insert(*j) {
+                                    continue;
+                                }
+                                chosen.push((id.clone(), *j));
+                                chosen_arms.push(other.name.clone());
+                                keys.push(if *nf == Fanout::Single {
+                                    format!("{}={}", other.name, nodes[*j].key)
+                                } else {
+                                    nodes[*j].key.clone()
+                                });
+                            }
                         }
-                        _ => provided.clone(),
-                    };
-                    let keys: Vec<String> = match (item, nf) {
-                        (Some(it), Fanout::Single) if up_decl.kind.item_scoped() => {
-                            let view = serde_json::json!({
-                                "kind": up_decl.kind.name(),
-                                "kind_version": up_decl.kind.version(),
-                                "params": up_decl.checked.params,
-                                "item": [it.id, it.digest],
-                            });
-                            vec![format!("item:{}", blake3::hash(crate::util::canonical_json(&view).as_bytes()).to_hex())]
-                        }
-                        _ => chosen.iter().map(|(_, i)| nodes[*i].key.clone()).collect(),
+                        (chosen, chosen_arms, keys)
+                    } else {
+                        let (nf, provided) = &placed[ai][n.as_str()];
+                        let chosen: Vec<(Option<String>, usize)> = match (item, nf) {
+                            (Some(it), f) if *f == decl.checked.fanout => {
+                                provided.iter().filter(|(id, _)| id.as_deref() == Some(&it.id)).cloned().collect()
+                            }
+                            _ => provided.clone(),
+                        };
+                        let keys: Vec<String> = match (item, nf) {
+                            (Some(it), Fanout::Single) if up_decl.kind.item_scoped() => {
+                                let view = serde_json::json!({
+                                    "kind": up_decl.kind.name(),
+                                    "kind_version": up_decl.kind.version(),
+                                    "params": up_decl.checked.params,
+                                    "item": [it.id, it.digest],
+                                });
+                                vec![format!("item:{}", blake3::hash(crate::util::canonical_json(&view).as_bytes()).to_hex())]
+                            }
+                            _ => chosen.iter().map(|(_, i)| nodes[*i].key.clone()).collect(),
+                        };
+                        let chosen_arms = vec![arm.name.clone(); chosen.len()];
+                        (chosen, chosen_arms, keys)
                     };
                     upstream.insert(n.clone(), keys);
                     deps.extend(chosen.iter().map(|(_, i)| *i));
-                    needs.push(NodeNeed { name: n.clone(), kind: up_decl.kind.name().to_string(), nodes: chosen });
+                    needs.push(NodeNeed { name: n.clone(), kind: up_decl.kind.name().to_string(), nodes: chosen, arms: chosen_arms });
                 }
                 let hashable = StageHashable {
                     schema: KEY_SCHEMA_VERSION,
@@ -248,15 +279,18 @@ pub fn build(spec: &Spec, stat: &mut StatCache) -> Result<Dag> {
                 };
                 mine.push((item.map(|i| i.id.clone()), idx));
             }
-            placed.insert(decl.name.as_str(), (decl.checked.fanout, mine));
+            placed[ai].insert(decl.name.as_str(), (decl.checked.fanout, mine));
         }
-        let stages = arm
-            .stages
-            .iter()
-            .map(|s| (s.name.clone(), placed[s.name.as_str()].1.iter().map(|(_, i)| *i).collect()))
-            .collect();
-        arms_out.push((arm.name.clone(), stages));
     }
+    let arms_out = spec
+        .arms
+        .iter()
+        .zip(&placed)
+        .map(|(arm, pl)| {
+            let stages = arm.stages.iter().map(|s| (s.name.clone(), pl[s.name.as_str()].1.iter().map(|(_, i)| *i).collect())).collect();
+            (arm.name.clone(), stages)
+        })
+        .collect();
     let mut graph = petgraph::graph::DiGraph::new();
     let ids: Vec<_> = (0..nodes.len()).map(|i| graph.add_node(i)).collect();
     for (i, n) in nodes.iter().enumerate() {

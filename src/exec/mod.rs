@@ -237,6 +237,25 @@ fn summary(node: &crate::dag::Node, status: Status, duration_s: f64, error: Opti
     }
 }
 
+/// The records of every transitive upstream node of node `i`, in topological order.
+fn lineage(dag: &Dag, cache: &Cache, i: usize) -> std::io::Result<Vec<crate::stages::Upstream>> {
+    let mut seen = vec![false; dag.nodes.len()];
+    let mut stack = dag.nodes[i].deps.clone();
+    while let Some(j) = stack.pop() {
+        if !std::mem::replace(&mut seen[j], true) {
+            stack.extend(dag.nodes[j].deps.iter().copied());
+        }
+    }
+    let mut out = Vec::new();
+    for (j, s) in seen.iter().enumerate() {
+        if *s {
+            let record = cache.record(&dag.nodes[j].key)?;
+            out.push(crate::stages::Upstream { arms: dag.nodes[j].arms.clone(), record });
+        }
+    }
+    Ok(out)
+}
+
 /// Computes one node into the cache (or reuses what another process published meanwhile).
 fn run_node(spec: &Spec, dag: &Dag, cache: &Cache, i: usize) -> NodeSummary {
     let node = &dag.nodes[i];
@@ -265,8 +284,17 @@ fn run_node(spec: &Spec, dag: &Dag, cache: &Cache, i: usize) -> NodeSummary {
             name: nn.name.clone(),
             kind: nn.kind.clone(),
             dirs: nn.nodes.iter().map(|(item, j)| (item.clone(), cache.out_dir(&dag.nodes[*j].key))).collect(),
+            arms: nn.arms.clone(),
         })
         .collect();
+    let upstream = if node.decl.kind.wants_lineage() {
+        match lineage(dag, cache, i) {
+            Ok(u) => u,
+            Err(e) => return fail(format!("cannot read upstream records: {e}"), None),
+        }
+    } else {
+        Vec::new()
+    };
     let started = crate::util::now_rfc3339();
     let (out, scratch) = (writer.out(), writer.scratch());
     let cx = RunCx {
@@ -282,6 +310,7 @@ fn run_node(spec: &Spec, dag: &Dag, cache: &Cache, i: usize) -> NodeSummary {
         seed: spec.seed,
         cohort: spec.cohort.as_ref(),
         slides: &dag.slides,
+        upstream: &upstream,
         log: &log,
     };
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| node.decl.kind.run(&cx)))

@@ -126,6 +126,7 @@ pub fn compile(path: &Path, root: Option<&Path>) -> Result<Spec, SpecError> {
 /// Checks spec text; `display` is the file name used in messages.
 pub fn compile_str(text: &str, display: &str, file: PathBuf, root: PathBuf) -> Result<Spec, SpecError> {
     let cx = Ctx { file: display.to_string(), text, loc: std::sync::OnceLock::new() };
+    let spec_rel = file.strip_prefix(&root).unwrap_or(&file).display().to_string();
     let t0 = std::time::Instant::now();
     let raw = raw::parse(text).map_err(|e| {
         let (mut line, mut col) = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
@@ -362,7 +363,7 @@ pub fn compile_str(text: &str, display: &str, file: PathBuf, root: PathBuf) -> R
             .par_iter()
             .enumerate()
             .map(|(i, b)| {
-                let ccx = CheckCx { stage: &b.name, cohort: raw.cohort.as_ref() };
+                let ccx = CheckCx { stage: &b.name, cohort: raw.cohort.as_ref(), experiment: &raw.name, spec_file: &spec_rel };
                 let checked = b.kind.check(&Json::Object(params[i].clone()), &ccx).map_err(|e| {
                     let first = match e.path.first() {
                         Some(Seg::Key(k)) => k.clone(),

@@ -87,6 +87,10 @@ impl ParamError {
 pub struct CheckCx<'a> {
     pub stage: &'a str,
     pub cohort: Option<&'a Cohort>,
+    /// The spec's `name` (the experiment).
+    pub experiment: &'a str,
+    /// The spec file, relative to the project root (as a user would type it).
+    pub spec_file: &'a str,
 }
 
 /// A needed stage's output, as handed to a running stage.
@@ -95,7 +99,21 @@ pub struct Need {
     pub name: String,
     pub kind: String,
     /// One directory for a single stage; one per item (item id, dir) for a fanned-out one.
+    /// For a kind that gathers arms ([`StageKind::gathers_arms`]): the needed stage's
+    /// directories of every arm, arm by arm (a node shared by arms appears once per arm for a
+    /// single stage, once in all for a fanned-out one).
     pub dirs: Vec<(Option<String>, PathBuf)>,
+    /// The arm each entry of `dirs` comes from (same length as `dirs`).
+    pub arms: Vec<String>,
+}
+
+/// The record of a stage upstream of the running one (for kinds that want lineage).
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// Arms sharing the node.
+    pub arms: Vec<String>,
+    /// Its cache record (key, kind, params, inputs, timings, versions).
+    pub record: crate::cache::Record,
 }
 
 /// A cohort item a shard runs for.
@@ -140,6 +158,9 @@ pub struct RunCx<'a> {
     pub cohort: Option<&'a Cohort>,
     /// Every slide of the cohort's manifest (empty without one).
     pub slides: &'a [Item],
+    /// Every transitive upstream node's record, in topological order (filled only for kinds
+    /// whose [`StageKind::wants_lineage`] is true; empty otherwise).
+    pub upstream: &'a [Upstream],
     pub log: &'a Mutex<std::fs::File>,
 }
 
@@ -173,6 +194,16 @@ pub trait StageKind: Send + Sync {
     /// For a single stage feeding fanned-out shards: whether each shard may depend only on its
     /// own item's slice of this stage (so adding one item re-runs only that item's shards).
     fn item_scoped(&self) -> bool {
+        false
+    }
+    /// Whether one node of this kind sees every arm of the matrix: its needs resolve to the
+    /// needed stages of all arms (labelled by arm in [`Need::arms`]), and its key covers them
+    /// all. Used by `evaluate` (arm comparison) and `report` (one page per experiment).
+    fn gathers_arms(&self) -> bool {
+        false
+    }
+    /// Whether the running stage gets the records of every upstream node in [`RunCx::upstream`].
+    fn wants_lineage(&self) -> bool {
         false
     }
     /// Produces the outputs into `cx.out`.
