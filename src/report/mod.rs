@@ -8,6 +8,7 @@
 //!
 //! # Errors
 //! [`ReportError`]: a template that cannot be read, parsed or rendered.
+pub mod page;
 pub mod plots;
 
 use std::path::{Path, PathBuf};
@@ -44,15 +45,7 @@ pub fn render_page(
         path: path.clone(),
         message: format!("{e:#}"),
     };
-    let mut env = minijinja::Environment::new();
-    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-    env.set_auto_escape_callback(|name| {
-        if name.ends_with(".html") || name.ends_with(".htm") || name.ends_with(".xml") {
-            minijinja::AutoEscape::Html
-        } else {
-            minijinja::AutoEscape::None
-        }
-    });
+    let mut env = environment();
     let dir = template_dir.to_path_buf();
     env.set_loader(move |n| {
         if n.split(['/', '\\']).any(|c| c == ".." ) || Path::new(n).is_absolute() {
@@ -76,6 +69,44 @@ pub fn render_page(
     let tmpl = env.get_template(name).map_err(template_err)?;
     tmpl.render(minijinja::value::Serde(context))
         .map_err(template_err)
+}
+
+/// The environment every page uses: strict undefined values, HTML autoescaping for `.html`,
+/// `.htm` and `.xml` templates.
+fn environment() -> minijinja::Environment<'static> {
+    let mut env = minijinja::Environment::new();
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    env.set_auto_escape_callback(|name| {
+        if name.ends_with(".html") || name.ends_with(".htm") || name.ends_with(".xml") {
+            minijinja::AutoEscape::Html
+        } else {
+            minijinja::AutoEscape::None
+        }
+    });
+    env
+}
+
+/// Renders `name` from templates compiled into the binary (`(name, source)` pairs, e.g. from
+/// `include_str!`), with the same escaping and strictness as [`render_page`]. Stages use this:
+/// they run from the cache, so their templates must not depend on files on disk.
+///
+/// # Errors
+/// [`ReportError::Template`] when a template does not parse, is missing, or fails to render.
+pub fn render_embedded(
+    templates: &[(&'static str, &'static str)],
+    name: &str,
+    context: minijinja::Value,
+) -> Result<String, ReportError> {
+    let mut env = environment();
+    let err = |n: &str, e: minijinja::Error| ReportError::Template {
+        path: PathBuf::from(format!("<embedded>/{n}")),
+        message: format!("{e:#}"),
+    };
+    for (n, src) in templates {
+        env.add_template(n, src).map_err(|e| err(n, e))?;
+    }
+    let tmpl = env.get_template(name).map_err(|e| err(name, e))?;
+    tmpl.render(context).map_err(|e| err(name, e))
 }
 
 #[cfg(test)]

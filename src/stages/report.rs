@@ -1,0 +1,177 @@
+//! `report`: one self-contained HTML page per experiment (all arms).
+//!
+//! **Inputs:** the outputs of its needs, found by the needed stage's KIND whatever its name:
+//! `ingest` (cohort table, slide manifest), `tile` (per-slide QC images and counts), `stain`
+//! (IHC positivity maps), `evaluate` (`metrics.json` and curves), `calibrate`
+//! (`calibration.json` per arm). Every one is optional; the page leaves out the sections it has
+//! no data for. Needs of other kinds are ignored (they still appear in the provenance table).
+//! The lineage of every upstream node ([`RunCx::upstream`]) feeds the provenance table.
+//! **Outputs:** `index.html` (inline SVG plots, PNGs as base64 data URIs, no script, no
+//! external resource) and `figures/<name>.svg` (`km`, `roc`, `calibration`,
+//! `calibration_recalibrated`, `forest`, whichever are drawn).
+//! **Key covers:** `title`, `show_patient_ids`, `qc_slides`, `arm`, the experiment name and
+//! the spec file (shown on the page), the seed (pseudonyms), the keys of every needed node of
+//! every arm, and this kind's version, which also covers the templates compiled into the
+//! binary (`templates/report.html` and `templates/report/*.html`).
+//! **Reference:** the page layout follows TRIPOD's reporting items for prediction models
+//! (participants, outcome, performance with CIs, calibration).
+use super::{resolved, typed, CheckCx, Checked, ParamError, RunCx, StageKind};
+use crate::report::page::{self, Options, Sources};
+use crate::spec::locate::Seg;
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::path::PathBuf;
+
+/// The `report` kind.
+pub struct Report;
+
+/// Parameters of `report` as written in the spec.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawParams {
+    /// Page title (default: the experiment name).
+    #[serde(default)]
+    title: Option<String>,
+    /// Show patient and slide identifiers instead of pseudonyms.
+    #[serde(default)]
+    show_patient_ids: bool,
+    /// How many slides get QC thumbnails (and how many IHC slides get positivity maps).
+    #[serde(default = "default_qc_slides")]
+    qc_slides: usize,
+    /// The arm of the main figures (KM, ROC, calibration); default: the last arm.
+    #[serde(default)]
+    arm: Option<String>,
+}
+
+fn default_qc_slides() -> usize {
+    4
+}
+
+/// Resolved parameters: what the key covers.
+#[derive(Debug, Serialize, Deserialize)]
+struct ReportParams {
+    title: String,
+    show_patient_ids: bool,
+    qc_slides: usize,
+    arm: Option<String>,
+    // context folded in (shown on the page)
+    experiment: String,
+    spec_file: String,
+}
+
+impl StageKind for Report {
+    fn name(&self) -> &'static str {
+        "report"
+    }
+    fn version(&self) -> u32 {
+        1
+    }
+    fn about(&self) -> &'static str {
+        "one self-contained HTML page: cohort, slide QC, KM/ROC/calibration, arms, provenance"
+    }
+    fn gathers_arms(&self) -> bool {
+        true
+    }
+    fn wants_lineage(&self) -> bool {
+        true
+    }
+    fn check(&self, params: &Value, cx: &CheckCx) -> Result<Checked, ParamError> {
+        let p: RawParams = typed(params)?;
+        if p.qc_slides > 100 {
+            return Err(ParamError::at(vec![Seg::key("qc_slides")], format!("`qc_slides` must be 0 to 100 (images are embedded in the page), found {}", p.qc_slides)));
+        }
+        if p.title.as_deref().is_some_and(|t| t.trim().is_empty()) {
+            return Err(ParamError::at(vec![Seg::key("title")], "`title` must not be empty"));
+        }
+        let r = ReportParams {
+            title: p.title.unwrap_or_else(|| cx.experiment.to_string()),
+            show_patient_ids: p.show_patient_ids,
+            qc_slides: p.qc_slides,
+            arm: p.arm,
+            experiment: cx.experiment.to_string(),
+            spec_file: cx.spec_file.to_string(),
+        };
+        let mut c = Checked::single(resolved(&r));
+        c.uses_seed = true;
+        Ok(c)
+    }
+
+    fn run(&self, cx: &RunCx) -> anyhow::Result<()> {
+        let p: ReportParams = serde_json::from_value(cx.params.clone()).context("report: resolved parameters")?;
+        let sources = sources(cx);
+        let opts = Options {
+            title: p.title,
+            experiment: p.experiment,
+            spec_file: p.spec_file,
+            show_patient_ids: p.show_patient_ids,
+            qc_slides: p.qc_slides,
+            arm: p.arm,
+            seed: cx.seed,
+            stage: cx.stage.to_string(),
+            key: cx.key.to_string(),
+            params: cx.params.clone(),
+        };
+        let page = page::build(&sources, &opts, cx.upstream)?;
+        std::fs::write(cx.out.join("index.html"), &page.html).context("cannot write index.html")?;
+        let figs = cx.out.join("figures");
+        std::fs::create_dir_all(&figs).context("cannot create figures/")?;
+        for (name, svg) in &page.figures {
+            std::fs::write(figs.join(format!("{name}.svg")), svg).with_context(|| format!("cannot write figures/{name}.svg"))?;
+        }
+        cx.log(&format!(
+            "report: {} bytes, {} figure(s); sources: ingest {}, {} tile, {} stain, evaluate {}, {} calibrate; {} upstream node(s)",
+            page.html.len(),
+            page.figures.len(),
+            sources.ingest.is_some(),
+            sources.tiles.len(),
+            sources.stains.len(),
+            sources.evaluate.is_some(),
+            sources.calibrate.len(),
+            cx.upstream.len()
+        ));
+        Ok(())
+    }
+}
+
+/// Sorts the needs' directories by kind. Per-slide entries are deduplicated by slide id; a
+/// single stage shared by several arms appears once; calibrate keeps one directory per arm.
+pub fn sources(cx: &RunCx) -> Sources {
+    let mut s = Sources::default();
+    let push_arm = |s: &mut Sources, a: &str| {
+        if !s.arms.iter().any(|x| x == a) {
+            s.arms.push(a.to_string());
+        }
+    };
+    for need in cx.needs {
+        for a in &need.arms {
+            push_arm(&mut s, a);
+        }
+        let first = || need.dirs.first().map(|(_, d)| d.clone());
+        let per_item = |into: &mut Vec<(String, PathBuf)>| {
+            for (item, dir) in &need.dirs {
+                if let Some(id) = item {
+                    if !into.iter().any(|(x, _)| x == id) {
+                        into.push((id.clone(), dir.clone()));
+                    }
+                }
+            }
+        };
+        match need.kind.as_str() {
+            "ingest" => s.ingest = s.ingest.take().or_else(first),
+            "tile" => per_item(&mut s.tiles),
+            "stain" => per_item(&mut s.stains),
+            "evaluate" => s.evaluate = s.evaluate.take().or_else(first),
+            "calibrate" => {
+                for (i, (_, dir)) in need.dirs.iter().enumerate() {
+                    let arm = need.arms.get(i).cloned().unwrap_or_default();
+                    if !s.calibrate.iter().any(|(a, d)| a == &arm || d == dir) {
+                        s.calibrate.push((arm, dir.clone()));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    s
+}

@@ -1,0 +1,495 @@
+//! The `report` stage end to end: a small generated cohort run through the binary (ingest,
+//! tile, stain, report), then a full page with evaluate / calibrate outputs fabricated exactly
+//! per the issue-6 contract (KM and ROC curves computed from the cohort with the survival
+//! module), hostile arm names and patient ids. Both pages are loaded in headless Chromium:
+//! no console message, every plot in the DOM, no request outside the page.
+//!
+//! Chromium absent: the browser checks are skipped with a loud message unless
+//! `SPATIA_REQUIRE_CHROMIUM` is set (then they fail). Screenshots land in
+//! `target/tmp/report_chromium/`.
+mod common;
+use common::*;
+use spatia::cache::Cache;
+use spatia::stages::{Need, RunCx, Upstream};
+use spatia::survival::kaplan_meier::KaplanMeier;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+const HOSTILE: &str = "<script>alert(1)</script>";
+
+fn chromium() -> Option<PathBuf> {
+    for name in ["chromium", "chromium-browser", "google-chrome"] {
+        for dir in std::env::var("PATH").unwrap_or_default().split(':') {
+            let p = Path::new(dir).join(name);
+            if p.is_file() {
+                return Some(p);
+            }
+        }
+    }
+    if std::env::var_os("SPATIA_REQUIRE_CHROMIUM").is_some() {
+        panic!("SPATIA_REQUIRE_CHROMIUM is set but no chromium is on PATH (scripts/setup.sh installs Debian's `chromium`)");
+    }
+    eprintln!("\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
+    eprintln!("!!! report_chromium: SKIPPING the browser checks: no chromium on PATH.          !!!");
+    eprintln!("!!! Run scripts/setup.sh (installs Debian's chromium) or set                    !!!");
+    eprintln!("!!! SPATIA_REQUIRE_CHROMIUM=1 to make this a failure.                            !!!");
+    eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n");
+    None
+}
+
+/// What the browser saw.
+struct Loaded {
+    dom: String,
+    log: String,
+}
+
+/// Loads `page` twice in headless Chromium: `--dump-dom` and `--screenshot` (saved as `shot`).
+/// Every host name resolves to nothing, so a request leaving the page would fail and log.
+fn load(chrome: &Path, page: &Path, shot: &Path) -> Loaded {
+    let url = format!("file://{}", page.canonicalize().unwrap().display());
+    let run = |extra: &[String]| {
+        let profile = tempfile::tempdir().unwrap();
+        let o = Command::new(chrome)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+                "--disable-extensions",
+                "--disable-sync",
+                "--host-resolver-rules=MAP * ~NOTFOUND",
+                "--enable-logging=stderr",
+                "--v=1",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .args(extra)
+            .arg(&url)
+            .output()
+            .expect("spawn chromium");
+        assert!(o.status.success(), "chromium failed on {url}: {}", String::from_utf8_lossy(&o.stderr));
+        (String::from_utf8_lossy(&o.stdout).to_string(), String::from_utf8_lossy(&o.stderr).to_string())
+    };
+    let (dom, log1) = run(&["--dump-dom".to_string()]);
+    let (_, log2) = run(&[format!("--screenshot={}", shot.display()), "--window-size=1280,5200".to_string(), "--hide-scrollbars".to_string()]);
+    assert!(shot.exists(), "no screenshot written to {}", shot.display());
+    Loaded { dom, log: log1 + &log2 }
+}
+
+/// No console message (the page has no script: any message is a failed load, a CSP refusal or
+/// a parse error), no blocked or failed request.
+fn assert_clean(l: &Loaded, what: &str) {
+    let bad: Vec<&str> = l
+        .log
+        .lines()
+        // browser-internal fetchers (sign-in, updates) also fail to resolve; only the page's
+        // own messages count: Chromium logs them as CONSOLE lines, CSP refusals included
+        .filter(|x| x.contains(":CONSOLE") || x.contains("Refused to"))
+        .collect();
+    assert!(bad.is_empty(), "{what}: console errors / blocked requests in Chromium:\n{}", bad.join("\n"));
+    assert!(l.dom.contains("<html") && l.dom.contains("id=\"provenance\""), "{what}: the DOM has no page: {}", &l.dom[..l.dom.len().min(500)]);
+    // nothing the browser could fetch: every src / href is inline data or an anchor
+    for attr in ["src=\"", "href=\""] {
+        for (i, _) in l.dom.match_indices(attr) {
+            let v = &l.dom[i + attr.len()..];
+            assert!(v.starts_with("data:") || v.starts_with('#'), "{what}: external reference {}…", &v[..v.len().min(60)]);
+        }
+    }
+    for tag in ["<script", "<link", "<iframe", "<object", "<embed", "@import", "url("] {
+        assert!(!l.dom.contains(tag), "{what}: the DOM contains `{tag}`");
+    }
+}
+
+/// The checker itself: a page with a script that logs an error and an external image must fail
+/// it (otherwise a clean result would mean nothing).
+#[test]
+fn the_browser_check_catches_console_errors_and_external_requests() {
+    let Some(chrome) = chromium() else { return };
+    let d = tempfile::tempdir().unwrap();
+    let page = d.path().join("bad.html");
+    std::fs::write(&page, "<!DOCTYPE html><html><body><div id=\"provenance\"></div><img src=\"http://example.invalid/x.png\"><script>console.error('boom')</script></body></html>").unwrap();
+    let l = load(&chrome, &page, &d.path().join("bad.png"));
+    let r = std::panic::catch_unwind(|| assert_clean(&l, "bad page"));
+    assert!(r.is_err(), "the checker passed a page with a console error and an external image:\n{}", l.log);
+    let console: Vec<&str> = l.log.lines().filter(|x| x.contains(":CONSOLE")).collect();
+    assert!(console.iter().any(|x| x.contains("boom")), "console.error not seen in the log:\n{}", l.log);
+}
+
+fn svg_in(dom: &str, id: &str) -> bool {
+    match dom.find(&format!("id=\"{id}\"")) {
+        Some(i) => {
+            let rest = &dom[i..];
+            let end = rest.find("</figure>").unwrap_or(rest.len());
+            rest[..end].contains("<svg")
+        }
+        None => false,
+    }
+}
+
+fn shots() -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report_chromium");
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+const SPEC: &str = r#"name: rep
+seed: 7
+cohort:
+  clinical: demo-data/clinical.csv
+  slides: demo-data/slides.csv
+  id: patient_id
+  time: dmfs_days
+  event: dm
+  covariates: [age, tumor_size_mm, nodes_positive, grade, er, pr, her2, ki67]
+stages:
+  ingest: {kind: ingest}
+  tiles: {kind: tile, needs: [ingest], mpp: 0.5, size: 64, min_tissue: 0.3}
+  ihc: {kind: stain, needs: [tiles]}
+  page: {kind: report, needs: [ingest, tiles, ihc], qc_slides: 3, title: "QC <b>only</b> & co", publish: reports/rep}
+"#;
+
+/// Generates the cohort and runs the spec; returns the project.
+fn demo_project() -> tempfile::TempDir {
+    let d = project();
+    let o = spatia(d.path(), &["demo", "generate", "--patients", "12", "--size", "1024", "--out", "demo-data"]);
+    assert!(o.status.success(), "{}", text(&o));
+    std::fs::write(d.path().join("rep.yaml"), SPEC).unwrap();
+    let o = spatia(d.path(), &["run", "rep.yaml", "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    d
+}
+
+fn key_of(run: &serde_json::Value, stage: &str, item: Option<&str>) -> String {
+    let v = &run["arms"]["main"][stage];
+    match item {
+        None => v.as_str().unwrap_or_else(|| panic!("{stage}: {v}")).to_string(),
+        Some(i) => v[i].as_str().unwrap_or_else(|| panic!("no shard {i} in {v}")).to_string(),
+    }
+}
+
+fn patient_ids(clinical: &Path) -> Vec<String> {
+    let mut r = csv::Reader::from_path(clinical).unwrap();
+    r.records().map(|x| x.unwrap()[0].to_string()).collect()
+}
+
+#[test]
+fn qc_page_from_the_binary_is_self_contained_pseudonymised_and_loads_cleanly() {
+    let d = demo_project();
+    let page = d.path().join("reports/rep/index.html");
+    let html = std::fs::read_to_string(&page).expect("published index.html");
+    // sections present and absent
+    assert!(html.contains("id=\"cohort\"") && html.contains("id=\"qc\"") && html.contains("id=\"provenance\""));
+    assert!(!html.contains("id=\"performance\""), "no evaluate/calibrate: no performance section");
+    // title escaped, regenerate command shown
+    assert!(html.contains("QC &lt;b&gt;only&lt;&#x2f;b&gt; &amp; co"), "title not escaped");
+    assert!(html.contains("spatia run rep.yaml"));
+    // pseudonyms: no patient id of the cohort appears anywhere
+    let ids = patient_ids(&d.path().join("demo-data/clinical.csv"));
+    assert_eq!(ids.len(), 12);
+    for id in &ids {
+        assert!(!html.contains(id.as_str()), "patient id {id} leaked into the page");
+    }
+    assert!(html.contains("P-001") && html.contains("P-012"));
+    // images embedded: 3 QC cards × 3 images + 3 IHC maps
+    // (escaped like every string: `/` is `&#x2f;` in the source, the browser decodes it)
+    assert_eq!(html.matches("src=\"data:image&#x2f;png;base64,").count(), 12, "embedded PNGs");
+    // provenance: every upstream key is on the page
+    let run = last_run(d.path());
+    for (stage, v) in run["arms"]["main"].as_object().unwrap() {
+        if stage == "page" {
+            continue;
+        }
+        let keys: Vec<String> = match v {
+            serde_json::Value::String(k) => vec![k.clone()],
+            o => o.as_object().unwrap().values().map(|k| k.as_str().unwrap().to_string()).collect(),
+        };
+        for k in keys {
+            assert!(html.contains(&k), "key {k} of stage {stage} is not on the page");
+        }
+    }
+    assert!(html.contains(&key_of(&run, "page", None)), "the page's own key");
+    // the same run again: a cache hit, same bytes
+    let o = spatia(d.path(), &["run", "rep.yaml", "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(summary(&o)["ran"].as_u64(), Some(0), "{}", text(&o));
+    assert_eq!(std::fs::read_to_string(&page).unwrap(), html);
+
+    let Some(chrome) = chromium() else { return };
+    let l = load(&chrome, &page, &shots().join("qc_only.png"));
+    assert_clean(&l, "QC page");
+    assert_eq!(l.dom.matches("<img").count(), 12);
+}
+
+// ------------------------------------------------------------ fabricated evaluate / calibrate
+
+fn slug(arm: &str) -> String {
+    arm.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect()
+}
+
+struct Cohort {
+    time: Vec<f64>,
+    event: Vec<bool>,
+    risk: Vec<f64>,
+}
+
+/// A risk score per patient from the cohort's own covariates (ki67, nodes, grade) plus a
+/// per-arm shift in weights, so that arms differ.
+fn cohort_with_risk(ingest: &Path, arm_ix: usize) -> Cohort {
+    let mut r = csv::Reader::from_path(ingest.join("cohort.csv")).unwrap();
+    let h = r.headers().unwrap().clone();
+    let col = |n: &str| h.iter().position(|x| x == n).unwrap();
+    let (t, e, k, nd, gr) = (col("time"), col("event"), col("ki67"), col("nodes_positive"), col("grade"));
+    let mut c = Cohort { time: vec![], event: vec![], risk: vec![] };
+    for rec in r.records() {
+        let rec = rec.unwrap();
+        let f = |i: usize| rec[i].parse::<f64>().unwrap();
+        c.time.push(f(t));
+        c.event.push(&rec[e] == "1");
+        c.risk.push(f(k) / 20.0 + (1.0 + arm_ix as f64) * 0.1 * f(nd) + 0.3 * f(gr));
+    }
+    c
+}
+
+/// Cumulative/dynamic ROC at `h`: cases die by h, controls survive past h.
+fn roc(c: &Cohort, h: f64) -> (Vec<(f64, f64, f64)>, f64) {
+    let cases: Vec<f64> = (0..c.time.len()).filter(|&i| c.event[i] && c.time[i] <= h).map(|i| c.risk[i]).collect();
+    let controls: Vec<f64> = (0..c.time.len()).filter(|&i| c.time[i] > h).map(|i| c.risk[i]).collect();
+    let mut th: Vec<f64> = c.risk.clone();
+    th.sort_by(|a, b| b.total_cmp(a));
+    th.dedup();
+    let mut pts = vec![(0.0, 0.0, f64::INFINITY)];
+    for &x in &th {
+        let tpr = cases.iter().filter(|&&r| r >= x).count() as f64 / cases.len().max(1) as f64;
+        let fpr = controls.iter().filter(|&&r| r >= x).count() as f64 / controls.len().max(1) as f64;
+        pts.push((fpr, tpr, x));
+    }
+    let mut auc = 0.0;
+    for &a in &cases {
+        for &b in &controls {
+            auc += if a > b { 1.0 } else if a == b { 0.5 } else { 0.0 };
+        }
+    }
+    (pts, auc / (cases.len() * controls.len()).max(1) as f64)
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+/// `metrics.json` + curves for `arms` (the first is the reference), per the contract.
+fn fabricate_evaluate(dir: &Path, ingest: &Path, arms: &[&str]) {
+    let horizons = [1095.0, 1825.0];
+    let ticks = [0.0, 730.0, 1460.0, 2190.0, 2920.0, 3650.0];
+    let mut arm_json = Vec::new();
+    let mut comparisons = Vec::new();
+    for (ai, arm) in arms.iter().enumerate() {
+        let c = cohort_with_risk(ingest, ai);
+        let s = slug(arm);
+        let mut sorted = c.risk.clone();
+        sorted.sort_by(|a, b| a.total_cmp(b));
+        let cut = sorted[sorted.len() / 2 - 1];
+        let mut groups = Vec::new();
+        for (label, high) in [("low", false), ("high", true)] {
+            let idx: Vec<usize> = (0..c.risk.len()).filter(|&i| (c.risk[i] > cut) == high).collect();
+            let t: Vec<f64> = idx.iter().map(|&i| c.time[i]).collect();
+            let e: Vec<bool> = idx.iter().map(|&i| c.event[i]).collect();
+            let mut csv = String::from("time,survival,lower,upper,at_risk,events,censored\n0,1,1,1,");
+            csv += &format!("{},0,0\n", t.len());
+            let (at_risk, events) = match KaplanMeier::fit(&t, &e) {
+                Ok(km) => {
+                    for st in &km.steps {
+                        let est = km.estimate_at(st.time);
+                        csv += &format!("{},{},{},{},{},{},{}\n", st.time, st.survival, est.lower, est.upper, st.at_risk, st.events, st.censored);
+                    }
+                    (ticks.iter().map(|&x| km.at_risk_at(x)).collect::<Vec<_>>(), km.n_events)
+                }
+                // a group without events: flat at 1
+                Err(_) => (ticks.iter().map(|&x| t.iter().filter(|&&ti| ti >= x).count()).collect(), 0),
+            };
+            write(&dir.join(format!("curves/{s}/km_{label}.csv")), &csv);
+            groups.push(serde_json::json!({"label": label, "n": idx.len(), "events": events, "km": format!("curves/{s}/km_{label}.csv"), "at_risk": at_risk}));
+        }
+        let mut aucs = Vec::new();
+        for &h in &horizons {
+            let (pts, auc) = roc(&c, h);
+            let mut csv = String::from("fpr,tpr,threshold\n");
+            for (f, t, th) in pts {
+                csv += &format!("{f},{t},{th}\n");
+            }
+            write(&dir.join(format!("curves/{s}/roc_{h}.csv")), &csv);
+            aucs.push(serde_json::json!({"horizon": h, "estimate": auc, "lower": auc - 0.1, "upper": (auc + 0.1).min(1.0), "roc": format!("curves/{s}/roc_{h}.csv")}));
+        }
+        let cidx = 0.62 + 0.04 * ai as f64;
+        arm_json.push(serde_json::json!({
+            "arm": arm, "slug": s, "n": c.time.len(), "events": c.event.iter().filter(|&&e| e).count(), "repeats": 1,
+            "harrell_c": {"estimate": cidx, "lower": cidx - 0.12, "upper": cidx + 0.1},
+            "uno_c": {"estimate": cidx - 0.01, "lower": cidx - 0.14, "upper": cidx + 0.1, "tau": 1825.0},
+            "auc": aucs, "mean_auc": cidx,
+            "brier": [{"horizon": 1095.0, "estimate": 0.15, "lower": 0.1, "upper": 0.2}, {"horizon": 1825.0, "estimate": 0.18, "lower": 0.12, "upper": 0.24}],
+            "ibs": {"estimate": 0.14, "lower": 0.1, "upper": 0.2, "from": 10.0, "to": 1825.0},
+            "risk_groups": {"method": "median", "groups": groups, "at_risk_times": ticks,
+                "logrank": {"chi2": 3.1 + ai as f64, "df": 1, "p": 0.08 / (1.0 + ai as f64)},
+                "hazard_ratio": {"estimate": 2.1, "lower": 0.8, "upper": 5.5, "p": 0.12}}
+        }));
+        if ai > 0 {
+            comparisons.push(serde_json::json!({"arm": arm, "reference": arms[0], "delta_c": {"estimate": cidx - 0.62, "lower": cidx - 0.72, "upper": cidx - 0.55}, "p": 0.3}));
+        }
+    }
+    let m = serde_json::json!({"schema": 1, "horizons": horizons, "bootstrap": 200, "ci": 0.95, "seed": 7, "reference": arms[0], "groups": "median", "arms": arm_json, "comparisons": comparisons});
+    write(&dir.join("metrics.json"), &serde_json::to_string_pretty(&m).unwrap());
+}
+
+fn fabricate_calibrate(dir: &Path, arm: &str, shift: f64) {
+    let bins: Vec<serde_json::Value> = (0..4)
+        .map(|b| {
+            let p = 0.08 + 0.12 * b as f64;
+            let o = (p + shift * (b as f64 - 1.5)).clamp(0.0, 1.0);
+            serde_json::json!({"bin": b, "n": 3, "predicted": p, "observed": o, "lower": (o - 0.2).max(0.0), "upper": (o + 0.25).min(1.0)})
+        })
+        .collect();
+    let c = serde_json::json!({"schema": 1, "arm": arm, "horizon": 1825.0, "n": 12, "events": 5, "bins": bins,
+        "slope": 0.9, "intercept": 0.05, "ici": 0.04, "e50": 0.03, "e90": 0.08,
+        "recalibrated": {"bins": bins, "slope": 1.0, "intercept": 0.0, "ici": 0.02, "e50": 0.01, "e90": 0.05, "folds": [{"repeat": 0, "fold": 0, "a": 0.1, "b": 0.9}]}});
+    write(&dir.join("calibration.json"), &serde_json::to_string_pretty(&c).unwrap());
+    write(&dir.join("bins.csv"), "bin,n,predicted,observed,lower,upper\n");
+}
+
+/// Replaces a patient id in a copied ingest output (cohort.csv and slides.json).
+fn copy_ingest_with_id(src: &Path, dst: &Path, old: &str, new: &str) {
+    std::fs::create_dir_all(dst).unwrap();
+    for f in ["cohort.csv", "cohort.json", "slides.csv", "slides.json"] {
+        let t = std::fs::read_to_string(src.join(f)).unwrap();
+        std::fs::write(dst.join(f), t.replace(old, new)).unwrap();
+    }
+}
+
+#[test]
+fn full_page_with_every_plot_escapes_hostile_names_and_loads_cleanly() {
+    let d = demo_project();
+    let run = last_run(d.path());
+    let cache = Cache::new(d.path().join("cache"));
+    let ingest_real = cache.out_dir(&key_of(&run, "ingest", None));
+    let ids = patient_ids(&d.path().join("demo-data/clinical.csv"));
+    let victim = ids[0].clone();
+    let work = tempfile::tempdir().unwrap();
+    let ingest = work.path().join("ingest");
+    copy_ingest_with_id(&ingest_real, &ingest, &victim, HOSTILE);
+
+    let arms = ["modalities=clinical", HOSTILE, "modalities=HE+IHC+clinical"];
+    let eval_dir = work.path().join("evaluate");
+    fabricate_evaluate(&eval_dir, &ingest, &arms);
+    let cal_dirs: Vec<PathBuf> = (0..arms.len()).map(|i| work.path().join(format!("calibrate{i}"))).collect();
+    for (i, (a, dir)) in arms.iter().zip(&cal_dirs).enumerate() {
+        fabricate_calibrate(dir, a, 0.03 * i as f64);
+    }
+
+    let item_dirs = |stage: &str| -> Vec<(Option<String>, PathBuf)> {
+        run["arms"]["main"][stage]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(item, k)| (Some(item.replace(&victim, HOSTILE)), cache.out_dir(k.as_str().unwrap())))
+            .collect()
+    };
+    let all = |n: usize| arms.iter().take(n).map(|a| a.to_string()).collect::<Vec<_>>();
+    let tiles = item_dirs("tiles");
+    let ihc = item_dirs("ihc");
+    let needs = vec![
+        Need { name: "ingest".into(), kind: "ingest".into(), dirs: vec![(None, ingest.clone()); 3], arms: all(3) },
+        Need { name: "tiles".into(), kind: "tile".into(), arms: vec![arms[0].to_string(); tiles.len()], dirs: tiles },
+        Need { name: "ihc".into(), kind: "stain".into(), arms: vec![arms[0].to_string(); ihc.len()], dirs: ihc },
+        Need { name: "eval".into(), kind: "evaluate".into(), dirs: vec![(None, eval_dir.clone()); 3], arms: all(3) },
+        Need { name: "calib".into(), kind: "calibrate".into(), dirs: cal_dirs.iter().map(|p| (None, p.clone())).collect(), arms: all(3) },
+    ];
+    // lineage: the real records of the binary's run (ingest, every tile and stain shard)
+    let mut upstream = Vec::new();
+    for stage in ["ingest", "tiles", "ihc"] {
+        let v = &run["arms"]["main"][stage];
+        let keys: Vec<String> = match v {
+            serde_json::Value::String(k) => vec![k.clone()],
+            o => o.as_object().unwrap().values().map(|k| k.as_str().unwrap().to_string()).collect(),
+        };
+        for k in keys {
+            upstream.push(Upstream { arms: vec!["main".into()], record: cache.record(&k).unwrap() });
+        }
+    }
+
+    let kind = spatia::stages::lookup("report").expect("report is registered");
+    assert!(kind.gathers_arms() && kind.wants_lineage());
+    let cx_check = spatia::stages::CheckCx { stage: "report", cohort: None, experiment: HOSTILE, spec_file: "experiments/ablation study.yaml" };
+    let checked = kind.check(&serde_json::json!({"show_patient_ids": true, "qc_slides": 2}), &cx_check).unwrap();
+    assert_eq!(checked.params["title"], HOSTILE, "title defaults to the experiment");
+    assert!(kind.check(&serde_json::json!({"colour": "red"}), &cx_check).is_err(), "unknown fields are refused");
+
+    let render = |params: &serde_json::Value, out: &Path| -> anyhow::Result<()> {
+        std::fs::create_dir_all(out).unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let log = Mutex::new(std::fs::File::create(work.path().join("log.txt")).unwrap());
+        let cx = RunCx {
+            stage: "report",
+            key: "0123abcd",
+            params,
+            out,
+            scratch: scratch.path(),
+            root: d.path(),
+            needs: &needs,
+            inputs: &[],
+            item: None,
+            seed: 7,
+            cohort: None,
+            slides: &[],
+            upstream: &upstream,
+            log: &log,
+        };
+        kind.run(&cx)
+    };
+    let out = work.path().join("out");
+    render(&checked.params, &out).unwrap();
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    for f in ["km", "roc", "calibration", "calibration_recalibrated", "forest"] {
+        let svg = std::fs::read_to_string(out.join(format!("figures/{f}.svg"))).unwrap_or_else(|e| panic!("figures/{f}.svg: {e}"));
+        assert!(svg.starts_with("<svg"), "{f}");
+    }
+    // hostile names: escaped everywhere, never markup
+    assert!(!html.contains("<script"), "raw <script> in the page");
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;"), "escaped arm / id expected");
+    assert!(html.contains("experiments&#x2f;ablation study.yaml"), "spec file shown");
+    assert!(html.contains("spatia run &#x27;experiments&#x2f;ablation study.yaml&#x27;"), "regenerate command quoted for the shell");
+    // the default arm of the main figures is the last arm
+    assert!(html.contains("Main figures: arm <strong>modalities=HE+IHC+clinical</strong>"));
+    // shown ids: the real ids appear (here: the other patients' slide labels)
+    assert!(html.contains(&format!("{}_HE", ids[1])) || html.contains(&format!("{}_KI67", ids[1])) || !html.contains("P-001"));
+
+    // an unknown arm is an error naming the arms
+    let mut bad = checked.params.clone();
+    bad["arm"] = serde_json::json!("modalities=HE");
+    let e = render(&bad, &work.path().join("out_bad")).unwrap_err();
+    assert!(format!("{e:#}").contains("modalities=clinical"), "{e:#}");
+
+    // pseudonymised by default: no id, hostile or not
+    let mut hidden = checked.params.clone();
+    hidden["show_patient_ids"] = serde_json::json!(false);
+    let out2 = work.path().join("out_hidden");
+    render(&hidden, &out2).unwrap();
+    let html2 = std::fs::read_to_string(out2.join("index.html")).unwrap();
+    for id in ids.iter().skip(1) {
+        assert!(!html2.contains(id.as_str()), "patient id {id} leaked");
+    }
+    // same inputs, same bytes
+    let out3 = work.path().join("out_again");
+    render(&hidden, &out3).unwrap();
+    assert_eq!(std::fs::read(out3.join("index.html")).unwrap(), html2.as_bytes());
+
+    let Some(chrome) = chromium() else { return };
+    let l = load(&chrome, &out.join("index.html"), &shots().join("full.png"));
+    assert_clean(&l, "full page");
+    for id in ["fig-km", "fig-roc", "fig-calibration", "fig-calibration-recalibrated", "fig-forest"] {
+        assert!(svg_in(&l.dom, id), "plot {id} missing from the DOM");
+    }
+    assert!(!l.dom.contains("<script"), "the browser built a script element");
+    let l2 = load(&chrome, &out2.join("index.html"), &shots().join("full_pseudonymised.png"));
+    assert_clean(&l2, "pseudonymised page");
+}
