@@ -3,7 +3,7 @@
 # when everything is present: Debian packages (OpenSlide, libclang for bindgen, HDF5, vips,
 # Chromium for the report test). Run as root (CI and the dev machines are root) or with sudo.
 set -euo pipefail
-PKGS=(pkg-config libclang-dev libopenslide-dev openslide-tools libhdf5-dev libvips-tools)
+PKGS=(pkg-config libclang-dev libopenslide-dev openslide-tools libhdf5-dev libvips-tools chromium fonts-dejavu-core)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

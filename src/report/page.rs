@@ -327,6 +327,22 @@ fn shell_quote(s: &str) -> String {
     }
 }
 
+/// Adds a `viewBox` to a plotters SVG (which has only `width` and `height`) so that the page
+/// can scale it with CSS; the `figures/*.svg` files keep plotters' bytes.
+fn scalable(svg: &str) -> String {
+    let attr = |name: &str| -> Option<&str> {
+        let head = &svg[..svg.find('>')?];
+        let i = head.find(&format!(" {name}=\""))? + name.len() + 3;
+        head[i..].split('"').next()
+    };
+    match (attr("width"), attr("height")) {
+        (Some(w), Some(h)) if svg.starts_with("<svg") && !svg[..svg.find('>').unwrap_or(0)].contains("viewBox") => {
+            format!("<svg viewBox=\"0 0 {w} {h}\"{}", &svg[4..])
+        }
+        _ => svg.to_string(),
+    }
+}
+
 fn png_data_uri(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).map_err(|source| PageError::Read { path: path.to_path_buf(), source })?;
     if !bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
@@ -1159,7 +1175,7 @@ pub fn build(sources: &Sources, opts: &Options, upstream: &[Upstream]) -> Result
     let perf = performance(sources, opts)?;
     let prov = provenance(upstream, &ps, opts);
     let figures: Vec<(String, String)> = perf.as_ref().map(|p| p.figures.clone()).unwrap_or_default();
-    let svg: BTreeMap<String, Value> = figures.iter().map(|(n, s)| (n.clone(), Value::from_safe_string(s.clone()))).collect();
+    let svg: BTreeMap<String, Value> = figures.iter().map(|(n, s)| (n.clone(), Value::from_safe_string(scalable(s)))).collect();
     let ctx = minijinja::context! {
         title => &opts.title,
         experiment => &opts.experiment,
@@ -1210,6 +1226,13 @@ mod tests {
         assert!(contained(base, "curves/a/roc_1095.csv", Path::new("m.json")).is_ok());
         assert!(contained(base, "../etc/passwd", Path::new("m.json")).is_err());
         assert!(contained(base, "/etc/passwd", Path::new("m.json")).is_err());
+    }
+
+    #[test]
+    fn svgs_get_a_view_box() {
+        let s = scalable("<svg width=\"600\" height=\"400\" xmlns=\"http://www.w3.org/2000/svg\"><rect/></svg>");
+        assert!(s.starts_with("<svg viewBox=\"0 0 600 400\" width=\"600\""), "{s}");
+        assert_eq!(scalable("<g/>"), "<g/>");
     }
 
     #[test]
