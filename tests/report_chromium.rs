@@ -493,3 +493,38 @@ fn full_page_with_every_plot_escapes_hostile_names_and_loads_cleanly() {
     let l2 = load(&chrome, &out2.join("index.html"), &shots().join("full_pseudonymised.png"));
     assert_clean(&l2, "pseudonymised page");
 }
+
+/// GSE7390 (real data, no slides, no model yet): the page has the cohort and provenance
+/// sections and no QC or performance section; `row<N>` ids never appear.
+#[test]
+fn gse7390_page_without_slides_has_cohort_and_provenance_only() {
+    let d = project();
+    let csv = shared().join("data/clinical/breast_cancer_gse7390.csv");
+    std::fs::write(
+        d.path().join("g.yaml"),
+        format!(
+            "name: gse7390\nseed: 7\ncohort:\n  clinical: {}\n  id: \"@row\"\n  time: time\n  event: event\n  covariates: [age, er, grade, size]\n  missing: drop\nstages:\n  ingest: {{kind: ingest}}\n  report: {{kind: report, needs: [ingest], publish: reports/gse7390}}\n",
+            csv.display()
+        ),
+    )
+    .unwrap();
+    let o = spatia(d.path(), &["run", "g.yaml", "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let page = d.path().join("reports/gse7390/index.html");
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("id=\"cohort\"") && html.contains("id=\"provenance\""));
+    assert!(!html.contains("id=\"qc\"") && !html.contains("id=\"performance\""));
+    // 198 patients, 2 dropped for a missing grade (cohort.json of ingest says so)
+    assert!(html.contains("<th>Patients</th><td class=\"num\">196</td>"), "patients row");
+    assert!(html.contains("<td class=\"num\">2</td></tr>\n</table>"), "dropped rows");
+    assert!(!html.contains("row1<") && !html.contains("row17<"), "row ids are pseudonymised too");
+    // an unknown parameter is a spec error naming it
+    std::fs::write(d.path().join("bad.yaml"), std::fs::read_to_string(d.path().join("g.yaml")).unwrap().replace("needs: [ingest],", "needs: [ingest], colour: red,")).unwrap();
+    let o = spatia(d.path(), &["run", "bad.yaml"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("colour"), "{}", text(&o));
+
+    let Some(chrome) = chromium() else { return };
+    let l = load(&chrome, &page, &shots().join("gse7390.png"));
+    assert_clean(&l, "GSE7390 page");
+}
