@@ -201,7 +201,6 @@ struct Metrics {
 
 #[derive(Debug, Clone, Deserialize)]
 struct CalBin {
-    bin: usize,
     n: usize,
     predicted: f64,
     observed: f64,
@@ -517,6 +516,7 @@ struct ArmRow {
     reference: bool,
     n: usize,
     events: usize,
+    repeats: String,
     harrell_c: String,
     uno_c: String,
     mean_auc: String,
@@ -566,6 +566,7 @@ struct PerfView {
     aucs: Vec<String>,
     calibration: Vec<CalRow>,
     cal_horizon: String,
+    cal_bin_sizes: String,
     has_metrics: bool,
     has_km: bool,
     has_roc: bool,
@@ -642,9 +643,7 @@ fn fmt_q(v: &[f64]) -> String {
 
 /// A short number: integers as integers, else 3 significant-ish digits.
 fn g(x: f64) -> String {
-    if x.fract() == 0.0 && x.abs() < 1e9 {
-        format!("{x:.0}")
-    } else if x.abs() >= 100.0 {
+    if (x.fract() == 0.0 && x.abs() < 1e9) || x.abs() >= 100.0 {
         format!("{x:.0}")
     } else if x.abs() >= 10.0 {
         format!("{x:.1}")
@@ -958,6 +957,7 @@ fn performance(sources: &Sources, opts: &Options) -> Result<Option<Perf>> {
         aucs: Vec::new(),
         calibration: Vec::new(),
         cal_horizon: String::new(),
+        cal_bin_sizes: String::new(),
         has_metrics: metrics.is_some(),
         has_km: false,
         has_roc: false,
@@ -986,6 +986,7 @@ fn performance(sources: &Sources, opts: &Options) -> Result<Option<Perf>> {
                 reference: a.arm == reference,
                 n: a.n,
                 events: a.events,
+                repeats: a.repeats.map(|r| r.to_string()).unwrap_or_else(|| "—".into()),
                 harrell_c: est(&a.harrell_c, 3),
                 uno_c: a.uno_c.as_ref().map(|e| est(e, 3)).unwrap_or_else(|| "—".into()),
                 mean_auc: num(a.mean_auc, 3),
@@ -997,7 +998,6 @@ fn performance(sources: &Sources, opts: &Options) -> Result<Option<Perf>> {
                 delta_c: cmp.map(|c| est(&c.delta_c, 3)).unwrap_or_else(|| if a.arm == reference { "reference".into() } else { "—".into() }),
                 delta_p: pval(cmp.and_then(|c| c.p)),
             });
-            let _ = a.repeats;
         }
         // forest plot of ΔC against the reference
         let rows: Vec<ForestRow> = ordered
@@ -1065,7 +1065,6 @@ fn performance(sources: &Sources, opts: &Options) -> Result<Option<Perf>> {
             e90: num(c.stats.e90, 3),
             recal: c.recalibrated.as_ref().map(|r| format!("slope {}, ICI {}", num(r.slope, 2), num(r.ici, 3))),
         });
-        let _ = c.stats.bins.iter().map(|b| (b.bin, b.n)).count();
     }
     if let Some((c, dir)) = ordered_cals.iter().find(|(c, _)| c.arm == arm) {
         let bins = cal_bins(&c.stats.bins);
@@ -1073,6 +1072,7 @@ fn performance(sources: &Sources, opts: &Options) -> Result<Option<Perf>> {
             return Err(PageError::Contract { path: dir.join("calibration.json"), message: "expected at least one bin with finite predicted and observed risk".into() });
         }
         view.cal_horizon = days(c.horizon);
+        view.cal_bin_sizes = c.stats.bins.iter().map(|b| b.n.to_string()).collect::<Vec<_>>().join(", ");
         figures.push(("calibration".to_string(), plots::calibration_plot(&bins, c.horizon)?));
         view.has_calibration = true;
         if let Some(r) = &c.recalibrated {

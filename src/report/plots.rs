@@ -154,7 +154,7 @@ where
 fn steps(points: &[(f64, f64)], y0: f64) -> Vec<(f64, f64)> {
     let mut out = Vec::with_capacity(points.len() * 2 + 1);
     let mut prev = y0;
-    if points.first().map_or(true, |p| p.0 > 0.0) {
+    if points.first().is_none_or(|p| p.0 > 0.0) {
         out.push((0.0, y0));
     }
     for &(t, y) in points {
