@@ -322,6 +322,10 @@ fn fabricate_evaluate(dir: &Path, ingest: &Path, arms: &[&str]) {
             write(&dir.join(format!("curves/{s}/roc_{h}.csv")), &csv);
             aucs.push(serde_json::json!({"horizon": h, "estimate": auc, "lower": auc - 0.1, "upper": (auc + 0.1).min(1.0), "roc": format!("curves/{s}/roc_{h}.csv")}));
         }
+        if ai == 0 {
+            // evaluate writes `km: null` for a group without patients
+            groups.push(serde_json::json!({"label": "mid", "n": 0, "events": 0, "km": null, "at_risk": [0, 0, 0, 0, 0, 0]}));
+        }
         let cidx = 0.62 + 0.04 * ai as f64;
         arm_json.push(serde_json::json!({
             "arm": arm, "slug": s, "n": c.time.len(), "events": c.event.iter().filter(|&&e| e).count(), "repeats": 1,
@@ -350,6 +354,10 @@ fn fabricate_calibrate(dir: &Path, arm: &str, shift: f64) {
             serde_json::json!({"bin": b, "n": 3, "predicted": p, "observed": o, "lower": (o - 0.2).max(0.0), "upper": (o + 0.25).min(1.0)})
         })
         .collect();
+    // calibrate writes non-finite values as null: a bin without a CI
+    let mut bins = bins;
+    bins[0]["lower"] = serde_json::Value::Null;
+    bins[0]["upper"] = serde_json::Value::Null;
     let c = serde_json::json!({"schema": 1, "arm": arm, "horizon": 1825.0, "n": 12, "events": 5, "bins": bins,
         "slope": 0.9, "intercept": 0.05, "ici": 0.04, "e50": 0.03, "e90": 0.08,
         "recalibrated": {"bins": bins, "slope": 1.0, "intercept": 0.0, "ici": 0.02, "e50": 0.01, "e90": 0.05, "folds": [{"repeat": 0, "fold": 0, "a": 0.1, "b": 0.9}]}});
@@ -468,6 +476,15 @@ fn full_page_with_every_plot_escapes_hostile_names_and_loads_cleanly() {
     bad["arm"] = serde_json::json!("modalities=HE");
     let e = render(&bad, &work.path().join("out_bad")).unwrap_err();
     assert!(format!("{e:#}").contains("modalities=clinical"), "{e:#}");
+
+    // the reference arm (it has a `km: null` group) chosen explicitly
+    let mut refarm = checked.params.clone();
+    refarm["arm"] = serde_json::json!(arms[0]);
+    render(&refarm, &work.path().join("out_ref")).unwrap();
+    let html_ref = std::fs::read_to_string(work.path().join("out_ref/index.html")).unwrap();
+    assert!(html_ref.contains("Main figures: arm <strong>modalities=clinical</strong> (chosen by the spec"));
+    assert!(html_ref.contains("mid: 0 patients, 0 events"), "the empty group is listed");
+    assert!(work.path().join("out_ref/figures/km.svg").exists());
 
     // pseudonymised by default: no id, hostile or not
     let mut hidden = checked.params.clone();

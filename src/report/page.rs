@@ -136,7 +136,9 @@ struct Group {
     label: String,
     n: usize,
     events: usize,
-    km: String,
+    /// null for an empty group
+    #[serde(default)]
+    km: Option<String>,
     #[serde(default)]
     at_risk: Vec<usize>,
 }
@@ -202,10 +204,11 @@ struct Metrics {
 #[derive(Debug, Clone, Deserialize)]
 struct CalBin {
     n: usize,
-    predicted: f64,
-    observed: f64,
-    lower: f64,
-    upper: f64,
+    // non-finite values are written as null by calibrate
+    predicted: Option<f64>,
+    observed: Option<f64>,
+    lower: Option<f64>,
+    upper: Option<f64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -925,13 +928,11 @@ fn roc_points(path: &Path) -> Result<Vec<(f64, f64)>> {
 }
 
 fn cal_bins(bins: &[CalBin]) -> Vec<CalibrationBin> {
+    let finite = |x: Option<f64>| x.filter(|v| v.is_finite());
     bins.iter()
-        .filter(|b| b.predicted.is_finite() && b.observed.is_finite())
-        .map(|b| CalibrationBin {
-            predicted: b.predicted,
-            observed: b.observed,
-            lower: if b.lower.is_finite() { b.lower } else { b.observed },
-            upper: if b.upper.is_finite() { b.upper } else { b.observed },
+        .filter_map(|b| {
+            let (p, o) = (finite(b.predicted)?, finite(b.observed)?);
+            Some(CalibrationBin { predicted: p, observed: o, lower: finite(b.lower).unwrap_or(o), upper: finite(b.upper).unwrap_or(o) })
         })
         .collect()
 }
@@ -1048,9 +1049,11 @@ fn performance(sources: &Sources, opts: &Options) -> Result<Option<Perf>> {
             if let Some(rg) = &a.risk_groups {
                 let mut curves = Vec::new();
                 for g in &rg.groups {
-                    let p = contained(dir, &g.km, &mpath)?;
-                    let at_risk = if g.at_risk.len() == rg.at_risk_times.len() { g.at_risk.clone() } else { vec![0; rg.at_risk_times.len()] };
-                    curves.push(km_curve(&p, &g.label, at_risk)?);
+                    if let Some(km) = &g.km {
+                        let p = contained(dir, km, &mpath)?;
+                        let at_risk = if g.at_risk.len() == rg.at_risk_times.len() { g.at_risk.clone() } else { vec![0; rg.at_risk_times.len()] };
+                        curves.push(km_curve(&p, &g.label, at_risk)?);
+                    }
                     view.groups.push(GroupRow { label: g.label.clone(), n: g.n, events: g.events });
                 }
                 let p = rg.logrank.as_ref().and_then(|l| l.p);
