@@ -11,6 +11,7 @@ pub mod design;
 pub mod error;
 pub mod leakage;
 pub mod pca;
+pub mod train;
 
 pub use cox_cv::{cox_cv, CoxCvOptions, CoxCvResult, FoldModel, OofRow};
 pub use cv::{patient_events, split, CvOptions, FoldAssignment};
@@ -18,3 +19,4 @@ pub use design::{covariates_from_table, Column, Covariate, DesignMatrix, Missing
 pub use error::{ModelError, Result};
 pub use leakage::{check_leakage, TransformRecord};
 pub use pca::Pca;
+pub use train::{train_cv, Block, Penalty, TrainData, TrainOptions, TrainResult};

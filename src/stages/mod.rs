@@ -16,9 +16,10 @@ pub mod extract;
 pub mod ingest;
 pub mod stain;
 pub mod tile;
+pub mod train;
 
 /// Every registered kind. Adding a kind: one file, one entry here.
-pub static REGISTRY: &[&dyn StageKind] = &[&ingest::Ingest, &command::Command, &tile::Tile, &stain::Stain, &extract::Extract];
+pub static REGISTRY: &[&dyn StageKind] = &[&ingest::Ingest, &command::Command, &tile::Tile, &stain::Stain, &extract::Extract, &train::Train];
 
 /// Looks a kind up by name.
 pub fn lookup(name: &str) -> Option<&'static dyn StageKind> {
