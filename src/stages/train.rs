@@ -62,7 +62,7 @@ fn d_penalty() -> PenaltyParam {
     PenaltyParam::Auto("auto".into())
 }
 fn d_grid() -> Vec<f64> {
-    vec![0.003, 0.01, 0.03, 0.1, 0.3, 1.0]
+    vec![0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0]
 }
 fn d_pca() -> usize {
     5
