@@ -103,6 +103,19 @@ fn gse7390_arms_follow_the_contract() {
     }
     // same patients in both arms (paired comparison possible)
     assert_eq!(patients_by_arm[0], patients_by_arm[1]);
+    // `spatia times` splits the run by stage
+    let o = spatia(d.path(), &["times", "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let t: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let model = t["stages"].as_array().unwrap().iter().find(|s| s["stage"] == "model").unwrap().clone();
+    assert_eq!((model["nodes"].as_u64(), model["ran"].as_u64(), model["kind"].as_str()), (Some(2), Some(2), Some("train")));
+    assert!(model["seconds"].as_f64().unwrap() > 0.0);
+    // a second run is all cached
+    let o = spatia(d.path(), &["run", "s.yaml", "--quiet"]);
+    assert!(o.status.success());
+    let o = spatia(d.path(), &["times", "--json"]);
+    let t: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(t["stages"].as_array().unwrap().iter().all(|s| s["ran"] == 0), "{t}");
 }
 
 #[test]
