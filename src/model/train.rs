@@ -171,6 +171,9 @@ pub struct FoldFit {
     pub transforms: Vec<TransformSummary>,
     /// Warnings of the Cox fit.
     pub warnings: Vec<String>,
+    /// The fitted transforms in full (standardiser; per block kept columns, means, SDs, PCA
+    /// mean and components), so the model applies to a new patient.
+    pub fitted: serde_json::Value,
 }
 
 /// Result of [`train_cv`].
@@ -201,6 +204,8 @@ struct Fitted {
     records: Vec<(String, Vec<usize>)>,
     transforms: Vec<TransformSummary>,
     warnings: Vec<String>,
+    /// Everything needed to apply the fitted model to a new patient.
+    full: serde_json::Value,
 }
 
 /// Fits every transform and the Cox model on `train` and scores `predict`.
@@ -211,8 +216,10 @@ fn fit_rows(data: &TrainData, train: &[usize], predict: &[usize], penalty: f64, 
     // columns of the design, each as (train values, predict values)
     let mut cols_train: Vec<Vec<f64>> = Vec::new();
     let mut cols_pred: Vec<Vec<f64>> = Vec::new();
+    let mut full = serde_json::Map::new();
     if !data.covariates.is_empty() {
         let st = Standardizer::fit(&data.covariates, train, opts.missing)?;
+        full.insert("standardizer".into(), serde_json::to_value(&st).unwrap_or_default());
         records.push(("standardizer".to_string(), st.fitted_rows.clone()));
         let dtr = st.transform(&data.covariates, train)?;
         let dpr = st.transform(&data.covariates, predict)?;
@@ -269,6 +276,10 @@ fn fit_rows(data: &TrainData, train: &[usize], predict: &[usize], penalty: f64, 
         let pca = Pca::fit(&z, p, train, k)?;
         records.push((format!("scale:{}", b.name), train.to_vec()));
         records.push((format!("pca:{}", b.name), pca.fitted_rows.clone()));
+        full.insert(
+            format!("block:{}", b.name),
+            serde_json::json!({"columns_kept": keep, "mean": keep.iter().map(|&j| mean[j]).collect::<Vec<_>>(), "sd": keep.iter().map(|&j| sd[j]).collect::<Vec<_>>(), "pca_mean": pca.mean, "pca_components": pca.components}),
+        );
         let str_ = pca.transform(&z, train)?;
         let spr = pca.transform(&z, predict)?;
         for c in 0..k {
@@ -320,6 +331,7 @@ fn fit_rows(data: &TrainData, train: &[usize], predict: &[usize], penalty: f64, 
         records,
         transforms,
         warnings: fit.warnings.clone(),
+        full: serde_json::Value::Object(full),
     })
 }
 
@@ -509,6 +521,7 @@ pub fn train_with_splits(data: &TrainData, splits: &[FoldAssignment], opts: &Tra
                 cut_tertiles: [quantile(&sorted, 1.0 / 3.0), quantile(&sorted, 2.0 / 3.0)],
                 transforms: fit.transforms,
                 warnings: fit.warnings,
+                fitted: fit.full,
             });
             res.baselines.push(Baseline { repeat: a.repeat, outer_fold: f, fold: f, times: fit.baseline_times, cumhaz: fit.baseline_cumhaz });
             let mut preds = inner.preds;

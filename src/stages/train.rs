@@ -98,7 +98,7 @@ impl StageKind for Train {
         "train"
     }
     fn version(&self) -> u32 {
-        1
+        2
     }
     fn about(&self) -> &'static str {
         "cross-validated survival model of one arm (model: cox) on clinical, slide-feature, stain-index and tabular blocks"
@@ -431,6 +431,15 @@ fn write_outputs(cx: &RunCx, p: &TrainParams, data: &TrainData, res: &crate::mod
         "folds": folds,
     });
     std::fs::write(cx.out.join("model.json"), serde_json::to_string_pretty(&model)?)?;
+    // each fold's fitted model in full: transforms, coefficients, baseline
+    std::fs::create_dir_all(cx.out.join("folds"))?;
+    for (f, b) in res.folds.iter().zip(&res.baselines) {
+        let v = json!({
+            "repeat": f.repeat, "fold": f.fold, "penalty": f.penalty, "names": f.names, "beta": f.beta,
+            "transforms": f.fitted, "baseline": {"time": b.times, "cumhaz": b.cumhaz},
+        });
+        std::fs::write(cx.out.join("folds").join(format!("r{}_f{}.json", f.repeat, f.fold)), serde_json::to_string_pretty(&v)?)?;
+    }
     for f in &res.folds {
         cx.log(&format!("repeat {} fold {}: penalty {} on {} columns, {} train / {} test patients", f.repeat, f.fold, f.penalty, f.names.len(), f.n_train, f.n_test));
     }
