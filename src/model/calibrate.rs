@@ -75,12 +75,14 @@ pub enum CalibrateError {
         what: String,
     },
     /// A baseline that is not a valid cumulative hazard.
-    #[error("baseline of {model}, point {index} (0-based): expected {expected}, found {found}")]
+    #[error("baseline of {model}, point {index} (0-based), {column}: expected {expected}, found {found}")]
     BadBaseline {
         /// Which fold model (`repeat 0 fold 3`).
         model: String,
         /// 0-based point.
         index: usize,
+        /// `time` or `cumhaz`.
+        column: &'static str,
         /// What was expected.
         expected: String,
         /// What was found.
@@ -151,27 +153,28 @@ impl Baseline {
     /// Checks and wraps a baseline: `time` strictly ascending and finite, `cumhaz` finite,
     /// `≥ 0` and non-decreasing. `model` names the fold model in errors.
     pub fn new(model: &str, time: Vec<f64>, cumhaz: Vec<f64>) -> Result<Self> {
-        let bad = |index: usize, expected: &str, found: String| CalibrateError::BadBaseline {
+        let bad = |index: usize, column: &'static str, expected: &str, found: String| CalibrateError::BadBaseline {
             model: model.to_string(),
             index,
+            column,
             expected: expected.to_string(),
             found,
         };
         if time.len() != cumhaz.len() {
-            return Err(bad(0, &format!("{} cumulative hazards (one per time)", time.len()), cumhaz.len().to_string()));
+            return Err(bad(0, "cumhaz", &format!("{} cumulative hazards (one per time)", time.len()), cumhaz.len().to_string()));
         }
         for i in 0..time.len() {
             if !time[i].is_finite() || time[i] < 0.0 {
-                return Err(bad(i, "a finite time >= 0", time[i].to_string()));
+                return Err(bad(i, "time", "a finite time >= 0", time[i].to_string()));
             }
             if !cumhaz[i].is_finite() || cumhaz[i] < 0.0 {
-                return Err(bad(i, "a finite cumulative hazard >= 0", cumhaz[i].to_string()));
+                return Err(bad(i, "cumhaz", "a finite cumulative hazard >= 0", cumhaz[i].to_string()));
             }
             if i > 0 && time[i] <= time[i - 1] {
-                return Err(bad(i, &format!("a time after the previous one ({})", time[i - 1]), time[i].to_string()));
+                return Err(bad(i, "time", &format!("a time after the previous one ({})", time[i - 1]), time[i].to_string()));
             }
             if i > 0 && cumhaz[i] < cumhaz[i - 1] {
-                return Err(bad(i, &format!("a cumulative hazard >= the previous one ({})", cumhaz[i - 1]), cumhaz[i].to_string()));
+                return Err(bad(i, "cumhaz", &format!("a cumulative hazard >= the previous one ({})", cumhaz[i - 1]), cumhaz[i].to_string()));
             }
         }
         Ok(Self { time, cumhaz })
