@@ -433,7 +433,10 @@ fn run_edited(base: &Path, work: &Path, file: &str, edit: impl Fn(String) -> Opt
     std::fs::create_dir_all(&w).unwrap();
     match run_stage(params, &dir, "train", &w) {
         Ok(_) => "ok".to_string(),
-        Err(e) => format!("{e:#}"),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            format!("{e:#}")
+        }
     }
 }
 
