@@ -331,6 +331,7 @@ fn miscalibrated_cox_predictions_bins_statistics_and_recalibration() {
         assert!(b < 1.0, "fold {fold}: inner slope {b}");
     }
     let (slope2, intercept2, ici2) = (f(&r["slope"]), f(&r["intercept"]), f(&r["ici"]));
+    eprintln!("n {} events {} bin0 {} fold0 {} slope_se {}", j["n"], j["events"], j["bins"][0], folds[0], j["slope_se"]);
     eprintln!("seeded Cox ×2 hazard ×1.5 score: slope {slope:.4} → {slope2:.4}, intercept {intercept:.4} → {intercept2:.4}, ICI {ici:.4} → {ici2:.4}, E90 {:.4} → {:.4}", f(&j["e90"]), f(&r["e90"]));
     assert!((slope2 - 1.0).abs() < (slope - 1.0).abs(), "slope {slope} → {slope2}");
     assert!(intercept2.abs() < intercept.abs(), "intercept {intercept} → {intercept2}");
