@@ -153,28 +153,53 @@ impl Baseline {
     /// Checks and wraps a baseline: `time` strictly ascending and finite, `cumhaz` finite,
     /// `≥ 0` and non-decreasing. `model` names the fold model in errors.
     pub fn new(model: &str, time: Vec<f64>, cumhaz: Vec<f64>) -> Result<Self> {
-        let bad = |index: usize, column: &'static str, expected: &str, found: String| CalibrateError::BadBaseline {
-            model: model.to_string(),
-            index,
-            column,
-            expected: expected.to_string(),
-            found,
+        let bad = |index: usize, column: &'static str, expected: &str, found: String| {
+            CalibrateError::BadBaseline {
+                model: model.to_string(),
+                index,
+                column,
+                expected: expected.to_string(),
+                found,
+            }
         };
         if time.len() != cumhaz.len() {
-            return Err(bad(0, "cumhaz", &format!("{} cumulative hazards (one per time)", time.len()), cumhaz.len().to_string()));
+            return Err(bad(
+                0,
+                "cumhaz",
+                &format!("{} cumulative hazards (one per time)", time.len()),
+                cumhaz.len().to_string(),
+            ));
         }
         for i in 0..time.len() {
             if !time[i].is_finite() || time[i] < 0.0 {
                 return Err(bad(i, "time", "a finite time >= 0", time[i].to_string()));
             }
             if !cumhaz[i].is_finite() || cumhaz[i] < 0.0 {
-                return Err(bad(i, "cumhaz", "a finite cumulative hazard >= 0", cumhaz[i].to_string()));
+                return Err(bad(
+                    i,
+                    "cumhaz",
+                    "a finite cumulative hazard >= 0",
+                    cumhaz[i].to_string(),
+                ));
             }
             if i > 0 && time[i] <= time[i - 1] {
-                return Err(bad(i, "time", &format!("a time after the previous one ({})", time[i - 1]), time[i].to_string()));
+                return Err(bad(
+                    i,
+                    "time",
+                    &format!("a time after the previous one ({})", time[i - 1]),
+                    time[i].to_string(),
+                ));
             }
             if i > 0 && cumhaz[i] < cumhaz[i - 1] {
-                return Err(bad(i, "cumhaz", &format!("a cumulative hazard >= the previous one ({})", cumhaz[i - 1]), cumhaz[i].to_string()));
+                return Err(bad(
+                    i,
+                    "cumhaz",
+                    &format!(
+                        "a cumulative hazard >= the previous one ({})",
+                        cumhaz[i - 1]
+                    ),
+                    cumhaz[i].to_string(),
+                ));
             }
         }
         Ok(Self { time, cumhaz })
@@ -252,13 +277,25 @@ pub struct CalibrateOptions {
 impl CalibrateOptions {
     fn check(&self) -> Result<()> {
         if !(self.horizon.is_finite() && self.horizon > 0.0) {
-            return Err(CalibrateError::InvalidParameter { name: "horizon".into(), expected: "a finite time > 0".into(), found: self.horizon.to_string() });
+            return Err(CalibrateError::InvalidParameter {
+                name: "horizon".into(),
+                expected: "a finite time > 0".into(),
+                found: self.horizon.to_string(),
+            });
         }
         if self.bins == 0 {
-            return Err(CalibrateError::InvalidParameter { name: "bins".into(), expected: ">= 1".into(), found: "0".into() });
+            return Err(CalibrateError::InvalidParameter {
+                name: "bins".into(),
+                expected: ">= 1".into(),
+                found: "0".into(),
+            });
         }
         if !(self.level > 0.0 && self.level < 1.0) {
-            return Err(CalibrateError::InvalidParameter { name: "ci".into(), expected: "a level in (0, 1)".into(), found: self.level.to_string() });
+            return Err(CalibrateError::InvalidParameter {
+                name: "ci".into(),
+                expected: "a level in (0, 1)".into(),
+                found: self.level.to_string(),
+            });
         }
         Ok(())
     }
@@ -291,28 +328,55 @@ pub struct Bin {
 ///
 /// The same bins as [`crate::survival::calibration()`] (stable order, cut points
 /// `[b·n/B, (b+1)·n/B)`, `min(bins, n)` bins); at `level = 0.95` the values are identical.
-pub fn quantile_bins(time: &[f64], event: &[bool], pred: &[f64], horizon: f64, bins: usize, level: f64) -> Result<Vec<Bin>> {
+pub fn quantile_bins(
+    time: &[f64],
+    event: &[bool],
+    pred: &[f64],
+    horizon: f64,
+    bins: usize,
+    level: f64,
+) -> Result<Vec<Bin>> {
     survival::data::check_survival(time, event).map_err(surv_err("bins"))?;
     let n = time.len();
     if pred.len() != n {
-        return Err(CalibrateError::InvalidParameter { name: "predicted probabilities".into(), expected: format!("{n} values (one per patient)"), found: pred.len().to_string() });
+        return Err(CalibrateError::InvalidParameter {
+            name: "predicted probabilities".into(),
+            expected: format!("{n} values (one per patient)"),
+            found: pred.len().to_string(),
+        });
     }
-    if let Some(i) = pred.iter().position(|p| !(p.is_finite() && (0.0..=1.0).contains(p))) {
-        return Err(CalibrateError::InvalidParameter { name: format!("predicted probability of patient {i} (0-based)"), expected: "a probability in [0, 1]".into(), found: pred[i].to_string() });
+    if let Some(i) = pred
+        .iter()
+        .position(|p| !(p.is_finite() && (0.0..=1.0).contains(p)))
+    {
+        return Err(CalibrateError::InvalidParameter {
+            name: format!("predicted probability of patient {i} (0-based)"),
+            expected: "a probability in [0, 1]".into(),
+            found: pred[i].to_string(),
+        });
     }
     if bins == 0 {
-        return Err(CalibrateError::InvalidParameter { name: "bins".into(), expected: ">= 1".into(), found: "0".into() });
+        return Err(CalibrateError::InvalidParameter {
+            name: "bins".into(),
+            expected: ">= 1".into(),
+            found: "0".into(),
+        });
     }
     let mut order: Vec<usize> = (0..n).collect();
     // Stable, and -0.0 == 0.0, like the survival library's radix argsort.
-    order.sort_by(|&a, &b| pred[a].partial_cmp(&pred[b]).unwrap_or(std::cmp::Ordering::Equal));
+    order.sort_by(|&a, &b| {
+        pred[a]
+            .partial_cmp(&pred[b])
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
     let nb = bins.min(n);
     let mut out = Vec::with_capacity(nb);
     for b in 0..nb {
         let idx = &order[b * n / nb..(b + 1) * n / nb];
         let t: Vec<f64> = idx.iter().map(|&i| time[i]).collect();
         let e: Vec<bool> = idx.iter().map(|&i| event[i]).collect();
-        let km = KaplanMeier::fit_with_level(&t, &e, level).map_err(surv_err(format!("bin {b}")))?;
+        let km =
+            KaplanMeier::fit_with_level(&t, &e, level).map_err(surv_err(format!("bin {b}")))?;
         let est = km.estimate_at(horizon);
         out.push(Bin {
             bin: b,
@@ -321,7 +385,10 @@ pub fn quantile_bins(time: &[f64], event: &[bool], pred: &[f64], horizon: f64, b
             observed: 1.0 - est.survival,
             lower: 1.0 - est.upper,
             upper: 1.0 - est.lower,
-            events: idx.iter().filter(|&&i| event[i] && time[i] <= horizon).count(),
+            events: idx
+                .iter()
+                .filter(|&&i| event[i] && time[i] <= horizon)
+                .count(),
             at_risk: est.at_risk,
         });
     }
@@ -386,9 +453,14 @@ pub struct Cohort {
 /// Groups prediction rows by repeat (row indices), checking the horizon against follow-up.
 fn by_repeat(rows: &[PredictionRow], horizon: f64) -> Result<BTreeMap<usize, Vec<usize>>> {
     if rows.is_empty() {
-        return Err(CalibrateError::Empty { what: "out-of-fold predictions".into() });
+        return Err(CalibrateError::Empty {
+            what: "out-of-fold predictions".into(),
+        });
     }
-    let max_time = rows.iter().map(|r| r.time).fold(f64::NEG_INFINITY, f64::max);
+    let max_time = rows
+        .iter()
+        .map(|r| r.time)
+        .fold(f64::NEG_INFINITY, f64::max);
     if horizon > max_time {
         return Err(CalibrateError::HorizonPastFollowUp { horizon, max_time });
     }
@@ -403,16 +475,26 @@ fn by_repeat(rows: &[PredictionRow], horizon: f64) -> Result<BTreeMap<usize, Vec
 pub fn cohort(rows: &[PredictionRow]) -> Result<Cohort> {
     let m = by_repeat(rows, 0.0)?;
     let first = m.values().next().map(Vec::as_slice).unwrap_or(&[]);
-    Ok(Cohort { n: first.len(), events: first.iter().filter(|&&i| rows[i].event).count(), repeats: m.len() })
+    Ok(Cohort {
+        n: first.len(),
+        events: first.iter().filter(|&&i| rows[i].event).count(),
+        repeats: m.len(),
+    })
 }
 
 /// Out-of-fold predicted survival at the horizon, each row from its own fold's baseline.
-pub fn predicted_survival(rows: &[PredictionRow], baselines: &BTreeMap<(usize, usize), Baseline>, horizon: f64) -> Result<Vec<f64>> {
+pub fn predicted_survival(
+    rows: &[PredictionRow],
+    baselines: &BTreeMap<(usize, usize), Baseline>,
+    horizon: f64,
+) -> Result<Vec<f64>> {
     rows.iter()
         .map(|r| {
-            let b = baselines.get(&(r.repeat, r.fold)).ok_or_else(|| CalibrateError::MissingBaseline {
-                what: "out-of-fold predictions".into(),
-                model: format!("repeat {} fold {}", r.repeat, r.fold),
+            let b = baselines.get(&(r.repeat, r.fold)).ok_or_else(|| {
+                CalibrateError::MissingBaseline {
+                    what: "out-of-fold predictions".into(),
+                    model: format!("repeat {} fold {}", r.repeat, r.fold),
+                }
             })?;
             Ok(b.survival(r.risk, horizon))
         })
@@ -420,7 +502,11 @@ pub fn predicted_survival(rows: &[PredictionRow], baselines: &BTreeMap<(usize, u
 }
 
 /// Calibration summary of predicted survival `surv` (one per row of `rows`) by repeat.
-pub fn summarize(rows: &[PredictionRow], surv: &[f64], opts: &CalibrateOptions) -> Result<CalibrationSummary> {
+pub fn summarize(
+    rows: &[PredictionRow],
+    surv: &[f64],
+    opts: &CalibrateOptions,
+) -> Result<CalibrationSummary> {
     opts.check()?;
     let groups = by_repeat(rows, opts.horizon)?;
     let mut per_repeat = Vec::with_capacity(groups.len());
@@ -430,12 +516,25 @@ pub fn summarize(rows: &[PredictionRow], surv: &[f64], opts: &CalibrateOptions) 
         let event: Vec<bool> = idx.iter().map(|&i| rows[i].event).collect();
         let s: Vec<f64> = idx.iter().map(|&i| surv[i]).collect();
         let ctx = format!("calibration of repeat {rep}");
-        let c = survival::calibration(&time, &event, &s, opts.horizon, opts.bins).map_err(surv_err(ctx.clone()))?;
-        per_repeat.push(RepeatStats { repeat: rep, slope: c.slope, slope_se: c.slope_se, intercept: c.intercept, ici: c.ici, e50: c.e50, e90: c.e90 });
+        let c = survival::calibration(&time, &event, &s, opts.horizon, opts.bins)
+            .map_err(surv_err(ctx.clone()))?;
+        per_repeat.push(RepeatStats {
+            repeat: rep,
+            slope: c.slope,
+            slope_se: c.slope_se,
+            intercept: c.intercept,
+            ici: c.ici,
+            e50: c.e50,
+            e90: c.e90,
+        });
         if first.is_none() {
             let pred: Vec<f64> = s.iter().map(|v| 1.0 - v).collect();
             let bins = quantile_bins(&time, &event, &pred, opts.horizon, opts.bins, opts.level)?;
-            let mut notes: Vec<String> = c.notes.iter().map(|n| format!("repeat {rep}: {n}")).collect();
+            let mut notes: Vec<String> = c
+                .notes
+                .iter()
+                .map(|n| format!("repeat {rep}: {n}"))
+                .collect();
             for b in bins.iter().filter(|b| b.at_risk == 0) {
                 notes.push(format!("repeat {rep} bin {}: nobody at risk at the horizon; observed is the Kaplan–Meier estimate at the bin's last follow-up", b.bin));
             }
@@ -447,8 +546,12 @@ pub fn summarize(rows: &[PredictionRow], surv: &[f64], opts: &CalibrateOptions) 
             }
         }
     }
-    let (bins, curve, notes) = first.ok_or_else(|| CalibrateError::Empty { what: "out-of-fold predictions".into() })?;
-    let mean = |f: fn(&RepeatStats) -> f64| per_repeat.iter().map(f).sum::<f64>() / per_repeat.len() as f64;
+    let (bins, curve, notes) = first.ok_or_else(|| CalibrateError::Empty {
+        what: "out-of-fold predictions".into(),
+    })?;
+    let mean = |f: fn(&RepeatStats) -> f64| {
+        per_repeat.iter().map(f).sum::<f64>() / per_repeat.len() as f64
+    };
     Ok(CalibrationSummary {
         bins,
         slope: mean(|r| r.slope),
@@ -465,7 +568,11 @@ pub fn summarize(rows: &[PredictionRow], surv: &[f64], opts: &CalibrateOptions) 
 
 /// Calibration of out-of-fold predictions at the horizon: predicted survival from each row's
 /// fold baseline, then [`summarize`].
-pub fn calibrate(rows: &[PredictionRow], baselines: &BTreeMap<(usize, usize), Baseline>, opts: &CalibrateOptions) -> Result<CalibrationSummary> {
+pub fn calibrate(
+    rows: &[PredictionRow],
+    baselines: &BTreeMap<(usize, usize), Baseline>,
+    opts: &CalibrateOptions,
+) -> Result<CalibrationSummary> {
     opts.check()?;
     let surv = predicted_survival(rows, baselines, opts.horizon)?;
     summarize(rows, &surv, opts)
@@ -484,7 +591,11 @@ pub struct Recalibration {
 
 impl Recalibration {
     /// The identity (`a = 0`, `b = 1`).
-    pub const IDENTITY: Recalibration = Recalibration { a: 0.0, b: 1.0, b_se: 0.0 };
+    pub const IDENTITY: Recalibration = Recalibration {
+        a: 0.0,
+        b: 1.0,
+        b_se: 0.0,
+    };
 
     /// Recalibrated survival `exp(−exp(a + b·log(−log S)))` (with the same clipping of `S`).
     pub fn apply(&self, s: f64) -> f64 {
@@ -498,7 +609,11 @@ impl Recalibration {
 pub fn offset_log_cumhaz(time: &[f64], event: &[bool], offset: &[f64], horizon: f64) -> f64 {
     let n = time.len();
     let mut ord: Vec<usize> = (0..n).collect();
-    ord.sort_by(|&a, &b| time[a].partial_cmp(&time[b]).unwrap_or(std::cmp::Ordering::Equal));
+    ord.sort_by(|&a, &b| {
+        time[a]
+            .partial_cmp(&time[b])
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
     let omax = offset.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     let (mut s0, mut h) = (0.0, 0.0);
     let mut k = n;
@@ -525,14 +640,32 @@ pub fn offset_log_cumhaz(time: &[f64], event: &[bool], offset: &[f64], horizon: 
 /// Fits a recalibration on predictions `surv` (`S_i(h)`) with outcomes `time`, `event`:
 /// `b` = Cox coefficient of `c = log(−log S)`, `a` = [`offset_log_cumhaz`] with offset `b·c`.
 /// `None` for the intercept when no event happens by the horizon.
-pub fn fit_recalibration(time: &[f64], event: &[bool], surv: &[f64], horizon: f64) -> std::result::Result<Option<Recalibration>, SurvivalError> {
+pub fn fit_recalibration(
+    time: &[f64],
+    event: &[bool],
+    surv: &[f64],
+    horizon: f64,
+) -> std::result::Result<Option<Recalibration>, SurvivalError> {
     survival::data::check_survival(time, event)?;
     let c: Vec<f64> = surv.iter().map(|&s| cloglog(s)).collect();
-    let fit = survival::fit_cox(time, event, &c, &["cloglog(predicted risk)".to_string()], &CoxOptions { concordance: false, ..CoxOptions::default() })?;
+    let fit = survival::fit_cox(
+        time,
+        event,
+        &c,
+        &["cloglog(predicted risk)".to_string()],
+        &CoxOptions {
+            concordance: false,
+            ..CoxOptions::default()
+        },
+    )?;
     let b = fit.coefficients[0].coef;
     let bc: Vec<f64> = c.iter().map(|v| b * v).collect();
     let a = offset_log_cumhaz(time, event, &bc, horizon);
-    Ok(a.is_finite().then_some(Recalibration { a, b, b_se: fit.coefficients[0].se }))
+    Ok(a.is_finite().then_some(Recalibration {
+        a,
+        b,
+        b_se: fit.coefficients[0].se,
+    }))
 }
 
 /// The recalibration of one outer (repeat, fold).
@@ -583,14 +716,21 @@ pub fn recalibrate(
     let groups = by_repeat(rows, opts.horizon)?;
     let mut inner_by: BTreeMap<(usize, usize), Vec<usize>> = BTreeMap::new();
     for (i, r) in inner.iter().enumerate() {
-        inner_by.entry((r.repeat, r.outer_fold)).or_default().push(i);
+        inner_by
+            .entry((r.repeat, r.outer_fold))
+            .or_default()
+            .push(i);
     }
     let mut out_surv = surv.clone();
     let mut folds = Vec::new();
     for (&rep, idx) in &groups {
         let fold_ids: BTreeSet<usize> = idx.iter().map(|&i| rows[i].fold).collect();
         for &f in &fold_ids {
-            let train: BTreeSet<&str> = idx.iter().filter(|&&i| rows[i].fold != f).map(|&i| rows[i].patient.as_str()).collect();
+            let train: BTreeSet<&str> = idx
+                .iter()
+                .filter(|&&i| rows[i].fold != f)
+                .map(|&i| rows[i].patient.as_str())
+                .collect();
             let test: Vec<usize> = idx.iter().copied().filter(|&i| rows[i].fold == f).collect();
             let ins = inner_by.get(&(rep, f)).map(Vec::as_slice).unwrap_or(&[]);
             check_inner(rep, f, &train, ins, inner)?;
@@ -599,30 +739,64 @@ pub fn recalibrate(
             let mut s = Vec::with_capacity(ins.len());
             for &i in ins {
                 let r = &inner[i];
-                let b = inner_baselines.get(&(r.repeat, r.outer_fold, r.inner_fold)).ok_or_else(|| CalibrateError::MissingBaseline {
-                    what: "inner out-of-fold predictions".into(),
-                    model: format!("repeat {} outer fold {} inner fold {}", r.repeat, r.outer_fold, r.inner_fold),
-                })?;
+                let b = inner_baselines
+                    .get(&(r.repeat, r.outer_fold, r.inner_fold))
+                    .ok_or_else(|| CalibrateError::MissingBaseline {
+                        what: "inner out-of-fold predictions".into(),
+                        model: format!(
+                            "repeat {} outer fold {} inner fold {}",
+                            r.repeat, r.outer_fold, r.inner_fold
+                        ),
+                    })?;
                 t.push(r.time);
                 e.push(r.event);
                 s.push(b.survival(r.risk, opts.horizon));
             }
             let rc = fit_recalibration(&t, &e, &s, opts.horizon)
-                .map_err(surv_err(format!("recalibration of repeat {rep} fold {f} (inner predictions)")))?
-                .ok_or(CalibrateError::NoEventByHorizon { repeat: rep, fold: f, horizon: opts.horizon })?;
+                .map_err(surv_err(format!(
+                    "recalibration of repeat {rep} fold {f} (inner predictions)"
+                )))?
+                .ok_or(CalibrateError::NoEventByHorizon {
+                    repeat: rep,
+                    fold: f,
+                    horizon: opts.horizon,
+                })?;
             for &i in &test {
                 out_surv[i] = rc.apply(surv[i]);
             }
-            folds.push(FoldRecalibration { repeat: rep, fold: f, a: rc.a, b: rc.b, b_se: rc.b_se, n_inner: ins.len(), events_inner: e.iter().filter(|&&x| x).count() });
+            folds.push(FoldRecalibration {
+                repeat: rep,
+                fold: f,
+                a: rc.a,
+                b: rc.b,
+                b_se: rc.b_se,
+                n_inner: ins.len(),
+                events_inner: e.iter().filter(|&&x| x).count(),
+            });
         }
     }
     let summary = summarize(rows, &out_surv, opts)?;
-    Ok(Recalibrated { summary, folds, survival: out_surv })
+    Ok(Recalibrated {
+        summary,
+        folds,
+        survival: out_surv,
+    })
 }
 
 /// Checks that the inner predictions of outer (repeat, fold) are exactly its training patients.
-fn check_inner(rep: usize, f: usize, train: &BTreeSet<&str>, ins: &[usize], inner: &[InnerPredictionRow]) -> Result<()> {
-    let mismatch = |found: String| CalibrateError::InnerMismatch { repeat: rep, fold: f, expected: train.len(), found };
+fn check_inner(
+    rep: usize,
+    f: usize,
+    train: &BTreeSet<&str>,
+    ins: &[usize],
+    inner: &[InnerPredictionRow],
+) -> Result<()> {
+    let mismatch = |found: String| CalibrateError::InnerMismatch {
+        repeat: rep,
+        fold: f,
+        expected: train.len(),
+        found,
+    };
     if ins.is_empty() {
         return Err(mismatch("found no inner predictions".into()));
     }
@@ -637,7 +811,10 @@ fn check_inner(rep: usize, f: usize, train: &BTreeSet<&str>, ins: &[usize], inne
         }
     }
     if let Some(p) = train.iter().find(|p| !seen.contains(*p)) {
-        return Err(mismatch(format!("found {} (patient '{p}' missing)", seen.len())));
+        return Err(mismatch(format!(
+            "found {} (patient '{p}' missing)",
+            seen.len()
+        )));
     }
     Ok(())
 }
@@ -671,8 +848,15 @@ mod tests {
         assert_eq!(b.cumhaz_at(10.0), 0.1);
         assert_eq!(b.cumhaz_at(25.0), 0.3);
         assert!((b.survival(0.5, 20.0) - (-0.3 * 0.5f64.exp()).exp()).abs() < 1e-15);
-        let e = Baseline::new("repeat 0 fold 1", vec![10.0, 5.0], vec![0.1, 0.3]).unwrap_err().to_string();
-        assert!(e.contains("repeat 0 fold 1") && e.contains("point 1") && e.contains("after the previous one (10)"), "{e}");
+        let e = Baseline::new("repeat 0 fold 1", vec![10.0, 5.0], vec![0.1, 0.3])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("repeat 0 fold 1")
+                && e.contains("point 1")
+                && e.contains("after the previous one (10)"),
+            "{e}"
+        );
         assert!(Baseline::new("m", vec![1.0, 2.0], vec![0.3, 0.2]).is_err());
         assert!(Baseline::new("m", vec![1.0], vec![-0.1]).is_err());
         assert!(Baseline::new("m", vec![1.0], vec![0.1, 0.2]).is_err());
@@ -709,7 +893,11 @@ mod tests {
         let lib = survival::calibration(&t, &e, &s, 800.0, 4).unwrap();
         let c: Vec<f64> = s.iter().map(|&v| cloglog(v)).collect();
         let mine = offset_log_cumhaz(&t, &e, &c, 800.0);
-        assert!((mine - lib.intercept).abs() < 1e-12, "{mine} vs {}", lib.intercept);
+        assert!(
+            (mine - lib.intercept).abs() < 1e-12,
+            "{mine} vs {}",
+            lib.intercept
+        );
         assert_eq!(offset_log_cumhaz(&t, &e, &c, 0.0), f64::NEG_INFINITY);
     }
 
@@ -717,23 +905,46 @@ mod tests {
     fn recalibration_in_sample_gives_slope_one_intercept_zero() {
         let (t, e, x) = data(200, 11);
         // Mis-calibrated: twice the true hazard, and too steep a risk score.
-        let s: Vec<f64> = x.iter().map(|xi| (-2.0 * 0.001 * 1500.0 * (1.6 * xi).exp()).exp()).collect();
+        let s: Vec<f64> = x
+            .iter()
+            .map(|xi| (-2.0 * 0.001 * 1500.0 * (1.6 * xi).exp()).exp())
+            .collect();
         let before = survival::calibration(&t, &e, &s, 1500.0, 5).unwrap();
         let rc = fit_recalibration(&t, &e, &s, 1500.0).unwrap().unwrap();
         assert!((rc.b - before.slope).abs() < 1e-12);
         let s2: Vec<f64> = s.iter().map(|&v| rc.apply(v)).collect();
         let after = survival::calibration(&t, &e, &s2, 1500.0, 5).unwrap();
         assert!((after.slope - 1.0).abs() < 1e-6, "slope {}", after.slope);
-        assert!(after.intercept.abs() < 1e-9, "intercept {}", after.intercept);
+        assert!(
+            after.intercept.abs() < 1e-9,
+            "intercept {}",
+            after.intercept
+        );
         assert!(after.ici < before.ici);
         // Slope ≈ 1/1.6, intercept ≈ log ½ (hazard doubled), up to noise.
         assert!((before.slope - 1.0 / 1.6).abs() < 0.2, "{}", before.slope);
-        assert!((before.intercept - 0.5f64.ln()).abs() < 0.35, "{}", before.intercept);
-        assert_eq!(Recalibration::IDENTITY.apply(0.7), (-cloglog(0.7).exp()).exp());
+        assert!(
+            (before.intercept - 0.5f64.ln()).abs() < 0.35,
+            "{}",
+            before.intercept
+        );
+        assert_eq!(
+            Recalibration::IDENTITY.apply(0.7),
+            (-cloglog(0.7).exp()).exp()
+        );
     }
 
     fn rows_from(t: &[f64], e: &[bool], x: &[f64], k: usize) -> Vec<PredictionRow> {
-        (0..t.len()).map(|i| PredictionRow { repeat: 0, fold: i % k, patient: format!("P{i}"), risk: x[i], time: t[i], event: e[i] }).collect()
+        (0..t.len())
+            .map(|i| PredictionRow {
+                repeat: 0,
+                fold: i % k,
+                patient: format!("P{i}"),
+                risk: x[i],
+                time: t[i],
+                event: e[i],
+            })
+            .collect()
     }
 
     #[test]
@@ -742,17 +953,35 @@ mod tests {
         let rows = rows_from(&t, &e, &x, 3);
         let mut bl = BTreeMap::new();
         for f in 0..3 {
-            bl.insert((0, f), Baseline::new("m", vec![100.0, 500.0, 2000.0], vec![0.1 * (f + 1) as f64, 0.5 * (f + 1) as f64, 2.0]).unwrap());
+            bl.insert(
+                (0, f),
+                Baseline::new(
+                    "m",
+                    vec![100.0, 500.0, 2000.0],
+                    vec![0.1 * (f + 1) as f64, 0.5 * (f + 1) as f64, 2.0],
+                )
+                .unwrap(),
+            );
         }
-        let opts = CalibrateOptions { horizon: 1000.0, bins: 5, level: 0.95 };
+        let opts = CalibrateOptions {
+            horizon: 1000.0,
+            bins: 5,
+            level: 0.95,
+        };
         let s = calibrate(&rows, &bl, &opts).unwrap();
-        let surv: Vec<f64> = rows.iter().map(|r| (-0.5 * (r.fold + 1) as f64 * r.risk.exp()).exp()).collect();
+        let surv: Vec<f64> = rows
+            .iter()
+            .map(|r| (-0.5 * (r.fold + 1) as f64 * r.risk.exp()).exp())
+            .collect();
         let lib = survival::calibration(&t, &e, &surv, 1000.0, 5).unwrap();
         assert_eq!(s.slope, lib.slope);
         assert_eq!(s.intercept, lib.intercept);
         assert_eq!(s.ici, lib.ici);
         assert_eq!((s.e50, s.e90), (lib.e50, lib.e90));
-        assert_eq!(s.bins.iter().map(|b| b.observed).collect::<Vec<_>>(), lib.bins.iter().map(|b| b.observed).collect::<Vec<_>>());
+        assert_eq!(
+            s.bins.iter().map(|b| b.observed).collect::<Vec<_>>(),
+            lib.bins.iter().map(|b| b.observed).collect::<Vec<_>>()
+        );
         assert_eq!(s.per_repeat.len(), 1);
         // A fold without a baseline is named.
         bl.remove(&(0, 2));
@@ -769,11 +998,48 @@ mod tests {
             bl.insert((0, f), Baseline::new("m", vec![100.0], vec![0.2]).unwrap());
         }
         let max = t.iter().cloned().fold(0.0, f64::max);
-        let err = calibrate(&rows, &bl, &CalibrateOptions { horizon: max + 1.0, bins: 3, level: 0.95 }).unwrap_err().to_string();
+        let err = calibrate(
+            &rows,
+            &bl,
+            &CalibrateOptions {
+                horizon: max + 1.0,
+                bins: 3,
+                level: 0.95,
+            },
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("longest follow-up"), "{err}");
-        assert!(calibrate(&rows, &bl, &CalibrateOptions { horizon: 100.0, bins: 0, level: 0.95 }).is_err());
-        assert!(calibrate(&rows, &bl, &CalibrateOptions { horizon: 100.0, bins: 3, level: 1.0 }).is_err());
-        assert!(calibrate(&rows, &bl, &CalibrateOptions { horizon: -1.0, bins: 3, level: 0.9 }).is_err());
+        assert!(calibrate(
+            &rows,
+            &bl,
+            &CalibrateOptions {
+                horizon: 100.0,
+                bins: 0,
+                level: 0.95
+            }
+        )
+        .is_err());
+        assert!(calibrate(
+            &rows,
+            &bl,
+            &CalibrateOptions {
+                horizon: 100.0,
+                bins: 3,
+                level: 1.0
+            }
+        )
+        .is_err());
+        assert!(calibrate(
+            &rows,
+            &bl,
+            &CalibrateOptions {
+                horizon: -1.0,
+                bins: 3,
+                level: 0.9
+            }
+        )
+        .is_err());
     }
 
     #[test]
@@ -783,33 +1049,60 @@ mod tests {
         let mut bl = BTreeMap::new();
         let mut ibl = BTreeMap::new();
         for f in 0..2 {
-            bl.insert((0, f), Baseline::new("m", vec![100.0, 1000.0], vec![0.05, 0.6]).unwrap());
+            bl.insert(
+                (0, f),
+                Baseline::new("m", vec![100.0, 1000.0], vec![0.05, 0.6]).unwrap(),
+            );
             for g in 0..2 {
-                ibl.insert((0, f, g), Baseline::new("m", vec![100.0, 1000.0], vec![0.05, 0.6]).unwrap());
+                ibl.insert(
+                    (0, f, g),
+                    Baseline::new("m", vec![100.0, 1000.0], vec![0.05, 0.6]).unwrap(),
+                );
             }
         }
         let mut inner: Vec<InnerPredictionRow> = Vec::new();
         for f in 0..2 {
             for (j, r) in rows.iter().filter(|r| r.fold != f).enumerate() {
-                inner.push(InnerPredictionRow { repeat: 0, outer_fold: f, inner_fold: j % 2, patient: r.patient.clone(), risk: r.risk, time: r.time, event: r.event });
+                inner.push(InnerPredictionRow {
+                    repeat: 0,
+                    outer_fold: f,
+                    inner_fold: j % 2,
+                    patient: r.patient.clone(),
+                    risk: r.risk,
+                    time: r.time,
+                    event: r.event,
+                });
             }
         }
-        let opts = CalibrateOptions { horizon: 900.0, bins: 3, level: 0.95 };
+        let opts = CalibrateOptions {
+            horizon: 900.0,
+            bins: 3,
+            level: 0.95,
+        };
         let ok = recalibrate(&rows, &bl, &inner, &ibl, &opts).unwrap();
         assert_eq!(ok.folds.len(), 2);
         assert_eq!(ok.folds[0].n_inner, 30);
         // A test patient leaking into the inner predictions.
         let mut bad = inner.clone();
         bad[0].patient = "P0".into(); // P0 is in outer fold 0's test set
-        let err = recalibrate(&rows, &bl, &bad, &ibl, &opts).unwrap_err().to_string();
-        assert!(err.contains("repeat 0 outer fold 0") && err.contains("'P0'"), "{err}");
+        let err = recalibrate(&rows, &bl, &bad, &ibl, &opts)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("repeat 0 outer fold 0") && err.contains("'P0'"),
+            "{err}"
+        );
         let mut short = inner.clone();
         short.remove(3);
-        let err = recalibrate(&rows, &bl, &short, &ibl, &opts).unwrap_err().to_string();
+        let err = recalibrate(&rows, &bl, &short, &ibl, &opts)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("missing"), "{err}");
         let mut nob = ibl.clone();
         nob.remove(&(0, 1, 1));
-        let err = recalibrate(&rows, &bl, &inner, &nob, &opts).unwrap_err().to_string();
+        let err = recalibrate(&rows, &bl, &inner, &nob, &opts)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("repeat 0 outer fold 1 inner fold 1"), "{err}");
     }
 }

@@ -17,7 +17,9 @@
 //! (recalibration on the log cumulative hazard scale). The computations are
 //! [`crate::model::calibrate`] over [`crate::survival::calibration()`].
 use super::{resolved, typed, CheckCx, Checked, ParamError, RunCx, StageKind};
-use crate::model::calibrate::{self as cal, Baseline, CalibrateError, CalibrateOptions, InnerPredictionRow, PredictionRow};
+use crate::model::calibrate::{
+    self as cal, Baseline, CalibrateError, CalibrateOptions, InnerPredictionRow, PredictionRow,
+};
 use crate::spec::locate::Seg;
 use crate::survival::CsvTable;
 use anyhow::{bail, Context};
@@ -75,13 +77,22 @@ impl StageKind for Calibrate {
         }
         let p: CalibrateStageParams = typed(params)?;
         if !(p.horizon.is_finite() && p.horizon > 0.0) {
-            return Err(ParamError::at(vec![Seg::key("horizon")], format!("`horizon` must be a finite time > 0, found {}", p.horizon)));
+            return Err(ParamError::at(
+                vec![Seg::key("horizon")],
+                format!("`horizon` must be a finite time > 0, found {}", p.horizon),
+            ));
         }
         if p.bins < 1 {
-            return Err(ParamError::at(vec![Seg::key("bins")], "`bins` must be at least 1, found 0"));
+            return Err(ParamError::at(
+                vec![Seg::key("bins")],
+                "`bins` must be at least 1, found 0",
+            ));
         }
         if !(p.ci > 0.0 && p.ci < 1.0) {
-            return Err(ParamError::at(vec![Seg::key("ci")], format!("`ci` must be a confidence level in (0, 1), found {}", p.ci)));
+            return Err(ParamError::at(
+                vec![Seg::key("ci")],
+                format!("`ci` must be a confidence level in (0, 1), found {}", p.ci),
+            ));
         }
         Ok(Checked::single(resolved(&p)))
     }
@@ -90,24 +101,51 @@ impl StageKind for Calibrate {
         let p: CalibrateStageParams = serde_json::from_value(cx.params.clone())?;
         let trains: Vec<_> = cx.needs.iter().filter(|n| n.kind == "train").collect();
         if trains.len() != 1 || cx.needs.len() != 1 {
-            let found: Vec<String> = cx.needs.iter().map(|n| format!("`{}` ({})", n.name, n.kind)).collect();
+            let found: Vec<String> = cx
+                .needs
+                .iter()
+                .map(|n| format!("`{}` ({})", n.name, n.kind))
+                .collect();
             bail!(
                 "stage `{}`: `calibrate` needs exactly one stage of kind `train`, found {}",
                 cx.stage,
-                if found.is_empty() { "none".to_string() } else { found.join(", ") }
+                if found.is_empty() {
+                    "none".to_string()
+                } else {
+                    found.join(", ")
+                }
             );
         }
         let need = trains[0];
-        let dir = &need.dirs.first().with_context(|| format!("stage `{}`: need `{}` has no output directory", cx.stage, need.name))?.1;
-        let arm = need.arms.first().cloned().unwrap_or_else(|| "main".to_string());
-        let opts = CalibrateOptions { horizon: p.horizon, bins: p.bins, level: p.ci };
+        let dir = &need
+            .dirs
+            .first()
+            .with_context(|| {
+                format!(
+                    "stage `{}`: need `{}` has no output directory",
+                    cx.stage, need.name
+                )
+            })?
+            .1;
+        let arm = need
+            .arms
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "main".to_string());
+        let opts = CalibrateOptions {
+            horizon: p.horizon,
+            bins: p.bins,
+            level: p.ci,
+        };
 
         let oof = read_oof(&dir.join("oof.csv"))?;
         check_horizon(&oof, &dir.join("oof.csv"), p.horizon)?;
         let baselines = read_baselines(&dir.join("baseline.csv"))?;
         let cohort = cal::cohort(&oof).context("oof.csv")?;
-        let surv = cal::predicted_survival(&oof, &baselines, p.horizon).map_err(|e| in_file(e, &dir.join("baseline.csv")))?;
-        let before = cal::summarize(&oof, &surv, &opts).with_context(|| format!("{}", dir.join("oof.csv").display()))?;
+        let surv = cal::predicted_survival(&oof, &baselines, p.horizon)
+            .map_err(|e| in_file(e, &dir.join("baseline.csv")))?;
+        let before = cal::summarize(&oof, &surv, &opts)
+            .with_context(|| format!("{}", dir.join("oof.csv").display()))?;
         cx.log(&format!(
             "arm {arm}: n = {}, events = {}, horizon {}: slope {:.4}, intercept {:.4}, ICI {:.4}",
             cohort.n, cohort.events, p.horizon, before.slope, before.intercept, before.ici
@@ -116,11 +154,15 @@ impl StageKind for Calibrate {
             let inner_file = dir.join("inner_oof.csv");
             let inner = read_inner(&inner_file)?;
             let inner_baselines = read_inner_baselines(&dir.join("inner_baseline.csv"))?;
-            let r = cal::recalibrate(&oof, &baselines, &inner, &inner_baselines, &opts).map_err(|e| in_file(e, &inner_file))?;
+            let r = cal::recalibrate(&oof, &baselines, &inner, &inner_baselines, &opts)
+                .map_err(|e| in_file(e, &inner_file))?;
             for f in &r.folds {
                 cx.log(&format!("recalibration repeat {} fold {}: a = {:.4}, b = {:.4} (inner n = {}, events = {})", f.repeat, f.fold, f.a, f.b, f.n_inner, f.events_inner));
             }
-            cx.log(&format!("after recalibration: slope {:.4}, intercept {:.4}, ICI {:.4}", r.summary.slope, r.summary.intercept, r.summary.ici));
+            cx.log(&format!(
+                "after recalibration: slope {:.4}, intercept {:.4}, ICI {:.4}",
+                r.summary.slope, r.summary.intercept, r.summary.ici
+            ));
             Some(r)
         } else {
             None
@@ -146,12 +188,20 @@ impl StageKind for Calibrate {
             "notes": before.notes,
             "recalibrated": after,
         });
-        std::fs::write(cx.out.join("calibration.json"), serde_json::to_string_pretty(&doc)? + "\n")?;
+        std::fs::write(
+            cx.out.join("calibration.json"),
+            serde_json::to_string_pretty(&doc)? + "\n",
+        )?;
         write_bins(&cx.out.join("bins.csv"), &before.bins)?;
         if let Some(r) = &after {
             write_bins(&cx.out.join("bins_recalibrated.csv"), &r.summary.bins)?;
         }
-        write_predictions(&cx.out.join("predictions.csv"), &oof, &surv, after.as_ref().map(|r| r.survival.as_slice()))?;
+        write_predictions(
+            &cx.out.join("predictions.csv"),
+            &oof,
+            &surv,
+            after.as_ref().map(|r| r.survival.as_slice()),
+        )?;
         Ok(())
     }
 }
@@ -180,26 +230,44 @@ fn indices(t: &CsvTable, name: &str) -> anyhow::Result<Vec<usize>> {
 /// error naming both rows.
 pub fn read_oof(path: &Path) -> anyhow::Result<Vec<PredictionRow>> {
     let t = CsvTable::read(path)?;
-    let (rep, pat, fold) = (indices(&t, "repeat")?, t.strings("patient")?, indices(&t, "fold")?);
+    let (rep, pat, fold) = (
+        indices(&t, "repeat")?,
+        t.strings("patient")?,
+        indices(&t, "fold")?,
+    );
     let (risk, time, event) = (t.numeric("risk")?, t.times("time")?, t.events("event")?);
     let mut seen: BTreeMap<(usize, &str), usize> = BTreeMap::new();
     for (r, id) in pat.iter().enumerate() {
         if id.is_empty() {
-            bail!("{}, data row {}, column 'patient': expected a patient id, found an empty value", t.file(), r + 1);
+            bail!(
+                "{}, data row {}, column 'patient': expected a patient id, found an empty value",
+                t.file(),
+                r + 1
+            );
         }
         if let Some(first) = seen.insert((rep[r], id.as_str()), r) {
             bail!("{}, data row {}, column 'patient': expected each patient once per repeat, found '{id}' again (first at data row {}, repeat {})", t.file(), r + 1, first + 1, rep[r]);
         }
     }
     Ok((0..t.len())
-        .map(|r| PredictionRow { repeat: rep[r], fold: fold[r], patient: pat[r].clone(), risk: risk[r], time: time[r], event: event[r] })
+        .map(|r| PredictionRow {
+            repeat: rep[r],
+            fold: fold[r],
+            patient: pat[r].clone(),
+            risk: risk[r],
+            time: time[r],
+            event: event[r],
+        })
         .collect())
 }
 
 /// The horizon must not lie past every follow-up time (the Kaplan–Meier estimate would be the
 /// last one carried forward for every bin).
 fn check_horizon(rows: &[PredictionRow], path: &Path, horizon: f64) -> anyhow::Result<()> {
-    let max = rows.iter().map(|r| r.time).fold(f64::NEG_INFINITY, f64::max);
+    let max = rows
+        .iter()
+        .map(|r| r.time)
+        .fold(f64::NEG_INFINITY, f64::max);
     if horizon > max {
         bail!("{}, column 'time': `horizon` {horizon} is past the longest follow-up ({max}): expected a horizon within follow-up", path.display());
     }
@@ -209,8 +277,17 @@ fn check_horizon(rows: &[PredictionRow], path: &Path, horizon: f64) -> anyhow::R
 /// Reads `inner_oof.csv` (`repeat,outer_fold,inner_fold,patient,risk,time,event`).
 pub fn read_inner(path: &Path) -> anyhow::Result<Vec<InnerPredictionRow>> {
     let t = CsvTable::read(path)?;
-    let (rep, outer, inner) = (indices(&t, "repeat")?, indices(&t, "outer_fold")?, indices(&t, "inner_fold")?);
-    let (pat, risk, time, event) = (t.strings("patient")?, t.numeric("risk")?, t.times("time")?, t.events("event")?);
+    let (rep, outer, inner) = (
+        indices(&t, "repeat")?,
+        indices(&t, "outer_fold")?,
+        indices(&t, "inner_fold")?,
+    );
+    let (pat, risk, time, event) = (
+        t.strings("patient")?,
+        t.numeric("risk")?,
+        t.times("time")?,
+        t.events("event")?,
+    );
     Ok((0..t.len())
         .map(|r| InnerPredictionRow {
             repeat: rep[r],
@@ -225,7 +302,11 @@ pub fn read_inner(path: &Path) -> anyhow::Result<Vec<InnerPredictionRow>> {
 }
 
 /// Groups baseline rows by model key and validates each curve, naming the file's data row.
-fn baselines_by<K: Ord + Copy>(t: &CsvTable, keys: Vec<K>, label: impl Fn(K) -> String) -> anyhow::Result<BTreeMap<K, Baseline>> {
+fn baselines_by<K: Ord + Copy>(
+    t: &CsvTable,
+    keys: Vec<K>,
+    label: impl Fn(K) -> String,
+) -> anyhow::Result<BTreeMap<K, Baseline>> {
     let (time, cumhaz) = (t.times("time")?, t.numeric("cumhaz")?);
     let mut rows: BTreeMap<K, Vec<usize>> = BTreeMap::new();
     for (r, k) in keys.iter().enumerate() {
@@ -233,9 +314,18 @@ fn baselines_by<K: Ord + Copy>(t: &CsvTable, keys: Vec<K>, label: impl Fn(K) -> 
     }
     let mut out = BTreeMap::new();
     for (k, rs) in rows {
-        let b = Baseline::new(&label(k), rs.iter().map(|&r| time[r]).collect(), rs.iter().map(|&r| cumhaz[r]).collect()).map_err(|e| match &e {
+        let b = Baseline::new(
+            &label(k),
+            rs.iter().map(|&r| time[r]).collect(),
+            rs.iter().map(|&r| cumhaz[r]).collect(),
+        )
+        .map_err(|e| match &e {
             CalibrateError::BadBaseline { index, column, .. } => {
-                anyhow::anyhow!("{}, data row {}, column '{column}': {e}", t.file(), rs[*index] + 1)
+                anyhow::anyhow!(
+                    "{}, data row {}, column '{column}': {e}",
+                    t.file(),
+                    rs[*index] + 1
+                )
             }
             _ => anyhow::anyhow!("{}: {e}", t.file()),
         })?;
@@ -253,17 +343,36 @@ pub fn read_baselines(path: &Path) -> anyhow::Result<BTreeMap<(usize, usize), Ba
 }
 
 /// Reads `inner_baseline.csv` (`repeat,outer_fold,inner_fold,time,cumhaz`).
-pub fn read_inner_baselines(path: &Path) -> anyhow::Result<BTreeMap<(usize, usize, usize), Baseline>> {
+pub fn read_inner_baselines(
+    path: &Path,
+) -> anyhow::Result<BTreeMap<(usize, usize, usize), Baseline>> {
     let t = CsvTable::read(path)?;
-    let (rep, outer, inner) = (indices(&t, "repeat")?, indices(&t, "outer_fold")?, indices(&t, "inner_fold")?);
-    let keys = (0..rep.len()).map(|i| (rep[i], outer[i], inner[i])).collect();
-    baselines_by(&t, keys, |(r, o, i)| format!("repeat {r} outer fold {o} inner fold {i}"))
+    let (rep, outer, inner) = (
+        indices(&t, "repeat")?,
+        indices(&t, "outer_fold")?,
+        indices(&t, "inner_fold")?,
+    );
+    let keys = (0..rep.len())
+        .map(|i| (rep[i], outer[i], inner[i]))
+        .collect();
+    baselines_by(&t, keys, |(r, o, i)| {
+        format!("repeat {r} outer fold {o} inner fold {i}")
+    })
 }
 
 /// Writes bins as `bin,n,events,at_risk,predicted,observed,lower,upper`.
 fn write_bins(path: &Path, bins: &[cal::Bin]) -> anyhow::Result<()> {
     let mut w = csv::Writer::from_path(path)?;
-    w.write_record(["bin", "n", "events", "at_risk", "predicted", "observed", "lower", "upper"])?;
+    w.write_record([
+        "bin",
+        "n",
+        "events",
+        "at_risk",
+        "predicted",
+        "observed",
+        "lower",
+        "upper",
+    ])?;
     for b in bins {
         w.write_record([
             b.bin.to_string(),
@@ -281,7 +390,12 @@ fn write_bins(path: &Path, bins: &[cal::Bin]) -> anyhow::Result<()> {
 }
 
 /// Writes `repeat,patient,fold,time,event,survival[,survival_recalibrated]`.
-fn write_predictions(path: &Path, rows: &[PredictionRow], surv: &[f64], after: Option<&[f64]>) -> anyhow::Result<()> {
+fn write_predictions(
+    path: &Path,
+    rows: &[PredictionRow],
+    surv: &[f64],
+    after: Option<&[f64]>,
+) -> anyhow::Result<()> {
     let mut w = csv::Writer::from_path(path)?;
     let mut head = vec!["repeat", "patient", "fold", "time", "event", "survival"];
     if after.is_some() {
@@ -289,7 +403,14 @@ fn write_predictions(path: &Path, rows: &[PredictionRow], surv: &[f64], after: O
     }
     w.write_record(&head)?;
     for (i, r) in rows.iter().enumerate() {
-        let mut rec = vec![r.repeat.to_string(), r.patient.clone(), r.fold.to_string(), r.time.to_string(), (r.event as u8).to_string(), surv[i].to_string()];
+        let mut rec = vec![
+            r.repeat.to_string(),
+            r.patient.clone(),
+            r.fold.to_string(),
+            r.time.to_string(),
+            (r.event as u8).to_string(),
+            surv[i].to_string(),
+        ];
         if let Some(a) = after {
             rec.push(a[i].to_string());
         }
