@@ -126,6 +126,16 @@ pub enum CalibrateError {
         /// The horizon.
         horizon: f64,
     },
+    /// Every patient of a repeat has the same predicted risk at the horizon (no slope).
+    #[error("predictions of repeat {repeat}: expected predicted risks at the horizon {horizon} that vary between patients, found {value} for all (a horizon before every fold model's first baseline event gives risk 0)")]
+    ConstantPredictions {
+        /// Repeat.
+        repeat: usize,
+        /// The horizon.
+        horizon: f64,
+        /// The common predicted probability of distant metastasis.
+        value: f64,
+    },
     /// A survival statistics error with where it happened.
     #[error("{context}: {source}")]
     Survival {
@@ -515,6 +525,13 @@ pub fn summarize(
         let time: Vec<f64> = idx.iter().map(|&i| rows[i].time).collect();
         let event: Vec<bool> = idx.iter().map(|&i| rows[i].event).collect();
         let s: Vec<f64> = idx.iter().map(|&i| surv[i]).collect();
+        if s.iter().all(|&v| cloglog(v) == cloglog(s[0])) {
+            return Err(CalibrateError::ConstantPredictions {
+                repeat: rep,
+                horizon: opts.horizon,
+                value: 1.0 - s[0],
+            });
+        }
         let ctx = format!("calibration of repeat {rep}");
         let c = survival::calibration(&time, &event, &s, opts.horizon, opts.bins)
             .map_err(surv_err(ctx.clone()))?;
@@ -1030,6 +1047,21 @@ mod tests {
             }
         )
         .is_err());
+        let err = calibrate(
+            &rows,
+            &bl,
+            &CalibrateOptions {
+                horizon: 50.0,
+                bins: 3,
+                level: 0.95,
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("repeat 0") && err.contains("found 0 for all"),
+            "{err}"
+        );
         assert!(calibrate(
             &rows,
             &bl,
