@@ -957,3 +957,44 @@ fn parameters_are_checked() {
         assert!(e.msg.contains(text), "{v}: {}", e.msg);
     }
 }
+
+/// Compiles a spec with a `calibrate` stage and returns `line:col: message` of its error.
+fn spec_error(calib: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("clin.csv"),
+        "patient_id,time,event\np1,1,1\n",
+    )
+    .unwrap();
+    let yaml = format!("name: x\nstages:\n  a: {{kind: command, cmd: x}}\n  calib: {calib}\n");
+    match spatia::spec::compile_str(
+        &yaml,
+        "spec.yaml",
+        dir.path().join("spec.yaml"),
+        dir.path().to_path_buf(),
+    ) {
+        Ok(_) => "ok".into(),
+        Err(spatia::spec::SpecError::At { line, col, msg, .. }) => format!("{line}:{col}: {msg}"),
+        Err(e) => format!("{e}"),
+    }
+}
+
+#[test]
+fn spec_errors_point_at_the_parameter() {
+    assert_eq!(
+        spec_error("{kind: calibrate, needs: [a], horizon: 1825}"),
+        "ok"
+    );
+    let e = spec_error("{kind: calibrate, needs: [a], horizon: 1825, bin: 3}");
+    assert!(
+        e.starts_with("4:55:") && e.contains("unknown field `bin`"),
+        "{e}"
+    );
+    let e = spec_error("{kind: calibrate, needs: [a], horizon: -1}");
+    assert!(
+        e.starts_with("4:49:") && e.contains("finite time > 0"),
+        "{e}"
+    );
+    let e = spec_error("{kind: calibrate, needs: [a]}");
+    assert!(e.starts_with("4:") && e.contains("needs `horizon`"), "{e}");
+}
