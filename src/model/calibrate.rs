@@ -126,6 +126,16 @@ pub enum CalibrateError {
         /// The horizon.
         horizon: f64,
     },
+    /// Repeats that do not hold the same patients.
+    #[error("repeat {repeat}: expected the same patients as repeat {first_repeat}, found {found}")]
+    RepeatMismatch {
+        /// The differing repeat.
+        repeat: usize,
+        /// The first repeat.
+        first_repeat: usize,
+        /// What differs.
+        found: String,
+    },
     /// Every patient of a repeat has the same predicted risk at the horizon (no slope).
     #[error("predictions of repeat {repeat}: expected predicted risks at the horizon {horizon} that vary between patients, found {value} for all (a horizon before every fold model's first baseline event gives risk 0)")]
     ConstantPredictions {
@@ -449,9 +459,9 @@ pub struct CalibrationSummary {
     pub notes: Vec<String>,
 }
 
-/// Patients, events and the horizon check shared by [`calibrate`] and [`recalibrate`].
+/// Patients, events and repeats of out-of-fold predictions.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Cohort {
+pub struct CohortSize {
     /// Patients (rows of repeat 0).
     pub n: usize,
     /// Events among them (over the whole follow-up).
@@ -481,11 +491,33 @@ fn by_repeat(rows: &[PredictionRow], horizon: f64) -> Result<BTreeMap<usize, Vec
     Ok(m)
 }
 
-/// Size of the cohort described by out-of-fold predictions.
-pub fn cohort(rows: &[PredictionRow]) -> Result<Cohort> {
+/// Size of the cohort described by out-of-fold predictions; every repeat must hold the same
+/// patients.
+pub fn cohort(rows: &[PredictionRow]) -> Result<CohortSize> {
     let m = by_repeat(rows, 0.0)?;
     let first = m.values().next().map(Vec::as_slice).unwrap_or(&[]);
-    Ok(Cohort {
+    let patients = |idx: &[usize]| {
+        idx.iter()
+            .map(|&i| rows[i].patient.as_str())
+            .collect::<BTreeSet<&str>>()
+    };
+    let (first_repeat, reference) = (m.keys().next().copied().unwrap_or(0), patients(first));
+    for (&rep, idx) in m.iter().skip(1) {
+        let here = patients(idx);
+        if here != reference {
+            let odd = here
+                .symmetric_difference(&reference)
+                .next()
+                .map(|p| format!("patient '{p}' in one of them only"))
+                .unwrap_or_else(|| format!("{} rows for {} patients", idx.len(), here.len()));
+            return Err(CalibrateError::RepeatMismatch {
+                repeat: rep,
+                first_repeat,
+                found: odd,
+            });
+        }
+    }
+    Ok(CohortSize {
         n: first.len(),
         events: first.iter().filter(|&&i| rows[i].event).count(),
         repeats: m.len(),
@@ -1004,6 +1036,25 @@ mod tests {
         bl.remove(&(0, 2));
         let err = calibrate(&rows, &bl, &opts).unwrap_err().to_string();
         assert!(err.contains("no baseline for repeat 0 fold 2"), "{err}");
+    }
+
+    #[test]
+    fn repeats_must_hold_the_same_patients() {
+        let (t, e, x) = data(20, 8);
+        let mut rows = rows_from(&t, &e, &x, 2);
+        let mut second = rows.clone();
+        for r in &mut second {
+            r.repeat = 1;
+        }
+        rows.extend(second);
+        let c = cohort(&rows).unwrap();
+        assert_eq!((c.n, c.repeats), (20, 2));
+        rows.last_mut().unwrap().patient = "Q".into();
+        let err = cohort(&rows).unwrap_err().to_string();
+        assert!(
+            err.contains("repeat 1") && err.contains("patient 'P19' in one of them only"),
+            "{err}"
+        );
     }
 
     #[test]

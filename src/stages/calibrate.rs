@@ -141,7 +141,8 @@ impl StageKind for Calibrate {
         let oof = read_oof(&dir.join("oof.csv"))?;
         check_horizon(&oof, &dir.join("oof.csv"), p.horizon)?;
         let baselines = read_baselines(&dir.join("baseline.csv"))?;
-        let cohort = cal::cohort(&oof).context("oof.csv")?;
+        let cohort =
+            cal::cohort(&oof).with_context(|| dir.join("oof.csv").display().to_string())?;
         let surv = cal::predicted_survival(&oof, &baselines, p.horizon)
             .map_err(|e| in_file(e, &dir.join("baseline.csv")))?;
         let before = cal::summarize(&oof, &surv, &opts)
