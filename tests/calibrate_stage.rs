@@ -575,6 +575,44 @@ fn miscalibrated_cox_predictions_bins_statistics_and_recalibration() {
             cli2[key]
         );
     }
+    // The documented command, literally, on predictions.csv.
+    for (col, doc) in [("survival", &j), ("survival_recalibrated", r)] {
+        let o = Command::new(BIN)
+            .args(["survival", "calibration", "--csv"])
+            .arg(out.join("predictions.csv"))
+            .args([
+                "--time",
+                "time",
+                "--event",
+                "event",
+                "--surv",
+                col,
+                "--horizon",
+                "1825",
+                "--bins",
+                "5",
+                "--json",
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        for key in ["slope", "intercept", "ici", "e50", "e90"] {
+            assert_eq!(f(&doc[key]), f(&v[key]), "{col} {key}");
+        }
+        for (a, b) in doc["bins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(v["bins"].as_array().unwrap())
+        {
+            assert_eq!(
+                (f(&a["observed"]), f(&a["upper"])),
+                (f(&b["observed"]), f(&b["upper"])),
+                "{col}"
+            );
+        }
+    }
     let rb = std::fs::read_to_string(out.join("bins_recalibrated.csv")).unwrap();
     assert_eq!(rb.lines().count(), 6);
 
