@@ -11,6 +11,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+pub mod calibrate;
 pub mod command;
 pub mod extract;
 pub mod ingest;
@@ -19,7 +20,15 @@ pub mod tile;
 pub mod train;
 
 /// Every registered kind. Adding a kind: one file, one entry here.
-pub static REGISTRY: &[&dyn StageKind] = &[&ingest::Ingest, &command::Command, &tile::Tile, &stain::Stain, &extract::Extract, &train::Train];
+pub static REGISTRY: &[&dyn StageKind] = &[
+    &ingest::Ingest,
+    &command::Command,
+    &tile::Tile,
+    &stain::Stain,
+    &extract::Extract,
+    &train::Train,
+    &calibrate::Calibrate,
+];
 
 /// Looks a kind up by name.
 pub fn lookup(name: &str) -> Option<&'static dyn StageKind> {
