@@ -12,13 +12,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 pub mod command;
+pub mod evaluate;
 pub mod extract;
 pub mod ingest;
 pub mod stain;
 pub mod tile;
 
 /// Every registered kind. Adding a kind: one file, one entry here.
-pub static REGISTRY: &[&dyn StageKind] = &[&ingest::Ingest, &command::Command, &tile::Tile, &stain::Stain, &extract::Extract];
+pub static REGISTRY: &[&dyn StageKind] = &[&ingest::Ingest, &command::Command, &tile::Tile, &stain::Stain, &extract::Extract, &evaluate::Evaluate];
 
 /// Looks a kind up by name.
 pub fn lookup(name: &str) -> Option<&'static dyn StageKind> {
