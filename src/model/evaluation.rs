@@ -788,3 +788,220 @@ pub fn compare(arm: &Prepared, reference: &Prepared, options: &EvalOptions) -> R
     let p_value = if reps_d.is_empty() { f64::NAN } else { (2.0 * le.min(ge) / reps_d.len() as f64).min(1.0) };
     Ok(Comparison { arm: arm.arm.clone(), reference: reference.arm.clone(), c_arm: est[0], c_reference: est[1], delta_c: one(ci), p: p_value })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::survival::bootstrap_harrell;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    /// A seeded Cox cohort cut in `k` folds: risk `x·beta` (+ noise), one baseline per fold with
+    /// hazard 1e-3·t (so `H₀` listed at each training event time), training quantiles as cuts.
+    fn arm(name: &str, n: usize, repeats: usize, signal: f64, seed: u64) -> ArmInput {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut oof = Vec::new();
+        let mut baseline = Vec::new();
+        let mut cuts = Vec::new();
+        let mut out_rng = ChaCha8Rng::seed_from_u64(99);
+        let cohort: Vec<(f64, f64, bool)> = (0..n)
+            .map(|_| {
+                let x: f64 = out_rng.gen_range(-2.0..2.0);
+                let t = -(out_rng.gen::<f64>().ln()) / (1e-3 * (1.0 * x).exp());
+                let c = -(out_rng.gen::<f64>().ln()) / 5e-4;
+                (x, t.min(c).round().max(1.0), t <= c)
+            })
+            .collect();
+        let k = 4;
+        for r in 0..repeats {
+            for f in 0..k {
+                let mut ev: Vec<f64> = (0..n).filter(|i| (i + r) % k != f && cohort[*i].2).map(|i| cohort[i].1).collect();
+                ev.sort_by(|a, b| a.total_cmp(b));
+                ev.dedup();
+                for t in ev {
+                    baseline.push(BaselineRecord { repeat: r, fold: f, time: t, cumhaz: 1e-3 * t });
+                }
+                cuts.push(FoldCuts { repeat: r, fold: f, cut_median: 0.0, cut_tertiles: [-0.6, 0.6] });
+            }
+            for (i, &(x, t, e)) in cohort.iter().enumerate() {
+                let noise: f64 = rng.gen_range(-1.0..1.0);
+                let risk = signal * x + (1.0 - signal) * noise * 2.0;
+                oof.push(OofRecord { repeat: r, patient: format!("P{i:03}"), fold: (i + r) % k, risk, time: t, event: e });
+            }
+        }
+        ArmInput { name: name.into(), oof, baseline, cuts }
+    }
+
+    fn opts() -> EvalOptions {
+        EvalOptions { horizons: vec![500.0, 1000.0], bootstrap: 200, ci: 0.95, seed: 7, groups: GroupMethod::Median }
+    }
+
+    #[test]
+    fn ticks_are_round_and_cover_follow_up() {
+        assert_eq!(at_risk_ticks(3650.0), vec![0.0, 1000.0, 2000.0, 3000.0]);
+        assert_eq!(at_risk_ticks(9108.0), vec![0.0, 2000.0, 4000.0, 6000.0, 8000.0]);
+        assert_eq!(at_risk_ticks(100.0), vec![0.0, 20.0, 40.0, 60.0, 80.0, 100.0]);
+        assert_eq!(at_risk_ticks(0.0), vec![0.0]);
+    }
+
+    #[test]
+    fn ibs_grid_starts_at_the_5th_percentile() {
+        let time: Vec<f64> = (1..=21).map(|i| i as f64 * 10.0).collect();
+        let g = ibs_grid(&time, 100.0);
+        // 5th percentile of 10..210 by 10 (numpy linear): 10 + 0.05·20·10 = 20
+        assert_eq!(g, vec![20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0, 100.0]);
+        assert_eq!(ibs_grid(&time, 15.0), vec![20.0]);
+    }
+
+    #[test]
+    fn metrics_equal_the_survival_estimators() {
+        let a = arm("a", 160, 1, 1.0, 1);
+        let o = opts();
+        let e = evaluate_arm(&a, &o).unwrap();
+        let p = Prepared::new(&a).unwrap();
+        let bo = BootstrapOptions { n_boot: 200, seed: 7, confidence_level: 0.95 };
+        let hb = bootstrap_harrell(&p.time, &p.event, &p.risk[0], &bo).unwrap();
+        assert_eq!((e.harrell_c.estimate, e.harrell_c.lower, e.harrell_c.upper, e.harrell_c.se), (hb.estimate, hb.lower, hb.upper, hb.se));
+        let c = harrell_and_uno(&p.time, &p.event, &p.risk[0], Some(1000.0)).unwrap();
+        assert_eq!(e.uno_c.estimate, c.uno.unwrap());
+        assert!(e.harrell_c.estimate > 0.65, "informative risk: C = {}", e.harrell_c.estimate);
+        let auc = cumulative_dynamic_auc(&p.time, &p.event, &p.risk[0], &o.horizons).unwrap();
+        for (k, r) in e.auc.iter().enumerate() {
+            assert_eq!(r.interval.estimate, auc.auc[k]);
+            assert_eq!(r.roc, auc.curves[k].roc);
+            assert!(r.interval.lower <= r.interval.estimate && r.interval.estimate <= r.interval.upper);
+        }
+        assert_eq!(e.mean_auc, auc.mean_auc);
+        // Brier from the fold baselines, recomputed here from the records
+        let surv = |t: f64| -> Vec<f64> {
+            a.oof
+                .iter()
+                .map(|r| {
+                    let h0 = a.baseline.iter().filter(|b| b.fold == r.fold && b.time <= t).map(|b| b.cumhaz).last().unwrap_or(0.0);
+                    (-h0 * r.risk.exp()).exp()
+                })
+                .collect()
+        };
+        let b = brier_score(&p.time, &p.event, &[surv(500.0), surv(1000.0)], &o.horizons).unwrap();
+        assert_eq!(e.brier[0].1.estimate, b.brier[0]);
+        assert_eq!(e.brier[1].1.estimate, b.brier[1]);
+        let grid = ibs_grid(&p.time, 1000.0);
+        let s: Vec<Vec<f64>> = grid.iter().map(|&t| surv(t)).collect();
+        assert_eq!(e.ibs.estimate, brier_score(&p.time, &p.event, &s, &grid).unwrap().integrated.unwrap());
+        assert_eq!(e.ibs_grid, grid);
+        // groups: risk > 0 is high (cut_median 0), KM and log-rank on those labels
+        let labels: Vec<&str> = a.oof.iter().map(|r| if r.risk > 0.0 { "high" } else { "low" }).collect();
+        assert_eq!(e.risk_groups.assignment, labels);
+        let lr = logrank(&p.time, &p.event, &labels).unwrap();
+        let got = e.risk_groups.logrank.as_ref().unwrap();
+        assert_eq!((got.chi2, got.df, got.p), (lr.statistic, lr.df, lr.p_value));
+        let hr = e.risk_groups.hazard_ratio.as_ref().unwrap();
+        assert!(hr.estimate > 1.5 && hr.lower > 1.0, "{hr:?}");
+        let high = &e.risk_groups.groups[1];
+        assert_eq!(high.label, "high");
+        assert_eq!(high.n, labels.iter().filter(|l| **l == "high").count());
+        assert_eq!((high.km[0].time, high.km[0].survival, high.km[0].at_risk), (0.0, 1.0, high.n));
+        assert_eq!(high.km.iter().map(|r| r.events).sum::<usize>(), high.events);
+        assert_eq!(high.at_risk[0], high.n);
+    }
+
+    #[test]
+    fn tertiles_use_both_cut_points_and_leave_mid_out_of_the_hazard_ratio() {
+        let a = arm("a", 160, 1, 1.0, 1);
+        let o = EvalOptions { groups: GroupMethod::Tertiles, ..opts() };
+        let e = evaluate_arm(&a, &o).unwrap();
+        let rg = &e.risk_groups;
+        assert_eq!(rg.groups.iter().map(|g| g.label.as_str()).collect::<Vec<_>>(), ["low", "mid", "high"]);
+        for (r, g) in a.oof.iter().zip(&rg.assignment) {
+            let want = if r.risk > 0.6 { "high" } else if r.risk > -0.6 { "mid" } else { "low" };
+            assert_eq!(*g, want);
+        }
+        assert_eq!(rg.logrank.as_ref().unwrap().df, 2);
+        let sel: Vec<usize> = (0..a.oof.len()).filter(|&i| rg.assignment[i] != "mid").collect();
+        let p = Prepared::new(&a).unwrap();
+        let x: Vec<f64> = sel.iter().map(|&i| (rg.assignment[i] == "high") as u8 as f64).collect();
+        let fit = fit_cox(&gather(&p.time, &sel), &gather(&p.event, &sel), &x, &["high".into()], &CoxOptions::default()).unwrap();
+        assert_eq!(rg.hazard_ratio.as_ref().unwrap().estimate, fit.coefficients[0].hr);
+    }
+
+    #[test]
+    fn paired_difference_matches_the_library_and_repeats_average() {
+        let a = Prepared::new(&arm("a", 160, 1, 1.0, 1)).unwrap();
+        let b = Prepared::new(&arm("b", 160, 1, 0.0, 2)).unwrap();
+        let o = opts();
+        let c = compare(&a, &b, &o).unwrap();
+        let d = paired_concordance_difference(&b.time, &b.event, &a.risk[0], &b.risk[0], &boot_opts(&o)).unwrap();
+        assert_eq!((c.delta_c.estimate, c.delta_c.lower, c.delta_c.upper, c.p), (d.difference.estimate, d.difference.lower, d.difference.upper, d.p_value));
+        assert!(c.delta_c.lower > 0.0, "informative vs noise: {:?}", c.delta_c);
+        // two identical repeats give the single-repeat numbers through the averaging path
+        let dup = |x: &ArmInput| {
+            let mut y = x.clone();
+            y.oof.extend(x.oof.iter().map(|r| OofRecord { repeat: 1, ..r.clone() }));
+            y.baseline.extend(x.baseline.iter().map(|r| BaselineRecord { repeat: 1, ..*r }));
+            y.cuts.extend(x.cuts.iter().map(|r| FoldCuts { repeat: 1, ..*r }));
+            y
+        };
+        let (a1, b1) = (arm("a", 160, 1, 1.0, 1), arm("b", 160, 1, 0.0, 2));
+        let (a2, b2) = (Prepared::new(&dup(&a1)).unwrap(), Prepared::new(&dup(&b1)).unwrap());
+        assert_eq!(a2.repeats(), 2);
+        let c2 = compare(&a2, &b2, &o).unwrap();
+        assert_eq!((c2.delta_c.estimate, c2.delta_c.lower, c2.delta_c.upper, c2.p), (c.delta_c.estimate, c.delta_c.lower, c.delta_c.upper, c.p));
+        let (e1, e2) = (evaluate_arm(&a1, &o).unwrap(), evaluate_arm(&dup(&a1), &o).unwrap());
+        assert_eq!(e1.harrell_c, e2.harrell_c);
+        assert_eq!(e1.uno_c, e2.uno_c);
+        assert_eq!(e1.brier, e2.brier);
+        assert_eq!(e1.ibs, e2.ibs);
+        assert_eq!(e2.repeats, 2);
+        // genuinely different repeats: the estimate is the mean of the per-repeat C
+        let a3 = arm("a", 160, 2, 0.5, 3);
+        let p3 = Prepared::new(&a3).unwrap();
+        let e3 = evaluate_arm(&a3, &o).unwrap();
+        let c0 = harrell(&p3.time, &p3.event, &p3.risk[0]).unwrap().harrell;
+        let c1 = harrell(&p3.time, &p3.event, &p3.risk[1]).unwrap().harrell;
+        assert_ne!(c0, c1);
+        assert_eq!(e3.harrell_c.estimate, (c0 + c1) / 2.0);
+    }
+
+    #[test]
+    fn results_do_not_depend_on_the_thread_count() {
+        let a = arm("a", 120, 1, 0.7, 4);
+        let run = |threads: usize| {
+            rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(|| evaluate_arm(&a, &opts()).unwrap())
+        };
+        assert_eq!(run(1), run(3));
+    }
+
+    #[test]
+    fn inconsistent_rows_are_named() {
+        let mut a = arm("a", 40, 1, 1.0, 1);
+        a.oof[3].patient = a.oof[2].patient.clone();
+        let e = Prepared::new(&a).unwrap_err().to_string();
+        assert!(e.contains("arm `a`") && e.contains("`P002` appears twice in repeat 0"), "{e}");
+
+        let mut a = arm("a", 40, 2, 1.0, 1);
+        a.oof.retain(|r| !(r.repeat == 1 && r.patient == "P005"));
+        let e = Prepared::new(&a).unwrap_err().to_string();
+        assert!(e.contains("`P005` has no prediction in repeat 1"), "{e}");
+
+        let mut a = arm("a", 40, 1, 1.0, 1);
+        a.baseline.retain(|b| b.fold != 2);
+        let e = Prepared::new(&a).unwrap_err().to_string();
+        assert!(e.contains("repeat 0 fold 2, which has no baseline hazard"), "{e}");
+
+        let mut a = arm("a", 40, 1, 1.0, 1);
+        a.cuts.retain(|b| b.fold != 1);
+        let e = Prepared::new(&a).unwrap_err().to_string();
+        assert!(e.contains("fold 1, which has no risk-group cut-points"), "{e}");
+
+        let a = arm("a", 40, 1, 1.0, 1);
+        let mut b = arm("b", 40, 1, 1.0, 1);
+        b.oof[0].time += 1.0;
+        let e = compare(&Prepared::new(&b).unwrap(), &Prepared::new(&a).unwrap(), &opts()).unwrap_err().to_string();
+        assert!(e.contains("patient `P000` has a different outcome than in the reference arm `a`"), "{e}");
+
+        let e = evaluate_arm(&arm("a", 40, 1, 1.0, 1), &EvalOptions { horizons: vec![1e9], ..opts() }).unwrap_err().to_string();
+        assert!(e.contains("arm `a`, time-dependent AUC") && e.contains("1000000000"), "{e}");
+        let e = evaluate_arm(&arm("a", 40, 1, 1.0, 1), &EvalOptions { horizons: vec![10.0, 5.0], ..opts() }).unwrap_err().to_string();
+        assert!(e.contains("strictly increasing"), "{e}");
+    }
+}
