@@ -532,21 +532,20 @@ pub fn ibs_grid(time: &[f64], to: f64) -> Vec<f64> {
     grid
 }
 
-/// About six round ticks from 0 to `max` (step 1, 2, 2.5 or 5 × 10^k).
+/// Round ticks from 0 to `max` for an at-risk table: the smallest step of the form 1, 2, 2.5
+/// or 5 × 10^k that gives at most seven ticks (so four to seven).
 pub fn at_risk_ticks(max: f64) -> Vec<f64> {
     if !(max.is_finite() && max > 0.0) {
         return vec![0.0];
     }
-    let raw = max / 5.0;
-    let mag = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 2.5, 5.0, 10.0].iter().map(|m| m * mag).find(|s| *s >= raw).unwrap_or(10.0 * mag);
-    let mut ticks = Vec::new();
-    let mut k = 0.0;
-    while k * step <= max * (1.0 + 1e-12) {
-        ticks.push(k * step);
-        k += 1.0;
-    }
-    ticks
+    let mag = 10f64.powf((max / 7.0).log10().floor());
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0, 20.0, 25.0, 50.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|s| (max / s).floor() + 1.0 <= 7.0)
+        .unwrap_or(100.0 * mag);
+    let count = (max / step).floor() as usize + 1;
+    (0..count).map(|k| k as f64 * step).collect()
 }
 
 /// Mean over repeats of `f(r)`, failing if any repeat fails.
@@ -841,6 +840,8 @@ mod tests {
         assert_eq!(at_risk_ticks(3650.0), vec![0.0, 1000.0, 2000.0, 3000.0]);
         assert_eq!(at_risk_ticks(9108.0), vec![0.0, 2000.0, 4000.0, 6000.0, 8000.0]);
         assert_eq!(at_risk_ticks(100.0), vec![0.0, 20.0, 40.0, 60.0, 80.0, 100.0]);
+        assert_eq!(at_risk_ticks(5300.0), vec![0.0, 1000.0, 2000.0, 3000.0, 4000.0, 5000.0]);
+        assert_eq!(at_risk_ticks(13.0), vec![0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0]);
         assert_eq!(at_risk_ticks(0.0), vec![0.0]);
     }
 
