@@ -341,10 +341,11 @@ fn check_arm(out: &Path, m: &Value, a: &Value, w: &Written, c: &Cohort, tertiles
     assert_eq!(assigned.iter().map(|r| r[3].as_str()).collect::<Vec<_>>(), labels);
     let mut gcsv = String::from("time,event,group,high\n");
     let mut hcsv = String::from("time,event,high\n");
-    for i in 0..c.time.len() {
-        gcsv.push_str(&format!("{},{},{},{}\n", c.time[i], c.event[i] as u8, labels[i], (labels[i] == "high") as u8));
-        if labels[i] != "mid" {
-            hcsv.push_str(&format!("{},{},{}\n", c.time[i], c.event[i] as u8, (labels[i] == "high") as u8));
+    for (i, label) in labels.iter().enumerate() {
+        let (t, e, high) = (c.time[i], c.event[i] as u8, (*label == "high") as u8);
+        gcsv.push_str(&format!("{t},{e},{label},{high}\n"));
+        if *label != "mid" {
+            hcsv.push_str(&format!("{t},{e},{high}\n"));
         }
     }
     let (gp, hp) = (w.dir.join("groups_test.csv"), w.dir.join("hr_test.csv"));

@@ -89,7 +89,7 @@ pub enum EvaluationError {
         /// The metric being computed.
         metric: String,
         /// The estimator's error.
-        source: SurvivalError,
+        source: Box<SurvivalError>,
     },
 }
 
@@ -485,7 +485,7 @@ impl Prepared {
 
     fn metric_err(&self, metric: impl Into<String>) -> impl FnOnce(SurvivalError) -> EvaluationError + '_ {
         let metric = metric.into();
-        move |source| EvaluationError::Metric { arm: self.arm.clone(), metric, source }
+        move |source| EvaluationError::Metric { arm: self.arm.clone(), metric, source: Box::new(source) }
     }
 }
 
@@ -715,7 +715,7 @@ fn risk_groups(p: &Prepared, options: &EvalOptions) -> Result<RiskGroups> {
     };
     let sel: Vec<usize> = (0..n).filter(|&i| assignment[i] != "mid").collect();
     let x: Vec<f64> = sel.iter().map(|&i| if assignment[i] == "high" { 1.0 } else { 0.0 }).collect();
-    let hazard_ratio = if x.iter().any(|&v| v == 1.0) && x.iter().any(|&v| v == 0.0) {
+    let hazard_ratio = if x.contains(&1.0) && x.contains(&0.0) {
         let opts = CoxOptions { confidence_level: options.ci, ..CoxOptions::default() };
         match fit_cox(&gather(&p.time, &sel), &gather(&p.event, &sel), &x, &["high".to_string()], &opts) {
             Ok(fit) => {
@@ -767,7 +767,7 @@ pub fn compare(arm: &Prepared, reference: &Prepared, options: &EvalOptions) -> R
     let a: Vec<Vec<f64>> = (0..reps).map(|r| gather(&arm.risk[r], &order)).collect();
     let (time, event) = (&reference.time, &reference.event);
     let bo = boot_opts(options);
-    let err = |source| EvaluationError::Metric { arm: arm.arm.clone(), metric: format!("paired ΔC against `{}`", reference.arm), source };
+    let err = |source| EvaluationError::Metric { arm: arm.arm.clone(), metric: format!("paired ΔC against `{}`", reference.arm), source: Box::new(source) };
     if reps == 1 {
         let d = paired_concordance_difference(time, event, &a[0], &reference.risk[0], &bo).map_err(err)?;
         return Ok(Comparison { arm: arm.arm.clone(), reference: reference.arm.clone(), c_arm: d.c_a, c_reference: d.c_b, delta_c: d.difference.into(), p: d.p_value });
@@ -878,7 +878,7 @@ mod tests {
             a.oof
                 .iter()
                 .map(|r| {
-                    let h0 = a.baseline.iter().filter(|b| b.fold == r.fold && b.time <= t).map(|b| b.cumhaz).last().unwrap_or(0.0);
+                    let h0 = a.baseline.iter().filter(|b| b.fold == r.fold && b.time <= t).map(|b| b.cumhaz).next_back().unwrap_or(0.0);
                     (-h0 * r.risk.exp()).exp()
                 })
                 .collect()
