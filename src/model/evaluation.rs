@@ -514,18 +514,26 @@ fn gather<T: Copy>(v: &[T], idx: &[usize]) -> Vec<T> {
     idx.iter().map(|&i| v[i]).collect()
 }
 
-/// The grid of the integrated Brier score: the 5th percentile of the observed times, every
-/// distinct observed time strictly between it and `to`, and `to`.
+/// Most interior points of the integrated Brier score's grid.
+pub const IBS_INTERIOR_MAX: usize = 98;
+
+/// The grid of the integrated Brier score: the 5th percentile of the observed times, the
+/// distinct observed times strictly between it and `to` — all of them when there are at most
+/// [`IBS_INTERIOR_MAX`], else the [`IBS_INTERIOR_MAX`] at evenly spaced ranks
+/// `round(j·(m−1)/(IBS_INTERIOR_MAX−1))`, `j = 0…` — and `to` (so at most 100 points).
 pub fn ibs_grid(time: &[f64], to: f64) -> Vec<f64> {
     let mut sorted = time.to_vec();
     sorted.sort_by(|a, b| a.total_cmp(b));
     let from = quantile_sorted(&sorted, 0.05);
-    let mut grid = vec![from];
-    for &t in &sorted {
-        if t > from && t < to && grid.last() != Some(&t) {
-            grid.push(t);
-        }
+    let mut inner: Vec<f64> = sorted.iter().copied().filter(|&t| t > from && t < to).collect();
+    inner.dedup();
+    let m = inner.len();
+    if m > IBS_INTERIOR_MAX {
+        let last = (IBS_INTERIOR_MAX - 1) as f64;
+        inner = (0..IBS_INTERIOR_MAX).map(|j| inner[(j as f64 * (m - 1) as f64 / last).round() as usize]).collect();
     }
+    let mut grid = vec![from];
+    grid.extend(inner);
     if to > from {
         grid.push(to);
     }
@@ -852,6 +860,12 @@ mod tests {
         // 5th percentile of 10..210 by 10 (numpy linear): 10 + 0.05·20·10 = 20
         assert_eq!(g, vec![20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0, 100.0]);
         assert_eq!(ibs_grid(&time, 15.0), vec![20.0]);
+        // more than 98 distinct times inside: 98 at evenly spaced ranks, ends kept
+        let time: Vec<f64> = (0..1000).map(|i| i as f64).collect();
+        let g = ibs_grid(&time, 900.0);
+        assert_eq!(g.len(), 100);
+        assert_eq!((g[0], g[1], g[98], g[99]), (49.95, 50.0, 899.0, 900.0));
+        assert!(g.windows(2).all(|w| w[1] > w[0]));
     }
 
     #[test]
