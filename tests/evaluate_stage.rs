@@ -420,6 +420,7 @@ fn synthetic_arms_match_the_survival_library_and_cli() {
     assert_eq!(m["seed"], json!(7));
     assert_eq!(m["arms"][0]["slug"], json!("modalities_clinical"));
     assert_eq!(m["arms"][1]["slug"], json!("modalities_HE_clinical"));
+    assert_eq!(m["arms"][0]["ibs"]["grid_points"], json!(100), "more than 98 distinct times up to 1825: thinned grid");
     check_arm(&out, &m, &m["arms"][0], &noise, &c, false);
     check_arm(&out, &m, &m["arms"][1], &signal, &c, false);
 
@@ -468,7 +469,7 @@ fn gse7390_metrics_equal_spatia_survival_on_the_same_predictions() {
     let out = run_evaluate(d.path(), json!({"horizons": [1095, 1825, 3650], "groups": "tertiles"}), &arms, 7).unwrap();
     let m = read_json(&out.join("metrics.json"));
     assert_eq!(m["bootstrap"], json!(1000));
-    assert_eq!(m["arms"][0]["ibs"]["grid_points"], json!(100), "GSE7390 has more than 98 distinct times up to 3650: thinned grid");
+    assert_eq!(m["arms"][0]["ibs"]["grid_points"], json!(67), "GSE7390: every distinct time up to 3650");
     check_arm(&out, &m, &m["arms"][0], &clin, &c, true);
     check_arm(&out, &m, &m["arms"][1], &genes, &c, true);
     let rg = &m["arms"][0]["risk_groups"];
