@@ -498,6 +498,9 @@ fn bad_inputs_name_the_file_row_column_or_arm() {
     let e = err_of(run_evaluate(d.path(), json!({"horizons": [1095], "bootstrap": 20, "reference": "modalities=IHC"}), &arms, 7));
     assert!(e.contains("`reference: modalities=IHC` is not an arm of this experiment; the arms are: modalities=clinical, modalities=HE+clinical"), "{e}");
 
+    let e = err_of(run_evaluate(d.path(), params.clone(), &[("m=a+b", a.dir.as_path()), ("m=a_b", b.dir.as_path())], 7));
+    assert!(e.contains("arms `m=a+b` and `m=a_b` would share the curve folder curves/m_a_b"), "{e}");
+
     // a missing column, a bad value, a bad model.json
     let oof = std::fs::read_to_string(b.dir.join("oof.csv")).unwrap();
     let no_risk: String = oof.lines().map(|l| { let f: Vec<&str> = l.split(',').collect(); format!("{},{},{},{},{}\n", f[0], f[1], f[2], f[4], f[5]) }).collect();

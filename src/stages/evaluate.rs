@@ -139,6 +139,11 @@ impl StageKind for Evaluate {
             bail!("stage `{}` resolved to no arm: expected at least one `train` output", need.name);
         }
         let names: Vec<&str> = arms.iter().map(|(a, _)| a.as_str()).collect();
+        for (i, a) in names.iter().enumerate() {
+            if let Some(b) = names[..i].iter().find(|b| slug(b) == slug(a)) {
+                bail!("arms `{b}` and `{a}` would share the curve folder curves/{}: expected arm names that differ in [A-Za-z0-9._-]", slug(a));
+            }
+        }
         let reference = match &p.reference {
             None => names[0].to_string(),
             Some(r) if names.contains(&r.as_str()) => r.clone(),
