@@ -377,6 +377,9 @@ impl Prepared {
             return Err(bad("expected out-of-fold rows, found none".into()));
         }
         let repeats = input.oof.iter().map(|r| r.repeat).max().unwrap_or(0) + 1;
+        if repeats > input.oof.len() {
+            return Err(bad(format!("repeat {} in {} rows: expected repeats numbered 0, 1, … with every patient in each", repeats - 1, input.oof.len())));
+        }
         let mut patients = Vec::new();
         let mut index: HashMap<&str, usize> = HashMap::new();
         let (mut time, mut event) = (Vec::new(), Vec::new());
@@ -997,6 +1000,11 @@ mod tests {
         a.oof.retain(|r| !(r.repeat == 1 && r.patient == "P005"));
         let e = Prepared::new(&a).unwrap_err().to_string();
         assert!(e.contains("`P005` has no prediction in repeat 1"), "{e}");
+
+        let mut a = arm("a", 40, 1, 1.0, 1);
+        a.oof[0].repeat = 1_000_000_000;
+        let e = Prepared::new(&a).unwrap_err().to_string();
+        assert!(e.contains("repeat 999999999 in 40 rows"), "{e}");
 
         let mut a = arm("a", 40, 1, 1.0, 1);
         a.baseline.retain(|b| b.fold != 2);
