@@ -378,7 +378,7 @@ impl Prepared {
         }
         let repeats = input.oof.iter().map(|r| r.repeat).max().unwrap_or(0) + 1;
         if repeats > input.oof.len() {
-            return Err(bad(format!("repeat {} in {} rows: expected repeats numbered 0, 1, … with every patient in each", repeats - 1, input.oof.len())));
+            return Err(bad(format!("found repeat {} among {} rows: expected repeats numbered 0, 1, … with every patient in each", repeats - 1, input.oof.len())));
         }
         let mut patients = Vec::new();
         let mut index: HashMap<&str, usize> = HashMap::new();
@@ -1004,7 +1004,7 @@ mod tests {
         let mut a = arm("a", 40, 1, 1.0, 1);
         a.oof[0].repeat = 1_000_000_000;
         let e = Prepared::new(&a).unwrap_err().to_string();
-        assert!(e.contains("repeat 999999999 in 40 rows"), "{e}");
+        assert!(e.contains("found repeat 1000000000 among 40 rows"), "{e}");
 
         let mut a = arm("a", 40, 1, 1.0, 1);
         a.baseline.retain(|b| b.fold != 2);
