@@ -11,6 +11,7 @@ pub mod cox_cv;
 pub mod cv;
 pub mod design;
 pub mod error;
+pub mod evaluation;
 pub mod leakage;
 pub mod pca;
 pub mod train;

@@ -13,6 +13,7 @@ use std::sync::Mutex;
 
 pub mod calibrate;
 pub mod command;
+pub mod evaluate;
 pub mod extract;
 pub mod ingest;
 pub mod stain;
@@ -27,6 +28,7 @@ pub static REGISTRY: &[&dyn StageKind] = &[
     &stain::Stain,
     &extract::Extract,
     &train::Train,
+    &evaluate::Evaluate,
     &calibrate::Calibrate,
 ];
 
