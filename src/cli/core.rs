@@ -72,6 +72,22 @@ pub struct ShowArgs {
     pub name: Option<String>,
 }
 
+/// `spatia times`.
+#[derive(clap::Args, Debug)]
+pub struct TimesArgs {
+    /// A run record (run.json or its directory); default: the latest run
+    pub run: Option<PathBuf>,
+    /// Project root (default: nearest ancestor of the working directory holding spatia.toml or .git)
+    #[arg(long)]
+    pub root: Option<PathBuf>,
+    /// Which experiment's latest run (default: the latest run of any)
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// `spatia gc`.
 #[derive(clap::Args, Debug)]
 pub struct GcArgs {
@@ -367,6 +383,61 @@ pub fn show(a: &ShowArgs) -> Result<u8> {
     let rec = cache.record(&key).with_context(|| format!("no record for key {key} in {}", cache.root.display()))?;
     println!("{}", serde_json::to_string_pretty(&rec)?);
     eprintln!("entry: {}", cache.entry_dir(&key).display());
+    Ok(0)
+}
+
+/// `spatia times`: per stage, how many nodes ran or were cached and the time of those that ran.
+pub fn times(a: &TimesArgs) -> Result<u8> {
+    let run = match &a.run {
+        Some(p) => RunSummary::read(&if p.is_dir() { p.join("run.json") } else { p.clone() })?,
+        None => {
+            let root = cwd_root(&a.root);
+            provenance::list_runs(&root)
+                .iter()
+                .rev()
+                .filter_map(|p| RunSummary::read(p).ok())
+                .find(|r| a.name.as_ref().is_none_or(|n| &r.name == n))
+                .with_context(|| format!("no run records under {}/runs; run a spec first", root.display()))?
+        }
+    };
+    // stages in first-seen (topological) order
+    let mut rows: Vec<(String, String, usize, usize, usize, f64)> = Vec::new();
+    for n in &run.nodes {
+        let i = match rows.iter().position(|r| r.0 == n.stage) {
+            Some(i) => i,
+            None => {
+                rows.push((n.stage.clone(), n.kind.clone(), 0, 0, 0, 0.0));
+                rows.len() - 1
+            }
+        };
+        let r = &mut rows[i];
+        r.2 += 1;
+        match n.status {
+            provenance::Status::Miss => {
+                r.3 += 1;
+                r.5 += n.duration_s;
+            }
+            provenance::Status::Hit | provenance::Status::Waited => r.4 += 1,
+            _ => {}
+        }
+    }
+    let total: f64 = rows.iter().map(|r| r.5).sum();
+    if a.json {
+        let v: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|r| serde_json::json!({"stage": r.0, "kind": r.1, "nodes": r.2, "ran": r.3, "cached": r.4, "seconds": r.5}))
+            .collect();
+        println!("{}", serde_json::json!({"run": run.name, "started": run.started, "jobs": run.jobs, "wall_s": run.duration_s, "stage_s": total, "stages": v}));
+        return Ok(0);
+    }
+    println!("run {} ({}), {} worker(s), wall {:.2} s", run.name, run.started, run.jobs, run.duration_s);
+    println!("{:<12} {:<10} {:>6} {:>6} {:>7} {:>10} {:>6}", "stage", "kind", "nodes", "ran", "cached", "seconds", "share");
+    for r in &rows {
+        let share = if total > 0.0 { 100.0 * r.5 / total } else { 0.0 };
+        println!("{:<12} {:<10} {:>6} {:>6} {:>7} {:>10.2} {:>5.1}%", r.0, r.1, r.2, r.3, r.4, r.5, share);
+    }
+    println!("{:<12} {:<10} {:>6} {:>6} {:>7} {:>10.2}", "total", "", run.nodes.len(), rows.iter().map(|r| r.3).sum::<usize>(), rows.iter().map(|r| r.4).sum::<usize>(), total);
+    println!("(seconds: summed over a stage's nodes that ran; with several workers their sum exceeds the wall time)");
     Ok(0)
 }
 

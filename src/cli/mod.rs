@@ -26,6 +26,8 @@ pub enum Command {
     Dag(core::DagArgs),
     /// The record of a stage or key
     Show(core::ShowArgs),
+    /// Where a run's time went, stage by stage (from its run record)
+    Times(core::TimesArgs),
     /// Remove cache entries not reachable from given specs or run records
     Gc(core::GcArgs),
     /// Re-hash every cache entry against its record
@@ -60,6 +62,7 @@ pub fn main() -> ExitCode {
         Command::Plan(a) => core::plan(a),
         Command::Dag(a) => core::dag_cmd(a),
         Command::Show(a) => core::show(a),
+        Command::Times(a) => core::times(a),
         Command::Gc(a) => core::gc(a),
         Command::Verify(a) => core::verify(a),
         Command::Kinds => core::kinds(),

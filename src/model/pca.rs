@@ -1,6 +1,9 @@
 //! Principal component analysis fitted on the training fold only (for pooled slide features
-//! and expression blocks), written here with a symmetric Jacobi eigensolver because `linfa`
-//! 0.8 (with `linfa-reduction`) depends on `ndarray` 0.16 while the crate uses 0.17.
+//! and expression blocks), written here with a symmetric Jacobi eigensolver: exact, with a
+//! fixed sign convention, and free of `linfa-reduction`'s iterative truncated SVD (LOBPCG from
+//! a fixed random start) and its `ndarray` 0.16 (the crate uses 0.17). `tests/pca_linfa.rs`
+//! checks components, eigenvalues and scores against `linfa-reduction` on GSE7390's expression
+//! block, in both regimes below.
 //!
 //! # Formula
 //! With the training rows centred by their mean `μ` (`m` rows, `p` columns), the components are

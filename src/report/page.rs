@@ -223,6 +223,8 @@ struct CalStats {
 
 #[derive(Debug, Clone, Deserialize)]
 struct Calibration {
+    /// Not written by calibrate (arms sharing a node share bytes): the arm comes from the need.
+    #[serde(skip)]
     arm: String,
     horizon: f64,
     n: usize,
@@ -947,8 +949,16 @@ fn performance(sources: &Sources, opts: &Options) -> Result<Option<Perf>> {
         Some(d) => Some((read_json(&d.join("metrics.json"))?, d.clone())),
         None => None,
     };
-    let cals: Vec<(Calibration, PathBuf)> =
-        sources.calibrate.iter().map(|(_, d)| read_json::<Calibration>(&d.join("calibration.json")).map(|c| (c, d.clone()))).collect::<Result<_>>()?;
+    let cals: Vec<(Calibration, PathBuf)> = sources
+        .calibrate
+        .iter()
+        .map(|(arm, d)| {
+            read_json::<Calibration>(&d.join("calibration.json")).map(|mut c| {
+                c.arm = arm.clone();
+                (c, d.clone())
+            })
+        })
+        .collect::<Result<_>>()?;
     if metrics.is_none() && cals.is_empty() {
         return Ok(None);
     }

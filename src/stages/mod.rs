@@ -11,15 +11,28 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+pub mod calibrate;
 pub mod command;
+pub mod evaluate;
 pub mod extract;
 pub mod ingest;
 pub mod report;
 pub mod stain;
 pub mod tile;
+pub mod train;
 
 /// Every registered kind. Adding a kind: one file, one entry here.
-pub static REGISTRY: &[&dyn StageKind] = &[&ingest::Ingest, &command::Command, &tile::Tile, &stain::Stain, &extract::Extract, &report::Report];
+pub static REGISTRY: &[&dyn StageKind] = &[
+    &ingest::Ingest,
+    &command::Command,
+    &tile::Tile,
+    &stain::Stain,
+    &extract::Extract,
+    &train::Train,
+    &evaluate::Evaluate,
+    &calibrate::Calibrate,
+    &report::Report,
+];
 
 /// Looks a kind up by name.
 pub fn lookup(name: &str) -> Option<&'static dyn StageKind> {

@@ -135,7 +135,8 @@ impl StageKind for Report {
 }
 
 /// Sorts the needs' directories by kind. Per-slide entries are deduplicated by slide id; a
-/// single stage shared by several arms appears once; calibrate keeps one directory per arm.
+/// single stage shared by several arms appears once; calibrate keeps one directory per arm
+/// (its `calibration.json` names no arm: the arm is the need's).
 pub fn sources(cx: &RunCx) -> Sources {
     let mut s = Sources::default();
     let push_arm = |s: &mut Sources, a: &str| {
@@ -165,7 +166,8 @@ pub fn sources(cx: &RunCx) -> Sources {
             "calibrate" => {
                 for (i, (_, dir)) in need.dirs.iter().enumerate() {
                     let arm = need.arms.get(i).cloned().unwrap_or_default();
-                    if !s.calibrate.iter().any(|(a, d)| a == &arm || d == dir) {
+                    // arms sharing a calibrate node (same model) each get their row
+                    if !s.calibrate.iter().any(|(a, _)| a == &arm) {
                         s.calibrate.push((arm, dir.clone()));
                     }
                 }

@@ -1,0 +1,660 @@
+//! Cross-validated Cox training of one arm on several modalities: the `train` stage's engine.
+//!
+//! Input ([`TrainData`]): one row per patient with follow-up, event, tabular covariates
+//! (clinical ones and stain indices, [`Covariate`]) and feature blocks ([`Block`]: per-patient
+//! mean-pooled slide features of one stain, or a gene-expression block), each reduced by PCA.
+//!
+//! For every repeat and outer fold of a patient-level split ([`crate::model::cv`]):
+//! 1. the penalty is chosen by inner k-fold CV over the outer fold's training patients
+//!    (largest cross-validated partial log-likelihood, below), unless it is fixed;
+//! 2. every transform is fitted on the outer training patients only: the [`Standardizer`] of
+//!    the covariates; per block, the column means (also imputing patients without the block),
+//!    SDs and a PCA of the z-scored columns ([`Pca`]);
+//! 3. the leakage guard ([`check_leakage`]) checks the split and every transform, outer and
+//!    inner, before the fold's Cox model is fitted;
+//! 4. an L2-penalised Cox model (Efron ties, [`fit_cox`]) is fitted on the training patients;
+//!    the test patients get their linear predictor (the out-of-fold risk) and the fold keeps
+//!    its Breslow baseline `H₀` (at zero design values), so `S(t | x) = exp(−H₀(t)·e^{risk})`.
+//!
+//! # Formula
+//! Cross-validated partial log-likelihood (Verweij & van Houwelingen 1993) of a penalty λ over
+//! inner folds `j`: `CVPL(λ) = Σ_j [ℓ(β̂₋ⱼ) − ℓ₋ⱼ(β̂₋ⱼ)]`, where `β̂₋ⱼ` (with its transforms) is
+//! fitted without fold `j`, `ℓ` is Breslow's log partial likelihood over all training patients
+//! and `ℓ₋ⱼ` over those outside fold `j`. Ties between penalties go to the larger one.
+//! Risk-group cut-points of a fold are the median and tertiles (linear interpolation) of its
+//! model's risk over its own training patients.
+//!
+//! # Assumptions
+//! One row per patient (slides are pooled before), proportional hazards, independent censoring.
+//! Everything runs sequentially with seeded splits: results depend on the seed only.
+//!
+//! # Errors
+//! Mismatched lengths, split errors, a block without any training patient, a Cox fit failure at
+//! every penalty of the grid (naming repeat and fold), a leak ([`ModelError::PatientInTwoFolds`],
+//! [`ModelError::TransformSawTestFold`]).
+//!
+//! # References
+//! Verweij PJM, van Houwelingen HC (1993) Cross-validation in survival analysis. Stat Med
+//! 12:2305–2314.
+use super::cv::{split, CvOptions, FoldAssignment};
+use super::design::{Covariate, MissingPolicy, Standardizer};
+use super::error::{ModelError, Result};
+use super::leakage::{check_leakage, TransformRecord};
+use super::pca::Pca;
+use crate::survival::{fit_cox, CoxOptions};
+
+/// A feature block reduced by PCA: one optional feature vector per patient.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Block {
+    /// Name (`HE`, `KI67`, `genes`, …); design columns are `<name>:pc<k>`.
+    pub name: String,
+    /// Feature vector of each patient (`None`: the patient has no slide of this stain; imputed
+    /// with the training mean).
+    pub rows: Vec<Option<Vec<f64>>>,
+}
+
+/// One arm's data, one row per patient.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainData {
+    /// Patient ids.
+    pub patients: Vec<String>,
+    /// Follow-up times.
+    pub time: Vec<f64>,
+    /// Event indicators.
+    pub event: Vec<bool>,
+    /// Tabular covariates (clinical, stain indices), standardised / one-hot per fold.
+    pub covariates: Vec<Covariate>,
+    /// Feature blocks, each reduced by PCA per fold.
+    pub blocks: Vec<Block>,
+}
+
+/// How the L2 penalty is set.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Penalty {
+    /// Given.
+    Fixed(f64),
+    /// Chosen per outer fold by inner CV over this grid.
+    InnerCv(Vec<f64>),
+}
+
+/// Options of [`train_cv`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TrainOptions {
+    /// Outer folds, repeats, seed.
+    pub cv: CvOptions,
+    /// Inner folds (penalty choice and inner out-of-fold predictions for recalibration).
+    pub inner_k: usize,
+    /// The penalty.
+    pub penalty: Penalty,
+    /// PCA components kept per block (capped by the training rows and columns).
+    pub pca: usize,
+    /// Missing covariate values.
+    pub missing: MissingPolicy,
+}
+
+/// One out-of-fold prediction.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Prediction {
+    /// Repeat.
+    pub repeat: usize,
+    /// Outer fold (for inner predictions: the outer fold whose training set was split).
+    pub outer_fold: usize,
+    /// Fold the patient was tested in (inner fold for inner predictions).
+    pub fold: usize,
+    /// Patient id.
+    pub patient: String,
+    /// Linear predictor.
+    pub risk: f64,
+    /// Follow-up.
+    pub time: f64,
+    /// Event.
+    pub event: bool,
+}
+
+/// A fitted Cox model's Breslow baseline.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Baseline {
+    /// Repeat.
+    pub repeat: usize,
+    /// Outer fold.
+    pub outer_fold: usize,
+    /// Fold (equal to `outer_fold` for outer models, the inner fold for inner ones).
+    pub fold: usize,
+    /// Distinct training event times, ascending.
+    pub times: Vec<f64>,
+    /// `H₀` at `times`.
+    pub cumhaz: Vec<f64>,
+}
+
+/// What one fitted transform learned (for `model.json`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TransformSummary {
+    /// `standardizer` or `pca:<block>`.
+    pub name: String,
+    /// Output columns.
+    pub columns: usize,
+    /// For PCA: share of the (z-scored) variance kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explained: Option<f64>,
+    /// For a block: training rows without the block (imputed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub imputed_rows: Option<usize>,
+}
+
+/// One outer fold's model.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct FoldFit {
+    /// Repeat.
+    pub repeat: usize,
+    /// Fold.
+    pub fold: usize,
+    /// Training patients.
+    pub n_train: usize,
+    /// Training events.
+    pub n_train_events: usize,
+    /// Test patients.
+    pub n_test: usize,
+    /// Penalty used.
+    pub penalty: f64,
+    /// CVPL of each grid penalty (empty for a fixed penalty); `None` where fits failed.
+    pub cvpl: Vec<(f64, Option<f64>)>,
+    /// Design columns.
+    pub names: Vec<String>,
+    /// Coefficients.
+    pub beta: Vec<f64>,
+    /// Median of the training patients' risk.
+    pub cut_median: f64,
+    /// Tertiles of the training patients' risk.
+    pub cut_tertiles: [f64; 2],
+    /// Transforms fitted on the training patients.
+    pub transforms: Vec<TransformSummary>,
+    /// Warnings of the Cox fit.
+    pub warnings: Vec<String>,
+    /// The fitted transforms in full (standardiser; per block kept columns, means, SDs, PCA
+    /// mean and components), so the model applies to a new patient.
+    pub fitted: serde_json::Value,
+}
+
+/// Result of [`train_cv`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TrainResult {
+    /// Outer out-of-fold predictions, by repeat then patient order.
+    pub oof: Vec<Prediction>,
+    /// Outer fold models.
+    pub folds: Vec<FoldFit>,
+    /// Outer fold baselines.
+    pub baselines: Vec<Baseline>,
+    /// Inner out-of-fold predictions at each outer fold's penalty.
+    pub inner_oof: Vec<Prediction>,
+    /// Inner fold baselines.
+    pub inner_baselines: Vec<Baseline>,
+}
+
+/// A model fitted on some rows, with the risk of other rows.
+struct Fitted {
+    names: Vec<String>,
+    beta: Vec<f64>,
+    /// Risk of the `predict` rows, in order.
+    risk: Vec<f64>,
+    /// Risk of the training rows, in order.
+    train_risk: Vec<f64>,
+    baseline_times: Vec<f64>,
+    baseline_cumhaz: Vec<f64>,
+    records: Vec<(String, Vec<usize>)>,
+    transforms: Vec<TransformSummary>,
+    warnings: Vec<String>,
+    /// Everything needed to apply the fitted model to a new patient.
+    full: serde_json::Value,
+}
+
+/// Fits every transform and the Cox model on `train` and scores `predict`.
+fn fit_rows(data: &TrainData, train: &[usize], predict: &[usize], penalty: f64, opts: &TrainOptions, context: &str) -> Result<Fitted> {
+    let mut records = Vec::new();
+    let mut transforms = Vec::new();
+    let mut names = Vec::new();
+    // columns of the design, each as (train values, predict values)
+    let mut cols_train: Vec<Vec<f64>> = Vec::new();
+    let mut cols_pred: Vec<Vec<f64>> = Vec::new();
+    let mut full = serde_json::Map::new();
+    if !data.covariates.is_empty() {
+        let st = Standardizer::fit(&data.covariates, train, opts.missing)?;
+        full.insert("standardizer".into(), serde_json::to_value(&st).unwrap_or_default());
+        records.push(("standardizer".to_string(), st.fitted_rows.clone()));
+        let dtr = st.transform(&data.covariates, train)?;
+        let dpr = st.transform(&data.covariates, predict)?;
+        let p = dtr.names.len();
+        for j in 0..p {
+            cols_train.push((0..dtr.n).map(|i| dtr.x[i * p + j]).collect());
+            cols_pred.push((0..dpr.n).map(|i| dpr.x[i * p + j]).collect());
+        }
+        transforms.push(TransformSummary { name: "standardizer".into(), columns: p, explained: None, imputed_rows: None });
+        names.extend(dtr.names);
+    }
+    for b in &data.blocks {
+        let dim = b.rows.iter().flatten().map(Vec::len).next().unwrap_or(0);
+        let present: Vec<usize> = train.iter().copied().filter(|&r| b.rows[r].is_some()).collect();
+        if present.len() < 2 || dim == 0 {
+            return Err(ModelError::InvalidParameter {
+                name: format!("block '{}' ({context})", b.name),
+                expected: "features for at least 2 training patients".into(),
+                found: format!("{} training patient(s) with features", present.len()),
+            });
+        }
+        // column means and SDs over the training patients that have the block
+        let mut mean = vec![0.0; dim];
+        for &r in &present {
+            for (m, v) in mean.iter_mut().zip(b.rows[r].as_deref().unwrap_or_default()) {
+                *m += v;
+            }
+        }
+        mean.iter_mut().for_each(|m| *m /= present.len() as f64);
+        let value = |r: usize, j: usize| b.rows[r].as_ref().map_or(mean[j], |v| v[j]);
+        let sd: Vec<f64> = (0..dim)
+            .map(|j| {
+                let ss: f64 = train.iter().map(|&r| (value(r, j) - mean[j]).powi(2)).sum();
+                (ss / (train.len() as f64 - 1.0)).sqrt()
+            })
+            .collect();
+        let keep: Vec<usize> = (0..dim).filter(|&j| sd[j] > 1e-12 * (1.0 + mean[j].abs())).collect();
+        if keep.is_empty() {
+            return Err(ModelError::InvalidParameter {
+                name: format!("block '{}' ({context})", b.name),
+                expected: "at least one feature varying over the training patients".into(),
+                found: "every feature constant".into(),
+            });
+        }
+        let n = data.patients.len();
+        let p = keep.len();
+        let mut z = vec![0.0; n * p];
+        for r in train.iter().chain(predict) {
+            for (k, &j) in keep.iter().enumerate() {
+                z[r * p + k] = (value(*r, j) - mean[j]) / sd[j];
+            }
+        }
+        let k = opts.pca.min(p).min(train.len() - 1).max(1);
+        let pca = Pca::fit(&z, p, train, k)?;
+        records.push((format!("scale:{}", b.name), train.to_vec()));
+        records.push((format!("pca:{}", b.name), pca.fitted_rows.clone()));
+        full.insert(
+            format!("block:{}", b.name),
+            serde_json::json!({"columns_kept": keep, "mean": keep.iter().map(|&j| mean[j]).collect::<Vec<_>>(), "sd": keep.iter().map(|&j| sd[j]).collect::<Vec<_>>(), "pca_mean": pca.mean, "pca_components": pca.components}),
+        );
+        let str_ = pca.transform(&z, train)?;
+        let spr = pca.transform(&z, predict)?;
+        for c in 0..k {
+            cols_train.push((0..train.len()).map(|i| str_[i * k + c]).collect());
+            cols_pred.push((0..predict.len()).map(|i| spr[i * k + c]).collect());
+            names.push(format!("{}:pc{}", b.name, c + 1));
+        }
+        let explained = pca.explained_variance.iter().sum::<f64>() / pca.total_variance.max(f64::MIN_POSITIVE);
+        transforms.push(TransformSummary {
+            name: format!("pca:{}", b.name),
+            columns: k,
+            explained: Some(explained),
+            imputed_rows: Some(train.len() - present.len()),
+        });
+    }
+    if names.is_empty() {
+        return Err(ModelError::InvalidParameter {
+            name: format!("design ({context})"),
+            expected: "at least one covariate or feature block".into(),
+            found: "none".into(),
+        });
+    }
+    let p = names.len();
+    let row_major = |cols: &[Vec<f64>], m: usize| -> Vec<f64> {
+        let mut x = vec![0.0; m * p];
+        for (j, c) in cols.iter().enumerate() {
+            for (i, v) in c.iter().enumerate() {
+                x[i * p + j] = *v;
+            }
+        }
+        x
+    };
+    let xtr = row_major(&cols_train, train.len());
+    let xpr = row_major(&cols_pred, predict.len());
+    let t: Vec<f64> = train.iter().map(|&r| data.time[r]).collect();
+    let e: Vec<bool> = train.iter().map(|&r| data.event[r]).collect();
+    let cox = CoxOptions { l2_penalty: penalty, concordance: false, ..Default::default() };
+    let surv = |source| ModelError::Survival { context: context.to_string(), source };
+    let fit = fit_cox(&t, &e, &xtr, &names, &cox).map_err(surv)?;
+    let risk = fit.linear_predictor(&xpr).map_err(surv)?;
+    let train_risk = fit.linear_predictor(&xtr).map_err(surv)?;
+    Ok(Fitted {
+        names,
+        beta: fit.beta(),
+        risk,
+        train_risk,
+        baseline_times: fit.baseline_times.clone(),
+        baseline_cumhaz: fit.baseline_cumulative_hazard.clone(),
+        records,
+        transforms,
+        warnings: fit.warnings.clone(),
+        full: serde_json::Value::Object(full),
+    })
+}
+
+/// Breslow's log partial likelihood of `risk` over `rows` (indices into `time`/`event`).
+pub fn partial_log_likelihood(time: &[f64], event: &[bool], risk: &[f64], rows: &[usize]) -> f64 {
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    // descending time, so the running sum is the risk set
+    order.sort_by(|&a, &b| time[rows[b]].total_cmp(&time[rows[a]]));
+    let mut ll = 0.0;
+    let mut sum = 0.0;
+    let mut i = 0;
+    while i < order.len() {
+        let t = time[rows[order[i]]];
+        let mut j = i;
+        while j < order.len() && time[rows[order[j]]] == t {
+            sum += risk[order[j]].exp();
+            j += 1;
+        }
+        for &o in &order[i..j] {
+            if event[rows[o]] {
+                ll += risk[o] - sum.ln();
+            }
+        }
+        i = j;
+    }
+    ll
+}
+
+/// Quantile with linear interpolation (type 7).
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    let h = (sorted.len() - 1) as f64 * q;
+    let lo = h.floor() as usize;
+    let hi = (lo + 1).min(sorted.len() - 1);
+    sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo])
+}
+
+/// Checks the transforms of one fit against the folds of `rows` (fold per row of the data;
+/// rows outside the CV carry `outside`).
+fn guard(data: &TrainData, row_folds: &[usize], test_fold: usize, records: &[(String, Vec<usize>)]) -> Result<()> {
+    let recs: Vec<TransformRecord> = records
+        .iter()
+        .map(|(name, rows)| TransformRecord { name: name.clone(), test_fold, fitted_rows: rows.clone() })
+        .collect();
+    check_leakage(&data.patients, row_folds, &recs)
+}
+
+/// Inner CV over `train` (rows of the data) at one penalty: CVPL, inner predictions, baselines.
+struct Inner {
+    cvpl: f64,
+    preds: Vec<(usize, usize, f64)>, // (row, inner fold, risk)
+    baselines: Vec<(usize, Vec<f64>, Vec<f64>)>,
+}
+
+fn inner_cv(data: &TrainData, train: &[usize], inner: &FoldAssignment, penalty: f64, opts: &TrainOptions, context: &str) -> Result<Inner> {
+    let n = data.patients.len();
+    // fold of every data row for the guard: inner folds for the outer training rows; the outer
+    // test rows form one more fold that no inner transform may see either
+    let outside = inner.k;
+    let mut row_folds = vec![outside; n];
+    for (i, &r) in train.iter().enumerate() {
+        row_folds[r] = inner.fold[i];
+    }
+    let mut cvpl = 0.0;
+    let mut preds = Vec::new();
+    let mut baselines = Vec::new();
+    for j in 0..inner.k {
+        let fit_on: Vec<usize> = train.iter().copied().filter(|&r| row_folds[r] != j).collect();
+        let ctx = format!("{context}, inner fold {j}");
+        let f = fit_rows(data, &fit_on, train, penalty, opts, &ctx)?;
+        guard(data, &row_folds, j, &f.records)?;
+        guard(data, &row_folds, outside, &f.records)?;
+        cvpl += partial_log_likelihood(&data.time, &data.event, &f.risk, train) - {
+            let idx: Vec<usize> = (0..train.len()).filter(|&i| row_folds[train[i]] != j).collect();
+            let rows: Vec<usize> = idx.iter().map(|&i| train[i]).collect();
+            let risk: Vec<f64> = idx.iter().map(|&i| f.risk[i]).collect();
+            // risk is indexed by position in `rows` here
+            let mut ll_rows = Vec::with_capacity(rows.len());
+            ll_rows.extend(0..rows.len());
+            let t: Vec<f64> = rows.iter().map(|&r| data.time[r]).collect();
+            let e: Vec<bool> = rows.iter().map(|&r| data.event[r]).collect();
+            partial_log_likelihood(&t, &e, &risk, &ll_rows)
+        };
+        for (i, &r) in train.iter().enumerate() {
+            if row_folds[r] == j {
+                preds.push((r, j, f.risk[i]));
+            }
+        }
+        baselines.push((j, f.baseline_times, f.baseline_cumhaz));
+    }
+    Ok(Inner { cvpl, preds, baselines })
+}
+
+/// Runs patient-level cross-validated Cox training of one arm.
+pub fn train_cv(data: &TrainData, opts: &TrainOptions) -> Result<TrainResult> {
+    let n = data.patients.len();
+    for (what, len) in [("times (one per patient)", data.time.len()), ("events (one per patient)", data.event.len())] {
+        if len != n {
+            return Err(ModelError::LengthMismatch { what: what.into(), expected: n, found: len });
+        }
+    }
+    for b in &data.blocks {
+        if b.rows.len() != n {
+            return Err(ModelError::LengthMismatch { what: format!("block '{}' (one row per patient)", b.name), expected: n, found: b.rows.len() });
+        }
+    }
+    let splits = split(&data.patients, &data.event, &opts.cv)?;
+    train_with_splits(data, &splits, opts)
+}
+
+/// [`train_cv`] with given outer splits (one per repeat). A split listing exactly the data's
+/// patient rows is taken row by row, so a patient given two rows in two folds is a leak the
+/// guard stops.
+pub fn train_with_splits(data: &TrainData, splits: &[FoldAssignment], opts: &TrainOptions) -> Result<TrainResult> {
+    let n = data.patients.len();
+    let mut res = TrainResult { oof: Vec::new(), folds: Vec::new(), baselines: Vec::new(), inner_oof: Vec::new(), inner_baselines: Vec::new() };
+    for a in splits {
+        // positional when the split lists the data's rows (as `train_cv` makes it); by patient otherwise
+        let row_folds = if a.patients == data.patients { a.fold.clone() } else { a.row_folds(&data.patients)? };
+        let mut risk = vec![f64::NAN; n];
+        for f in 0..a.k {
+            let context = format!("repeat {} fold {f}", a.repeat);
+            let train: Vec<usize> = (0..n).filter(|&r| row_folds[r] != f).collect();
+            let test: Vec<usize> = (0..n).filter(|&r| row_folds[r] == f).collect();
+            let train_ids: Vec<String> = train.iter().map(|&r| data.patients[r].clone()).collect();
+            let train_ev: Vec<bool> = train.iter().map(|&r| data.event[r]).collect();
+            let inner_split = split(
+                &train_ids,
+                &train_ev,
+                &CvOptions { k: opts.inner_k, repeats: 1, seed: opts.cv.seed ^ (0x9e37_79b9_7f4a_7c15u64.wrapping_mul((a.repeat * a.k + f + 1) as u64)) },
+            )?
+            .remove(0);
+            let (penalty, cvpl, inner) = match &opts.penalty {
+                Penalty::Fixed(l) => (*l, Vec::new(), inner_cv(data, &train, &inner_split, *l, opts, &context)?),
+                Penalty::InnerCv(grid) => {
+                    let mut best: Option<(f64, Inner)> = None;
+                    let mut scores = Vec::new();
+                    let mut last_err = None;
+                    for &l in grid {
+                        match inner_cv(data, &train, &inner_split, l, opts, &context) {
+                            Ok(inn) => {
+                                scores.push((l, Some(inn.cvpl)));
+                                let better = match &best {
+                                    None => true,
+                                    Some((bl, b)) => inn.cvpl > b.cvpl || (inn.cvpl == b.cvpl && l > *bl),
+                                };
+                                if better && inn.cvpl.is_finite() {
+                                    best = Some((l, inn));
+                                }
+                            }
+                            Err(e @ (ModelError::PatientInTwoFolds { .. } | ModelError::TransformSawTestFold { .. })) => return Err(e),
+                            Err(e) => {
+                                scores.push((l, None));
+                                last_err = Some(e);
+                            }
+                        }
+                    }
+                    match best {
+                        Some((l, inn)) => (l, scores, inn),
+                        None => {
+                            return Err(last_err.unwrap_or(ModelError::InvalidParameter {
+                                name: "penalty grid".into(),
+                                expected: "at least one penalty".into(),
+                                found: "an empty grid".into(),
+                            }))
+                        }
+                    }
+                }
+            };
+            let fit = fit_rows(data, &train, &test, penalty, opts, &context)?;
+            guard(data, &row_folds, f, &fit.records)?;
+            for (i, &r) in test.iter().enumerate() {
+                risk[r] = fit.risk[i];
+            }
+            let mut sorted = fit.train_risk.clone();
+            sorted.sort_by(f64::total_cmp);
+            res.folds.push(FoldFit {
+                repeat: a.repeat,
+                fold: f,
+                n_train: train.len(),
+                n_train_events: train_ev.iter().filter(|&&e| e).count(),
+                n_test: test.len(),
+                penalty,
+                cvpl,
+                names: fit.names,
+                beta: fit.beta,
+                cut_median: quantile(&sorted, 0.5),
+                cut_tertiles: [quantile(&sorted, 1.0 / 3.0), quantile(&sorted, 2.0 / 3.0)],
+                transforms: fit.transforms,
+                warnings: fit.warnings,
+                fitted: fit.full,
+            });
+            res.baselines.push(Baseline { repeat: a.repeat, outer_fold: f, fold: f, times: fit.baseline_times, cumhaz: fit.baseline_cumhaz });
+            let mut preds = inner.preds;
+            preds.sort_by_key(|p| p.0);
+            for (r, j, rk) in preds {
+                res.inner_oof.push(Prediction {
+                    repeat: a.repeat,
+                    outer_fold: f,
+                    fold: j,
+                    patient: data.patients[r].clone(),
+                    risk: rk,
+                    time: data.time[r],
+                    event: data.event[r],
+                });
+            }
+            for (j, times, cumhaz) in inner.baselines {
+                res.inner_baselines.push(Baseline { repeat: a.repeat, outer_fold: f, fold: j, times, cumhaz });
+            }
+        }
+        for r in 0..n {
+            res.oof.push(Prediction {
+                repeat: a.repeat,
+                outer_fold: row_folds[r],
+                fold: row_folds[r],
+                patient: data.patients[r].clone(),
+                risk: risk[r],
+                time: data.time[r],
+                event: data.event[r],
+            });
+        }
+    }
+    Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::design::Column;
+    use rand::{Rng, SeedableRng};
+    use rand_distr::{Distribution, StandardNormal};
+
+    /// 120 patients: a 10-d block whose first two columns carry the hazard, one noise covariate.
+    fn data(seed: u64) -> TrainData {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let n = 120;
+        let mut rows = Vec::new();
+        let mut time = Vec::new();
+        let mut event = Vec::new();
+        let mut noise = Vec::new();
+        for _ in 0..n {
+            let x: Vec<f64> = (0..10).map(|_| StandardNormal.sample(&mut rng)).collect();
+            let eta = 1.0 * x[0] + 0.7 * x[1];
+            let u: f64 = rng.gen_range(1e-9..1.0);
+            let t = -u.ln() / (0.1 * f64::exp(eta));
+            let c = rng.gen_range(2.0..30.0);
+            time.push(t.min(c));
+            event.push(t <= c);
+            rows.push(Some(x));
+            noise.push(Some(StandardNormal.sample(&mut rng)));
+        }
+        TrainData {
+            patients: (0..n).map(|i| format!("P{i:03}")).collect(),
+            time,
+            event,
+            covariates: vec![Covariate { name: "noise".into(), column: Column::Numeric(noise) }],
+            blocks: vec![Block { name: "HE".into(), rows }],
+        }
+    }
+
+    fn opts() -> TrainOptions {
+        TrainOptions {
+            cv: CvOptions { k: 5, repeats: 1, seed: 3 },
+            inner_k: 4,
+            penalty: Penalty::InnerCv(vec![0.01, 0.1, 1.0]),
+            pca: 4,
+            missing: MissingPolicy::Impute,
+        }
+    }
+
+    #[test]
+    fn recovers_signal_out_of_fold_and_is_deterministic() {
+        let d = data(1);
+        let r = train_cv(&d, &opts()).unwrap();
+        assert_eq!(r.oof.len(), 120);
+        assert_eq!(r.folds.len(), 5);
+        assert_eq!(r.inner_oof.len(), 5 * 96);
+        assert_eq!(r.inner_baselines.len(), 5 * 4);
+        let t: Vec<f64> = r.oof.iter().map(|p| p.time).collect();
+        let e: Vec<bool> = r.oof.iter().map(|p| p.event).collect();
+        let k: Vec<f64> = r.oof.iter().map(|p| p.risk).collect();
+        let c = crate::survival::harrell(&t, &e, &k).unwrap().harrell;
+        assert!(c > 0.7, "out-of-fold C {c}");
+        assert_eq!(r, train_cv(&d, &opts()).unwrap());
+        // every inner prediction belongs to a training patient of its outer fold
+        for p in &r.inner_oof {
+            let outer = r.oof.iter().find(|o| o.patient == p.patient).unwrap();
+            assert_ne!(outer.fold, p.outer_fold);
+        }
+        for f in &r.folds {
+            assert!(f.cut_tertiles[0] <= f.cut_median && f.cut_median <= f.cut_tertiles[1]);
+            assert_eq!(f.cvpl.len(), 3);
+        }
+    }
+
+    #[test]
+    fn partial_likelihood_matches_cox_fit() {
+        let d = data(2);
+        let x: Vec<f64> = d.blocks[0].rows.iter().map(|r| r.as_ref().unwrap()[0]).collect();
+        let names = vec!["x".to_string()];
+        let opts = CoxOptions { ties: crate::survival::Ties::Breslow, ..Default::default() };
+        let fit = fit_cox(&d.time, &d.event, &x, &names, &opts).unwrap();
+        let lp = fit.linear_predictor(&x).unwrap();
+        let rows: Vec<usize> = (0..d.time.len()).collect();
+        let ll = partial_log_likelihood(&d.time, &d.event, &lp, &rows);
+        assert!((ll - fit.log_likelihood).abs() < 1e-9 * ll.abs(), "{ll} vs {}", fit.log_likelihood);
+    }
+
+    #[test]
+    fn patient_split_across_folds_is_refused() {
+        let d = data(3);
+        let mut a = split(&d.patients, &d.event, &CvOptions { k: 5, repeats: 1, seed: 1 }).unwrap().remove(0);
+        // plant a duplicate patient row landing in another fold (as a slide-level split would)
+        let mut d2 = d.clone();
+        d2.patients.push(d.patients[0].clone());
+        d2.time.push(d.time[0]);
+        d2.event.push(d.event[0]);
+        if let Column::Numeric(v) = &mut d2.covariates[0].column {
+            v.push(Some(0.0));
+        }
+        d2.blocks[0].rows.push(d.blocks[0].rows[0].clone());
+        a.patients.push(d.patients[0].clone());
+        a.fold.push((a.fold[0] + 1) % 5);
+        let err = train_with_splits(&d2, &[a], &opts()).unwrap_err().to_string();
+        assert!(err.contains("P000"), "{err}");
+    }
+}

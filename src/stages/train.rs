@@ -1,0 +1,447 @@
+//! `train`: one arm's cross-validated survival model, from the modalities the spec names.
+//!
+//! `model: cox` (the only model so far; the deep MIL model will be another value of `model`
+//! in this kind) builds one row per patient from the chosen modalities:
+//! - `clinical`: the cohort's covariates (categorical ones one-hot), standardised per fold;
+//! - `HE`, `ER`, `PR`, `HER2`, `KI67` (or `IHC` for every IHC stain of the cohort): the
+//!   patient's slides of that stain from the `extract` stage, mean-pooled over all their
+//!   tiles, then z-scored and reduced by PCA fitted on the training fold (`pca` components);
+//! - `stain`: the DAB-positive index of each IHC stain from the `stain` stage (mean over the
+//!   patient's slides of that stain), standardised per fold;
+//! - any block declared under `blocks:` (columns of the clinical table, e.g. a gene-expression
+//!   block), reduced by PCA like a stain.
+//!
+//! Patient-level k-fold CV stratified by event, optionally repeated, with the L2 penalty
+//! chosen by inner CV ([`crate::model::train`]). Outputs (the contract `evaluate`, `calibrate`
+//! and `report` read; README § train): `oof.csv`, `baseline.csv`, `survival.csv`,
+//! `inner_oof.csv`, `inner_baseline.csv`, `model.json`.
+use anyhow::{bail, Context};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+
+use super::ingest::{read_clinical, Cell};
+use super::{resolved, typed, CheckCx, Checked, Fanout, InputRef, ParamError, RunCx, StageKind};
+use crate::model::{covariates_from_table, Block, Column, Covariate, CvOptions, MissingPolicy, Penalty, TrainData, TrainOptions};
+use crate::spec::locate::Seg;
+
+pub struct Train;
+
+/// The image stains a modality may name.
+const STAINS: [&str; 5] = ["HE", "ER", "PR", "HER2", "KI67"];
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+enum PenaltyParam {
+    Fixed(f64),
+    Auto(String),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+struct BlockSpec {
+    /// Columns of the clinical table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    columns: Option<Vec<String>>,
+    /// Every column whose name starts with this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    prefix: Option<String>,
+}
+
+fn d_model() -> String {
+    "cox".into()
+}
+fn d_folds() -> usize {
+    5
+}
+fn d_repeats() -> usize {
+    1
+}
+fn d_penalty() -> PenaltyParam {
+    PenaltyParam::Auto("auto".into())
+}
+fn d_grid() -> Vec<f64> {
+    vec![0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0]
+}
+fn d_pca() -> usize {
+    5
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrainParams {
+    #[serde(default = "d_model")]
+    model: String,
+    modalities: Vec<String>,
+    #[serde(default = "d_folds")]
+    folds: usize,
+    #[serde(default = "d_repeats")]
+    repeats: usize,
+    #[serde(default = "d_folds")]
+    inner_folds: usize,
+    #[serde(default = "d_penalty")]
+    penalty: PenaltyParam,
+    #[serde(default = "d_grid")]
+    penalties: Vec<f64>,
+    #[serde(default = "d_pca")]
+    pca: usize,
+    #[serde(default)]
+    blocks: BTreeMap<String, BlockSpec>,
+    /// Filled from the cohort block (the key covers how the table is read).
+    #[serde(default)]
+    cohort: Value,
+}
+
+impl StageKind for Train {
+    fn name(&self) -> &'static str {
+        "train"
+    }
+    fn version(&self) -> u32 {
+        2
+    }
+    fn about(&self) -> &'static str {
+        "cross-validated survival model of one arm (model: cox) on clinical, slide-feature, stain-index and tabular blocks"
+    }
+
+    fn check(&self, params: &Value, cx: &CheckCx) -> Result<Checked, ParamError> {
+        let mut p: TrainParams = typed(params)?;
+        if p.model != "cox" {
+            return Err(ParamError::at(vec![Seg::key("model")], format!("unknown model `{}`; expected `cox`", p.model)));
+        }
+        let Some(c) = cx.cohort else {
+            return Err(ParamError::at(vec![], "`train` needs a `cohort` block (outcome and covariates)"));
+        };
+        if p.modalities.is_empty() {
+            return Err(ParamError::at(vec![Seg::key("modalities")], "empty list; expected at least one of clinical, HE, ER, PR, HER2, KI67, IHC, stain or a declared block"));
+        }
+        let mut seen = BTreeSet::new();
+        for (i, m) in p.modalities.iter().enumerate() {
+            let known = m == "clinical" || m == "IHC" || m == "stain" || STAINS.contains(&m.as_str()) || p.blocks.contains_key(m);
+            if !known {
+                let blocks: Vec<&str> = p.blocks.keys().map(String::as_str).collect();
+                return Err(ParamError::at(
+                    vec![Seg::key("modalities"), Seg::Index(i)],
+                    format!(
+                        "unknown modality `{m}`; expected clinical, HE, ER, PR, HER2, KI67, IHC, stain{}",
+                        if blocks.is_empty() { " or a block declared under `blocks:`".to_string() } else { format!(" or a declared block ({})", blocks.join(", ")) }
+                    ),
+                ));
+            }
+            if !seen.insert(m.clone()) {
+                return Err(ParamError::at(vec![Seg::key("modalities"), Seg::Index(i)], format!("modality `{m}` is listed twice")));
+            }
+            if m == "clinical" && c.covariates.is_empty() {
+                return Err(ParamError::at(vec![Seg::key("modalities"), Seg::Index(i)], "modality `clinical` but the cohort declares no `covariates`"));
+            }
+        }
+        if (p.modalities.iter().any(|m| m == "IHC" || m == "stain" || STAINS.contains(&m.as_str()))) && c.slides.is_none() {
+            return Err(ParamError::at(vec![Seg::key("modalities")], "slide modalities need a slide manifest (`cohort.slides`)"));
+        }
+        for (name, b) in &p.blocks {
+            if name == "clinical" || name == "IHC" || name == "stain" || STAINS.contains(&name.as_str()) {
+                return Err(ParamError::at(vec![Seg::key("blocks"), Seg::key(name)], format!("block name `{name}` is reserved for a built-in modality")));
+            }
+            match (&b.columns, &b.prefix) {
+                (Some(cols), None) if !cols.is_empty() => {}
+                (None, Some(pre)) if !pre.is_empty() => {}
+                _ => return Err(ParamError::at(vec![Seg::key("blocks"), Seg::key(name)], "expected exactly one of `columns: [..]` (non-empty) or `prefix: \"..\"`")),
+            }
+        }
+        for (key, v, min) in [("folds", p.folds, 2), ("inner_folds", p.inner_folds, 2), ("repeats", p.repeats, 1), ("pca", p.pca, 1)] {
+            if v < min {
+                return Err(ParamError::at(vec![Seg::key(key)], format!("must be at least {min}, found {v}")));
+            }
+        }
+        match &p.penalty {
+            PenaltyParam::Fixed(l) if !(l.is_finite() && *l >= 0.0) => {
+                return Err(ParamError::at(vec![Seg::key("penalty")], format!("expected `auto` or a number ≥ 0, found {l}")))
+            }
+            PenaltyParam::Auto(s) if s != "auto" => {
+                return Err(ParamError::at(vec![Seg::key("penalty")], format!("expected `auto` or a number ≥ 0, found `{s}`")))
+            }
+            _ => {}
+        }
+        if let Some((i, l)) = p.penalties.iter().enumerate().find(|(_, l)| !(l.is_finite() && **l >= 0.0)) {
+            return Err(ParamError::at(vec![Seg::key("penalties"), Seg::Index(i)], format!("expected a number ≥ 0, found {l}")));
+        }
+        if p.penalties.is_empty() {
+            return Err(ParamError::at(vec![Seg::key("penalties")], "empty grid; expected at least one penalty"));
+        }
+        p.cohort = json!({
+            "id": c.id, "time": c.time, "event": c.event, "covariates": c.covariates,
+            "categorical": c.categorical, "missing": c.missing.as_deref().unwrap_or("error"),
+        });
+        let inputs = vec![InputRef { role: "clinical".into(), path: c.clinical.clone(), at: vec![Seg::key("cohort"), Seg::key("clinical")], absolute: true }];
+        Ok(Checked { params: resolved(&p), inputs, fanout: Fanout::Single, uses_seed: true, stains: None })
+    }
+
+    fn run(&self, cx: &RunCx) -> anyhow::Result<()> {
+        let p: TrainParams = serde_json::from_value(cx.params.clone())?;
+        let cohort = cx.cohort.context("train needs a cohort block")?;
+        let clinical = cx.input("clinical")?;
+        // block columns, resolved against the table's header
+        let header: Vec<String> = csv::Reader::from_path(&clinical.path)
+            .and_then(|mut r| r.headers().cloned())
+            .with_context(|| format!("cannot read the header of {}", clinical.path.display()))?
+            .iter()
+            .map(str::to_string)
+            .collect();
+        let mut block_cols: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (name, b) in &p.blocks {
+            let cols: Vec<String> = match (&b.columns, &b.prefix) {
+                (Some(cols), _) => {
+                    if let Some(missing) = cols.iter().find(|c| !header.contains(c)) {
+                        bail!("block `{name}`: {} has no column `{missing}`", clinical.path.display());
+                    }
+                    cols.clone()
+                }
+                (None, Some(pre)) => header.iter().filter(|h| h.starts_with(pre.as_str())).cloned().collect(),
+                _ => Vec::new(),
+            };
+            if cols.is_empty() {
+                bail!("block `{name}`: no column of {} starts with `{}`", clinical.path.display(), b.prefix.as_deref().unwrap_or(""));
+            }
+            block_cols.insert(name.clone(), cols);
+        }
+        // every arm reads the same columns (so `missing: drop` keeps the same patients in all)
+        let mut c2 = cohort.clone();
+        for cols in block_cols.values() {
+            for col in cols {
+                if !c2.covariates.contains(col) {
+                    c2.covariates.push(col.clone());
+                }
+            }
+        }
+        let table = read_clinical(&clinical.path, &c2)?;
+        let n = table.ids.len();
+        let index: BTreeMap<&str, usize> = table.ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
+        let mut data = TrainData { patients: table.ids.clone(), time: table.time.clone(), event: table.event.clone(), covariates: Vec::new(), blocks: Vec::new() };
+        let mut summary_mods = Vec::new();
+        let has = |m: &str| p.modalities.iter().any(|x| x == m);
+        if has("clinical") {
+            let all = covariates_from_table(&table, &cohort.categorical);
+            data.covariates.extend(all.into_iter().filter(|c| cohort.covariates.contains(&c.name)));
+            summary_mods.push(json!({"modality": "clinical", "covariates": cohort.covariates}));
+        }
+        // slide stains present in the cohort, for `IHC`
+        let cohort_stains: BTreeSet<String> = cx.slides.iter().filter_map(|s| s.attrs.get("stain").cloned()).collect();
+        let mut stains: Vec<String> = Vec::new();
+        for m in &p.modalities {
+            if STAINS.contains(&m.as_str()) {
+                stains.push(m.clone());
+            } else if m == "IHC" {
+                let ihc: Vec<String> = cohort_stains.iter().filter(|s| s.as_str() != "HE").cloned().collect();
+                if ihc.is_empty() {
+                    bail!("modality `IHC`: the cohort's slide manifest has no IHC slide (stains: {})", cohort_stains.iter().cloned().collect::<Vec<_>>().join(", "));
+                }
+                stains.extend(ihc);
+            }
+        }
+        stains.dedup();
+        if !stains.is_empty() {
+            let need = cx
+                .needs
+                .iter()
+                .find(|nd| nd.kind == "extract")
+                .with_context(|| format!("modalities {} need slide features: add a stage of kind `extract` to `needs`", stains.join(", ")))?;
+            let slide_of: BTreeMap<&str, (&str, &str)> = cx
+                .slides
+                .iter()
+                .filter_map(|s| Some((s.id.as_str(), (s.attrs.get("patient_id")?.as_str(), s.attrs.get("stain")?.as_str()))))
+                .collect();
+            for stain in &stains {
+                // per patient: sum of tile features and tile count over all their slides of `stain`
+                let mut sums: Vec<Option<(Vec<f64>, usize)>> = vec![None; n];
+                let mut slides = 0;
+                for (item, dir) in &need.dirs {
+                    let Some(id) = item else { continue };
+                    let Some(&(patient, s)) = slide_of.get(id.as_str()) else { continue };
+                    if s != stain {
+                        continue;
+                    }
+                    let Some(&row) = index.get(patient) else { continue }; // dropped by `missing: drop`
+                    let path = dir.join("features.h5");
+                    let bag = crate::features::bag::Bag::read(&path).with_context(|| format!("slide `{id}` (patient {patient})"))?;
+                    let d = bag.features.ncols();
+                    let entry = sums[row].get_or_insert_with(|| (vec![0.0; d], 0));
+                    if entry.0.len() != d {
+                        bail!("slide `{id}`: {} has {d} features per tile, other {stain} slides have {}", path.display(), entry.0.len());
+                    }
+                    for r in bag.features.rows() {
+                        for (acc, v) in entry.0.iter_mut().zip(r.iter()) {
+                            *acc += *v as f64;
+                        }
+                    }
+                    entry.1 += bag.features.nrows();
+                    slides += 1;
+                }
+                if slides == 0 {
+                    bail!("modality `{stain}`: stage `{}` has no {stain} slide of a cohort patient", need.name);
+                }
+                let rows: Vec<Option<Vec<f64>>> = sums
+                    .into_iter()
+                    .map(|s| s.filter(|(_, k)| *k > 0).map(|(v, k)| v.into_iter().map(|x| x / k as f64).collect()))
+                    .collect();
+                let without = rows.iter().filter(|r| r.is_none()).count();
+                if without > 0 {
+                    cx.log(&format!("modality {stain}: {without} patient(s) without a {stain} slide (or tiles): features imputed with the training-fold mean"));
+                }
+                summary_mods.push(json!({"modality": stain, "slides": slides, "patients_without": without, "pca": p.pca}));
+                data.blocks.push(Block { name: stain.clone(), rows });
+            }
+        }
+        if has("stain") {
+            let need = cx
+                .needs
+                .iter()
+                .find(|nd| nd.kind == "stain")
+                .context("modality `stain` needs stain indices: add a stage of kind `stain` to `needs`")?;
+            let mut per: BTreeMap<String, Vec<Vec<f64>>> = BTreeMap::new();
+            for (item, dir) in &need.dirs {
+                let Some(id) = item else { continue };
+                let Some(s) = cx.slides.iter().find(|s| &s.id == id) else { continue };
+                let (Some(patient), Some(stain)) = (s.attrs.get("patient_id"), s.attrs.get("stain")) else { continue };
+                let Some(&row) = index.get(patient.as_str()) else { continue };
+                let path = dir.join("stain.json");
+                let v: Value = serde_json::from_slice(&std::fs::read(&path).with_context(|| format!("slide `{id}`: cannot read {}", path.display()))?)
+                    .with_context(|| format!("slide `{id}`: {} is not JSON", path.display()))?;
+                let idx = v.get("index").and_then(Value::as_f64).with_context(|| format!("slide `{id}`: {} has no numeric `index`", path.display()))?;
+                per.entry(stain.clone()).or_insert_with(|| vec![Vec::new(); n])[row].push(idx);
+            }
+            if per.is_empty() {
+                bail!("modality `stain`: stage `{}` has no slide of a cohort patient", need.name);
+            }
+            for (stain, vals) in per {
+                let col: Vec<Option<f64>> = vals.iter().map(|v| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)).collect();
+                summary_mods.push(json!({"modality": "stain", "covariate": format!("stain:{stain}"), "patients_without": col.iter().filter(|c| c.is_none()).count()}));
+                data.covariates.push(Covariate { name: format!("stain:{stain}"), column: Column::Numeric(col) });
+            }
+        }
+        for m in &p.modalities {
+            if let Some(cols) = block_cols.get(m) {
+                let js: Vec<usize> = cols.iter().map(|c| table.covariates.iter().position(|x| x == c).unwrap_or(usize::MAX)).collect();
+                let rows: Vec<Option<Vec<f64>>> = table
+                    .cells
+                    .iter()
+                    .map(|r| js.iter().map(|&j| if let Some(Cell::Num(x)) = r.get(j) { Some(*x) } else { None }).collect::<Option<Vec<f64>>>())
+                    .collect();
+                summary_mods.push(json!({"modality": m, "columns": cols.len(), "pca": p.pca}));
+                data.blocks.push(Block { name: m.clone(), rows });
+            }
+        }
+        let opts = TrainOptions {
+            cv: CvOptions { k: p.folds, repeats: p.repeats, seed: cx.seed },
+            inner_k: p.inner_folds,
+            penalty: match p.penalty {
+                PenaltyParam::Fixed(l) => Penalty::Fixed(l),
+                PenaltyParam::Auto(_) => Penalty::InnerCv(p.penalties.clone()),
+            },
+            pca: p.pca,
+            missing: if cohort.missing.as_deref() == Some("error") || cohort.missing.is_none() { MissingPolicy::Error } else { MissingPolicy::Impute },
+        };
+        let res = crate::model::train_cv(&data, &opts).context("cross-validated Cox training")?;
+        write_outputs(cx, &p, &data, &res, summary_mods)?;
+        Ok(())
+    }
+}
+
+fn num(x: f64) -> String {
+    // shortest representation that round-trips
+    format!("{x:?}")
+}
+
+fn write_outputs(cx: &RunCx, p: &TrainParams, data: &TrainData, res: &crate::model::TrainResult, modalities: Vec<Value>) -> anyhow::Result<()> {
+    let csv = |name: &str, header: &str, rows: &mut dyn Iterator<Item = String>| -> anyhow::Result<()> {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(cx.out.join(name))?);
+        writeln!(f, "{header}")?;
+        for r in rows {
+            writeln!(f, "{r}")?;
+        }
+        f.flush()?;
+        Ok(())
+    };
+    let q = |s: &str| -> String {
+        if s.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        } else {
+            s.to_string()
+        }
+    };
+    csv(
+        "oof.csv",
+        "repeat,patient,fold,risk,time,event",
+        &mut res.oof.iter().map(|o| format!("{},{},{},{},{},{}", o.repeat, q(&o.patient), o.fold, num(o.risk), num(o.time), o.event as u8)),
+    )?;
+    csv(
+        "inner_oof.csv",
+        "repeat,outer_fold,inner_fold,patient,risk,time,event",
+        &mut res.inner_oof.iter().map(|o| format!("{},{},{},{},{},{},{}", o.repeat, o.outer_fold, o.fold, q(&o.patient), num(o.risk), num(o.time), o.event as u8)),
+    )?;
+    csv(
+        "baseline.csv",
+        "repeat,fold,time,cumhaz",
+        &mut res.baselines.iter().flat_map(|b| b.times.iter().zip(&b.cumhaz).map(move |(t, h)| format!("{},{},{},{}", b.repeat, b.fold, num(*t), num(*h)))),
+    )?;
+    csv(
+        "inner_baseline.csv",
+        "repeat,outer_fold,inner_fold,time,cumhaz",
+        &mut res
+            .inner_baselines
+            .iter()
+            .flat_map(|b| b.times.iter().zip(&b.cumhaz).map(move |(t, h)| format!("{},{},{},{},{}", b.repeat, b.outer_fold, b.fold, num(*t), num(*h)))),
+    )?;
+    // test patients' predicted survival at their fold's baseline times
+    let mut surv = Vec::new();
+    for b in &res.baselines {
+        for o in res.oof.iter().filter(|o| o.repeat == b.repeat && o.fold == b.fold) {
+            for (t, h) in b.times.iter().zip(&b.cumhaz) {
+                surv.push(format!("{},{},{},{},{}", b.repeat, b.fold, q(&o.patient), num(*t), num((-h * o.risk.exp()).exp())));
+            }
+        }
+    }
+    csv("survival.csv", "repeat,fold,patient,time,survival", &mut surv.into_iter())?;
+    let n_events = data.event.iter().filter(|&&e| e).count();
+    let folds: Vec<Value> = res
+        .folds
+        .iter()
+        .map(|f| {
+            json!({
+                "repeat": f.repeat, "fold": f.fold, "n_train": f.n_train, "n_train_events": f.n_train_events,
+                "n_test": f.n_test, "penalty": f.penalty,
+                "cvpl": f.cvpl.iter().map(|(l, s)| json!({"penalty": l, "cvpl": s})).collect::<Vec<_>>(),
+                "names": f.names, "beta": f.beta, "cut_median": f.cut_median, "cut_tertiles": f.cut_tertiles,
+                "transforms": f.transforms, "warnings": f.warnings,
+            })
+        })
+        .collect();
+    let model = json!({
+        "schema": 1,
+        "model": p.model,
+        "modalities": p.modalities,
+        "inputs": modalities,
+        "n_patients": data.patients.len(),
+        "n_events": n_events,
+        "k": p.folds,
+        "repeats": p.repeats,
+        "inner_k": p.inner_folds,
+        "penalty": match &p.penalty { PenaltyParam::Fixed(l) => json!(l), PenaltyParam::Auto(_) => json!({"chosen_by": "inner CV (cross-validated partial likelihood)", "grid": p.penalties}) },
+        "pca": p.pca,
+        "seed": cx.seed,
+        "folds": folds,
+    });
+    std::fs::write(cx.out.join("model.json"), serde_json::to_string_pretty(&model)?)?;
+    // each fold's fitted model in full: transforms, coefficients, baseline
+    std::fs::create_dir_all(cx.out.join("folds"))?;
+    for (f, b) in res.folds.iter().zip(&res.baselines) {
+        let v = json!({
+            "repeat": f.repeat, "fold": f.fold, "penalty": f.penalty, "names": f.names, "beta": f.beta,
+            "transforms": f.fitted, "baseline": {"time": b.times, "cumhaz": b.cumhaz},
+        });
+        std::fs::write(cx.out.join("folds").join(format!("r{}_f{}.json", f.repeat, f.fold)), serde_json::to_string_pretty(&v)?)?;
+    }
+    for f in &res.folds {
+        cx.log(&format!("repeat {} fold {}: penalty {} on {} columns, {} train / {} test patients", f.repeat, f.fold, f.penalty, f.names.len(), f.n_train, f.n_test));
+    }
+    Ok(())
+}
