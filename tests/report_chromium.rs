@@ -150,15 +150,43 @@ stages:
   page: {kind: report, needs: [ingest, tiles, ihc], qc_slides: 3, title: "QC <b>only</b> & co", publish: reports/rep}
 "#;
 
-/// Generates the cohort and runs the spec; returns the project.
-fn demo_project() -> tempfile::TempDir {
+/// The whole pipeline on a small cohort, two arms: clinical vs HE + IHC + clinical.
+const SPEC_FULL: &str = r#"name: e2e
+seed: 7
+cohort:
+  clinical: demo-data/clinical.csv
+  slides: demo-data/slides.csv
+  id: patient_id
+  time: dmfs_days
+  event: dm
+  covariates: [age, grade, ki67]
+stages:
+  ingest: {kind: ingest}
+  tiles: {kind: tile, needs: [ingest], mpp: 0.5, size: 64, min_tissue: 0.2}
+  ihc: {kind: stain, needs: [tiles]}
+  feats: {kind: extract, needs: [tiles], encoder: handcrafted}
+  model: {kind: train, needs: [feats, ihc], model: cox, modalities: [HE, IHC, clinical], folds: 3, inner_folds: 3, pca: 2}
+  eval: {kind: evaluate, needs: [model], horizons: [1095, 1825], bootstrap: 50, reference: modalities=clinical}
+  calib: {kind: calibrate, needs: [model], horizon: 1825, bins: 3}
+  report: {kind: report, needs: [ingest, tiles, ihc, eval, calib], qc_slides: 3, publish: reports/e2e}
+matrix:
+  model.modalities: [[clinical], [HE, IHC, clinical]]
+"#;
+
+/// Generates a cohort and runs `spec` (saved as `<name>.yaml`); returns the project.
+fn run_project(patients: &str, size: &str, name: &str, spec: &str) -> tempfile::TempDir {
     let d = project();
-    let o = spatia(d.path(), &["demo", "generate", "--patients", "12", "--size", "1024", "--out", "demo-data"]);
+    let o = spatia(d.path(), &["demo", "generate", "--patients", patients, "--size", size, "--out", "demo-data"]);
     assert!(o.status.success(), "{}", text(&o));
-    std::fs::write(d.path().join("rep.yaml"), SPEC).unwrap();
-    let o = spatia(d.path(), &["run", "rep.yaml", "--json"]);
+    std::fs::write(d.path().join(format!("{name}.yaml")), spec).unwrap();
+    let o = spatia(d.path(), &["run", &format!("{name}.yaml"), "--json"]);
     assert!(o.status.success(), "{}", text(&o));
     d
+}
+
+/// 12 patients, ingest + tile + stain + report.
+fn demo_project() -> tempfile::TempDir {
+    run_project("12", "1024", "rep", SPEC)
 }
 
 fn key_of(run: &serde_json::Value, stage: &str, item: Option<&str>) -> String {
@@ -197,17 +225,8 @@ fn qc_page_from_the_binary_is_self_contained_pseudonymised_and_loads_cleanly() {
     assert_eq!(html.matches("src=\"data:image&#x2f;png;base64,").count(), 12, "embedded PNGs");
     // provenance: every upstream key is on the page
     let run = last_run(d.path());
-    for (stage, v) in run["arms"]["main"].as_object().unwrap() {
-        if stage == "page" {
-            continue;
-        }
-        let keys: Vec<String> = match v {
-            serde_json::Value::String(k) => vec![k.clone()],
-            o => o.as_object().unwrap().values().map(|k| k.as_str().unwrap().to_string()).collect(),
-        };
-        for k in keys {
-            assert!(html.contains(&k), "key {k} of stage {stage} is not on the page");
-        }
+    for (what, k) in all_keys(&run, "page") {
+        assert!(html.contains(&k), "key {k} of {what} is not on the page");
     }
     assert!(html.contains(&key_of(&run, "page", None)), "the page's own key");
     // the same run again: a cache hit, same bytes
@@ -220,6 +239,57 @@ fn qc_page_from_the_binary_is_self_contained_pseudonymised_and_loads_cleanly() {
     let l = load(&chrome, &page, &shots().join("qc_only.png"));
     assert_clean(&l, "QC page");
     assert_eq!(l.dom.matches("<img").count(), 12);
+}
+
+/// Every upstream key of a run's arms (single stages and shards).
+fn all_keys(run: &serde_json::Value, skip: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (arm, stages) in run["arms"].as_object().unwrap() {
+        for (stage, v) in stages.as_object().unwrap() {
+            if stage == skip {
+                continue;
+            }
+            match v {
+                serde_json::Value::String(k) => out.push((format!("{arm}/{stage}"), k.clone())),
+                o => out.extend(o.as_object().unwrap().values().map(|k| (format!("{arm}/{stage}"), k.as_str().unwrap().to_string()))),
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn full_pipeline_page_shows_every_plot_from_real_evaluate_and_calibrate() {
+    let d = run_project("24", "1536", "e2e", SPEC_FULL);
+    let page = d.path().join("reports/e2e/index.html");
+    let html = std::fs::read_to_string(&page).expect("published index.html");
+    for s in ["cohort", "qc", "performance", "provenance"] {
+        assert!(html.contains(&format!("<section id=\"{s}\">")), "section {s}");
+    }
+    for f in ["km", "roc", "calibration", "calibration_recalibrated", "forest"] {
+        assert!(d.path().join(format!("reports/e2e/figures/{f}.svg")).exists(), "figures/{f}.svg");
+    }
+    // both arms in the tables; the last arm in the figures
+    assert!(html.contains("Main figures: arm <strong>modalities=HE+IHC+clinical</strong>"));
+    assert!(html.contains("modalities=clinical <span class=\"note\">(reference)</span>"));
+    for arm in ["modalities=clinical", "modalities=HE+IHC+clinical"] {
+        assert!(html.contains(&format!("<tr><td>{arm}</td><td class=\"num\">1825</td>")), "calibration row of {arm}");
+    }
+    // no patient id; every upstream key of every arm
+    for id in patient_ids(&d.path().join("demo-data/clinical.csv")) {
+        assert!(!html.contains(id.as_str()), "patient id {id} leaked");
+    }
+    let run = last_run(d.path());
+    for (what, k) in all_keys(&run, "report") {
+        assert!(html.contains(&k), "key {k} of {what} is not on the page");
+    }
+
+    let Some(chrome) = chromium() else { return };
+    let l = load(&chrome, &page, &shots().join("e2e.png"));
+    assert_clean(&l, "full pipeline page");
+    for id in ["fig-km", "fig-roc", "fig-calibration", "fig-calibration-recalibrated", "fig-forest"] {
+        assert!(svg_in(&l.dom, id), "plot {id} missing from the DOM");
+    }
 }
 
 // ------------------------------------------------------------ fabricated evaluate / calibrate
