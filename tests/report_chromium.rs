@@ -50,7 +50,10 @@ fn load(chrome: &Path, page: &Path, shot: &Path) -> Loaded {
     let url = format!("file://{}", page.canonicalize().unwrap().display());
     let run = |extra: &[String]| {
         let profile = tempfile::tempdir().unwrap();
-        let o = Command::new(chrome)
+        // output to files (a dumped DOM overflows a pipe) and a deadline: a hung browser fails
+        // the test instead of hanging it
+        let (out_path, err_path) = (profile.path().join("stdout.txt"), profile.path().join("stderr.txt"));
+        let mut child = Command::new(chrome)
             .args([
                 "--headless",
                 "--no-sandbox",
@@ -67,10 +70,27 @@ fn load(chrome: &Path, page: &Path, shot: &Path) -> Loaded {
             .arg(format!("--user-data-dir={}", profile.path().display()))
             .args(extra)
             .arg(&url)
-            .output()
+            .stdin(std::process::Stdio::null())
+            .stdout(std::fs::File::create(&out_path).unwrap())
+            .stderr(std::fs::File::create(&err_path).unwrap())
+            .spawn()
             .expect("spawn chromium");
-        assert!(o.status.success(), "chromium failed on {url}: {}", String::from_utf8_lossy(&o.stderr));
-        (String::from_utf8_lossy(&o.stdout).to_string(), String::from_utf8_lossy(&o.stderr).to_string())
+        let t0 = std::time::Instant::now();
+        let status = loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                break st;
+            }
+            if t0.elapsed() > std::time::Duration::from_secs(120) {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("chromium did not finish within 120 s on {url}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        let read = |p: &Path| String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).to_string();
+        let (stdout, stderr) = (read(&out_path), read(&err_path));
+        assert!(status.success(), "chromium failed on {url}: {stderr}");
+        (stdout, stderr)
     };
     let (dom, log1) = run(&["--dump-dom".to_string()]);
     let (_, log2) = run(&[format!("--screenshot={}", shot.display()), "--window-size=1280,5200".to_string(), "--hide-scrollbars".to_string()]);
