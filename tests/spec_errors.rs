@@ -115,6 +115,16 @@ fn output_path_escapes_project() {
 }
 
 #[test]
+fn nested_publish_directories() {
+    check(
+        "name: x\nstages:\n  a: {kind: command, cmd: x, publish: reports/x}\n  b: {kind: command, cmd: x, publish: ./reports/x/qc}\n",
+        4,
+        39,
+        &["publish directory `./reports/x/qc` of stage `b` is inside `reports/x` of stage `a`"],
+    );
+}
+
+#[test]
 fn stage_without_kind() {
     check("name: x\nstages:\n  a: {cmd: x}\n", 3, 3, &["has no `kind`", "command"]);
 }

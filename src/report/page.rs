@@ -306,6 +306,16 @@ fn est(e: &Est, digits: usize) -> String {
     }
 }
 
+/// `p = 0.031` or `p < 0.001` (for running text).
+fn p_eq(p: Option<f64>) -> String {
+    let v = pval(p);
+    if v.starts_with('<') {
+        format!("p {v}")
+    } else {
+        format!("p = {v}")
+    }
+}
+
 fn pval(p: Option<f64>) -> String {
     match p {
         Some(p) if p.is_finite() && p < 0.001 => "< 0.001".into(),
@@ -1068,10 +1078,10 @@ fn performance(sources: &Sources, opts: &Options) -> Result<Option<Perf>> {
                 }
                 let p = rg.logrank.as_ref().and_then(|l| l.p);
                 view.logrank = match rg.logrank.as_ref() {
-                    Some(l) => format!("χ² = {} (df {}), p = {}", num(l.chi2, 2), num(l.df, 0), pval(l.p)),
+                    Some(l) => format!("χ² = {} (df {}), {}", num(l.chi2, 2), num(l.df, 0), p_eq(l.p)),
                     None => "—".into(),
                 };
-                view.hazard_ratio = rg.hazard_ratio.as_ref().map(|e| format!("{} (p = {})", est(e, 2), pval(e.p))).unwrap_or_else(|| "—".into());
+                view.hazard_ratio = rg.hazard_ratio.as_ref().map(|e| format!("{} ({})", est(e, 2), p_eq(e.p))).unwrap_or_else(|| "—".into());
                 view.groups_method = rg.method.clone();
                 if !curves.is_empty() {
                     figures.push(("km".to_string(), plots::km_plot(&curves, &rg.at_risk_times, &format!("Kaplan-Meier by risk group: {arm}"), p)?));
@@ -1306,6 +1316,8 @@ mod tests {
         assert_eq!(pval(Some(0.0004)), "< 0.001");
         assert_eq!(pval(Some(0.0312)), "0.031");
         assert_eq!(pval(None), "—");
+        assert_eq!(p_eq(Some(0.0004)), "p < 0.001");
+        assert_eq!(p_eq(Some(0.0312)), "p = 0.031");
         assert_eq!(est(&Est { estimate: Some(0.7), lower: Some(0.6), upper: Some(0.8), p: None }, 2), "0.70 (0.60–0.80)");
         assert_eq!(shell_quote("experiments/demo.yaml"), "experiments/demo.yaml");
         assert_eq!(shell_quote("my spec's.yaml"), r"'my spec'\''s.yaml'");

@@ -251,6 +251,24 @@ pub fn compile_str(text: &str, display: &str, file: PathBuf, root: PathBuf) -> R
         bases.push(Base { name: name.to_string(), kind, needs, publish, params });
     }
 
+    // publish directories are replaced whole: none may contain another
+    let norm = |s: &str| -> Vec<String> { Path::new(s).components().filter_map(|c| c.as_os_str().to_str().filter(|x| *x != ".").map(str::to_string)).collect() };
+    for (i, a) in bases.iter().enumerate() {
+        for b in &bases[i + 1..] {
+            if let (Some(pa), Some(pb)) = (&a.publish, &b.publish) {
+                let (na, nb) = (norm(pa), norm(pb));
+                let (outer, inner, at) = if nb.starts_with(&na) { (a, b, &b.name) } else if na.starts_with(&nb) { (b, a, &a.name) } else { continue };
+                return Err(cx.at_value(
+                    &p(&["stages", at, "publish"]),
+                    format!(
+                        "publish directory `{}` of stage `{}` is inside `{}` of stage `{}`, which is replaced whole when `{}` publishes; give them separate directories",
+                        inner.publish.as_deref().unwrap_or(""), inner.name, outer.publish.as_deref().unwrap_or(""), outer.name, outer.name
+                    ),
+                ));
+            }
+        }
+    }
+
     // needs name stages; no self-needs; no cycles
     let index: HashMap<&str, usize> = bases.iter().enumerate().map(|(i, b)| (b.name.as_str(), i)).collect();
     let names: Vec<&str> = bases.iter().map(|b| b.name.as_str()).collect();
