@@ -23,7 +23,7 @@ $(DEMO_DATA)/cohort.json: | build
 
 demo: build $(DEMO_DATA)/cohort.json
 	$(SPATIA) run experiments/demo.yaml
-	@echo "demo: QC overlays in reports/demo/qc/<slide>/overlay.png, Ki-67 maps in reports/demo/ihc/<slide>/positivity.png; run record in runs/"
+	@echo "demo: the report is $(CURDIR)/reports/demo/index.html (open it in a browser); per-slide QC in reports/demo-slides/; \`$(SPATIA) times\` splits the run by stage"
 
 test: setup
 	$(TORCH_ENV) $(CARGO) test --release --locked --no-fail-fast $(FEATURES)

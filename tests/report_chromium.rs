@@ -635,3 +635,157 @@ fn gse7390_page_without_slides_has_cohort_and_provenance_only() {
     let l = load(&chrome, &page, &shots().join("gse7390.png"));
     assert_clean(&l, "GSE7390 page");
 }
+
+// ------------------------------------------------------------ the repository's two experiments
+
+/// A project holding a copy of one of the repository's experiment specs (same relative path).
+fn repo_project(spec: &str) -> tempfile::TempDir {
+    let d = project();
+    std::fs::create_dir_all(d.path().join("experiments")).unwrap();
+    std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join(spec), d.path().join(spec)).unwrap();
+    d
+}
+
+fn out_of(dir: &Path, run: &serde_json::Value, arm: &str, stage: &str) -> PathBuf {
+    let k = run["arms"][arm][stage].as_str().unwrap_or_else(|| panic!("{arm}/{stage}"));
+    dir.join("cache/entries").join(&k[..2]).join(k).join("out")
+}
+
+fn csv_rows(p: &Path) -> Vec<std::collections::BTreeMap<String, String>> {
+    let mut r = csv::Reader::from_path(p).unwrap();
+    let h = r.headers().unwrap().clone();
+    r.records().map(|x| h.iter().zip(x.unwrap().iter()).map(|(a, b)| (a.to_string(), b.to_string())).collect()).collect()
+}
+
+fn cli_json(dir: &Path, args: &[&str]) -> serde_json::Value {
+    let o = spatia(dir, args);
+    assert!(o.status.success(), "{args:?}: {}", text(&o));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+fn f(v: &serde_json::Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+/// `experiments/gse7390.yaml` as shipped: the real cohort, clinical vs clinical + 76 genes.
+/// Every metric in `metrics.json` / `calibration.json` equals `spatia survival` on the same
+/// out-of-fold predictions, and the page loads cleanly with every plot.
+#[test]
+fn gse7390_experiment_metrics_equal_the_survival_cli_and_the_page_loads() {
+    let d = repo_project("experiments/gse7390.yaml");
+    std::fs::create_dir_all(d.path().join("data/gse7390")).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("data/gse7390/breast_cancer_gse7390.csv"),
+        d.path().join("data/gse7390/breast_cancer_gse7390.csv"),
+    )
+    .unwrap();
+    let o = spatia(d.path(), &["run", "experiments/gse7390.yaml", "--quiet"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let run = last_run(d.path());
+    let arms = ["modalities=clinical", "modalities=clinical+genes76"];
+    let eval = out_of(d.path(), &run, arms[0], "eval");
+    let metrics: serde_json::Value = serde_json::from_slice(&std::fs::read(eval.join("metrics.json")).unwrap()).unwrap();
+    let horizons: Vec<f64> = metrics["horizons"].as_array().unwrap().iter().map(f).collect();
+    assert_eq!(horizons, [1095.0, 1825.0, 2920.0]);
+    for arm in arms {
+        let m = metrics["arms"].as_array().unwrap().iter().find(|a| a["arm"] == arm).unwrap_or_else(|| panic!("{arm} not in metrics.json"));
+        let model = out_of(d.path(), &run, arm, "model");
+        let oof = csv_rows(&model.join("oof.csv"));
+        assert_eq!(oof.len(), 196);
+        let base = csv_rows(&model.join("baseline.csv"));
+        // the predictions as a plain CSV: risk and S(h) from the fold's Breslow baseline
+        let mut table = String::from("time,event,risk");
+        for h in &horizons {
+            table.push_str(&format!(",s_{h}"));
+        }
+        table.push('\n');
+        for r in &oof {
+            let risk: f64 = r["risk"].parse().unwrap();
+            table.push_str(&format!("{},{},{:?}", r["time"], r["event"], risk));
+            for &h in &horizons {
+                let h0 = base
+                    .iter()
+                    .filter(|b| b["fold"] == r["fold"] && b["time"].parse::<f64>().unwrap() <= h)
+                    .last()
+                    .map_or(0.0, |b| b["cumhaz"].parse::<f64>().unwrap());
+                table.push_str(&format!(",{:?}", (-h0 * risk.exp()).exp()));
+            }
+            table.push('\n');
+        }
+        let csv = d.path().join(format!("{}.csv", arm.replace(['=', '+'], "_")));
+        std::fs::write(&csv, table).unwrap();
+        let c = csv.to_str().unwrap();
+        let base_args = ["survival", "", "--csv", c, "--time", "time", "--event", "event", "--json"];
+        let with = |verb: &str, extra: &[&str]| {
+            let mut a = base_args.to_vec();
+            a[1] = verb;
+            a.extend_from_slice(extra);
+            cli_json(d.path(), &a)
+        };
+        let conc = with("concordance", &["--risk", "risk", "--tau", "2920"]);
+        assert_eq!(f(&m["harrell_c"]["estimate"]), f(&conc["harrell"]), "{arm}: Harrell's C");
+        assert_eq!(f(&m["uno_c"]["estimate"]), f(&conc["uno"]), "{arm}: Uno's C");
+        let auc = with("auc", &["--risk", "risk", "--times", "1095,1825,2920"]);
+        for (i, a) in m["auc"].as_array().unwrap().iter().enumerate() {
+            assert_eq!(f(&a["estimate"]), f(&auc["auc"][i]), "{arm}: AUC at {}", horizons[i]);
+        }
+        let brier = with("brier", &["--surv", "1095:s_1095,1825:s_1825,2920:s_2920"]);
+        for (i, b) in m["brier"].as_array().unwrap().iter().enumerate() {
+            let (x, y) = (f(&b["estimate"]), f(&brier["brier"][i]));
+            assert!((x - y).abs() <= 1e-12 * y.abs(), "{arm}: Brier at {}: {x} vs {y}", horizons[i]);
+        }
+        // calibration at 5 years, 5 risk-quantile bins
+        let cal: serde_json::Value = serde_json::from_slice(&std::fs::read(out_of(d.path(), &run, arm, "calib").join("calibration.json")).unwrap()).unwrap();
+        let cli = with("calibration", &["--surv", "s_1825", "--horizon", "1825", "--bins", "5"]);
+        for k in ["slope", "intercept", "ici", "e50", "e90"] {
+            let (x, y) = (f(&cal[k]), f(&cli[k]));
+            assert!((x - y).abs() <= 1e-9 * (1.0 + y.abs()), "{arm}: calibration {k}: {x} vs {y}");
+        }
+    }
+    let cmp = &metrics["comparisons"][0];
+    assert_eq!((cmp["arm"].as_str(), cmp["reference"].as_str()), (Some(arms[1]), Some(arms[0])));
+    let page = d.path().join("reports/gse7390/index.html");
+    let html = std::fs::read_to_string(&page).unwrap();
+    // minijinja escapes `/` as `&#x2f;`
+    assert!(html.contains("spatia run experiments&#x2f;gse7390.yaml"), "regenerate command");
+    let Some(chrome) = chromium() else { return };
+    let l = load(&chrome, &page, &shots().join("experiment_gse7390.png"));
+    assert_clean(&l, "experiments/gse7390.yaml page");
+    for id in ["fig-km", "fig-roc", "fig-calibration", "fig-calibration-recalibrated", "fig-forest"] {
+        assert!(svg_in(&l.dom, id), "plot {id} missing from the DOM");
+    }
+}
+
+/// `make demo`'s study: the default generated cohort and `experiments/demo.yaml` as shipped.
+/// Every image arm beats the clinical arm (paired bootstrap CI of ΔC above 0), the page loads
+/// cleanly with every plot, and a second run is a no-op.
+#[test]
+fn demo_experiment_image_arms_beat_clinical_and_the_page_loads() {
+    let d = repo_project("experiments/demo.yaml");
+    let o = spatia(d.path(), &["demo", "generate", "--out", "demo-data"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = spatia(d.path(), &["run", "experiments/demo.yaml", "--quiet"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let run = last_run(d.path());
+    let metrics: serde_json::Value = serde_json::from_slice(&std::fs::read(out_of(d.path(), &run, "modalities=clinical", "eval").join("metrics.json")).unwrap()).unwrap();
+    let cmps = metrics["comparisons"].as_array().unwrap();
+    assert_eq!(cmps.len(), 3, "{cmps:?}");
+    for c in cmps {
+        assert_eq!(c["reference"], "modalities=clinical");
+        let (est, lo) = (f(&c["delta_c"]["estimate"]), f(&c["delta_c"]["lower"]));
+        eprintln!("{}: ΔC {est:.3} (lower {lo:.3}), p {}", c["arm"], c["p"]);
+        assert!(lo > 0.0, "{}: ΔC {est} with lower bound {lo}: the image arm does not beat the clinical arm", c["arm"]);
+    }
+    let page = d.path().join("reports/demo/index.html");
+    assert!(page.exists());
+    let again = spatia(d.path(), &["run", "experiments/demo.yaml", "--json"]);
+    let s = summary(&again);
+    assert_eq!(s["ran"], 0, "second run: {s}");
+    let Some(chrome) = chromium() else { return };
+    let l = load(&chrome, &page, &shots().join("experiment_demo.png"));
+    assert_clean(&l, "experiments/demo.yaml page");
+    for id in ["fig-km", "fig-roc", "fig-calibration", "fig-calibration-recalibrated", "fig-forest"] {
+        assert!(svg_in(&l.dom, id), "plot {id} missing from the DOM");
+    }
+    assert!(l.dom.matches("<img").count() >= 8, "QC thumbnails and IHC maps");
+}
