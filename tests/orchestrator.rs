@@ -182,3 +182,25 @@ fn dag_prints_a_tree_and_dot() {
     assert!(t.starts_with("digraph spatia {"), "{t}");
     assert_eq!(t.matches(" -> ").count(), 3 + 2 * (1 + 4), "{t}");
 }
+
+#[test]
+fn a_closed_stdout_ends_the_output_quietly() {
+    // a DAG printout larger than a pipe's buffer, read by nobody (as `spatia dag s.yaml | head -1`)
+    let d = project();
+    let mut spec = String::from("name: big\nstages:\n");
+    for i in 0..1500 {
+        spec.push_str(&format!("  stage_with_a_long_name_{i}: {{kind: command, cmd: 'echo {i} > o.txt'}}\n"));
+    }
+    write(d.path(), "s.yaml", &spec);
+    let mut child = std::process::Command::new(bin())
+        .args(["dag", "s.yaml"])
+        .current_dir(d.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -147,6 +147,7 @@ fn bad_parameters_point_into_the_spec() {
         ("[clinical, clinical]", "", "modality `clinical` is listed twice"),
         ("[HE]", "", "slide modalities need a slide manifest"),
         ("[clinical]", "    folds: 1\n", "must be at least 2"),
+        ("[clinical]", "    fusion: bilinear\n", "fusion `bilinear` is not available for `model: cox`"),
     ] {
         let d = gse_project(mods, extra);
         // `folds: 4` is already in the spec: a second `folds` is a duplicate key, so replace it

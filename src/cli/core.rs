@@ -316,7 +316,13 @@ pub fn dag_cmd(a: &DagArgs) -> Result<u8> {
         for (si, (stage, idx)) in stages.iter().enumerate() {
             let last = si + 1 == stages.len();
             let n0 = &dag.nodes[idx[0]];
-            let needs = if n0.decl.needs.is_empty() { String::new() } else { format!(" ← {}", n0.decl.needs.join(", ")) };
+            let needs = if n0.decl.needs.is_empty() {
+                String::new()
+            } else if n0.decl.kind.gathers_arms() {
+                format!(" ← {} (of every arm)", n0.decl.needs.join(", "))
+            } else {
+                format!(" ← {}", n0.decl.needs.join(", "))
+            };
             let shared = if n0.arms.len() > 1 { format!(" (shared by {} arms)", n0.arms.len()) } else { String::new() };
             let branch = if last { "└─" } else { "├─" };
             if idx.len() == 1 && n0.item.is_none() {

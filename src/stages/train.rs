@@ -52,6 +52,9 @@ struct BlockSpec {
 fn d_model() -> String {
     "cox".into()
 }
+fn d_fusion() -> String {
+    "concat".into()
+}
 fn d_folds() -> usize {
     5
 }
@@ -73,6 +76,12 @@ fn d_pca() -> usize {
 struct TrainParams {
     #[serde(default = "d_model")]
     model: String,
+    /// Loss (`cox`: partial likelihood; the MIL model will add `nll`, discrete-time).
+    #[serde(default = "d_model")]
+    loss: String,
+    /// How modalities are fused (`concat` for the Cox model: one design matrix).
+    #[serde(default = "d_fusion")]
+    fusion: String,
     modalities: Vec<String>,
     #[serde(default = "d_folds")]
     folds: usize,
@@ -108,6 +117,15 @@ impl StageKind for Train {
         let mut p: TrainParams = typed(params)?;
         if p.model != "cox" {
             return Err(ParamError::at(vec![Seg::key("model")], format!("unknown model `{}`; expected `cox`", p.model)));
+        }
+        if p.loss != "cox" {
+            return Err(ParamError::at(vec![Seg::key("loss")], format!("loss `{}` is not available for `model: cox`; expected `cox` (partial likelihood)", p.loss)));
+        }
+        if p.fusion != "concat" {
+            return Err(ParamError::at(
+                vec![Seg::key("fusion")],
+                format!("fusion `{}` is not available for `model: cox`; expected `concat` (one design matrix of every modality)", p.fusion),
+            ));
         }
         let Some(c) = cx.cohort else {
             return Err(ParamError::at(vec![], "`train` needs a `cohort` block (outcome and covariates)"));
