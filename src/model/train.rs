@@ -37,7 +37,7 @@
 //! Verweij PJM, van Houwelingen HC (1993) Cross-validation in survival analysis. Stat Med
 //! 12:2305–2314.
 use super::cv::{split, CvOptions, FoldAssignment};
-use super::design::{Covariate, MissingPolicy, Standardizer};
+use super::design::{Column, Covariate, MissingPolicy, Standardizer};
 use super::error::{ModelError, Result};
 use super::leakage::{check_leakage, TransformRecord};
 use super::pca::Pca;
@@ -217,12 +217,37 @@ fn fit_rows(data: &TrainData, train: &[usize], predict: &[usize], penalty: f64, 
     let mut cols_train: Vec<Vec<f64>> = Vec::new();
     let mut cols_pred: Vec<Vec<f64>> = Vec::new();
     let mut full = serde_json::Map::new();
-    if !data.covariates.is_empty() {
-        let st = Standardizer::fit(&data.covariates, train, opts.missing)?;
+    // a numeric covariate constant on these training patients (e.g. a rare marker absent from
+    // a small fold) carries no information here: it is left out of this fit, with a warning
+    let mut dropped = Vec::new();
+    let covariates: Vec<Covariate> = data
+        .covariates
+        .iter()
+        .filter(|c| match &c.column {
+            Column::Numeric(v) => {
+                let mut vals = train.iter().filter_map(|&r| v[r]);
+                let first = vals.next();
+                let varies = first.is_some_and(|f| vals.any(|x| x != f));
+                if !varies {
+                    dropped.push(format!(
+                        "covariate `{}` is {} on the {} training patients ({context}): left out of this fit",
+                        c.name,
+                        first.map_or("missing".to_string(), |f| format!("constant ({f})")),
+                        train.len()
+                    ));
+                }
+                varies
+            }
+            Column::Categorical(_) => true,
+        })
+        .cloned()
+        .collect();
+    if !covariates.is_empty() {
+        let st = Standardizer::fit(&covariates, train, opts.missing)?;
         full.insert("standardizer".into(), serde_json::to_value(&st).unwrap_or_default());
         records.push(("standardizer".to_string(), st.fitted_rows.clone()));
-        let dtr = st.transform(&data.covariates, train)?;
-        let dpr = st.transform(&data.covariates, predict)?;
+        let dtr = st.transform(&covariates, train)?;
+        let dpr = st.transform(&covariates, predict)?;
         let p = dtr.names.len();
         for j in 0..p {
             cols_train.push((0..dtr.n).map(|i| dtr.x[i * p + j]).collect());
@@ -330,7 +355,7 @@ fn fit_rows(data: &TrainData, train: &[usize], predict: &[usize], penalty: f64, 
         baseline_cumhaz: fit.baseline_cumulative_hazard.clone(),
         records,
         transforms,
-        warnings: fit.warnings.clone(),
+        warnings: dropped.into_iter().chain(fit.warnings.iter().cloned()).collect(),
         full: serde_json::Value::Object(full),
     })
 }
@@ -559,7 +584,6 @@ pub fn train_with_splits(data: &TrainData, splits: &[FoldAssignment], opts: &Tra
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::design::Column;
     use rand::{Rng, SeedableRng};
     use rand_distr::{Distribution, StandardNormal};
 
@@ -623,6 +647,20 @@ mod tests {
         for f in &r.folds {
             assert!(f.cut_tertiles[0] <= f.cut_median && f.cut_median <= f.cut_tertiles[1]);
             assert_eq!(f.cvpl.len(), 3);
+        }
+    }
+
+    #[test]
+    fn a_covariate_constant_in_a_training_fold_is_left_out_with_a_warning() {
+        let mut d = data(4);
+        // a rare marker: present in one patient only, so the fold testing her trains without it
+        let rare: Vec<Option<f64>> = (0..d.patients.len()).map(|i| Some(if i == 0 { 1.0 } else { 0.0 })).collect();
+        d.covariates.push(Covariate { name: "rare".into(), column: Column::Numeric(rare) });
+        let r = train_cv(&d, &opts()).unwrap();
+        let warned: Vec<&FoldFit> = r.folds.iter().filter(|f| f.warnings.iter().any(|w| w.contains("covariate `rare` is constant (0)"))).collect();
+        assert_eq!(warned.len(), 1, "{:?}", r.folds.iter().map(|f| &f.warnings).collect::<Vec<_>>());
+        for f in &r.folds {
+            assert_eq!(f.names.contains(&"rare".to_string()), !warned.iter().any(|w| w.fold == f.fold));
         }
     }
 

@@ -107,7 +107,7 @@ impl StageKind for Train {
         "train"
     }
     fn version(&self) -> u32 {
-        2
+        3
     }
     fn about(&self) -> &'static str {
         "cross-validated survival model of one arm (model: cox) on clinical, slide-feature, stain-index and tabular blocks"
@@ -460,6 +460,9 @@ fn write_outputs(cx: &RunCx, p: &TrainParams, data: &TrainData, res: &crate::mod
     }
     for f in &res.folds {
         cx.log(&format!("repeat {} fold {}: penalty {} on {} columns, {} train / {} test patients", f.repeat, f.fold, f.penalty, f.names.len(), f.n_train, f.n_test));
+        for w in &f.warnings {
+            cx.log(&format!("  warning: {w}"));
+        }
     }
     Ok(())
 }
