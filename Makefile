@@ -25,8 +25,9 @@ demo: build $(DEMO_DATA)/cohort.json
 	$(SPATIA) run experiments/demo.yaml
 	@echo "demo: the report is $(CURDIR)/reports/demo/index.html (open it in a browser); per-slide QC in reports/demo-slides/; \`$(SPATIA) times\` splits the run by stage"
 
+# setup installs chromium, so the report tests must find it (no silent skip)
 test: setup
-	$(TORCH_ENV) $(CARGO) test --release --locked --no-fail-fast $(FEATURES)
+	$(TORCH_ENV) SPATIA_REQUIRE_CHROMIUM=1 $(CARGO) test --release --locked --no-fail-fast $(FEATURES)
 
 bench: build
 	$(TORCH_ENV) $(CARGO) bench --locked $(FEATURES)
