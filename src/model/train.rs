@@ -360,7 +360,8 @@ fn fit_rows(data: &TrainData, train: &[usize], predict: &[usize], penalty: f64, 
     })
 }
 
-/// Breslow's log partial likelihood of `risk` over `rows` (indices into `time`/`event`).
+/// Breslow's log partial likelihood over `rows` (indices into `time`/`event`), `risk[k]` being
+/// the linear predictor of `rows[k]`.
 pub fn partial_log_likelihood(time: &[f64], event: &[bool], risk: &[f64], rows: &[usize]) -> f64 {
     let mut order: Vec<usize> = (0..rows.len()).collect();
     // descending time, so the running sum is the risk set
@@ -428,17 +429,12 @@ fn inner_cv(data: &TrainData, train: &[usize], inner: &FoldAssignment, penalty: 
         let f = fit_rows(data, &fit_on, train, penalty, opts, &ctx)?;
         guard(data, &row_folds, j, &f.records)?;
         guard(data, &row_folds, outside, &f.records)?;
-        cvpl += partial_log_likelihood(&data.time, &data.event, &f.risk, train) - {
-            let idx: Vec<usize> = (0..train.len()).filter(|&i| row_folds[train[i]] != j).collect();
-            let rows: Vec<usize> = idx.iter().map(|&i| train[i]).collect();
-            let risk: Vec<f64> = idx.iter().map(|&i| f.risk[i]).collect();
-            // risk is indexed by position in `rows` here
-            let mut ll_rows = Vec::with_capacity(rows.len());
-            ll_rows.extend(0..rows.len());
-            let t: Vec<f64> = rows.iter().map(|&r| data.time[r]).collect();
-            let e: Vec<bool> = rows.iter().map(|&r| data.event[r]).collect();
-            partial_log_likelihood(&t, &e, &risk, &ll_rows)
-        };
+        // ℓ over every training patient minus ℓ over those outside fold j, both at β̂₋ⱼ
+        let outside_j: Vec<usize> = (0..train.len()).filter(|&i| row_folds[train[i]] != j).collect();
+        let rows_j: Vec<usize> = outside_j.iter().map(|&i| train[i]).collect();
+        let risk_j: Vec<f64> = outside_j.iter().map(|&i| f.risk[i]).collect();
+        cvpl += partial_log_likelihood(&data.time, &data.event, &f.risk, train)
+            - partial_log_likelihood(&data.time, &data.event, &risk_j, &rows_j);
         for (i, &r) in train.iter().enumerate() {
             if row_folds[r] == j {
                 preds.push((r, j, f.risk[i]));
