@@ -1126,12 +1126,12 @@ fn performance(sources: &Sources, opts: &Options) -> Result<Option<Perf>> {
         }
         view.cal_horizon = days(c.horizon);
         view.cal_bin_sizes = c.stats.bins.iter().map(|b| b.n.to_string()).collect::<Vec<_>>().join(", ");
-        figures.push(("calibration".to_string(), plots::calibration_plot(&bins, c.horizon)?));
+        let rb = c.recalibrated.as_ref().map(|r| cal_bins(&r.bins)).unwrap_or_default();
+        figures.push(("calibration".to_string(), plots::calibration_plot_over(&bins, c.horizon, &rb)?));
         view.has_calibration = true;
-        if let Some(r) = &c.recalibrated {
-            let rb = cal_bins(&r.bins);
+        if c.recalibrated.is_some() {
             if !rb.is_empty() {
-                figures.push(("calibration_recalibrated".to_string(), plots::calibration_plot(&rb, c.horizon)?));
+                figures.push(("calibration_recalibrated".to_string(), plots::calibration_plot_over(&rb, c.horizon, &bins)?));
                 view.has_recalibrated = true;
             }
         }

@@ -352,6 +352,12 @@ pub fn roc_plot(curves: &[RocCurve], title: &str) -> Result<String, PlotError> {
 /// # Errors
 /// No bin, or a non-finite number.
 pub fn calibration_plot(bins: &[CalibrationBin], horizon: f64) -> Result<String, PlotError> {
+    calibration_plot_over(bins, horizon, &[])
+}
+
+/// [`calibration_plot`] on axes that also fit the bins of `others` (so that plots drawn side by
+/// side, e.g. before and after recalibration, share their scale).
+pub fn calibration_plot_over(bins: &[CalibrationBin], horizon: f64, others: &[CalibrationBin]) -> Result<String, PlotError> {
     const P: &str = "calibration";
     if bins.is_empty() {
         return Err(PlotError::Empty { plot: P, what: "bin" });
@@ -362,13 +368,17 @@ pub fn calibration_plot(bins: &[CalibrationBin], horizon: f64) -> Result<String,
             finite(P, || format!("bin {i}"), v)?;
         }
     }
+    // both axes span [0, lim]: the bins and their CIs with a margin, rounded up to a tenth, so
+    // a low-risk cohort's bins are not crowded into a corner (the diagonal is still y = x)
+    let top = bins.iter().chain(others).flat_map(|b| [b.predicted, b.observed, b.upper]).filter(|v| v.is_finite()).fold(0.0f64, f64::max);
+    let lim = ((top * 1.1 * 10.0).ceil() / 10.0).clamp(0.1, 1.0);
     render(P, (W, H), |root| {
         let mut chart = ChartBuilder::on(root)
             .caption(format!("Calibration at t = {horizon}"), (FONT, 18))
             .margin(10)
             .x_label_area_size(35)
             .y_label_area_size(45)
-            .build_cartesian_2d(0.0..1.0, 0.0..1.0)
+            .build_cartesian_2d(0.0..lim, 0.0..lim)
             .map_err(draw_err(P))?;
         chart
             .configure_mesh()
@@ -379,7 +389,7 @@ pub fn calibration_plot(bins: &[CalibrationBin], horizon: f64) -> Result<String,
             .map_err(draw_err(P))?;
         chart
             .draw_series(std::iter::once(PathElement::new(
-                vec![(0.0, 0.0), (1.0, 1.0)],
+                vec![(0.0, 0.0), (lim, lim)],
                 RGBColor(150, 150, 150).stroke_width(1),
             )))
             .map_err(draw_err(P))?;
@@ -418,7 +428,8 @@ pub fn forest_plot(rows: &[ForestRow], reference: f64, title: &str) -> Result<St
     let pad = if hi > lo { (hi - lo) * 0.08 } else { 0.05 };
     let (lo, hi) = (lo - pad, hi + pad);
     let n = rows.len();
-    let h = 90 + 30 * n as u32;
+    // at least tall enough that one row leaves room for the axis labels
+    let h = (90 + 30 * n as u32).max(170);
     render(P, (W, h), |root| {
         let mut chart = ChartBuilder::on(root)
             .caption(title, (FONT, 18))
@@ -467,6 +478,24 @@ pub fn forest_plot(rows: &[ForestRow], reference: f64, title: &str) -> Result<St
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn calibration_axes_fit_the_bins_and_can_be_shared() {
+        let low = [
+            CalibrationBin { predicted: 0.05, observed: 0.04, lower: 0.0, upper: 0.12 },
+            CalibrationBin { predicted: 0.22, observed: 0.25, lower: 0.15, upper: 0.33 },
+        ];
+        let high = [CalibrationBin { predicted: 0.9, observed: 0.85, lower: 0.7, upper: 0.95 }];
+        let tick = |svg: &str, t: &str| svg.contains(&format!(">\n{t}\n</text>"));
+        // 0.33 · 1.1 → axes to 0.4
+        let alone = calibration_plot(&low, 1825.0).unwrap();
+        assert!(tick(&alone, "0.4") && !tick(&alone, "0.5") && !tick(&alone, "1.0"), "{alone}");
+        // drawn beside plots reaching 0.95, the same bins get the full scale
+        let shared = calibration_plot_over(&low, 1825.0, &high).unwrap();
+        assert!(tick(&shared, "1.0"), "{shared}");
+        assert_eq!(shared, calibration_plot_over(&low, 1825.0, &high).unwrap());
+    }
+
     use super::*;
 
     /// Minimal XML well-formedness check: balanced, properly nested tags with quoted attributes,

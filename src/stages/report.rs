@@ -65,7 +65,7 @@ impl StageKind for Report {
         "report"
     }
     fn version(&self) -> u32 {
-        2
+        3
     }
     fn about(&self) -> &'static str {
         "one self-contained HTML page: cohort, slide QC, KM/ROC/calibration, arms, provenance"
