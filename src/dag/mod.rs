@@ -156,9 +156,11 @@ pub fn build(spec: &Spec, stat: &mut StatCache) -> Result<Dag> {
     // per arm: stage name → (fanout, [(item id, node)])
     type Placed<'a> = HashMap<&'a str, (Fanout, Vec<(Option<String>, usize)>)>;
     let mut placed: Vec<Placed> = vec![HashMap::new(); spec.arms.len()];
+    let by_name: Vec<HashMap<&str, &StageDecl>> =
+        spec.arms.iter().map(|arm| arm.stages.iter().map(|s| (s.name.as_str(), s.as_ref())).collect()).collect();
     for &si in &order {
         for (ai, arm) in spec.arms.iter().enumerate() {
-            let by_name: HashMap<&str, &StageDecl> = arm.stages.iter().map(|s| (s.name.as_str(), s.as_ref())).collect();
+            let by_name = &by_name[ai];
             let decl = &arm.stages[si];
             let gathers = decl.kind.gathers_arms();
             let mut inputs = Vec::new();
