@@ -253,19 +253,23 @@ pub fn compile_str(text: &str, display: &str, file: PathBuf, root: PathBuf) -> R
 
     // publish directories are replaced whole: none may contain another
     let norm = |s: &str| -> Vec<String> { Path::new(s).components().filter_map(|c| c.as_os_str().to_str().filter(|x| *x != ".").map(str::to_string)).collect() };
-    for (i, a) in bases.iter().enumerate() {
-        for b in &bases[i + 1..] {
-            if let (Some(pa), Some(pb)) = (&a.publish, &b.publish) {
-                let (na, nb) = (norm(pa), norm(pb));
-                let (outer, inner, at) = if nb.starts_with(&na) { (a, b, &b.name) } else if na.starts_with(&nb) { (b, a, &a.name) } else { continue };
-                return Err(cx.at_value(
-                    &p(&["stages", at, "publish"]),
-                    format!(
-                        "publish directory `{}` of stage `{}` is inside `{}` of stage `{}`, which is replaced whole when `{}` publishes; give them separate directories",
-                        inner.publish.as_deref().unwrap_or(""), inner.name, outer.publish.as_deref().unwrap_or(""), outer.name, outer.name
-                    ),
-                ));
-            }
+    let published: Vec<(&Base, &str, Vec<String>)> = bases.iter().filter_map(|b| b.publish.as_deref().map(|d| (b, d, norm(d)))).collect();
+    for (i, (a, pa, na)) in published.iter().enumerate() {
+        for (b, pb, nb) in &published[i + 1..] {
+            let ((outer, po), (inner, pi)) = if nb.starts_with(na) {
+                ((a, pa), (b, pb))
+            } else if na.starts_with(nb) {
+                ((b, pb), (a, pa))
+            } else {
+                continue;
+            };
+            return Err(cx.at_value(
+                &p(&["stages", &inner.name, "publish"]),
+                format!(
+                    "publish directory `{pi}` of stage `{}` is inside `{po}` of stage `{}`, which is replaced whole when `{}` publishes; give them separate directories",
+                    inner.name, outer.name, outer.name
+                ),
+            ));
         }
     }
 
