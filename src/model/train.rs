@@ -41,6 +41,7 @@ use super::design::{Column, Covariate, MissingPolicy, Standardizer};
 use super::error::{ModelError, Result};
 use super::leakage::{check_leakage, TransformRecord};
 use super::pca::Pca;
+use crate::survival::calibration::quantile_sorted as quantile;
 use crate::survival::{fit_cox, CoxOptions};
 
 /// A feature block reduced by PCA: one optional feature vector per patient.
@@ -384,14 +385,6 @@ pub fn partial_log_likelihood(time: &[f64], event: &[bool], risk: &[f64], rows: 
         i = j;
     }
     ll
-}
-
-/// Quantile with linear interpolation (type 7).
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    let h = (sorted.len() - 1) as f64 * q;
-    let lo = h.floor() as usize;
-    let hi = (lo + 1).min(sorted.len() - 1);
-    sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo])
 }
 
 /// Checks the transforms of one fit against the folds of `rows` (fold per row of the data;
