@@ -19,7 +19,6 @@ use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 
 use super::ingest::{read_clinical, Cell};
 use super::{resolved, typed, CheckCx, Checked, Fanout, InputRef, ParamError, RunCx, StageKind};
@@ -370,55 +369,54 @@ fn num(x: f64) -> String {
 }
 
 fn write_outputs(cx: &RunCx, p: &TrainParams, data: &TrainData, res: &crate::model::TrainResult, modalities: Vec<Value>) -> anyhow::Result<()> {
-    let csv = |name: &str, header: &str, rows: &mut dyn Iterator<Item = String>| -> anyhow::Result<()> {
-        let mut f = std::io::BufWriter::new(std::fs::File::create(cx.out.join(name))?);
-        writeln!(f, "{header}")?;
+    // csv::Writer quotes a field only when it must (e.g. a patient id with a comma)
+    let csv = |name: &str, header: &[&str], rows: &mut dyn Iterator<Item = Vec<String>>| -> anyhow::Result<()> {
+        let path = cx.out.join(name);
+        let mut w = csv::Writer::from_path(&path).with_context(|| format!("cannot create {}", path.display()))?;
+        w.write_record(header)?;
         for r in rows {
-            writeln!(f, "{r}")?;
+            w.write_record(&r)?;
         }
-        f.flush()?;
+        w.flush()?;
         Ok(())
     };
-    let q = |s: &str| -> String {
-        if s.contains([',', '"', '\n', '\r']) {
-            format!("\"{}\"", s.replace('"', "\"\""))
-        } else {
-            s.to_string()
-        }
-    };
+    let id = |x: usize| x.to_string();
     csv(
         "oof.csv",
-        "repeat,patient,fold,risk,time,event",
-        &mut res.oof.iter().map(|o| format!("{},{},{},{},{},{}", o.repeat, q(&o.patient), o.fold, num(o.risk), num(o.time), o.event as u8)),
+        &["repeat", "patient", "fold", "risk", "time", "event"],
+        &mut res.oof.iter().map(|o| vec![id(o.repeat), o.patient.clone(), id(o.fold), num(o.risk), num(o.time), id(o.event as usize)]),
     )?;
     csv(
         "inner_oof.csv",
-        "repeat,outer_fold,inner_fold,patient,risk,time,event",
-        &mut res.inner_oof.iter().map(|o| format!("{},{},{},{},{},{},{}", o.repeat, o.outer_fold, o.fold, q(&o.patient), num(o.risk), num(o.time), o.event as u8)),
+        &["repeat", "outer_fold", "inner_fold", "patient", "risk", "time", "event"],
+        &mut res
+            .inner_oof
+            .iter()
+            .map(|o| vec![id(o.repeat), id(o.outer_fold), id(o.fold), o.patient.clone(), num(o.risk), num(o.time), id(o.event as usize)]),
     )?;
     csv(
         "baseline.csv",
-        "repeat,fold,time,cumhaz",
-        &mut res.baselines.iter().flat_map(|b| b.times.iter().zip(&b.cumhaz).map(move |(t, h)| format!("{},{},{},{}", b.repeat, b.fold, num(*t), num(*h)))),
+        &["repeat", "fold", "time", "cumhaz"],
+        &mut res.baselines.iter().flat_map(|b| b.times.iter().zip(&b.cumhaz).map(move |(t, h)| vec![id(b.repeat), id(b.fold), num(*t), num(*h)])),
     )?;
     csv(
         "inner_baseline.csv",
-        "repeat,outer_fold,inner_fold,time,cumhaz",
+        &["repeat", "outer_fold", "inner_fold", "time", "cumhaz"],
         &mut res
             .inner_baselines
             .iter()
-            .flat_map(|b| b.times.iter().zip(&b.cumhaz).map(move |(t, h)| format!("{},{},{},{},{}", b.repeat, b.outer_fold, b.fold, num(*t), num(*h)))),
+            .flat_map(|b| b.times.iter().zip(&b.cumhaz).map(move |(t, h)| vec![id(b.repeat), id(b.outer_fold), id(b.fold), num(*t), num(*h)])),
     )?;
     // test patients' predicted survival at their fold's baseline times
-    let mut surv = Vec::new();
-    for b in &res.baselines {
-        for o in res.oof.iter().filter(|o| o.repeat == b.repeat && o.fold == b.fold) {
-            for (t, h) in b.times.iter().zip(&b.cumhaz) {
-                surv.push(format!("{},{},{},{},{}", b.repeat, b.fold, q(&o.patient), num(*t), num((-h * o.risk.exp()).exp())));
-            }
-        }
-    }
-    csv("survival.csv", "repeat,fold,patient,time,survival", &mut surv.into_iter())?;
+    csv(
+        "survival.csv",
+        &["repeat", "fold", "patient", "time", "survival"],
+        &mut res.baselines.iter().flat_map(|b| {
+            res.oof.iter().filter(move |o| o.repeat == b.repeat && o.fold == b.fold).flat_map(move |o| {
+                b.times.iter().zip(&b.cumhaz).map(move |(t, h)| vec![id(b.repeat), id(b.fold), o.patient.clone(), num(*t), num((-h * o.risk.exp()).exp())])
+            })
+        }),
+    )?;
     let n_events = data.event.iter().filter(|&&e| e).count();
     let folds: Vec<Value> = res
         .folds
