@@ -651,12 +651,6 @@ fn out_of(dir: &Path, run: &serde_json::Value, arm: &str, stage: &str) -> PathBu
     dir.join("cache/entries").join(&k[..2]).join(k).join("out")
 }
 
-fn csv_rows(p: &Path) -> Vec<std::collections::BTreeMap<String, String>> {
-    let mut r = csv::Reader::from_path(p).unwrap();
-    let h = r.headers().unwrap().clone();
-    r.records().map(|x| h.iter().zip(x.unwrap().iter()).map(|(a, b)| (a.to_string(), b.to_string())).collect()).collect()
-}
-
 fn cli_json(dir: &Path, args: &[&str]) -> serde_json::Value {
     let o = spatia(dir, args);
     assert!(o.status.success(), "{args:?}: {}", text(&o));

@@ -29,12 +29,6 @@ fn out_dirs(dir: &Path) -> BTreeMap<String, PathBuf> {
         .collect()
 }
 
-fn rows(p: &Path) -> Vec<BTreeMap<String, String>> {
-    let mut r = csv::Reader::from_path(p).unwrap();
-    let h = r.headers().unwrap().clone();
-    r.records().map(|x| h.iter().zip(x.unwrap().iter()).map(|(a, b)| (a.to_string(), b.to_string())).collect()).collect()
-}
-
 #[test]
 fn gse7390_arms_follow_the_contract() {
     let d = gse_project("[clinical]", "matrix:\n  model.modalities: [[clinical], [clinical, genes]]\n");
@@ -44,7 +38,7 @@ fn gse7390_arms_follow_the_contract() {
     assert_eq!(dirs.len(), 2, "{dirs:?}");
     let mut patients_by_arm = Vec::new();
     for (arm, dir) in &dirs {
-        let oof = rows(&dir.join("oof.csv"));
+        let oof = csv_rows(&dir.join("oof.csv"));
         // 198 rows, 2 without grade dropped
         assert_eq!(oof.len(), 196, "{arm}");
         let ids: BTreeSet<&str> = oof.iter().map(|r| r["patient"].as_str()).collect();
@@ -63,8 +57,8 @@ fn gse7390_arms_follow_the_contract() {
         let c = spatia::survival::harrell(&t, &e, &k).unwrap().harrell;
         assert!(c > 0.55, "{arm}: out-of-fold C {c}");
         // survival.csv is exp(-H0(t) e^risk) from the fold's baseline
-        let base = rows(&dir.join("baseline.csv"));
-        let surv = rows(&dir.join("survival.csv"));
+        let base = csv_rows(&dir.join("baseline.csv"));
+        let surv = csv_rows(&dir.join("survival.csv"));
         let r0 = &oof[0];
         let fold = &r0["fold"];
         let risk: f64 = r0["risk"].parse().unwrap();
@@ -80,7 +74,7 @@ fn gse7390_arms_follow_the_contract() {
             assert!((s["survival"].parse::<f64>().unwrap() - want).abs() < 1e-12);
         }
         // inner predictions: each outer fold's training patients once, never its test patients
-        let inner = rows(&dir.join("inner_oof.csv"));
+        let inner = csv_rows(&dir.join("inner_oof.csv"));
         let fold_of: BTreeMap<&str, &str> = oof.iter().map(|r| (r["patient"].as_str(), r["fold"].as_str())).collect();
         for f in 0..4 {
             let f = f.to_string();
