@@ -127,6 +127,41 @@ pub fn env_name(name: &str) -> String {
         .collect()
 }
 
+/// The path component for a cohort id (patient or slide): ids never become raw path
+/// components. A safe slug of the id (ASCII letters, digits, `-`, `_`; anything else `_`; at
+/// most 48 characters) plus `-` and the first 10 hex digits of the id's blake3, so distinct ids
+/// never share a directory, `..`, `/`, control characters and case-folding filesystems are
+/// harmless, and the directory still reads like the id.
+pub fn id_path_component(id: &str) -> String {
+    let slug: String = id
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .take(48)
+        .collect();
+    let d = blake3::hash(id.as_bytes()).to_hex();
+    format!("{slug}-{}", &d[..10])
+}
+
+/// Whether a character is a bidirectional-text control (they can make an id display as another,
+/// e.g. U+202E RIGHT-TO-LEFT OVERRIDE).
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// An id made safe to show (page, log, terminal): bidi and other control characters are
+/// written as `<U+XXXX>`, so an id always displays as what it is.
+pub fn display_id(id: &str) -> String {
+    let mut out = String::with_capacity(id.len());
+    for c in id.chars() {
+        if c.is_control() || is_bidi_control(c) {
+            out.push_str(&format!("<U+{:04X}>", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Hex of a blake3 digest.
 pub fn hex(h: &blake3::Hash) -> String {
     h.to_hex().to_string()
@@ -158,6 +193,24 @@ mod tests {
     #[test]
     fn keys_sorted_lists_kept() {
         assert_eq!(canonical_json(&json!({"b": [2, 1], "a": null})), r#"{"a":null,"b":[2,1]}"#);
+    }
+
+    #[test]
+    fn ids_become_safe_distinct_components() {
+        let a = id_path_component("../../../victim");
+        assert!(!a.contains('/') && !a.starts_with('.'), "{a}");
+        assert_ne!(id_path_component("P-1"), id_path_component("P_1"));
+        assert_ne!(id_path_component("ab"), id_path_component("AB"));
+        assert!(id_path_component("P001").starts_with("P001-"));
+        assert_eq!(id_path_component("").len(), 11);
+        assert!(id_path_component(&"x".repeat(500)).len() <= 59);
+    }
+
+    #[test]
+    fn bidi_controls_are_shown_escaped() {
+        assert_eq!(display_id("P1\u{202E}gpj.exe"), "P1<U+202E>gpj.exe");
+        assert_eq!(display_id("a\tb"), "a<U+0009>b");
+        assert_eq!(display_id("Müller-7"), "Müller-7");
     }
 
     #[test]
