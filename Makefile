@@ -7,7 +7,7 @@ SPATIA := target/release/spatia
 TORCH_ENV = eval "$$(bash scripts/setup-torch.sh --env)" &&
 FEATURES ?= --features torch
 
-.PHONY: setup build demo test bench clean-cache
+.PHONY: setup build demo test bench soak clean-cache
 
 setup:
 	@bash scripts/setup.sh
@@ -31,6 +31,10 @@ test: setup
 
 bench: build
 	$(TORCH_ENV) $(CARGO) bench --locked $(FEATURES)
+
+# 100 SIGKILLs of the demo at random moments, then a full run and verify (15-30 min; not in test)
+soak: build
+	$(TORCH_ENV) $(CARGO) bench --locked $(FEATURES) --bench soak
 
 clean-cache:
 	rm -rf cache runs reports $(DEMO_DATA)
