@@ -65,12 +65,15 @@ pub struct Marker {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
     /// Every published file (the marker excepted), sorted by path.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<OutputFile>,
     pub tool: String,
     pub published: String,
     /// `pid@host` of the publishing run.
     pub by: String,
+    /// The staging directory this copy was made in (unique: tells two copies apart).
+    #[serde(default)]
+    pub copy: String,
 }
 
 impl Marker {
@@ -86,6 +89,7 @@ impl Marker {
             tool: crate::provenance::tool_version(),
             published: crate::util::now_rfc3339(),
             by: format!("{}@{}", std::process::id(), crate::util::hostname()),
+            copy: String::new(),
         }
     }
 }
@@ -112,7 +116,7 @@ fn inspect(p: &Path) -> Result<State> {
     let md = match std::fs::symlink_metadata(p) {
         Ok(m) => m,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(State::Missing),
-        Err(e) => return Err(anyhow!("cannot inspect {}: {e}", p.display())),
+        Err(e) => return Err(anyhow::Error::new(e).context(format!("cannot inspect {}", p.display()))),
     };
     if md.file_type().is_symlink() {
         return Ok(State::NotDir("is a symbolic link"));
@@ -130,7 +134,7 @@ fn inspect(p: &Path) -> Result<State> {
             })
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(anyhow!("cannot read {}: {e}", mp.display())),
+        Err(e) => return Err(anyhow::Error::new(e).context(format!("cannot read {}", mp.display()))),
     }
     if std::fs::symlink_metadata(p.join(LEGACY_STAMP)).map(|m| m.is_file()).unwrap_or(false) {
         return Ok(State::Legacy);
@@ -359,6 +363,36 @@ fn note(target: &Path, msg: &str) {
     eprintln!("spatia: publish {}: {msg}", target.display());
 }
 
+/// What happened to a stage's publishes that deserves a line on stderr.
+#[derive(Default)]
+struct Notes {
+    targets: usize,
+    repaired: Vec<(PathBuf, String)>,
+    raced: Vec<PathBuf>,
+}
+
+impl Notes {
+    fn say(&self, base: &Path, per_item: bool) {
+        if let Some((t, what)) = self.repaired.first() {
+            if per_item {
+                note(
+                    base,
+                    &format!("{} of {} item copies were incomplete or changed (e.g. {what} in {}); published them again", self.repaired.len(), self.targets, t.display()),
+                );
+            } else {
+                note(t, &format!("the published copy was incomplete or changed ({what}); published it again"));
+            }
+        }
+        if !self.raced.is_empty() {
+            if per_item {
+                note(base, &format!("another run published {} of {} items at the same time; the last copy published wins", self.raced.len(), self.targets));
+            } else {
+                note(base, "another run published it at the same time; the last copy published wins");
+            }
+        }
+    }
+}
+
 fn refused(target: &Path, stage: &str, why: &str) -> anyhow::Error {
     anyhow!(
         "publish directory {} of stage `{stage}` exists and is not a Spatia publish: {why}. Spatia never deletes or overwrites what it did not create: move it away, or set the stage's `publish:` to another directory",
@@ -409,6 +443,7 @@ fn stage_entry(src: &Path, target: &Path, stage: &str, item: Option<&str>, key: 
         listed.push(OutputFile { path: f.rel, blake3, size: f.size });
     }
     let mut m = Marker::new(What::Entry, stage, item, Some(key));
+    m.copy = tmp.path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
     m.digest = Some(combined(&listed));
     m.files = listed;
     write_marker(&tmp.path, &m)?;
@@ -421,8 +456,9 @@ fn is_taken(e: &io::Error) -> bool {
 
 /// Puts the directory `tmp` at `target` (which holds something Spatia may replace, or
 /// nothing). Returns the marker text of what was replaced (`Ok(None)`: nothing was there), or
-/// `Err(None)` when the target changed under us and the caller should look again.
-fn put(tmp: &mut Tmp, target: &Path, stage: &str) -> Result<std::result::Result<Option<String>, ()>> {
+/// `Err(())` when the target changed under us and the caller should look again (also when it
+/// was found missing, `was_missing`, and now exists).
+fn put(tmp: &mut Tmp, target: &Path, stage: &str, was_missing: bool) -> Result<std::result::Result<Option<String>, ()>> {
     match std::fs::symlink_metadata(target) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             return match std::fs::rename(&tmp.path, target) {
@@ -435,6 +471,7 @@ fn put(tmp: &mut Tmp, target: &Path, stage: &str) -> Result<std::result::Result<
             };
         }
         Err(e) => bail!("cannot inspect {}: {e}", target.display()),
+        Ok(_) if was_missing => return Ok(Err(())),
         Ok(_) => {}
     }
     let swapped = match exchange(&tmp.path, target) {
@@ -446,7 +483,7 @@ fn put(tmp: &mut Tmp, target: &Path, stage: &str) -> Result<std::result::Result<
     if swapped {
         // the old copy is now at tmp.path: make sure it was Spatia's before removing it
         let old = std::fs::read_to_string(tmp.path.join(MARKER)).ok();
-        if let Err(why) = owned(&tmp.path)? {
+        if let Err(why) = owned(&tmp.path).unwrap_or_else(|e| Err(format!("{e:#}"))) {
             let back = exchange(&tmp.path, target);
             if !matches!(back, Ok(true)) {
                 tmp.armed = false;
@@ -471,7 +508,7 @@ fn put(tmp: &mut Tmp, target: &Path, stage: &str) -> Result<std::result::Result<
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Err(())),
         Err(e) => bail!("cannot move {} aside to {}: {e}", target.display(), aside.path.display()),
     }
-    if let Err(why) = owned(&aside.path)? {
+    if let Err(why) = owned(&aside.path).unwrap_or_else(|e| Err(format!("{e:#}"))) {
         if std::fs::rename(&aside.path, target).is_err() {
             bail!("publish directory {} of stage `{stage}` changed while publishing; it is kept at {} ({why})", target.display(), aside.path.display());
         }
@@ -500,47 +537,94 @@ fn put(tmp: &mut Tmp, target: &Path, stage: &str) -> Result<std::result::Result<
     }
 }
 
-/// Publishes one entry's outputs `src` at `target`.
-pub fn publish_entry(src: &Path, target: &Path, stage: &str, item: Option<&str>, key: &str) -> Result<()> {
-    let parent = target.parent().ok_or_else(|| anyhow!("cannot publish to {}: it has no parent directory", target.display()))?;
-    let mut staged: Option<Tmp> = None;
-    for _ in 0..8 {
-        let state = inspect(target)?;
-        let mut damaged = None;
-        let mut seen = None;
-        if let State::Marked(m, text) = &state {
-            seen = Some(text.clone());
-            if m.what == What::Entry && m.key.as_deref() == Some(key) {
-                match check_content(target, m)? {
-                    Content::Complete => {
-                        if staged.is_some() {
-                            note(target, "another run published the same result meanwhile; kept its copy");
-                        }
-                        return Ok(());
-                    }
-                    Content::Damaged(what) => damaged = Some(what),
-                    Content::Foreign(_) => {}
-                }
+/// What publishing one target did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The target already held this key, complete: nothing was written.
+    Unchanged,
+    Published,
+    /// The target held this key but was incomplete or changed (what, described): published again.
+    Repaired(String),
+    /// Another run published the target at the same time; the last one published wins.
+    Raced,
+}
+
+/// Whether an error comes from a file that vanished (the target was being replaced while it
+/// was read).
+fn vanished(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<io::Error>().is_some_and(|x| x.kind() == io::ErrorKind::NotFound))
+}
+
+/// The marker text at `dir` now (None: none).
+fn marker_text(dir: &Path) -> Option<String> {
+    std::fs::read_to_string(dir.join(MARKER)).ok()
+}
+
+/// What to do with a publish target, as found.
+enum Verdict {
+    /// It holds this key, complete.
+    Complete,
+    /// Nothing there (`missing`), or something Spatia may replace (`damaged`: this key, but
+    /// incomplete or changed).
+    Replace { missing: bool, damaged: Option<String> },
+    /// Not Spatia's: why.
+    Refuse(String),
+}
+
+/// Looks at a target: the verdict, and the marker text it was based on.
+fn examine(target: &Path, key: &str) -> Result<(Verdict, Option<String>)> {
+    let state = inspect(target)?;
+    let mut damaged = None;
+    let mut seen = None;
+    if let State::Marked(m, text) = &state {
+        seen = Some(text.clone());
+        if m.what == What::Entry && m.key.as_deref() == Some(key) {
+            match check_content(target, m)? {
+                Content::Complete => return Ok((Verdict::Complete, seen)),
+                Content::Damaged(what) => damaged = Some(what),
+                Content::Foreign(_) => {}
             }
         }
-        if let Err(why) = owned(target)? {
-            return Err(refused(target, stage, &why));
+    }
+    if let Err(why) = owned(target)? {
+        return Ok((Verdict::Refuse(why), seen));
+    }
+    Ok((Verdict::Replace { missing: matches!(state, State::Missing), damaged }, seen))
+}
+
+/// Publishes one entry's outputs `src` at `target`.
+pub fn publish_entry(src: &Path, target: &Path, stage: &str, item: Option<&str>, key: &str) -> Result<Outcome> {
+    let parent = target.parent().ok_or_else(|| anyhow!("cannot publish to {}: it has no parent directory", target.display()))?;
+    let mut staged: Option<Tmp> = None;
+    for _ in 0..16 {
+        let (verdict, seen) = match examine(target, key) {
+            Ok(v) => v,
+            Err(e) if vanished(&e) => continue,
+            Err(e) => return Err(e),
+        };
+        // another run replaced the target while it was being read: look again
+        if marker_text(target) != seen {
+            continue;
         }
+        let (missing, damaged) = match verdict {
+            // staged already: another run put this very result there meanwhile
+            Verdict::Complete => return Ok(if staged.is_some() { Outcome::Raced } else { Outcome::Unchanged }),
+            Verdict::Refuse(why) => return Err(refused(target, stage, &why)),
+            Verdict::Replace { missing, damaged } => (missing, damaged),
+        };
         if staged.is_none() {
             std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
             staged = Some(stage_entry(src, target, stage, item, key)?);
         }
         let Some(tmp) = staged.as_mut() else { continue };
-        match put(tmp, target, stage)? {
+        match put(tmp, target, stage, missing)? {
             Err(()) => continue,
             Ok(old) => {
-                if let Some(what) = damaged {
-                    note(target, &format!("the published copy was incomplete or changed ({what}); published it again"));
-                }
-                if old.is_some() && old != seen {
-                    note(target, "replaced a copy another run published meanwhile (the last one published wins)");
-                }
-                return Ok(());
+                return Ok(match damaged {
+                    Some(what) => Outcome::Repaired(what),
+                    None if old.is_some() && old != seen => Outcome::Raced,
+                    None => Outcome::Published,
+                })
             }
         }
     }
@@ -549,20 +633,30 @@ pub fn publish_entry(src: &Path, target: &Path, stage: &str, item: Option<&str>,
 
 /// Makes sure `dir` is a Spatia items directory (for a per-item stage's publishes).
 pub fn ensure_items(dir: &Path, stage: &str) -> Result<()> {
-    for _ in 0..8 {
-        let state = inspect(dir)?;
-        match &state {
-            State::Marked(m, _) if m.what == What::Items => return Ok(()),
-            _ => {}
+    for _ in 0..16 {
+        let state = match inspect(dir) {
+            Ok(s) => s,
+            Err(e) if vanished(&e) => continue,
+            Err(e) => return Err(e),
+        };
+        if let State::Marked(m, _) = &state {
+            if m.what == What::Items {
+                return Ok(());
+            }
         }
-        if let Err(why) = owned(dir)? {
-            return Err(refused(dir, stage, &why));
+        let seen = marker_text(dir);
+        match owned(dir) {
+            Ok(Ok(())) => {}
+            Err(e) if vanished(&e) => continue,
+            Err(e) => return Err(e),
+            Ok(Err(_)) if marker_text(dir) != seen => continue,
+            Ok(Err(why)) => return Err(refused(dir, stage, &why)),
         }
         let marker = Marker::new(What::Items, stage, None, None);
         match state {
             State::Empty | State::Unmarked => {
                 // an empty directory, or one of an earlier version's per-item publishes: adopt it
-                let tmp = dir.join(format!(".{MARKER}{TMP_TAG}{}-{}", host_tag(), std::process::id()));
+                let tmp = tmp_path(&dir.join(MARKER));
                 let text = serde_json::to_string_pretty(&marker).context("cannot encode the publish marker")? + "\n";
                 std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
                 std::fs::rename(&tmp, dir.join(MARKER)).with_context(|| format!("cannot write {}", dir.join(MARKER).display()))?;
@@ -575,7 +669,7 @@ pub fn ensure_items(dir: &Path, stage: &str) -> Result<()> {
                 let mut tmp = Tmp { path: tmp_path(dir), armed: true };
                 std::fs::create_dir(&tmp.path).with_context(|| format!("cannot create {}", tmp.path.display()))?;
                 write_marker(&tmp.path, &marker)?;
-                match put(&mut tmp, dir, stage)? {
+                match put(&mut tmp, dir, stage, matches!(state, State::Missing))? {
                     Ok(_) => return Ok(()),
                     Err(()) => continue,
                 }
@@ -641,6 +735,7 @@ pub fn publish(spec: &Spec, dag: &Dag, cache: &Cache, done: &[bool]) -> Result<(
     let mut seen: HashMap<PathBuf, usize> = HashMap::new();
     let mut cleaned: HashSet<PathBuf> = HashSet::new();
     let mut errors: Vec<String> = Vec::new();
+    let mut notes: Vec<(PathBuf, bool, Notes)> = Vec::new();
     for i in todo {
         let node = &dag.nodes[i];
         let Some(rel) = node.decl.publish.as_deref() else { continue };
@@ -654,6 +749,13 @@ pub fn publish(spec: &Spec, dag: &Dag, cache: &Cache, done: &[bool]) -> Result<(
             r.map_err(|e| errors.push(format!("{e:#}"))).ok()
         });
         let Some(base) = base.clone() else { continue };
+        let at = match notes.iter().position(|(b, _, _)| *b == base) {
+            Some(at) => at,
+            None => {
+                notes.push((base.clone(), node.item.is_some(), Notes::default()));
+                notes.len() - 1
+            }
+        };
         let target = match &node.item {
             Some(it) => base.join(crate::util::id_path_component(&it.id)),
             None => base,
@@ -678,9 +780,17 @@ pub fn publish(spec: &Spec, dag: &Dag, cache: &Cache, done: &[bool]) -> Result<(
             }
         }
         let item = node.item.as_ref().map(|x| x.id.as_str());
-        if let Err(e) = publish_entry(&cache.out_dir(&node.key), &target, &node.stage, item, &node.key) {
-            errors.push(format!("{e:#}"));
+        let n = &mut notes[at].2;
+        n.targets += 1;
+        match publish_entry(&cache.out_dir(&node.key), &target, &node.stage, item, &node.key) {
+            Ok(Outcome::Repaired(what)) => n.repaired.push((target, what)),
+            Ok(Outcome::Raced) => n.raced.push(target),
+            Ok(Outcome::Published | Outcome::Unchanged) => {}
+            Err(e) => errors.push(format!("{e:#}")),
         }
+    }
+    for (base, per_item, n) in &notes {
+        n.say(base, *per_item);
     }
     match errors.len() {
         0 => Ok(()),
@@ -727,7 +837,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let src = entry(&d.path().join("src"), &[("a.txt", "A"), ("sub/b.txt", "B")]);
         let t = d.path().join("reports/x");
-        publish_entry(&src, &t, "s", None, "k1").unwrap();
+        assert_eq!(publish_entry(&src, &t, "s", None, "k1").unwrap(), Outcome::Published);
         assert_eq!(read(&t.join("a.txt")), "A");
         assert_eq!(read(&t.join("sub/b.txt")), "B");
         let m = marker(&t);
@@ -746,7 +856,7 @@ mod tests {
         publish_entry(&src, &t, "s", None, "k1").unwrap();
         let before = read(&t.join(MARKER));
         std::thread::sleep(std::time::Duration::from_millis(5));
-        publish_entry(&src, &t, "s", None, "k1").unwrap();
+        assert_eq!(publish_entry(&src, &t, "s", None, "k1").unwrap(), Outcome::Unchanged);
         assert_eq!(read(&t.join(MARKER)), before, "the marker was rewritten");
     }
 
@@ -755,7 +865,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let t = d.path().join("out");
         publish_entry(&entry(&d.path().join("s1"), &[("old.txt", "1"), ("both.txt", "1")]), &t, "s", None, "k1").unwrap();
-        publish_entry(&entry(&d.path().join("s2"), &[("both.txt", "2")]), &t, "s", None, "k2").unwrap();
+        assert_eq!(publish_entry(&entry(&d.path().join("s2"), &[("both.txt", "2")]), &t, "s", None, "k2").unwrap(), Outcome::Published);
         assert_eq!(listing(&t), [MARKER, "both.txt"]);
         assert_eq!(read(&t.join("both.txt")), "2");
         assert_eq!(marker(&t).key.as_deref(), Some("k2"));
@@ -804,7 +914,7 @@ mod tests {
         std::fs::remove_file(t.join("b.txt")).unwrap();
         std::fs::write(t.join("c/d.txt"), "truncated").unwrap();
         assert!(matches!(check_content(&t, &marker(&t)).unwrap(), Content::Damaged(_)));
-        publish_entry(&src, &t, "s", None, "k1").unwrap();
+        assert!(matches!(publish_entry(&src, &t, "s", None, "k1").unwrap(), Outcome::Repaired(_)));
         assert_eq!(read(&t.join("b.txt")), "B");
         assert_eq!(read(&t.join("c/d.txt")), "D");
         assert_eq!(check_content(&t, &marker(&t)).unwrap(), Content::Complete);
@@ -859,6 +969,32 @@ mod tests {
         assert_eq!(read(&victim.join("keep.txt")), "precious");
         assert_eq!(listing(d.path()), ["proj", "src", "victim"]);
         assert_eq!(listing(&items).len(), 6);
+    }
+
+    #[test]
+    fn concurrent_publishers_leave_one_complete_copy() {
+        let d = tempfile::tempdir().unwrap();
+        let names: Vec<String> = (0..60).map(|i| format!("f{i}.txt")).collect();
+        let a: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "a")).collect();
+        let b: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "b")).collect();
+        let (sa, sb) = (entry(&d.path().join("sa"), &a), entry(&d.path().join("sb"), &b));
+        let t = d.path().join("out/shared");
+        std::thread::scope(|s| {
+            for w in 0..4 {
+                let (src, key) = if w % 2 == 0 { (&sa, "ka") } else { (&sb, "kb") };
+                let t = &t;
+                s.spawn(move || {
+                    for _ in 0..15 {
+                        publish_entry(src, t, "s", None, key).unwrap();
+                    }
+                });
+            }
+        });
+        let m = marker(&t);
+        assert_eq!(check_content(&t, &m).unwrap(), Content::Complete);
+        let want = if m.key.as_deref() == Some("ka") { "a" } else { "b" };
+        assert!(names.iter().all(|n| read(&t.join(n)) == want), "a mix of two publishes");
+        assert_eq!(listing(&d.path().join("out")), ["shared"], "staging left behind");
     }
 
     #[test]
