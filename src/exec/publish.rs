@@ -100,8 +100,8 @@ enum State {
     Missing,
     /// An empty directory: replacing it loses nothing.
     Empty,
-    /// A Spatia publish (marker, and its text as read).
-    Marked(Marker, String),
+    /// A Spatia publish.
+    Marked(Marker),
     /// A directory with an earlier version's `.spatia-key` stamp.
     Legacy,
     /// A non-empty directory with no marker.
@@ -128,7 +128,7 @@ fn inspect(p: &Path) -> Result<State> {
     match std::fs::read_to_string(&mp) {
         Ok(text) => {
             return Ok(match serde_json::from_str::<Marker>(&text) {
-                Ok(m) if m.format == FORMAT => State::Marked(m, text),
+                Ok(m) if m.format == FORMAT => State::Marked(m),
                 Ok(m) => State::BadMarker(format!("{} has format `{}`, expected `{FORMAT}`", mp.display(), m.format)),
                 Err(e) => State::BadMarker(format!("{} is not a Spatia publish marker ({e})", mp.display())),
             })
@@ -259,12 +259,12 @@ fn owned_under(top: &Path, p: &Path) -> Result<std::result::Result<(), String>> 
         State::NotDir(what) if p == top => Ok(Err(format!("it {what}"))),
         State::NotDir(_) => Ok(Err(format!("it holds `{}`, which no {MARKER} marker covers", rel()))),
         State::BadMarker(why) => Ok(Err(why)),
-        State::Marked(m, _) if m.what == What::Entry => match unlisted(&files(p)?, &m) {
+        State::Marked(m) if m.what == What::Entry => match unlisted(&files(p)?, &m) {
             f if f.is_empty() => Ok(Ok(())),
             f if p == top => Ok(Err(format!("it holds files its {MARKER} does not list: {}", list(&f)))),
             f => Ok(Err(format!("its `{}` holds files its {MARKER} does not list: {}", rel(), list(&f)))),
         },
-        State::Marked(..) | State::Unmarked => {
+        State::Marked(_) | State::Unmarked => {
             // an items directory, or an unmarked one: Spatia's if everything in it is
             let rd = std::fs::read_dir(p).with_context(|| format!("cannot list {}", p.display()))?;
             for e in rd {
@@ -501,7 +501,12 @@ fn put(tmp: &mut Tmp, target: &Path, stage: &str, was_missing: bool) -> Result<s
         }
         return Ok(Ok(old));
     }
-    // no exchange on this filesystem: move the old copy aside, then the new one in
+    put_aside(tmp, target, stage)
+}
+
+/// [`put`] where directories cannot be exchanged: moves the old copy aside, then the new one
+/// in, then removes the old one (moving it back if the new one cannot go in).
+fn put_aside(tmp: &mut Tmp, target: &Path, stage: &str) -> Result<std::result::Result<Option<String>, ()>> {
     let mut aside = Tmp { path: tmp_path(target), armed: false };
     match std::fs::rename(target, &aside.path) {
         Ok(()) => {}
@@ -573,11 +578,10 @@ enum Verdict {
 
 /// Looks at a target: the verdict, and the marker text it was based on.
 fn examine(target: &Path, key: &str) -> Result<(Verdict, Option<String>)> {
+    let seen = marker_text(target);
     let state = inspect(target)?;
     let mut damaged = None;
-    let mut seen = None;
-    if let State::Marked(m, text) = &state {
-        seen = Some(text.clone());
+    if let State::Marked(m) = &state {
         if m.what == What::Entry && m.key.as_deref() == Some(key) {
             match check_content(target, m)? {
                 Content::Complete => return Ok((Verdict::Complete, seen)),
@@ -639,7 +643,7 @@ pub fn ensure_items(dir: &Path, stage: &str) -> Result<()> {
             Err(e) if vanished(&e) => continue,
             Err(e) => return Err(e),
         };
-        if let State::Marked(m, _) = &state {
+        if let State::Marked(m) = &state {
             if m.what == What::Items {
                 return Ok(());
             }
@@ -891,6 +895,10 @@ mod tests {
         std::os::unix::fs::symlink(&t, &l).unwrap();
         assert!(publish_entry(&src, &l, "s", None, "k1").unwrap_err().to_string().contains("symbolic link"));
         assert_eq!(listing(&t), ["thesis.docx"]);
+        // so is a directory whose marker is not Spatia's
+        let b = entry(&d.path().join("bad"), &[(MARKER, "{not json"), ("keep.txt", "k")]);
+        assert!(publish_entry(&src, &b, "s", None, "k1").unwrap_err().to_string().contains("not a Spatia publish marker"));
+        assert_eq!(listing(&b), [MARKER, "keep.txt"]);
     }
 
     #[test]
@@ -995,6 +1003,25 @@ mod tests {
         let want = if m.key.as_deref() == Some("ka") { "a" } else { "b" };
         assert!(names.iter().all(|n| read(&t.join(n)) == want), "a mix of two publishes");
         assert_eq!(listing(&d.path().join("out")), ["shared"], "staging left behind");
+    }
+
+    #[test]
+    fn replacing_without_exchange_moves_aside_then_in() {
+        let d = tempfile::tempdir().unwrap();
+        let t = d.path().join("out");
+        publish_entry(&entry(&d.path().join("s1"), &[("a.txt", "1")]), &t, "s", None, "k1").unwrap();
+        let mut tmp = stage_entry(&entry(&d.path().join("s2"), &[("b.txt", "2")]), &t, "s", None, "k2").unwrap();
+        assert!(put_aside(&mut tmp, &t, "s").unwrap().is_ok());
+        drop(tmp);
+        assert_eq!(listing(&t), [MARKER, "b.txt"]);
+        assert_eq!(listing(d.path()), ["out", "s1", "s2"]);
+        // a foreign target is moved back untouched and refused
+        let mine = entry(&d.path().join("mine"), &[("thesis.txt", "work")]);
+        let mut tmp = stage_entry(&d.path().join("s2"), &mine, "s", None, "k2").unwrap();
+        assert!(put_aside(&mut tmp, &mine, "s").unwrap_err().to_string().contains("thesis.txt"));
+        drop(tmp);
+        assert_eq!(listing(&mine), ["thesis.txt"]);
+        assert_eq!(listing(d.path()), ["mine", "out", "s1", "s2"]);
     }
 
     #[test]

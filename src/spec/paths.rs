@@ -98,10 +98,13 @@ pub(super) fn check_publish(cx: &Ctx, root: &Path, file: &Path, cohort: Option<&
             guard(Path::new(s), "the slide manifest (cohort.slides)".into(), true);
         }
     }
+    let mut seen_inputs = std::collections::HashSet::new();
     for arm in arms {
         for d in &arm.stages {
             for inp in &d.checked.inputs {
-                guard(Path::new(&inp.path), format!("input `{}` of stage `{}`", inp.role, d.name), true);
+                if seen_inputs.insert(inp.path.as_str()) {
+                    guard(Path::new(&inp.path), format!("input `{}` of stage `{}`", inp.role, d.name), true);
+                }
             }
         }
     }
