@@ -5,6 +5,8 @@
 //! the key's lock, so two processes never compute one key: the second waits and reuses.
 //! Progress goes to indicatif bars (per stage, counting shards), to nothing (`quiet`) or to
 //! JSON lines on stdout (`json`).
+pub mod publish;
+
 use crate::cache::{Cache, InputRecord, Record, RECORD_SCHEMA_VERSION};
 use crate::dag::Dag;
 use crate::provenance::{NodeSummary, RunSummary, Status, RUN_SCHEMA_VERSION};
@@ -12,7 +14,7 @@ use crate::spec::Spec;
 use crate::stages::{Need, RunCx};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{mpsc, Mutex};
 use std::time::Instant;
 
@@ -167,14 +169,9 @@ pub fn run(spec: &Spec, dag: &Dag, cache: &Cache, opts: &Options) -> anyhow::Res
         b.finish();
     }
 
-    // publish copies
-    for (i, node) in dag.nodes.iter().enumerate() {
-        let ok = matches!(status[i].as_ref().map(|s| &s.status), Some(Status::Hit | Status::Miss | Status::Waited));
-        if let (true, Some(rel)) = (ok, &node.decl.publish) {
-            let dst = spec.root.join(rel).join(node.item.as_ref().map(|x| x.id.as_str()).unwrap_or(""));
-            publish(&cache.out_dir(&node.key), &dst, &node.key)?;
-        }
-    }
+    // publish copies (staged beside the target, moved into place atomically; see `publish`)
+    let done: Vec<bool> = status.iter().map(|s| matches!(s.as_ref().map(|s| &s.status), Some(Status::Hit | Status::Miss | Status::Waited))).collect();
+    publish::publish(spec, dag, cache, &done)?;
 
     let nodes: Vec<NodeSummary> = status.into_iter().map(|s| s.expect("every node has a status")).collect();
     let ok = nodes.iter().all(|s| matches!(s.status, Status::Hit | Status::Miss | Status::Waited));
@@ -355,32 +352,4 @@ fn run_node(spec: &Spec, dag: &Dag, cache: &Cache, i: usize) -> NodeSummary {
         Ok(_) => summary(node, Status::Miss, t0.elapsed().as_secs_f64(), None, None),
         Err(e) => fail(format!("cannot publish the entry: {e}"), None),
     }
-}
-
-/// Copies an entry's outputs to a publish directory unless it already holds this key.
-fn publish(src: &Path, dst: &Path, key: &str) -> anyhow::Result<()> {
-    let stamp = dst.join(".spatia-key");
-    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(key) {
-        return Ok(());
-    }
-    if dst.exists() {
-        std::fs::remove_dir_all(dst)?;
-    }
-    copy_tree(src, dst)?;
-    std::fs::write(stamp, key)?;
-    Ok(())
-}
-
-fn copy_tree(src: &Path, dst: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dst)?;
-    for e in std::fs::read_dir(src)? {
-        let e = e?;
-        let to = dst.join(e.file_name());
-        if e.file_type()?.is_dir() {
-            copy_tree(&e.path(), &to)?;
-        } else {
-            std::fs::copy(e.path(), &to)?;
-        }
-    }
-    Ok(())
 }

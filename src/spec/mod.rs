@@ -5,6 +5,7 @@
 //! exist, outputs stay inside the project — and expands the matrix into arms. Every error names
 //! `file:line:column` and what was expected. `spec` never hashes or runs anything.
 pub mod locate;
+pub mod paths;
 pub mod raw;
 
 use crate::stages::{self, CheckCx, Checked, StageKind};
@@ -251,28 +252,6 @@ pub fn compile_str(text: &str, display: &str, file: PathBuf, root: PathBuf) -> R
         bases.push(Base { name: name.to_string(), kind, needs, publish, params });
     }
 
-    // publish directories are replaced whole: none may contain another
-    let norm = |s: &str| -> Vec<String> { Path::new(s).components().filter_map(|c| c.as_os_str().to_str().filter(|x| *x != ".").map(str::to_string)).collect() };
-    let published: Vec<(&Base, &str, Vec<String>)> = bases.iter().filter_map(|b| b.publish.as_deref().map(|d| (b, d, norm(d)))).collect();
-    for (i, (a, pa, na)) in published.iter().enumerate() {
-        for (b, pb, nb) in &published[i + 1..] {
-            let ((outer, po), (inner, pi)) = if nb.starts_with(na) {
-                ((a, pa), (b, pb))
-            } else if na.starts_with(nb) {
-                ((b, pb), (a, pa))
-            } else {
-                continue;
-            };
-            return Err(cx.at_value(
-                &p(&["stages", &inner.name, "publish"]),
-                format!(
-                    "publish directory `{pi}` of stage `{}` is inside `{po}` of stage `{}`, which is replaced whole when `{}` publishes; give them separate directories",
-                    inner.name, outer.name, outer.name
-                ),
-            ));
-        }
-    }
-
     // needs name stages; no self-needs; no cycles
     let index: HashMap<&str, usize> = bases.iter().enumerate().map(|(i, b)| (b.name.as_str(), i)).collect();
     let names: Vec<&str> = bases.iter().map(|b| b.name.as_str()).collect();
@@ -423,6 +402,8 @@ pub fn compile_str(text: &str, display: &str, file: PathBuf, root: PathBuf) -> R
         }
         arms.push(Arm { name, settings, stages: decls });
     }
+
+    paths::check_publish(&cx, &root, &file, raw.cohort.as_ref(), &arms)?;
 
     Ok(Spec {
         name: raw.name,
