@@ -113,3 +113,20 @@ fn bag_column(path: &std::path::Path) -> Result<Vec<Option<String>>> {
     }
     Ok(out)
 }
+
+/// The header facts (level-0 size, µm/px) of each slide, by item id, read in parallel for
+/// plan-time checks. A slide that cannot be opened is left out: `ingest` reports it.
+pub fn slide_facts(slides: &[Item]) -> std::collections::HashMap<String, crate::stages::SlideFacts> {
+    use rayon::prelude::*;
+    slides
+        .par_iter()
+        .filter_map(|it| {
+            let path = it.attrs.get("path")?;
+            let over = it.attrs.get("mpp").and_then(|m| m.parse::<f64>().ok());
+            let slide = crate::slide::Slide::open(path, over).ok()?;
+            let (mx, my) = slide.mpp().ok()?;
+            let m = slide.meta();
+            Some((it.id.clone(), crate::stages::SlideFacts { width: m.width, height: m.height, mpp: (mx + my) / 2.0 }))
+        })
+        .collect()
+}
