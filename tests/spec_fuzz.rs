@@ -7,6 +7,7 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_yaml_ng::{Mapping, Value as Y};
 use spatia::spec::{compile_str, SpecError};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Valid specs the mutations start from.
 fn seeds() -> Vec<String> {
@@ -19,7 +20,7 @@ fn seeds() -> Vec<String> {
         "name: kinds\nseed: 3\ncohort:\n  clinical: c.csv\n  slides: s.csv\n  time: t\n  event: e\n  covariates: [age, grade]\n  categorical: [grade]\n  mpp_override: 0.5\n  missing: drop\nstages:\n  ingest: {kind: ingest}\n  tiles: {kind: tile, needs: [ingest], mpp: 1.0, size: 224, min_tissue: 0.3, stains: [HE, KI67], tissue: {threshold: 10, min_object_mm2: 0.1, min_hole_mm2: 0.2}}\n  ihc: {kind: stain, needs: [tiles], dab_threshold: 0.1, tissue_od: 0.05, stains: [KI67]}\n  feats: {kind: extract, needs: [tiles], encoder: handcrafted, batch: 16, workers: 2, precision: f16}\n  pre: {kind: extract, needs: [tiles], encoder: precomputed}\n  model: {kind: train, needs: [feats, ihc], modalities: [HE, stain, clinical, genes], blocks: {genes: {prefix: g}}, folds: 3, inner_folds: 3, repeats: 2, penalty: auto, penalties: [0.1, 1], pca: 3}\n  eval: {kind: evaluate, needs: [model], horizons: [365, 730], bootstrap: 50, ci: 0.9, groups: tertiles}\n  calib: {kind: calibrate, needs: [model], horizon: 730, bins: 4, ci: 0.9, recalibrate: false}\n  sh: {kind: command, needs: [eval], cmd: 'ls', inputs: [c.csv], shell: sh, foreach: patient, publish: out/sh}\n  report: {kind: report, needs: [eval, calib], title: T, qc_slides: 2, show_patient_ids: false, publish: out/report}\nmatrix:\n  tiles.size: [224, 256]\n  model.penalty: [auto, 0.5]\n"
             .to_string(),
     );
-    v.push("name: m\nstages:\n  a: {kind: command, cmd: 'echo a', x: {y: 1}}\n  b: {kind: command, cmd: 'echo b', needs: [a]}\nmatrix:\n  a.cmd: ['echo 1', 'echo 2', 'echo 3']\n  a.x.y: [1, 2]\n".to_string());
+    v.push("name: m\nstages:\n  a: {kind: command, cmd: 'echo a', shell: bash}\n  b.c: {kind: command, cmd: 'echo b', needs: [a]}\nmatrix:\n  a.cmd: ['echo 1', 'echo 2', 'echo 3']\n  a.shell: [bash, sh]\n  b.c.cmd: [x, y]\n".to_string());
     v
 }
 
@@ -274,13 +275,15 @@ fn specs(seeds: Vec<Y>) -> impl Strategy<Value = String> {
     ]
 }
 
-fn check(text: &str, root: &Path) -> Result<(), TestCaseError> {
+/// Compiles one text; `Ok(true)` when it compiled, `Ok(false)` when it was refused properly.
+fn check(text: &str, root: &Path) -> Result<bool, TestCaseError> {
     match compile_str(text, "spec.yaml", root.join("spec.yaml"), root.to_path_buf()) {
-        Ok(_) | Err(SpecError::Read { .. }) => Ok(()),
+        Ok(_) => Ok(true),
+        Err(SpecError::Read { .. }) => Ok(false),
         Err(SpecError::At { line, col, msg, .. }) => {
             prop_assert!(line >= 1 && col >= 1, "error without a location ({line}:{col}): {msg}\n--- spec:\n{text}");
             prop_assert!(!msg.is_empty(), "empty message\n--- spec:\n{text}");
-            Ok(())
+            Ok(false)
         }
     }
 }
@@ -294,10 +297,21 @@ fn generated_and_mutated_specs_never_panic_and_errors_have_locations() {
     for s in &texts {
         compile_str(&s, "spec.yaml", root.join("spec.yaml"), root.clone()).unwrap_or_else(|e| panic!("seed does not compile: {e}\n{s}"));
     }
-    let config = Config { cases: 10_000, failure_persistence: None, max_shrink_iters: 2_000, ..Config::default() };
+    // SPATIA_FUZZ_CASES raises the count for a longer hunt (never below the 10,000 floor)
+    let cases = std::env::var("SPATIA_FUZZ_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(10_000u32).max(10_000);
+    let config = Config { cases, failure_persistence: None, max_shrink_iters: 2_000, ..Config::default() };
     let mut runner = TestRunner::new(config);
-    let result = runner.run(&specs(docs), |text| check(&text, &root));
+    let (ok, err) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    let result = runner.run(&specs(docs), |text| {
+        let compiled = check(&text, &root)?;
+        (if compiled { &ok } else { &err }).fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    });
     if let Err(e) = result {
         panic!("{e}");
     }
+    let (ok, err) = (ok.into_inner(), err.into_inner());
+    eprintln!("{cases} cases: {ok} specs compiled, {err} refused with a location");
+    // the generator must reach past the parser: a fair share of valid specs
+    assert!(ok * 20 >= cases as usize, "only {ok} of {cases} generated specs compiled");
 }

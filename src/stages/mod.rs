@@ -247,8 +247,12 @@ pub struct SlideFacts {
 }
 
 /// Deserialises a kind's typed parameters, mapping serde's errors to a path and message.
+/// Integral floats are read as integers (`bootstrap: 1e3` is 1000; `repeats: 1e12` is then
+/// refused by its range, not by its type).
 pub fn typed<T: DeserializeOwned>(params: &Value) -> Result<T, ParamError> {
-    serde_path_to_error::deserialize::<_, T>(params).map_err(|e| {
+    let mut params = params.clone();
+    crate::util::normalize_numbers(&mut params);
+    serde_path_to_error::deserialize::<_, T>(&params).map_err(|e| {
         let mut path: Vec<Seg> = e
             .path()
             .iter()
