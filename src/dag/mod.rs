@@ -151,7 +151,8 @@ pub fn build(spec: &Spec, stat: &mut StatCache) -> Result<Dag> {
     let slides = if needs_slides { items::slides(spec, stat)? } else { Vec::new() };
     // limits that depend on the data (a tile µm/px finer than the slide's): the slides' headers
     let plans = spec.arms.iter().flat_map(|a| &a.stages).any(|s| s.checked.fanout == Fanout::PerSlide && s.kind.plans_slides());
-    let facts = if plans { items::slide_facts(&slides) } else { HashMap::new() };
+    let memo = stat.file().and_then(|f| f.parent()).map(|d| d.join("slide-facts.tsv"));
+    let facts = if plans { items::slide_facts(&slides, memo.as_deref()) } else { HashMap::new() };
     // Stage-major: every arm places stage s before any arm places s+1, so a kind that gathers
     // arms finds the needed stage placed in all of them. Matrices vary parameters only, so the
     // stage order is the same in every arm.
