@@ -6,6 +6,7 @@
 //! ([`slide`]), survival statistics ([`survival`]), feature extraction ([`features`]),
 //! cross-validated models ([`model`]), report plots and pages ([`report`]) and the demo cohort
 //! ([`demo`]) — know nothing about the orchestrator.
+pub mod bounds;
 pub mod cache;
 pub mod cli;
 pub mod dag;

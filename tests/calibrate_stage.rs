@@ -980,10 +980,10 @@ fn parameters_are_checked() {
     for (v, key, text) in [
         (json!({"horizon": 0}), "horizon", "finite time > 0"),
         (json!({"horizon": -5.0}), "horizon", "finite time > 0"),
-        (json!({"horizon": 100, "bins": 0}), "bins", "at least 1"),
-        (json!({"horizon": 100, "ci": 1.0}), "ci", "(0, 1)"),
-        (json!({"horizon": 100, "ci": 0}), "ci", "(0, 1)"),
-        (json!({"horizon": "5y"}), "horizon", "expected f64"),
+        (json!({"horizon": 100, "bins": 0}), "bins", "`bins` must be an integer from 1 to 100"),
+        (json!({"horizon": 100, "ci": 1.0}), "ci", "`ci` must be a number > 0 and ≤ 0.9999"),
+        (json!({"horizon": 100, "ci": 0}), "ci", "`ci` must be a number > 0 and ≤ 0.9999"),
+        (json!({"horizon": "5y"}), "horizon", "expected a number"),
         (
             json!({"horizon": 100, "recalibrate": "yes"}),
             "recalibrate",

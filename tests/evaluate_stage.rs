@@ -541,8 +541,8 @@ fn bad_inputs_name_the_file_row_column_or_arm() {
         (json!({"horizons": []}), "at least one time > 0"),
         (json!({"horizons": [1825, 1095]}), "strictly increasing, found 1095 after 1825"),
         (json!({"horizons": [-1]}), "finite time > 0, found -1"),
-        (json!({"horizons": [1095], "ci": 1.5}), "strictly between 0 and 1, found 1.5"),
-        (json!({"horizons": [1095], "bootstrap": 0}), "at least 1 replicate"),
+        (json!({"horizons": [1095], "ci": 1.5}), "`ci` must be a number > 0 and ≤ 0.9999 (confidence level), found 1.5"),
+        (json!({"horizons": [1095], "bootstrap": 0}), "`bootstrap` must be an integer from 1 to 100000"),
         (json!({"horizons": [1095], "groups": "quartiles"}), "unknown variant `quartiles`"),
     ] {
         let e = err_of(run_evaluate(d.path(), p.clone(), &arms, 7));

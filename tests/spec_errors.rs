@@ -138,3 +138,32 @@ fn valid_spec_compiles_with_arms() {
     assert_eq!(s.arms[0].name, "cmd=x");
     assert_eq!(s.arms[1].name, "cmd=y");
 }
+
+#[test]
+fn stage_and_experiment_names_follow_the_rule() {
+    check("name: ''\nstages:\n  a: {kind: command, cmd: x}\n", 1, 7, &["experiment name `` is empty"]);
+    check("name: x\nstages:\n  '..': {kind: command, cmd: x}\n", 3, 3, &["stage name `..` starts with `.`"]);
+    check("name: x\nstages:\n  a-b: {kind: command, cmd: x}\n  a_b: {kind: command, cmd: x}\n", 4, 3, &["`a-b` and `a_b`", "SPATIA_NEEDS_A_B"]);
+    check("name: \"a\\u202Eb\"\nstages:\n  a: {kind: command, cmd: x}\n", 1, 7, &["a<U+202E>b", "contains U+202E"]);
+}
+
+#[test]
+fn a_matrix_entry_names_a_dotted_stage_by_its_longest_name() {
+    let r = root();
+    let yaml = "name: x\nstages:\n  pre: {kind: command, cmd: a}\n  pre.b: {kind: command, cmd: b, needs: [pre]}\nmatrix:\n  pre.b.cmd: [c, d]\n";
+    let s = compile_str(yaml, "spec.yaml", r.join("spec.yaml"), r).unwrap();
+    assert_eq!(s.arms.len(), 2);
+    assert_eq!(s.arms[1].stages[1].checked.params["cmd"], "d");
+    assert_eq!(s.arms[1].stages[0].checked.params["cmd"], "a");
+}
+
+#[test]
+fn the_matrix_is_bounded_before_expansion() {
+    let mut yaml = String::from("name: x\nstages:\n  e:\n    kind: command\n    cmd: x\n    p: {");
+    yaml.push_str(&(0..12).map(|i| format!("k{i}: 0")).collect::<Vec<_>>().join(", "));
+    yaml.push_str("}\nmatrix:\n");
+    for i in 0..12 {
+        yaml.push_str(&format!("  e.p.k{i}: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]\n"));
+    }
+    check(&yaml, 7, 1, &["the matrix has 1000000000000 arms", "from 1 to 1024"]);
+}

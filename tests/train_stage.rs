@@ -140,7 +140,7 @@ fn bad_parameters_point_into_the_spec() {
         ("[clinical, HEE]", "", "unknown modality `HEE`"),
         ("[clinical, clinical]", "", "modality `clinical` is listed twice"),
         ("[HE]", "", "slide modalities need a slide manifest"),
-        ("[clinical]", "    folds: 1\n", "must be at least 2"),
+        ("[clinical]", "    folds: 1\n", "`folds` must be an integer from 2 to 100"),
         ("[clinical]", "    fusion: bilinear\n", "fusion `bilinear` is not available for `model: cox`"),
     ] {
         let d = gse_project(mods, extra);

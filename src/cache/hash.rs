@@ -68,6 +68,12 @@ impl StatCache {
         StatCache { file: Some(file.to_path_buf()), map, dirty: false, reads: 0 }
     }
 
+    /// The file the cache is kept in (None for an ephemeral cache); other memos of facts
+    /// derived from file contents live beside it.
+    pub fn file(&self) -> Option<&Path> {
+        self.file.as_deref()
+    }
+
     /// The digest of a file, read only when its stamp changed.
     pub fn digest(&mut self, path: &Path) -> io::Result<String> {
         let abs = std::path::absolute(path)?;

@@ -27,7 +27,7 @@ pub struct RunArgs {
     #[command(flatten)]
     pub spec: SpecOpts,
     /// Stages run in parallel (default: number of cores)
-    #[arg(long, short = 'j')]
+    #[arg(long, short = 'j', value_parser = jobs)]
     pub jobs: Option<usize>,
     /// No progress output, only the final line
     #[arg(long, short = 'q')]
@@ -115,6 +115,10 @@ pub struct VerifyArgs {
     pub cache: Option<PathBuf>,
     #[arg(long)]
     pub json: bool,
+}
+
+fn jobs(s: &str) -> Result<usize, String> {
+    crate::bounds::CLI_JOBS.parse_usize(s)
 }
 
 fn cwd_root(root: &Option<PathBuf>) -> PathBuf {

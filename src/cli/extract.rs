@@ -19,19 +19,19 @@ pub struct ExtractArgs {
     #[arg(long, default_value = "handcrafted")]
     pub encoder: String,
     /// Target µm/px of the tiles
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.5, value_parser = mpp)]
     pub mpp: f64,
     /// Tile side in pixels at --mpp
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, value_parser = size)]
     pub size: u32,
     /// Stain of the slide (selects the tissue detector)
     #[arg(long, default_value = "HE")]
     pub stain: String,
     /// µm/px for a slide that records none
-    #[arg(long)]
+    #[arg(long, value_parser = mpp)]
     pub mpp_override: Option<f64>,
     /// TorchScript model input side (default: --size)
-    #[arg(long)]
+    #[arg(long, value_parser = size)]
     pub input_size: Option<u32>,
     /// TorchScript normalisation: `imagenet` or `unit` ([0, 1] only)
     #[arg(long, default_value = "imagenet")]
@@ -40,7 +40,7 @@ pub struct ExtractArgs {
     #[arg(long, default_value = "auto")]
     pub device: String,
     /// Tiles per encoder call
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = batch)]
     pub batch: usize,
     /// Store features as float16
     #[arg(long)]
@@ -48,6 +48,16 @@ pub struct ExtractArgs {
     /// The bag to write (.h5)
     #[arg(long)]
     pub out: PathBuf,
+}
+
+fn mpp(s: &str) -> Result<f64, String> {
+    crate::bounds::CLI_MPP.parse_f64(s)
+}
+fn size(s: &str) -> Result<u32, String> {
+    crate::bounds::CLI_SIZE.parse_usize(s).map(|v| v as u32)
+}
+fn batch(s: &str) -> Result<usize, String> {
+    crate::bounds::CLI_BATCH.parse_usize(s)
 }
 
 /// Runs `spatia extract`.

@@ -113,3 +113,52 @@ fn bag_column(path: &std::path::Path) -> Result<Vec<Option<String>>> {
     }
     Ok(out)
 }
+
+/// The header facts (level-0 size, µm/px) of each slide, by item id, for plan-time checks.
+/// They are remembered in `memo` (a file beside the stat cache) under the slide's content
+/// digest and µm/px override, so an unchanged slide is opened once, not on every plan; the
+/// others are opened in parallel. A slide that cannot be opened is left out: `ingest` reports it.
+pub fn slide_facts(slides: &[Item], memo: Option<&std::path::Path>) -> std::collections::HashMap<String, crate::stages::SlideFacts> {
+    use crate::stages::SlideFacts;
+    use rayon::prelude::*;
+    use std::collections::HashMap;
+    let key = |it: &Item| format!("{}|{}", it.attrs.get("digest").map(String::as_str).unwrap_or(""), it.attrs.get("mpp").map(String::as_str).unwrap_or(""));
+    let mut known: HashMap<String, SlideFacts> = HashMap::new();
+    if let Some(text) = memo.and_then(|m| std::fs::read_to_string(m).ok()) {
+        for line in text.lines() {
+            let f: Vec<&str> = line.split('\t').collect();
+            if let [k, w, h, m] = f[..] {
+                if let (Ok(width), Ok(height), Ok(mpp)) = (w.parse(), h.parse(), m.parse::<f64>()) {
+                    if mpp.is_finite() && mpp > 0.0 {
+                        known.insert(k.to_string(), SlideFacts { width, height, mpp });
+                    }
+                }
+            }
+        }
+    }
+    let opened: Vec<(String, SlideFacts)> = slides
+        .par_iter()
+        .filter(|it| !it.attrs.get("digest").map_or(true, |d| d.is_empty()) && !known.contains_key(&key(it)))
+        .filter_map(|it| {
+            let path = it.attrs.get("path")?;
+            let over = it.attrs.get("mpp").and_then(|m| m.parse::<f64>().ok());
+            let slide = crate::slide::Slide::open(path, over).ok()?;
+            let (mx, my) = slide.mpp().ok()?;
+            let m = slide.meta();
+            Some((key(it), SlideFacts { width: m.width, height: m.height, mpp: (mx + my) / 2.0 }))
+        })
+        .collect();
+    if !opened.is_empty() {
+        known.extend(opened);
+        if let Some(m) = memo {
+            // a memo only: written whole and renamed into place; a failure costs a re-open
+            let mut lines: Vec<String> = known.iter().map(|(k, f)| format!("{k}\t{}\t{}\t{}", f.width, f.height, f.mpp)).collect();
+            lines.sort();
+            let tmp = m.with_extension(format!("{}.tmp", std::process::id()));
+            if m.parent().is_some_and(|d| d.is_dir()) && std::fs::write(&tmp, lines.join("\n") + "\n").and_then(|_| std::fs::rename(&tmp, m)).is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+        }
+    }
+    slides.iter().filter_map(|it| known.get(&key(it)).map(|f| (it.id.clone(), *f))).collect()
+}

@@ -149,6 +149,10 @@ pub fn build(spec: &Spec, stat: &mut StatCache) -> Result<Dag> {
     let needs_slides = spec.cohort.as_ref().is_some_and(|c| c.slides.is_some());
     let patients = if needs_patients { items::patients(spec)? } else { Vec::new() };
     let slides = if needs_slides { items::slides(spec, stat)? } else { Vec::new() };
+    // limits that depend on the data (a tile µm/px finer than the slide's): the slides' headers
+    let plans = spec.arms.iter().flat_map(|a| &a.stages).any(|s| s.checked.fanout == Fanout::PerSlide && s.kind.plans_slides());
+    let memo = stat.file().and_then(|f| f.parent()).map(|d| d.join("slide-facts.tsv"));
+    let facts = if plans { items::slide_facts(&slides, memo.as_deref()) } else { HashMap::new() };
     // Stage-major: every arm places stage s before any arm places s+1, so a kind that gathers
     // arms finds the needed stage placed in all of them. Matrices vary parameters only, so the
     // stage order is the same in every arm.
@@ -190,6 +194,9 @@ pub fn build(spec: &Spec, stat: &mut StatCache) -> Result<Dag> {
             };
             let mut mine = Vec::new();
             for item in shard_items {
+                if let Some(f) = item.filter(|_| decl.kind.plans_slides()).and_then(|it| facts.get(&it.id)) {
+                    plan_check(spec, arm, decl, item.map(|i| i.id.as_str()).unwrap_or(""), f)?;
+                }
                 let mut upstream = BTreeMap::new();
                 let mut needs = Vec::new();
                 let mut deps = Vec::new();
@@ -301,6 +308,26 @@ pub fn build(spec: &Spec, stat: &mut StatCache) -> Result<Dag> {
         }
     }
     Ok(Dag { nodes, arms: arms_out, graph, slides })
+}
+
+/// A stage's plan-time check against one slide, as a spec error at the parameter (or at the
+/// matrix list the value came from).
+fn plan_check(spec: &Spec, arm: &crate::spec::Arm, decl: &StageDecl, item: &str, facts: &crate::stages::SlideFacts) -> Result<()> {
+    use crate::spec::locate::Seg;
+    let Err(e) = decl.kind.plan_slide(&decl.checked.params, facts) else { return Ok(()) };
+    let msg = format!("stage `{}` ({}), slide {}: {}", decl.name, decl.kind.name(), crate::util::display_id(item), e.msg);
+    let first = match e.path.first() {
+        Some(Seg::Key(k)) => format!("{}.{k}", decl.name),
+        _ => String::new(),
+    };
+    let err = if arm.settings.iter().any(|(k, _)| *k == first) {
+        spec.error_at(&[Seg::key("matrix"), Seg::Key(first)], format!("{msg} (value from the matrix, arm `{}`)", arm.name))
+    } else {
+        let mut at = vec![Seg::key("stages"), Seg::key(&decl.name)];
+        at.extend(e.path);
+        spec.error_at(&at, msg)
+    };
+    Err(err.into())
 }
 
 /// Stage indices of an arm in dependency order (declaration order among independent ones).

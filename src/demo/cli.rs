@@ -40,11 +40,15 @@ pub struct GenerateArgs {
     #[arg(long, default_value_t = 75)]
     pub quality: u8,
     /// Worker threads (default: all cores); the output does not depend on it
-    #[arg(long)]
+    #[arg(long, value_parser = threads)]
     pub threads: Option<usize>,
     /// Print the summary as JSON
     #[arg(long)]
     pub json: bool,
+}
+
+fn threads(s: &str) -> Result<usize, String> {
+    crate::bounds::CLI_THREADS.parse_usize(s)
 }
 
 fn parse_stain(s: &str) -> Result<Stain, String> {

@@ -41,25 +41,25 @@ pub enum SlideVerb {
         /// The slide
         path: PathBuf,
         /// Target µm/px of the tiles
-        #[arg(long, default_value_t = 0.5)]
+        #[arg(long, default_value_t = 0.5, value_parser = mpp)]
         mpp: f64,
         /// Tile side in pixels at the target µm/px
-        #[arg(long, default_value_t = 256)]
+        #[arg(long, default_value_t = 256, value_parser = size)]
         size: u32,
         /// µm/px of level 0 when the file lacks it (or to override it)
-        #[arg(long)]
+        #[arg(long, value_parser = mpp)]
         mpp_override: Option<f64>,
         /// Stain (HE uses saturation; ER, PR, HER2, KI67 optical density)
         #[arg(long, default_value = "HE")]
         stain: String,
         /// Minimum tissue fraction of a kept tile
-        #[arg(long, default_value_t = 0.5)]
+        #[arg(long, default_value_t = 0.5, value_parser = min_tissue)]
         min_tissue: f64,
         /// Tissue threshold (saturation 0–255 for HE, H+DAB optical density for IHC; default 8 / 0.03)
-        #[arg(long)]
+        #[arg(long, value_parser = tissue_threshold)]
         tissue_threshold: Option<f64>,
         /// Finest µm/px of the tissue mask (default 4; the mask's long side stays ≤ 2000 px)
-        #[arg(long)]
+        #[arg(long, value_parser = mpp)]
         mask_mpp: Option<f64>,
         /// Write mask.png, thumbnail.png, overlay.png, tiles.csv and qc.json here
         #[arg(long)]
@@ -96,16 +96,16 @@ pub enum StainVerb {
         #[arg(long, default_value = "KI67")]
         stain: String,
         /// Target µm/px of the tiles
-        #[arg(long, default_value_t = 0.5)]
+        #[arg(long, default_value_t = 0.5, value_parser = mpp)]
         mpp: f64,
         /// Tile side in pixels at the target µm/px
-        #[arg(long, default_value_t = 256)]
+        #[arg(long, default_value_t = 256, value_parser = size)]
         size: u32,
         /// µm/px of level 0 when the file lacks it (or to override it)
-        #[arg(long)]
+        #[arg(long, value_parser = mpp)]
         mpp_override: Option<f64>,
         /// DAB threshold of a positive pixel (rgb2hed units)
-        #[arg(long, default_value_t = 0.05)]
+        #[arg(long, default_value_t = 0.05, value_parser = dab_threshold)]
         dab_threshold: f64,
         /// Write positivity.png and tile_stain.csv here
         #[arg(long)]
@@ -114,6 +114,22 @@ pub enum StainVerb {
         #[arg(long)]
         json: bool,
     },
+}
+
+fn mpp(s: &str) -> Result<f64, String> {
+    crate::bounds::CLI_MPP.parse_f64(s)
+}
+fn size(s: &str) -> Result<u32, String> {
+    crate::bounds::CLI_SIZE.parse_usize(s).map(|v| v as u32)
+}
+fn min_tissue(s: &str) -> Result<f64, String> {
+    crate::bounds::CLI_MIN_TISSUE.parse_f64(s)
+}
+fn tissue_threshold(s: &str) -> Result<f64, String> {
+    crate::bounds::CLI_TISSUE_THRESHOLD.parse_f64(s)
+}
+fn dab_threshold(s: &str) -> Result<f64, String> {
+    crate::bounds::CLI_DAB.parse_f64(s)
 }
 
 /// Most pixels `stain hed` reads whole from a TIFF or slide.

@@ -138,6 +138,14 @@ pub struct QcSummary {
     pub mask_method: String,
 }
 
+/// The number of grid cells (tiles before the tissue filter) of a `width` × `height` slide at
+/// `slide_mpp` µm/px cut into `size`-px tiles at `mpp` µm/px — as [`tile_slide`] lays them.
+pub fn grid_cells(width: u64, height: u64, slide_mpp: f64, mpp: f64, size: u32) -> u64 {
+    let t0 = (size as f64 * mpp / slide_mpp).round().max(1.0);
+    let t0 = if t0.is_finite() && t0 < u64::MAX as f64 { t0 as u64 } else { u64::MAX };
+    (width / t0).saturating_mul(height / t0)
+}
+
 /// Lays the grid over `slide` and keeps the tiles with enough tissue in `mask`.
 ///
 /// # Errors
@@ -152,6 +160,14 @@ pub fn tile_slide(slide: &Slide, mask: &TissueMask, params: &TileParams) -> Resu
     let level_downsample = meta.levels[level].downsample;
     let read_size = (t0 as f64 / level_downsample).round().max(1.0) as u32;
     let (cols, rows) = (meta.width / t0, meta.height / t0);
+    let cells = cols.saturating_mul(rows);
+    if crate::bounds::TILES_PER_SLIDE.check_u64(cells).is_err() {
+        return Err(SlideError::param(
+            "tile grid (mpp and size)",
+            &format!("at most {} tiles per slide", crate::bounds::TILES_PER_SLIDE.hi),
+            format!("{cells} tiles of {t0} level-0 px on a {} × {} slide", meta.width, meta.height),
+        ));
+    }
     let coverage = Coverage::new(&mask.mask, mask.downsample);
     let tiles: Vec<Tile> = (0..rows)
         .into_par_iter()

@@ -43,6 +43,19 @@ pub struct Spec {
     pub arms: Vec<Arm>,
     /// blake3 of the spec text (recorded in runs, not in keys).
     pub text_digest: String,
+    /// The spec file as named in messages (as given on the command line).
+    pub display: String,
+    /// The spec text, to locate errors found after compilation (at plan time).
+    pub text: String,
+}
+
+impl Spec {
+    /// An error at a place of the spec (the value at `path`), for checks made after
+    /// compilation, e.g. against a slide's own µm/px when the DAG is built.
+    pub fn error_at(&self, path: &[Seg], msg: impl Into<String>) -> SpecError {
+        let (line, col) = Locator::new(&self.text).value(path);
+        SpecError::At { file: self.display.clone(), line, col, msg: msg.into() }
+    }
 }
 
 /// One arm of the matrix: a full DAG of stages.
@@ -114,14 +127,32 @@ fn p(parts: &[&str]) -> Vec<Seg> {
 
 /// Reads and checks a spec file. `root` overrides the project root.
 pub fn compile(path: &Path, root: Option<&Path>) -> Result<Spec, SpecError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| SpecError::Read { path: path.display().to_string(), source })?;
+    let text = read_bounded(path).map_err(|source| SpecError::Read { path: path.display().to_string(), source })?;
     let file = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let root = match root {
         Some(r) => std::path::absolute(r).unwrap_or_else(|_| r.to_path_buf()),
         None => find_root(&file),
     };
     compile_str(&text, &path.display().to_string(), file, root)
+}
+
+/// Largest spec file read (a spec is hand-written text; this keeps `/dev/zero` or a slide given
+/// by mistake from being read whole).
+pub const MAX_SPEC_BYTES: u64 = 4 << 20;
+
+fn read_bounded(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    std::fs::File::open(path)?.take(MAX_SPEC_BYTES + 1).read_to_end(&mut buf)?;
+    if buf.len() as u64 > MAX_SPEC_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {} MiB; expected a YAML experiment spec", MAX_SPEC_BYTES >> 20),
+        ));
+    }
+    String::from_utf8(buf).map_err(|e| {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not UTF-8 text (invalid byte at offset {}); expected a YAML experiment spec", e.utf8_error().valid_up_to()))
+    })
 }
 
 /// Checks spec text; `display` is the file name used in messages.
@@ -146,6 +177,9 @@ pub fn compile_str(text: &str, display: &str, file: PathBuf, root: PathBuf) -> R
     })?;
 
     crate::cli::core::timing("parse yaml", t0);
+    if let Err(why) = check_name(&raw.name) {
+        return Err(cx.at_value(&p(&["name"]), format!("experiment name `{}` {why}", crate::util::display_id(&raw.name))));
+    }
     // cohort
     if let Some(c) = &raw.cohort {
         check_input(&cx, &root, &c.clinical, &p(&["cohort", "clinical"]))?;
@@ -159,6 +193,9 @@ pub fn compile_str(text: &str, display: &str, file: PathBuf, root: PathBuf) -> R
                     format!("cohort.missing must be one of error, drop, impute, found `{m}`"),
                 ));
             }
+        }
+        if let Some(m) = c.mpp_override {
+            crate::bounds::COHORT_MPP_OVERRIDE.check_f64(m).map_err(|e| cx.at_value(&p(&["cohort", "mpp_override"]), e))?;
         }
         for cat in &c.categorical {
             if !c.covariates.contains(cat) {
@@ -188,8 +225,19 @@ pub fn compile_str(text: &str, display: &str, file: PathBuf, root: PathBuf) -> R
             return Err(cx.at_value(&p(&["stages"]), "stage names must be strings"));
         };
         let sp = p(&["stages", name]);
-        if name.is_empty() || name.contains('/') {
-            return Err(cx.at_key(&sp, format!("stage name `{name}` must be non-empty and contain no `/`")));
+        if let Err(why) = check_name(name) {
+            return Err(cx.at_key(&sp, format!("stage name `{}` {why}", crate::util::display_id(name))));
+        }
+        // `SPATIA_NEEDS_<NAME>` must name one stage
+        let env = crate::util::env_name(name);
+        if let Some(other) = bases.iter().find(|b| crate::util::env_name(&b.name) == env) {
+            return Err(cx.at_key(
+                &sp,
+                format!(
+                    "stage names `{}` and `{name}` both map to the environment variable SPATIA_NEEDS_{env}; rename one (names must differ in more than case and `-`, `_`, `.`)",
+                    other.name
+                ),
+            ));
         }
         let Yaml::Mapping(m) = v else {
             return Err(cx.at_value(&sp, format!("stage `{name}` must be a mapping with a `kind`")));
@@ -285,9 +333,14 @@ pub fn compile_str(text: &str, display: &str, file: PathBuf, root: PathBuf) -> R
                 return Err(cx.at_value(&p(&["matrix"]), "matrix keys must be `stage.parameter` paths"));
             };
             let at = p(&["matrix", key]);
-            let mut parts = key.split('.');
-            let stage = parts.next().unwrap_or("");
-            let rest: Vec<String> = parts.map(str::to_string).collect();
+            // stage names may contain `.`: the longest stage name followed by `.` wins
+            let stage = names
+                .iter()
+                .filter(|n| key.len() > n.len() && key.starts_with(*n) && key.as_bytes()[n.len()] == b'.')
+                .max_by_key(|n| n.len())
+                .copied()
+                .unwrap_or_else(|| key.split('.').next().unwrap_or(""));
+            let rest: Vec<String> = key.get(stage.len() + 1..).map(|r| r.split('.').map(str::to_string).collect()).unwrap_or_default();
             let Some(&si) = index.get(stage) else {
                 let hint = did_you_mean(stage, &names).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
                 return Err(cx.at_key(&at, format!("matrix path `{key}` names no stage `{stage}`{hint}")));
@@ -323,6 +376,19 @@ pub fn compile_str(text: &str, display: &str, file: PathBuf, root: PathBuf) -> R
         }
     }
 
+    // the number of arms, bounded before anything is expanded
+    let mut n_arms: u64 = 1;
+    for (_, _, _, vals) in &axes {
+        n_arms = n_arms.saturating_mul(vals.len() as u64);
+    }
+    if let Err(e) = crate::bounds::MATRIX_ARMS.check_u64(n_arms) {
+        let counts: Vec<String> = axes.iter().map(|(_, _, _, v)| v.len().to_string()).collect();
+        let shown = if n_arms == u64::MAX { "more than 18446744073709551615".to_string() } else { n_arms.to_string() };
+        return Err(cx.at_key(
+            &p(&["matrix"]),
+            format!("the matrix has {shown} arms ({}); {e}: split the study into several specs or use fewer values", counts.join(" × ")),
+        ));
+    }
     // arms: cartesian product, first axis slowest
     let mut combos: Vec<Vec<usize>> = vec![Vec::new()];
     for (_, _, _, vals) in &axes {
@@ -414,7 +480,31 @@ pub fn compile_str(text: &str, display: &str, file: PathBuf, root: PathBuf) -> R
         cohort: raw.cohort,
         arms,
         text_digest: blake3::hash(text.as_bytes()).to_hex().to_string(),
+        display: display.to_string(),
+        text: text.to_string(),
     })
+}
+
+/// The rule for experiment and stage names (they name directories, run records, report pages
+/// and environment variables): 1 to 64 characters, ASCII letters, digits, `-`, `_` and `.`, not
+/// starting with `.`. Returns what is wrong.
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("is empty; expected 1 to 64 characters of letters, digits, `-`, `_`, `.`".into());
+    }
+    if name.chars().count() > 64 {
+        return Err(format!("is {} characters long; expected at most 64", name.chars().count()));
+    }
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))) {
+        return Err(format!(
+            "contains {}; expected only letters, digits, `-`, `_`, `.`",
+            if c.is_ascii_graphic() { format!("`{c}`") } else { format!("U+{:04X}", c as u32) }
+        ));
+    }
+    if name.starts_with('.') {
+        return Err("starts with `.`; expected a letter, digit, `-` or `_` first".into());
+    }
+    Ok(())
 }
 
 fn set_path(m: &mut serde_json::Map<String, Json>, path: &[String], v: Json) {

@@ -16,7 +16,7 @@
 //! intercept of survival models); van Houwelingen (2000), Stat Med 19:3401–3415
 //! (recalibration on the log cumulative hazard scale). The computations are
 //! [`crate::model::calibrate`] over [`crate::survival::calibration()`].
-use super::{resolved, typed, CheckCx, Checked, ParamError, RunCx, StageKind};
+use super::{in_range_f64, in_range_usize, resolved, typed, CheckCx, Checked, ParamError, RunCx, StageKind};
 use crate::model::calibrate::{
     self as cal, Baseline, CalibrateError, CalibrateOptions, InnerPredictionRow, PredictionRow,
 };
@@ -76,24 +76,13 @@ impl StageKind for Calibrate {
             return Err(ParamError::at(vec![], "`calibrate` needs `horizon`: the time at which predicted and observed risk are compared (e.g. `horizon: 1825` for 5 years in days)"));
         }
         let p: CalibrateStageParams = typed(params)?;
+        use crate::bounds as b;
         if !(p.horizon.is_finite() && p.horizon > 0.0) {
-            return Err(ParamError::at(
-                vec![Seg::key("horizon")],
-                format!("`horizon` must be a finite time > 0, found {}", p.horizon),
-            ));
+            return Err(ParamError::at(vec![Seg::key("horizon")], format!("`horizon` must be a finite time > 0, found {}", p.horizon)));
         }
-        if p.bins < 1 {
-            return Err(ParamError::at(
-                vec![Seg::key("bins")],
-                "`bins` must be at least 1, found 0",
-            ));
-        }
-        if !(p.ci > 0.0 && p.ci < 1.0) {
-            return Err(ParamError::at(
-                vec![Seg::key("ci")],
-                format!("`ci` must be a confidence level in (0, 1), found {}", p.ci),
-            ));
-        }
+        in_range_f64(vec![Seg::key("horizon")], &b::CAL_HORIZON, p.horizon)?;
+        in_range_usize(vec![Seg::key("bins")], &b::CAL_BINS, p.bins)?;
+        in_range_f64(vec![Seg::key("ci")], &b::CAL_CI, p.ci)?;
         Ok(Checked::single(resolved(&p)))
     }
 

@@ -14,7 +14,7 @@
 //! **Reference:** the estimators of [`crate::survival`] through [`crate::model::evaluation`]
 //! (Harrell 1996, Uno 2011, Uno 2007 / scikit-survival `cumulative_dynamic_auc`, Graf 1999,
 //! Kaplan–Meier with log(−log) CI, log-rank, Cox Wald CI; Efron–Tibshirani percentile bootstrap).
-use super::{resolved, typed, CheckCx, Checked, ParamError, RunCx, StageKind};
+use super::{in_range_f64, in_range_usize, resolved, typed, CheckCx, Checked, ParamError, RunCx, StageKind};
 use crate::model::evaluation::{
     compare, evaluate_prepared, ArmEvaluation, ArmInput, BaselineRecord, Comparison, EvalOptions, FoldCuts, GroupMethod,
     Interval, KmRow, OofRecord, Prepared,
@@ -92,10 +92,13 @@ impl StageKind for Evaluate {
         if p.horizons.is_empty() {
             return Err(ParamError::at(vec![Seg::key("horizons")], "`horizons` must list at least one time > 0, found an empty list"));
         }
+        use crate::bounds as b;
+        in_range_usize(vec![Seg::key("horizons")], &b::EVAL_HORIZONS_LEN, p.horizons.len())?;
         for (i, &h) in p.horizons.iter().enumerate() {
             if !(h.is_finite() && h > 0.0) {
                 return Err(ParamError::at(vec![Seg::key("horizons"), Seg::Index(i)], format!("a horizon must be a finite time > 0, found {h}")));
             }
+            in_range_f64(vec![Seg::key("horizons"), Seg::Index(i)], &b::EVAL_HORIZON, h)?;
             if i > 0 && h <= p.horizons[i - 1] {
                 return Err(ParamError::at(
                     vec![Seg::key("horizons"), Seg::Index(i)],
@@ -103,12 +106,8 @@ impl StageKind for Evaluate {
                 ));
             }
         }
-        if p.bootstrap == 0 {
-            return Err(ParamError::at(vec![Seg::key("bootstrap")], "`bootstrap` must be at least 1 replicate, found 0"));
-        }
-        if !(p.ci > 0.0 && p.ci < 1.0) {
-            return Err(ParamError::at(vec![Seg::key("ci")], format!("`ci` must be a confidence level strictly between 0 and 1, found {}", p.ci)));
-        }
+        in_range_usize(vec![Seg::key("bootstrap")], &b::EVAL_BOOTSTRAP, p.bootstrap)?;
+        in_range_f64(vec![Seg::key("ci")], &b::EVAL_CI, p.ci)?;
         if p.reference.as_deref().is_some_and(|r| r.trim().is_empty()) {
             return Err(ParamError::at(vec![Seg::key("reference")], "`reference` must name an arm, found an empty string"));
         }

@@ -13,7 +13,7 @@
 //! Tiles are read and decoded on a pool of threads feeding a bounded queue
 //! ([`crate::features::pipeline`]), so the encoder never waits on I/O.
 use super::tile::{check_stains, open_item_slide, tiling_of};
-use super::{resolved, typed, CheckCx, Checked, Fanout, InputRef, ParamError, RunCx, StageKind};
+use super::{in_range_f64, in_range_usize, resolved, typed, CheckCx, Checked, Fanout, InputRef, ParamError, RunCx, StageKind};
 use crate::features::bag::{Bag, BagMeta, Precision};
 use crate::features::handcrafted::Handcrafted;
 use crate::features::pipeline::{run_collect, PipelineConfig};
@@ -127,8 +127,17 @@ pub fn encoder_choice(v: &Value) -> Result<EncoderChoice, ParamError> {
             if !["fp32", "fp16", "bf16"].contains(&t.precision.as_str()) {
                 return Err(ParamError::at(vec![Seg::key("encoder"), Seg::key("precision")], format!("`precision` must be fp32, fp16 or bf16, found `{}`", t.precision)));
             }
-            if t.size == 0 {
-                return Err(ParamError::at(vec![Seg::key("encoder"), Seg::key("size")], "`size` must be at least 1 px"));
+            use crate::bounds as b;
+            let at = |k: &str| vec![Seg::key("encoder"), Seg::key(k)];
+            let at_i = |k: &str, i: usize| vec![Seg::key("encoder"), Seg::key(k), Seg::Index(i)];
+            in_range_usize(at("size"), &b::EXTRACT_INPUT_SIZE, t.size as usize)?;
+            in_range_f64(at("scale"), &b::EXTRACT_SCALE, t.scale as f64)?;
+            for i in 0..3 {
+                in_range_f64(at_i("mean", i), &b::EXTRACT_MEAN, t.mean[i] as f64)?;
+                in_range_f64(at_i("std", i), &b::EXTRACT_STD, t.std[i] as f64)?;
+            }
+            if let Some(n) = t.threads {
+                in_range_usize(at("threads"), &b::EXTRACT_THREADS, n)?;
             }
             Ok(EncoderChoice::TorchScript(t))
         }
@@ -177,12 +186,8 @@ impl StageKind for Extract {
     }
     fn check(&self, params: &Value, cx: &CheckCx) -> Result<Checked, ParamError> {
         let mut p: ExtractParams = typed(params)?;
-        if p.batch == 0 {
-            return Err(ParamError::at(vec![Seg::key("batch")], "`batch` must be at least 1"));
-        }
-        if p.workers == 0 {
-            return Err(ParamError::at(vec![Seg::key("workers")], "`workers` must be at least 1"));
-        }
+        in_range_usize(vec![Seg::key("batch")], &crate::bounds::EXTRACT_BATCH, p.batch)?;
+        in_range_usize(vec![Seg::key("workers")], &crate::bounds::EXTRACT_WORKERS, p.workers)?;
         if cx.cohort.and_then(|c| c.slides.as_ref()).is_none() {
             return Err(ParamError::at(vec![], "`extract` needs `cohort.slides` (a slide manifest)"));
         }

@@ -220,13 +220,39 @@ pub trait StageKind: Send + Sync {
     fn wants_lineage(&self) -> bool {
         false
     }
+    /// Whether [`StageKind::plan_slide`] wants the facts of every slide the stage runs for
+    /// (read from each slide's header when the DAG is built).
+    fn plans_slides(&self) -> bool {
+        false
+    }
+    /// Checks the resolved parameters against one slide at plan time, for limits that depend
+    /// on the data (a tile µm/px finer than the slide's own, too many tiles). The error's path
+    /// is inside the stage's mapping.
+    fn plan_slide(&self, _params: &Value, _slide: &SlideFacts) -> Result<(), ParamError> {
+        Ok(())
+    }
     /// Produces the outputs into `cx.out`.
     fn run(&self, cx: &RunCx) -> anyhow::Result<()>;
 }
 
+/// What a plan-time check knows of a slide.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SlideFacts {
+    /// Level-0 size in pixels.
+    pub width: u64,
+    pub height: u64,
+    /// Level-0 µm/px (the manifest's or the cohort's override when given, else the file's;
+    /// the mean of x and y).
+    pub mpp: f64,
+}
+
 /// Deserialises a kind's typed parameters, mapping serde's errors to a path and message.
+/// Integral floats are read as integers (`bootstrap: 1e3` is 1000; `repeats: 1e12` is then
+/// refused by its range, not by its type).
 pub fn typed<T: DeserializeOwned>(params: &Value) -> Result<T, ParamError> {
-    serde_path_to_error::deserialize::<_, T>(params).map_err(|e| {
+    let mut params = params.clone();
+    crate::util::normalize_numbers(&mut params);
+    serde_path_to_error::deserialize::<_, T>(&params).map_err(|e| {
         let mut path: Vec<Seg> = e
             .path()
             .iter()
@@ -236,7 +262,16 @@ pub fn typed<T: DeserializeOwned>(params: &Value) -> Result<T, ParamError> {
                 _ => None,
             })
             .collect();
-        let msg = e.inner().to_string();
+        let mut msg = e.inner().to_string();
+        if (msg.starts_with("invalid type") || msg.starts_with("invalid value")) && !path.is_empty() {
+            // name the parameter, and say what a Rust type means
+            for (rust, words) in [("expected usize", "expected a whole number ≥ 0"), ("expected u32", "expected a whole number ≥ 0"), ("expected u64", "expected a whole number ≥ 0"), ("expected f64", "expected a number"), ("expected f32", "expected a number")] {
+                if let Some(head) = msg.strip_suffix(rust) {
+                    msg = format!("{head}{words}");
+                }
+            }
+            msg = format!("`{}`: {msg}", crate::spec::locate::render(&path));
+        }
         if let Some(rest) = msg.strip_prefix("unknown field `") {
             if let Some(end) = rest.find('`') {
                 let field = &rest[..end];
@@ -254,4 +289,14 @@ pub fn resolved<T: serde::Serialize>(p: &T) -> Value {
     let mut v = serde_json::to_value(p).unwrap_or(Value::Null);
     crate::util::normalize_numbers(&mut v);
     v
+}
+
+/// Checks an integer parameter against its documented range ([`crate::bounds`]).
+pub fn in_range_usize(at: Vec<Seg>, r: &crate::bounds::Range, v: usize) -> Result<(), ParamError> {
+    r.check_usize(v).map_err(|m| ParamError::at(at, m))
+}
+
+/// Checks a real parameter against its documented range ([`crate::bounds`]).
+pub fn in_range_f64(at: Vec<Seg>, r: &crate::bounds::Range, v: f64) -> Result<(), ParamError> {
+    r.check_f64(v).map_err(|m| ParamError::at(at, m))
 }

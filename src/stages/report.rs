@@ -78,9 +78,8 @@ impl StageKind for Report {
     }
     fn check(&self, params: &Value, cx: &CheckCx) -> Result<Checked, ParamError> {
         let p: RawParams = typed(params)?;
-        if p.qc_slides > 100 {
-            return Err(ParamError::at(vec![Seg::key("qc_slides")], format!("`qc_slides` must be 0 to 100 (images are embedded in the page), found {}", p.qc_slides)));
-        }
+        super::in_range_usize(vec![Seg::key("qc_slides")], &crate::bounds::REPORT_QC_SLIDES, p.qc_slides)
+            .map_err(|e| ParamError::at(e.path, format!("{} (images are embedded in the page)", e.msg)))?;
         if p.title.as_deref().is_some_and(|t| t.trim().is_empty()) {
             return Err(ParamError::at(vec![Seg::key("title")], "`title` must not be empty"));
         }

@@ -10,7 +10,7 @@
 //! **Reference:** Ruifrok & Johnston (2001), Quantification of histochemical staining by
 //! color deconvolution, Anal Quant Cytol Histol 23:291–299 — as scikit-image `rgb2hed`.
 use super::tile::{check_stains, open_item_slide, tiling_of};
-use super::{resolved, typed, CheckCx, Checked, Fanout, ParamError, RunCx, StageKind};
+use super::{in_range_f64, resolved, typed, CheckCx, Checked, Fanout, ParamError, RunCx, StageKind};
 use crate::slide::hed::{stain_slide, StainParams};
 use crate::spec::locate::Seg;
 use anyhow::Context;
@@ -57,11 +57,8 @@ impl StageKind for Stain {
     }
     fn check(&self, params: &Value, cx: &CheckCx) -> Result<Checked, ParamError> {
         let mut p: StainStageParams = typed(params)?;
-        for (k, v) in [("dab_threshold", p.dab_threshold), ("tissue_od", p.tissue_od)] {
-            if !(v.is_finite() && v >= 0.0) {
-                return Err(ParamError::at(vec![Seg::key(k)], format!("`{k}` must be a finite optical density ≥ 0, found {v}")));
-            }
-        }
+        in_range_f64(vec![Seg::key("dab_threshold")], &crate::bounds::STAIN_DAB, p.dab_threshold)?;
+        in_range_f64(vec![Seg::key("tissue_od")], &crate::bounds::STAIN_TISSUE_OD, p.tissue_od)?;
         if cx.cohort.and_then(|c| c.slides.as_ref()).is_none() {
             return Err(ParamError::at(vec![], "`stain` needs `cohort.slides` (a slide manifest)"));
         }

@@ -11,7 +11,7 @@
 //! IHC.
 //!
 //! A slide with no tissue or no tile fails its shard with an error naming it.
-use super::{resolved, typed, CheckCx, Checked, Fanout, ParamError, RunCx, StageKind};
+use super::{in_range_f64, in_range_usize, resolved, typed, CheckCx, Checked, Fanout, ParamError, RunCx, SlideFacts, StageKind};
 use crate::slide::manifest::Stain;
 use crate::slide::tiling::{tile_slide, write_qc, TileParams};
 use crate::slide::tissue::{detect_tissue, Threshold, TissueParams};
@@ -67,6 +67,9 @@ fn default_min_tissue() -> f64 {
     0.5
 }
 
+/// A tile µm/px may be this fraction of the slide's own (and no finer).
+pub const MPP_TOLERANCE: f64 = 0.9;
+
 /// Checks a `stains:` list; returns the canonical names.
 pub fn check_stains(stains: &Option<Vec<String>>) -> Result<Option<Vec<String>>, ParamError> {
     let Some(list) = stains else { return Ok(None) };
@@ -113,14 +116,15 @@ impl StageKind for Tile {
     }
     fn check(&self, params: &Value, cx: &CheckCx) -> Result<Checked, ParamError> {
         let mut p: TileStageParams = typed(params)?;
-        if !(p.mpp.is_finite() && p.mpp > 0.0) {
-            return Err(ParamError::at(vec![Seg::key("mpp")], format!("`mpp` must be a positive number of µm per pixel, found {}", p.mpp)));
-        }
-        if p.size == 0 || p.size > 16384 {
-            return Err(ParamError::at(vec![Seg::key("size")], format!("`size` must be 1 to 16384 px, found {}", p.size)));
-        }
-        if !(0.0..=1.0).contains(&p.min_tissue) {
-            return Err(ParamError::at(vec![Seg::key("min_tissue")], format!("`min_tissue` must be a fraction in [0, 1], found {}", p.min_tissue)));
+        use crate::bounds as b;
+        in_range_f64(vec![Seg::key("mpp")], &b::TILE_MPP, p.mpp)?;
+        in_range_usize(vec![Seg::key("size")], &b::TILE_SIZE, p.size as usize)?;
+        in_range_f64(vec![Seg::key("min_tissue")], &b::TILE_MIN_TISSUE, p.min_tissue)?;
+        let t = &p.tissue;
+        for (k, r, v) in [("threshold", &b::TILE_THRESHOLD, t.threshold), ("min_object_mm2", &b::TILE_MIN_OBJECT, t.min_object_mm2), ("min_hole_mm2", &b::TILE_MIN_HOLE, t.min_hole_mm2)] {
+            if let Some(v) = v {
+                in_range_f64(vec![Seg::key("tissue"), Seg::key(k)], r, v)?;
+            }
         }
         if cx.cohort.and_then(|c| c.slides.as_ref()).is_none() {
             return Err(ParamError::at(vec![], "`tile` needs `cohort.slides` (a slide manifest)"));
@@ -131,6 +135,33 @@ impl StageKind for Tile {
         c.fanout = Fanout::PerSlide;
         c.stains = stains;
         Ok(c)
+    }
+
+    fn plans_slides(&self) -> bool {
+        true
+    }
+
+    fn plan_slide(&self, params: &Value, slide: &SlideFacts) -> Result<(), ParamError> {
+        let p: TileStageParams = typed(params)?;
+        // scanners report e.g. 0.2527 µm/px for a nominal 0.25: allow 10 % below the slide's own
+        if p.mpp < slide.mpp * MPP_TOLERANCE {
+            return Err(ParamError::at(
+                vec![Seg::key("mpp")],
+                format!(
+                    "`mpp: {}` is finer than the slide's own {} µm/px: tiles would be upsampled; expected at least {:.4} (the slide's µm/px, less 10 %)",
+                    p.mpp,
+                    slide.mpp,
+                    slide.mpp * MPP_TOLERANCE
+                ),
+            ));
+        }
+        let cells = crate::slide::tiling::grid_cells(slide.width, slide.height, slide.mpp, p.mpp, p.size);
+        crate::bounds::TILES_PER_SLIDE.check_u64(cells).map_err(|e| {
+            ParamError::at(
+                vec![Seg::key("mpp")],
+                format!("{} × {} px slide at {} µm/px: `mpp: {}`, `size: {}` give {cells} tiles; {e}: use a coarser `mpp` or a larger `size`", slide.width, slide.height, slide.mpp, p.mpp, p.size),
+            )
+        })
     }
 
     fn run(&self, cx: &RunCx) -> anyhow::Result<()> {
@@ -156,5 +187,33 @@ impl StageKind for Tile {
         std::fs::write(cx.out.join("tiling.json"), serde_json::to_string(&tiling)?)?;
         cx.log(&format!("slide {}: {} tiles, tissue {:.3} mm², level {}", item.id, tiling.tiles.len(), tiling.tissue_area_mm2, tiling.level));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn plan(params: Value, width: u64, mpp: f64) -> Result<(), ParamError> {
+        Tile.plan_slide(&params, &SlideFacts { width, height: width, mpp })
+    }
+
+    #[test]
+    fn plan_refuses_a_tile_mpp_finer_than_the_slide() {
+        let e = plan(json!({"mpp": 0.2, "size": 256}), 50_000, 0.5).unwrap_err();
+        assert_eq!(e.path, vec![Seg::key("mpp")]);
+        assert!(e.msg.contains("finer than the slide's own 0.5 µm/px") && e.msg.contains("0.4500"), "{}", e.msg);
+        // a scanner's 0.2527 for a nominal 0.25 is fine
+        assert!(plan(json!({"mpp": 0.25, "size": 256}), 50_000, 0.2527).is_ok());
+        assert!(plan(json!({"mpp": 0.5, "size": 256}), 50_000, 0.5).is_ok());
+    }
+
+    #[test]
+    fn plan_bounds_the_tiles_per_slide() {
+        // 200,000 px square at 0.25 µm/px, 16-px tiles at 0.25: 12,500² cells
+        let e = plan(json!({"mpp": 0.25, "size": 16}), 200_000, 0.25).unwrap_err();
+        assert!(e.msg.contains("give 156250000 tiles") && e.msg.contains("from 0 to 1000000"), "{}", e.msg);
+        assert!(plan(json!({"mpp": 0.5, "size": 256}), 200_000, 0.25).is_ok());
     }
 }

@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::ingest::{read_clinical, Cell};
-use super::{resolved, typed, CheckCx, Checked, Fanout, InputRef, ParamError, RunCx, StageKind};
+use super::{in_range_f64, in_range_usize, resolved, typed, CheckCx, Checked, Fanout, InputRef, ParamError, RunCx, StageKind};
 use crate::model::{covariates_from_table, Block, Column, Covariate, CvOptions, MissingPolicy, Penalty, TrainData, TrainOptions};
 use crate::spec::locate::Seg;
 
@@ -165,25 +165,24 @@ impl StageKind for Train {
                 _ => return Err(ParamError::at(vec![Seg::key("blocks"), Seg::key(name)], "expected exactly one of `columns: [..]` (non-empty) or `prefix: \"..\"`")),
             }
         }
-        for (key, v, min) in [("folds", p.folds, 2), ("inner_folds", p.inner_folds, 2), ("repeats", p.repeats, 1), ("pca", p.pca, 1)] {
-            if v < min {
-                return Err(ParamError::at(vec![Seg::key(key)], format!("must be at least {min}, found {v}")));
-            }
+        use crate::bounds as b;
+        for (key, r, v) in [("folds", &b::TRAIN_FOLDS, p.folds), ("inner_folds", &b::TRAIN_INNER_FOLDS, p.inner_folds), ("repeats", &b::TRAIN_REPEATS, p.repeats), ("pca", &b::TRAIN_PCA, p.pca)] {
+            in_range_usize(vec![Seg::key(key)], r, v)?;
         }
         match &p.penalty {
-            PenaltyParam::Fixed(l) if !(l.is_finite() && *l >= 0.0) => {
-                return Err(ParamError::at(vec![Seg::key("penalty")], format!("expected `auto` or a number ≥ 0, found {l}")))
-            }
+            PenaltyParam::Fixed(l) => in_range_f64(vec![Seg::key("penalty")], &b::TRAIN_PENALTY, *l)
+                .map_err(|e| ParamError::at(e.path, format!("{} (or `auto`)", e.msg)))?,
             PenaltyParam::Auto(s) if s != "auto" => {
-                return Err(ParamError::at(vec![Seg::key("penalty")], format!("expected `auto` or a number ≥ 0, found `{s}`")))
+                return Err(ParamError::at(vec![Seg::key("penalty")], format!("`penalty` must be `auto` or a number from 0 to 1000000, found `{s}`")))
             }
             _ => {}
         }
-        if let Some((i, l)) = p.penalties.iter().enumerate().find(|(_, l)| !(l.is_finite() && **l >= 0.0)) {
-            return Err(ParamError::at(vec![Seg::key("penalties"), Seg::Index(i)], format!("expected a number ≥ 0, found {l}")));
-        }
         if p.penalties.is_empty() {
             return Err(ParamError::at(vec![Seg::key("penalties")], "empty grid; expected at least one penalty"));
+        }
+        in_range_usize(vec![Seg::key("penalties")], &b::TRAIN_GRID_LEN, p.penalties.len())?;
+        for (i, l) in p.penalties.iter().enumerate() {
+            in_range_f64(vec![Seg::key("penalties"), Seg::Index(i)], &b::TRAIN_PENALTIES, *l)?;
         }
         p.cohort = json!({
             "id": c.id, "time": c.time, "event": c.event, "covariates": c.covariates,

@@ -94,6 +94,15 @@ fn check_options(o: &BootstrapOptions) -> Result<()> {
             found: "0".into(),
         });
     }
+    // every replicate's statistics are kept: bound them before allocating
+    let max = crate::bounds::EVAL_BOOTSTRAP.hi as usize;
+    if o.n_boot > max {
+        return Err(SurvivalError::InvalidParameter {
+            name: "bootstrap replicates".into(),
+            expected: format!("at most {max}"),
+            found: o.n_boot.to_string(),
+        });
+    }
     if !(o.confidence_level > 0.0 && o.confidence_level < 1.0) {
         return Err(SurvivalError::InvalidParameter {
             name: "confidence level".into(),

@@ -69,7 +69,7 @@ pub struct KmArgs {
     #[command(flatten)]
     pub input: Input,
     /// Times at which to report survival, e.g. 365,730
-    #[arg(long, value_delimiter = ',', value_name = "T,…")]
+    #[arg(long, value_delimiter = ',', value_name = "T,…", value_parser = time)]
     pub at: Vec<f64>,
     /// Column whose values define groups (one curve per group)
     #[arg(long, value_name = "COL")]
@@ -101,7 +101,7 @@ pub struct CoxArgs {
     #[arg(long, default_value = "efron", value_parser = parse_ties)]
     pub ties: Ties,
     /// L2 penalty λ (lifelines' `penalizer` convention: n·λ/2·Σ(β_j·sd_j)²)
-    #[arg(long, default_value_t = 0.0, value_name = "L2")]
+    #[arg(long, default_value_t = 0.0, value_name = "L2", value_parser = penalty)]
     pub penalty: f64,
 }
 
@@ -114,10 +114,10 @@ pub struct ConcordanceArgs {
     #[arg(long, value_name = "COL")]
     pub risk: String,
     /// Truncation time for Uno's C (default: none)
-    #[arg(long, value_name = "T")]
+    #[arg(long, value_name = "T", value_parser = time)]
     pub tau: Option<f64>,
-    /// Bootstrap replicates for a percentile 95% CI of Harrell's C (0 = none)
-    #[arg(long, default_value_t = 0, value_name = "B")]
+    /// Bootstrap replicates for a percentile 95% CI of Harrell's C (0 = none; at most 100000)
+    #[arg(long, default_value_t = 0, value_name = "B", value_parser = bootstrap)]
     pub bootstrap: usize,
     /// Seed of the bootstrap
     #[arg(long, default_value_t = 0)]
@@ -133,7 +133,7 @@ pub struct AucArgs {
     #[arg(long, value_name = "COL")]
     pub risk: String,
     /// Evaluation times, strictly increasing, e.g. 730,1095,1825
-    #[arg(long, value_delimiter = ',', required = true, value_name = "T,…")]
+    #[arg(long, value_delimiter = ',', required = true, value_name = "T,…", value_parser = time)]
     pub times: Vec<f64>,
     /// Also output the ROC curve points at each time
     #[arg(long)]
@@ -159,11 +159,24 @@ pub struct CalibrationArgs {
     #[arg(long, value_name = "COL")]
     pub surv: String,
     /// The horizon
-    #[arg(long, value_name = "T")]
+    #[arg(long, value_name = "T", value_parser = time)]
     pub horizon: f64,
-    /// Number of quantile bins
-    #[arg(long, default_value_t = 10)]
+    /// Number of quantile bins (1 to 100)
+    #[arg(long, default_value_t = 10, value_parser = bins)]
     pub bins: usize,
+}
+
+fn bootstrap(s: &str) -> Result<usize, String> {
+    crate::bounds::CLI_BOOTSTRAP.parse_usize(s)
+}
+fn bins(s: &str) -> Result<usize, String> {
+    crate::bounds::CLI_BINS.parse_usize(s)
+}
+fn penalty(s: &str) -> Result<f64, String> {
+    crate::bounds::CLI_PENALTY.parse_f64(s)
+}
+fn time(s: &str) -> Result<f64, String> {
+    crate::bounds::CLI_TIME.parse_f64(s)
 }
 
 fn parse_ties(s: &str) -> Result<Ties, String> {
