@@ -6,6 +6,7 @@
 //! `file:line:column` and what was expected. `spec` never hashes or runs anything.
 pub mod locate;
 pub mod raw;
+pub mod roots;
 
 use crate::stages::{self, CheckCx, Checked, StageKind};
 use locate::{render, Locator, Seg};
@@ -91,6 +92,8 @@ struct Ctx<'a> {
     file: String,
     text: &'a str,
     loc: std::sync::OnceLock<Locator>,
+    /// The project's data roots (`spatia.toml`), read on the first input checked.
+    roots: std::sync::OnceLock<Result<roots::DataRoots, roots::ConfigError>>,
 }
 
 impl Ctx<'_> {
@@ -125,7 +128,7 @@ pub fn compile(path: &Path, root: Option<&Path>) -> Result<Spec, SpecError> {
 
 /// Checks spec text; `display` is the file name used in messages.
 pub fn compile_str(text: &str, display: &str, file: PathBuf, root: PathBuf) -> Result<Spec, SpecError> {
-    let cx = Ctx { file: display.to_string(), text, loc: std::sync::OnceLock::new() };
+    let cx = Ctx { file: display.to_string(), text, loc: std::sync::OnceLock::new(), roots: std::sync::OnceLock::new() };
     let spec_rel = file.strip_prefix(&root).unwrap_or(&file).display().to_string();
     let t0 = std::time::Instant::now();
     let raw = raw::parse(text).map_err(|e| {
@@ -509,6 +512,12 @@ fn find_cycle(adj: &[Vec<usize>]) -> Option<Vec<usize>> {
 
 fn check_input(cx: &Ctx, root: &Path, rel: &str, at: &[Seg]) -> Result<(), SpecError> {
     let full = root.join(rel);
+    // inside the project or a declared data root, after symlinks and `..`
+    let dr = cx.roots.get_or_init(|| roots::DataRoots::load(root));
+    let dr = dr.as_ref().map_err(|e| SpecError::At { file: e.file.display().to_string(), line: e.line, col: e.col, msg: e.msg.clone() })?;
+    if let Err(why) = dr.check(&full) {
+        return Err(cx.at_value(at, format!("input file `{}`: {why}", crate::util::display_id(rel))));
+    }
     match std::fs::metadata(&full) {
         Ok(m) if m.is_file() => Ok(()),
         Ok(_) => Err(cx.at_value(at, format!("`{}`: expected a file, found a directory ({})", render(at), full.display()))),

@@ -143,7 +143,13 @@ pub struct Item {
 impl Item {
     /// An attribute, or an error naming the item.
     pub fn attr(&self, name: &str) -> anyhow::Result<&str> {
-        self.attrs.get(name).map(String::as_str).ok_or_else(|| anyhow::anyhow!("item `{}` has no `{name}`", self.id))
+        self.attrs.get(name).map(String::as_str).ok_or_else(|| anyhow::anyhow!("item `{}` has no `{name}`", self.shown()))
+    }
+
+    /// The id as shown in logs, messages and on the terminal ([`crate::util::display_id`]:
+    /// bidi and control characters as `<U+XXXX>`); data files keep the id itself.
+    pub fn shown(&self) -> String {
+        crate::util::display_id(&self.id)
     }
 }
 
