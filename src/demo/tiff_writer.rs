@@ -151,8 +151,9 @@ impl PyramidWriter {
     }
 
     /// Adds an Aperio-style label image (`rgb` is `width × height` RGB): one stripped JPEG
-    /// directory at the end of the chain whose ImageDescription starts with `label` (e.g.
-    /// `label 64x32`), which OpenSlide's Aperio driver lists as the `label` associated image.
+    /// directory at the end of the chain; OpenSlide's Aperio driver names an associated image
+    /// by the first word of the description's second line, so
+    /// `"Aperio Image Library v10.0.51\nlabel 64x32"` makes it the `label` associated image.
     /// Test fixtures use it to check that a label never leaves the slide.
     pub fn set_label(&mut self, rgb: Vec<u8>, width: u32, height: u32, description: &str) -> Result<(), DemoError> {
         if width == 0 || height == 0 || rgb.len() != (width as usize) * (height as usize) * 3 {

@@ -688,8 +688,10 @@ fn read_level(path: &Path, dec: &mut Decoder<BufReader<File>>, p: IfdPointer) ->
     // Aperio-style label and macro images (they carry the patient's name) are never a level:
     // no pixel of them is ever read.
     if let Ok(Some(Value::Ascii(desc))) = t.find_tag(Tag::ImageDescription) {
-        let first = desc.trim_start().split(|c: char| !c.is_ascii_alphabetic()).next().unwrap_or("").to_ascii_lowercase();
-        if first == "label" || first == "macro" {
+        // Aperio names them by the first word of the second line (`…\nlabel 415x422`)
+        let word = |line: &str| line.trim_start().split(|c: char| !c.is_ascii_alphabetic()).next().unwrap_or("").to_ascii_lowercase();
+        let named = desc.lines().take(2).map(word).find(|w| w == "label" || w == "macro");
+        if let Some(first) = named {
             return Err(SlideError::NotASlide {
                 path: path.to_path_buf(),
                 detail: format!("TIFF directory is the slide's {first} image, not a pyramid level"),

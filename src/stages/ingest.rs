@@ -125,7 +125,8 @@ fn ingest_slides(cx: &RunCx, manifest: &Path, table: &ClinicalTable, cohort: &Co
         .iter()
         .filter_map(|it| Some(((it.attrs.get("patient_id")?.as_str(), it.attrs.get("rel_path")?.as_str()), it.id.as_str())))
         .collect();
-    let mut w = csv::Writer::from_path(cx.out.join("slides.csv"))?;
+    let slides_csv = cx.out.join("slides.csv");
+    let mut w = csv::Writer::from_path(&slides_csv).with_context(|| format!("cannot write {}", slides_csv.display()))?;
     w.write_record(["slide_id", "patient_id", "stain", "path", "vendor", "width", "height", "levels", "mpp_x", "mpp_y", "objective_power", "blake3"])?;
     let mut rows = Vec::new();
     for (r, m) in &v.slides {
@@ -154,7 +155,7 @@ fn ingest_slides(cx: &RunCx, manifest: &Path, table: &ClinicalTable, cohort: &Co
             "associated": m.associated, "blake3": digest,
         }));
     }
-    w.flush()?;
+    w.flush().with_context(|| format!("cannot write {}", slides_csv.display()))?;
     let summary = json!({"slides": rows, "warnings": v.warnings});
     crate::util::write_file(cx.out.join("slides.json"), serde_json::to_string_pretty(&summary)?)?;
     cx.log(&format!("{} slide(s) validated", v.slides.len()));
@@ -320,6 +321,10 @@ pub fn read_clinical(path: &Path, c: &Cohort) -> anyhow::Result<ClinicalTable> {
 impl ClinicalTable {
     /// Writes the normalised table (`patient_id,time,event,<covariates>`).
     pub fn write_csv(&self, path: &Path) -> anyhow::Result<()> {
+        self.write_csv_to(path).with_context(|| format!("cannot write {}", path.display()))
+    }
+
+    fn write_csv_to(&self, path: &Path) -> anyhow::Result<()> {
         let mut w = csv::Writer::from_path(path)?;
         let mut header = vec!["patient_id".to_string(), "time".into(), "event".into()];
         header.extend(self.covariates.iter().cloned());

@@ -65,7 +65,8 @@ impl StageKind for Report {
         "report"
     }
     fn version(&self) -> u32 {
-        3
+        // 4: shown ids neutralise bidi and control characters (`<U+202E>`)
+        4
     }
     fn about(&self) -> &'static str {
         "one self-contained HTML page: cohort, slide QC, KM/ROC/calibration, arms, provenance"
