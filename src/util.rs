@@ -254,6 +254,23 @@ pub fn is_write_refused(e: &anyhow::Error) -> bool {
     })
 }
 
+/// A message (an error, a log line) made safe for a terminal or page: like [`display_id`], but
+/// line breaks and tabs are kept, so any id quoted anywhere in it shows as what it is.
+pub fn display_text(text: &str) -> String {
+    if !text.chars().any(|c| (c.is_control() && c != '\n' && c != '\t') || is_bidi_control(c)) {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if (c.is_control() && c != '\n' && c != '\t') || is_bidi_control(c) {
+            out.push_str(&format!("<U+{:04X}>", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Hex of a blake3 digest.
 pub fn hex(h: &blake3::Hash) -> String {
     h.to_hex().to_string()
@@ -314,6 +331,7 @@ mod tests {
         assert_eq!(cell_excerpt(&"x".repeat(100)).chars().count(), 40);
         assert!(id_problem("a\nb").unwrap().contains("U+000A"));
         assert!(id_problem("").is_some() && id_problem("P-1").is_none());
+        assert_eq!(display_text("a\n\tpatient `P\u{202E}1`\u{1b}"), "a\n\tpatient `P<U+202E>1`<U+001B>");
     }
 
     #[test]

@@ -323,10 +323,12 @@ fn run_node(spec: &Spec, dag: &Dag, cache: &Cache, i: usize) -> NodeSummary {
             // name where the stage was writing, whatever file it was
             e = e.context(format!("writing the outputs of stage `{}` into {}", node.stage, out.display()));
         }
-        cx.log(&format!("spatia: stage `{}` failed: {e:#}", node.stage));
+        // shown on the terminal and in the log: ids quoted in it show bidi controls escaped
+        let msg = crate::util::display_text(&format!("{e:#}"));
+        cx.log(&format!("spatia: stage `{}` failed: {msg}", node.stage));
         drop(log);
         let log_path = writer.fail();
-        return fail(format!("{e:#}"), Some(log_path));
+        return fail(msg, Some(log_path));
     }
     drop(log);
     let finished = crate::util::now_rfc3339();

@@ -113,7 +113,7 @@ fn ingest_slides(cx: &RunCx, manifest: &Path, table: &ClinicalTable, cohort: &Co
     let v = validate_manifest(manifest, &ids, cohort.mpp_override)?;
     for w in &v.warnings {
         cx.log(&format!("warning: {w}"));
-        eprintln!("spatia: warning: {w}");
+        eprintln!("spatia: warning: {}", crate::util::display_text(w));
     }
     let digests: HashMap<(&str, &str), &str> = cx
         .slides

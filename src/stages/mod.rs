@@ -185,10 +185,11 @@ pub struct RunCx<'a> {
 }
 
 impl RunCx<'_> {
-    /// Appends a line to the stage's log.
+    /// Appends a line to the stage's log (bidi and control characters other than line
+    /// breaks and tabs shown as `<U+XXXX>`, so an id quoted in it shows as what it is).
     pub fn log(&self, msg: &str) {
         if let Ok(mut f) = self.log.lock() {
-            let _ = writeln!(f, "{msg}");
+            let _ = writeln!(f, "{}", crate::util::display_text(msg));
         }
     }
 
