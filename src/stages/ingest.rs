@@ -9,11 +9,15 @@
 //! **Key covers:** the cohort block (columns, covariates, categorical, missing policy,
 //! mpp override) and the content digests of the files.
 //!
-//! Validation: the id, time and event columns and every covariate must exist; ids non-empty
-//! and unique; time numeric, finite and ≥ 0; event 0 or 1; at least one event. A missing
+//! Validation: the id, time and event columns and every covariate must exist, and no header
+//! column may be written twice; ids non-empty, unique and free of control characters; time
+//! numeric, finite and ≥ 0; event 0 or 1; at least one event; numeric covariates within
+//! ±[`crate::model::design::MAX_ABS`] (their squares must stay finite). A missing
 //! covariate value is an error unless `cohort.missing` is `drop` (the row is dropped and
 //! counted) or `impute` (kept empty; training imputes inside its folds). Errors name the file,
-//! the data row (1-based, header excluded; the file line is row + 1) and the column.
+//! the data row (1-based, header excluded; the file line is row + 1) and the column, and quote
+//! at most the offending cell (cut to 40 characters, controls shown as `<U+XXXX>`), never the
+//! header row or a line of the file.
 use super::{resolved, CheckCx, Checked, Fanout, InputRef, ParamError, RunCx, StageKind};
 use crate::spec::{locate::Seg, Cohort};
 use anyhow::{bail, Context};
