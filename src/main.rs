@@ -12,5 +12,11 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // A write past `ulimit -f` would kill the process with SIGXFSZ and no message; ignored, the
+    // write fails with EFBIG ("File too large") and the error names the file like any other.
+    // SAFETY: as above, before any thread exists; SIG_IGN is a valid disposition.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     spatia::cli::main()
 }

@@ -162,6 +162,115 @@ pub fn display_id(id: &str) -> String {
     out
 }
 
+/// A cell quoted in an error: shown as [`display_id`] and cut to 40 characters, so an error
+/// never echoes more of a file than the one offending cell.
+pub fn cell_excerpt(cell: &str) -> String {
+    let shown = display_id(cell);
+    if shown.chars().count() > 40 {
+        format!("{}…", shown.chars().take(39).collect::<String>())
+    } else {
+        shown
+    }
+}
+
+/// Why an id (patient or slide, as read from the cohort's files) is refused: empty, or with a
+/// control character (Unicode Cc: newline, tab, NUL, escape …). None when it is acceptable.
+pub fn id_problem(id: &str) -> Option<String> {
+    if id.is_empty() {
+        return Some("empty id".into());
+    }
+    id.chars()
+        .find(|c| c.is_control())
+        .map(|c| format!("id `{}` contains the control character U+{:04X}; ids must be printable", cell_excerpt(id), c as u32))
+}
+
+/// The first header name written twice (compared as the reader compares them: trimmed,
+/// ASCII case-insensitively when `fold_case`): (name, first column, second column), 1-based.
+pub fn duplicate_column(headers: &csv::StringRecord, fold_case: bool) -> Option<(String, usize, usize)> {
+    let key = |h: &str| if fold_case { h.trim().to_ascii_lowercase() } else { h.to_string() };
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for (i, h) in headers.iter().enumerate() {
+        if let Some(first) = seen.insert(key(h), i + 1) {
+            return Some((cell_excerpt(h), first, i + 1));
+        }
+    }
+    None
+}
+
+/// A "did you mean" for a missing column: the header name closest to `name`, when one is
+/// close (only that one name is shown, never the whole header row).
+pub fn closest_column(headers: &csv::StringRecord, name: &str) -> Option<String> {
+    headers
+        .iter()
+        .map(|h| (strsim::jaro_winkler(&h.to_ascii_lowercase(), &name.to_ascii_lowercase()), h))
+        .filter(|(s, _)| *s > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, h)| cell_excerpt(h))
+}
+
+/// JSON text made safe for a terminal: every bidi or control character left raw by the
+/// serialiser (they can only occur inside strings) is written as a `\uXXXX` escape, so the
+/// text decodes to the same value and an id in it displays as what it is.
+pub fn json_for_terminal(json: &str) -> String {
+    if !json.chars().any(|c| c.is_control() || is_bidi_control(c)) {
+        return json.to_string();
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        // newlines between pretty-printed lines are layout, not content
+        if (c.is_control() && c != '\n') || is_bidi_control(c) {
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// An I/O error that names its path (`<what> <path>: <error>`), keeping its kind: every write
+/// error must say which file it concerns (a full disk or `ulimit -f` otherwise reads as a bare
+/// "No space left on device").
+pub fn io_at<'a>(what: &'a str, path: &'a std::path::Path) -> impl FnOnce(std::io::Error) -> std::io::Error + 'a {
+    move |e| std::io::Error::new(e.kind(), format!("{what} {}: {e}", path.display()))
+}
+
+/// `std::fs::write` whose error names the file.
+pub fn write_file(path: impl AsRef<std::path::Path>, contents: impl AsRef<[u8]>) -> std::io::Result<()> {
+    let path = path.as_ref();
+    std::fs::write(path, contents).map_err(io_at("cannot write", path))
+}
+
+/// Whether an error chain ends in the disk refusing a write: no space (ENOSPC), over a quota
+/// (EDQUOT), over the file-size limit (EFBIG, `ulimit -f`) or a read-only file system.
+pub fn is_write_refused(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .and_then(|io| io.raw_os_error())
+            .is_some_and(|n| [libc::ENOSPC, libc::EDQUOT, libc::EFBIG, libc::EROFS].contains(&n))
+            || c.downcast_ref::<csv::Error>().is_some_and(|ce| match ce.kind() {
+                csv::ErrorKind::Io(io) => io.raw_os_error().is_some_and(|n| [libc::ENOSPC, libc::EDQUOT, libc::EFBIG, libc::EROFS].contains(&n)),
+                _ => false,
+            })
+    })
+}
+
+/// A message (an error, a log line) made safe for a terminal or page: like [`display_id`], but
+/// line breaks and tabs are kept, so any id quoted anywhere in it shows as what it is.
+pub fn display_text(text: &str) -> String {
+    if !text.chars().any(|c| (c.is_control() && c != '\n' && c != '\t') || is_bidi_control(c)) {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if (c.is_control() && c != '\n' && c != '\t') || is_bidi_control(c) {
+            out.push_str(&format!("<U+{:04X}>", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Hex of a blake3 digest.
 pub fn hex(h: &blake3::Hash) -> String {
     h.to_hex().to_string()
@@ -211,6 +320,18 @@ mod tests {
         assert_eq!(display_id("P1\u{202E}gpj.exe"), "P1<U+202E>gpj.exe");
         assert_eq!(display_id("a\tb"), "a<U+0009>b");
         assert_eq!(display_id("Müller-7"), "Müller-7");
+    }
+
+    #[test]
+    fn json_for_terminal_escapes_bidi_and_keeps_the_value() {
+        let v = serde_json::json!({"item": "P\u{202E}1"});
+        let shown = json_for_terminal(&serde_json::to_string_pretty(&v).unwrap());
+        assert!(!shown.contains('\u{202E}') && shown.contains("\\u202e"), "{shown}");
+        assert_eq!(serde_json::from_str::<Value>(&shown).unwrap(), v);
+        assert_eq!(cell_excerpt(&"x".repeat(100)).chars().count(), 40);
+        assert!(id_problem("a\nb").unwrap().contains("U+000A"));
+        assert!(id_problem("").is_some() && id_problem("P-1").is_none());
+        assert_eq!(display_text("a\n\tpatient `P\u{202E}1`\u{1b}"), "a\n\tpatient `P<U+202E>1`<U+001B>");
     }
 
     #[test]

@@ -61,6 +61,12 @@ fn handcrafted_bags_follow_the_tiling_and_are_reproducible() {
     assert_eq!(digests[0], digests[1], "same key and same bytes in two directories");
 }
 
+/// Declares `dir` (where the bag is written) as a data root of the project, beside the shared data.
+fn declare_root(project: &Path, dir: &Path) {
+    let roots = [shared().join("data"), dir.to_path_buf()].map(|r| format!("{:?}", r.canonicalize().unwrap_or(r).display().to_string()));
+    std::fs::write(project.join("spatia.toml"), format!("data_roots = [{}]\n", roots.join(", "))).unwrap();
+}
+
 #[test]
 fn precomputed_bags_are_validated_and_used() {
     let d = tempfile::tempdir().unwrap();
@@ -69,6 +75,7 @@ fn precomputed_bags_are_validated_and_used() {
     assert!(o.status.success(), "{}", text(&o));
     let rows = vec![format!("A,{}/CMU-1-Small-Region.svs,HE,{}", slides().display(), bag.display())];
     let p = project_with(",features", &rows, "{kind: extract, needs: [tiles], encoder: precomputed}");
+    declare_root(p.path(), d.path());
     let o = spatia(p.path(), &["run", "s.yaml", "-q"]);
     assert!(o.status.success(), "{}", text(&o));
     let got = Bag::read(&shard_out(p.path(), "feats", "A_HE").join("features.h5")).unwrap();
@@ -77,6 +84,7 @@ fn precomputed_bags_are_validated_and_used() {
     // the same bag declared for a smaller slide: its coordinates fall outside
     let rows = vec![format!("A,{}/small.svs,HE,{}", slides().display(), bag.display())];
     let p = project_with(",features", &rows, "{kind: extract, needs: [ingest], encoder: precomputed}");
+    declare_root(p.path(), d.path());
     std::fs::write(
         p.path().join("s.yaml"),
         "name: ex\ncohort: {clinical: clin.csv, slides: slides.csv, covariates: [age]}\nstages:\n  ingest: {kind: ingest}\n  feats: {kind: extract, needs: [ingest], encoder: precomputed}\n",

@@ -40,6 +40,8 @@ fn each_bad_value_is_named_by_row_and_column() {
         (format!("{H}p1,50,10,0\np2,51,11,0\n"), "has no events (all 2 patients censored)"),
         (format!("{H}p1,old,10,1\n"), "row 1, column `age`: `old` is not a number"),
         (format!("{H},50,10,1\n"), "row 1, column `patient_id`: empty patient id"),
+        (format!("{H}p1,1e308,10,1\n"), "row 1, column `age`: `1e308` is too large to standardise"),
+        (format!("{H}p1,-1e308,10,1\n"), "row 1, column `age`: `-1e308` is too large to standardise"),
     ];
     for (csv, want) in cases {
         let e = err(&csv, &c);
@@ -47,7 +49,15 @@ fn each_bad_value_is_named_by_row_and_column() {
         assert!(e.contains("c.csv"), "error does not name the file: {e}");
     }
     let e = err(&format!("{H}p1,50,10,1\n"), &cohort(&["size"], None));
-    assert!(e.contains("no column `size` (the cohort's covariate); columns are: patient_id, age, time, event"), "{e}");
+    assert!(e.contains("no column `size` (the cohort's covariate) among the header's 4 column(s)"), "{e}");
+    let e = err(&format!("{H}p1,50,10,1\n"), &cohort(&["Age"], None));
+    assert!(e.contains("no column `Age`") && e.contains("did you mean `age`?"), "{e}");
+    // a duplicated column is an error, not silently the first one
+    let e = err("patient_id,age,time,event,age\np1,50,10,1,60\n", &cohort(&["age"], None));
+    assert!(e.contains("column `age` is written twice in the header (columns 2 and 5)") && e.contains("c.csv"), "{e}");
+    // ids with control characters are refused, naming file, row and column
+    let e = err(&format!("{H}p\u{7}1,50,10,1\n"), &cohort(&["age"], None));
+    assert!(e.contains("row 1 (line 2), column `patient_id`") && e.contains("U+0007"), "{e}");
 }
 
 #[test]

@@ -106,13 +106,12 @@ fn manifest_errors_name_the_row() {
     assert!(text(&o).contains("row 3") && text(&o).contains("CD8"), "{}", text(&o));
 
     // a slide of an unknown patient, a file that is no slide, a slide without µm/px: ingest fails
-    std::fs::write(std::env::temp_dir().join("spatia-not-a-slide.svs"), b"this is not a slide").unwrap();
     let d = real_project(&format!(
-        "Z,{}/CMU-1-Small-Region.svs,HE\nB,{},HE\nB,{}/boxes.tiff,ER\n",
+        "Z,{}/CMU-1-Small-Region.svs,HE\nB,not-a-slide.svs,HE\nB,{}/boxes.tiff,ER\n",
         slides().display(),
-        std::env::temp_dir().join("spatia-not-a-slide.svs").display(),
         slides().display()
     ));
+    std::fs::write(d.path().join("not-a-slide.svs"), b"this is not a slide").unwrap();
     let o = spatia(d.path(), &["run", "s.yaml"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let t = text(&o);

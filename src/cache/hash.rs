@@ -101,23 +101,23 @@ impl StatCache {
             return Ok(());
         }
         if let Some(dir) = file.parent() {
-            std::fs::create_dir_all(dir)?;
+            std::fs::create_dir_all(dir).map_err(crate::util::io_at("cannot create", dir))?;
         }
         let tmp = file.with_extension(format!("{}.tmp", std::process::id()));
         {
-            let mut w = io::BufWriter::new(std::fs::File::create(&tmp)?);
+            let mut w = io::BufWriter::new(std::fs::File::create(&tmp).map_err(crate::util::io_at("cannot write the stat cache", &tmp))?);
             let mut entries: Vec<_> = self.map.iter().collect();
             entries.sort_by(|a, b| a.0.cmp(b.0));
             for (p, (s, d)) in entries {
                 if let Some(ps) = p.to_str() {
                     if !ps.contains('\n') && !ps.contains('\t') {
-                        writeln!(w, "{}\t{}\t{}\t{}\t{}", s.size, s.mtime_ns, s.ino, d, ps)?;
+                        writeln!(w, "{}\t{}\t{}\t{}\t{}", s.size, s.mtime_ns, s.ino, d, ps).map_err(crate::util::io_at("cannot write the stat cache", &tmp))?;
                     }
                 }
             }
-            w.flush()?;
+            w.flush().map_err(crate::util::io_at("cannot write the stat cache", &tmp))?;
         }
-        std::fs::rename(&tmp, file)?;
+        std::fs::rename(&tmp, file).map_err(crate::util::io_at("cannot replace the stat cache", file))?;
         self.dirty = false;
         Ok(())
     }

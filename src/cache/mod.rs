@@ -130,8 +130,9 @@ impl Cache {
     /// Blocks until this process holds the key's lock.
     pub fn lock(&self, key: &str) -> io::Result<KeyLock> {
         let dir = self.root.join("locks");
-        std::fs::create_dir_all(&dir)?;
-        let f = File::options().create(true).truncate(false).write(true).open(dir.join(format!("{key}.lock")))?;
+        std::fs::create_dir_all(&dir).map_err(crate::util::io_at("cannot create", &dir))?;
+        let lock = dir.join(format!("{key}.lock"));
+        let f = File::options().create(true).truncate(false).write(true).open(&lock).map_err(crate::util::io_at("cannot open the lock", &lock))?;
         f.lock()?;
         Ok(KeyLock { _file: f })
     }
@@ -141,10 +142,10 @@ impl Cache {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let tmp = self.root.join("tmp").join(format!(".{key}.{}.{n}.tmp", std::process::id()));
         if tmp.exists() {
-            std::fs::remove_dir_all(&tmp)?;
+            std::fs::remove_dir_all(&tmp).map_err(crate::util::io_at("cannot remove", &tmp))?;
         }
-        std::fs::create_dir_all(tmp.join("out"))?;
-        std::fs::create_dir_all(tmp.join("scratch"))?;
+        std::fs::create_dir_all(tmp.join("out")).map_err(crate::util::io_at("cannot create", &tmp))?;
+        std::fs::create_dir_all(tmp.join("scratch")).map_err(crate::util::io_at("cannot create", &tmp))?;
         Ok(Writer { cache: self.clone(), key: key.to_string(), tmp, done: false })
     }
 
@@ -229,26 +230,27 @@ impl Writer {
     /// meanwhile, ours is discarded and theirs is kept.
     pub fn finish(mut self, record: &mut Record) -> io::Result<PathBuf> {
         let _ = std::fs::remove_dir_all(self.scratch());
-        let (files, digest) = Cache::digest_outputs(&self.out())?;
+        let (files, digest) = Cache::digest_outputs(&self.out()).map_err(crate::util::io_at("cannot hash the outputs in", &self.tmp))?;
         record.outputs = files;
         record.output_digest = digest;
+        let rec_file = self.tmp.join("record.json");
         {
-            let mut f = File::create(self.tmp.join("record.json"))?;
-            f.write_all(serde_json::to_string_pretty(record).map_err(io::Error::other)?.as_bytes())?;
-            f.write_all(b"\n")?;
+            let mut f = File::create(&rec_file).map_err(crate::util::io_at("cannot write", &rec_file))?;
+            f.write_all(serde_json::to_string_pretty(record).map_err(io::Error::other)?.as_bytes()).map_err(crate::util::io_at("cannot write", &rec_file))?;
+            f.write_all(b"\n").map_err(crate::util::io_at("cannot write", &rec_file))?;
         }
-        fsync_tree(&self.tmp)?;
+        fsync_tree(&self.tmp).map_err(crate::util::io_at("cannot sync", &self.tmp))?;
         let dst = self.cache.entry_dir(&self.key);
         let parent = dst.parent().expect("entry has a parent");
-        std::fs::create_dir_all(parent)?;
+        std::fs::create_dir_all(parent).map_err(crate::util::io_at("cannot create", parent))?;
         match std::fs::rename(&self.tmp, &dst) {
             Ok(()) => {}
             Err(_) if self.cache.contains(&self.key) => {
                 let _ = std::fs::remove_dir_all(&self.tmp);
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(crate::util::io_at("cannot publish the entry", &dst)(e)),
         }
-        File::open(parent)?.sync_all()?;
+        File::open(parent).and_then(|f| f.sync_all()).map_err(crate::util::io_at("cannot sync", parent))?;
         self.done = true;
         Ok(dst)
     }

@@ -185,14 +185,14 @@ pub fn run(a: &RunArgs) -> Result<u8> {
             eprintln!(
                 "FAILED {}{}: {}\n       log: {}",
                 n.stage,
-                n.item.as_ref().map(|x| format!(" [{x}]")).unwrap_or_default(),
+                n.item.as_ref().map(|x| format!(" [{}]", crate::util::display_id(x))).unwrap_or_default(),
                 n.error.as_deref().unwrap_or(""),
                 n.log.as_deref().unwrap_or("(none)")
             );
         }
         for n in s.nodes.iter().filter(|n| n.status == Status::Skipped) {
             if !a.quiet {
-                eprintln!("skipped {}{}: {}", n.stage, n.item.as_ref().map(|x| format!(" [{x}]")).unwrap_or_default(), n.error.as_deref().unwrap_or(""));
+                eprintln!("skipped {}{}: {}", n.stage, n.item.as_ref().map(|x| format!(" [{}]", crate::util::display_id(x))).unwrap_or_default(), n.error.as_deref().unwrap_or(""));
             }
         }
         eprintln!(
@@ -212,7 +212,7 @@ pub fn run(a: &RunArgs) -> Result<u8> {
 }
 
 fn label(n: &dag::Node) -> String {
-    format!("{}{}", n.stage, n.item.as_ref().map(|x| format!(" [{}]", x.id)).unwrap_or_default())
+    format!("{}{}", n.stage, n.item.as_ref().map(|x| format!(" [{}]", x.shown())).unwrap_or_default())
 }
 
 /// Why a node's key is new, compared with the last run of the same arm/stage/item.
@@ -228,7 +228,7 @@ fn why(n: &dag::Node, prev: Option<&RunSummary>, cache: &Cache) -> String {
     });
     let Some(old_key) = old_key else {
         return match &n.item {
-            Some(it) => format!("new item `{}` (not in the last run)", it.id),
+            Some(it) => format!("new item `{}` (not in the last run)", it.shown()),
             None => "new stage (not in the last run)".into(),
         };
     };
@@ -292,7 +292,7 @@ pub fn plan(a: &PlanArgs) -> Result<u8> {
             .iter()
             .map(|(n, c, r)| serde_json::json!({"stage": n.stage, "item": n.item.as_ref().map(|x| &x.id), "arms": n.arms, "kind": n.decl.kind.name(), "key": n.key, "cached": c, "why": if *c { None } else { Some(r) }}))
             .collect();
-        println!("{}", serde_json::json!({"name": spec.name, "nodes": dag.nodes.len(), "to_run": to_run, "stages": v}));
+        println!("{}", crate::util::json_for_terminal(&serde_json::json!({"name": spec.name, "nodes": dag.nodes.len(), "to_run": to_run, "stages": v}).to_string()));
     } else {
         for (n, c, r) in &rows {
             if *c {
@@ -338,7 +338,7 @@ pub fn dag_cmd(a: &DagArgs) -> Result<u8> {
                     let n = &dag.nodes[i];
                     let pre = if last { "   " } else { "│  " };
                     let b2 = if k + 1 == idx.len() { "└─" } else { "├─" };
-                    println!("  {pre}{b2} {} {} {}", n.item.as_ref().map(|x| x.id.as_str()).unwrap_or(""), &n.key[..12], state(i));
+                    println!("  {pre}{b2} {} {} {}", n.item.as_ref().map(|x| x.shown()).unwrap_or_default(), &n.key[..12], state(i));
                 }
             }
         }
@@ -382,16 +382,16 @@ pub fn show(a: &ShowArgs) -> Result<u8> {
         let v = stages.get(stage).with_context(|| format!("run {} has no stage `{stage}`; stages: {}", run.name, stages.keys().cloned().collect::<Vec<_>>().join(", ")))?;
         match (v, item) {
             (serde_json::Value::String(k), _) => k.clone(),
-            (serde_json::Value::Object(m), Some(i)) => m.get(i).and_then(|k| k.as_str()).map(str::to_string).with_context(|| format!("stage `{stage}` has no item `{i}`"))?,
+            (serde_json::Value::Object(m), Some(i)) => m.get(i).and_then(|k| k.as_str()).map(str::to_string).with_context(|| format!("stage `{stage}` has no item `{}`", crate::util::display_id(i)))?,
             (serde_json::Value::Object(m), None) => {
-                println!("{}", serde_json::to_string_pretty(m)?);
+                println!("{}", crate::util::json_for_terminal(&serde_json::to_string_pretty(m)?));
                 return Ok(0);
             }
             _ => bail!("malformed run record"),
         }
     };
     let rec = cache.record(&key).with_context(|| format!("no record for key {key} in {}", cache.root.display()))?;
-    println!("{}", serde_json::to_string_pretty(&rec)?);
+    println!("{}", crate::util::json_for_terminal(&serde_json::to_string_pretty(&rec)?));
     eprintln!("entry: {}", cache.entry_dir(&key).display());
     Ok(0)
 }

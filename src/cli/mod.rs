@@ -76,7 +76,8 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("spatia: {e:#}");
+            // an id quoted anywhere in the chain shows its bidi controls as `<U+202E>`
+            eprintln!("spatia: {}", crate::util::display_text(&format!("{e:#}")));
             ExitCode::from(2)
         }
     }

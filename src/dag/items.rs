@@ -11,13 +11,16 @@ pub fn patients(spec: &Spec) -> Result<Vec<Item>> {
     let c = spec.cohort.as_ref().context("per-patient stages need a `cohort` block")?;
     let path = spec.root.join(&c.clinical);
     let mut rdr = csv::Reader::from_path(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    let headers = rdr.headers()?.clone();
+    let headers = rdr.headers().with_context(|| format!("{}: cannot read the header row", path.display()))?.clone();
+    if let Some((name, a, b)) = crate::util::duplicate_column(&headers, false) {
+        bail!("{}: column `{name}` is written twice in the header (columns {a} and {b}); expected unique column names", path.display());
+    }
     let id_c = if c.id == crate::stages::ingest::ROW_IDS {
         None
     } else {
         match headers.iter().position(|h| h == c.id) {
             Some(i) => Some(i),
-            None => bail!("{}: no id column `{}`", path.display(), c.id),
+            None => bail!("{}: no id column `{}`", path.display(), crate::util::display_id(&c.id)),
         }
     };
     let mut out = Vec::new();
@@ -27,6 +30,9 @@ pub fn patients(spec: &Spec) -> Result<Vec<Item>> {
             Some(ic) => rec.get(ic).unwrap_or("").trim().to_string(),
             None => format!("row{}", i + 1),
         };
+        if let Some(why) = crate::util::id_problem(&id) {
+            bail!("{}: row {} (line {}), column `{}`: {why}", path.display(), i + 1, i + 2, crate::util::display_id(&c.id));
+        }
         let mut h = blake3::Hasher::new();
         for (name, field) in headers.iter().zip(rec.iter()) {
             h.update(name.as_bytes());
@@ -49,23 +55,31 @@ pub fn slides(spec: &Spec, stat: &mut StatCache) -> Result<Vec<Item>> {
     let base = path.parent().map(|p| p.to_path_buf()).unwrap_or_default();
     let rows = crate::slide::manifest::parse_manifest(&path)?;
     let bags = bag_column(&path)?;
+    let roots = crate::spec::roots::DataRoots::load(&spec.root).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut out: Vec<Item> = Vec::new();
     for r in rows {
+        // slides on a share are normal, but only under a data root the project declares
+        roots
+            .check(&r.path)
+            .map_err(|why| anyhow::anyhow!("{}: {}, column `path`: slide {why}", path.display(), r.label()))?;
         let d = stat
             .digest(&r.path)
-            .with_context(|| format!("{}: {}, column `path`: cannot read slide {}", path.display(), r.label(), r.path.display()))?;
+            .with_context(|| format!("{}: {}, column `path`: cannot read slide {}", path.display(), r.label(), crate::util::display_id(&r.path.display().to_string())))?;
         let mut id = format!("{}_{}", r.patient_id, r.stain.as_str());
         if out.iter().any(|x| x.id == id) {
             id = std::path::Path::new(&r.rel_path).file_stem().map(|x| x.to_string_lossy().to_string()).unwrap_or(id);
         }
         if out.iter().any(|x| x.id == id) {
-            bail!("{}: {}: slide id `{id}` is not unique (two slides of one patient and stain with the same file name)", path.display(), r.label());
+            bail!("{}: {}: slide id `{}` is not unique (two slides of one patient and stain with the same file name)", path.display(), r.label(), crate::util::display_id(&id));
         }
         let mpp = r.mpp.map(|m| m.to_string()).unwrap_or_default();
         // an existing CLAM/TRIDENT bag for the slide (`features` column): its content is part of the item
         let bag = match bags.get(r.row - 1).and_then(|b| b.as_ref()) {
             Some(rel) => {
                 let p = base.join(rel);
+                roots
+                    .check(&p)
+                    .map_err(|why| anyhow::anyhow!("{}: {}, column `features`: bag {why}", path.display(), r.label()))?;
                 let bd = stat
                     .digest(&p)
                     .with_context(|| format!("{}: {}, column `features`: cannot read bag {}", path.display(), r.label(), p.display()))?;

@@ -357,7 +357,7 @@ impl Dag {
     pub fn to_dot(&self, state: &dyn Fn(usize) -> String) -> String {
         let mut s = String::from("digraph spatia {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n");
         for (i, n) in self.nodes.iter().enumerate() {
-            let item = n.item.as_ref().map(|it| format!(" [{}]", it.id)).unwrap_or_default();
+            let item = n.item.as_ref().map(|it| format!(" [{}]", it.shown())).unwrap_or_default();
             let st = state(i);
             let color = match st.as_str() {
                 "cached" => "palegreen",

@@ -100,6 +100,8 @@ pub struct PyramidWriter {
     background_tile: Option<(u32, u32)>,
     /// Pixels of the smallest level, kept whole (≤ 512 px on the long side) for the thumbnail.
     thumbnail: Vec<u8>,
+    /// A label image (RGB, width, height, description), written last (see [`PyramidWriter::set_label`]).
+    label: Option<(Vec<u8>, u32, u32, String)>,
 }
 
 /// The level dimensions of a pyramid over a `width × height` level 0 with `n` levels.
@@ -144,7 +146,21 @@ impl PyramidWriter {
             software,
             background_tile: None,
             thumbnail: Vec::new(),
+            label: None,
         })
+    }
+
+    /// Adds an Aperio-style label image (`rgb` is `width × height` RGB): one stripped JPEG
+    /// directory at the end of the chain; OpenSlide's Aperio driver names an associated image
+    /// by the first word of the description's second line, so
+    /// `"Aperio Image Library v10.0.51\nlabel 64x32"` makes it the `label` associated image.
+    /// Test fixtures use it to check that a label never leaves the slide.
+    pub fn set_label(&mut self, rgb: Vec<u8>, width: u32, height: u32, description: &str) -> Result<(), DemoError> {
+        if width == 0 || height == 0 || rgb.len() != (width as usize) * (height as usize) * 3 {
+            return Err(DemoError::Internal(format!("{}: label of {} bytes is not {width}×{height} RGB", self.path.display(), rgb.len())));
+        }
+        self.label = Some((rgb, width, height, description.to_string()));
+        Ok(())
     }
 
     /// Number of tile columns at level 0 (the length every row pushed must have).
@@ -320,6 +336,13 @@ impl PyramidWriter {
             .unwrap_or((1, 1));
         let thumb = encode_jpeg_sized(&self.thumbnail, tw, th, self.quality)?;
         let thumb_at = self.append(&thumb)?;
+        let label = match self.label.take() {
+            Some((rgb, w, h, desc)) => {
+                let jpeg = encode_jpeg_sized(&rgb, w, h, self.quality)?;
+                Some((self.append(&jpeg)?, w, h, desc))
+            }
+            None => None,
+        };
         if self.pos % 2 == 1 {
             self.append(&[0])?;
         }
@@ -328,10 +351,34 @@ impl PyramidWriter {
         let n = self.levels.len();
         let ifd = self.build_ifd(Ifd::Level(0), self.pos, true);
         self.append(&ifd)?;
-        let ifd = self.build_ifd(Ifd::Thumbnail(thumb_at), self.pos, n > 1);
+        let ifd = self.build_ifd(Ifd::Thumbnail(thumb_at), self.pos, n > 1 || label.is_some());
         self.append(&ifd)?;
         for i in 1..n {
-            let ifd = self.build_ifd(Ifd::Level(i), self.pos, i + 1 < n);
+            let ifd = self.build_ifd(Ifd::Level(i), self.pos, i + 1 < n || label.is_some());
+            self.append(&ifd)?;
+        }
+        if let Some(((off, len), w, h, desc)) = label {
+            let mut d = desc.into_bytes();
+            d.push(0);
+            let mut sw = self.software.clone().into_bytes();
+            sw.push(0);
+            let entries: Vec<(u16, u16, u32, Vec<u8>)> = vec![
+                (254, LONG, 1, le32(&[1])),
+                (256, LONG, 1, le32(&[w])),
+                (257, LONG, 1, le32(&[h])),
+                (258, SHORT, 3, le16(&[8, 8, 8])),
+                (259, SHORT, 1, le16(&[7])),
+                (262, SHORT, 1, le16(&[6])),
+                (270, ASCII, d.len() as u32, d),
+                (273, LONG, 1, le32(&[off])),
+                (277, SHORT, 1, le16(&[3])),
+                (278, LONG, 1, le32(&[h])),
+                (279, LONG, 1, le32(&[len])),
+                (284, SHORT, 1, le16(&[1])),
+                (305, ASCII, sw.len() as u32, sw),
+                (530, SHORT, 2, le16(&[2, 2])),
+            ];
+            let ifd = serialise_ifd(&entries, self.pos, false);
             self.append(&ifd)?;
         }
         self.out.flush().map_err(|e| DemoError::io(&self.path, e))?;
@@ -396,34 +443,40 @@ impl PyramidWriter {
             ]);
         }
         entries.push((530, SHORT, 2, le16(&[2, 2])));
-        let head = 2 + 12 * entries.len() + 4;
-        let mut extra_at = at + head as u64;
-        let mut ifd = Vec::with_capacity(head);
-        let mut extra = Vec::new();
-        ifd.extend_from_slice(&(entries.len() as u16).to_le_bytes());
-        for (tag, typ, count, data) in &entries {
-            ifd.extend_from_slice(&tag.to_le_bytes());
-            ifd.extend_from_slice(&typ.to_le_bytes());
-            ifd.extend_from_slice(&count.to_le_bytes());
-            if data.len() <= 4 {
-                let mut v = data.clone();
-                v.resize(4, 0);
-                ifd.extend_from_slice(&v);
-            } else {
-                ifd.extend_from_slice(&(extra_at as u32).to_le_bytes());
-                extra.extend_from_slice(data);
-                extra_at += data.len() as u64;
-                if data.len() % 2 == 1 {
-                    extra.push(0);
-                    extra_at += 1;
-                }
+        serialise_ifd(&entries, at, more)
+    }
+}
+
+/// An IFD placed at file offset `at` (entries sorted by tag), its out-of-line values right
+/// after it; the next-IFD pointer points just past those values when `more`.
+fn serialise_ifd(entries: &[(u16, u16, u32, Vec<u8>)], at: u64, more: bool) -> Vec<u8> {
+    let head = 2 + 12 * entries.len() + 4;
+    let mut extra_at = at + head as u64;
+    let mut ifd = Vec::with_capacity(head);
+    let mut extra = Vec::new();
+    ifd.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+    for (tag, typ, count, data) in entries {
+        ifd.extend_from_slice(&tag.to_le_bytes());
+        ifd.extend_from_slice(&typ.to_le_bytes());
+        ifd.extend_from_slice(&count.to_le_bytes());
+        if data.len() <= 4 {
+            let mut v = data.clone();
+            v.resize(4, 0);
+            ifd.extend_from_slice(&v);
+        } else {
+            ifd.extend_from_slice(&(extra_at as u32).to_le_bytes());
+            extra.extend_from_slice(data);
+            extra_at += data.len() as u64;
+            if data.len() % 2 == 1 {
+                extra.push(0);
+                extra_at += 1;
             }
         }
-        let next = if more { extra_at as u32 } else { 0 };
-        ifd.extend_from_slice(&next.to_le_bytes());
-        ifd.extend_from_slice(&extra);
-        ifd
     }
+    let next = if more { extra_at as u32 } else { 0 };
+    ifd.extend_from_slice(&next.to_le_bytes());
+    ifd.extend_from_slice(&extra);
+    ifd
 }
 
 /// Which image an IFD describes.

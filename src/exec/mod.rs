@@ -42,7 +42,7 @@ pub struct Outcome {
 
 fn emit(output: Output, v: serde_json::Value) {
     if output == Output::Json {
-        println!("{v}");
+        println!("{}", crate::util::json_for_terminal(&v.to_string()));
     }
 }
 
@@ -143,7 +143,7 @@ pub fn run(spec: &Spec, dag: &Dag, cache: &Cache, opts: &Options) -> anyhow::Res
                 let mut stack = dependents[i].clone();
                 while let Some(d) = stack.pop() {
                     if status[d].is_none() {
-                        let why = format!("needs `{}`{} which failed", node.stage, node.item.as_ref().map(|x| format!(" [{}]", x.id)).unwrap_or_default());
+                        let why = format!("needs `{}`{} which failed", node.stage, node.item.as_ref().map(|x| format!(" [{}]", x.shown())).unwrap_or_default());
                         status[d] = Some(summary(&dag.nodes[d], Status::Skipped, 0.0, Some(why), None));
                         if let Some(b) = bars.get(&dag.nodes[d].stage) {
                             b.inc(1);
@@ -271,7 +271,7 @@ fn run_node(spec: &Spec, dag: &Dag, cache: &Cache, i: usize) -> NodeSummary {
     };
     let log_file = match std::fs::File::create(writer.log_path()) {
         Ok(f) => f,
-        Err(e) => return fail(format!("cannot create log: {e}"), None),
+        Err(e) => return fail(format!("cannot create log {}: {e}", writer.log_path().display()), None),
     };
     let log = Mutex::new(log_file);
     let needs: Vec<Need> = node
@@ -315,11 +315,17 @@ fn run_node(spec: &Spec, dag: &Dag, cache: &Cache, i: usize) -> NodeSummary {
             let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
             Err(anyhow::anyhow!("stage panicked: {msg}"))
         });
-    if let Err(e) = result {
-        cx.log(&format!("spatia: stage `{}` failed: {e:#}", node.stage));
+    if let Err(mut e) = result {
+        if crate::util::is_write_refused(&e) {
+            // name where the stage was writing, whatever file it was
+            e = e.context(format!("writing the outputs of stage `{}` into {}", node.stage, out.display()));
+        }
+        // shown on the terminal and in the log: ids quoted in it show bidi controls escaped
+        let msg = crate::util::display_text(&format!("{e:#}"));
+        cx.log(&format!("spatia: stage `{}` failed: {msg}", node.stage));
         drop(log);
         let log_path = writer.fail();
-        return fail(format!("{e:#}"), Some(log_path));
+        return fail(msg, Some(log_path));
     }
     drop(log);
     let finished = crate::util::now_rfc3339();

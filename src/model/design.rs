@@ -15,12 +15,17 @@
 //! ([`crate::model::leakage`]).
 //!
 //! # Errors
-//! Out-of-range rows, a missing value under `Error`, a numeric covariate constant (sd = 0) or
-//! entirely missing on the training rows, unparseable CSV cells.
+//! Out-of-range rows, a missing value under `Error`, a numeric covariate constant (sd = 0),
+//! beyond ±[`MAX_ABS`] (its square would overflow) or entirely missing on the training rows,
+//! unparseable CSV cells.
 use crate::stages::ingest::{Cell, ClinicalTable};
 use std::collections::BTreeMap;
 
 use super::error::{ModelError, Result};
+
+/// The largest magnitude a numeric covariate may take: the sum of squares of a training fold
+/// stays finite below it.
+pub const MAX_ABS: f64 = 1e150;
 
 /// Values of one covariate, one per row (`None` = missing).
 #[derive(Debug, Clone, PartialEq)]
@@ -135,6 +140,14 @@ impl Standardizer {
                     let mut vals = Vec::with_capacity(train_rows.len());
                     for &r in train_rows {
                         match v[r] {
+                            // beyond this a square (the variance) overflows to infinity
+                            Some(x) if x.is_finite() && x.abs() > MAX_ABS => {
+                                return Err(ModelError::Unfittable {
+                                    covariate: c.name.clone(),
+                                    expected: format!("values within ±{MAX_ABS:e} (larger ones overflow when squared for the standard deviation)"),
+                                    found: format!("{x:e} at row {r}"),
+                                })
+                            }
                             Some(x) if x.is_finite() => vals.push(x),
                             Some(x) => {
                                 return Err(ModelError::Unfittable {
@@ -163,7 +176,14 @@ impl Standardizer {
                     let var = vals.iter().map(|x| (x - m) * (x - m)).sum::<f64>()
                         / (vals.len() - 1) as f64;
                     let sd = var.sqrt();
-                    if !sd.is_finite() || sd <= 0.0 {
+                    if !m.is_finite() || !sd.is_finite() {
+                        return Err(ModelError::Unfittable {
+                            covariate: c.name.clone(),
+                            expected: "values whose mean and standard deviation are finite".into(),
+                            found: format!("values from {:e} to {:e}", vals.iter().cloned().fold(f64::INFINITY, f64::min), vals.iter().cloned().fold(f64::NEG_INFINITY, f64::max)),
+                        });
+                    }
+                    if sd <= 0.0 {
                         return Err(ModelError::Unfittable {
                             covariate: c.name.clone(),
                             expected: "a finite non-zero standard deviation".into(),
@@ -376,6 +396,20 @@ mod tests {
                 ]),
             },
         ]
+    }
+
+    #[test]
+    fn huge_values_name_the_row_not_a_constant() {
+        for x in [1e308, -1e308, 2e154] {
+            let c = vec![Covariate { name: "age".into(), column: Column::Numeric(vec![Some(40.0), Some(x), Some(37.0)]) }];
+            let e = Standardizer::fit(&c, &[0, 1, 2], MissingPolicy::Error).unwrap_err().to_string();
+            assert!(e.contains("'age'") && e.contains("at row 1") && e.contains("overflow"), "{e}");
+            assert!(!e.contains("constant"), "{e}");
+        }
+        // below the bound the sd is finite
+        let c = vec![Covariate { name: "age".into(), column: Column::Numeric(vec![Some(-1e150), Some(1e150), Some(0.0)]) }];
+        let s = Standardizer::fit(&c, &[0, 1, 2], MissingPolicy::Error).unwrap();
+        assert!(s.mean_sd("age").unwrap().1.is_finite());
     }
 
     #[test]

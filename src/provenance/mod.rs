@@ -97,11 +97,11 @@ impl RunSummary {
             dir = root.join("runs").join(format!("{stamp}-{safe}-{n}"));
             n += 1;
         }
-        std::fs::create_dir_all(&dir)?;
+        std::fs::create_dir_all(&dir).map_err(crate::util::io_at("cannot create the run directory", &dir))?;
         let tmp = dir.join(".run.json.tmp");
-        std::fs::write(&tmp, serde_json::to_string_pretty(self).map_err(std::io::Error::other)? + "\n")?;
+        crate::util::write_file(&tmp, serde_json::to_string_pretty(self).map_err(std::io::Error::other)? + "\n")?;
         let dst = dir.join("run.json");
-        std::fs::rename(&tmp, &dst)?;
+        std::fs::rename(&tmp, &dst).map_err(crate::util::io_at("cannot write the run record", &dst))?;
         Ok(dst)
     }
 

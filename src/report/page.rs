@@ -452,7 +452,8 @@ impl Pseudonyms {
     /// The label of a patient id (unknown ids get `P-?` plus a short hash when hidden).
     pub fn patient(&self, id: &str) -> String {
         if self.show {
-            return id.to_string();
+            // bidi and control characters shown as `<U+XXXX>`: an id displays as what it is
+            return crate::util::display_id(id);
         }
         match self.patients.get(id) {
             Some(p) => p.clone(),
@@ -463,7 +464,7 @@ impl Pseudonyms {
     /// The label of a slide id.
     pub fn slide(&self, id: &str) -> String {
         if self.show {
-            return id.to_string();
+            return crate::util::display_id(id);
         }
         match self.slide_labels.get(id) {
             Some(l) => l.clone(),

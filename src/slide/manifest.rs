@@ -140,6 +140,11 @@ pub fn parse_manifest(path: &Path) -> Result<Vec<ManifestRow>> {
         .headers()
         .map_err(|e| fail(vec![format!("cannot read the header: {e}")]))?
         .clone();
+    if let Some((name, a, b)) = crate::util::duplicate_column(&headers, true) {
+        return Err(fail(vec![format!(
+            "column `{name}` is written twice in the header (columns {a} and {b}); expected unique column names"
+        )]));
+    }
     let (pid, pth, stn) = (
         find_col(&headers, &["patient_id", "patient"]),
         find_col(&headers, &["path", "slide", "file"]),
@@ -147,9 +152,16 @@ pub fn parse_manifest(path: &Path) -> Result<Vec<ManifestRow>> {
     );
     let mpp_col = find_col(&headers, &["mpp", "mpp_override"]);
     let (Some(pid), Some(pth), Some(stn)) = (pid, pth, stn) else {
+        // name what is missing, not the header row (it may be any file's first line)
+        let missing: Vec<&str> = [(pid, "patient_id"), (pth, "path"), (stn, "stain")]
+            .iter()
+            .filter(|(c, _)| c.is_none())
+            .map(|(_, n)| *n)
+            .collect();
         return Err(fail(vec![format!(
-            "expected columns patient_id, path, stain (and optionally mpp), found {:?}",
-            headers.iter().collect::<Vec<_>>()
+            "no column {} in the header ({} column(s)); expected columns patient_id, path, stain (and optionally mpp)",
+            missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", "),
+            headers.len()
         )]));
     };
     let base = path.parent().unwrap_or(Path::new("."));
@@ -172,18 +184,28 @@ pub fn parse_manifest(path: &Path) -> Result<Vec<ManifestRow>> {
             continue;
         }
         let mut ok = true;
-        if p.is_empty() {
-            problems.push(format!("{at}: empty patient_id"));
+        if let Some(why) = crate::util::id_problem(p) {
+            problems.push(format!("{at}, column `patient_id`: {}", if p.is_empty() { "empty patient_id".to_string() } else { why }));
             ok = false;
         }
         if f.is_empty() {
             problems.push(format!("{at}: empty path"));
             ok = false;
+        } else if f.chars().any(char::is_control) {
+            problems.push(format!(
+                "{at}, column `path`: `{}` contains a control character; expected a plain file path",
+                crate::util::cell_excerpt(f)
+            ));
+            ok = false;
         }
         let stain = match s.parse::<Stain>() {
             Ok(st) => Some(st),
             Err(e) => {
-                problems.push(format!("{at}: {e}"));
+                let _ = e;
+                problems.push(format!(
+                    "{at}: unknown stain \"{}\" (expected one of HE, ER, PR, HER2, KI67)",
+                    crate::util::cell_excerpt(s)
+                ));
                 None
             }
         };
@@ -193,7 +215,8 @@ pub fn parse_manifest(path: &Path) -> Result<Vec<ManifestRow>> {
                 Ok(m) if m.is_finite() && m > 0.0 => Some(m),
                 _ => {
                     problems.push(format!(
-                        "{at}: mpp {v:?} is not a positive number of µm per pixel"
+                        "{at}, column `mpp`: `{}` is not a positive number of µm per pixel",
+                        crate::util::cell_excerpt(v)
                     ));
                     ok = false;
                     None
@@ -238,7 +261,14 @@ pub fn validate_manifest(path: &Path, patients: &BTreeSet<String>, default_mpp: 
         .map(|r| {
             Slide::open(&r.path, r.mpp.or(default_mpp))
                 .map(|s| s.meta().clone())
-                .map_err(|e| format!("{} ({} {:?}): {e}", r.label(), r.patient_id, r.rel_path))
+                .map_err(|e| {
+                    format!(
+                        "{} ({} `{}`): {e}",
+                        r.label(),
+                        crate::util::display_id(&r.patient_id),
+                        crate::util::display_id(&r.rel_path)
+                    )
+                })
         })
         .collect();
     let mut problems = Vec::new();
@@ -246,9 +276,9 @@ pub fn validate_manifest(path: &Path, patients: &BTreeSet<String>, default_mpp: 
     for (r, o) in rows.into_iter().zip(opened) {
         if !patients.contains(&r.patient_id) {
             problems.push(format!(
-                "{}: patient {:?} is not in the clinical table",
+                "{}: patient \"{}\" is not in the clinical table",
                 r.label(),
-                r.patient_id
+                crate::util::cell_excerpt(&r.patient_id)
             ));
         }
         match o {
@@ -271,7 +301,8 @@ pub fn validate_manifest(path: &Path, patients: &BTreeSet<String>, default_mpp: 
         .filter(|p| !per_patient.contains_key(p.as_str()))
         .map(|p| {
             format!(
-                "patient {p:?} of the clinical table has no slide in {}",
+                "patient `{}` of the clinical table has no slide in {}",
+                crate::util::display_id(p),
                 path.display()
             )
         })

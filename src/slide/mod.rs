@@ -21,6 +21,11 @@
 //!
 //! **Invariant:** only this module reads slide bytes; it knows nothing about the orchestrator,
 //! caches or stage keys.
+//!
+//! **Invariant:** label and macro images (they carry patient names) never leave the slide: only
+//! pyramid levels are read (OpenSlide levels; TIFF directories whose description names a label
+//! or macro are never taken as levels), of associated images only their names are listed, and
+//! no vendor property text is copied into any output.
 pub mod cli;
 pub mod error;
 pub mod hed;

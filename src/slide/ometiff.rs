@@ -685,6 +685,19 @@ fn tiff_open_error(path: &Path, e: tiff::TiffError) -> SlideError {
 fn read_level(path: &Path, dec: &mut Decoder<BufReader<File>>, p: IfdPointer) -> Result<TiffLevel> {
     let dir = dec.read_directory(p).map_err(|e| corrupt(path, e))?;
     let mut t = dec.read_directory_tags(&dir);
+    // Aperio-style label and macro images (they carry the patient's name) are never a level:
+    // no pixel of them is ever read.
+    if let Ok(Some(Value::Ascii(desc))) = t.find_tag(Tag::ImageDescription) {
+        // Aperio names them by the first word of the second line (`…\nlabel 415x422`)
+        let word = |line: &str| line.trim_start().split(|c: char| !c.is_ascii_alphabetic()).next().unwrap_or("").to_ascii_lowercase();
+        let named = desc.lines().take(2).map(word).find(|w| w == "label" || w == "macro");
+        if let Some(first) = named {
+            return Err(SlideError::NotASlide {
+                path: path.to_path_buf(),
+                detail: format!("TIFF directory is the slide's {first} image, not a pyramid level"),
+            });
+        }
+    }
     let mut num = |tag: Tag| -> Option<u64> {
         t.find_tag(tag)
             .ok()

@@ -7,6 +7,7 @@
 pub mod locate;
 pub mod paths;
 pub mod raw;
+pub mod roots;
 
 use crate::stages::{self, CheckCx, Checked, StageKind};
 use locate::{render, Locator, Seg};
@@ -105,6 +106,8 @@ struct Ctx<'a> {
     file: String,
     text: &'a str,
     loc: std::sync::OnceLock<Locator>,
+    /// The project's data roots (`spatia.toml`), read on the first input checked.
+    roots: std::sync::OnceLock<Result<roots::DataRoots, roots::ConfigError>>,
 }
 
 impl Ctx<'_> {
@@ -157,7 +160,7 @@ fn read_bounded(path: &Path) -> std::io::Result<String> {
 
 /// Checks spec text; `display` is the file name used in messages.
 pub fn compile_str(text: &str, display: &str, file: PathBuf, root: PathBuf) -> Result<Spec, SpecError> {
-    let cx = Ctx { file: display.to_string(), text, loc: std::sync::OnceLock::new() };
+    let cx = Ctx { file: display.to_string(), text, loc: std::sync::OnceLock::new(), roots: std::sync::OnceLock::new() };
     let spec_rel = file.strip_prefix(&root).unwrap_or(&file).display().to_string();
     let t0 = std::time::Instant::now();
     let raw = raw::parse(text).map_err(|e| {
@@ -580,6 +583,12 @@ fn find_cycle(adj: &[Vec<usize>]) -> Option<Vec<usize>> {
 
 fn check_input(cx: &Ctx, root: &Path, rel: &str, at: &[Seg]) -> Result<(), SpecError> {
     let full = root.join(rel);
+    // inside the project or a declared data root, after symlinks and `..`
+    let dr = cx.roots.get_or_init(|| roots::DataRoots::load(root));
+    let dr = dr.as_ref().map_err(|e| SpecError::At { file: e.file.display().to_string(), line: e.line, col: e.col, msg: e.msg.clone() })?;
+    if let Err(why) = dr.check(&full) {
+        return Err(cx.at_value(at, format!("input file `{}`: {why}", crate::util::display_id(rel))));
+    }
     match std::fs::metadata(&full) {
         Ok(m) if m.is_file() => Ok(()),
         Ok(_) => Err(cx.at_value(at, format!("`{}`: expected a file, found a directory ({})", render(at), full.display()))),

@@ -177,7 +177,7 @@ impl StageKind for Calibrate {
             "notes": before.notes,
             "recalibrated": after,
         });
-        std::fs::write(
+        crate::util::write_file(
             cx.out.join("calibration.json"),
             serde_json::to_string_pretty(&doc)? + "\n",
         )?;

@@ -6,7 +6,9 @@
 //!
 //! The command runs with its fresh output directory as working directory and this environment:
 //! `SPATIA_OUT` (that directory), `SPATIA_NEEDS_<NAME>` (each needed stage's output directory;
-//! for a fanned-out need read by a single stage, a directory of links named by item),
+//! for a fanned-out need read by a single stage, a directory of links, one per item, named by
+//! the item's path component — a safe slug of the id plus a short digest, never the raw id —
+//! with `SPATIA_NEEDS_<NAME>_ITEMS`, a file of `<id>\t<link>` lines, to find an item's link),
 //! `SPATIA_ROOT` (project root), `SPATIA_SEED`, `SPATIA_INPUT_<i>` (input files) and, for a
 //! shard, `SPATIA_ITEM` (patient or slide id) and `SPATIA_ITEM_<ATTR>` (`PATIENT_ID`; for a
 //! slide also `PATH`, `REL_PATH`, `STAIN`, `DIGEST`, `MPP`). A non-zero exit fails the stage.
@@ -46,7 +48,8 @@ impl StageKind for Command {
         "command"
     }
     fn version(&self) -> u32 {
-        1
+        // 2: gathered items are linked under their path component (not the raw id)
+        2
     }
     fn about(&self) -> &'static str {
         "run a shell command in a fresh output directory"
@@ -110,14 +113,24 @@ impl StageKind for Command {
             let dir = if need.dirs.len() == 1 && (need.dirs[0].0.is_none() || cx.item.is_some()) {
                 need.dirs[0].1.clone()
             } else {
-                // a gather: one link per item
-                let d = cx.scratch.join("needs").join(&need.name);
-                std::fs::create_dir_all(&d)?;
+                // a gather: one link per item, named by the item's path component (never the
+                // raw id), and an index `<id>\t<link>` in SPATIA_NEEDS_<NAME>_ITEMS
+                let base = cx.scratch.join("needs");
+                let comp = crate::util::id_path_component(&need.name);
+                let d = base.join(&comp);
+                std::fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))?;
+                let mut index = String::new();
                 for (item, dir) in &need.dirs {
-                    let name = item.clone().unwrap_or_else(|| "_".into());
-                    std::os::unix::fs::symlink(dir, d.join(&name))
-                        .with_context(|| format!("linking {} for item {name}", need.name))?;
+                    let name = item.as_deref().map(crate::util::id_path_component).unwrap_or_else(|| "_".into());
+                    let link = d.join(&name);
+                    std::os::unix::fs::symlink(dir, &link).with_context(|| {
+                        format!("linking {} for item {} at {}", need.name, crate::util::display_id(item.as_deref().unwrap_or("_")), link.display())
+                    })?;
+                    index.push_str(&format!("{}\t{}\n", item.as_deref().unwrap_or(""), link.display()));
                 }
+                let idx = base.join(format!("{comp}.items.tsv"));
+                crate::util::write_file(&idx, index).with_context(|| format!("cannot write {}", idx.display()))?;
+                c.env(format!("{var}_ITEMS"), &idx);
                 d
             };
             c.env(var, dir);

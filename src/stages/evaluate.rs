@@ -176,7 +176,7 @@ impl StageKind for Evaluate {
             write_curves(cx.out, e, pr)?;
         }
         let metrics = metrics_json(&p, cx.seed, &reference, &evals, &comparisons);
-        std::fs::write(cx.out.join("metrics.json"), serde_json::to_string_pretty(&metrics)? + "\n").context("writing metrics.json")?;
+        crate::util::write_file(cx.out.join("metrics.json"), serde_json::to_string_pretty(&metrics)? + "\n").context("writing metrics.json")?;
         Ok(())
     }
 }

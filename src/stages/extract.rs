@@ -227,11 +227,11 @@ impl StageKind for Extract {
             let src = item
                 .attrs
                 .get("features")
-                .with_context(|| format!("slide {}: `encoder: precomputed` needs a `features` column (path to a CLAM/TRIDENT .h5 bag) in the slide manifest", item.id))?;
+                .with_context(|| format!("slide {}: `encoder: precomputed` needs a `features` column (path to a CLAM/TRIDENT .h5 bag) in the slide manifest", item.shown()))?;
             let bag = Bag::read(std::path::Path::new(src))?;
             bag.validate(std::path::Path::new(src), Some((w, h)))?;
             bag.write(&out, p.precision)?;
-            std::fs::write(
+            crate::util::write_file(
                 cx.out.join("extract.json"),
                 serde_json::to_string_pretty(&json!({"slide": item.id, "tiles": bag.len(), "dim": bag.dim(), "encoder": "precomputed", "source_encoder": bag.meta.encoder}))?,
             )?;
@@ -249,7 +249,7 @@ impl StageKind for Extract {
             encoder.as_ref(),
             &cfg,
         )
-        .with_context(|| format!("slide {}", item.id))?;
+        .with_context(|| format!("slide {}", item.shown()))?;
         let coords: Vec<[i64; 2]> = tiling.tiles.iter().map(|t| [t.x as i64, t.y as i64]).collect();
         let meta = BagMeta {
             name: Some(item.id.clone()),
@@ -266,7 +266,7 @@ impl StageKind for Extract {
         // throughput goes to the log, not the outputs: outputs must be the same bytes every run
         cx.log(&format!(
             "slide {}: {} tiles × {} dims with {} in {:.2}s ({:.0} tiles/s; encoder idle {:.1}%)",
-            item.id,
+            item.shown(),
             stats.tiles,
             bag.dim(),
             encoder.name(),
@@ -274,7 +274,7 @@ impl StageKind for Extract {
             stats.tiles_per_s(),
             100.0 * stats.starved.as_secs_f64() / stats.wall.as_secs_f64().max(1e-9)
         ));
-        std::fs::write(
+        crate::util::write_file(
             cx.out.join("extract.json"),
             serde_json::to_string_pretty(&json!({"slide": item.id, "tiles": bag.len(), "dim": bag.dim(), "encoder": encoder.name(), "encoder_digest": encoder.digest()}))?,
         )?;

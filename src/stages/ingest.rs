@@ -9,11 +9,15 @@
 //! **Key covers:** the cohort block (columns, covariates, categorical, missing policy,
 //! mpp override) and the content digests of the files.
 //!
-//! Validation: the id, time and event columns and every covariate must exist; ids non-empty
-//! and unique; time numeric, finite and ≥ 0; event 0 or 1; at least one event. A missing
+//! Validation: the id, time and event columns and every covariate must exist, and no header
+//! column may be written twice; ids non-empty, unique and free of control characters; time
+//! numeric, finite and ≥ 0; event 0 or 1; at least one event; numeric covariates within
+//! ±[`crate::model::design::MAX_ABS`] (their squares must stay finite). A missing
 //! covariate value is an error unless `cohort.missing` is `drop` (the row is dropped and
 //! counted) or `impute` (kept empty; training imputes inside its folds). Errors name the file,
-//! the data row (1-based, header excluded; the file line is row + 1) and the column.
+//! the data row (1-based, header excluded; the file line is row + 1) and the column, and quote
+//! at most the offending cell (cut to 40 characters, controls shown as `<U+XXXX>`), never the
+//! header row or a line of the file.
 use super::{resolved, CheckCx, Checked, Fanout, InputRef, ParamError, RunCx, StageKind};
 use crate::spec::{locate::Seg, Cohort};
 use anyhow::{bail, Context};
@@ -91,13 +95,13 @@ impl StageKind for Ingest {
         let clinical = cx.input("clinical")?;
         let table = read_clinical(&clinical.path, cohort)?;
         for d in &table.dropped {
-            cx.log(&format!("dropped row {} (patient {}): {}", d.row, d.id, d.reason));
+            cx.log(&format!("dropped row {} (patient {}): {}", d.row, crate::util::display_id(&d.id), d.reason));
         }
         if !table.dropped.is_empty() {
             cx.log(&format!("{} row(s) dropped under `missing: drop`", table.dropped.len()));
         }
         table.write_csv(&cx.out.join("cohort.csv"))?;
-        std::fs::write(cx.out.join("cohort.json"), serde_json::to_string_pretty(&table.summary(cohort))?)?;
+        crate::util::write_file(cx.out.join("cohort.json"), serde_json::to_string_pretty(&table.summary(cohort))?)?;
         if let Ok(manifest) = cx.input("slides") {
             ingest_slides(cx, &manifest.path, &table, cohort)?;
         }
@@ -113,7 +117,7 @@ fn ingest_slides(cx: &RunCx, manifest: &Path, table: &ClinicalTable, cohort: &Co
     let v = validate_manifest(manifest, &ids, cohort.mpp_override)?;
     for w in &v.warnings {
         cx.log(&format!("warning: {w}"));
-        eprintln!("spatia: warning: {w}");
+        eprintln!("spatia: warning: {}", crate::util::display_text(w));
     }
     let digests: HashMap<(&str, &str), &str> = cx
         .slides
@@ -125,7 +129,8 @@ fn ingest_slides(cx: &RunCx, manifest: &Path, table: &ClinicalTable, cohort: &Co
         .iter()
         .filter_map(|it| Some(((it.attrs.get("patient_id")?.as_str(), it.attrs.get("rel_path")?.as_str()), it.id.as_str())))
         .collect();
-    let mut w = csv::Writer::from_path(cx.out.join("slides.csv"))?;
+    let slides_csv = cx.out.join("slides.csv");
+    let mut w = csv::Writer::from_path(&slides_csv).with_context(|| format!("cannot write {}", slides_csv.display()))?;
     w.write_record(["slide_id", "patient_id", "stain", "path", "vendor", "width", "height", "levels", "mpp_x", "mpp_y", "objective_power", "blake3"])?;
     let mut rows = Vec::new();
     for (r, m) in &v.slides {
@@ -154,9 +159,9 @@ fn ingest_slides(cx: &RunCx, manifest: &Path, table: &ClinicalTable, cohort: &Co
             "associated": m.associated, "blake3": digest,
         }));
     }
-    w.flush()?;
+    w.flush().with_context(|| format!("cannot write {}", slides_csv.display()))?;
     let summary = json!({"slides": rows, "warnings": v.warnings});
-    std::fs::write(cx.out.join("slides.json"), serde_json::to_string_pretty(&summary)?)?;
+    crate::util::write_file(cx.out.join("slides.json"), serde_json::to_string_pretty(&summary)?)?;
     cx.log(&format!("{} slide(s) validated", v.slides.len()));
     Ok(())
 }
@@ -201,11 +206,21 @@ pub fn read_clinical(path: &Path, c: &Cohort) -> anyhow::Result<ClinicalTable> {
         .from_path(path)
         .with_context(|| format!("cannot read clinical table {f}"))?;
     let headers = rdr.headers().with_context(|| format!("{f}: cannot read the header row"))?.clone();
+    if let Some((name, a, b)) = crate::util::duplicate_column(&headers, false) {
+        bail!("{f}: column `{name}` is written twice in the header (columns {a} and {b}); expected unique column names");
+    }
+    // the error names the missing column and at most one close header name, never the header
+    // row itself (it may be the first line of any file)
     let col = |name: &str, what: &str| -> anyhow::Result<usize> {
         headers.iter().position(|h| h == name).with_context(|| {
+            let hint = match crate::util::closest_column(&headers, name) {
+                Some(h) => format!("; did you mean `{h}`?"),
+                None => String::new(),
+            };
             format!(
-                "{f}: no column `{name}` (the cohort's {what}); columns are: {}",
-                headers.iter().collect::<Vec<_>>().join(", ")
+                "{f}: no column `{}` (the cohort's {what}) among the header's {} column(s){hint}",
+                crate::util::cell_excerpt(name),
+                headers.len()
             )
         })
     };
@@ -234,15 +249,18 @@ pub fn read_clinical(path: &Path, c: &Cohort) -> anyhow::Result<ClinicalTable> {
         if id.is_empty() {
             bail!("{f}: row {row}, column `{}`: empty patient id", c.id);
         }
+        if let Some(why) = crate::util::id_problem(&id) {
+            bail!("{f}: row {row} (line {}), column `{}`: {why}", row + 1, c.id);
+        }
         if let Some(first) = seen.insert(id.clone(), row) {
-            bail!("{f}: row {row}, column `{}`: duplicate patient id `{id}` (first seen in row {first})", c.id);
+            bail!("{f}: row {row}, column `{}`: duplicate patient id `{}` (first seen in row {first})", c.id, crate::util::cell_excerpt(&id));
         }
         let time_s = rec.get(time_c).unwrap_or("").trim();
         let time: f64 = time_s
             .parse()
             .ok()
             .filter(|x: &f64| x.is_finite())
-            .with_context(|| format!("{f}: row {row}, column `{}`: time `{time_s}` is not a finite number", c.time))?;
+            .with_context(|| format!("{f}: row {row}, column `{}`: time `{}` is not a finite number", c.time, crate::util::cell_excerpt(time_s)))?;
         if time < 0.0 {
             bail!("{f}: row {row}, column `{}`: time {time} is negative; expected ≥ 0", c.time);
         }
@@ -250,7 +268,7 @@ pub fn read_clinical(path: &Path, c: &Cohort) -> anyhow::Result<ClinicalTable> {
         let event = match ev_s.parse::<f64>() {
             Ok(x) if x == 0.0 => false,
             Ok(x) if x == 1.0 => true,
-            _ => bail!("{f}: row {row}, column `{}`: event `{ev_s}` is not 0 or 1", c.event),
+            _ => bail!("{f}: row {row}, column `{}`: event `{}` is not 0 or 1", c.event, crate::util::cell_excerpt(ev_s)),
         };
         let mut cells = Vec::with_capacity(cov_c.len());
         let mut drop_reason = None;
@@ -264,7 +282,8 @@ pub fn read_clinical(path: &Path, c: &Cohort) -> anyhow::Result<ClinicalTable> {
                     }
                     "impute" => {}
                     _ => bail!(
-                        "{f}: row {row}, column `{name}`: missing value (patient {id}); declare `cohort.missing: drop` or `impute` to allow it"
+                        "{f}: row {row}, column `{name}`: missing value (patient {}); declare `cohort.missing: drop` or `impute` to allow it",
+                        crate::util::display_id(&id)
                     ),
                 }
                 cells.push(Cell::Missing);
@@ -272,9 +291,15 @@ pub fn read_clinical(path: &Path, c: &Cohort) -> anyhow::Result<ClinicalTable> {
                 cells.push(Cell::Level(s.to_string()));
             } else {
                 match s.parse::<f64>() {
+                    Ok(x) if x.is_finite() && x.abs() > crate::model::design::MAX_ABS => bail!(
+                        "{f}: row {row}, column `{name}`: `{}` is too large to standardise (its square overflows); expected a value within ±{:e}",
+                        crate::util::cell_excerpt(s),
+                        crate::model::design::MAX_ABS
+                    ),
                     Ok(x) if x.is_finite() => cells.push(Cell::Num(x)),
                     _ => bail!(
-                        "{f}: row {row}, column `{name}`: `{s}` is not a number; list the column under `cohort.categorical` if it is categorical"
+                        "{f}: row {row}, column `{name}`: `{}` is not a number; list the column under `cohort.categorical` if it is categorical",
+                        crate::util::cell_excerpt(s)
                     ),
                 }
             }
@@ -300,6 +325,10 @@ pub fn read_clinical(path: &Path, c: &Cohort) -> anyhow::Result<ClinicalTable> {
 impl ClinicalTable {
     /// Writes the normalised table (`patient_id,time,event,<covariates>`).
     pub fn write_csv(&self, path: &Path) -> anyhow::Result<()> {
+        self.write_csv_to(path).with_context(|| format!("cannot write {}", path.display()))
+    }
+
+    fn write_csv_to(&self, path: &Path) -> anyhow::Result<()> {
         let mut w = csv::Writer::from_path(path)?;
         let mut header = vec!["patient_id".to_string(), "time".into(), "event".into()];
         header.extend(self.covariates.iter().cloned());

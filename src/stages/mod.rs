@@ -143,7 +143,13 @@ pub struct Item {
 impl Item {
     /// An attribute, or an error naming the item.
     pub fn attr(&self, name: &str) -> anyhow::Result<&str> {
-        self.attrs.get(name).map(String::as_str).ok_or_else(|| anyhow::anyhow!("item `{}` has no `{name}`", self.id))
+        self.attrs.get(name).map(String::as_str).ok_or_else(|| anyhow::anyhow!("item `{}` has no `{name}`", self.shown()))
+    }
+
+    /// The id as shown in logs, messages and on the terminal ([`crate::util::display_id`]:
+    /// bidi and control characters as `<U+XXXX>`); data files keep the id itself.
+    pub fn shown(&self) -> String {
+        crate::util::display_id(&self.id)
     }
 }
 
@@ -179,10 +185,11 @@ pub struct RunCx<'a> {
 }
 
 impl RunCx<'_> {
-    /// Appends a line to the stage's log.
+    /// Appends a line to the stage's log (bidi and control characters other than line
+    /// breaks and tabs shown as `<U+XXXX>`, so an id quoted in it shows as what it is).
     pub fn log(&self, msg: &str) {
         if let Ok(mut f) = self.log.lock() {
-            let _ = writeln!(f, "{msg}");
+            let _ = writeln!(f, "{}", crate::util::display_text(msg));
         }
     }
 

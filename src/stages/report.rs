@@ -65,7 +65,8 @@ impl StageKind for Report {
         "report"
     }
     fn version(&self) -> u32 {
-        3
+        // 4: shown ids neutralise bidi and control characters (`<U+202E>`)
+        4
     }
     fn about(&self) -> &'static str {
         "one self-contained HTML page: cohort, slide QC, KM/ROC/calibration, arms, provenance"
@@ -112,11 +113,11 @@ impl StageKind for Report {
             params: cx.params.clone(),
         };
         let page = page::build(&sources, &opts, cx.upstream)?;
-        std::fs::write(cx.out.join("index.html"), &page.html).context("cannot write index.html")?;
+        crate::util::write_file(cx.out.join("index.html"), &page.html).context("cannot write index.html")?;
         let figs = cx.out.join("figures");
         std::fs::create_dir_all(&figs).context("cannot create figures/")?;
         for (name, svg) in &page.figures {
-            std::fs::write(figs.join(format!("{name}.svg")), svg).with_context(|| format!("cannot write figures/{name}.svg"))?;
+            crate::util::write_file(figs.join(format!("{name}.svg")), svg).with_context(|| format!("cannot write figures/{name}.svg"))?;
         }
         cx.log(&format!(
             "report: {} bytes, {} figure(s); sources: ingest {}, {} tile, {} stain, evaluate {}, {} calibrate; {} upstream node(s)",

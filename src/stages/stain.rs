@@ -79,7 +79,7 @@ impl StageKind for Stain {
         let tiling = tiling_of(cx, "stain")?;
         let (slide, _) = open_item_slide(cx)?;
         let params = StainParams { dab_threshold: p.dab_threshold, tissue_od: p.tissue_od };
-        let s = stain_slide(&slide, &tiling, &params, 64).with_context(|| format!("slide {}", item.id))?;
+        let s = stain_slide(&slide, &tiling, &params, 64).with_context(|| format!("slide {}", item.shown()))?;
         let mut w = csv::Writer::from_path(cx.out.join("stain.csv"))?;
         w.write_record(["col", "row", "mean_hematoxylin", "mean_dab", "dab_positive_fraction", "tissue_pixels", "positive_pixels"])?;
         for t in &s.tiles {
@@ -108,8 +108,8 @@ impl StageKind for Stain {
             "positivity": s.positivity,
             "params": s.params,
         });
-        std::fs::write(cx.out.join("stain.json"), serde_json::to_string_pretty(&summary)?)?;
-        cx.log(&format!("slide {}: DAB-positive index {:.4} over {} tiles", item.id, s.index, s.tiles.len()));
+        crate::util::write_file(cx.out.join("stain.json"), serde_json::to_string_pretty(&summary)?)?;
+        cx.log(&format!("slide {}: DAB-positive index {:.4} over {} tiles", item.shown(), s.index, s.tiles.len()));
         Ok(())
     }
 }

@@ -85,12 +85,12 @@ pub fn check_stains(stains: &Option<Vec<String>>) -> Result<Option<Vec<String>>,
 pub fn open_item_slide(cx: &RunCx) -> anyhow::Result<(Slide, Stain)> {
     let item = cx.item.context("this stage runs per slide")?;
     let path = PathBuf::from(item.attr("path")?);
-    let stain: Stain = item.attr("stain")?.parse().map_err(|e: String| anyhow::anyhow!("slide {}: {e}", item.id))?;
+    let stain: Stain = item.attr("stain")?.parse().map_err(|e: String| anyhow::anyhow!("slide {}: {e}", item.shown()))?;
     let mpp = match item.attrs.get("mpp") {
-        Some(m) => Some(m.parse::<f64>().with_context(|| format!("slide {}: bad mpp `{m}`", item.id))?),
+        Some(m) => Some(m.parse::<f64>().with_context(|| format!("slide {}: bad mpp `{m}`", item.shown()))?),
         None => None,
     };
-    let slide = Slide::open(&path, mpp).with_context(|| format!("slide {} ({})", item.id, item.attrs.get("rel_path").map(String::as_str).unwrap_or("")))?;
+    let slide = Slide::open(&path, mpp).with_context(|| format!("slide {} ({})", item.shown(), item.attrs.get("rel_path").map(String::as_str).unwrap_or("")))?;
     Ok((slide, stain))
 }
 
@@ -98,7 +98,7 @@ pub fn open_item_slide(cx: &RunCx) -> anyhow::Result<(Slide, Stain)> {
 pub fn tiling_of(cx: &RunCx, kind: &str) -> anyhow::Result<crate::slide::tiling::Tiling> {
     let item = cx.item.context("per slide")?;
     let Some(file) = cx.needs.iter().flat_map(|n| n.dirs.iter()).map(|(_, d)| d.join("tiling.json")).find(|f| f.exists()) else {
-        anyhow::bail!("slide {}: `{kind}` needs a `tile` stage (none of its needs wrote tiling.json for this slide)", item.id);
+        anyhow::bail!("slide {}: `{kind}` needs a `tile` stage (none of its needs wrote tiling.json for this slide)", item.shown());
     };
     let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{}: not a tiling", file.display()))
@@ -178,14 +178,14 @@ impl StageKind for Tile {
         if let Some(a) = p.tissue.min_hole_mm2 {
             tp.min_hole_mm2 = a;
         }
-        let mask = detect_tissue(&slide, &tp).with_context(|| format!("slide {}", item.id))?;
+        let mask = detect_tissue(&slide, &tp).with_context(|| format!("slide {}", item.shown()))?;
         let mut tiling = tile_slide(&slide, &mask, &TileParams { mpp: p.mpp, size: p.size, min_tissue: p.min_tissue })
-            .with_context(|| format!("slide {}", item.id))?;
+            .with_context(|| format!("slide {}", item.shown()))?;
         // outputs name the slide by id, never by absolute path, so they are the same bytes anywhere
         tiling.slide = PathBuf::from(&item.id);
         write_qc(cx.out, &mask, &tiling)?;
-        std::fs::write(cx.out.join("tiling.json"), serde_json::to_string(&tiling)?)?;
-        cx.log(&format!("slide {}: {} tiles, tissue {:.3} mm², level {}", item.id, tiling.tiles.len(), tiling.tissue_area_mm2, tiling.level));
+        crate::util::write_file(cx.out.join("tiling.json"), serde_json::to_string(&tiling)?)?;
+        cx.log(&format!("slide {}: {} tiles, tissue {:.3} mm², level {}", item.shown(), tiling.tiles.len(), tiling.tissue_area_mm2, tiling.level));
         Ok(())
     }
 }

@@ -445,7 +445,7 @@ fn write_outputs(cx: &RunCx, p: &TrainParams, data: &TrainData, res: &crate::mod
         "seed": cx.seed,
         "folds": folds,
     });
-    std::fs::write(cx.out.join("model.json"), serde_json::to_string_pretty(&model)?)?;
+    crate::util::write_file(cx.out.join("model.json"), serde_json::to_string_pretty(&model)?)?;
     // each fold's fitted model in full: transforms, coefficients, baseline
     std::fs::create_dir_all(cx.out.join("folds"))?;
     for (f, b) in res.folds.iter().zip(&res.baselines) {
@@ -453,7 +453,7 @@ fn write_outputs(cx: &RunCx, p: &TrainParams, data: &TrainData, res: &crate::mod
             "repeat": f.repeat, "fold": f.fold, "penalty": f.penalty, "names": f.names, "beta": f.beta,
             "transforms": f.fitted, "baseline": {"time": b.times, "cumhaz": b.cumhaz},
         });
-        std::fs::write(cx.out.join("folds").join(format!("r{}_f{}.json", f.repeat, f.fold)), serde_json::to_string_pretty(&v)?)?;
+        crate::util::write_file(cx.out.join("folds").join(format!("r{}_f{}.json", f.repeat, f.fold)), serde_json::to_string_pretty(&v)?)?;
     }
     for f in &res.folds {
         cx.log(&format!("repeat {} fold {}: penalty {} on {} columns, {} train / {} test patients", f.repeat, f.fold, f.penalty, f.names.len(), f.n_train, f.n_test));

@@ -11,10 +11,13 @@ pub fn shared() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared"))
 }
 
-/// A fresh project directory with a `spatia.toml` marker.
+/// A fresh project directory with a `spatia.toml` marker that declares the shared test data
+/// (`../shared/data`) as a data root, so specs and manifests may name files there.
 pub fn project() -> tempfile::TempDir {
     let d = tempfile::tempdir().expect("tempdir");
-    std::fs::write(d.path().join("spatia.toml"), "").unwrap();
+    let data = shared().join("data");
+    let data = data.canonicalize().unwrap_or(data);
+    std::fs::write(d.path().join("spatia.toml"), format!("data_roots = [{:?}]\n", data.display().to_string())).unwrap();
     d
 }
 
