@@ -100,24 +100,42 @@ fn file_stamp(m: &std::fs::Metadata) -> FileStamp {
     (m.size(), m.mtime().saturating_mul(1_000_000_000).saturating_add(m.mtime_nsec()), m.ctime().saturating_mul(1_000_000_000).saturating_add(m.ctime_nsec()), m.ino())
 }
 
-/// Every file (and symlink) under `out/`, relative path → stamp (lstat, links not followed).
+/// Every file, symlink and directory under `out/` (the directory itself as `.`, directories
+/// with a trailing `/`), relative path → stamp (lstat, links not followed). A directory's
+/// stamp moves when a file is added, removed or renamed in it, so [`Cache::probe`] can
+/// compare the snapshot with one `lstat` per path and no directory reads.
 fn stamps(out: &Path) -> io::Result<BTreeMap<String, FileStamp>> {
     fn rec(base: &Path, dir: &Path, m: &mut BTreeMap<String, FileStamp>) -> io::Result<()> {
         for e in std::fs::read_dir(dir)? {
             let e = e?;
             let p = e.path();
             let md = std::fs::symlink_metadata(&p)?;
+            let rel = p.strip_prefix(base).unwrap_or(&p).to_string_lossy().to_string();
             if md.is_dir() {
+                m.insert(format!("{rel}/"), file_stamp(&md));
                 rec(base, &p, m)?;
             } else {
-                m.insert(p.strip_prefix(base).unwrap_or(&p).to_string_lossy().to_string(), file_stamp(&md));
+                m.insert(rel, file_stamp(&md));
             }
         }
         Ok(())
     }
     let mut m = BTreeMap::new();
+    m.insert(".".to_string(), file_stamp(&std::fs::symlink_metadata(out)?));
     rec(out, out, &mut m)?;
     Ok(m)
+}
+
+/// The first path of a snapshot whose stamp differs now, if any.
+fn first_change(out: &Path, snap: &BTreeMap<String, FileStamp>) -> Option<String> {
+    for (rel, st) in snap {
+        let p = if rel == "." { out.to_path_buf() } else { out.join(rel.trim_end_matches('/')) };
+        match std::fs::symlink_metadata(&p) {
+            Ok(md) if file_stamp(&md) == *st && md.is_dir() == (rel == "." || rel.ends_with('/')) => {}
+            _ => return Some(if rel == "." { "out/".to_string() } else { format!("out/{rel}") }),
+        }
+    }
+    None
 }
 
 /// What a cheap look at an entry found.
@@ -248,30 +266,22 @@ impl Cache {
     /// stat stamp moved since the entry was written. Reads no output bytes.
     pub fn probe(&self, key: &str) -> Probe {
         let dir = self.entry_dir(key);
-        match std::fs::symlink_metadata(&dir) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Probe::Missing,
-            Err(e) => return Probe::Suspect(format!("{}: {e}", dir.display())),
-            Ok(_) => {}
-        }
+        let snap: Option<BTreeMap<String, FileStamp>> = std::fs::read(dir.join("stat.json")).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        let Some(snap) = snap else {
+            return match std::fs::symlink_metadata(&dir) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Probe::Missing,
+                Err(e) => Probe::Suspect(format!("{}: {e}", dir.display())),
+                Ok(_) if !dir.join("record.json").exists() => Probe::Suspect("no record.json".into()),
+                Ok(_) => Probe::Suspect("no stat snapshot".into()),
+            };
+        };
         if !dir.join("record.json").exists() {
             return Probe::Suspect("no record.json".into());
         }
-        let snap: BTreeMap<String, FileStamp> = match std::fs::read(dir.join("stat.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()) {
-            Some(s) => s,
-            None => return Probe::Suspect("no stat snapshot".into()),
-        };
-        match stamps(&dir.join("out")) {
-            Ok(now) if now == snap => Probe::Good,
-            Ok(now) => {
-                let which = snap
-                    .iter()
-                    .find(|(p, s)| now.get(*p) != Some(s))
-                    .map(|(p, _)| p.clone())
-                    .or_else(|| now.keys().find(|p| !snap.contains_key(*p)).cloned())
-                    .unwrap_or_default();
-                Probe::Suspect(format!("out/{which} changed on disk"))
-            }
-            Err(e) => Probe::Suspect(format!("out: {e}")),
+        match first_change(&dir.join("out"), &snap) {
+            None => Probe::Good,
+            Some(p) if p.ends_with('/') => Probe::Suspect(format!("{p} changed on disk (a file added, removed or renamed)")),
+            Some(p) => Probe::Suspect(format!("{p} changed on disk")),
         }
     }
 

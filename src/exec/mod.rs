@@ -47,6 +47,13 @@ pub struct Outcome {
     pub run_file: PathBuf,
 }
 
+/// With `SPATIA_TIMINGS=1`, phase times go to stderr (as the CLI's).
+fn timing(what: &str, since: Instant) {
+    if std::env::var_os("SPATIA_TIMINGS").is_some() {
+        eprintln!("timing: {what}: {:.2} ms", since.elapsed().as_secs_f64() * 1e3);
+    }
+}
+
 fn emit(output: Output, v: serde_json::Value) {
     if output == Output::Json {
         println!("{v}");
@@ -207,7 +214,9 @@ pub fn run(spec: &Spec, dag: &Dag, cache: &Cache, opts: &Options) -> anyhow::Res
     // Planning holds the cache's gc lock (shared) until the journal naming every planned key
     // is on disk: gc never removes an entry this run decided to reuse.
     let gc_guard = cache.gc_lock(false).map_err(|e| anyhow::anyhow!("cannot lock the cache for this run: {e}"))?;
+    let tq = Instant::now();
     let (checks, forced) = assess(dag, cache);
+    timing("check the cache entries", tq);
     let mut todo = 0usize;
     for (i, node) in dag.nodes.iter().enumerate() {
         if checks[i] == Check::Good && !forced[i] {
@@ -230,6 +239,7 @@ pub fn run(spec: &Spec, dag: &Dag, cache: &Cache, opts: &Options) -> anyhow::Res
     tr.last = tr.nodes(&status);
     tr.journal = Some(Journal::create(&spec.root, &tr.summary(tr.last.clone(), RunStatus::Running, None))?);
     drop(gc_guard);
+    timing("check the cache entries and write the journal", tq);
     emit(opts.output, serde_json::json!({"event": "plan", "nodes": n, "cached": n - todo, "to_run": todo}));
 
     // progress bars: one per stage name with shards to run
@@ -348,7 +358,10 @@ pub fn run(spec: &Spec, dag: &Dag, cache: &Cache, opts: &Options) -> anyhow::Res
     if let Some(sig) = interrupt::received() {
         tr.interrupted(sig, &status, &mp);
     }
-    tr.update(&status, true);
+    if todo > 0 {
+        // before the publish copies, which may take a while
+        tr.update(&status, true);
+    }
 
     // publish copies
     for (i, node) in dag.nodes.iter().enumerate() {
