@@ -192,3 +192,27 @@ fn a_schema_1_record_is_still_read_and_a_future_one_refused() {
     assert!(text(&o).contains("run record schema 9") && text(&o).contains("run.json"), "{}", text(&o));
     assert!(entry(d.path(), &a).exists());
 }
+
+#[test]
+fn gc_removes_temporary_directories_of_dead_processes_only() {
+    let d = project();
+    let tmp = d.path().join("cache/tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let host: String = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' })
+        .collect();
+    // a pid that cannot exist (above pid_max), ours (alive), and a dead pid of another host
+    let dead = tmp.join(format!(".k.{host}.4294967295.0.tmp"));
+    let live = tmp.join(format!(".k.{host}.{}.0.tmp", std::process::id()));
+    let other = tmp.join(".k.elsewhere.example.4294967295.0.tmp");
+    for p in [&dead, &live, &other] {
+        std::fs::create_dir_all(p.join("out")).unwrap();
+    }
+    let o = spatia(d.path(), &["gc"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!dead.exists());
+    assert!(live.exists() && other.exists());
+}

@@ -7,7 +7,7 @@
 //! `statcache.tsv`.
 //!
 //! **Invariant:** an entry directory is visible only complete. [`Writer`] builds it in a
-//! private temporary directory (`tmp/.<key>.<pid>.<n>.tmp`), fsyncs every file and directory,
+//! private temporary directory (`tmp/.<key>.<host>.<pid>.<n>.tmp`), fsyncs every file and directory,
 //! and publishes it with one atomic rename; `Drop` removes an unfinished one. A per-key
 //! [`KeyLock`] (flock) makes two processes never compute one key at once.
 //!
@@ -138,6 +138,17 @@ fn first_change(out: &Path, snap: &BTreeMap<String, FileStamp>) -> Option<String
     None
 }
 
+/// The (host, pid) that owns a temporary name made by [`Cache::private_tmp`]
+/// (`.<label>.<host>.<pid>.<n>.tmp`), if the name has that shape.
+pub fn tmp_owner(name: &str) -> Option<(String, u32)> {
+    let parts: Vec<&str> = name.strip_prefix('.')?.strip_suffix(".tmp")?.split('.').collect();
+    if parts.len() < 4 || !parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let pid = parts[parts.len() - 2].parse().ok()?;
+    Some((parts[1..parts.len() - 2].join("."), pid))
+}
+
 /// What a cheap look at an entry found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Probe {
@@ -236,14 +247,15 @@ impl Cache {
         Ok(KeyLock { _file: f })
     }
 
-    /// A fresh private directory under `tmp/` named `.<label>.<pid>.<n>.tmp` (never reused:
-    /// an existing name is skipped, not removed).
+    /// A fresh private directory under `tmp/` named `.<label>.<host>.<pid>.<n>.tmp` (never
+    /// reused: an existing name is skipped, not removed). See [`tmp_owner`].
     pub fn private_tmp(&self, label: &str) -> io::Result<PathBuf> {
         let dir = self.root.join("tmp");
         std::fs::create_dir_all(&dir).map_err(|e| at(&dir, e))?;
+        let host: String = crate::util::hostname().chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect();
         loop {
             let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-            let tmp = dir.join(format!(".{label}.{}.{n}.tmp", std::process::id()));
+            let tmp = dir.join(format!(".{label}.{host}.{}.{n}.tmp", std::process::id()));
             match std::fs::create_dir(&tmp) {
                 Ok(()) => return Ok(tmp),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
@@ -554,4 +566,57 @@ pub fn verify(cache: &Cache) -> io::Result<(usize, Vec<Tampered>)> {
     let keys = cache.keys()?;
     let bad: Vec<Tampered> = keys.par_iter().flat_map_iter(|key| cache.problems(key)).collect();
     Ok((keys.len(), bad))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tmp_names_say_their_owner() {
+        let c = Cache::new(tempfile::tempdir().unwrap().keep());
+        let t = c.private_tmp("abc").unwrap();
+        let (host, pid) = tmp_owner(&t.file_name().unwrap().to_string_lossy()).unwrap();
+        assert_eq!(pid, std::process::id());
+        assert!(crate::util::hostname().starts_with(host.split('_').next().unwrap_or("")));
+        assert_eq!(tmp_owner(".gc-k.my.host.example.42.7.tmp"), Some(("my.host.example".into(), 42)));
+        assert_eq!(tmp_owner(".k.42.7.tmp"), None);
+        assert_eq!(tmp_owner("statcache.tsv"), None);
+        let _ = std::fs::remove_dir_all(&c.root);
+    }
+
+    #[test]
+    fn probe_sees_a_rewrite_an_added_file_and_a_missing_record() {
+        let c = Cache::new(tempfile::tempdir().unwrap().keep());
+        let key = "ab".repeat(32);
+        let w = c.writer(&key).unwrap();
+        std::fs::write(w.out().join("f.txt"), "one").unwrap();
+        let mut rec: Record = serde_json::from_value(serde_json::json!({
+            "schema_version": 1, "key": key, "kind": "k", "kind_version": 1, "stage": "s", "item": null,
+            "params": {}, "upstream": {}, "inputs": [], "seed": null, "outputs": [], "output_digest": "",
+            "started": "", "finished": "", "duration_s": 0.0, "tool": "", "host": "", "libraries": {}
+        }))
+        .unwrap();
+        assert_eq!(w.finish(&mut rec, false).unwrap().1, Published::New);
+        assert_eq!(c.probe(&key), Probe::Good);
+        assert_eq!(c.check(&key), Check::Good);
+        let f = c.out_dir(&key).join("f.txt");
+        std::fs::write(&f, "one").unwrap(); // same bytes: suspect, then good again
+        assert!(matches!(c.probe(&key), Probe::Suspect(_)));
+        assert_eq!(c.check(&key), Check::Good);
+        assert_eq!(c.probe(&key), Probe::Good);
+        std::fs::write(&f, "two").unwrap();
+        assert!(matches!(c.check(&key), Check::Damaged(w) if w.contains("out/f.txt")));
+        std::fs::write(&f, "one").unwrap();
+        std::fs::write(c.out_dir(&key).join("new.txt"), "x").unwrap();
+        assert!(matches!(c.probe(&key), Probe::Suspect(w) if w.contains("out/")));
+        assert!(matches!(c.check(&key), Check::Damaged(w) if w.contains("out/new.txt")));
+        std::fs::remove_file(c.out_dir(&key).join("new.txt")).unwrap();
+        std::fs::remove_file(c.entry_dir(&key).join("record.json")).unwrap();
+        assert_eq!(c.check(&key), Check::Damaged("no record.json".into()));
+        let q = c.quarantine(&key).unwrap();
+        assert!(q.starts_with(c.quarantine_dir()) && q.join("out/f.txt").exists());
+        assert_eq!(c.probe(&key), Probe::Missing);
+        let _ = std::fs::remove_dir_all(&c.root);
+    }
 }

@@ -180,8 +180,10 @@ pub fn timing(what: &str, since: std::time::Instant) {
 
 /// `spatia run`: returns the exit code (0 ok, 1 a stage failed).
 pub fn run(a: &RunArgs) -> Result<u8> {
-    exec::interrupt::install();
     let (spec, dag, cache) = load_with(&a.spec, a.rehash)?;
+    // from here on SIGINT/SIGTERM end the run with its journal marked interrupted (before,
+    // while the spec compiles and inputs are hashed, nothing is written and they end it at once)
+    exec::interrupt::install();
     let output = if a.json { Output::Json } else if a.quiet { Output::Quiet } else { Output::Bars };
     let jobs = a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let opts = exec::Options { jobs, output, command: std::env::args().collect() };
@@ -541,16 +543,29 @@ pub fn gc(a: &GcArgs) -> Result<u8> {
         std::fs::remove_dir_all(&trash).with_context(|| format!("cannot remove {}", trash.display()))?;
         println!("removed {k}");
     }
-    // temporary directories (`.<label>.<pid>.<n>.tmp`) of processes that no longer exist
+    // temporary directories of processes of this host that no longer exist (another host's
+    // cannot be checked: they stay)
     let tmp = cache.root.join("tmp");
+    let host: String = crate::util::hostname().chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect();
     if let (Ok(rd), false) = (std::fs::read_dir(&tmp), a.dry_run) {
+        for e in rd.flatten() {
+            if let Some((h, pid)) = crate::cache::tmp_owner(&e.file_name().to_string_lossy()) {
+                if h == host && !provenance::process_alive(pid, None) {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+    }
+    // stat-cache temporary files (`statcache.<pid>.<n>.tmp`) of processes that no longer exist
+    if let (Ok(rd), false) = (std::fs::read_dir(&cache.root), a.dry_run) {
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().to_string();
             let parts: Vec<&str> = name.split('.').collect();
-            let pid: Option<u32> = (parts.len() >= 5 && parts[parts.len() - 1] == "tmp").then(|| parts[parts.len() - 3].parse().ok()).flatten();
-            if let Some(pid) = pid {
-                if !provenance::process_alive(pid, None) {
-                    let _ = std::fs::remove_dir_all(e.path());
+            if let ["statcache", pid, n, "tmp"] = parts.as_slice() {
+                if let (Ok(pid), true) = (pid.parse::<u32>(), n.bytes().all(|b| b.is_ascii_digit())) {
+                    if !provenance::process_alive(pid, None) {
+                        let _ = std::fs::remove_file(e.path());
+                    }
                 }
             }
         }
