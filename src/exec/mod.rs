@@ -213,7 +213,16 @@ pub fn run(spec: &Spec, dag: &Dag, cache: &Cache, opts: &Options) -> anyhow::Res
 
     // Planning holds the cache's gc lock (shared) until the journal naming every planned key
     // is on disk: gc never removes an entry this run decided to reuse.
-    let gc_guard = cache.gc_lock(false).map_err(|e| anyhow::anyhow!("cannot lock the cache for this run: {e}"))?;
+    let gc_guard = match cache.gc_lock(false) {
+        Ok(g) => Some(g),
+        // a read-only cache: nothing can be computed into it nor collected from it, but a run
+        // that only reuses entries still works
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem) => {
+            eprintln!("spatia: warning: cannot lock the cache for this run ({e}); going on without the gc lock");
+            None
+        }
+        Err(e) => anyhow::bail!("cannot lock the cache for this run: {e}"),
+    };
     let tq = Instant::now();
     let (checks, forced) = assess(dag, cache);
     timing("check the cache entries", tq);

@@ -263,3 +263,19 @@ pub fn list_runs(root: &Path) -> Vec<PathBuf> {
 pub fn latest_run(root: &Path, name: &str) -> Option<RunSummary> {
     list_runs(root).iter().rev().filter_map(|p| RunSummary::read(p).ok()).find(|r| r.name == name)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_is_alive_and_a_reused_pid_is_not() {
+        let pid = std::process::id();
+        let start = process_start(pid);
+        assert!(start.is_some());
+        assert!(process_alive(pid, start));
+        assert!(!process_alive(pid, start.map(|s| s + 1)), "another start time means another process");
+        assert!(!process_alive(0, None));
+        assert!(!process_alive(u32::MAX, None));
+    }
+}
