@@ -1,5 +1,6 @@
 //! Robustness of the cache: `spatia run` SIGKILLed at random points never leaves a partial
-//! entry visible and loses no completed work; two concurrent runs compute every key once.
+//! entry visible and loses no completed work; two and four concurrent runs of one spec or of
+//! overlapping specs all succeed, each with its own journal, and compute every key once.
 mod common;
 use common::*;
 use std::path::Path;
@@ -117,4 +118,81 @@ fn two_concurrent_runs_compute_every_key_once() {
     let (sa, sb) = (summary(&oa), summary(&ob));
     let ran = sa["ran"].as_u64().unwrap() + sb["ran"].as_u64().unwrap();
     assert_eq!(ran, 12, "{sa} {sb}");
+}
+
+/// Spawns `n` `spatia run <spec> --json` at once in `dir`; returns their outputs.
+fn run_concurrently(dir: &Path, specs: &[&str]) -> Vec<std::process::Output> {
+    let children: Vec<_> = specs
+        .iter()
+        .map(|s| Command::new(bin()).args(["run", s, "--json", "-j", "3"]).current_dir(dir).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap())
+        .collect();
+    children.into_iter().map(|c| c.wait_with_output().unwrap()).collect()
+}
+
+/// Stage `s<i>` of a chain family: same name and command in every spec, so equal keys.
+fn chain_stage(i: usize) -> String {
+    let needs = if i >= 3 { format!(", needs: [s{}]", i - 3) } else { String::new() };
+    format!("  s{i}: {{kind: command{needs}, cmd: 'echo s{i} >> \"$SPATIA_ROOT/calls.log\"; sleep 0.05; seq 1 {} > o.txt; mkdir -p d; echo {i} > d/x.txt'}}\n", 500 + i)
+}
+
+fn assert_each_once(dir: &Path, expect: usize) {
+    let calls = std::fs::read_to_string(dir.join("calls.log")).unwrap();
+    let mut lines: Vec<&str> = calls.lines().collect();
+    let n = lines.len();
+    lines.sort();
+    lines.dedup();
+    assert_eq!((n, lines.len()), (expect, expect), "some key was computed twice:\n{calls}");
+}
+
+#[test]
+fn four_concurrent_runs_of_one_spec_all_succeed_with_their_own_journal() {
+    let d = project();
+    let mut yaml = String::from("name: same\nstages:\n");
+    for i in 0..12 {
+        yaml.push_str(&chain_stage(i));
+    }
+    std::fs::write(d.path().join("s.yaml"), &yaml).unwrap();
+    let outs = run_concurrently(d.path(), &["s.yaml"; 4]);
+    let mut ran = 0;
+    let mut journals = std::collections::BTreeSet::new();
+    for o in &outs {
+        assert!(o.status.success(), "{}", text(o));
+        let s = summary(o);
+        assert_eq!(s["ok"], true, "{s}");
+        ran += s["ran"].as_u64().unwrap();
+        let run: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.path().join(s["run"].as_str().unwrap())).unwrap()).unwrap();
+        assert_eq!(run["status"], "ok", "{run}");
+        journals.insert(s["run"].as_str().unwrap().to_string());
+    }
+    assert_eq!(journals.len(), 4, "runs shared a journal: {journals:?}");
+    assert_eq!(ran, 12);
+    assert_each_once(d.path(), 12);
+    assert_no_partial_entry(d.path());
+}
+
+#[test]
+fn four_concurrent_runs_of_overlapping_specs_compute_each_key_once() {
+    let d = project();
+    // a: s0..s8, c and e: s0..s11, d: s0..s5 — every key is planned by two to four runs
+    let make = |name: &str, range: std::ops::Range<usize>| {
+        let mut y = format!("name: {name}\nstages:\n");
+        for i in range {
+            y.push_str(&chain_stage(i));
+        }
+        y
+    };
+    std::fs::write(d.path().join("a.yaml"), make("a", 0..9)).unwrap();
+    std::fs::write(d.path().join("c.yaml"), make("c", 0..12)).unwrap();
+    std::fs::write(d.path().join("d.yaml"), make("d", 0..6)).unwrap();
+    std::fs::write(d.path().join("e.yaml"), make("e", 0..12)).unwrap();
+    let outs = run_concurrently(d.path(), &["a.yaml", "c.yaml", "d.yaml", "e.yaml"]);
+    let mut ran = 0;
+    for o in &outs {
+        assert!(o.status.success(), "{}", text(o));
+        ran += summary(o)["ran"].as_u64().unwrap();
+    }
+    // 12 distinct keys in all (the stage name is not in the key; equal commands and needs are)
+    assert_eq!(ran, 12);
+    assert_each_once(d.path(), 12);
+    assert_no_partial_entry(d.path());
 }

@@ -1,13 +1,26 @@
 //! The content-addressed cache: one directory per stage key.
 //!
-//! Layout under the cache root: `entries/<k[0..2]>/<key>/` holding `record.json`, `log.txt`
-//! and `out/` (the stage's outputs); `tmp/` for entries being built; `locks/<key>.lock`;
-//! `failed/<key>/` keeps the last failed attempt of a key with its log; `statcache.tsv`.
+//! Layout under the cache root: `entries/<k[0..2]>/<key>/` holding `record.json`, `stat.json`
+//! (the stat snapshot of the outputs), `log.txt` and `out/` (the stage's outputs); `tmp/` for
+//! entries being built; `locks/<key>.lock`; `gc.lock`; `failed/<key>/` keeps the last failed
+//! attempt of a key with its log; `quarantine/<key>.<time>/` holds entries found damaged;
+//! `statcache.tsv`.
 //!
 //! **Invariant:** an entry directory is visible only complete. [`Writer`] builds it in a
-//! private temporary directory (`tmp/.<key>.<pid>.<n>.tmp`), fsyncs every file and directory,
+//! private temporary directory (`tmp/.<key>.<host>.<pid>.<n>.tmp`), fsyncs every file and directory,
 //! and publishes it with one atomic rename; `Drop` removes an unfinished one. A per-key
 //! [`KeyLock`] (flock) makes two processes never compute one key at once.
+//!
+//! **Integrity:** every reuse [`Cache::probe`]s the entry: `record.json` present and each
+//! output file's (size, mtime ns, ctime ns, inode) equal to the snapshot `Writer::finish`
+//! took. A changed stamp makes [`Cache::check`] re-hash the outputs against the record: equal
+//! bytes refresh the snapshot, different bytes (or a directory without `record.json`) make
+//! the entry *damaged*; the executor then moves it aside with [`Cache::quarantine`] (never
+//! deleting it) and computes the key again.
+//!
+//! **gc protocol:** a run holds [`Cache::gc_lock`] shared from before it looks at the cache
+//! until its journal (which names every key it plans) is on disk; `gc` holds it exclusively
+//! while it reads journals and removes entries. So gc never removes what a live run holds.
 //! `cache` knows nothing about pathology, specs or DAGs: it stores directories under keys.
 pub mod hash;
 
@@ -74,6 +87,88 @@ pub struct Record {
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
+/// An I/O error that names the path it happened on.
+pub fn at(path: &Path, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
+/// The stat snapshot of one output file: what `probe` compares on every reuse.
+type FileStamp = (u64, i64, i64, u64);
+
+fn file_stamp(m: &std::fs::Metadata) -> FileStamp {
+    use std::os::unix::fs::MetadataExt;
+    (m.size(), m.mtime().saturating_mul(1_000_000_000).saturating_add(m.mtime_nsec()), m.ctime().saturating_mul(1_000_000_000).saturating_add(m.ctime_nsec()), m.ino())
+}
+
+/// Every file, symlink and directory under `out/` (the directory itself as `.`, directories
+/// with a trailing `/`), relative path → stamp (lstat, links not followed). A directory's
+/// stamp moves when a file is added, removed or renamed in it, so [`Cache::probe`] can
+/// compare the snapshot with one `lstat` per path and no directory reads.
+fn stamps(out: &Path) -> io::Result<BTreeMap<String, FileStamp>> {
+    fn rec(base: &Path, dir: &Path, m: &mut BTreeMap<String, FileStamp>) -> io::Result<()> {
+        for e in std::fs::read_dir(dir)? {
+            let e = e?;
+            let p = e.path();
+            let md = std::fs::symlink_metadata(&p)?;
+            let rel = p.strip_prefix(base).unwrap_or(&p).to_string_lossy().to_string();
+            if md.is_dir() {
+                m.insert(format!("{rel}/"), file_stamp(&md));
+                rec(base, &p, m)?;
+            } else {
+                m.insert(rel, file_stamp(&md));
+            }
+        }
+        Ok(())
+    }
+    let mut m = BTreeMap::new();
+    m.insert(".".to_string(), file_stamp(&std::fs::symlink_metadata(out)?));
+    rec(out, out, &mut m)?;
+    Ok(m)
+}
+
+/// The first path of a snapshot whose stamp differs now, if any.
+fn first_change(out: &Path, snap: &BTreeMap<String, FileStamp>) -> Option<String> {
+    for (rel, st) in snap {
+        let p = if rel == "." { out.to_path_buf() } else { out.join(rel.trim_end_matches('/')) };
+        match std::fs::symlink_metadata(&p) {
+            Ok(md) if file_stamp(&md) == *st && md.is_dir() == (rel == "." || rel.ends_with('/')) => {}
+            _ => return Some(if rel == "." { "out/".to_string() } else { format!("out/{rel}") }),
+        }
+    }
+    None
+}
+
+/// The (host, pid) that owns a temporary name made by [`Cache::private_tmp`]
+/// (`.<label>.<host>.<pid>.<n>.tmp`), if the name has that shape.
+pub fn tmp_owner(name: &str) -> Option<(String, u32)> {
+    let parts: Vec<&str> = name.strip_prefix('.')?.strip_suffix(".tmp")?.split('.').collect();
+    if parts.len() < 4 || !parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let pid = parts[parts.len() - 2].parse().ok()?;
+    Some((parts[1..parts.len() - 2].join("."), pid))
+}
+
+/// What a cheap look at an entry found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Probe {
+    /// Complete, and every output file's stamp equals the snapshot.
+    Good,
+    /// No entry directory.
+    Missing,
+    /// Something differs (reason): [`Cache::check`] decides.
+    Suspect(String),
+}
+
+/// What a full check of an entry found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Check {
+    Good,
+    Missing,
+    /// The entry must not be reused: the first problem found.
+    Damaged(String),
+}
+
 impl Cache {
     pub fn new(root: impl Into<PathBuf>) -> Cache {
         Cache { root: root.into() }
@@ -81,7 +176,7 @@ impl Cache {
 
     /// The directory of a published entry.
     pub fn entry_dir(&self, key: &str) -> PathBuf {
-        self.root.join("entries").join(&key[..2.min(key.len())]).join(key)
+        self.root.join("entries").join(key.get(..2).unwrap_or("__")).join(key)
     }
 
     /// Where a key's outputs live once published.
@@ -89,7 +184,7 @@ impl Cache {
         self.entry_dir(key).join("out")
     }
 
-    /// Whether a complete entry exists.
+    /// Whether a complete entry exists (its record is there; bytes are not checked).
     pub fn contains(&self, key: &str) -> bool {
         self.entry_dir(key).join("record.json").exists()
     }
@@ -97,7 +192,7 @@ impl Cache {
     /// Reads an entry's record.
     pub fn record(&self, key: &str) -> io::Result<Record> {
         let p = self.entry_dir(key).join("record.json");
-        let text = std::fs::read_to_string(&p)?;
+        let text = std::fs::read_to_string(&p).map_err(|e| at(&p, e))?;
         serde_json::from_str(&text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", p.display())))
     }
 
@@ -106,18 +201,23 @@ impl Cache {
         self.root.join("statcache.tsv")
     }
 
+    /// Where damaged entries are moved.
+    pub fn quarantine_dir(&self) -> PathBuf {
+        self.root.join("quarantine")
+    }
+
     /// Every published key.
     pub fn keys(&self) -> io::Result<Vec<String>> {
         let mut out = Vec::new();
         let entries = self.root.join("entries");
         let Ok(rd) = std::fs::read_dir(&entries) else { return Ok(out) };
         for shard in rd {
-            let shard = shard?;
-            if !shard.file_type()?.is_dir() {
+            let shard = shard.map_err(|e| at(&entries, e))?;
+            if !shard.file_type().map_err(|e| at(&shard.path(), e))?.is_dir() {
                 continue;
             }
-            for e in std::fs::read_dir(shard.path())? {
-                let e = e?;
+            for e in std::fs::read_dir(shard.path()).map_err(|e| at(&shard.path(), e))? {
+                let e = e.map_err(|e| at(&shard.path(), e))?;
                 if let Some(name) = e.file_name().to_str() {
                     out.push(name.to_string());
                 }
@@ -130,23 +230,165 @@ impl Cache {
     /// Blocks until this process holds the key's lock.
     pub fn lock(&self, key: &str) -> io::Result<KeyLock> {
         let dir = self.root.join("locks");
-        std::fs::create_dir_all(&dir).map_err(crate::util::io_at("cannot create", &dir))?;
-        let lock = dir.join(format!("{key}.lock"));
-        let f = File::options().create(true).truncate(false).write(true).open(&lock).map_err(crate::util::io_at("cannot open the lock", &lock))?;
-        f.lock()?;
+        std::fs::create_dir_all(&dir).map_err(|e| at(&dir, e))?;
+        let p = dir.join(format!("{key}.lock"));
+        let f = File::options().create(true).truncate(false).write(true).open(&p).map_err(|e| at(&p, e))?;
+        f.lock().map_err(|e| at(&p, e))?;
         Ok(KeyLock { _file: f })
+    }
+
+    /// The cache-wide gc lock: runs hold it shared while they plan and write their journal,
+    /// `gc` exclusively while it reads journals and removes entries. Blocks until granted.
+    pub fn gc_lock(&self, exclusive: bool) -> io::Result<KeyLock> {
+        std::fs::create_dir_all(&self.root).map_err(|e| at(&self.root, e))?;
+        let p = self.root.join("gc.lock");
+        let f = File::options().create(true).truncate(false).write(true).open(&p).map_err(|e| at(&p, e))?;
+        if exclusive { f.lock() } else { f.lock_shared() }.map_err(|e| at(&p, e))?;
+        Ok(KeyLock { _file: f })
+    }
+
+    /// A fresh private directory under `tmp/` named `.<label>.<host>.<pid>.<n>.tmp` (never
+    /// reused: an existing name is skipped, not removed). See [`tmp_owner`].
+    pub fn private_tmp(&self, label: &str) -> io::Result<PathBuf> {
+        let dir = self.root.join("tmp");
+        std::fs::create_dir_all(&dir).map_err(|e| at(&dir, e))?;
+        let host: String = crate::util::hostname().chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect();
+        loop {
+            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+            let tmp = dir.join(format!(".{label}.{host}.{}.{n}.tmp", std::process::id()));
+            match std::fs::create_dir(&tmp) {
+                Ok(()) => return Ok(tmp),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(at(&tmp, e)),
+            }
+        }
     }
 
     /// Starts building the entry of `key`.
     pub fn writer(&self, key: &str) -> io::Result<Writer> {
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let tmp = self.root.join("tmp").join(format!(".{key}.{}.{n}.tmp", std::process::id()));
-        if tmp.exists() {
-            std::fs::remove_dir_all(&tmp).map_err(crate::util::io_at("cannot remove", &tmp))?;
+        let tmp = self.private_tmp(key)?;
+        let w = Writer { cache: self.clone(), key: key.to_string(), tmp, done: false };
+        for d in [w.out(), w.scratch()] {
+            std::fs::create_dir(&d).map_err(|e| at(&d, e))?;
         }
-        std::fs::create_dir_all(tmp.join("out")).map_err(crate::util::io_at("cannot create", &tmp))?;
-        std::fs::create_dir_all(tmp.join("scratch")).map_err(crate::util::io_at("cannot create", &tmp))?;
-        Ok(Writer { cache: self.clone(), key: key.to_string(), tmp, done: false })
+        Ok(w)
+    }
+
+    /// A cheap look at an entry before reusing it: the record exists and no output file's
+    /// stat stamp moved since the entry was written. Reads no output bytes.
+    pub fn probe(&self, key: &str) -> Probe {
+        let dir = self.entry_dir(key);
+        let snap: Option<BTreeMap<String, FileStamp>> = std::fs::read(dir.join("stat.json")).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        let Some(snap) = snap else {
+            return match std::fs::symlink_metadata(&dir) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Probe::Missing,
+                Err(e) => Probe::Suspect(format!("{}: {e}", dir.display())),
+                Ok(_) if !dir.join("record.json").exists() => Probe::Suspect("no record.json".into()),
+                Ok(_) => Probe::Suspect("no stat snapshot".into()),
+            };
+        };
+        if !dir.join("record.json").exists() {
+            return Probe::Suspect("no record.json".into());
+        }
+        match first_change(&dir.join("out"), &snap) {
+            None => Probe::Good,
+            Some(p) if p.ends_with('/') => Probe::Suspect(format!("{p} changed on disk (a file added, removed or renamed)")),
+            Some(p) => Probe::Suspect(format!("{p} changed on disk")),
+        }
+    }
+
+    /// Every difference between an entry and its record (re-hashes every output).
+    pub fn problems(&self, key: &str) -> Vec<Tampered> {
+        let mut bad = Vec::new();
+        let rec = match self.record(key) {
+            Ok(r) => r,
+            Err(e) => {
+                bad.push(Tampered { key: key.into(), path: "record.json".into(), problem: e.to_string() });
+                return bad;
+            }
+        };
+        if rec.key != key {
+            bad.push(Tampered { key: key.into(), path: "record.json".into(), problem: format!("record names key {}", rec.key) });
+        }
+        match Cache::digest_outputs(&self.out_dir(key)) {
+            Ok((files, _)) => {
+                let want: BTreeMap<_, _> = rec.outputs.iter().map(|f| (f.path.clone(), f)).collect();
+                let have: BTreeMap<_, _> = files.iter().map(|f| (f.path.clone(), f)).collect();
+                for (p, w) in &want {
+                    match have.get(p) {
+                        None => bad.push(Tampered { key: key.into(), path: format!("out/{p}"), problem: "missing".into() }),
+                        Some(h) if h.blake3 != w.blake3 => bad.push(Tampered {
+                            key: key.into(),
+                            path: format!("out/{p}"),
+                            problem: format!("blake3 {} ≠ recorded {}", h.blake3, w.blake3),
+                        }),
+                        _ => {}
+                    }
+                }
+                for p in have.keys() {
+                    if !want.contains_key(p) {
+                        bad.push(Tampered { key: key.into(), path: format!("out/{p}"), problem: "not in the record".into() });
+                    }
+                }
+            }
+            Err(e) => bad.push(Tampered { key: key.into(), path: "out".into(), problem: e.to_string() }),
+        }
+        bad
+    }
+
+    /// [`probe`](Cache::probe), then on a suspect stamp a full re-hash: an entry whose bytes
+    /// still match its record gets a fresh snapshot and is good.
+    pub fn check(&self, key: &str) -> Check {
+        match self.probe(key) {
+            Probe::Good => Check::Good,
+            Probe::Missing => Check::Missing,
+            Probe::Suspect(why) => {
+                if !self.entry_dir(key).join("record.json").exists() {
+                    return Check::Damaged(why);
+                }
+                let bad = self.problems(key);
+                if let Some(b) = bad.first() {
+                    return Check::Damaged(format!("{}: {}", b.path, b.problem));
+                }
+                let _ = self.write_snapshot(&self.entry_dir(key));
+                Check::Good
+            }
+        }
+    }
+
+    /// Writes `stat.json` of an entry (or of a writer's temporary directory) atomically.
+    fn write_snapshot(&self, dir: &Path) -> io::Result<()> {
+        let snap = stamps(&dir.join("out")).map_err(|e| at(&dir.join("out"), e))?;
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let tmp = dir.join(format!(".stat.json.{}.{n}.tmp", std::process::id()));
+        std::fs::write(&tmp, serde_json::to_vec(&snap).map_err(io::Error::other)?).map_err(|e| at(&tmp, e))?;
+        let dst = dir.join("stat.json");
+        std::fs::rename(&tmp, &dst).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            at(&dst, e)
+        })
+    }
+
+    /// Moves an entry directory aside to `quarantine/<key>.<time>` (never deletes it); returns
+    /// where it went. Call with the key's lock held.
+    pub fn quarantine(&self, key: &str) -> io::Result<PathBuf> {
+        let q = self.quarantine_dir();
+        std::fs::create_dir_all(&q).map_err(|e| at(&q, e))?;
+        let stamp: String = crate::util::now_rfc3339().chars().filter(|c| c.is_ascii_alphanumeric() || *c == '.').collect();
+        let src = self.entry_dir(key);
+        let mut n = 0u64;
+        loop {
+            let dst = q.join(if n == 0 { format!("{key}.{stamp}") } else { format!("{key}.{stamp}-{n}") });
+            n += 1;
+            if std::fs::symlink_metadata(&dst).is_ok() {
+                continue;
+            }
+            return match std::fs::rename(&src, &dst) {
+                Ok(()) => Ok(dst),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists || e.raw_os_error() == Some(libc::ENOTEMPTY) => continue,
+                Err(e) => Err(io::Error::new(e.kind(), format!("cannot move {} to {}: {e}", src.display(), dst.display()))),
+            };
+        }
     }
 
     /// Hashes every output of a directory: sorted list and combined digest.
@@ -166,26 +408,26 @@ impl Cache {
 }
 
 fn walk(base: &Path, dir: &Path, out: &mut Vec<OutputFile>) -> io::Result<()> {
-    for e in std::fs::read_dir(dir)? {
-        let e = e?;
+    for e in std::fs::read_dir(dir).map_err(|e| at(dir, e))? {
+        let e = e.map_err(|e| at(dir, e))?;
         let p = e.path();
-        let ft = e.file_type()?;
+        let ft = e.file_type().map_err(|e| at(&p, e))?;
         let rel = p.strip_prefix(base).unwrap_or(&p).to_string_lossy().to_string();
         if ft.is_dir() {
             walk(base, &p, out)?;
         } else if ft.is_symlink() {
-            let target = std::fs::read_link(&p)?;
+            let target = std::fs::read_link(&p).map_err(|e| at(&p, e))?;
             let t = target.to_string_lossy();
             out.push(OutputFile { path: rel, blake3: blake3::hash(format!("symlink:{t}").as_bytes()).to_hex().to_string(), size: 0 });
         } else {
-            let size = e.metadata()?.len();
-            out.push(OutputFile { path: rel, blake3: hash::hash_file(&p)?, size });
+            let size = e.metadata().map_err(|e| at(&p, e))?.len();
+            out.push(OutputFile { path: rel, blake3: hash::hash_file(&p).map_err(|e| at(&p, e))?, size });
         }
     }
     Ok(())
 }
 
-/// Holds a key's lock until dropped.
+/// Holds a lock until dropped.
 pub struct KeyLock {
     _file: File,
 }
@@ -199,16 +441,28 @@ pub struct Writer {
 }
 
 fn fsync_tree(dir: &Path) -> io::Result<()> {
-    for e in std::fs::read_dir(dir)? {
-        let e = e?;
-        let ft = e.file_type()?;
+    for e in std::fs::read_dir(dir).map_err(|e| at(dir, e))? {
+        let e = e.map_err(|e| at(dir, e))?;
+        let ft = e.file_type().map_err(|err| at(&e.path(), err))?;
         if ft.is_dir() {
             fsync_tree(&e.path())?;
         } else if ft.is_file() {
-            File::open(e.path())?.sync_all()?;
+            File::open(e.path()).and_then(|f| f.sync_all()).map_err(|err| at(&e.path(), err))?;
         }
     }
-    File::open(dir)?.sync_all()
+    File::open(dir).and_then(|f| f.sync_all()).map_err(|e| at(dir, e))
+}
+
+/// How [`Writer::finish`] published an entry.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Published {
+    /// Ours is now the entry.
+    New,
+    /// An equal entry was already there (published meanwhile); ours was discarded.
+    Existing,
+    /// Something was in the way (a directory without record, or with different outputs when
+    /// replacing was asked for): moved to this quarantine path, ours installed.
+    Replaced(PathBuf),
 }
 
 impl Writer {
@@ -225,34 +479,54 @@ impl Writer {
         self.tmp.join("log.txt")
     }
 
-    /// Hashes the outputs into `record`, writes `record.json`, fsyncs and publishes with an
-    /// atomic rename. Returns the published directory. If another process published the key
-    /// meanwhile, ours is discarded and theirs is kept.
-    pub fn finish(mut self, record: &mut Record) -> io::Result<PathBuf> {
+    /// Hashes the outputs into `record`, writes `record.json` and the stat snapshot, fsyncs
+    /// and publishes with an atomic rename. Call with the key's lock held. If an entry with
+    /// a record is already there (another process published it) ours is discarded — unless
+    /// `replace_different` and its outputs differ from ours, then it is quarantined and ours
+    /// installed; a directory without record is always quarantined. Errors name the paths.
+    pub fn finish(mut self, record: &mut Record, replace_different: bool) -> io::Result<(PathBuf, Published)> {
         let _ = std::fs::remove_dir_all(self.scratch());
         let (files, digest) = Cache::digest_outputs(&self.out()).map_err(crate::util::io_at("cannot hash the outputs in", &self.tmp))?;
         record.outputs = files;
         record.output_digest = digest;
-        let rec_file = self.tmp.join("record.json");
+        let rp = self.tmp.join("record.json");
         {
-            let mut f = File::create(&rec_file).map_err(crate::util::io_at("cannot write", &rec_file))?;
-            f.write_all(serde_json::to_string_pretty(record).map_err(io::Error::other)?.as_bytes()).map_err(crate::util::io_at("cannot write", &rec_file))?;
-            f.write_all(b"\n").map_err(crate::util::io_at("cannot write", &rec_file))?;
+            let mut f = File::create(&rp).map_err(|e| at(&rp, e))?;
+            f.write_all(serde_json::to_string_pretty(record).map_err(io::Error::other)?.as_bytes()).map_err(|e| at(&rp, e))?;
+            f.write_all(b"\n").map_err(|e| at(&rp, e))?;
         }
-        fsync_tree(&self.tmp).map_err(crate::util::io_at("cannot sync", &self.tmp))?;
+        self.cache.write_snapshot(&self.tmp)?;
+        fsync_tree(&self.tmp)?;
         let dst = self.cache.entry_dir(&self.key);
-        let parent = dst.parent().expect("entry has a parent");
-        std::fs::create_dir_all(parent).map_err(crate::util::io_at("cannot create", parent))?;
-        match std::fs::rename(&self.tmp, &dst) {
-            Ok(()) => {}
-            Err(_) if self.cache.contains(&self.key) => {
-                let _ = std::fs::remove_dir_all(&self.tmp);
+        let parent = dst.parent().unwrap_or(&self.cache.root).to_path_buf();
+        std::fs::create_dir_all(&parent).map_err(|e| at(&parent, e))?;
+        let mut moved = None;
+        for _ in 0..4 {
+            match std::fs::rename(&self.tmp, &dst) {
+                Ok(()) => {
+                    File::open(&parent).and_then(|f| f.sync_all()).map_err(|e| at(&parent, e))?;
+                    self.done = true;
+                    return Ok((dst, moved.map(Published::Replaced).unwrap_or(Published::New)));
+                }
+                Err(e) if std::fs::symlink_metadata(&dst).is_ok() => {
+                    let theirs = self.cache.record(&self.key).ok();
+                    match theirs {
+                        Some(r) if !replace_different || r.output_digest == record.output_digest => {
+                            let _ = std::fs::remove_dir_all(&self.tmp);
+                            self.done = true;
+                            return Ok((dst, Published::Existing));
+                        }
+                        _ => {
+                            // debris without record, or different outputs we were asked to replace
+                            let _ = e;
+                            moved = Some(self.cache.quarantine(&self.key)?);
+                        }
+                    }
+                }
+                Err(e) => return Err(io::Error::new(e.kind(), format!("cannot rename {} to {}: {e}", self.tmp.display(), dst.display()))),
             }
-            Err(e) => return Err(crate::util::io_at("cannot publish the entry", &dst)(e)),
         }
-        File::open(parent).and_then(|f| f.sync_all()).map_err(crate::util::io_at("cannot sync", parent))?;
-        self.done = true;
-        Ok(dst)
+        Err(io::Error::other(format!("cannot publish {}: something keeps appearing in the way", dst.display())))
     }
 
     /// Keeps a failed attempt under `failed/<key>/` for inspection; returns its log path.
@@ -290,46 +564,59 @@ pub struct Tampered {
 pub fn verify(cache: &Cache) -> io::Result<(usize, Vec<Tampered>)> {
     use rayon::prelude::*;
     let keys = cache.keys()?;
-    let bad: Vec<Tampered> = keys
-        .par_iter()
-        .flat_map_iter(|key| {
-            let mut bad = Vec::new();
-            let rec = match cache.record(key) {
-                Ok(r) => r,
-                Err(e) => {
-                    bad.push(Tampered { key: key.clone(), path: "record.json".into(), problem: e.to_string() });
-                    return bad;
-                }
-            };
-            if &rec.key != key {
-                bad.push(Tampered { key: key.clone(), path: "record.json".into(), problem: format!("record names key {}", rec.key) });
-            }
-            let out = cache.out_dir(key);
-            match Cache::digest_outputs(&out) {
-                Ok((files, _)) => {
-                    let want: BTreeMap<_, _> = rec.outputs.iter().map(|f| (f.path.clone(), f)).collect();
-                    let have: BTreeMap<_, _> = files.iter().map(|f| (f.path.clone(), f)).collect();
-                    for (p, w) in &want {
-                        match have.get(p) {
-                            None => bad.push(Tampered { key: key.clone(), path: format!("out/{p}"), problem: "missing".into() }),
-                            Some(h) if h.blake3 != w.blake3 => bad.push(Tampered {
-                                key: key.clone(),
-                                path: format!("out/{p}"),
-                                problem: format!("blake3 {} ≠ recorded {}", h.blake3, w.blake3),
-                            }),
-                            _ => {}
-                        }
-                    }
-                    for p in have.keys() {
-                        if !want.contains_key(p) {
-                            bad.push(Tampered { key: key.clone(), path: format!("out/{p}"), problem: "not in the record".into() });
-                        }
-                    }
-                }
-                Err(e) => bad.push(Tampered { key: key.clone(), path: "out".into(), problem: e.to_string() }),
-            }
-            bad
-        })
-        .collect();
+    let bad: Vec<Tampered> = keys.par_iter().flat_map_iter(|key| cache.problems(key)).collect();
     Ok((keys.len(), bad))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tmp_names_say_their_owner() {
+        let c = Cache::new(tempfile::tempdir().unwrap().keep());
+        let t = c.private_tmp("abc").unwrap();
+        let (host, pid) = tmp_owner(&t.file_name().unwrap().to_string_lossy()).unwrap();
+        assert_eq!(pid, std::process::id());
+        assert!(crate::util::hostname().starts_with(host.split('_').next().unwrap_or("")));
+        assert_eq!(tmp_owner(".gc-k.my.host.example.42.7.tmp"), Some(("my.host.example".into(), 42)));
+        assert_eq!(tmp_owner(".k.42.7.tmp"), None);
+        assert_eq!(tmp_owner("statcache.tsv"), None);
+        let _ = std::fs::remove_dir_all(&c.root);
+    }
+
+    #[test]
+    fn probe_sees_a_rewrite_an_added_file_and_a_missing_record() {
+        let c = Cache::new(tempfile::tempdir().unwrap().keep());
+        let key = "ab".repeat(32);
+        let w = c.writer(&key).unwrap();
+        std::fs::write(w.out().join("f.txt"), "one").unwrap();
+        let mut rec: Record = serde_json::from_value(serde_json::json!({
+            "schema_version": 1, "key": key, "kind": "k", "kind_version": 1, "stage": "s", "item": null,
+            "params": {}, "upstream": {}, "inputs": [], "seed": null, "outputs": [], "output_digest": "",
+            "started": "", "finished": "", "duration_s": 0.0, "tool": "", "host": "", "libraries": {}
+        }))
+        .unwrap();
+        assert_eq!(w.finish(&mut rec, false).unwrap().1, Published::New);
+        assert_eq!(c.probe(&key), Probe::Good);
+        assert_eq!(c.check(&key), Check::Good);
+        let f = c.out_dir(&key).join("f.txt");
+        std::fs::write(&f, "one").unwrap(); // same bytes: suspect, then good again
+        assert!(matches!(c.probe(&key), Probe::Suspect(_)));
+        assert_eq!(c.check(&key), Check::Good);
+        assert_eq!(c.probe(&key), Probe::Good);
+        std::fs::write(&f, "two").unwrap();
+        assert!(matches!(c.check(&key), Check::Damaged(w) if w.contains("out/f.txt")));
+        std::fs::write(&f, "one").unwrap();
+        std::fs::write(c.out_dir(&key).join("new.txt"), "x").unwrap();
+        assert!(matches!(c.probe(&key), Probe::Suspect(w) if w.contains("out/")));
+        assert!(matches!(c.check(&key), Check::Damaged(w) if w.contains("out/new.txt")));
+        std::fs::remove_file(c.out_dir(&key).join("new.txt")).unwrap();
+        std::fs::remove_file(c.entry_dir(&key).join("record.json")).unwrap();
+        assert_eq!(c.check(&key), Check::Damaged("no record.json".into()));
+        let q = c.quarantine(&key).unwrap();
+        assert!(q.starts_with(c.quarantine_dir()) && q.join("out/f.txt").exists());
+        assert_eq!(c.probe(&key), Probe::Missing);
+        let _ = std::fs::remove_dir_all(&c.root);
+    }
 }

@@ -35,6 +35,9 @@ pub struct RunArgs {
     /// JSON lines on stdout (events, then a summary)
     #[arg(long)]
     pub json: bool,
+    /// Ignore the stat cache: read and hash every input file again
+    #[arg(long)]
+    pub rehash: bool,
 }
 
 /// `spatia plan`.
@@ -45,6 +48,9 @@ pub struct PlanArgs {
     /// One JSON object on stdout
     #[arg(long)]
     pub json: bool,
+    /// Ignore the stat cache: read and hash every input file again
+    #[arg(long)]
+    pub rehash: bool,
 }
 
 /// `spatia dag`.
@@ -100,6 +106,10 @@ pub struct GcArgs {
     /// Show what would be removed, remove nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Let interrupted and killed runs' entries go too (by default every recorded run
+    /// protects what it planned; live runs always do)
+    #[arg(long)]
+    pub include_interrupted: bool,
     #[arg(long)]
     pub root: Option<PathBuf>,
     #[arg(long)]
@@ -143,14 +153,24 @@ fn cache_at(root: &Path, over: &Option<PathBuf>) -> Cache {
 
 /// Compiles a spec and builds its DAG (hashing inputs through the stat cache).
 pub fn load(opts: &SpecOpts) -> Result<(Spec, Dag, Cache)> {
+    load_with(opts, false)
+}
+
+/// [`load`], with `rehash`: ignore the stat cache and read every input again.
+pub fn load_with(opts: &SpecOpts, rehash: bool) -> Result<(Spec, Dag, Cache)> {
     let t = std::time::Instant::now();
     let spec = spec::compile(&opts.spec, opts.root.as_deref())?;
     timing("compile spec", t);
     let cache = cache_at(&spec.root, &opts.cache);
     let t = std::time::Instant::now();
     let mut stat = StatCache::load(&cache.stat_cache_file());
+    if rehash {
+        stat = stat.rehash();
+    }
     let dag = dag::build(&spec, &mut stat)?;
-    let _ = stat.save();
+    if let Err(e) = stat.save() {
+        eprintln!("spatia: warning: the stat cache was not saved: {e}");
+    }
     timing("build dag", t);
     Ok((spec, dag, cache))
 }
@@ -164,7 +184,10 @@ pub fn timing(what: &str, since: std::time::Instant) {
 
 /// `spatia run`: returns the exit code (0 ok, 1 a stage failed).
 pub fn run(a: &RunArgs) -> Result<u8> {
-    let (spec, dag, cache) = load(&a.spec)?;
+    let (spec, dag, cache) = load_with(&a.spec, a.rehash)?;
+    // from here on SIGINT/SIGTERM end the run with its journal marked interrupted (before,
+    // while the spec compiles and inputs are hashed, nothing is written and they end it at once)
+    exec::interrupt::install();
     let output = if a.json { Output::Json } else if a.quiet { Output::Quiet } else { Output::Bars };
     let jobs = a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let opts = exec::Options { jobs, output, command: std::env::args().collect() };
@@ -278,12 +301,18 @@ fn why(n: &dag::Node, prev: Option<&RunSummary>, cache: &Cache) -> String {
 
 /// `spatia plan`.
 pub fn plan(a: &PlanArgs) -> Result<u8> {
-    let (spec, dag, cache) = load(&a.spec)?;
+    let (spec, dag, cache) = load_with(&a.spec, a.rehash)?;
     let prev = provenance::latest_run(&spec.root, &spec.name);
     let mut rows = Vec::new();
-    for n in &dag.nodes {
-        let cached = cache.contains(&n.key);
-        let reason = if cached { String::new() } else { why(n, prev.as_ref(), &cache) };
+    let (checks, forced) = exec::assess(&dag, &cache);
+    for (i, n) in dag.nodes.iter().enumerate() {
+        let cached = checks[i] == crate::cache::Check::Good && !forced[i];
+        let reason = match &checks[i] {
+            _ if cached => String::new(),
+            crate::cache::Check::Damaged(w) => format!("cache entry damaged: {w}; run moves it to quarantine and recomputes it"),
+            crate::cache::Check::Good => "downstream of a damaged cache entry".into(),
+            crate::cache::Check::Missing => why(n, prev.as_ref(), &cache),
+        };
         rows.push((n, cached, reason));
     }
     let to_run = rows.iter().filter(|r| !r.1).count();
@@ -437,10 +466,15 @@ pub fn times(a: &TimesArgs) -> Result<u8> {
             .iter()
             .map(|r| serde_json::json!({"stage": r.0, "kind": r.1, "nodes": r.2, "ran": r.3, "cached": r.4, "seconds": r.5}))
             .collect();
-        println!("{}", serde_json::json!({"run": run.name, "started": run.started, "jobs": run.jobs, "wall_s": run.duration_s, "stage_s": total, "stages": v}));
+        println!("{}", serde_json::json!({"run": run.name, "started": run.started, "status": run.state(), "jobs": run.jobs, "wall_s": run.duration_s, "stage_s": total, "stages": v}));
         return Ok(0);
     }
-    println!("run {} ({}), {} worker(s), wall {:.2} s", run.name, run.started, run.jobs, run.duration_s);
+    let pending = run.nodes.iter().filter(|n| n.status == provenance::Status::Pending).count();
+    let state = match run.state() {
+        provenance::RunStatus::Ok => String::new(),
+        st => format!(", {}{}{}", st.as_str(), run.stopped_by.as_ref().map(|b| format!(" ({b})")).unwrap_or_default(), if pending > 0 { format!(", {pending} node(s) not finished") } else { String::new() }),
+    };
+    println!("run {} ({}{state}), {} worker(s), wall {:.2} s", run.name, run.started, run.jobs, run.duration_s);
     println!("{:<12} {:<10} {:>6} {:>6} {:>7} {:>10} {:>6}", "stage", "kind", "nodes", "ran", "cached", "seconds", "share");
     for r in &rows {
         let share = if total > 0.0 { 100.0 * r.5 / total } else { 0.0 };
@@ -451,11 +485,10 @@ pub fn times(a: &TimesArgs) -> Result<u8> {
     Ok(0)
 }
 
-fn run_keys(r: &RunSummary) -> impl Iterator<Item = String> + '_ {
-    r.nodes.iter().map(|n| n.key.clone())
-}
-
-/// `spatia gc`.
+/// `spatia gc`: removes the entries nothing protects. Protected: every key of a live run
+/// (whatever the options), of an interrupted or killed run (unless `--include-interrupted`),
+/// and of the finished runs — all of them by default, or only the `--run`/`--spec` selection.
+/// Runs under the cache's exclusive gc lock, so no run is between planning and journaling.
 pub fn gc(a: &GcArgs) -> Result<u8> {
     let root = cwd_root(&a.root);
     let cache = cache_at(&root, &a.cache);
@@ -464,43 +497,105 @@ pub fn gc(a: &GcArgs) -> Result<u8> {
         let (_, dag, _) = load(&SpecOpts { spec: s.clone(), root: a.root.clone(), cache: a.cache.clone() })?;
         keep.extend(dag.nodes.iter().map(|n| n.key.clone()));
     }
-    let mut runs: Vec<PathBuf> = a.runs.iter().map(|r| if r.is_dir() { r.join("run.json") } else { r.clone() }).collect();
-    if a.specs.is_empty() && a.runs.is_empty() {
-        runs = provenance::list_runs(&root);
+    let selected = !a.specs.is_empty() || !a.runs.is_empty();
+    if !cache.root.exists() {
+        println!("no cache at {}: nothing to remove", cache.root.display());
+        return Ok(0);
     }
-    for r in &runs {
-        keep.extend(run_keys(&RunSummary::read(r)?));
+    let _lock = cache.gc_lock(true).map_err(|e| anyhow::anyhow!("cannot lock the cache for gc: {e}"))?;
+    for r in &a.runs {
+        let p = if r.is_dir() { r.join("run.json") } else { r.clone() };
+        keep.extend(RunSummary::read(&p)?.keys().map(str::to_string));
     }
-    let mut removed = 0usize;
-    for k in cache.keys()? {
-        if !keep.contains(&k) {
-            removed += 1;
-            if a.dry_run {
-                println!("would remove {k}");
-            } else {
-                let dir = cache.entry_dir(&k);
-                // rename first so a half-removed entry is never visible
-                let trash = cache.root.join("tmp").join(format!(".gc.{k}.{}", std::process::id()));
-                std::fs::create_dir_all(cache.root.join("tmp"))?;
-                std::fs::rename(&dir, &trash)?;
-                std::fs::remove_dir_all(&trash)?;
-                println!("removed {k}");
+    let (mut live, mut stopped, mut let_go) = (0usize, 0usize, 0usize);
+    for p in provenance::list_runs(&root) {
+        let r = RunSummary::read(&p).map_err(|e| anyhow::anyhow!("{e:#}; gc cannot tell what that run protects, so it removes nothing (fix or move that run directory)"))?;
+        let protect = match r.state() {
+            provenance::RunStatus::Running => {
+                live += 1;
+                true
             }
+            provenance::RunStatus::Interrupted | provenance::RunStatus::Killed if !a.include_interrupted => {
+                stopped += 1;
+                true
+            }
+            provenance::RunStatus::Interrupted | provenance::RunStatus::Killed => {
+                let_go += 1;
+                false
+            }
+            provenance::RunStatus::Ok | provenance::RunStatus::Failed => !selected,
+        };
+        if protect {
+            keep.extend(r.keys().map(str::to_string));
         }
     }
-    // temporary entries of processes that no longer exist
-    if let Ok(rd) = std::fs::read_dir(cache.root.join("tmp")) {
+    let keys = cache.keys()?;
+    let mut removed = 0usize;
+    for k in &keys {
+        if keep.contains(k) {
+            continue;
+        }
+        removed += 1;
+        if a.dry_run {
+            println!("would remove {k}");
+            continue;
+        }
+        let dir = cache.entry_dir(k);
+        // rename first so a half-removed entry is never visible
+        let trash = cache.private_tmp(&format!("gc-{k}"))?;
+        std::fs::rename(&dir, &trash).with_context(|| format!("cannot move {} to {}", dir.display(), trash.display()))?;
+        std::fs::remove_dir_all(&trash).with_context(|| format!("cannot remove {}", trash.display()))?;
+        println!("removed {k}");
+    }
+    // temporary directories of processes of this host that no longer exist (another host's
+    // cannot be checked: they stay)
+    let tmp = cache.root.join("tmp");
+    let host: String = crate::util::hostname().chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect();
+    if let (Ok(rd), false) = (std::fs::read_dir(&tmp), a.dry_run) {
         for e in rd.flatten() {
-            let name = e.file_name().to_string_lossy().to_string();
-            let pid: Option<u32> = name.split('.').nth(2).and_then(|p| p.parse().ok());
-            if let Some(pid) = pid {
-                if !Path::new(&format!("/proc/{pid}")).exists() && !a.dry_run {
+            if let Some((h, pid)) = crate::cache::tmp_owner(&e.file_name().to_string_lossy()) {
+                if h == host && !provenance::process_alive(pid, None) {
                     let _ = std::fs::remove_dir_all(e.path());
                 }
             }
         }
     }
-    println!("{} {removed} entr{} of {}; kept {}", if a.dry_run { "would remove" } else { "removed" }, if removed == 1 { "y" } else { "ies" }, cache.keys()?.len() + if a.dry_run { 0 } else { removed }, keep.len());
+    // stat-cache temporary files (`statcache.<pid>.<n>.tmp`) of processes that no longer exist
+    if let (Ok(rd), false) = (std::fs::read_dir(&cache.root), a.dry_run) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            let parts: Vec<&str> = name.split('.').collect();
+            if let ["statcache", pid, n, "tmp"] = parts.as_slice() {
+                if let (Ok(pid), true) = (pid.parse::<u32>(), n.bytes().all(|b| b.is_ascii_digit())) {
+                    if !provenance::process_alive(pid, None) {
+                        let _ = std::fs::remove_file(e.path());
+                    }
+                }
+            }
+        }
+    }
+    let mut why = Vec::new();
+    if live > 0 {
+        why.push(format!("{live} live run(s)"));
+    }
+    if stopped > 0 {
+        why.push(format!("{stopped} interrupted or killed run(s) (--include-interrupted lets theirs go)"));
+    }
+    if let_go > 0 {
+        why.push(format!("{let_go} interrupted or killed run(s) not protecting"));
+    }
+    println!(
+        "{} {removed} entr{} of {}; kept {}{}",
+        if a.dry_run { "would remove" } else { "removed" },
+        if removed == 1 { "y" } else { "ies" },
+        keys.len(),
+        keys.len() - removed,
+        if why.is_empty() { String::new() } else { format!(" ({})", why.join(", ")) }
+    );
+    let q = std::fs::read_dir(cache.quarantine_dir()).map(|rd| rd.count()).unwrap_or(0);
+    if q > 0 {
+        println!("{q} damaged entr{} kept in {} (gc never removes them; inspect, then delete by hand)", if q == 1 { "y" } else { "ies" }, cache.quarantine_dir().display());
+    }
     Ok(0)
 }
 

@@ -5,11 +5,21 @@
 //! the key's lock, so two processes never compute one key: the second waits and reuses.
 //! Progress goes to indicatif bars (per stage, counting shards), to nothing (`quiet`) or to
 //! JSON lines on stdout (`json`).
+//!
+//! Every reused entry is checked first ([`Cache::check`]: stat snapshot, re-hash on a
+//! change); a damaged one is quarantined under its key's lock and recomputed together with
+//! everything downstream of it. The run keeps a journal (`runs/…/run.json`, see
+//! `provenance`): written once planning is done — while the cache's gc lock is held shared —
+//! then at most every half second as nodes finish, and at the end. SIGINT/SIGTERM
+//! ([`interrupt`]) stop scheduling, mark the journal `interrupted` and exit 130/143.
+//! Published copies are made by [`publish`]: staged beside the target, moved into place
+//! atomically, never over anything Spatia did not create.
+pub mod interrupt;
 pub mod publish;
 
-use crate::cache::{Cache, InputRecord, Record, RECORD_SCHEMA_VERSION};
+use crate::cache::{Cache, Check, InputRecord, Published, Record, RECORD_SCHEMA_VERSION};
 use crate::dag::Dag;
-use crate::provenance::{NodeSummary, RunSummary, Status, RUN_SCHEMA_VERSION};
+use crate::provenance::{Journal, NodeSummary, RunStatus, RunSummary, Status, RUN_SCHEMA_VERSION};
 use crate::spec::Spec;
 use crate::stages::{Need, RunCx};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -40,23 +50,188 @@ pub struct Outcome {
     pub run_file: PathBuf,
 }
 
+/// With `SPATIA_TIMINGS=1`, phase times go to stderr (as the CLI's).
+fn timing(what: &str, since: Instant) {
+    if std::env::var_os("SPATIA_TIMINGS").is_some() {
+        eprintln!("timing: {what}: {:.2} ms", since.elapsed().as_secs_f64() * 1e3);
+    }
+}
+
 fn emit(output: Output, v: serde_json::Value) {
     if output == Output::Json {
         println!("{}", crate::util::json_for_terminal(&v.to_string()));
     }
 }
 
-/// Runs every node not in the cache; writes the run record.
+/// Checks every node's entry ([`Cache::check`], in parallel) and marks the nodes that must be
+/// recomputed although their entry looks good: everything downstream of a damaged entry.
+pub fn assess(dag: &Dag, cache: &Cache) -> (Vec<Check>, Vec<bool>) {
+    use rayon::prelude::*;
+    let n = dag.nodes.len();
+    let checks: Vec<Check> = dag.nodes.par_iter().map(|node| cache.check(&node.key)).collect();
+    let mut all_dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (i, node) in dag.nodes.iter().enumerate() {
+        for &d in &node.deps {
+            all_dependents[d].push(i);
+        }
+    }
+    let mut forced = vec![false; n];
+    let mut stack: Vec<usize> = (0..n).filter(|&i| matches!(checks[i], Check::Damaged(_))).collect();
+    while let Some(i) = stack.pop() {
+        for &d in &all_dependents[i] {
+            if !std::mem::replace(&mut forced[d], true) {
+                stack.push(d);
+            }
+        }
+    }
+    (checks, forced)
+}
+
+/// The journal of a run in progress plus what it last said; if the run returns early with an
+/// error, dropping it marks the journal `failed` (so no run is left saying `running`).
+struct Tracker<'a> {
+    spec: &'a Spec,
+    dag: &'a Dag,
+    opts: &'a Options,
+    started: String,
+    t0: Instant,
+    journal: Option<Journal>,
+    done: bool,
+    last: Vec<NodeSummary>,
+}
+
+impl Tracker<'_> {
+    fn summary(&self, nodes: Vec<NodeSummary>, st: RunStatus, stopped_by: Option<String>) -> RunSummary {
+        let (spec, dag, opts) = (self.spec, self.dag, self.opts);
+        let mut arms = BTreeMap::new();
+        for (arm, stages) in &dag.arms {
+            let mut m = BTreeMap::new();
+            for (stage, idx) in stages {
+                let single = idx.len() == 1 && dag.nodes[idx[0]].item.is_none();
+                let v = if single {
+                    serde_json::Value::String(dag.nodes[idx[0]].key.clone())
+                } else {
+                    serde_json::Value::Object(
+                        idx.iter()
+                            .map(|&i| (dag.nodes[i].item.as_ref().map(|x| x.id.clone()).unwrap_or_default(), serde_json::Value::String(dag.nodes[i].key.clone())))
+                            .collect(),
+                    )
+                };
+                m.insert(stage.clone(), v);
+            }
+            arms.insert(arm.clone(), m);
+        }
+        let settings = spec
+            .arms
+            .iter()
+            .map(|a| (a.name.clone(), a.settings.iter().cloned().collect::<BTreeMap<_, _>>()))
+            .collect();
+        let ok = st == RunStatus::Ok;
+        let pid = std::process::id();
+        RunSummary {
+            schema_version: RUN_SCHEMA_VERSION,
+            name: spec.name.clone(),
+            spec: spec.file.strip_prefix(&spec.root).unwrap_or(&spec.file).display().to_string(),
+            spec_blake3: spec.text_digest.clone(),
+            seed: spec.seed,
+            command: opts.command.clone(),
+            started: self.started.clone(),
+            finished: if st == RunStatus::Running { String::new() } else { crate::util::now_rfc3339() },
+            duration_s: self.t0.elapsed().as_secs_f64(),
+            tool: crate::provenance::tool_version(),
+            host: crate::util::hostname(),
+            jobs: opts.jobs.max(1),
+            status: st,
+            pid,
+            pid_start: crate::provenance::process_start(pid),
+            updated: crate::util::now_rfc3339(),
+            stopped_by,
+            arms,
+            settings,
+            nodes,
+            ok,
+        }
+    }
+
+    fn nodes(&self, status: &[Option<NodeSummary>]) -> Vec<NodeSummary> {
+        status.iter().enumerate().map(|(i, s)| s.clone().unwrap_or_else(|| summary(&self.dag.nodes[i], Status::Pending, 0.0, None, None))).collect()
+    }
+
+    /// Writes the journal (`running`), at most every [`JOURNAL_INTERVAL`] unless `now`.
+    fn update(&mut self, status: &[Option<NodeSummary>], now: bool) {
+        let due = self.journal.as_ref().is_some_and(|j| now || j.due());
+        if due {
+            self.last = self.nodes(status);
+            let s = self.summary(self.last.clone(), RunStatus::Running, None);
+            if let Some(j) = self.journal.as_mut() {
+                if let Err(e) = j.write(&s) {
+                    eprintln!("spatia: warning: {e:#}");
+                }
+            }
+        }
+    }
+
+    /// Writes the final journal.
+    fn finish(&mut self, nodes: Vec<NodeSummary>, st: RunStatus, stopped_by: Option<String>) -> anyhow::Result<(RunSummary, PathBuf)> {
+        self.done = true;
+        let s = self.summary(nodes, st, stopped_by);
+        let j = self.journal.as_mut().ok_or_else(|| anyhow::anyhow!("no journal"))?;
+        j.write(&s)?;
+        Ok((s, j.file.clone()))
+    }
+
+    /// SIGINT/SIGTERM: marks the journal interrupted, says so on stderr, stops the children
+    /// of running commands and ends the process (the worker threads cannot be joined early).
+    fn interrupted(&mut self, sig: i32, status: &[Option<NodeSummary>], mp: &MultiProgress) -> ! {
+        let _ = mp.clear();
+        interrupt::stop_children();
+        let nodes = self.nodes(status);
+        let done = nodes.iter().filter(|n| n.status != Status::Pending).count();
+        let total = nodes.len();
+        let file = match self.finish(nodes, RunStatus::Interrupted, Some(interrupt::name(sig))) {
+            Ok((_, f)) => f.strip_prefix(&self.spec.root).unwrap_or(&f).display().to_string(),
+            Err(e) => format!("(not written: {e:#})"),
+        };
+        eprintln!("spatia: interrupted by {}: stopped scheduling with {done} of {total} node(s) done; run record {file} marked interrupted", interrupt::name(sig));
+        std::process::exit(interrupt::exit_code(sig));
+    }
+}
+
+impl Drop for Tracker<'_> {
+    fn drop(&mut self) {
+        if !self.done && self.journal.is_some() {
+            let nodes = std::mem::take(&mut self.last);
+            let _ = self.finish(nodes, RunStatus::Failed, Some("stopped by an error (see the run's stderr)".into()));
+        }
+    }
+}
+
+/// Runs every node whose entry is missing or damaged; keeps the run's journal.
 pub fn run(spec: &Spec, dag: &Dag, cache: &Cache, opts: &Options) -> anyhow::Result<Outcome> {
-    let started = crate::util::now_rfc3339();
-    let t0 = Instant::now();
+    let mut tr = Tracker { spec, dag, opts, started: crate::util::now_rfc3339(), t0: Instant::now(), journal: None, done: false, last: Vec::new() };
     let n = dag.nodes.len();
     let mut status: Vec<Option<NodeSummary>> = vec![None; n];
     let mut pending_deps: Vec<usize> = vec![0; n];
     let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
+
+    // Planning holds the cache's gc lock (shared) until the journal naming every planned key
+    // is on disk: gc never removes an entry this run decided to reuse.
+    let gc_guard = match cache.gc_lock(false) {
+        Ok(g) => Some(g),
+        // a read-only cache: nothing can be computed into it nor collected from it, but a run
+        // that only reuses entries still works
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem) => {
+            eprintln!("spatia: warning: cannot lock the cache for this run ({e}); going on without the gc lock");
+            None
+        }
+        Err(e) => anyhow::bail!("cannot lock the cache for this run: {e}"),
+    };
+    let tq = Instant::now();
+    let (checks, forced) = assess(dag, cache);
+    timing("check the cache entries", tq);
     let mut todo = 0usize;
     for (i, node) in dag.nodes.iter().enumerate() {
-        if cache.contains(&node.key) {
+        if checks[i] == Check::Good && !forced[i] {
             status[i] = Some(summary(node, Status::Hit, 0.0, None, None));
         } else {
             todo += 1;
@@ -73,6 +248,10 @@ pub fn run(spec: &Spec, dag: &Dag, cache: &Cache, opts: &Options) -> anyhow::Res
             }
         }
     }
+    tr.last = tr.nodes(&status);
+    tr.journal = Some(Journal::create(&spec.root, &tr.summary(tr.last.clone(), RunStatus::Running, None))?);
+    drop(gc_guard);
+    timing("check the cache entries and write the journal", tq);
     emit(opts.output, serde_json::json!({"event": "plan", "nodes": n, "cached": n - todo, "to_run": todo}));
 
     // progress bars: one per stage name with shards to run
@@ -103,6 +282,7 @@ pub fn run(spec: &Spec, dag: &Dag, cache: &Cache, opts: &Options) -> anyhow::Res
     let job_rx = Mutex::new(job_rx);
     let (done_tx, done_rx) = mpsc::channel::<(usize, NodeSummary)>();
     let jobs = opts.jobs.max(1).min(todo.max(1));
+    let forced = &forced;
     std::thread::scope(|s| {
         for _ in 0..jobs {
             let done_tx = done_tx.clone();
@@ -110,7 +290,11 @@ pub fn run(spec: &Spec, dag: &Dag, cache: &Cache, opts: &Options) -> anyhow::Res
             s.spawn(move || loop {
                 let next = job_rx.lock().ok().and_then(|rx| rx.recv().ok());
                 let Some(i) = next else { break };
-                let r = run_node(spec, dag, cache, i);
+                let r = if interrupt::received().is_some() {
+                    summary(&dag.nodes[i], Status::Pending, 0.0, None, None)
+                } else {
+                    run_node(spec, dag, cache, i, forced[i])
+                };
                 if done_tx.send((i, r)).is_err() {
                     break;
                 }
@@ -126,9 +310,23 @@ pub fn run(spec: &Spec, dag: &Dag, cache: &Cache, opts: &Options) -> anyhow::Res
             }
         }
         while running > 0 {
-            let Ok((i, res)) = done_rx.recv() else { break };
+            if let Some(sig) = interrupt::received() {
+                tr.interrupted(sig, &status, &mp);
+            }
+            let (i, res) = match done_rx.recv_timeout(std::time::Duration::from_millis(100)) {
+                Ok(x) => x,
+                Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            };
+            if let Some(sig) = interrupt::received() {
+                tr.interrupted(sig, &status, &mp);
+            }
             running -= 1;
             let node = &dag.nodes[i];
+            if let Some(w) = &res.warning {
+                mp.suspend(|| eprintln!("spatia: warning: {w}"));
+                emit(opts.output, serde_json::json!({"event": "warning", "stage": node.stage, "key": node.key, "message": w}));
+            }
             if let Some(b) = bars.get(&node.stage) {
                 b.inc(1);
                 if res.status == Status::Failed {
@@ -162,61 +360,31 @@ pub fn run(spec: &Spec, dag: &Dag, cache: &Cache, opts: &Options) -> anyhow::Res
                     }
                 }
             }
+            tr.update(&status, false);
         }
         drop(job_tx);
     });
     for b in bars.values() {
         b.finish();
     }
+    if let Some(sig) = interrupt::received() {
+        tr.interrupted(sig, &status, &mp);
+    }
+    if todo > 0 {
+        // before the publish copies, which may take a while
+        tr.update(&status, true);
+    }
 
     // publish copies (staged beside the target, moved into place atomically; see `publish`)
     let done: Vec<bool> = status.iter().map(|s| matches!(s.as_ref().map(|s| &s.status), Some(Status::Hit | Status::Miss | Status::Waited))).collect();
     publish::publish(spec, dag, cache, &done)?;
 
-    let nodes: Vec<NodeSummary> = status.into_iter().map(|s| s.expect("every node has a status")).collect();
-    let ok = nodes.iter().all(|s| matches!(s.status, Status::Hit | Status::Miss | Status::Waited));
-    let mut arms = BTreeMap::new();
-    for (arm, stages) in &dag.arms {
-        let mut m = BTreeMap::new();
-        for (stage, idx) in stages {
-            let single = idx.len() == 1 && dag.nodes[idx[0]].item.is_none();
-            let v = if single {
-                serde_json::Value::String(dag.nodes[idx[0]].key.clone())
-            } else {
-                serde_json::Value::Object(
-                    idx.iter()
-                        .map(|&i| (dag.nodes[i].item.as_ref().map(|x| x.id.clone()).unwrap_or_default(), serde_json::Value::String(dag.nodes[i].key.clone())))
-                        .collect(),
-                )
-            };
-            m.insert(stage.clone(), v);
-        }
-        arms.insert(arm.clone(), m);
+    if let Some(sig) = interrupt::received() {
+        tr.interrupted(sig, &status, &mp);
     }
-    let settings = spec
-        .arms
-        .iter()
-        .map(|a| (a.name.clone(), a.settings.iter().cloned().collect::<BTreeMap<_, _>>()))
-        .collect();
-    let summary = RunSummary {
-        schema_version: RUN_SCHEMA_VERSION,
-        name: spec.name.clone(),
-        spec: spec.file.strip_prefix(&spec.root).unwrap_or(&spec.file).display().to_string(),
-        spec_blake3: spec.text_digest.clone(),
-        seed: spec.seed,
-        command: opts.command.clone(),
-        started,
-        finished: crate::util::now_rfc3339(),
-        duration_s: t0.elapsed().as_secs_f64(),
-        tool: crate::provenance::tool_version(),
-        host: crate::util::hostname(),
-        jobs: opts.jobs.max(1),
-        arms,
-        settings,
-        nodes,
-        ok,
-    };
-    let run_file = summary.write(&spec.root)?;
+    let nodes = tr.nodes(&status);
+    let ok = nodes.iter().all(|s| matches!(s.status, Status::Hit | Status::Miss | Status::Waited));
+    let (summary, run_file) = tr.finish(nodes, if ok { RunStatus::Ok } else { RunStatus::Failed }, None)?;
     Ok(Outcome { summary, run_file })
 }
 
@@ -231,6 +399,7 @@ fn summary(node: &crate::dag::Node, status: Status, duration_s: f64, error: Opti
         duration_s,
         error,
         log,
+        warning: None,
     }
 }
 
@@ -254,24 +423,32 @@ fn lineage(dag: &Dag, cache: &Cache, i: usize) -> std::io::Result<Vec<crate::sta
 }
 
 /// Computes one node into the cache (or reuses what another process published meanwhile).
-fn run_node(spec: &Spec, dag: &Dag, cache: &Cache, i: usize) -> NodeSummary {
+fn run_node(spec: &Spec, dag: &Dag, cache: &Cache, i: usize, forced: bool) -> NodeSummary {
     let node = &dag.nodes[i];
     let t0 = Instant::now();
+    let what = format!("{}{}", node.stage, node.item.as_ref().map(|x| format!(" [{}]", crate::util::display_id(&x.id))).unwrap_or_default());
     let fail = |msg: String, log: Option<PathBuf>| summary(node, Status::Failed, t0.elapsed().as_secs_f64(), Some(msg), log.map(|p| p.display().to_string()));
     let _lock = match cache.lock(&node.key) {
         Ok(l) => l,
         Err(e) => return fail(format!("cannot lock key {}: {e}", node.key), None),
     };
-    if cache.contains(&node.key) {
-        return summary(node, Status::Waited, t0.elapsed().as_secs_f64(), None, None);
+    // look again under the lock: another process may have computed or repaired it meanwhile
+    let mut warning = None;
+    match cache.check(&node.key) {
+        Check::Good if !forced => return summary(node, Status::Waited, t0.elapsed().as_secs_f64(), None, None),
+        Check::Good | Check::Missing => {}
+        Check::Damaged(why) => match cache.quarantine(&node.key) {
+            Ok(q) => warning = Some(format!("cache entry {} of `{what}` is damaged ({why}); moved to {}; recomputing it and what depends on it", node.key, q.display())),
+            Err(e) => return fail(format!("cache entry {} is damaged ({why}) and cannot be moved aside: {e}", node.key), None),
+        },
     }
     let writer = match cache.writer(&node.key) {
         Ok(w) => w,
-        Err(e) => return fail(format!("cannot create a temporary entry in {}: {e}", cache.root.display()), None),
+        Err(e) => return fail(format!("cannot create a temporary entry: {e}"), None),
     };
     let log_file = match std::fs::File::create(writer.log_path()) {
         Ok(f) => f,
-        Err(e) => return fail(format!("cannot create log {}: {e}", writer.log_path().display()), None),
+        Err(e) => return fail(format!("cannot create the log {}: {e}", writer.log_path().display()), None),
     };
     let log = Mutex::new(log_file);
     let needs: Vec<Need> = node
@@ -325,7 +502,9 @@ fn run_node(spec: &Spec, dag: &Dag, cache: &Cache, i: usize) -> NodeSummary {
         cx.log(&format!("spatia: stage `{}` failed: {msg}", node.stage));
         drop(log);
         let log_path = writer.fail();
-        return fail(msg, Some(log_path));
+        let mut s = fail(msg, Some(log_path));
+        s.warning = warning;
+        return s;
     }
     drop(log);
     let finished = crate::util::now_rfc3339();
@@ -354,8 +533,16 @@ fn run_node(spec: &Spec, dag: &Dag, cache: &Cache, i: usize) -> NodeSummary {
         host: crate::util::hostname(),
         libraries: crate::provenance::library_versions(),
     };
-    match writer.finish(&mut record) {
-        Ok(_) => summary(node, Status::Miss, t0.elapsed().as_secs_f64(), None, None),
+    match writer.finish(&mut record, forced) {
+        Ok((_, how)) => {
+            if let Published::Replaced(q) = how {
+                let w = format!("cache entry {} of `{what}` was in the way (no record, or outputs unlike its recomputation); moved to {}", node.key, q.display());
+                warning = Some(warning.map(|x| format!("{x}; {w}")).unwrap_or(w));
+            }
+            let mut s = summary(node, Status::Miss, t0.elapsed().as_secs_f64(), None, None);
+            s.warning = warning;
+            s
+        }
         Err(e) => fail(format!("cannot publish the entry: {e}"), None),
     }
 }

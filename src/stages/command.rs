@@ -135,7 +135,13 @@ impl StageKind for Command {
             };
             c.env(var, dir);
         }
-        let status = c.status().with_context(|| format!("cannot start `{}`", p.shell))?;
+        // its own process group, so an interrupted run can stop the whole command (and the
+        // terminal's Ctrl-C reaches only spatia, which then does that)
+        std::os::unix::process::CommandExt::process_group(&mut c, 0);
+        let mut child = c.spawn().with_context(|| format!("cannot start `{}`", p.shell))?;
+        // an interrupted run stops it (see exec::interrupt)
+        let _tracked = crate::exec::interrupt::track_child(child.id());
+        let status = child.wait().with_context(|| format!("waiting for `{}`", p.shell))?;
         if !status.success() {
             match status.code() {
                 Some(code) => bail!("command exited with status {code}: {}", p.cmd),
