@@ -3,9 +3,10 @@
 //! `make soak` (or `cargo bench --bench soak`). Takes 15–30 minutes on 2 cores.
 //!
 //! What it counts, over `SOAK_KILLS` kills (default 100) delivered while a run was computing:
-//! - **resumed**: kills after which the next run started from every entry the cache held
-//!   (its `plan` event counts them all as cached) — out of the kills that came after at least
-//!   one completed node;
+//! - **resumed**: kills after which the next run that got as far as planning started from
+//!   every entry the cache held (its `plan` event counts them all as cached) — out of the kills
+//!   that came after at least one completed node (a run killed before it planned, while it
+//!   hashed its inputs, passes the check on to the next one);
 //! - **lost**: nodes a killed run reported finished (`--json` `finish` events with status
 //!   `miss`) whose entry was not in the cache afterwards — completed work thrown away;
 //! - **corrupt**: entries `spatia verify` finds differing from their record after a kill, plus
@@ -147,7 +148,8 @@ fn main() {
         }
         let _ = child.wait();
         let (done, cached) = reader.join().unwrap_or_default();
-        if let (Some(want), Some(got)) = (pending.take(), cached) {
+        if let (Some(want), Some(got)) = (pending, cached) {
+            pending = None;
             if got as usize >= want {
                 resumed += 1;
             }
@@ -165,9 +167,12 @@ fn main() {
         let o = Command::new(bin()).args(["verify", "--json"]).current_dir(soak.path()).output().expect("verify");
         let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null);
         corrupt += v["tampered"].as_array().map(|a| a.len()).unwrap_or(0) as u64 + partial_entries(soak.path()) as u64;
-        if !after.is_empty() {
+        if !after.is_empty() && pending.is_none() {
             with_work += 1;
             pending = Some(after.len());
+        } else if let Some(p) = pending.as_mut() {
+            // the run was killed before it planned: the next one must find at least as much
+            *p = (*p).max(after.len());
         }
         if delivered % 10 == 0 {
             println!("soak: {delivered}/{kills} kills, {resumed} of {with_work} resumed, {lost} lost, {corrupt} corrupt ({:.0} s)", t_soak.elapsed().as_secs_f64());
