@@ -15,6 +15,7 @@
 //!   an uninterrupted reference run in a separate project (bit-identical results), except the
 //!   `report` page, which carries the recorded stage durations (docs/report.md).
 //!
+//! A run that ends by itself with an error is counted and its stderr printed (a failed run).
 //! When a run finishes before its kill moment, the cache is emptied (it is the benchmark's own
 //! temporary project) and the soak goes on, so every counted kill hits a run mid-way.
 //! Environment: `SOAK_KILLS` (100), `SOAK_PATIENTS` (60, the demo's cohort), `SOAK_SEED` (1).
@@ -103,7 +104,7 @@ fn main() {
 
     let soak = project(patients, Some(&reference.path().join("demo-data")));
     let (mut delivered, mut resumed, mut lost, mut corrupt, mut finished_early) = (0u64, 0u64, 0u64, 0u64, 0u64);
-    let mut with_work = 0u64;
+    let (mut with_work, mut failed_runs) = (0u64, 0u64);
     // entries present after the last kill, which the next run must find cached
     let mut pending: Option<usize> = None;
     let t_soak = Instant::now();
@@ -112,11 +113,17 @@ fn main() {
             .args(["run", "experiments/demo.yaml", "--json"])
             .current_dir(soak.path())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("spawn spatia run");
         // read plan and finish events on a thread so the pipe never blocks the run
         let stdout = child.stdout.take().unwrap();
+        let mut stderr = child.stderr.take().unwrap();
+        let err_reader = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
+            s
+        });
         let reader = std::thread::spawn(move || {
             let (mut done, mut cached) = (Vec::new(), None);
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -146,13 +153,20 @@ fn main() {
         if !exited {
             let _ = child.kill(); // SIGKILL
         }
-        let _ = child.wait();
+        let code = child.wait().ok().and_then(|s| s.code());
         let (done, cached) = reader.join().unwrap_or_default();
+        let err = err_reader.join().unwrap_or_default();
         if let (Some(want), Some(got)) = (pending, cached) {
             pending = None;
             if got as usize >= want {
                 resumed += 1;
             }
+        }
+        if exited && code != Some(0) {
+            // a run that ended by itself with an error after a kill is a defect the soak must show
+            failed_runs += 1;
+            println!("soak: a run exited with {code:?} before its kill moment: {}", err.trim());
+            continue;
         }
         if exited {
             // the run completed before its kill moment: start over from an empty cache
@@ -199,11 +213,11 @@ fn main() {
     let (differing, want) = (differing.len(), compared);
     println!(
         "soak: {kills} kills mid-run ({finished_early} runs finished before their kill moment; each time the cache was emptied): \
-         {resumed} of {with_work} resumed, {lost} lost, {corrupt} corrupt; final run + verify: {}; {} of {} entries (the report page aside) differ from the uninterrupted run ({:.0} s)",
+         {resumed} of {with_work} resumed, {lost} lost, {corrupt} corrupt, {failed_runs} runs failed; final run + verify: {}; {} of {} entries (the report page aside) differ from the uninterrupted run ({:.0} s)",
         if verify_ok { "ok" } else { "FAILED" },
         differing,
         want.len(),
         t_soak.elapsed().as_secs_f64()
     );
-    assert!(verify_ok && differing == 0 && lost == 0 && corrupt == 0 && resumed == with_work, "soak found damage");
+    assert!(verify_ok && differing == 0 && lost == 0 && corrupt == 0 && failed_runs == 0 && resumed == with_work, "soak found damage");
 }
