@@ -62,9 +62,11 @@ fn lexical_abs(path: &Path) -> PathBuf {
     out
 }
 
-/// The path with symlinks and `..` resolved when it exists, else lexically.
+/// The path with symlinks and `..` resolved as far as it exists ([`super::paths::resolve`], the
+/// same resolution publish targets get), else lexically.
 fn resolve(path: &Path) -> PathBuf {
-    std::fs::canonicalize(path).unwrap_or_else(|_| lexical_abs(path))
+    let cwd = std::env::current_dir().unwrap_or_default();
+    super::paths::resolve(&cwd, path).unwrap_or_else(|_| lexical_abs(path))
 }
 
 fn line_col(text: &str, byte: usize) -> (usize, usize) {
@@ -124,16 +126,19 @@ impl DataRoots {
     /// Whether `path` (resolved after symlinks and `..`) lies inside the project root or a
     /// declared data root. A path that does not exist is judged lexically.
     pub fn contains(&self, path: &Path) -> bool {
-        let p = resolve(path);
+        self.contains_resolved(&resolve(path))
+    }
+
+    fn contains_resolved(&self, p: &Path) -> bool {
         p.starts_with(&self.root_canon) || self.roots.iter().any(|(_, r)| p.starts_with(r))
     }
 
     /// Checks `path`; the error says what is wrong and how to declare a data root.
     pub fn check(&self, path: &Path) -> Result<(), String> {
-        if self.contains(path) {
+        let p = resolve(path);
+        if self.contains_resolved(&p) {
             return Ok(());
         }
-        let p = resolve(path);
         let dir = p.parent().unwrap_or(&p);
         let declared = if self.roots.is_empty() {
             "it declares none".to_string()
