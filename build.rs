@@ -9,8 +9,21 @@ const LIBS: &[&str] = &[
 
 fn main() {
     println!("cargo:rerun-if-changed=Cargo.lock");
-    println!("cargo:rerun-if-changed=.git/HEAD");
-    println!("cargo:rerun-if-changed=.git/index");
+    // the git directory of this checkout (`.git` is a file in a `git worktree`, and watching a
+    // path that does not exist would rebuild the crate on every build)
+    let git_dir = Command::new("git")
+        .args(["rev-parse", "--absolute-git-dir"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| std::path::PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    if let Some(dir) = &git_dir {
+        for f in ["HEAD", "index"] {
+            if dir.join(f).exists() {
+                println!("cargo:rerun-if-changed={}", dir.join(f).display());
+            }
+        }
+    }
     let lock = std::fs::read_to_string("Cargo.lock").unwrap_or_default();
     let mut libs = Vec::new();
     let mut name: Option<String> = None;
