@@ -1,6 +1,6 @@
 //! The `report` stage end to end: a small generated cohort run through the binary (ingest,
 //! tile, stain, report), then a full page with evaluate / calibrate outputs fabricated exactly
-//! per the issue-6 contract (KM and ROC curves computed from the cohort with the survival
+//! in their documented formats (KM and ROC curves computed from the cohort with the survival
 //! module), hostile arm names and patient ids. Both pages are loaded in headless Chromium:
 //! no console message, every plot in the DOM, no request outside the page.
 //!

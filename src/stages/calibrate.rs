@@ -3,7 +3,7 @@
 //!
 //! **Inputs:** the output directory of exactly one `train` stage (`needs: [<train stage>]`):
 //! `oof.csv` and `baseline.csv`, plus `inner_oof.csv` and `inner_baseline.csv` when
-//! `recalibrate` is on (formats: the issue 6 `train` contract, `docs/calibrate.md`).
+//! `recalibrate` is on (formats: `docs/train.md`, `docs/calibrate.md`).
 //! **Outputs:** `calibration.json` (bins, slope, intercept, ICI/E50/E90, smoothed curve,
 //! per-repeat statistics, the recalibration of every outer fold and the statistics after it),
 //! `bins.csv`, `bins_recalibrated.csv` (when recalibrating) and `predictions.csv` (every
