@@ -13,7 +13,7 @@
 //!
 //! Patient-level k-fold CV stratified by event, optionally repeated, with the L2 penalty
 //! chosen by inner CV ([`crate::model::train`]). Outputs (the contract `evaluate`, `calibrate`
-//! and `report` read; README § train): `oof.csv`, `baseline.csv`, `survival.csv`,
+//! and `report` read; docs/train.md): `oof.csv`, `baseline.csv`, `survival.csv`,
 //! `inner_oof.csv`, `inner_baseline.csv`, `model.json`.
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
