@@ -9,6 +9,7 @@
 pub mod bounds;
 pub mod cache;
 pub mod cli;
+pub mod cohort;
 pub mod dag;
 pub mod demo;
 pub mod exec;

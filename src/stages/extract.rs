@@ -12,7 +12,7 @@
 //!
 //! Tiles are read and decoded on a pool of threads feeding a bounded queue
 //! ([`crate::features::pipeline`]), so the encoder never waits on I/O.
-use super::tile::{check_stains, open_item_slide, tiling_of};
+use super::tile::{check_stains, open_item_slide, tiling_of, typed_stains};
 use super::{in_range_f64, in_range_usize, resolved, typed, CheckCx, Checked, Fanout, InputRef, ParamError, RunCx, StageKind};
 use crate::features::bag::{Bag, BagMeta, Precision};
 use crate::features::handcrafted::Handcrafted;
@@ -212,12 +212,12 @@ impl StageKind for Extract {
         let mut c = Checked::single(resolved(&p));
         c.inputs = inputs;
         c.fanout = Fanout::PerSlide;
-        c.stains = stains;
-        Ok(c)
+        c.stains = typed_stains(&stains);
+        Ok(c.with_typed(p))
     }
 
     fn run(&self, cx: &RunCx) -> anyhow::Result<()> {
-        let p: ExtractParams = serde_json::from_value(cx.params.clone())?;
+        let p = cx.typed::<ExtractParams>()?;
         let item = cx.item.context("per slide")?;
         let (slide, _) = open_item_slide(cx)?;
         let (w, h) = (slide.meta().width, slide.meta().height);
@@ -225,8 +225,9 @@ impl StageKind for Extract {
         let choice = encoder_choice(&p.encoder).map_err(|e| anyhow::anyhow!(e.msg))?;
         if let EncoderChoice::Precomputed = choice {
             let src = item
-                .attrs
-                .get("features")
+                .slide()?
+                .features
+                .as_ref()
                 .with_context(|| format!("slide {}: `encoder: precomputed` needs a `features` column (path to a CLAM/TRIDENT .h5 bag) in the slide manifest", item.shown()))?;
             let bag = Bag::read(std::path::Path::new(src))?;
             bag.validate(std::path::Path::new(src), Some((w, h)))?;

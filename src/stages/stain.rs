@@ -9,7 +9,7 @@
 //! item digest.
 //! **Reference:** Ruifrok & Johnston (2001), Quantification of histochemical staining by
 //! color deconvolution, Anal Quant Cytol Histol 23:291–299 — as scikit-image `rgb2hed`.
-use super::tile::{check_stains, open_item_slide, tiling_of};
+use super::tile::{check_stains, open_item_slide, tiling_of, typed_stains};
 use super::{in_range_f64, resolved, typed, CheckCx, Checked, Fanout, ParamError, RunCx, StageKind};
 use crate::slide::hed::{stain_slide, StainParams};
 use crate::spec::locate::Seg;
@@ -69,12 +69,12 @@ impl StageKind for Stain {
         let stains = p.stains.clone();
         let mut c = Checked::single(resolved(&p));
         c.fanout = Fanout::PerSlide;
-        c.stains = stains;
-        Ok(c)
+        c.stains = typed_stains(&stains);
+        Ok(c.with_typed(p))
     }
 
     fn run(&self, cx: &RunCx) -> anyhow::Result<()> {
-        let p: StainStageParams = serde_json::from_value(cx.params.clone())?;
+        let p = cx.typed::<StainStageParams>()?;
         let item = cx.item.context("per slide")?;
         let tiling = tiling_of(cx, "stain")?;
         let (slide, _) = open_item_slide(cx)?;
@@ -97,8 +97,8 @@ impl StageKind for Stain {
         s.write_positivity_png(&cx.out.join("positivity.png"))?;
         let summary = json!({
             "slide": item.id,
-            "stain": item.attrs.get("stain"),
-            "patient_id": item.attrs.get("patient_id"),
+            "stain": item.slide.as_ref().map(|s| s.stain.as_str()),
+            "patient_id": item.patient,
             "index": s.index,
             "tissue_pixels": s.tissue_pixels,
             "positive_pixels": s.positive_pixels,
