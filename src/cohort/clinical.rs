@@ -12,8 +12,7 @@
 //! file.
 use super::Cohort;
 use anyhow::{bail, Context};
-use serde::Serialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -32,7 +31,8 @@ pub enum Cell {
     Missing,
 }
 
-/// A validated clinical table.
+/// A validated clinical table (written by `ingest` as `cohort.csv` and `cohort.json`:
+/// [`crate::contracts::ingest`]).
 #[derive(Debug, Clone)]
 pub struct ClinicalTable {
     pub ids: Vec<String>,
@@ -45,7 +45,7 @@ pub struct ClinicalTable {
 }
 
 /// A row left out under `missing: drop`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Dropped {
     pub row: usize,
     pub id: String,
@@ -233,75 +233,4 @@ pub fn read_clinical(path: &Path, c: &Cohort) -> anyhow::Result<ClinicalTable> {
         );
     }
     Ok(t)
-}
-
-impl ClinicalTable {
-    /// Writes the normalised table (`patient_id,time,event,<covariates>`).
-    pub fn write_csv(&self, path: &Path) -> anyhow::Result<()> {
-        self.write_csv_to(path).with_context(|| format!("cannot write {}", path.display()))
-    }
-
-    fn write_csv_to(&self, path: &Path) -> anyhow::Result<()> {
-        let mut w = csv::Writer::from_path(path)?;
-        let mut header = vec!["patient_id".to_string(), "time".into(), "event".into()];
-        header.extend(self.covariates.iter().cloned());
-        w.write_record(&header)?;
-        for i in 0..self.ids.len() {
-            let mut r = vec![self.ids[i].clone(), fmt_num(self.time[i]), (self.event[i] as u8).to_string()];
-            for c in &self.cells[i] {
-                r.push(match c {
-                    Cell::Num(x) => fmt_num(*x),
-                    Cell::Level(s) => s.clone(),
-                    Cell::Missing => String::new(),
-                });
-            }
-            w.write_record(&r)?;
-        }
-        w.flush()?;
-        Ok(())
-    }
-
-    /// Counts and per-covariate summaries.
-    pub fn summary(&self, c: &Cohort) -> Value {
-        let n = self.ids.len();
-        let events = self.event.iter().filter(|&&e| e).count();
-        let mut covs = serde_json::Map::new();
-        for (j, name) in self.covariates.iter().enumerate() {
-            let vals: Vec<f64> =
-                self.cells.iter().filter_map(|r| if let Cell::Num(x) = r[j] { Some(x) } else { None }).collect();
-            let missing = self.cells.iter().filter(|r| r[j] == Cell::Missing).count();
-            let entry = if c.categorical.contains(name) {
-                let mut levels: std::collections::BTreeMap<String, usize> = Default::default();
-                for r in &self.cells {
-                    if let Cell::Level(s) = &r[j] {
-                        *levels.entry(s.clone()).or_default() += 1;
-                    }
-                }
-                json!({"type": "categorical", "levels": levels, "missing": missing})
-            } else {
-                let mean = vals.iter().sum::<f64>() / vals.len().max(1) as f64;
-                let min = vals.iter().cloned().fold(f64::INFINITY, f64::min);
-                let max = vals.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-                json!({"type": "numeric", "mean": mean, "min": min, "max": max, "missing": missing})
-            };
-            covs.insert(name.clone(), entry);
-        }
-        json!({
-            "patients": n,
-            "events": events,
-            "censored": n - events,
-            "max_time": self.time.iter().cloned().fold(0.0, f64::max),
-            "dropped": self.dropped,
-            "missing_policy": c.missing.as_deref().unwrap_or("error"),
-            "covariates": covs,
-        })
-    }
-}
-
-fn fmt_num(x: f64) -> String {
-    if x.fract() == 0.0 && x.abs() < 1e15 {
-        format!("{}", x as i64)
-    } else {
-        format!("{x}")
-    }
 }

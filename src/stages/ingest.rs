@@ -14,10 +14,11 @@
 //! column, and quote at most the offending cell.
 use super::{resolved, CheckCx, Checked, Fanout, InputRef, ParamError, RunCx, StageKind, Typed};
 use crate::cohort::{read_clinical, ClinicalTable, Cohort};
+use crate::contracts::ingest::{CohortCsv, CohortSummary, SlideRecord, SlidesJson};
 use crate::spec::locate::Seg;
 use anyhow::Context;
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -92,8 +93,8 @@ impl StageKind for Ingest {
         if !table.dropped.is_empty() {
             cx.log(&format!("{} row(s) dropped under `missing: drop`", table.dropped.len()));
         }
-        table.write_csv(&cx.out.join("cohort.csv"))?;
-        crate::util::write_file(cx.out.join("cohort.json"), serde_json::to_string_pretty(&table.summary(cohort))?)?;
+        CohortCsv::from_table(&table).write(&cx.out.join(CohortCsv::FILE))?;
+        CohortSummary::of(&table, cohort).write(&cx.out.join(CohortSummary::FILE))?;
         if let Ok(manifest) = cx.input("slides") {
             ingest_slides(cx, &manifest.path, &table, cohort)?;
         }
@@ -120,38 +121,14 @@ fn ingest_slides(cx: &RunCx, manifest: &Path, table: &ClinicalTable, cohort: &Co
             Some(((it.patient.as_str(), s.rel_path.as_str()), (it.id.as_str(), s.digest.as_str())))
         })
         .collect();
-    let slides_csv = cx.out.join("slides.csv");
-    let mut w = csv::Writer::from_path(&slides_csv).with_context(|| format!("cannot write {}", slides_csv.display()))?;
-    w.write_record(["slide_id", "patient_id", "stain", "path", "vendor", "width", "height", "levels", "mpp_x", "mpp_y", "objective_power", "blake3"])?;
-    let mut rows = Vec::new();
+    let mut slides = Vec::with_capacity(v.slides.len());
     for (r, m) in &v.slides {
-        let key = (r.patient_id.as_str(), r.rel_path.as_str());
-        let (id, digest) = listed.get(&key).copied().unwrap_or(("", ""));
-        let f = |x: Option<f64>| x.map(|v| v.to_string()).unwrap_or_default();
-        w.write_record([
-            id,
-            &r.patient_id,
-            r.stain.as_str(),
-            &r.rel_path,
-            &m.vendor,
-            &m.width.to_string(),
-            &m.height.to_string(),
-            &m.levels.len().to_string(),
-            &f(m.mpp_x),
-            &f(m.mpp_y),
-            &f(m.objective_power),
-            digest,
-        ])?;
-        rows.push(json!({
-            "slide_id": id, "patient_id": r.patient_id, "stain": r.stain.as_str(), "path": r.rel_path,
-            "vendor": m.vendor, "width": m.width, "height": m.height, "levels": m.levels,
-            "mpp_x": m.mpp_x, "mpp_y": m.mpp_y, "mpp_source": m.mpp_source, "objective_power": m.objective_power,
-            "associated": m.associated, "blake3": digest,
-        }));
+        let (id, digest) = listed.get(&(r.patient_id.as_str(), r.rel_path.as_str())).copied().unwrap_or(("", ""));
+        slides.push(SlideRecord::new(id, &r.patient_id, r.stain, &r.rel_path, m, digest));
     }
-    w.flush().with_context(|| format!("cannot write {}", slides_csv.display()))?;
-    let summary = json!({"slides": rows, "warnings": v.warnings});
-    crate::util::write_file(cx.out.join("slides.json"), serde_json::to_string_pretty(&summary)?)?;
+    let out = SlidesJson { slides, warnings: v.warnings.clone() };
+    out.write_csv(&cx.out.join(SlidesJson::CSV))?;
+    out.write(&cx.out.join(SlidesJson::FILE))?;
     cx.log(&format!("{} slide(s) validated", v.slides.len()));
     Ok(())
 }

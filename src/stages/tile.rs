@@ -12,6 +12,7 @@
 //!
 //! A slide with no tissue or no tile fails its shard with an error naming it.
 use super::{in_range_f64, in_range_usize, resolved, typed, CheckCx, Checked, Fanout, ParamError, RunCx, SlideFacts, StageKind};
+use crate::contracts::tiles::{self, TileOutput};
 use crate::slide::Stain;
 use crate::slide::tiling::{tile_slide, write_qc, TileParams};
 use crate::slide::tissue::{detect_tissue, Threshold, TissueParams};
@@ -98,11 +99,10 @@ pub fn open_item_slide(cx: &RunCx) -> anyhow::Result<(Slide, Stain)> {
 /// The tiling of a shard's slide, written by the `tile` stage among its needs.
 pub fn tiling_of(cx: &RunCx, kind: &str) -> anyhow::Result<crate::slide::tiling::Tiling> {
     let item = cx.item.context("per slide")?;
-    let Some(file) = cx.needs.iter().flat_map(|n| n.dirs.iter()).map(|(_, d)| d.join("tiling.json")).find(|f| f.exists()) else {
+    let Some(out) = cx.needs.iter().flat_map(|n| n.dirs.iter()).map(|(_, d)| TileOutput::at(d)).find(TileOutput::exists) else {
         anyhow::bail!("slide {}: `{kind}` needs a `tile` stage (none of its needs wrote tiling.json for this slide)", item.shown());
     };
-    let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{}: not a tiling", file.display()))
+    Ok(out.tiling()?)
 }
 
 impl StageKind for Tile {
@@ -185,7 +185,7 @@ impl StageKind for Tile {
         // outputs name the slide by id, never by absolute path, so they are the same bytes anywhere
         tiling.slide = PathBuf::from(&item.id);
         write_qc(cx.out, &mask, &tiling)?;
-        crate::util::write_file(cx.out.join("tiling.json"), serde_json::to_string(&tiling)?)?;
+        tiles::write_tiling(&cx.out.join(tiles::TILING_JSON), &tiling)?;
         cx.log(&format!("slide {}: {} tiles, tissue {:.3} mm², level {}", item.shown(), tiling.tiles.len(), tiling.tissue_area_mm2, tiling.level));
         Ok(())
     }

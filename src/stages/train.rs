@@ -280,8 +280,9 @@ impl StageKind for Train {
                         continue;
                     }
                     let Some(&row) = index.get(patient) else { continue }; // dropped by `missing: drop`
-                    let path = dir.join("features.h5");
-                    let bag = crate::features::bag::Bag::read(&path).with_context(|| format!("slide `{id}` (patient {patient})"))?;
+                    let out = crate::contracts::extract::ExtractOutput::at(dir);
+                    let path = out.features_path();
+                    let bag = out.features().with_context(|| format!("slide `{id}` (patient {patient})"))?;
                     let d = bag.features.ncols();
                     let entry = sums[row].get_or_insert_with(|| (vec![0.0; d], 0));
                     if entry.0.len() != d {
@@ -322,10 +323,10 @@ impl StageKind for Train {
                 let Some(s) = cx.slides.iter().find(|s| &s.id == id) else { continue };
                 let (patient, Some(stain)) = (&s.patient, s.slide.as_ref().map(|x| x.stain.as_str())) else { continue };
                 let Some(&row) = index.get(patient.as_str()) else { continue };
-                let path = dir.join("stain.json");
-                let v: Value = serde_json::from_slice(&std::fs::read(&path).with_context(|| format!("slide `{id}`: cannot read {}", path.display()))?)
-                    .with_context(|| format!("slide `{id}`: {} is not JSON", path.display()))?;
-                let idx = v.get("index").and_then(Value::as_f64).with_context(|| format!("slide `{id}`: {} has no numeric `index`", path.display()))?;
+                let summary = crate::contracts::stain::StainOutput::at(dir).summary().with_context(|| format!("slide `{id}`"))?;
+                let idx = Some(summary.index).filter(|x| x.is_finite()).with_context(|| {
+                    format!("slide `{id}`: {} has no numeric `index`", dir.join(crate::contracts::stain::StainSummary::FILE).display())
+                })?;
                 per.entry(stain.to_string()).or_insert_with(|| vec![Vec::new(); n])[row].push(idx);
             }
             if per.is_empty() {
