@@ -230,7 +230,8 @@ fn stain_json_and_csv() {
     StainCsv { tiles: tiles.clone() }.write(&csv).unwrap();
     assert_eq!(
         read(&csv),
-        "col,row,mean_hematoxylin,mean_dab,dab_positive_fraction,tissue_pixels,positive_pixels\n1,0,0.25,0.125,0.5,4,2\n"
+        "col,row,mean_hematoxylin,mean_dab,dab_positive_fraction,tissue_pixels,positive_pixels\n\
+         1,0,0.25,0.125,0.5,4,2\n"
     );
     assert_eq!(StainCsv::read(&csv).unwrap().tiles, tiles);
     let h = "col,row,mean_hematoxylin,mean_dab,dab_positive_fraction,tissue_pixels,positive_pixels\n";
@@ -291,14 +292,16 @@ fn extract_json_and_features() {
     let p = d.path().join("extract.json");
     let s = ExtractSummary::encoded("p1_HE", &bag, "handcrafted", "d1");
     s.write(&p).unwrap();
-    let golden = "{\n  \"dim\": 2,\n  \"encoder\": \"handcrafted\",\n  \"encoder_digest\": \"d1\",\n  \"slide\": \"p1_HE\",\n  \"tiles\": 2\n}";
+    let golden = "{\n  \"dim\": 2,\n  \"encoder\": \"handcrafted\",\n  \"encoder_digest\": \"d1\",\n  \
+                  \"slide\": \"p1_HE\",\n  \"tiles\": 2\n}";
     assert_eq!(read(&p), golden);
     assert_eq!(ExtractSummary::read(&p).unwrap(), s);
     let s = ExtractSummary::precomputed("p1_HE", &bag);
     s.write(&p).unwrap();
     assert_eq!(
         read(&p),
-        "{\n  \"dim\": 2,\n  \"encoder\": \"precomputed\",\n  \"slide\": \"p1_HE\",\n  \"source_encoder\": null,\n  \"tiles\": 2\n}"
+        "{\n  \"dim\": 2,\n  \"encoder\": \"precomputed\",\n  \"slide\": \"p1_HE\",\n  \
+         \"source_encoder\": null,\n  \"tiles\": 2\n}"
     );
     assert_eq!(ExtractSummary::read(&p).unwrap(), s);
     let p = write(d.path(), "bad.json", &golden.replace("\"tiles\": 2", "\"tiles\": 0"));

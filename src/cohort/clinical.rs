@@ -85,7 +85,10 @@ impl<'c> ClinicalCsv<'c> {
             .with_context(|| format!("cannot read clinical table {f}"))?;
         let headers = rdr.headers().with_context(|| format!("{f}: cannot read the header row"))?.clone();
         if let Some((name, a, b)) = crate::util::duplicate_column(&headers, false) {
-            bail!("{f}: column `{name}` is written twice in the header (columns {a} and {b}); expected unique column names");
+            bail!(
+                "{f}: column `{name}` is written twice in the header (columns {a} and {b}); \
+                 expected unique column names"
+            );
         }
         let mut t = ClinicalCsv { f, rdr, headers, cohort, id_c: None };
         // `id: "@row"`: the table has no id column; patients are named by data row (`row1` …)
