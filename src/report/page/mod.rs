@@ -73,7 +73,7 @@ pub enum PageError {
     Render(#[from] ReportError),
     /// A stage output read through its contract ([`crate::contracts`]) broke it.
     #[error(transparent)]
-    ContractFile(#[from] crate::contracts::ContractError),
+    File(#[from] crate::contracts::ContractError),
 }
 
 type Result<T> = std::result::Result<T, PageError>;
