@@ -273,6 +273,7 @@ fn run_stage(params: Value, train_dir: &Path, kind: &str, work: &Path) -> anyhow
         stage: "calib",
         key: "k",
         params: &checked.params,
+        typed: &checked.typed,
         out: &out,
         scratch: &scratch,
         root: work,

@@ -83,11 +83,11 @@ impl StageKind for Calibrate {
         in_range_f64(vec![Seg::key("horizon")], &b::CAL_HORIZON, p.horizon)?;
         in_range_usize(vec![Seg::key("bins")], &b::CAL_BINS, p.bins)?;
         in_range_f64(vec![Seg::key("ci")], &b::CAL_CI, p.ci)?;
-        Ok(Checked::single(resolved(&p)))
+        Ok(Checked::single(resolved(&p)).with_typed(p))
     }
 
     fn run(&self, cx: &RunCx) -> anyhow::Result<()> {
-        let p: CalibrateStageParams = serde_json::from_value(cx.params.clone())?;
+        let p = cx.typed::<CalibrateStageParams>()?;
         let trains: Vec<_> = cx.needs.iter().filter(|n| n.kind == "train").collect();
         if trains.len() != 1 || cx.needs.len() != 1 {
             let found: Vec<String> = cx
