@@ -62,7 +62,7 @@ struct ReportParams {
 
 impl StageKind for Report {
     fn name(&self) -> &'static str {
-        "report"
+        crate::contracts::REPORT
     }
     fn version(&self) -> u32 {
         // 4: shown ids neutralise bidi and control characters (`<U+202E>`)
