@@ -1,4 +1,4 @@
-//! The HTML report (issue 6): one self-contained `reports/<experiment>/index.html` per experiment.
+//! The HTML report: one self-contained `reports/<experiment>/index.html` per experiment.
 //!
 //! Owns: the plots ([`plots`], inline SVG drawn with plotters, no files or network) and the page
 //! rendering from minijinja templates ([`render_page`]) with HTML autoescaping, so every string

@@ -16,7 +16,7 @@
 //! **Reference:** the page layout follows TRIPOD's reporting items for prediction models
 //! (participants, outcome, performance with CIs, calibration).
 use super::{resolved, typed, CheckCx, Checked, ParamError, RunCx, StageKind};
-use crate::report::page::{self, Options, Sources};
+use crate::report::page::{self, Lineage, LineageInput, Options, Sources};
 use crate::spec::locate::Seg;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -111,8 +111,10 @@ impl StageKind for Report {
             stage: cx.stage.to_string(),
             key: cx.key.to_string(),
             params: cx.params.clone(),
+            tool: crate::provenance::tool_version(),
+            libraries: crate::provenance::library_versions(),
         };
-        let page = page::build(&sources, &opts, cx.upstream)?;
+        let page = page::build(&sources, &opts, &lineage(cx.upstream))?;
         crate::util::write_file(cx.out.join("index.html"), &page.html).context("cannot write index.html")?;
         let figs = cx.out.join("figures");
         std::fs::create_dir_all(&figs).context("cannot create figures/")?;
@@ -132,6 +134,33 @@ impl StageKind for Report {
         ));
         Ok(())
     }
+}
+
+/// The provenance table's rows: each upstream node's cache record and the arms sharing it.
+fn lineage(upstream: &[super::Upstream]) -> Vec<Lineage> {
+    upstream
+        .iter()
+        .map(|u| {
+            let r = &u.record;
+            Lineage {
+                arms: u.arms.clone(),
+                stage: r.stage.clone(),
+                kind: r.kind.clone(),
+                kind_version: r.kind_version,
+                item: r.item.clone(),
+                key: r.key.clone(),
+                params: r.params.clone(),
+                inputs: r
+                    .inputs
+                    .iter()
+                    .map(|i| LineageInput { role: i.role.clone(), path: i.path.clone(), blake3: i.blake3.clone() })
+                    .collect(),
+                duration_s: r.duration_s,
+                tool: r.tool.clone(),
+                libraries: r.libraries.clone(),
+            }
+        })
+        .collect()
 }
 
 /// Sorts the needs' directories by kind. Per-slide entries are deduplicated by slide id; a

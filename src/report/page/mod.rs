@@ -1,0 +1,229 @@
+//! The experiment page: reads the stage outputs the `report` stage found among its needs
+//! (ingest, tile, stain, evaluate, calibrate — each optional), turns them into a template
+//! context and renders `templates/report.html` (compiled into the binary) into one
+//! self-contained HTML string plus the SVG figures.
+//!
+//! Owns: the readers of the evaluate / calibrate contracts (`metrics.json`, ROC and KM CSVs,
+//! `calibration.json`), the cohort table (covariates by event status), patient
+//! pseudonymisation, the provenance table. It computes no model metric: every number shown
+//! comes from a stage output, except the cohort description (counts, medians, quartiles,
+//! reverse Kaplan–Meier median follow-up), which is descriptive.
+//!
+//! Self-contained: plots are inline SVG, images are `data:image/png;base64` URIs, the page has
+//! no `<script>` and a Content-Security-Policy that forbids every non-inline resource.
+//!
+//! # Errors
+//! [`PageError`]: an unreadable or malformed stage output (named by file and, for CSVs, row),
+//! a curve path in `metrics.json` that leaves the evaluate directory, an unknown `arm`, a plot
+//! or template failure.
+//!
+//! One file per section of the page, mirroring `templates/report/*`: [`cohort`], [`qc`],
+//! [`performance`], [`provenance`]; shared by them: the stage-output readers (here),
+//! [`format`] (numbers), [`embed`] (SVG and PNG embedding) and [`pseudonyms`]. The page knows
+//! nothing of stages, specs or the DAG: the caller hands it directories ([`Sources`]),
+//! settings ([`Options`]) and upstream records ([`Lineage`]).
+mod cohort;
+mod embed;
+mod format;
+mod performance;
+mod provenance;
+mod pseudonyms;
+mod qc;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use minijinja::value::{Serde, Value};
+use thiserror::Error;
+
+use super::plots;
+use super::{render_embedded, ReportError};
+
+pub use embed::{KEEP_BELOW_BYTES, MAX_IMAGE_SIDE};
+pub use performance::Est;
+pub use provenance::{Lineage, LineageInput};
+pub use pseudonyms::Pseudonyms;
+
+/// The page templates, compiled in (bump the `report` kind's version when they change).
+pub const TEMPLATES: &[(&str, &str)] = &[
+    ("report.html", include_str!("../../../templates/report.html")),
+    ("report/cohort.html", include_str!("../../../templates/report/cohort.html")),
+    ("report/qc.html", include_str!("../../../templates/report/qc.html")),
+    ("report/performance.html", include_str!("../../../templates/report/performance.html")),
+    ("report/provenance.html", include_str!("../../../templates/report/provenance.html")),
+];
+
+/// Errors of the page builder.
+#[derive(Debug, Error)]
+pub enum PageError {
+    /// A stage output could not be read.
+    #[error("{path}: expected a readable file: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    /// A stage output did not have the expected shape.
+    #[error("{path}: {message}")]
+    Contract { path: PathBuf, message: String },
+    /// `arm` names no arm of the experiment.
+    #[error("report: `arm: {arm}` is not an arm of this experiment; arms are: {available}")]
+    UnknownArm { arm: String, available: String },
+    /// A plot could not be drawn.
+    #[error("report: {0}")]
+    Plot(#[from] plots::PlotError),
+    /// The template failed.
+    #[error(transparent)]
+    Render(#[from] ReportError),
+}
+
+type Result<T> = std::result::Result<T, PageError>;
+
+/// The directories the page reads, by kind of the stage that wrote them.
+#[derive(Debug, Default, Clone)]
+pub struct Sources {
+    /// The `ingest` output (`cohort.csv`, `cohort.json`, `slides.json`).
+    pub ingest: Option<PathBuf>,
+    /// `tile` outputs per slide id.
+    pub tiles: Vec<(String, PathBuf)>,
+    /// `stain` outputs per slide id.
+    pub stains: Vec<(String, PathBuf)>,
+    /// The `evaluate` output (`metrics.json`, `curves/`).
+    pub evaluate: Option<PathBuf>,
+    /// `calibrate` outputs per arm.
+    pub calibrate: Vec<(String, PathBuf)>,
+    /// Every arm of the experiment, in matrix order.
+    pub arms: Vec<String>,
+}
+
+/// Settings of one page (the `report` stage's resolved parameters and context).
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub title: String,
+    pub experiment: String,
+    pub spec_file: String,
+    pub show_patient_ids: bool,
+    pub qc_slides: usize,
+    /// The arm of the main figures (None: the last arm).
+    pub arm: Option<String>,
+    /// Seed of the pseudonyms.
+    pub seed: u64,
+    /// This stage's name, key and resolved parameters (for the provenance table).
+    pub stage: String,
+    pub key: String,
+    pub params: serde_json::Value,
+    /// The tool and library versions this page is built with (for the provenance table).
+    pub tool: String,
+    pub libraries: BTreeMap<String, String>,
+}
+
+/// A rendered page and its figures (`name.svg`, svg text).
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    pub html: String,
+    pub figures: Vec<(String, String)>,
+}
+
+fn read_text(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|source| PageError::Read { path: path.to_path_buf(), source })
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = read_text(path)?;
+    serde_json::from_str(&text).map_err(|e| PageError::Contract { path: path.to_path_buf(), message: format!("not the expected JSON: {e}") })
+}
+
+/// A CSV read into named numeric columns (`inf`, `-inf` accepted; empty cells are NaN).
+fn read_csv(path: &Path, columns: &[&str]) -> Result<Vec<Vec<f64>>> {
+    let contract = |message: String| PageError::Contract { path: path.to_path_buf(), message };
+    let mut rdr = csv::Reader::from_path(path).map_err(|e| contract(format!("expected a readable CSV: {e}")))?;
+    let headers = rdr.headers().map_err(|e| contract(format!("cannot read the header row: {e}")))?.clone();
+    let idx: Vec<usize> = columns
+        .iter()
+        .map(|c| {
+            headers.iter().position(|h| h == *c).ok_or_else(|| {
+                contract(format!("expected a column `{c}`, found columns: {}", headers.iter().collect::<Vec<_>>().join(", ")))
+            })
+        })
+        .collect::<Result<_>>()?;
+    let mut rows = Vec::new();
+    for (i, rec) in rdr.records().enumerate() {
+        let rec = rec.map_err(|e| contract(format!("row {} is not valid CSV: {e}", i + 1)))?;
+        let mut row = Vec::with_capacity(idx.len());
+        for (&j, c) in idx.iter().zip(columns) {
+            let s = rec.get(j).unwrap_or("").trim();
+            let v = if s.is_empty() {
+                f64::NAN
+            } else {
+                s.parse::<f64>().map_err(|_| contract(format!("row {}, column `{c}`: expected a number, found `{s}`", i + 1)))?
+            };
+            row.push(v);
+        }
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+/// `base` joined with a relative path from a contract file; refuses absolute paths and `..`.
+fn contained(base: &Path, rel: &str, from: &Path) -> Result<PathBuf> {
+    let p = Path::new(rel);
+    if p.is_absolute() || p.components().any(|c| !matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir)) {
+        return Err(PageError::Contract {
+            path: from.to_path_buf(),
+            message: format!("curve path `{rel}`: expected a path inside the stage's directory"),
+        });
+    }
+    Ok(base.join(p))
+}
+
+/// Builds the page from the stage outputs in `sources`.
+///
+/// # Errors
+/// See [`PageError`].
+pub fn build(sources: &Sources, opts: &Options, upstream: &[Lineage]) -> Result<Rendered> {
+    let cohort = match &sources.ingest {
+        Some(d) => Some(cohort::cohort(d)?),
+        None => None,
+    };
+    let manifest = match &sources.ingest {
+        Some(d) => qc::slide_manifest(d)?,
+        None => Vec::new(),
+    };
+    let patient_ids: Vec<String> = cohort.as_ref().map(|c| c.ids.clone()).unwrap_or_default();
+    let slide_triples: Vec<(String, String, String)> = manifest.iter().map(|m| (m.0.clone(), m.1.clone(), m.2.clone())).collect();
+    let ps = Pseudonyms::new(opts.seed, &patient_ids, &slide_triples, opts.show_patient_ids);
+    let qc_view = if sources.tiles.is_empty() && sources.stains.is_empty() && manifest.is_empty() {
+        None
+    } else {
+        Some(qc::qc(sources, &manifest, &ps, opts.qc_slides)?)
+    };
+    let perf = performance::performance(sources, opts)?;
+    let prov = provenance::provenance(upstream, &ps, opts);
+    let figures: Vec<(String, String)> = perf.as_ref().map(|p| p.figures.clone()).unwrap_or_default();
+    let svg: BTreeMap<String, Value> = figures.iter().map(|(n, s)| (n.clone(), Value::from_safe_string(embed::scalable(s)))).collect();
+    let ctx = minijinja::context! {
+        title => &opts.title,
+        experiment => &opts.experiment,
+        spec_file => &opts.spec_file,
+        pseudonymised => !opts.show_patient_ids,
+        arms => &sources.arms,
+        cohort => cohort.as_ref().map(|c| Value::from(Serde(&c.view))),
+        qc => qc_view.as_ref().map(|q| Value::from(Serde(q))),
+        perf => perf.as_ref().map(|p| Value::from(Serde(&p.view))),
+        prov => Value::from(Serde(&prov)),
+        svg => Value::from(svg),
+    };
+    // data URIs are escaped like every other string (`/` becomes `&#x2f;`, which the browser
+    // decodes back): a few percent larger, no exception to the escaping rule
+    let html = render_embedded(TEMPLATES, "report.html", ctx)?;
+    Ok(Rendered { html, figures })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn curve_paths_must_stay_inside_the_stage_directory() {
+        let base = Path::new("/x");
+        assert!(contained(base, "curves/a/roc_1095.csv", Path::new("m.json")).is_ok());
+        assert!(contained(base, "../etc/passwd", Path::new("m.json")).is_err());
+        assert!(contained(base, "/etc/passwd", Path::new("m.json")).is_err());
+    }
+}
