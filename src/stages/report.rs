@@ -17,6 +17,7 @@
 //! (participants, outcome, performance with CIs, calibration).
 use super::{resolved, typed, CheckCx, Checked, ParamError, RunCx, StageKind};
 use crate::report::page::{self, Lineage, LineageInput, Options, Sources};
+use crate::contracts::{CalibrateOutput, EvaluateOutput, INGEST, STAIN, TILE};
 use crate::spec::locate::Seg;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -188,20 +189,19 @@ pub fn sources(cx: &RunCx) -> Sources {
             }
         };
         match need.kind.as_str() {
-            "ingest" => s.ingest = s.ingest.take().or_else(first),
-            "tile" => per_item(&mut s.tiles),
-            "stain" => per_item(&mut s.stains),
-            "evaluate" => s.evaluate = s.evaluate.take().or_else(first),
-            "calibrate" => {
-                for (i, (_, dir)) in need.dirs.iter().enumerate() {
-                    let arm = need.arms.get(i).cloned().unwrap_or_default();
-                    // arms sharing a calibrate node (same model) each get their row
-                    if !s.calibrate.iter().any(|(a, _)| a == &arm) {
-                        s.calibrate.push((arm, dir.clone()));
-                    }
-                }
-            }
+            INGEST => s.ingest = s.ingest.take().or_else(first),
+            TILE => per_item(&mut s.tiles),
+            STAIN => per_item(&mut s.stains),
             _ => {}
+        }
+        if let Some(out) = need.outputs::<EvaluateOutput>() {
+            s.evaluate = s.evaluate.take().or_else(|| out.into_iter().next().map(|(_, _, e)| e));
+        }
+        // arms sharing a calibrate node (same model) each get their row
+        for (_, arm, c) in need.outputs::<CalibrateOutput>().unwrap_or_default() {
+            if !s.calibrate.iter().any(|(a, _)| a == arm) {
+                s.calibrate.push((arm.to_string(), c));
+            }
         }
     }
     s
