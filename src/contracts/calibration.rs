@@ -151,7 +151,10 @@ impl CalibrationJson {
 
     /// Checks the horizon and the bins.
     pub fn validate(&self, file: &str) -> Result<()> {
-        let bad = |msg: String| ContractError::Invalid { file: file.to_string(), msg };
+        let bad = |msg: String| ContractError::Invalid {
+            file: file.to_string(),
+            msg,
+        };
         if !(self.horizon.is_finite() && self.horizon > 0.0) {
             return Err(bad(format!("expected a horizon > 0, found {}", self.horizon)));
         }
@@ -172,5 +175,136 @@ impl CalibrationJson {
         let c: CalibrationJson = read_json(path, "the calibration.json of `calibrate`, docs/calibrate.md")?;
         c.validate(&shown(path))?;
         Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(slope: f64) -> CalibrationSummary {
+        let bin = Bin {
+            bin: 0,
+            n: 3,
+            predicted: 0.2,
+            observed: 0.25,
+            lower: f64::NAN,
+            upper: 0.5,
+            events: 1,
+            at_risk: 2,
+        };
+        CalibrationSummary {
+            bins: vec![bin],
+            slope,
+            slope_se: 0.1,
+            intercept: 0.0,
+            ici: 0.01,
+            e50: 0.01,
+            e90: 0.02,
+            curve: vec![CalibrationPoint {
+                predicted: 0.2,
+                observed: 0.25,
+            }],
+            per_repeat: vec![],
+            notes: vec![],
+        }
+    }
+
+    const GOLDEN: &str = r#"{
+  "bins": [
+    {
+      "at_risk": 2,
+      "bin": 0,
+      "events": 1,
+      "lower": null,
+      "n": 3,
+      "observed": 0.25,
+      "predicted": 0.2,
+      "upper": 0.5
+    }
+  ],
+  "ci": 0.95,
+  "curve": [
+    {
+      "observed": 0.25,
+      "predicted": 0.2
+    }
+  ],
+  "e50": 0.01,
+  "e90": 0.02,
+  "events": 1,
+  "horizon": 100.0,
+  "ici": 0.01,
+  "intercept": 0.0,
+  "n": 3,
+  "notes": [],
+  "per_repeat": [],
+  "recalibrated": null,
+  "repeats": 1,
+  "schema": 1,
+  "slope": 0.9,
+  "slope_se": 0.1
+}
+"#;
+
+    fn doc() -> CalibrationJson {
+        CalibrationJson {
+            schema: SCHEMA,
+            horizon: 100.0,
+            ci: 0.95,
+            n: 3,
+            events: 1,
+            repeats: 1,
+            before: summary(0.9),
+            recalibrated: None,
+        }
+    }
+
+    #[test]
+    fn golden_text_round_trips() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("calibration.json");
+        doc().write(&p).unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), GOLDEN);
+        let back = CalibrationJson::read(&p).unwrap();
+        assert!(back.before.bins[0].lower.is_nan());
+        assert_eq!((back.before.slope, back.n, back.recalibrated.is_none()), (0.9, 3, true));
+        let mut with = doc();
+        let fold = FoldRecalibration {
+            repeat: 0,
+            fold: 1,
+            a: 0.1,
+            b: 0.9,
+            b_se: 0.2,
+            n_inner: 2,
+            events_inner: 1,
+        };
+        with.recalibrated = Some(RecalibratedJson {
+            summary: summary(1.0),
+            folds: vec![fold],
+        });
+        with.write(&p).unwrap();
+        let back = CalibrationJson::read(&p).unwrap();
+        let r = back.recalibrated.unwrap();
+        assert_eq!((r.summary.slope, r.folds[0].fold, r.folds[0].b), (1.0, 1, 0.9));
+    }
+
+    #[test]
+    fn malformed_calibration_names_the_key() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("calibration.json");
+        std::fs::write(&p, GOLDEN.replace("\"slope\": 0.9", "\"slope\": \"steep\"")).unwrap();
+        let e = CalibrationJson::read(&p).unwrap_err().to_string();
+        // serde cannot name a key inside a flattened struct: the message names the value
+        assert!(
+            e.contains("calibration.json: at `.`") && e.contains("string \"steep\", expected f64"),
+            "{e}"
+        );
+        std::fs::write(&p, GOLDEN.replace("\"horizon\": 100.0", "\"horizon\": 0.0")).unwrap();
+        let e = CalibrationJson::read(&p).unwrap_err().to_string();
+        assert!(e.contains("expected a horizon > 0, found 0"), "{e}");
+        let mut c = doc();
+        c.before.bins.clear();
+        assert!(c.write(&p).unwrap_err().to_string().contains("at least one bin"));
     }
 }

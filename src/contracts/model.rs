@@ -133,7 +133,9 @@ impl ModelJson {
     pub fn validate(&self, file: &str) -> Result<()> {
         let mut seen = BTreeSet::new();
         for f in &self.folds {
-            let ok = f.cut_median.is_finite() && f.cut_tertiles.iter().all(|x| x.is_finite()) && f.cut_tertiles[0] <= f.cut_tertiles[1];
+            let ok = f.cut_median.is_finite()
+                && f.cut_tertiles.iter().all(|x| x.is_finite())
+                && f.cut_tertiles[0] <= f.cut_tertiles[1];
             if !ok {
                 return Err(ContractError::Invalid {
                     file: file.to_string(),
@@ -146,7 +148,10 @@ impl ModelJson {
             if !seen.insert((f.repeat, f.fold)) {
                 return Err(ContractError::Invalid {
                     file: file.to_string(),
-                    msg: format!("repeat {} fold {} is listed twice: expected one entry per fold", f.repeat, f.fold),
+                    msg: format!(
+                        "repeat {} fold {} is listed twice: expected one entry per fold",
+                        f.repeat, f.fold
+                    ),
                 });
             }
         }
@@ -179,12 +184,26 @@ mod tests {
             n_train_events: 3,
             n_test: 2,
             penalty: 0.1,
-            cvpl: vec![CvplPoint { penalty: 0.1, cvpl: Some(-3.5) }, CvplPoint { penalty: 1.0, cvpl: None }],
+            cvpl: vec![
+                CvplPoint {
+                    penalty: 0.1,
+                    cvpl: Some(-3.5),
+                },
+                CvplPoint {
+                    penalty: 1.0,
+                    cvpl: None,
+                },
+            ],
             names: vec!["age".into()],
             beta: vec![0.25],
             cut_median: 0.0,
             cut_tertiles: [-0.5, 0.5],
-            transforms: vec![TransformSummary { name: "standardizer".into(), columns: 1, explained: None, imputed_rows: None }],
+            transforms: vec![TransformSummary {
+                name: "standardizer".into(),
+                columns: 1,
+                explained: None,
+                imputed_rows: None,
+            }],
             warnings: vec![],
         }
     }
@@ -279,12 +298,26 @@ mod tests {
     fn malformed_model_json_names_the_key() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("model.json");
-        std::fs::write(&p, r#"{"schema": 1, "folds": [{"repeat": 0, "fold": 0, "median": 0.1, "cut_tertiles": [0, 1]}]}"#).unwrap();
+        std::fs::write(
+            &p,
+            r#"{"schema": 1, "folds": [{"repeat": 0, "fold": 0, "median": 0.1, "cut_tertiles": [0, 1]}]}"#,
+        )
+        .unwrap();
         let e = ModelJson::read(&p).unwrap_err().to_string();
-        assert!(e.contains("model.json: at `folds[0]`") && e.contains("cut_median"), "{e}");
-        std::fs::write(&p, r#"{"schema": 1, "folds": [{"repeat": 0, "fold": 1, "cut_median": 0, "cut_tertiles": [1, 0]}]}"#).unwrap();
+        assert!(
+            e.contains("model.json: at `folds[0]`") && e.contains("cut_median"),
+            "{e}"
+        );
+        std::fs::write(
+            &p,
+            r#"{"schema": 1, "folds": [{"repeat": 0, "fold": 1, "cut_median": 0, "cut_tertiles": [1, 0]}]}"#,
+        )
+        .unwrap();
         let e = ModelJson::read(&p).unwrap_err().to_string();
-        assert!(e.contains("repeat 0 fold 1: expected finite cut-points with cut_tertiles ascending"), "{e}");
+        assert!(
+            e.contains("repeat 0 fold 1: expected finite cut-points with cut_tertiles ascending"),
+            "{e}"
+        );
         let mut m = model();
         m.folds.push(fold(0, 0));
         let e = m.write(&p).unwrap_err().to_string();

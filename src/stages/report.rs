@@ -1,6 +1,7 @@
 //! `report`: one self-contained HTML page per experiment (all arms).
 //!
-//! **Inputs:** the outputs of its needs, found by the needed stage's KIND whatever its name:
+//! **Inputs:** the outputs of its needs, found by the needed stage's kind whatever its name
+//! (the kind constants and typed handles of [`crate::contracts`]):
 //! `ingest` (cohort table, slide manifest), `tile` (per-slide QC images and counts), `stain`
 //! (IHC positivity maps), `evaluate` (`metrics.json` and curves), `calibrate`
 //! (`calibration.json` per arm). Every one is optional; the page leaves out the sections it has
@@ -188,11 +189,12 @@ pub fn sources(cx: &RunCx) -> Sources {
                 }
             }
         };
-        match need.kind.as_str() {
-            INGEST => s.ingest = s.ingest.take().or_else(first),
-            TILE => per_item(&mut s.tiles),
-            STAIN => per_item(&mut s.stains),
-            _ => {}
+        if need.is(INGEST) {
+            s.ingest = s.ingest.take().or_else(first);
+        } else if need.is(TILE) {
+            per_item(&mut s.tiles);
+        } else if need.is(STAIN) {
+            per_item(&mut s.stains);
         }
         if let Some(out) = need.outputs::<EvaluateOutput>() {
             s.evaluate = s.evaluate.take().or_else(|| out.into_iter().next().map(|(_, _, e)| e));
