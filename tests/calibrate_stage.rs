@@ -163,7 +163,7 @@ struct Truth {
     inner: Vec<InnerTruth>,
 }
 
-/// Writes a `train` output directory (the issue 6 contract's oof.csv, baseline.csv,
+/// Writes a `train` output directory (the `train` contract's oof.csv, baseline.csv,
 /// inner_oof.csv, inner_baseline.csv) for `k`-fold CV with `inner_k` inner folds.
 #[allow(clippy::too_many_arguments)]
 fn write_train_dir(

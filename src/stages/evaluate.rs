@@ -195,61 +195,6 @@ pub fn read_train_output(arm: &str, train: &TrainOutput) -> anyhow::Result<ArmIn
 
 /// The `metrics.json` document.
 pub fn metrics_json(p: &EvaluateParams, seed: u64, reference: &str, evals: &[ArmEvaluation], comparisons: &[Comparison]) -> Metrics {
-    let arms = evals
-        .iter()
-        .map(|e| {
-            let s = slug(&e.arm);
-            let rg = &e.risk_groups;
-            ArmMetrics {
-                arm: e.arm.clone(),
-                slug: s.clone(),
-                n: e.n,
-                events: e.events,
-                repeats: e.repeats,
-                harrell_c: e.harrell_c.clone(),
-                uno_c: UnoC { interval: e.uno_c.clone(), tau: e.tau },
-                auc: e
-                    .auc
-                    .iter()
-                    .map(|a| AucMetric {
-                        interval: a.interval.clone(),
-                        horizon: a.horizon,
-                        n_cases: a.n_cases,
-                        n_controls: a.n_controls,
-                        roc: format!("curves/{s}/roc_{}.csv", horizon_label(a.horizon)),
-                    })
-                    .collect(),
-                mean_auc: e.mean_auc,
-                brier: e.brier.iter().map(|(h, i)| BrierMetric { interval: i.clone(), horizon: *h }).collect(),
-                ibs: IbsMetric {
-                    interval: e.ibs.clone(),
-                    from: e.ibs_grid[0],
-                    to: e.ibs_grid[e.ibs_grid.len() - 1],
-                    grid_points: e.ibs_grid.len(),
-                },
-                risk_groups: RiskGroupsMetric {
-                    method: rg.method,
-                    repeat: 0,
-                    groups: rg
-                        .groups
-                        .iter()
-                        .map(|g| GroupMetric {
-                            label: g.label.clone(),
-                            n: g.n,
-                            events: g.events,
-                            at_risk: g.at_risk.clone(),
-                            km: (!g.km.is_empty()).then(|| format!("curves/{s}/km_{}.csv", g.label)),
-                        })
-                        .collect(),
-                    at_risk_times: rg.at_risk_times.clone(),
-                    logrank: rg.logrank.clone(),
-                    hazard_ratio: rg.hazard_ratio.clone(),
-                    assignments: format!("curves/{s}/groups.csv"),
-                    notes: rg.notes.clone(),
-                },
-            }
-        })
-        .collect();
     Metrics {
         schema: SCHEMA,
         horizons: p.horizons.clone(),
@@ -258,7 +203,7 @@ pub fn metrics_json(p: &EvaluateParams, seed: u64, reference: &str, evals: &[Arm
         seed,
         reference: reference.to_string(),
         groups: p.groups,
-        arms,
+        arms: evals.iter().map(arm_metrics).collect(),
         comparisons: comparisons
             .iter()
             .map(|c| ComparisonMetric {
@@ -270,6 +215,57 @@ pub fn metrics_json(p: &EvaluateParams, seed: u64, reference: &str, evals: &[Arm
                 p: c.p,
             })
             .collect(),
+    }
+}
+
+/// One arm's entry of `metrics.json`, its curve files named under `curves/<slug>/`.
+fn arm_metrics(e: &ArmEvaluation) -> ArmMetrics {
+    let s = slug(&e.arm);
+    let rg = &e.risk_groups;
+    let auc = e
+        .auc
+        .iter()
+        .map(|a| AucMetric {
+            interval: a.interval.clone(),
+            horizon: a.horizon,
+            n_cases: a.n_cases,
+            n_controls: a.n_controls,
+            roc: format!("curves/{s}/roc_{}.csv", horizon_label(a.horizon)),
+        })
+        .collect();
+    let groups = rg
+        .groups
+        .iter()
+        .map(|g| GroupMetric {
+            label: g.label.clone(),
+            n: g.n,
+            events: g.events,
+            at_risk: g.at_risk.clone(),
+            km: (!g.km.is_empty()).then(|| format!("curves/{s}/km_{}.csv", g.label)),
+        })
+        .collect();
+    ArmMetrics {
+        arm: e.arm.clone(),
+        slug: s.clone(),
+        n: e.n,
+        events: e.events,
+        repeats: e.repeats,
+        harrell_c: e.harrell_c.clone(),
+        uno_c: UnoC { interval: e.uno_c.clone(), tau: e.tau },
+        auc,
+        mean_auc: e.mean_auc,
+        brier: e.brier.iter().map(|(h, i)| BrierMetric { interval: i.clone(), horizon: *h }).collect(),
+        ibs: IbsMetric { interval: e.ibs.clone(), from: e.ibs_grid[0], to: e.ibs_grid[e.ibs_grid.len() - 1], grid_points: e.ibs_grid.len() },
+        risk_groups: RiskGroupsMetric {
+            method: rg.method,
+            repeat: 0,
+            groups,
+            at_risk_times: rg.at_risk_times.clone(),
+            logrank: rg.logrank.clone(),
+            hazard_ratio: rg.hazard_ratio.clone(),
+            assignments: format!("curves/{s}/groups.csv"),
+            notes: rg.notes.clone(),
+        },
     }
 }
 
