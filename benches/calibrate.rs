@@ -9,9 +9,8 @@
 //! 10 bins. Each figure is the minimum wall time over the runs (the machine is shared).
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use spatia::model::calibrate::{
-    self as cal, Baseline, CalibrateOptions, InnerPredictionRow, PredictionRow,
-};
+use spatia::contracts::oof::{InnerOofRow, OofRow};
+use spatia::model::calibrate::{self as cal, Baseline, CalibrateOptions};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -28,9 +27,9 @@ fn min_time<T>(runs: usize, mut f: impl FnMut() -> T) -> (f64, T) {
 }
 
 type Fixture = (
-    Vec<PredictionRow>,
+    Vec<OofRow>,
     BTreeMap<(usize, usize), Baseline>,
-    Vec<InnerPredictionRow>,
+    Vec<InnerOofRow>,
     BTreeMap<(usize, usize, usize), Baseline>,
 );
 
@@ -43,7 +42,7 @@ fn fixture(n: usize, seed: u64) -> Fixture {
         let u: f64 = rng.gen_range(1e-12..1.0);
         let t = -u.ln() / (risk.exp() / 2000.0);
         let c: f64 = rng.gen_range(0.0..4000.0);
-        rows.push(PredictionRow {
+        rows.push(OofRow {
             repeat: 0,
             fold: i % k,
             patient: format!("P{i}"),
@@ -55,7 +54,7 @@ fn fixture(n: usize, seed: u64) -> Fixture {
     let curve = |scale: f64| {
         let times: Vec<f64> = (1..=4000).map(|d| d as f64).collect();
         let h: Vec<f64> = times.iter().map(|t| scale * t / 2000.0).collect();
-        Baseline::new("bench", times, h).expect("valid baseline")
+        Baseline::new(times, h).expect("valid baseline")
     };
     let mut bl = BTreeMap::new();
     let mut ibl = BTreeMap::new();
@@ -63,7 +62,7 @@ fn fixture(n: usize, seed: u64) -> Fixture {
     for f in 0..k {
         bl.insert((0, f), curve(1.0 + 0.05 * f as f64));
         for (pos, r) in rows.iter().filter(|r| r.fold != f).enumerate() {
-            inner.push(InnerPredictionRow {
+            inner.push(InnerOofRow {
                 repeat: 0,
                 outer_fold: f,
                 inner_fold: pos % k,

@@ -9,7 +9,9 @@
 //! thread counts gave identical results.
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use spatia::contracts::{baseline::Baseline, oof::OofRow};
 use spatia::model::evaluation::*;
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 fn arm(name: &str, n: usize, noise: f64, seed: u64) -> ArmInput {
@@ -22,18 +24,19 @@ fn arm(name: &str, n: usize, noise: f64, seed: u64) -> ArmInput {
         let t = -(out.gen::<f64>().ln()) / (1e-3 * x.exp());
         let c = 200.0 + out.gen::<f64>() * 6000.0;
         let risk = x + noise * rng.gen_range(-2.0..2.0);
-        oof.push(OofRecord { repeat: 0, patient: format!("P{i}"), fold: i % k, risk, time: t.min(c).round().max(1.0), event: t <= c });
+        oof.push(OofRow { repeat: 0, patient: format!("P{i}"), fold: i % k, risk, time: t.min(c).round().max(1.0), event: t <= c });
     }
-    let mut baseline = Vec::new();
+    let mut baselines = BTreeMap::new();
     let mut cuts = Vec::new();
     for f in 0..k {
         let mut ev: Vec<f64> = oof.iter().filter(|r| r.fold != f && r.event).map(|r| r.time).collect();
         ev.sort_by(|a, b| a.total_cmp(b));
         ev.dedup();
-        baseline.extend(ev.iter().map(|&t| BaselineRecord { repeat: 0, fold: f, time: t, cumhaz: 1e-3 * t }));
+        let h: Vec<f64> = ev.iter().map(|t| 1e-3 * t).collect();
+        baselines.insert((0, f), Baseline::new(ev, h).expect("a valid baseline"));
         cuts.push(FoldCuts { repeat: 0, fold: f, cut_median: 0.0, cut_tertiles: [-0.7, 0.7] });
     }
-    ArmInput { name: name.into(), oof, baseline, cuts }
+    ArmInput { name: name.into(), oof, baselines, cuts }
 }
 
 fn time_min<T>(runs: usize, f: impl Fn() -> T) -> (f64, T) {

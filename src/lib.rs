@@ -2,7 +2,8 @@
 //!
 //! A YAML experiment spec ([`spec`]) compiles into a content-hashed DAG of stages ([`dag`])
 //! that the executor ([`exec`]) runs against a content-addressed cache ([`cache`]). Each stage
-//! kind lives in one file under [`stages`]. The domain libraries — whole-slide images
+//! kind lives in one file under [`stages`]; the files stages exchange are typed in
+//! [`contracts`]. The domain libraries — whole-slide images
 //! ([`slide`]), survival statistics ([`survival`]), feature extraction ([`features`]),
 //! cross-validated models ([`model`]), report plots and pages ([`report`]) and the demo cohort
 //! ([`demo`]) — know nothing about the orchestrator.

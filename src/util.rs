@@ -289,6 +289,18 @@ pub fn hostname() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
+/// Deserialises a number that its writer may have written as `null` (serde_json writes a
+/// non-finite `f64` so) as NaN; for `#[serde(deserialize_with = "crate::util::f64_or_nan")]`.
+pub fn f64_or_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    use serde::Deserialize;
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
+/// NaN, the default of a number a reader does not need (`#[serde(default = "crate::util::nan")]`).
+pub fn nan() -> f64 {
+    f64::NAN
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

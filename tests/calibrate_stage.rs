@@ -11,6 +11,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
+use spatia::contracts::{baseline::Baselines, oof::Oof};
 use spatia::stages::{calibrate::Calibrate, CheckCx, Need, RunCx, StageKind};
 use spatia::survival::{self, fit_cox, CoxOptions, KaplanMeier};
 use std::path::{Path, PathBuf};
@@ -162,7 +163,7 @@ struct Truth {
     inner: Vec<InnerTruth>,
 }
 
-/// Writes a `train` output directory (the formats of its oof.csv, baseline.csv,
+/// Writes a `train` output directory (the `train` contract's oof.csv, baseline.csv,
 /// inner_oof.csv, inner_baseline.csv) for `k`-fold CV with `inner_k` inner folds.
 #[allow(clippy::too_many_arguments)]
 fn write_train_dir(
@@ -645,13 +646,13 @@ fn miscalibrated_cox_predictions_bins_statistics_and_recalibration() {
     assert!(!out3.join("bins_recalibrated.csv").exists());
     let s1000: Vec<f64> = {
         // S(1000) = S(1825)^(H0(1000)/H0(1825)) per fold is not available here: recompute from files.
-        let oof = spatia::stages::calibrate::read_oof(&train.join("oof.csv")).unwrap();
-        let bl = spatia::stages::calibrate::read_baselines(&train.join("baseline.csv")).unwrap();
+        let oof = Oof::read(&train.join("oof.csv")).unwrap().rows;
+        let bl = Baselines::read(&train.join("baseline.csv")).unwrap().folds;
         oof.iter()
             .map(|r| bl[&(r.repeat, r.fold)].survival(r.risk, 1000.0))
             .collect()
     };
-    let oof = spatia::stages::calibrate::read_oof(&train.join("oof.csv")).unwrap();
+    let oof = Oof::read(&train.join("oof.csv")).unwrap().rows;
     let (t3, e3): (Vec<f64>, Vec<bool>) = oof.iter().map(|r| (r.time, r.event)).unzip();
     let d3 = direct_bins(&t3, &e3, &s1000, 1000.0, 4, 0.8);
     for (jb, (n, pred, obs, lo, hi)) in j3["bins"].as_array().unwrap().iter().zip(&d3) {

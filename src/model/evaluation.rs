@@ -57,6 +57,8 @@ use crate::survival::{
     paired_concordance_difference, BootstrapCi, BootstrapOptions, CoxOptions, KaplanMeier,
     RocPoint, SurvivalError,
 };
+pub use crate::contracts::metrics::{GroupMethod, HazardRatio, KmRow, LogRankResult};
+use crate::contracts::{baseline::Baseline, oof::OofRow};
 use std::collections::{BTreeMap, HashMap};
 use thiserror::Error;
 
@@ -96,36 +98,6 @@ pub enum EvaluationError {
 /// Result alias.
 pub type Result<T> = std::result::Result<T, EvaluationError>;
 
-/// One out-of-fold prediction (a row of `oof.csv`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct OofRecord {
-    /// CV repeat (0-based).
-    pub repeat: usize,
-    /// Patient id.
-    pub patient: String,
-    /// Fold the patient was tested in (0-based).
-    pub fold: usize,
-    /// Linear predictor of that fold's model (higher = higher hazard).
-    pub risk: f64,
-    /// Follow-up time.
-    pub time: f64,
-    /// Event indicator.
-    pub event: bool,
-}
-
-/// One step of a fold model's Breslow cumulative baseline hazard (a row of `baseline.csv`).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct BaselineRecord {
-    /// CV repeat.
-    pub repeat: usize,
-    /// Fold.
-    pub fold: usize,
-    /// Event time of the fold's training patients.
-    pub time: f64,
-    /// Cumulative baseline hazard at `time`.
-    pub cumhaz: f64,
-}
-
 /// Risk-group cut-points of one fold model, quantiles of its risk over its training patients.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FoldCuts {
@@ -145,31 +117,11 @@ pub struct ArmInput {
     /// Arm name.
     pub name: String,
     /// OOF rows.
-    pub oof: Vec<OofRecord>,
-    /// Fold baselines.
-    pub baseline: Vec<BaselineRecord>,
+    pub oof: Vec<OofRow>,
+    /// Fold baselines by (repeat, fold).
+    pub baselines: BTreeMap<(usize, usize), Baseline>,
     /// Fold cut-points.
     pub cuts: Vec<FoldCuts>,
-}
-
-/// How patients are split into risk groups.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum GroupMethod {
-    /// low / high at the training median.
-    Median,
-    /// low / mid / high at the training tertiles.
-    Tertiles,
-}
-
-impl GroupMethod {
-    /// Group labels, low to high.
-    pub fn labels(self) -> &'static [&'static str] {
-        match self {
-            GroupMethod::Median => &["low", "high"],
-            GroupMethod::Tertiles => &["low", "mid", "high"],
-        }
-    }
 }
 
 /// Options of the evaluation.
@@ -187,61 +139,19 @@ pub struct EvalOptions {
     pub groups: GroupMethod,
 }
 
-/// A point estimate with its bootstrap percentile interval.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Interval {
-    /// Estimate on all patients (mean over repeats).
-    pub estimate: f64,
-    /// Lower limit.
-    pub lower: f64,
-    /// Upper limit.
-    pub upper: f64,
-    /// Bootstrap standard error.
-    pub se: f64,
-    /// Replicates used.
-    pub n_boot: usize,
-    /// Replicates dropped because the metric could not be computed on them.
-    pub n_failed: usize,
-}
-
-impl From<BootstrapCi> for Interval {
-    fn from(b: BootstrapCi) -> Self {
-        Interval { estimate: b.estimate, lower: b.lower, upper: b.upper, se: b.se, n_boot: b.n_boot, n_failed: b.n_failed }
-    }
-}
-
 /// AUC at one horizon with its ROC curve (repeat 0).
 #[derive(Debug, Clone, PartialEq)]
 pub struct AucResult {
     /// The horizon.
     pub horizon: f64,
     /// AUC with CI.
-    pub interval: Interval,
+    pub interval: BootstrapCi,
     /// Cases (events by the horizon) and controls (event-free after it), repeat 0.
     pub n_cases: usize,
     /// Controls.
     pub n_controls: usize,
     /// ROC points of repeat 0, from (0, 0) (threshold +∞) to (1, 1).
     pub roc: Vec<RocPoint>,
-}
-
-/// One KM curve row (`time,survival,lower,upper,at_risk,events,censored`).
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
-pub struct KmRow {
-    /// Time (first row 0).
-    pub time: f64,
-    /// Survival.
-    pub survival: f64,
-    /// Lower log(−log) limit.
-    pub lower: f64,
-    /// Upper limit.
-    pub upper: f64,
-    /// Number at risk at `time` (`T ≥ time`).
-    pub at_risk: usize,
-    /// Events at `time`.
-    pub events: usize,
-    /// Censorings at `time`.
-    pub censored: usize,
 }
 
 /// A risk group (repeat 0).
@@ -257,30 +167,6 @@ pub struct GroupResult {
     pub at_risk: Vec<usize>,
     /// KM curve (empty for an empty group).
     pub km: Vec<KmRow>,
-}
-
-/// Log-rank test across the non-empty groups.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct LogRankResult {
-    /// χ² statistic.
-    pub chi2: f64,
-    /// Degrees of freedom.
-    pub df: usize,
-    /// p-value.
-    pub p: f64,
-}
-
-/// Hazard ratio high vs low with its Wald interval.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct HazardRatio {
-    /// exp(β).
-    pub estimate: f64,
-    /// Lower Wald limit.
-    pub lower: f64,
-    /// Upper Wald limit.
-    pub upper: f64,
-    /// Wald p-value.
-    pub p: f64,
 }
 
 /// Risk-group analysis (repeat 0).
@@ -314,9 +200,9 @@ pub struct ArmEvaluation {
     /// CV repeats.
     pub repeats: usize,
     /// Harrell's C.
-    pub harrell_c: Interval,
+    pub harrell_c: BootstrapCi,
     /// Uno's C truncated at `tau`.
-    pub uno_c: Interval,
+    pub uno_c: BootstrapCi,
     /// Uno's τ (the last horizon).
     pub tau: f64,
     /// AUC per horizon.
@@ -324,9 +210,9 @@ pub struct ArmEvaluation {
     /// Mean AUC over the horizons (mean over repeats).
     pub mean_auc: f64,
     /// Brier score per horizon.
-    pub brier: Vec<(f64, Interval)>,
+    pub brier: Vec<(f64, BootstrapCi)>,
     /// Integrated Brier score.
-    pub ibs: Interval,
+    pub ibs: BootstrapCi,
     /// Grid of the integrated Brier score.
     pub ibs_grid: Vec<f64>,
     /// Risk groups.
@@ -345,7 +231,7 @@ pub struct Comparison {
     /// Harrell's C of the reference.
     pub c_reference: f64,
     /// `C(arm) − C(reference)` with its paired bootstrap interval.
-    pub delta_c: Interval,
+    pub delta_c: BootstrapCi,
     /// Two-sided paired bootstrap p-value.
     pub p: f64,
 }
@@ -365,7 +251,7 @@ pub struct Prepared {
     pub risk: Vec<Vec<f64>>,
     /// `fold[r][i]`: test fold of patient `i` in repeat `r`.
     pub fold: Vec<Vec<usize>>,
-    baselines: HashMap<(usize, usize), (Vec<f64>, Vec<f64>)>,
+    baselines: BTreeMap<(usize, usize), Baseline>,
     cuts: HashMap<(usize, usize), FoldCuts>,
 }
 
@@ -418,23 +304,7 @@ impl Prepared {
                 return Err(bad(format!("patient `{}` has no prediction in repeat {rep}: expected every patient in every repeat", patients[i])));
             }
         }
-        let mut baselines: HashMap<(usize, usize), (Vec<f64>, Vec<f64>)> = HashMap::new();
-        for b in &input.baseline {
-            if !(b.time.is_finite() && b.cumhaz.is_finite() && b.cumhaz >= 0.0) {
-                return Err(bad(format!("baseline of repeat {} fold {}: expected a finite time and cumulative hazard ≥ 0, found time {} cumhaz {}", b.repeat, b.fold, b.time, b.cumhaz)));
-            }
-            let e = baselines.entry((b.repeat, b.fold)).or_default();
-            if let (Some(&t), Some(&h)) = (e.0.last(), e.1.last()) {
-                if b.time <= t || b.cumhaz < h {
-                    return Err(bad(format!(
-                        "baseline of repeat {} fold {}: expected increasing times and non-decreasing cumulative hazard, found ({}, {}) after ({t}, {h})",
-                        b.repeat, b.fold, b.time, b.cumhaz
-                    )));
-                }
-            }
-            e.0.push(b.time);
-            e.1.push(b.cumhaz);
-        }
+        let baselines = input.baselines.clone();
         let cuts: HashMap<(usize, usize), FoldCuts> = input.cuts.iter().map(|c| ((c.repeat, c.fold), *c)).collect();
         for (rep, f) in fold.iter().enumerate() {
             for (i, &k) in f.iter().enumerate() {
@@ -456,10 +326,7 @@ impl Prepared {
 
     /// `Ŝ_i(t)` of patient `i` in repeat `r`.
     pub fn survival(&self, r: usize, i: usize, t: f64) -> f64 {
-        let (times, h) = &self.baselines[&(r, self.fold[r][i])];
-        let k = times.partition_point(|&s| s <= t);
-        let h0 = if k == 0 { 0.0 } else { h[k - 1] };
-        (-h0 * self.risk[r][i].exp()).exp()
+        self.baselines[&(r, self.fold[r][i])].survival(self.risk[r][i], t)
     }
 
     /// Risk group label of patient `i` in repeat `r`.
@@ -571,8 +438,8 @@ where
     Ok(s / repeats as f64)
 }
 
-fn one(v: Vec<BootstrapCi>) -> Interval {
-    v.into_iter().next().map(Interval::from).unwrap_or(Interval { estimate: f64::NAN, lower: f64::NAN, upper: f64::NAN, se: f64::NAN, n_boot: 0, n_failed: 0 })
+fn one(v: Vec<BootstrapCi>) -> BootstrapCi {
+    v.into_iter().next().unwrap_or(BootstrapCi { estimate: f64::NAN, lower: f64::NAN, upper: f64::NAN, se: f64::NAN, n_boot: 0, n_failed: 0 })
 }
 
 /// Computes every metric of one arm.
@@ -781,7 +648,7 @@ pub fn compare(arm: &Prepared, reference: &Prepared, options: &EvalOptions) -> R
     let err = |source| EvaluationError::Metric { arm: arm.arm.clone(), metric: format!("paired ΔC against `{}`", reference.arm), source: Box::new(source) };
     if reps == 1 {
         let d = paired_concordance_difference(time, event, &a[0], &reference.risk[0], &bo).map_err(err)?;
-        return Ok(Comparison { arm: arm.arm.clone(), reference: reference.arm.clone(), c_arm: d.c_a, c_reference: d.c_b, delta_c: d.difference.into(), p: d.p_value });
+        return Ok(Comparison { arm: arm.arm.clone(), reference: reference.arm.clone(), c_arm: d.c_a, c_reference: d.c_b, delta_c: d.difference, p: d.p_value });
     }
     let stat = |idx: &[usize]| -> std::result::Result<Vec<f64>, SurvivalError> {
         let (t, e) = (gather(time, idx), gather(event, idx));
@@ -811,7 +678,7 @@ mod tests {
     fn arm(name: &str, n: usize, repeats: usize, signal: f64, seed: u64) -> ArmInput {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut oof = Vec::new();
-        let mut baseline = Vec::new();
+        let mut baselines = BTreeMap::new();
         let mut cuts = Vec::new();
         let mut out_rng = ChaCha8Rng::seed_from_u64(99);
         let cohort: Vec<(f64, f64, bool)> = (0..n)
@@ -828,18 +695,17 @@ mod tests {
                 let mut ev: Vec<f64> = (0..n).filter(|i| (i + r) % k != f && cohort[*i].2).map(|i| cohort[i].1).collect();
                 ev.sort_by(|a, b| a.total_cmp(b));
                 ev.dedup();
-                for t in ev {
-                    baseline.push(BaselineRecord { repeat: r, fold: f, time: t, cumhaz: 1e-3 * t });
-                }
+                let h: Vec<f64> = ev.iter().map(|t| 1e-3 * t).collect();
+                baselines.insert((r, f), Baseline::new(ev, h).unwrap());
                 cuts.push(FoldCuts { repeat: r, fold: f, cut_median: 0.0, cut_tertiles: [-0.6, 0.6] });
             }
             for (i, &(x, t, e)) in cohort.iter().enumerate() {
                 let noise: f64 = rng.gen_range(-1.0..1.0);
                 let risk = signal * x + (1.0 - signal) * noise * 2.0;
-                oof.push(OofRecord { repeat: r, patient: format!("P{i:03}"), fold: (i + r) % k, risk, time: t, event: e });
+                oof.push(OofRow { repeat: r, patient: format!("P{i:03}"), fold: (i + r) % k, risk, time: t, event: e });
             }
         }
-        ArmInput { name: name.into(), oof, baseline, cuts }
+        ArmInput { name: name.into(), oof, baselines, cuts }
     }
 
     fn opts() -> EvalOptions {
@@ -895,7 +761,8 @@ mod tests {
             a.oof
                 .iter()
                 .map(|r| {
-                    let h0 = a.baseline.iter().filter(|b| b.fold == r.fold && b.time <= t).map(|b| b.cumhaz).next_back().unwrap_or(0.0);
+                    let b = &a.baselines[&(0, r.fold)];
+                    let h0 = b.time().iter().zip(b.cumhaz()).filter(|(s, _)| **s <= t).map(|(_, h)| *h).next_back().unwrap_or(0.0);
                     (-h0 * r.risk.exp()).exp()
                 })
                 .collect()
@@ -954,8 +821,8 @@ mod tests {
         // two identical repeats give the single-repeat numbers through the averaging path
         let dup = |x: &ArmInput| {
             let mut y = x.clone();
-            y.oof.extend(x.oof.iter().map(|r| OofRecord { repeat: 1, ..r.clone() }));
-            y.baseline.extend(x.baseline.iter().map(|r| BaselineRecord { repeat: 1, ..*r }));
+            y.oof.extend(x.oof.iter().map(|r| OofRow { repeat: 1, ..r.clone() }));
+            y.baselines.extend(x.baselines.iter().map(|(&(_, f), b)| ((1, f), b.clone())));
             y.cuts.extend(x.cuts.iter().map(|r| FoldCuts { repeat: 1, ..*r }));
             y
         };
@@ -1007,7 +874,7 @@ mod tests {
         assert!(e.contains("found repeat 1000000000 among 40 rows"), "{e}");
 
         let mut a = arm("a", 40, 1, 1.0, 1);
-        a.baseline.retain(|b| b.fold != 2);
+        a.baselines.retain(|k, _| k.1 != 2);
         let e = Prepared::new(&a).unwrap_err().to_string();
         assert!(e.contains("repeat 0 fold 2, which has no baseline hazard"), "{e}");
 

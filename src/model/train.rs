@@ -41,6 +41,9 @@ use super::design::{Column, Covariate, MissingPolicy, Standardizer};
 use super::error::{ModelError, Result};
 use super::leakage::{check_leakage, TransformRecord};
 use super::pca::Pca;
+pub use crate::contracts::model::TransformSummary;
+use crate::contracts::baseline::{Baseline, Baselines, InnerBaselines};
+use crate::contracts::oof::{InnerOof, InnerOofRow, Oof, OofRow};
 use crate::survival::calibration::quantile_sorted as quantile;
 use crate::survival::{fit_cox, CoxOptions};
 
@@ -94,55 +97,6 @@ pub struct TrainOptions {
     pub missing: MissingPolicy,
 }
 
-/// One out-of-fold prediction.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Prediction {
-    /// Repeat.
-    pub repeat: usize,
-    /// Outer fold (for inner predictions: the outer fold whose training set was split).
-    pub outer_fold: usize,
-    /// Fold the patient was tested in (inner fold for inner predictions).
-    pub fold: usize,
-    /// Patient id.
-    pub patient: String,
-    /// Linear predictor.
-    pub risk: f64,
-    /// Follow-up.
-    pub time: f64,
-    /// Event.
-    pub event: bool,
-}
-
-/// A fitted Cox model's Breslow baseline.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Baseline {
-    /// Repeat.
-    pub repeat: usize,
-    /// Outer fold.
-    pub outer_fold: usize,
-    /// Fold (equal to `outer_fold` for outer models, the inner fold for inner ones).
-    pub fold: usize,
-    /// Distinct training event times, ascending.
-    pub times: Vec<f64>,
-    /// `H₀` at `times`.
-    pub cumhaz: Vec<f64>,
-}
-
-/// What one fitted transform learned (for `model.json`).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct TransformSummary {
-    /// `standardizer` or `pca:<block>`.
-    pub name: String,
-    /// Output columns.
-    pub columns: usize,
-    /// For PCA: share of the (z-scored) variance kept.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub explained: Option<f64>,
-    /// For a block: training rows without the block (imputed).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub imputed_rows: Option<usize>,
-}
-
 /// One outer fold's model.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct FoldFit {
@@ -178,18 +132,18 @@ pub struct FoldFit {
 }
 
 /// Result of [`train_cv`].
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TrainResult {
-    /// Outer out-of-fold predictions, by repeat then patient order.
-    pub oof: Vec<Prediction>,
+    /// Outer out-of-fold predictions, by repeat then patient order (`oof.csv`).
+    pub oof: Oof,
     /// Outer fold models.
     pub folds: Vec<FoldFit>,
-    /// Outer fold baselines.
-    pub baselines: Vec<Baseline>,
-    /// Inner out-of-fold predictions at each outer fold's penalty.
-    pub inner_oof: Vec<Prediction>,
-    /// Inner fold baselines.
-    pub inner_baselines: Vec<Baseline>,
+    /// Outer fold baselines (`baseline.csv`).
+    pub baselines: Baselines,
+    /// Inner out-of-fold predictions at each outer fold's penalty (`inner_oof.csv`).
+    pub inner_oof: InnerOof,
+    /// Inner fold baselines (`inner_baseline.csv`).
+    pub inner_baselines: InnerBaselines,
 }
 
 /// A model fitted on some rows, with the risk of other rows.
@@ -438,6 +392,15 @@ fn inner_cv(data: &TrainData, train: &[usize], inner: &FoldAssignment, penalty: 
     Ok(Inner { cvpl, preds, baselines })
 }
 
+/// A fitted model's Breslow baseline as the `train` contract's [`Baseline`].
+fn baseline(time: Vec<f64>, cumhaz: Vec<f64>, context: &str) -> Result<Baseline> {
+    Baseline::new(time, cumhaz).map_err(|e| ModelError::InvalidParameter {
+        name: format!("Breslow baseline ({context}), point {}, {}", e.index, e.column),
+        expected: "a cumulative hazard step function".into(),
+        found: e.msg,
+    })
+}
+
 /// Runs patient-level cross-validated Cox training of one arm.
 pub fn train_cv(data: &TrainData, opts: &TrainOptions) -> Result<TrainResult> {
     let n = data.patients.len();
@@ -460,7 +423,13 @@ pub fn train_cv(data: &TrainData, opts: &TrainOptions) -> Result<TrainResult> {
 /// guard stops.
 pub fn train_with_splits(data: &TrainData, splits: &[FoldAssignment], opts: &TrainOptions) -> Result<TrainResult> {
     let n = data.patients.len();
-    let mut res = TrainResult { oof: Vec::new(), folds: Vec::new(), baselines: Vec::new(), inner_oof: Vec::new(), inner_baselines: Vec::new() };
+    let mut res = TrainResult {
+        oof: Oof::default(),
+        folds: Vec::new(),
+        baselines: Baselines::default(),
+        inner_oof: InnerOof::default(),
+        inner_baselines: InnerBaselines::default(),
+    };
     for a in splits {
         // positional when the split lists the data's rows (as `train_cv` makes it); by patient otherwise
         let row_folds = if a.patients == data.patients { a.fold.clone() } else { a.row_folds(&data.patients)? };
@@ -537,14 +506,14 @@ pub fn train_with_splits(data: &TrainData, splits: &[FoldAssignment], opts: &Tra
                 warnings: fit.warnings,
                 fitted: fit.full,
             });
-            res.baselines.push(Baseline { repeat: a.repeat, outer_fold: f, fold: f, times: fit.baseline_times, cumhaz: fit.baseline_cumhaz });
+            res.baselines.folds.insert((a.repeat, f), baseline(fit.baseline_times, fit.baseline_cumhaz, &context)?);
             let mut preds = inner.preds;
             preds.sort_by_key(|p| p.0);
             for (r, j, rk) in preds {
-                res.inner_oof.push(Prediction {
+                res.inner_oof.rows.push(InnerOofRow {
                     repeat: a.repeat,
                     outer_fold: f,
-                    fold: j,
+                    inner_fold: j,
                     patient: data.patients[r].clone(),
                     risk: rk,
                     time: data.time[r],
@@ -552,13 +521,13 @@ pub fn train_with_splits(data: &TrainData, splits: &[FoldAssignment], opts: &Tra
                 });
             }
             for (j, times, cumhaz) in inner.baselines {
-                res.inner_baselines.push(Baseline { repeat: a.repeat, outer_fold: f, fold: j, times, cumhaz });
+                let b = baseline(times, cumhaz, &format!("{context}, inner fold {j}"))?;
+                res.inner_baselines.folds.insert((a.repeat, f, j), b);
             }
         }
         for r in 0..n {
-            res.oof.push(Prediction {
+            res.oof.rows.push(OofRow {
                 repeat: a.repeat,
-                outer_fold: row_folds[r],
                 fold: row_folds[r],
                 patient: data.patients[r].clone(),
                 risk: risk[r],
@@ -618,19 +587,19 @@ mod tests {
     fn recovers_signal_out_of_fold_and_is_deterministic() {
         let d = data(1);
         let r = train_cv(&d, &opts()).unwrap();
-        assert_eq!(r.oof.len(), 120);
+        assert_eq!(r.oof.rows.len(), 120);
         assert_eq!(r.folds.len(), 5);
-        assert_eq!(r.inner_oof.len(), 5 * 96);
-        assert_eq!(r.inner_baselines.len(), 5 * 4);
-        let t: Vec<f64> = r.oof.iter().map(|p| p.time).collect();
-        let e: Vec<bool> = r.oof.iter().map(|p| p.event).collect();
-        let k: Vec<f64> = r.oof.iter().map(|p| p.risk).collect();
+        assert_eq!(r.inner_oof.rows.len(), 5 * 96);
+        assert_eq!(r.inner_baselines.folds.len(), 5 * 4);
+        let t: Vec<f64> = r.oof.rows.iter().map(|p| p.time).collect();
+        let e: Vec<bool> = r.oof.rows.iter().map(|p| p.event).collect();
+        let k: Vec<f64> = r.oof.rows.iter().map(|p| p.risk).collect();
         let c = crate::survival::harrell(&t, &e, &k).unwrap().harrell;
         assert!(c > 0.7, "out-of-fold C {c}");
         assert_eq!(r, train_cv(&d, &opts()).unwrap());
         // every inner prediction belongs to a training patient of its outer fold
-        for p in &r.inner_oof {
-            let outer = r.oof.iter().find(|o| o.patient == p.patient).unwrap();
+        for p in &r.inner_oof.rows {
+            let outer = r.oof.rows.iter().find(|o| o.patient == p.patient).unwrap();
             assert_ne!(outer.fold, p.outer_fold);
         }
         for f in &r.folds {

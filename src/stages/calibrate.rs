@@ -3,8 +3,8 @@
 //!
 //! **Inputs:** the output directory of exactly one `train` stage (`needs: [<train stage>]`):
 //! `oof.csv` and `baseline.csv`, plus `inner_oof.csv` and `inner_baseline.csv` when
-//! `recalibrate` is on (formats: `docs/train.md`, `docs/calibrate.md`).
-//! **Outputs:** `calibration.json` (bins, slope, intercept, ICI/E50/E90, smoothed curve,
+//! `recalibrate` is on (formats: [`crate::contracts::oof`], [`crate::contracts::baseline`]).
+//! **Outputs:** `calibration.json` ([`crate::contracts::calibration`]: bins, slope, intercept, ICI/E50/E90, smoothed curve,
 //! per-repeat statistics, the recalibration of every outer fold and the statistics after it),
 //! `bins.csv`, `bins_recalibrated.csv` (when recalibrating) and `predictions.csv` (every
 //! out-of-fold row with its predicted survival at the horizon before and after recalibration —
@@ -17,14 +17,15 @@
 //! (recalibration on the log cumulative hazard scale). The computations are
 //! [`crate::model::calibrate`] over [`crate::survival::calibration()`].
 use super::{in_range_f64, in_range_usize, resolved, typed, CheckCx, Checked, ParamError, RunCx, StageKind};
-use crate::model::calibrate::{
-    self as cal, Baseline, CalibrateError, CalibrateOptions, InnerPredictionRow, PredictionRow,
-};
+use crate::contracts::baseline::{Baseline, Baselines};
+use crate::contracts::calibration::{CalibrationJson, RecalibratedJson, SCHEMA};
+use crate::contracts::oof::{InnerOof, Oof, OofRow};
+use crate::contracts::{TrainOutput, CALIBRATE};
+use crate::model::calibrate::{self as cal, CalibrateError, CalibrateOptions};
 use crate::spec::locate::Seg;
-use crate::survival::CsvTable;
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -58,12 +59,9 @@ fn default_recalibrate() -> bool {
     true
 }
 
-/// Version of `calibration.json` (the `schema` field).
-pub const SCHEMA: u32 = 1;
-
 impl StageKind for Calibrate {
     fn name(&self) -> &'static str {
-        "calibrate"
+        CALIBRATE
     }
     fn version(&self) -> u32 {
         1
@@ -88,111 +86,67 @@ impl StageKind for Calibrate {
 
     fn run(&self, cx: &RunCx) -> anyhow::Result<()> {
         let p = cx.typed::<CalibrateStageParams>()?;
-        let trains: Vec<_> = cx.needs.iter().filter(|n| n.kind == "train").collect();
-        if trains.len() != 1 || cx.needs.len() != 1 {
-            let found: Vec<String> = cx
-                .needs
-                .iter()
-                .map(|n| format!("`{}` ({})", n.name, n.kind))
-                .collect();
-            bail!(
-                "stage `{}`: `calibrate` needs exactly one stage of kind `train`, found {}",
-                cx.stage,
-                if found.is_empty() {
-                    "none".to_string()
-                } else {
-                    found.join(", ")
-                }
-            );
-        }
-        let need = trains[0];
-        let dir = &need
-            .dirs
-            .first()
-            .with_context(|| {
-                format!(
-                    "stage `{}`: need `{}` has no output directory",
-                    cx.stage, need.name
-                )
-            })?
-            .1;
-        let arm = need
-            .arms
-            .first()
-            .cloned()
-            .unwrap_or_else(|| "main".to_string());
-        let opts = CalibrateOptions {
-            horizon: p.horizon,
-            bins: p.bins,
-            level: p.ci,
-        };
+        let need = cx.sole_need::<TrainOutput>(CALIBRATE)?;
+        let (_, arm, train) = need
+            .outputs::<TrainOutput>()
+            .and_then(|o| o.into_iter().next())
+            .with_context(|| format!("stage `{}`: need `{}` has no output directory", cx.stage, need.name))?;
+        let arm = if arm.is_empty() { "main" } else { arm };
+        let opts = CalibrateOptions { horizon: p.horizon, bins: p.bins, level: p.ci };
+        let (oof_file, baseline_file) = (train.path(Oof::FILE), train.path(Baselines::FILE));
 
-        let oof = read_oof(&dir.join("oof.csv"))?;
-        check_horizon(&oof, &dir.join("oof.csv"), p.horizon)?;
-        let baselines = read_baselines(&dir.join("baseline.csv"))?;
-        let cohort =
-            cal::cohort(&oof).with_context(|| dir.join("oof.csv").display().to_string())?;
-        let surv = cal::predicted_survival(&oof, &baselines, p.horizon)
-            .map_err(|e| in_file(e, &dir.join("baseline.csv")))?;
-        let before = cal::summarize(&oof, &surv, &opts)
-            .with_context(|| format!("{}", dir.join("oof.csv").display()))?;
+        let oof = train.oof()?.rows;
+        check_horizon(&oof, &oof_file, p.horizon)?;
+        let baselines = train.baselines()?.folds;
+        let cohort = cal::cohort(&oof).with_context(|| oof_file.display().to_string())?;
+        let surv = cal::predicted_survival(&oof, &baselines, p.horizon).map_err(|e| in_file(e, &baseline_file))?;
+        let before = cal::summarize(&oof, &surv, &opts).with_context(|| oof_file.display().to_string())?;
         cx.log(&format!(
             "arm {arm}: n = {}, events = {}, horizon {}: slope {:.4}, intercept {:.4}, ICI {:.4}",
             cohort.n, cohort.events, p.horizon, before.slope, before.intercept, before.ici
         ));
-        let after = if p.recalibrate {
-            let inner_file = dir.join("inner_oof.csv");
-            let inner = read_inner(&inner_file)?;
-            let inner_baselines = read_inner_baselines(&dir.join("inner_baseline.csv"))?;
-            let r = cal::recalibrate(&oof, &baselines, &inner, &inner_baselines, &opts)
-                .map_err(|e| in_file(e, &inner_file))?;
-            for f in &r.folds {
-                cx.log(&format!("recalibration repeat {} fold {}: a = {:.4}, b = {:.4} (inner n = {}, events = {})", f.repeat, f.fold, f.a, f.b, f.n_inner, f.events_inner));
-            }
-            cx.log(&format!(
-                "after recalibration: slope {:.4}, intercept {:.4}, ICI {:.4}",
-                r.summary.slope, r.summary.intercept, r.summary.ici
-            ));
-            Some(r)
-        } else {
-            None
-        };
+        let after = if p.recalibrate { Some(recalibrate(cx, &train, &oof, &baselines, &opts)?) } else { None };
 
-        let doc = json!({
-            "schema": SCHEMA,
-            "horizon": p.horizon,
-            "ci": p.ci,
-            "n": cohort.n,
-            "events": cohort.events,
-            "repeats": cohort.repeats,
-            "bins": before.bins,
-            "slope": before.slope,
-            "slope_se": before.slope_se,
-            "intercept": before.intercept,
-            "ici": before.ici,
-            "e50": before.e50,
-            "e90": before.e90,
-            "curve": before.curve,
-            "per_repeat": before.per_repeat,
-            "notes": before.notes,
-            "recalibrated": after,
-        });
-        crate::util::write_file(
-            cx.out.join("calibration.json"),
-            serde_json::to_string_pretty(&doc)? + "\n",
-        )?;
+        let doc = CalibrationJson {
+            schema: SCHEMA,
+            horizon: p.horizon,
+            ci: p.ci,
+            n: cohort.n,
+            events: cohort.events,
+            repeats: cohort.repeats,
+            before: before.clone(),
+            recalibrated: after.as_ref().map(|r| RecalibratedJson { summary: r.summary.clone(), folds: r.folds.clone() }),
+        };
+        doc.write(&cx.out.join(CalibrationJson::FILE))?;
         write_bins(&cx.out.join("bins.csv"), &before.bins)?;
         if let Some(r) = &after {
             write_bins(&cx.out.join("bins_recalibrated.csv"), &r.summary.bins)?;
         }
-        write_predictions(
-            &cx.out.join("predictions.csv"),
-            &oof,
-            &surv,
-            after.as_ref().map(|r| r.survival.as_slice()),
-        )?;
+        write_predictions(&cx.out.join("predictions.csv"), &oof, &surv, after.as_ref().map(|r| r.survival.as_slice()))?;
         Ok(())
     }
+}
+
+/// Fits each outer fold's recalibration on its inner predictions (`inner_oof.csv`,
+/// `inner_baseline.csv`) and applies it to the fold's test patients.
+fn recalibrate(
+    cx: &RunCx,
+    train: &TrainOutput,
+    oof: &[OofRow],
+    baselines: &BTreeMap<(usize, usize), Baseline>,
+    opts: &CalibrateOptions,
+) -> anyhow::Result<cal::Recalibrated> {
+    let inner = train.inner_oof()?.rows;
+    let inner_baselines = train.inner_baselines()?.folds;
+    let r = cal::recalibrate(oof, baselines, &inner, &inner_baselines, opts).map_err(|e| in_file(e, &train.path(InnerOof::FILE)))?;
+    for f in &r.folds {
+        cx.log(&format!(
+            "recalibration repeat {} fold {}: a = {:.4}, b = {:.4} (inner n = {}, events = {})",
+            f.repeat, f.fold, f.a, f.b, f.n_inner, f.events_inner
+        ));
+    }
+    cx.log(&format!("after recalibration: slope {:.4}, intercept {:.4}, ICI {:.4}", r.summary.slope, r.summary.intercept, r.summary.ici));
+    Ok(r)
 }
 
 /// Prefixes a library error with the file it concerns.
@@ -200,153 +154,14 @@ fn in_file(e: CalibrateError, file: &Path) -> anyhow::Error {
     anyhow::anyhow!("{}: {e}", file.display())
 }
 
-/// A column of non-negative integers (repeat and fold indices).
-fn indices(t: &CsvTable, name: &str) -> anyhow::Result<Vec<usize>> {
-    let v = t.numeric(name)?;
-    v.iter()
-        .enumerate()
-        .map(|(r, &x)| {
-            if x >= 0.0 && x.fract() == 0.0 && x < u32::MAX as f64 {
-                Ok(x as usize)
-            } else {
-                bail!("{}, data row {}, column '{name}': expected a non-negative integer index, found {x}", t.file(), r + 1)
-            }
-        })
-        .collect()
-}
-
-/// Reads `oof.csv` (`repeat,patient,fold,risk,time,event`); a patient twice in one repeat is an
-/// error naming both rows.
-pub fn read_oof(path: &Path) -> anyhow::Result<Vec<PredictionRow>> {
-    let t = CsvTable::read(path)?;
-    let (rep, pat, fold) = (
-        indices(&t, "repeat")?,
-        t.strings("patient")?,
-        indices(&t, "fold")?,
-    );
-    let (risk, time, event) = (t.numeric("risk")?, t.times("time")?, t.events("event")?);
-    let mut seen: BTreeMap<(usize, &str), usize> = BTreeMap::new();
-    for (r, id) in pat.iter().enumerate() {
-        if id.is_empty() {
-            bail!(
-                "{}, data row {}, column 'patient': expected a patient id, found an empty value",
-                t.file(),
-                r + 1
-            );
-        }
-        if let Some(first) = seen.insert((rep[r], id.as_str()), r) {
-            bail!("{}, data row {}, column 'patient': expected each patient once per repeat, found '{id}' again (first at data row {}, repeat {})", t.file(), r + 1, first + 1, rep[r]);
-        }
-    }
-    Ok((0..t.len())
-        .map(|r| PredictionRow {
-            repeat: rep[r],
-            fold: fold[r],
-            patient: pat[r].clone(),
-            risk: risk[r],
-            time: time[r],
-            event: event[r],
-        })
-        .collect())
-}
-
 /// The horizon must not lie past every follow-up time (the Kaplan–Meier estimate would be the
 /// last one carried forward for every bin).
-fn check_horizon(rows: &[PredictionRow], path: &Path, horizon: f64) -> anyhow::Result<()> {
-    let max = rows
-        .iter()
-        .map(|r| r.time)
-        .fold(f64::NEG_INFINITY, f64::max);
+fn check_horizon(rows: &[OofRow], path: &Path, horizon: f64) -> anyhow::Result<()> {
+    let max = rows.iter().map(|r| r.time).fold(f64::NEG_INFINITY, f64::max);
     if horizon > max {
         bail!("{}, column 'time': `horizon` {horizon} is past the longest follow-up ({max}): expected a horizon within follow-up", path.display());
     }
     Ok(())
-}
-
-/// Reads `inner_oof.csv` (`repeat,outer_fold,inner_fold,patient,risk,time,event`).
-pub fn read_inner(path: &Path) -> anyhow::Result<Vec<InnerPredictionRow>> {
-    let t = CsvTable::read(path)?;
-    let (rep, outer, inner) = (
-        indices(&t, "repeat")?,
-        indices(&t, "outer_fold")?,
-        indices(&t, "inner_fold")?,
-    );
-    let (pat, risk, time, event) = (
-        t.strings("patient")?,
-        t.numeric("risk")?,
-        t.times("time")?,
-        t.events("event")?,
-    );
-    Ok((0..t.len())
-        .map(|r| InnerPredictionRow {
-            repeat: rep[r],
-            outer_fold: outer[r],
-            inner_fold: inner[r],
-            patient: pat[r].clone(),
-            risk: risk[r],
-            time: time[r],
-            event: event[r],
-        })
-        .collect())
-}
-
-/// Groups baseline rows by model key and validates each curve, naming the file's data row.
-fn baselines_by<K: Ord + Copy>(
-    t: &CsvTable,
-    keys: Vec<K>,
-    label: impl Fn(K) -> String,
-) -> anyhow::Result<BTreeMap<K, Baseline>> {
-    let (time, cumhaz) = (t.times("time")?, t.numeric("cumhaz")?);
-    let mut rows: BTreeMap<K, Vec<usize>> = BTreeMap::new();
-    for (r, k) in keys.iter().enumerate() {
-        rows.entry(*k).or_default().push(r);
-    }
-    let mut out = BTreeMap::new();
-    for (k, rs) in rows {
-        let b = Baseline::new(
-            &label(k),
-            rs.iter().map(|&r| time[r]).collect(),
-            rs.iter().map(|&r| cumhaz[r]).collect(),
-        )
-        .map_err(|e| match &e {
-            CalibrateError::BadBaseline { index, column, .. } => {
-                anyhow::anyhow!(
-                    "{}, data row {}, column '{column}': {e}",
-                    t.file(),
-                    rs[*index] + 1
-                )
-            }
-            _ => anyhow::anyhow!("{}: {e}", t.file()),
-        })?;
-        out.insert(k, b);
-    }
-    Ok(out)
-}
-
-/// Reads `baseline.csv` (`repeat,fold,time,cumhaz`).
-pub fn read_baselines(path: &Path) -> anyhow::Result<BTreeMap<(usize, usize), Baseline>> {
-    let t = CsvTable::read(path)?;
-    let (rep, fold) = (indices(&t, "repeat")?, indices(&t, "fold")?);
-    let keys = rep.into_iter().zip(fold).collect();
-    baselines_by(&t, keys, |(r, f)| format!("repeat {r} fold {f}"))
-}
-
-/// Reads `inner_baseline.csv` (`repeat,outer_fold,inner_fold,time,cumhaz`).
-pub fn read_inner_baselines(
-    path: &Path,
-) -> anyhow::Result<BTreeMap<(usize, usize, usize), Baseline>> {
-    let t = CsvTable::read(path)?;
-    let (rep, outer, inner) = (
-        indices(&t, "repeat")?,
-        indices(&t, "outer_fold")?,
-        indices(&t, "inner_fold")?,
-    );
-    let keys = (0..rep.len())
-        .map(|i| (rep[i], outer[i], inner[i]))
-        .collect();
-    baselines_by(&t, keys, |(r, o, i)| {
-        format!("repeat {r} outer fold {o} inner fold {i}")
-    })
 }
 
 /// Writes bins as `bin,n,events,at_risk,predicted,observed,lower,upper`.
@@ -381,7 +196,7 @@ fn write_bins(path: &Path, bins: &[cal::Bin]) -> anyhow::Result<()> {
 /// Writes `repeat,patient,fold,time,event,survival[,survival_recalibrated]`.
 fn write_predictions(
     path: &Path,
-    rows: &[PredictionRow],
+    rows: &[OofRow],
     surv: &[f64],
     after: Option<&[f64]>,
 ) -> anyhow::Result<()> {

@@ -45,7 +45,7 @@ fn default_shell() -> String {
 
 impl StageKind for Command {
     fn name(&self) -> &'static str {
-        "command"
+        crate::contracts::COMMAND
     }
     fn version(&self) -> u32 {
         // 2: gathered items are linked under their path component (not the raw id)

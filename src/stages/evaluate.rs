@@ -15,15 +15,18 @@
 //! (Harrell 1996, Uno 2011, Uno 2007 / scikit-survival `cumulative_dynamic_auc`, Graf 1999,
 //! Kaplan–Meier with log(−log) CI, log-rank, Cox Wald CI; Efron–Tibshirani percentile bootstrap).
 use super::{in_range_f64, in_range_usize, resolved, typed, CheckCx, Checked, ParamError, RunCx, StageKind};
+use crate::contracts::metrics::{
+    ArmMetrics, AucMetric, BrierMetric, ComparisonMetric, GroupMetric, IbsMetric, KmCsv, Metrics, RiskGroupsMetric, RocCsv,
+    RocRow, UnoC, SCHEMA,
+};
+use crate::contracts::{Output, TrainOutput, EVALUATE};
 use crate::model::evaluation::{
-    compare, evaluate_prepared, ArmEvaluation, ArmInput, BaselineRecord, Comparison, EvalOptions, FoldCuts, GroupMethod,
-    Interval, KmRow, OofRecord, Prepared,
+    compare, evaluate_prepared, ArmEvaluation, ArmInput, Comparison, EvalOptions, FoldCuts, GroupMethod, Prepared,
 };
 use crate::spec::locate::Seg;
-use crate::survival::CsvTable;
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::path::Path;
 
 /// The `evaluate` kind.
@@ -76,7 +79,7 @@ fn horizon_label(h: f64) -> String {
 
 impl StageKind for Evaluate {
     fn name(&self) -> &'static str {
-        "evaluate"
+        EVALUATE
     }
     fn version(&self) -> u32 {
         1
@@ -118,20 +121,15 @@ impl StageKind for Evaluate {
 
     fn run(&self, cx: &RunCx) -> anyhow::Result<()> {
         let p = cx.typed::<EvaluateParams>()?;
-        let train: Vec<_> = cx.needs.iter().filter(|n| n.kind == "train").collect();
-        if train.len() != 1 || cx.needs.len() != 1 {
-            let found: Vec<String> = cx.needs.iter().map(|n| format!("`{}` ({})", n.name, n.kind)).collect();
-            bail!("`evaluate` needs exactly one stage of kind `train`, found [{}]", found.join(", "));
-        }
-        let need = train[0];
+        let need = cx.sole_need::<TrainOutput>(EVALUATE)?;
         if need.arms.len() != need.dirs.len() {
             bail!("stage `{}`: {} directories but {} arm names", need.name, need.dirs.len(), need.arms.len());
         }
         // One entry per arm, in matrix order (a shared node may repeat its directory).
-        let mut arms: Vec<(String, &Path)> = Vec::new();
-        for (arm, (_, dir)) in need.arms.iter().zip(&need.dirs) {
+        let mut arms: Vec<(String, TrainOutput)> = Vec::new();
+        for (_, arm, out) in need.outputs::<TrainOutput>().unwrap_or_default() {
             if !arms.iter().any(|(a, _)| a == arm) {
-                arms.push((arm.clone(), dir.as_path()));
+                arms.push((arm.to_string(), out));
             }
         }
         if arms.is_empty() {
@@ -150,8 +148,8 @@ impl StageKind for Evaluate {
         };
         let options = EvalOptions { horizons: p.horizons.clone(), bootstrap: p.bootstrap, ci: p.ci, seed: cx.seed, groups: p.groups };
         let mut prepared = Vec::new();
-        for (arm, dir) in &arms {
-            let input = read_train_dir(arm, dir)?;
+        for (arm, train) in &arms {
+            let input = read_train_output(arm, train)?;
             prepared.push(Prepared::new(&input)?);
         }
         let mut evals = Vec::new();
@@ -176,166 +174,99 @@ impl StageKind for Evaluate {
             write_curves(cx.out, e, pr)?;
         }
         let metrics = metrics_json(&p, cx.seed, &reference, &evals, &comparisons);
-        crate::util::write_file(cx.out.join("metrics.json"), serde_json::to_string_pretty(&metrics)? + "\n").context("writing metrics.json")?;
+        metrics.write(&cx.out.join(Metrics::FILE)).context("writing metrics.json")?;
         Ok(())
     }
 }
 
-/// A column of non-negative integers (repeat, fold indices), with errors naming file, row and
-/// column.
-fn indices(t: &CsvTable, col: &str) -> anyhow::Result<Vec<usize>> {
-    let v = t.numeric(col)?;
-    v.iter()
-        .enumerate()
-        .map(|(r, &x)| {
-            if x >= 0.0 && x == x.trunc() && x < 1e9 {
-                Ok(x as usize)
-            } else {
-                bail!("{}, data row {}, column '{col}': expected a non-negative integer, found {x}", t.file(), r + 1)
-            }
-        })
-        .collect()
-}
-
-#[derive(Deserialize)]
-struct ModelJson {
-    folds: Vec<FoldJson>,
-}
-
-#[derive(Deserialize)]
-struct FoldJson {
-    repeat: usize,
-    fold: usize,
-    cut_median: f64,
-    cut_tertiles: [f64; 2],
-}
-
-/// Reads one arm's `train` output directory (`oof.csv`, `baseline.csv`, `model.json`).
-pub fn read_train_dir(arm: &str, dir: &Path) -> anyhow::Result<ArmInput> {
-    let ctx = || format!("arm `{arm}`: reading the `train` output in {}", dir.display());
-    let oof_t = CsvTable::read(dir.join("oof.csv")).with_context(ctx)?;
-    let repeat = indices(&oof_t, "repeat").with_context(ctx)?;
-    let patient = oof_t.strings("patient").with_context(ctx)?;
-    let fold = indices(&oof_t, "fold").with_context(ctx)?;
-    let risk = oof_t.numeric("risk").with_context(ctx)?;
-    let time = oof_t.times("time").with_context(ctx)?;
-    let event = oof_t.events("event").with_context(ctx)?;
-    if let Some(r) = patient.iter().position(|p| p.is_empty()) {
-        bail!("{}, data row {}, column 'patient': expected a patient id, found an empty value", oof_t.file(), r + 1);
-    }
-    let oof = (0..oof_t.len())
-        .map(|i| OofRecord { repeat: repeat[i], patient: patient[i].clone(), fold: fold[i], risk: risk[i], time: time[i], event: event[i] })
-        .collect();
-    let b = CsvTable::read(dir.join("baseline.csv")).with_context(ctx)?;
-    let (br, bf, bt, bh) = (indices(&b, "repeat")?, indices(&b, "fold")?, b.numeric("time")?, b.numeric("cumhaz")?);
-    let baseline = (0..b.len()).map(|i| BaselineRecord { repeat: br[i], fold: bf[i], time: bt[i], cumhaz: bh[i] }).collect();
-    let mpath = dir.join("model.json");
-    let text = std::fs::read_to_string(&mpath).with_context(|| format!("reading {}", mpath.display()))?;
-    let de = &mut serde_json::Deserializer::from_str(&text);
-    let m: ModelJson = serde_path_to_error::deserialize(de).map_err(|e| {
-        anyhow::anyhow!("{}: at `{}`: {} (expected folds[].repeat, fold, cut_median, cut_tertiles [a, b])", mpath.display(), e.path(), e.inner())
-    })?;
-    let cuts = m
+/// Reads one arm's `train` output (`oof.csv`, `baseline.csv`, `model.json`).
+pub fn read_train_output(arm: &str, train: &TrainOutput) -> anyhow::Result<ArmInput> {
+    let ctx = || format!("arm `{arm}`: reading the `train` output in {}", train.dir().display());
+    let oof = train.oof().with_context(ctx)?.rows;
+    let baselines = train.baselines().with_context(ctx)?.folds;
+    let model = train.model().with_context(ctx)?;
+    let cuts = model
         .folds
         .iter()
-        .map(|f| {
-            if f.cut_median.is_finite() && f.cut_tertiles.iter().all(|x| x.is_finite()) && f.cut_tertiles[0] <= f.cut_tertiles[1] {
-                Ok(FoldCuts { repeat: f.repeat, fold: f.fold, cut_median: f.cut_median, cut_tertiles: f.cut_tertiles })
-            } else {
-                bail!(
-                    "{}: repeat {} fold {}: expected finite cut-points with cut_tertiles ascending, found cut_median {} cut_tertiles {:?}",
-                    mpath.display(),
-                    f.repeat,
-                    f.fold,
-                    f.cut_median,
-                    f.cut_tertiles
-                )
-            }
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(ArmInput { name: arm.to_string(), oof, baseline, cuts })
-}
-
-fn interval(i: &Interval) -> Value {
-    json!({"estimate": i.estimate, "lower": i.lower, "upper": i.upper, "se": i.se, "n_boot": i.n_boot, "n_failed": i.n_failed})
+        .map(|f| FoldCuts { repeat: f.repeat, fold: f.fold, cut_median: f.cut_median, cut_tertiles: f.cut_tertiles })
+        .collect();
+    Ok(ArmInput { name: arm.to_string(), oof, baselines, cuts })
 }
 
 /// The `metrics.json` document.
-pub fn metrics_json(p: &EvaluateParams, seed: u64, reference: &str, evals: &[ArmEvaluation], comparisons: &[Comparison]) -> Value {
-    let arms: Vec<Value> = evals
-        .iter()
-        .map(|e| {
-            let s = slug(&e.arm);
-            let mut uno = interval(&e.uno_c);
-            uno["tau"] = json!(e.tau);
-            let mut ibs = interval(&e.ibs);
-            ibs["from"] = json!(e.ibs_grid[0]);
-            ibs["to"] = json!(e.ibs_grid[e.ibs_grid.len() - 1]);
-            ibs["grid_points"] = json!(e.ibs_grid.len());
-            let rg = &e.risk_groups;
-            json!({
-                "arm": e.arm, "slug": s, "n": e.n, "events": e.events, "repeats": e.repeats,
-                "harrell_c": interval(&e.harrell_c),
-                "uno_c": uno,
-                "auc": e.auc.iter().map(|a| {
-                    let mut v = interval(&a.interval);
-                    v["horizon"] = json!(a.horizon);
-                    v["n_cases"] = json!(a.n_cases);
-                    v["n_controls"] = json!(a.n_controls);
-                    v["roc"] = json!(format!("curves/{s}/roc_{}.csv", horizon_label(a.horizon)));
-                    v
-                }).collect::<Vec<_>>(),
-                "mean_auc": e.mean_auc,
-                "brier": e.brier.iter().map(|(h, i)| { let mut v = interval(i); v["horizon"] = json!(h); v }).collect::<Vec<_>>(),
-                "ibs": ibs,
-                "risk_groups": {
-                    "method": rg.method,
-                    "repeat": 0,
-                    "groups": rg.groups.iter().map(|g| json!({
-                        "label": g.label, "n": g.n, "events": g.events, "at_risk": g.at_risk,
-                        "km": if g.km.is_empty() { Value::Null } else { json!(format!("curves/{s}/km_{}.csv", g.label)) },
-                    })).collect::<Vec<_>>(),
-                    "at_risk_times": rg.at_risk_times,
-                    "logrank": rg.logrank,
-                    "hazard_ratio": rg.hazard_ratio,
-                    "assignments": format!("curves/{s}/groups.csv"),
-                    "notes": rg.notes,
-                },
+pub fn metrics_json(p: &EvaluateParams, seed: u64, reference: &str, evals: &[ArmEvaluation], comparisons: &[Comparison]) -> Metrics {
+    Metrics {
+        schema: SCHEMA,
+        horizons: p.horizons.clone(),
+        bootstrap: p.bootstrap,
+        ci: p.ci,
+        seed,
+        reference: reference.to_string(),
+        groups: p.groups,
+        arms: evals.iter().map(arm_metrics).collect(),
+        comparisons: comparisons
+            .iter()
+            .map(|c| ComparisonMetric {
+                arm: c.arm.clone(),
+                reference: c.reference.clone(),
+                c_arm: c.c_arm,
+                c_reference: c.c_reference,
+                delta_c: c.delta_c.clone(),
+                p: c.p,
             })
-        })
-        .collect();
-    json!({
-        "schema": 1,
-        "horizons": p.horizons,
-        "bootstrap": p.bootstrap,
-        "ci": p.ci,
-        "seed": seed,
-        "reference": reference,
-        "groups": p.groups,
-        "arms": arms,
-        "comparisons": comparisons.iter().map(|c| json!({
-            "arm": c.arm, "reference": c.reference, "c_arm": c.c_arm, "c_reference": c.c_reference,
-            "delta_c": interval(&c.delta_c), "p": c.p,
-        })).collect::<Vec<_>>(),
-    })
+            .collect(),
+    }
 }
 
-fn write_km(path: &Path, rows: &[KmRow]) -> anyhow::Result<()> {
-    let mut w = csv::Writer::from_path(path).with_context(|| format!("writing {}", path.display()))?;
-    w.write_record(["time", "survival", "lower", "upper", "at_risk", "events", "censored"])?;
-    for r in rows {
-        w.write_record([
-            r.time.to_string(),
-            r.survival.to_string(),
-            r.lower.to_string(),
-            r.upper.to_string(),
-            r.at_risk.to_string(),
-            r.events.to_string(),
-            r.censored.to_string(),
-        ])?;
+/// One arm's entry of `metrics.json`, its curve files named under `curves/<slug>/`.
+fn arm_metrics(e: &ArmEvaluation) -> ArmMetrics {
+    let s = slug(&e.arm);
+    let rg = &e.risk_groups;
+    let auc = e
+        .auc
+        .iter()
+        .map(|a| AucMetric {
+            interval: a.interval.clone(),
+            horizon: a.horizon,
+            n_cases: a.n_cases,
+            n_controls: a.n_controls,
+            roc: format!("curves/{s}/roc_{}.csv", horizon_label(a.horizon)),
+        })
+        .collect();
+    let groups = rg
+        .groups
+        .iter()
+        .map(|g| GroupMetric {
+            label: g.label.clone(),
+            n: g.n,
+            events: g.events,
+            at_risk: g.at_risk.clone(),
+            km: (!g.km.is_empty()).then(|| format!("curves/{s}/km_{}.csv", g.label)),
+        })
+        .collect();
+    ArmMetrics {
+        arm: e.arm.clone(),
+        slug: s.clone(),
+        n: e.n,
+        events: e.events,
+        repeats: e.repeats,
+        harrell_c: e.harrell_c.clone(),
+        uno_c: UnoC { interval: e.uno_c.clone(), tau: e.tau },
+        auc,
+        mean_auc: e.mean_auc,
+        brier: e.brier.iter().map(|(h, i)| BrierMetric { interval: i.clone(), horizon: *h }).collect(),
+        ibs: IbsMetric { interval: e.ibs.clone(), from: e.ibs_grid[0], to: e.ibs_grid[e.ibs_grid.len() - 1], grid_points: e.ibs_grid.len() },
+        risk_groups: RiskGroupsMetric {
+            method: rg.method,
+            repeat: 0,
+            groups,
+            at_risk_times: rg.at_risk_times.clone(),
+            logrank: rg.logrank.clone(),
+            hazard_ratio: rg.hazard_ratio.clone(),
+            assignments: format!("curves/{s}/groups.csv"),
+            notes: rg.notes.clone(),
+        },
     }
-    w.flush()?;
-    Ok(())
 }
 
 /// Writes one arm's curves under `curves/<slug>/`.
@@ -343,17 +274,12 @@ fn write_curves(out: &Path, e: &ArmEvaluation, p: &Prepared) -> anyhow::Result<(
     let dir = out.join("curves").join(slug(&e.arm));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     for a in &e.auc {
-        let path = dir.join(format!("roc_{}.csv", horizon_label(a.horizon)));
-        let mut w = csv::Writer::from_path(&path).with_context(|| format!("writing {}", path.display()))?;
-        w.write_record(["fpr", "tpr", "threshold"])?;
-        for pt in &a.roc {
-            w.write_record([pt.fpr.to_string(), pt.tpr.to_string(), pt.threshold.to_string()])?;
-        }
-        w.flush()?;
+        let roc = RocCsv { rows: a.roc.iter().map(|pt| RocRow { fpr: pt.fpr, tpr: pt.tpr, threshold: pt.threshold }).collect() };
+        roc.write(&dir.join(format!("roc_{}.csv", horizon_label(a.horizon))))?;
     }
     for g in &e.risk_groups.groups {
         if !g.km.is_empty() {
-            write_km(&dir.join(format!("km_{}.csv", g.label)), &g.km)?;
+            KmCsv { rows: g.km.clone() }.write(&dir.join(format!("km_{}.csv", g.label)))?;
         }
     }
     let path = dir.join("groups.csv");

@@ -177,7 +177,7 @@ fn torch_encoder(_t: &TorchSpec, _root: &std::path::Path) -> anyhow::Result<Box<
 
 impl StageKind for Extract {
     fn name(&self) -> &'static str {
-        "extract"
+        crate::contracts::EXTRACT
     }
     fn version(&self) -> u32 {
         1

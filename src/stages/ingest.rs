@@ -39,7 +39,7 @@ struct IngestParams<'a> {
 
 impl StageKind for Ingest {
     fn name(&self) -> &'static str {
-        "ingest"
+        crate::contracts::INGEST
     }
     fn version(&self) -> u32 {
         1

@@ -5,6 +5,7 @@
 //! output directory. Kinds never see the cache, keys of other stages or the DAG: the executor
 //! hands them directories.
 use crate::slide::Stain;
+use crate::contracts::Output;
 use crate::spec::{locate::Seg, Cohort};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -165,6 +166,26 @@ pub struct Need {
     pub arms: Vec<String>,
 }
 
+impl Need {
+    /// Whether the needed stage is of kind `kind` (a constant of [`crate::contracts`]).
+    pub fn is(&self, kind: &str) -> bool {
+        self.kind == kind
+    }
+
+    /// The need's directories as handles of the contract `T`, each with its item (per-item
+    /// stages) and its arm (empty when the executor gave none); `None` when the needed stage
+    /// is not of kind `T::KIND`.
+    pub fn outputs<T: Output>(&self) -> Option<Vec<(Option<&str>, &str, T)>> {
+        self.is(T::KIND).then(|| {
+            self.dirs
+                .iter()
+                .enumerate()
+                .map(|(i, (item, dir))| (item.as_deref(), self.arms.get(i).map_or("", String::as_str), T::at(dir)))
+                .collect()
+        })
+    }
+}
+
 /// The record of a stage upstream of the running one (for kinds that want lineage).
 #[derive(Debug, Clone)]
 pub struct Upstream {
@@ -228,6 +249,24 @@ impl RunCx<'_> {
                 std::any::type_name::<P>()
             )
         })
+    }
+
+    /// The needs of kind `kind` (a constant of [`crate::contracts`]), in spec order.
+    pub fn needs_of<'s>(&'s self, kind: &'s str) -> impl Iterator<Item = &'s Need> + 's {
+        self.needs.iter().filter(move |n| n.is(kind))
+    }
+
+    /// The only need of a kind that reads exactly one stage of kind `T::KIND` and nothing else
+    /// (`evaluate`, `calibrate`), or an error naming what the stage has instead.
+    pub fn sole_need<T: Output>(&self, consumer: &str) -> anyhow::Result<&Need> {
+        match self.needs {
+            [n] if n.is(T::KIND) => Ok(n),
+            _ => {
+                let found: Vec<String> = self.needs.iter().map(|n| format!("`{}` ({})", n.name, n.kind)).collect();
+                let found = if found.is_empty() { "none".to_string() } else { format!("[{}]", found.join(", ")) };
+                anyhow::bail!("stage `{}`: `{consumer}` needs exactly one stage of kind `{}`, found {found}", self.stage, T::KIND)
+            }
+        }
     }
 
     /// The resolved input with this role.

@@ -1,6 +1,7 @@
 //! `report`: one self-contained HTML page per experiment (all arms).
 //!
-//! **Inputs:** the outputs of its needs, found by the needed stage's KIND whatever its name:
+//! **Inputs:** the outputs of its needs, found by the needed stage's kind whatever its name
+//! (the kind constants and typed handles of [`crate::contracts`]):
 //! `ingest` (cohort table, slide manifest), `tile` (per-slide QC images and counts), `stain`
 //! (IHC positivity maps), `evaluate` (`metrics.json` and curves), `calibrate`
 //! (`calibration.json` per arm). Every one is optional; the page leaves out the sections it has
@@ -17,6 +18,7 @@
 //! (participants, outcome, performance with CIs, calibration).
 use super::{resolved, typed, CheckCx, Checked, ParamError, RunCx, StageKind};
 use crate::report::page::{self, Lineage, LineageInput, Options, Sources};
+use crate::contracts::{CalibrateOutput, EvaluateOutput, INGEST, STAIN, TILE};
 use crate::spec::locate::Seg;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -62,7 +64,7 @@ struct ReportParams {
 
 impl StageKind for Report {
     fn name(&self) -> &'static str {
-        "report"
+        crate::contracts::REPORT
     }
     fn version(&self) -> u32 {
         // 4: shown ids neutralise bidi and control characters (`<U+202E>`)
@@ -187,21 +189,21 @@ pub fn sources(cx: &RunCx) -> Sources {
                 }
             }
         };
-        match need.kind.as_str() {
-            "ingest" => s.ingest = s.ingest.take().or_else(first),
-            "tile" => per_item(&mut s.tiles),
-            "stain" => per_item(&mut s.stains),
-            "evaluate" => s.evaluate = s.evaluate.take().or_else(first),
-            "calibrate" => {
-                for (i, (_, dir)) in need.dirs.iter().enumerate() {
-                    let arm = need.arms.get(i).cloned().unwrap_or_default();
-                    // arms sharing a calibrate node (same model) each get their row
-                    if !s.calibrate.iter().any(|(a, _)| a == &arm) {
-                        s.calibrate.push((arm, dir.clone()));
-                    }
-                }
+        if need.is(INGEST) {
+            s.ingest = s.ingest.take().or_else(first);
+        } else if need.is(TILE) {
+            per_item(&mut s.tiles);
+        } else if need.is(STAIN) {
+            per_item(&mut s.stains);
+        }
+        if let Some(out) = need.outputs::<EvaluateOutput>() {
+            s.evaluate = s.evaluate.take().or_else(|| out.into_iter().next().map(|(_, _, e)| e));
+        }
+        // arms sharing a calibrate node (same model) each get their row
+        for (_, arm, c) in need.outputs::<CalibrateOutput>().unwrap_or_default() {
+            if !s.calibrate.iter().any(|(a, _)| a == arm) {
+                s.calibrate.push((arm.to_string(), c));
             }
-            _ => {}
         }
     }
     s

@@ -48,7 +48,7 @@ fn default_stains() -> Option<Vec<String>> {
 
 impl StageKind for Stain {
     fn name(&self) -> &'static str {
-        "stain"
+        crate::contracts::STAIN
     }
     fn version(&self) -> u32 {
         1

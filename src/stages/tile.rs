@@ -107,7 +107,7 @@ pub fn tiling_of(cx: &RunCx, kind: &str) -> anyhow::Result<crate::slide::tiling:
 
 impl StageKind for Tile {
     fn name(&self) -> &'static str {
-        "tile"
+        crate::contracts::TILE
     }
     fn version(&self) -> u32 {
         1

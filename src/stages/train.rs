@@ -12,19 +12,30 @@
 //!   block), reduced by PCA like a stain.
 //!
 //! Patient-level k-fold CV stratified by event, optionally repeated, with the L2 penalty
-//! chosen by inner CV ([`crate::model::train`]). Outputs (the contract `evaluate`, `calibrate`
-//! and `report` read; docs/train.md): `oof.csv`, `baseline.csv`, `survival.csv`,
-//! `inner_oof.csv`, `inner_baseline.csv`, `model.json`.
+//! chosen by inner CV ([`crate::model::train`]). Outputs (the contracts `evaluate` and
+//! `calibrate` read, [`crate::contracts`]): `oof.csv`, `inner_oof.csv` ([`crate::contracts::oof`]),
+//! `baseline.csv`, `inner_baseline.csv` ([`crate::contracts::baseline`]), `model.json`
+//! ([`crate::contracts::model`]); and, read by no stage, `survival.csv` and `folds/r<r>_f<f>.json`.
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{in_range_f64, in_range_usize, resolved, typed, CheckCx, Checked, Fanout, InputRef, ParamError, RunCx, StageKind, Typed};
-use crate::model::{covariates_from_table, Block, Column, Covariate, CvOptions, MissingPolicy, Penalty, TrainData, TrainOptions};
-use crate::cohort::{read_clinical, Cell};
+use crate::cohort::{read_clinical, Cell, ClinicalTable};
 use crate::slide::Stain;
+use super::{
+    in_range_f64, in_range_usize, resolved, typed, CheckCx, Checked, Fanout, InputRef, Item, Need, ParamError, RunCx, StageKind, Typed,
+};
+use crate::contracts::baseline::{Baselines, InnerBaselines};
+use crate::contracts::model::{CvplPoint, FoldSummary, ModelJson, SCHEMA as MODEL_SCHEMA};
+use crate::contracts::oof::{InnerOof, Oof};
+use crate::contracts::{EXTRACT, STAIN, TRAIN};
+use crate::model::{
+    covariates_from_table, Block, Column, Covariate, CvOptions, MissingPolicy, Penalty, TrainData, TrainOptions, TrainResult,
+};
 use crate::spec::locate::Seg;
+use crate::spec::Cohort;
+use std::path::Path;
 
 pub struct Train;
 
@@ -106,7 +117,7 @@ struct TrainParams {
 
 impl StageKind for Train {
     fn name(&self) -> &'static str {
-        "train"
+        TRAIN
     }
     fn version(&self) -> u32 {
         3
@@ -199,170 +210,238 @@ impl StageKind for Train {
         let p = cx.typed::<TrainParams>()?;
         let cohort = cx.cohort.context("train needs a cohort block")?;
         let clinical = cx.input("clinical")?;
-        // block columns, resolved against the table's header
-        let header: Vec<String> = csv::Reader::from_path(&clinical.path)
-            .and_then(|mut r| r.headers().cloned())
-            .with_context(|| format!("cannot read the header of {}", clinical.path.display()))?
-            .iter()
-            .map(str::to_string)
-            .collect();
-        let mut block_cols: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for (name, b) in &p.blocks {
-            let cols: Vec<String> = match (&b.columns, &b.prefix) {
-                (Some(cols), _) => {
-                    if let Some(missing) = cols.iter().find(|c| !header.contains(c)) {
-                        bail!("block `{name}`: {} has no column `{missing}`", clinical.path.display());
-                    }
-                    cols.clone()
-                }
-                (None, Some(pre)) => header.iter().filter(|h| h.starts_with(pre.as_str())).cloned().collect(),
-                _ => Vec::new(),
-            };
-            if cols.is_empty() {
-                bail!("block `{name}`: no column of {} starts with `{}`", clinical.path.display(), b.prefix.as_deref().unwrap_or(""));
-            }
-            block_cols.insert(name.clone(), cols);
-        }
-        // every arm reads the same columns (so `missing: drop` keeps the same patients in all)
-        let mut c2 = cohort.clone();
-        for cols in block_cols.values() {
-            for col in cols {
-                if !c2.covariates.contains(col) {
-                    c2.covariates.push(col.clone());
-                }
-            }
-        }
-        let table = read_clinical(&clinical.path, &c2)?;
-        let n = table.ids.len();
-        let index: BTreeMap<&str, usize> = table.ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
-        let mut data = TrainData { patients: table.ids.clone(), time: table.time.clone(), event: table.event.clone(), covariates: Vec::new(), blocks: Vec::new() };
-        let mut summary_mods = Vec::new();
-        let has = |m: &str| p.modalities.iter().any(|x| x == m);
-        if has("clinical") {
+        let block_cols = block_columns(&p, &clinical.path)?;
+        let table = read_table(&clinical.path, cohort, &block_cols)?;
+        let mut arm = Arm::new(&table);
+        if p.modalities.iter().any(|m| m == "clinical") {
             let all = covariates_from_table(&table, &cohort.categorical);
-            data.covariates.extend(all.into_iter().filter(|c| cohort.covariates.contains(&c.name)));
-            summary_mods.push(json!({"modality": "clinical", "covariates": cohort.covariates}));
+            arm.data.covariates.extend(all.into_iter().filter(|c| cohort.covariates.contains(&c.name)));
+            arm.inputs.push(json!({"modality": "clinical", "covariates": cohort.covariates}));
         }
-        // slide stains present in the cohort, for `IHC`
-        let cohort_stains: BTreeSet<String> = cx.slides.iter().filter_map(|s| Some(s.slide.as_ref()?.stain.to_string())).collect();
-        let mut stains: Vec<String> = Vec::new();
-        for m in &p.modalities {
-            if is_stain(m) {
-                stains.push(m.clone());
-            } else if m == "IHC" {
-                let ihc: Vec<String> = cohort_stains.iter().filter(|s| s.as_str() != "HE").cloned().collect();
-                if ihc.is_empty() {
-                    bail!("modality `IHC`: the cohort's slide manifest has no IHC slide (stains: {})", cohort_stains.iter().cloned().collect::<Vec<_>>().join(", "));
-                }
-                stains.extend(ihc);
-            }
-        }
-        stains.dedup();
+        let stains = image_stains(&p, cx.slides)?;
         if !stains.is_empty() {
-            let need = cx
-                .needs
-                .iter()
-                .find(|nd| nd.kind == "extract")
-                .with_context(|| format!("modalities {} need slide features: add a stage of kind `extract` to `needs`", stains.join(", ")))?;
-            let slide_of: BTreeMap<&str, (&str, &str)> = cx
-                .slides
-                .iter()
-                .filter_map(|s| Some((s.id.as_str(), (s.patient.as_str(), s.slide.as_ref()?.stain.as_str()))))
-                .collect();
-            for stain in &stains {
-                // per patient: sum of tile features and tile count over all their slides of `stain`
-                let mut sums: Vec<Option<(Vec<f64>, usize)>> = vec![None; n];
-                let mut slides = 0;
-                for (item, dir) in &need.dirs {
-                    let Some(id) = item else { continue };
-                    let Some(&(patient, s)) = slide_of.get(id.as_str()) else { continue };
-                    if s != stain {
-                        continue;
-                    }
-                    let Some(&row) = index.get(patient) else { continue }; // dropped by `missing: drop`
-                    let out = crate::contracts::extract::ExtractOutput::at(dir);
-                    let path = out.features_path();
-                    let bag = out.features().with_context(|| format!("slide `{id}` (patient {patient})"))?;
-                    let d = bag.features.ncols();
-                    let entry = sums[row].get_or_insert_with(|| (vec![0.0; d], 0));
-                    if entry.0.len() != d {
-                        bail!("slide `{id}`: {} has {d} features per tile, other {stain} slides have {}", path.display(), entry.0.len());
-                    }
-                    for r in bag.features.rows() {
-                        for (acc, v) in entry.0.iter_mut().zip(r.iter()) {
-                            *acc += *v as f64;
-                        }
-                    }
-                    entry.1 += bag.features.nrows();
-                    slides += 1;
-                }
-                if slides == 0 {
-                    bail!("modality `{stain}`: stage `{}` has no {stain} slide of a cohort patient", need.name);
-                }
-                let rows: Vec<Option<Vec<f64>>> = sums
-                    .into_iter()
-                    .map(|s| s.filter(|(_, k)| *k > 0).map(|(v, k)| v.into_iter().map(|x| x / k as f64).collect()))
-                    .collect();
-                let without = rows.iter().filter(|r| r.is_none()).count();
-                if without > 0 {
-                    cx.log(&format!("modality {stain}: {without} patient(s) without a {stain} slide (or tiles): features imputed with the training-fold mean"));
-                }
-                summary_mods.push(json!({"modality": stain, "slides": slides, "patients_without": without, "pca": p.pca}));
-                data.blocks.push(Block { name: stain.clone(), rows });
-            }
+            add_slide_features(cx, &stains, p.pca, &mut arm)?;
         }
-        if has("stain") {
-            let need = cx
-                .needs
-                .iter()
-                .find(|nd| nd.kind == "stain")
-                .context("modality `stain` needs stain indices: add a stage of kind `stain` to `needs`")?;
-            let mut per: BTreeMap<String, Vec<Vec<f64>>> = BTreeMap::new();
-            for (item, dir) in &need.dirs {
-                let Some(id) = item else { continue };
-                let Some(s) = cx.slides.iter().find(|s| &s.id == id) else { continue };
-                let (patient, Some(stain)) = (&s.patient, s.slide.as_ref().map(|x| x.stain.as_str())) else { continue };
-                let Some(&row) = index.get(patient.as_str()) else { continue };
-                let summary = crate::contracts::stain::StainOutput::at(dir).summary().with_context(|| format!("slide `{id}`"))?;
-                let idx = Some(summary.index).filter(|x| x.is_finite()).with_context(|| {
-                    format!("slide `{id}`: {} has no numeric `index`", dir.join(crate::contracts::stain::StainSummary::FILE).display())
-                })?;
-                per.entry(stain.to_string()).or_insert_with(|| vec![Vec::new(); n])[row].push(idx);
-            }
-            if per.is_empty() {
-                bail!("modality `stain`: stage `{}` has no slide of a cohort patient", need.name);
-            }
-            for (stain, vals) in per {
-                let col: Vec<Option<f64>> = vals.iter().map(|v| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)).collect();
-                summary_mods.push(json!({"modality": "stain", "covariate": format!("stain:{stain}"), "patients_without": col.iter().filter(|c| c.is_none()).count()}));
-                data.covariates.push(Covariate { name: format!("stain:{stain}"), column: Column::Numeric(col) });
-            }
+        if p.modalities.iter().any(|m| m == "stain") {
+            add_stain_indices(cx, &mut arm)?;
         }
-        for m in &p.modalities {
-            if let Some(cols) = block_cols.get(m) {
-                let js: Vec<usize> = cols.iter().map(|c| table.covariates.iter().position(|x| x == c).unwrap_or(usize::MAX)).collect();
-                let rows: Vec<Option<Vec<f64>>> = table
-                    .cells
-                    .iter()
-                    .map(|r| js.iter().map(|&j| if let Some(Cell::Num(x)) = r.get(j) { Some(*x) } else { None }).collect::<Option<Vec<f64>>>())
-                    .collect();
-                summary_mods.push(json!({"modality": m, "columns": cols.len(), "pca": p.pca}));
-                data.blocks.push(Block { name: m.clone(), rows });
-            }
-        }
-        let opts = TrainOptions {
-            cv: CvOptions { k: p.folds, repeats: p.repeats, seed: cx.seed },
-            inner_k: p.inner_folds,
-            penalty: match p.penalty {
-                PenaltyParam::Fixed(l) => Penalty::Fixed(l),
-                PenaltyParam::Auto(_) => Penalty::InnerCv(p.penalties.clone()),
-            },
-            pca: p.pca,
-            missing: if cohort.missing.as_deref() == Some("error") || cohort.missing.is_none() { MissingPolicy::Error } else { MissingPolicy::Impute },
-        };
-        let res = crate::model::train_cv(&data, &opts).context("cross-validated Cox training")?;
-        write_outputs(cx, &p, &data, &res, summary_mods)?;
+        add_blocks(&p, &block_cols, &table, &mut arm);
+        let res = crate::model::train_cv(&arm.data, &train_options(&p, cohort, cx.seed)).context("cross-validated Cox training")?;
+        write_outputs(cx, &p, &arm.data, &res, arm.inputs)?;
         Ok(())
+    }
+}
+
+/// The design of one arm being assembled: one row per patient of the clinical table.
+struct Arm {
+    data: TrainData,
+    /// Row of each patient id.
+    index: BTreeMap<String, usize>,
+    /// What each modality contributed (`model.json`'s `inputs`).
+    inputs: Vec<Value>,
+}
+
+impl Arm {
+    fn new(table: &ClinicalTable) -> Arm {
+        let data = TrainData {
+            patients: table.ids.clone(),
+            time: table.time.clone(),
+            event: table.event.clone(),
+            covariates: Vec::new(),
+            blocks: Vec::new(),
+        };
+        let index = table.ids.iter().enumerate().map(|(i, id)| (id.clone(), i)).collect();
+        Arm { data, index, inputs: Vec::new() }
+    }
+}
+
+/// The columns of every declared block, resolved against the clinical table's header.
+fn block_columns(p: &TrainParams, clinical: &Path) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
+    let header: Vec<String> = csv::Reader::from_path(clinical)
+        .and_then(|mut r| r.headers().cloned())
+        .with_context(|| format!("cannot read the header of {}", clinical.display()))?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    let mut block_cols = BTreeMap::new();
+    for (name, b) in &p.blocks {
+        let cols: Vec<String> = match (&b.columns, &b.prefix) {
+            (Some(cols), _) => {
+                if let Some(missing) = cols.iter().find(|c| !header.contains(c)) {
+                    bail!("block `{name}`: {} has no column `{missing}`", clinical.display());
+                }
+                cols.clone()
+            }
+            (None, Some(pre)) => header.iter().filter(|h| h.starts_with(pre.as_str())).cloned().collect(),
+            _ => Vec::new(),
+        };
+        if cols.is_empty() {
+            bail!("block `{name}`: no column of {} starts with `{}`", clinical.display(), b.prefix.as_deref().unwrap_or(""));
+        }
+        block_cols.insert(name.clone(), cols);
+    }
+    Ok(block_cols)
+}
+
+/// The clinical table with the block columns read as covariates too: every arm reads the same
+/// columns, so `missing: drop` keeps the same patients in all.
+fn read_table(clinical: &Path, cohort: &Cohort, block_cols: &BTreeMap<String, Vec<String>>) -> anyhow::Result<ClinicalTable> {
+    let mut c2 = cohort.clone();
+    for col in block_cols.values().flatten() {
+        if !c2.covariates.contains(col) {
+            c2.covariates.push(col.clone());
+        }
+    }
+    read_clinical(clinical, &c2)
+}
+
+/// The image stains the modalities name, `IHC` expanded to every IHC stain of the cohort.
+fn image_stains(p: &TrainParams, slides: &[Item]) -> anyhow::Result<Vec<String>> {
+    let cohort_stains: BTreeSet<String> = slides.iter().filter_map(|s| Some(s.slide.as_ref()?.stain.to_string())).collect();
+    let mut stains: Vec<String> = Vec::new();
+    for m in &p.modalities {
+        if is_stain(m) {
+            stains.push(m.clone());
+        } else if m == "IHC" {
+            let ihc: Vec<String> = cohort_stains.iter().filter(|s| s.as_str() != "HE").cloned().collect();
+            if ihc.is_empty() {
+                let all: Vec<&str> = cohort_stains.iter().map(String::as_str).collect();
+                bail!("modality `IHC`: the cohort's slide manifest has no IHC slide (stains: {})", all.join(", "));
+            }
+            stains.extend(ihc);
+        }
+    }
+    stains.dedup();
+    Ok(stains)
+}
+
+/// One block per stain: each patient's tile features of that stain from the `extract` stage,
+/// mean-pooled over all their slides' tiles (`None` without such a slide).
+fn add_slide_features(cx: &RunCx, stains: &[String], pca: usize, arm: &mut Arm) -> anyhow::Result<()> {
+    let need = cx.needs_of(EXTRACT).next().with_context(|| {
+        format!("modalities {} need slide features: add a stage of kind `{EXTRACT}` to `needs`", stains.join(", "))
+    })?;
+    let slide_of: BTreeMap<&str, (&str, &str)> = cx
+        .slides
+        .iter()
+        .filter_map(|s| Some((s.id.as_str(), (s.patient.as_str(), s.slide.as_ref()?.stain.as_str()))))
+        .collect();
+    for stain in stains {
+        let (rows, slides) = pooled_features(need, &slide_of, stain, &arm.index)?;
+        if slides == 0 {
+            bail!("modality `{stain}`: stage `{}` has no {stain} slide of a cohort patient", need.name);
+        }
+        let without = rows.iter().filter(|r| r.is_none()).count();
+        if without > 0 {
+            cx.log(&format!(
+                "modality {stain}: {without} patient(s) without a {stain} slide (or tiles): features imputed with the training-fold mean"
+            ));
+        }
+        arm.inputs.push(json!({"modality": stain, "slides": slides, "patients_without": without, "pca": pca}));
+        arm.data.blocks.push(Block { name: stain.clone(), rows });
+    }
+    Ok(())
+}
+
+/// Per patient row: the mean tile feature vector over all their slides of `stain`; and the
+/// number of slides read.
+fn pooled_features(
+    need: &Need,
+    slide_of: &BTreeMap<&str, (&str, &str)>,
+    stain: &str,
+    index: &BTreeMap<String, usize>,
+) -> anyhow::Result<(Vec<Option<Vec<f64>>>, usize)> {
+    // per patient: sum of tile features and tile count over all their slides of `stain`
+    let mut sums: Vec<Option<(Vec<f64>, usize)>> = vec![None; index.len()];
+    let mut slides = 0;
+    for (item, dir) in &need.dirs {
+        let Some(id) = item else { continue };
+        let Some(&(patient, s)) = slide_of.get(id.as_str()) else { continue };
+        if s != stain {
+            continue;
+        }
+        let Some(&row) = index.get(patient) else { continue }; // dropped by `missing: drop`
+        let out = crate::contracts::extract::ExtractOutput::at(dir);
+        let path = out.features_path();
+        let bag = out.features().with_context(|| format!("slide `{id}` (patient {patient})"))?;
+        let d = bag.features.ncols();
+        let entry = sums[row].get_or_insert_with(|| (vec![0.0; d], 0));
+        if entry.0.len() != d {
+            bail!("slide `{id}`: {} has {d} features per tile, other {stain} slides have {}", path.display(), entry.0.len());
+        }
+        for r in bag.features.rows() {
+            for (acc, v) in entry.0.iter_mut().zip(r.iter()) {
+                *acc += *v as f64;
+            }
+        }
+        entry.1 += bag.features.nrows();
+        slides += 1;
+    }
+    let rows = sums
+        .into_iter()
+        .map(|s| s.filter(|(_, k)| *k > 0).map(|(v, k)| v.into_iter().map(|x| x / k as f64).collect()))
+        .collect();
+    Ok((rows, slides))
+}
+
+/// One covariate per IHC stain: the patient's mean DAB-positive index from the `stain` stage.
+fn add_stain_indices(cx: &RunCx, arm: &mut Arm) -> anyhow::Result<()> {
+    let need = cx
+        .needs_of(STAIN)
+        .next()
+        .with_context(|| format!("modality `stain` needs stain indices: add a stage of kind `{STAIN}` to `needs`"))?;
+    let n = arm.data.patients.len();
+    let mut per: BTreeMap<String, Vec<Vec<f64>>> = BTreeMap::new();
+    for (item, dir) in &need.dirs {
+        let Some(id) = item else { continue };
+        let Some(s) = cx.slides.iter().find(|s| &s.id == id) else { continue };
+        let (patient, Some(stain)) = (&s.patient, s.slide.as_ref().map(|x| x.stain.as_str())) else { continue };
+        let Some(&row) = arm.index.get(patient.as_str()) else { continue };
+        let summary = crate::contracts::stain::StainOutput::at(dir).summary().with_context(|| format!("slide `{id}`"))?;
+        let idx = Some(summary.index).filter(|x| x.is_finite()).with_context(|| {
+            format!("slide `{id}`: {} has no numeric `index`", dir.join(crate::contracts::stain::StainSummary::FILE).display())
+        })?;
+        per.entry(stain.to_string()).or_insert_with(|| vec![Vec::new(); n])[row].push(idx);
+    }
+    if per.is_empty() {
+        bail!("modality `stain`: stage `{}` has no slide of a cohort patient", need.name);
+    }
+    for (stain, vals) in per {
+        let col: Vec<Option<f64>> = vals.iter().map(|v| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)).collect();
+        let without = col.iter().filter(|c| c.is_none()).count();
+        arm.inputs.push(json!({"modality": "stain", "covariate": format!("stain:{stain}"), "patients_without": without}));
+        arm.data.covariates.push(Covariate { name: format!("stain:{stain}"), column: Column::Numeric(col) });
+    }
+    Ok(())
+}
+
+/// The declared blocks the modalities name, in modality order (PCA per fold, like a stain).
+fn add_blocks(p: &TrainParams, block_cols: &BTreeMap<String, Vec<String>>, table: &ClinicalTable, arm: &mut Arm) {
+    for m in &p.modalities {
+        if let Some(cols) = block_cols.get(m) {
+            let js: Vec<usize> = cols.iter().map(|c| table.covariates.iter().position(|x| x == c).unwrap_or(usize::MAX)).collect();
+            let rows: Vec<Option<Vec<f64>>> = table
+                .cells
+                .iter()
+                .map(|r| js.iter().map(|&j| if let Some(Cell::Num(x)) = r.get(j) { Some(*x) } else { None }).collect::<Option<Vec<f64>>>())
+                .collect();
+            arm.inputs.push(json!({"modality": m, "columns": cols.len(), "pca": p.pca}));
+            arm.data.blocks.push(Block { name: m.clone(), rows });
+        }
+    }
+}
+
+/// The engine's options from the parameters and the cohort's missing-value policy.
+fn train_options(p: &TrainParams, cohort: &Cohort, seed: u64) -> TrainOptions {
+    TrainOptions {
+        cv: CvOptions { k: p.folds, repeats: p.repeats, seed },
+        inner_k: p.inner_folds,
+        penalty: match p.penalty {
+            PenaltyParam::Fixed(l) => Penalty::Fixed(l),
+            PenaltyParam::Auto(_) => Penalty::InnerCv(p.penalties.clone()),
+        },
+        pca: p.pca,
+        missing: if cohort.missing.as_deref() == Some("error") || cohort.missing.is_none() { MissingPolicy::Error } else { MissingPolicy::Impute },
     }
 }
 
@@ -371,91 +450,60 @@ fn num(x: f64) -> String {
     format!("{x:?}")
 }
 
-fn write_outputs(cx: &RunCx, p: &TrainParams, data: &TrainData, res: &crate::model::TrainResult, modalities: Vec<Value>) -> anyhow::Result<()> {
-    // csv::Writer quotes a field only when it must (e.g. a patient id with a comma)
-    let csv = |name: &str, header: &[&str], rows: &mut dyn Iterator<Item = Vec<String>>| -> anyhow::Result<()> {
-        let path = cx.out.join(name);
-        let mut w = csv::Writer::from_path(&path).with_context(|| format!("cannot create {}", path.display()))?;
-        w.write_record(header)?;
-        for r in rows {
-            w.write_record(&r)?;
-        }
-        w.flush()?;
-        Ok(())
-    };
-    let id = |x: usize| x.to_string();
-    csv(
-        "oof.csv",
-        &["repeat", "patient", "fold", "risk", "time", "event"],
-        &mut res.oof.iter().map(|o| vec![id(o.repeat), o.patient.clone(), id(o.fold), num(o.risk), num(o.time), id(o.event as usize)]),
-    )?;
-    csv(
-        "inner_oof.csv",
-        &["repeat", "outer_fold", "inner_fold", "patient", "risk", "time", "event"],
-        &mut res
-            .inner_oof
-            .iter()
-            .map(|o| vec![id(o.repeat), id(o.outer_fold), id(o.fold), o.patient.clone(), num(o.risk), num(o.time), id(o.event as usize)]),
-    )?;
-    csv(
-        "baseline.csv",
-        &["repeat", "fold", "time", "cumhaz"],
-        &mut res.baselines.iter().flat_map(|b| b.times.iter().zip(&b.cumhaz).map(move |(t, h)| vec![id(b.repeat), id(b.fold), num(*t), num(*h)])),
-    )?;
-    csv(
-        "inner_baseline.csv",
-        &["repeat", "outer_fold", "inner_fold", "time", "cumhaz"],
-        &mut res
-            .inner_baselines
-            .iter()
-            .flat_map(|b| b.times.iter().zip(&b.cumhaz).map(move |(t, h)| vec![id(b.repeat), id(b.outer_fold), id(b.fold), num(*t), num(*h)])),
-    )?;
-    // test patients' predicted survival at their fold's baseline times
-    csv(
-        "survival.csv",
-        &["repeat", "fold", "patient", "time", "survival"],
-        &mut res.baselines.iter().flat_map(|b| {
-            res.oof.iter().filter(move |o| o.repeat == b.repeat && o.fold == b.fold).flat_map(move |o| {
-                b.times.iter().zip(&b.cumhaz).map(move |(t, h)| vec![id(b.repeat), id(b.fold), o.patient.clone(), num(*t), num((-h * o.risk.exp()).exp())])
-            })
-        }),
-    )?;
-    let n_events = data.event.iter().filter(|&&e| e).count();
-    let folds: Vec<Value> = res
+/// `model.json`: the model's inputs and every outer fold's fit.
+fn model_json(cx: &RunCx, p: &TrainParams, data: &TrainData, res: &TrainResult, inputs: Vec<Value>) -> ModelJson {
+    let folds = res
         .folds
         .iter()
-        .map(|f| {
-            json!({
-                "repeat": f.repeat, "fold": f.fold, "n_train": f.n_train, "n_train_events": f.n_train_events,
-                "n_test": f.n_test, "penalty": f.penalty,
-                "cvpl": f.cvpl.iter().map(|(l, s)| json!({"penalty": l, "cvpl": s})).collect::<Vec<_>>(),
-                "names": f.names, "beta": f.beta, "cut_median": f.cut_median, "cut_tertiles": f.cut_tertiles,
-                "transforms": f.transforms, "warnings": f.warnings,
-            })
+        .map(|f| FoldSummary {
+            repeat: f.repeat,
+            fold: f.fold,
+            n_train: f.n_train,
+            n_train_events: f.n_train_events,
+            n_test: f.n_test,
+            penalty: f.penalty,
+            cvpl: f.cvpl.iter().map(|&(penalty, cvpl)| CvplPoint { penalty, cvpl }).collect(),
+            names: f.names.clone(),
+            beta: f.beta.clone(),
+            cut_median: f.cut_median,
+            cut_tertiles: f.cut_tertiles,
+            transforms: f.transforms.clone(),
+            warnings: f.warnings.clone(),
         })
         .collect();
-    let model = json!({
-        "schema": 1,
-        "model": p.model,
-        "modalities": p.modalities,
-        "inputs": modalities,
-        "n_patients": data.patients.len(),
-        "n_events": n_events,
-        "k": p.folds,
-        "repeats": p.repeats,
-        "inner_k": p.inner_folds,
-        "penalty": match &p.penalty { PenaltyParam::Fixed(l) => json!(l), PenaltyParam::Auto(_) => json!({"chosen_by": "inner CV (cross-validated partial likelihood)", "grid": p.penalties}) },
-        "pca": p.pca,
-        "seed": cx.seed,
-        "folds": folds,
-    });
-    crate::util::write_file(cx.out.join("model.json"), serde_json::to_string_pretty(&model)?)?;
+    ModelJson {
+        schema: MODEL_SCHEMA,
+        model: p.model.clone(),
+        modalities: p.modalities.clone(),
+        inputs,
+        n_patients: data.patients.len(),
+        n_events: data.event.iter().filter(|&&e| e).count(),
+        k: p.folds,
+        repeats: p.repeats,
+        inner_k: p.inner_folds,
+        penalty: match &p.penalty {
+            PenaltyParam::Fixed(l) => json!(l),
+            PenaltyParam::Auto(_) => json!({"chosen_by": "inner CV (cross-validated partial likelihood)", "grid": p.penalties}),
+        },
+        pca: p.pca,
+        seed: cx.seed,
+        folds,
+    }
+}
+
+fn write_outputs(cx: &RunCx, p: &TrainParams, data: &TrainData, res: &TrainResult, inputs: Vec<Value>) -> anyhow::Result<()> {
+    res.oof.write(&cx.out.join(Oof::FILE))?;
+    res.inner_oof.write(&cx.out.join(InnerOof::FILE))?;
+    res.baselines.write(&cx.out.join(Baselines::FILE))?;
+    res.inner_baselines.write(&cx.out.join(InnerBaselines::FILE))?;
+    write_survival(cx, res)?;
+    model_json(cx, p, data, res, inputs).write(&cx.out.join(ModelJson::FILE))?;
     // each fold's fitted model in full: transforms, coefficients, baseline
     std::fs::create_dir_all(cx.out.join("folds"))?;
-    for (f, b) in res.folds.iter().zip(&res.baselines) {
+    for (f, b) in res.folds.iter().zip(res.baselines.folds.values()) {
         let v = json!({
             "repeat": f.repeat, "fold": f.fold, "penalty": f.penalty, "names": f.names, "beta": f.beta,
-            "transforms": f.fitted, "baseline": {"time": b.times, "cumhaz": b.cumhaz},
+            "transforms": f.fitted, "baseline": {"time": b.time(), "cumhaz": b.cumhaz()},
         });
         crate::util::write_file(cx.out.join("folds").join(format!("r{}_f{}.json", f.repeat, f.fold)), serde_json::to_string_pretty(&v)?)?;
     }
@@ -465,5 +513,22 @@ fn write_outputs(cx: &RunCx, p: &TrainParams, data: &TrainData, res: &crate::mod
             cx.log(&format!("  warning: {w}"));
         }
     }
+    Ok(())
+}
+
+/// `survival.csv`: the test patients' predicted survival at their fold's baseline times (read
+/// by no stage; for people and other tools).
+fn write_survival(cx: &RunCx, res: &TrainResult) -> anyhow::Result<()> {
+    let path = cx.out.join("survival.csv");
+    let mut w = csv::Writer::from_path(&path).with_context(|| format!("cannot create {}", path.display()))?;
+    w.write_record(["repeat", "fold", "patient", "time", "survival"])?;
+    for (&(repeat, fold), b) in &res.baselines.folds {
+        for o in res.oof.rows.iter().filter(|o| o.repeat == repeat && o.fold == fold) {
+            for (t, h) in b.time().iter().zip(b.cumhaz()) {
+                w.write_record([repeat.to_string(), fold.to_string(), o.patient.clone(), num(*t), num((-h * o.risk.exp()).exp())])?;
+            }
+        }
+    }
+    w.flush()?;
     Ok(())
 }

@@ -50,19 +50,28 @@ impl Default for BootstrapOptions {
 }
 
 /// A bootstrap percentile interval for one statistic.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+///
+/// Serialised as `{estimate, lower, upper, se, n_boot, n_failed}` (a non-finite number as
+/// `null`, read back as NaN; `se`, `n_boot`, `n_failed` may be absent when read).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BootstrapCi {
     /// The statistic on the full sample.
+    #[serde(deserialize_with = "crate::util::f64_or_nan")]
     pub estimate: f64,
     /// Lower percentile limit.
+    #[serde(default = "crate::util::nan", deserialize_with = "crate::util::f64_or_nan")]
     pub lower: f64,
     /// Upper percentile limit.
+    #[serde(default = "crate::util::nan", deserialize_with = "crate::util::f64_or_nan")]
     pub upper: f64,
     /// Standard deviation of the replicates.
+    #[serde(default = "crate::util::nan", deserialize_with = "crate::util::f64_or_nan")]
     pub se: f64,
     /// Replicates used.
+    #[serde(default)]
     pub n_boot: usize,
     /// Replicates dropped because the statistic failed on them.
+    #[serde(default)]
     pub n_failed: usize,
 }
 

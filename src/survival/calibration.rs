@@ -36,29 +36,45 @@ use super::error::{Result, SurvivalError};
 use super::kaplan_meier::KaplanMeier;
 use super::sort::argsort_f64;
 
-/// One quantile bin.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+/// One quantile bin (also a bin of the `calibrate` stage's `calibration.json`; a non-finite
+/// number is written as `null` and read back as NaN).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CalibrationBin {
-    /// Mean predicted event probability in the bin.
-    pub predicted: f64,
-    /// Kaplan–Meier observed event probability at the horizon.
-    pub observed: f64,
-    /// Lower 95% limit of `observed`.
-    pub lower: f64,
-    /// Upper 95% limit of `observed`.
-    pub upper: f64,
+    /// 0-based bin index, by increasing predicted probability.
+    #[serde(default)]
+    pub bin: usize,
     /// Subjects in the bin.
     pub n: usize,
+    /// Mean predicted event probability in the bin.
+    #[serde(deserialize_with = "crate::util::f64_or_nan")]
+    pub predicted: f64,
+    /// Kaplan–Meier observed event probability at the horizon.
+    #[serde(deserialize_with = "crate::util::f64_or_nan")]
+    pub observed: f64,
+    /// Lower limit of `observed` (95% in [`calibration()`], the level asked for in
+    /// [`quantile_bins`]).
+    #[serde(default = "crate::util::nan", deserialize_with = "crate::util::f64_or_nan")]
+    pub lower: f64,
+    /// Upper limit of `observed`.
+    #[serde(default = "crate::util::nan", deserialize_with = "crate::util::f64_or_nan")]
+    pub upper: f64,
     /// Events in the bin at or before the horizon.
+    #[serde(default)]
     pub events: usize,
+    /// Subjects of the bin still at risk at the horizon (follow-up `≥ t`); 0 means `observed`
+    /// is the Kaplan–Meier estimate carried forward from the bin's last follow-up.
+    #[serde(default)]
+    pub at_risk: usize,
 }
 
 /// A point of the smoothed calibration curve.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CalibrationPoint {
     /// Predicted event probability.
+    #[serde(deserialize_with = "crate::util::f64_or_nan")]
     pub predicted: f64,
     /// Smoothed observed event probability.
+    #[serde(deserialize_with = "crate::util::f64_or_nan")]
     pub observed: f64,
 }
 
@@ -98,6 +114,80 @@ pub(crate) fn quantile_sorted(v: &[f64], q: f64) -> f64 {
     v[lo] + (h - lo as f64) * (v[hi] - v[lo])
 }
 
+/// Equal-count risk-quantile bins of predicted event probabilities `pred` against the
+/// Kaplan–Meier observed probability at `horizon`, with log(−log) intervals at `level`:
+/// subjects sorted by `pred` (stable), `min(bins, n)` bins `[b·n/B, (b+1)·n/B)`.
+pub fn quantile_bins(
+    time: &[f64],
+    event: &[bool],
+    pred: &[f64],
+    horizon: f64,
+    bins: usize,
+    level: f64,
+) -> Result<Vec<CalibrationBin>> {
+    check_survival(time, event)?;
+    check_probabilities("predicted probability", pred, time.len())?;
+    if bins == 0 {
+        return Err(SurvivalError::InvalidParameter {
+            name: "bins".into(),
+            expected: ">= 1".into(),
+            found: "0".into(),
+        });
+    }
+    let n = time.len();
+    let order = argsort_f64(pred);
+    let nb = bins.min(n);
+    let mut out = Vec::with_capacity(nb);
+    for b in 0..nb {
+        let idx: Vec<usize> = order[b * n / nb..(b + 1) * n / nb].iter().map(|&i| i as usize).collect();
+        let t: Vec<f64> = idx.iter().map(|&i| time[i]).collect();
+        let e: Vec<bool> = idx.iter().map(|&i| event[i]).collect();
+        let km = KaplanMeier::fit_with_level(&t, &e, level)?;
+        let est = km.estimate_at(horizon);
+        out.push(CalibrationBin {
+            bin: b,
+            n: idx.len(),
+            predicted: idx.iter().map(|&i| pred[i]).sum::<f64>() / idx.len() as f64,
+            observed: 1.0 - est.survival,
+            lower: 1.0 - est.upper,
+            upper: 1.0 - est.lower,
+            events: idx.iter().filter(|&&i| event[i] && time[i] <= horizon).count(),
+            at_risk: est.at_risk,
+        });
+    }
+    Ok(out)
+}
+
+/// `log Σ_{t_k ≤ h} d_k / Σ_{j∈R(t_k)} e^{o_j}`: the log Breslow cumulative hazard at `h` with
+/// offsets `o` — the calibration intercept when `o = c`, a recalibration's intercept when
+/// `o = b·c`. `−∞` when no event happens by `h`.
+pub fn offset_log_cumhaz(time: &[f64], event: &[bool], offset: &[f64], horizon: f64) -> f64 {
+    let n = time.len();
+    let ord = argsort_f64(time);
+    let omax = offset.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let mut s0 = 0.0;
+    let mut h_scaled = 0.0; // Σ d / Σ e^{o − omax}
+    let mut k = n;
+    while k > 0 {
+        let t = time[ord[k - 1] as usize];
+        let mut d = 0usize;
+        while k > 0 && time[ord[k - 1] as usize] == t {
+            let i = ord[k - 1] as usize;
+            s0 += (offset[i] - omax).exp();
+            d += event[i] as usize;
+            k -= 1;
+        }
+        if t <= horizon && d > 0 {
+            h_scaled += d as f64 / s0;
+        }
+    }
+    if h_scaled > 0.0 {
+        h_scaled.ln() - omax
+    } else {
+        f64::NEG_INFINITY
+    }
+}
+
 /// Calibration of predicted survival `surv[i] = Ŝ_i(horizon)`.
 pub fn calibration(
     time: &[f64],
@@ -124,29 +214,7 @@ pub fn calibration(
     }
     let n = time.len();
     let pred: Vec<f64> = surv.iter().map(|s| 1.0 - s).collect();
-    // Bins.
-    let order = argsort_f64(&pred);
-    let nb = bins.min(n);
-    let mut out_bins = Vec::with_capacity(nb);
-    for b in 0..nb {
-        let (st, en) = (b * n / nb, (b + 1) * n / nb);
-        let idx: Vec<usize> = order[st..en].iter().map(|&i| i as usize).collect();
-        let t: Vec<f64> = idx.iter().map(|&i| time[i]).collect();
-        let e: Vec<bool> = idx.iter().map(|&i| event[i]).collect();
-        let km = KaplanMeier::fit(&t, &e)?;
-        let est = km.estimate_at(horizon);
-        out_bins.push(CalibrationBin {
-            predicted: idx.iter().map(|&i| pred[i]).sum::<f64>() / idx.len() as f64,
-            observed: 1.0 - est.survival,
-            lower: 1.0 - est.upper,
-            upper: 1.0 - est.lower,
-            n: idx.len(),
-            events: idx
-                .iter()
-                .filter(|&&i| event[i] && time[i] <= horizon)
-                .count(),
-        });
-    }
+    let out_bins = quantile_bins(time, event, &pred, horizon, bins, 0.95)?;
     let c: Vec<f64> = surv
         .iter()
         .map(|&s| (-s.clamp(1e-10, 1.0 - 1e-10).ln()).ln())
@@ -154,29 +222,7 @@ pub fn calibration(
     let name = vec!["cloglog(predicted risk)".to_string()];
     let slope_fit = fit_cox(time, event, &c, &name, &CoxOptions::default())?;
     // Intercept: Breslow baseline at the horizon with c as offset.
-    let ord = argsort_f64(time);
-    let cmax = c.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-    let mut s0 = 0.0;
-    let mut h_scaled = 0.0; // Σ d / Σ e^{c − cmax}
-    let mut k = n;
-    while k > 0 {
-        let t = time[ord[k - 1] as usize];
-        let mut d = 0usize;
-        while k > 0 && time[ord[k - 1] as usize] == t {
-            let i = ord[k - 1] as usize;
-            s0 += (c[i] - cmax).exp();
-            d += event[i] as usize;
-            k -= 1;
-        }
-        if t <= horizon && d > 0 {
-            h_scaled += d as f64 / s0;
-        }
-    }
-    let intercept = if h_scaled > 0.0 {
-        h_scaled.ln() - cmax
-    } else {
-        f64::NEG_INFINITY
-    };
+    let intercept = offset_log_cumhaz(time, event, &c, horizon);
     // Smoothed curve: Cox on an RCS of c.
     let mut sorted_c = c.clone();
     sorted_c.sort_by(|a, b| a.total_cmp(b));
@@ -224,6 +270,7 @@ pub fn calibration(
     diffs.sort_by(|a, b| a.total_cmp(b));
     let e50 = quantile_sorted(&diffs, 0.5);
     let e90 = quantile_sorted(&diffs, 0.9);
+    let order = argsort_f64(&pred);
     let step = (n / 100).max(1);
     let mut curve: Vec<CalibrationPoint> = order
         .iter()

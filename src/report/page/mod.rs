@@ -3,8 +3,8 @@
 //! context and renders `templates/report.html` (compiled into the binary) into one
 //! self-contained HTML string plus the SVG figures.
 //!
-//! Owns: the readers of the evaluate / calibrate contracts (`metrics.json`, ROC and KM CSVs,
-//! `calibration.json`), the cohort table (covariates by event status), patient
+//! Owns: the page's view of the evaluate / calibrate outputs (read through their contracts,
+//! [`crate::contracts::metrics`] and [`crate::contracts::calibration`]), the cohort table (covariates by event status), patient
 //! pseudonymisation, the provenance table. It computes no model metric: every number shown
 //! comes from a stage output, except the cohort description (counts, medians, quartiles,
 //! reverse Kaplan–Meier median follow-up), which is descriptive.
@@ -88,9 +88,9 @@ pub struct Sources {
     /// `stain` outputs per slide id.
     pub stains: Vec<(String, PathBuf)>,
     /// The `evaluate` output (`metrics.json`, `curves/`).
-    pub evaluate: Option<PathBuf>,
+    pub evaluate: Option<crate::contracts::EvaluateOutput>,
     /// `calibrate` outputs per arm.
-    pub calibrate: Vec<(String, PathBuf)>,
+    pub calibrate: Vec<(String, crate::contracts::CalibrateOutput)>,
     /// Every arm of the experiment, in matrix order.
     pub arms: Vec<String>,
 }
@@ -121,58 +121,6 @@ pub struct Options {
 pub struct Rendered {
     pub html: String,
     pub figures: Vec<(String, String)>,
-}
-
-fn read_text(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|source| PageError::Read { path: path.to_path_buf(), source })
-}
-
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
-    let text = read_text(path)?;
-    serde_json::from_str(&text).map_err(|e| PageError::Contract { path: path.to_path_buf(), message: format!("not the expected JSON: {e}") })
-}
-
-/// A CSV read into named numeric columns (`inf`, `-inf` accepted; empty cells are NaN).
-fn read_csv(path: &Path, columns: &[&str]) -> Result<Vec<Vec<f64>>> {
-    let contract = |message: String| PageError::Contract { path: path.to_path_buf(), message };
-    let mut rdr = csv::Reader::from_path(path).map_err(|e| contract(format!("expected a readable CSV: {e}")))?;
-    let headers = rdr.headers().map_err(|e| contract(format!("cannot read the header row: {e}")))?.clone();
-    let idx: Vec<usize> = columns
-        .iter()
-        .map(|c| {
-            headers.iter().position(|h| h == *c).ok_or_else(|| {
-                contract(format!("expected a column `{c}`, found columns: {}", headers.iter().collect::<Vec<_>>().join(", ")))
-            })
-        })
-        .collect::<Result<_>>()?;
-    let mut rows = Vec::new();
-    for (i, rec) in rdr.records().enumerate() {
-        let rec = rec.map_err(|e| contract(format!("row {} is not valid CSV: {e}", i + 1)))?;
-        let mut row = Vec::with_capacity(idx.len());
-        for (&j, c) in idx.iter().zip(columns) {
-            let s = rec.get(j).unwrap_or("").trim();
-            let v = if s.is_empty() {
-                f64::NAN
-            } else {
-                s.parse::<f64>().map_err(|_| contract(format!("row {}, column `{c}`: expected a number, found `{s}`", i + 1)))?
-            };
-            row.push(v);
-        }
-        rows.push(row);
-    }
-    Ok(rows)
-}
-
-/// `base` joined with a relative path from a contract file; refuses absolute paths and `..`.
-fn contained(base: &Path, rel: &str, from: &Path) -> Result<PathBuf> {
-    let p = Path::new(rel);
-    if p.is_absolute() || p.components().any(|c| !matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir)) {
-        return Err(PageError::Contract {
-            path: from.to_path_buf(),
-            message: format!("curve path `{rel}`: expected a path inside the stage's directory"),
-        });
-    }
-    Ok(base.join(p))
 }
 
 /// Builds the page from the stage outputs in `sources`.
@@ -217,17 +165,4 @@ pub fn build(sources: &Sources, opts: &Options, upstream: &[Lineage]) -> Result<
     // decodes back): a few percent larger, no exception to the escaping rule
     let html = render_embedded(TEMPLATES, "report.html", ctx)?;
     Ok(Rendered { html, figures })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn curve_paths_must_stay_inside_the_stage_directory() {
-        let base = Path::new("/x");
-        assert!(contained(base, "curves/a/roc_1095.csv", Path::new("m.json")).is_ok());
-        assert!(contained(base, "../etc/passwd", Path::new("m.json")).is_err());
-        assert!(contained(base, "/etc/passwd", Path::new("m.json")).is_err());
-    }
 }
