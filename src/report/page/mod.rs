@@ -31,7 +31,7 @@ mod pseudonyms;
 mod qc;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use minijinja::value::{Serde, Value};
 use thiserror::Error;
