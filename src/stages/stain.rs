@@ -11,7 +11,7 @@
 //! color deconvolution, Anal Quant Cytol Histol 23:291–299 — as scikit-image `rgb2hed`.
 use super::tile::{check_stains, open_item_slide, tiling_of};
 use super::{in_range_f64, resolved, typed, CheckCx, Checked, Fanout, ParamError, RunCx, StageKind};
-use crate::slide::hed::{stain_slide, StainParams};
+use crate::slide::stain_map::{stain_slide, StainParams};
 use crate::spec::locate::Seg;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
