@@ -7,7 +7,7 @@ SPATIA := target/release/spatia
 TORCH_ENV = eval "$$(bash scripts/setup-torch.sh --env)" &&
 FEATURES ?= --features torch
 
-.PHONY: setup build demo test bench soak clean-cache
+.PHONY: setup build demo lint test bench soak clean-cache
 
 setup:
 	@bash scripts/setup.sh
@@ -25,8 +25,16 @@ demo: build $(DEMO_DATA)/cohort.json
 	$(SPATIA) run experiments/demo.yaml
 	@echo "demo: the report is $(CURDIR)/reports/demo/index.html (open it in a browser); per-slide QC in reports/demo-slides/; \`$(SPATIA) times\` splits the run by stage"
 
+# formatting (rustfmt.toml) and lints, warnings as errors; clippy uses the release profile so that it reuses
+# the build's torch-sys outputs (a dev-profile clippy would compile its C++ wrapper again)
+LINT = $(CARGO) fmt --check && $(TORCH_ENV) $(CARGO) clippy --release --locked --all-targets $(FEATURES) -- -D warnings
+
+lint: setup
+	$(LINT)
+
 # setup installs chromium, so the report tests must find it (no silent skip)
 test: setup
+	$(LINT)
 	$(TORCH_ENV) SPATIA_REQUIRE_CHROMIUM=1 $(CARGO) test --release --locked --no-fail-fast $(FEATURES)
 
 bench: build

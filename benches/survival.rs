@@ -4,8 +4,8 @@
 //! 8 standard-normal covariates, exponential event times with hazard `exp(xᵀβ)`, exponential
 //! censoring (~40% censored), times rounded to 0.1 so that ties occur as in real data.
 //! Each figure is the median (and minimum) wall time of several runs in this process. The
-//! lifelines / scikit-survival baselines are the issue author's measurements on this machine
-//! (issue 3), not re-run here.
+//! lifelines / scikit-survival baselines were measured once on this machine (docs/survival.md),
+//! not re-run here.
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use spatia::survival::*;

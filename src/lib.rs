@@ -9,6 +9,8 @@
 pub mod bounds;
 pub mod cache;
 pub mod cli;
+pub mod cohort;
+pub mod contracts;
 pub mod dag;
 pub mod demo;
 pub mod exec;

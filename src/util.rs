@@ -1,5 +1,6 @@
 //! Small shared helpers: canonical JSON (the encoding every key is hashed from), YAML→JSON
-//! conversion with number normalisation, and environment-variable names.
+//! conversion with number normalisation, environment-variable names, ids shown safely, and the
+//! `SPATIA_TIMINGS` phase timer.
 use serde_json::Value;
 use std::fmt::Write as _;
 
@@ -337,5 +338,13 @@ mod tests {
     #[test]
     fn env_names() {
         assert_eq!(env_name("he-tiles.v2"), "HE_TILES_V2");
+    }
+}
+
+/// With `SPATIA_TIMINGS` set, prints how long a phase took (since `since`) to stderr as
+/// `timing: <what>: <ms> ms`; otherwise nothing.
+pub fn timing(what: &str, since: std::time::Instant) {
+    if std::env::var_os("SPATIA_TIMINGS").is_some() {
+        eprintln!("timing: {what}: {:.2} ms", since.elapsed().as_secs_f64() * 1e3);
     }
 }

@@ -162,7 +162,7 @@ struct Truth {
     inner: Vec<InnerTruth>,
 }
 
-/// Writes a `train` output directory (the issue 6 contract's oof.csv, baseline.csv,
+/// Writes a `train` output directory (the formats of its oof.csv, baseline.csv,
 /// inner_oof.csv, inner_baseline.csv) for `k`-fold CV with `inner_k` inner folds.
 #[allow(clippy::too_many_arguments)]
 fn write_train_dir(
@@ -273,6 +273,7 @@ fn run_stage(params: Value, train_dir: &Path, kind: &str, work: &Path) -> anyhow
         stage: "calib",
         key: "k",
         params: &checked.params,
+        typed: &checked.typed,
         out: &out,
         scratch: &scratch,
         root: work,

@@ -171,6 +171,7 @@ fn run_evaluate(work: &Path, params: Value, arms: &[(&str, &Path)], seed: u64) -
         stage: "eval",
         key: "0000",
         params: &checked.params,
+        typed: &checked.typed,
         out: &out,
         scratch: &scratch,
         root: work,
@@ -555,7 +556,7 @@ fn bad_inputs_name_the_file_row_column_or_arm() {
     let checked = kind.check(&params, &CheckCx { stage: "eval", cohort: None, experiment: "t", spec_file: "s.yaml" }).unwrap();
     let needs = [Need { name: "feats".into(), kind: "extract".into(), dirs: vec![(None, a.dir.clone())], arms: vec!["main".into()] }];
     let cx = RunCx {
-        stage: "eval", key: "k", params: &checked.params, out: d.path(), scratch: d.path(), root: d.path(), needs: &needs, inputs: &[],
+        stage: "eval", key: "k", params: &checked.params, typed: &checked.typed, out: d.path(), scratch: d.path(), root: d.path(), needs: &needs, inputs: &[],
         item: None, seed: 7, cohort: None, slides: &[], upstream: &[], log: &log,
     };
     let e = format!("{:#}", kind.run(&cx).unwrap_err());

@@ -1,8 +1,8 @@
 //! `ingest` validation of clinical tables: every bad input names its row and column.
 mod common;
 use common::*;
-use spatia::spec::Cohort;
-use spatia::stages::ingest::{read_clinical, Cell};
+use spatia::cohort::Cohort;
+use spatia::cohort::{read_clinical, Cell};
 
 fn cohort(covs: &[&str], missing: Option<&str>) -> Cohort {
     Cohort {
@@ -39,7 +39,7 @@ fn each_bad_value_is_named_by_row_and_column() {
         (format!("{H}p1,50,10,1\np1,51,11,0\n"), "row 2, column `patient_id`: duplicate patient id `p1` (first seen in row 1)"),
         (format!("{H}p1,50,10,0\np2,51,11,0\n"), "has no events (all 2 patients censored)"),
         (format!("{H}p1,old,10,1\n"), "row 1, column `age`: `old` is not a number"),
-        (format!("{H},50,10,1\n"), "row 1, column `patient_id`: empty patient id"),
+        (format!("{H},50,10,1\n"), "row 1 (line 2), column `patient_id`: empty id"),
         (format!("{H}p1,1e308,10,1\n"), "row 1, column `age`: `1e308` is too large to standardise"),
         (format!("{H}p1,-1e308,10,1\n"), "row 1, column `age`: `-1e308` is too large to standardise"),
     ];

@@ -18,9 +18,9 @@ fn load() -> (
     Vec<spatia::model::Covariate>,
 ) {
     // the table as `ingest` validates it, then its covariates as design columns
-    let cohort = spatia::spec::Cohort {
+    let cohort = spatia::cohort::Cohort {
         clinical: "gbsg2.csv".into(),
-        id: spatia::stages::ingest::ROW_IDS.into(),
+        id: spatia::cohort::ROW_IDS.into(),
         time: "time".into(),
         event: "event".into(),
         covariates: ["age", "tsize", "pnodes", "progrec", "estrec", "horTh", "menostat", "tgrade"].iter().map(|s| s.to_string()).collect(),
@@ -29,7 +29,7 @@ fn load() -> (
         slides: None,
         mpp_override: None,
     };
-    let table = spatia::stages::ingest::read_clinical(Path::new(GBSG2), &cohort).unwrap();
+    let table = spatia::cohort::read_clinical(Path::new(GBSG2), &cohort).unwrap();
     let c = covariates_from_table(&table, &cohort.categorical);
     let patients = (0..table.time.len()).map(|i| format!("GBSG2-{i:03}")).collect();
     (patients, table.time, table.event, c)

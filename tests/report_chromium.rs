@@ -1,6 +1,6 @@
 //! The `report` stage end to end: a small generated cohort run through the binary (ingest,
 //! tile, stain, report), then a full page with evaluate / calibrate outputs fabricated exactly
-//! per the issue-6 contract (KM and ROC curves computed from the cohort with the survival
+//! in their documented formats (KM and ROC curves computed from the cohort with the survival
 //! module), hostile arm names and patient ids. Both pages are loaded in headless Chromium:
 //! no console message, every plot in the DOM, no request outside the page.
 //!
@@ -518,18 +518,22 @@ fn full_page_with_every_plot_escapes_hostile_names_and_loads_cleanly() {
     let kind = spatia::stages::lookup("report").expect("report is registered");
     assert!(kind.gathers_arms() && kind.wants_lineage());
     let cx_check = spatia::stages::CheckCx { stage: "report", cohort: None, experiment: HOSTILE, spec_file: "experiments/ablation study.yaml" };
-    let checked = kind.check(&serde_json::json!({"show_patient_ids": true, "qc_slides": 2}), &cx_check).unwrap();
+    let raw = serde_json::json!({"show_patient_ids": true, "qc_slides": 2});
+    let checked = kind.check(&raw, &cx_check).unwrap();
     assert_eq!(checked.params["title"], HOSTILE, "title defaults to the experiment");
     assert!(kind.check(&serde_json::json!({"colour": "red"}), &cx_check).is_err(), "unknown fields are refused");
 
-    let render = |params: &serde_json::Value, out: &Path| -> anyhow::Result<()> {
+    // checks the (unresolved) parameters and runs the kind as the executor would
+    let render = |raw: &serde_json::Value, out: &Path| -> anyhow::Result<()> {
+        let checked = kind.check(raw, &cx_check).map_err(|e| anyhow::anyhow!("{}", e.msg))?;
         std::fs::create_dir_all(out).unwrap();
         let scratch = tempfile::tempdir().unwrap();
         let log = Mutex::new(std::fs::File::create(work.path().join("log.txt")).unwrap());
         let cx = RunCx {
             stage: "report",
             key: "0123abcd",
-            params,
+            params: &checked.params,
+            typed: &checked.typed,
             out,
             scratch: scratch.path(),
             root: d.path(),
@@ -545,7 +549,7 @@ fn full_page_with_every_plot_escapes_hostile_names_and_loads_cleanly() {
         kind.run(&cx)
     };
     let out = work.path().join("out");
-    render(&checked.params, &out).unwrap();
+    render(&raw, &out).unwrap();
     let html = std::fs::read_to_string(out.join("index.html")).unwrap();
     for f in ["km", "roc", "calibration", "calibration_recalibrated", "forest"] {
         let svg = std::fs::read_to_string(out.join(format!("figures/{f}.svg"))).unwrap_or_else(|e| panic!("figures/{f}.svg: {e}"));
@@ -562,13 +566,13 @@ fn full_page_with_every_plot_escapes_hostile_names_and_loads_cleanly() {
     assert!(html.contains(&format!("{}_HE", ids[1])) || html.contains(&format!("{}_KI67", ids[1])) || !html.contains("P-001"));
 
     // an unknown arm is an error naming the arms
-    let mut bad = checked.params.clone();
+    let mut bad = raw.clone();
     bad["arm"] = serde_json::json!("modalities=HE");
     let e = render(&bad, &work.path().join("out_bad")).unwrap_err();
     assert!(format!("{e:#}").contains("modalities=clinical"), "{e:#}");
 
     // the reference arm (it has a `km: null` group) chosen explicitly
-    let mut refarm = checked.params.clone();
+    let mut refarm = raw.clone();
     refarm["arm"] = serde_json::json!(arms[0]);
     render(&refarm, &work.path().join("out_ref")).unwrap();
     let html_ref = std::fs::read_to_string(work.path().join("out_ref/index.html")).unwrap();
@@ -577,7 +581,7 @@ fn full_page_with_every_plot_escapes_hostile_names_and_loads_cleanly() {
     assert!(work.path().join("out_ref/figures/km.svg").exists());
 
     // pseudonymised by default: no id, hostile or not
-    let mut hidden = checked.params.clone();
+    let mut hidden = raw.clone();
     hidden["show_patient_ids"] = serde_json::json!(false);
     let out2 = work.path().join("out_hidden");
     render(&hidden, &out2).unwrap();

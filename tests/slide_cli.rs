@@ -1,4 +1,4 @@
-//! The `spatia slide` and `spatia stain` verbs: JSON shapes of the issue, exit codes and
+//! The `spatia slide` and `spatia stain` verbs: their documented JSON shapes, exit codes and
 //! error messages.
 use serde_json::Value;
 use std::path::Path;

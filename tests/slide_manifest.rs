@@ -1,7 +1,7 @@
 //! Slide manifests: every bad row is reported at once and named; a clinical patient without a
 //! slide is a warning.
-use spatia::slide::manifest::{parse_manifest, validate_manifest};
-use spatia::slide::{SlideError, Stain};
+use spatia::cohort::manifest::{parse_manifest, validate_manifest, ManifestError};
+use spatia::slide::Stain;
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -24,11 +24,8 @@ fn patients(ids: &[&str]) -> BTreeSet<String> {
     ids.iter().map(|s| s.to_string()).collect()
 }
 
-fn problems(e: SlideError) -> Vec<String> {
-    match e {
-        SlideError::Manifest { problems, .. } => problems,
-        other => panic!("expected a manifest error, got {other}"),
-    }
+fn problems(e: ManifestError) -> Vec<String> {
+    e.problems
 }
 
 #[test]

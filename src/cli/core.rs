@@ -160,7 +160,7 @@ pub fn load(opts: &SpecOpts) -> Result<(Spec, Dag, Cache)> {
 pub fn load_with(opts: &SpecOpts, rehash: bool) -> Result<(Spec, Dag, Cache)> {
     let t = std::time::Instant::now();
     let spec = spec::compile(&opts.spec, opts.root.as_deref())?;
-    timing("compile spec", t);
+    crate::util::timing("compile spec", t);
     let cache = cache_at(&spec.root, &opts.cache);
     let t = std::time::Instant::now();
     let mut stat = StatCache::load(&cache.stat_cache_file());
@@ -171,15 +171,8 @@ pub fn load_with(opts: &SpecOpts, rehash: bool) -> Result<(Spec, Dag, Cache)> {
     if let Err(e) = stat.save() {
         eprintln!("spatia: warning: the stat cache was not saved: {e}");
     }
-    timing("build dag", t);
+    crate::util::timing("build dag", t);
     Ok((spec, dag, cache))
-}
-
-/// With `SPATIA_TIMINGS=1`, phase times go to stderr.
-pub fn timing(what: &str, since: std::time::Instant) {
-    if std::env::var_os("SPATIA_TIMINGS").is_some() {
-        eprintln!("timing: {what}: {:.2} ms", since.elapsed().as_secs_f64() * 1e3);
-    }
 }
 
 /// `spatia run`: returns the exit code (0 ok, 1 a stage failed).
@@ -193,7 +186,7 @@ pub fn run(a: &RunArgs) -> Result<u8> {
     let opts = exec::Options { jobs, output, command: std::env::args().collect() };
     let t = std::time::Instant::now();
     let out = exec::run(&spec, &dag, &cache, &opts)?;
-    timing("execute and write the run record", t);
+    crate::util::timing("execute and write the run record", t);
     let s = &out.summary;
     let count = |st: Status| s.nodes.iter().filter(|n| n.status == st).count();
     let (hit, miss, waited, failed, skipped) = (count(Status::Hit), count(Status::Miss), count(Status::Waited), count(Status::Failed), count(Status::Skipped));

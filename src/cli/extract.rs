@@ -3,7 +3,7 @@ use crate::features::bag::{Bag, BagMeta, Precision};
 use crate::features::handcrafted::Handcrafted;
 use crate::features::pipeline::{run_collect, PipelineConfig};
 use crate::features::Encoder;
-use crate::slide::manifest::Stain;
+use crate::slide::Stain;
 use crate::slide::tiling::{read_tile, tile_slide, TileParams};
 use crate::slide::tissue::{detect_tissue, TissueParams};
 use crate::slide::Slide;

@@ -187,7 +187,7 @@ pub fn build(spec: &Spec, stat: &mut StatCache) -> Result<Dag> {
                     .iter()
                     .filter(|it| match &decl.checked.stains {
                         None => true,
-                        Some(st) => it.attrs.get("stain").is_some_and(|s| st.iter().any(|x| x.eq_ignore_ascii_case(s))),
+                        Some(st) => it.slide.as_ref().is_some_and(|s| st.contains(&s.stain)),
                     })
                     .map(Some)
                     .collect(),

@@ -1,4 +1,4 @@
-//! The generated demo cohort (issue 4): seeded synthetic pyramidal TIFF slides and a clinical
+//! The generated demo cohort: seeded synthetic pyramidal TIFF slides and a clinical
 //! table in which both the clinical covariates and slide-visible tumour properties carry
 //! signal on time to distant metastasis.
 //!

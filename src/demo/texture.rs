@@ -47,7 +47,7 @@ pub const DAB: [f32; 3] = [0.27, 0.57, 0.78];
 pub const BACKGROUND: [u8; 3] = [243, 242, 240];
 
 /// The stains of the study (one enum for the whole crate: the slide manifest's).
-pub use crate::slide::manifest::Stain;
+pub use crate::slide::Stain;
 
 /// The slide-visible appearance of one patient's tumour: what the latent variables of the
 /// cohort turn into on glass.

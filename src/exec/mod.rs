@@ -50,13 +50,6 @@ pub struct Outcome {
     pub run_file: PathBuf,
 }
 
-/// With `SPATIA_TIMINGS=1`, phase times go to stderr (as the CLI's).
-fn timing(what: &str, since: Instant) {
-    if std::env::var_os("SPATIA_TIMINGS").is_some() {
-        eprintln!("timing: {what}: {:.2} ms", since.elapsed().as_secs_f64() * 1e3);
-    }
-}
-
 fn emit(output: Output, v: serde_json::Value) {
     if output == Output::Json {
         println!("{}", crate::util::json_for_terminal(&v.to_string()));
@@ -228,7 +221,7 @@ pub fn run(spec: &Spec, dag: &Dag, cache: &Cache, opts: &Options) -> anyhow::Res
     };
     let tq = Instant::now();
     let (checks, forced) = assess(dag, cache);
-    timing("check the cache entries", tq);
+    crate::util::timing("check the cache entries", tq);
     let mut todo = 0usize;
     for (i, node) in dag.nodes.iter().enumerate() {
         if checks[i] == Check::Good && !forced[i] {
@@ -251,7 +244,7 @@ pub fn run(spec: &Spec, dag: &Dag, cache: &Cache, opts: &Options) -> anyhow::Res
     tr.last = tr.nodes(&status);
     tr.journal = Some(Journal::create(&spec.root, &tr.summary(tr.last.clone(), RunStatus::Running, None))?);
     drop(gc_guard);
-    timing("check the cache entries and write the journal", tq);
+    crate::util::timing("check the cache entries and write the journal", tq);
     emit(opts.output, serde_json::json!({"event": "plan", "nodes": n, "cached": n - todo, "to_run": todo}));
 
     // progress bars: one per stage name with shards to run
@@ -475,6 +468,7 @@ fn run_node(spec: &Spec, dag: &Dag, cache: &Cache, i: usize, forced: bool) -> No
         stage: &node.stage,
         key: &node.key,
         params: &node.decl.checked.params,
+        typed: &node.decl.checked.typed,
         out: &out,
         scratch: &scratch,
         root: &spec.root,

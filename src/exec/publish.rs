@@ -732,7 +732,7 @@ pub fn publish(spec: &Spec, dag: &Dag, cache: &Cache, done: &[bool]) -> Result<(
     let cwd = std::env::current_dir().unwrap_or_else(|_| spec.root.clone());
     let cache_dir = resolve(&cwd, &cache.root).with_context(|| format!("cannot resolve the cache directory {}", cache.root.display()))?;
     let cache_overridden = cache_dir != resolve(&root, Path::new("cache")).unwrap_or_default();
-    let slides = dag.slides.iter().filter_map(|s| s.attrs.get("path")).filter_map(|p| std::fs::canonicalize(p).ok()).collect();
+    let slides = dag.slides.iter().filter_map(|s| s.slide.as_ref().map(|s| &s.path)).filter_map(|p| std::fs::canonicalize(p).ok()).collect();
     let guard = Guard { spec, root, cache: cache_dir, cache_overridden, slides };
 
     let mut bases: HashMap<&str, Option<PathBuf>> = HashMap::new();

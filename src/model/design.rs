@@ -18,14 +18,14 @@
 //! Out-of-range rows, a missing value under `Error`, a numeric covariate constant (sd = 0),
 //! beyond ±[`MAX_ABS`] (its square would overflow) or entirely missing on the training rows,
 //! unparseable CSV cells.
-use crate::stages::ingest::{Cell, ClinicalTable};
+use crate::cohort::{Cell, ClinicalTable};
 use std::collections::BTreeMap;
 
 use super::error::{ModelError, Result};
 
-/// The largest magnitude a numeric covariate may take: the sum of squares of a training fold
-/// stays finite below it.
-pub const MAX_ABS: f64 = 1e150;
+/// The largest magnitude a numeric covariate may take (the cohort refuses larger values when
+/// it reads the clinical table): the sum of squares of a training fold stays finite below it.
+pub use crate::cohort::MAX_ABS;
 
 /// Values of one covariate, one per row (`None` = missing).
 #[derive(Debug, Clone, PartialEq)]
@@ -461,9 +461,9 @@ mod tests {
             env!("CARGO_MANIFEST_DIR"),
             "/../shared/data/clinical/gbsg2.csv"
         ));
-        let cohort = crate::spec::Cohort {
+        let cohort = crate::cohort::Cohort {
             clinical: "gbsg2.csv".into(),
-            id: crate::stages::ingest::ROW_IDS.into(),
+            id: crate::cohort::ROW_IDS.into(),
             time: "time".into(),
             event: "event".into(),
             covariates: vec!["age".into(), "tsize".into(), "tgrade".into()],
@@ -472,7 +472,7 @@ mod tests {
             slides: None,
             mpp_override: None,
         };
-        let table = crate::stages::ingest::read_clinical(path, &cohort).unwrap();
+        let table = crate::cohort::read_clinical(path, &cohort).unwrap();
         let c = covariates_from_table(&table, &cohort.categorical);
         assert_eq!(c.len(), 3);
         assert_eq!(c[0].column.len(), 686);

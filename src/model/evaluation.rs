@@ -1,4 +1,4 @@
-//! Evaluation of cross-validated risk predictions (issue 6, the `evaluate` stage's library):
+//! Evaluation of cross-validated risk predictions (the `evaluate` stage's library):
 //! discrimination, calibration-in-the-large-free accuracy and risk-group separation of one arm's
 //! out-of-fold (OOF) predictions, and the paired comparison of two arms.
 //!

@@ -1,4 +1,4 @@
-//! Model building blocks for the `train` stage (issue 6): patient-level cross-validation
+//! Model building blocks for the `train` stage: patient-level cross-validation
 //! ([`cv`]), the training-fold design matrix ([`design`]), the leakage guard ([`leakage`]),
 //! training-fold PCA ([`pca`]), cross-validated Cox arms ([`cox_cv`]) and the calibration of
 //! out-of-fold predictions with inner-fold recalibration ([`calibrate`](mod@calibrate)).

@@ -56,7 +56,7 @@ pub enum SlideVerb {
         /// Minimum tissue fraction of a kept tile
         #[arg(long, default_value_t = 0.5, value_parser = min_tissue)]
         min_tissue: f64,
-        /// Tissue threshold (saturation 0–255 for HE, H+DAB optical density for IHC; default 8 / 0.03)
+        /// Tissue threshold (saturation 0–255 for HE, H+DAB optical density for IHC; default 8 / 0.02)
         #[arg(long, value_parser = tissue_threshold)]
         tissue_threshold: Option<f64>,
         /// Finest µm/px of the tissue mask (default 4; the mask's long side stays ≤ 2000 px)

@@ -79,13 +79,6 @@ pub enum SlideError {
     /// An image (PNG, JPEG, TIFF) could not be decoded or written.
     #[error("image {path}: {detail}")]
     Image { path: PathBuf, detail: String },
-
-    /// Problems in a slide manifest, one line per row.
-    #[error("slide manifest {path}: {}", problems.join("; "))]
-    Manifest {
-        path: PathBuf,
-        problems: Vec<String>,
-    },
 }
 
 /// Result alias of [`crate::slide`].

@@ -9,7 +9,7 @@
 //!   (≈ 352.8 µm/px), which must not pass for a calibration.
 //! - A slide whose pixel size cannot be established has `mpp_x = mpp_y = None`; the reader
 //!   then refuses it (see [`crate::slide::SlideError::NoMpp`]).
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 /// Range of µm/px accepted from TIFF resolution tags (0.05 µm/px is beyond any optical scanner;
@@ -17,7 +17,7 @@ use std::path::PathBuf;
 pub const PLAUSIBLE_MPP: (f64, f64) = (0.05, 50.0);
 
 /// One pyramid level.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LevelInfo {
     /// Width in pixels of this level.
     pub width: u64,
@@ -29,7 +29,7 @@ pub struct LevelInfo {
 }
 
 /// Where the physical pixel size came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MppSource {
     /// Given by the caller (manifest `mpp` column, `mpp_override`, `--mpp-override`).

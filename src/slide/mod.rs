@@ -1,7 +1,8 @@
 //! Whole-slide images: the [`Slide`] reader (OpenSlide formats and a pure-Rust OME-TIFF/TIFF
 //! path), tissue detection ([`tissue`]), tiling at a physical resolution ([`tiling`]),
 //! Ruifrok–Johnston colour deconvolution ([`hed`]), per-tile and per-slide stain measures
-//! ([`stain_map`]) and slide manifests ([`manifest`]).
+//! ([`stain_map`]) and the study's stains ([`Stain`]); slide manifests are cohort logic
+//! ([`crate::cohort::manifest`]).
 //!
 //! Key type: [`Slide`], a cheap-to-clone, thread-safe handle; `read_region` takes level-0
 //! coordinates like OpenSlide and returns RGB with everything outside the scan white.
@@ -30,7 +31,7 @@
 pub mod cli;
 pub mod error;
 pub mod hed;
-pub mod manifest;
+pub mod stain;
 pub mod meta;
 mod ometiff;
 mod openslide;
@@ -39,7 +40,7 @@ pub mod tiling;
 pub mod tissue;
 
 pub use error::{Result, SlideError};
-pub use manifest::Stain;
+pub use stain::Stain;
 pub use meta::{LevelInfo, MppSource, SlideMeta};
 
 use image::RgbImage;

@@ -118,7 +118,7 @@ pub struct Tiling {
 }
 
 /// QC summary of a tiled slide.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QcSummary {
     /// The slide.
     pub slide: PathBuf,

@@ -36,7 +36,7 @@
 //! images", Nat. Biomed. Eng. 2021 (CLAM, `segmentTissue`); Otsu, IEEE SMC 1979.
 use super::error::{Result, SlideError};
 use super::hed::rgb2hed_lut;
-use super::manifest::Stain;
+use super::Stain;
 use super::Slide;
 use image::{GrayImage, RgbImage};
 use imageproc::distance_transform::Norm;

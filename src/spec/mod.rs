@@ -16,8 +16,15 @@ use serde_yaml_ng::Value as Yaml;
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Component, Path, PathBuf};
 
-/// The checked cohort block.
-pub type Cohort = raw::RawCohort;
+/// The checked cohort block (owned by [`crate::cohort`]).
+pub use crate::cohort::Cohort;
+
+impl From<raw::RawCohort> for Cohort {
+    fn from(c: raw::RawCohort) -> Cohort {
+        let raw::RawCohort { clinical, id, time, event, covariates, categorical, missing, slides, mpp_override } = c;
+        Cohort { clinical, id, time, event, covariates, categorical, missing, slides, mpp_override }
+    }
+}
 
 /// A spec error: where it is and what was expected.
 #[derive(Debug, thiserror::Error)]
@@ -179,7 +186,7 @@ pub fn compile_str(text: &str, display: &str, file: PathBuf, root: PathBuf) -> R
         SpecError::At { file: display.to_string(), line, col, msg }
     })?;
 
-    crate::cli::core::timing("parse yaml", t0);
+    crate::util::timing("parse yaml", t0);
     if let Err(why) = check_name(&raw.name) {
         return Err(cx.at_value(&p(&["name"]), format!("experiment name `{}` {why}", crate::util::display_id(&raw.name))));
     }
@@ -209,6 +216,7 @@ pub fn compile_str(text: &str, display: &str, file: PathBuf, root: PathBuf) -> R
             }
         }
     }
+    let cohort: Option<Cohort> = raw.cohort.map(Cohort::from);
 
     // stages: names, kinds, needs, publish; kind parameters kept raw for per-arm checks
     struct Base {
@@ -433,7 +441,7 @@ pub fn compile_str(text: &str, display: &str, file: PathBuf, root: PathBuf) -> R
             .par_iter()
             .enumerate()
             .map(|(i, b)| {
-                let ccx = CheckCx { stage: &b.name, cohort: raw.cohort.as_ref(), experiment: &raw.name, spec_file: &spec_rel };
+                let ccx = CheckCx { stage: &b.name, cohort: cohort.as_ref(), experiment: &raw.name, spec_file: &spec_rel };
                 let checked = b.kind.check(&Json::Object(params[i].clone()), &ccx).map_err(|e| {
                     let first = match e.path.first() {
                         Some(Seg::Key(k)) => k.clone(),
@@ -472,7 +480,7 @@ pub fn compile_str(text: &str, display: &str, file: PathBuf, root: PathBuf) -> R
         arms.push(Arm { name, settings, stages: decls });
     }
 
-    paths::check_publish(&cx, &root, &file, raw.cohort.as_ref(), &arms)?;
+    paths::check_publish(&cx, &root, &file, cohort.as_ref(), &arms)?;
 
     Ok(Spec {
         name: raw.name,
@@ -480,7 +488,7 @@ pub fn compile_str(text: &str, display: &str, file: PathBuf, root: PathBuf) -> R
         description: raw.description,
         file,
         root,
-        cohort: raw.cohort,
+        cohort,
         arms,
         text_digest: blake3::hash(text.as_bytes()).to_hex().to_string(),
         display: display.to_string(),

@@ -3,7 +3,7 @@
 //!
 //! **Inputs:** the output directory of exactly one `train` stage (`needs: [<train stage>]`):
 //! `oof.csv` and `baseline.csv`, plus `inner_oof.csv` and `inner_baseline.csv` when
-//! `recalibrate` is on (formats: the issue 6 `train` contract, `docs/calibrate.md`).
+//! `recalibrate` is on (formats: `docs/train.md`, `docs/calibrate.md`).
 //! **Outputs:** `calibration.json` (bins, slope, intercept, ICI/E50/E90, smoothed curve,
 //! per-repeat statistics, the recalibration of every outer fold and the statistics after it),
 //! `bins.csv`, `bins_recalibrated.csv` (when recalibrating) and `predictions.csv` (every
@@ -83,11 +83,11 @@ impl StageKind for Calibrate {
         in_range_f64(vec![Seg::key("horizon")], &b::CAL_HORIZON, p.horizon)?;
         in_range_usize(vec![Seg::key("bins")], &b::CAL_BINS, p.bins)?;
         in_range_f64(vec![Seg::key("ci")], &b::CAL_CI, p.ci)?;
-        Ok(Checked::single(resolved(&p)))
+        Ok(Checked::single(resolved(&p)).with_typed(p))
     }
 
     fn run(&self, cx: &RunCx) -> anyhow::Result<()> {
-        let p: CalibrateStageParams = serde_json::from_value(cx.params.clone())?;
+        let p = cx.typed::<CalibrateStageParams>()?;
         let trains: Vec<_> = cx.needs.iter().filter(|n| n.kind == "train").collect();
         if trains.len() != 1 || cx.needs.len() != 1 {
             let found: Vec<String> = cx

@@ -12,7 +12,7 @@
 //! `SPATIA_ROOT` (project root), `SPATIA_SEED`, `SPATIA_INPUT_<i>` (input files) and, for a
 //! shard, `SPATIA_ITEM` (patient or slide id) and `SPATIA_ITEM_<ATTR>` (`PATIENT_ID`; for a
 //! slide also `PATH`, `REL_PATH`, `STAIN`, `DIGEST`, `MPP`). A non-zero exit fails the stage.
-use super::{resolved, typed, CheckCx, Checked, Fanout, InputRef, ParamError, RunCx, StageKind};
+use super::{resolved, typed, CheckCx, Checked, Fanout, InputRef, ParamError, RunCx, StageKind, Typed};
 use crate::spec::locate::Seg;
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
@@ -87,11 +87,11 @@ impl StageKind for Command {
                 absolute: false,
             })
             .collect();
-        Ok(Checked { params: resolved(&p), inputs, fanout, uses_seed: false, stains: None })
+        Ok(Checked { params: resolved(&p), typed: Typed::none(), inputs, fanout, uses_seed: false, stains: None }.with_typed(p))
     }
 
     fn run(&self, cx: &RunCx) -> anyhow::Result<()> {
-        let p: CommandParams = serde_json::from_value(cx.params.clone())?;
+        let p = cx.typed::<CommandParams>()?;
         let log = cx.log.lock().map_err(|_| anyhow::anyhow!("log lock poisoned"))?.try_clone()?;
         let mut c = std::process::Command::new(&p.shell);
         c.arg("-c").arg(&p.cmd).current_dir(cx.out).stdin(Stdio::null());
@@ -101,7 +101,7 @@ impl StageKind for Command {
             c.env("SPATIA_ITEM", &item.id);
             // per-item facts: SPATIA_ITEM_PATIENT_ID, and for slides SPATIA_ITEM_PATH (absolute),
             // SPATIA_ITEM_STAIN, SPATIA_ITEM_REL_PATH, SPATIA_ITEM_DIGEST, SPATIA_ITEM_MPP
-            for (k, v) in &item.attrs {
+            for (k, v) in item.facts() {
                 c.env(format!("SPATIA_ITEM_{}", crate::util::env_name(k)), v);
             }
         }

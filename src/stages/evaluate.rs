@@ -113,11 +113,11 @@ impl StageKind for Evaluate {
         }
         let mut c = Checked::single(resolved(&p));
         c.uses_seed = true;
-        Ok(c)
+        Ok(c.with_typed(p))
     }
 
     fn run(&self, cx: &RunCx) -> anyhow::Result<()> {
-        let p: EvaluateParams = serde_json::from_value(cx.params.clone())?;
+        let p = cx.typed::<EvaluateParams>()?;
         let train: Vec<_> = cx.needs.iter().filter(|n| n.kind == "train").collect();
         if train.len() != 1 || cx.needs.len() != 1 {
             let found: Vec<String> = cx.needs.iter().map(|n| format!("`{}` ({})", n.name, n.kind)).collect();

@@ -12,8 +12,9 @@
 //!
 //! Tiles are read and decoded on a pool of threads feeding a bounded queue
 //! ([`crate::features::pipeline`]), so the encoder never waits on I/O.
-use super::tile::{check_stains, open_item_slide, tiling_of};
+use super::tile::{check_stains, open_item_slide, tiling_of, typed_stains};
 use super::{in_range_f64, in_range_usize, resolved, typed, CheckCx, Checked, Fanout, InputRef, ParamError, RunCx, StageKind};
+use crate::contracts::extract::{ExtractSummary, FEATURES_H5};
 use crate::features::bag::{Bag, BagMeta, Precision};
 use crate::features::handcrafted::Handcrafted;
 use crate::features::pipeline::{run_collect, PipelineConfig};
@@ -22,7 +23,7 @@ use crate::slide::tiling::read_tile;
 use crate::spec::locate::Seg;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// The `extract` kind.
 pub struct Extract;
@@ -212,29 +213,27 @@ impl StageKind for Extract {
         let mut c = Checked::single(resolved(&p));
         c.inputs = inputs;
         c.fanout = Fanout::PerSlide;
-        c.stains = stains;
-        Ok(c)
+        c.stains = typed_stains(&stains);
+        Ok(c.with_typed(p))
     }
 
     fn run(&self, cx: &RunCx) -> anyhow::Result<()> {
-        let p: ExtractParams = serde_json::from_value(cx.params.clone())?;
+        let p = cx.typed::<ExtractParams>()?;
         let item = cx.item.context("per slide")?;
         let (slide, _) = open_item_slide(cx)?;
         let (w, h) = (slide.meta().width, slide.meta().height);
-        let out = cx.out.join("features.h5");
+        let out = cx.out.join(FEATURES_H5);
         let choice = encoder_choice(&p.encoder).map_err(|e| anyhow::anyhow!(e.msg))?;
         if let EncoderChoice::Precomputed = choice {
             let src = item
-                .attrs
-                .get("features")
+                .slide()?
+                .features
+                .as_ref()
                 .with_context(|| format!("slide {}: `encoder: precomputed` needs a `features` column (path to a CLAM/TRIDENT .h5 bag) in the slide manifest", item.shown()))?;
             let bag = Bag::read(std::path::Path::new(src))?;
             bag.validate(std::path::Path::new(src), Some((w, h)))?;
             bag.write(&out, p.precision)?;
-            crate::util::write_file(
-                cx.out.join("extract.json"),
-                serde_json::to_string_pretty(&json!({"slide": item.id, "tiles": bag.len(), "dim": bag.dim(), "encoder": "precomputed", "source_encoder": bag.meta.encoder}))?,
-            )?;
+            ExtractSummary::precomputed(&item.id, &bag).write(&cx.out.join(ExtractSummary::FILE))?;
             return Ok(());
         }
         let tiling = tiling_of(cx, "extract")?;
@@ -274,10 +273,7 @@ impl StageKind for Extract {
             stats.tiles_per_s(),
             100.0 * stats.starved.as_secs_f64() / stats.wall.as_secs_f64().max(1e-9)
         ));
-        crate::util::write_file(
-            cx.out.join("extract.json"),
-            serde_json::to_string_pretty(&json!({"slide": item.id, "tiles": bag.len(), "dim": bag.dim(), "encoder": encoder.name(), "encoder_digest": encoder.digest()}))?,
-        )?;
+        ExtractSummary::encoded(&item.id, &bag, &encoder.name(), &encoder.digest()).write(&cx.out.join(ExtractSummary::FILE))?;
         Ok(())
     }
 }

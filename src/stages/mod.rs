@@ -4,12 +4,16 @@
 //! declares the files it reads and whether it fans out per cohort item, and runs into a fresh
 //! output directory. Kinds never see the cache, keys of other stages or the DAG: the executor
 //! hands them directories.
+use crate::slide::Stain;
 use crate::spec::{locate::Seg, Cohort};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use std::any::Any;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+pub use crate::cohort::Item;
 
 pub mod calibrate;
 pub mod command;
@@ -69,18 +73,58 @@ pub struct InputRef {
 pub struct Checked {
     /// Resolved parameters, defaults filled in: this is what the key covers.
     pub params: Value,
+    /// The same parameters as the kind's typed struct, handed to its `run` ([`RunCx::typed`]).
+    pub typed: Typed,
     pub inputs: Vec<InputRef>,
     pub fanout: Fanout,
     /// The spec's `seed` is part of the key (stages that draw random numbers).
     pub uses_seed: bool,
     /// For per-slide stages: only slides of these stains (None: every slide).
-    pub stains: Option<Vec<String>>,
+    pub stains: Option<Vec<Stain>>,
 }
 
 impl Checked {
     /// A stage that runs once, reads no files and draws no random numbers.
     pub fn single(params: Value) -> Checked {
-        Checked { params, inputs: Vec::new(), fanout: Fanout::Single, uses_seed: false, stains: None }
+        Checked { params, typed: Typed::none(), inputs: Vec::new(), fanout: Fanout::Single, uses_seed: false, stains: None }
+    }
+
+    /// Keeps the typed parameters `params` was resolved from, for the kind's `run`.
+    pub fn with_typed<P: Any + Send + Sync>(mut self, typed: P) -> Checked {
+        self.typed = Typed::new(typed);
+        self
+    }
+}
+
+/// A kind's checked parameters as its own typed struct: what `check` validated, kept so that
+/// `run` does not parse the resolved JSON again. Not part of the key (the key covers
+/// [`Checked::params`], the same values resolved).
+#[derive(Clone)]
+pub struct Typed {
+    value: Option<Arc<dyn Any + Send + Sync>>,
+    type_name: &'static str,
+}
+
+impl Typed {
+    /// Typed parameters of type `P`.
+    pub fn new<P: Any + Send + Sync>(value: P) -> Typed {
+        Typed { value: Some(Arc::new(value)), type_name: std::any::type_name::<P>() }
+    }
+
+    /// No typed parameters (a kind whose `run` reads none).
+    pub fn none() -> Typed {
+        Typed { value: None, type_name: "nothing" }
+    }
+
+    /// The parameters as a `P`, or None when they are of another type.
+    pub fn get<P: Any>(&self) -> Option<&P> {
+        self.value.as_deref().and_then(|v| v.downcast_ref::<P>())
+    }
+}
+
+impl std::fmt::Debug for Typed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Typed({})", self.type_name)
     }
 }
 
@@ -130,29 +174,6 @@ pub struct Upstream {
     pub record: crate::cache::Record,
 }
 
-/// A cohort item a shard runs for.
-#[derive(Debug, Clone)]
-pub struct Item {
-    pub id: String,
-    pub digest: String,
-    /// What a shard needs to know about its item: for a slide `patient_id`, `stain`, `path`
-    /// (absolute) and `mpp` when the manifest gives one; for a patient `patient_id`.
-    pub attrs: std::collections::BTreeMap<String, String>,
-}
-
-impl Item {
-    /// An attribute, or an error naming the item.
-    pub fn attr(&self, name: &str) -> anyhow::Result<&str> {
-        self.attrs.get(name).map(String::as_str).ok_or_else(|| anyhow::anyhow!("item `{}` has no `{name}`", self.shown()))
-    }
-
-    /// The id as shown in logs, messages and on the terminal ([`crate::util::display_id`]:
-    /// bidi and control characters as `<U+XXXX>`); data files keep the id itself.
-    pub fn shown(&self) -> String {
-        crate::util::display_id(&self.id)
-    }
-}
-
 /// A resolved input file.
 #[derive(Debug, Clone)]
 pub struct ResolvedInput {
@@ -166,6 +187,9 @@ pub struct RunCx<'a> {
     pub stage: &'a str,
     pub key: &'a str,
     pub params: &'a Value,
+    /// The typed parameters the kind's `check` kept ([`Checked::typed`]); read with
+    /// [`RunCx::typed`].
+    pub typed: &'a Typed,
     /// Fresh, empty output directory: everything in it becomes the cache entry.
     pub out: &'a Path,
     /// Scratch directory beside `out`, discarded with the temporary entry.
@@ -191,6 +215,19 @@ impl RunCx<'_> {
         if let Ok(mut f) = self.log.lock() {
             let _ = writeln!(f, "{}", crate::util::display_text(msg));
         }
+    }
+
+    /// The stage's checked parameters as the kind's typed struct `P` (what its `check` kept
+    /// with [`Checked::with_typed`]); an error naming the stage and both types otherwise.
+    pub fn typed<P: Any>(&self) -> anyhow::Result<&P> {
+        self.typed.get::<P>().ok_or_else(|| {
+            anyhow::anyhow!(
+                "stage `{}`: its checked parameters are {}, not the {} its kind runs with",
+                self.stage,
+                self.typed.type_name,
+                std::any::type_name::<P>()
+            )
+        })
     }
 
     /// The resolved input with this role.

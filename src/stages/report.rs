@@ -49,7 +49,7 @@ fn default_qc_slides() -> usize {
 }
 
 /// Resolved parameters: what the key covers.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct ReportParams {
     title: String,
     show_patient_ids: bool,
@@ -94,11 +94,11 @@ impl StageKind for Report {
         };
         let mut c = Checked::single(resolved(&r));
         c.uses_seed = true;
-        Ok(c)
+        Ok(c.with_typed(r))
     }
 
     fn run(&self, cx: &RunCx) -> anyhow::Result<()> {
-        let p: ReportParams = serde_json::from_value(cx.params.clone()).context("report: resolved parameters")?;
+        let p = cx.typed::<ReportParams>()?.clone();
         let sources = sources(cx);
         let opts = Options {
             title: p.title,

@@ -9,13 +9,14 @@
 //! item digest.
 //! **Reference:** Ruifrok & Johnston (2001), Quantification of histochemical staining by
 //! color deconvolution, Anal Quant Cytol Histol 23:291–299 — as scikit-image `rgb2hed`.
-use super::tile::{check_stains, open_item_slide, tiling_of};
+use super::tile::{check_stains, open_item_slide, tiling_of, typed_stains};
 use super::{in_range_f64, resolved, typed, CheckCx, Checked, Fanout, ParamError, RunCx, StageKind};
+use crate::contracts::stain::{StainCsv, StainSummary};
 use crate::slide::stain_map::{stain_slide, StainParams};
 use crate::spec::locate::Seg;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// The `stain` kind.
 pub struct Stain;
@@ -69,46 +70,20 @@ impl StageKind for Stain {
         let stains = p.stains.clone();
         let mut c = Checked::single(resolved(&p));
         c.fanout = Fanout::PerSlide;
-        c.stains = stains;
-        Ok(c)
+        c.stains = typed_stains(&stains);
+        Ok(c.with_typed(p))
     }
 
     fn run(&self, cx: &RunCx) -> anyhow::Result<()> {
-        let p: StainStageParams = serde_json::from_value(cx.params.clone())?;
+        let p = cx.typed::<StainStageParams>()?;
         let item = cx.item.context("per slide")?;
         let tiling = tiling_of(cx, "stain")?;
         let (slide, _) = open_item_slide(cx)?;
         let params = StainParams { dab_threshold: p.dab_threshold, tissue_od: p.tissue_od };
         let s = stain_slide(&slide, &tiling, &params, 64).with_context(|| format!("slide {}", item.shown()))?;
-        let mut w = csv::Writer::from_path(cx.out.join("stain.csv"))?;
-        w.write_record(["col", "row", "mean_hematoxylin", "mean_dab", "dab_positive_fraction", "tissue_pixels", "positive_pixels"])?;
-        for t in &s.tiles {
-            w.write_record([
-                t.col.to_string(),
-                t.row.to_string(),
-                t.mean_hematoxylin.to_string(),
-                t.mean_dab.to_string(),
-                t.dab_positive_fraction.to_string(),
-                t.tissue_pixels.to_string(),
-                t.positive_pixels.to_string(),
-            ])?;
-        }
-        w.flush()?;
+        StainCsv { tiles: s.tiles.clone() }.write(&cx.out.join(StainCsv::FILE))?;
         s.write_positivity_png(&cx.out.join("positivity.png"))?;
-        let summary = json!({
-            "slide": item.id,
-            "stain": item.attrs.get("stain"),
-            "patient_id": item.attrs.get("patient_id"),
-            "index": s.index,
-            "tissue_pixels": s.tissue_pixels,
-            "positive_pixels": s.positive_pixels,
-            "tiles": s.tiles.len(),
-            "cols": s.cols,
-            "rows": s.rows,
-            "positivity": s.positivity,
-            "params": s.params,
-        });
-        crate::util::write_file(cx.out.join("stain.json"), serde_json::to_string_pretty(&summary)?)?;
+        StainSummary::new(&item.id, item.slide()?.stain, &item.patient, &s).write(&cx.out.join(StainSummary::FILE))?;
         cx.log(&format!("slide {}: DAB-positive index {:.4} over {} tiles", item.shown(), s.index, s.tiles.len()));
         Ok(())
     }

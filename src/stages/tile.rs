@@ -12,7 +12,8 @@
 //!
 //! A slide with no tissue or no tile fails its shard with an error naming it.
 use super::{in_range_f64, in_range_usize, resolved, typed, CheckCx, Checked, Fanout, ParamError, RunCx, SlideFacts, StageKind};
-use crate::slide::manifest::Stain;
+use crate::contracts::tiles::{self, TileOutput};
+use crate::slide::Stain;
 use crate::slide::tiling::{tile_slide, write_qc, TileParams};
 use crate::slide::tissue::{detect_tissue, Threshold, TissueParams};
 use crate::slide::Slide;
@@ -81,27 +82,27 @@ pub fn check_stains(stains: &Option<Vec<String>>) -> Result<Option<Vec<String>>,
     Ok(Some(out))
 }
 
+/// The stains a per-slide stage runs for, as [`Checked::stains`] keeps them (the list
+/// [`check_stains`] returned, spelled as `Stain::as_str`).
+pub fn typed_stains(stains: &Option<Vec<String>>) -> Option<Vec<Stain>> {
+    stains.as_ref().map(|list| list.iter().filter_map(|s| s.parse().ok()).collect())
+}
+
 /// The slide of a shard, opened with its µm/px override if any.
 pub fn open_item_slide(cx: &RunCx) -> anyhow::Result<(Slide, Stain)> {
     let item = cx.item.context("this stage runs per slide")?;
-    let path = PathBuf::from(item.attr("path")?);
-    let stain: Stain = item.attr("stain")?.parse().map_err(|e: String| anyhow::anyhow!("slide {}: {e}", item.shown()))?;
-    let mpp = match item.attrs.get("mpp") {
-        Some(m) => Some(m.parse::<f64>().with_context(|| format!("slide {}: bad mpp `{m}`", item.shown()))?),
-        None => None,
-    };
-    let slide = Slide::open(&path, mpp).with_context(|| format!("slide {} ({})", item.shown(), item.attrs.get("rel_path").map(String::as_str).unwrap_or("")))?;
-    Ok((slide, stain))
+    let s = item.slide()?;
+    let slide = Slide::open(&s.path, s.mpp).with_context(|| format!("slide {} ({})", item.shown(), s.rel_path))?;
+    Ok((slide, s.stain))
 }
 
 /// The tiling of a shard's slide, written by the `tile` stage among its needs.
 pub fn tiling_of(cx: &RunCx, kind: &str) -> anyhow::Result<crate::slide::tiling::Tiling> {
     let item = cx.item.context("per slide")?;
-    let Some(file) = cx.needs.iter().flat_map(|n| n.dirs.iter()).map(|(_, d)| d.join("tiling.json")).find(|f| f.exists()) else {
+    let Some(out) = cx.needs.iter().flat_map(|n| n.dirs.iter()).map(|(_, d)| TileOutput::at(d)).find(TileOutput::exists) else {
         anyhow::bail!("slide {}: `{kind}` needs a `tile` stage (none of its needs wrote tiling.json for this slide)", item.shown());
     };
-    let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{}: not a tiling", file.display()))
+    Ok(out.tiling()?)
 }
 
 impl StageKind for Tile {
@@ -133,8 +134,8 @@ impl StageKind for Tile {
         let stains = p.stains.clone();
         let mut c = Checked::single(resolved(&p));
         c.fanout = Fanout::PerSlide;
-        c.stains = stains;
-        Ok(c)
+        c.stains = typed_stains(&stains);
+        Ok(c.with_typed(p))
     }
 
     fn plans_slides(&self) -> bool {
@@ -165,7 +166,7 @@ impl StageKind for Tile {
     }
 
     fn run(&self, cx: &RunCx) -> anyhow::Result<()> {
-        let p: TileStageParams = serde_json::from_value(cx.params.clone())?;
+        let p = cx.typed::<TileStageParams>()?;
         let (slide, stain) = open_item_slide(cx)?;
         let item = cx.item.context("per slide")?;
         let mut tp = TissueParams::for_stain(stain);
@@ -184,7 +185,7 @@ impl StageKind for Tile {
         // outputs name the slide by id, never by absolute path, so they are the same bytes anywhere
         tiling.slide = PathBuf::from(&item.id);
         write_qc(cx.out, &mask, &tiling)?;
-        crate::util::write_file(cx.out.join("tiling.json"), serde_json::to_string(&tiling)?)?;
+        tiles::write_tiling(&cx.out.join(tiles::TILING_JSON), &tiling)?;
         cx.log(&format!("slide {}: {} tiles, tissue {:.3} mm², level {}", item.shown(), tiling.tiles.len(), tiling.tissue_area_mm2, tiling.level));
         Ok(())
     }

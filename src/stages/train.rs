@@ -13,22 +13,25 @@
 //!
 //! Patient-level k-fold CV stratified by event, optionally repeated, with the L2 penalty
 //! chosen by inner CV ([`crate::model::train`]). Outputs (the contract `evaluate`, `calibrate`
-//! and `report` read; README § train): `oof.csv`, `baseline.csv`, `survival.csv`,
+//! and `report` read; docs/train.md): `oof.csv`, `baseline.csv`, `survival.csv`,
 //! `inner_oof.csv`, `inner_baseline.csv`, `model.json`.
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::ingest::{read_clinical, Cell};
-use super::{in_range_f64, in_range_usize, resolved, typed, CheckCx, Checked, Fanout, InputRef, ParamError, RunCx, StageKind};
+use super::{in_range_f64, in_range_usize, resolved, typed, CheckCx, Checked, Fanout, InputRef, ParamError, RunCx, StageKind, Typed};
 use crate::model::{covariates_from_table, Block, Column, Covariate, CvOptions, MissingPolicy, Penalty, TrainData, TrainOptions};
+use crate::cohort::{read_clinical, Cell};
+use crate::slide::Stain;
 use crate::spec::locate::Seg;
 
 pub struct Train;
 
-/// The image stains a modality may name.
-const STAINS: [&str; 5] = ["HE", "ER", "PR", "HER2", "KI67"];
+/// Whether a modality names an image stain (spelled exactly as [`Stain::as_str`]).
+fn is_stain(m: &str) -> bool {
+    Stain::ALL.iter().any(|s| s.as_str() == m)
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(untagged)]
@@ -134,7 +137,7 @@ impl StageKind for Train {
         }
         let mut seen = BTreeSet::new();
         for (i, m) in p.modalities.iter().enumerate() {
-            let known = m == "clinical" || m == "IHC" || m == "stain" || STAINS.contains(&m.as_str()) || p.blocks.contains_key(m);
+            let known = m == "clinical" || m == "IHC" || m == "stain" || is_stain(m) || p.blocks.contains_key(m);
             if !known {
                 let blocks: Vec<&str> = p.blocks.keys().map(String::as_str).collect();
                 return Err(ParamError::at(
@@ -152,11 +155,11 @@ impl StageKind for Train {
                 return Err(ParamError::at(vec![Seg::key("modalities"), Seg::Index(i)], "modality `clinical` but the cohort declares no `covariates`"));
             }
         }
-        if (p.modalities.iter().any(|m| m == "IHC" || m == "stain" || STAINS.contains(&m.as_str()))) && c.slides.is_none() {
+        if (p.modalities.iter().any(|m| m == "IHC" || m == "stain" || is_stain(m))) && c.slides.is_none() {
             return Err(ParamError::at(vec![Seg::key("modalities")], "slide modalities need a slide manifest (`cohort.slides`)"));
         }
         for (name, b) in &p.blocks {
-            if name == "clinical" || name == "IHC" || name == "stain" || STAINS.contains(&name.as_str()) {
+            if name == "clinical" || name == "IHC" || name == "stain" || is_stain(name) {
                 return Err(ParamError::at(vec![Seg::key("blocks"), Seg::key(name)], format!("block name `{name}` is reserved for a built-in modality")));
             }
             match (&b.columns, &b.prefix) {
@@ -189,11 +192,11 @@ impl StageKind for Train {
             "categorical": c.categorical, "missing": c.missing.as_deref().unwrap_or("error"),
         });
         let inputs = vec![InputRef { role: "clinical".into(), path: c.clinical.clone(), at: vec![Seg::key("cohort"), Seg::key("clinical")], absolute: true }];
-        Ok(Checked { params: resolved(&p), inputs, fanout: Fanout::Single, uses_seed: true, stains: None })
+        Ok(Checked { params: resolved(&p), typed: Typed::none(), inputs, fanout: Fanout::Single, uses_seed: true, stains: None }.with_typed(p))
     }
 
     fn run(&self, cx: &RunCx) -> anyhow::Result<()> {
-        let p: TrainParams = serde_json::from_value(cx.params.clone())?;
+        let p = cx.typed::<TrainParams>()?;
         let cohort = cx.cohort.context("train needs a cohort block")?;
         let clinical = cx.input("clinical")?;
         // block columns, resolved against the table's header
@@ -241,10 +244,10 @@ impl StageKind for Train {
             summary_mods.push(json!({"modality": "clinical", "covariates": cohort.covariates}));
         }
         // slide stains present in the cohort, for `IHC`
-        let cohort_stains: BTreeSet<String> = cx.slides.iter().filter_map(|s| s.attrs.get("stain").cloned()).collect();
+        let cohort_stains: BTreeSet<String> = cx.slides.iter().filter_map(|s| Some(s.slide.as_ref()?.stain.to_string())).collect();
         let mut stains: Vec<String> = Vec::new();
         for m in &p.modalities {
-            if STAINS.contains(&m.as_str()) {
+            if is_stain(m) {
                 stains.push(m.clone());
             } else if m == "IHC" {
                 let ihc: Vec<String> = cohort_stains.iter().filter(|s| s.as_str() != "HE").cloned().collect();
@@ -264,7 +267,7 @@ impl StageKind for Train {
             let slide_of: BTreeMap<&str, (&str, &str)> = cx
                 .slides
                 .iter()
-                .filter_map(|s| Some((s.id.as_str(), (s.attrs.get("patient_id")?.as_str(), s.attrs.get("stain")?.as_str()))))
+                .filter_map(|s| Some((s.id.as_str(), (s.patient.as_str(), s.slide.as_ref()?.stain.as_str()))))
                 .collect();
             for stain in &stains {
                 // per patient: sum of tile features and tile count over all their slides of `stain`
@@ -277,8 +280,9 @@ impl StageKind for Train {
                         continue;
                     }
                     let Some(&row) = index.get(patient) else { continue }; // dropped by `missing: drop`
-                    let path = dir.join("features.h5");
-                    let bag = crate::features::bag::Bag::read(&path).with_context(|| format!("slide `{id}` (patient {patient})"))?;
+                    let out = crate::contracts::extract::ExtractOutput::at(dir);
+                    let path = out.features_path();
+                    let bag = out.features().with_context(|| format!("slide `{id}` (patient {patient})"))?;
                     let d = bag.features.ncols();
                     let entry = sums[row].get_or_insert_with(|| (vec![0.0; d], 0));
                     if entry.0.len() != d {
@@ -317,13 +321,13 @@ impl StageKind for Train {
             for (item, dir) in &need.dirs {
                 let Some(id) = item else { continue };
                 let Some(s) = cx.slides.iter().find(|s| &s.id == id) else { continue };
-                let (Some(patient), Some(stain)) = (s.attrs.get("patient_id"), s.attrs.get("stain")) else { continue };
+                let (patient, Some(stain)) = (&s.patient, s.slide.as_ref().map(|x| x.stain.as_str())) else { continue };
                 let Some(&row) = index.get(patient.as_str()) else { continue };
-                let path = dir.join("stain.json");
-                let v: Value = serde_json::from_slice(&std::fs::read(&path).with_context(|| format!("slide `{id}`: cannot read {}", path.display()))?)
-                    .with_context(|| format!("slide `{id}`: {} is not JSON", path.display()))?;
-                let idx = v.get("index").and_then(Value::as_f64).with_context(|| format!("slide `{id}`: {} has no numeric `index`", path.display()))?;
-                per.entry(stain.clone()).or_insert_with(|| vec![Vec::new(); n])[row].push(idx);
+                let summary = crate::contracts::stain::StainOutput::at(dir).summary().with_context(|| format!("slide `{id}`"))?;
+                let idx = Some(summary.index).filter(|x| x.is_finite()).with_context(|| {
+                    format!("slide `{id}`: {} has no numeric `index`", dir.join(crate::contracts::stain::StainSummary::FILE).display())
+                })?;
+                per.entry(stain.to_string()).or_insert_with(|| vec![Vec::new(); n])[row].push(idx);
             }
             if per.is_empty() {
                 bail!("modality `stain`: stage `{}` has no slide of a cohort patient", need.name);

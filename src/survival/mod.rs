@@ -1,4 +1,4 @@
-//! Survival statistics (issue 3): the numbers every Spatia result is made of.
+//! Survival statistics: the numbers every Spatia result is made of.
 //!
 //! One file per estimator or metric, each a set of plain functions over slices (`&[f64]` times,
 //! `&[bool]` events — [`data::events_from_u8`] converts 0/1 codes —, `&[f64]` risk scores, a

@@ -7,7 +7,8 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::format::days;
-use super::{read_json, PageError, Result};
+use super::Result;
+use crate::contracts::ingest::{CohortCsv, CohortSummary};
 use crate::survival::kaplan_meier::KaplanMeier;
 
 #[derive(Debug, Serialize)]
@@ -86,42 +87,18 @@ pub(super) struct Cohort {
 }
 
 pub(super) fn cohort(dir: &Path) -> Result<Cohort> {
-    let csv_path = dir.join("cohort.csv");
-    let json_path = dir.join("cohort.json");
-    let summary: serde_json::Value = read_json(&json_path)?;
-    let contract = |message: String| PageError::Contract { path: csv_path.clone(), message };
-    let mut rdr = csv::Reader::from_path(&csv_path).map_err(|e| contract(format!("expected a readable CSV: {e}")))?;
-    let headers = rdr.headers().map_err(|e| contract(format!("cannot read the header row: {e}")))?.clone();
-    if headers.get(0) != Some("patient_id") || headers.get(1) != Some("time") || headers.get(2) != Some("event") {
-        return Err(contract(format!(
-            "expected columns `patient_id,time,event,…`, found `{}`",
-            headers.iter().collect::<Vec<_>>().join(",")
-        )));
-    }
-    let covs: Vec<String> = headers.iter().skip(3).map(str::to_string).collect();
-    let (mut ids, mut time, mut event) = (Vec::new(), Vec::new(), Vec::new());
-    let mut cells: Vec<Vec<String>> = vec![Vec::new(); covs.len()];
-    for (i, rec) in rdr.records().enumerate() {
-        let row = i + 1;
-        let rec = rec.map_err(|e| contract(format!("row {row} is not valid CSV: {e}")))?;
-        ids.push(rec.get(0).unwrap_or("").to_string());
-        let t = rec.get(1).unwrap_or("");
-        time.push(t.parse::<f64>().map_err(|_| contract(format!("row {row}, column `time`: expected a number, found `{t}`")))?);
-        let e = rec.get(2).unwrap_or("");
-        event.push(match e {
-            "1" => true,
-            "0" => false,
-            _ => return Err(contract(format!("row {row}, column `event`: expected 0 or 1, found `{e}`"))),
-        });
-        for (j, c) in cells.iter_mut().enumerate() {
-            c.push(rec.get(j + 3).unwrap_or("").to_string());
-        }
-    }
+    let summary = CohortSummary::read(&dir.join(CohortSummary::FILE))?;
+    let table = CohortCsv::read(&dir.join(CohortCsv::FILE))?;
+    let covs = table.covariates;
+    let ids: Vec<String> = table.rows.iter().map(|r| r.patient_id.clone()).collect();
+    let time: Vec<f64> = table.rows.iter().map(|r| r.time).collect();
+    let event: Vec<bool> = table.rows.iter().map(|r| r.event).collect();
+    let cells: Vec<Vec<String>> = (0..covs.len()).map(|j| table.rows.iter().map(|r| r.cells[j].clone()).collect()).collect();
     let n = ids.len();
     let n_ev = event.iter().filter(|&&e| e).count();
     let mut rows = Vec::new();
     for (j, name) in covs.iter().enumerate() {
-        let ty = summary["covariates"][name]["type"].as_str().unwrap_or("numeric");
+        let ty = summary.covariates.get(name).map_or("numeric", |c| c.kind());
         let col = &cells[j];
         let missing = col.iter().filter(|s| s.is_empty()).count();
         if ty == "categorical" {
@@ -182,11 +159,11 @@ pub(super) fn cohort(dir: &Path) -> Result<Cohort> {
         patients: n,
         events: n_ev,
         censored: n - n_ev,
-        dropped: summary["dropped"].as_array().map_or(0, |a| a.len()),
+        dropped: summary.dropped.len(),
         max_time: days(time.iter().cloned().fold(0.0, f64::max)),
         median_follow_up,
         median_time_events,
-        missing_policy: summary["missing_policy"].as_str().unwrap_or("error").to_string(),
+        missing_policy: summary.missing_policy,
         rows,
     };
     Ok(Cohort { ids, view })

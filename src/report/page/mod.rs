@@ -71,6 +71,9 @@ pub enum PageError {
     /// The template failed.
     #[error(transparent)]
     Render(#[from] ReportError),
+    /// A stage output read through its contract ([`crate::contracts`]) broke it.
+    #[error(transparent)]
+    File(#[from] crate::contracts::ContractError),
 }
 
 type Result<T> = std::result::Result<T, PageError>;
@@ -186,7 +189,8 @@ pub fn build(sources: &Sources, opts: &Options, upstream: &[Lineage]) -> Result<
         None => Vec::new(),
     };
     let patient_ids: Vec<String> = cohort.as_ref().map(|c| c.ids.clone()).unwrap_or_default();
-    let slide_triples: Vec<(String, String, String)> = manifest.iter().map(|m| (m.0.clone(), m.1.clone(), m.2.clone())).collect();
+    let slide_triples: Vec<(String, String, String)> =
+        manifest.iter().map(|m| (m.slide_id.clone(), m.patient_id.clone(), m.stain.to_string())).collect();
     let ps = Pseudonyms::new(opts.seed, &patient_ids, &slide_triples, opts.show_patient_ids);
     let qc_view = if sources.tiles.is_empty() && sources.stains.is_empty() && manifest.is_empty() {
         None

@@ -3,83 +3,29 @@
 //! Columns (header required, names case-insensitive, any order, extra columns ignored):
 //! `patient_id`, `path` (relative to the manifest's directory, or absolute), `stain`
 //! (`HE`, `ER`, `PR`, `HER2`, `KI67`; case-insensitive, `H&E` and `Ki-67` accepted) and an
-//! optional `mpp` (µm/px override; empty = use the file's).
+//! optional `mpp` (µm/px override; empty = use the file's) and an optional `features` (an
+//! existing CLAM/TRIDENT `.h5` bag of the slide, relative to the manifest's directory).
 //!
 //! [`parse_manifest`] checks the CSV itself; [`validate_manifest`] opens every slide (in
 //! parallel) and checks it against the clinical patient ids. Every problem is reported at once,
 //! each naming its row as `row N (line L)` — N counts data rows from 1, L is the line in the
 //! file — so a user fixes a manifest in one pass.
-use super::error::{Result, SlideError};
-use super::meta::SlideMeta;
-use super::Slide;
+use crate::slide::{Slide, SlideMeta, Stain};
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// The stains of the study.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Stain {
-    /// Hematoxylin and eosin.
-    HE,
-    /// Oestrogen receptor IHC.
-    ER,
-    /// Progesterone receptor IHC.
-    PR,
-    /// HER2 IHC.
-    HER2,
-    /// Ki-67 IHC.
-    KI67,
+/// Problems in a slide manifest, one per row (every bad row is listed).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("slide manifest {}: {}", path.display(), problems.join("; "))]
+pub struct ManifestError {
+    pub path: PathBuf,
+    pub problems: Vec<String>,
 }
 
-impl Stain {
-    /// All stains, H&E first.
-    pub const ALL: [Stain; 5] = [Stain::HE, Stain::ER, Stain::PR, Stain::HER2, Stain::KI67];
-
-    /// True for the DAB immunostains.
-    pub fn is_ihc(self) -> bool {
-        self != Stain::HE
-    }
-
-    /// The manifest spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stain::HE => "HE",
-            Stain::ER => "ER",
-            Stain::PR => "PR",
-            Stain::HER2 => "HER2",
-            Stain::KI67 => "KI67",
-        }
-    }
-}
-
-impl std::fmt::Display for Stain {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for Stain {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Stain, String> {
-        let k: String = s
-            .trim()
-            .chars()
-            .filter(|c| !matches!(c, '&' | '-' | '_' | ' '))
-            .collect::<String>()
-            .to_ascii_uppercase();
-        match k.as_str() {
-            "HE" => Ok(Stain::HE),
-            "ER" => Ok(Stain::ER),
-            "PR" | "PGR" => Ok(Stain::PR),
-            "HER2" => Ok(Stain::HER2),
-            "KI67" => Ok(Stain::KI67),
-            _ => Err(format!(
-                "unknown stain {s:?} (expected one of HE, ER, PR, HER2, KI67)"
-            )),
-        }
-    }
-}
+/// Result alias of [`crate::cohort::manifest`].
+pub type Result<T> = std::result::Result<T, ManifestError>;
 
 /// One row of a manifest.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -98,6 +44,9 @@ pub struct ManifestRow {
     pub stain: Stain,
     /// µm/px override, when the row gives one.
     pub mpp: Option<f64>,
+    /// The `features` cell (a CLAM/TRIDENT bag, relative to the manifest's directory), when
+    /// the manifest has the column and the row fills it.
+    pub features: Option<String>,
 }
 
 impl ManifestRow {
@@ -125,10 +74,10 @@ fn find_col(headers: &csv::StringRecord, names: &[&str]) -> Option<usize> {
 /// Reads and checks the CSV of a manifest (no slide is opened).
 ///
 /// # Errors
-/// [`SlideError::Manifest`] listing every bad row: missing column, empty patient id or path,
+/// [`ManifestError`] listing every bad row: missing column, empty patient id or path,
 /// unknown stain, bad `mpp`.
 pub fn parse_manifest(path: &Path) -> Result<Vec<ManifestRow>> {
-    let fail = |problems: Vec<String>| SlideError::Manifest {
+    let fail = |problems: Vec<String>| ManifestError {
         path: path.to_path_buf(),
         problems,
     };
@@ -151,6 +100,7 @@ pub fn parse_manifest(path: &Path) -> Result<Vec<ManifestRow>> {
         find_col(&headers, &["stain"]),
     );
     let mpp_col = find_col(&headers, &["mpp", "mpp_override"]);
+    let features_col = find_col(&headers, &["features"]);
     let (Some(pid), Some(pth), Some(stn)) = (pid, pth, stn) else {
         // name what is missing, not the header row (it may be any file's first line)
         let missing: Vec<&str> = [(pid, "patient_id"), (pth, "path"), (stn, "stain")]
@@ -232,6 +182,7 @@ pub fn parse_manifest(path: &Path) -> Result<Vec<ManifestRow>> {
                 path: base.join(f),
                 stain,
                 mpp,
+                features: features_col.map(cell).filter(|v| !v.is_empty()).map(str::to_string),
             });
         }
     }
@@ -250,7 +201,7 @@ pub fn parse_manifest(path: &Path) -> Result<Vec<ManifestRow>> {
 /// records none and whose row has no `mpp` cell (the spec's `cohort.mpp_override`).
 ///
 /// # Errors
-/// [`SlideError::Manifest`] listing, per row: a missing file, an unreadable or truncated file,
+/// [`ManifestError`] listing, per row: a missing file, an unreadable or truncated file,
 /// a file that is no slide, a slide without µm/px and without an `mpp` cell, a patient not in
 /// `patients`, and any CSV problem from [`parse_manifest`]. A clinical patient with no slide is
 /// a warning, not an error.
@@ -287,7 +238,7 @@ pub fn validate_manifest(path: &Path, patients: &BTreeSet<String>, default_mpp: 
         }
     }
     if !problems.is_empty() {
-        return Err(SlideError::Manifest {
+        return Err(ManifestError {
             path: path.to_path_buf(),
             problems,
         });
@@ -308,17 +259,4 @@ pub fn validate_manifest(path: &Path, patients: &BTreeSet<String>, default_mpp: 
         })
         .collect();
     Ok(ValidatedManifest { slides, warnings })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stain_spellings() {
-        assert_eq!("H&E".parse::<Stain>(), Ok(Stain::HE));
-        assert_eq!("ki-67".parse::<Stain>(), Ok(Stain::KI67));
-        assert_eq!("her2".parse::<Stain>(), Ok(Stain::HER2));
-        assert!("CD8".parse::<Stain>().unwrap_err().contains("CD8"));
-    }
 }
