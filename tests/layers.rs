@@ -333,7 +333,8 @@ fn paths_in(code: &str, children: &BTreeSet<String>) -> Vec<(usize, Vec<String>)
             }
         }
         let first = segs[0].as_str();
-        if before != "::" && segs.len() > 1 && (matches!(first, "crate" | "super" | "self") || children.contains(first)) {
+        let names_module = matches!(first, "crate" | "super" | "self") || children.contains(first);
+        if before != "::" && segs.len() > 1 && names_module {
             out.push((line_of(off), segs));
         }
         k = j.max(k + 1);

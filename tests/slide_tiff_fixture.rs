@@ -141,8 +141,11 @@ fn ome_xml_with_a_namespace_prefix_and_single_quotes() {
 fn malformed_ome_xml_is_an_error_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("broken.ome.tif");
-    let ome = r#"<?xml version="1.0"?><OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06"><Image ID="Image:0"><Pixels PhysicalSizeX="0.5" PhysicalSizeY="0.5"></Image></OME>"#;
+    let ome = concat!(
+        r#"<?xml version="1.0"?><OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06">"#,
+        r#"<Image ID="Image:0"><Pixels PhysicalSizeX="0.5" PhysicalSizeY="0.5"></Image></OME>"#
+    );
     write_pyramid(&p, Compression::Lzw, Some(ome), None);
-    let e = Slide::open(&p, None).err().expect("malformed OME-XML must be refused").to_string();
+    let e = Slide::open(&p, None).expect_err("malformed OME-XML must be refused").to_string();
     assert!(e.contains("broken.ome.tif") && e.contains("not well-formed XML"), "{e}");
 }

@@ -298,6 +298,9 @@ fn is_ome_element(node: &roxmltree::Node, name: &str) -> bool {
         && node.tag_name().namespace().is_none_or(|ns| ns.starts_with(OME_NS))
 }
 
+/// µm/px (x, y) and objective power, as read from OME-XML.
+type OmeFacts = (Option<(f64, f64)>, Option<f64>);
+
 /// µm/px and objective power from the OME-XML of the first image: the first `Pixels` element's
 /// `PhysicalSizeX/Y` (with their units) and the first `Objective`'s `NominalMagnification`.
 /// Namespace prefixes, either quote style, entities and character references are read as XML
@@ -305,7 +308,7 @@ fn is_ome_element(node: &roxmltree::Node, name: &str) -> bool {
 ///
 /// # Errors
 /// [`SlideError::Corrupt`] naming `path` and the line:column when `xml` is not well-formed.
-fn parse_ome(path: &Path, xml: &str) -> Result<(Option<(f64, f64)>, Option<f64>)> {
+fn parse_ome(path: &Path, xml: &str) -> Result<OmeFacts> {
     let options = roxmltree::ParsingOptions { allow_dtd: true, ..roxmltree::ParsingOptions::default() };
     let doc = roxmltree::Document::parse_with_options(xml, options).map_err(|e| {
         corrupt(path, format!("the OME-XML of the first directory's ImageDescription is not well-formed XML: {e}"))
@@ -866,7 +869,10 @@ mod tests {
         assert!(is_ome_description(xml));
         assert_eq!(parse_ome(p, xml).unwrap(), (Some((0.5, 0.25)), Some(20.0)));
         // an entity declared in the DTD, a predefined entity in another attribute
-        let xml = r#"<!DOCTYPE OME [<!ENTITY mpp "0.5">]><OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06"><Image ID="I &amp; J"><Pixels PhysicalSizeX="&mpp;" PhysicalSizeY="&mpp;"/></Image></OME>"#;
+        let xml = concat!(
+            r#"<!DOCTYPE OME [<!ENTITY mpp "0.5">]><OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06">"#,
+            r#"<Image ID="I &amp; J"><Pixels PhysicalSizeX="&mpp;" PhysicalSizeY="&mpp;"/></Image></OME>"#
+        );
         assert!(is_ome_description(xml));
         assert_eq!(parse_ome(p, xml).unwrap().0, Some((0.5, 0.5)));
         // a `Pixels` of another namespace is not the image's

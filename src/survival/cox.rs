@@ -614,7 +614,8 @@ fn newton(design: &Design, penalty: &Penalty, names: &[String], options: &CoxOpt
         let l = linalg::cholesky(&h, p).map_err(|j| SurvivalError::Singular {
             what: "Cox information matrix".into(),
             detail: format!(
-                " (at covariate '{}' after {iterations} iterations: collinear covariates or a covariate with no variation among subjects at risk at event times)",
+                " (at covariate '{}' after {iterations} iterations: collinear covariates or a covariate with \
+                 no variation among subjects at risk at event times)",
                 names[j]
             ),
         })?;
@@ -697,7 +698,9 @@ fn coefficient_table(
         let z = b / se;
         if (b * sd[a]).abs() > 10.0 {
             warnings.push(format!(
-                "covariate '{}': coefficient {b:.4} (hazard ratio {:.3e} per unit) is diverging: likely complete or quasi-complete separation (monotone likelihood), so the estimate and its standard error are not reliable; consider an L2 penalty",
+                "covariate '{}': coefficient {b:.4} (hazard ratio {:.3e} per unit) is diverging: likely complete \
+                 or quasi-complete separation (monotone likelihood), so the estimate and its standard error are \
+                 not reliable; consider an L2 penalty",
                 names[a],
                 b.exp()
             ));

@@ -436,11 +436,9 @@ pub(super) fn performance(sources: &Sources, opts: &Options) -> Result<Option<Pe
         let rb = c.recalibrated.as_ref().map(|r| cal_bins(&r.bins)).unwrap_or_default();
         figures.push(("calibration".to_string(), plots::calibration_plot_over(&bins, c.horizon, &rb)?));
         view.has_calibration = true;
-        if c.recalibrated.is_some() {
-            if !rb.is_empty() {
-                figures.push(("calibration_recalibrated".to_string(), plots::calibration_plot_over(&rb, c.horizon, &bins)?));
-                view.has_recalibrated = true;
-            }
+        if c.recalibrated.is_some() && !rb.is_empty() {
+            figures.push(("calibration_recalibrated".to_string(), plots::calibration_plot_over(&rb, c.horizon, &bins)?));
+            view.has_recalibrated = true;
         }
     }
     Ok(Some(Perf { view, figures }))
