@@ -217,7 +217,7 @@ fn tiling_and_qc_json() {
 #[test]
 fn stain_json_and_csv() {
     let d = tempfile::tempdir().unwrap();
-    let tiles = vec![spatia::slide::hed::TileStain {
+    let tiles = vec![spatia::slide::stain_map::TileStain {
         col: 1,
         row: 0,
         mean_hematoxylin: 0.25,

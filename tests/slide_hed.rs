@@ -2,7 +2,9 @@
 //! (`../shared/reference/skimage_ihc_hed.json`), and per-tile / per-slide stain measures on the
 //! Ki-67 OME-TIFF.
 use serde_json::Value;
-use spatia::slide::hed::{self, StainParams};
+use spatia::slide::hed;
+use spatia::slide::load_rgb;
+use spatia::slide::stain_map::{self, StainParams};
 use spatia::slide::tiling::{tile_slide, TileParams};
 use spatia::slide::tissue::{detect_tissue, TissueParams};
 use spatia::slide::{Slide, Stain};
@@ -26,7 +28,7 @@ fn close(a: f64, b: f64, what: &str) {
 
 #[test]
 fn matches_skimage_rgb2hed_statistics() {
-    let img = hed::load_rgb(&Path::new(IMAGES).join("skimage_ihc.png"), 1 << 30).unwrap();
+    let img = load_rgb(&Path::new(IMAGES).join("skimage_ihc.png"), 1 << 30).unwrap();
     let r = reference();
     assert_eq!(r["shape"][0].as_u64(), Some(img.height() as u64));
     assert_eq!(r["shape"][1].as_u64(), Some(img.width() as u64));
@@ -63,7 +65,7 @@ fn matches_skimage_rgb2hed_statistics() {
 
 #[test]
 fn matches_skimage_rgb2hed_pixels() {
-    let img = hed::load_rgb(&Path::new(IMAGES).join("skimage_ihc.png"), 1 << 30).unwrap();
+    let img = load_rgb(&Path::new(IMAGES).join("skimage_ihc.png"), 1 << 30).unwrap();
     let lut = hed::rgb2hed_lut();
     let r = reference();
     let pixels = r["pixels"].as_array().unwrap();
@@ -101,7 +103,7 @@ fn ki67_slide_stain_measures() {
     let slide = Slide::open(Path::new(SLIDES).join("OS-2-ndpi.ome.tif"), None).unwrap();
     let mask = detect_tissue(&slide, &TissueParams::for_stain(Stain::KI67)).unwrap();
     let tiling = tile_slide(&slide, &mask, &TileParams::new(0.5, 256)).unwrap();
-    let st = hed::stain_slide(&slide, &tiling, &StainParams::default(), 4).unwrap();
+    let st = stain_map::stain_slide(&slide, &tiling, &StainParams::default(), 4).unwrap();
     assert_eq!(st.tiles.len(), tiling.tiles.len());
     assert_eq!(st.positivity.len(), (tiling.cols * tiling.rows) as usize);
     assert_eq!(
@@ -137,12 +139,12 @@ fn ki67_slide_stain_measures() {
 fn white_tile_has_no_tissue_and_brown_tile_is_positive() {
     let p = StainParams::default();
     let white = image::RgbImage::from_pixel(8, 8, image::Rgb([255, 255, 255]));
-    let t = hed::tile_stain(&white, &p);
+    let t = stain_map::tile_stain(&white, &p);
     assert_eq!((t.tissue_pixels, t.positive_pixels), (0, 0));
     assert_eq!(t.dab_positive_fraction, 0.0);
     // (156, 118, 81) is DAB-brown in skimage's image: DAB 0.103 > 0.05
     let brown = image::RgbImage::from_pixel(8, 8, image::Rgb([156, 118, 81]));
-    let t = hed::tile_stain(&brown, &p);
+    let t = stain_map::tile_stain(&brown, &p);
     assert_eq!(t.tissue_pixels, 64);
     assert_eq!(t.dab_positive_fraction, 1.0);
 }

@@ -119,3 +119,33 @@ fn plain_tiff_with_resolution_tags_deflate() {
     let e = Slide::inspect(&cut).unwrap_err();
     assert!(e.to_string().contains("cut.tif"), "{e}");
 }
+
+#[test]
+fn ome_xml_with_a_namespace_prefix_and_single_quotes() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("prefixed.ome.tif");
+    let ome = "<?xml version='1.0'?><ome:OME xmlns:ome='http://www.openmicroscopy.org/Schemas/OME/2016-06'>\
+               <ome:Image ID='Image:0'><ome:Pixels ID='Pixels:0' PhysicalSizeX='0.25' PhysicalSizeXUnit='&#181;m' \
+               PhysicalSizeY='250' PhysicalSizeYUnit='nm' SizeX='200' SizeY='120'/></ome:Image></ome:OME>";
+    write_pyramid(&p, Compression::Lzw, Some(ome), None);
+    let s = Slide::open(&p, None).unwrap();
+    let m = s.meta();
+    assert_eq!(m.vendor, "ome-tiff");
+    assert_eq!(
+        (m.mpp_x, m.mpp_y, m.mpp_source),
+        (Some(0.25), Some(0.25), Some(MppSource::Vendor))
+    );
+}
+
+#[test]
+fn malformed_ome_xml_is_an_error_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("broken.ome.tif");
+    let ome = concat!(
+        r#"<?xml version="1.0"?><OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06">"#,
+        r#"<Image ID="Image:0"><Pixels PhysicalSizeX="0.5" PhysicalSizeY="0.5"></Image></OME>"#
+    );
+    write_pyramid(&p, Compression::Lzw, Some(ome), None);
+    let e = Slide::open(&p, None).expect_err("malformed OME-XML must be refused").to_string();
+    assert!(e.contains("broken.ome.tif") && e.contains("not well-formed XML"), "{e}");
+}

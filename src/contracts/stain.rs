@@ -1,6 +1,6 @@
 //! The outputs of `stain` that others read: `stain.json` (the slide's DAB-positive index, read
 //! by `train`'s `stain` modality and by the report) and `stain.csv` (per-tile measures).
-//! The measures themselves are [`crate::slide::hed`]'s ([`SlideStain`], [`TileStain`]).
+//! The measures themselves are [`crate::slide::stain_map`]'s ([`SlideStain`], [`TileStain`]).
 //!
 //! # Format
 //! - `stain.json` ([`StainSummary`]): pretty JSON, keys sorted, no final newline: `slide,
@@ -16,7 +16,7 @@
 //! [0, 1], positive pixels ≤ tissue pixels. Errors name the file and the key, or the data row
 //! and column.
 use super::error::{indices, read_json, shown, write_csv, write_json, ContractError, Result};
-use crate::slide::hed::{SlideStain, StainParams, TileStain};
+use crate::slide::stain_map::{SlideStain, StainParams, TileStain};
 use crate::slide::Stain;
 use crate::survival::CsvTable;
 use serde::{Deserialize, Serialize};

@@ -467,6 +467,39 @@ struct Canvas {
     alpha: Vec<f32>,
 }
 
+impl Canvas {
+    fn new() -> Canvas {
+        Canvas {
+            h: vec![0.0; T * T],
+            e: vec![0.0; T * T],
+            d: vec![0.0; T * T],
+            alpha: vec![0.0; T * T],
+        }
+    }
+
+    /// Optical density → RGB through Beer–Lambert (`lut`) against the background colour.
+    fn to_rgb(&self, lut: &Lut, out: &mut [u8]) {
+        let bg = [
+            BACKGROUND[0] as f32,
+            BACKGROUND[1] as f32,
+            BACKGROUND[2] as f32,
+        ];
+        for p in 0..T * T {
+            let a = self.alpha[p];
+            let o = &mut out[p * 3..p * 3 + 3];
+            if a <= 0.0 {
+                o.copy_from_slice(&BACKGROUND);
+                continue;
+            }
+            let (h, e, d) = (self.h[p] * a, self.e[p] * a, self.d[p] * a);
+            for c in 0..3 {
+                let od = h * HEMATOXYLIN[c] + e * EOSIN[c] + d * DAB[c];
+                o[c] = (bg[c] * lut.transmit(od) + 0.5) as u8;
+            }
+        }
+    }
+}
+
 /// Renders tile (`tx`, `ty`) of level 0 into `out` (256×256×3 RGB, row-major). Pixels
 /// outside the slide are background. Returns whether the tile holds any tissue.
 pub fn render_tile(plan: &SlidePlan, lut: &Lut, tx: u32, ty: u32, out: &mut [u8]) -> bool {
@@ -478,20 +511,41 @@ pub fn render_tile(plan: &SlidePlan, lut: &Lut, tx: u32, ty: u32, out: &mut [u8]
         fill_background(out);
         return false;
     }
-    let look = &plan.look;
-    let ihc = plan.stain.is_ihc();
-    let mut cv = Canvas {
-        h: vec![0.0; T * T],
-        e: vec![0.0; T * T],
-        d: vec![0.0; T * T],
-        alpha: vec![0.0; T * T],
+    let mut cv = Canvas::new();
+    let brush = Brush {
+        x0,
+        y0,
+        grain_seed: derive(plan.seed, "grain"),
     };
-    let fibre_seed = derive(plan.seed, "fibre");
-    let grain_seed = derive(plan.seed, "grain");
-    let fat_seed = derive(plan.seed, "adipocyte");
-    let (fc, fs) = (plan.fibre_cos, plan.fibre_sin);
+    paint_matrix(plan, &fields, &brush, &mut cv);
+    paint_nuclei(plan, &fields, &brush, &mut cv);
+    cv.to_rgb(lut, out);
+    blank_beyond_edge(plan, x0, y0, out);
+    true
+}
 
-    // ---- background matrix: stroma, tumour cytoplasm, fat
+/// Where a tile's painting happens: its level-0 origin and the seed of the nuclear grain.
+struct Brush {
+    x0: i64,
+    y0: i64,
+    grain_seed: u64,
+}
+
+/// Seeds of the matrix textures.
+struct MatrixSeeds {
+    fibre: u64,
+    grain: u64,
+    fat: u64,
+}
+
+/// The background matrix (stroma, tumour cytoplasm, fat) under every pixel of the tile.
+fn paint_matrix(plan: &SlidePlan, fields: &Fields, brush: &Brush, cv: &mut Canvas) {
+    let (x0, y0) = (brush.x0, brush.y0);
+    let seeds = MatrixSeeds {
+        fibre: derive(plan.seed, "fibre"),
+        grain: brush.grain_seed,
+        fat: derive(plan.seed, "adipocyte"),
+    };
     // lattice cell and weight of every column and row of the tile
     let cols: Vec<(usize, f32)> = (0..T)
         .map(|x| {
@@ -509,60 +563,90 @@ pub fn render_tile(plan: &SlidePlan, lut: &Lut, tx: u32, ty: u32, out: &mut [u8]
         let gy = y0 + y as i64;
         for (x, &(i, ax)) in cols.iter().enumerate() {
             let gx = x0 + x as i64;
-            let k = j * NLAT + i;
-            let t = Fields::sample(&fields.tissue, k, ax, ay);
-            if t <= 0.0 {
-                continue;
+            if let Some([h, e, d, a]) = matrix_pixel(plan, fields, &seeds, (j * NLAT + i, ax, ay), gx, gy) {
+                let p = y * T + x;
+                cv.h[p] = h;
+                cv.e[p] = e;
+                cv.d[p] = d;
+                cv.alpha[p] = a;
             }
-            let p = y * T + x;
-            let alpha = (t / 0.008).min(1.0);
-            let u = Fields::sample(&fields.nest, k, ax, ay);
-            let f = Fields::sample(&fields.fat, k, ax, ay);
-            let warp = Fields::sample(&fields.warp, k, ax, ay);
-            let (xf, yf) = (gx as f32, gy as f32);
-            let along = (xf * fc + yf * fs) / 30.0;
-            let across = (-xf * fs + yf * fc) / 3.2 + 9.0 * warp;
-            let fibre = value_noise(fibre_seed, along, across);
-            let tum = (u / 0.02).clamp(0.0, 1.0);
-            let (mut h, mut e, d);
-            if ihc {
-                h = 0.17 + 0.05 * fibre;
-                e = 0.01;
-                d = 0.012;
-                h += tum * 0.07;
-            } else {
-                h = 0.04 + 0.01 * fibre;
-                e = 0.30 + 0.13 * fibre;
-                d = 0.0;
-                if tum > 0.0 {
-                    let grain = value_noise(grain_seed, xf / 5.0, yf / 5.0);
-                    h += tum * (0.13 + 0.04 * grain);
-                    e += tum * (-0.10 + 0.04 * grain);
-                }
-            }
-            let mut a = alpha;
-            // fat gives way to tumour just before a nest begins
-            let near_tum = ((u + 0.03) / 0.03).clamp(0.0, 1.0);
-            if near_tum < 1.0 && f > plan.fat_threshold {
-                // adipocytes: empty cells with thin membranes
-                let (d1, d2) = voronoi(fat_seed, gx, gy);
-                let wall = (1.0 - (d2.sqrt() - d1.sqrt()) / 5.0).clamp(0.0, 1.0);
-                let fatw = ((f - plan.fat_threshold) / 0.02).min(1.0) * (1.0 - near_tum);
-                a *= 1.0 - fatw * (1.0 - wall);
-                if ihc {
-                    h *= 1.0 - 0.3 * fatw;
-                } else {
-                    e *= 1.0 - 0.2 * fatw;
-                }
-            }
-            cv.h[p] = h;
-            cv.e[p] = e;
-            cv.d[p] = d;
-            cv.alpha[p] = a;
         }
     }
+}
 
-    // ---- nuclei
+/// Hematoxylin, eosin, DAB and opacity of the matrix at global pixel (`gx`, `gy`), whose
+/// lattice cell and bilinear weights are `at`; `None` outside tissue.
+fn matrix_pixel(
+    plan: &SlidePlan,
+    fields: &Fields,
+    seeds: &MatrixSeeds,
+    at: (usize, f32, f32),
+    gx: i64,
+    gy: i64,
+) -> Option<[f32; 4]> {
+    let (k, ax, ay) = at;
+    let ihc = plan.stain.is_ihc();
+    let (fc, fs) = (plan.fibre_cos, plan.fibre_sin);
+    let t = Fields::sample(&fields.tissue, k, ax, ay);
+    if t <= 0.0 {
+        return None;
+    }
+    let alpha = (t / 0.008).min(1.0);
+    let u = Fields::sample(&fields.nest, k, ax, ay);
+    let f = Fields::sample(&fields.fat, k, ax, ay);
+    let warp = Fields::sample(&fields.warp, k, ax, ay);
+    let (xf, yf) = (gx as f32, gy as f32);
+    let along = (xf * fc + yf * fs) / 30.0;
+    let across = (-xf * fs + yf * fc) / 3.2 + 9.0 * warp;
+    let fibre = value_noise(seeds.fibre, along, across);
+    let tum = (u / 0.02).clamp(0.0, 1.0);
+    let (mut h, mut e, d);
+    if ihc {
+        h = 0.17 + 0.05 * fibre;
+        e = 0.01;
+        d = 0.012;
+        h += tum * 0.07;
+    } else {
+        h = 0.04 + 0.01 * fibre;
+        e = 0.30 + 0.13 * fibre;
+        d = 0.0;
+        if tum > 0.0 {
+            let grain = value_noise(seeds.grain, xf / 5.0, yf / 5.0);
+            h += tum * (0.13 + 0.04 * grain);
+            e += tum * (-0.10 + 0.04 * grain);
+        }
+    }
+    let mut a = alpha;
+    // fat gives way to tumour just before a nest begins
+    let near_tum = ((u + 0.03) / 0.03).clamp(0.0, 1.0);
+    if near_tum < 1.0 && f > plan.fat_threshold {
+        // adipocytes: empty cells with thin membranes
+        let (d1, d2) = voronoi(seeds.fat, gx, gy);
+        let wall = (1.0 - (d2.sqrt() - d1.sqrt()) / 5.0).clamp(0.0, 1.0);
+        let fatw = ((f - plan.fat_threshold) / 0.02).min(1.0) * (1.0 - near_tum);
+        a *= 1.0 - fatw * (1.0 - wall);
+        if ihc {
+            h *= 1.0 - 0.3 * fatw;
+        } else {
+            e *= 1.0 - 0.2 * fatw;
+        }
+    }
+    Some([h, e, d, a])
+}
+
+/// A cell whose nucleus may be drawn: its centre and what the fields say there.
+struct CellSite {
+    centre: (f32, f32),
+    /// The cell's first random draw (occupancy, cell type).
+    dice: f32,
+    fat: f32,
+    hot: f32,
+}
+
+/// Nuclei of the cells (one candidate per `CELL`² lattice cell, jittered) within reach of
+/// the tile: tumour nuclei inside nests, fibroblasts and lymphocytes in the stroma.
+fn paint_nuclei(plan: &SlidePlan, fields: &Fields, brush: &Brush, cv: &mut Canvas) {
+    let (x0, y0) = (brush.x0, brush.y0);
     let nuc_seed = derive(plan.seed, "nuclei");
     let cx0 = (x0 - MAX_REACH).div_euclid(CELL);
     let cx1 = (x0 + TILE as i64 + MAX_REACH).div_euclid(CELL);
@@ -592,130 +676,142 @@ pub fn render_tile(plan: &SlidePlan, lut: &Lut, tx: u32, ty: u32, out: &mut [u8]
             let f = Fields::sample(&fields.fat, k, ax, ay);
             let hot = Fields::sample(&fields.hot, k, ax, ay);
             let dice = r.unit();
-            let centre = (px as f32 + fx, py as f32 + fy);
+            let site = CellSite {
+                centre: (px as f32 + fx, py as f32 + fy),
+                dice,
+                fat: f,
+                hot,
+            };
             if u > 0.0 {
-                if dice >= look.tumour_occupancy {
+                if dice >= plan.look.tumour_occupancy {
                     continue;
                 }
-                let radius = (look.nucleus_radius_px * (look.pleomorphism * r.normal()).exp())
-                    .clamp(2.5, 16.0);
-                let aspect = (0.18 + look.pleomorphism * 1.5 * r.unit().max(0.0)).exp();
-                let angle = r.unit() * std::f32::consts::PI;
-                let dark = (0.10 * r.normal()).exp();
-                let pos_dice = r.unit();
-                let nuc = match plan.stain {
-                    Stain::HE => Nucleus {
-                        h: look.nuclear_hematoxylin * dark,
-                        e: 0.10,
-                        d: 0.0,
-                        grain: 0.15 + 1.2 * look.pleomorphism,
-                    },
-                    Stain::HER2 => {
-                        let ring = Nucleus {
-                            h: 0.0,
-                            e: 0.0,
-                            d: look.membrane_dab * dark,
-                            grain: 0.2,
-                        };
-                        paint_ellipse(
-                            &mut cv,
-                            x0,
-                            y0,
-                            centre,
-                            radius * 1.9,
-                            1.0,
-                            angle,
-                            &ring,
-                            grain_seed,
-                            Some(0.72),
-                        );
-                        Nucleus {
-                            h: 0.45 * dark,
-                            e: 0.0,
-                            d: 0.0,
-                            grain: 0.2,
-                        }
-                    }
-                    Stain::KI67 | Stain::ER | Stain::PR => {
-                        let mut frac = look.positive_fraction;
-                        if plan.stain == Stain::KI67 {
-                            frac *= (1.0 + 0.9 * hot).max(0.1);
-                        }
-                        if pos_dice < frac {
-                            Nucleus {
-                                h: 0.12,
-                                e: 0.0,
-                                d: (0.55 + 0.35 * r.unit()) * dark,
-                                grain: 0.2,
-                            }
-                        } else {
-                            Nucleus {
-                                h: (0.40 + 0.12 * r.unit()) * dark,
-                                e: 0.0,
-                                d: 0.0,
-                                grain: 0.2,
-                            }
-                        }
-                    }
-                };
-                paint_ellipse(
-                    &mut cv, x0, y0, centre, radius, aspect, angle, &nuc, grain_seed, None,
-                );
+                tumour_nucleus(plan, &mut r, &site, brush, cv);
             } else {
-                let in_fat = f > plan.fat_threshold;
-                let p_fib = if in_fat { 0.01 } else { 0.07 };
-                let p_lym = if in_fat {
-                    0.005
-                } else {
-                    0.03 * (1.0 + 3.0 * hot.max(0.0))
-                };
-                let angle = (plan.fibre_sin.atan2(plan.fibre_cos)) + 0.3 * r.normal();
-                let h_scale = if ihc { 0.7 } else { 1.0 };
-                if dice < p_fib {
-                    let nuc = Nucleus {
-                        h: 0.75 * h_scale,
-                        e: 0.05,
-                        d: 0.0,
-                        grain: 0.1,
-                    };
-                    paint_ellipse(
-                        &mut cv, x0, y0, centre, 4.0, 5.0, angle, &nuc, grain_seed, None,
-                    );
-                } else if dice < p_fib + p_lym {
-                    let nuc = Nucleus {
-                        h: 1.05 * h_scale,
-                        e: 0.05,
-                        d: 0.0,
-                        grain: 0.1,
-                    };
-                    paint_ellipse(
-                        &mut cv, x0, y0, centre, 4.0, 1.1, angle, &nuc, grain_seed, None,
-                    );
+                stromal_nucleus(plan, &mut r, &site, brush, cv);
+            }
+        }
+    }
+}
+
+/// A tumour cell's nucleus (and, for HER2, its DAB-stained membrane ring).
+fn tumour_nucleus(plan: &SlidePlan, r: &mut SplitMix, site: &CellSite, brush: &Brush, cv: &mut Canvas) {
+    let look = &plan.look;
+    let (x0, y0, grain_seed, centre) = (brush.x0, brush.y0, brush.grain_seed, site.centre);
+    let radius = (look.nucleus_radius_px * (look.pleomorphism * r.normal()).exp())
+        .clamp(2.5, 16.0);
+    let aspect = (0.18 + look.pleomorphism * 1.5 * r.unit().max(0.0)).exp();
+    let angle = r.unit() * std::f32::consts::PI;
+    let dark = (0.10 * r.normal()).exp();
+    let pos_dice = r.unit();
+    if plan.stain == Stain::HER2 {
+        let ring = Nucleus {
+            h: 0.0,
+            e: 0.0,
+            d: look.membrane_dab * dark,
+            grain: 0.2,
+        };
+        paint_ellipse(
+            cv,
+            x0,
+            y0,
+            centre,
+            radius * 1.9,
+            1.0,
+            angle,
+            &ring,
+            grain_seed,
+            Some(0.72),
+        );
+    }
+    let nuc = tumour_stains(plan, r, site.hot, dark, pos_dice);
+    paint_ellipse(
+        cv, x0, y0, centre, radius, aspect, angle, &nuc, grain_seed, None,
+    );
+}
+
+/// The stain amounts of a tumour nucleus: H&E, HER2 (hematoxylin only: the DAB is on the
+/// membrane), or a nuclear IHC marker positive with the look's fraction (Ki-67: more in
+/// hotspots).
+fn tumour_stains(plan: &SlidePlan, r: &mut SplitMix, hot: f32, dark: f32, pos_dice: f32) -> Nucleus {
+    let look = &plan.look;
+    match plan.stain {
+        Stain::HE => Nucleus {
+            h: look.nuclear_hematoxylin * dark,
+            e: 0.10,
+            d: 0.0,
+            grain: 0.15 + 1.2 * look.pleomorphism,
+        },
+        Stain::HER2 => Nucleus {
+            h: 0.45 * dark,
+            e: 0.0,
+            d: 0.0,
+            grain: 0.2,
+        },
+        Stain::KI67 | Stain::ER | Stain::PR => {
+            let mut frac = look.positive_fraction;
+            if plan.stain == Stain::KI67 {
+                frac *= (1.0 + 0.9 * hot).max(0.1);
+            }
+            if pos_dice < frac {
+                Nucleus {
+                    h: 0.12,
+                    e: 0.0,
+                    d: (0.55 + 0.35 * r.unit()) * dark,
+                    grain: 0.2,
+                }
+            } else {
+                Nucleus {
+                    h: (0.40 + 0.12 * r.unit()) * dark,
+                    e: 0.0,
+                    d: 0.0,
+                    grain: 0.2,
                 }
             }
         }
     }
+}
 
-    // ---- optical density → RGB
-    let bg = [
-        BACKGROUND[0] as f32,
-        BACKGROUND[1] as f32,
-        BACKGROUND[2] as f32,
-    ];
-    for p in 0..T * T {
-        let a = cv.alpha[p];
-        let o = &mut out[p * 3..p * 3 + 3];
-        if a <= 0.0 {
-            o.copy_from_slice(&BACKGROUND);
-            continue;
-        }
-        let (h, e, d) = (cv.h[p] * a, cv.e[p] * a, cv.d[p] * a);
-        for c in 0..3 {
-            let od = h * HEMATOXYLIN[c] + e * EOSIN[c] + d * DAB[c];
-            o[c] = (bg[c] * lut.transmit(od) + 0.5) as u8;
-        }
+/// A stromal cell's nucleus, if any: an elongated fibroblast along the fibres or a round
+/// lymphocyte (more of them in hotspots, few in fat).
+fn stromal_nucleus(plan: &SlidePlan, r: &mut SplitMix, site: &CellSite, brush: &Brush, cv: &mut Canvas) {
+    let (x0, y0, grain_seed, centre) = (brush.x0, brush.y0, brush.grain_seed, site.centre);
+    let (dice, hot) = (site.dice, site.hot);
+    let ihc = plan.stain.is_ihc();
+    let in_fat = site.fat > plan.fat_threshold;
+    let p_fib = if in_fat { 0.01 } else { 0.07 };
+    let p_lym = if in_fat {
+        0.005
+    } else {
+        0.03 * (1.0 + 3.0 * hot.max(0.0))
+    };
+    let angle = (plan.fibre_sin.atan2(plan.fibre_cos)) + 0.3 * r.normal();
+    let h_scale = if ihc { 0.7 } else { 1.0 };
+    if dice < p_fib {
+        let nuc = Nucleus {
+            h: 0.75 * h_scale,
+            e: 0.05,
+            d: 0.0,
+            grain: 0.1,
+        };
+        paint_ellipse(
+            cv, x0, y0, centre, 4.0, 5.0, angle, &nuc, grain_seed, None,
+        );
+    } else if dice < p_fib + p_lym {
+        let nuc = Nucleus {
+            h: 1.05 * h_scale,
+            e: 0.05,
+            d: 0.0,
+            grain: 0.1,
+        };
+        paint_ellipse(
+            cv, x0, y0, centre, 4.0, 1.1, angle, &nuc, grain_seed, None,
+        );
     }
-    // pixels beyond the slide's edge
+}
+
+/// Paints the pixels beyond the slide's right and bottom edges as background.
+fn blank_beyond_edge(plan: &SlidePlan, x0: i64, y0: i64, out: &mut [u8]) {
     let valid_w = (plan.width as i64 - x0).clamp(0, TILE as i64) as usize;
     let valid_h = (plan.height as i64 - y0).clamp(0, TILE as i64) as usize;
     if valid_w < T || valid_h < T {
@@ -727,7 +823,6 @@ pub fn render_tile(plan: &SlidePlan, lut: &Lut, tx: u32, ty: u32, out: &mut [u8]
             }
         }
     }
-    true
 }
 
 /// Fills a tile with the background colour.

@@ -9,6 +9,7 @@
 //!   "dab_positive_fraction":{"0.02", "0.05"}}`.
 //! - `stain map`: `{"index", "tiles", "tissue_pixels", "positive_pixels", "cols", "rows"}`.
 use super::hed::{self, ChannelStats};
+use super::stain_map;
 use super::tiling::{tile_slide, write_qc, TileParams};
 use super::tissue::{detect_tissue, Threshold, TissueParams};
 use super::{Slide, Stain};
@@ -255,7 +256,7 @@ fn channel_json(s: &ChannelStats) -> Value {
 pub fn run_stain(args: &StainArgs) -> anyhow::Result<()> {
     match &args.verb {
         StainVerb::Hed { image, json } => {
-            let img = hed::load_rgb(image, HED_MAX_PIXELS)?;
+            let img = super::load_rgb(image, HED_MAX_PIXELS)?;
             let s = hed::summarize(&img, &[0.02, 0.05]);
             if *json {
                 let mut frac = serde_json::Map::new();
@@ -307,11 +308,11 @@ pub fn run_stain(args: &StainArgs) -> anyhow::Result<()> {
             let slide = Slide::open(path, *mpp_override)?;
             let mask = detect_tissue(&slide, &TissueParams::for_stain(stain))?;
             let tiling = tile_slide(&slide, &mask, &TileParams::new(*mpp, *size))?;
-            let params = hed::StainParams {
+            let params = stain_map::StainParams {
                 dab_threshold: *dab_threshold,
                 ..Default::default()
             };
-            let st = hed::stain_slide(&slide, &tiling, &params, 64)?;
+            let st = stain_map::stain_slide(&slide, &tiling, &params, 64)?;
             if let Some(dir) = out {
                 std::fs::create_dir_all(dir)
                     .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;

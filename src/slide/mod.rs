@@ -1,7 +1,8 @@
 //! Whole-slide images: the [`Slide`] reader (OpenSlide formats and a pure-Rust OME-TIFF/TIFF
 //! path), tissue detection ([`tissue`]), tiling at a physical resolution ([`tiling`]),
-//! Ruifrok–Johnston colour deconvolution ([`hed`]) and the study's stains ([`Stain`]); slide
-//! manifests are cohort logic ([`crate::cohort::manifest`]).
+//! Ruifrok–Johnston colour deconvolution ([`hed`]), per-tile and per-slide stain measures
+//! ([`stain_map`]) and the study's stains ([`Stain`]); slide manifests are cohort logic
+//! ([`crate::cohort::manifest`]).
 //!
 //! Key type: [`Slide`], a cheap-to-clone, thread-safe handle; `read_region` takes level-0
 //! coordinates like OpenSlide and returns RGB with everything outside the scan white.
@@ -34,6 +35,7 @@ pub mod stain;
 pub mod meta;
 mod ometiff;
 mod openslide;
+pub mod stain_map;
 pub mod tiling;
 pub mod tissue;
 
@@ -297,6 +299,48 @@ impl Slide {
             Backend::Tiff(t) => t.read_region(level, x0, y0, w, h),
         }
     }
+}
+
+/// Reads an image for `spatia stain hed`: PNG or JPEG through `image`; TIFF, OME-TIFF or any
+/// slide through [`Slide`] (level 0, at most `max_pixels`); any other file the `image` crate
+/// recognises by content.
+pub fn load_rgb(path: &Path, max_pixels: u64) -> Result<RgbImage> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if matches!(ext.as_str(), "png" | "jpg" | "jpeg") {
+        let img = image::open(path).map_err(|e| SlideError::Image {
+            path: path.to_path_buf(),
+            detail: format!("cannot decode as {ext}: {e}"),
+        })?;
+        return Ok(img.to_rgb8());
+    }
+    let slide = match Slide::inspect(path) {
+        Ok(s) => s,
+        // Another raster format the `image` crate knows (BMP, WebP, …, by content).
+        Err(e @ SlideError::NotASlide { .. }) => {
+            return image::ImageReader::open(path)
+                .ok()
+                .and_then(|r| r.with_guessed_format().ok())
+                .and_then(|r| r.decode().ok())
+                .map(|i| i.to_rgb8())
+                .ok_or(e)
+        }
+        Err(e) => return Err(e),
+    };
+    let (w, h) = (slide.meta().width, slide.meta().height);
+    if w * h > max_pixels {
+        return Err(SlideError::Image {
+            path: path.to_path_buf(),
+            detail: format!(
+                "level 0 is {w}×{h} px, more than the {max_pixels} px read whole; tile the slide \
+                 (`spatia slide tiles`) and measure tiles instead"
+            ),
+        });
+    }
+    slide.read_region(0, 0, 0, w as u32, h as u32)
 }
 
 /// blake3 of a file, memory-mapped and hashed on the rayon pool.

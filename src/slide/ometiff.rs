@@ -108,7 +108,7 @@ pub(crate) fn is_ome_tiff(path: &Path) -> bool {
     };
     matches!(
         dec.find_tag(Tag::ImageDescription),
-        Ok(Some(Value::Ascii(s))) if s.contains("<OME")
+        Ok(Some(Value::Ascii(s))) if is_ome_description(&s)
     )
 }
 
@@ -248,23 +248,6 @@ fn value_f64(v: &Value) -> Option<f64> {
     }
 }
 
-/// The value of an XML attribute `name="…"` inside `tag` (no XML parser needed for OME's flat
-/// attributes).
-fn xml_attr<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
-    let pat = format!(" {name}=\"");
-    let start = tag.find(&pat)? + pat.len();
-    let end = tag[start..].find('"')? + start;
-    Some(&tag[start..end])
-}
-
-/// First element `<name …>` in `xml`, as the text between `<` and `>`.
-fn xml_element<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
-    let pat = format!("<{name} ");
-    let start = xml.find(&pat)?;
-    let end = xml[start..].find('>')? + start;
-    Some(&xml[start..end])
-}
-
 /// µm per one unit of an OME length unit (`µm` when absent, the OME default).
 fn um_per_unit(unit: Option<&str>) -> Option<f64> {
     Some(match unit.unwrap_or("µm") {
@@ -277,22 +260,72 @@ fn um_per_unit(unit: Option<&str>) -> Option<f64> {
     })
 }
 
-/// µm/px and objective power from the OME-XML of the first image.
-fn parse_ome(xml: &str) -> (Option<(f64, f64)>, Option<f64>) {
+/// Namespaces of the OME schemas (`…/OME/2016-06` and earlier years).
+const OME_NS: &str = "http://www.openmicroscopy.org/Schemas/OME/";
+
+/// True when an ImageDescription holds OME-XML: its root element is `OME` (with or without a
+/// namespace prefix, after the XML declaration and comments).
+fn is_ome_description(desc: &str) -> bool {
+    let mut rest = desc.trim_start();
+    // skip `<?xml …?>`, `<!-- … -->` and `<!DOCTYPE …>` before the root element
+    while let Some(r) = rest.strip_prefix("<?").or_else(|| rest.strip_prefix("<!")) {
+        let end = if r.starts_with("--") {
+            r.find("-->").map(|i| i + 3)
+        } else {
+            // a DOCTYPE's internal subset `[…]` may hold `>`
+            let from = match (r.find('['), r.find('>')) {
+                (Some(b), Some(g)) if b < g => r.find(']').unwrap_or(r.len()),
+                _ => 0,
+            };
+            r[from..].find('>').map(|i| from + i + 1)
+        };
+        let Some(end) = end else {
+            return false;
+        };
+        rest = r[end..].trim_start();
+    }
+    let Some(tag) = rest.strip_prefix('<') else {
+        return false;
+    };
+    let name = tag.split(|c: char| c.is_whitespace() || c == '>' || c == '/').next().unwrap_or("");
+    name.rsplit(':').next() == Some("OME")
+}
+
+/// An OME element named `name`: in an OME namespace, or in none (hand-written files).
+fn is_ome_element(node: &roxmltree::Node, name: &str) -> bool {
+    node.is_element()
+        && node.tag_name().name() == name
+        && node.tag_name().namespace().is_none_or(|ns| ns.starts_with(OME_NS))
+}
+
+/// µm/px (x, y) and objective power, as read from OME-XML.
+type OmeFacts = (Option<(f64, f64)>, Option<f64>);
+
+/// µm/px and objective power from the OME-XML of the first image: the first `Pixels` element's
+/// `PhysicalSizeX/Y` (with their units) and the first `Objective`'s `NominalMagnification`.
+/// Namespace prefixes, either quote style, entities and character references are read as XML
+/// reads them.
+///
+/// # Errors
+/// [`SlideError::Corrupt`] naming `path` and the line:column when `xml` is not well-formed.
+fn parse_ome(path: &Path, xml: &str) -> Result<OmeFacts> {
+    let options = roxmltree::ParsingOptions { allow_dtd: true, ..roxmltree::ParsingOptions::default() };
+    let doc = roxmltree::Document::parse_with_options(xml, options).map_err(|e| {
+        corrupt(path, format!("the OME-XML of the first directory's ImageDescription is not well-formed XML: {e}"))
+    })?;
+    let first = |name: &str| doc.descendants().find(|n| is_ome_element(n, name));
     let mut mpp = None;
-    if let Some(px) = xml_element(xml, "Pixels") {
+    if let Some(px) = first("Pixels") {
         let size = |axis: &str| {
-            let v = positive(xml_attr(px, &format!("PhysicalSize{axis}"))?)?;
-            Some(v * um_per_unit(xml_attr(px, &format!("PhysicalSize{axis}Unit")))?)
+            let v = positive(px.attribute(format!("PhysicalSize{axis}").as_str())?)?;
+            Some(v * um_per_unit(px.attribute(format!("PhysicalSize{axis}Unit").as_str()))?)
         };
         if let (Some(x), Some(y)) = (size("X"), size("Y")) {
             mpp = Some((x, y));
         }
     }
-    let objective = xml_element(xml, "Objective")
-        .and_then(|o| xml_attr(o, "NominalMagnification"))
-        .and_then(positive);
-    (mpp, objective)
+    let objective = first("Objective").and_then(|o| o.attribute("NominalMagnification")).and_then(positive);
+    Ok((mpp, objective))
 }
 
 impl TiffSlide {
@@ -316,9 +349,9 @@ impl TiffSlide {
 
         let mut info = FileInfo::default();
         if let Ok(Some(Value::Ascii(desc))) = dec.find_tag(Tag::ImageDescription) {
-            if desc.contains("<OME") {
+            if is_ome_description(&desc) {
                 info.ome = true;
-                let (mpp, obj) = parse_ome(&desc);
+                let (mpp, obj) = parse_ome(path, &desc)?;
                 if mpp.is_some() {
                     info.mpp = mpp;
                     info.mpp_source = Some(MppSource::Vendor);
@@ -816,11 +849,43 @@ mod tests {
 
     #[test]
     fn ome_xml_sizes_and_units() {
-        let xml = r#"<OME><Instrument><Objective ID="O:0" NominalMagnification="40.0"/></Instrument><Pixels ID="P" PhysicalSizeX="0.25" PhysicalSizeXUnit="nm" PhysicalSizeY="0.5" SizeX="3">"#;
-        let (mpp, obj) = parse_ome(xml);
+        let p = Path::new("a.ome.tif");
+        let xml = r#"<OME><Instrument><Objective ID="O:0" NominalMagnification="40.0"/></Instrument><Image ID="I"><Pixels ID="P" PhysicalSizeX="0.25" PhysicalSizeXUnit="nm" PhysicalSizeY="0.5" SizeX="3"/></Image></OME>"#;
+        let (mpp, obj) = parse_ome(p, xml).unwrap();
         let (x, y) = mpp.unwrap();
         assert!((x - 0.00025).abs() < 1e-15 && (y - 0.5).abs() < 1e-15);
         assert_eq!(obj, Some(40.0));
-        assert_eq!(parse_ome("<OME><Pixels ID=\"P\" SizeX=\"3\">").0, None);
+        assert_eq!(parse_ome(p, "<OME><Pixels ID=\"P\" SizeX=\"3\"/></OME>").unwrap().0, None);
+    }
+
+    #[test]
+    fn ome_xml_with_prefixes_quotes_and_entities() {
+        let p = Path::new("a.ome.tif");
+        // a namespace prefix, single quotes, a character reference for µ
+        let xml = "<?xml version='1.0'?><ome:OME xmlns:ome='http://www.openmicroscopy.org/Schemas/OME/2016-06'>\
+                   <ome:Instrument><ome:Objective ID='O:0' NominalMagnification='20'/></ome:Instrument>\
+                   <ome:Image ID='I'><ome:Pixels ID='P' PhysicalSizeX='0.5' PhysicalSizeXUnit='&#181;m' \
+                   PhysicalSizeY='0.25'/></ome:Image></ome:OME>";
+        assert!(is_ome_description(xml));
+        assert_eq!(parse_ome(p, xml).unwrap(), (Some((0.5, 0.25)), Some(20.0)));
+        // an entity declared in the DTD, a predefined entity in another attribute
+        let xml = concat!(
+            r#"<!DOCTYPE OME [<!ENTITY mpp "0.5">]><OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06">"#,
+            r#"<Image ID="I &amp; J"><Pixels PhysicalSizeX="&mpp;" PhysicalSizeY="&mpp;"/></Image></OME>"#
+        );
+        assert!(is_ome_description(xml));
+        assert_eq!(parse_ome(p, xml).unwrap().0, Some((0.5, 0.5)));
+        // a `Pixels` of another namespace is not the image's
+        let xml = r#"<OME xmlns:x="urn:other"><x:Pixels PhysicalSizeX="9" PhysicalSizeY="9"/></OME>"#;
+        assert_eq!(parse_ome(p, xml).unwrap().0, None);
+        assert!(!is_ome_description("<TIFF><OMEGA/></TIFF>"));
+        assert!(!is_ome_description("Aperio Image Library v12\n1000x1000"));
+    }
+
+    #[test]
+    fn malformed_ome_xml_names_the_file_and_position() {
+        let e = parse_ome(Path::new("dir/bad.ome.tif"), r#"<OME><Pixels PhysicalSizeX="0.5"></OME>"#).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("dir/bad.ome.tif") && msg.contains("not well-formed XML") && msg.contains("1:"), "{msg}");
     }
 }

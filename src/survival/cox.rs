@@ -448,14 +448,9 @@ fn check_design(xc: &[f64], n: usize, p: usize, names: &[String]) -> Result<()> 
     Ok(())
 }
 
-/// Fits a Cox model. `x` is row-major `n × p` with `p = names.len()`.
-pub fn fit_cox(
-    time: &[f64],
-    event: &[bool],
-    x: &[f64],
-    names: &[String],
-    options: &CoxOptions,
-) -> Result<CoxFit> {
+/// Checks the inputs before anything is computed: lengths, at least one covariate, the
+/// penalty, finite covariates, at least one event. Returns the number of events.
+fn check_inputs(time: &[f64], event: &[bool], x: &[f64], names: &[String], options: &CoxOptions) -> Result<usize> {
     check_survival(time, event)?;
     let n = time.len();
     let p = names.len();
@@ -488,77 +483,126 @@ pub fn fit_cox(
     if n_events == 0 {
         return Err(SurvivalError::AllCensored { n });
     }
-    let z_level = normal_quantile(options.confidence_level)?;
-    // Means and SDs; constant covariates.
-    let mut means = vec![0.0; p];
-    for i in 0..n {
+    Ok(n_events)
+}
+
+/// The design as the fit sees it: [`Prepared`] (sorted by time, centred, tie groups), the
+/// sort order, and the covariates' means and sample SDs (ddof = 1).
+struct Design {
+    prep: Prepared,
+    order: Vec<u32>,
+    means: Vec<f64>,
+    sd: Vec<f64>,
+}
+
+impl Design {
+    /// Centres and sorts `x` (row-major `n × p`); refuses constant and collinear covariates.
+    #[allow(clippy::needless_range_loop)]
+    fn new(time: &[f64], event: &[bool], x: &[f64], names: &[String]) -> Result<Design> {
+        let n = time.len();
+        let p = names.len();
+        let mut means = vec![0.0; p];
+        for i in 0..n {
+            for a in 0..p {
+                means[a] += x[i * p + a];
+            }
+        }
+        means.iter_mut().for_each(|m| *m /= n as f64);
         for a in 0..p {
-            means[a] += x[i * p + a];
+            let first = x[a];
+            if (0..n).all(|i| x[i * p + a] == first) {
+                return Err(SurvivalError::ConstantCovariate {
+                    name: names[a].clone(),
+                    value: first,
+                });
+            }
+        }
+        let order = argsort_f64(time);
+        let mut xs = vec![0.0; n * p];
+        let mut ev = vec![false; n];
+        for (r, &o) in order.iter().enumerate() {
+            let o = o as usize;
+            for a in 0..p {
+                xs[r * p + a] = x[o * p + a] - means[a];
+            }
+            ev[r] = event[o];
+        }
+        let mut sd = vec![0.0; p];
+        for i in 0..n {
+            for a in 0..p {
+                sd[a] += xs[i * p + a] * xs[i * p + a];
+            }
+        }
+        sd.iter_mut()
+            .for_each(|s| *s = (*s / (n as f64 - 1.0).max(1.0)).sqrt());
+        check_design(&xs, n, p, names)?;
+        let mut groups = Vec::new();
+        let mut i = 0;
+        while i < n {
+            let t = time[order[i] as usize];
+            let mut j = i + 1;
+            while j < n && time[order[j] as usize] == t {
+                j += 1;
+            }
+            groups.push((i, j));
+            i = j;
+        }
+        let prep = Prepared {
+            n,
+            p,
+            xs,
+            ev,
+            groups,
+        };
+        Ok(Design { prep, order, means, sd })
+    }
+}
+
+/// The L2 penalty `n · λ/2 · Σ_j (β_j s_j)²` as per-coefficient weights `n λ s_j²`.
+struct Penalty {
+    weights: Vec<f64>,
+}
+
+impl Penalty {
+    fn new(sd: &[f64], n: usize, l2_penalty: f64) -> Penalty {
+        Penalty {
+            weights: sd.iter().map(|s| n as f64 * l2_penalty * s * s).collect(),
         }
     }
-    means.iter_mut().for_each(|m| *m /= n as f64);
-    for a in 0..p {
-        let first = x[a];
-        if (0..n).all(|i| x[i * p + a] == first) {
-            return Err(SurvivalError::ConstantCovariate {
-                name: names[a].clone(),
-                value: first,
-            });
-        }
-    }
-    let order = argsort_f64(time);
-    let mut xs = vec![0.0; n * p];
-    let mut ev = vec![false; n];
-    for (r, &o) in order.iter().enumerate() {
-        let o = o as usize;
-        for a in 0..p {
-            xs[r * p + a] = x[o * p + a] - means[a];
-        }
-        ev[r] = event[o];
-    }
-    let mut sd = vec![0.0; p];
-    for i in 0..n {
-        for a in 0..p {
-            sd[a] += xs[i * p + a] * xs[i * p + a];
-        }
-    }
-    sd.iter_mut()
-        .for_each(|s| *s = (*s / (n as f64 - 1.0).max(1.0)).sqrt());
-    check_design(&xs, n, p, names)?;
-    let mut groups = Vec::new();
-    let mut i = 0;
-    while i < n {
-        let t = time[order[i] as usize];
-        let mut j = i + 1;
-        while j < n && time[order[j] as usize] == t {
-            j += 1;
-        }
-        groups.push((i, j));
-        i = j;
-    }
-    let prep = Prepared {
-        n,
-        p,
-        xs,
-        ev,
-        groups,
-    };
-    let pen: Vec<f64> = sd
-        .iter()
-        .map(|s| n as f64 * options.l2_penalty * s * s)
-        .collect();
-    let penalize = |e: &Eval, beta: &[f64]| -> (f64, Vec<f64>, Vec<f64>) {
+
+    /// The penalised log-likelihood, gradient and information of an evaluation at `beta`.
+    fn apply(&self, e: &Eval, beta: &[f64]) -> (f64, Vec<f64>, Vec<f64>) {
+        let p = beta.len();
         let mut ll = e.ll;
         let mut g = e.grad.clone();
         let mut h = e.info.clone();
         for a in 0..p {
-            ll -= 0.5 * pen[a] * beta[a] * beta[a];
-            g[a] -= pen[a] * beta[a];
-            h[a * p + a] += pen[a];
+            ll -= 0.5 * self.weights[a] * beta[a] * beta[a];
+            g[a] -= self.weights[a] * beta[a];
+            h[a * p + a] += self.weights[a];
         }
         (ll, g, h)
-    };
+    }
+}
 
+/// Where Newton–Raphson stopped.
+struct Optimum {
+    beta: Vec<f64>,
+    /// The (unpenalised) evaluation at `beta`.
+    at: Eval,
+    ll_null: f64,
+    iterations: usize,
+}
+
+/// Newton–Raphson from β = 0 with step halving (up to 30 times) while the penalised
+/// log-likelihood does not increase; stops when the Newton decrement falls below
+/// `tol · (1 + |ℓ|)`.
+///
+/// # Errors
+/// A singular information matrix, or no convergence within `max_iter` (naming the covariate
+/// whose last step, in SD units, was largest).
+fn newton(design: &Design, penalty: &Penalty, names: &[String], options: &CoxOptions) -> Result<Optimum> {
+    let (prep, p) = (&design.prep, design.prep.p);
     let mut beta = vec![0.0; p];
     let mut cur = prep.eval(&beta, options.ties, true);
     let ll_null = cur.ll;
@@ -566,29 +610,19 @@ pub fn fit_cox(
     let mut converged = false;
     let mut last_step = vec![0.0; p];
     while iterations < options.max_iter {
-        let (llp, g, h) = penalize(&cur, &beta);
+        let (llp, g, h) = penalty.apply(&cur, &beta);
         let l = linalg::cholesky(&h, p).map_err(|j| SurvivalError::Singular {
             what: "Cox information matrix".into(),
             detail: format!(
-                " (at covariate '{}' after {iterations} iterations: collinear covariates or a covariate with no variation among subjects at risk at event times)",
+                " (at covariate '{}' after {iterations} iterations: collinear covariates or a covariate with \
+                 no variation among subjects at risk at event times)",
                 names[j]
             ),
         })?;
         let step = linalg::cholesky_solve(&l, p, &g);
         let dec: f64 = g.iter().zip(&step).map(|(a, b)| a * b).sum();
         iterations += 1;
-        let mut t = 1.0;
-        let mut accepted = None;
-        for _ in 0..=30 {
-            let cand: Vec<f64> = beta.iter().zip(&step).map(|(b, s)| b + t * s).collect();
-            let e = prep.eval(&cand, options.ties, true);
-            let (llc, _, _) = penalize(&e, &cand);
-            if llc.is_finite() && llc >= llp - 1e-12 * llp.abs().max(1.0) {
-                accepted = Some((cand, e));
-                break;
-            }
-            t *= 0.5;
-        }
+        let (t, accepted) = halve_step(prep, penalty, &beta, &step, llp, options.ties);
         last_step = step.iter().map(|s| s * t).collect();
         match accepted {
             Some((cand, e)) => {
@@ -611,7 +645,7 @@ pub fn fit_cox(
         let (j, s) = last_step
             .iter()
             .enumerate()
-            .map(|(j, s)| (j, (s * sd[j]).abs()))
+            .map(|(j, s)| (j, (s * design.sd[j]).abs()))
             .fold((0, 0.0), |acc, v| if v.1 > acc.1 { v } else { acc });
         return Err(SurvivalError::NotConverged {
             iterations,
@@ -619,12 +653,43 @@ pub fn fit_cox(
             covariate: names[j].clone(),
         });
     }
-    let (llp, _, h) = penalize(&cur, &beta);
-    let l = linalg::cholesky(&h, p).map_err(|j| SurvivalError::Singular {
-        what: "Cox information matrix at the estimate".into(),
-        detail: format!(" (at covariate '{}')", names[j]),
-    })?;
-    let variance = linalg::cholesky_inverse(&l, p);
+    Ok(Optimum { beta, at: cur, ll_null, iterations })
+}
+
+/// The longest step `t · step` (t = 1, ½, ¼, … 30 halvings) from `beta` whose penalised
+/// log-likelihood is finite and not below `llp` (up to rounding); `None` when there is none.
+/// Returns the last `t` tried.
+fn halve_step(
+    prep: &Prepared,
+    penalty: &Penalty,
+    beta: &[f64],
+    step: &[f64],
+    llp: f64,
+    ties: Ties,
+) -> (f64, Option<(Vec<f64>, Eval)>) {
+    let mut t = 1.0;
+    for _ in 0..=30 {
+        let cand: Vec<f64> = beta.iter().zip(step).map(|(b, s)| b + t * s).collect();
+        let e = prep.eval(&cand, ties, true);
+        let (llc, _, _) = penalty.apply(&e, &cand);
+        if llc.is_finite() && llc >= llp - 1e-12 * llp.abs().max(1.0) {
+            return (t, Some((cand, e)));
+        }
+        t *= 0.5;
+    }
+    (t, None)
+}
+
+/// Wald inference per coefficient, and a warning for each coefficient beyond 10 SDs of its
+/// covariate on the log-hazard scale (likely separation).
+fn coefficient_table(
+    beta: &[f64],
+    variance: &[f64],
+    sd: &[f64],
+    names: &[String],
+    z_level: f64,
+) -> (Vec<CoxCoefficient>, Vec<String>) {
+    let p = beta.len();
     let mut warnings = Vec::new();
     let mut coefficients = Vec::with_capacity(p);
     for a in 0..p {
@@ -633,7 +698,9 @@ pub fn fit_cox(
         let z = b / se;
         if (b * sd[a]).abs() > 10.0 {
             warnings.push(format!(
-                "covariate '{}': coefficient {b:.4} (hazard ratio {:.3e} per unit) is diverging: likely complete or quasi-complete separation (monotone likelihood), so the estimate and its standard error are not reliable; consider an L2 penalty",
+                "covariate '{}': coefficient {b:.4} (hazard ratio {:.3e} per unit) is diverging: likely complete \
+                 or quasi-complete separation (monotone likelihood), so the estimate and its standard error are \
+                 not reliable; consider an L2 penalty",
                 names[a],
                 b.exp()
             ));
@@ -649,24 +716,59 @@ pub fn fit_cox(
             hr_upper: (b + z_level * se).exp(),
         });
     }
-    // Baseline at zero covariates: centred increments times exp(-mean·β).
-    let (idx, inc) = prep.baseline(&beta);
-    let shift = (-means.iter().zip(&beta).map(|(m, b)| m * b).sum::<f64>()).exp();
+    (coefficients, warnings)
+}
+
+/// Breslow baseline cumulative hazard at zero covariates (the centred increments times
+/// `exp(−mean·β)`), with its event times.
+fn baseline_at_zero(design: &Design, beta: &[f64], time: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (idx, inc) = design.prep.baseline(beta);
+    let shift = (-design.means.iter().zip(beta).map(|(m, b)| m * b).sum::<f64>()).exp();
     let mut acc = 0.0;
     let mut baseline_cumulative_hazard = Vec::with_capacity(inc.len());
     for h in &inc {
         acc += h;
         baseline_cumulative_hazard.push(acc * shift);
     }
-    let baseline_times: Vec<f64> = idx.iter().map(|&st| time[order[st] as usize]).collect();
+    let baseline_times: Vec<f64> = idx.iter().map(|&st| time[design.order[st] as usize]).collect();
+    (baseline_times, baseline_cumulative_hazard)
+}
+
+/// Harrell's C of the linear predictor on the fitting data (NaN when undefined).
+fn fitted_concordance(time: &[f64], event: &[bool], x: &[f64], beta: &[f64]) -> f64 {
+    let lp: Vec<f64> = x
+        .chunks_exact(beta.len())
+        .map(|r| r.iter().zip(beta).map(|(a, b)| a * b).sum())
+        .collect();
+    concordance::harrell(time, event, &lp)
+        .map(|c| c.harrell)
+        .unwrap_or(f64::NAN)
+}
+
+/// Fits a Cox model. `x` is row-major `n × p` with `p = names.len()`.
+pub fn fit_cox(
+    time: &[f64],
+    event: &[bool],
+    x: &[f64],
+    names: &[String],
+    options: &CoxOptions,
+) -> Result<CoxFit> {
+    let n_events = check_inputs(time, event, x, names, options)?;
+    let (n, p) = (time.len(), names.len());
+    let z_level = normal_quantile(options.confidence_level)?;
+    let design = Design::new(time, event, x, names)?;
+    let penalty = Penalty::new(&design.sd, n, options.l2_penalty);
+    let Optimum { beta, at: cur, ll_null, iterations } = newton(&design, &penalty, names, options)?;
+    let (llp, _, h) = penalty.apply(&cur, &beta);
+    let l = linalg::cholesky(&h, p).map_err(|j| SurvivalError::Singular {
+        what: "Cox information matrix at the estimate".into(),
+        detail: format!(" (at covariate '{}')", names[j]),
+    })?;
+    let variance = linalg::cholesky_inverse(&l, p);
+    let (coefficients, warnings) = coefficient_table(&beta, &variance, &design.sd, names, z_level);
+    let (baseline_times, baseline_cumulative_hazard) = baseline_at_zero(&design, &beta, time);
     let concordance = if options.concordance {
-        let lp: Vec<f64> = x
-            .chunks_exact(p)
-            .map(|r| r.iter().zip(&beta).map(|(a, b)| a * b).sum())
-            .collect();
-        concordance::harrell(time, event, &lp)
-            .map(|c| c.harrell)
-            .unwrap_or(f64::NAN)
+        fitted_concordance(time, event, x, &beta)
     } else {
         f64::NAN
     };
@@ -689,7 +791,7 @@ pub fn fit_cox(
         l2_penalty: options.l2_penalty,
         n,
         n_events,
-        means,
+        means: design.means,
         baseline_times,
         baseline_cumulative_hazard,
         warnings,
