@@ -180,7 +180,7 @@ pub fn run(a: &RunArgs) -> Result<u8> {
     let (spec, dag, cache) = load_with(&a.spec, a.rehash)?;
     // from here on SIGINT/SIGTERM end the run with its journal marked interrupted (before,
     // while the spec compiles and inputs are hashed, nothing is written and they end it at once)
-    exec::interrupt::install();
+    crate::interrupt::install();
     let output = if a.json { Output::Json } else if a.quiet { Output::Quiet } else { Output::Bars };
     let jobs = a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let opts = exec::Options { jobs, output, command: std::env::args().collect() };

@@ -11,14 +11,14 @@
 //! everything downstream of it. The run keeps a journal (`runs/…/run.json`, see
 //! `provenance`): written once planning is done — while the cache's gc lock is held shared —
 //! then at most every half second as nodes finish, and at the end. SIGINT/SIGTERM
-//! ([`interrupt`]) stop scheduling, mark the journal `interrupted` and exit 130/143.
+//! ([`crate::interrupt`]) stop scheduling, mark the journal `interrupted` and exit 130/143.
 //! Published copies are made by [`publish`]: staged beside the target, moved into place
 //! atomically, never over anything Spatia did not create.
-pub mod interrupt;
 pub mod publish;
 
 use crate::cache::{Cache, Check, InputRecord, Published, Record, RECORD_SCHEMA_VERSION};
 use crate::dag::Dag;
+use crate::interrupt;
 use crate::provenance::{Journal, NodeSummary, RunStatus, RunSummary, Status, RUN_SCHEMA_VERSION};
 use crate::spec::Spec;
 use crate::stages::{Need, RunCx};

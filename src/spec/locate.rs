@@ -4,35 +4,7 @@ use std::collections::HashMap;
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::Marker;
 
-/// One step of a path into the document.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Seg {
-    Key(String),
-    Index(usize),
-}
-
-impl Seg {
-    pub fn key(s: &str) -> Seg {
-        Seg::Key(s.to_string())
-    }
-}
-
-/// Renders a path as `stages.model.needs[1]`.
-pub fn render(path: &[Seg]) -> String {
-    let mut s = String::new();
-    for seg in path {
-        match seg {
-            Seg::Key(k) => {
-                if !s.is_empty() {
-                    s.push('.');
-                }
-                s.push_str(k);
-            }
-            Seg::Index(i) => s.push_str(&format!("[{i}]")),
-        }
-    }
-    s
-}
+pub use crate::docpath::{render, Seg};
 
 /// Line and column (both 1-based) of the key and of the value at each path.
 #[derive(Debug, Default)]

@@ -22,7 +22,7 @@ use crate::contracts::calibration::{CalibrationJson, RecalibratedJson, SCHEMA};
 use crate::contracts::oof::{InnerOof, Oof, OofRow};
 use crate::contracts::{TrainOutput, CALIBRATE};
 use crate::model::calibrate::{self as cal, CalibrateError, CalibrateOptions};
-use crate::spec::locate::Seg;
+use crate::docpath::Seg;
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

@@ -13,7 +13,7 @@
 //! shard, `SPATIA_ITEM` (patient or slide id) and `SPATIA_ITEM_<ATTR>` (`PATIENT_ID`; for a
 //! slide also `PATH`, `REL_PATH`, `STAIN`, `DIGEST`, `MPP`). A non-zero exit fails the stage.
 use super::{resolved, typed, CheckCx, Checked, Fanout, InputRef, ParamError, RunCx, StageKind, Typed};
-use crate::spec::locate::Seg;
+use crate::docpath::Seg;
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -140,7 +140,7 @@ impl StageKind for Command {
         std::os::unix::process::CommandExt::process_group(&mut c, 0);
         let mut child = c.spawn().with_context(|| format!("cannot start `{}`", p.shell))?;
         // an interrupted run stops it (see exec::interrupt)
-        let _tracked = crate::exec::interrupt::track_child(child.id());
+        let _tracked = crate::interrupt::track_child(child.id());
         let status = child.wait().with_context(|| format!("waiting for `{}`", p.shell))?;
         if !status.success() {
             match status.code() {

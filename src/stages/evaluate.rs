@@ -23,7 +23,7 @@ use crate::contracts::{Output, TrainOutput, EVALUATE};
 use crate::model::evaluation::{
     compare, evaluate_prepared, ArmEvaluation, ArmInput, Comparison, EvalOptions, FoldCuts, GroupMethod, Prepared,
 };
-use crate::spec::locate::Seg;
+use crate::docpath::Seg;
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

@@ -20,7 +20,7 @@ use crate::features::handcrafted::Handcrafted;
 use crate::features::pipeline::{run_collect, PipelineConfig};
 use crate::features::Encoder;
 use crate::slide::tiling::read_tile;
-use crate::spec::locate::Seg;
+use crate::docpath::Seg;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

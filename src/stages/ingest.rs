@@ -15,7 +15,7 @@
 use super::{resolved, CheckCx, Checked, Fanout, InputRef, ParamError, RunCx, StageKind, Typed};
 use crate::cohort::{read_clinical, ClinicalTable, Cohort};
 use crate::contracts::ingest::{CohortCsv, CohortSummary, SlideRecord, SlidesJson};
-use crate::spec::locate::Seg;
+use crate::docpath::Seg;
 use anyhow::Context;
 use serde::Serialize;
 use serde_json::Value;

@@ -6,7 +6,8 @@
 //! hands them directories.
 use crate::slide::Stain;
 use crate::contracts::Output;
-use crate::spec::{locate::Seg, Cohort};
+use crate::docpath::Seg;
+use crate::cohort::Cohort;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::any::Any;
@@ -353,7 +354,7 @@ pub fn typed<T: DeserializeOwned>(params: &Value) -> Result<T, ParamError> {
                     msg = format!("{head}{words}");
                 }
             }
-            msg = format!("`{}`: {msg}", crate::spec::locate::render(&path));
+            msg = format!("`{}`: {msg}", crate::docpath::render(&path));
         }
         if let Some(rest) = msg.strip_prefix("unknown field `") {
             if let Some(end) = rest.find('`') {

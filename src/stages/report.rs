@@ -19,7 +19,7 @@
 use super::{resolved, typed, CheckCx, Checked, ParamError, RunCx, StageKind};
 use crate::report::page::{self, Lineage, LineageInput, Options, Sources};
 use crate::contracts::{CalibrateOutput, EvaluateOutput, INGEST, STAIN, TILE};
-use crate::spec::locate::Seg;
+use crate::docpath::Seg;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

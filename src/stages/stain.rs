@@ -13,7 +13,7 @@ use super::tile::{check_stains, open_item_slide, tiling_of, typed_stains};
 use super::{in_range_f64, resolved, typed, CheckCx, Checked, Fanout, ParamError, RunCx, StageKind};
 use crate::contracts::stain::{StainCsv, StainSummary};
 use crate::slide::stain_map::{stain_slide, StainParams};
-use crate::spec::locate::Seg;
+use crate::docpath::Seg;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

@@ -17,7 +17,7 @@ use crate::slide::Stain;
 use crate::slide::tiling::{tile_slide, write_qc, TileParams};
 use crate::slide::tissue::{detect_tissue, Threshold, TissueParams};
 use crate::slide::Slide;
-use crate::spec::locate::Seg;
+use crate::docpath::Seg;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

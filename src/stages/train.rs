@@ -33,8 +33,8 @@ use crate::contracts::{EXTRACT, STAIN, TRAIN};
 use crate::model::{
     covariates_from_table, Block, Column, Covariate, CvOptions, MissingPolicy, Penalty, TrainData, TrainOptions, TrainResult,
 };
-use crate::spec::locate::Seg;
-use crate::spec::Cohort;
+use crate::docpath::Seg;
+use crate::cohort::Cohort;
 use std::path::Path;
 
 pub struct Train;
