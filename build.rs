@@ -3,8 +3,23 @@
 use std::process::Command;
 
 const LIBS: &[&str] = &[
-    "blake3", "serde_yaml_ng", "petgraph", "rayon", "statrs", "csv", "minijinja", "plotters", "tch", "torch-sys",
-    "openslide-rs", "tiff", "image", "imageproc", "hdf5-metno", "linfa", "ndarray",
+    "blake3",
+    "serde_yaml_ng",
+    "petgraph",
+    "rayon",
+    "statrs",
+    "csv",
+    "minijinja",
+    "plotters",
+    "tch",
+    "torch-sys",
+    "openslide-rs",
+    "tiff",
+    "image",
+    "imageproc",
+    "hdf5-metno",
+    "linfa",
+    "ndarray",
 ];
 
 fn main() {

@@ -26,12 +26,8 @@ fn min_time<T>(runs: usize, mut f: impl FnMut() -> T) -> (f64, T) {
     (best, out.expect("at least one run"))
 }
 
-type Fixture = (
-    Vec<OofRow>,
-    BTreeMap<(usize, usize), Baseline>,
-    Vec<InnerOofRow>,
-    BTreeMap<(usize, usize, usize), Baseline>,
-);
+type Fixture =
+    (Vec<OofRow>, BTreeMap<(usize, usize), Baseline>, Vec<InnerOofRow>, BTreeMap<(usize, usize, usize), Baseline>);
 
 fn fixture(n: usize, seed: u64) -> Fixture {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -81,11 +77,7 @@ fn fixture(n: usize, seed: u64) -> Fixture {
 
 fn main() {
     let filter = std::env::args().nth(1).filter(|a| !a.starts_with('-'));
-    let opts = CalibrateOptions {
-        horizon: 1825.0,
-        bins: 10,
-        level: 0.95,
-    };
+    let opts = CalibrateOptions { horizon: 1825.0, bins: 10, level: 0.95 };
     println!("calibrate bench: min wall time over runs; ratio = / survival::calibration on the same pooled S(h)");
     for &n in &[2_000usize, 20_000, 100_000] {
         if let Some(f) = &filter {
@@ -99,14 +91,11 @@ fn main() {
         let time: Vec<f64> = rows.iter().map(|r| r.time).collect();
         let event: Vec<bool> = rows.iter().map(|r| r.event).collect();
         let (t_lib, lib) = min_time(runs, || {
-            spatia::survival::calibration(&time, &event, &surv, opts.horizon, opts.bins)
-                .expect("library calibration")
+            spatia::survival::calibration(&time, &event, &surv, opts.horizon, opts.bins).expect("library calibration")
         });
         let (t_cal, c) = min_time(runs, || cal::calibrate(&rows, &bl, &opts).expect("calibrate"));
         assert_eq!(c.slope, lib.slope);
-        let (t_rec, r) = min_time(runs, || {
-            cal::recalibrate(&rows, &bl, &inner, &ibl, &opts).expect("recalibrate")
-        });
+        let (t_rec, r) = min_time(runs, || cal::recalibrate(&rows, &bl, &inner, &ibl, &opts).expect("recalibrate"));
         println!(
             "n = {n:>7}: survival::calibration {:>8.2} ms | calibrate {:>8.2} ms (×{:.2}) | recalibrate (5 inner Cox fits + calibration after) {:>8.2} ms (×{:.2}) | slope {:.3} → {:.3}",
             t_lib * 1e3,

@@ -24,7 +24,14 @@ fn arm(name: &str, n: usize, noise: f64, seed: u64) -> ArmInput {
         let t = -(out.gen::<f64>().ln()) / (1e-3 * x.exp());
         let c = 200.0 + out.gen::<f64>() * 6000.0;
         let risk = x + noise * rng.gen_range(-2.0..2.0);
-        oof.push(OofRow { repeat: 0, patient: format!("P{i}"), fold: i % k, risk, time: t.min(c).round().max(1.0), event: t <= c });
+        oof.push(OofRow {
+            repeat: 0,
+            patient: format!("P{i}"),
+            fold: i % k,
+            risk,
+            time: t.min(c).round().max(1.0),
+            event: t <= c,
+        });
     }
     let mut baselines = BTreeMap::new();
     let mut cuts = Vec::new();
@@ -54,7 +61,16 @@ fn time_min<T>(runs: usize, f: impl Fn() -> T) -> (f64, T) {
 fn main() {
     let threads = rayon::current_num_threads();
     println!("threads available: {threads}");
-    println!("{:>6} {:>10} {:>16} {:>16} {:>14} {:>14} {:>10}", "n", "ibs grid", "evaluate 1 thr", &format!("evaluate {threads} thr"), "ΔC 1 thr", &format!("ΔC {threads} thr"), "identical");
+    println!(
+        "{:>6} {:>10} {:>16} {:>16} {:>14} {:>14} {:>10}",
+        "n",
+        "ibs grid",
+        "evaluate 1 thr",
+        &format!("evaluate {threads} thr"),
+        "ΔC 1 thr",
+        &format!("ΔC {threads} thr"),
+        "identical"
+    );
     for &n in &[198usize, 400, 1000] {
         let a = Prepared::new(&arm("a", n, 0.5, 1)).expect("arm a");
         let b = Prepared::new(&arm("b", n, 2.0, 2)).expect("arm b");

@@ -90,10 +90,16 @@ fn handcrafted(threads: usize) {
         let n = tiles.len() * passes;
         let cfg = PipelineConfig { workers: threads, batch_size: 64, queue_batches: 4, worker_nice: 0 };
         let mut checksum = 0f64;
-        let stats = run(0..n, |i| decode(&tiles[i % tiles.len()]), &enc, &cfg, |_, rows| {
-            checksum += rows.iter().map(|r| r[0] as f64).sum::<f64>();
-            Ok(())
-        })
+        let stats = run(
+            0..n,
+            |i| decode(&tiles[i % tiles.len()]),
+            &enc,
+            &cfg,
+            |_, rows| {
+                checksum += rows.iter().map(|r| r[0] as f64).sum::<f64>();
+                Ok(())
+            },
+        )
         .expect("pipeline");
         println!(
             "{label}: {n} tiles, pipeline (JPEG decode + features, {threads} workers): {:.1} tiles/s (checksum {checksum:.3})",
@@ -106,7 +112,10 @@ fn handcrafted(threads: usize) {
         for _ in 0..*passes {
             count += pool.install(|| enc.encode_batch(&decoded)).expect("encode").len();
         }
-        println!("{label}: encode only (pre-decoded, rayon {threads} threads): {:.1} tiles/s", count as f64 / t.elapsed().as_secs_f64());
+        println!(
+            "{label}: encode only (pre-decoded, rayon {threads} threads): {:.1} tiles/s",
+            count as f64 / t.elapsed().as_secs_f64()
+        );
     }
 }
 
@@ -118,15 +127,18 @@ fn torch(threads: usize) {
 
     let batch = env_usize("BENCH_BATCH", 16);
     let batches = env_usize("BENCH_BATCHES", 8);
-    let python = std::env::var("SPATIA_TORCH_PYTHON")
-        .unwrap_or_else(|_| format!("{}/.cache/spatia/torch-2.11.0/bin/python", std::env::var("HOME").unwrap_or_default()));
+    let python = std::env::var("SPATIA_TORCH_PYTHON").unwrap_or_else(|_| {
+        format!("{}/.cache/spatia/torch-2.11.0/bin/python", std::env::var("HOME").unwrap_or_default())
+    });
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/torch_models.py");
     let dir = std::env::temp_dir().join(format!("spatia-bench-extract-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let model = dir.join("resnet18.pt");
     let st = Command::new(&python).args([script, "trace", "resnet18", "224", model.to_str().unwrap()]).status();
     assert!(st.map(|s| s.success()).unwrap_or(false), "tracing ResNet-18 with {python} failed");
-    println!("== TorchScript ResNet-18 (traced from PyTorch), CPU, {threads} threads, batch {batch}, {batches} batches ==");
+    println!(
+        "== TorchScript ResNet-18 (traced from PyTorch), CPU, {threads} threads, batch {batch}, {batches} batches =="
+    );
 
     let cfg = TorchScriptConfig {
         path: model.clone(),
@@ -177,7 +189,8 @@ fn torch(threads: usize) {
     let spatia = |tiles: &Vec<Vec<u8>>, batches: usize, worker_nice: i32| -> (f64, f64, f64) {
         let pcfg = PipelineConfig { workers: 1, batch_size: batch, queue_batches: 2, worker_nice };
         let c0 = cpu_now();
-        let stats = run(0..batch * batches, |i| decode(&tiles[i % tiles.len()]), &enc, &pcfg, |_, _| Ok(())).expect("pipeline");
+        let stats =
+            run(0..batch * batches, |i| decode(&tiles[i % tiles.len()]), &enc, &pcfg, |_, _| Ok(())).expect("pipeline");
         (stats.wall.as_secs_f64(), cpu_now() - c0, stats.starved.as_secs_f64())
     };
     let rounds = env_usize("BENCH_ROUNDS", 6);
@@ -207,7 +220,10 @@ fn torch(threads: usize) {
     let n = (rounds * slice * batch) as f64;
     let py_tps = n / py[0];
     println!("{rounds} interleaved rounds of {slice} batches × {batch} tiles per side ({n} tiles each):");
-    println!("  PyTorch eager, model only, pre-decoded tensors: {py_tps:.2} tiles/s ({:.2} tiles per CPU-second)", n / py[1]);
+    println!(
+        "  PyTorch eager, model only, pre-decoded tensors: {py_tps:.2} tiles/s ({:.2} tiles per CPU-second)",
+        n / py[1]
+    );
     for (k, (label, _, _)) in variants.iter().enumerate() {
         let tps = n / sp[k][0];
         println!(
@@ -218,7 +234,14 @@ fn torch(threads: usize) {
             py[1] / sp[k][1]
         );
     }
-    println!("CUDA: {}", if spatia::features::torchscript::cuda_available() { "available (not measured by this bench)" } else { "not available on this machine: not measured" });
+    println!(
+        "CUDA: {}",
+        if spatia::features::torchscript::cuda_available() {
+            "available (not measured by this bench)"
+        } else {
+            "not available on this machine: not measured"
+        }
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -16,13 +16,21 @@ fn spec(n: usize) -> String {
     let mut s = String::from("name: bench\nstages:\n");
     for g in 0..n / 10 {
         for i in 0..5 {
-            let needs = if i > 0 { format!(", needs: [g{g}c{}]", i - 1) } else if g > 0 { format!(", needs: [g{}j]", g - 1) } else { String::new() };
+            let needs = if i > 0 {
+                format!(", needs: [g{g}c{}]", i - 1)
+            } else if g > 0 {
+                format!(", needs: [g{}j]", g - 1)
+            } else {
+                String::new()
+            };
             s.push_str(&format!("  g{g}c{i}: {{kind: command{needs}, cmd: 'echo {g}.{i} > o'}}\n"));
         }
         for f in 0..4 {
             s.push_str(&format!("  g{g}f{f}: {{kind: command, needs: [g{g}c4], cmd: 'echo {f} > o'}}\n"));
         }
-        s.push_str(&format!("  g{g}j: {{kind: command, needs: [g{g}f0, g{g}f1, g{g}f2, g{g}f3], cmd: 'echo j > o'}}\n"));
+        s.push_str(&format!(
+            "  g{g}j: {{kind: command, needs: [g{g}f0, g{g}f1, g{g}f2, g{g}f3], cmd: 'echo j > o'}}\n"
+        ));
     }
     s
 }
@@ -47,8 +55,10 @@ fn noop(n: usize) {
     let o = Command::new(bin()).args(["run", "s.yaml", "-q"]).current_dir(d.path()).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let populate = t.elapsed().as_secs_f64();
-    let runs: Vec<f64> = (0..7).map(|_| wall(Command::new(bin()).args(["run", "s.yaml", "-q"]).current_dir(d.path()))).collect();
-    let plans: Vec<f64> = (0..5).map(|_| wall(Command::new(bin()).args(["plan", "s.yaml", "--json"]).current_dir(d.path()))).collect();
+    let runs: Vec<f64> =
+        (0..7).map(|_| wall(Command::new(bin()).args(["run", "s.yaml", "-q"]).current_dir(d.path()))).collect();
+    let plans: Vec<f64> =
+        (0..5).map(|_| wall(Command::new(bin()).args(["plan", "s.yaml", "--json"]).current_dir(d.path()))).collect();
     let spawn: Vec<f64> = (0..7).map(|_| wall(Command::new(bin()).arg("--version"))).collect();
     println!(
         "noop n={n:>6}: spatia run (all cached) median {:>7.1} ms, min {:>7.1} ms | plan {:>7.1} ms | process start (spatia --version) {:.1} ms | first run {populate:.1} s",
@@ -85,7 +95,9 @@ fn hashing() {
     let proj = tempfile::tempdir().unwrap();
     std::fs::write(proj.path().join("spatia.toml"), "").unwrap();
     let first = wall(Command::new(bin()).args(["hash", "--cached"]).arg(&f).current_dir(proj.path()));
-    let second = median((0..5).map(|_| wall(Command::new(bin()).args(["hash", "--cached"]).arg(&f).current_dir(proj.path()))).collect());
+    let second = median(
+        (0..5).map(|_| wall(Command::new(bin()).args(["hash", "--cached"]).arg(&f).current_dir(proj.path()))).collect(),
+    );
     let (m, gib) = (median(ours), 1.0);
     print!("hash 1 GiB: spatia {:.3} s ({:.2} GiB/s)", m, gib / m);
     if b3 {

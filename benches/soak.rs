@@ -36,7 +36,13 @@ fn env_or(name: &str, default: u64) -> u64 {
 
 fn must(cmd: &mut Command) -> String {
     let o = cmd.output().expect("spawn spatia");
-    assert!(o.status.success(), "{:?} failed: {}{}", cmd, String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{:?} failed: {}{}",
+        cmd,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8_lossy(&o.stdout).to_string()
 }
 
@@ -52,7 +58,11 @@ fn project(patients: u64, cohort: Option<&Path>) -> tempfile::TempDir {
             must(Command::new("cp").arg("-a").arg(src).arg(d.path().join("demo-data")));
         }
         None => {
-            must(Command::new(bin()).args(["demo", "generate", "--out", "demo-data", "--patients", &patients.to_string()]).current_dir(d.path()));
+            must(
+                Command::new(bin())
+                    .args(["demo", "generate", "--out", "demo-data", "--patients", &patients.to_string()])
+                    .current_dir(d.path()),
+            );
         }
     }
     d
@@ -194,7 +204,11 @@ fn main() {
     }
     // the full run after the last kill
     let last = must(Command::new(bin()).args(["run", "experiments/demo.yaml", "--json"]).current_dir(soak.path()));
-    let cached = last.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).find(|v| v["event"] == "plan").and_then(|v| v["cached"].as_u64());
+    let cached = last
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["event"] == "plan")
+        .and_then(|v| v["cached"].as_u64());
     if let (Some(want), Some(got)) = (pending, cached) {
         if got as usize >= want {
             resumed += 1;
@@ -219,5 +233,8 @@ fn main() {
         want.len(),
         t_soak.elapsed().as_secs_f64()
     );
-    assert!(verify_ok && differing == 0 && lost == 0 && corrupt == 0 && failed_runs == 0 && resumed == with_work, "soak found damage");
+    assert!(
+        verify_ok && differing == 0 && lost == 0 && corrupt == 0 && failed_runs == 0 && resumed == with_work,
+        "soak found damage"
+    );
 }

@@ -96,31 +96,18 @@ fn whole_process(name: &str, path: &Path, out: &Path) {
 fn streaming(name: &str, path: &Path, max_tiles: usize) {
     let mut base = None;
     for openslide_pixels in [true, false] {
-        let slide = Slide::open_with(
-            path,
-            &OpenOptions {
-                mpp_override: None,
-                openslide_pixels,
-            },
-        )
-        .expect("open");
+        let slide = Slide::open_with(path, &OpenOptions { mpp_override: None, openslide_pixels }).expect("open");
         let mask = detect_tissue(&slide, &TissueParams::for_stain(Stain::HE)).expect("tissue");
         let mut tiling = tile_slide(&slide, &mask, &TileParams::new(0.5, 256)).expect("tiles");
         tiling.tiles.truncate(max_tiles);
         let n = tiling.tiles.len();
         for threads in [1, 2] {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .expect("pool");
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool");
             let t = Instant::now();
             let mut checksum = 0u64;
             pool.install(|| {
                 for_each_tile_batch(&slide, &tiling, 64, |_, imgs| {
-                    checksum += imgs
-                        .iter()
-                        .map(|i| i.as_raw().iter().map(|&v| v as u64).sum::<u64>())
-                        .sum::<u64>();
+                    checksum += imgs.iter().map(|i| i.as_raw().iter().map(|&v| v as u64).sum::<u64>()).sum::<u64>();
                     Ok(())
                 })
             })
@@ -136,22 +123,17 @@ fn streaming(name: &str, path: &Path, max_tiles: usize) {
 }
 
 fn main() {
-    let shared = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/data/slides"
-    ));
-    let large = PathBuf::from(
-        std::env::var("SPATIA_LARGE_SLIDE").unwrap_or_else(|_| "/work/large/large.tif".into()),
-    );
+    let shared = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/slides"));
+    let large = PathBuf::from(std::env::var("SPATIA_LARGE_SLIDE").unwrap_or_else(|_| "/work/large/large.tif".into()));
     let out = tempfile_dir();
-    let mut slides = vec![(
-        "CMU-1-Small-Region.svs",
-        shared.join("CMU-1-Small-Region.svs"),
-    )];
+    let mut slides = vec![("CMU-1-Small-Region.svs", shared.join("CMU-1-Small-Region.svs"))];
     if large.exists() {
         slides.push(("40k slide", large.clone()));
     } else {
-        println!("note: {} absent; build it with ../shared/tools/make_large_slide.sh (set SPATIA_LARGE_SLIDE)", large.display());
+        println!(
+            "note: {} absent; build it with ../shared/tools/make_large_slide.sh (set SPATIA_LARGE_SLIDE)",
+            large.display()
+        );
     }
     for (name, p) in &slides {
         in_process(name, p, &out.join("inproc"));
@@ -162,10 +144,7 @@ fn main() {
     }
     let mut u: libc::rusage = unsafe { std::mem::zeroed() };
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
-    println!(
-        "bench process peak RSS (in-process runs and streaming, batches of 64): {} MiB",
-        u.ru_maxrss / 1024
-    );
+    println!("bench process peak RSS (in-process runs and streaming, batches of 64): {} MiB", u.ru_maxrss / 1024);
     let _ = std::fs::remove_dir_all(&out);
 }
 

@@ -115,7 +115,8 @@ pub const TILES_PER_SLIDE: Range = int("plan", "tiles per slide", 0, 1_000_000, 
 pub const TILE_MPP: Range = real("tile", "mpp", 0.05, 100.0, "µm/px, and not finer than the slide's own µm/px");
 pub const TILE_SIZE: Range = int("tile", "size", 16, 4096, "px");
 pub const TILE_MIN_TISSUE: Range = real("tile", "min_tissue", 0.0, 1.0, "(fraction of the tile)");
-pub const TILE_THRESHOLD: Range = real("tile", "tissue.threshold", 0.0, 255.0, "(saturation 0–255 for H&E, optical density for IHC)");
+pub const TILE_THRESHOLD: Range =
+    real("tile", "tissue.threshold", 0.0, 255.0, "(saturation 0–255 for H&E, optical density for IHC)");
 pub const TILE_MIN_OBJECT: Range = real("tile", "tissue.min_object_mm2", 0.0, 10_000.0, "mm²");
 pub const TILE_MIN_HOLE: Range = real("tile", "tissue.min_hole_mm2", 0.0, 10_000.0, "mm²");
 
@@ -161,14 +162,16 @@ pub const CLI_BOOTSTRAP: Range = int("spatia survival concordance", "--bootstrap
 pub const CLI_BINS: Range = int("spatia survival calibration", "--bins", 1, 100, "quantile bins");
 pub const CLI_PENALTY: Range = real("spatia survival cox", "--penalty", 0.0, 1e6, "(L2)");
 pub const CLI_TIME: Range = real("spatia survival", "--at, --times, --tau, --horizon", 0.0, 1e9, "(time)");
-pub const CLI_MPP: Range = real("spatia slide tiles, stain map, extract", "--mpp, --mpp-override, --mask-mpp", 0.05, 100.0, "µm/px");
+pub const CLI_MPP: Range =
+    real("spatia slide tiles, stain map, extract", "--mpp, --mpp-override, --mask-mpp", 0.05, 100.0, "µm/px");
 pub const CLI_SIZE: Range = int("spatia slide tiles, stain map, extract", "--size, --input-size", 16, 4096, "px");
 pub const CLI_BATCH: Range = int("spatia extract", "--batch", 1, 4096, "tiles per encoder call");
 pub const CLI_THREADS: Range = int("spatia demo generate", "--threads", 1, 256, "threads");
 pub const CLI_DEMO_PATIENTS: Range = int("spatia demo generate", "--patients", 1, 100_000, "patients");
 pub const CLI_DEMO_SIZE: Range = int("spatia demo generate", "--size", 1024, 100_000, "px (slide side)");
 pub const CLI_MIN_TISSUE: Range = real("spatia slide tiles", "--min-tissue", 0.0, 1.0, "(fraction of the tile)");
-pub const CLI_TISSUE_THRESHOLD: Range = real("spatia slide tiles", "--tissue-threshold", 0.0, 255.0, "(saturation or optical density)");
+pub const CLI_TISSUE_THRESHOLD: Range =
+    real("spatia slide tiles", "--tissue-threshold", 0.0, 255.0, "(saturation or optical density)");
 pub const CLI_DAB: Range = real("spatia stain map", "--dab-threshold", 0.0, 10.0, "(DAB optical density)");
 pub const CLI_DEMO_QUALITY: Range = int("spatia demo generate", "--quality", 1, 100, "(JPEG quality)");
 

@@ -96,9 +96,7 @@ pub fn yaml_to_json(v: &serde_yaml_ng::Value) -> Value {
                 Value::from(u)
             } else {
                 let f = n.as_f64().unwrap_or(f64::NAN);
-                serde_json::Number::from_f64(f)
-                    .map(Value::Number)
-                    .unwrap_or_else(|| Value::String(f.to_string()))
+                serde_json::Number::from_f64(f).map(Value::Number).unwrap_or_else(|| Value::String(f.to_string()))
             }
         }
         Y::String(s) => Value::String(s.clone()),
@@ -108,10 +106,7 @@ pub fn yaml_to_json(v: &serde_yaml_ng::Value) -> Value {
             for (k, v) in m {
                 let key = match k {
                     Y::String(s) => s.clone(),
-                    other => serde_yaml_ng::to_string(other)
-                        .unwrap_or_default()
-                        .trim()
-                        .to_string(),
+                    other => serde_yaml_ng::to_string(other).unwrap_or_default().trim().to_string(),
                 };
                 o.insert(key, yaml_to_json(v));
             }
@@ -123,9 +118,7 @@ pub fn yaml_to_json(v: &serde_yaml_ng::Value) -> Value {
 
 /// `SPATIA_NEEDS_<NAME>`: the name upper-cased, every non-alphanumeric character as `_`.
 pub fn env_name(name: &str) -> String {
-    name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
-        .collect()
+    name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect()
 }
 
 /// The path component for a cohort id (patient or slide): ids never become raw path
@@ -134,11 +127,8 @@ pub fn env_name(name: &str) -> String {
 /// never share a directory, `..`, `/`, control characters and case-folding filesystems are
 /// harmless, and the directory still reads like the id.
 pub fn id_path_component(id: &str) -> String {
-    let slug: String = id
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
-        .take(48)
-        .collect();
+    let slug: String =
+        id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).take(48).collect();
     let d = blake3::hash(id.as_bytes()).to_hex();
     format!("{slug}-{}", &d[..10])
 }
@@ -180,9 +170,9 @@ pub fn id_problem(id: &str) -> Option<String> {
     if id.is_empty() {
         return Some("empty id".into());
     }
-    id.chars()
-        .find(|c| c.is_control())
-        .map(|c| format!("id `{}` contains the control character U+{:04X}; ids must be printable", cell_excerpt(id), c as u32))
+    id.chars().find(|c| c.is_control()).map(|c| {
+        format!("id `{}` contains the control character U+{:04X}; ids must be printable", cell_excerpt(id), c as u32)
+    })
 }
 
 /// The first header name written twice (compared as the reader compares them: trimmed,
@@ -249,7 +239,9 @@ pub fn is_write_refused(e: &anyhow::Error) -> bool {
             .and_then(|io| io.raw_os_error())
             .is_some_and(|n| [libc::ENOSPC, libc::EDQUOT, libc::EFBIG, libc::EROFS].contains(&n))
             || c.downcast_ref::<csv::Error>().is_some_and(|ce| match ce.kind() {
-                csv::ErrorKind::Io(io) => io.raw_os_error().is_some_and(|n| [libc::ENOSPC, libc::EDQUOT, libc::EFBIG, libc::EROFS].contains(&n)),
+                csv::ErrorKind::Io(io) => io
+                    .raw_os_error()
+                    .is_some_and(|n| [libc::ENOSPC, libc::EDQUOT, libc::EFBIG, libc::EROFS].contains(&n)),
                 _ => false,
             })
     })

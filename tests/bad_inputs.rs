@@ -25,7 +25,19 @@ fn demo_fixture() -> Result<&'static Path, String> {
         let d = tempfile::tempdir().map_err(|e| e.to_string())?;
         let out = d.path().join("demo-data");
         let o = Command::new(common::bin())
-            .args(["demo", "generate", "--patients", "4", "--size", "1200", "--stains", "HE,KI67", "--seed", "2", "--out"])
+            .args([
+                "demo",
+                "generate",
+                "--patients",
+                "4",
+                "--size",
+                "1200",
+                "--stains",
+                "HE,KI67",
+                "--seed",
+                "2",
+                "--out",
+            ])
             .arg(&out)
             .output()
             .map_err(|e| e.to_string())?;
@@ -63,10 +75,8 @@ fn run_case(case: &Path) -> Result<(), String> {
     let args_line = read("args")?;
     let expect = read("expect")?;
     let mut lines = expect.lines();
-    let code: i32 = lines
-        .next()
-        .and_then(|l| l.trim().parse().ok())
-        .ok_or("`expect`: line 1 must be the expected exit code")?;
+    let code: i32 =
+        lines.next().and_then(|l| l.trim().parse().ok()).ok_or("`expect`: line 1 must be the expected exit code")?;
     let wanted: Vec<&str> = lines.map(str::trim_end).filter(|l| !l.trim().is_empty()).collect();
 
     let base = tempfile::tempdir().map_err(|e| e.to_string())?;
@@ -79,7 +89,8 @@ fn run_case(case: &Path) -> Result<(), String> {
     }
     if case.join("fixture").exists() {
         match read("fixture")?.trim() {
-            "demo" => copy_tree(demo_fixture()?, &project.join("demo-data"), false).map_err(|e| format!("cannot copy the demo fixture: {e}"))?,
+            "demo" => copy_tree(demo_fixture()?, &project.join("demo-data"), false)
+                .map_err(|e| format!("cannot copy the demo fixture: {e}"))?,
             other => return Err(format!("`fixture`: unknown fixture `{other}`; expected `demo`")),
         }
     }
@@ -159,7 +170,12 @@ fn run_case(case: &Path) -> Result<(), String> {
         Ok(())
     } else {
         let tail: String = stderr.chars().rev().take(1500).collect::<Vec<_>>().into_iter().rev().collect();
-        Err(format!("{}\n    args: {}\n    stderr: {}", problems.join("; "), args.join(" "), tail.trim_end().replace('\n', "\n            ")))
+        Err(format!(
+            "{}\n    args: {}\n    stderr: {}",
+            problems.join("; "),
+            args.join(" "),
+            tail.trim_end().replace('\n', "\n            ")
+        ))
     }
 }
 
@@ -190,5 +206,11 @@ fn every_bad_input_is_refused_with_its_error() {
     });
     let mut failures = failures.into_inner().unwrap_or_else(|p| p.into_inner());
     failures.sort();
-    assert!(failures.is_empty(), "{} of {} bad-input cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} bad-input cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }

@@ -23,7 +23,11 @@ fn setup() -> (tempfile::TempDir, String, String) {
 
 fn quarantined(dir: &Path, key: &str) -> Vec<PathBuf> {
     std::fs::read_dir(dir.join("cache/quarantine"))
-        .map(|rd| rd.map(|e| e.unwrap().path()).filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(key)).collect())
+        .map(|rd| {
+            rd.map(|e| e.unwrap().path())
+                .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(key))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -37,7 +41,10 @@ fn a_tampered_output_is_quarantined_and_recomputed_with_its_dependents() {
     let o = spatia(d.path(), &["run", "s.yaml", "--json"]);
     assert!(o.status.success(), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("warning") && err.contains(&a) && err.contains("out/a.txt") && err.contains("quarantine"), "{err}");
+    assert!(
+        err.contains("warning") && err.contains(&a) && err.contains("out/a.txt") && err.contains("quarantine"),
+        "{err}"
+    );
     let s = summary(&o);
     assert_eq!((s["ran"].as_u64(), s["cached"].as_u64()), (Some(2), Some(1)), "{s}");
     // the damaged entry was kept aside, with the tampered bytes
@@ -103,7 +110,11 @@ fn an_entry_directory_without_record_heals() {
 fn an_input_edited_with_same_size_and_mtime_is_caught_and_rehash_ignores_the_stat_cache() {
     let d = project();
     std::fs::write(d.path().join("in.txt"), "one\n").unwrap();
-    std::fs::write(d.path().join("s.yaml"), "name: p\nstages:\n  a: {kind: command, cmd: 'cat $SPATIA_INPUT_0 > o', inputs: [in.txt]}\n").unwrap();
+    std::fs::write(
+        d.path().join("s.yaml"),
+        "name: p\nstages:\n  a: {kind: command, cmd: 'cat $SPATIA_INPUT_0 > o', inputs: [in.txt]}\n",
+    )
+    .unwrap();
     assert!(spatia(d.path(), &["run", "s.yaml", "-q"]).status.success());
     let f = d.path().join("in.txt");
     let mtime = std::fs::metadata(&f).unwrap().modified().unwrap();

@@ -20,7 +20,11 @@ fn spec(n_chains: usize, len: usize) -> String {
         }
     }
     let last: Vec<String> = (0..n_chains).map(|c| format!("c{c}s{}", len - 1)).collect();
-    s.push_str(&format!("  join: {{kind: command, needs: [{}], cmd: 'cat $SPATIA_NEEDS_C0S{}/sub/b.txt > j.txt'}}\n", last.join(", "), len - 1));
+    s.push_str(&format!(
+        "  join: {{kind: command, needs: [{}], cmd: 'cat $SPATIA_NEEDS_C0S{}/sub/b.txt > j.txt'}}\n",
+        last.join(", "),
+        len - 1
+    ));
     s
 }
 
@@ -46,8 +50,10 @@ fn keys_and_digests(dir: &Path) -> Vec<(String, String)> {
         .iter()
         .map(|n| {
             let k = n["key"].as_str().unwrap().to_string();
-            let rec: serde_json::Value =
-                serde_json::from_str(&std::fs::read_to_string(dir.join("cache/entries").join(&k[..2]).join(&k).join("record.json")).unwrap()).unwrap();
+            let rec: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(dir.join("cache/entries").join(&k[..2]).join(&k).join("record.json")).unwrap(),
+            )
+            .unwrap();
             (k, rec["output_digest"].as_str().unwrap().to_string())
         })
         .collect();
@@ -82,7 +88,9 @@ fn sigkill_at_random_points_never_corrupts_the_cache() {
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
         assert_no_partial_entry(d.path());
-        let now = std::fs::read_dir(d.path().join("cache/entries")).map(|r| r.flat_map(|s| std::fs::read_dir(s.unwrap().path()).unwrap()).count()).unwrap_or(0);
+        let now = std::fs::read_dir(d.path().join("cache/entries"))
+            .map(|r| r.flat_map(|s| std::fs::read_dir(s.unwrap().path()).unwrap()).count())
+            .unwrap_or(0);
         assert!(now >= entries_before, "round {round}: entries went from {entries_before} to {now}");
         entries_before = now;
     }
@@ -103,7 +111,15 @@ fn two_concurrent_runs_compute_every_key_once() {
         yaml.push_str(&format!("  s{i}: {{kind: command{needs}, cmd: 'echo s{i} >> \"$SPATIA_ROOT/calls.log\"; sleep 0.1; echo {i} > o.txt'}}\n"));
     }
     std::fs::write(d.path().join("s.yaml"), &yaml).unwrap();
-    let spawn = || Command::new(bin()).args(["run", "s.yaml", "--json", "-j", "2"]).current_dir(d.path()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let spawn = || {
+        Command::new(bin())
+            .args(["run", "s.yaml", "--json", "-j", "2"])
+            .current_dir(d.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
     let (a, b) = (spawn(), spawn());
     let (oa, ob) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
     assert!(oa.status.success(), "{}", text(&oa));
@@ -124,7 +140,15 @@ fn two_concurrent_runs_compute_every_key_once() {
 fn run_concurrently(dir: &Path, specs: &[&str]) -> Vec<std::process::Output> {
     let children: Vec<_> = specs
         .iter()
-        .map(|s| Command::new(bin()).args(["run", s, "--json", "-j", "3"]).current_dir(dir).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap())
+        .map(|s| {
+            Command::new(bin())
+                .args(["run", s, "--json", "-j", "3"])
+                .current_dir(dir)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
         .collect();
     children.into_iter().map(|c| c.wait_with_output().unwrap()).collect()
 }
@@ -160,7 +184,8 @@ fn four_concurrent_runs_of_one_spec_all_succeed_with_their_own_journal() {
         let s = summary(o);
         assert_eq!(s["ok"], true, "{s}");
         ran += s["ran"].as_u64().unwrap();
-        let run: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.path().join(s["run"].as_str().unwrap())).unwrap()).unwrap();
+        let run: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(d.path().join(s["run"].as_str().unwrap())).unwrap()).unwrap();
         assert_eq!(run["status"], "ok", "{run}");
         journals.insert(s["run"].as_str().unwrap().to_string());
     }

@@ -8,13 +8,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 fn small(patients: usize, stains: Vec<Stain>) -> DemoParams {
-    DemoParams {
-        patients,
-        seed: 11,
-        size: 1200,
-        stains,
-        jpeg_quality: 80,
-    }
+    DemoParams { patients, seed: 11, size: 1200, stains, jpeg_quality: 80 }
 }
 
 fn digests(dir: &Path) -> BTreeMap<String, Vec<u8>> {
@@ -36,14 +30,8 @@ fn same_bytes_whatever_the_thread_count() {
     let params = small(3, vec![Stain::HE, Stain::KI67, Stain::HER2]);
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
-    let pool1 = rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .build()
-        .unwrap();
-    let pool3 = rayon::ThreadPoolBuilder::new()
-        .num_threads(3)
-        .build()
-        .unwrap();
+    let pool1 = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    let pool3 = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
     pool1.install(|| generate(&params, a.path())).unwrap();
     pool3.install(|| generate(&params, b.path())).unwrap();
     let (da, db) = (digests(a.path()), digests(b.path()));
@@ -55,10 +43,7 @@ fn same_bytes_whatever_the_thread_count() {
     // a different seed gives different slides
     let c = tempfile::tempdir().unwrap();
     generate(&DemoParams { seed: 12, ..params }, c.path()).unwrap();
-    assert_ne!(
-        std::fs::read(c.path().join("slides/P001_HE.tif")).unwrap(),
-        da["slides/P001_HE.tif"]
-    );
+    assert_ne!(std::fs::read(c.path().join("slides/P001_HE.tif")).unwrap(), da["slides/P001_HE.tif"]);
 }
 
 #[test]
@@ -83,29 +68,17 @@ fn openslide_reads_the_slides_as_aperio_with_the_rendered_colours() {
         assert_eq!(slide.level_count() as usize, levels.len());
         for (l, dims) in levels.iter().enumerate() {
             let s = slide.level_dimensions(l as u32).unwrap();
-            assert_eq!(
-                (s.w as u64, s.h as u64),
-                (dims[0].as_u64().unwrap(), dims[1].as_u64().unwrap())
-            );
+            assert_eq!((s.w as u64, s.h as u64), (dims[0].as_u64().unwrap(), dims[1].as_u64().unwrap()));
         }
         // the smallest level, again as Aperio's "thumbnail" associated image
-        assert_eq!(
-            slide.associated_image_names().unwrap(),
-            vec!["thumbnail".to_string()]
-        );
+        assert_eq!(slide.associated_image_names().unwrap(), vec!["thumbnail".to_string()]);
         let (tsize, thumb) = slide.read_associated_buffer("thumbnail").unwrap();
         let last = levels.len() - 1;
         let ldims = slide.level_dimensions(last as u32).unwrap();
         assert_eq!((tsize.w, tsize.h), (ldims.w, ldims.h));
-        let lowest = slide
-            .read_region(&Region {
-                size: ldims,
-                level: last as u32,
-                address: Address { x: 0, y: 0 },
-            })
-            .unwrap();
-        let mean =
-            |b: &[u8]| b.chunks_exact(4).map(|p| p[1] as f64).sum::<f64>() / (b.len() / 4) as f64;
+        let lowest =
+            slide.read_region(&Region { size: ldims, level: last as u32, address: Address { x: 0, y: 0 } }).unwrap();
+        let mean = |b: &[u8]| b.chunks_exact(4).map(|p| p[1] as f64).sum::<f64>() / (b.len() / 4) as f64;
         assert!(
             (mean(&thumb) - mean(&lowest)).abs() < 1.5,
             "thumbnail vs level {last}: {} vs {}",
@@ -114,22 +87,9 @@ fn openslide_reads_the_slides_as_aperio_with_the_rendered_colours() {
         );
         // level 1 is the 4×4 box filter of level 0: whole-image means agree
         let l1 = slide.level_dimensions(1).unwrap();
-        let whole1 = slide
-            .read_region(&Region {
-                size: l1,
-                level: 1,
-                address: Address { x: 0, y: 0 },
-            })
-            .unwrap();
+        let whole1 = slide.read_region(&Region { size: l1, level: 1, address: Address { x: 0, y: 0 } }).unwrap();
         let whole0 = slide
-            .read_region(&Region {
-                size: Size {
-                    w: l1.w * 4,
-                    h: l1.h * 4,
-                },
-                level: 0,
-                address: Address { x: 0, y: 0 },
-            })
+            .read_region(&Region { size: Size { w: l1.w * 4, h: l1.h * 4 }, level: 0, address: Address { x: 0, y: 0 } })
             .unwrap();
         assert!(
             (mean(&whole0) - mean(&whole1)).abs() < 1.0,
@@ -145,18 +105,9 @@ fn openslide_reads_the_slides_as_aperio_with_the_rendered_colours() {
         let stain = rec["stain"].as_str().unwrap().parse::<Stain>().unwrap();
         let idx: usize = pid[1..].parse::<usize>().unwrap() - 1;
         let patient = clinical::draw_patient(params.seed, idx, params.patients);
-        let (w, h) = (
-            rec["width"].as_u64().unwrap() as u32,
-            rec["height"].as_u64().unwrap() as u32,
-        );
+        let (w, h) = (rec["width"].as_u64().unwrap() as u32, rec["height"].as_u64().unwrap() as u32);
         let slide_seed = spatia::demo::slide_seed(params.seed, idx, stain);
-        let plan = SlidePlan::new(
-            slide_seed,
-            w,
-            h,
-            stain,
-            clinical::look_of(&patient.latent, stain),
-        );
+        let plan = SlidePlan::new(slide_seed, w, h, stain, clinical::look_of(&patient.latent, stain));
         let mut tile = vec![0u8; (TILE * TILE * 3) as usize];
         let mut best = (0usize, 0u32, 0u32);
         for ty in 0..h / TILE {
@@ -170,14 +121,8 @@ fn openslide_reads_the_slides_as_aperio_with_the_rendered_colours() {
         }
         let (_, tx, ty) = best;
         render_tile(&plan, &lut, tx, ty, &mut tile);
-        let region = Region {
-            size: Size { w: TILE, h: TILE },
-            level: 0,
-            address: Address {
-                x: tx * TILE,
-                y: ty * TILE,
-            },
-        };
+        let region =
+            Region { size: Size { w: TILE, h: TILE }, level: 0, address: Address { x: tx * TILE, y: ty * TILE } };
         let bgra = slide.read_region(&region).unwrap();
         let mut err = [0f64; 3];
         let mut mean_read = [0f64; 3];
@@ -196,12 +141,7 @@ fn openslide_reads_the_slides_as_aperio_with_the_rendered_colours() {
             mean_read[c] /= npx;
             mean_rendered[c] /= npx;
             // JPEG loss (4:2:0, quality 80) only: a colour-space mix-up is off by tens
-            assert!(
-                err[c] < 8.0,
-                "{}: channel {c} differs by {} per pixel from the rendering",
-                path.display(),
-                err[c]
-            );
+            assert!(err[c] < 8.0, "{}: channel {c} differs by {} per pixel from the rendering", path.display(), err[c]);
             assert!(
                 (mean_read[c] - mean_rendered[c]).abs() < 2.0,
                 "{}: channel {c} mean {} read vs {} rendered",
@@ -235,13 +175,8 @@ fn tables_are_consistent() {
     }
     let clinical = std::fs::read_to_string(dir.path().join("clinical.csv")).unwrap();
     let mut lines = clinical.lines();
-    assert_eq!(
-        lines.next(),
-        Some("patient_id,age,tumor_size_mm,nodes_positive,grade,er,pr,her2,ki67,dmfs_days,dm")
-    );
-    let ids: Vec<String> = lines
-        .map(|l| l.split(',').next().unwrap().to_string())
-        .collect();
+    assert_eq!(lines.next(), Some("patient_id,age,tumor_size_mm,nodes_positive,grade,er,pr,her2,ki67,dmfs_days,dm"));
+    let ids: Vec<String> = lines.map(|l| l.split(',').next().unwrap().to_string()).collect();
     assert_eq!(ids, ["P001", "P002", "P003", "P004", "P005"]);
     let cohort: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("cohort.json")).unwrap()).unwrap();
@@ -256,34 +191,11 @@ fn tables_are_consistent() {
 #[test]
 fn bad_parameters_are_named() {
     let dir = tempfile::tempdir().unwrap();
-    let e = generate(
-        &DemoParams {
-            size: 100,
-            ..DemoParams::default()
-        },
-        dir.path(),
-    )
-    .unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "invalid demo parameter --size: expected 1024 to 100000 px, found 100"
-    );
-    let e = generate(
-        &DemoParams {
-            patients: 0,
-            ..DemoParams::default()
-        },
-        dir.path(),
-    )
-    .unwrap_err();
+    let e = generate(&DemoParams { size: 100, ..DemoParams::default() }, dir.path()).unwrap_err();
+    assert_eq!(e.to_string(), "invalid demo parameter --size: expected 1024 to 100000 px, found 100");
+    let e = generate(&DemoParams { patients: 0, ..DemoParams::default() }, dir.path()).unwrap_err();
     assert!(e.to_string().contains("--patients"), "{e}");
-    let e = generate(
-        &DemoParams {
-            stains: vec![Stain::HE, Stain::HE],
-            ..DemoParams::default()
-        },
-        dir.path(),
-    )
-    .unwrap_err();
+    let e =
+        generate(&DemoParams { stains: vec![Stain::HE, Stain::HE], ..DemoParams::default() }, dir.path()).unwrap_err();
     assert!(e.to_string().contains("each stain once"), "{e}");
 }

@@ -9,8 +9,7 @@ use spatia::demo::{generate, DemoParams};
 /// Inverse of a 3×3 matrix (rows).
 #[allow(clippy::needless_range_loop)]
 fn inverse(m: [[f64; 3]; 3]) -> [[f64; 3]; 3] {
-    let det = m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
-        - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+    let det = m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
         + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
     let mut r = [[0.0; 3]; 3];
     for i in 0..3 {
@@ -25,10 +24,7 @@ fn inverse(m: [[f64; 3]; 3]) -> [[f64; 3]; 3] {
 
 /// Stain amounts (natural optical density units, scikit-image's values × ln 10⁶) per pixel.
 fn hed(rgb: [u8; 3], inv: &[[f64; 3]; 3]) -> [f64; 3] {
-    let od: Vec<f64> = rgb
-        .iter()
-        .map(|&v| -((v.max(1) as f64) / 255.0).ln())
-        .collect();
+    let od: Vec<f64> = rgb.iter().map(|&v| -((v.max(1) as f64) / 255.0).ln()).collect();
     let mut c = [0.0; 3];
     for (j, cj) in c.iter_mut().enumerate() {
         *cj = (0..3).map(|i| od[i] * inv[i][j]).sum();
@@ -57,13 +53,8 @@ fn spearman(a: &[f64], b: &[f64]) -> f64 {
 #[test]
 fn deconvolution_recovers_the_latent_ranking() {
     let n = 12;
-    let params = DemoParams {
-        patients: n,
-        seed: 5,
-        size: 1024,
-        stains: vec![Stain::HE, Stain::KI67],
-        jpeg_quality: 75,
-    };
+    let params =
+        DemoParams { patients: n, seed: 5, size: 1024, stains: vec![Stain::HE, Stain::KI67], jpeg_quality: 75 };
     let dir = tempfile::tempdir().unwrap();
     generate(&params, dir.path()).unwrap();
     let cohort: serde_json::Value =
@@ -76,24 +67,15 @@ fn deconvolution_recovers_the_latent_ranking() {
     for t in truth {
         let pid = t["patient_id"].as_str().unwrap();
         for stain in ["HE", "KI67"] {
-            let slide =
-                OpenSlide::new(dir.path().join(format!("slides/{pid}_{stain}.tif"))).unwrap();
+            let slide = OpenSlide::new(dir.path().join(format!("slides/{pid}_{stain}.tif"))).unwrap();
             let s = slide.level_dimensions(0).unwrap();
             let bgra = slide
-                .read_region(&Region {
-                    size: Size { w: s.w, h: s.h },
-                    level: 0,
-                    address: Address { x: 0, y: 0 },
-                })
+                .read_region(&Region { size: Size { w: s.w, h: s.h }, level: 0, address: Address { x: 0, y: 0 } })
                 .unwrap();
-            let (mut tissue, mut positive, mut nuclear, mut dab_sum, mut eos_sum) =
-                (0usize, 0usize, 0usize, 0.0, 0.0);
+            let (mut tissue, mut positive, mut nuclear, mut dab_sum, mut eos_sum) = (0usize, 0usize, 0usize, 0.0, 0.0);
             for q in bgra.chunks_exact(4) {
                 let c = hed([q[2], q[1], q[0]], &inv);
-                let od: f64 = [q[2], q[1], q[0]]
-                    .iter()
-                    .map(|&v| -((v.max(1) as f64) / 255.0).ln())
-                    .sum();
+                let od: f64 = [q[2], q[1], q[0]].iter().map(|&v| -((v.max(1) as f64) / 255.0).ln()).sum();
                 if od < 0.35 {
                     continue; // glass (the background itself has OD ≈ 0.14)
                 }
@@ -106,10 +88,7 @@ fn deconvolution_recovers_the_latent_ranking() {
                     nuclear += 1;
                 }
             }
-            assert!(
-                tissue > 10_000,
-                "{pid} {stain}: only {tissue} tissue pixels"
-            );
+            assert!(tissue > 10_000, "{pid} {stain}: only {tissue} tissue pixels");
             if stain == "KI67" {
                 // a Ki-67 index: DAB-positive nuclear area over all nuclear area
                 dab_pos.push(positive as f64 / (positive + nuclear).max(1) as f64);
@@ -126,22 +105,11 @@ fn deconvolution_recovers_the_latent_ranking() {
     let r_ki = spearman(&dab_pos, &ki_true);
     let r_he = spearman(&nuc_frac, &he_latent);
     eprintln!("Ki-67: DAB+ nuclear area fractions {dab_pos:?} vs truth {ki_true:?}: rho {r_ki:.3}");
-    eprintln!(
-        "H&E: nuclear pixel fractions {nuc_frac:?} vs density+atypia {he_latent:?}: rho {r_he:.3}"
-    );
-    assert!(
-        r_ki > 0.7,
-        "Ki-67 DAB-positive nuclear fraction vs true Ki-67: Spearman {r_ki}"
-    );
-    assert!(
-        r_he > 0.6,
-        "H&E nuclear area vs density + atypia: Spearman {r_he}"
-    );
+    eprintln!("H&E: nuclear pixel fractions {nuc_frac:?} vs density+atypia {he_latent:?}: rho {r_he:.3}");
+    assert!(r_ki > 0.7, "Ki-67 DAB-positive nuclear fraction vs true Ki-67: Spearman {r_ki}");
+    assert!(r_he > 0.6, "H&E nuclear area vs density + atypia: Spearman {r_he}");
     // no DAB on H&E, no eosin on IHC (beyond JPEG and background noise)
     assert!(he_dab_max < 0.1, "mean DAB on H&E {he_dab_max}");
-    assert!(
-        he_pos_max < 0.02,
-        "DAB-positive pixel fraction on H&E {he_pos_max}"
-    );
+    assert!(he_pos_max < 0.02, "DAB-positive pixel fraction on H&E {he_pos_max}");
     assert!(ki_eosin < 0.08, "mean eosin on Ki-67 {ki_eosin}");
 }

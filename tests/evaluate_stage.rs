@@ -10,8 +10,8 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 use spatia::stages::{lookup, CheckCx, Need, RunCx};
 use spatia::survival::{
-    bootstrap_harrell, fit_cox_rows, harrell_and_uno, logrank, paired_concordance_difference, BootstrapOptions, CoxOptions, CsvTable,
-    KaplanMeier,
+    bootstrap_harrell, fit_cox_rows, harrell_and_uno, logrank, paired_concordance_difference, BootstrapOptions,
+    CoxOptions, CsvTable, KaplanMeier,
 };
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -28,7 +28,13 @@ struct Cohort {
 /// Seeded Cox cohort: `signal` drives the hazard (log-HR 1 per SD), `noise` does not.
 fn synthetic(n: usize, seed: u64) -> Cohort {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut c = Cohort { patients: vec![], time: vec![], event: vec![], x: vec![], names: vec!["signal".into(), "noise".into()] };
+    let mut c = Cohort {
+        patients: vec![],
+        time: vec![],
+        event: vec![],
+        x: vec![],
+        names: vec!["signal".into(), "noise".into()],
+    };
     for i in 0..n {
         let (s, z): (f64, f64) = (normal(&mut rng), normal(&mut rng));
         let t = -rng.gen::<f64>().ln() / (4e-4 * s.exp());
@@ -130,10 +136,16 @@ fn write_train(dir: &Path, c: &Cohort, cols: &[usize], seed: u64) -> Written {
         for (t, h) in fit.baseline_times.iter().zip(&fit.baseline_cumulative_hazard) {
             baseline.push_str(&format!("0,{f},{t},{h}\n"));
         }
-        let (m, t1, t2) = (quantile(&train_risk, 0.5), quantile(&train_risk, 1.0 / 3.0), quantile(&train_risk, 2.0 / 3.0));
+        let (m, t1, t2) =
+            (quantile(&train_risk, 0.5), quantile(&train_risk, 1.0 / 3.0), quantile(&train_risk, 2.0 / 3.0));
         fold_json.push(json!({"repeat": 0, "fold": f, "n_train": train.len(), "n_train_events": ev.iter().filter(|e| **e).count(),
             "n_test": n - train.len(), "penalty": 0.0, "names": names, "beta": beta, "cut_median": m, "cut_tertiles": [t1, t2]}));
-        folds.push(Fold { times: fit.baseline_times.clone(), cumhaz: fit.baseline_cumulative_hazard.clone(), cut_median: m, tertiles: [t1, t2] });
+        folds.push(Fold {
+            times: fit.baseline_times.clone(),
+            cumhaz: fit.baseline_cumulative_hazard.clone(),
+            cut_median: m,
+            tertiles: [t1, t2],
+        });
     }
     let mut oof = String::from("repeat,patient,fold,risk,time,event\n");
     for i in 0..n {
@@ -234,13 +246,34 @@ fn check_arm(out: &Path, m: &Value, a: &Value, w: &Written, c: &Cohort, tertiles
     same(&a["harrell_c"]["estimate"], lib.harrell);
     same(&a["uno_c"]["estimate"], lib.uno.unwrap());
     assert_eq!(a["uno_c"]["tau"], json!(tau));
-    let bh = bootstrap_harrell(&c.time, &c.event, &w.risk, &BootstrapOptions { n_boot: b, seed, confidence_level: 0.95 }).unwrap();
+    let bh =
+        bootstrap_harrell(&c.time, &c.event, &w.risk, &BootstrapOptions { n_boot: b, seed, confidence_level: 0.95 })
+            .unwrap();
     same(&a["harrell_c"]["lower"], bh.lower);
     same(&a["harrell_c"]["upper"], bh.upper);
     let bs = b.to_string();
     let ss = seed.to_string();
     let taus = tau.to_string();
-    let cc = cli(dir, &["concordance", "--csv", oof_s, "--time", "time", "--event", "event", "--risk", "risk", "--tau", &taus, "--bootstrap", &bs, "--seed", &ss]);
+    let cc = cli(
+        dir,
+        &[
+            "concordance",
+            "--csv",
+            oof_s,
+            "--time",
+            "time",
+            "--event",
+            "event",
+            "--risk",
+            "risk",
+            "--tau",
+            &taus,
+            "--bootstrap",
+            &bs,
+            "--seed",
+            &ss,
+        ],
+    );
     assert_eq!(a["harrell_c"]["estimate"], cc["harrell"]);
     assert_eq!(a["uno_c"]["estimate"], cc["uno"]);
     for k in ["lower", "upper", "se", "n_boot", "n_failed"] {
@@ -248,12 +281,32 @@ fn check_arm(out: &Path, m: &Value, a: &Value, w: &Written, c: &Cohort, tertiles
     }
     assert_eq!(a["harrell_c"]["estimate"], cc["harrell_bootstrap"]["estimate"]);
     for k in ["estimate", "lower", "upper"] {
-        let (lo, x, hi) = (a["uno_c"]["lower"].as_f64().unwrap(), a["uno_c"][k].as_f64().unwrap(), a["uno_c"]["upper"].as_f64().unwrap());
+        let (lo, x, hi) = (
+            a["uno_c"]["lower"].as_f64().unwrap(),
+            a["uno_c"][k].as_f64().unwrap(),
+            a["uno_c"]["upper"].as_f64().unwrap(),
+        );
         assert!(lo <= x && x <= hi, "Uno interval {lo} {x} {hi}");
     }
 
     // AUC and ROC: CLI
-    let auc = cli(dir, &["auc", "--csv", oof_s, "--time", "time", "--event", "event", "--risk", "risk", "--times", &hs.join(","), "--roc"]);
+    let auc = cli(
+        dir,
+        &[
+            "auc",
+            "--csv",
+            oof_s,
+            "--time",
+            "time",
+            "--event",
+            "event",
+            "--risk",
+            "risk",
+            "--times",
+            &hs.join(","),
+            "--roc",
+        ],
+    );
     assert_eq!(a["mean_auc"], auc["mean_auc"]);
     for (k, h) in horizons.iter().enumerate() {
         let got = &a["auc"][k];
@@ -273,7 +326,8 @@ fn check_arm(out: &Path, m: &Value, a: &Value, w: &Written, c: &Cohort, tertiles
                 None => assert_eq!(r[2], "inf"),
             }
         }
-        let (lo, x, hi) = (got["lower"].as_f64().unwrap(), got["estimate"].as_f64().unwrap(), got["upper"].as_f64().unwrap());
+        let (lo, x, hi) =
+            (got["lower"].as_f64().unwrap(), got["estimate"].as_f64().unwrap(), got["upper"].as_f64().unwrap());
         assert!(lo <= x && x <= hi && got["n_boot"].as_u64().unwrap() + got["n_failed"].as_u64().unwrap() == b as u64);
     }
 
@@ -359,16 +413,21 @@ fn check_arm(out: &Path, m: &Value, a: &Value, w: &Written, c: &Cohort, tertiles
     std::fs::write(&hp, hcsv).unwrap();
     let lr = logrank(&c.time, &c.event, &labels).unwrap();
     same(&rg["logrank"]["chi2"], lr.statistic);
-    let lc = cli(dir, &["logrank", "--csv", gp.to_str().unwrap(), "--time", "time", "--event", "event", "--group", "group"]);
+    let lc =
+        cli(dir, &["logrank", "--csv", gp.to_str().unwrap(), "--time", "time", "--event", "event", "--group", "group"]);
     assert_eq!(rg["logrank"]["chi2"], lc["statistic"]);
     assert_eq!(rg["logrank"]["p"], lc["p_value"]);
     assert_eq!(rg["logrank"]["df"], lc["df"]);
-    let cox = cli(dir, &["cox", "--csv", hp.to_str().unwrap(), "--time", "time", "--event", "event", "--covariates", "high"]);
+    let cox =
+        cli(dir, &["cox", "--csv", hp.to_str().unwrap(), "--time", "time", "--event", "event", "--covariates", "high"]);
     let co = &cox["coefficients"][0];
     for (mine, theirs) in [("estimate", "hr"), ("lower", "hr_lower"), ("upper", "hr_upper"), ("p", "p_value")] {
         assert_eq!(rg["hazard_ratio"][mine], co[theirs], "{mine}");
     }
-    let km = cli(dir, &["km", "--csv", gp.to_str().unwrap(), "--time", "time", "--event", "event", "--group", "group", "--curve"]);
+    let km = cli(
+        dir,
+        &["km", "--csv", gp.to_str().unwrap(), "--time", "time", "--event", "event", "--group", "group", "--curve"],
+    );
     let ticks: Vec<f64> = rg["at_risk_times"].as_array().unwrap().iter().map(|t| t.as_f64().unwrap()).collect();
     assert_eq!(ticks[0], 0.0);
     assert!((4..=8).contains(&ticks.len()), "{ticks:?}");
@@ -430,8 +489,14 @@ fn synthetic_arms_match_the_survival_library_and_cli() {
     assert_eq!(cmp.len(), 1);
     let x = &cmp[0];
     assert_eq!((x["arm"].as_str(), x["reference"].as_str()), (Some(ARMS[1]), Some(ARMS[0])));
-    let lib = paired_concordance_difference(&c.time, &c.event, &signal.risk, &noise.risk, &BootstrapOptions { n_boot: 300, seed: 7, confidence_level: 0.95 })
-        .unwrap();
+    let lib = paired_concordance_difference(
+        &c.time,
+        &c.event,
+        &signal.risk,
+        &noise.risk,
+        &BootstrapOptions { n_boot: 300, seed: 7, confidence_level: 0.95 },
+    )
+    .unwrap();
     same(&x["delta_c"]["estimate"], lib.difference.estimate);
     same(&x["delta_c"]["lower"], lib.difference.lower);
     same(&x["delta_c"]["upper"], lib.difference.upper);
@@ -444,15 +509,33 @@ fn synthetic_arms_match_the_survival_library_and_cli() {
     // the same inputs and seed give the same bytes; another seed other intervals, same estimates
     let w2 = d.path().join("w2");
     std::fs::create_dir_all(&w2).unwrap();
-    let out2 = run_evaluate(&w2, json!({"horizons": [1095, 1825], "bootstrap": 300}), &[(ARMS[0], &noise.dir), (ARMS[1], &signal.dir)], 7).unwrap();
+    let out2 = run_evaluate(
+        &w2,
+        json!({"horizons": [1095, 1825], "bootstrap": 300}),
+        &[(ARMS[0], &noise.dir), (ARMS[1], &signal.dir)],
+        7,
+    )
+    .unwrap();
     assert_eq!(std::fs::read(out.join("metrics.json")).unwrap(), std::fs::read(out2.join("metrics.json")).unwrap());
-    let out3 = run_evaluate(&w2, json!({"horizons": [1095, 1825], "bootstrap": 300}), &[(ARMS[0], &noise.dir), (ARMS[1], &signal.dir)], 8).unwrap();
+    let out3 = run_evaluate(
+        &w2,
+        json!({"horizons": [1095, 1825], "bootstrap": 300}),
+        &[(ARMS[0], &noise.dir), (ARMS[1], &signal.dir)],
+        8,
+    )
+    .unwrap();
     let m3 = read_json(&out3.join("metrics.json"));
     assert_eq!(m3["arms"][1]["harrell_c"]["estimate"], m["arms"][1]["harrell_c"]["estimate"]);
     assert_ne!(m3["arms"][1]["harrell_c"]["lower"], m["arms"][1]["harrell_c"]["lower"]);
 
     // an explicit reference flips the comparison
-    let out4 = run_evaluate(&w2, json!({"horizons": [1095, 1825], "bootstrap": 300, "reference": ARMS[1]}), &[(ARMS[0], &noise.dir), (ARMS[1], &signal.dir)], 7).unwrap();
+    let out4 = run_evaluate(
+        &w2,
+        json!({"horizons": [1095, 1825], "bootstrap": 300, "reference": ARMS[1]}),
+        &[(ARMS[0], &noise.dir), (ARMS[1], &signal.dir)],
+        7,
+    )
+    .unwrap();
     let m4 = read_json(&out4.join("metrics.json"));
     assert_eq!(m4["comparisons"][0]["arm"], json!(ARMS[0]));
     assert!(m4["comparisons"][0]["delta_c"]["upper"].as_f64().unwrap() < 0.0);
@@ -477,7 +560,14 @@ fn gse7390_metrics_equal_spatia_survival_on_the_same_predictions() {
     assert_eq!(rg["groups"].as_array().unwrap().len(), 3);
     assert_eq!(rg["logrank"]["df"], json!(2));
     let x = &m["comparisons"][0];
-    let lib = paired_concordance_difference(&c.time, &c.event, &genes.risk, &clin.risk, &BootstrapOptions { n_boot: 1000, seed: 7, confidence_level: 0.95 }).unwrap();
+    let lib = paired_concordance_difference(
+        &c.time,
+        &c.event,
+        &genes.risk,
+        &clin.risk,
+        &BootstrapOptions { n_boot: 1000, seed: 7, confidence_level: 0.95 },
+    )
+    .unwrap();
     same(&x["delta_c"]["estimate"], lib.difference.estimate);
     same(&x["delta_c"]["lower"], lib.difference.lower);
     same(&x["p"], lib.p_value);
@@ -496,18 +586,36 @@ fn bad_inputs_name_the_file_row_column_or_arm() {
     let params = json!({"horizons": [1095], "bootstrap": 20});
     let arms = [(ARMS[0], a.dir.as_path()), (ARMS[1], b.dir.as_path())];
 
-    let e = err_of(run_evaluate(d.path(), json!({"horizons": [1095], "bootstrap": 20, "reference": "modalities=IHC"}), &arms, 7));
+    let e = err_of(run_evaluate(
+        d.path(),
+        json!({"horizons": [1095], "bootstrap": 20, "reference": "modalities=IHC"}),
+        &arms,
+        7,
+    ));
     assert!(e.contains("`reference: modalities=IHC` is not an arm of this experiment; the arms are: modalities=clinical, modalities=HE+clinical"), "{e}");
 
-    let e = err_of(run_evaluate(d.path(), params.clone(), &[("m=a+b", a.dir.as_path()), ("m=a_b", b.dir.as_path())], 7));
+    let e =
+        err_of(run_evaluate(d.path(), params.clone(), &[("m=a+b", a.dir.as_path()), ("m=a_b", b.dir.as_path())], 7));
     assert!(e.contains("arms `m=a+b` and `m=a_b` would share the curve folder curves/m_a_b"), "{e}");
 
     // a missing column, a bad value, a bad model.json
     let oof = std::fs::read_to_string(b.dir.join("oof.csv")).unwrap();
-    let no_risk: String = oof.lines().map(|l| { let f: Vec<&str> = l.split(',').collect(); format!("{},{},{},{},{}\n", f[0], f[1], f[2], f[4], f[5]) }).collect();
+    let no_risk: String = oof
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            format!("{},{},{},{},{}\n", f[0], f[1], f[2], f[4], f[5])
+        })
+        .collect();
     std::fs::write(b.dir.join("oof.csv"), &no_risk).unwrap();
     let e = err_of(run_evaluate(d.path(), params.clone(), &arms, 7));
-    assert!(e.contains("arm `modalities=HE+clinical`") && e.contains("oof.csv") && e.contains("column 'risk'") && e.contains("repeat, patient, fold, time, event"), "{e}");
+    assert!(
+        e.contains("arm `modalities=HE+clinical`")
+            && e.contains("oof.csv")
+            && e.contains("column 'risk'")
+            && e.contains("repeat, patient, fold, time, event"),
+        "{e}"
+    );
     let bad_value = oof.replacen(",0,", ",zero,", 1);
     let row = bad_value.lines().position(|l| l.contains("zero")).unwrap();
     std::fs::write(b.dir.join("oof.csv"), &bad_value).unwrap();
@@ -542,7 +650,10 @@ fn bad_inputs_name_the_file_row_column_or_arm() {
         (json!({"horizons": []}), "at least one time > 0"),
         (json!({"horizons": [1825, 1095]}), "strictly increasing, found 1095 after 1825"),
         (json!({"horizons": [-1]}), "finite time > 0, found -1"),
-        (json!({"horizons": [1095], "ci": 1.5}), "`ci` must be a number > 0 and ≤ 0.9999 (confidence level), found 1.5"),
+        (
+            json!({"horizons": [1095], "ci": 1.5}),
+            "`ci` must be a number > 0 and ≤ 0.9999 (confidence level), found 1.5",
+        ),
         (json!({"horizons": [1095], "bootstrap": 0}), "`bootstrap` must be an integer from 1 to 100000"),
         (json!({"horizons": [1095], "groups": "quartiles"}), "unknown variant `quartiles`"),
     ] {
@@ -553,11 +664,30 @@ fn bad_inputs_name_the_file_row_column_or_arm() {
     // needs: exactly one train stage
     let kind = lookup("evaluate").unwrap();
     let log = Mutex::new(std::fs::File::create(d.path().join("l")).unwrap());
-    let checked = kind.check(&params, &CheckCx { stage: "eval", cohort: None, experiment: "t", spec_file: "s.yaml" }).unwrap();
-    let needs = [Need { name: "feats".into(), kind: "extract".into(), dirs: vec![(None, a.dir.clone())], arms: vec!["main".into()] }];
+    let checked =
+        kind.check(&params, &CheckCx { stage: "eval", cohort: None, experiment: "t", spec_file: "s.yaml" }).unwrap();
+    let needs = [Need {
+        name: "feats".into(),
+        kind: "extract".into(),
+        dirs: vec![(None, a.dir.clone())],
+        arms: vec!["main".into()],
+    }];
     let cx = RunCx {
-        stage: "eval", key: "k", params: &checked.params, typed: &checked.typed, out: d.path(), scratch: d.path(), root: d.path(), needs: &needs, inputs: &[],
-        item: None, seed: 7, cohort: None, slides: &[], upstream: &[], log: &log,
+        stage: "eval",
+        key: "k",
+        params: &checked.params,
+        typed: &checked.typed,
+        out: d.path(),
+        scratch: d.path(),
+        root: d.path(),
+        needs: &needs,
+        inputs: &[],
+        item: None,
+        seed: 7,
+        cohort: None,
+        slides: &[],
+        upstream: &[],
+        log: &log,
     };
     let e = format!("{:#}", kind.run(&cx).unwrap_err());
     assert!(e.contains("needs exactly one stage of kind `train`, found [`feats` (extract)]"), "{e}");

@@ -34,7 +34,10 @@ fn shard_out(dir: &Path, stage: &str, item: &str) -> PathBuf {
 }
 
 fn two_slides() -> Vec<String> {
-    vec![format!("A,{}/CMU-1-Small-Region.svs,HE", slides().display()), format!("B,{}/OS-2-ndpi.ome.tif,KI67", slides().display())]
+    vec![
+        format!("A,{}/CMU-1-Small-Region.svs,HE", slides().display()),
+        format!("B,{}/OS-2-ndpi.ome.tif,KI67", slides().display()),
+    ]
 }
 
 #[test]
@@ -45,7 +48,10 @@ fn handcrafted_bags_follow_the_tiling_and_are_reproducible() {
         let o = spatia(d.path(), &["run", "s.yaml", "-q", "-j", "2"]);
         assert!(o.status.success(), "{}", text(&o));
         let bag = Bag::read(&shard_out(d.path(), "feats", "A_HE").join("features.h5")).unwrap();
-        let tiling: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(shard_out(d.path(), "tiles", "A_HE").join("tiling.json")).unwrap()).unwrap();
+        let tiling: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(shard_out(d.path(), "tiles", "A_HE").join("tiling.json")).unwrap(),
+        )
+        .unwrap();
         let tiles = tiling["tiles"].as_array().unwrap();
         assert_eq!(bag.len(), tiles.len());
         assert_eq!(bag.dim(), 64);
@@ -55,7 +61,11 @@ fn handcrafted_bags_follow_the_tiling_and_are_reproducible() {
         assert!(bag.features.iter().all(|x| x.is_finite()));
         let run = last_run(d.path());
         let key = run["arms"]["main"]["feats"]["A_HE"].as_str().unwrap().to_string();
-        let rec: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.path().join("cache/entries").join(&key[..2]).join(&key).join("record.json")).unwrap()).unwrap();
+        let rec: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(d.path().join("cache/entries").join(&key[..2]).join(&key).join("record.json"))
+                .unwrap(),
+        )
+        .unwrap();
         digests.push((key, rec["output_digest"].as_str().unwrap().to_string()));
     }
     assert_eq!(digests[0], digests[1], "same key and same bytes in two directories");
@@ -63,7 +73,8 @@ fn handcrafted_bags_follow_the_tiling_and_are_reproducible() {
 
 /// Declares `dir` (where the bag is written) as a data root of the project, beside the shared data.
 fn declare_root(project: &Path, dir: &Path) {
-    let roots = [shared().join("data"), dir.to_path_buf()].map(|r| format!("{:?}", r.canonicalize().unwrap_or(r).display().to_string()));
+    let roots = [shared().join("data"), dir.to_path_buf()]
+        .map(|r| format!("{:?}", r.canonicalize().unwrap_or(r).display().to_string()));
     std::fs::write(project.join("spatia.toml"), format!("data_roots = [{}]\n", roots.join(", "))).unwrap();
 }
 
@@ -71,7 +82,10 @@ fn declare_root(project: &Path, dir: &Path) {
 fn precomputed_bags_are_validated_and_used() {
     let d = tempfile::tempdir().unwrap();
     let bag = d.path().join("cmu.h5");
-    let o = spatia(d.path(), &["extract", slides().join("CMU-1-Small-Region.svs").to_str().unwrap(), "--out", bag.to_str().unwrap()]);
+    let o = spatia(
+        d.path(),
+        &["extract", slides().join("CMU-1-Small-Region.svs").to_str().unwrap(), "--out", bag.to_str().unwrap()],
+    );
     assert!(o.status.success(), "{}", text(&o));
     let rows = vec![format!("A,{}/CMU-1-Small-Region.svs,HE,{}", slides().display(), bag.display())];
     let p = project_with(",features", &rows, "{kind: extract, needs: [tiles], encoder: precomputed}");
@@ -101,7 +115,8 @@ fn encoder_errors_are_located() {
     let o = spatia(d.path(), &["run", "s.yaml"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("s.yaml:6:") && text(&o).contains("unknown encoder `resnet`"), "{}", text(&o));
-    let d = project_with("", &two_slides(), "{kind: extract, needs: [tiles], encoder: {torchscript: nope.pt, size: 224}}");
+    let d =
+        project_with("", &two_slides(), "{kind: extract, needs: [tiles], encoder: {torchscript: nope.pt, size: 224}}");
     let o = spatia(d.path(), &["run", "s.yaml"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("nope.pt"), "{}", text(&o));
@@ -110,11 +125,20 @@ fn encoder_errors_are_located() {
 #[cfg(feature = "torch")]
 #[test]
 fn torchscript_encoder_in_a_spec() {
-    let d = project_with("", &two_slides(), "{kind: extract, needs: [tiles], encoder: {torchscript: tiny.pt, size: 64, device: cpu, threads: 1}}");
-    let python = std::env::var("SPATIA_TORCH_PYTHON")
-        .unwrap_or_else(|_| format!("{}/.cache/spatia/torch-2.11.0/bin/python", std::env::var("HOME").unwrap_or_default()));
+    let d = project_with(
+        "",
+        &two_slides(),
+        "{kind: extract, needs: [tiles], encoder: {torchscript: tiny.pt, size: 64, device: cpu, threads: 1}}",
+    );
+    let python = std::env::var("SPATIA_TORCH_PYTHON").unwrap_or_else(|_| {
+        format!("{}/.cache/spatia/torch-2.11.0/bin/python", std::env::var("HOME").unwrap_or_default())
+    });
     let models = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/torch_models.py");
-    let out = std::process::Command::new(&python).args([models, "trace", "tiny", "64"]).arg(d.path().join("tiny.pt")).output().unwrap();
+    let out = std::process::Command::new(&python)
+        .args([models, "trace", "tiny", "64"])
+        .arg(d.path().join("tiny.pt"))
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let o = spatia(d.path(), &["run", "s.yaml", "--json"]);
     assert!(o.status.success(), "{}", text(&o));
@@ -122,7 +146,12 @@ fn torchscript_encoder_in_a_spec() {
     assert!(bag.dim() > 0 && bag.len() > 10);
     assert!(bag.meta.encoder.as_deref().unwrap_or("").contains("tiny.pt"));
     // a different model file (new weights) gives new extract keys and nothing else
-    let out = std::process::Command::new(&python).env("SPATIA_MODEL_SEED", "5").args([models, "trace", "tiny", "64"]).arg(d.path().join("tiny.pt")).output().unwrap();
+    let out = std::process::Command::new(&python)
+        .env("SPATIA_MODEL_SEED", "5")
+        .args([models, "trace", "tiny", "64"])
+        .arg(d.path().join("tiny.pt"))
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let o = spatia(d.path(), &["plan", "s.yaml"]);
     let t = text(&o);

@@ -98,17 +98,26 @@ fn invalid_bags_are_rejected_with_the_file_and_the_problem() {
     let p = dir.path().join("nan.h5");
     nan.write(&p, Precision::F32).unwrap();
     let e = Bag::read(&p).unwrap().validate(&p, None).unwrap_err().to_string();
-    assert_eq!(e, format!("{}: expected finite features, found 2 non-finite value(s), the first NaN at row 5 column 3", s(&p)));
+    assert_eq!(
+        e,
+        format!("{}: expected finite features, found 2 non-finite value(s), the first NaN at row 5 column 3", s(&p))
+    );
 
     let p = dir.path().join("ok.h5");
     bag.write(&p, Precision::F32).unwrap();
     let e = Bag::read(&p).unwrap().validate(&p, Some((400, 1000))).unwrap_err().to_string();
-    assert_eq!(e, format!("{}: expected coords inside the slide's level-0 size 400×1000, found (448, 0) at row 7", s(&p)));
+    assert_eq!(
+        e,
+        format!("{}: expected coords inside the slide's level-0 size 400×1000, found (448, 0) at row 7", s(&p))
+    );
 
     let p = dir.path().join("rows.h5");
     write_raw(&p, bag.features.view(), Array2::<i32>::zeros((63, 2)).view());
     let e = Bag::read(&p).unwrap_err().to_string();
-    assert_eq!(e, format!("{}: expected as many `coords` rows as `features` rows, found 64 features and 63 coords", s(&p)));
+    assert_eq!(
+        e,
+        format!("{}: expected as many `coords` rows as `features` rows, found 64 features and 63 coords", s(&p))
+    );
 
     let p = dir.path().join("shape.h5");
     write_raw(&p, bag.features.view(), Array2::<i32>::zeros((64, 3)).view());
@@ -119,10 +128,16 @@ fn invalid_bags_are_rejected_with_the_file_and_the_problem() {
     f.new_dataset_builder().with_data(Array2::<i64>::zeros((2, 2)).view()).create("coords").unwrap();
     drop(f);
     let e = Bag::read(&p).unwrap_err().to_string();
-    assert_eq!(e, format!("{}: expected a dataset `features` (CLAM/TRIDENT layout), found datasets [\"coords\"]", s(&p)));
+    assert_eq!(
+        e,
+        format!("{}: expected a dataset `features` (CLAM/TRIDENT layout), found datasets [\"coords\"]", s(&p))
+    );
 
     let missing = dir.path().join("missing.h5");
-    assert!(Bag::read(&missing).unwrap_err().to_string().ends_with("missing.h5: expected an HDF5 bag file, found no such file"));
+    assert!(Bag::read(&missing)
+        .unwrap_err()
+        .to_string()
+        .ends_with("missing.h5: expected an HDF5 bag file, found no such file"));
 
     let neg = dir.path().join("neg.h5");
     write_raw(&neg, bag.features.view(), bag.coords.mapv(|v| v as i32 - 10).view());
@@ -131,7 +146,12 @@ fn invalid_bags_are_rejected_with_the_file_and_the_problem() {
 
     let empty = dir.path().join("empty.h5");
     write_raw(&empty, Array2::<f32>::zeros((0, 8)).view(), Array2::<i32>::zeros((0, 2)).view());
-    assert!(Bag::read(&empty).unwrap().validate(&empty, None).unwrap_err().to_string().contains("found an empty bag (N = 0)"));
+    assert!(Bag::read(&empty)
+        .unwrap()
+        .validate(&empty, None)
+        .unwrap_err()
+        .to_string()
+        .contains("found an empty bag (N = 0)"));
 }
 
 #[test]
@@ -208,7 +228,10 @@ np.save(sys.argv[1] + ".npy", feats)
         assert_eq!((b.meta.level0_width, b.meta.level0_height), (Some(20000), Some(9000)));
         b.validate(&trident, Some((20000, 9000))).unwrap();
         let e = b.validate(&trident, Some((8000, 8000))).unwrap_err().to_string();
-        assert!(e.contains("expected coords inside the slide's level-0 size 8000×8000, found (8192, 8448) at row 16"), "{e}");
+        assert!(
+            e.contains("expected coords inside the slide's level-0 size 8000×8000, found (8192, 8448) at row 16"),
+            "{e}"
+        );
         assert_eq!(validate_cohort(&[(clam, None), (trident, None)]).unwrap(), 1024);
     }
 

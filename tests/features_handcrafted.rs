@@ -50,14 +50,17 @@ fn deterministic_whatever_the_thread_and_worker_count() {
     let ts = tiles(&img, 100);
     assert_eq!(ts.len(), 25);
     let enc = Handcrafted::new();
-    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap().install(|| enc.encode_batch(&ts)).unwrap();
-    let two = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap().install(|| enc.encode_batch(&ts)).unwrap();
+    let one =
+        rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap().install(|| enc.encode_batch(&ts)).unwrap();
+    let two =
+        rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap().install(|| enc.encode_batch(&ts)).unwrap();
     assert_eq!(one, two);
     assert_eq!(one.len(), 25);
     assert!(one.iter().all(|r| r.len() == 64 && r.iter().all(|v| v.is_finite())));
     for workers in [1, 3] {
         for batch_size in [1, 7] {
-            let cfg = PipelineConfig { workers, batch_size, queue_batches: 2, worker_nice: if workers == 3 { 5 } else { 0 } };
+            let cfg =
+                PipelineConfig { workers, batch_size, queue_batches: 2, worker_nice: if workers == 3 { 5 } else { 0 } };
             let (rows, stats) = run_collect(0..ts.len(), |i| Ok(ts[i].clone()), &enc, &cfg).unwrap();
             assert_eq!(rows, one, "workers {workers} batch {batch_size}");
             assert_eq!(stats.tiles, 25);
@@ -72,9 +75,15 @@ fn deterministic_whatever_the_thread_and_worker_count() {
 fn stains_and_nuclei_are_where_they_should_be() {
     let he = Handcrafted::new().encode_batch(&tiles(&load(HE), 250)).unwrap();
     let ihc = Handcrafted::new().encode_batch(&tiles(&load(IHC), 256)).unwrap();
-    let mean = |rows: &[Vec<f32>], name: &str| rows.iter().map(|r| r[idx(name)] as f64).sum::<f64>() / rows.len() as f64;
+    let mean =
+        |rows: &[Vec<f32>], name: &str| rows.iter().map(|r| r[idx(name)] as f64).sum::<f64>() / rows.len() as f64;
     // The H&E image has eosin, the IHC image has (almost) none and much more DAB.
-    assert!(mean(&he, "e_mean") > 10.0 * mean(&ihc, "e_mean"), "eosin H&E {} IHC {}", mean(&he, "e_mean"), mean(&ihc, "e_mean"));
+    assert!(
+        mean(&he, "e_mean") > 10.0 * mean(&ihc, "e_mean"),
+        "eosin H&E {} IHC {}",
+        mean(&he, "e_mean"),
+        mean(&ihc, "e_mean")
+    );
     assert!(mean(&ihc, "dab_mean") > mean(&he, "dab_mean"));
     // H&E tissue at ~0.5 µm/px shows nuclei.
     assert!(mean(&he, "nuclei_per_10k_px") > 1.0, "nuclei/10k px: {}", mean(&he, "nuclei_per_10k_px"));
@@ -100,8 +109,9 @@ fn the_first_failing_tile_in_input_order_stops_the_pipeline() {
     .unwrap_err();
     assert_eq!(err.to_string(), "tile 13: cannot read tile at index 13");
     // A tile the encoder rejects is reported with its index too.
-    let err = run_collect(0..3, |i| Ok(if i == 2 { RgbImage::new(2, 2) } else { ts[i].clone() }), &Handcrafted::new(), &cfg)
-        .unwrap_err();
+    let err =
+        run_collect(0..3, |i| Ok(if i == 2 { RgbImage::new(2, 2) } else { ts[i].clone() }), &Handcrafted::new(), &cfg)
+            .unwrap_err();
     assert!(err.to_string().starts_with("tile 2: handcrafted encoder: expected a tile of at least 3×3"), "{err}");
 }
 

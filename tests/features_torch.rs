@@ -14,8 +14,9 @@ const HE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/images/tia
 const MODELS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/torch_models.py");
 
 fn python() -> String {
-    std::env::var("SPATIA_TORCH_PYTHON")
-        .unwrap_or_else(|_| format!("{}/.cache/spatia/torch-2.11.0/bin/python", std::env::var("HOME").unwrap_or_default()))
+    std::env::var("SPATIA_TORCH_PYTHON").unwrap_or_else(|_| {
+        format!("{}/.cache/spatia/torch-2.11.0/bin/python", std::env::var("HOME").unwrap_or_default())
+    })
 }
 
 fn py(args: &[&str]) -> String {

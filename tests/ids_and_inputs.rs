@@ -88,7 +88,8 @@ fn ids_never_become_path_components() {
         assert!(l.len() <= 59, "{l}");
     }
     assert_eq!(links.lines().count(), ids.len(), "{links}");
-    let mut got: Vec<String> = std::fs::read_to_string(out.join("ids.txt")).unwrap().lines().map(str::to_string).collect();
+    let mut got: Vec<String> =
+        std::fs::read_to_string(out.join("ids.txt")).unwrap().lines().map(str::to_string).collect();
     got.sort();
     let mut want: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
     want.sort();
@@ -105,7 +106,23 @@ fn ids_never_become_path_components() {
 #[test]
 fn bidi_controls_never_reach_the_page_or_terminal() {
     let d = project();
-    let o = spatia(d.path(), &["demo", "generate", "--out", "demo-data", "--patients", "4", "--size", "1200", "--stains", "HE", "--seed", "2"]);
+    let o = spatia(
+        d.path(),
+        &[
+            "demo",
+            "generate",
+            "--out",
+            "demo-data",
+            "--patients",
+            "4",
+            "--size",
+            "1200",
+            "--stains",
+            "HE",
+            "--seed",
+            "2",
+        ],
+    );
     assert!(o.status.success(), "{}", text(&o));
     let evil = format!("P{RLO}001");
     for f in ["demo-data/clinical.csv", "demo-data/slides.csv"] {
@@ -133,7 +150,9 @@ fn bidi_controls_never_reach_the_page_or_terminal() {
         let bytes = std::fs::read(&f).unwrap();
         assert!(!String::from_utf8_lossy(&bytes).contains(RLO), "raw U+202E in {}", f.display());
     }
-    for args in [&["dag", "s.yaml"][..], &["plan", "s.yaml", "--json"][..], &["plan", "s.yaml"][..], &["show", "tiles"][..]] {
+    for args in
+        [&["dag", "s.yaml"][..], &["plan", "s.yaml", "--json"][..], &["plan", "s.yaml"][..], &["show", "tiles"][..]]
+    {
         let o = spatia(d.path(), args);
         let t = text(&o);
         assert!(o.status.success(), "{args:?}: {t}");
@@ -148,7 +167,11 @@ fn bidi_controls_never_reach_the_page_or_terminal() {
 #[test]
 fn control_characters_in_ids_are_refused() {
     let d = bare_project();
-    write(d.path(), "s.yaml", "name: c\ncohort: {clinical: clin.csv, covariates: [age]}\nstages:\n  ingest: {kind: ingest}\n");
+    write(
+        d.path(),
+        "s.yaml",
+        "name: c\ncohort: {clinical: clin.csv, covariates: [age]}\nstages:\n  ingest: {kind: ingest}\n",
+    );
     write(d.path(), "clin.csv", "patient_id,age,time,event\nP1,50,10,1\n\"P\x1b[31m2\",51,11,0\n");
     fails_with(1, d.path(), &["run", "s.yaml"], &["clin.csv", "row 2 (line 3), column `patient_id`", "U+001B"]);
     // per-patient stages read the ids when the DAG is built: same refusal
@@ -168,7 +191,11 @@ fn input_files_need_the_project_or_a_data_root() {
     std::fs::create_dir_all(&root).unwrap();
     write(&data, "clin.csv", "patient_id,age,time,event\nP1,50,10,1\nP2,51,11,0\n");
     std::fs::write(root.join("spatia.toml"), "").unwrap();
-    write(&root, "s.yaml", "name: r\ncohort:\n  clinical: ../data/clin.csv\n  covariates: [age]\nstages:\n  ingest: {kind: ingest}\n");
+    write(
+        &root,
+        "s.yaml",
+        "name: r\ncohort:\n  clinical: ../data/clin.csv\n  covariates: [age]\nstages:\n  ingest: {kind: ingest}\n",
+    );
     fails_with(2, &root, &["run", "s.yaml"], &["s.yaml:3:13", "is outside the project", "data_roots = ["]);
     // /etc/passwd: refused before it is read; its first line never printed
     write(&root, "p.yaml", "name: r\ncohort:\n  clinical: ../../../../../../../../etc/passwd\n  covariates: [age]\nstages:\n  ingest: {kind: ingest}\n");
@@ -176,7 +203,11 @@ fn input_files_need_the_project_or_a_data_root() {
     assert!(!t.contains("root:"), "{t}");
     // a symlink inside the project that leads out of it is outside too
     std::os::unix::fs::symlink(&data, root.join("link")).unwrap();
-    write(&root, "l.yaml", "name: r\ncohort:\n  clinical: link/clin.csv\n  covariates: [age]\nstages:\n  ingest: {kind: ingest}\n");
+    write(
+        &root,
+        "l.yaml",
+        "name: r\ncohort:\n  clinical: link/clin.csv\n  covariates: [age]\nstages:\n  ingest: {kind: ingest}\n",
+    );
     fails_with(2, &root, &["run", "l.yaml"], &["l.yaml:3:13", "is outside the project"]);
     // declared (relative to the root): accepted
     std::fs::write(root.join("spatia.toml"), "data_roots = [\"../data\"]\n").unwrap();
@@ -187,10 +218,17 @@ fn input_files_need_the_project_or_a_data_root() {
     // a manifest row naming a slide outside every root, by absolute path and by `..`
     write(&root, "clin.csv", "patient_id,age,time,event\nP1,50,10,1\nP2,51,11,0\n");
     write(outer.path(), "elsewhere/x.svs", "not a slide");
-    for (i, cell) in [outer.path().join("elsewhere/x.svs").display().to_string(), "../elsewhere/x.svs".into()].iter().enumerate() {
+    for (i, cell) in
+        [outer.path().join("elsewhere/x.svs").display().to_string(), "../elsewhere/x.svs".into()].iter().enumerate()
+    {
         write(&root, "slides.csv", &format!("patient_id,path,stain\nP1,{cell},HE\n"));
         write(&root, &format!("m{i}.yaml"), "name: m\ncohort: {clinical: clin.csv, slides: slides.csv, covariates: [age]}\nstages:\n  ingest: {kind: ingest}\n");
-        fails_with(2, &root, &["run", &format!("m{i}.yaml")], &["slides.csv: row 1 (line 2), column `path`: slide", "is outside the project"]);
+        fails_with(
+            2,
+            &root,
+            &["run", &format!("m{i}.yaml")],
+            &["slides.csv: row 1 (line 2), column `path`: slide", "is outside the project"],
+        );
     }
     // a malformed spatia.toml is an error at its line and column
     std::fs::write(root.join("spatia.toml"), "# roots\ndata_roots = \"../data\"\n").unwrap();
@@ -203,7 +241,11 @@ fn input_files_need_the_project_or_a_data_root() {
 fn errors_quote_no_file_contents() {
     let d = bare_project();
     write(d.path(), "secret.csv", "root:x:0:0:SECRET-PASSPHRASE:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin\n");
-    write(d.path(), "s.yaml", "name: c\ncohort: {clinical: secret.csv, covariates: [age]}\nstages:\n  ingest: {kind: ingest}\n");
+    write(
+        d.path(),
+        "s.yaml",
+        "name: c\ncohort: {clinical: secret.csv, covariates: [age]}\nstages:\n  ingest: {kind: ingest}\n",
+    );
     let o = spatia(d.path(), &["run", "s.yaml"]);
     let t = text(&o);
     assert!(!o.status.success());
@@ -218,7 +260,11 @@ fn errors_quote_no_file_contents() {
     // an offending cell is quoted cut to 40 characters
     let long = "x".repeat(300);
     write(d.path(), "clin.csv", &format!("patient_id,age,time,event\nP1,{long},10,1\n"));
-    write(d.path(), "s2.yaml", "name: c\ncohort: {clinical: clin.csv, covariates: [age]}\nstages:\n  ingest: {kind: ingest}\n");
+    write(
+        d.path(),
+        "s2.yaml",
+        "name: c\ncohort: {clinical: clin.csv, covariates: [age]}\nstages:\n  ingest: {kind: ingest}\n",
+    );
     let t = fails_with(1, d.path(), &["run", "s2.yaml"], &["row 1, column `age`", "is not a number"]);
     assert!(!t.contains(&"x".repeat(41)), "{t}");
 }
@@ -228,15 +274,34 @@ fn errors_quote_no_file_contents() {
 #[test]
 fn duplicated_columns_and_huge_covariates() {
     let d = bare_project();
-    write(d.path(), "s.yaml", "name: c\ncohort: {clinical: clin.csv, covariates: [age]}\nstages:\n  ingest: {kind: ingest}\n");
+    write(
+        d.path(),
+        "s.yaml",
+        "name: c\ncohort: {clinical: clin.csv, covariates: [age]}\nstages:\n  ingest: {kind: ingest}\n",
+    );
     write(d.path(), "clin.csv", "patient_id,age,time,event,age\nP1,50,10,1,70\n");
-    fails_with(1, d.path(), &["run", "s.yaml"], &["clin.csv", "column `age` is written twice in the header (columns 2 and 5)"]);
+    fails_with(
+        1,
+        d.path(),
+        &["run", "s.yaml"],
+        &["clin.csv", "column `age` is written twice in the header (columns 2 and 5)"],
+    );
     write(d.path(), "clin.csv", "patient_id,age,time,event\nP1,50,10,1\nP2,1e308,12,0\n");
-    fails_with(1, d.path(), &["run", "s.yaml"], &["clin.csv: row 2, column `age`: `1e308` is too large to standardise"]);
+    fails_with(
+        1,
+        d.path(),
+        &["run", "s.yaml"],
+        &["clin.csv: row 2, column `age`: `1e308` is too large to standardise"],
+    );
     write(d.path(), "clin.csv", "patient_id,age,time,event\nP1,50,10,1\n");
     write(d.path(), "slides.csv", "patient_id,path,Stain,stain\nP1,a.svs,HE,HE\n");
     write(d.path(), "m.yaml", "name: c\ncohort: {clinical: clin.csv, slides: slides.csv, covariates: [age]}\nstages:\n  ingest: {kind: ingest}\n");
-    fails_with(2, d.path(), &["run", "m.yaml"], &["slides.csv", "column `stain` is written twice in the header (columns 3 and 4)"]);
+    fails_with(
+        2,
+        d.path(),
+        &["run", "m.yaml"],
+        &["slides.csv", "column `stain` is written twice in the header (columns 3 and 4)"],
+    );
 }
 
 /// Renders a small Aperio-style slide (tissue ellipse on white) with a label image of pure
@@ -247,7 +312,15 @@ fn slide_with_label(path: &Path, secret: &str) {
     let description = format!("Aperio Image Library v10.0.51\n{w}x{h} [0,0 {w}x{h}] (256x256) JPEG/RGB Q=90|AppMag = 20|MPP = 0.5|Title = {secret}");
     let mut pw = PyramidWriter::create(
         path,
-        PyramidOptions { width: w, height: h, n_levels: 3, mpp: 0.5, quality: 90, description, software: "test".into() },
+        PyramidOptions {
+            width: w,
+            height: h,
+            n_levels: 3,
+            mpp: 0.5,
+            quality: 90,
+            description,
+            software: "test".into(),
+        },
     )
     .unwrap();
     for ty in 0..pw.tiles_y() {
@@ -258,7 +331,11 @@ fn slide_with_label(path: &Path, secret: &str) {
                     for x in 0..256u32 {
                         let (gx, gy) = ((tx * 256 + x) as f64, (ty * 256 + y) as f64);
                         let inside = ((gx - 512.0) / 420.0).powi(2) + ((gy - 384.0) / 300.0).powi(2) < 1.0;
-                        let px = if inside { [150 + ((gx as u32 * 7 + gy as u32 * 3) % 40) as u8, 70, 160] } else { [245, 245, 243] };
+                        let px = if inside {
+                            [150 + ((gx as u32 * 7 + gy as u32 * 3) % 40) as u8, 70, 160]
+                        } else {
+                            [245, 245, 243]
+                        };
                         let i = ((y * 256 + x) * 3) as usize;
                         t[i..i + 3].copy_from_slice(&px);
                     }

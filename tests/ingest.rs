@@ -36,7 +36,10 @@ fn each_bad_value_is_named_by_row_and_column() {
         (format!("{H}p1,50,abc,1\n"), "row 1, column `time`: time `abc` is not a finite number"),
         (format!("{H}p1,50,NaN,1\n"), "row 1, column `time`: time `NaN` is not a finite number"),
         (format!("{H}p1,50,10,2\n"), "row 1, column `event`: event `2` is not 0 or 1"),
-        (format!("{H}p1,50,10,1\np1,51,11,0\n"), "row 2, column `patient_id`: duplicate patient id `p1` (first seen in row 1)"),
+        (
+            format!("{H}p1,50,10,1\np1,51,11,0\n"),
+            "row 2, column `patient_id`: duplicate patient id `p1` (first seen in row 1)",
+        ),
         (format!("{H}p1,50,10,0\np2,51,11,0\n"), "has no events (all 2 patients censored)"),
         (format!("{H}p1,old,10,1\n"), "row 1, column `age`: `old` is not a number"),
         (format!("{H},50,10,1\n"), "row 1 (line 2), column `patient_id`: empty id"),
@@ -92,7 +95,11 @@ fn real_gse7390_table_ingests_with_drop_policy() {
 fn failing_ingest_fails_the_run_with_the_row() {
     let d = project();
     std::fs::write(d.path().join("c.csv"), format!("{H}p1,50,100,1\np2,60,-1,0\n")).unwrap();
-    std::fs::write(d.path().join("s.yaml"), "name: i\ncohort: {clinical: c.csv, covariates: [age]}\nstages:\n  ingest: {kind: ingest}\n").unwrap();
+    std::fs::write(
+        d.path().join("s.yaml"),
+        "name: i\ncohort: {clinical: c.csv, covariates: [age]}\nstages:\n  ingest: {kind: ingest}\n",
+    )
+    .unwrap();
     let o = spatia(d.path(), &["run", "s.yaml"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("row 2, column `time`: time -1 is negative"), "{}", text(&o));

@@ -232,11 +232,8 @@ fn expand_use(tree: &str) -> Vec<Vec<String>> {
             return;
         }
         if let Some(open) = s.find('{') {
-            let head: Vec<String> = s[..open]
-                .split("::")
-                .map(|x| x.trim().to_string())
-                .filter(|x| !x.is_empty())
-                .collect();
+            let head: Vec<String> =
+                s[..open].split("::").map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect();
             let inner = &s[open + 1..s.rfind('}').unwrap_or(s.len())];
             let mut p = prefix.to_vec();
             p.extend(head);
@@ -507,9 +504,7 @@ fn module_cycles(g: &Graph) -> Vec<String> {
 
 fn file_cycles(g: &Graph) -> Vec<String> {
     // a mod.rs may use the files below it: it declares and re-exports them
-    let facade_down = |e: &Edge| {
-        e.from.ends_with("mod.rs") && e.to.starts_with(e.from.trim_end_matches("mod.rs"))
-    };
+    let facade_down = |e: &Edge| e.from.ends_with("mod.rs") && e.to.starts_with(e.from.trim_end_matches("mod.rs"));
     let nodes: BTreeSet<String> = g.files.keys().cloned().collect();
     let edges: Vec<(String, String)> = g
         .edges

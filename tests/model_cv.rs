@@ -16,7 +16,10 @@ fn load() -> TrainData {
         id: spatia::cohort::ROW_IDS.into(),
         time: "time".into(),
         event: "event".into(),
-        covariates: ["age", "tsize", "pnodes", "progrec", "estrec", "horTh", "menostat", "tgrade"].iter().map(|s| s.to_string()).collect(),
+        covariates: ["age", "tsize", "pnodes", "progrec", "estrec", "horTh", "menostat", "tgrade"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
         categorical: vec!["horTh".into(), "menostat".into(), "tgrade".into()],
         missing: None,
         slides: None,
@@ -73,5 +76,8 @@ fn mismatched_lengths_are_named() {
     let mut d = load();
     d.time.truncate(10);
     let err = train_cv(&d, &opts(1)).unwrap_err().to_string();
-    assert!(err.contains("times (one per patient)") && err.contains("expected 686") && err.contains("found 10"), "{err}");
+    assert!(
+        err.contains("times (one per patient)") && err.contains("expected 686") && err.contains("found 10"),
+        "{err}"
+    );
 }

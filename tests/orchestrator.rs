@@ -39,7 +39,8 @@ fn run_then_noop_then_fanout_adds_only_new_shard() {
     // the gather saw every shard
     let run = last_run(d.path());
     let all = run["arms"]["main"]["all"].as_str().unwrap();
-    let ids = std::fs::read_to_string(d.path().join("cache/entries").join(&all[..2]).join(all).join("out/ids.txt")).unwrap();
+    let ids =
+        std::fs::read_to_string(d.path().join("cache/entries").join(&all[..2]).join(all).join("out/ids.txt")).unwrap();
     assert_eq!(ids, "p1\np2\np3\n");
 
     // one more patient: ingest, its shard and the gather run; the other shards are reused
@@ -51,7 +52,13 @@ fn run_then_noop_then_fanout_adds_only_new_shard() {
         .unwrap()
         .iter()
         .filter(|x| !x["cached"].as_bool().unwrap())
-        .map(|x| format!("{}{}", x["stage"].as_str().unwrap(), x["item"].as_str().map(|i| format!("/{i}")).unwrap_or_default()))
+        .map(|x| {
+            format!(
+                "{}{}",
+                x["stage"].as_str().unwrap(),
+                x["item"].as_str().map(|i| format!("/{i}")).unwrap_or_default()
+            )
+        })
         .collect();
     assert_eq!(torun, vec!["ingest", "per/p4", "all"]);
     let o = spatia(d.path(), &["run", "s.yaml", "--json"]);
@@ -91,7 +98,12 @@ fn a_failed_stage_stops_its_dependents_only() {
     let log = t.lines().find_map(|l| l.trim().strip_prefix("log: ")).expect("log path printed").to_string();
     assert!(std::fs::read_to_string(&log).unwrap().contains("oops"));
     let run = last_run(d.path());
-    let st: BTreeMap<String, String> = run["nodes"].as_array().unwrap().iter().map(|n| (n["stage"].as_str().unwrap().to_string(), n["status"].as_str().unwrap().to_string())).collect();
+    let st: BTreeMap<String, String> = run["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["stage"].as_str().unwrap().to_string(), n["status"].as_str().unwrap().to_string()))
+        .collect();
     assert_eq!(st["good"], "miss");
     assert_eq!(st["bad"], "failed");
     assert_eq!(st["later"], "skipped");
@@ -137,13 +149,24 @@ fn keys_do_not_depend_on_the_directory() {
         let o = spatia(d.path(), &["run", "s.yaml", "-q", "-j", "1"]);
         assert!(o.status.success(), "{}", text(&o));
         let run = last_run(d.path());
-        let mut k: Vec<(String, String)> = run["nodes"].as_array().unwrap().iter().map(|n| (n["key"].as_str().unwrap().to_string(), n["stage"].as_str().unwrap().to_string())).collect();
+        let mut k: Vec<(String, String)> = run["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| (n["key"].as_str().unwrap().to_string(), n["stage"].as_str().unwrap().to_string()))
+            .collect();
         k.sort();
         // and the outputs are the same bytes
         let digests: Vec<String> = k
             .iter()
             .map(|(key, _)| {
-                let rec: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.path().join("cache/entries").join(&key[..2]).join(key).join("record.json")).unwrap()).unwrap();
+                let rec: serde_json::Value = serde_json::from_str(
+                    &std::fs::read_to_string(
+                        d.path().join("cache/entries").join(&key[..2]).join(key).join("record.json"),
+                    )
+                    .unwrap(),
+                )
+                .unwrap();
                 rec["output_digest"].as_str().unwrap().to_string()
             })
             .collect();

@@ -48,15 +48,28 @@ fn compare(rows: &[usize], k: usize) {
         // eigenvalue = σ² / (m − 1) (linfa's `explained_variance` divides by k − 1 instead)
         let s = theirs.singular_values()[c];
         let ev = s * s / (rows.len() as f64 - 1.0);
-        assert!((ev - ours.explained_variance[c]).abs() < 1e-6 * ev, "component {c}: {ev} vs {}", ours.explained_variance[c]);
+        assert!(
+            (ev - ours.explained_variance[c]).abs() < 1e-6 * ev,
+            "component {c}: {ev} vs {}",
+            ours.explained_variance[c]
+        );
     }
     let scores = ours.transform(&x, rows).unwrap();
     let theirs_scores = theirs.predict(&train);
     for c in 0..k {
-        let sign = if (0..rows.len()).map(|i| scores[i * k + c] * theirs_scores[[i, c]]).sum::<f64>() < 0.0 { -1.0 } else { 1.0 };
+        let sign = if (0..rows.len()).map(|i| scores[i * k + c] * theirs_scores[[i, c]]).sum::<f64>() < 0.0 {
+            -1.0
+        } else {
+            1.0
+        };
         for i in 0..rows.len() {
             let d = (scores[i * k + c] - sign * theirs_scores[[i, c]]).abs();
-            assert!(d < 1e-5 * (1.0 + scores[i * k + c].abs()), "score row {i} comp {c}: {} vs {}", scores[i * k + c], theirs_scores[[i, c]]);
+            assert!(
+                d < 1e-5 * (1.0 + scores[i * k + c].abs()),
+                "score row {i} comp {c}: {} vs {}",
+                scores[i * k + c],
+                theirs_scores[[i, c]]
+            );
         }
     }
 }

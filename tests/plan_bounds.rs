@@ -9,7 +9,23 @@ const SPEC: &str = "name: p\ncohort:\n  clinical: demo-data/clinical.csv\n  slid
 #[test]
 fn tile_mpp_is_checked_against_each_slide_and_the_facts_are_remembered() {
     let d = project();
-    let g = spatia(d.path(), &["demo", "generate", "--patients", "2", "--size", "1200", "--stains", "HE", "--seed", "2", "--out", "demo-data"]);
+    let g = spatia(
+        d.path(),
+        &[
+            "demo",
+            "generate",
+            "--patients",
+            "2",
+            "--size",
+            "1200",
+            "--stains",
+            "HE",
+            "--seed",
+            "2",
+            "--out",
+            "demo-data",
+        ],
+    );
     assert!(g.status.success(), "{}", text(&g));
     std::fs::write(d.path().join("spec.yaml"), SPEC).unwrap();
     std::fs::create_dir_all(d.path().join("cache")).unwrap();
@@ -24,7 +40,12 @@ fn tile_mpp_is_checked_against_each_slide_and_the_facts_are_remembered() {
     let o = spatia(d.path(), &["plan", "spec.yaml"]);
     let t = text(&o);
     assert_eq!(o.status.code(), Some(2), "{t}");
-    assert!(t.contains("spec.yaml:9:45:") && t.contains("slide P") && t.contains("`mpp: 0.2` is finer than the slide's own 0.5 µm/px"), "{t}");
+    assert!(
+        t.contains("spec.yaml:9:45:")
+            && t.contains("slide P")
+            && t.contains("`mpp: 0.2` is finer than the slide's own 0.5 µm/px"),
+        "{t}"
+    );
 
     // the remembered facts are what the check reads: a memo saying 5 µm/px refuses 0.5
     let changed: String = facts.lines().map(|l| format!("{}\t5\n", l.rsplit_once('\t').unwrap().0)).collect();

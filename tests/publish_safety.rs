@@ -35,7 +35,8 @@ fn tree(dir: &Path) -> Vec<String> {
 }
 
 fn listing(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect();
+    let mut v: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect();
     v.sort();
     v
 }
@@ -68,7 +69,10 @@ fn publish_onto_inputs_cache_runs_or_spec_is_refused_and_nothing_deleted() {
         let o = spatia(root, &["run", "experiments/t.yaml", "-q"]);
         let err = text(&o);
         assert_eq!(o.status.code(), Some(2), "publish: {target}: {err}");
-        assert!(err.contains("experiments/t.yaml:") && err.contains(what) && err.contains("publish directory"), "publish: {target}: {err}");
+        assert!(
+            err.contains("experiments/t.yaml:") && err.contains(what) && err.contains("publish directory"),
+            "publish: {target}: {err}"
+        );
         write(&root.join("experiments/t.yaml"), good);
         assert_eq!(tree(root), before, "publish: {target} changed the project");
     }
@@ -83,7 +87,10 @@ fn symlink_escaping_the_project_is_refused() {
     std::fs::create_dir_all(&outside).unwrap();
     write(&root.join("spatia.toml"), "");
     std::os::unix::fs::symlink(&outside, root.join("linkout")).unwrap();
-    write(&root.join("s.yaml"), "name: t\nstages:\n  a: {kind: command, cmd: 'echo secret > p.txt', publish: linkout/x}\n");
+    write(
+        &root.join("s.yaml"),
+        "name: t\nstages:\n  a: {kind: command, cmd: 'echo secret > p.txt', publish: linkout/x}\n",
+    );
     let o = spatia(&root, &["run", "s.yaml", "-q"]);
     let err = text(&o);
     assert_eq!(o.status.code(), Some(2), "{err}");
@@ -170,7 +177,10 @@ fn foreign_directory_is_refused_partial_publish_repaired_legacy_replaced() {
 #[test]
 fn cache_moved_into_a_publish_directory_is_refused() {
     let d = project();
-    write(&d.path().join("s.yaml"), "name: t\nstages:\n  a: {kind: command, cmd: 'echo a > a.txt', publish: reports/x}\n");
+    write(
+        &d.path().join("s.yaml"),
+        "name: t\nstages:\n  a: {kind: command, cmd: 'echo a > a.txt', publish: reports/x}\n",
+    );
     let o = spatia(d.path(), &["run", "s.yaml", "-q", "--cache", "reports/x/cache"]);
     let err = text(&o);
     assert_eq!(o.status.code(), Some(2), "{err}");
@@ -182,7 +192,14 @@ fn cache_moved_into_a_publish_directory_is_refused() {
 fn race(root: &Path, specs: &[&str]) {
     let kids: Vec<_> = specs
         .iter()
-        .map(|s| Command::new(bin()).args(["run", s, "-q"]).current_dir(root).stderr(std::process::Stdio::piped()).spawn().unwrap())
+        .map(|s| {
+            Command::new(bin())
+                .args(["run", s, "-q"])
+                .current_dir(root)
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
         .collect();
     for k in kids {
         let o = k.wait_with_output().unwrap();

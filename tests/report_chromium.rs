@@ -28,7 +28,9 @@ fn chromium() -> Option<PathBuf> {
         }
     }
     if std::env::var_os("SPATIA_REQUIRE_CHROMIUM").is_some() {
-        panic!("SPATIA_REQUIRE_CHROMIUM is set but no chromium is on PATH (scripts/setup.sh installs Debian's `chromium`)");
+        panic!(
+            "SPATIA_REQUIRE_CHROMIUM is set but no chromium is on PATH (scripts/setup.sh installs Debian's `chromium`)"
+        );
     }
     eprintln!("\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
     eprintln!("!!! report_chromium: SKIPPING the browser checks: no chromium on PATH.          !!!");
@@ -93,7 +95,11 @@ fn load(chrome: &Path, page: &Path, shot: &Path) -> Loaded {
         (stdout, stderr)
     };
     let (dom, log1) = run(&["--dump-dom".to_string()]);
-    let (_, log2) = run(&[format!("--screenshot={}", shot.display()), "--window-size=1280,5200".to_string(), "--hide-scrollbars".to_string()]);
+    let (_, log2) = run(&[
+        format!("--screenshot={}", shot.display()),
+        "--window-size=1280,5200".to_string(),
+        "--hide-scrollbars".to_string(),
+    ]);
     assert!(shot.exists(), "no screenshot written to {}", shot.display());
     Loaded { dom, log: log1 + &log2 }
 }
@@ -109,12 +115,20 @@ fn assert_clean(l: &Loaded, what: &str) {
         .filter(|x| x.contains(":CONSOLE") || x.contains("Refused to"))
         .collect();
     assert!(bad.is_empty(), "{what}: console errors / blocked requests in Chromium:\n{}", bad.join("\n"));
-    assert!(l.dom.contains("<html") && l.dom.contains("id=\"provenance\""), "{what}: the DOM has no page: {}", &l.dom[..l.dom.len().min(500)]);
+    assert!(
+        l.dom.contains("<html") && l.dom.contains("id=\"provenance\""),
+        "{what}: the DOM has no page: {}",
+        &l.dom[..l.dom.len().min(500)]
+    );
     // nothing the browser could fetch: every src / href is inline data or an anchor
     for attr in ["src=\"", "href=\""] {
         for (i, _) in l.dom.match_indices(attr) {
             let v = &l.dom[i + attr.len()..];
-            assert!(v.starts_with("data:") || v.starts_with('#'), "{what}: external reference {}…", &v[..v.len().min(60)]);
+            assert!(
+                v.starts_with("data:") || v.starts_with('#'),
+                "{what}: external reference {}…",
+                &v[..v.len().min(60)]
+            );
         }
     }
     for tag in ["<script", "<link", "<iframe", "<object", "<embed", "@import", "url("] {
@@ -271,7 +285,12 @@ fn all_keys(run: &serde_json::Value, skip: &str) -> Vec<(String, String)> {
             }
             match v {
                 serde_json::Value::String(k) => out.push((format!("{arm}/{stage}"), k.clone())),
-                o => out.extend(o.as_object().unwrap().values().map(|k| (format!("{arm}/{stage}"), k.as_str().unwrap().to_string()))),
+                o => out.extend(
+                    o.as_object()
+                        .unwrap()
+                        .values()
+                        .map(|k| (format!("{arm}/{stage}"), k.as_str().unwrap().to_string())),
+                ),
             }
         }
     }
@@ -358,7 +377,13 @@ fn roc(c: &Cohort, h: f64) -> (Vec<(f64, f64, f64)>, f64) {
     let mut auc = 0.0;
     for &a in &cases {
         for &b in &controls {
-            auc += if a > b { 1.0 } else if a == b { 0.5 } else { 0.0 };
+            auc += if a > b {
+                1.0
+            } else if a == b {
+                0.5
+            } else {
+                0.0
+            };
         }
     }
     (pts, auc / (cases.len() * controls.len()).max(1) as f64)
@@ -392,7 +417,10 @@ fn fabricate_evaluate(dir: &Path, ingest: &Path, arms: &[&str]) {
                 Ok(km) => {
                     for st in &km.steps {
                         let est = km.estimate_at(st.time);
-                        csv += &format!("{},{},{},{},{},{},{}\n", st.time, st.survival, est.lower, est.upper, st.at_risk, st.events, st.censored);
+                        csv += &format!(
+                            "{},{},{},{},{},{},{}\n",
+                            st.time, st.survival, est.lower, est.upper, st.at_risk, st.events, st.censored
+                        );
                     }
                     (ticks.iter().map(|&x| km.at_risk_at(x)).collect::<Vec<_>>(), km.n_events)
                 }
@@ -414,7 +442,9 @@ fn fabricate_evaluate(dir: &Path, ingest: &Path, arms: &[&str]) {
         }
         if ai == 0 {
             // evaluate writes `km: null` for a group without patients
-            groups.push(serde_json::json!({"label": "mid", "n": 0, "events": 0, "km": null, "at_risk": [0, 0, 0, 0, 0, 0]}));
+            groups.push(
+                serde_json::json!({"label": "mid", "n": 0, "events": 0, "km": null, "at_risk": [0, 0, 0, 0, 0, 0]}),
+            );
         }
         let cidx = 0.62 + 0.04 * ai as f64;
         arm_json.push(serde_json::json!({
@@ -500,7 +530,12 @@ fn full_page_with_every_plot_escapes_hostile_names_and_loads_cleanly() {
         Need { name: "tiles".into(), kind: "tile".into(), arms: vec![arms[0].to_string(); tiles.len()], dirs: tiles },
         Need { name: "ihc".into(), kind: "stain".into(), arms: vec![arms[0].to_string(); ihc.len()], dirs: ihc },
         Need { name: "eval".into(), kind: "evaluate".into(), dirs: vec![(None, eval_dir.clone()); 3], arms: all(3) },
-        Need { name: "calib".into(), kind: "calibrate".into(), dirs: cal_dirs.iter().map(|p| (None, p.clone())).collect(), arms: all(3) },
+        Need {
+            name: "calib".into(),
+            kind: "calibrate".into(),
+            dirs: cal_dirs.iter().map(|p| (None, p.clone())).collect(),
+            arms: all(3),
+        },
     ];
     // lineage: the real records of the binary's run (ingest, every tile and stain shard)
     let mut upstream = Vec::new();
@@ -517,7 +552,12 @@ fn full_page_with_every_plot_escapes_hostile_names_and_loads_cleanly() {
 
     let kind = spatia::stages::lookup("report").expect("report is registered");
     assert!(kind.gathers_arms() && kind.wants_lineage());
-    let cx_check = spatia::stages::CheckCx { stage: "report", cohort: None, experiment: HOSTILE, spec_file: "experiments/ablation study.yaml" };
+    let cx_check = spatia::stages::CheckCx {
+        stage: "report",
+        cohort: None,
+        experiment: HOSTILE,
+        spec_file: "experiments/ablation study.yaml",
+    };
     let raw = serde_json::json!({"show_patient_ids": true, "qc_slides": 2});
     let checked = kind.check(&raw, &cx_check).unwrap();
     assert_eq!(checked.params["title"], HOSTILE, "title defaults to the experiment");
@@ -552,18 +592,26 @@ fn full_page_with_every_plot_escapes_hostile_names_and_loads_cleanly() {
     render(&raw, &out).unwrap();
     let html = std::fs::read_to_string(out.join("index.html")).unwrap();
     for f in ["km", "roc", "calibration", "calibration_recalibrated", "forest"] {
-        let svg = std::fs::read_to_string(out.join(format!("figures/{f}.svg"))).unwrap_or_else(|e| panic!("figures/{f}.svg: {e}"));
+        let svg = std::fs::read_to_string(out.join(format!("figures/{f}.svg")))
+            .unwrap_or_else(|e| panic!("figures/{f}.svg: {e}"));
         assert!(svg.starts_with("<svg"), "{f}");
     }
     // hostile names: escaped everywhere, never markup
     assert!(!html.contains("<script"), "raw <script> in the page");
     assert!(html.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;"), "escaped arm / id expected");
     assert!(html.contains("experiments&#x2f;ablation study.yaml"), "spec file shown");
-    assert!(html.contains("spatia run &#x27;experiments&#x2f;ablation study.yaml&#x27;"), "regenerate command quoted for the shell");
+    assert!(
+        html.contains("spatia run &#x27;experiments&#x2f;ablation study.yaml&#x27;"),
+        "regenerate command quoted for the shell"
+    );
     // the default arm of the main figures is the last arm
     assert!(html.contains("Main figures: arm <strong>modalities=HE+IHC+clinical</strong>"));
     // shown ids: the real ids appear (here: the other patients' slide labels)
-    assert!(html.contains(&format!("{}_HE", ids[1])) || html.contains(&format!("{}_KI67", ids[1])) || !html.contains("P-001"));
+    assert!(
+        html.contains(&format!("{}_HE", ids[1]))
+            || html.contains(&format!("{}_KI67", ids[1]))
+            || !html.contains("P-001")
+    );
 
     // an unknown arm is an error naming the arms
     let mut bad = raw.clone();
@@ -630,7 +678,13 @@ fn gse7390_page_without_slides_has_cohort_and_provenance_only() {
     assert!(html.contains("<td class=\"num\">2</td></tr>\n</table>"), "dropped rows");
     assert!(!html.contains("row1<") && !html.contains("row17<"), "row ids are pseudonymised too");
     // an unknown parameter is a spec error naming it
-    std::fs::write(d.path().join("bad.yaml"), std::fs::read_to_string(d.path().join("g.yaml")).unwrap().replace("needs: [ingest],", "needs: [ingest], colour: red,")).unwrap();
+    std::fs::write(
+        d.path().join("bad.yaml"),
+        std::fs::read_to_string(d.path().join("g.yaml"))
+            .unwrap()
+            .replace("needs: [ingest],", "needs: [ingest], colour: red,"),
+    )
+    .unwrap();
     let o = spatia(d.path(), &["run", "bad.yaml"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("colour"), "{}", text(&o));
@@ -682,11 +736,17 @@ fn gse7390_experiment_metrics_equal_the_survival_cli_and_the_page_loads() {
     let run = last_run(d.path());
     let arms = ["modalities=clinical", "modalities=clinical+genes76"];
     let eval = out_of(d.path(), &run, arms[0], "eval");
-    let metrics: serde_json::Value = serde_json::from_slice(&std::fs::read(eval.join("metrics.json")).unwrap()).unwrap();
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(eval.join("metrics.json")).unwrap()).unwrap();
     let horizons: Vec<f64> = metrics["horizons"].as_array().unwrap().iter().map(f).collect();
     assert_eq!(horizons, [1095.0, 1825.0, 2920.0]);
     for arm in arms {
-        let m = metrics["arms"].as_array().unwrap().iter().find(|a| a["arm"] == arm).unwrap_or_else(|| panic!("{arm} not in metrics.json"));
+        let m = metrics["arms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["arm"] == arm)
+            .unwrap_or_else(|| panic!("{arm} not in metrics.json"));
         let model = out_of(d.path(), &run, arm, "model");
         let oof = csv_rows(&model.join("oof.csv"));
         assert_eq!(oof.len(), 196);
@@ -733,7 +793,10 @@ fn gse7390_experiment_metrics_equal_the_survival_cli_and_the_page_loads() {
             assert!((x - y).abs() <= 1e-12 * y.abs(), "{arm}: Brier at {}: {x} vs {y}", horizons[i]);
         }
         // calibration at 5 years, 5 risk-quantile bins
-        let cal: serde_json::Value = serde_json::from_slice(&std::fs::read(out_of(d.path(), &run, arm, "calib").join("calibration.json")).unwrap()).unwrap();
+        let cal: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(out_of(d.path(), &run, arm, "calib").join("calibration.json")).unwrap(),
+        )
+        .unwrap();
         let cli = with("calibration", &["--surv", "s_1825", "--horizon", "1825", "--bins", "5"]);
         for k in ["slope", "intercept", "ici", "e50", "e90"] {
             let (x, y) = (f(&cal[k]), f(&cli[k]));
@@ -765,7 +828,10 @@ fn demo_experiment_image_arms_beat_clinical_and_the_page_loads() {
     let o = spatia(d.path(), &["run", "experiments/demo.yaml", "--quiet"]);
     assert!(o.status.success(), "{}", text(&o));
     let run = last_run(d.path());
-    let metrics: serde_json::Value = serde_json::from_slice(&std::fs::read(out_of(d.path(), &run, "modalities=clinical", "eval").join("metrics.json")).unwrap()).unwrap();
+    let metrics: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(out_of(d.path(), &run, "modalities=clinical", "eval").join("metrics.json")).unwrap(),
+    )
+    .unwrap();
     let cmps = metrics["comparisons"].as_array().unwrap();
     assert_eq!(cmps.len(), 3, "{cmps:?}");
     for c in cmps {

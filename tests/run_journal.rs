@@ -16,7 +16,13 @@ fn spec(secs: u32) -> String {
 }
 
 fn spawn_run(dir: &Path) -> Child {
-    Command::new(bin()).args(["run", "s.yaml", "-q"]).current_dir(dir).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+    Command::new(bin())
+        .args(["run", "s.yaml", "-q"])
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
 }
 
 fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
@@ -28,7 +34,11 @@ fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
 }
 
 fn journal_file(dir: &Path) -> Option<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir.join("runs")).ok()?.map(|e| e.unwrap().path().join("run.json")).filter(|p| p.exists()).collect();
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir.join("runs"))
+        .ok()?
+        .map(|e| e.unwrap().path().join("run.json"))
+        .filter(|p| p.exists())
+        .collect();
     v.sort();
     v.pop()
 }
@@ -121,7 +131,8 @@ fn a_killed_run_reads_as_killed_and_gc_keeps_its_entries_unless_asked() {
     let d = project();
     let mut child = start_until_slow(d.path(), 3);
     // an entry no run knows about: gc may remove it
-    std::fs::write(d.path().join("o.yaml"), "name: other\nstages:\n  z: {kind: command, cmd: 'echo z > z.txt'}\n").unwrap();
+    std::fs::write(d.path().join("o.yaml"), "name: other\nstages:\n  z: {kind: command, cmd: 'echo z > z.txt'}\n")
+        .unwrap();
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let j = journal(d.path());
@@ -143,7 +154,8 @@ fn a_killed_run_reads_as_killed_and_gc_keeps_its_entries_unless_asked() {
 fn gc_during_a_live_run_keeps_its_entries() {
     let d = project();
     // an older, finished run of another spec whose entry gc may remove once its record goes
-    std::fs::write(d.path().join("o.yaml"), "name: other\nstages:\n  z: {kind: command, cmd: 'echo z > z.txt'}\n").unwrap();
+    std::fs::write(d.path().join("o.yaml"), "name: other\nstages:\n  z: {kind: command, cmd: 'echo z > z.txt'}\n")
+        .unwrap();
     assert!(spatia(d.path(), &["run", "o.yaml", "-q"]).status.success());
     let z = journal(d.path())["arms"]["main"]["z"].as_str().unwrap().to_string();
     std::fs::remove_dir_all(journal_file(d.path()).unwrap().parent().unwrap()).unwrap();
@@ -166,7 +178,8 @@ fn gc_during_a_live_run_keeps_its_entries() {
 #[test]
 fn a_schema_1_record_is_still_read_and_a_future_one_refused() {
     let d = project();
-    std::fs::write(d.path().join("s.yaml"), "name: old\nstages:\n  a: {kind: command, cmd: 'echo a > a.txt'}\n").unwrap();
+    std::fs::write(d.path().join("s.yaml"), "name: old\nstages:\n  a: {kind: command, cmd: 'echo a > a.txt'}\n")
+        .unwrap();
     assert!(spatia(d.path(), &["run", "s.yaml", "-q"]).status.success());
     let f = journal_file(d.path()).unwrap();
     let mut j = journal(d.path());

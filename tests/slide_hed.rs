@@ -12,14 +12,10 @@ use std::path::Path;
 
 const IMAGES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/images");
 const SLIDES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/slides");
-const REFERENCE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../shared/reference/skimage_ihc_hed.json"
-);
+const REFERENCE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/reference/skimage_ihc_hed.json");
 
 fn reference() -> Value {
-    serde_json::from_str(&std::fs::read_to_string(REFERENCE).expect("reference JSON"))
-        .expect("valid JSON")
+    serde_json::from_str(&std::fs::read_to_string(REFERENCE).expect("reference JSON")).expect("valid JSON")
 }
 
 fn close(a: f64, b: f64, what: &str) {
@@ -33,11 +29,7 @@ fn matches_skimage_rgb2hed_statistics() {
     assert_eq!(r["shape"][0].as_u64(), Some(img.height() as u64));
     assert_eq!(r["shape"][1].as_u64(), Some(img.width() as u64));
     let s = hed::summarize(&img, &[0.02, 0.05]);
-    for (name, c) in [
-        ("hematoxylin", &s.hematoxylin),
-        ("eosin", &s.eosin),
-        ("dab", &s.dab),
-    ] {
+    for (name, c) in [("hematoxylin", &s.hematoxylin), ("eosin", &s.eosin), ("dab", &s.dab)] {
         let rc = &r["channels"][name];
         for (k, v) in [
             ("mean", c.mean),
@@ -51,16 +43,8 @@ fn matches_skimage_rgb2hed_statistics() {
             close(v, rc[k].as_f64().unwrap(), &format!("{name}.{k}"));
         }
     }
-    close(
-        s.dab_positive_fraction[0].1,
-        r["dab_positive_fraction_at_0.02"].as_f64().unwrap(),
-        "DAB > 0.02",
-    );
-    close(
-        s.dab_positive_fraction[1].1,
-        r["dab_positive_fraction_at_0.05"].as_f64().unwrap(),
-        "DAB > 0.05",
-    );
+    close(s.dab_positive_fraction[0].1, r["dab_positive_fraction_at_0.02"].as_f64().unwrap(), "DAB > 0.02");
+    close(s.dab_positive_fraction[1].1, r["dab_positive_fraction_at_0.05"].as_f64().unwrap(), "DAB > 0.05");
 }
 
 #[test]
@@ -71,29 +55,13 @@ fn matches_skimage_rgb2hed_pixels() {
     let pixels = r["pixels"].as_array().unwrap();
     assert!(!pixels.is_empty());
     for p in pixels {
-        let (x, y) = (
-            p["x"].as_u64().unwrap() as u32,
-            p["y"].as_u64().unwrap() as u32,
-        );
+        let (x, y) = (p["x"].as_u64().unwrap() as u32, p["y"].as_u64().unwrap() as u32);
         let rgb = img.get_pixel(x, y).0;
-        let want: Vec<u64> = p["rgb"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap())
-            .collect();
-        assert_eq!(
-            rgb.iter().map(|&v| v as u64).collect::<Vec<_>>(),
-            want,
-            "pixel ({x}, {y})"
-        );
+        let want: Vec<u64> = p["rgb"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+        assert_eq!(rgb.iter().map(|&v| v as u64).collect::<Vec<_>>(), want, "pixel ({x}, {y})");
         let got = lut.hed(rgb);
         for (c, w) in p["hed"].as_array().unwrap().iter().enumerate() {
-            close(
-                got[c],
-                w.as_f64().unwrap(),
-                &format!("pixel ({x}, {y}) channel {c}"),
-            );
+            close(got[c], w.as_f64().unwrap(), &format!("pixel ({x}, {y}) channel {c}"));
         }
     }
 }
@@ -106,16 +74,9 @@ fn ki67_slide_stain_measures() {
     let st = stain_map::stain_slide(&slide, &tiling, &StainParams::default(), 4).unwrap();
     assert_eq!(st.tiles.len(), tiling.tiles.len());
     assert_eq!(st.positivity.len(), (tiling.cols * tiling.rows) as usize);
-    assert_eq!(
-        st.positivity.iter().filter(|p| p.is_some()).count(),
-        tiling.tiles.len()
-    );
+    assert_eq!(st.positivity.iter().filter(|p| p.is_some()).count(), tiling.tiles.len());
     // Ki-67: a minority of the tissue is DAB-positive (brown nuclei), but some is.
-    assert!(
-        st.index > 0.01 && st.index < 0.5,
-        "Ki-67 index {}",
-        st.index
-    );
+    assert!(st.index > 0.01 && st.index < 0.5, "Ki-67 index {}", st.index);
     for t in &st.tiles {
         assert!(t.tissue_pixels > 0);
         assert!(t.mean_hematoxylin > 0.0 && t.mean_dab >= 0.0);

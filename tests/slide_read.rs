@@ -22,14 +22,8 @@ fn cmu_small_region_metadata() {
     assert_eq!(m.objective_power, Some(20.0));
     assert_eq!(m.associated, vec!["label", "macro", "thumbnail"]);
     // the digest in ../shared/data/README.md
-    assert_eq!(
-        s.digest().unwrap(),
-        "7f57b01edcce1177ea6b5e2117adaa99850fefaece99d3ebc2f4036f792b3983"
-    );
-    assert_eq!(
-        s.meta_with_digest().unwrap().digest.as_deref(),
-        Some(s.digest().unwrap().as_str())
-    );
+    assert_eq!(s.digest().unwrap(), "7f57b01edcce1177ea6b5e2117adaa99850fefaece99d3ebc2f4036f792b3983");
+    assert_eq!(s.meta_with_digest().unwrap().digest.as_deref(), Some(s.digest().unwrap().as_str()));
 }
 
 #[test]
@@ -41,10 +35,7 @@ fn ome_tiff_metadata_from_ome_xml() {
     assert!((m.mpp_x.unwrap() - 0.2270972430394695).abs() < 1e-15);
     assert!((m.mpp_y.unwrap() - 0.22710240047237298).abs() < 1e-15);
     assert_eq!(m.mpp_source, Some(MppSource::Vendor));
-    assert_eq!(
-        s.digest().unwrap(),
-        "76e49acb830138febbc02e432a3a776e0adb99cd08bc9e2479ef56c831abd198"
-    );
+    assert_eq!(s.digest().unwrap(), "76e49acb830138febbc02e432a3a776e0adb99cd08bc9e2479ef56c831abd198");
 }
 
 #[test]
@@ -54,19 +45,12 @@ fn ome_tiff_ycbcr_tiles_decode_to_rgb() {
     let s = Slide::open(slide("OS-2-ndpi.ome.tif"), None).unwrap();
     let img = s.read_region(0, 0, 0, 2202, 2202).unwrap();
     let n = img.pixels().len() as f64;
-    let mean: Vec<f64> = (0..3)
-        .map(|c| img.pixels().map(|p| p.0[c] as f64).sum::<f64>() / n)
-        .collect();
+    let mean: Vec<f64> = (0..3).map(|c| img.pixels().map(|p| p.0[c] as f64).sum::<f64>() / n).collect();
     // all channels close to each other (no channel at ~128 while another is at ~200)
-    let spread = mean.iter().cloned().fold(f64::MIN, f64::max)
-        - mean.iter().cloned().fold(f64::MAX, f64::min);
+    let spread = mean.iter().cloned().fold(f64::MIN, f64::max) - mean.iter().cloned().fold(f64::MAX, f64::min);
     assert!(spread < 30.0, "channel means {mean:?}");
     // the brightest pixels (glass) are light in every channel
-    let bright = img
-        .pixels()
-        .filter(|p| p.0.iter().all(|&v| v > 200))
-        .count() as f64
-        / n;
+    let bright = img.pixels().filter(|p| p.0.iter().all(|&v| v > 200)).count() as f64 / n;
     assert!(bright > 0.05, "fraction of light pixels {bright}");
     // tiles are 512 px: a region across a tile corner equals the two reads it spans
     let a = s.read_region(0, 500, 500, 24, 24).unwrap();
@@ -91,16 +75,10 @@ fn boxes_pyramid_and_missing_mpp() {
     let err = Slide::open(&p, None).unwrap_err();
     assert!(matches!(err, SlideError::NoMpp { .. }));
     let msg = err.to_string();
-    assert!(
-        msg.contains("boxes.tiff") && msg.contains("mpp") && msg.contains("--mpp-override"),
-        "{msg}"
-    );
+    assert!(msg.contains("boxes.tiff") && msg.contains("mpp") && msg.contains("--mpp-override"), "{msg}");
     // an override makes it usable
     let s = Slide::open(&p, Some(0.25)).unwrap();
-    assert_eq!(
-        (s.meta().mpp_x, s.meta().mpp_source),
-        (Some(0.25), Some(MppSource::Override))
-    );
+    assert_eq!((s.meta().mpp_x, s.meta().mpp_source), (Some(0.25), Some(MppSource::Override)));
     // a bad override is refused with the value
     let msg = Slide::open(&p, Some(-1.0)).unwrap_err().to_string();
     assert!(msg.contains("-1") && msg.contains("boxes.tiff"), "{msg}");
@@ -117,11 +95,7 @@ fn small_svs_and_outside_is_white() {
     let inner = s.read_region(0, 0, 0, 16, 16).unwrap();
     assert_eq!(img.get_pixel(8, 8), inner.get_pixel(0, 0));
     assert_eq!(img.get_pixel(23, 23), inner.get_pixel(15, 15));
-    assert!(s
-        .read_region(1, 0, 0, 4, 4)
-        .unwrap_err()
-        .to_string()
-        .contains("level 1 does not exist"));
+    assert!(s.read_region(1, 0, 0, 4, 4).unwrap_err().to_string().contains("level 1 does not exist"));
 }
 
 #[test]
@@ -132,9 +106,7 @@ fn pyramid_levels_agree() {
     let l1 = s.read_region(1, 100, 100, 32, 32).unwrap();
     let mean = |img: &image::RgbImage| {
         let n = img.pixels().len() as f64;
-        (0..3)
-            .map(|c| img.pixels().map(|p| p.0[c] as f64).sum::<f64>() / n)
-            .collect::<Vec<_>>()
+        (0..3).map(|c| img.pixels().map(|p| p.0[c] as f64).sum::<f64>() / n).collect::<Vec<_>>()
     };
     let (a, b) = (mean(&l0), mean(&l1));
     for c in 0..3 {
@@ -150,21 +122,12 @@ fn non_slide_files_are_refused() {
     let e = Slide::open(&txt, None).unwrap_err();
     assert!(matches!(e, SlideError::NotASlide { .. }), "{e}");
     assert!(e.to_string().contains("notes.svs"));
-    let png = Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/data/images/skimage_ihc.png"
-    ));
-    assert!(matches!(
-        Slide::open(png, None).unwrap_err(),
-        SlideError::NotASlide { .. }
-    ));
+    let png = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/images/skimage_ihc.png"));
+    assert!(matches!(Slide::open(png, None).unwrap_err(), SlideError::NotASlide { .. }));
     let missing = dir.path().join("nope.svs");
     let e = Slide::open(&missing, None).unwrap_err();
     assert!(matches!(e, SlideError::Missing { .. }) && e.to_string().contains("nope.svs"));
-    assert!(matches!(
-        Slide::open(dir.path(), None).unwrap_err(),
-        SlideError::NotASlide { .. }
-    ));
+    assert!(matches!(Slide::open(dir.path(), None).unwrap_err(), SlideError::NotASlide { .. }));
 }
 
 #[test]
@@ -190,35 +153,18 @@ fn parallel_reads_are_consistent() {
     use rayon::prelude::*;
     let s = Slide::open(slide("CMU-1-Small-Region.svs"), None).unwrap();
     let coords: Vec<(i64, i64)> = (0..16).map(|i| ((i % 4) * 500, (i / 4) * 700)).collect();
-    let seq: Vec<_> = coords
-        .iter()
-        .map(|&(x, y)| s.read_region(0, x, y, 256, 256).unwrap())
-        .collect();
-    let par: Vec<_> = coords
-        .par_iter()
-        .map(|&(x, y)| s.read_region(0, x, y, 256, 256).unwrap())
-        .collect();
+    let seq: Vec<_> = coords.iter().map(|&(x, y)| s.read_region(0, x, y, 256, 256).unwrap()).collect();
+    let par: Vec<_> = coords.par_iter().map(|&(x, y)| s.read_region(0, x, y, 256, 256).unwrap()).collect();
     assert_eq!(seq, par);
 }
 
 #[test]
 fn native_tiff_pixels_agree_with_openslide() {
     use spatia::slide::OpenOptions;
-    for (name, mpp) in [
-        ("CMU-1-Small-Region.svs", None),
-        ("boxes.tiff", Some(1.0)),
-        ("small.svs", None),
-    ] {
+    for (name, mpp) in [("CMU-1-Small-Region.svs", None), ("boxes.tiff", Some(1.0)), ("small.svs", None)] {
         let native = Slide::open(slide(name), mpp).unwrap();
         assert_eq!(native.pixel_reader(), "native-tiff", "{name}");
-        let os = Slide::open_with(
-            slide(name),
-            &OpenOptions {
-                mpp_override: mpp,
-                openslide_pixels: true,
-            },
-        )
-        .unwrap();
+        let os = Slide::open_with(slide(name), &OpenOptions { mpp_override: mpp, openslide_pixels: true }).unwrap();
         assert_eq!(os.pixel_reader(), "openslide");
         assert_eq!(native.meta(), os.meta());
         for level in 0..native.level_count() {
@@ -226,11 +172,7 @@ fn native_tiff_pixels_agree_with_openslide() {
             let (w, h) = (l.width.min(700) as u32, l.height.min(700) as u32);
             // At levels > 0 a level-0 position that falls between level pixels is floored here,
             // while OpenSlide 3.4 resamples at the sub-pixel offset: compare whole pixels only.
-            let offsets: &[(i64, i64)] = if level == 0 {
-                &[(0, 0), (37, 61), (-5, -9)]
-            } else {
-                &[(0, 0)]
-            };
+            let offsets: &[(i64, i64)] = if level == 0 { &[(0, 0), (37, 61), (-5, -9)] } else { &[(0, 0)] };
             for &(x0, y0) in offsets {
                 let a = native.read_region(level, x0, y0, w, h).unwrap();
                 let b = os.read_region(level, x0, y0, w, h).unwrap();
@@ -242,10 +184,7 @@ fn native_tiff_pixels_agree_with_openslide() {
                 }
                 let mean = sum as f64 / a.as_raw().len() as f64;
                 // two JPEG decoders (zune-jpeg vs libjpeg) differ by rounding only
-                assert!(
-                    mean < 1.0 && max <= 24,
-                    "{name} level {level} at ({x0}, {y0}): mean |Δ| {mean}, max {max}"
-                );
+                assert!(mean < 1.0 && max <= 24, "{name} level {level} at ({x0}, {y0}): mean |Δ| {mean}, max {max}");
             }
         }
     }

@@ -49,21 +49,29 @@ fn real_slides_are_ingested_tiled_and_measured() {
     // ingest, 2 tile shards, 1 stain shard (only the IHC slide)
     assert_eq!(s["ran"].as_u64(), Some(4), "{s}");
 
-    let slides: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out_of(d.path(), "ingest", None).join("slides.json")).unwrap()).unwrap();
+    let slides: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_of(d.path(), "ingest", None).join("slides.json")).unwrap())
+            .unwrap();
     let he = &slides["slides"][0];
     assert_eq!(he["vendor"], "aperio");
     assert_eq!(he["width"], 2220);
     assert_eq!(he["blake3"], "7f57b01edcce1177ea6b5e2117adaa99850fefaece99d3ebc2f4036f792b3983");
     assert_eq!(slides["slides"][1]["vendor"], "ome-tiff");
 
-    let qc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out_of(d.path(), "tiles", Some("A_HE")).join("qc.json")).unwrap()).unwrap();
+    let qc: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out_of(d.path(), "tiles", Some("A_HE")).join("qc.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(qc["slide"], "A_HE", "outputs name slides by id, not by path");
     assert!(qc["tiles"].as_u64().unwrap() > 10, "{qc}");
     let tdir = out_of(d.path(), "tiles", Some("A_HE"));
     for f in ["mask.png", "thumbnail.png", "overlay.png", "tiles.csv", "tiling.json"] {
         assert!(tdir.join(f).exists(), "missing {f}");
     }
-    let st: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out_of(d.path(), "ihc", Some("B_KI67")).join("stain.json")).unwrap()).unwrap();
+    let st: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out_of(d.path(), "ihc", Some("B_KI67")).join("stain.json")).unwrap(),
+    )
+    .unwrap();
     let idx = st["index"].as_f64().unwrap();
     assert!(idx > 0.02 && idx < 0.5, "Ki-67 index {idx}");
     assert!(out_of(d.path(), "ihc", Some("B_KI67")).join("positivity.png").exists());
@@ -149,5 +157,8 @@ fn per_slide_commands_see_the_slide() {
     let o = spatia(d.path(), &["run", "s.yaml", "-q"]);
     assert!(o.status.success(), "{}", text(&o));
     let info = std::fs::read_to_string(out_of(d.path(), "info", Some("A_HE")).join("info.txt")).unwrap();
-    assert_eq!(info.trim(), "A_HE A HE CMU-1-Small-Region.svs 7f57b01edcce1177ea6b5e2117adaa99850fefaece99d3ebc2f4036f792b3983");
+    assert_eq!(
+        info.trim(),
+        "A_HE A HE CMU-1-Small-Region.svs 7f57b01edcce1177ea6b5e2117adaa99850fefaece99d3ebc2f4036f792b3983"
+    );
 }

@@ -29,18 +29,10 @@ fn write_pyramid(
     for _ in 0..2 {
         let prev = levels.last().unwrap();
         let (w, h) = (prev.width() / 2, prev.height() / 2);
-        levels.push(image::imageops::resize(
-            prev,
-            w,
-            h,
-            image::imageops::FilterType::Triangle,
-        ));
+        levels.push(image::imageops::resize(prev, w, h, image::imageops::FilterType::Triangle));
     }
     let file = std::fs::File::create(path).unwrap();
-    let mut enc = TiffEncoder::new(file)
-        .unwrap()
-        .with_compression(compression)
-        .with_predictor(Predictor::Horizontal);
+    let mut enc = TiffEncoder::new(file).unwrap().with_compression(compression).with_predictor(Predictor::Horizontal);
     for (i, img) in levels.iter().enumerate() {
         let mut im = enc.new_image::<RGB8>(img.width(), img.height()).unwrap();
         im.rows_per_strip(16).unwrap();
@@ -67,15 +59,8 @@ fn ome_pyramid_in_the_main_chain_lzw() {
     let m = s.meta();
     assert_eq!(m.vendor, "ome-tiff");
     assert_eq!(s.pixel_reader(), "ome-tiff");
-    assert_eq!(
-        (m.mpp_x, m.mpp_y, m.mpp_source),
-        (Some(0.5), Some(0.5), Some(MppSource::Vendor))
-    );
-    let dims: Vec<(u64, u64, f64)> = m
-        .levels
-        .iter()
-        .map(|l| (l.width, l.height, l.downsample))
-        .collect();
+    assert_eq!((m.mpp_x, m.mpp_y, m.mpp_source), (Some(0.5), Some(0.5), Some(MppSource::Vendor)));
+    let dims: Vec<(u64, u64, f64)> = m.levels.iter().map(|l| (l.width, l.height, l.downsample)).collect();
     assert_eq!(dims, vec![(200, 120, 1.0), (100, 60, 2.0), (50, 30, 4.0)]);
     for (i, want) in levels.iter().enumerate() {
         let got = s.read_region(i, 0, 0, want.width(), want.height()).unwrap();
@@ -85,11 +70,7 @@ fn ome_pyramid_in_the_main_chain_lzw() {
     let got = s.read_region(0, 190, 10, 20, 20).unwrap();
     for y in 0..20 {
         for x in 0..20 {
-            let want = if 190 + x < 200 {
-                *levels[0].get_pixel(190 + x, 10 + y)
-            } else {
-                image::Rgb([255, 255, 255])
-            };
+            let want = if 190 + x < 200 { *levels[0].get_pixel(190 + x, 10 + y) } else { image::Rgb([255, 255, 255]) };
             assert_eq!(*got.get_pixel(x, y), want, "({x}, {y})");
         }
     }
@@ -100,12 +81,7 @@ fn plain_tiff_with_resolution_tags_deflate() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("plain.tif");
     // 20 000 px/cm = 0.5 µm/px
-    let levels = write_pyramid(
-        &p,
-        Compression::Deflate(DeflateLevel::Fast),
-        None,
-        Some(20_000),
-    );
+    let levels = write_pyramid(&p, Compression::Deflate(DeflateLevel::Fast), None, Some(20_000));
     let s = Slide::open(&p, None).unwrap();
     assert_eq!(s.meta().vendor, "tiff");
     assert_eq!(s.meta().mpp_source, Some(MppSource::TiffResolution));
@@ -131,10 +107,7 @@ fn ome_xml_with_a_namespace_prefix_and_single_quotes() {
     let s = Slide::open(&p, None).unwrap();
     let m = s.meta();
     assert_eq!(m.vendor, "ome-tiff");
-    assert_eq!(
-        (m.mpp_x, m.mpp_y, m.mpp_source),
-        (Some(0.25), Some(0.25), Some(MppSource::Vendor))
-    );
+    assert_eq!((m.mpp_x, m.mpp_y, m.mpp_source), (Some(0.25), Some(0.25), Some(MppSource::Vendor)));
 }
 
 #[test]

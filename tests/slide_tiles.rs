@@ -21,11 +21,7 @@ fn cmu_small_region_has_tissue_and_tiles() {
     // the whole image is 2220 × 2967 px at 0.499 µm/px = 1.64 mm²; the tissue strip covers
     // about a third to a half of it
     let total = 2220.0 * 2967.0 * 0.499 * 0.499 / 1e6;
-    assert!(
-        mask.tissue_area_mm2 > 0.25 * total && mask.tissue_area_mm2 < 0.6 * total,
-        "{}",
-        mask.tissue_area_mm2
-    );
+    assert!(mask.tissue_area_mm2 > 0.25 * total && mask.tissue_area_mm2 < 0.6 * total, "{}", mask.tissue_area_mm2);
     // mask ≤ 2000 px, about 4 µm/px
     assert!(mask.mask.width().max(mask.mask.height()) <= 2000);
     assert!((mask.mask_mpp() - 4.0).abs() < 0.1, "{}", mask.mask_mpp());
@@ -40,17 +36,10 @@ fn cmu_small_region_has_tissue_and_tiles() {
     // 256 px at 0.5 µm/px on a 0.499 µm/px scan: 256.5 → 257 level-0 px, read at level 0
     assert_eq!((t.tile_size_level0, t.level, t.read_size), (257, 0, 257));
     assert_eq!((t.cols, t.rows), (2220 / 257, 2967 / 257));
-    assert!(
-        t.tiles.len() >= 20 && t.tiles.len() <= 60,
-        "{} tiles",
-        t.tiles.len()
-    );
+    assert!(t.tiles.len() >= 20 && t.tiles.len() <= 60, "{} tiles", t.tiles.len());
     for tile in &t.tiles {
         assert!(tile.tissue >= 0.5);
-        assert_eq!(
-            (tile.x, tile.y),
-            (tile.col as u64 * 257, tile.row as u64 * 257)
-        );
+        assert_eq!((tile.x, tile.y), (tile.col as u64 * 257, tile.row as u64 * 257));
         assert!(tile.x + 257 <= 2220 && tile.y + 257 <= 2967);
     }
     let img = read_tile(&s, &t, &t.tiles[0]).unwrap();
@@ -107,11 +96,7 @@ fn pyramid_level_just_finer_than_target() {
     let t = tile_slide(&s, &mask, &tp).unwrap();
     // 1.0 µm/px: level 2 is 1.004 µm/px (coarser than the target), so level 1 is read
     assert_eq!((t.level, t.tile_size_level0, t.read_size), (1, 64, 32));
-    let tp = TileParams {
-        mpp: 0.5,
-        size: 16,
-        min_tissue: 0.1,
-    };
+    let tp = TileParams { mpp: 0.5, size: 16, min_tissue: 0.1 };
     let t = tile_slide(&s, &mask, &tp).unwrap();
     assert_eq!((t.level, t.tile_size_level0, t.read_size), (1, 32, 16));
 }
@@ -120,40 +105,22 @@ fn pyramid_level_just_finer_than_target() {
 fn no_tissue_and_no_tile_are_errors_naming_the_slide() {
     let s = Slide::open(slide("small.svs"), None).unwrap();
     let e = detect_tissue(&s, &TissueParams::for_stain(Stain::HE)).unwrap_err();
-    assert!(
-        matches!(e, SlideError::NoTissue { .. }) && e.to_string().contains("small.svs"),
-        "{e}"
-    );
+    assert!(matches!(e, SlideError::NoTissue { .. }) && e.to_string().contains("small.svs"), "{e}");
 
     let s = Slide::open(slide("CMU-1-Small-Region.svs"), None).unwrap();
     let mask = detect_tissue(&s, &TissueParams::for_stain(Stain::HE)).unwrap();
     // a tile larger than the slide
     let e = tile_slide(&s, &mask, &TileParams::new(0.5, 8192)).unwrap_err();
-    assert!(
-        matches!(e, SlideError::NoTiles { .. }) && e.to_string().contains("CMU-1-Small-Region.svs"),
-        "{e}"
-    );
+    assert!(matches!(e, SlideError::NoTiles { .. }) && e.to_string().contains("CMU-1-Small-Region.svs"), "{e}");
     // bad parameters are refused with the value
-    let e = tile_slide(
-        &s,
-        &mask,
-        &TileParams {
-            mpp: 0.5,
-            size: 256,
-            min_tissue: 1.5,
-        },
-    )
-    .unwrap_err();
+    let e = tile_slide(&s, &mask, &TileParams { mpp: 0.5, size: 256, min_tissue: 1.5 }).unwrap_err();
     assert!(e.to_string().contains("1.5"), "{e}");
 }
 
 #[test]
 fn deterministic_whatever_the_thread_count() {
     let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         pool.install(|| {
             let s = Slide::open(slide("CMU-1-Small-Region.svs"), None).unwrap();
             let mask = detect_tissue(&s, &TissueParams::for_stain(Stain::HE)).unwrap();
@@ -197,11 +164,7 @@ fn streaming_batches_in_order() {
     let mut calls = 0;
     let e = for_each_tile_batch(&s, &t, 4, |_, _| {
         calls += 1;
-        Err(SlideError::BadParam {
-            what: "test".into(),
-            expected: "x".into(),
-            found: "y".into(),
-        })
+        Err(SlideError::BadParam { what: "test".into(), expected: "x".into(), found: "y".into() })
     })
     .unwrap_err();
     assert_eq!(calls, 1);
@@ -227,8 +190,7 @@ fn qc_files() {
     assert_eq!(csv.lines().next(), Some("x,y,col,row,tissue"));
     let q = t.summary(&mask);
     assert_eq!(q.tiles, t.tiles.len());
-    let j: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&f.qc_json).unwrap()).unwrap();
+    let j: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&f.qc_json).unwrap()).unwrap();
     assert_eq!(j["tiles"], t.tiles.len());
     assert!((j["tissue_area_mm2"].as_f64().unwrap() - mask.tissue_area_mm2).abs() < 1e-9);
     assert_eq!(q.grid_tiles, (t.cols * t.rows) as u64);

@@ -38,7 +38,12 @@ fn unknown_top_level_key() {
 
 #[test]
 fn unknown_stage_parameter() {
-    check("name: x\nstages:\n  a:\n    kind: command\n    cmd: x\n    cmmd: y\n", 6, 5, &["unknown field `cmmd`", "expected one of", "cmd"]);
+    check(
+        "name: x\nstages:\n  a:\n    kind: command\n    cmd: x\n    cmmd: y\n",
+        6,
+        5,
+        &["unknown field `cmmd`", "expected one of", "cmd"],
+    );
 }
 
 #[test]
@@ -48,12 +53,22 @@ fn wrong_type_top_level() {
 
 #[test]
 fn wrong_type_stage_parameter() {
-    check("name: x\nstages:\n  a:\n    kind: command\n    cmd: [1, 2]\n", 5, 10, &["invalid type", "expected a string"]);
+    check(
+        "name: x\nstages:\n  a:\n    kind: command\n    cmd: [1, 2]\n",
+        5,
+        10,
+        &["invalid type", "expected a string"],
+    );
 }
 
 #[test]
 fn unknown_kind_with_suggestion() {
-    check("name: x\nstages:\n  a: {kind: comand, cmd: x}\n", 3, 13, &["unknown stage kind `comand`", "did you mean `command`"]);
+    check(
+        "name: x\nstages:\n  a: {kind: comand, cmd: x}\n",
+        3,
+        13,
+        &["unknown stage kind `comand`", "did you mean `command`"],
+    );
 }
 
 #[test]
@@ -78,7 +93,12 @@ fn cycle_prints_its_path() {
 
 #[test]
 fn duplicate_stage_names() {
-    check("name: x\nstages:\n  a: {kind: command, cmd: x}\n  a: {kind: command, cmd: y}\n", 4, 3, &["duplicate stage name `stages.a`", "first written at line 3"]);
+    check(
+        "name: x\nstages:\n  a: {kind: command, cmd: x}\n  a: {kind: command, cmd: y}\n",
+        4,
+        3,
+        &["duplicate stage name `stages.a`", "first written at line 3"],
+    );
 }
 
 #[test]
@@ -94,7 +114,12 @@ fn matrix_path_names_no_parameter() {
 
 #[test]
 fn matrix_value_of_wrong_type_points_at_the_matrix() {
-    check("name: x\nstages:\n  a: {kind: command, cmd: x}\nmatrix:\n  a.cmd: [x, 3]\n", 5, 14, &["matrix", "expected a string"]);
+    check(
+        "name: x\nstages:\n  a: {kind: command, cmd: x}\nmatrix:\n  a.cmd: [x, 3]\n",
+        5,
+        14,
+        &["matrix", "expected a string"],
+    );
 }
 
 #[test]
@@ -105,13 +130,28 @@ fn input_file_missing() {
         39,
         &["input file `nope.csv` does not exist"],
     );
-    check("name: x\ncohort:\n  clinical: missing.csv\nstages:\n  i: {kind: ingest}\n", 3, 13, &["input file `missing.csv` does not exist"]);
+    check(
+        "name: x\ncohort:\n  clinical: missing.csv\nstages:\n  i: {kind: ingest}\n",
+        3,
+        13,
+        &["input file `missing.csv` does not exist"],
+    );
 }
 
 #[test]
 fn output_path_escapes_project() {
-    check("name: x\nstages:\n  a: {kind: command, cmd: x, publish: ../../etc}\n", 3, 39, &["escapes the project directory"]);
-    check("name: x\nstages:\n  a: {kind: command, cmd: x, publish: /tmp/x}\n", 3, 39, &["escapes the project directory"]);
+    check(
+        "name: x\nstages:\n  a: {kind: command, cmd: x, publish: ../../etc}\n",
+        3,
+        39,
+        &["escapes the project directory"],
+    );
+    check(
+        "name: x\nstages:\n  a: {kind: command, cmd: x, publish: /tmp/x}\n",
+        3,
+        39,
+        &["escapes the project directory"],
+    );
 }
 
 #[test]
@@ -143,7 +183,12 @@ fn valid_spec_compiles_with_arms() {
 fn stage_and_experiment_names_follow_the_rule() {
     check("name: ''\nstages:\n  a: {kind: command, cmd: x}\n", 1, 7, &["experiment name `` is empty"]);
     check("name: x\nstages:\n  '..': {kind: command, cmd: x}\n", 3, 3, &["stage name `..` starts with `.`"]);
-    check("name: x\nstages:\n  a-b: {kind: command, cmd: x}\n  a_b: {kind: command, cmd: x}\n", 4, 3, &["`a-b` and `a_b`", "SPATIA_NEEDS_A_B"]);
+    check(
+        "name: x\nstages:\n  a-b: {kind: command, cmd: x}\n  a_b: {kind: command, cmd: x}\n",
+        4,
+        3,
+        &["`a-b` and `a_b`", "SPATIA_NEEDS_A_B"],
+    );
     check("name: \"a\\u202Eb\"\nstages:\n  a: {kind: command, cmd: x}\n", 1, 7, &["a<U+202E>b", "contains U+202E"]);
 }
 

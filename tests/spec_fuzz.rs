@@ -28,7 +28,9 @@ fn seeds() -> Vec<String> {
 fn root() -> (tempfile::TempDir, PathBuf) {
     let d = tempfile::tempdir().expect("tempdir");
     let r = d.path().to_path_buf();
-    for f in ["demo-data/clinical.csv", "demo-data/slides.csv", "data/gse7390/breast_cancer_gse7390.csv", "c.csv", "s.csv"] {
+    for f in
+        ["demo-data/clinical.csv", "demo-data/slides.csv", "data/gse7390/breast_cancer_gse7390.csv", "c.csv", "s.csv"]
+    {
         let p = r.join(f);
         std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
         std::fs::write(p, "patient_id,time,event\n").expect("write");
@@ -68,12 +70,44 @@ fn keys() -> impl Strategy<Value = String> {
 
 fn numbers() -> impl Strategy<Value = Y> {
     prop_oneof![
-        prop::sample::select(vec![0i64, 1, -1, 2, 7, 16, 100, 1024, 1025, 100_000, 100_001, 4_294_967_296, 1_000_000_000_000, i64::MAX, i64::MIN])
-            .prop_map(|i| Y::Number(i.into())),
+        prop::sample::select(vec![
+            0i64,
+            1,
+            -1,
+            2,
+            7,
+            16,
+            100,
+            1024,
+            1025,
+            100_000,
+            100_001,
+            4_294_967_296,
+            1_000_000_000_000,
+            i64::MAX,
+            i64::MIN
+        ])
+        .prop_map(|i| Y::Number(i.into())),
         any::<u64>().prop_map(|u| Y::Number(u.into())),
         any::<i64>().prop_map(|i| Y::Number(i.into())),
-        prop::sample::select(vec![0.0f64, -0.0, 0.0001, 0.05, 0.5, 0.9999, 1.0, 1.5, 1e12, 1e308, -1e308, f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 5e-324])
-            .prop_map(|f| Y::Number(f.into())),
+        prop::sample::select(vec![
+            0.0f64,
+            -0.0,
+            0.0001,
+            0.05,
+            0.5,
+            0.9999,
+            1.0,
+            1.5,
+            1e12,
+            1e308,
+            -1e308,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            5e-324
+        ])
+        .prop_map(|f| Y::Number(f.into())),
         any::<f64>().prop_map(|f| Y::Number(f.into())),
     ]
 }
@@ -295,7 +329,8 @@ fn generated_and_mutated_specs_never_panic_and_errors_have_locations() {
     let docs: Vec<Y> = texts.iter().map(|s| serde_yaml_ng::from_str(s).expect("seed parses")).collect();
     // the seeds themselves compile
     for s in &texts {
-        compile_str(&s, "spec.yaml", root.join("spec.yaml"), root.clone()).unwrap_or_else(|e| panic!("seed does not compile: {e}\n{s}"));
+        compile_str(&s, "spec.yaml", root.join("spec.yaml"), root.clone())
+            .unwrap_or_else(|e| panic!("seed does not compile: {e}\n{s}"));
     }
     // SPATIA_FUZZ_CASES raises the count for a longer hunt (never below the 10,000 floor)
     let cases = std::env::var("SPATIA_FUZZ_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(10_000u32).max(10_000);

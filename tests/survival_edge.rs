@@ -4,10 +4,7 @@
 use spatia::survival::*;
 use std::io::Write;
 
-const GBSG2_CSV: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../shared/data/clinical/gbsg2.csv"
-);
+const GBSG2_CSV: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/clinical/gbsg2.csv");
 
 fn names(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
@@ -16,13 +13,9 @@ fn names(v: &[&str]) -> Vec<String> {
 fn gbsg2() -> (Vec<f64>, Vec<bool>, Vec<String>, Vec<f64>) {
     let t = CsvTable::read(GBSG2_CSV).unwrap();
     let d = t.survival_data("time", "event").unwrap();
-    let cov = names(&[
-        "age", "tsize", "pnodes", "progrec", "estrec", "tgrade", "horTh", "menostat",
-    ]);
+    let cov = names(&["age", "tsize", "pnodes", "progrec", "estrec", "tgrade", "horTh", "menostat"]);
     let cols: Vec<Vec<f64>> = cov.iter().map(|c| t.numeric(c).unwrap()).collect();
-    let x = (0..d.len())
-        .flat_map(|i| cols.iter().map(move |c| c[i]))
-        .collect();
+    let x = (0..d.len()).flat_map(|i| cols.iter().map(move |c| c[i])).collect();
     (d.time, d.event, cov, x)
 }
 
@@ -34,22 +27,10 @@ fn all_censored() {
     assert!(km.steps.iter().all(|s| s.survival == 1.0 && s.se == 0.0));
     assert_eq!(km.median(), None);
     assert_eq!(km.estimate_at(2.5).lower, 1.0);
+    assert!(matches!(harrell(&time, &event, &[1.0, 2.0, 3.0, 4.0]), Err(SurvivalError::AllCensored { n: 4 })));
+    assert!(matches!(logrank(&time, &event, &[0, 0, 1, 1]), Err(SurvivalError::AllCensored { .. })));
     assert!(matches!(
-        harrell(&time, &event, &[1.0, 2.0, 3.0, 4.0]),
-        Err(SurvivalError::AllCensored { n: 4 })
-    ));
-    assert!(matches!(
-        logrank(&time, &event, &[0, 0, 1, 1]),
-        Err(SurvivalError::AllCensored { .. })
-    ));
-    assert!(matches!(
-        fit_cox(
-            &time,
-            &event,
-            &[1.0, 2.0, 0.0, 1.0],
-            &names(&["x"]),
-            &CoxOptions::default()
-        ),
+        fit_cox(&time, &event, &[1.0, 2.0, 0.0, 1.0], &names(&["x"]), &CoxOptions::default()),
         Err(SurvivalError::AllCensored { .. })
     ));
     assert!(cumulative_dynamic_auc(&time, &event, &[1.0, 2.0, 3.0, 4.0], &[2.0]).is_err());
@@ -65,21 +46,14 @@ fn one_event() {
     let event = [true, false, false];
     let x = [1.0, 0.0, 2.0];
     let fit = fit_cox(&time, &event, &x, &names(&["x"]), &CoxOptions::default()).unwrap();
-    assert!(
-        fit.coefficients[0].coef.abs() < 1e-10,
-        "{:?}",
-        fit.coefficients
-    );
+    assert!(fit.coefficients[0].coef.abs() < 1e-10, "{:?}", fit.coefficients);
     assert!((fit.coefficients[0].se - 1.5f64.sqrt()).abs() < 1e-9);
     assert!(fit.lr_test.statistic.abs() < 1e-12);
     let km = KaplanMeier::fit(&time, &event).unwrap();
     assert!((km.survival_at(1.0) - 2.0 / 3.0).abs() < 1e-15);
     assert_eq!(km.survival_at(0.999), 1.0);
     let c = harrell(&time, &event, &[3.0, 1.0, 2.0]).unwrap();
-    assert_eq!(
-        (c.concordant, c.discordant, c.tied_risk, c.comparable),
-        (2, 0, 0, 2)
-    );
+    assert_eq!((c.concordant, c.discordant, c.tied_risk, c.comparable), (2, 0, 0, 2));
     assert_eq!(c.harrell, 1.0);
     let lr = logrank(&time, &event, &["a", "b", "b"]).unwrap();
     // O−E = 1 − 1/3, V = 1·(3−1)/(3−1)·(1/3)(2/3) = 2/9 ⇒ χ² = (4/9)/(2/9) = 2
@@ -101,10 +75,7 @@ fn ties_everywhere() {
         Err(SurvivalError::NoComparablePairs { .. })
     ));
     // Everybody fails at once: the log-rank variance is 0, an error rather than a number.
-    assert!(matches!(
-        logrank(&time, &event, &[0, 0, 0, 1, 1, 1]),
-        Err(SurvivalError::Singular { .. })
-    ));
+    assert!(matches!(logrank(&time, &event, &[0, 0, 0, 1, 1, 1]), Err(SurvivalError::Singular { .. })));
     // Events tied with censorings and tied risks: counts by brute force.
     let time = [2.0, 2.0, 2.0, 2.0, 3.0, 3.0];
     let event = [true, true, false, false, true, false];
@@ -113,30 +84,12 @@ fn ties_everywhere() {
     // events at 2 (two of them): partners = 2 censored at 2 + 2 later = 4 each ⇒ 8 pairs;
     // event at 3: censored at 3 ⇒ 1 pair. Tied risk: each event at 2 ties with 1 censored at 2
     // and 2 later ones (3 ties), concordant with risk 0 (1); event at 3 ties with its partner.
-    assert_eq!(
-        (
-            c.comparable,
-            c.concordant,
-            c.tied_risk,
-            c.discordant,
-            c.tied_time
-        ),
-        (9, 2, 7, 0, 5)
-    );
+    assert_eq!((c.comparable, c.concordant, c.tied_risk, c.discordant, c.tied_time), (9, 2, 7, 0, 5));
     // Breslow and Efron differ when events are tied, and both converge.
     let x = [0.5, 1.5, 0.0, 2.0, 1.0, 0.2];
     let e = fit_cox(&time, &event, &x, &names(&["x"]), &CoxOptions::default()).unwrap();
-    let b = fit_cox(
-        &time,
-        &event,
-        &x,
-        &names(&["x"]),
-        &CoxOptions {
-            ties: Ties::Breslow,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let b =
+        fit_cox(&time, &event, &x, &names(&["x"]), &CoxOptions { ties: Ties::Breslow, ..Default::default() }).unwrap();
     assert!((e.coefficients[0].coef - b.coefficients[0].coef).abs() > 1e-6);
 }
 
@@ -158,12 +111,7 @@ fn time_zero() {
 
 #[test]
 fn single_group_logrank() {
-    let err = logrank(
-        &[1.0, 2.0, 3.0],
-        &[true, false, true],
-        &["only", "only", "only"],
-    )
-    .unwrap_err();
+    let err = logrank(&[1.0, 2.0, 3.0], &[true, false, true], &["only", "only", "only"]).unwrap_err();
     assert!(matches!(err, SurvivalError::TooFewGroups { found: 1, .. }));
     assert!(err.to_string().contains("'only'"), "{err}");
 }
@@ -187,53 +135,23 @@ fn cox_degenerate_designs_name_the_covariate() {
     let n = time.len();
     // constant
     let xc: Vec<f64> = (0..n).flat_map(|i| [x[i * 8], 3.0]).collect();
-    let err = fit_cox(
-        &time,
-        &event,
-        &xc,
-        &names(&["age", "const"]),
-        &CoxOptions::default(),
-    )
-    .unwrap_err();
-    assert!(
-        matches!(&err, SurvivalError::ConstantCovariate { name, .. } if name == "const"),
-        "{err}"
-    );
+    let err = fit_cox(&time, &event, &xc, &names(&["age", "const"]), &CoxOptions::default()).unwrap_err();
+    assert!(matches!(&err, SurvivalError::ConstantCovariate { name, .. } if name == "const"), "{err}");
     // collinear: c = age + 2·tsize
-    let xl: Vec<f64> = (0..n)
-        .flat_map(|i| [x[i * 8], x[i * 8 + 1], x[i * 8] + 2.0 * x[i * 8 + 1]])
-        .collect();
-    let err = fit_cox(
-        &time,
-        &event,
-        &xl,
-        &names(&["age", "tsize", "c"]),
-        &CoxOptions::default(),
-    )
-    .unwrap_err();
+    let xl: Vec<f64> = (0..n).flat_map(|i| [x[i * 8], x[i * 8 + 1], x[i * 8] + 2.0 * x[i * 8 + 1]]).collect();
+    let err = fit_cox(&time, &event, &xl, &names(&["age", "tsize", "c"]), &CoxOptions::default()).unwrap_err();
     let msg = err.to_string();
-    assert!(
-        msg.contains("'c'") && msg.contains("'age'") && msg.contains("'tsize'"),
-        "{msg}"
-    );
+    assert!(msg.contains("'c'") && msg.contains("'age'") && msg.contains("'tsize'"), "{msg}");
     // non-convergence
     let err = fit_cox(
         &time,
         &event,
         &x,
-        &names(&[
-            "age", "tsize", "pnodes", "progrec", "estrec", "tgrade", "horTh", "menostat",
-        ]),
-        &CoxOptions {
-            max_iter: 1,
-            ..Default::default()
-        },
+        &names(&["age", "tsize", "pnodes", "progrec", "estrec", "tgrade", "horTh", "menostat"]),
+        &CoxOptions { max_iter: 1, ..Default::default() },
     )
     .unwrap_err();
-    assert!(
-        matches!(err, SurvivalError::NotConverged { iterations: 1, .. }),
-        "{err}"
-    );
+    assert!(matches!(err, SurvivalError::NotConverged { iterations: 1, .. }), "{err}");
     // non-finite covariate
     let mut xb = x.clone();
     xb[5 * 8 + 2] = f64::NAN;
@@ -241,16 +159,11 @@ fn cox_degenerate_designs_name_the_covariate() {
         &time,
         &event,
         &xb,
-        &names(&[
-            "age", "tsize", "pnodes", "progrec", "estrec", "tgrade", "horTh", "menostat",
-        ]),
+        &names(&["age", "tsize", "pnodes", "progrec", "estrec", "tgrade", "horTh", "menostat"]),
         &CoxOptions::default(),
     )
     .unwrap_err();
-    assert!(
-        err.to_string().contains("'pnodes'") && err.to_string().contains("observation 5"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("'pnodes'") && err.to_string().contains("observation 5"), "{err}");
 }
 
 #[test]
@@ -258,36 +171,15 @@ fn cox_separation_is_a_warning_naming_the_covariate() {
     // Every subject with flag = 1 fails before anyone with flag = 0: monotone likelihood.
     let time: Vec<f64> = (1..=20).map(|t| t as f64).collect();
     let event = vec![true; 20];
-    let x: Vec<f64> = (0..20)
-        .flat_map(|i| [if i < 10 { 1.0 } else { 0.0 }, ((i * 7) % 5) as f64])
-        .collect();
-    let fit = fit_cox(
-        &time,
-        &event,
-        &x,
-        &names(&["flag", "noise"]),
-        &CoxOptions::default(),
-    )
-    .unwrap();
+    let x: Vec<f64> = (0..20).flat_map(|i| [if i < 10 { 1.0 } else { 0.0 }, ((i * 7) % 5) as f64]).collect();
+    let fit = fit_cox(&time, &event, &x, &names(&["flag", "noise"]), &CoxOptions::default()).unwrap();
     assert_eq!(fit.warnings.len(), 1, "{:?}", fit.warnings);
     assert!(fit.warnings[0].contains("'flag'") && fit.warnings[0].contains("separation"));
     // An L2 penalty gives a finite, warning-free estimate.
-    let pen = fit_cox(
-        &time,
-        &event,
-        &x,
-        &names(&["flag", "noise"]),
-        &CoxOptions {
-            l2_penalty: 0.1,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    assert!(
-        pen.warnings.is_empty()
-            && pen.coefficients[0].coef > 0.0
-            && pen.coefficients[0].coef < 10.0
-    );
+    let pen =
+        fit_cox(&time, &event, &x, &names(&["flag", "noise"]), &CoxOptions { l2_penalty: 0.1, ..Default::default() })
+            .unwrap();
+    assert!(pen.warnings.is_empty() && pen.coefficients[0].coef > 0.0 && pen.coefficients[0].coef < 10.0);
 }
 
 #[test]
@@ -296,33 +188,14 @@ fn cox_l2_penalty_shrinks_standardised_coefficients() {
     let n = time.len() as f64;
     let mut prev = f64::INFINITY;
     for lambda in [0.0, 0.001, 0.01, 0.1] {
-        let fit = fit_cox(
-            &time,
-            &event,
-            &x,
-            &cov,
-            &CoxOptions {
-                l2_penalty: lambda,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let fit = fit_cox(&time, &event, &x, &cov, &CoxOptions { l2_penalty: lambda, ..Default::default() }).unwrap();
         let sd: Vec<f64> = (0..8)
             .map(|a| {
                 let m = fit.means[a];
-                ((0..time.len())
-                    .map(|i| (x[i * 8 + a] - m).powi(2))
-                    .sum::<f64>()
-                    / (n - 1.0))
-                    .sqrt()
+                ((0..time.len()).map(|i| (x[i * 8 + a] - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
             })
             .collect();
-        let norm: f64 = fit
-            .coefficients
-            .iter()
-            .zip(&sd)
-            .map(|(c, s)| (c.coef * s).powi(2))
-            .sum();
+        let norm: f64 = fit.coefficients.iter().zip(&sd).map(|(c, s)| (c.coef * s).powi(2)).sum();
         assert!(norm < prev, "lambda {lambda}: {norm} !< {prev}");
         prev = norm;
         let pen = fit.log_likelihood - 0.5 * n * lambda * norm;
@@ -335,36 +208,14 @@ fn cox_l2_penalty_shrinks_standardised_coefficients() {
 fn cox_rows_api_and_prediction_shapes() {
     let time = [1.0, 2.0, 3.0, 4.0, 5.0];
     let event = [true, false, true, true, false];
-    let rows = vec![
-        vec![1.0, 0.5],
-        vec![0.0, 1.5],
-        vec![2.0, 0.1],
-        vec![1.0, 1.0],
-        vec![0.5, 0.2],
-    ];
-    let fit = fit_cox_rows(
-        &time,
-        &event,
-        &rows,
-        &names(&["a", "b"]),
-        &CoxOptions::default(),
-    )
-    .unwrap();
-    let s = fit
-        .predict_survival(&[0.0, 0.0, 1.0, 1.0], &[0.5, 1.0, 4.0, 10.0])
-        .unwrap();
+    let rows = vec![vec![1.0, 0.5], vec![0.0, 1.5], vec![2.0, 0.1], vec![1.0, 1.0], vec![0.5, 0.2]];
+    let fit = fit_cox_rows(&time, &event, &rows, &names(&["a", "b"]), &CoxOptions::default()).unwrap();
+    let s = fit.predict_survival(&[0.0, 0.0, 1.0, 1.0], &[0.5, 1.0, 4.0, 10.0]).unwrap();
     assert_eq!((s.len(), s[0].len()), (2, 4));
     assert_eq!(s[0][0], 1.0);
     assert!(s.iter().all(|r| r.windows(2).all(|w| w[1] <= w[0])));
     assert!(fit.predict_survival(&[0.0, 0.0, 1.0], &[1.0]).is_err());
-    assert!(fit_cox_rows(
-        &time,
-        &event,
-        &rows[..4],
-        &names(&["a", "b"]),
-        &CoxOptions::default()
-    )
-    .is_err());
+    assert!(fit_cox_rows(&time, &event, &rows[..4], &names(&["a", "b"]), &CoxOptions::default()).is_err());
 }
 
 #[test]
@@ -373,16 +224,9 @@ fn bootstrap_is_deterministic_whatever_the_thread_count() {
     let fit = fit_cox(&time, &event, &x, &cov, &CoxOptions::default()).unwrap();
     let risk = fit.linear_predictor(&x).unwrap();
     let age: Vec<f64> = (0..time.len()).map(|i| x[i * 8]).collect();
-    let opts = BootstrapOptions {
-        n_boot: 200,
-        seed: 11,
-        confidence_level: 0.95,
-    };
+    let opts = BootstrapOptions { n_boot: 200, seed: 11, confidence_level: 0.95 };
     let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         pool.install(|| {
             (
                 bootstrap_harrell(&time, &event, &risk, &opts).unwrap(),
@@ -397,16 +241,7 @@ fn bootstrap_is_deterministic_whatever_the_thread_count() {
     assert!(a1.lower < a1.estimate && a1.estimate < a1.upper && a1.n_boot == 200);
     assert!((a1.estimate - fit.concordance).abs() < 1e-15);
     assert!(p1.difference.estimate > 0.0 && p1.p_value < 0.05, "{p1:?}");
-    let other = bootstrap_harrell(
-        &time,
-        &event,
-        &risk,
-        &BootstrapOptions {
-            seed: 12,
-            ..opts.clone()
-        },
-    )
-    .unwrap();
+    let other = bootstrap_harrell(&time, &event, &risk, &BootstrapOptions { seed: 12, ..opts.clone() }).unwrap();
     assert_ne!(other.lower, a1.lower);
     let same = paired_concordance_difference(&time, &event, &risk, &risk, &opts).unwrap();
     assert_eq!((same.difference.estimate, same.p_value), (0.0, 1.0));
@@ -427,22 +262,14 @@ fn calibration_of_the_in_sample_cox_model() {
     // and the Breslow offset intercept is exactly log(H0(t)/H0(t)) = 0.
     let (time, event, cov, x) = gbsg2();
     let fit = fit_cox(&time, &event, &x, &cov, &CoxOptions::default()).unwrap();
-    let surv: Vec<f64> = fit
-        .predict_survival(&x, &[1825.0])
-        .unwrap()
-        .into_iter()
-        .map(|r| r[0])
-        .collect();
+    let surv: Vec<f64> = fit.predict_survival(&x, &[1825.0]).unwrap().into_iter().map(|r| r[0]).collect();
     let c = calibration(&time, &event, &surv, 1825.0, 10).unwrap();
     assert!((c.slope - 1.0).abs() < 1e-6, "slope {}", c.slope);
     assert!(c.intercept.abs() < 1e-9, "intercept {}", c.intercept);
     assert_eq!(c.bins.len(), 10);
     assert_eq!(c.bins.iter().map(|b| b.n).sum::<usize>(), 686);
     assert!(c.bins.windows(2).all(|w| w[0].predicted <= w[1].predicted));
-    assert!(c
-        .bins
-        .iter()
-        .all(|b| b.lower <= b.observed && b.observed <= b.upper));
+    assert!(c.bins.iter().all(|b| b.lower <= b.observed && b.observed <= b.upper));
     assert!(c.ici > 0.0 && c.ici < 0.05 && c.e50 <= c.e90, "{c:?}");
     assert!(c.notes.is_empty(), "{:?}", c.notes);
     // Miscalibrated predictions (risk doubled on the hazard scale) give a positive-offset
@@ -466,9 +293,7 @@ fn auc_per_time_equals_static_and_brier_layouts_agree() {
     assert!(cumulative_dynamic_auc(&time, &event, &risk, &[1095.0, 730.0]).is_err());
     assert!(cumulative_dynamic_auc(&time, &event, &risk, &[5000.0]).is_err());
     let rows = fit.predict_survival(&x, &times).unwrap();
-    let cols: Vec<Vec<f64>> = (0..2)
-        .map(|k| rows.iter().map(|r| r[k]).collect())
-        .collect();
+    let cols: Vec<Vec<f64>> = (0..2).map(|k| rows.iter().map(|r| r[k]).collect()).collect();
     assert_eq!(
         brier_score_rows(&time, &event, &rows, &times).unwrap(),
         brier_score(&time, &event, &cols, &times).unwrap()
@@ -495,65 +320,24 @@ fn csv_errors_name_row_and_column() {
             "data row 3 (line 4), column 'time'",
             "expected a number, found 'abc'",
         ),
-        (
-            "time,event\n1,1\nNaN,0\n",
-            "time",
-            "data row 2 (line 3), column 'time'",
-            "finite",
-        ),
-        (
-            "time,event\n1,1\n-3,0\n",
-            "time",
-            "data row 2 (line 3), column 'time'",
-            "expected a time >= 0, found -3",
-        ),
-        (
-            "time,event\n1,1\n2,2\n",
-            "event",
-            "data row 2 (line 3), column 'event'",
-            "found '2'",
-        ),
-        (
-            "time,event\n1,\n",
-            "event",
-            "data row 1 (line 2), column 'event'",
-            "empty value",
-        ),
-        (
-            "time,event\n1,1\n2\n",
-            "time",
-            "data row 2 (line 3)",
-            "expected 2 fields",
-        ),
+        ("time,event\n1,1\nNaN,0\n", "time", "data row 2 (line 3), column 'time'", "finite"),
+        ("time,event\n1,1\n-3,0\n", "time", "data row 2 (line 3), column 'time'", "expected a time >= 0, found -3"),
+        ("time,event\n1,1\n2,2\n", "event", "data row 2 (line 3), column 'event'", "found '2'"),
+        ("time,event\n1,\n", "event", "data row 1 (line 2), column 'event'", "empty value"),
+        ("time,event\n1,1\n2\n", "time", "data row 2 (line 3)", "expected 2 fields"),
     ];
     for (text, _col, location, what) in cases {
         let f = write_csv(text);
-        let err = CsvTable::read(f.path())
-            .and_then(|t| t.survival_data("time", "event"))
-            .unwrap_err()
-            .to_string();
+        let err = CsvTable::read(f.path()).and_then(|t| t.survival_data("time", "event")).unwrap_err().to_string();
         assert!(err.contains(location) && err.contains(what), "{err}");
     }
     let f = write_csv("time,event\n1,1\n");
-    let err = CsvTable::read(f.path())
-        .unwrap()
-        .numeric("age")
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("column 'age'") && err.contains("time, event"),
-        "{err}"
-    );
+    let err = CsvTable::read(f.path()).unwrap().numeric("age").unwrap_err().to_string();
+    assert!(err.contains("column 'age'") && err.contains("time, event"), "{err}");
     let f = write_csv("\u{feff}time,event\n3,1\n");
-    assert_eq!(
-        CsvTable::read(f.path()).unwrap().times("time").unwrap(),
-        vec![3.0]
-    );
+    assert_eq!(CsvTable::read(f.path()).unwrap().times("time").unwrap(), vec![3.0]);
     let f = write_csv("time,event\n");
-    assert!(CsvTable::read(f.path())
-        .unwrap_err()
-        .to_string()
-        .contains("at least one data row"));
+    assert!(CsvTable::read(f.path()).unwrap_err().to_string().contains("at least one data row"));
 }
 
 /// Random small data sets (ties, zeros, censoring patterns, extreme covariates): every public
@@ -573,13 +357,9 @@ fn random_inputs_never_panic() {
         let time: Vec<f64> = (0..n).map(|_| (next() % distinct) as f64 * 0.5).collect();
         let event: Vec<bool> = (0..n).map(|_| next() % 3 != 0).collect();
         let scale = [1.0, 1e-6, 1e6][case % 3];
-        let risk: Vec<f64> = (0..n)
-            .map(|_| ((next() % 7) as f64 - 3.0) * scale)
-            .collect();
+        let risk: Vec<f64> = (0..n).map(|_| ((next() % 7) as f64 - 3.0) * scale).collect();
         let groups: Vec<u8> = (0..n).map(|_| (next() % 3) as u8).collect();
-        let xs: Vec<f64> = (0..2 * n)
-            .map(|_| ((next() % 11) as f64 - 5.0) * scale)
-            .collect();
+        let xs: Vec<f64> = (0..2 * n).map(|_| ((next() % 11) as f64 - 5.0) * scale).collect();
         let surv: Vec<f64> = (0..n).map(|_| (next() % 1001) as f64 / 1000.0).collect();
         if let Ok(km) = KaplanMeier::fit(&time, &event) {
             for p in km.curve() {
@@ -595,10 +375,7 @@ fn random_inputs_never_panic() {
             assert!(lr.statistic.is_finite() && (0.0..=1.0).contains(&lr.p_value));
         }
         for ties in [Ties::Efron, Ties::Breslow] {
-            let opts = CoxOptions {
-                ties,
-                ..Default::default()
-            };
+            let opts = CoxOptions { ties, ..Default::default() };
             if let Ok(fit) = fit_cox(&time, &event, &xs, &names(&["a", "b"]), &opts) {
                 assert!(fit.log_likelihood.is_finite());
                 let _ = fit.predict_survival(&xs, &[0.0, 1.0, 100.0]).unwrap();
@@ -607,11 +384,7 @@ fn random_inputs_never_panic() {
         let _ = cumulative_dynamic_auc(&time, &event, &risk, &[0.5, 1.0]);
         let _ = brier_score(&time, &event, &[surv.clone(), surv.clone()], &[0.5, 1.0]);
         let _ = calibration(&time, &event, &surv, 1.0, 4);
-        let opts = BootstrapOptions {
-            n_boot: 5,
-            seed: case as u64,
-            confidence_level: 0.9,
-        };
+        let opts = BootstrapOptions { n_boot: 5, seed: case as u64, confidence_level: 0.9 };
         let _ = bootstrap_harrell(&time, &event, &risk, &opts);
         let _ = paired_concordance_difference(&time, &event, &risk, &surv, &opts);
     }

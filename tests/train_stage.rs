@@ -102,7 +102,10 @@ fn gse7390_arms_follow_the_contract() {
     assert!(o.status.success(), "{}", text(&o));
     let t: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let model = t["stages"].as_array().unwrap().iter().find(|s| s["stage"] == "model").unwrap().clone();
-    assert_eq!((model["nodes"].as_u64(), model["ran"].as_u64(), model["kind"].as_str()), (Some(2), Some(2), Some("train")));
+    assert_eq!(
+        (model["nodes"].as_u64(), model["ran"].as_u64(), model["kind"].as_str()),
+        (Some(2), Some(2), Some("train"))
+    );
     assert!(model["seconds"].as_f64().unwrap() > 0.0);
     // a second run is all cached
     let o = spatia(d.path(), &["run", "s.yaml", "--quiet"]);

@@ -81,10 +81,15 @@ fn parse(text: &str) -> HashMap<PathBuf, (Stamp, String)> {
     }
     for line in lines {
         let mut it = line.splitn(6, '\t');
-        let (Some(size), Some(mt), Some(ct), Some(ino), Some(d), Some(p)) = (it.next(), it.next(), it.next(), it.next(), it.next(), it.next()) else {
+        let (Some(size), Some(mt), Some(ct), Some(ino), Some(d), Some(p)) =
+            (it.next(), it.next(), it.next(), it.next(), it.next(), it.next())
+        else {
             continue;
         };
-        let (Ok(size), Ok(mtime_ns), Ok(ctime_ns), Ok(ino)) = (size.parse(), mt.parse(), ct.parse(), ino.parse()) else { continue };
+        let (Ok(size), Ok(mtime_ns), Ok(ctime_ns), Ok(ino)) = (size.parse(), mt.parse(), ct.parse(), ino.parse())
+        else {
+            continue;
+        };
         if d.len() != 64 || !d.bytes().all(|b| b.is_ascii_hexdigit()) {
             continue;
         }
@@ -153,7 +158,12 @@ impl StatCache {
             std::fs::create_dir_all(dir).map_err(|e| with_path(dir, e))?;
         }
         let lock_path = file.with_extension("lock");
-        let lock = std::fs::File::options().create(true).truncate(false).write(true).open(&lock_path).map_err(|e| with_path(&lock_path, e))?;
+        let lock = std::fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| with_path(&lock_path, e))?;
         lock.lock().map_err(|e| with_path(&lock_path, e))?;
         let mut merged = std::fs::read_to_string(file).map(|t| parse(&t)).unwrap_or_default();
         for p in &self.fresh {

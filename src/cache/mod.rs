@@ -97,7 +97,12 @@ type FileStamp = (u64, i64, i64, u64);
 
 fn file_stamp(m: &std::fs::Metadata) -> FileStamp {
     use std::os::unix::fs::MetadataExt;
-    (m.size(), m.mtime().saturating_mul(1_000_000_000).saturating_add(m.mtime_nsec()), m.ctime().saturating_mul(1_000_000_000).saturating_add(m.ctime_nsec()), m.ino())
+    (
+        m.size(),
+        m.mtime().saturating_mul(1_000_000_000).saturating_add(m.mtime_nsec()),
+        m.ctime().saturating_mul(1_000_000_000).saturating_add(m.ctime_nsec()),
+        m.ino(),
+    )
 }
 
 /// Every file, symlink and directory under `out/` (the directory itself as `.`, directories
@@ -193,7 +198,8 @@ impl Cache {
     pub fn record(&self, key: &str) -> io::Result<Record> {
         let p = self.entry_dir(key).join("record.json");
         let text = std::fs::read_to_string(&p).map_err(|e| at(&p, e))?;
-        serde_json::from_str(&text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", p.display())))
+        serde_json::from_str(&text)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", p.display())))
     }
 
     /// The stat-cache file.
@@ -252,7 +258,10 @@ impl Cache {
     pub fn private_tmp(&self, label: &str) -> io::Result<PathBuf> {
         let dir = self.root.join("tmp");
         std::fs::create_dir_all(&dir).map_err(|e| at(&dir, e))?;
-        let host: String = crate::util::hostname().chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect();
+        let host: String = crate::util::hostname()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' })
+            .collect();
         loop {
             let n = COUNTER.fetch_add(1, Ordering::Relaxed);
             let tmp = dir.join(format!(".{label}.{host}.{}.{n}.tmp", std::process::id()));
@@ -278,7 +287,8 @@ impl Cache {
     /// stat stamp moved since the entry was written. Reads no output bytes.
     pub fn probe(&self, key: &str) -> Probe {
         let dir = self.entry_dir(key);
-        let snap: Option<BTreeMap<String, FileStamp>> = std::fs::read(dir.join("stat.json")).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        let snap: Option<BTreeMap<String, FileStamp>> =
+            std::fs::read(dir.join("stat.json")).ok().and_then(|b| serde_json::from_slice(&b).ok());
         let Some(snap) = snap else {
             return match std::fs::symlink_metadata(&dir) {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Probe::Missing,
@@ -292,7 +302,9 @@ impl Cache {
         }
         match first_change(&dir.join("out"), &snap) {
             None => Probe::Good,
-            Some(p) if p.ends_with('/') => Probe::Suspect(format!("{p} changed on disk (a file added, removed or renamed)")),
+            Some(p) if p.ends_with('/') => {
+                Probe::Suspect(format!("{p} changed on disk (a file added, removed or renamed)"))
+            }
             Some(p) => Probe::Suspect(format!("{p} changed on disk")),
         }
     }
@@ -308,7 +320,11 @@ impl Cache {
             }
         };
         if rec.key != key {
-            bad.push(Tampered { key: key.into(), path: "record.json".into(), problem: format!("record names key {}", rec.key) });
+            bad.push(Tampered {
+                key: key.into(),
+                path: "record.json".into(),
+                problem: format!("record names key {}", rec.key),
+            });
         }
         match Cache::digest_outputs(&self.out_dir(key)) {
             Ok((files, _)) => {
@@ -316,7 +332,9 @@ impl Cache {
                 let have: BTreeMap<_, _> = files.iter().map(|f| (f.path.clone(), f)).collect();
                 for (p, w) in &want {
                     match have.get(p) {
-                        None => bad.push(Tampered { key: key.into(), path: format!("out/{p}"), problem: "missing".into() }),
+                        None => {
+                            bad.push(Tampered { key: key.into(), path: format!("out/{p}"), problem: "missing".into() })
+                        }
                         Some(h) if h.blake3 != w.blake3 => bad.push(Tampered {
                             key: key.into(),
                             path: format!("out/{p}"),
@@ -327,7 +345,11 @@ impl Cache {
                 }
                 for p in have.keys() {
                     if !want.contains_key(p) {
-                        bad.push(Tampered { key: key.into(), path: format!("out/{p}"), problem: "not in the record".into() });
+                        bad.push(Tampered {
+                            key: key.into(),
+                            path: format!("out/{p}"),
+                            problem: "not in the record".into(),
+                        });
                     }
                 }
             }
@@ -374,7 +396,8 @@ impl Cache {
     pub fn quarantine(&self, key: &str) -> io::Result<PathBuf> {
         let q = self.quarantine_dir();
         std::fs::create_dir_all(&q).map_err(|e| at(&q, e))?;
-        let stamp: String = crate::util::now_rfc3339().chars().filter(|c| c.is_ascii_alphanumeric() || *c == '.').collect();
+        let stamp: String =
+            crate::util::now_rfc3339().chars().filter(|c| c.is_ascii_alphanumeric() || *c == '.').collect();
         let src = self.entry_dir(key);
         let mut n = 0u64;
         loop {
@@ -385,8 +408,12 @@ impl Cache {
             }
             return match std::fs::rename(&src, &dst) {
                 Ok(()) => Ok(dst),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists || e.raw_os_error() == Some(libc::ENOTEMPTY) => continue,
-                Err(e) => Err(io::Error::new(e.kind(), format!("cannot move {} to {}: {e}", src.display(), dst.display()))),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists || e.raw_os_error() == Some(libc::ENOTEMPTY) => {
+                    continue
+                }
+                Err(e) => {
+                    Err(io::Error::new(e.kind(), format!("cannot move {} to {}: {e}", src.display(), dst.display())))
+                }
             };
         }
     }
@@ -418,7 +445,11 @@ fn walk(base: &Path, dir: &Path, out: &mut Vec<OutputFile>) -> io::Result<()> {
         } else if ft.is_symlink() {
             let target = std::fs::read_link(&p).map_err(|e| at(&p, e))?;
             let t = target.to_string_lossy();
-            out.push(OutputFile { path: rel, blake3: blake3::hash(format!("symlink:{t}").as_bytes()).to_hex().to_string(), size: 0 });
+            out.push(OutputFile {
+                path: rel,
+                blake3: blake3::hash(format!("symlink:{t}").as_bytes()).to_hex().to_string(),
+                size: 0,
+            });
         } else {
             let size = e.metadata().map_err(|e| at(&p, e))?.len();
             out.push(OutputFile { path: rel, blake3: hash::hash_file(&p).map_err(|e| at(&p, e))?, size });
@@ -486,13 +517,15 @@ impl Writer {
     /// installed; a directory without record is always quarantined. Errors name the paths.
     pub fn finish(mut self, record: &mut Record, replace_different: bool) -> io::Result<(PathBuf, Published)> {
         let _ = std::fs::remove_dir_all(self.scratch());
-        let (files, digest) = Cache::digest_outputs(&self.out()).map_err(crate::util::io_at("cannot hash the outputs in", &self.tmp))?;
+        let (files, digest) =
+            Cache::digest_outputs(&self.out()).map_err(crate::util::io_at("cannot hash the outputs in", &self.tmp))?;
         record.outputs = files;
         record.output_digest = digest;
         let rp = self.tmp.join("record.json");
         {
             let mut f = File::create(&rp).map_err(|e| at(&rp, e))?;
-            f.write_all(serde_json::to_string_pretty(record).map_err(io::Error::other)?.as_bytes()).map_err(|e| at(&rp, e))?;
+            f.write_all(serde_json::to_string_pretty(record).map_err(io::Error::other)?.as_bytes())
+                .map_err(|e| at(&rp, e))?;
             f.write_all(b"\n").map_err(|e| at(&rp, e))?;
         }
         self.cache.write_snapshot(&self.tmp)?;
@@ -523,7 +556,12 @@ impl Writer {
                         }
                     }
                 }
-                Err(e) => return Err(io::Error::new(e.kind(), format!("cannot rename {} to {}: {e}", self.tmp.display(), dst.display()))),
+                Err(e) => {
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("cannot rename {} to {}: {e}", self.tmp.display(), dst.display()),
+                    ))
+                }
             }
         }
         Err(io::Error::other(format!("cannot publish {}: something keeps appearing in the way", dst.display())))

@@ -181,7 +181,13 @@ pub fn run(a: &RunArgs) -> Result<u8> {
     // from here on SIGINT/SIGTERM end the run with its journal marked interrupted (before,
     // while the spec compiles and inputs are hashed, nothing is written and they end it at once)
     crate::interrupt::install();
-    let output = if a.json { Output::Json } else if a.quiet { Output::Quiet } else { Output::Bars };
+    let output = if a.json {
+        Output::Json
+    } else if a.quiet {
+        Output::Quiet
+    } else {
+        Output::Bars
+    };
     let jobs = a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let opts = exec::Options { jobs, output, command: std::env::args().collect() };
     let t = std::time::Instant::now();
@@ -189,7 +195,8 @@ pub fn run(a: &RunArgs) -> Result<u8> {
     crate::util::timing("execute and write the run record", t);
     let s = &out.summary;
     let count = |st: Status| s.nodes.iter().filter(|n| n.status == st).count();
-    let (hit, miss, waited, failed, skipped) = (count(Status::Hit), count(Status::Miss), count(Status::Waited), count(Status::Failed), count(Status::Skipped));
+    let (hit, miss, waited, failed, skipped) =
+        (count(Status::Hit), count(Status::Miss), count(Status::Waited), count(Status::Failed), count(Status::Skipped));
     let rel = out.run_file.strip_prefix(&spec.root).unwrap_or(&out.run_file).display().to_string();
     if a.json {
         println!(
@@ -208,7 +215,12 @@ pub fn run(a: &RunArgs) -> Result<u8> {
         }
         for n in s.nodes.iter().filter(|n| n.status == Status::Skipped) {
             if !a.quiet {
-                eprintln!("skipped {}{}: {}", n.stage, n.item.as_ref().map(|x| format!(" [{}]", crate::util::display_id(x))).unwrap_or_default(), n.error.as_deref().unwrap_or(""));
+                eprintln!(
+                    "skipped {}{}: {}",
+                    n.stage,
+                    n.item.as_ref().map(|x| format!(" [{}]", crate::util::display_id(x))).unwrap_or_default(),
+                    n.error.as_deref().unwrap_or("")
+                );
             }
         }
         eprintln!(
@@ -261,7 +273,9 @@ fn why(n: &dag::Node, prev: Option<&RunSummary>, cache: &Cache) -> String {
     if let (Some(o), Some(c)) = (old.params.as_object(), n.decl.checked.params.as_object()) {
         let keys: std::collections::BTreeSet<&String> = o.keys().chain(c.keys()).collect();
         for k in keys {
-            if crate::util::canonical_json(o.get(k).unwrap_or(&serde_json::Value::Null)) != crate::util::canonical_json(c.get(k).unwrap_or(&serde_json::Value::Null)) {
+            if crate::util::canonical_json(o.get(k).unwrap_or(&serde_json::Value::Null))
+                != crate::util::canonical_json(c.get(k).unwrap_or(&serde_json::Value::Null))
+            {
                 reasons.push(format!(
                     "parameter `{k}`: {} → {}",
                     o.get(k).map(|v| v.to_string()).unwrap_or("(unset)".into()),
@@ -302,7 +316,9 @@ pub fn plan(a: &PlanArgs) -> Result<u8> {
         let cached = checks[i] == crate::cache::Check::Good && !forced[i];
         let reason = match &checks[i] {
             _ if cached => String::new(),
-            crate::cache::Check::Damaged(w) => format!("cache entry damaged: {w}; run moves it to quarantine and recomputes it"),
+            crate::cache::Check::Damaged(w) => {
+                format!("cache entry damaged: {w}; run moves it to quarantine and recomputes it")
+            }
             crate::cache::Check::Good => "downstream of a damaged cache entry".into(),
             crate::cache::Check::Missing => why(n, prev.as_ref(), &cache),
         };
@@ -314,7 +330,13 @@ pub fn plan(a: &PlanArgs) -> Result<u8> {
             .iter()
             .map(|(n, c, r)| serde_json::json!({"stage": n.stage, "item": n.item.as_ref().map(|x| &x.id), "arms": n.arms, "kind": n.decl.kind.name(), "key": n.key, "cached": c, "why": if *c { None } else { Some(r) }}))
             .collect();
-        println!("{}", crate::util::json_for_terminal(&serde_json::json!({"name": spec.name, "nodes": dag.nodes.len(), "to_run": to_run, "stages": v}).to_string()));
+        println!(
+            "{}",
+            crate::util::json_for_terminal(
+                &serde_json::json!({"name": spec.name, "nodes": dag.nodes.len(), "to_run": to_run, "stages": v})
+                    .to_string()
+            )
+        );
     } else {
         for (n, c, r) in &rows {
             if *c {
@@ -352,15 +374,29 @@ pub fn dag_cmd(a: &DagArgs) -> Result<u8> {
             let shared = if n0.arms.len() > 1 { format!(" (shared by {} arms)", n0.arms.len()) } else { String::new() };
             let branch = if last { "└─" } else { "├─" };
             if idx.len() == 1 && n0.item.is_none() {
-                println!("  {branch} {stage} [{}] {} {}{needs}{shared}", n0.decl.kind.name(), &n0.key[..12], state(idx[0]));
+                println!(
+                    "  {branch} {stage} [{}] {} {}{needs}{shared}",
+                    n0.decl.kind.name(),
+                    &n0.key[..12],
+                    state(idx[0])
+                );
             } else {
                 let cached = idx.iter().filter(|&&i| state(i) == "cached").count();
-                println!("  {branch} {stage} [{}] {} shard(s), {cached} cached{needs}{shared}", n0.decl.kind.name(), idx.len());
+                println!(
+                    "  {branch} {stage} [{}] {} shard(s), {cached} cached{needs}{shared}",
+                    n0.decl.kind.name(),
+                    idx.len()
+                );
                 for (k, &i) in idx.iter().enumerate() {
                     let n = &dag.nodes[i];
                     let pre = if last { "   " } else { "│  " };
                     let b2 = if k + 1 == idx.len() { "└─" } else { "├─" };
-                    println!("  {pre}{b2} {} {} {}", n.item.as_ref().map(|x| x.shown()).unwrap_or_default(), &n.key[..12], state(i));
+                    println!(
+                        "  {pre}{b2} {} {} {}",
+                        n.item.as_ref().map(|x| x.shown()).unwrap_or_default(),
+                        &n.key[..12],
+                        state(i)
+                    );
                 }
             }
         }
@@ -400,11 +436,27 @@ pub fn show(a: &ShowArgs) -> Result<u8> {
             Some(x) => x.to_string(),
             None => run.arms.keys().next().cloned().unwrap_or_default(),
         };
-        let stages = run.arms.get(&arm_name).with_context(|| format!("run {} has no arm `{arm_name}`; arms: {}", run.name, run.arms.keys().cloned().collect::<Vec<_>>().join(", ")))?;
-        let v = stages.get(stage).with_context(|| format!("run {} has no stage `{stage}`; stages: {}", run.name, stages.keys().cloned().collect::<Vec<_>>().join(", ")))?;
+        let stages = run.arms.get(&arm_name).with_context(|| {
+            format!(
+                "run {} has no arm `{arm_name}`; arms: {}",
+                run.name,
+                run.arms.keys().cloned().collect::<Vec<_>>().join(", ")
+            )
+        })?;
+        let v = stages.get(stage).with_context(|| {
+            format!(
+                "run {} has no stage `{stage}`; stages: {}",
+                run.name,
+                stages.keys().cloned().collect::<Vec<_>>().join(", ")
+            )
+        })?;
         match (v, item) {
             (serde_json::Value::String(k), _) => k.clone(),
-            (serde_json::Value::Object(m), Some(i)) => m.get(i).and_then(|k| k.as_str()).map(str::to_string).with_context(|| format!("stage `{stage}` has no item `{}`", crate::util::display_id(i)))?,
+            (serde_json::Value::Object(m), Some(i)) => m
+                .get(i)
+                .and_then(|k| k.as_str())
+                .map(str::to_string)
+                .with_context(|| format!("stage `{stage}` has no item `{}`", crate::util::display_id(i)))?,
             (serde_json::Value::Object(m), None) => {
                 println!("{}", crate::util::json_for_terminal(&serde_json::to_string_pretty(m)?));
                 return Ok(0);
@@ -459,21 +511,40 @@ pub fn times(a: &TimesArgs) -> Result<u8> {
             .iter()
             .map(|r| serde_json::json!({"stage": r.0, "kind": r.1, "nodes": r.2, "ran": r.3, "cached": r.4, "seconds": r.5}))
             .collect();
-        println!("{}", serde_json::json!({"run": run.name, "started": run.started, "status": run.state(), "jobs": run.jobs, "wall_s": run.duration_s, "stage_s": total, "stages": v}));
+        println!(
+            "{}",
+            serde_json::json!({"run": run.name, "started": run.started, "status": run.state(), "jobs": run.jobs, "wall_s": run.duration_s, "stage_s": total, "stages": v})
+        );
         return Ok(0);
     }
     let pending = run.nodes.iter().filter(|n| n.status == provenance::Status::Pending).count();
     let state = match run.state() {
         provenance::RunStatus::Ok => String::new(),
-        st => format!(", {}{}{}", st.as_str(), run.stopped_by.as_ref().map(|b| format!(" ({b})")).unwrap_or_default(), if pending > 0 { format!(", {pending} node(s) not finished") } else { String::new() }),
+        st => format!(
+            ", {}{}{}",
+            st.as_str(),
+            run.stopped_by.as_ref().map(|b| format!(" ({b})")).unwrap_or_default(),
+            if pending > 0 { format!(", {pending} node(s) not finished") } else { String::new() }
+        ),
     };
     println!("run {} ({}{state}), {} worker(s), wall {:.2} s", run.name, run.started, run.jobs, run.duration_s);
-    println!("{:<12} {:<10} {:>6} {:>6} {:>7} {:>10} {:>6}", "stage", "kind", "nodes", "ran", "cached", "seconds", "share");
+    println!(
+        "{:<12} {:<10} {:>6} {:>6} {:>7} {:>10} {:>6}",
+        "stage", "kind", "nodes", "ran", "cached", "seconds", "share"
+    );
     for r in &rows {
         let share = if total > 0.0 { 100.0 * r.5 / total } else { 0.0 };
         println!("{:<12} {:<10} {:>6} {:>6} {:>7} {:>10.2} {:>5.1}%", r.0, r.1, r.2, r.3, r.4, r.5, share);
     }
-    println!("{:<12} {:<10} {:>6} {:>6} {:>7} {:>10.2}", "total", "", run.nodes.len(), rows.iter().map(|r| r.3).sum::<usize>(), rows.iter().map(|r| r.4).sum::<usize>(), total);
+    println!(
+        "{:<12} {:<10} {:>6} {:>6} {:>7} {:>10.2}",
+        "total",
+        "",
+        run.nodes.len(),
+        rows.iter().map(|r| r.3).sum::<usize>(),
+        rows.iter().map(|r| r.4).sum::<usize>(),
+        total
+    );
     println!("(seconds: summed over a stage's nodes that ran; with several workers their sum exceeds the wall time)");
     Ok(0)
 }
@@ -502,7 +573,11 @@ pub fn gc(a: &GcArgs) -> Result<u8> {
     }
     let (mut live, mut stopped, mut let_go) = (0usize, 0usize, 0usize);
     for p in provenance::list_runs(&root) {
-        let r = RunSummary::read(&p).map_err(|e| anyhow::anyhow!("{e:#}; gc cannot tell what that run protects, so it removes nothing (fix or move that run directory)"))?;
+        let r = RunSummary::read(&p).map_err(|e| {
+            anyhow::anyhow!(
+                "{e:#}; gc cannot tell what that run protects, so it removes nothing (fix or move that run directory)"
+            )
+        })?;
         let protect = match r.state() {
             provenance::RunStatus::Running => {
                 live += 1;
@@ -536,14 +611,18 @@ pub fn gc(a: &GcArgs) -> Result<u8> {
         let dir = cache.entry_dir(k);
         // rename first so a half-removed entry is never visible
         let trash = cache.private_tmp(&format!("gc-{k}"))?;
-        std::fs::rename(&dir, &trash).with_context(|| format!("cannot move {} to {}", dir.display(), trash.display()))?;
+        std::fs::rename(&dir, &trash)
+            .with_context(|| format!("cannot move {} to {}", dir.display(), trash.display()))?;
         std::fs::remove_dir_all(&trash).with_context(|| format!("cannot remove {}", trash.display()))?;
         println!("removed {k}");
     }
     // temporary directories of processes of this host that no longer exist (another host's
     // cannot be checked: they stay)
     let tmp = cache.root.join("tmp");
-    let host: String = crate::util::hostname().chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect();
+    let host: String = crate::util::hostname()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' })
+        .collect();
     if let (Ok(rd), false) = (std::fs::read_dir(&tmp), a.dry_run) {
         for e in rd.flatten() {
             if let Some((h, pid)) = crate::cache::tmp_owner(&e.file_name().to_string_lossy()) {
@@ -587,7 +666,11 @@ pub fn gc(a: &GcArgs) -> Result<u8> {
     );
     let q = std::fs::read_dir(cache.quarantine_dir()).map(|rd| rd.count()).unwrap_or(0);
     if q > 0 {
-        println!("{q} damaged entr{} kept in {} (gc never removes them; inspect, then delete by hand)", if q == 1 { "y" } else { "ies" }, cache.quarantine_dir().display());
+        println!(
+            "{q} damaged entr{} kept in {} (gc never removes them; inspect, then delete by hand)",
+            if q == 1 { "y" } else { "ies" },
+            cache.quarantine_dir().display()
+        );
     }
     Ok(0)
 }
@@ -603,7 +686,11 @@ pub fn verify(a: &VerifyArgs) -> Result<u8> {
         for b in &bad {
             println!("TAMPERED {} {}: {}", b.key, b.path, b.problem);
         }
-        println!("verified {n} entr{}: {}", if n == 1 { "y" } else { "ies" }, if bad.is_empty() { "all match their records".to_string() } else { format!("{} problem(s)", bad.len()) });
+        println!(
+            "verified {n} entr{}: {}",
+            if n == 1 { "y" } else { "ies" },
+            if bad.is_empty() { "all match their records".to_string() } else { format!("{} problem(s)", bad.len()) }
+        );
     }
     Ok(if bad.is_empty() { 0 } else { 1 })
 }

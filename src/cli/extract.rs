@@ -3,10 +3,10 @@ use crate::features::bag::{Bag, BagMeta, Precision};
 use crate::features::handcrafted::Handcrafted;
 use crate::features::pipeline::{run_collect, PipelineConfig};
 use crate::features::Encoder;
-use crate::slide::Stain;
 use crate::slide::tiling::{read_tile, tile_slide, TileParams};
 use crate::slide::tissue::{detect_tissue, TissueParams};
 use crate::slide::Slide;
+use crate::slide::Stain;
 use anyhow::Context;
 use std::path::PathBuf;
 
@@ -66,13 +66,14 @@ pub fn run(a: &ExtractArgs) -> anyhow::Result<u8> {
     let slide = Slide::open(&a.slide, a.mpp_override)?;
     let mask = detect_tissue(&slide, &TissueParams::for_stain(stain))?;
     let tiling = tile_slide(&slide, &mask, &TileParams { mpp: a.mpp, size: a.size, min_tissue: 0.5 })?;
-    let encoder: Box<dyn Encoder> = if a.encoder == "handcrafted" {
-        Box::new(Handcrafted::new())
-    } else {
-        torch(a)?
-    };
+    let encoder: Box<dyn Encoder> = if a.encoder == "handcrafted" { Box::new(Handcrafted::new()) } else { torch(a)? };
     let cfg = PipelineConfig { workers: 2, batch_size: a.batch.max(1), queue_batches: 4, worker_nice: 0 };
-    let (rows, stats) = run_collect(tiling.tiles.iter().copied(), |t| read_tile(&slide, &tiling, &t).map_err(|e| e.to_string()), encoder.as_ref(), &cfg)?;
+    let (rows, stats) = run_collect(
+        tiling.tiles.iter().copied(),
+        |t| read_tile(&slide, &tiling, &t).map_err(|e| e.to_string()),
+        encoder.as_ref(),
+        &cfg,
+    )?;
     let coords: Vec<[i64; 2]> = tiling.tiles.iter().map(|t| [t.x as i64, t.y as i64]).collect();
     let m = slide.meta();
     let meta = BagMeta {
@@ -86,7 +87,8 @@ pub fn run(a: &ExtractArgs) -> anyhow::Result<u8> {
         encoder_digest: Some(encoder.digest()),
     };
     let bag = Bag::from_rows(rows, &coords, meta)?;
-    bag.write(&a.out, if a.fp16 { Precision::F16 } else { Precision::F32 }).with_context(|| format!("writing {}", a.out.display()))?;
+    bag.write(&a.out, if a.fp16 { Precision::F16 } else { Precision::F32 })
+        .with_context(|| format!("writing {}", a.out.display()))?;
     println!(
         "{}",
         serde_json::json!({"bag": a.out, "tiles": bag.len(), "dim": bag.dim(), "encoder": encoder.name(), "tiles_per_s": stats.tiles_per_s()})
@@ -110,7 +112,13 @@ fn torch(a: &ExtractArgs) -> anyhow::Result<Box<dyn Encoder>> {
         "cuda" => DeviceChoice::Cuda,
         o => anyhow::bail!("--device must be auto, cpu or cuda, found `{o}`"),
     };
-    let cfg = TorchScriptConfig { path: PathBuf::from(&a.encoder), transform, device, precision: ModelPrecision::Fp32, threads: None };
+    let cfg = TorchScriptConfig {
+        path: PathBuf::from(&a.encoder),
+        transform,
+        device,
+        precision: ModelPrecision::Fp32,
+        threads: None,
+    };
     Ok(Box::new(TorchScript::load(&cfg)?))
 }
 

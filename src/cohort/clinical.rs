@@ -178,7 +178,9 @@ pub fn read_clinical(path: &Path, c: &Cohort) -> anyhow::Result<ClinicalTable> {
         let event = match ev_s.parse::<f64>() {
             Ok(0.0) => false,
             Ok(1.0) => true,
-            _ => bail!("{f}: row {row}, column `{}`: event `{}` is not 0 or 1", c.event, crate::util::cell_excerpt(ev_s)),
+            _ => {
+                bail!("{f}: row {row}, column `{}`: event `{}` is not 0 or 1", c.event, crate::util::cell_excerpt(ev_s))
+            }
         };
         let mut cells = Vec::with_capacity(cov_c.len());
         let mut drop_reason = None;

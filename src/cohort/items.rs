@@ -116,7 +116,11 @@ pub fn slides(path: &Path, rows: &[ManifestRow], c: &Cohort, files: FileChecks) 
         // slides on a share are normal, but only under a data root the project declares
         (files.allowed)(&r.path).map_err(|why| anyhow::anyhow!("{}, column `path`: slide {why}", at()))?;
         let d = (files.digest)(&r.path).with_context(|| {
-            format!("{}, column `path`: cannot read slide {}", at(), crate::util::display_id(&r.path.display().to_string()))
+            format!(
+                "{}, column `path`: cannot read slide {}",
+                at(),
+                crate::util::display_id(&r.path.display().to_string())
+            )
         })?;
         let mut id = format!("{}_{}", r.patient_id, r.stain.as_str());
         if out.iter().any(|x| x.id == id) {
@@ -157,7 +161,12 @@ pub fn slides(path: &Path, rows: &[ManifestRow], c: &Cohort, files: FileChecks) 
             mpp: r.mpp.or(c.mpp_override),
             features: bag.map(|(p, _)| p),
         };
-        out.push(Item { id, digest: h.finalize().to_hex().to_string(), patient: r.patient_id.clone(), slide: Some(slide) });
+        out.push(Item {
+            id,
+            digest: h.finalize().to_hex().to_string(),
+            patient: r.patient_id.clone(),
+            slide: Some(slide),
+        });
     }
     Ok(out)
 }

@@ -66,9 +66,7 @@ pub struct ValidatedManifest {
 }
 
 fn find_col(headers: &csv::StringRecord, names: &[&str]) -> Option<usize> {
-    headers
-        .iter()
-        .position(|h| names.iter().any(|n| h.trim().eq_ignore_ascii_case(n)))
+    headers.iter().position(|h| names.iter().any(|n| h.trim().eq_ignore_ascii_case(n)))
 }
 
 /// Reads and checks the CSV of a manifest (no slide is opened).
@@ -77,18 +75,12 @@ fn find_col(headers: &csv::StringRecord, names: &[&str]) -> Option<usize> {
 /// [`ManifestError`] listing every bad row: missing column, empty patient id or path,
 /// unknown stain, bad `mpp`.
 pub fn parse_manifest(path: &Path) -> Result<Vec<ManifestRow>> {
-    let fail = |problems: Vec<String>| ManifestError {
-        path: path.to_path_buf(),
-        problems,
-    };
+    let fail = |problems: Vec<String>| ManifestError { path: path.to_path_buf(), problems };
     let mut rdr = csv::ReaderBuilder::new()
         .flexible(true)
         .from_path(path)
         .map_err(|e| fail(vec![format!("cannot read: {e}")]))?;
-    let headers = rdr
-        .headers()
-        .map_err(|e| fail(vec![format!("cannot read the header: {e}")]))?
-        .clone();
+    let headers = rdr.headers().map_err(|e| fail(vec![format!("cannot read the header: {e}")]))?.clone();
     if let Some((name, a, b)) = crate::util::duplicate_column(&headers, true) {
         return Err(fail(vec![format!(
             "column `{name}` is written twice in the header (columns {a} and {b}); expected unique column names"
@@ -135,7 +127,10 @@ pub fn parse_manifest(path: &Path) -> Result<Vec<ManifestRow>> {
         }
         let mut ok = true;
         if let Some(why) = crate::util::id_problem(p) {
-            problems.push(format!("{at}, column `patient_id`: {}", if p.is_empty() { "empty patient_id".to_string() } else { why }));
+            problems.push(format!(
+                "{at}, column `patient_id`: {}",
+                if p.is_empty() { "empty patient_id".to_string() } else { why }
+            ));
             ok = false;
         }
         if f.is_empty() {
@@ -205,21 +200,23 @@ pub fn parse_manifest(path: &Path) -> Result<Vec<ManifestRow>> {
 /// a file that is no slide, a slide without µm/px and without an `mpp` cell, a patient not in
 /// `patients`, and any CSV problem from [`parse_manifest`]. A clinical patient with no slide is
 /// a warning, not an error.
-pub fn validate_manifest(path: &Path, patients: &BTreeSet<String>, default_mpp: Option<f64>) -> Result<ValidatedManifest> {
+pub fn validate_manifest(
+    path: &Path,
+    patients: &BTreeSet<String>,
+    default_mpp: Option<f64>,
+) -> Result<ValidatedManifest> {
     let rows = parse_manifest(path)?;
     let opened: Vec<std::result::Result<SlideMeta, String>> = rows
         .par_iter()
         .map(|r| {
-            Slide::open(&r.path, r.mpp.or(default_mpp))
-                .map(|s| s.meta().clone())
-                .map_err(|e| {
-                    format!(
-                        "{} ({} `{}`): {e}",
-                        r.label(),
-                        crate::util::display_id(&r.patient_id),
-                        crate::util::display_id(&r.rel_path)
-                    )
-                })
+            Slide::open(&r.path, r.mpp.or(default_mpp)).map(|s| s.meta().clone()).map_err(|e| {
+                format!(
+                    "{} ({} `{}`): {e}",
+                    r.label(),
+                    crate::util::display_id(&r.patient_id),
+                    crate::util::display_id(&r.rel_path)
+                )
+            })
         })
         .collect();
     let mut problems = Vec::new();
@@ -238,10 +235,7 @@ pub fn validate_manifest(path: &Path, patients: &BTreeSet<String>, default_mpp: 
         }
     }
     if !problems.is_empty() {
-        return Err(ManifestError {
-            path: path.to_path_buf(),
-            problems,
-        });
+        return Err(ManifestError { path: path.to_path_buf(), problems });
     }
     let mut per_patient: BTreeMap<&str, usize> = BTreeMap::new();
     for (r, _) in &slides {
@@ -251,11 +245,7 @@ pub fn validate_manifest(path: &Path, patients: &BTreeSet<String>, default_mpp: 
         .iter()
         .filter(|p| !per_patient.contains_key(p.as_str()))
         .map(|p| {
-            format!(
-                "patient `{}` of the clinical table has no slide in {}",
-                crate::util::display_id(p),
-                path.display()
-            )
+            format!("patient `{}` of the clinical table has no slide in {}", crate::util::display_id(p), path.display())
         })
         .collect();
     Ok(ValidatedManifest { slides, warnings })

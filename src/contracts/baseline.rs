@@ -43,37 +43,21 @@ impl Baseline {
             return Err(bad(
                 0,
                 "cumhaz",
-                format!(
-                    "expected {} cumulative hazards (one per time), found {}",
-                    time.len(),
-                    cumhaz.len()
-                ),
+                format!("expected {} cumulative hazards (one per time), found {}", time.len(), cumhaz.len()),
             ));
         }
         for i in 0..time.len() {
             if !time[i].is_finite() || time[i] < 0.0 {
-                return Err(bad(
-                    i,
-                    "time",
-                    format!("expected a finite time >= 0, found {}", time[i]),
-                ));
+                return Err(bad(i, "time", format!("expected a finite time >= 0, found {}", time[i])));
             }
             if !cumhaz[i].is_finite() || cumhaz[i] < 0.0 {
-                return Err(bad(
-                    i,
-                    "cumhaz",
-                    format!("expected a finite cumulative hazard >= 0, found {}", cumhaz[i]),
-                ));
+                return Err(bad(i, "cumhaz", format!("expected a finite cumulative hazard >= 0, found {}", cumhaz[i])));
             }
             if i > 0 && time[i] <= time[i - 1] {
                 return Err(bad(
                     i,
                     "time",
-                    format!(
-                        "expected a time after the previous one ({}), found {}",
-                        time[i - 1],
-                        time[i]
-                    ),
+                    format!("expected a time after the previous one ({}), found {}", time[i - 1], time[i]),
                 ));
             }
             if i > 0 && cumhaz[i] < cumhaz[i - 1] {
@@ -130,16 +114,14 @@ fn group<K: Ord + Copy>(t: &CsvTable, keys: Vec<K>, label: impl Fn(K) -> String)
     }
     let mut out = BTreeMap::new();
     for (k, rs) in rows {
-        let b = Baseline::new(
-            rs.iter().map(|&r| time[r]).collect(),
-            rs.iter().map(|&r| cumhaz[r]).collect(),
-        )
-        .map_err(|e| ContractError::Row {
-            file: t.file().to_string(),
-            row: rs[e.index] + 1,
-            column: e.column.to_string(),
-            msg: format!("baseline of {}: {}", label(k), e.msg),
-        })?;
+        let b = Baseline::new(rs.iter().map(|&r| time[r]).collect(), rs.iter().map(|&r| cumhaz[r]).collect()).map_err(
+            |e| ContractError::Row {
+                file: t.file().to_string(),
+                row: rs[e.index] + 1,
+                column: e.column.to_string(),
+                msg: format!("baseline of {}: {}", label(k), e.msg),
+            },
+        )?;
         out.insert(k, b);
     }
     Ok(out)
@@ -168,10 +150,7 @@ impl Baselines {
     /// Writes the file (baselines are checked when built).
     pub fn write(&self, path: &Path) -> Result<()> {
         let rows = self.folds.iter().flat_map(|(&(r, f), b)| {
-            b.time
-                .iter()
-                .zip(&b.cumhaz)
-                .map(move |(t, h)| vec![r.to_string(), f.to_string(), num(*t), num(*h)])
+            b.time.iter().zip(&b.cumhaz).map(move |(t, h)| vec![r.to_string(), f.to_string(), num(*t), num(*h)])
         });
         write_csv(path, &Self::HEADER, rows)
     }
@@ -205,15 +184,9 @@ impl InnerBaselines {
     /// Reads and validates the file.
     pub fn read(path: &Path) -> Result<InnerBaselines> {
         let t = CsvTable::read(path)?;
-        let (r, o, i) = (
-            indices(&t, "repeat")?,
-            indices(&t, "outer_fold")?,
-            indices(&t, "inner_fold")?,
-        );
+        let (r, o, i) = (indices(&t, "repeat")?, indices(&t, "outer_fold")?, indices(&t, "inner_fold")?);
         let keys = (0..r.len()).map(|k| (r[k], o[k], i[k])).collect();
-        let folds = group(&t, keys, |(r, o, i)| {
-            format!("repeat {r} outer fold {o} inner fold {i}")
-        })?;
+        let folds = group(&t, keys, |(r, o, i)| format!("repeat {r} outer fold {o} inner fold {i}"))?;
         Ok(InnerBaselines { folds })
     }
 }
@@ -241,8 +214,7 @@ mod tests {
     fn golden_text_round_trips() {
         let d = tempfile::tempdir().unwrap();
         let mut b = Baselines::default();
-        b.folds
-            .insert((0, 1), Baseline::new(vec![3.0, 7.5], vec![0.01, 0.25]).unwrap());
+        b.folds.insert((0, 1), Baseline::new(vec![3.0, 7.5], vec![0.01, 0.25]).unwrap());
         b.folds.insert((0, 0), Baseline::new(vec![2.0], vec![0.1]).unwrap());
         let p = d.path().join("baseline.csv");
         b.write(&p).unwrap();
@@ -255,10 +227,7 @@ mod tests {
         i.folds.insert((0, 1, 2), Baseline::new(vec![4.0], vec![0.5]).unwrap());
         let p = d.path().join("inner_baseline.csv");
         i.write(&p).unwrap();
-        assert_eq!(
-            std::fs::read_to_string(&p).unwrap(),
-            "repeat,outer_fold,inner_fold,time,cumhaz\n0,1,2,4.0,0.5\n"
-        );
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "repeat,outer_fold,inner_fold,time,cumhaz\n0,1,2,4.0,0.5\n");
         assert_eq!(InnerBaselines::read(&p).unwrap(), i);
     }
 
@@ -268,32 +237,16 @@ mod tests {
         let p = d.path().join("baseline.csv");
         std::fs::write(&p, "repeat,fold,time,cumhaz\n0,0,1,0.1\n0,1,1,0.2\n0,0,2,0.05\n").unwrap();
         let e = Baselines::read(&p).unwrap_err().to_string();
-        assert!(
-            e.contains("baseline.csv, data row 3, column 'cumhaz'") && e.contains("repeat 0 fold 0"),
-            "{e}"
-        );
+        assert!(e.contains("baseline.csv, data row 3, column 'cumhaz'") && e.contains("repeat 0 fold 0"), "{e}");
         std::fs::write(&p, "repeat,fold,time,H\n0,0,1,0.1\n").unwrap();
         let e = Baselines::read(&p).unwrap_err().to_string();
-        assert!(
-            e.contains("column 'cumhaz'") && e.contains("found only repeat, fold, time, H"),
-            "{e}"
-        );
+        assert!(e.contains("column 'cumhaz'") && e.contains("found only repeat, fold, time, H"), "{e}");
         std::fs::write(&p, "repeat,fold,time,cumhaz\n0,-1,1,0.1\n").unwrap();
         let e = Baselines::read(&p).unwrap_err().to_string();
-        assert!(
-            e.contains("data row 1, column 'fold'") && e.contains("non-negative integer"),
-            "{e}"
-        );
+        assert!(e.contains("data row 1, column 'fold'") && e.contains("non-negative integer"), "{e}");
         let p = d.path().join("inner_baseline.csv");
-        std::fs::write(
-            &p,
-            "repeat,outer_fold,inner_fold,time,cumhaz\n0,0,1,5,0.1\n0,0,1,5,0.2\n",
-        )
-        .unwrap();
+        std::fs::write(&p, "repeat,outer_fold,inner_fold,time,cumhaz\n0,0,1,5,0.1\n0,0,1,5,0.2\n").unwrap();
         let e = InnerBaselines::read(&p).unwrap_err().to_string();
-        assert!(
-            e.contains("data row 2, column 'time'") && e.contains("repeat 0 outer fold 0 inner fold 1"),
-            "{e}"
-        );
+        assert!(e.contains("data row 2, column 'time'") && e.contains("repeat 0 outer fold 0 inner fold 1"), "{e}");
     }
 }

@@ -151,10 +151,7 @@ impl CalibrationJson {
 
     /// Checks the horizon and the bins.
     pub fn validate(&self, file: &str) -> Result<()> {
-        let bad = |msg: String| ContractError::Invalid {
-            file: file.to_string(),
-            msg,
-        };
+        let bad = |msg: String| ContractError::Invalid { file: file.to_string(), msg };
         if !(self.horizon.is_finite() && self.horizon > 0.0) {
             return Err(bad(format!("expected a horizon > 0, found {}", self.horizon)));
         }
@@ -183,16 +180,8 @@ mod tests {
     use super::*;
 
     fn summary(slope: f64) -> CalibrationSummary {
-        let bin = Bin {
-            bin: 0,
-            n: 3,
-            predicted: 0.2,
-            observed: 0.25,
-            lower: f64::NAN,
-            upper: 0.5,
-            events: 1,
-            at_risk: 2,
-        };
+        let bin =
+            Bin { bin: 0, n: 3, predicted: 0.2, observed: 0.25, lower: f64::NAN, upper: 0.5, events: 1, at_risk: 2 };
         CalibrationSummary {
             bins: vec![bin],
             slope,
@@ -201,10 +190,7 @@ mod tests {
             ici: 0.01,
             e50: 0.01,
             e90: 0.02,
-            curve: vec![CalibrationPoint {
-                predicted: 0.2,
-                observed: 0.25,
-            }],
+            curve: vec![CalibrationPoint { predicted: 0.2, observed: 0.25 }],
             per_repeat: vec![],
             notes: vec![],
         }
@@ -270,19 +256,8 @@ mod tests {
         assert!(back.before.bins[0].lower.is_nan());
         assert_eq!((back.before.slope, back.n, back.recalibrated.is_none()), (0.9, 3, true));
         let mut with = doc();
-        let fold = FoldRecalibration {
-            repeat: 0,
-            fold: 1,
-            a: 0.1,
-            b: 0.9,
-            b_se: 0.2,
-            n_inner: 2,
-            events_inner: 1,
-        };
-        with.recalibrated = Some(RecalibratedJson {
-            summary: summary(1.0),
-            folds: vec![fold],
-        });
+        let fold = FoldRecalibration { repeat: 0, fold: 1, a: 0.1, b: 0.9, b_se: 0.2, n_inner: 2, events_inner: 1 };
+        with.recalibrated = Some(RecalibratedJson { summary: summary(1.0), folds: vec![fold] });
         with.write(&p).unwrap();
         let back = CalibrationJson::read(&p).unwrap();
         let r = back.recalibrated.unwrap();
@@ -296,10 +271,7 @@ mod tests {
         std::fs::write(&p, GOLDEN.replace("\"slope\": 0.9", "\"slope\": \"steep\"")).unwrap();
         let e = CalibrationJson::read(&p).unwrap_err().to_string();
         // serde cannot name a key inside a flattened struct: the message names the value
-        assert!(
-            e.contains("calibration.json: at `.`") && e.contains("string \"steep\", expected f64"),
-            "{e}"
-        );
+        assert!(e.contains("calibration.json: at `.`") && e.contains("string \"steep\", expected f64"), "{e}");
         std::fs::write(&p, GOLDEN.replace("\"horizon\": 100.0", "\"horizon\": 0.0")).unwrap();
         let e = CalibrationJson::read(&p).unwrap_err().to_string();
         assert!(e.contains("expected a horizon > 0, found 0"), "{e}");

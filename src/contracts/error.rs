@@ -115,11 +115,7 @@ where
     for r in rows {
         w.write_record(&r).map_err(io)?;
     }
-    w.flush().map_err(|source| ContractError::Io {
-        file: shown(path),
-        action: "cannot write",
-        source,
-    })
+    w.flush().map_err(|source| ContractError::Io { file: shown(path), action: "cannot write", source })
 }
 
 /// Reads and parses a JSON file into `T`, naming the path inside the document on error.
@@ -140,15 +136,9 @@ pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path, expected: &
 /// Writes `value` as pretty JSON (keys sorted, non-finite numbers as `null`), with `tail`
 /// appended (`"\n"` or nothing, as the file's format fixes).
 pub(crate) fn write_json<T: serde::Serialize>(path: &Path, value: &T, tail: &str) -> Result<()> {
-    let invalid = |e: serde_json::Error| ContractError::Invalid {
-        file: shown(path),
-        msg: format!("cannot encode: {e}"),
-    };
+    let invalid =
+        |e: serde_json::Error| ContractError::Invalid { file: shown(path), msg: format!("cannot encode: {e}") };
     let v = serde_json::to_value(value).map_err(invalid)?;
     let text = serde_json::to_string_pretty(&v).map_err(invalid)? + tail;
-    std::fs::write(path, text).map_err(|source| ContractError::Io {
-        file: shown(path),
-        action: "cannot write",
-        source,
-    })
+    std::fs::write(path, text).map_err(|source| ContractError::Io { file: shown(path), action: "cannot write", source })
 }

@@ -96,7 +96,9 @@ impl ExtractSummary {
 
     fn counts(&self) -> (usize, usize) {
         match self {
-            ExtractSummary::Encoded { tiles, dim, .. } | ExtractSummary::Precomputed { tiles, dim, .. } => (*tiles, *dim),
+            ExtractSummary::Encoded { tiles, dim, .. } | ExtractSummary::Precomputed { tiles, dim, .. } => {
+                (*tiles, *dim)
+            }
         }
     }
 
@@ -117,7 +119,11 @@ impl ExtractSummary {
         let (tiles, dim) = self.counts();
         for (k, v) in [("tiles", tiles), ("dim", dim)] {
             if v == 0 {
-                return Err(ContractError::Json { file: file.to_string(), at: k.into(), msg: "expected at least 1, found 0".into() });
+                return Err(ContractError::Json {
+                    file: file.to_string(),
+                    at: k.into(),
+                    msg: "expected at least 1, found 0".into(),
+                });
             }
         }
         Ok(())

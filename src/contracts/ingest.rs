@@ -121,7 +121,12 @@ impl CohortCsv {
                     })
                 }
             };
-            rows.push(CohortRow { patient_id: id, time: time[i], event: ev, cells: cols.iter().map(|c| c[i].clone()).collect() });
+            rows.push(CohortRow {
+                patient_id: id,
+                time: time[i],
+                event: ev,
+                cells: cols.iter().map(|c| c[i].clone()).collect(),
+            });
         }
         let c = CohortCsv { covariates, rows };
         c.validate(&file)?;
@@ -145,7 +150,11 @@ impl CohortCsv {
             }
             if let Some(first) = seen.insert(&r.patient_id, i + 1) {
                 let id = crate::util::cell_excerpt(&r.patient_id);
-                return Err(bad(i, "patient_id", format!("patient `{id}` is listed twice (first in data row {first})")));
+                return Err(bad(
+                    i,
+                    "patient_id",
+                    format!("patient `{id}` is listed twice (first in data row {first})"),
+                ));
             }
             if !(r.time.is_finite() && r.time >= 0.0) {
                 return Err(bad(i, "time", format!("expected a finite time >= 0, found {}", r.time)));
@@ -215,7 +224,8 @@ impl CohortSummary {
                 }
                 CovariateSummary::Categorical { levels, missing }
             } else {
-                let vals: Vec<f64> = t.cells.iter().filter_map(|r| if let Cell::Num(x) = r[j] { Some(x) } else { None }).collect();
+                let vals: Vec<f64> =
+                    t.cells.iter().filter_map(|r| if let Cell::Num(x) = r[j] { Some(x) } else { None }).collect();
                 CovariateSummary::Numeric {
                     mean: finite(vals.iter().sum::<f64>() / vals.len().max(1) as f64),
                     min: finite(vals.iter().cloned().fold(f64::INFINITY, f64::min)),
@@ -291,7 +301,14 @@ pub struct SlideRecord {
 
 impl SlideRecord {
     /// A record from a manifest row's ids and path and its opened slide's metadata.
-    pub fn new(slide_id: &str, patient_id: &str, stain: Stain, path: &str, meta: &SlideMeta, blake3: &str) -> SlideRecord {
+    pub fn new(
+        slide_id: &str,
+        patient_id: &str,
+        stain: Stain,
+        path: &str,
+        meta: &SlideMeta,
+        blake3: &str,
+    ) -> SlideRecord {
         SlideRecord {
             slide_id: slide_id.to_string(),
             patient_id: patient_id.to_string(),
@@ -334,8 +351,18 @@ impl SlidesJson {
     /// Writes `slides.csv`: the same rows, levels as a count, unknown values empty.
     pub fn write_csv(&self, path: &Path) -> Result<()> {
         let header = [
-            "slide_id", "patient_id", "stain", "path", "vendor", "width", "height", "levels", "mpp_x", "mpp_y",
-            "objective_power", "blake3",
+            "slide_id",
+            "patient_id",
+            "stain",
+            "path",
+            "vendor",
+            "width",
+            "height",
+            "levels",
+            "mpp_x",
+            "mpp_y",
+            "objective_power",
+            "blake3",
         ];
         let f = |x: Option<f64>| x.map(|v| v.to_string()).unwrap_or_default();
         let rows = self.slides.iter().map(|r| {

@@ -258,25 +258,16 @@ impl Metrics {
 
     /// Checks horizons and arms.
     pub fn validate(&self, file: &str) -> Result<()> {
-        let bad = |msg: String| ContractError::Invalid {
-            file: file.to_string(),
-            msg,
-        };
+        let bad = |msg: String| ContractError::Invalid { file: file.to_string(), msg };
         if self.horizons.is_empty() || self.horizons.windows(2).any(|w| w[1] <= w[0]) {
-            return Err(bad(format!(
-                "expected at least one horizon, strictly increasing, found {:?}",
-                self.horizons
-            )));
+            return Err(bad(format!("expected at least one horizon, strictly increasing, found {:?}", self.horizons)));
         }
         if self.arms.is_empty() {
             return Err(bad("expected at least one arm, found none".into()));
         }
         for (i, a) in self.arms.iter().enumerate() {
             if self.arms[..i].iter().any(|b| b.arm == a.arm) {
-                return Err(bad(format!(
-                    "arm `{}` is listed twice: expected one entry per arm",
-                    a.arm
-                )));
+                return Err(bad(format!("arm `{}` is listed twice: expected one entry per arm", a.arm)));
             }
         }
         Ok(())
@@ -317,10 +308,7 @@ pub struct RocCsv {
 impl RocCsv {
     /// Writes the file.
     pub fn write(&self, path: &Path) -> Result<()> {
-        let rows = self
-            .rows
-            .iter()
-            .map(|p| vec![p.fpr.to_string(), p.tpr.to_string(), p.threshold.to_string()]);
+        let rows = self.rows.iter().map(|p| vec![p.fpr.to_string(), p.tpr.to_string(), p.threshold.to_string()]);
         write_csv(path, &["fpr", "tpr", "threshold"], rows)
     }
 
@@ -330,13 +318,7 @@ impl RocCsv {
         let t = CsvTable::read(path)?;
         let (fpr, tpr) = (t.numeric("fpr")?, t.numeric("tpr")?);
         let threshold = loose(&t, "threshold")?;
-        let rows = (0..t.len())
-            .map(|i| RocRow {
-                fpr: fpr[i],
-                tpr: tpr[i],
-                threshold: threshold[i],
-            })
-            .collect();
+        let rows = (0..t.len()).map(|i| RocRow { fpr: fpr[i], tpr: tpr[i], threshold: threshold[i] }).collect();
         Ok(RocCsv { rows })
     }
 }
@@ -401,11 +383,7 @@ impl KmCsv {
                 r.censored.to_string(),
             ]
         });
-        write_csv(
-            path,
-            &["time", "survival", "lower", "upper", "at_risk", "events", "censored"],
-            rows,
-        )
+        write_csv(path, &["time", "survival", "lower", "upper", "at_risk", "events", "censored"], rows)
     }
 
     /// Reads the file: time ≥ 0 and survival finite in [0, 1]; limits may be NaN; counts are
@@ -442,14 +420,7 @@ mod tests {
     use super::*;
 
     fn ci(estimate: f64) -> BootstrapCi {
-        BootstrapCi {
-            estimate,
-            lower: estimate - 0.1,
-            upper: f64::NAN,
-            se: 0.05,
-            n_boot: 10,
-            n_failed: 0,
-        }
+        BootstrapCi { estimate, lower: estimate - 0.1, upper: f64::NAN, se: 0.05, n_boot: 10, n_failed: 0 }
     }
 
     fn metrics() -> Metrics {
@@ -460,10 +431,7 @@ mod tests {
             events: 2,
             repeats: 1,
             harrell_c: ci(0.75),
-            uno_c: UnoC {
-                interval: ci(0.5),
-                tau: 10.0,
-            },
+            uno_c: UnoC { interval: ci(0.5), tau: 10.0 },
             auc: vec![AucMetric {
                 interval: ci(0.5),
                 horizon: 10.0,
@@ -472,34 +440,15 @@ mod tests {
                 roc: "curves/m_a/roc_10.csv".into(),
             }],
             mean_auc: 0.5,
-            brier: vec![BrierMetric {
-                interval: ci(0.25),
-                horizon: 10.0,
-            }],
-            ibs: IbsMetric {
-                interval: ci(0.25),
-                from: 1.0,
-                to: 10.0,
-                grid_points: 3,
-            },
+            brier: vec![BrierMetric { interval: ci(0.25), horizon: 10.0 }],
+            ibs: IbsMetric { interval: ci(0.25), from: 1.0, to: 10.0, grid_points: 3 },
             risk_groups: RiskGroupsMetric {
                 method: GroupMethod::Median,
                 repeat: 0,
-                groups: vec![GroupMetric {
-                    label: "low".into(),
-                    n: 4,
-                    events: 2,
-                    at_risk: vec![4],
-                    km: None,
-                }],
+                groups: vec![GroupMetric { label: "low".into(), n: 4, events: 2, at_risk: vec![4], km: None }],
                 at_risk_times: vec![0.0],
                 logrank: None,
-                hazard_ratio: Some(HazardRatio {
-                    estimate: 2.0,
-                    lower: 1.0,
-                    upper: 4.0,
-                    p: 0.5,
-                }),
+                hazard_ratio: Some(HazardRatio { estimate: 2.0, lower: 1.0, upper: 4.0, p: 0.5 }),
                 assignments: "curves/m_a/groups.csv".into(),
                 notes: vec![],
             },
@@ -631,10 +580,7 @@ mod tests {
         let a = &back.arms[0];
         assert!(a.harrell_c.upper.is_nan() && a.harrell_c.lower == 0.65);
         assert_eq!(a.risk_groups.hazard_ratio, metrics().arms[0].risk_groups.hazard_ratio);
-        assert_eq!(
-            (a.auc[0].roc.as_str(), a.risk_groups.groups[0].km.as_deref()),
-            ("curves/m_a/roc_10.csv", None)
-        );
+        assert_eq!((a.auc[0].roc.as_str(), a.risk_groups.groups[0].km.as_deref()), ("curves/m_a/roc_10.csv", None));
     }
 
     #[test]
@@ -643,20 +589,10 @@ mod tests {
         let p = d.path().join("metrics.json");
         std::fs::write(&p, GOLDEN.replace("\"harrell_c\"", "\"harrell\"")).unwrap();
         let e = Metrics::read(&p).unwrap_err().to_string();
-        assert!(
-            e.contains("metrics.json: at `arms[0]`") && e.contains("harrell_c"),
-            "{e}"
-        );
-        std::fs::write(
-            &p,
-            GOLDEN.replace("\"method\": \"median\"", "\"method\": \"quartiles\""),
-        )
-        .unwrap();
+        assert!(e.contains("metrics.json: at `arms[0]`") && e.contains("harrell_c"), "{e}");
+        std::fs::write(&p, GOLDEN.replace("\"method\": \"median\"", "\"method\": \"quartiles\"")).unwrap();
         let e = Metrics::read(&p).unwrap_err().to_string();
-        assert!(
-            e.contains("arms[0].risk_groups.method") && e.contains("quartiles"),
-            "{e}"
-        );
+        assert!(e.contains("arms[0].risk_groups.method") && e.contains("quartiles"), "{e}");
         let mut m = metrics();
         m.arms.push(m.arms[0].clone());
         let e = m.write(&p).unwrap_err().to_string();
@@ -672,40 +608,18 @@ mod tests {
         let p = d.path().join("roc.csv");
         let roc = RocCsv {
             rows: vec![
-                RocRow {
-                    fpr: 0.0,
-                    tpr: 0.0,
-                    threshold: f64::INFINITY,
-                },
-                RocRow {
-                    fpr: 1.0,
-                    tpr: 1.0,
-                    threshold: -0.5,
-                },
+                RocRow { fpr: 0.0, tpr: 0.0, threshold: f64::INFINITY },
+                RocRow { fpr: 1.0, tpr: 1.0, threshold: -0.5 },
             ],
         };
         roc.write(&p).unwrap();
-        assert_eq!(
-            std::fs::read_to_string(&p).unwrap(),
-            "fpr,tpr,threshold\n0,0,inf\n1,1,-0.5\n"
-        );
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "fpr,tpr,threshold\n0,0,inf\n1,1,-0.5\n");
         assert_eq!(RocCsv::read(&p).unwrap(), roc);
         std::fs::write(&p, "fpr,tpr,threshold\n0,0,inf\nx,1,0\n").unwrap();
         let e = RocCsv::read(&p).unwrap_err().to_string();
-        assert!(
-            e.contains("roc.csv, data row 2 (line 3), column 'fpr'") && e.contains("'x'"),
-            "{e}"
-        );
+        assert!(e.contains("roc.csv, data row 2 (line 3), column 'fpr'") && e.contains("'x'"), "{e}");
         let p = d.path().join("km.csv");
-        let row = KmRow {
-            time: 0.0,
-            survival: 1.0,
-            lower: f64::NAN,
-            upper: 1.0,
-            at_risk: 3,
-            events: 0,
-            censored: 0,
-        };
+        let row = KmRow { time: 0.0, survival: 1.0, lower: f64::NAN, upper: 1.0, at_risk: 3, events: 0, censored: 0 };
         KmCsv { rows: vec![row] }.write(&p).unwrap();
         assert_eq!(
             std::fs::read_to_string(&p).unwrap(),
@@ -715,9 +629,6 @@ mod tests {
         assert!(back.rows[0].lower.is_nan() && back.rows[0].at_risk == 3);
         std::fs::write(&p, "time,survival,lower,upper\n0,1.5,1,1\n").unwrap();
         let e = KmCsv::read(&p).unwrap_err().to_string();
-        assert!(
-            e.contains("km.csv, data row 1 (line 2), column 'survival'") && e.contains("[0, 1]"),
-            "{e}"
-        );
+        assert!(e.contains("km.csv, data row 1 (line 2), column 'survival'") && e.contains("[0, 1]"), "{e}");
     }
 }

@@ -137,8 +137,7 @@ impl EvaluateOutput {
     pub fn curve_path(&self, rel: &str) -> Result<PathBuf> {
         let p = Path::new(rel);
         let inside = !p.is_absolute()
-            && p.components()
-                .all(|c| matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir));
+            && p.components().all(|c| matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir));
         if !inside {
             return Err(ContractError::Invalid {
                 file: self.metrics_path().display().to_string(),
@@ -183,16 +182,10 @@ mod tests {
     #[test]
     fn curve_paths_must_stay_inside_the_stage_directory() {
         let e = EvaluateOutput::at(Path::new("/x"));
-        assert_eq!(
-            e.curve_path("curves/a/roc_1095.csv").unwrap(),
-            Path::new("/x/curves/a/roc_1095.csv")
-        );
+        assert_eq!(e.curve_path("curves/a/roc_1095.csv").unwrap(), Path::new("/x/curves/a/roc_1095.csv"));
         for bad in ["../etc/passwd", "/etc/passwd", "curves/../../x"] {
             let err = e.curve_path(bad).unwrap_err().to_string();
-            assert!(
-                err.contains("metrics.json") && err.contains("expected a path inside"),
-                "{err}"
-            );
+            assert!(err.contains("metrics.json") && err.contains("expected a path inside"), "{err}");
         }
     }
 
@@ -201,10 +194,7 @@ mod tests {
         let t = TrainOutput::at(Path::new("/t"));
         assert_eq!((TrainOutput::KIND, t.dir()), (TRAIN, Path::new("/t")));
         assert_eq!(t.path(oof::Oof::FILE), Path::new("/t/oof.csv"));
-        assert_eq!(
-            CalibrateOutput::at(Path::new("/c")).calibration_path(),
-            Path::new("/c/calibration.json")
-        );
+        assert_eq!(CalibrateOutput::at(Path::new("/c")).calibration_path(), Path::new("/c/calibration.json"));
         assert_eq!((EvaluateOutput::KIND, CalibrateOutput::KIND), (EVALUATE, CALIBRATE));
         let err = t.oof().unwrap_err().to_string();
         assert!(err.contains("/t/oof.csv") && err.contains("cannot open"), "{err}");

@@ -148,10 +148,7 @@ impl ModelJson {
             if !seen.insert((f.repeat, f.fold)) {
                 return Err(ContractError::Invalid {
                     file: file.to_string(),
-                    msg: format!(
-                        "repeat {} fold {} is listed twice: expected one entry per fold",
-                        f.repeat, f.fold
-                    ),
+                    msg: format!("repeat {} fold {} is listed twice: expected one entry per fold", f.repeat, f.fold),
                 });
             }
         }
@@ -184,16 +181,7 @@ mod tests {
             n_train_events: 3,
             n_test: 2,
             penalty: 0.1,
-            cvpl: vec![
-                CvplPoint {
-                    penalty: 0.1,
-                    cvpl: Some(-3.5),
-                },
-                CvplPoint {
-                    penalty: 1.0,
-                    cvpl: None,
-                },
-            ],
+            cvpl: vec![CvplPoint { penalty: 0.1, cvpl: Some(-3.5) }, CvplPoint { penalty: 1.0, cvpl: None }],
             names: vec!["age".into()],
             beta: vec![0.25],
             cut_median: 0.0,
@@ -304,20 +292,14 @@ mod tests {
         )
         .unwrap();
         let e = ModelJson::read(&p).unwrap_err().to_string();
-        assert!(
-            e.contains("model.json: at `folds[0]`") && e.contains("cut_median"),
-            "{e}"
-        );
+        assert!(e.contains("model.json: at `folds[0]`") && e.contains("cut_median"), "{e}");
         std::fs::write(
             &p,
             r#"{"schema": 1, "folds": [{"repeat": 0, "fold": 1, "cut_median": 0, "cut_tertiles": [1, 0]}]}"#,
         )
         .unwrap();
         let e = ModelJson::read(&p).unwrap_err().to_string();
-        assert!(
-            e.contains("repeat 0 fold 1: expected finite cut-points with cut_tertiles ascending"),
-            "{e}"
-        );
+        assert!(e.contains("repeat 0 fold 1: expected finite cut-points with cut_tertiles ascending"), "{e}");
         let mut m = model();
         m.folds.push(fold(0, 0));
         let e = m.write(&p).unwrap_err().to_string();

@@ -170,13 +170,8 @@ impl InnerOof {
 
     /// Checks every row (see the module's Validation); `file` names the file in errors.
     pub fn validate(&self, file: &str) -> Result<()> {
-        let rows = self
-            .rows
-            .iter()
-            .map(|o| ((o.repeat, o.outer_fold), o.patient.as_str(), o.risk, o.time));
-        check_rows(file, rows, "repeat and outer fold", |(r, f)| {
-            format!("repeat {r} outer fold {f}")
-        })
+        let rows = self.rows.iter().map(|o| ((o.repeat, o.outer_fold), o.patient.as_str(), o.risk, o.time));
+        check_rows(file, rows, "repeat and outer fold", |(r, f)| format!("repeat {r} outer fold {f}"))
     }
 
     /// Writes the file.
@@ -199,17 +194,9 @@ impl InnerOof {
     /// Reads and validates the file.
     pub fn read(path: &Path) -> Result<InnerOof> {
         let t = CsvTable::read(path)?;
-        let (repeat, outer, inner) = (
-            indices(&t, "repeat")?,
-            indices(&t, "outer_fold")?,
-            indices(&t, "inner_fold")?,
-        );
-        let (patient, risk, time, event) = (
-            patients(&t, "patient")?,
-            t.numeric("risk")?,
-            t.times("time")?,
-            t.events("event")?,
-        );
+        let (repeat, outer, inner) = (indices(&t, "repeat")?, indices(&t, "outer_fold")?, indices(&t, "inner_fold")?);
+        let (patient, risk, time, event) =
+            (patients(&t, "patient")?, t.numeric("risk")?, t.times("time")?, t.events("event")?);
         let rows = (0..t.len())
             .map(|i| InnerOofRow {
                 repeat: repeat[i],
@@ -232,29 +219,17 @@ mod tests {
     use super::*;
 
     fn row(repeat: usize, patient: &str, fold: usize, risk: f64) -> OofRow {
-        OofRow {
-            repeat,
-            patient: patient.into(),
-            fold,
-            risk,
-            time: 365.0,
-            event: fold == 0,
-        }
+        OofRow { repeat, patient: patient.into(), fold, risk, time: 365.0, event: fold == 0 }
     }
 
     #[test]
     fn oof_golden_text_round_trips() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("oof.csv");
-        let oof = Oof {
-            rows: vec![row(0, "P1", 0, 0.1), row(0, "P,2", 1, -1e-20)],
-        };
+        let oof = Oof { rows: vec![row(0, "P1", 0, 0.1), row(0, "P,2", 1, -1e-20)] };
         oof.write(&p).unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
-        assert_eq!(
-            text,
-            "repeat,patient,fold,risk,time,event\n0,P1,0,0.1,365.0,1\n0,\"P,2\",1,-1e-20,365.0,0\n"
-        );
+        assert_eq!(text, "repeat,patient,fold,risk,time,event\n0,P1,0,0.1,365.0,1\n0,\"P,2\",1,-1e-20,365.0,0\n");
         assert_eq!(Oof::read(&p).unwrap(), oof);
     }
 
@@ -274,10 +249,7 @@ mod tests {
         let inner = InnerOof { rows: vec![r] };
         inner.write(&p).unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
-        assert_eq!(
-            text,
-            "repeat,outer_fold,inner_fold,patient,risk,time,event\n1,2,0,P9,1.5,10.25,0\n"
-        );
+        assert_eq!(text, "repeat,outer_fold,inner_fold,patient,risk,time,event\n1,2,0,P9,1.5,10.25,0\n");
         assert_eq!(InnerOof::read(&p).unwrap(), inner);
     }
 
@@ -292,20 +264,11 @@ mod tests {
     fn malformed_oof_names_file_row_and_column() {
         let head = "repeat,patient,fold,risk,time,event\n";
         let e = read_err(&format!("{head}0,P1,0,0.1,1,1\n0.5,P2,0,0.1,1,1\n"));
-        assert!(
-            e.contains("oof.csv, data row 2, column 'repeat'") && e.contains("non-negative integer"),
-            "{e}"
-        );
+        assert!(e.contains("oof.csv, data row 2, column 'repeat'") && e.contains("non-negative integer"), "{e}");
         let e = read_err(&format!("{head}0,P1,1e9,0.1,1,1\n"));
-        assert!(
-            e.contains("data row 1, column 'fold'") && e.contains("below 1000000000"),
-            "{e}"
-        );
+        assert!(e.contains("data row 1, column 'fold'") && e.contains("below 1000000000"), "{e}");
         let e = read_err(&format!("{head}0,P1,0,high,1,1\n"));
-        assert!(
-            e.contains("oof.csv, data row 1 (line 2), column 'risk'") && e.contains("'high'"),
-            "{e}"
-        );
+        assert!(e.contains("oof.csv, data row 1 (line 2), column 'risk'") && e.contains("'high'"), "{e}");
         let e = read_err(&format!("{head}0,,0,0.1,1,1\n"));
         assert!(e.contains("data row 1, column 'patient'") && e.contains("empty"), "{e}");
         let e = read_err(&format!("{head}0,P1,0,0.1,1,1\n1,P1,0,0.1,1,1\n0,P1,1,0.2,1,1\n"));
@@ -316,17 +279,11 @@ mod tests {
             "{e}"
         );
         let e = read_err("repeat,patient,fold,score,time,event\n0,P1,0,0.1,1,1\n");
-        assert!(
-            e.contains("column 'risk'") && e.contains("found only repeat, patient, fold, score"),
-            "{e}"
-        );
+        assert!(e.contains("column 'risk'") && e.contains("found only repeat, patient, fold, score"), "{e}");
         let e = read_err(&format!("{head}0,P1,0,0.1,-1,1\n"));
         assert!(e.contains("column 'time'") && e.contains("expected a time >= 0"), "{e}");
         let e = read_err(&format!("{head}0,P1,0,0.1,1,2\n"));
-        assert!(
-            e.contains("column 'event'") && e.contains("0 (censored) or 1 (event)"),
-            "{e}"
-        );
+        assert!(e.contains("column 'event'") && e.contains("0 (censored) or 1 (event)"), "{e}");
     }
 
     #[test]
@@ -334,15 +291,8 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("inner_oof.csv");
         let head = "repeat,outer_fold,inner_fold,patient,risk,time,event\n";
-        std::fs::write(
-            &p,
-            format!("{head}0,0,0,P1,0.1,1,1\n0,1,0,P1,0.1,1,1\n0,0,1,P1,0.1,1,1\n"),
-        )
-        .unwrap();
+        std::fs::write(&p, format!("{head}0,0,0,P1,0.1,1,1\n0,1,0,P1,0.1,1,1\n0,0,1,P1,0.1,1,1\n")).unwrap();
         let e = InnerOof::read(&p).unwrap_err().to_string();
-        assert!(
-            e.contains("data row 3, column 'patient'") && e.contains("repeat 0 outer fold 0"),
-            "{e}"
-        );
+        assert!(e.contains("data row 3, column 'patient'") && e.contains("repeat 0 outer fold 0"), "{e}");
     }
 }

@@ -86,11 +86,17 @@ impl StainSummary {
         let at = |at: &str, msg: String| ContractError::Json { file: file.to_string(), at: at.into(), msg };
         let cells = self.rows as usize * self.cols as usize;
         if self.positivity.len() != cells {
-            let msg = format!("expected {cells} cells ({} rows × {} columns), found {}", self.rows, self.cols, self.positivity.len());
+            let msg = format!(
+                "expected {cells} cells ({} rows × {} columns), found {}",
+                self.rows,
+                self.cols,
+                self.positivity.len()
+            );
             return Err(at("positivity", msg));
         }
         if self.positive_pixels > self.tissue_pixels {
-            let msg = format!("expected at most the {} tissue pixels, found {}", self.tissue_pixels, self.positive_pixels);
+            let msg =
+                format!("expected at most the {} tissue pixels, found {}", self.tissue_pixels, self.positive_pixels);
             return Err(at("positive_pixels", msg));
         }
         if !(self.index.is_nan() || (0.0..=1.0).contains(&self.index)) {
@@ -172,12 +178,23 @@ impl StainCsv {
 
     fn validate(&self, file: &str) -> Result<()> {
         for (i, t) in self.tiles.iter().enumerate() {
-            let bad = |column: &str, msg: String| ContractError::Row { file: file.into(), row: i + 1, column: column.into(), msg };
+            let bad = |column: &str, msg: String| ContractError::Row {
+                file: file.into(),
+                row: i + 1,
+                column: column.into(),
+                msg,
+            };
             if !(0.0..=1.0).contains(&t.dab_positive_fraction) {
-                return Err(bad("dab_positive_fraction", format!("expected a fraction in [0, 1], found {}", t.dab_positive_fraction)));
+                return Err(bad(
+                    "dab_positive_fraction",
+                    format!("expected a fraction in [0, 1], found {}", t.dab_positive_fraction),
+                ));
             }
             if t.positive_pixels > t.tissue_pixels {
-                let msg = format!("expected at most the tile's {} tissue pixels, found {}", t.tissue_pixels, t.positive_pixels);
+                let msg = format!(
+                    "expected at most the tile's {} tissue pixels, found {}",
+                    t.tissue_pixels, t.positive_pixels
+                );
                 return Err(bad("positive_pixels", msg));
             }
         }

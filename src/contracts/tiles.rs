@@ -61,8 +61,8 @@ impl TileOutput {
 /// Writes `tiling.json` (checked first).
 pub fn write_tiling(path: &Path, t: &Tiling) -> Result<()> {
     check_tiling(t, &shown(path))?;
-    let text =
-        serde_json::to_string(t).map_err(|e| ContractError::Invalid { file: shown(path), msg: format!("cannot encode: {e}") })?;
+    let text = serde_json::to_string(t)
+        .map_err(|e| ContractError::Invalid { file: shown(path), msg: format!("cannot encode: {e}") })?;
     std::fs::write(path, text).map_err(|source| ContractError::Io { file: shown(path), action: "cannot write", source })
 }
 
@@ -85,11 +85,17 @@ fn check_tiling(t: &Tiling, file: &str) -> Result<()> {
     }
     for (i, tile) in t.tiles.iter().enumerate() {
         if tile.col >= t.cols || tile.row >= t.rows {
-            let msg = format!("expected a cell of the {} × {} grid, found column {} row {}", t.cols, t.rows, tile.col, tile.row);
+            let msg = format!(
+                "expected a cell of the {} × {} grid, found column {} row {}",
+                t.cols, t.rows, tile.col, tile.row
+            );
             return Err(at(format!("tiles[{i}]"), msg));
         }
         if !(0.0..=1.0).contains(&tile.tissue) {
-            return Err(at(format!("tiles[{i}].tissue"), format!("expected a fraction in [0, 1], found {}", tile.tissue)));
+            return Err(at(
+                format!("tiles[{i}].tissue"),
+                format!("expected a fraction in [0, 1], found {}", tile.tissue),
+            ));
         }
     }
     Ok(())

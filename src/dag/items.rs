@@ -29,7 +29,10 @@ pub fn slides(spec: &Spec, stat: &mut StatCache) -> Result<Vec<Item>> {
 /// They are remembered in `memo` (a file beside the stat cache) under the slide's content
 /// digest and µm/px override, so an unchanged slide is opened once, not on every plan; the
 /// others are opened in parallel. A slide that cannot be opened is left out: `ingest` reports it.
-pub fn slide_facts(slides: &[Item], memo: Option<&std::path::Path>) -> std::collections::HashMap<String, crate::stages::SlideFacts> {
+pub fn slide_facts(
+    slides: &[Item],
+    memo: Option<&std::path::Path>,
+) -> std::collections::HashMap<String, crate::stages::SlideFacts> {
     use crate::stages::SlideFacts;
     use rayon::prelude::*;
     use std::collections::HashMap;
@@ -66,10 +69,13 @@ pub fn slide_facts(slides: &[Item], memo: Option<&std::path::Path>) -> std::coll
         known.extend(opened);
         if let Some(m) = memo {
             // a memo only: written whole and renamed into place; a failure costs a re-open
-            let mut lines: Vec<String> = known.iter().map(|(k, f)| format!("{k}\t{}\t{}\t{}", f.width, f.height, f.mpp)).collect();
+            let mut lines: Vec<String> =
+                known.iter().map(|(k, f)| format!("{k}\t{}\t{}\t{}", f.width, f.height, f.mpp)).collect();
             lines.sort();
             let tmp = m.with_extension(format!("{}.tmp", std::process::id()));
-            if m.parent().is_some_and(|d| d.is_dir()) && std::fs::write(&tmp, lines.join("\n") + "\n").and_then(|_| std::fs::rename(&tmp, m)).is_err() {
+            if m.parent().is_some_and(|d| d.is_dir())
+                && std::fs::write(&tmp, lines.join("\n") + "\n").and_then(|_| std::fs::rename(&tmp, m)).is_err()
+            {
                 let _ = std::fs::remove_file(&tmp);
             }
         }

@@ -150,7 +150,8 @@ pub fn build(spec: &Spec, stat: &mut StatCache) -> Result<Dag> {
     let patients = if needs_patients { items::patients(spec)? } else { Vec::new() };
     let slides = if needs_slides { items::slides(spec, stat)? } else { Vec::new() };
     // limits that depend on the data (a tile µm/px finer than the slide's): the slides' headers
-    let plans = spec.arms.iter().flat_map(|a| &a.stages).any(|s| s.checked.fanout == Fanout::PerSlide && s.kind.plans_slides());
+    let plans =
+        spec.arms.iter().flat_map(|a| &a.stages).any(|s| s.checked.fanout == Fanout::PerSlide && s.kind.plans_slides());
     let memo = stat.file().and_then(|f| f.parent()).map(|d| d.join("slide-facts.tsv"));
     let facts = if plans { items::slide_facts(&slides, memo.as_deref()) } else { HashMap::new() };
     // Stage-major: every arm places stage s before any arm places s+1, so a kind that gathers
@@ -240,7 +241,10 @@ pub fn build(spec: &Spec, stat: &mut StatCache) -> Result<Dag> {
                                     "params": up_decl.checked.params,
                                     "item": [it.id, it.digest],
                                 });
-                                vec![format!("item:{}", blake3::hash(crate::util::canonical_json(&view).as_bytes()).to_hex())]
+                                vec![format!(
+                                    "item:{}",
+                                    blake3::hash(crate::util::canonical_json(&view).as_bytes()).to_hex()
+                                )]
                             }
                             _ => chosen.iter().map(|(_, i)| nodes[*i].key.clone()).collect(),
                         };
@@ -249,7 +253,12 @@ pub fn build(spec: &Spec, stat: &mut StatCache) -> Result<Dag> {
                     };
                     upstream.insert(n.clone(), keys);
                     deps.extend(chosen.iter().map(|(_, i)| *i));
-                    needs.push(NodeNeed { name: n.clone(), kind: up_decl.kind.name().to_string(), nodes: chosen, arms: chosen_arms });
+                    needs.push(NodeNeed {
+                        name: n.clone(),
+                        kind: up_decl.kind.name().to_string(),
+                        nodes: chosen,
+                        arms: chosen_arms,
+                    });
                 }
                 let hashable = StageHashable {
                     schema: KEY_SCHEMA_VERSION,
@@ -296,7 +305,11 @@ pub fn build(spec: &Spec, stat: &mut StatCache) -> Result<Dag> {
         .iter()
         .zip(&placed)
         .map(|(arm, pl)| {
-            let stages = arm.stages.iter().map(|s| (s.name.clone(), pl[s.name.as_str()].1.iter().map(|(_, i)| *i).collect())).collect();
+            let stages = arm
+                .stages
+                .iter()
+                .map(|s| (s.name.clone(), pl[s.name.as_str()].1.iter().map(|(_, i)| *i).collect()))
+                .collect();
             (arm.name.clone(), stages)
         })
         .collect();
@@ -312,16 +325,26 @@ pub fn build(spec: &Spec, stat: &mut StatCache) -> Result<Dag> {
 
 /// A stage's plan-time check against one slide, as a spec error at the parameter (or at the
 /// matrix list the value came from).
-fn plan_check(spec: &Spec, arm: &crate::spec::Arm, decl: &StageDecl, item: &str, facts: &crate::stages::SlideFacts) -> Result<()> {
+fn plan_check(
+    spec: &Spec,
+    arm: &crate::spec::Arm,
+    decl: &StageDecl,
+    item: &str,
+    facts: &crate::stages::SlideFacts,
+) -> Result<()> {
     use crate::spec::locate::Seg;
     let Err(e) = decl.kind.plan_slide(&decl.checked.params, facts) else { return Ok(()) };
-    let msg = format!("stage `{}` ({}), slide {}: {}", decl.name, decl.kind.name(), crate::util::display_id(item), e.msg);
+    let msg =
+        format!("stage `{}` ({}), slide {}: {}", decl.name, decl.kind.name(), crate::util::display_id(item), e.msg);
     let first = match e.path.first() {
         Some(Seg::Key(k)) => format!("{}.{k}", decl.name),
         _ => String::new(),
     };
     let err = if arm.settings.iter().any(|(k, _)| *k == first) {
-        spec.error_at(&[Seg::key("matrix"), Seg::Key(first)], format!("{msg} (value from the matrix, arm `{}`)", arm.name))
+        spec.error_at(
+            &[Seg::key("matrix"), Seg::Key(first)],
+            format!("{msg} (value from the matrix, arm `{}`)", arm.name),
+        )
     } else {
         let mut at = vec![Seg::key("stages"), Seg::key(&decl.name)];
         at.extend(e.path);
@@ -335,7 +358,13 @@ fn topo_order(stages: &[Arc<StageDecl>]) -> Vec<usize> {
     let index: HashMap<&str, usize> = stages.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();
     let mut done = vec![false; stages.len()];
     let mut order = Vec::with_capacity(stages.len());
-    fn visit(i: usize, stages: &[Arc<StageDecl>], index: &HashMap<&str, usize>, done: &mut Vec<bool>, order: &mut Vec<usize>) {
+    fn visit(
+        i: usize,
+        stages: &[Arc<StageDecl>],
+        index: &HashMap<&str, usize>,
+        done: &mut Vec<bool>,
+        order: &mut Vec<usize>,
+    ) {
         if done[i] {
             return;
         }
@@ -398,7 +427,9 @@ mod tests {
             kind: "command".into(),
             kind_version: 3,
             seed: Some(7),
-            upstream: [("b\"x".to_string(), vec!["k1".into(), "k0".into()]), ("a".into(), vec![])].into_iter().collect(),
+            upstream: [("b\"x".to_string(), vec!["k1".into(), "k0".into()]), ("a".into(), vec![])]
+                .into_iter()
+                .collect(),
             inputs: [("inputs[0]".to_string(), "d".to_string()), ("clinical".into(), "e".into())].into_iter().collect(),
             item: Some(("p1".into(), "dd".into())),
         };

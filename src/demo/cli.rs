@@ -72,10 +72,9 @@ fn run_generate(g: &GenerateArgs) -> anyhow::Result<()> {
     };
     let start = std::time::Instant::now();
     let summary = match g.threads {
-        Some(t) => rayon::ThreadPoolBuilder::new()
-            .num_threads(t.max(1))
-            .build()?
-            .install(|| generate(&params, &g.out))?,
+        Some(t) => {
+            rayon::ThreadPoolBuilder::new().num_threads(t.max(1)).build()?.install(|| generate(&params, &g.out))?
+        }
         None => generate(&params, &g.out)?,
     };
     let wall = start.elapsed().as_secs_f64();

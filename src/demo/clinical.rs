@@ -167,34 +167,17 @@ pub fn draw_patient(seed: u64, index: usize, n: usize) -> Patient {
     let er = rng.gen::<f64>() < logistic(1.9 - 0.9 * zp - 0.3 * za);
     let pr = rng.gen::<f64>() < if er { logistic(1.5 - 0.4 * zp) } else { 0.07 };
     let her2 = rng.gen::<f64>() < logistic(-1.7 + 0.4 * za);
-    let er_fraction = if er {
-        rng.gen_range(0.5..0.95)
-    } else {
-        rng.gen_range(0.0..0.008)
-    };
-    let pr_fraction = if pr {
-        rng.gen_range(0.2..0.9)
-    } else {
-        rng.gen_range(0.0..0.008)
-    };
-    let her2_membrane_od = if her2 {
-        rng.gen_range(0.45..0.75)
-    } else {
-        rng.gen_range(0.0..0.08)
-    };
+    let er_fraction = if er { rng.gen_range(0.5..0.95) } else { rng.gen_range(0.0..0.008) };
+    let pr_fraction = if pr { rng.gen_range(0.2..0.9) } else { rng.gen_range(0.0..0.008) };
+    let her2_membrane_od = if her2 { rng.gen_range(0.45..0.75) } else { rng.gen_range(0.0..0.08) };
     let ki_logit = (ki67_fraction / (1.0 - ki67_fraction)).ln() + 1.0 * e_ki;
     let ki_pct = 100.0 * logistic(ki_logit);
-    let ki67 = if ki_pct >= 10.0 {
-        (ki_pct / 5.0).round() * 5.0
-    } else {
-        ki_pct.round()
-    };
+    let ki67 = if ki_pct >= 10.0 { (ki_pct / 5.0).round() * 5.0 } else { ki_pct.round() };
     let ki67 = ki67.clamp(1.0, 95.0) as u32;
 
     let eta_image = 0.9 * zd + 0.7 * za + 0.6 * zp;
     let zn_obs = ((1.0 + nodes).ln() - 0.6) / 0.75;
-    let eta_clinical = 0.30 * zs + 0.45 * zn_obs - 0.25 * f64::from(u8::from(er))
-        + 0.25 * f64::from(u8::from(her2))
+    let eta_clinical = 0.30 * zs + 0.45 * zn_obs - 0.25 * f64::from(u8::from(er)) + 0.25 * f64::from(u8::from(her2))
         - 0.10 * (age - 58.0) / 12.0;
     let eta = eta_image + eta_clinical;
     let e: f64 = Exp1.sample(&mut rng);
@@ -254,11 +237,7 @@ pub fn look_of(l: &Latent, stain: super::texture::Stain) -> super::texture::Look
         pleomorphism: (0.12 + 0.05 * l.atypia_z).clamp(0.03, 0.30) as f32,
         nuclear_hematoxylin: (0.85 * (0.13 * l.atypia_z).exp()) as f32,
         positive_fraction: positive_fraction as f32,
-        membrane_dab: if stain == Stain::HER2 {
-            l.her2_membrane_od as f32
-        } else {
-            0.0
-        },
+        membrane_dab: if stain == Stain::HER2 { l.her2_membrane_od as f32 } else { 0.0 },
     }
 }
 
@@ -324,13 +303,7 @@ mod tests {
         let c_img = harrell(&img, &time, &event);
         let c_clin = harrell(&clin, &time, &event);
         eprintln!("events {events:.3} C(image latent) {c_img:.3} C(clinical) {c_clin:.3}");
-        assert!(
-            c_img > c_clin + 0.03,
-            "C(image latent) {c_img} vs C(clinical) {c_clin}"
-        );
-        assert!(
-            c_clin > 0.6,
-            "clinical covariates carry signal too: C {c_clin}"
-        );
+        assert!(c_img > c_clin + 0.03, "C(image latent) {c_img} vs C(clinical) {c_clin}");
+        assert!(c_clin > 0.6, "clinical covariates carry signal too: C {c_clin}");
     }
 }

@@ -86,10 +86,7 @@ pub enum DemoError {
 
 impl DemoError {
     fn io(path: &Path, source: std::io::Error) -> DemoError {
-        DemoError::Io {
-            path: path.to_path_buf(),
-            source,
-        }
+        DemoError::Io { path: path.to_path_buf(), source }
     }
 }
 
@@ -110,13 +107,7 @@ pub struct DemoParams {
 
 impl Default for DemoParams {
     fn default() -> Self {
-        DemoParams {
-            patients: 60,
-            seed: 2,
-            size: 3500,
-            stains: vec![Stain::HE, Stain::KI67],
-            jpeg_quality: 75,
-        }
+        DemoParams { patients: 60, seed: 2, size: 3500, stains: vec![Stain::HE, Stain::KI67], jpeg_quality: 75 }
     }
 }
 
@@ -151,12 +142,7 @@ impl DemoParams {
             return Err(DemoError::Param {
                 name: "--stains",
                 expected: "each stain once".into(),
-                found: self
-                    .stains
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(","),
+                found: self.stains.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(","),
             });
         }
         if !(1..=100).contains(&self.jpeg_quality) {
@@ -235,22 +221,14 @@ pub fn generate(params: &DemoParams, out: &Path) -> Result<DemoSummary, DemoErro
     let slides_dir = out.join("slides");
     std::fs::create_dir_all(&slides_dir).map_err(|e| DemoError::io(&slides_dir, e))?;
     let n = params.patients;
-    let patients: Vec<clinical::Patient> = (0..n)
-        .map(|i| clinical::draw_patient(params.seed, i, n))
-        .collect();
+    let patients: Vec<clinical::Patient> = (0..n).map(|i| clinical::draw_patient(params.seed, i, n)).collect();
 
     struct Job {
         patient: usize,
         stain: Stain,
     }
-    let jobs: Vec<Job> = (0..n)
-        .flat_map(|p| {
-            params.stains.iter().map(move |s| Job {
-                patient: p,
-                stain: *s,
-            })
-        })
-        .collect();
+    let jobs: Vec<Job> =
+        (0..n).flat_map(|p| params.stains.iter().map(move |s| Job { patient: p, stain: *s })).collect();
     let lut = Lut::default();
     let records: Vec<Result<(SlideRecord, String), DemoError>> = jobs
         .par_iter()
@@ -265,9 +243,7 @@ pub fn generate(params: &DemoParams, out: &Path) -> Result<DemoSummary, DemoErro
             let name = format!("{}_{}.tif", p.clinical.patient_id, job.stain.as_str());
             let path = slides_dir.join(&name);
             let levels = write_slide(&plan, &lut, &path, params)?;
-            let bytes = std::fs::metadata(&path)
-                .map_err(|e| DemoError::io(&path, e))?
-                .len();
+            let bytes = std::fs::metadata(&path).map_err(|e| DemoError::io(&path, e))?.len();
             let digest = digest_file(&path)?;
             Ok((
                 SlideRecord {
@@ -363,10 +339,8 @@ pub fn generate(params: &DemoParams, out: &Path) -> Result<DemoSummary, DemoErro
         "ground_truth_note": "latent values are the generator's ground truth for checks; a pipeline must not read them",
         "ground_truth": truth,
     });
-    let text = serde_json::to_string_pretty(&doc).map_err(|e| DemoError::Write {
-        path: cohort_json.clone(),
-        message: e.to_string(),
-    })?;
+    let text = serde_json::to_string_pretty(&doc)
+        .map_err(|e| DemoError::Write { path: cohort_json.clone(), message: e.to_string() })?;
     write_atomic(&cohort_json, format!("{text}\n").as_bytes())?;
 
     Ok(DemoSummary {
@@ -392,10 +366,7 @@ pub fn write_slide(
 ) -> Result<Vec<(u32, u32)>, DemoError> {
     let (w, h) = (plan.width, plan.height);
     let n = n_levels(w.max(h));
-    let name = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().to_string())
-        .unwrap_or_default();
+    let name = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
     let description = format!(
         "Aperio Image Library v10.0.51\n{w}x{h} [0,0 {w}x{h}] ({TILE}x{TILE}) JPEG/RGB Q={q}|AppMag = {OBJECTIVE_POWER}|MPP = {MPP}|Filename = {name}|Generator = spatia demo (synthetic)",
         q = params.jpeg_quality
@@ -446,13 +417,7 @@ fn write_csv(
     body: impl FnOnce(&mut csv::Writer<Vec<u8>>) -> Result<(), csv::Error>,
 ) -> Result<(), DemoError> {
     let mut w = csv::Writer::from_writer(Vec::new());
-    body(&mut w).map_err(|e| DemoError::Write {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    let bytes = w.into_inner().map_err(|e| DemoError::Write {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
+    body(&mut w).map_err(|e| DemoError::Write { path: path.to_path_buf(), message: e.to_string() })?;
+    let bytes = w.into_inner().map_err(|e| DemoError::Write { path: path.to_path_buf(), message: e.to_string() })?;
     write_atomic(path, &bytes)
 }

@@ -141,9 +141,7 @@ pub fn hash2(seed: u64, x: i64, y: i64) -> u64 {
     mix64(
         seed ^ mix64(
             (x as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
-                ^ (y as u64)
-                    .wrapping_mul(0xc2b2_ae3d_27d4_eb4f)
-                    .rotate_left(29),
+                ^ (y as u64).wrapping_mul(0xc2b2_ae3d_27d4_eb4f).rotate_left(29),
         ),
     )
 }
@@ -270,19 +268,9 @@ impl SlidePlan {
                 let cy = margin.min(h / 2.0) + rng.unit() * (h - 2.0 * margin).max(0.0);
                 let mut harmonics = [(0.0, 0.0); 5];
                 for (k, hm) in harmonics.iter_mut().enumerate() {
-                    *hm = (
-                        0.14 * rng.unit() / (k as f32 + 1.0),
-                        rng.unit() * std::f32::consts::TAU,
-                    );
+                    *hm = (0.14 * rng.unit() / (k as f32 + 1.0), rng.unit() * std::f32::consts::TAU);
                 }
-                let p = Piece {
-                    cx,
-                    cy,
-                    radius,
-                    aspect,
-                    angle: rng.unit() * std::f32::consts::PI,
-                    harmonics,
-                };
+                let p = Piece { cx, cy, radius, aspect, angle: rng.unit() * std::f32::consts::PI, harmonics };
                 // keep the candidate farthest from the pieces placed so far
                 let clearance = pieces
                     .iter()
@@ -345,21 +333,13 @@ impl SlidePlan {
     }
 
     fn tissue_at(&self, s: &FieldSeeds, x: f32, y: f32) -> f32 {
-        let mut t = self
-            .pieces
-            .iter()
-            .map(|p| p.inside(x, y))
-            .fold(f32::NEG_INFINITY, f32::max);
+        let mut t = self.pieces.iter().map(|p| p.inside(x, y)).fold(f32::NEG_INFINITY, f32::max);
         t += 0.10 * fbm(s.tissue, x, y, 240.0, 3);
         // holes and tears
         let hole = fbm(s.hole, x, y, 150.0, 2);
         t = t.min(0.9 * (0.55 - hole));
         // nothing outside the image
-        let edge = (x
-            .min(y)
-            .min(self.width as f32 - x)
-            .min(self.height as f32 - y))
-            / 64.0;
+        let edge = (x.min(y).min(self.width as f32 - x).min(self.height as f32 - y)) / 64.0;
         t.min(edge)
     }
 }
@@ -469,21 +449,12 @@ struct Canvas {
 
 impl Canvas {
     fn new() -> Canvas {
-        Canvas {
-            h: vec![0.0; T * T],
-            e: vec![0.0; T * T],
-            d: vec![0.0; T * T],
-            alpha: vec![0.0; T * T],
-        }
+        Canvas { h: vec![0.0; T * T], e: vec![0.0; T * T], d: vec![0.0; T * T], alpha: vec![0.0; T * T] }
     }
 
     /// Optical density → RGB through Beer–Lambert (`lut`) against the background colour.
     fn to_rgb(&self, lut: &Lut, out: &mut [u8]) {
-        let bg = [
-            BACKGROUND[0] as f32,
-            BACKGROUND[1] as f32,
-            BACKGROUND[2] as f32,
-        ];
+        let bg = [BACKGROUND[0] as f32, BACKGROUND[1] as f32, BACKGROUND[2] as f32];
         for p in 0..T * T {
             let a = self.alpha[p];
             let o = &mut out[p * 3..p * 3 + 3];
@@ -512,11 +483,7 @@ pub fn render_tile(plan: &SlidePlan, lut: &Lut, tx: u32, ty: u32, out: &mut [u8]
         return false;
     }
     let mut cv = Canvas::new();
-    let brush = Brush {
-        x0,
-        y0,
-        grain_seed: derive(plan.seed, "grain"),
-    };
+    let brush = Brush { x0, y0, grain_seed: derive(plan.seed, "grain") };
     paint_matrix(plan, &fields, &brush, &mut cv);
     paint_nuclei(plan, &fields, &brush, &mut cv);
     cv.to_rgb(lut, out);
@@ -541,11 +508,8 @@ struct MatrixSeeds {
 /// The background matrix (stroma, tumour cytoplasm, fat) under every pixel of the tile.
 fn paint_matrix(plan: &SlidePlan, fields: &Fields, brush: &Brush, cv: &mut Canvas) {
     let (x0, y0) = (brush.x0, brush.y0);
-    let seeds = MatrixSeeds {
-        fibre: derive(plan.seed, "fibre"),
-        grain: brush.grain_seed,
-        fat: derive(plan.seed, "adipocyte"),
-    };
+    let seeds =
+        MatrixSeeds { fibre: derive(plan.seed, "fibre"), grain: brush.grain_seed, fat: derive(plan.seed, "adipocyte") };
     // lattice cell and weight of every column and row of the tile
     let cols: Vec<(usize, f32)> = (0..T)
         .map(|x| {
@@ -676,12 +640,7 @@ fn paint_nuclei(plan: &SlidePlan, fields: &Fields, brush: &Brush, cv: &mut Canva
             let f = Fields::sample(&fields.fat, k, ax, ay);
             let hot = Fields::sample(&fields.hot, k, ax, ay);
             let dice = r.unit();
-            let site = CellSite {
-                centre: (px as f32 + fx, py as f32 + fy),
-                dice,
-                fat: f,
-                hot,
-            };
+            let site = CellSite { centre: (px as f32 + fx, py as f32 + fy), dice, fat: f, hot };
             if u > 0.0 {
                 if dice >= plan.look.tumour_occupancy {
                     continue;
@@ -698,36 +657,17 @@ fn paint_nuclei(plan: &SlidePlan, fields: &Fields, brush: &Brush, cv: &mut Canva
 fn tumour_nucleus(plan: &SlidePlan, r: &mut SplitMix, site: &CellSite, brush: &Brush, cv: &mut Canvas) {
     let look = &plan.look;
     let (x0, y0, grain_seed, centre) = (brush.x0, brush.y0, brush.grain_seed, site.centre);
-    let radius = (look.nucleus_radius_px * (look.pleomorphism * r.normal()).exp())
-        .clamp(2.5, 16.0);
+    let radius = (look.nucleus_radius_px * (look.pleomorphism * r.normal()).exp()).clamp(2.5, 16.0);
     let aspect = (0.18 + look.pleomorphism * 1.5 * r.unit().max(0.0)).exp();
     let angle = r.unit() * std::f32::consts::PI;
     let dark = (0.10 * r.normal()).exp();
     let pos_dice = r.unit();
     if plan.stain == Stain::HER2 {
-        let ring = Nucleus {
-            h: 0.0,
-            e: 0.0,
-            d: look.membrane_dab * dark,
-            grain: 0.2,
-        };
-        paint_ellipse(
-            cv,
-            x0,
-            y0,
-            centre,
-            radius * 1.9,
-            1.0,
-            angle,
-            &ring,
-            grain_seed,
-            Some(0.72),
-        );
+        let ring = Nucleus { h: 0.0, e: 0.0, d: look.membrane_dab * dark, grain: 0.2 };
+        paint_ellipse(cv, x0, y0, centre, radius * 1.9, 1.0, angle, &ring, grain_seed, Some(0.72));
     }
     let nuc = tumour_stains(plan, r, site.hot, dark, pos_dice);
-    paint_ellipse(
-        cv, x0, y0, centre, radius, aspect, angle, &nuc, grain_seed, None,
-    );
+    paint_ellipse(cv, x0, y0, centre, radius, aspect, angle, &nuc, grain_seed, None);
 }
 
 /// The stain amounts of a tumour nucleus: H&E, HER2 (hematoxylin only: the DAB is on the
@@ -736,37 +676,19 @@ fn tumour_nucleus(plan: &SlidePlan, r: &mut SplitMix, site: &CellSite, brush: &B
 fn tumour_stains(plan: &SlidePlan, r: &mut SplitMix, hot: f32, dark: f32, pos_dice: f32) -> Nucleus {
     let look = &plan.look;
     match plan.stain {
-        Stain::HE => Nucleus {
-            h: look.nuclear_hematoxylin * dark,
-            e: 0.10,
-            d: 0.0,
-            grain: 0.15 + 1.2 * look.pleomorphism,
-        },
-        Stain::HER2 => Nucleus {
-            h: 0.45 * dark,
-            e: 0.0,
-            d: 0.0,
-            grain: 0.2,
-        },
+        Stain::HE => {
+            Nucleus { h: look.nuclear_hematoxylin * dark, e: 0.10, d: 0.0, grain: 0.15 + 1.2 * look.pleomorphism }
+        }
+        Stain::HER2 => Nucleus { h: 0.45 * dark, e: 0.0, d: 0.0, grain: 0.2 },
         Stain::KI67 | Stain::ER | Stain::PR => {
             let mut frac = look.positive_fraction;
             if plan.stain == Stain::KI67 {
                 frac *= (1.0 + 0.9 * hot).max(0.1);
             }
             if pos_dice < frac {
-                Nucleus {
-                    h: 0.12,
-                    e: 0.0,
-                    d: (0.55 + 0.35 * r.unit()) * dark,
-                    grain: 0.2,
-                }
+                Nucleus { h: 0.12, e: 0.0, d: (0.55 + 0.35 * r.unit()) * dark, grain: 0.2 }
             } else {
-                Nucleus {
-                    h: (0.40 + 0.12 * r.unit()) * dark,
-                    e: 0.0,
-                    d: 0.0,
-                    grain: 0.2,
-                }
+                Nucleus { h: (0.40 + 0.12 * r.unit()) * dark, e: 0.0, d: 0.0, grain: 0.2 }
             }
         }
     }
@@ -780,33 +702,15 @@ fn stromal_nucleus(plan: &SlidePlan, r: &mut SplitMix, site: &CellSite, brush: &
     let ihc = plan.stain.is_ihc();
     let in_fat = site.fat > plan.fat_threshold;
     let p_fib = if in_fat { 0.01 } else { 0.07 };
-    let p_lym = if in_fat {
-        0.005
-    } else {
-        0.03 * (1.0 + 3.0 * hot.max(0.0))
-    };
+    let p_lym = if in_fat { 0.005 } else { 0.03 * (1.0 + 3.0 * hot.max(0.0)) };
     let angle = (plan.fibre_sin.atan2(plan.fibre_cos)) + 0.3 * r.normal();
     let h_scale = if ihc { 0.7 } else { 1.0 };
     if dice < p_fib {
-        let nuc = Nucleus {
-            h: 0.75 * h_scale,
-            e: 0.05,
-            d: 0.0,
-            grain: 0.1,
-        };
-        paint_ellipse(
-            cv, x0, y0, centre, 4.0, 5.0, angle, &nuc, grain_seed, None,
-        );
+        let nuc = Nucleus { h: 0.75 * h_scale, e: 0.05, d: 0.0, grain: 0.1 };
+        paint_ellipse(cv, x0, y0, centre, 4.0, 5.0, angle, &nuc, grain_seed, None);
     } else if dice < p_fib + p_lym {
-        let nuc = Nucleus {
-            h: 1.05 * h_scale,
-            e: 0.05,
-            d: 0.0,
-            grain: 0.1,
-        };
-        paint_ellipse(
-            cv, x0, y0, centre, 4.0, 1.1, angle, &nuc, grain_seed, None,
-        );
+        let nuc = Nucleus { h: 1.05 * h_scale, e: 0.05, d: 0.0, grain: 0.1 };
+        paint_ellipse(cv, x0, y0, centre, 4.0, 1.1, angle, &nuc, grain_seed, None);
     }
 }
 
@@ -891,11 +795,7 @@ fn paint_ellipse(
             let gx = x0 + x;
             let gy = y0 + y;
             let g = unit_of(hash2(grain_seed, gx, gy)) * 2.0 - 1.0;
-            let rim = if ring.is_none() && q > 0.65 {
-                1.15
-            } else {
-                1.0
-            };
+            let rim = if ring.is_none() && q > 0.65 { 1.15 } else { 1.0 };
             let tex = (1.0 + n.grain * g) * rim;
             let p = (y as usize) * T + x as usize;
             if ring.is_some() {

@@ -117,24 +117,13 @@ pub fn level_dims(width: u32, height: u32, n: usize) -> Vec<(u32, u32)> {
 impl PyramidWriter {
     /// Creates `path` and prepares the pyramid described by `opts`.
     pub fn create(path: &Path, opts: PyramidOptions) -> Result<PyramidWriter, DemoError> {
-        let PyramidOptions {
-            width,
-            height,
-            n_levels,
-            mpp,
-            quality,
-            description,
-            software,
-        } = opts;
+        let PyramidOptions { width, height, n_levels, mpp, quality, description, software } = opts;
         let file = File::create(path).map_err(|e| DemoError::io(path, e))?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
         // header; the first IFD offset is patched in `finish`
-        out.write_all(&[b'I', b'I', 42, 0, 0, 0, 0, 0])
-            .map_err(|e| DemoError::io(path, e))?;
-        let levels: Vec<Level> = level_dims(width, height, n_levels.max(1))
-            .into_iter()
-            .map(|(w, h)| Level::new(w, h))
-            .collect();
+        out.write_all(&[b'I', b'I', 42, 0, 0, 0, 0, 0]).map_err(|e| DemoError::io(path, e))?;
+        let levels: Vec<Level> =
+            level_dims(width, height, n_levels.max(1)).into_iter().map(|(w, h)| Level::new(w, h)).collect();
         Ok(PyramidWriter {
             out,
             path: path.to_path_buf(),
@@ -157,7 +146,11 @@ impl PyramidWriter {
     /// Test fixtures use it to check that a label never leaves the slide.
     pub fn set_label(&mut self, rgb: Vec<u8>, width: u32, height: u32, description: &str) -> Result<(), DemoError> {
         if width == 0 || height == 0 || rgb.len() != (width as usize) * (height as usize) * 3 {
-            return Err(DemoError::Internal(format!("{}: label of {} bytes is not {width}×{height} RGB", self.path.display(), rgb.len())));
+            return Err(DemoError::Internal(format!(
+                "{}: label of {} bytes is not {width}×{height} RGB",
+                self.path.display(),
+                rgb.len()
+            )));
         }
         self.label = Some((rgb, width, height, description.to_string()));
         Ok(())
@@ -199,13 +192,7 @@ impl PyramidWriter {
         let quality = self.quality;
         let encoded: Vec<Result<Option<Vec<u8>>, DemoError>> = tiles
             .par_iter()
-            .map(|t| {
-                if is_background(t) {
-                    Ok(None)
-                } else {
-                    encode_jpeg(t, quality).map(Some)
-                }
-            })
+            .map(|t| if is_background(t) { Ok(None) } else { encode_jpeg(t, quality).map(Some) })
             .collect();
         for e in encoded {
             let (off, len) = match e? {
@@ -303,15 +290,10 @@ impl PyramidWriter {
 
     fn append(&mut self, bytes: &[u8]) -> Result<(u32, u32), DemoError> {
         let off = self.pos;
-        self.out
-            .write_all(bytes)
-            .map_err(|e| DemoError::io(&self.path, e))?;
+        self.out.write_all(bytes).map_err(|e| DemoError::io(&self.path, e))?;
         self.pos += bytes.len() as u64;
         if self.pos > u32::MAX as u64 {
-            return Err(DemoError::TooLarge {
-                path: self.path.clone(),
-                bytes: self.pos,
-            });
+            return Err(DemoError::TooLarge { path: self.path.clone(), bytes: self.pos });
         }
         Ok((off as u32, bytes.len() as u32))
     }
@@ -329,11 +311,7 @@ impl PyramidWriter {
             }
         }
         // the thumbnail: the smallest level as one JPEG strip
-        let (tw, th) = self
-            .levels
-            .last()
-            .map(|l| (l.width, l.height))
-            .unwrap_or((1, 1));
+        let (tw, th) = self.levels.last().map(|l| (l.width, l.height)).unwrap_or((1, 1));
         let thumb = encode_jpeg_sized(&self.thumbnail, tw, th, self.quality)?;
         let thumb_at = self.append(&thumb)?;
         let label = match self.label.take() {
@@ -382,14 +360,9 @@ impl PyramidWriter {
             self.append(&ifd)?;
         }
         self.out.flush().map_err(|e| DemoError::io(&self.path, e))?;
-        let mut file = self
-            .out
-            .into_inner()
-            .map_err(|e| DemoError::io(&self.path, e.into_error()))?;
-        file.seek(SeekFrom::Start(4))
-            .map_err(|e| DemoError::io(&self.path, e))?;
-        file.write_all(&(first_ifd as u32).to_le_bytes())
-            .map_err(|e| DemoError::io(&self.path, e))?;
+        let mut file = self.out.into_inner().map_err(|e| DemoError::io(&self.path, e.into_error()))?;
+        file.seek(SeekFrom::Start(4)).map_err(|e| DemoError::io(&self.path, e))?;
+        file.write_all(&(first_ifd as u32).to_le_bytes()).map_err(|e| DemoError::io(&self.path, e))?;
         file.sync_all().map_err(|e| DemoError::io(&self.path, e))?;
         Ok(())
     }
@@ -523,22 +496,15 @@ pub fn encode_jpeg(tile: &[u8], quality: u8) -> Result<Vec<u8>, DemoError> {
 }
 
 /// Encodes a `width × height` RGB image as a baseline 4:2:0 JFIF stream.
-pub fn encode_jpeg_sized(
-    rgb: &[u8],
-    width: u32,
-    height: u32,
-    quality: u8,
-) -> Result<Vec<u8>, DemoError> {
+pub fn encode_jpeg_sized(rgb: &[u8], width: u32, height: u32, quality: u8) -> Result<Vec<u8>, DemoError> {
     let (w, h) = (
         u16::try_from(width).map_err(|_| DemoError::Jpeg(format!("width {width} above 65535")))?,
-        u16::try_from(height)
-            .map_err(|_| DemoError::Jpeg(format!("height {height} above 65535")))?,
+        u16::try_from(height).map_err(|_| DemoError::Jpeg(format!("height {height} above 65535")))?,
     );
     let mut buf = Vec::with_capacity(rgb.len() / 8);
     let mut enc = jpeg_encoder::Encoder::new(&mut buf, quality);
     enc.set_sampling_factor(jpeg_encoder::SamplingFactor::F_2_2);
-    enc.encode(rgb, w, h, jpeg_encoder::ColorType::Rgb)
-        .map_err(|e| DemoError::Jpeg(e.to_string()))?;
+    enc.encode(rgb, w, h, jpeg_encoder::ColorType::Rgb).map_err(|e| DemoError::Jpeg(e.to_string()))?;
     Ok(buf)
 }
 
@@ -574,11 +540,7 @@ mod tests {
                     5 => 8,
                     t => panic!("unexpected type {t}"),
                 } * count;
-                let data = if size <= 4 {
-                    p + 8
-                } else {
-                    u32_at(b, p + 8) as usize
-                };
+                let data = if size <= 4 { p + 8 } else { u32_at(b, p + 8) as usize };
                 let vals: Vec<u32> = match typ {
                     3 => (0..count).map(|i| u16_at(b, data + 2 * i) as u32).collect(),
                     4 => (0..count).map(|i| u32_at(b, data + 4 * i)).collect(),
@@ -700,9 +662,6 @@ mod tests {
         let e = w.push_row(vec![vec_background(); 3]).unwrap_err();
         assert!(e.to_string().contains("expected a row of 4 tiles"), "{e}");
         let e = PyramidWriter::finish(w).unwrap_err();
-        assert!(
-            e.to_string().contains("level 0 has 0 of its 16 tiles"),
-            "{e}"
-        );
+        assert!(e.to_string().contains("level 0 has 0 of its 16 tiles"), "{e}");
     }
 }

@@ -106,7 +106,12 @@ impl Tracker<'_> {
                 } else {
                     serde_json::Value::Object(
                         idx.iter()
-                            .map(|&i| (dag.nodes[i].item.as_ref().map(|x| x.id.clone()).unwrap_or_default(), serde_json::Value::String(dag.nodes[i].key.clone())))
+                            .map(|&i| {
+                                (
+                                    dag.nodes[i].item.as_ref().map(|x| x.id.clone()).unwrap_or_default(),
+                                    serde_json::Value::String(dag.nodes[i].key.clone()),
+                                )
+                            })
                             .collect(),
                     )
                 };
@@ -147,7 +152,11 @@ impl Tracker<'_> {
     }
 
     fn nodes(&self, status: &[Option<NodeSummary>]) -> Vec<NodeSummary> {
-        status.iter().enumerate().map(|(i, s)| s.clone().unwrap_or_else(|| summary(&self.dag.nodes[i], Status::Pending, 0.0, None, None))).collect()
+        status
+            .iter()
+            .enumerate()
+            .map(|(i, s)| s.clone().unwrap_or_else(|| summary(&self.dag.nodes[i], Status::Pending, 0.0, None, None)))
+            .collect()
     }
 
     /// Writes the journal (`running`), at most every [`JOURNAL_INTERVAL`] unless `now`.
@@ -165,7 +174,12 @@ impl Tracker<'_> {
     }
 
     /// Writes the final journal.
-    fn finish(&mut self, nodes: Vec<NodeSummary>, st: RunStatus, stopped_by: Option<String>) -> anyhow::Result<(RunSummary, PathBuf)> {
+    fn finish(
+        &mut self,
+        nodes: Vec<NodeSummary>,
+        st: RunStatus,
+        stopped_by: Option<String>,
+    ) -> anyhow::Result<(RunSummary, PathBuf)> {
         self.done = true;
         let s = self.summary(nodes, st, stopped_by);
         let j = self.journal.as_mut().ok_or_else(|| anyhow::anyhow!("no journal"))?;
@@ -201,7 +215,16 @@ impl Drop for Tracker<'_> {
 
 /// Runs every node whose entry is missing or damaged; keeps the run's journal.
 pub fn run(spec: &Spec, dag: &Dag, cache: &Cache, opts: &Options) -> anyhow::Result<Outcome> {
-    let mut tr = Tracker { spec, dag, opts, started: crate::util::now_rfc3339(), t0: Instant::now(), journal: None, done: false, last: Vec::new() };
+    let mut tr = Tracker {
+        spec,
+        dag,
+        opts,
+        started: crate::util::now_rfc3339(),
+        t0: Instant::now(),
+        journal: None,
+        done: false,
+        last: Vec::new(),
+    };
     let n = dag.nodes.len();
     let mut status: Vec<Option<NodeSummary>> = vec![None; n];
     let mut pending_deps: Vec<usize> = vec![0; n];
@@ -297,7 +320,10 @@ pub fn run(spec: &Spec, dag: &Dag, cache: &Cache, opts: &Options) -> anyhow::Res
         let mut running = 0usize;
         for i in 0..n {
             if status[i].is_none() && pending_deps[i] == 0 {
-                emit(opts.output, serde_json::json!({"event": "start", "stage": dag.nodes[i].stage, "item": dag.nodes[i].item.as_ref().map(|x| &x.id), "key": dag.nodes[i].key}));
+                emit(
+                    opts.output,
+                    serde_json::json!({"event": "start", "stage": dag.nodes[i].stage, "item": dag.nodes[i].item.as_ref().map(|x| &x.id), "key": dag.nodes[i].key}),
+                );
                 let _ = job_tx.send(i);
                 running += 1;
             }
@@ -318,7 +344,10 @@ pub fn run(spec: &Spec, dag: &Dag, cache: &Cache, opts: &Options) -> anyhow::Res
             let node = &dag.nodes[i];
             if let Some(w) = &res.warning {
                 mp.suspend(|| eprintln!("spatia: warning: {w}"));
-                emit(opts.output, serde_json::json!({"event": "warning", "stage": node.stage, "key": node.key, "message": w}));
+                emit(
+                    opts.output,
+                    serde_json::json!({"event": "warning", "stage": node.stage, "key": node.key, "message": w}),
+                );
             }
             if let Some(b) = bars.get(&node.stage) {
                 b.inc(1);
@@ -326,7 +355,10 @@ pub fn run(spec: &Spec, dag: &Dag, cache: &Cache, opts: &Options) -> anyhow::Res
                     b.set_message("FAILED");
                 }
             }
-            emit(opts.output, serde_json::json!({"event": "finish", "stage": node.stage, "item": node.item.as_ref().map(|x| &x.id), "key": node.key, "status": res.status, "duration_s": res.duration_s, "error": res.error, "log": res.log}));
+            emit(
+                opts.output,
+                serde_json::json!({"event": "finish", "stage": node.stage, "item": node.item.as_ref().map(|x| &x.id), "key": node.key, "status": res.status, "duration_s": res.duration_s, "error": res.error, "log": res.log}),
+            );
             let failed = res.status == Status::Failed;
             status[i] = Some(res);
             if failed {
@@ -334,12 +366,19 @@ pub fn run(spec: &Spec, dag: &Dag, cache: &Cache, opts: &Options) -> anyhow::Res
                 let mut stack = dependents[i].clone();
                 while let Some(d) = stack.pop() {
                     if status[d].is_none() {
-                        let why = format!("needs `{}`{} which failed", node.stage, node.item.as_ref().map(|x| format!(" [{}]", x.shown())).unwrap_or_default());
+                        let why = format!(
+                            "needs `{}`{} which failed",
+                            node.stage,
+                            node.item.as_ref().map(|x| format!(" [{}]", x.shown())).unwrap_or_default()
+                        );
                         status[d] = Some(summary(&dag.nodes[d], Status::Skipped, 0.0, Some(why), None));
                         if let Some(b) = bars.get(&dag.nodes[d].stage) {
                             b.inc(1);
                         }
-                        emit(opts.output, serde_json::json!({"event": "skip", "stage": dag.nodes[d].stage, "key": dag.nodes[d].key}));
+                        emit(
+                            opts.output,
+                            serde_json::json!({"event": "skip", "stage": dag.nodes[d].stage, "key": dag.nodes[d].key}),
+                        );
                         stack.extend(dependents[d].iter().copied());
                     }
                 }
@@ -347,7 +386,10 @@ pub fn run(spec: &Spec, dag: &Dag, cache: &Cache, opts: &Options) -> anyhow::Res
                 for &d in &dependents[i] {
                     pending_deps[d] -= 1;
                     if pending_deps[d] == 0 && status[d].is_none() {
-                        emit(opts.output, serde_json::json!({"event": "start", "stage": dag.nodes[d].stage, "item": dag.nodes[d].item.as_ref().map(|x| &x.id), "key": dag.nodes[d].key}));
+                        emit(
+                            opts.output,
+                            serde_json::json!({"event": "start", "stage": dag.nodes[d].stage, "item": dag.nodes[d].item.as_ref().map(|x| &x.id), "key": dag.nodes[d].key}),
+                        );
                         let _ = job_tx.send(d);
                         running += 1;
                     }
@@ -369,7 +411,10 @@ pub fn run(spec: &Spec, dag: &Dag, cache: &Cache, opts: &Options) -> anyhow::Res
     }
 
     // publish copies (staged beside the target, moved into place atomically; see `publish`)
-    let done: Vec<bool> = status.iter().map(|s| matches!(s.as_ref().map(|s| &s.status), Some(Status::Hit | Status::Miss | Status::Waited))).collect();
+    let done: Vec<bool> = status
+        .iter()
+        .map(|s| matches!(s.as_ref().map(|s| &s.status), Some(Status::Hit | Status::Miss | Status::Waited)))
+        .collect();
     publish::publish(spec, dag, cache, &done)?;
 
     if let Some(sig) = interrupt::received() {
@@ -381,7 +426,13 @@ pub fn run(spec: &Spec, dag: &Dag, cache: &Cache, opts: &Options) -> anyhow::Res
     Ok(Outcome { summary, run_file })
 }
 
-fn summary(node: &crate::dag::Node, status: Status, duration_s: f64, error: Option<String>, log: Option<String>) -> NodeSummary {
+fn summary(
+    node: &crate::dag::Node,
+    status: Status,
+    duration_s: f64,
+    error: Option<String>,
+    log: Option<String>,
+) -> NodeSummary {
     NodeSummary {
         key: node.key.clone(),
         stage: node.stage.clone(),
@@ -419,8 +470,14 @@ fn lineage(dag: &Dag, cache: &Cache, i: usize) -> std::io::Result<Vec<crate::sta
 fn run_node(spec: &Spec, dag: &Dag, cache: &Cache, i: usize, forced: bool) -> NodeSummary {
     let node = &dag.nodes[i];
     let t0 = Instant::now();
-    let what = format!("{}{}", node.stage, node.item.as_ref().map(|x| format!(" [{}]", crate::util::display_id(&x.id))).unwrap_or_default());
-    let fail = |msg: String, log: Option<PathBuf>| summary(node, Status::Failed, t0.elapsed().as_secs_f64(), Some(msg), log.map(|p| p.display().to_string()));
+    let what = format!(
+        "{}{}",
+        node.stage,
+        node.item.as_ref().map(|x| format!(" [{}]", crate::util::display_id(&x.id))).unwrap_or_default()
+    );
+    let fail = |msg: String, log: Option<PathBuf>| {
+        summary(node, Status::Failed, t0.elapsed().as_secs_f64(), Some(msg), log.map(|p| p.display().to_string()))
+    };
     let _lock = match cache.lock(&node.key) {
         Ok(l) => l,
         Err(e) => return fail(format!("cannot lock key {}: {e}", node.key), None),
@@ -431,8 +488,19 @@ fn run_node(spec: &Spec, dag: &Dag, cache: &Cache, i: usize, forced: bool) -> No
         Check::Good if !forced => return summary(node, Status::Waited, t0.elapsed().as_secs_f64(), None, None),
         Check::Good | Check::Missing => {}
         Check::Damaged(why) => match cache.quarantine(&node.key) {
-            Ok(q) => warning = Some(format!("cache entry {} of `{what}` is damaged ({why}); moved to {}; recomputing it and what depends on it", node.key, q.display())),
-            Err(e) => return fail(format!("cache entry {} is damaged ({why}) and cannot be moved aside: {e}", node.key), None),
+            Ok(q) => {
+                warning = Some(format!(
+                    "cache entry {} of `{what}` is damaged ({why}); moved to {}; recomputing it and what depends on it",
+                    node.key,
+                    q.display()
+                ))
+            }
+            Err(e) => {
+                return fail(
+                    format!("cache entry {} is damaged ({why}) and cannot be moved aside: {e}", node.key),
+                    None,
+                )
+            }
         },
     }
     let writer = match cache.writer(&node.key) {
@@ -481,9 +549,13 @@ fn run_node(spec: &Spec, dag: &Dag, cache: &Cache, i: usize, forced: bool) -> No
         upstream: &upstream,
         log: &log,
     };
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| node.decl.kind.run(&cx)))
-        .unwrap_or_else(|p| {
-            let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
+    let result =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| node.decl.kind.run(&cx))).unwrap_or_else(|p| {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
             Err(anyhow::anyhow!("stage panicked: {msg}"))
         });
     if let Err(mut e) = result {

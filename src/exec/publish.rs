@@ -248,7 +248,8 @@ fn owned(p: &Path) -> Result<std::result::Result<(), String>> {
 fn owned_under(top: &Path, p: &Path) -> Result<std::result::Result<(), String>> {
     let rel = || crate::util::display_id(&p.strip_prefix(top).unwrap_or(p).to_string_lossy());
     let list = |f: &[String]| {
-        let mut s = f.iter().take(3).map(|x| format!("`{}`", crate::util::display_id(x))).collect::<Vec<_>>().join(", ");
+        let mut s =
+            f.iter().take(3).map(|x| format!("`{}`", crate::util::display_id(x))).collect::<Vec<_>>().join(", ");
         if f.len() > 3 {
             s.push_str(&format!(" and {} more", f.len() - 3));
         }
@@ -324,11 +325,20 @@ fn alive(pid: i32) -> bool {
 #[cfg(target_os = "linux")]
 fn exchange(a: &Path, b: &Path) -> io::Result<bool> {
     use std::os::unix::ffi::OsStrExt;
-    let ca = std::ffi::CString::new(a.as_os_str().as_bytes()).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    let cb = std::ffi::CString::new(b.as_os_str().as_bytes()).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let ca =
+        std::ffi::CString::new(a.as_os_str().as_bytes()).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let cb =
+        std::ffi::CString::new(b.as_os_str().as_bytes()).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     // SAFETY: two valid NUL-terminated paths; renameat2 only reads them.
     let r = unsafe {
-        libc::syscall(libc::SYS_renameat2, libc::AT_FDCWD, ca.as_ptr(), libc::AT_FDCWD, cb.as_ptr(), libc::RENAME_EXCHANGE)
+        libc::syscall(
+            libc::SYS_renameat2,
+            libc::AT_FDCWD,
+            ca.as_ptr(),
+            libc::AT_FDCWD,
+            cb.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
     };
     if r == 0 {
         return Ok(true);
@@ -377,7 +387,12 @@ impl Notes {
             if per_item {
                 note(
                     base,
-                    &format!("{} of {} item copies were incomplete or changed (e.g. {what} in {}); published them again", self.repaired.len(), self.targets, t.display()),
+                    &format!(
+                        "{} of {} item copies were incomplete or changed (e.g. {what} in {}); published them again",
+                        self.repaired.len(),
+                        self.targets,
+                        t.display()
+                    ),
                 );
             } else {
                 note(t, &format!("the published copy was incomplete or changed ({what}); published it again"));
@@ -385,7 +400,14 @@ impl Notes {
         }
         if !self.raced.is_empty() {
             if per_item {
-                note(base, &format!("another run published {} of {} items at the same time; the last copy published wins", self.raced.len(), self.targets));
+                note(
+                    base,
+                    &format!(
+                        "another run published {} of {} items at the same time; the last copy published wins",
+                        self.raced.len(),
+                        self.targets
+                    ),
+                );
             } else {
                 note(base, "another run published it at the same time; the last copy published wins");
             }
@@ -412,7 +434,8 @@ fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
             copy_tree(&from, &to)?;
         } else if ft.is_symlink() {
             let t = std::fs::read_link(&from).with_context(|| format!("cannot read link {}", from.display()))?;
-            std::os::unix::fs::symlink(&t, &to).with_context(|| format!("cannot create link {} (copying {})", to.display(), from.display()))?;
+            std::os::unix::fs::symlink(&t, &to)
+                .with_context(|| format!("cannot create link {} (copying {})", to.display(), from.display()))?;
         } else if ft.is_file() {
             std::fs::copy(&from, &to).with_context(|| format!("cannot copy {} to {}", from.display(), to.display()))?;
         } else {
@@ -458,7 +481,12 @@ fn is_taken(e: &io::Error) -> bool {
 /// nothing). Returns the marker text of what was replaced (`Ok(None)`: nothing was there), or
 /// `Err(())` when the target changed under us and the caller should look again (also when it
 /// was found missing, `was_missing`, and now exists).
-fn put(tmp: &mut Tmp, target: &Path, stage: &str, was_missing: bool) -> Result<std::result::Result<Option<String>, ()>> {
+fn put(
+    tmp: &mut Tmp,
+    target: &Path,
+    stage: &str,
+    was_missing: bool,
+) -> Result<std::result::Result<Option<String>, ()>> {
     match std::fs::symlink_metadata(target) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             return match std::fs::rename(&tmp.path, target) {
@@ -515,7 +543,11 @@ fn put_aside(tmp: &mut Tmp, target: &Path, stage: &str) -> Result<std::result::R
     }
     if let Err(why) = owned(&aside.path).unwrap_or_else(|e| Err(format!("{e:#}"))) {
         if std::fs::rename(&aside.path, target).is_err() {
-            bail!("publish directory {} of stage `{stage}` changed while publishing; it is kept at {} ({why})", target.display(), aside.path.display());
+            bail!(
+                "publish directory {} of stage `{stage}` changed while publishing; it is kept at {} ({why})",
+                target.display(),
+                aside.path.display()
+            );
         }
         return Err(refused(target, stage, &why));
     }
@@ -598,7 +630,8 @@ fn examine(target: &Path, key: &str) -> Result<(Verdict, Option<String>)> {
 
 /// Publishes one entry's outputs `src` at `target`.
 pub fn publish_entry(src: &Path, target: &Path, stage: &str, item: Option<&str>, key: &str) -> Result<Outcome> {
-    let parent = target.parent().ok_or_else(|| anyhow!("cannot publish to {}: it has no parent directory", target.display()))?;
+    let parent =
+        target.parent().ok_or_else(|| anyhow!("cannot publish to {}: it has no parent directory", target.display()))?;
     let mut staged: Option<Tmp> = None;
     for _ in 0..16 {
         let (verdict, seen) = match examine(target, key) {
@@ -663,7 +696,8 @@ pub fn ensure_items(dir: &Path, stage: &str) -> Result<()> {
                 let tmp = tmp_path(&dir.join(MARKER));
                 let text = serde_json::to_string_pretty(&marker).context("cannot encode the publish marker")? + "\n";
                 std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
-                std::fs::rename(&tmp, dir.join(MARKER)).with_context(|| format!("cannot write {}", dir.join(MARKER).display()))?;
+                std::fs::rename(&tmp, dir.join(MARKER))
+                    .with_context(|| format!("cannot write {}", dir.join(MARKER).display()))?;
                 return Ok(());
             }
             _ => {
@@ -696,7 +730,8 @@ impl Guard<'_> {
     /// The resolved publish directory of a stage, checked.
     fn base(&self, stage: &str, rel: &str) -> Result<PathBuf> {
         let shown_rel = crate::util::display_id(rel);
-        let r = resolve(&self.spec.root, Path::new(rel)).with_context(|| format!("cannot resolve publish directory `{shown_rel}` of stage `{stage}`"))?;
+        let r = resolve(&self.spec.root, Path::new(rel))
+            .with_context(|| format!("cannot resolve publish directory `{shown_rel}` of stage `{stage}`"))?;
         if r == self.root || !r.starts_with(&self.root) {
             bail!(
                 "publish directory `{shown_rel}` of stage `{stage}` resolves to {}, outside the project directory {}; expected a directory inside it",
@@ -724,15 +759,23 @@ impl Guard<'_> {
 /// Publishes every node marked in `done` whose stage has `publish:`. Every target is tried;
 /// the error lists all that failed.
 pub fn publish(spec: &Spec, dag: &Dag, cache: &Cache, done: &[bool]) -> Result<()> {
-    let todo: Vec<usize> = (0..dag.nodes.len()).filter(|&i| done.get(i) == Some(&true) && dag.nodes[i].decl.publish.is_some()).collect();
+    let todo: Vec<usize> =
+        (0..dag.nodes.len()).filter(|&i| done.get(i) == Some(&true) && dag.nodes[i].decl.publish.is_some()).collect();
     if todo.is_empty() {
         return Ok(());
     }
-    let root = resolve(&spec.root, Path::new("")).with_context(|| format!("cannot resolve the project root {}", spec.root.display()))?;
+    let root = resolve(&spec.root, Path::new(""))
+        .with_context(|| format!("cannot resolve the project root {}", spec.root.display()))?;
     let cwd = std::env::current_dir().unwrap_or_else(|_| spec.root.clone());
-    let cache_dir = resolve(&cwd, &cache.root).with_context(|| format!("cannot resolve the cache directory {}", cache.root.display()))?;
+    let cache_dir = resolve(&cwd, &cache.root)
+        .with_context(|| format!("cannot resolve the cache directory {}", cache.root.display()))?;
     let cache_overridden = cache_dir != resolve(&root, Path::new("cache")).unwrap_or_default();
-    let slides = dag.slides.iter().filter_map(|s| s.slide.as_ref().map(|s| &s.path)).filter_map(|p| std::fs::canonicalize(p).ok()).collect();
+    let slides = dag
+        .slides
+        .iter()
+        .filter_map(|s| s.slide.as_ref().map(|s| &s.path))
+        .filter_map(|p| std::fs::canonicalize(p).ok())
+        .collect();
     let guard = Guard { spec, root, cache: cache_dir, cache_overridden, slides };
 
     let mut bases: HashMap<&str, Option<PathBuf>> = HashMap::new();
@@ -831,7 +874,8 @@ mod tests {
     }
 
     fn listing(dir: &Path) -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect();
+        let mut v: Vec<String> =
+            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect();
         v.sort();
         v
     }
@@ -868,8 +912,12 @@ mod tests {
     fn changed_key_replaces_the_whole_copy() {
         let d = tempfile::tempdir().unwrap();
         let t = d.path().join("out");
-        publish_entry(&entry(&d.path().join("s1"), &[("old.txt", "1"), ("both.txt", "1")]), &t, "s", None, "k1").unwrap();
-        assert_eq!(publish_entry(&entry(&d.path().join("s2"), &[("both.txt", "2")]), &t, "s", None, "k2").unwrap(), Outcome::Published);
+        publish_entry(&entry(&d.path().join("s1"), &[("old.txt", "1"), ("both.txt", "1")]), &t, "s", None, "k1")
+            .unwrap();
+        assert_eq!(
+            publish_entry(&entry(&d.path().join("s2"), &[("both.txt", "2")]), &t, "s", None, "k2").unwrap(),
+            Outcome::Published
+        );
         assert_eq!(listing(&t), [MARKER, "both.txt"]);
         assert_eq!(read(&t.join("both.txt")), "2");
         assert_eq!(marker(&t).key.as_deref(), Some("k2"));
@@ -897,7 +945,10 @@ mod tests {
         assert_eq!(listing(&t), ["thesis.docx"]);
         // so is a directory whose marker is not Spatia's
         let b = entry(&d.path().join("bad"), &[(MARKER, "{not json"), ("keep.txt", "k")]);
-        assert!(publish_entry(&src, &b, "s", None, "k1").unwrap_err().to_string().contains("not a Spatia publish marker"));
+        assert!(publish_entry(&src, &b, "s", None, "k1")
+            .unwrap_err()
+            .to_string()
+            .contains("not a Spatia publish marker"));
         assert_eq!(listing(&b), [MARKER, "keep.txt"]);
     }
 
@@ -907,7 +958,9 @@ mod tests {
         let t = d.path().join("out");
         publish_entry(&entry(&d.path().join("s1"), &[("a.txt", "1")]), &t, "s", None, "k1").unwrap();
         std::fs::write(t.join("notes.txt"), "mine").unwrap();
-        let e = publish_entry(&entry(&d.path().join("s2"), &[("a.txt", "2")]), &t, "s", None, "k2").unwrap_err().to_string();
+        let e = publish_entry(&entry(&d.path().join("s2"), &[("a.txt", "2")]), &t, "s", None, "k2")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("notes.txt"), "{e}");
         assert_eq!(read(&t.join("notes.txt")), "mine");
         assert_eq!(read(&t.join("a.txt")), "1");

@@ -26,8 +26,8 @@
 //! Every error names the file and says what was expected and what was found
 //! ([`FeatureError::InvalidBag`], [`FeatureError::DimensionMismatch`], [`FeatureError::Hdf5`]).
 use super::FeatureError;
-use hdf5_metno as hdf5;
 use hdf5::types::{FloatSize, TypeDescriptor, VarLenUnicode};
+use hdf5_metno as hdf5;
 use ndarray::Array2;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -158,7 +158,9 @@ impl Bag {
         let tmp = path.with_file_name(format!(".{file_name}.{}.tmp", std::process::id()));
         let result = self.write_to(&tmp, precision);
         match result {
-            Ok(()) => std::fs::rename(&tmp, path).map_err(|source| FeatureError::Io { path: path.to_path_buf(), source }),
+            Ok(()) => {
+                std::fs::rename(&tmp, path).map_err(|source| FeatureError::Io { path: path.to_path_buf(), source })
+            }
             Err(e) => {
                 let _ = std::fs::remove_file(&tmp);
                 Err(e)
@@ -245,10 +247,14 @@ impl Bag {
         if fshape[0] != cshape[0] {
             return Err(invalid(
                 path,
-                format!("expected as many `coords` rows as `features` rows, found {} features and {} coords", fshape[0], cshape[0]),
+                format!(
+                    "expected as many `coords` rows as `features` rows, found {} features and {} coords",
+                    fshape[0], cshape[0]
+                ),
             ));
         }
-        let ftype = fds.dtype().and_then(|t| t.to_descriptor()).map_err(h5err(path, "reading the type of `features`"))?;
+        let ftype =
+            fds.dtype().and_then(|t| t.to_descriptor()).map_err(h5err(path, "reading the type of `features`"))?;
         let features: Array2<f32> = match ftype {
             TypeDescriptor::Float(FloatSize::U2) => {
                 fds.read_2d::<half::f16>().map_err(h5err(path, "reading `features`"))?.mapv(|v| v.to_f32())

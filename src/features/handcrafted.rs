@@ -30,8 +30,8 @@
 //! (1973); Ojala, Pietikäinen, Mäenpää, "Multiresolution gray-scale and rotation invariant
 //! texture classification with local binary patterns", IEEE PAMI 24 (2002); Ruifrok and
 //! Johnston (2001) for colour deconvolution.
-use crate::slide::hed::rgb2hed_lut;
 use super::{Encoder, FeatureError, Prepared, RgbImage};
+use crate::slide::hed::rgb2hed_lut;
 use rayon::prelude::*;
 
 /// Hematoxylin concentration (scikit-image `rgb2hed` units) above which a pixel counts as
@@ -129,7 +129,10 @@ impl Encoder for Handcrafted {
     }
     fn digest(&self) -> String {
         let mut h = blake3::Hasher::new();
-        h.update(format!("spatia-handcrafted-v{VERSION};H>{H_THRESHOLD};DAB>{DAB_THRESHOLD};area>={MIN_NUCLEUS_AREA}").as_bytes());
+        h.update(
+            format!("spatia-handcrafted-v{VERSION};H>{H_THRESHOLD};DAB>{DAB_THRESHOLD};area>={MIN_NUCLEUS_AREA}")
+                .as_bytes(),
+        );
         h.finalize().to_hex().to_string()
     }
     fn dim(&self) -> usize {
@@ -354,7 +357,11 @@ pub fn tile_features(tile: &RgbImage) -> Result<Vec<f32>, FeatureError> {
     let riu2: [u8; 256] = std::array::from_fn(|p| {
         let ones = (p as u32).count_ones() as u8;
         let transitions = (p as u8 ^ (p as u8).rotate_left(1)).count_ones();
-        if transitions <= 2 { ones } else { 9 }
+        if transitions <= 2 {
+            ones
+        } else {
+            9
+        }
     });
     for y in 1..h - 1 {
         let (up, mid, down) = (&grey[(y - 1) * w..y * w], &grey[y * w..(y + 1) * w], &grey[(y + 1) * w..(y + 2) * w]);

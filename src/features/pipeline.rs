@@ -146,9 +146,9 @@ where
                         }
                     }
                 };
-                let prepared = load(item)
-                    .map_err(|message| FeatureError::Tile { index, message })
-                    .and_then(|tile| encoder.prepare(&tile).map_err(|e| FeatureError::Tile { index, message: e.to_string() }));
+                let prepared = load(item).map_err(|message| FeatureError::Tile { index, message }).and_then(|tile| {
+                    encoder.prepare(&tile).map_err(|e| FeatureError::Tile { index, message: e.to_string() })
+                });
                 if tx.send((index, prepared)).is_err() {
                     return;
                 }
@@ -160,7 +160,10 @@ where
         let mut next_expected = 0usize;
         let mut batch: Vec<Prepared> = Vec::with_capacity(cfg.batch_size);
         let mut batch_start = 0usize;
-        let mut flush = |batch: &mut Vec<Prepared>, batch_start: &mut usize, stats: &mut PipelineStats| -> Result<(), FeatureError> {
+        let mut flush = |batch: &mut Vec<Prepared>,
+                         batch_start: &mut usize,
+                         stats: &mut PipelineStats|
+         -> Result<(), FeatureError> {
             if batch.is_empty() {
                 return Ok(());
             }

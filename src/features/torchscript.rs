@@ -192,7 +192,10 @@ impl TorchScript {
         let mut flat = Vec::with_capacity(b * len);
         for (i, p) in batch.iter().enumerate() {
             if p.len() != len {
-                return Err(enc_err(&self.name, format!("prepared tile {i}: expected {len} values, found {}", p.len())));
+                return Err(enc_err(
+                    &self.name,
+                    format!("prepared tile {i}: expected {len} values, found {}", p.len()),
+                ));
             }
             flat.extend_from_slice(p);
         }
@@ -206,7 +209,12 @@ impl TorchScript {
             IValue::Tensor(t) => t,
             IValue::Tuple(v) | IValue::GenericList(v) => match v.into_iter().next() {
                 Some(IValue::Tensor(t)) => t,
-                _ => return Err(enc_err(&self.name, "expected the model to return a tensor or a tuple starting with one")),
+                _ => {
+                    return Err(enc_err(
+                        &self.name,
+                        "expected the model to return a tensor or a tuple starting with one",
+                    ))
+                }
             },
             other => {
                 return Err(enc_err(&self.name, format!("expected the model to return a tensor, found {other:?}")))

@@ -212,14 +212,9 @@ pub struct CohortSize {
 /// Groups prediction rows by repeat (row indices), checking the horizon against follow-up.
 fn by_repeat(rows: &[OofRow], horizon: f64) -> Result<BTreeMap<usize, Vec<usize>>> {
     if rows.is_empty() {
-        return Err(CalibrateError::Empty {
-            what: "out-of-fold predictions".into(),
-        });
+        return Err(CalibrateError::Empty { what: "out-of-fold predictions".into() });
     }
-    let max_time = rows
-        .iter()
-        .map(|r| r.time)
-        .fold(f64::NEG_INFINITY, f64::max);
+    let max_time = rows.iter().map(|r| r.time).fold(f64::NEG_INFINITY, f64::max);
     if horizon > max_time {
         return Err(CalibrateError::HorizonPastFollowUp { horizon, max_time });
     }
@@ -235,11 +230,7 @@ fn by_repeat(rows: &[OofRow], horizon: f64) -> Result<BTreeMap<usize, Vec<usize>
 pub fn cohort(rows: &[OofRow]) -> Result<CohortSize> {
     let m = by_repeat(rows, 0.0)?;
     let first = m.values().next().map(Vec::as_slice).unwrap_or(&[]);
-    let patients = |idx: &[usize]| {
-        idx.iter()
-            .map(|&i| rows[i].patient.as_str())
-            .collect::<BTreeSet<&str>>()
-    };
+    let patients = |idx: &[usize]| idx.iter().map(|&i| rows[i].patient.as_str()).collect::<BTreeSet<&str>>();
     let (first_repeat, reference) = (m.keys().next().copied().unwrap_or(0), patients(first));
     for (&rep, idx) in m.iter().skip(1) {
         let here = patients(idx);
@@ -249,18 +240,10 @@ pub fn cohort(rows: &[OofRow]) -> Result<CohortSize> {
                 .next()
                 .map(|p| format!("patient '{p}' in one of them only"))
                 .unwrap_or_else(|| format!("{} rows for {} patients", idx.len(), here.len()));
-            return Err(CalibrateError::RepeatMismatch {
-                repeat: rep,
-                first_repeat,
-                found: odd,
-            });
+            return Err(CalibrateError::RepeatMismatch { repeat: rep, first_repeat, found: odd });
         }
     }
-    Ok(CohortSize {
-        n: first.len(),
-        events: first.iter().filter(|&&i| rows[i].event).count(),
-        repeats: m.len(),
-    })
+    Ok(CohortSize { n: first.len(), events: first.iter().filter(|&&i| rows[i].event).count(), repeats: m.len() })
 }
 
 /// Out-of-fold predicted survival at the horizon, each row from its own fold's baseline.
@@ -271,11 +254,9 @@ pub fn predicted_survival(
 ) -> Result<Vec<f64>> {
     rows.iter()
         .map(|r| {
-            let b = baselines.get(&(r.repeat, r.fold)).ok_or_else(|| {
-                CalibrateError::MissingBaseline {
-                    what: "out-of-fold predictions".into(),
-                    model: format!("repeat {} fold {}", r.repeat, r.fold),
-                }
+            let b = baselines.get(&(r.repeat, r.fold)).ok_or_else(|| CalibrateError::MissingBaseline {
+                what: "out-of-fold predictions".into(),
+                model: format!("repeat {} fold {}", r.repeat, r.fold),
             })?;
             Ok(b.survival(r.risk, horizon))
         })
@@ -283,11 +264,7 @@ pub fn predicted_survival(
 }
 
 /// Calibration summary of predicted survival `surv` (one per row of `rows`) by repeat.
-pub fn summarize(
-    rows: &[OofRow],
-    surv: &[f64],
-    opts: &CalibrateOptions,
-) -> Result<CalibrationSummary> {
+pub fn summarize(rows: &[OofRow], surv: &[f64], opts: &CalibrateOptions) -> Result<CalibrationSummary> {
     opts.check()?;
     let groups = by_repeat(rows, opts.horizon)?;
     let mut per_repeat = Vec::with_capacity(groups.len());
@@ -297,15 +274,10 @@ pub fn summarize(
         let event: Vec<bool> = idx.iter().map(|&i| rows[i].event).collect();
         let s: Vec<f64> = idx.iter().map(|&i| surv[i]).collect();
         if s.iter().all(|&v| cloglog(v) == cloglog(s[0])) {
-            return Err(CalibrateError::ConstantPredictions {
-                repeat: rep,
-                horizon: opts.horizon,
-                value: 1.0 - s[0],
-            });
+            return Err(CalibrateError::ConstantPredictions { repeat: rep, horizon: opts.horizon, value: 1.0 - s[0] });
         }
         let ctx = format!("calibration of repeat {rep}");
-        let c = survival::calibration(&time, &event, &s, opts.horizon, opts.bins)
-            .map_err(surv_err(ctx.clone()))?;
+        let c = survival::calibration(&time, &event, &s, opts.horizon, opts.bins).map_err(surv_err(ctx.clone()))?;
         per_repeat.push(RepeatStats {
             repeat: rep,
             slope: c.slope,
@@ -319,11 +291,7 @@ pub fn summarize(
             let pred: Vec<f64> = s.iter().map(|v| 1.0 - v).collect();
             let bins = quantile_bins(&time, &event, &pred, opts.horizon, opts.bins, opts.level)
                 .map_err(surv_err(format!("bins of repeat {rep}")))?;
-            let mut notes: Vec<String> = c
-                .notes
-                .iter()
-                .map(|n| format!("repeat {rep}: {n}"))
-                .collect();
+            let mut notes: Vec<String> = c.notes.iter().map(|n| format!("repeat {rep}: {n}")).collect();
             for b in bins.iter().filter(|b| b.at_risk == 0) {
                 notes.push(format!("repeat {rep} bin {}: nobody at risk at the horizon; observed is the Kaplan–Meier estimate at the bin's last follow-up", b.bin));
             }
@@ -335,12 +303,8 @@ pub fn summarize(
             }
         }
     }
-    let (bins, curve, notes) = first.ok_or_else(|| CalibrateError::Empty {
-        what: "out-of-fold predictions".into(),
-    })?;
-    let mean = |f: fn(&RepeatStats) -> f64| {
-        per_repeat.iter().map(f).sum::<f64>() / per_repeat.len() as f64
-    };
+    let (bins, curve, notes) = first.ok_or_else(|| CalibrateError::Empty { what: "out-of-fold predictions".into() })?;
+    let mean = |f: fn(&RepeatStats) -> f64| per_repeat.iter().map(f).sum::<f64>() / per_repeat.len() as f64;
     Ok(CalibrationSummary {
         bins,
         slope: mean(|r| r.slope),
@@ -380,11 +344,7 @@ pub struct Recalibration {
 
 impl Recalibration {
     /// The identity (`a = 0`, `b = 1`).
-    pub const IDENTITY: Recalibration = Recalibration {
-        a: 0.0,
-        b: 1.0,
-        b_se: 0.0,
-    };
+    pub const IDENTITY: Recalibration = Recalibration { a: 0.0, b: 1.0, b_se: 0.0 };
 
     /// Recalibrated survival `exp(−exp(a + b·log(−log S)))` (with the same clipping of `S`).
     pub fn apply(&self, s: f64) -> f64 {
@@ -408,19 +368,12 @@ pub fn fit_recalibration(
         event,
         &c,
         &["cloglog(predicted risk)".to_string()],
-        &CoxOptions {
-            concordance: false,
-            ..CoxOptions::default()
-        },
+        &CoxOptions { concordance: false, ..CoxOptions::default() },
     )?;
     let b = fit.coefficients[0].coef;
     let bc: Vec<f64> = c.iter().map(|v| b * v).collect();
     let a = offset_log_cumhaz(time, event, &bc, horizon);
-    Ok(a.is_finite().then_some(Recalibration {
-        a,
-        b,
-        b_se: fit.coefficients[0].se,
-    }))
+    Ok(a.is_finite().then_some(Recalibration { a, b, b_se: fit.coefficients[0].se }))
 }
 
 /// Recalibrated out-of-fold predictions and their calibration.
@@ -452,21 +405,15 @@ pub fn recalibrate(
     let groups = by_repeat(rows, opts.horizon)?;
     let mut inner_by: BTreeMap<(usize, usize), Vec<usize>> = BTreeMap::new();
     for (i, r) in inner.iter().enumerate() {
-        inner_by
-            .entry((r.repeat, r.outer_fold))
-            .or_default()
-            .push(i);
+        inner_by.entry((r.repeat, r.outer_fold)).or_default().push(i);
     }
     let mut out_surv = surv.clone();
     let mut folds = Vec::new();
     for (&rep, idx) in &groups {
         let fold_ids: BTreeSet<usize> = idx.iter().map(|&i| rows[i].fold).collect();
         for &f in &fold_ids {
-            let train: BTreeSet<&str> = idx
-                .iter()
-                .filter(|&&i| rows[i].fold != f)
-                .map(|&i| rows[i].patient.as_str())
-                .collect();
+            let train: BTreeSet<&str> =
+                idx.iter().filter(|&&i| rows[i].fold != f).map(|&i| rows[i].patient.as_str()).collect();
             let test: Vec<usize> = idx.iter().copied().filter(|&i| rows[i].fold == f).collect();
             let ins = inner_by.get(&(rep, f)).map(Vec::as_slice).unwrap_or(&[]);
             check_inner(rep, f, &train, ins, inner)?;
@@ -475,28 +422,19 @@ pub fn recalibrate(
             let mut s = Vec::with_capacity(ins.len());
             for &i in ins {
                 let r = &inner[i];
-                let b = inner_baselines
-                    .get(&(r.repeat, r.outer_fold, r.inner_fold))
-                    .ok_or_else(|| CalibrateError::MissingBaseline {
+                let b = inner_baselines.get(&(r.repeat, r.outer_fold, r.inner_fold)).ok_or_else(|| {
+                    CalibrateError::MissingBaseline {
                         what: "inner out-of-fold predictions".into(),
-                        model: format!(
-                            "repeat {} outer fold {} inner fold {}",
-                            r.repeat, r.outer_fold, r.inner_fold
-                        ),
-                    })?;
+                        model: format!("repeat {} outer fold {} inner fold {}", r.repeat, r.outer_fold, r.inner_fold),
+                    }
+                })?;
                 t.push(r.time);
                 e.push(r.event);
                 s.push(b.survival(r.risk, opts.horizon));
             }
             let rc = fit_recalibration(&t, &e, &s, opts.horizon)
-                .map_err(surv_err(format!(
-                    "recalibration of repeat {rep} fold {f} (inner predictions)"
-                )))?
-                .ok_or(CalibrateError::NoEventByHorizon {
-                    repeat: rep,
-                    fold: f,
-                    horizon: opts.horizon,
-                })?;
+                .map_err(surv_err(format!("recalibration of repeat {rep} fold {f} (inner predictions)")))?
+                .ok_or(CalibrateError::NoEventByHorizon { repeat: rep, fold: f, horizon: opts.horizon })?;
             for &i in &test {
                 out_surv[i] = rc.apply(surv[i]);
             }
@@ -512,27 +450,12 @@ pub fn recalibrate(
         }
     }
     let summary = summarize(rows, &out_surv, opts)?;
-    Ok(Recalibrated {
-        summary,
-        folds,
-        survival: out_surv,
-    })
+    Ok(Recalibrated { summary, folds, survival: out_surv })
 }
 
 /// Checks that the inner predictions of outer (repeat, fold) are exactly its training patients.
-fn check_inner(
-    rep: usize,
-    f: usize,
-    train: &BTreeSet<&str>,
-    ins: &[usize],
-    inner: &[InnerOofRow],
-) -> Result<()> {
-    let mismatch = |found: String| CalibrateError::InnerMismatch {
-        repeat: rep,
-        fold: f,
-        expected: train.len(),
-        found,
-    };
+fn check_inner(rep: usize, f: usize, train: &BTreeSet<&str>, ins: &[usize], inner: &[InnerOofRow]) -> Result<()> {
+    let mismatch = |found: String| CalibrateError::InnerMismatch { repeat: rep, fold: f, expected: train.len(), found };
     if ins.is_empty() {
         return Err(mismatch("found no inner predictions".into()));
     }
@@ -540,17 +463,16 @@ fn check_inner(
     for &i in ins {
         let p = inner[i].patient.as_str();
         if !train.contains(p) {
-            return Err(mismatch(format!("found patient '{p}', which is not among them (a test patient of the fold or unknown)")));
+            return Err(mismatch(format!(
+                "found patient '{p}', which is not among them (a test patient of the fold or unknown)"
+            )));
         }
         if !seen.insert(p) {
             return Err(mismatch(format!("found patient '{p}' twice")));
         }
     }
     if let Some(p) = train.iter().find(|p| !seen.contains(*p)) {
-        return Err(mismatch(format!(
-            "found {} (patient '{p}' missing)",
-            seen.len()
-        )));
+        return Err(mismatch(format!("found {} (patient '{p}' missing)", seen.len())));
     }
     Ok(())
 }
@@ -597,45 +519,24 @@ mod tests {
     fn recalibration_in_sample_gives_slope_one_intercept_zero() {
         let (t, e, x) = data(200, 11);
         // Mis-calibrated: twice the true hazard, and too steep a risk score.
-        let s: Vec<f64> = x
-            .iter()
-            .map(|xi| (-2.0 * 0.001 * 1500.0 * (1.6 * xi).exp()).exp())
-            .collect();
+        let s: Vec<f64> = x.iter().map(|xi| (-2.0 * 0.001 * 1500.0 * (1.6 * xi).exp()).exp()).collect();
         let before = survival::calibration(&t, &e, &s, 1500.0, 5).unwrap();
         let rc = fit_recalibration(&t, &e, &s, 1500.0).unwrap().unwrap();
         assert!((rc.b - before.slope).abs() < 1e-12);
         let s2: Vec<f64> = s.iter().map(|&v| rc.apply(v)).collect();
         let after = survival::calibration(&t, &e, &s2, 1500.0, 5).unwrap();
         assert!((after.slope - 1.0).abs() < 1e-6, "slope {}", after.slope);
-        assert!(
-            after.intercept.abs() < 1e-9,
-            "intercept {}",
-            after.intercept
-        );
+        assert!(after.intercept.abs() < 1e-9, "intercept {}", after.intercept);
         assert!(after.ici < before.ici);
         // Slope ≈ 1/1.6, intercept ≈ log ½ (hazard doubled), up to noise.
         assert!((before.slope - 1.0 / 1.6).abs() < 0.2, "{}", before.slope);
-        assert!(
-            (before.intercept - 0.5f64.ln()).abs() < 0.35,
-            "{}",
-            before.intercept
-        );
-        assert_eq!(
-            Recalibration::IDENTITY.apply(0.7),
-            (-cloglog(0.7).exp()).exp()
-        );
+        assert!((before.intercept - 0.5f64.ln()).abs() < 0.35, "{}", before.intercept);
+        assert_eq!(Recalibration::IDENTITY.apply(0.7), (-cloglog(0.7).exp()).exp());
     }
 
     fn rows_from(t: &[f64], e: &[bool], x: &[f64], k: usize) -> Vec<OofRow> {
         (0..t.len())
-            .map(|i| OofRow {
-                repeat: 0,
-                fold: i % k,
-                patient: format!("P{i}"),
-                risk: x[i],
-                time: t[i],
-                event: e[i],
-            })
+            .map(|i| OofRow { repeat: 0, fold: i % k, patient: format!("P{i}"), risk: x[i], time: t[i], event: e[i] })
             .collect()
     }
 
@@ -647,23 +548,13 @@ mod tests {
         for f in 0..3 {
             bl.insert(
                 (0, f),
-                Baseline::new(
-                    vec![100.0, 500.0, 2000.0],
-                    vec![0.1 * (f + 1) as f64, 0.5 * (f + 1) as f64, 2.0],
-                )
-                .unwrap(),
+                Baseline::new(vec![100.0, 500.0, 2000.0], vec![0.1 * (f + 1) as f64, 0.5 * (f + 1) as f64, 2.0])
+                    .unwrap(),
             );
         }
-        let opts = CalibrateOptions {
-            horizon: 1000.0,
-            bins: 5,
-            level: 0.95,
-        };
+        let opts = CalibrateOptions { horizon: 1000.0, bins: 5, level: 0.95 };
         let s = calibrate(&rows, &bl, &opts).unwrap();
-        let surv: Vec<f64> = rows
-            .iter()
-            .map(|r| (-0.5 * (r.fold + 1) as f64 * r.risk.exp()).exp())
-            .collect();
+        let surv: Vec<f64> = rows.iter().map(|r| (-0.5 * (r.fold + 1) as f64 * r.risk.exp()).exp()).collect();
         let lib = survival::calibration(&t, &e, &surv, 1000.0, 5).unwrap();
         assert_eq!(s.slope, lib.slope);
         assert_eq!(s.intercept, lib.intercept);
@@ -693,10 +584,7 @@ mod tests {
         assert_eq!((c.n, c.repeats), (20, 2));
         rows.last_mut().unwrap().patient = "Q".into();
         let err = cohort(&rows).unwrap_err().to_string();
-        assert!(
-            err.contains("repeat 1") && err.contains("patient 'P19' in one of them only"),
-            "{err}"
-        );
+        assert!(err.contains("repeat 1") && err.contains("patient 'P19' in one of them only"), "{err}");
     }
 
     #[test]
@@ -708,63 +596,16 @@ mod tests {
             bl.insert((0, f), Baseline::new(vec![100.0], vec![0.2]).unwrap());
         }
         let max = t.iter().cloned().fold(0.0, f64::max);
-        let err = calibrate(
-            &rows,
-            &bl,
-            &CalibrateOptions {
-                horizon: max + 1.0,
-                bins: 3,
-                level: 0.95,
-            },
-        )
-        .unwrap_err()
-        .to_string();
+        let err = calibrate(&rows, &bl, &CalibrateOptions { horizon: max + 1.0, bins: 3, level: 0.95 })
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("longest follow-up"), "{err}");
-        assert!(calibrate(
-            &rows,
-            &bl,
-            &CalibrateOptions {
-                horizon: 100.0,
-                bins: 0,
-                level: 0.95
-            }
-        )
-        .is_err());
-        assert!(calibrate(
-            &rows,
-            &bl,
-            &CalibrateOptions {
-                horizon: 100.0,
-                bins: 3,
-                level: 1.0
-            }
-        )
-        .is_err());
-        let err = calibrate(
-            &rows,
-            &bl,
-            &CalibrateOptions {
-                horizon: 50.0,
-                bins: 3,
-                level: 0.95,
-            },
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            err.contains("repeat 0") && err.contains("found 0 for all"),
-            "{err}"
-        );
-        assert!(calibrate(
-            &rows,
-            &bl,
-            &CalibrateOptions {
-                horizon: -1.0,
-                bins: 3,
-                level: 0.9
-            }
-        )
-        .is_err());
+        assert!(calibrate(&rows, &bl, &CalibrateOptions { horizon: 100.0, bins: 0, level: 0.95 }).is_err());
+        assert!(calibrate(&rows, &bl, &CalibrateOptions { horizon: 100.0, bins: 3, level: 1.0 }).is_err());
+        let err =
+            calibrate(&rows, &bl, &CalibrateOptions { horizon: 50.0, bins: 3, level: 0.95 }).unwrap_err().to_string();
+        assert!(err.contains("repeat 0") && err.contains("found 0 for all"), "{err}");
+        assert!(calibrate(&rows, &bl, &CalibrateOptions { horizon: -1.0, bins: 3, level: 0.9 }).is_err());
     }
 
     #[test]
@@ -774,15 +615,9 @@ mod tests {
         let mut bl = BTreeMap::new();
         let mut ibl = BTreeMap::new();
         for f in 0..2 {
-            bl.insert(
-                (0, f),
-                Baseline::new(vec![100.0, 1000.0], vec![0.05, 0.6]).unwrap(),
-            );
+            bl.insert((0, f), Baseline::new(vec![100.0, 1000.0], vec![0.05, 0.6]).unwrap());
             for g in 0..2 {
-                ibl.insert(
-                    (0, f, g),
-                    Baseline::new(vec![100.0, 1000.0], vec![0.05, 0.6]).unwrap(),
-                );
+                ibl.insert((0, f, g), Baseline::new(vec![100.0, 1000.0], vec![0.05, 0.6]).unwrap());
             }
         }
         let mut inner: Vec<InnerOofRow> = Vec::new();
@@ -799,35 +634,22 @@ mod tests {
                 });
             }
         }
-        let opts = CalibrateOptions {
-            horizon: 900.0,
-            bins: 3,
-            level: 0.95,
-        };
+        let opts = CalibrateOptions { horizon: 900.0, bins: 3, level: 0.95 };
         let ok = recalibrate(&rows, &bl, &inner, &ibl, &opts).unwrap();
         assert_eq!(ok.folds.len(), 2);
         assert_eq!(ok.folds[0].n_inner, 30);
         // A test patient leaking into the inner predictions.
         let mut bad = inner.clone();
         bad[0].patient = "P0".into(); // P0 is in outer fold 0's test set
-        let err = recalibrate(&rows, &bl, &bad, &ibl, &opts)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("repeat 0 outer fold 0") && err.contains("'P0'"),
-            "{err}"
-        );
+        let err = recalibrate(&rows, &bl, &bad, &ibl, &opts).unwrap_err().to_string();
+        assert!(err.contains("repeat 0 outer fold 0") && err.contains("'P0'"), "{err}");
         let mut short = inner.clone();
         short.remove(3);
-        let err = recalibrate(&rows, &bl, &short, &ibl, &opts)
-            .unwrap_err()
-            .to_string();
+        let err = recalibrate(&rows, &bl, &short, &ibl, &opts).unwrap_err().to_string();
         assert!(err.contains("missing"), "{err}");
         let mut nob = ibl.clone();
         nob.remove(&(0, 1, 1));
-        let err = recalibrate(&rows, &bl, &inner, &nob, &opts)
-            .unwrap_err()
-            .to_string();
+        let err = recalibrate(&rows, &bl, &inner, &nob, &opts).unwrap_err().to_string();
         assert!(err.contains("repeat 0 outer fold 1 inner fold 1"), "{err}");
     }
 }

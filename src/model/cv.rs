@@ -35,11 +35,7 @@ pub struct CvOptions {
 
 impl Default for CvOptions {
     fn default() -> Self {
-        Self {
-            k: 5,
-            repeats: 1,
-            seed: 0,
-        }
+        Self { k: 5, repeats: 1, seed: 0 }
     }
 }
 
@@ -59,30 +55,17 @@ pub struct FoldAssignment {
 impl FoldAssignment {
     /// Fold of a patient, `None` if the patient is not in the split.
     pub fn fold_of(&self, patient: &str) -> Option<usize> {
-        self.patients
-            .iter()
-            .position(|p| p == patient)
-            .map(|i| self.fold[i])
+        self.patients.iter().position(|p| p == patient).map(|i| self.fold[i])
     }
 
     /// Fold of each row given the patient of each row (several rows may share a patient).
     pub fn row_folds(&self, row_patients: &[String]) -> Result<Vec<usize>> {
-        let map: HashMap<&str, usize> = self
-            .patients
-            .iter()
-            .zip(&self.fold)
-            .map(|(p, &f)| (p.as_str(), f))
-            .collect();
+        let map: HashMap<&str, usize> = self.patients.iter().zip(&self.fold).map(|(p, &f)| (p.as_str(), f)).collect();
         row_patients
             .iter()
             .enumerate()
             .map(|(row, p)| {
-                map.get(p.as_str())
-                    .copied()
-                    .ok_or_else(|| ModelError::UnknownPatient {
-                        patient: p.clone(),
-                        row,
-                    })
+                map.get(p.as_str()).copied().ok_or_else(|| ModelError::UnknownPatient { patient: p.clone(), row })
             })
             .collect()
     }
@@ -99,10 +82,7 @@ impl FoldAssignment {
 
 /// Collapses rows (e.g. slides) to one `(patient, event)` per patient, in first-seen order.
 /// Errors if two rows of one patient disagree on the event.
-pub fn patient_events(
-    row_patients: &[String],
-    row_events: &[bool],
-) -> Result<(Vec<String>, Vec<bool>)> {
+pub fn patient_events(row_patients: &[String], row_events: &[bool]) -> Result<(Vec<String>, Vec<bool>)> {
     if row_patients.len() != row_events.len() {
         return Err(ModelError::LengthMismatch {
             what: "event indicators (one per row)".into(),
@@ -117,11 +97,7 @@ pub fn patient_events(
         match first.get(p.as_str()) {
             Some(&r0) => {
                 if row_events[r0] != e {
-                    return Err(ModelError::InconsistentOutcome {
-                        patient: p.clone(),
-                        first: r0,
-                        second: row,
-                    });
+                    return Err(ModelError::InconsistentOutcome { patient: p.clone(), first: r0, second: row });
                 }
             }
             None => {
@@ -135,11 +111,7 @@ pub fn patient_events(
 }
 
 /// Splits patients (one entry each) into `k` folds stratified by `events`, once per repeat.
-pub fn split(
-    patients: &[String],
-    events: &[bool],
-    options: &CvOptions,
-) -> Result<Vec<FoldAssignment>> {
+pub fn split(patients: &[String], events: &[bool], options: &CvOptions) -> Result<Vec<FoldAssignment>> {
     let n = patients.len();
     if events.len() != n {
         return Err(ModelError::LengthMismatch {
@@ -172,11 +144,7 @@ pub fn split(
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for (i, p) in patients.iter().enumerate() {
         if let Some(&j) = seen.get(p.as_str()) {
-            return Err(ModelError::DuplicatePatient {
-                patient: p.clone(),
-                first: j,
-                second: i,
-            });
+            return Err(ModelError::DuplicatePatient { patient: p.clone(), first: j, second: i });
         }
         seen.insert(p.as_str(), i);
     }
@@ -196,12 +164,7 @@ pub fn split(
         for (j, &i) in ev.iter().chain(ce.iter()).enumerate() {
             fold[i] = j % options.k;
         }
-        out.push(FoldAssignment {
-            repeat: r,
-            k: options.k,
-            patients: patients.to_vec(),
-            fold,
-        });
+        out.push(FoldAssignment { repeat: r, k: options.k, patients: patients.to_vec(), fold });
     }
     Ok(out)
 }
@@ -224,16 +187,7 @@ mod tests {
     fn balanced_sizes_and_events() {
         for (n, every, k) in [(103, 3, 5), (686, 2, 5), (47, 7, 4), (10, 4, 3)] {
             let (p, e) = cohort(n, every);
-            let f = split(
-                &p,
-                &e,
-                &CvOptions {
-                    k,
-                    repeats: 2,
-                    seed: 7,
-                },
-            )
-            .unwrap();
+            let f = split(&p, &e, &CvOptions { k, repeats: 2, seed: 7 }).unwrap();
             assert_eq!(f.len(), 2);
             for a in &f {
                 assert!(spread(&a.sizes()) <= 1, "sizes {:?}", a.sizes());
@@ -253,23 +207,11 @@ mod tests {
     #[test]
     fn seed_determinism_and_order_independence() {
         let (p, e) = cohort(200, 3);
-        let o = CvOptions {
-            k: 5,
-            repeats: 1,
-            seed: 42,
-        };
+        let o = CvOptions { k: 5, repeats: 1, seed: 42 };
         let a = split(&p, &e, &o).unwrap();
         let b = split(&p, &e, &o).unwrap();
         assert_eq!(a, b);
-        let c = split(
-            &p,
-            &e,
-            &CvOptions {
-                seed: 43,
-                ..o.clone()
-            },
-        )
-        .unwrap();
+        let c = split(&p, &e, &CvOptions { seed: 43, ..o.clone() }).unwrap();
         assert_ne!(a[0].fold, c[0].fold);
         // Reversed input order: same fold per patient.
         let pr: Vec<String> = p.iter().rev().cloned().collect();
@@ -292,56 +234,21 @@ mod tests {
         for i in 0..60 {
             assert_eq!(rf[i], rf[i / 3 * 3]);
         }
-        let err = f[0]
-            .row_folds(&["P99".to_string()])
-            .unwrap_err()
-            .to_string();
+        let err = f[0].row_folds(&["P99".to_string()]).unwrap_err().to_string();
         assert!(err.contains("'P99'"), "{err}");
     }
 
     #[test]
     fn bad_inputs() {
         let (p, e) = cohort(4, 2);
-        let err = split(
-            &p,
-            &e,
-            &CvOptions {
-                k: 5,
-                ..Default::default()
-            },
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            err.contains("at least k = 5") && err.contains("found 4"),
-            "{err}"
-        );
-        let err = split(
-            &p,
-            &e,
-            &CvOptions {
-                k: 1,
-                ..Default::default()
-            },
-        )
-        .unwrap_err()
-        .to_string();
+        let err = split(&p, &e, &CvOptions { k: 5, ..Default::default() }).unwrap_err().to_string();
+        assert!(err.contains("at least k = 5") && err.contains("found 4"), "{err}");
+        let err = split(&p, &e, &CvOptions { k: 1, ..Default::default() }).unwrap_err().to_string();
         assert!(err.contains("k (number of folds)"), "{err}");
         let dup = vec!["A".to_string(), "B".into(), "A".into()];
-        let err = split(
-            &dup,
-            &[true, false, true],
-            &CvOptions {
-                k: 2,
-                ..Default::default()
-            },
-        )
-        .unwrap_err()
-        .to_string();
+        let err = split(&dup, &[true, false, true], &CvOptions { k: 2, ..Default::default() }).unwrap_err().to_string();
         assert!(err.contains("'A'") && err.contains("0 and 2"), "{err}");
-        let err = patient_events(&dup, &[true, false, false])
-            .unwrap_err()
-            .to_string();
+        let err = patient_events(&dup, &[true, false, false]).unwrap_err().to_string();
         assert!(err.contains("'A'") && err.contains("rows 0 and 2"), "{err}");
     }
 }

@@ -108,22 +108,14 @@ fn check_columns(covariates: &[Covariate]) -> Result<usize> {
 
 fn check_rows(what: &str, rows: &[usize], n: usize) -> Result<()> {
     match rows.iter().find(|&&r| r >= n) {
-        Some(&row) => Err(ModelError::RowOutOfRange {
-            what: what.into(),
-            row,
-            n,
-        }),
+        Some(&row) => Err(ModelError::RowOutOfRange { what: what.into(), row, n }),
         None => Ok(()),
     }
 }
 
 impl Standardizer {
     /// Fits means, sds, levels and modes on `train_rows` only.
-    pub fn fit(
-        covariates: &[Covariate],
-        train_rows: &[usize],
-        policy: MissingPolicy,
-    ) -> Result<Self> {
+    pub fn fit(covariates: &[Covariate], train_rows: &[usize], policy: MissingPolicy) -> Result<Self> {
         if covariates.is_empty() {
             return Err(ModelError::InvalidParameter {
                 name: "covariates".into(),
@@ -173,14 +165,17 @@ impl Standardizer {
                         });
                     }
                     let m = vals.iter().sum::<f64>() / vals.len() as f64;
-                    let var = vals.iter().map(|x| (x - m) * (x - m)).sum::<f64>()
-                        / (vals.len() - 1) as f64;
+                    let var = vals.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (vals.len() - 1) as f64;
                     let sd = var.sqrt();
                     if !m.is_finite() || !sd.is_finite() {
                         return Err(ModelError::Unfittable {
                             covariate: c.name.clone(),
                             expected: "values whose mean and standard deviation are finite".into(),
-                            found: format!("values from {:e} to {:e}", vals.iter().cloned().fold(f64::INFINITY, f64::min), vals.iter().cloned().fold(f64::NEG_INFINITY, f64::max)),
+                            found: format!(
+                                "values from {:e} to {:e}",
+                                vals.iter().cloned().fold(f64::INFINITY, f64::min),
+                                vals.iter().cloned().fold(f64::NEG_INFINITY, f64::max)
+                            ),
                         });
                     }
                     if sd <= 0.0 {
@@ -198,10 +193,7 @@ impl Standardizer {
                         match &v[r] {
                             Some(s) => *counts.entry(s.as_str()).or_insert(0) += 1,
                             None if policy == MissingPolicy::Error => {
-                                return Err(ModelError::Missing {
-                                    covariate: c.name.clone(),
-                                    row: r,
-                                })
+                                return Err(ModelError::Missing { covariate: c.name.clone(), row: r })
                             }
                             None => {}
                         }
@@ -214,12 +206,8 @@ impl Standardizer {
                         });
                     }
                     // max_by_key keeps the last maximum; iterate reversed to keep the first level.
-                    let mode = counts
-                        .iter()
-                        .rev()
-                        .max_by_key(|(_, &k)| k)
-                        .map(|(l, _)| l.to_string())
-                        .unwrap_or_default();
+                    let mode =
+                        counts.iter().rev().max_by_key(|(_, &k)| k).map(|(l, _)| l.to_string()).unwrap_or_default();
                     let levels = counts.keys().map(|s| s.to_string()).collect();
                     fitted.push(Fitted::Categorical { levels, mode });
                 }
@@ -240,9 +228,7 @@ impl Standardizer {
         for (name, f) in self.names.iter().zip(&self.fitted) {
             match f {
                 Fitted::Numeric { .. } => out.push(name.clone()),
-                Fitted::Categorical { levels, .. } => {
-                    out.extend(levels.iter().skip(1).map(|l| format!("{name}={l}")))
-                }
+                Fitted::Categorical { levels, .. } => out.extend(levels.iter().skip(1).map(|l| format!("{name}={l}"))),
             }
         }
         out
@@ -295,10 +281,7 @@ impl Standardizer {
                                 })
                             }
                             None if self.policy == MissingPolicy::Error => {
-                                return Err(ModelError::Missing {
-                                    covariate: c.name.clone(),
-                                    row: r,
-                                })
+                                return Err(ModelError::Missing { covariate: c.name.clone(), row: r })
                             }
                             None => *mean,
                         };
@@ -308,20 +291,12 @@ impl Standardizer {
                         let level = match &v[r] {
                             Some(s) => s.as_str(),
                             None if self.policy == MissingPolicy::Error => {
-                                return Err(ModelError::Missing {
-                                    covariate: c.name.clone(),
-                                    row: r,
-                                })
+                                return Err(ModelError::Missing { covariate: c.name.clone(), row: r })
                             }
                             None => mode.as_str(),
                         };
                         // Unseen level: all zeros (same coding as the reference level).
-                        x.extend(
-                            levels
-                                .iter()
-                                .skip(1)
-                                .map(|l| if l == level { 1.0 } else { 0.0 }),
-                        );
+                        x.extend(levels.iter().skip(1).map(|l| if l == level { 1.0 } else { 0.0 }));
                     }
                     _ => {
                         return Err(ModelError::InvalidParameter {
@@ -333,11 +308,7 @@ impl Standardizer {
                 }
             }
         }
-        Ok(DesignMatrix {
-            names,
-            x,
-            n: rows.len(),
-        })
+        Ok(DesignMatrix { names, x, n: rows.len() })
     }
 }
 
@@ -370,20 +341,14 @@ pub fn covariates_from_table(t: &ClinicalTable, categorical: &[String]) -> Vec<C
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
     use super::*;
+    use std::path::Path;
 
     fn covs() -> Vec<Covariate> {
         vec![
             Covariate {
                 name: "age".into(),
-                column: Column::Numeric(vec![
-                    Some(40.0),
-                    Some(50.0),
-                    None,
-                    Some(60.0),
-                    Some(1000.0),
-                ]),
+                column: Column::Numeric(vec![Some(40.0), Some(50.0), None, Some(60.0), Some(1000.0)]),
             },
             Covariate {
                 name: "grade".into(),
@@ -401,13 +366,15 @@ mod tests {
     #[test]
     fn huge_values_name_the_row_not_a_constant() {
         for x in [1e308, -1e308, 2e154] {
-            let c = vec![Covariate { name: "age".into(), column: Column::Numeric(vec![Some(40.0), Some(x), Some(37.0)]) }];
+            let c =
+                vec![Covariate { name: "age".into(), column: Column::Numeric(vec![Some(40.0), Some(x), Some(37.0)]) }];
             let e = Standardizer::fit(&c, &[0, 1, 2], MissingPolicy::Error).unwrap_err().to_string();
             assert!(e.contains("'age'") && e.contains("at row 1") && e.contains("overflow"), "{e}");
             assert!(!e.contains("constant"), "{e}");
         }
         // below the bound the sd is finite
-        let c = vec![Covariate { name: "age".into(), column: Column::Numeric(vec![Some(-1e150), Some(1e150), Some(0.0)]) }];
+        let c =
+            vec![Covariate { name: "age".into(), column: Column::Numeric(vec![Some(-1e150), Some(1e150), Some(0.0)]) }];
         let s = Standardizer::fit(&c, &[0, 1, 2], MissingPolicy::Error).unwrap();
         assert!(s.mean_sd("age").unwrap().1.is_finite());
     }
@@ -418,10 +385,7 @@ mod tests {
         let s = Standardizer::fit(&c, &[0, 1, 2, 3], MissingPolicy::Impute).unwrap();
         // mean of 40, 50, 60 (row 4's 1000 is a test row and must not count)
         let (m, sd) = s.mean_sd("age").unwrap();
-        assert!(
-            (m - 50.0).abs() < 1e-12 && (sd - 10.0).abs() < 1e-12,
-            "{m} {sd}"
-        );
+        assert!((m - 50.0).abs() < 1e-12 && (sd - 10.0).abs() < 1e-12, "{m} {sd}");
         assert_eq!(s.column_names(), vec!["age", "grade=2"]);
         let d = s.transform(&c, &[0, 2, 3, 4]).unwrap();
         assert_eq!(d.n, 4);
@@ -434,33 +398,18 @@ mod tests {
     #[test]
     fn errors_name_covariate_and_row() {
         let c = covs();
-        let err = Standardizer::fit(&c, &[0, 1, 2], MissingPolicy::Error)
-            .unwrap_err()
-            .to_string();
+        let err = Standardizer::fit(&c, &[0, 1, 2], MissingPolicy::Error).unwrap_err().to_string();
         assert!(err.contains("'age'") && err.contains("row 2"), "{err}");
-        let err = Standardizer::fit(&c, &[0, 9], MissingPolicy::Impute)
-            .unwrap_err()
-            .to_string();
+        let err = Standardizer::fit(&c, &[0, 9], MissingPolicy::Impute).unwrap_err().to_string();
         assert!(err.contains("row 9") && err.contains("< 5"), "{err}");
-        let flat = vec![Covariate {
-            name: "k".into(),
-            column: Column::Numeric(vec![Some(1.0); 3]),
-        }];
-        let err = Standardizer::fit(&flat, &[0, 1, 2], MissingPolicy::Impute)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("'k'") && err.contains("non-zero standard deviation"),
-            "{err}"
-        );
+        let flat = vec![Covariate { name: "k".into(), column: Column::Numeric(vec![Some(1.0); 3]) }];
+        let err = Standardizer::fit(&flat, &[0, 1, 2], MissingPolicy::Impute).unwrap_err().to_string();
+        assert!(err.contains("'k'") && err.contains("non-zero standard deviation"), "{err}");
     }
 
     #[test]
     fn reads_gbsg2() {
-        let path = Path::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../shared/data/clinical/gbsg2.csv"
-        ));
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/clinical/gbsg2.csv"));
         let cohort = crate::cohort::Cohort {
             clinical: "gbsg2.csv".into(),
             id: crate::cohort::ROW_IDS.into(),

@@ -28,7 +28,9 @@ pub enum ModelError {
         found: String,
     },
     /// A patient listed twice in the per-patient table of a split.
-    #[error("patient '{patient}' listed at positions {first} and {second}: expected each patient once in the split table")]
+    #[error(
+        "patient '{patient}' listed at positions {first} and {second}: expected each patient once in the split table"
+    )]
     DuplicatePatient {
         /// Patient id.
         patient: String,
@@ -48,9 +50,7 @@ pub enum ModelError {
         second: usize,
     },
     /// A patient with no fold.
-    #[error(
-        "patient '{patient}' (row {row}) has no fold: expected every row's patient in the split"
-    )]
+    #[error("patient '{patient}' (row {row}) has no fold: expected every row's patient in the split")]
     UnknownPatient {
         /// Patient id.
         patient: String,

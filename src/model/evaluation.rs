@@ -50,15 +50,14 @@
 //! Harrell FE et al. (1996) Stat Med 15:361–387. Uno H et al. (2011) Stat Med 30:1105–1117.
 //! Uno H et al. (2007) JASA 102:527–537. Graf E et al. (1999) Stat Med 18:2529–2545.
 //! Efron B, Tibshirani RJ (1993) *An Introduction to the Bootstrap*.
+pub use crate::contracts::metrics::{GroupMethod, HazardRatio, KmRow, LogRankResult};
+use crate::contracts::{baseline::Baseline, oof::OofRow};
 use crate::survival::bootstrap::replicates;
 use crate::survival::calibration::quantile_sorted;
 use crate::survival::{
     bootstrap, brier_score, cumulative_dynamic_auc, fit_cox, harrell, harrell_and_uno, logrank,
-    paired_concordance_difference, BootstrapCi, BootstrapOptions, CoxOptions, KaplanMeier,
-    RocPoint, SurvivalError,
+    paired_concordance_difference, BootstrapCi, BootstrapOptions, CoxOptions, KaplanMeier, RocPoint, SurvivalError,
 };
-pub use crate::contracts::metrics::{GroupMethod, HazardRatio, KmRow, LogRankResult};
-use crate::contracts::{baseline::Baseline, oof::OofRow};
 use std::collections::{BTreeMap, HashMap};
 use thiserror::Error;
 
@@ -264,14 +263,21 @@ impl Prepared {
         }
         let repeats = input.oof.iter().map(|r| r.repeat).max().unwrap_or(0) + 1;
         if repeats > input.oof.len() {
-            return Err(bad(format!("found repeat {} among {} rows: expected repeats numbered 0, 1, … with every patient in each", repeats - 1, input.oof.len())));
+            return Err(bad(format!(
+                "found repeat {} among {} rows: expected repeats numbered 0, 1, … with every patient in each",
+                repeats - 1,
+                input.oof.len()
+            )));
         }
         let mut patients = Vec::new();
         let mut index: HashMap<&str, usize> = HashMap::new();
         let (mut time, mut event) = (Vec::new(), Vec::new());
         for r in input.oof.iter().filter(|r| r.repeat == 0) {
             if index.insert(&r.patient, patients.len()).is_some() {
-                return Err(bad(format!("patient `{}` appears twice in repeat 0: expected one prediction per patient per repeat", r.patient)));
+                return Err(bad(format!(
+                    "patient `{}` appears twice in repeat 0: expected one prediction per patient per repeat",
+                    r.patient
+                )));
             }
             patients.push(r.patient.clone());
             time.push(r.time);
@@ -282,10 +288,16 @@ impl Prepared {
         let mut fold = vec![vec![usize::MAX; n]; repeats];
         for r in &input.oof {
             let Some(&i) = index.get(r.patient.as_str()) else {
-                return Err(bad(format!("patient `{}` is predicted in repeat {} but not in repeat 0", r.patient, r.repeat)));
+                return Err(bad(format!(
+                    "patient `{}` is predicted in repeat {} but not in repeat 0",
+                    r.patient, r.repeat
+                )));
             };
             if fold[r.repeat][i] != usize::MAX {
-                return Err(bad(format!("patient `{}` appears twice in repeat {}: expected one prediction per patient per repeat", r.patient, r.repeat)));
+                return Err(bad(format!(
+                    "patient `{}` appears twice in repeat {}: expected one prediction per patient per repeat",
+                    r.patient, r.repeat
+                )));
             }
             if r.time != time[i] || r.event != event[i] {
                 return Err(bad(format!(
@@ -294,14 +306,20 @@ impl Prepared {
                 )));
             }
             if !r.risk.is_finite() {
-                return Err(bad(format!("patient `{}`, repeat {}: expected a finite risk, found {}", r.patient, r.repeat, r.risk)));
+                return Err(bad(format!(
+                    "patient `{}`, repeat {}: expected a finite risk, found {}",
+                    r.patient, r.repeat, r.risk
+                )));
             }
             risk[r.repeat][i] = r.risk;
             fold[r.repeat][i] = r.fold;
         }
         for (rep, f) in fold.iter().enumerate() {
             if let Some(i) = f.iter().position(|&x| x == usize::MAX) {
-                return Err(bad(format!("patient `{}` has no prediction in repeat {rep}: expected every patient in every repeat", patients[i])));
+                return Err(bad(format!(
+                    "patient `{}` has no prediction in repeat {rep}: expected every patient in every repeat",
+                    patients[i]
+                )));
             }
         }
         let baselines = input.baselines.clone();
@@ -309,10 +327,16 @@ impl Prepared {
         for (rep, f) in fold.iter().enumerate() {
             for (i, &k) in f.iter().enumerate() {
                 if !baselines.contains_key(&(rep, k)) {
-                    return Err(bad(format!("patient `{}` is tested in repeat {rep} fold {k}, which has no baseline hazard", patients[i])));
+                    return Err(bad(format!(
+                        "patient `{}` is tested in repeat {rep} fold {k}, which has no baseline hazard",
+                        patients[i]
+                    )));
                 }
                 if !cuts.contains_key(&(rep, k)) {
-                    return Err(bad(format!("patient `{}` is tested in repeat {rep} fold {k}, which has no risk-group cut-points", patients[i])));
+                    return Err(bad(format!(
+                        "patient `{}` is tested in repeat {rep} fold {k}, which has no risk-group cut-points",
+                        patients[i]
+                    )));
                 }
             }
         }
@@ -360,7 +384,10 @@ impl Prepared {
 }
 
 fn check_options(o: &EvalOptions) -> Result<()> {
-    if o.horizons.is_empty() || o.horizons.iter().any(|h| !(h.is_finite() && *h > 0.0)) || o.horizons.windows(2).any(|w| w[1] <= w[0]) {
+    if o.horizons.is_empty()
+        || o.horizons.iter().any(|h| !(h.is_finite() && *h > 0.0))
+        || o.horizons.windows(2).any(|w| w[1] <= w[0])
+    {
         return Err(EvaluationError::InvalidOption {
             name: "horizons".into(),
             expected: "at least one finite time > 0, strictly increasing".into(),
@@ -368,10 +395,18 @@ fn check_options(o: &EvalOptions) -> Result<()> {
         });
     }
     if o.bootstrap == 0 {
-        return Err(EvaluationError::InvalidOption { name: "bootstrap".into(), expected: "at least 1 replicate".into(), found: "0".into() });
+        return Err(EvaluationError::InvalidOption {
+            name: "bootstrap".into(),
+            expected: "at least 1 replicate".into(),
+            found: "0".into(),
+        });
     }
     if !(o.ci > 0.0 && o.ci < 1.0) {
-        return Err(EvaluationError::InvalidOption { name: "ci".into(), expected: "a level strictly between 0 and 1".into(), found: o.ci.to_string() });
+        return Err(EvaluationError::InvalidOption {
+            name: "ci".into(),
+            expected: "a level strictly between 0 and 1".into(),
+            found: o.ci.to_string(),
+        });
     }
     Ok(())
 }
@@ -439,7 +474,14 @@ where
 }
 
 fn one(v: Vec<BootstrapCi>) -> BootstrapCi {
-    v.into_iter().next().unwrap_or(BootstrapCi { estimate: f64::NAN, lower: f64::NAN, upper: f64::NAN, se: f64::NAN, n_boot: 0, n_failed: 0 })
+    v.into_iter().next().unwrap_or(BootstrapCi {
+        estimate: f64::NAN,
+        lower: f64::NAN,
+        upper: f64::NAN,
+        se: f64::NAN,
+        n_boot: 0,
+        n_failed: 0,
+    })
 }
 
 /// Computes every metric of one arm.
@@ -460,23 +502,19 @@ pub fn evaluate_prepared(p: &Prepared, options: &EvalOptions) -> Result<ArmEvalu
     let (time, event) = (&p.time, &p.event);
 
     // Concordance.
-    let harrell_c = one(
-        bootstrap(n, &bo, |idx| {
-            let (t, e) = (gather(time, idx), gather(event, idx));
-            mean_over(reps, |r| harrell(&t, &e, &gather(&p.risk[r], idx)).map(|c| c.harrell)).map(|v| vec![v])
+    let harrell_c = one(bootstrap(n, &bo, |idx| {
+        let (t, e) = (gather(time, idx), gather(event, idx));
+        mean_over(reps, |r| harrell(&t, &e, &gather(&p.risk[r], idx)).map(|c| c.harrell)).map(|v| vec![v])
+    })
+    .map_err(p.metric_err("Harrell's C"))?);
+    let uno_c = one(bootstrap(n, &bo, |idx| {
+        let (t, e) = (gather(time, idx), gather(event, idx));
+        mean_over(reps, |r| {
+            harrell_and_uno(&t, &e, &gather(&p.risk[r], idx), Some(tau)).map(|c| c.uno.unwrap_or(f64::NAN))
         })
-        .map_err(p.metric_err("Harrell's C"))?,
-    );
-    let uno_c = one(
-        bootstrap(n, &bo, |idx| {
-            let (t, e) = (gather(time, idx), gather(event, idx));
-            mean_over(reps, |r| {
-                harrell_and_uno(&t, &e, &gather(&p.risk[r], idx), Some(tau)).map(|c| c.uno.unwrap_or(f64::NAN))
-            })
-            .map(|v| vec![v])
-        })
-        .map_err(p.metric_err(format!("Uno's C (tau = {tau})")))?,
-    );
+        .map(|v| vec![v])
+    })
+    .map_err(p.metric_err(format!("Uno's C (tau = {tau})")))?);
 
     // AUC: the full-sample curves of every repeat, then a bootstrap per horizon.
     let mut full = Vec::with_capacity(reps);
@@ -486,15 +524,20 @@ pub fn evaluate_prepared(p: &Prepared, options: &EvalOptions) -> Result<ArmEvalu
     let mean_auc = full.iter().map(|a| a.mean_auc).sum::<f64>() / reps as f64;
     let mut auc = Vec::with_capacity(h.len());
     for (k, &hk) in h.iter().enumerate() {
-        let interval = one(
-            bootstrap(n, &bo, |idx| {
-                let (t, e) = (gather(time, idx), gather(event, idx));
-                mean_over(reps, |r| cumulative_dynamic_auc(&t, &e, &gather(&p.risk[r], idx), &[hk]).map(|a| a.auc[0])).map(|v| vec![v])
-            })
-            .map_err(p.metric_err(format!("AUC at {hk}")))?,
-        );
+        let interval = one(bootstrap(n, &bo, |idx| {
+            let (t, e) = (gather(time, idx), gather(event, idx));
+            mean_over(reps, |r| cumulative_dynamic_auc(&t, &e, &gather(&p.risk[r], idx), &[hk]).map(|a| a.auc[0]))
+                .map(|v| vec![v])
+        })
+        .map_err(p.metric_err(format!("AUC at {hk}")))?);
         let c0 = &full[0].curves[k];
-        auc.push(AucResult { horizon: hk, interval, n_cases: c0.n_cases, n_controls: c0.n_controls, roc: c0.roc.clone() });
+        auc.push(AucResult {
+            horizon: hk,
+            interval,
+            n_cases: c0.n_cases,
+            n_controls: c0.n_controls,
+            roc: c0.roc.clone(),
+        });
     }
 
     // Brier: predicted survival per repeat, per time, per patient.
@@ -504,35 +547,35 @@ pub fn evaluate_prepared(p: &Prepared, options: &EvalOptions) -> Result<ArmEvalu
     let surv_h = surv_at(h);
     let mut brier = Vec::with_capacity(h.len());
     for (k, &hk) in h.iter().enumerate() {
-        let interval = one(
-            bootstrap(n, &bo, |idx| {
-                let (t, e) = (gather(time, idx), gather(event, idx));
-                mean_over(reps, |r| brier_score(&t, &e, &[gather(&surv_h[r][k], idx)], &[hk]).map(|b| b.brier[0])).map(|v| vec![v])
-            })
-            .map_err(p.metric_err(format!("Brier score at {hk}")))?,
-        );
+        let interval = one(bootstrap(n, &bo, |idx| {
+            let (t, e) = (gather(time, idx), gather(event, idx));
+            mean_over(reps, |r| brier_score(&t, &e, &[gather(&surv_h[r][k], idx)], &[hk]).map(|b| b.brier[0]))
+                .map(|v| vec![v])
+        })
+        .map_err(p.metric_err(format!("Brier score at {hk}")))?);
         brier.push((hk, interval));
     }
     let grid = ibs_grid(time, tau);
     if grid.len() < 2 {
         return Err(EvaluationError::InvalidOption {
             name: "horizons".into(),
-            expected: format!("a last horizon after the 5th percentile of follow-up ({}) for the integrated Brier score", grid[0]),
+            expected: format!(
+                "a last horizon after the 5th percentile of follow-up ({}) for the integrated Brier score",
+                grid[0]
+            ),
             found: tau.to_string(),
         });
     }
     let surv_g = surv_at(&grid);
-    let ibs = one(
-        bootstrap(n, &bo, |idx| {
-            let (t, e) = (gather(time, idx), gather(event, idx));
-            mean_over(reps, |r| {
-                let s: Vec<Vec<f64>> = surv_g[r].iter().map(|col| gather(col, idx)).collect();
-                brier_score(&t, &e, &s, &grid).map(|b| b.integrated.unwrap_or(f64::NAN))
-            })
-            .map(|v| vec![v])
+    let ibs = one(bootstrap(n, &bo, |idx| {
+        let (t, e) = (gather(time, idx), gather(event, idx));
+        mean_over(reps, |r| {
+            let s: Vec<Vec<f64>> = surv_g[r].iter().map(|col| gather(col, idx)).collect();
+            brier_score(&t, &e, &s, &grid).map(|b| b.integrated.unwrap_or(f64::NAN))
         })
-        .map_err(p.metric_err("integrated Brier score"))?,
-    );
+        .map(|v| vec![v])
+    })
+    .map_err(p.metric_err("integrated Brier score"))?);
 
     let risk_groups = risk_groups(p, options)?;
     Ok(ArmEvaluation {
@@ -557,7 +600,15 @@ fn km_rows(km: &KaplanMeier) -> Vec<KmRow> {
     let mut rows = Vec::with_capacity(curve.len());
     rows.push(KmRow { time: 0.0, survival: 1.0, lower: 1.0, upper: 1.0, at_risk: km.n, events: 0, censored: 0 });
     for (pt, s) in curve.iter().skip(1).zip(&km.steps) {
-        rows.push(KmRow { time: pt.time, survival: pt.survival, lower: pt.lower, upper: pt.upper, at_risk: s.at_risk, events: s.events, censored: s.censored });
+        rows.push(KmRow {
+            time: pt.time,
+            survival: pt.survival,
+            lower: pt.lower,
+            upper: pt.upper,
+            at_risk: s.at_risk,
+            events: s.events,
+            censored: s.censored,
+        });
     }
     rows
 }
@@ -577,11 +628,18 @@ fn risk_groups(p: &Prepared, options: &EvalOptions) -> Result<RiskGroups> {
             notes.push(format!("risk group `{label}` is empty"));
             (Vec::new(), vec![0; ticks.len()])
         } else {
-            let km = KaplanMeier::fit_with_level(&t, &e, options.ci).map_err(p.metric_err(format!("Kaplan–Meier of group {label}")))?;
+            let km = KaplanMeier::fit_with_level(&t, &e, options.ci)
+                .map_err(p.metric_err(format!("Kaplan–Meier of group {label}")))?;
             let ar = ticks.iter().map(|&x| km.at_risk_at(x)).collect();
             (km_rows(&km), ar)
         };
-        groups.push(GroupResult { label: label.into(), n: sel.len(), events: e.iter().filter(|&&x| x).count(), at_risk, km });
+        groups.push(GroupResult {
+            label: label.into(),
+            n: sel.len(),
+            events: e.iter().filter(|&&x| x).count(),
+            at_risk,
+            km,
+        });
     }
     let non_empty = groups.iter().filter(|g| g.n > 0).count();
     let logrank = if non_empty >= 2 {
@@ -598,7 +656,12 @@ fn risk_groups(p: &Prepared, options: &EvalOptions) -> Result<RiskGroups> {
         match fit_cox(&gather(&p.time, &sel), &gather(&p.event, &sel), &x, &["high".to_string()], &opts) {
             Ok(fit) => {
                 notes.extend(fit.warnings.iter().map(|w| format!("hazard ratio: {w}")));
-                fit.coefficients.first().map(|c| HazardRatio { estimate: c.hr, lower: c.hr_lower, upper: c.hr_upper, p: c.p_value })
+                fit.coefficients.first().map(|c| HazardRatio {
+                    estimate: c.hr,
+                    lower: c.hr_lower,
+                    upper: c.hr_upper,
+                    p: c.p_value,
+                })
             }
             Err(e) => {
                 notes.push(format!("hazard ratio high vs low could not be fitted: {e}"));
@@ -620,7 +683,12 @@ pub fn compare(arm: &Prepared, reference: &Prepared, options: &EvalOptions) -> R
     check_options(options)?;
     let bad = |msg: String| EvaluationError::Inconsistent { arm: arm.arm.clone(), msg };
     if arm.repeats() != reference.repeats() {
-        return Err(bad(format!("has {} repeats, the reference arm `{}` has {}: expected the same CV repeats in every arm", arm.repeats(), reference.arm, reference.repeats())));
+        return Err(bad(format!(
+            "has {} repeats, the reference arm `{}` has {}: expected the same CV repeats in every arm",
+            arm.repeats(),
+            reference.arm,
+            reference.repeats()
+        )));
     }
     if arm.patients.len() != reference.patients.len() {
         return Err(bad(format!(
@@ -634,10 +702,16 @@ pub fn compare(arm: &Prepared, reference: &Prepared, options: &EvalOptions) -> R
     let mut order = Vec::with_capacity(reference.patients.len());
     for (j, pid) in reference.patients.iter().enumerate() {
         let Some(&i) = pos.get(pid.as_str()) else {
-            return Err(bad(format!("does not predict patient `{pid}` of the reference arm `{}`: expected the same patients in every arm", reference.arm)));
+            return Err(bad(format!(
+                "does not predict patient `{pid}` of the reference arm `{}`: expected the same patients in every arm",
+                reference.arm
+            )));
         };
         if arm.time[i] != reference.time[j] || arm.event[i] != reference.event[j] {
-            return Err(bad(format!("patient `{pid}` has a different outcome than in the reference arm `{}`", reference.arm)));
+            return Err(bad(format!(
+                "patient `{pid}` has a different outcome than in the reference arm `{}`",
+                reference.arm
+            )));
         }
         order.push(i);
     }
@@ -645,10 +719,21 @@ pub fn compare(arm: &Prepared, reference: &Prepared, options: &EvalOptions) -> R
     let a: Vec<Vec<f64>> = (0..reps).map(|r| gather(&arm.risk[r], &order)).collect();
     let (time, event) = (&reference.time, &reference.event);
     let bo = boot_opts(options);
-    let err = |source| EvaluationError::Metric { arm: arm.arm.clone(), metric: format!("paired ΔC against `{}`", reference.arm), source: Box::new(source) };
+    let err = |source| EvaluationError::Metric {
+        arm: arm.arm.clone(),
+        metric: format!("paired ΔC against `{}`", reference.arm),
+        source: Box::new(source),
+    };
     if reps == 1 {
         let d = paired_concordance_difference(time, event, &a[0], &reference.risk[0], &bo).map_err(err)?;
-        return Ok(Comparison { arm: arm.arm.clone(), reference: reference.arm.clone(), c_arm: d.c_a, c_reference: d.c_b, delta_c: d.difference, p: d.p_value });
+        return Ok(Comparison {
+            arm: arm.arm.clone(),
+            reference: reference.arm.clone(),
+            c_arm: d.c_a,
+            c_reference: d.c_b,
+            delta_c: d.difference,
+            p: d.p_value,
+        });
     }
     let stat = |idx: &[usize]| -> std::result::Result<Vec<f64>, SurvivalError> {
         let (t, e) = (gather(time, idx), gather(event, idx));
@@ -659,11 +744,23 @@ pub fn compare(arm: &Prepared, reference: &Prepared, options: &EvalOptions) -> R
     let all: Vec<usize> = (0..time.len()).collect();
     let est = stat(&all).map_err(err)?;
     let ci = bootstrap(time.len(), &bo, |idx| stat(idx).map(|v| vec![v[2]])).map_err(err)?;
-    let reps_d: Vec<f64> = replicates(time.len(), &bo, |idx| stat(idx).map(|v| vec![v[2]])).map_err(err)?.into_iter().flatten().map(|v| v[0]).collect();
+    let reps_d: Vec<f64> = replicates(time.len(), &bo, |idx| stat(idx).map(|v| vec![v[2]]))
+        .map_err(err)?
+        .into_iter()
+        .flatten()
+        .map(|v| v[0])
+        .collect();
     let le = reps_d.iter().filter(|&&d| d <= 0.0).count() as f64;
     let ge = reps_d.iter().filter(|&&d| d >= 0.0).count() as f64;
     let p_value = if reps_d.is_empty() { f64::NAN } else { (2.0 * le.min(ge) / reps_d.len() as f64).min(1.0) };
-    Ok(Comparison { arm: arm.arm.clone(), reference: reference.arm.clone(), c_arm: est[0], c_reference: est[1], delta_c: one(ci), p: p_value })
+    Ok(Comparison {
+        arm: arm.arm.clone(),
+        reference: reference.arm.clone(),
+        c_arm: est[0],
+        c_reference: est[1],
+        delta_c: one(ci),
+        p: p_value,
+    })
 }
 
 #[cfg(test)]
@@ -692,7 +789,8 @@ mod tests {
         let k = 4;
         for r in 0..repeats {
             for f in 0..k {
-                let mut ev: Vec<f64> = (0..n).filter(|i| (i + r) % k != f && cohort[*i].2).map(|i| cohort[i].1).collect();
+                let mut ev: Vec<f64> =
+                    (0..n).filter(|i| (i + r) % k != f && cohort[*i].2).map(|i| cohort[i].1).collect();
                 ev.sort_by(|a, b| a.total_cmp(b));
                 ev.dedup();
                 let h: Vec<f64> = ev.iter().map(|t| 1e-3 * t).collect();
@@ -745,7 +843,10 @@ mod tests {
         let p = Prepared::new(&a).unwrap();
         let bo = BootstrapOptions { n_boot: 200, seed: 7, confidence_level: 0.95 };
         let hb = bootstrap_harrell(&p.time, &p.event, &p.risk[0], &bo).unwrap();
-        assert_eq!((e.harrell_c.estimate, e.harrell_c.lower, e.harrell_c.upper, e.harrell_c.se), (hb.estimate, hb.lower, hb.upper, hb.se));
+        assert_eq!(
+            (e.harrell_c.estimate, e.harrell_c.lower, e.harrell_c.upper, e.harrell_c.se),
+            (hb.estimate, hb.lower, hb.upper, hb.se)
+        );
         let c = harrell_and_uno(&p.time, &p.event, &p.risk[0], Some(1000.0)).unwrap();
         assert_eq!(e.uno_c.estimate, c.uno.unwrap());
         assert!(e.harrell_c.estimate > 0.65, "informative risk: C = {}", e.harrell_c.estimate);
@@ -762,7 +863,14 @@ mod tests {
                 .iter()
                 .map(|r| {
                     let b = &a.baselines[&(0, r.fold)];
-                    let h0 = b.time().iter().zip(b.cumhaz()).filter(|(s, _)| **s <= t).map(|(_, h)| *h).next_back().unwrap_or(0.0);
+                    let h0 = b
+                        .time()
+                        .iter()
+                        .zip(b.cumhaz())
+                        .filter(|(s, _)| **s <= t)
+                        .map(|(_, h)| *h)
+                        .next_back()
+                        .unwrap_or(0.0);
                     (-h0 * r.risk.exp()).exp()
                 })
                 .collect()
@@ -798,14 +906,22 @@ mod tests {
         let rg = &e.risk_groups;
         assert_eq!(rg.groups.iter().map(|g| g.label.as_str()).collect::<Vec<_>>(), ["low", "mid", "high"]);
         for (r, g) in a.oof.iter().zip(&rg.assignment) {
-            let want = if r.risk > 0.6 { "high" } else if r.risk > -0.6 { "mid" } else { "low" };
+            let want = if r.risk > 0.6 {
+                "high"
+            } else if r.risk > -0.6 {
+                "mid"
+            } else {
+                "low"
+            };
             assert_eq!(*g, want);
         }
         assert_eq!(rg.logrank.as_ref().unwrap().df, 2);
         let sel: Vec<usize> = (0..a.oof.len()).filter(|&i| rg.assignment[i] != "mid").collect();
         let p = Prepared::new(&a).unwrap();
         let x: Vec<f64> = sel.iter().map(|&i| (rg.assignment[i] == "high") as u8 as f64).collect();
-        let fit = fit_cox(&gather(&p.time, &sel), &gather(&p.event, &sel), &x, &["high".into()], &CoxOptions::default()).unwrap();
+        let fit =
+            fit_cox(&gather(&p.time, &sel), &gather(&p.event, &sel), &x, &["high".into()], &CoxOptions::default())
+                .unwrap();
         assert_eq!(rg.hazard_ratio.as_ref().unwrap().estimate, fit.coefficients[0].hr);
     }
 
@@ -816,7 +932,10 @@ mod tests {
         let o = opts();
         let c = compare(&a, &b, &o).unwrap();
         let d = paired_concordance_difference(&b.time, &b.event, &a.risk[0], &b.risk[0], &boot_opts(&o)).unwrap();
-        assert_eq!((c.delta_c.estimate, c.delta_c.lower, c.delta_c.upper, c.p), (d.difference.estimate, d.difference.lower, d.difference.upper, d.p_value));
+        assert_eq!(
+            (c.delta_c.estimate, c.delta_c.lower, c.delta_c.upper, c.p),
+            (d.difference.estimate, d.difference.lower, d.difference.upper, d.p_value)
+        );
         assert!(c.delta_c.lower > 0.0, "informative vs noise: {:?}", c.delta_c);
         // two identical repeats give the single-repeat numbers through the averaging path
         let dup = |x: &ArmInput| {
@@ -830,7 +949,10 @@ mod tests {
         let (a2, b2) = (Prepared::new(&dup(&a1)).unwrap(), Prepared::new(&dup(&b1)).unwrap());
         assert_eq!(a2.repeats(), 2);
         let c2 = compare(&a2, &b2, &o).unwrap();
-        assert_eq!((c2.delta_c.estimate, c2.delta_c.lower, c2.delta_c.upper, c2.p), (c.delta_c.estimate, c.delta_c.lower, c.delta_c.upper, c.p));
+        assert_eq!(
+            (c2.delta_c.estimate, c2.delta_c.lower, c2.delta_c.upper, c2.p),
+            (c.delta_c.estimate, c.delta_c.lower, c.delta_c.upper, c.p)
+        );
         let (e1, e2) = (evaluate_arm(&a1, &o).unwrap(), evaluate_arm(&dup(&a1), &o).unwrap());
         assert_eq!(e1.harrell_c, e2.harrell_c);
         assert_eq!(e1.uno_c, e2.uno_c);
@@ -851,7 +973,11 @@ mod tests {
     fn results_do_not_depend_on_the_thread_count() {
         let a = arm("a", 120, 1, 0.7, 4);
         let run = |threads: usize| {
-            rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(|| evaluate_arm(&a, &opts()).unwrap())
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| evaluate_arm(&a, &opts()).unwrap())
         };
         assert_eq!(run(1), run(3));
     }
@@ -889,9 +1015,13 @@ mod tests {
         let e = compare(&Prepared::new(&b).unwrap(), &Prepared::new(&a).unwrap(), &opts()).unwrap_err().to_string();
         assert!(e.contains("patient `P000` has a different outcome than in the reference arm `a`"), "{e}");
 
-        let e = evaluate_arm(&arm("a", 40, 1, 1.0, 1), &EvalOptions { horizons: vec![1e9], ..opts() }).unwrap_err().to_string();
+        let e = evaluate_arm(&arm("a", 40, 1, 1.0, 1), &EvalOptions { horizons: vec![1e9], ..opts() })
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("arm `a`, time-dependent AUC") && e.contains("1000000000"), "{e}");
-        let e = evaluate_arm(&arm("a", 40, 1, 1.0, 1), &EvalOptions { horizons: vec![10.0, 5.0], ..opts() }).unwrap_err().to_string();
+        let e = evaluate_arm(&arm("a", 40, 1, 1.0, 1), &EvalOptions { horizons: vec![10.0, 5.0], ..opts() })
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("strictly increasing"), "{e}");
     }
 }

@@ -29,11 +29,7 @@ pub struct TransformRecord {
 }
 
 /// Checks per-row folds for patients in two folds and transforms that saw their test fold.
-pub fn check_leakage(
-    row_patients: &[String],
-    row_folds: &[usize],
-    transforms: &[TransformRecord],
-) -> Result<()> {
+pub fn check_leakage(row_patients: &[String], row_folds: &[usize], transforms: &[TransformRecord]) -> Result<()> {
     let n = row_patients.len();
     if row_folds.len() != n {
         return Err(ModelError::LengthMismatch {
@@ -65,11 +61,7 @@ pub fn check_leakage(
         let mut count = 0;
         for &r in &t.fitted_rows {
             if r >= n {
-                return Err(ModelError::RowOutOfRange {
-                    what: format!("rows of transform '{}'", t.name),
-                    row: r,
-                    n,
-                });
+                return Err(ModelError::RowOutOfRange { what: format!("rows of transform '{}'", t.name), row: r, n });
             }
             if row_folds[r] == t.test_fold {
                 count += 1;
@@ -100,21 +92,10 @@ mod tests {
         let rows: Vec<String> = (0..80).map(|i| format!("PT-{:02}", i / 2)).collect();
         let ev: Vec<bool> = (0..80).map(|i| (i / 2) % 3 == 0).collect();
         let (p, e) = patient_events(&rows, &ev).unwrap();
-        let f = split(
-            &p,
-            &e,
-            &CvOptions {
-                k: 4,
-                repeats: 1,
-                seed: 3,
-            },
-        )
-        .unwrap();
+        let f = split(&p, &e, &CvOptions { k: 4, repeats: 1, seed: 3 }).unwrap();
         let folds = f[0].row_folds(&rows).unwrap();
-        let covs = vec![Covariate {
-            name: "x".into(),
-            column: Column::Numeric((0..80).map(|i| Some(i as f64)).collect()),
-        }];
+        let covs =
+            vec![Covariate { name: "x".into(), column: Column::Numeric((0..80).map(|i| Some(i as f64)).collect()) }];
         (rows, folds, covs)
     }
 
@@ -125,11 +106,7 @@ mod tests {
         for f in 0..4 {
             let train: Vec<usize> = (0..80).filter(|&r| folds[r] != f).collect();
             let s = Standardizer::fit(&covs, &train, MissingPolicy::Impute).unwrap();
-            ts.push(TransformRecord {
-                name: "standardizer".into(),
-                test_fold: f,
-                fitted_rows: s.fitted_rows,
-            });
+            ts.push(TransformRecord { name: "standardizer".into(), test_fold: f, fitted_rows: s.fitted_rows });
         }
         check_leakage(&rows, &folds, &ts).unwrap();
     }
@@ -141,14 +118,8 @@ mod tests {
         folds[15] = (folds[14] + 1) % 4;
         let err = check_leakage(&rows, &folds, &[]).unwrap_err().to_string();
         assert!(err.contains("leakage: patient 'PT-07'"), "{err}");
-        assert!(
-            err.contains(&format!("fold {} (row 14)", folds[14])),
-            "{err}"
-        );
-        assert!(
-            err.contains(&format!("fold {} (row 15)", folds[15])),
-            "{err}"
-        );
+        assert!(err.contains(&format!("fold {} (row 14)", folds[14])), "{err}");
+        assert!(err.contains(&format!("fold {} (row 15)", folds[15])), "{err}");
     }
 
     #[test]
@@ -156,36 +127,19 @@ mod tests {
         let (rows, folds, covs) = setup();
         let all: Vec<usize> = (0..80).collect();
         let s = Standardizer::fit(&covs, &all, MissingPolicy::Impute).unwrap();
-        let t = TransformRecord {
-            name: "standardizer".into(),
-            test_fold: 2,
-            fitted_rows: s.fitted_rows,
-        };
+        let t = TransformRecord { name: "standardizer".into(), test_fold: 2, fitted_rows: s.fitted_rows };
         let err = check_leakage(&rows, &folds, &[t]).unwrap_err().to_string();
         let n2 = folds.iter().filter(|&&f| f == 2).count();
         let r0 = folds.iter().position(|&f| f == 2).unwrap();
-        assert!(
-            err.contains("transform 'standardizer' for test fold 2"),
-            "{err}"
-        );
+        assert!(err.contains("transform 'standardizer' for test fold 2"), "{err}");
         assert!(err.contains(&format!("{n2} row(s)")), "{err}");
-        assert!(
-            err.contains(&format!("row {r0}, patient '{}'", rows[r0])),
-            "{err}"
-        );
+        assert!(err.contains(&format!("row {r0}, patient '{}'", rows[r0])), "{err}");
         // a PCA fitted with just one test row is caught too
         let mut train: Vec<usize> = (0..80).filter(|&r| folds[r] != 1).collect();
         let leak = folds.iter().position(|&f| f == 1).unwrap();
         train.push(leak);
-        let t = TransformRecord {
-            name: "pca:HE".into(),
-            test_fold: 1,
-            fitted_rows: train,
-        };
+        let t = TransformRecord { name: "pca:HE".into(), test_fold: 1, fitted_rows: train };
         let err = check_leakage(&rows, &folds, &[t]).unwrap_err().to_string();
-        assert!(
-            err.contains("'pca:HE'") && err.contains("1 row(s)"),
-            "{err}"
-        );
+        assert!(err.contains("'pca:HE'") && err.contains("1 row(s)"), "{err}");
     }
 }

@@ -91,10 +91,7 @@ fn jacobi_eigen(mut a: Vec<f64>, d: usize) -> (Vec<f64>, Vec<Vec<f64>>) {
     let mut idx: Vec<usize> = (0..d).collect();
     idx.sort_by(|&i, &j| a[j * d + j].total_cmp(&a[i * d + i]).then(i.cmp(&j)));
     let vals = idx.iter().map(|&i| a[i * d + i]).collect();
-    let vecs = idx
-        .iter()
-        .map(|&i| (0..d).map(|k| v[k * d + i]).collect())
-        .collect();
+    let vecs = idx.iter().map(|&i| (0..d).map(|k| v[k * d + i]).collect()).collect();
     (vals, vecs)
 }
 
@@ -104,13 +101,7 @@ impl Pca {
         Self::fit_inner(x, p, rows, n_components, None)
     }
 
-    fn fit_inner(
-        x: &[f64],
-        p: usize,
-        rows: &[usize],
-        k: usize,
-        force_gram: Option<bool>,
-    ) -> Result<Self> {
+    fn fit_inner(x: &[f64], p: usize, rows: &[usize], k: usize, force_gram: Option<bool>) -> Result<Self> {
         if p == 0 || x.len() % p != 0 {
             return Err(ModelError::LengthMismatch {
                 what: format!("feature matrix (row-major, {p} columns)"),
@@ -136,11 +127,7 @@ impl Pca {
         }
         for &r in rows {
             if r >= n {
-                return Err(ModelError::RowOutOfRange {
-                    what: "PCA training rows".into(),
-                    row: r,
-                    n,
-                });
+                return Err(ModelError::RowOutOfRange { what: "PCA training rows".into(), row: r, n });
             }
             if let Some(j) = x[r * p..(r + 1) * p].iter().position(|v| !v.is_finite()) {
                 return Err(ModelError::InvalidParameter {
@@ -157,11 +144,8 @@ impl Pca {
             }
         }
         mean.iter_mut().for_each(|v| *v /= m as f64);
-        let xc: Vec<f64> = rows
-            .iter()
-            .flat_map(|&r| (0..p).map(move |j| (r, j)))
-            .map(|(r, j)| x[r * p + j] - mean[j])
-            .collect();
+        let xc: Vec<f64> =
+            rows.iter().flat_map(|&r| (0..p).map(move |j| (r, j))).map(|(r, j)| x[r * p + j] - mean[j]).collect();
         let denom = (m - 1) as f64;
         let gram = force_gram.unwrap_or(p > m);
         let (vals, mut comps) = if !gram {
@@ -195,9 +179,7 @@ impl Pca {
             let comps = vecs[..k]
                 .iter()
                 .map(|u| {
-                    let mut v: Vec<f64> = (0..p)
-                        .map(|a| (0..m).map(|i| xc[i * p + a] * u[i]).sum())
-                        .collect();
+                    let mut v: Vec<f64> = (0..p).map(|a| (0..m).map(|i| xc[i * p + a] * u[i]).sum()).collect();
                     let nv = v.iter().map(|x| x * x).sum::<f64>().sqrt();
                     if nv > 0.0 {
                         v.iter_mut().for_each(|x| *x /= nv);
@@ -208,10 +190,7 @@ impl Pca {
             (vals[..k].to_vec(), comps)
         };
         for v in comps.iter_mut() {
-            let big = v
-                .iter()
-                .copied()
-                .fold(0.0f64, |acc, x| if x.abs() > acc.abs() { x } else { acc });
+            let big = v.iter().copied().fold(0.0f64, |acc, x| if x.abs() > acc.abs() { x } else { acc });
             if big < 0.0 {
                 v.iter_mut().for_each(|x| *x = -*x);
             }
@@ -240,21 +219,11 @@ impl Pca {
         let mut out = Vec::with_capacity(rows.len() * self.components.len());
         for &r in rows {
             if r >= n {
-                return Err(ModelError::RowOutOfRange {
-                    what: "PCA rows to transform".into(),
-                    row: r,
-                    n,
-                });
+                return Err(ModelError::RowOutOfRange { what: "PCA rows to transform".into(), row: r, n });
             }
             let row = &x[r * p..(r + 1) * p];
             for v in &self.components {
-                out.push(
-                    row.iter()
-                        .zip(&self.mean)
-                        .zip(v)
-                        .map(|((a, mu), l)| (a - mu) * l)
-                        .sum(),
-                );
+                out.push(row.iter().zip(&self.mean).zip(v).map(|((a, mu), l)| (a - mu) * l).sum());
             }
         }
         Ok(out)
@@ -298,20 +267,13 @@ mod tests {
         for (a, b) in pca.components[0].iter().zip([h, h, 0.0, 0.0, 0.0]) {
             assert!((a - b).abs() < 0.01, "{:?}", pca.components[0]);
         }
-        assert!(
-            (pca.components[1][2] - 1.0).abs() < 0.01,
-            "{:?}",
-            pca.components[1]
-        );
+        assert!((pca.components[1][2] - 1.0).abs() < 0.01, "{:?}", pca.components[1]);
         // scores: mean 0, variance = eigenvalue, uncorrelated
         let s = pca.transform(&x, &rows).unwrap();
         for c in 0..2 {
             let m: f64 = (0..n).map(|i| s[i * 2 + c]).sum::<f64>() / n as f64;
             let v: f64 = (0..n).map(|i| (s[i * 2 + c] - m).powi(2)).sum::<f64>() / (n - 1) as f64;
-            assert!(
-                m.abs() < 1e-9 && (v - pca.explained_variance[c]).abs() < 1e-9 * v,
-                "{m} {v}"
-            );
+            assert!(m.abs() < 1e-9 && (v - pca.explained_variance[c]).abs() < 1e-9 * v, "{m} {v}");
         }
         let cov: f64 = (0..n).map(|i| s[i * 2] * s[i * 2 + 1]).sum();
         assert!(cov.abs() < 1e-8 * n as f64, "{cov}");
@@ -327,15 +289,9 @@ mod tests {
         let a = Pca::fit_inner(&x, p, &rows, 3, Some(false)).unwrap();
         let b = Pca::fit_inner(&x, p, &rows, 3, Some(true)).unwrap();
         for c in 0..3 {
-            assert!(
-                (a.explained_variance[c] - b.explained_variance[c]).abs() < 1e-9,
-                "{c}"
-            );
+            assert!((a.explained_variance[c] - b.explained_variance[c]).abs() < 1e-9, "{c}");
             for j in 0..p {
-                assert!(
-                    (a.components[c][j] - b.components[c][j]).abs() < 1e-6,
-                    "{c} {j}"
-                );
+                assert!((a.components[c][j] - b.components[c][j]).abs() < 1e-6, "{c} {j}");
             }
         }
     }
@@ -353,10 +309,7 @@ mod tests {
         assert!((pca.mean[0] - 10.0).abs() < 1.0, "{}", pca.mean[0]);
         assert_eq!(pca.fitted_rows, train);
         let err = Pca::fit(&x, p, &train, 5).unwrap_err().to_string();
-        assert!(
-            err.contains("PCA components") && err.contains("= 4") && err.contains("found 5"),
-            "{err}"
-        );
+        assert!(err.contains("PCA components") && err.contains("= 4") && err.contains("found 5"), "{err}");
         let err = Pca::fit(&x, p, &[0], 1).unwrap_err().to_string();
         assert!(err.contains("at least 2"), "{err}");
         let err = pca.transform(&x, &[50]).unwrap_err().to_string();

@@ -41,8 +41,8 @@ use super::design::{Column, Covariate, MissingPolicy, Standardizer};
 use super::error::{ModelError, Result};
 use super::leakage::{check_leakage, TransformRecord};
 use super::pca::Pca;
-pub use crate::contracts::model::TransformSummary;
 use crate::contracts::baseline::{Baseline, Baselines, InnerBaselines};
+pub use crate::contracts::model::TransformSummary;
 use crate::contracts::oof::{InnerOof, InnerOofRow, Oof, OofRow};
 use crate::survival::calibration::quantile_sorted as quantile;
 use crate::survival::{fit_cox, CoxOptions};
@@ -164,7 +164,14 @@ struct Fitted {
 }
 
 /// Fits every transform and the Cox model on `train` and scores `predict`.
-fn fit_rows(data: &TrainData, train: &[usize], predict: &[usize], penalty: f64, opts: &TrainOptions, context: &str) -> Result<Fitted> {
+fn fit_rows(
+    data: &TrainData,
+    train: &[usize],
+    predict: &[usize],
+    penalty: f64,
+    opts: &TrainOptions,
+    context: &str,
+) -> Result<Fitted> {
     let mut records = Vec::new();
     let mut transforms = Vec::new();
     let mut names = Vec::new();
@@ -208,7 +215,12 @@ fn fit_rows(data: &TrainData, train: &[usize], predict: &[usize], penalty: f64, 
             cols_train.push((0..dtr.n).map(|i| dtr.x[i * p + j]).collect());
             cols_pred.push((0..dpr.n).map(|i| dpr.x[i * p + j]).collect());
         }
-        transforms.push(TransformSummary { name: "standardizer".into(), columns: p, explained: None, imputed_rows: None });
+        transforms.push(TransformSummary {
+            name: "standardizer".into(),
+            columns: p,
+            explained: None,
+            imputed_rows: None,
+        });
         names.extend(dtr.names);
     }
     for b in &data.blocks {
@@ -358,7 +370,14 @@ struct Inner {
     baselines: Vec<(usize, Vec<f64>, Vec<f64>)>,
 }
 
-fn inner_cv(data: &TrainData, train: &[usize], inner: &FoldAssignment, penalty: f64, opts: &TrainOptions, context: &str) -> Result<Inner> {
+fn inner_cv(
+    data: &TrainData,
+    train: &[usize],
+    inner: &FoldAssignment,
+    penalty: f64,
+    opts: &TrainOptions,
+    context: &str,
+) -> Result<Inner> {
     let n = data.patients.len();
     // fold of every data row for the guard: inner folds for the outer training rows; the outer
     // test rows form one more fold that no inner transform may see either
@@ -411,7 +430,11 @@ pub fn train_cv(data: &TrainData, opts: &TrainOptions) -> Result<TrainResult> {
     }
     for b in &data.blocks {
         if b.rows.len() != n {
-            return Err(ModelError::LengthMismatch { what: format!("block '{}' (one row per patient)", b.name), expected: n, found: b.rows.len() });
+            return Err(ModelError::LengthMismatch {
+                what: format!("block '{}' (one row per patient)", b.name),
+                expected: n,
+                found: b.rows.len(),
+            });
         }
     }
     let splits = split(&data.patients, &data.event, &opts.cv)?;
@@ -443,7 +466,11 @@ pub fn train_with_splits(data: &TrainData, splits: &[FoldAssignment], opts: &Tra
             let inner_split = split(
                 &train_ids,
                 &train_ev,
-                &CvOptions { k: opts.inner_k, repeats: 1, seed: opts.cv.seed ^ (0x9e37_79b9_7f4a_7c15u64.wrapping_mul((a.repeat * a.k + f + 1) as u64)) },
+                &CvOptions {
+                    k: opts.inner_k,
+                    repeats: 1,
+                    seed: opts.cv.seed ^ (0x9e37_79b9_7f4a_7c15u64.wrapping_mul((a.repeat * a.k + f + 1) as u64)),
+                },
             )?
             .remove(0);
             let (penalty, cvpl, inner) = match &opts.penalty {
@@ -464,7 +491,9 @@ pub fn train_with_splits(data: &TrainData, splits: &[FoldAssignment], opts: &Tra
                                     best = Some((l, inn));
                                 }
                             }
-                            Err(e @ (ModelError::PatientInTwoFolds { .. } | ModelError::TransformSawTestFold { .. })) => return Err(e),
+                            Err(
+                                e @ (ModelError::PatientInTwoFolds { .. } | ModelError::TransformSawTestFold { .. }),
+                            ) => return Err(e),
                             Err(e) => {
                                 scores.push((l, None));
                                 last_err = Some(e);
@@ -615,7 +644,11 @@ mod tests {
         let rare: Vec<Option<f64>> = (0..d.patients.len()).map(|i| Some(if i == 0 { 1.0 } else { 0.0 })).collect();
         d.covariates.push(Covariate { name: "rare".into(), column: Column::Numeric(rare) });
         let r = train_cv(&d, &opts()).unwrap();
-        let warned: Vec<&FoldFit> = r.folds.iter().filter(|f| f.warnings.iter().any(|w| w.contains("covariate `rare` is constant (0)"))).collect();
+        let warned: Vec<&FoldFit> = r
+            .folds
+            .iter()
+            .filter(|f| f.warnings.iter().any(|w| w.contains("covariate `rare` is constant (0)")))
+            .collect();
         assert_eq!(warned.len(), 1, "{:?}", r.folds.iter().map(|f| &f.warnings).collect::<Vec<_>>());
         for f in &r.folds {
             assert_eq!(f.names.contains(&"rare".to_string()), !warned.iter().any(|w| w.fold == f.fold));

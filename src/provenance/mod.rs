@@ -170,7 +170,10 @@ impl RunSummary {
     /// process is gone (same host, pid dead or reused) is `killed`. A run on another host
     /// cannot be checked and stays `running`.
     pub fn state(&self) -> RunStatus {
-        if self.status == RunStatus::Running && self.host == crate::util::hostname() && !process_alive(self.pid, self.pid_start) {
+        if self.status == RunStatus::Running
+            && self.host == crate::util::hostname()
+            && !process_alive(self.pid, self.pid_start)
+        {
             return RunStatus::Killed;
         }
         self.status
@@ -184,18 +187,25 @@ impl RunSummary {
     /// Reads a run record (schema 2, or 1 from before journals).
     pub fn read(path: &Path) -> anyhow::Result<RunSummary> {
         let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: not a run record: {e}", path.display()))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: not a run record: {e}", path.display()))?;
         match v.get("schema_version").and_then(|x| x.as_u64()) {
             Some(1) | Some(2) => {}
             Some(n) => anyhow::bail!("{}: run record schema {n} (this spatia reads 1 and {RUN_SCHEMA_VERSION}); use the spatia that wrote it", path.display()),
             None => anyhow::bail!("{}: not a run record: no schema_version", path.display()),
         }
-        let mut s: RunSummary = serde_json::from_value(v).map_err(|e| anyhow::anyhow!("{}: not a run record: {e}", path.display()))?;
+        let mut s: RunSummary =
+            serde_json::from_value(v).map_err(|e| anyhow::anyhow!("{}: not a run record: {e}", path.display()))?;
         if s.schema_version == 1 {
             s.status = if s.ok { RunStatus::Ok } else { RunStatus::Failed };
         }
         if let Some(n) = s.nodes.iter().find(|n| !valid_key(&n.key)) {
-            anyhow::bail!("{}: not a run record: node `{}` has key {:?}, expected 64 hex digits", path.display(), crate::util::display_id(&n.stage), n.key);
+            anyhow::bail!(
+                "{}: not a run record: node `{}` has key {:?}, expected 64 hex digits",
+                path.display(),
+                crate::util::display_id(&n.stage),
+                n.key
+            );
         }
         Ok(s)
     }
@@ -216,9 +226,15 @@ impl Journal {
     /// in the same millisecond) and writes the first journal.
     pub fn create(root: &Path, s: &RunSummary) -> anyhow::Result<Journal> {
         let stamp: String = s.started.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '.').collect();
-        let safe: String = s.name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).take(80).collect();
+        let safe: String = s
+            .name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+            .take(80)
+            .collect();
         let runs = root.join("runs");
-        std::fs::create_dir_all(&runs).map_err(|e| anyhow::anyhow!("cannot create the run directory {}: {e}", runs.display()))?;
+        std::fs::create_dir_all(&runs)
+            .map_err(|e| anyhow::anyhow!("cannot create the run directory {}: {e}", runs.display()))?;
         let mut n = 0u64;
         let dir = loop {
             let dir = runs.join(if n == 0 { format!("{stamp}-{safe}") } else { format!("{stamp}-{safe}-{n}") });
@@ -238,8 +254,10 @@ impl Journal {
     pub fn write(&mut self, s: &RunSummary) -> anyhow::Result<()> {
         let tmp = self.file.with_file_name(".run.json.tmp");
         let text = serde_json::to_string_pretty(s)? + "\n";
-        std::fs::write(&tmp, text).map_err(|e| anyhow::anyhow!("cannot write the run journal {}: {e}", tmp.display()))?;
-        std::fs::rename(&tmp, &self.file).map_err(|e| anyhow::anyhow!("cannot write the run journal {}: {e}", self.file.display()))?;
+        std::fs::write(&tmp, text)
+            .map_err(|e| anyhow::anyhow!("cannot write the run journal {}: {e}", tmp.display()))?;
+        std::fs::rename(&tmp, &self.file)
+            .map_err(|e| anyhow::anyhow!("cannot write the run journal {}: {e}", self.file.display()))?;
         self.last = Instant::now();
         Ok(())
     }

@@ -35,20 +35,13 @@ pub enum ReportError {
 /// # Errors
 /// [`ReportError::Read`] when a template file cannot be read, [`ReportError::Template`] when it
 /// does not parse or fails to render (undefined values are errors: strict mode).
-pub fn render_page(
-    template_dir: &Path,
-    name: &str,
-    context: &impl serde::Serialize,
-) -> Result<String, ReportError> {
+pub fn render_page(template_dir: &Path, name: &str, context: &impl serde::Serialize) -> Result<String, ReportError> {
     let path = template_dir.join(name);
-    let template_err = |e: minijinja::Error| ReportError::Template {
-        path: path.clone(),
-        message: format!("{e:#}"),
-    };
+    let template_err = |e: minijinja::Error| ReportError::Template { path: path.clone(), message: format!("{e:#}") };
     let mut env = environment();
     let dir = template_dir.to_path_buf();
     env.set_loader(move |n| {
-        if n.split(['/', '\\']).any(|c| c == ".." ) || Path::new(n).is_absolute() {
+        if n.split(['/', '\\']).any(|c| c == "..") || Path::new(n).is_absolute() {
             return Err(minijinja::Error::new(
                 minijinja::ErrorKind::TemplateNotFound,
                 format!("template name {n:?} leaves the template directory"),
@@ -67,8 +60,7 @@ pub fn render_page(
         return Err(ReportError::Read { path, source });
     }
     let tmpl = env.get_template(name).map_err(template_err)?;
-    tmpl.render(minijinja::value::Serde(context))
-        .map_err(template_err)
+    tmpl.render(minijinja::value::Serde(context)).map_err(template_err)
 }
 
 /// The environment every page uses: strict undefined values, HTML autoescaping for `.html`,

@@ -235,9 +235,7 @@ pub fn km_plot(
             let hi: Vec<(f64, f64)> = g.points.iter().map(|p| (p.0, p.3)).collect();
             let mut band = steps(&hi, 1.0);
             band.extend(steps(&lo, 1.0).into_iter().rev());
-            chart
-                .draw_series(std::iter::once(Polygon::new(band, c.mix(0.15).filled())))
-                .map_err(draw_err(P))?;
+            chart.draw_series(std::iter::once(Polygon::new(band, c.mix(0.15).filled()))).map_err(draw_err(P))?;
             let curve: Vec<(f64, f64)> = g.points.iter().map(|p| (p.0, p.1)).collect();
             chart
                 .draw_series(LineSeries::new(steps(&curve, 1.0), c.stroke_width(2)))
@@ -255,30 +253,25 @@ pub fn km_plot(
             .map_err(draw_err(P))?;
         if let Some(p) = p_value {
             let (x, y) = chart.backend_coord(&(t_max * 1.02, 1.02));
-            let style = TextStyle::from((FONT, 14).into_font())
-                .pos(plotters::style::text_anchor::Pos::new(
-                    plotters::style::text_anchor::HPos::Right,
-                    plotters::style::text_anchor::VPos::Top,
-                ));
+            let style = TextStyle::from((FONT, 14).into_font()).pos(plotters::style::text_anchor::Pos::new(
+                plotters::style::text_anchor::HPos::Right,
+                plotters::style::text_anchor::VPos::Top,
+            ));
             root.draw(&Text::new(format_p(p), (x - 6, y + 6), style)).map_err(draw_err(P))?;
         }
         // Numbers-at-risk table under the axis: one row per group, one column per time.
         let title_y = H as i32 + 4;
-        root.draw(&Text::new("Number at risk", (10, title_y), (FONT, 13).into_font()))
-            .map_err(draw_err(P))?;
+        root.draw(&Text::new("Number at risk", (10, title_y), (FONT, 13).into_font())).map_err(draw_err(P))?;
         for (gi, g) in groups.iter().enumerate() {
             let y = title_y + 20 + (gi as i32) * row_h as i32;
             let c = palette(gi);
-            root.draw(&Text::new(g.label.clone(), (10, y), (FONT, 12).into_font().color(&c)))
-                .map_err(draw_err(P))?;
+            root.draw(&Text::new(g.label.clone(), (10, y), (FONT, 12).into_font().color(&c))).map_err(draw_err(P))?;
             for (&t, &n) in at_risk_times.iter().zip(&g.at_risk) {
                 let (x, _) = chart.backend_coord(&(t, 0.0));
-                let style = TextStyle::from((FONT, 12).into_font()).pos(
-                    plotters::style::text_anchor::Pos::new(
-                        plotters::style::text_anchor::HPos::Center,
-                        plotters::style::text_anchor::VPos::Top,
-                    ),
-                );
+                let style = TextStyle::from((FONT, 12).into_font()).pos(plotters::style::text_anchor::Pos::new(
+                    plotters::style::text_anchor::HPos::Center,
+                    plotters::style::text_anchor::VPos::Top,
+                ));
                 root.draw(&Text::new(n.to_string(), (x, y), style)).map_err(draw_err(P))?;
             }
         }
@@ -357,7 +350,11 @@ pub fn calibration_plot(bins: &[CalibrationBin], horizon: f64) -> Result<String,
 
 /// [`calibration_plot`] on axes that also fit the bins of `others` (so that plots drawn side by
 /// side, e.g. before and after recalibration, share their scale).
-pub fn calibration_plot_over(bins: &[CalibrationBin], horizon: f64, others: &[CalibrationBin]) -> Result<String, PlotError> {
+pub fn calibration_plot_over(
+    bins: &[CalibrationBin],
+    horizon: f64,
+    others: &[CalibrationBin],
+) -> Result<String, PlotError> {
     const P: &str = "calibration";
     if bins.is_empty() {
         return Err(PlotError::Empty { plot: P, what: "bin" });
@@ -370,7 +367,12 @@ pub fn calibration_plot_over(bins: &[CalibrationBin], horizon: f64, others: &[Ca
     }
     // both axes span [0, lim]: the bins and their CIs with a margin, rounded up to a tenth, so
     // a low-risk cohort's bins are not crowded into a corner (the diagonal is still y = x)
-    let top = bins.iter().chain(others).flat_map(|b| [b.predicted, b.observed, b.upper]).filter(|v| v.is_finite()).fold(0.0f64, f64::max);
+    let top = bins
+        .iter()
+        .chain(others)
+        .flat_map(|b| [b.predicted, b.observed, b.upper])
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, f64::max);
     let lim = ((top * 1.1 * 10.0).ceil() / 10.0).clamp(0.1, 1.0);
     render(P, (W, H), |root| {
         let mut chart = ChartBuilder::on(root)
@@ -395,9 +397,10 @@ pub fn calibration_plot_over(bins: &[CalibrationBin], horizon: f64, others: &[Ca
             .map_err(draw_err(P))?;
         let c = palette(0);
         chart
-            .draw_series(bins.iter().map(|b| {
-                PathElement::new(vec![(b.predicted, b.lower), (b.predicted, b.upper)], c.stroke_width(1))
-            }))
+            .draw_series(
+                bins.iter()
+                    .map(|b| PathElement::new(vec![(b.predicted, b.lower), (b.predicted, b.upper)], c.stroke_width(1))),
+            )
             .map_err(draw_err(P))?;
         chart
             .draw_series(bins.iter().map(|b| Circle::new((b.predicted, b.observed), 4, c.filled())))
@@ -438,13 +441,7 @@ pub fn forest_plot(rows: &[ForestRow], reference: f64, title: &str) -> Result<St
             .y_label_area_size(180)
             .build_cartesian_2d(lo..hi, 0.0..n as f64)
             .map_err(draw_err(P))?;
-        chart
-            .configure_mesh()
-            .disable_mesh()
-            .y_labels(0)
-            .x_desc("estimate (95% CI)")
-            .draw()
-            .map_err(draw_err(P))?;
+        chart.configure_mesh().disable_mesh().y_labels(0).x_desc("estimate (95% CI)").draw().map_err(draw_err(P))?;
         chart
             .draw_series(std::iter::once(PathElement::new(
                 vec![(reference, 0.0), (reference, n as f64)],
@@ -455,21 +452,21 @@ pub fn forest_plot(rows: &[ForestRow], reference: f64, title: &str) -> Result<St
         // Row i from the top sits at y = n - i - 0.5.
         let y_of = |i: usize| n as f64 - i as f64 - 0.5;
         chart
-            .draw_series(rows.iter().enumerate().map(|(i, r)| {
-                PathElement::new(vec![(r.lower, y_of(i)), (r.upper, y_of(i))], c.stroke_width(2))
-            }))
+            .draw_series(
+                rows.iter()
+                    .enumerate()
+                    .map(|(i, r)| PathElement::new(vec![(r.lower, y_of(i)), (r.upper, y_of(i))], c.stroke_width(2))),
+            )
             .map_err(draw_err(P))?;
         chart
             .draw_series(rows.iter().enumerate().map(|(i, r)| Circle::new((r.estimate, y_of(i)), 5, c.filled())))
             .map_err(draw_err(P))?;
         for (i, r) in rows.iter().enumerate() {
             let (_, y) = chart.backend_coord(&(lo, y_of(i)));
-            let style = TextStyle::from((FONT, 13).into_font()).pos(
-                plotters::style::text_anchor::Pos::new(
-                    plotters::style::text_anchor::HPos::Left,
-                    plotters::style::text_anchor::VPos::Center,
-                ),
-            );
+            let style = TextStyle::from((FONT, 13).into_font()).pos(plotters::style::text_anchor::Pos::new(
+                plotters::style::text_anchor::HPos::Left,
+                plotters::style::text_anchor::VPos::Center,
+            ));
             root.draw(&Text::new(r.label.clone(), (12, y), style)).map_err(draw_err(P))?;
         }
         Ok(())
@@ -520,8 +517,7 @@ mod tests {
                         let open = stack.pop().unwrap_or_else(|| panic!("stray </{close}>"));
                         assert_eq!(open, close.trim(), "mis-nested tags");
                     } else {
-                        let name: String =
-                            tag.chars().take_while(|c| !c.is_whitespace() && *c != '/').collect();
+                        let name: String = tag.chars().take_while(|c| !c.is_whitespace() && *c != '/').collect();
                         names.push(name.clone());
                         if !tag.ends_with('/') {
                             stack.push(name);
@@ -534,8 +530,7 @@ mod tests {
                     let semi = rest.find(';').expect("bare &");
                     let ent = &rest[1..semi];
                     assert!(
-                        matches!(ent, "lt" | "gt" | "amp" | "quot" | "apos")
-                            || ent.starts_with('#'),
+                        matches!(ent, "lt" | "gt" | "amp" | "quot" | "apos") || ent.starts_with('#'),
                         "unknown entity &{ent};"
                     );
                     i += semi + 1;
@@ -554,11 +549,14 @@ mod tests {
 
     /// Texts of all `<text>` elements.
     fn texts(s: &str) -> Vec<String> {
-        s.split("<text").skip(1).filter_map(|t| {
-            let a = t.find('>')? + 1;
-            let e = t.find("</text>")?;
-            Some(t[a..e].trim().to_string())
-        }).collect()
+        s.split("<text")
+            .skip(1)
+            .filter_map(|t| {
+                let a = t.find('>')? + 1;
+                let e = t.find("</text>")?;
+                Some(t[a..e].trim().to_string())
+            })
+            .collect()
     }
 
     /// Number of `<polyline>` elements whose attributes contain `attr`.
@@ -586,8 +584,7 @@ mod tests {
     #[test]
     fn km_plot_is_wellformed_with_bands_curves_table_and_p() {
         let groups = km_fixture(&["low risk", "high risk"]);
-        let svg = km_plot(&groups, &[0.0, 5.0, 10.0], "Distant metastasis-free survival", Some(0.0123))
-            .unwrap();
+        let svg = km_plot(&groups, &[0.0, 5.0, 10.0], "Distant metastasis-free survival", Some(0.0123)).unwrap();
         let names = check_xml(&svg);
         assert_eq!(count(&names, "polygon"), 2, "one CI band per group");
         let t = texts(&svg);
@@ -627,8 +624,7 @@ mod tests {
         let esc = "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;";
         let svgs = [
             km_plot(&km_fixture(&[evil]), &[0.0, 5.0, 10.0], evil, None).unwrap(),
-            roc_plot(&[RocCurve { label: evil.into(), points: vec![(0.0, 0.0), (1.0, 1.0)], auc: 0.5 }], evil)
-                .unwrap(),
+            roc_plot(&[RocCurve { label: evil.into(), points: vec![(0.0, 0.0), (1.0, 1.0)], auc: 0.5 }], evil).unwrap(),
             forest_plot(&[ForestRow { label: evil.into(), estimate: 0.01, lower: -0.02, upper: 0.04 }], 0.0, evil)
                 .unwrap(),
         ];
@@ -671,7 +667,12 @@ mod tests {
         let rows: Vec<ForestRow> = ["HE", "HE+IHC", "HE+IHC+clinical"]
             .iter()
             .enumerate()
-            .map(|(i, l)| ForestRow { label: l.to_string(), estimate: 0.02 * i as f64, lower: -0.03, upper: 0.05 + 0.02 * i as f64 })
+            .map(|(i, l)| ForestRow {
+                label: l.to_string(),
+                estimate: 0.02 * i as f64,
+                lower: -0.03,
+                upper: 0.05 + 0.02 * i as f64,
+            })
             .collect();
         let f = forest_plot(&rows, 0.0, "ΔC vs clinical").unwrap();
         let n = check_xml(&f);
@@ -687,7 +688,10 @@ mod tests {
     #[test]
     fn same_input_same_bytes() {
         let g = km_fixture(&["a", "b", "c"]);
-        assert_eq!(km_plot(&g, &[0.0, 6.0, 9.0], "t", Some(0.5)).unwrap(), km_plot(&g, &[0.0, 6.0, 9.0], "t", Some(0.5)).unwrap());
+        assert_eq!(
+            km_plot(&g, &[0.0, 6.0, 9.0], "t", Some(0.5)).unwrap(),
+            km_plot(&g, &[0.0, 6.0, 9.0], "t", Some(0.5)).unwrap()
+        );
         let rows = vec![ForestRow { label: "x".into(), estimate: 0.1, lower: 0.0, upper: 0.2 }];
         assert_eq!(forest_plot(&rows, 0.0, "f").unwrap(), forest_plot(&rows, 0.0, "f").unwrap());
         let bins = vec![CalibrationBin { predicted: 0.3, observed: 0.2, lower: 0.1, upper: 0.4 }];

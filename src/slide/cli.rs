@@ -159,8 +159,7 @@ pub fn run_slide(args: &SlideArgs) -> anyhow::Result<()> {
             if *json {
                 println!("{}", serde_json::to_string(&v)?);
             } else {
-                let opt =
-                    |o: Option<f64>| o.map(|x| x.to_string()).unwrap_or_else(|| "unknown".into());
+                let opt = |o: Option<f64>| o.map(|x| x.to_string()).unwrap_or_else(|| "unknown".into());
                 println!("{}", m.path.display());
                 println!("  vendor           {}", m.vendor);
                 println!("  size             {} × {} px", m.width, m.height);
@@ -168,10 +167,7 @@ pub fn run_slide(args: &SlideArgs) -> anyhow::Result<()> {
                 println!("  objective power  {}", opt(m.objective_power));
                 println!("  associated       {}", m.associated.join(", "));
                 for (i, l) in m.levels.iter().enumerate() {
-                    println!(
-                        "  level {i:<2}         {} × {} px, downsample {}",
-                        l.width, l.height, l.downsample
-                    );
+                    println!("  level {i:<2}         {} × {} px, downsample {}", l.width, l.height, l.downsample);
                 }
                 if let Some(d) = v.get("digest").and_then(Value::as_str) {
                     println!("  blake3           {d}");
@@ -191,9 +187,7 @@ pub fn run_slide(args: &SlideArgs) -> anyhow::Result<()> {
             out,
             json,
         } => {
-            let stain: Stain = stain
-                .parse()
-                .map_err(|e: String| anyhow::anyhow!("--stain: {e}"))?;
+            let stain: Stain = stain.parse().map_err(|e: String| anyhow::anyhow!("--stain: {e}"))?;
             let slide = Slide::open(path, *mpp_override)?;
             let mut tp = TissueParams::for_stain(stain);
             if let Some(t) = tissue_threshold {
@@ -203,11 +197,7 @@ pub fn run_slide(args: &SlideArgs) -> anyhow::Result<()> {
                 tp.mask_mpp = *m;
             }
             let mask = detect_tissue(&slide, &tp)?;
-            let params = TileParams {
-                mpp: *mpp,
-                size: *size,
-                min_tissue: *min_tissue,
-            };
+            let params = TileParams { mpp: *mpp, size: *size, min_tissue: *min_tissue };
             let tiling = tile_slide(&slide, &mask, &params)?;
             let files = match out {
                 Some(dir) => Some(write_qc(dir, &mask, &tiling)?),
@@ -229,8 +219,10 @@ pub fn run_slide(args: &SlideArgs) -> anyhow::Result<()> {
                     tiling.cols as u64 * tiling.rows as u64
                 );
                 println!("  tissue area      {:.4} mm²", tiling.tissue_area_mm2);
-                println!("  tile             {} px at {} µm/px = {} level-0 px, read from level {} ({} px)",
-                    tiling.size, tiling.mpp, tiling.tile_size_level0, tiling.level, tiling.read_size);
+                println!(
+                    "  tile             {} px at {} µm/px = {} level-0 px, read from level {} ({} px)",
+                    tiling.size, tiling.mpp, tiling.tile_size_level0, tiling.level, tiling.read_size
+                );
                 println!("  mask             {}", mask.method);
                 if let Some(f) = files {
                     println!(
@@ -272,15 +264,8 @@ pub fn run_stain(args: &StainArgs) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string(&v)?);
             } else {
                 println!("{} ({}×{} px)", image.display(), img.width(), img.height());
-                println!(
-                    "  {:<12} {:>10} {:>10} {:>10} {:>10} {:>10}",
-                    "channel", "mean", "std", "p05", "p50", "p95"
-                );
-                for (name, c) in [
-                    ("hematoxylin", &s.hematoxylin),
-                    ("eosin", &s.eosin),
-                    ("dab", &s.dab),
-                ] {
+                println!("  {:<12} {:>10} {:>10} {:>10} {:>10} {:>10}", "channel", "mean", "std", "p05", "p50", "p95");
+                for (name, c) in [("hematoxylin", &s.hematoxylin), ("eosin", &s.eosin), ("dab", &s.dab)] {
                     println!(
                         "  {name:<12} {:>10.6} {:>10.6} {:>10.6} {:>10.6} {:>10.6}",
                         c.mean, c.std, c.p05, c.p50, c.p95
@@ -292,48 +277,25 @@ pub fn run_stain(args: &StainArgs) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        StainVerb::Map {
-            path,
-            stain,
-            mpp,
-            size,
-            mpp_override,
-            dab_threshold,
-            out,
-            json,
-        } => {
-            let stain: Stain = stain
-                .parse()
-                .map_err(|e: String| anyhow::anyhow!("--stain: {e}"))?;
+        StainVerb::Map { path, stain, mpp, size, mpp_override, dab_threshold, out, json } => {
+            let stain: Stain = stain.parse().map_err(|e: String| anyhow::anyhow!("--stain: {e}"))?;
             let slide = Slide::open(path, *mpp_override)?;
             let mask = detect_tissue(&slide, &TissueParams::for_stain(stain))?;
             let tiling = tile_slide(&slide, &mask, &TileParams::new(*mpp, *size))?;
-            let params = stain_map::StainParams {
-                dab_threshold: *dab_threshold,
-                ..Default::default()
-            };
+            let params = stain_map::StainParams { dab_threshold: *dab_threshold, ..Default::default() };
             let st = stain_map::stain_slide(&slide, &tiling, &params, 64)?;
             if let Some(dir) = out {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+                std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
                 st.write_positivity_png(&dir.join("positivity.png"))?;
-                let mut csv = String::from(
-                    "col,row,mean_hematoxylin,mean_dab,dab_positive_fraction,tissue_pixels\n",
-                );
+                let mut csv = String::from("col,row,mean_hematoxylin,mean_dab,dab_positive_fraction,tissue_pixels\n");
                 for t in &st.tiles {
                     csv += &format!(
                         "{},{},{},{},{},{}\n",
-                        t.col,
-                        t.row,
-                        t.mean_hematoxylin,
-                        t.mean_dab,
-                        t.dab_positive_fraction,
-                        t.tissue_pixels
+                        t.col, t.row, t.mean_hematoxylin, t.mean_dab, t.dab_positive_fraction, t.tissue_pixels
                     );
                 }
                 let f = dir.join("tile_stain.csv");
-                std::fs::write(&f, csv)
-                    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", f.display()))?;
+                std::fs::write(&f, csv).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", f.display()))?;
             }
             if *json {
                 let v = json!({
@@ -347,16 +309,8 @@ pub fn run_stain(args: &StainArgs) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string(&v)?);
             } else {
                 println!("{} ({stain})", path.display());
-                println!(
-                    "  tiles            {} on a {}×{} grid",
-                    st.tiles.len(),
-                    st.cols,
-                    st.rows
-                );
-                println!(
-                    "  DAB-positive     {:.4} of tissue pixels (DAB > {})",
-                    st.index, params.dab_threshold
-                );
+                println!("  tiles            {} on a {}×{} grid", st.tiles.len(), st.cols, st.rows);
+                println!("  DAB-positive     {:.4} of tissue pixels (DAB > {})", st.index, params.dab_threshold);
             }
             Ok(())
         }

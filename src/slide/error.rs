@@ -39,11 +39,7 @@ pub enum SlideError {
 
     /// A parameter is out of its allowed range.
     #[error("{what}: expected {expected}, found {found}")]
-    BadParam {
-        what: String,
-        expected: String,
-        found: String,
-    },
+    BadParam { what: String, expected: String, found: String },
 
     /// A level index or a region outside the slide.
     #[error("slide {path}: {detail}")]
@@ -54,11 +50,7 @@ pub enum SlideError {
         "slide {path}: no tissue found (the tissue mask is empty with {method}); check the slide \
          or lower the tissue thresholds"
     )]
-    NoTissue {
-        path: PathBuf,
-        mask_mpp: f64,
-        method: String,
-    },
+    NoTissue { path: PathBuf, mask_mpp: f64, method: String },
 
     /// Tissue was found but no grid tile reaches the tissue-fraction threshold.
     #[error(
@@ -87,10 +79,6 @@ pub type Result<T> = std::result::Result<T, SlideError>;
 impl SlideError {
     /// A [`SlideError::BadParam`] from displayable pieces.
     pub(crate) fn param(what: &str, expected: &str, found: impl std::fmt::Display) -> Self {
-        SlideError::BadParam {
-            what: what.to_string(),
-            expected: expected.to_string(),
-            found: found.to_string(),
-        }
+        SlideError::BadParam { what: what.to_string(), expected: expected.to_string(), found: found.to_string() }
     }
 }

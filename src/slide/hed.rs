@@ -27,8 +27,7 @@ use serde::Serialize;
 use std::sync::OnceLock;
 
 /// scikit-image's `rgb_from_hed`: rows are the hematoxylin, eosin and DAB stain vectors.
-pub const RGB_FROM_HED: [[f64; 3]; 3] =
-    [[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]];
+pub const RGB_FROM_HED: [[f64; 3]; 3] = [[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]];
 
 /// The inverse of a 3×3 matrix by Gauss–Jordan elimination with partial pivoting (LAPACK's
 /// `getrf`/`getri`, which numpy uses, agree to rounding).
@@ -39,9 +38,7 @@ fn inverse3(m: [[f64; 3]; 3]) -> [[f64; 3]; 3] {
         a[i][3 + i] = 1.0;
     }
     for col in 0..3 {
-        let piv = (col..3)
-            .max_by(|&x, &y| a[x][col].abs().total_cmp(&a[y][col].abs()))
-            .unwrap_or(col);
+        let piv = (col..3).max_by(|&x, &y| a[x][col].abs().total_cmp(&a[y][col].abs())).unwrap_or(col);
         a.swap(col, piv);
         let p = a[col][col];
         for v in a[col].iter_mut() {
@@ -75,11 +72,7 @@ impl HedLut {
     /// Hematoxylin, eosin and DAB of one pixel.
     #[inline]
     pub fn hed(&self, rgb: [u8; 3]) -> [f64; 3] {
-        let l = [
-            self.log[rgb[0] as usize],
-            self.log[rgb[1] as usize],
-            self.log[rgb[2] as usize],
-        ];
+        let l = [self.log[rgb[0] as usize], self.log[rgb[1] as usize], self.log[rgb[2] as usize]];
         let m = &self.hed_from_rgb;
         let mut out = [0.0; 3];
         for (j, o) in out.iter_mut().enumerate() {
@@ -99,10 +92,7 @@ pub fn rgb2hed_lut() -> &'static HedLut {
         for (v, slot) in log.iter_mut().enumerate() {
             *slot = (v as f64 / 255.0).max(1e-6).ln() / adjust;
         }
-        HedLut {
-            log,
-            hed_from_rgb: inverse3(RGB_FROM_HED),
-        }
+        HedLut { log, hed_from_rgb: inverse3(RGB_FROM_HED) }
     })
 }
 
@@ -135,15 +125,7 @@ impl ChannelStats {
     /// Statistics of `v` (sorted in place). An empty slice gives zeros.
     pub fn of(v: &mut [f64]) -> ChannelStats {
         if v.is_empty() {
-            return ChannelStats {
-                mean: 0.0,
-                std: 0.0,
-                p05: 0.0,
-                p50: 0.0,
-                p95: 0.0,
-                min: 0.0,
-                max: 0.0,
-            };
+            return ChannelStats { mean: 0.0, std: 0.0, p05: 0.0, p50: 0.0, p95: 0.0, min: 0.0, max: 0.0 };
         }
         let n = v.len() as f64;
         let mean = v.iter().sum::<f64>() / n;
@@ -190,10 +172,8 @@ pub fn summarize(img: &RgbImage, thresholds: &[f64]) -> HedSummary {
     let hed = rgb2hed(img);
     let mut ch: [Vec<f64>; 3] = std::array::from_fn(|c| hed.iter().map(|p| p[c]).collect());
     let n = hed.len().max(1) as f64;
-    let dab_positive_fraction = thresholds
-        .iter()
-        .map(|&t| (t, ch[2].iter().filter(|&&d| d > t).count() as f64 / n))
-        .collect();
+    let dab_positive_fraction =
+        thresholds.iter().map(|&t| (t, ch[2].iter().filter(|&&d| d > t).count() as f64 / n)).collect();
     HedSummary {
         hematoxylin: ChannelStats::of(&mut ch[0]),
         eosin: ChannelStats::of(&mut ch[1]),

@@ -88,17 +88,12 @@ pub fn mpp_from_tiff_resolution(res: f64, unit: u16) -> Option<f64> {
         _ => return None,
     };
     let mpp = um_per_unit / res;
-    (PLAUSIBLE_MPP.0..=PLAUSIBLE_MPP.1)
-        .contains(&mpp)
-        .then_some(mpp)
+    (PLAUSIBLE_MPP.0..=PLAUSIBLE_MPP.1).contains(&mpp).then_some(mpp)
 }
 
 /// Parses a number that must be finite and > 0.
 pub(crate) fn positive(s: &str) -> Option<f64> {
-    s.trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|v| v.is_finite() && *v > 0.0)
+    s.trim().parse::<f64>().ok().filter(|v| v.is_finite() && *v > 0.0)
 }
 
 #[cfg(test)]

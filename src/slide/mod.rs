@@ -31,17 +31,17 @@
 pub mod cli;
 pub mod error;
 pub mod hed;
-pub mod stain;
 pub mod meta;
 mod ometiff;
 mod openslide;
+pub mod stain;
 pub mod stain_map;
 pub mod tiling;
 pub mod tissue;
 
 pub use error::{Result, SlideError};
-pub use stain::Stain;
 pub use meta::{LevelInfo, MppSource, SlideMeta};
+pub use stain::Stain;
 
 use image::RgbImage;
 use ometiff::TiffSlide;
@@ -88,13 +88,7 @@ impl Slide {
     /// damaged file), [`SlideError::NoMpp`] (no pixel size and no override),
     /// [`SlideError::BadParam`] (override not a positive number).
     pub fn open(path: impl AsRef<Path>, mpp_override: Option<f64>) -> Result<Slide> {
-        Slide::open_with(
-            path,
-            &OpenOptions {
-                mpp_override,
-                ..OpenOptions::default()
-            },
-        )
+        Slide::open_with(path, &OpenOptions { mpp_override, ..OpenOptions::default() })
     }
 
     /// [`Slide::open`] with all options.
@@ -116,10 +110,7 @@ impl Slide {
                 Backend::OpenSlide(o) => o.resolution_note(),
                 Backend::Tiff(_) => String::new(),
             };
-            return Err(SlideError::NoMpp {
-                path: path.to_path_buf(),
-                found,
-            });
+            return Err(SlideError::NoMpp { path: path.to_path_buf(), found });
         }
         Ok(slide)
     }
@@ -130,34 +121,19 @@ impl Slide {
         Slide::inspect_with(path.as_ref(), false, None)
     }
 
-    fn inspect_with(
-        path: &Path,
-        openslide_pixels: bool,
-        mpp_override: Option<f64>,
-    ) -> Result<Slide> {
+    fn inspect_with(path: &Path, openslide_pixels: bool, mpp_override: Option<f64>) -> Result<Slide> {
         let md = std::fs::metadata(path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
-                SlideError::Missing {
-                    path: path.to_path_buf(),
-                }
+                SlideError::Missing { path: path.to_path_buf() }
             } else {
-                SlideError::Io {
-                    path: path.to_path_buf(),
-                    source: e,
-                }
+                SlideError::Io { path: path.to_path_buf(), source: e }
             }
         })?;
         if !md.is_file() {
-            return Err(SlideError::NotASlide {
-                path: path.to_path_buf(),
-                detail: "it is not a regular file".into(),
-            });
+            return Err(SlideError::NotASlide { path: path.to_path_buf(), detail: "it is not a regular file".into() });
         }
         if let Err(e) = std::fs::File::open(path) {
-            return Err(SlideError::Io {
-                path: path.to_path_buf(),
-                source: e,
-            });
+            return Err(SlideError::Io { path: path.to_path_buf(), source: e });
         }
         let is_tiff = ometiff::is_tiff(path);
         if is_tiff {
@@ -184,18 +160,9 @@ impl Slide {
             meta.mpp_source = Some(MppSource::Override);
         }
         if meta.levels.is_empty() || meta.width == 0 || meta.height == 0 {
-            return Err(SlideError::Corrupt {
-                path: path.to_path_buf(),
-                detail: "the slide has no pixels".into(),
-            });
+            return Err(SlideError::Corrupt { path: path.to_path_buf(), detail: "the slide has no pixels".into() });
         }
-        let slide = Slide {
-            inner: Arc::new(Inner {
-                meta,
-                backend,
-                digest: OnceLock::new(),
-            }),
-        };
+        let slide = Slide { inner: Arc::new(Inner { meta, backend, digest: OnceLock::new() }) };
         slide.smoke_read()?;
         Ok(slide)
     }
@@ -239,10 +206,7 @@ impl Slide {
     /// # Errors
     /// [`SlideError::NoMpp`] for a slide opened with [`Slide::inspect`] that has none.
     pub fn mpp(&self) -> Result<(f64, f64)> {
-        self.inner.meta.mpp().ok_or_else(|| SlideError::NoMpp {
-            path: self.path().to_path_buf(),
-            found: String::new(),
-        })
+        self.inner.meta.mpp().ok_or_else(|| SlideError::NoMpp { path: self.path().to_path_buf(), found: String::new() })
     }
 
     /// Number of pyramid levels.
@@ -254,9 +218,7 @@ impl Slide {
     pub fn best_level_for_downsample(&self, downsample: f64) -> usize {
         let mut best = 0;
         for (i, l) in self.inner.meta.levels.iter().enumerate() {
-            if l.downsample <= downsample * (1.0 + 1e-3)
-                && l.downsample >= self.inner.meta.levels[best].downsample
-            {
+            if l.downsample <= downsample * (1.0 + 1e-3) && l.downsample >= self.inner.meta.levels[best].downsample {
                 best = i;
             }
         }
@@ -305,11 +267,7 @@ impl Slide {
 /// slide through [`Slide`] (level 0, at most `max_pixels`); any other file the `image` crate
 /// recognises by content.
 pub fn load_rgb(path: &Path, max_pixels: u64) -> Result<RgbImage> {
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or("")
-        .to_ascii_lowercase();
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
     if matches!(ext.as_str(), "png" | "jpg" | "jpeg") {
         let img = image::open(path).map_err(|e| SlideError::Image {
             path: path.to_path_buf(),
@@ -346,34 +304,16 @@ pub fn load_rgb(path: &Path, max_pixels: u64) -> Result<RgbImage> {
 /// blake3 of a file, memory-mapped and hashed on the rayon pool.
 pub fn file_digest(path: &Path) -> Result<String> {
     let mut h = blake3::Hasher::new();
-    h.update_mmap_rayon(path).map_err(|e| SlideError::Io {
-        path: path.to_path_buf(),
-        source: e,
-    })?;
+    h.update_mmap_rayon(path).map_err(|e| SlideError::Io { path: path.to_path_buf(), source: e })?;
     Ok(h.finalize().to_hex().to_string())
 }
 
 fn build_meta(path: &Path, backend: &Backend) -> SlideMeta {
     let (vendor, levels, (mpp, src), objective_power, associated) = match backend {
-        Backend::OpenSlide(o) => (
-            o.vendor(),
-            o.levels(),
-            o.mpp(),
-            o.objective_power(),
-            o.associated(),
-        ),
-        Backend::Tiff(t) => (
-            t.vendor().to_string(),
-            t.levels(),
-            t.mpp(),
-            t.objective_power(),
-            Vec::new(),
-        ),
+        Backend::OpenSlide(o) => (o.vendor(), o.levels(), o.mpp(), o.objective_power(), o.associated()),
+        Backend::Tiff(t) => (t.vendor().to_string(), t.levels(), t.mpp(), t.objective_power(), Vec::new()),
     };
-    let (width, height) = levels
-        .first()
-        .map(|l| (l.width, l.height))
-        .unwrap_or((0, 0));
+    let (width, height) = levels.first().map(|l| (l.width, l.height)).unwrap_or((0, 0));
     SlideMeta {
         path: PathBuf::from(path),
         vendor,

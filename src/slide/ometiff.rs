@@ -76,10 +76,7 @@ struct ChunkCache {
 
 impl std::fmt::Debug for TiffSlide {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TiffSlide")
-            .field("path", &self.path)
-            .field("levels", &self.levels.len())
-            .finish()
+        f.debug_struct("TiffSlide").field("path", &self.path).field("levels", &self.levels.len()).finish()
     }
 }
 
@@ -87,10 +84,7 @@ impl std::fmt::Debug for TiffSlide {
 pub(crate) fn is_tiff(path: &Path) -> bool {
     let mut head = [0u8; 4];
     match File::open(path).and_then(|mut f| f.read_exact(&mut head)) {
-        Ok(()) => matches!(
-            head,
-            [b'I', b'I', 42, 0] | [b'M', b'M', 0, 42] | [b'I', b'I', 43, 0] | [b'M', b'M', 0, 43]
-        ),
+        Ok(()) => matches!(head, [b'I', b'I', 42, 0] | [b'M', b'M', 0, 42] | [b'I', b'I', 43, 0] | [b'M', b'M', 0, 43]),
         Err(_) => false,
     }
 }
@@ -118,32 +112,16 @@ pub(crate) fn is_ome_tiff(path: &Path) -> bool {
 /// Directories the `tiff` crate cannot parse for other reasons (vendor quirks that OpenSlide
 /// handles) are not judged here.
 pub(crate) fn check_tiff_extents(path: &Path) -> Result<()> {
-    let file = File::open(path).map_err(|e| SlideError::Io {
-        path: path.to_path_buf(),
-        source: e,
-    })?;
-    let file_len = file
-        .metadata()
-        .map_err(|e| SlideError::Io {
-            path: path.to_path_buf(),
-            source: e,
-        })?
-        .len();
+    let file = File::open(path).map_err(|e| SlideError::Io { path: path.to_path_buf(), source: e })?;
+    let file_len = file.metadata().map_err(|e| SlideError::Io { path: path.to_path_buf(), source: e })?.len();
     let mut dec = match Decoder::new(BufReader::new(file)) {
         Ok(d) => d.with_limits(Limits::unlimited()),
-        Err(tiff::TiffError::IoError(e)) => {
-            return Err(corrupt(
-                path,
-                format!("cannot read the TIFF structure: {e}"),
-            ))
-        }
+        Err(tiff::TiffError::IoError(e)) => return Err(corrupt(path, format!("cannot read the TIFF structure: {e}"))),
         Err(_) => return Ok(()),
     };
     let ptrs = match directory_pointers(&mut dec) {
         Ok(p) => p,
-        Err(tiff::TiffError::IoError(e)) => {
-            return Err(corrupt(path, format!("a directory is unreadable: {e}")))
-        }
+        Err(tiff::TiffError::IoError(e)) => return Err(corrupt(path, format!("a directory is unreadable: {e}"))),
         Err(_) => return Ok(()),
     };
     for (n, (p, _)) in ptrs.into_iter().enumerate() {
@@ -151,36 +129,19 @@ pub(crate) fn check_tiff_extents(path: &Path) -> Result<()> {
         let dir = match dec.read_directory(p) {
             Ok(d) => d,
             Err(tiff::TiffError::IoError(e)) => {
-                return Err(corrupt(
-                    path,
-                    format!("directory {} unreadable: {e}", n - 1),
-                ))
+                return Err(corrupt(path, format!("directory {} unreadable: {e}", n - 1)))
             }
             Err(_) => return Ok(()),
         };
         // Every tag value (descriptions, JPEG tables, offset arrays) must be readable.
         for item in dec.read_directory_tags(&dir).tag_iter() {
             if let Err(tiff::TiffError::IoError(e)) = item {
-                return Err(corrupt(
-                    path,
-                    format!(
-                        "directory {} has tag values past the end of the file: {e}",
-                        n - 1
-                    ),
-                ));
+                return Err(corrupt(path, format!("directory {} has tag values past the end of the file: {e}", n - 1)));
             }
         }
         let mut t = dec.read_directory_tags(&dir);
-        for (off_tag, cnt_tag) in [
-            (Tag::TileOffsets, Tag::TileByteCounts),
-            (Tag::StripOffsets, Tag::StripByteCounts),
-        ] {
-            let mut get = |tag| {
-                t.find_tag(tag)
-                    .ok()
-                    .flatten()
-                    .and_then(|v| v.into_u64_vec().ok())
-            };
+        for (off_tag, cnt_tag) in [(Tag::TileOffsets, Tag::TileByteCounts), (Tag::StripOffsets, Tag::StripByteCounts)] {
+            let mut get = |tag| t.find_tag(tag).ok().flatten().and_then(|v| v.into_u64_vec().ok());
             if let (Some(offs), Some(cnts)) = (get(off_tag), get(cnt_tag)) {
                 for (k, (o, c)) in offs.iter().zip(&cnts).enumerate() {
                     if *c > 0 && o.saturating_add(*c) > file_len {
@@ -201,18 +162,13 @@ pub(crate) fn check_tiff_extents(path: &Path) -> Result<()> {
 }
 
 fn corrupt(path: &Path, what: impl std::fmt::Display) -> SlideError {
-    SlideError::Corrupt {
-        path: path.to_path_buf(),
-        detail: what.to_string(),
-    }
+    SlideError::Corrupt { path: path.to_path_buf(), detail: what.to_string() }
 }
 
 /// Directories of a TIFF: the main chain in order, each followed by its SubIFDs, as
 /// `(pointer, is_sub_ifd_of_the_first_directory)`; at most 256 chain entries (cycles end the
 /// walk).
-fn directory_pointers(
-    dec: &mut Decoder<BufReader<File>>,
-) -> tiff::TiffResult<Vec<(IfdPointer, bool)>> {
+fn directory_pointers(dec: &mut Decoder<BufReader<File>>) -> tiff::TiffResult<Vec<(IfdPointer, bool)>> {
     let mut out = Vec::new();
     let mut next = dec.ifd_pointer();
     let mut chain = 0;
@@ -223,11 +179,7 @@ fn directory_pointers(
         out.push((p, false));
         let dir = dec.read_directory(p)?;
         next = dir.next();
-        let subs = dec
-            .read_directory_tags(&dir)
-            .find_tag(Tag::SubIfd)
-            .ok()
-            .flatten();
+        let subs = dec.read_directory_tags(&dir).find_tag(Tag::SubIfd).ok().flatten();
         if let Some(v) = subs.and_then(|v| v.into_u64_vec().ok()) {
             out.extend(v.into_iter().map(|o| (IfdPointer(o), chain == 0)));
         }
@@ -332,20 +284,11 @@ impl TiffSlide {
     /// Opens a TIFF: parses every directory of the pyramid (the caller checks the file's
     /// extents with [`check_tiff_extents`]).
     pub(crate) fn open(path: &Path) -> Result<TiffSlide> {
-        let file = File::open(path).map_err(|e| SlideError::Io {
-            path: path.to_path_buf(),
-            source: e,
-        })?;
-        let reader = BufReader::new(file.try_clone().map_err(|e| SlideError::Io {
-            path: path.to_path_buf(),
-            source: e,
-        })?);
-        let mut dec = Decoder::new(reader)
-            .map_err(|e| tiff_open_error(path, e))?
-            .with_limits(Limits::unlimited());
-        let first = dec
-            .ifd_pointer()
-            .ok_or_else(|| corrupt(path, "the TIFF has no image directory"))?;
+        let file = File::open(path).map_err(|e| SlideError::Io { path: path.to_path_buf(), source: e })?;
+        let reader =
+            BufReader::new(file.try_clone().map_err(|e| SlideError::Io { path: path.to_path_buf(), source: e })?);
+        let mut dec = Decoder::new(reader).map_err(|e| tiff_open_error(path, e))?.with_limits(Limits::unlimited());
+        let first = dec.ifd_pointer().ok_or_else(|| corrupt(path, "the TIFF has no image directory"))?;
 
         let mut info = FileInfo::default();
         if let Ok(Some(Value::Ascii(desc))) = dec.find_tag(Tag::ImageDescription) {
@@ -360,18 +303,13 @@ impl TiffSlide {
             }
         }
         if info.mpp.is_none() {
-            let unit = dec
-                .find_tag(Tag::ResolutionUnit)
-                .ok()
-                .flatten()
-                .and_then(|v| value_f64(&v))
-                .unwrap_or(2.0) as u16;
+            let unit =
+                dec.find_tag(Tag::ResolutionUnit).ok().flatten().and_then(|v| value_f64(&v)).unwrap_or(2.0) as u16;
             let mut res = |t| dec.find_tag(t).ok().flatten().and_then(|v| value_f64(&v));
             let (xr, yr) = (res(Tag::XResolution), res(Tag::YResolution));
-            if let (Some(x), Some(y)) = (
-                xr.and_then(|r| mpp_from_tiff_resolution(r, unit)),
-                yr.and_then(|r| mpp_from_tiff_resolution(r, unit)),
-            ) {
+            if let (Some(x), Some(y)) =
+                (xr.and_then(|r| mpp_from_tiff_resolution(r, unit)), yr.and_then(|r| mpp_from_tiff_resolution(r, unit)))
+            {
                 info.mpp = Some((x, y));
                 info.mpp_source = Some(MppSource::TiffResolution);
             }
@@ -382,10 +320,7 @@ impl TiffSlide {
         let all = directory_pointers(&mut dec).map_err(|e| corrupt(path, e))?;
         let subs: Vec<IfdPointer> = all.iter().filter(|(_, s)| *s).map(|(p, _)| *p).collect();
         let candidates: Vec<IfdPointer> = if subs.is_empty() {
-            all.iter()
-                .filter(|(p, s)| !*s && p.0 != first.0)
-                .map(|(p, _)| *p)
-                .collect()
+            all.iter().filter(|(p, s)| !*s && p.0 != first.0).map(|(p, _)| *p).collect()
         } else {
             subs
         };
@@ -396,24 +331,12 @@ impl TiffSlide {
             };
             let base = &levels[0];
             let last = levels.last().map(|l| l.width).unwrap_or(u64::MAX);
-            let (dx, dy) = (
-                base.width as f64 / level.width as f64,
-                base.height as f64 / level.height as f64,
-            );
+            let (dx, dy) = (base.width as f64 / level.width as f64, base.height as f64 / level.height as f64);
             if level.width < last && dx > 1.0 && (dx - dy).abs() / dx < 0.02 {
-                levels.push(TiffLevel {
-                    downsample: (dx + dy) / 2.0,
-                    ..level
-                });
+                levels.push(TiffLevel { downsample: (dx + dy) / 2.0, ..level });
             }
         }
-        Ok(TiffSlide {
-            path: path.to_path_buf(),
-            file,
-            levels,
-            info,
-            cache: Mutex::new(ChunkCache::default()),
-        })
+        Ok(TiffSlide { path: path.to_path_buf(), file, levels, info, cache: Mutex::new(ChunkCache::default()) })
     }
 
     /// A pixel reader for a TIFF-based slide that OpenSlide described: each of OpenSlide's
@@ -422,19 +345,12 @@ impl TiffSlide {
     /// this reader does not decode (JPEG 2000, …); the caller then reads through OpenSlide.
     pub(crate) fn for_levels(path: &Path, levels: &[LevelInfo]) -> Option<TiffSlide> {
         let file = File::open(path).ok()?;
-        let mut dec = Decoder::new(BufReader::new(file.try_clone().ok()?))
-            .ok()?
-            .with_limits(Limits::unlimited());
+        let mut dec = Decoder::new(BufReader::new(file.try_clone().ok()?)).ok()?.with_limits(Limits::unlimited());
         let ptrs = directory_pointers(&mut dec).ok()?;
-        let dirs: Vec<TiffLevel> = ptrs
-            .into_iter()
-            .filter_map(|(p, _)| read_level(path, &mut dec, p).ok())
-            .collect();
+        let dirs: Vec<TiffLevel> = ptrs.into_iter().filter_map(|(p, _)| read_level(path, &mut dec, p).ok()).collect();
         let mut out = Vec::with_capacity(levels.len());
         for l in levels {
-            let i = dirs
-                .iter()
-                .position(|d| d.is_tiled && d.width == l.width && d.height == l.height)?;
+            let i = dirs.iter().position(|d| d.is_tiled && d.width == l.width && d.height == l.height)?;
             let d = &dirs[i];
             out.push(TiffLevel {
                 offsets: d.offsets.clone(),
@@ -463,14 +379,7 @@ impl TiffSlide {
     }
 
     pub(crate) fn levels(&self) -> Vec<LevelInfo> {
-        self.levels
-            .iter()
-            .map(|l| LevelInfo {
-                width: l.width,
-                height: l.height,
-                downsample: l.downsample,
-            })
-            .collect()
+        self.levels.iter().map(|l| LevelInfo { width: l.width, height: l.height, downsample: l.downsample }).collect()
     }
 
     pub(crate) fn mpp(&self) -> (Option<(f64, f64)>, Option<MppSource>) {
@@ -483,22 +392,12 @@ impl TiffSlide {
 
     /// Reads `w`×`h` pixels of `level` whose top-left corner is (`x0`, `y0`) in level-0
     /// coordinates; pixels outside the image are white.
-    pub(crate) fn read_region(
-        &self,
-        level: usize,
-        x0: i64,
-        y0: i64,
-        w: u32,
-        h: u32,
-    ) -> Result<RgbImage> {
+    pub(crate) fn read_region(&self, level: usize, x0: i64, y0: i64, w: u32, h: u32) -> Result<RgbImage> {
         let l = &self.levels[level];
         let lx = (x0 as f64 / l.downsample).floor() as i64;
         let ly = (y0 as f64 / l.downsample).floor() as i64;
         let mut out = RgbImage::from_pixel(w, h, image::Rgb([255, 255, 255]));
-        let (x_end, y_end) = (
-            (lx + w as i64).min(l.width as i64),
-            (ly + h as i64).min(l.height as i64),
-        );
+        let (x_end, y_end) = ((lx + w as i64).min(l.width as i64), (ly + h as i64).min(l.height as i64));
         let (xs, ys) = (lx.max(0), ly.max(0));
         if xs >= x_end || ys >= y_end {
             return Ok(out);
@@ -529,12 +428,7 @@ impl TiffSlide {
 
     /// The RGB pixels of one chunk, `chunk_w` wide (rows past the data are absent).
     fn chunk(&self, level: usize, idx: u64) -> Result<Arc<Vec<u8>>> {
-        if let Some(c) = self
-            .cache
-            .lock()
-            .ok()
-            .and_then(|c| c.map.get(&(level, idx)).cloned())
-        {
+        if let Some(c) = self.cache.lock().ok().and_then(|c| c.map.get(&(level, idx)).cloned()) {
             return Ok(c);
         }
         let decoded = Arc::new(self.decode_chunk(level, idx)?);
@@ -566,16 +460,11 @@ impl TiffSlide {
             return Ok(vec![255; cw * ch * 3]);
         }
         let mut raw = vec![0u8; len as usize];
-        self.file
-            .read_exact_at(&mut raw, off)
-            .map_err(|e| corrupt(path, format!("level {level} chunk {idx}: {e}")))?;
+        self.file.read_exact_at(&mut raw, off).map_err(|e| corrupt(path, format!("level {level} chunk {idx}: {e}")))?;
         let bad = |what: String| corrupt(path, format!("level {level} chunk {idx}: {what}"));
         let samples = l.samples as usize;
         let plain: Vec<u8> = match l.compression {
-            7 => {
-                return decode_jpeg(&raw, l.jpeg_tables.as_deref(), l.photometric, cw, ch)
-                    .map_err(bad)
-            }
+            7 => return decode_jpeg(&raw, l.jpeg_tables.as_deref(), l.photometric, cw, ch).map_err(bad),
             1 => raw,
             5 => weezl::decode::Decoder::with_tiff_size_switch(weezl::BitOrder::Msb, 8)
                 .decode(&raw)
@@ -704,13 +593,8 @@ fn decode_jpeg(
 
 fn tiff_open_error(path: &Path, e: tiff::TiffError) -> SlideError {
     match e {
-        tiff::TiffError::IoError(io) => {
-            corrupt(path, format!("cannot read the TIFF structure: {io}"))
-        }
-        other => SlideError::NotASlide {
-            path: path.to_path_buf(),
-            detail: format!("the TIFF reader says: {other}"),
-        },
+        tiff::TiffError::IoError(io) => corrupt(path, format!("cannot read the TIFF structure: {io}")),
+        other => SlideError::NotASlide { path: path.to_path_buf(), detail: format!("the TIFF reader says: {other}") },
     }
 }
 
@@ -722,7 +606,9 @@ fn read_level(path: &Path, dec: &mut Decoder<BufReader<File>>, p: IfdPointer) ->
     // no pixel of them is ever read.
     if let Ok(Some(Value::Ascii(desc))) = t.find_tag(Tag::ImageDescription) {
         // Aperio names them by the first word of the second line (`…\nlabel 415x422`)
-        let word = |line: &str| line.trim_start().split(|c: char| !c.is_ascii_alphabetic()).next().unwrap_or("").to_ascii_lowercase();
+        let word = |line: &str| {
+            line.trim_start().split(|c: char| !c.is_ascii_alphabetic()).next().unwrap_or("").to_ascii_lowercase()
+        };
         let named = desc.lines().take(2).map(word).find(|w| w == "label" || w == "macro");
         if let Some(first) = named {
             return Err(SlideError::NotASlide {
@@ -731,16 +617,9 @@ fn read_level(path: &Path, dec: &mut Decoder<BufReader<File>>, p: IfdPointer) ->
             });
         }
     }
-    let mut num = |tag: Tag| -> Option<u64> {
-        t.find_tag(tag)
-            .ok()
-            .flatten()
-            .and_then(|v| v.into_u64().ok())
-    };
-    let width =
-        num(Tag::ImageWidth).ok_or_else(|| corrupt(path, "directory without ImageWidth"))?;
-    let height =
-        num(Tag::ImageLength).ok_or_else(|| corrupt(path, "directory without ImageLength"))?;
+    let mut num = |tag: Tag| -> Option<u64> { t.find_tag(tag).ok().flatten().and_then(|v| v.into_u64().ok()) };
+    let width = num(Tag::ImageWidth).ok_or_else(|| corrupt(path, "directory without ImageWidth"))?;
+    let height = num(Tag::ImageLength).ok_or_else(|| corrupt(path, "directory without ImageLength"))?;
     let compression = num(Tag::Compression).unwrap_or(1) as u16;
     let photometric = num(Tag::PhotometricInterpretation).unwrap_or(2) as u16;
     let samples = num(Tag::SamplesPerPixel).unwrap_or(1) as u16;
@@ -749,20 +628,14 @@ fn read_level(path: &Path, dec: &mut Decoder<BufReader<File>>, p: IfdPointer) ->
     let tile_w = num(Tag::TileWidth);
     let tile_h = num(Tag::TileLength);
     let rows_per_strip = num(Tag::RowsPerStrip);
-    let bits = t
-        .find_tag(Tag::BitsPerSample)
-        .ok()
-        .flatten()
-        .and_then(|v| v.into_u64_vec().ok())
-        .unwrap_or_else(|| vec![1]);
+    let bits =
+        t.find_tag(Tag::BitsPerSample).ok().flatten().and_then(|v| v.into_u64_vec().ok()).unwrap_or_else(|| vec![1]);
     let unsupported = |what: String| SlideError::NotASlide {
         path: path.to_path_buf(),
         detail: format!("TIFF image {width}×{height}: {what}"),
     };
     if bits.iter().any(|&b| b != 8) {
-        return Err(unsupported(format!(
-            "{bits:?} bits per sample (expected 8)"
-        )));
+        return Err(unsupported(format!("{bits:?} bits per sample (expected 8)")));
     }
     if planar != 1 {
         return Err(unsupported("planar (separate) sample layout".into()));
@@ -778,28 +651,18 @@ fn read_level(path: &Path, dec: &mut Decoder<BufReader<File>>, p: IfdPointer) ->
         )));
     }
     if !matches!(compression, 1 | 5 | 7 | 8 | 32946) {
-        return Err(unsupported(format!(
-            "compression {compression} is not supported"
-        )));
+        return Err(unsupported(format!("compression {compression} is not supported")));
     }
     let is_tiled = tile_w.is_some() && tile_h.is_some();
     let (chunk_w, chunk_h, off_tag, cnt_tag) = match (tile_w, tile_h) {
         (Some(tw), Some(th)) => (tw, th, Tag::TileOffsets, Tag::TileByteCounts),
-        _ => (
-            width,
-            rows_per_strip.unwrap_or(height).min(height),
-            Tag::StripOffsets,
-            Tag::StripByteCounts,
-        ),
+        _ => (width, rows_per_strip.unwrap_or(height).min(height), Tag::StripOffsets, Tag::StripByteCounts),
     };
     if chunk_w == 0 || chunk_h == 0 || width == 0 || height == 0 {
         return Err(corrupt(path, "zero image or chunk size"));
     }
     let vec_of = |t: &mut tiff::decoder::IfdDecoder<'_>, tag: Tag| -> Option<Vec<u64>> {
-        t.find_tag(tag)
-            .ok()
-            .flatten()
-            .and_then(|v| v.into_u64_vec().ok())
+        t.find_tag(tag).ok().flatten().and_then(|v| v.into_u64_vec().ok())
     };
     let offsets = vec_of(&mut t, off_tag).ok_or_else(|| corrupt(path, "no chunk offsets"))?;
     let counts = vec_of(&mut t, cnt_tag).ok_or_else(|| corrupt(path, "no chunk byte counts"))?;
@@ -815,13 +678,10 @@ fn read_level(path: &Path, dec: &mut Decoder<BufReader<File>>, p: IfdPointer) ->
         ));
     }
     let jpeg_tables = if compression == 7 {
-        t.find_tag(Tag::JPEGTables)
-            .ok()
-            .flatten()
-            .and_then(|v| match v {
-                Value::List(_) | Value::Byte(_) => v.into_u8_vec().ok(),
-                _ => None,
-            })
+        t.find_tag(Tag::JPEGTables).ok().flatten().and_then(|v| match v {
+            Value::List(_) | Value::Byte(_) => v.into_u8_vec().ok(),
+            _ => None,
+        })
     } else {
         None
     };

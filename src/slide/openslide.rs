@@ -35,11 +35,7 @@ impl OsSlide {
         }
         match OpenSlide::new(path) {
             Ok(osr) => {
-                let mut s = OsSlide {
-                    path: path.to_path_buf(),
-                    osr,
-                    native: None,
-                };
+                let mut s = OsSlide { path: path.to_path_buf(), osr, native: None };
                 if !openslide_pixels && matches!(s.vendor().as_str(), "generic-tiff" | "aperio") {
                     s.native = TiffSlide::for_levels(path, &s.levels());
                 }
@@ -58,8 +54,7 @@ impl OsSlide {
     }
 
     pub(crate) fn vendor(&self) -> String {
-        self.prop("openslide.vendor")
-            .unwrap_or_else(|| "unknown".into())
+        self.prop("openslide.vendor").unwrap_or_else(|| "unknown".into())
     }
 
     pub(crate) fn levels(&self) -> Vec<LevelInfo> {
@@ -67,11 +62,7 @@ impl OsSlide {
             .all_level_dimensions()
             .iter()
             .zip(self.osr.all_level_downsamples())
-            .map(|(s, &d)| LevelInfo {
-                width: s.w as u64,
-                height: s.h as u64,
-                downsample: d,
-            })
+            .map(|(s, &d)| LevelInfo { width: s.w as u64, height: s.h as u64, downsample: d })
             .collect()
     }
 
@@ -89,12 +80,7 @@ impl OsSlide {
             Some("inch") => 2,
             _ => 0,
         };
-        let res = |k: &str| {
-            self.prop(k)
-                .as_deref()
-                .and_then(positive)
-                .and_then(|r| mpp_from_tiff_resolution(r, unit))
-        };
+        let res = |k: &str| self.prop(k).as_deref().and_then(positive).and_then(|r| mpp_from_tiff_resolution(r, unit));
         match (res("tiff.XResolution"), res("tiff.YResolution")) {
             (Some(x), Some(y)) => (Some((x, y)), Some(MppSource::TiffResolution)),
             _ => (None, None),
@@ -103,19 +89,14 @@ impl OsSlide {
 
     /// A short account of what the file holds instead of a calibration (for the error).
     pub(crate) fn resolution_note(&self) -> String {
-        match (
-            self.prop("tiff.XResolution"),
-            self.prop("tiff.ResolutionUnit"),
-        ) {
+        match (self.prop("tiff.XResolution"), self.prop("tiff.ResolutionUnit")) {
             (Some(x), Some(u)) => format!("; found only tiff.XResolution {x} per {u}"),
             _ => String::new(),
         }
     }
 
     pub(crate) fn objective_power(&self) -> Option<f64> {
-        self.prop("openslide.objective-power")
-            .as_deref()
-            .and_then(positive)
+        self.prop("openslide.objective-power").as_deref().and_then(positive)
     }
 
     /// `native-tiff` or `openslide`: who decodes the pixels.
@@ -134,33 +115,15 @@ impl OsSlide {
     }
 
     /// Reads `w`×`h` pixels of `level` at level-0 (`x0`, `y0`), composited over white.
-    pub(crate) fn read_region(
-        &self,
-        level: usize,
-        x0: i64,
-        y0: i64,
-        w: u32,
-        h: u32,
-    ) -> Result<RgbImage> {
+    pub(crate) fn read_region(&self, level: usize, x0: i64, y0: i64, w: u32, h: u32) -> Result<RgbImage> {
         if let Some(n) = &self.native {
             return n.read_region(level, x0, y0, w, h);
         }
-        let err = |detail: String| SlideError::Corrupt {
-            path: self.path.clone(),
-            detail,
-        };
+        let err = |detail: String| SlideError::Corrupt { path: self.path.clone(), detail };
         // openslide-rs takes unsigned addresses: read the part at x, y ≥ 0 and shift it.
         let (sx, sy) = ((-x0).max(0), (-y0).max(0));
-        let ds = self
-            .osr
-            .all_level_downsamples()
-            .get(level)
-            .copied()
-            .unwrap_or(1.0);
-        let (skip_x, skip_y) = (
-            (sx as f64 / ds).ceil() as u32,
-            (sy as f64 / ds).ceil() as u32,
-        );
+        let ds = self.osr.all_level_downsamples().get(level).copied().unwrap_or(1.0);
+        let (skip_x, skip_y) = ((sx as f64 / ds).ceil() as u32, (sy as f64 / ds).ceil() as u32);
         let mut out = RgbImage::from_pixel(w, h, image::Rgb([255, 255, 255]));
         if skip_x >= w || skip_y >= h {
             return Ok(out);
@@ -174,11 +137,10 @@ impl OsSlide {
                 y: u32::try_from(y0.max(0)).map_err(|_| err(format!("y {y0} out of range")))?,
             },
         };
-        let argb = self.osr.read_region(&region).map_err(|e| {
-            err(format!(
-                "reading level {level} at ({x0}, {y0}) {w}×{h}: {e}"
-            ))
-        })?;
+        let argb = self
+            .osr
+            .read_region(&region)
+            .map_err(|e| err(format!("reading level {level} at ({x0}, {y0}) {w}×{h}: {e}")))?;
         let buf: &mut [u8] = &mut out;
         for (i, px) in argb.chunks_exact(4).enumerate() {
             // Premultiplied native-endian ARGB: over white is c + (255 - a).

@@ -46,21 +46,15 @@ impl std::fmt::Display for Stain {
 impl std::str::FromStr for Stain {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Stain, String> {
-        let k: String = s
-            .trim()
-            .chars()
-            .filter(|c| !matches!(c, '&' | '-' | '_' | ' '))
-            .collect::<String>()
-            .to_ascii_uppercase();
+        let k: String =
+            s.trim().chars().filter(|c| !matches!(c, '&' | '-' | '_' | ' ')).collect::<String>().to_ascii_uppercase();
         match k.as_str() {
             "HE" => Ok(Stain::HE),
             "ER" => Ok(Stain::ER),
             "PR" | "PGR" => Ok(Stain::PR),
             "HER2" => Ok(Stain::HER2),
             "KI67" => Ok(Stain::KI67),
-            _ => Err(format!(
-                "unknown stain {s:?} (expected one of HE, ER, PR, HER2, KI67)"
-            )),
+            _ => Err(format!("unknown stain {s:?} (expected one of HE, ER, PR, HER2, KI67)")),
         }
     }
 }

@@ -29,10 +29,7 @@ pub struct StainParams {
 
 impl Default for StainParams {
     fn default() -> Self {
-        StainParams {
-            dab_threshold: 0.05,
-            tissue_od: 0.02,
-        }
+        StainParams { dab_threshold: 0.05, tissue_od: 0.02 }
     }
 }
 
@@ -105,22 +102,13 @@ pub struct SlideStain {
 }
 
 /// Measures every tile of `tiling`, streaming batches of `batch` tiles (decoded in parallel).
-pub fn stain_slide(
-    slide: &Slide,
-    tiling: &Tiling,
-    params: &StainParams,
-    batch: usize,
-) -> Result<SlideStain> {
+pub fn stain_slide(slide: &Slide, tiling: &Tiling, params: &StainParams, batch: usize) -> Result<SlideStain> {
     let mut tiles = Vec::with_capacity(tiling.tiles.len());
     for_each_tile_batch(slide, tiling, batch, |ts, imgs| {
         let measured: Vec<TileStain> = ts
             .par_iter()
             .zip(imgs.par_iter())
-            .map(|(t, img)| TileStain {
-                col: t.col,
-                row: t.row,
-                ..tile_stain(img, params)
-            })
+            .map(|(t, img)| TileStain { col: t.col, row: t.row, ..tile_stain(img, params) })
             .collect();
         tiles.extend(measured);
         Ok(())
@@ -137,11 +125,7 @@ pub fn stain_slide(
         cols,
         rows,
         positivity,
-        index: if tissue_pixels > 0 {
-            positive_pixels as f64 / tissue_pixels as f64
-        } else {
-            0.0
-        },
+        index: if tissue_pixels > 0 { positive_pixels as f64 / tissue_pixels as f64 } else { 0.0 },
         tissue_pixels,
         positive_pixels,
         params: *params,
@@ -149,13 +133,8 @@ pub fn stain_slide(
 }
 
 /// Viridis at 0, 0.25, 0.5, 0.75 and 1.
-const VIRIDIS: [[f64; 3]; 5] = [
-    [68.0, 1.0, 84.0],
-    [59.0, 82.0, 139.0],
-    [33.0, 145.0, 140.0],
-    [94.0, 201.0, 98.0],
-    [253.0, 231.0, 37.0],
-];
+const VIRIDIS: [[f64; 3]; 5] =
+    [[68.0, 1.0, 84.0], [59.0, 82.0, 139.0], [33.0, 145.0, 140.0], [94.0, 201.0, 98.0], [253.0, 231.0, 37.0]];
 
 /// A value in [0, 1] on the viridis ramp.
 pub fn viridis(v: f64) -> [u8; 3] {

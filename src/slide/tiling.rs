@@ -44,30 +44,18 @@ fn default_min_tissue() -> f64 {
 impl TileParams {
     /// `size`-px tiles at `mpp` µm/px with the default tissue fraction (0.5).
     pub fn new(mpp: f64, size: u32) -> TileParams {
-        TileParams {
-            mpp,
-            size,
-            min_tissue: default_min_tissue(),
-        }
+        TileParams { mpp, size, min_tissue: default_min_tissue() }
     }
 
     fn check(&self) -> Result<()> {
         if !(self.mpp.is_finite() && self.mpp > 0.0) {
-            return Err(SlideError::param(
-                "tile mpp",
-                "a positive number of µm per pixel",
-                self.mpp,
-            ));
+            return Err(SlideError::param("tile mpp", "a positive number of µm per pixel", self.mpp));
         }
         if self.size == 0 || self.size > 16384 {
             return Err(SlideError::param("tile size", "1 to 16384 px", self.size));
         }
         if !(0.0..=1.0).contains(&self.min_tissue) {
-            return Err(SlideError::param(
-                "tile min_tissue",
-                "a fraction in [0, 1]",
-                self.min_tissue,
-            ));
+            return Err(SlideError::param("tile min_tissue", "a fraction in [0, 1]", self.min_tissue));
         }
         Ok(())
     }
@@ -232,9 +220,7 @@ impl Coverage<'_> {
         let (b0, b1) = (y / self.ds, (y + side) / self.ds);
         let weights = |lo: f64, hi: f64, n: u32| -> Vec<(u32, f64)> {
             let (i0, i1) = (lo.floor().max(0.0) as u32, (hi.ceil() as u32).min(n));
-            (i0..i1)
-                .map(|i| (i, (hi.min(i as f64 + 1.0) - lo.max(i as f64)).max(0.0)))
-                .collect()
+            (i0..i1).map(|i| (i, (hi.min(i as f64 + 1.0) - lo.max(i as f64)).max(0.0))).collect()
         };
         let (wx, wy) = (weights(a0, a1, w), weights(b0, b1, h));
         let raw = self.mask.as_raw();
@@ -255,22 +241,11 @@ impl Coverage<'_> {
 
 /// Reads one tile as an RGB image of `tiling.size` px.
 pub fn read_tile(slide: &Slide, tiling: &Tiling, tile: &Tile) -> Result<RgbImage> {
-    let img = slide.read_region(
-        tiling.level,
-        tile.x as i64,
-        tile.y as i64,
-        tiling.read_size,
-        tiling.read_size,
-    )?;
+    let img = slide.read_region(tiling.level, tile.x as i64, tile.y as i64, tiling.read_size, tiling.read_size)?;
     Ok(if tiling.read_size == tiling.size {
         img
     } else {
-        image::imageops::resize(
-            &img,
-            tiling.size,
-            tiling.size,
-            image::imageops::FilterType::Triangle,
-        )
+        image::imageops::resize(&img, tiling.size, tiling.size, image::imageops::FilterType::Triangle)
     })
 }
 
@@ -285,10 +260,7 @@ where
     F: FnMut(&[Tile], Vec<RgbImage>) -> Result<()>,
 {
     for chunk in tiling.tiles.chunks(batch.max(1)) {
-        let imgs = chunk
-            .par_iter()
-            .map(|t| read_tile(slide, tiling, t))
-            .collect::<Result<Vec<_>>>()?;
+        let imgs = chunk.par_iter().map(|t| read_tile(slide, tiling, t)).collect::<Result<Vec<_>>>()?;
         f(chunk, imgs)?;
     }
     Ok(())
@@ -304,22 +276,14 @@ where
 {
     use image::codecs::png::{CompressionType, FilterType, PngEncoder};
     use image::ImageEncoder;
-    let err = |detail: String| SlideError::Image {
-        path: path.to_path_buf(),
-        detail,
-    };
+    let err = |detail: String| SlideError::Image { path: path.to_path_buf(), detail };
     let file = std::fs::File::create(path).map_err(|e| err(format!("cannot create: {e}")))?;
     let mut w = std::io::BufWriter::new(file);
     let enc = PngEncoder::new_with_quality(&mut w, CompressionType::Fast, FilterType::Adaptive);
     let (width, height) = img.dimensions();
     let bytes = image::EncodableLayout::as_bytes(&**img);
-    enc.write_image(
-        bytes,
-        width,
-        height,
-        <I::Pixel as image::PixelWithColorType>::COLOR_TYPE,
-    )
-    .map_err(|e| err(format!("cannot write PNG: {e}")))?;
+    enc.write_image(bytes, width, height, <I::Pixel as image::PixelWithColorType>::COLOR_TYPE)
+        .map_err(|e| err(format!("cannot write PNG: {e}")))?;
     w.flush().map_err(|e| err(format!("cannot write PNG: {e}")))
 }
 
@@ -332,10 +296,7 @@ pub fn overlay(mask: &TissueMask, tiling: &Tiling) -> RgbImage {
     for t in &tiling.tiles {
         let (x0, y0) = ((t.x as f64 / ds) as u32, (t.y as f64 / ds) as u32);
         let s = tiling.tile_size_level0 as f64;
-        let (x1, y1) = (
-            (((t.x as f64 + s) / ds).ceil() as u32).min(w),
-            (((t.y as f64 + s) / ds).ceil() as u32).min(h),
-        );
+        let (x1, y1) = ((((t.x as f64 + s) / ds).ceil() as u32).min(w), (((t.y as f64 + s) / ds).ceil() as u32).min(h));
         for y in y0..y1 {
             for x in x0..x1 {
                 kept.put_pixel(x, y, image::Luma([255]));
@@ -347,23 +308,14 @@ pub fn overlay(mask: &TissueMask, tiling: &Tiling) -> RgbImage {
         for x in 0..w {
             let p = out.get_pixel_mut(x, y);
             if kept.get_pixel(x, y).0[0] > 0 {
-                p.0 = [
-                    (p.0[0] as u32 * 3 / 4) as u8,
-                    (p.0[1] as u32 * 3 / 4) as u8,
-                    (p.0[2] as u32 * 3 / 4 + 64) as u8,
-                ];
+                p.0 =
+                    [(p.0[0] as u32 * 3 / 4) as u8, (p.0[1] as u32 * 3 / 4) as u8, (p.0[2] as u32 * 3 / 4 + 64) as u8];
             }
             let v = m.get_pixel(x, y).0[0];
-            let edge = [(1i64, 0i64), (-1, 0), (0, 1), (0, -1)]
-                .iter()
-                .any(|(dx, dy)| {
-                    let (nx, ny) = (x as i64 + dx, y as i64 + dy);
-                    nx >= 0
-                        && ny >= 0
-                        && nx < w as i64
-                        && ny < h as i64
-                        && m.get_pixel(nx as u32, ny as u32).0[0] != v
-                });
+            let edge = [(1i64, 0i64), (-1, 0), (0, 1), (0, -1)].iter().any(|(dx, dy)| {
+                let (nx, ny) = (x as i64 + dx, y as i64 + dy);
+                nx >= 0 && ny >= 0 && nx < w as i64 && ny < h as i64 && m.get_pixel(nx as u32, ny as u32).0[0] != v
+            });
             if edge && v > 0 {
                 p.0 = [0, 200, 0];
             }
@@ -403,34 +355,24 @@ pub fn write_qc(dir: &Path, mask: &TissueMask, tiling: &Tiling) -> Result<QcFile
     };
     let ov = overlay(mask, tiling);
     let (a, b) = rayon::join(
-        || {
-            save_png(&mask.mask, &files.mask)
-                .and_then(|_| save_png(&mask.thumbnail, &files.thumbnail))
-        },
+        || save_png(&mask.mask, &files.mask).and_then(|_| save_png(&mask.thumbnail, &files.thumbnail)),
         || save_png(&ov, &files.overlay),
     );
     a?;
     b?;
     tiling.write_csv(&files.tiles_csv)?;
-    let json =
-        serde_json::to_string_pretty(&tiling.summary(mask)).map_err(|e| SlideError::Image {
-            path: files.qc_json.clone(),
-            detail: format!("cannot encode: {e}"),
-        })?;
-    std::fs::write(&files.qc_json, json + "\n").map_err(|e| SlideError::Image {
-        path: files.qc_json.clone(),
-        detail: format!("cannot write: {e}"),
-    })?;
+    let json = serde_json::to_string_pretty(&tiling.summary(mask))
+        .map_err(|e| SlideError::Image { path: files.qc_json.clone(), detail: format!("cannot encode: {e}") })?;
+    std::fs::write(&files.qc_json, json + "\n")
+        .map_err(|e| SlideError::Image { path: files.qc_json.clone(), detail: format!("cannot write: {e}") })?;
     Ok(files)
 }
 
 impl Tiling {
     /// Writes `x,y,col,row,tissue` per tile.
     pub fn write_csv(&self, path: &Path) -> Result<()> {
-        let err = |e: std::io::Error| SlideError::Image {
-            path: path.to_path_buf(),
-            detail: format!("cannot write: {e}"),
-        };
+        let err =
+            |e: std::io::Error| SlideError::Image { path: path.to_path_buf(), detail: format!("cannot write: {e}") };
         let f = std::fs::File::create(path).map_err(err)?;
         let mut w = std::io::BufWriter::new(f);
         writeln!(w, "x,y,col,row,tissue").map_err(err)?;

@@ -36,8 +36,8 @@
 //! images", Nat. Biomed. Eng. 2021 (CLAM, `segmentTissue`); Otsu, IEEE SMC 1979.
 use super::error::{Result, SlideError};
 use super::hed::rgb2hed_lut;
-use super::Stain;
 use super::Slide;
+use super::Stain;
 use image::{GrayImage, RgbImage};
 use imageproc::distance_transform::Norm;
 use rayon::prelude::*;
@@ -127,18 +127,10 @@ impl TissueParams {
         nonneg("tissue min_object_mm2", self.min_object_mm2)?;
         nonneg("tissue min_hole_mm2", self.min_hole_mm2)?;
         if !(self.mask_mpp.is_finite() && self.mask_mpp > 0.0) {
-            return Err(SlideError::param(
-                "tissue mask_mpp",
-                "a positive number",
-                self.mask_mpp,
-            ));
+            return Err(SlideError::param("tissue mask_mpp", "a positive number", self.mask_mpp));
         }
         if self.max_side < 16 {
-            return Err(SlideError::param(
-                "tissue max_side",
-                "at least 16 px",
-                self.max_side,
-            ));
+            return Err(SlideError::param("tissue max_side", "at least 16 px", self.max_side));
         }
         let t = match self.threshold {
             Threshold::Fixed(t) | Threshold::Otsu { floor: t } => t,
@@ -190,17 +182,11 @@ impl TissueMask {
 pub fn read_low_res(slide: &Slide, target_downsample: f64, max_side: u32) -> Result<LowRes> {
     let meta = slide.meta();
     let long0 = meta.width.max(meta.height) as f64;
-    let target_downsample = target_downsample
-        .max(long0 / max_side.max(1) as f64)
-        .max(1.0);
+    let target_downsample = target_downsample.max(long0 / max_side.max(1) as f64).max(1.0);
     let factor = |level: usize| {
         let l = &meta.levels[level];
         let by_mpp = (target_downsample / l.downsample + 1e-6).floor().max(1.0) as u64;
-        let by_side = l
-            .width
-            .max(l.height)
-            .div_ceil(max_side.max(1) as u64)
-            .max(1);
+        let by_side = l.width.max(l.height).div_ceil(max_side.max(1) as u64).max(1);
         by_mpp.max(by_side)
     };
     let mut level = slide.best_level_for_downsample(target_downsample);
@@ -221,9 +207,8 @@ pub fn read_low_res(slide: &Slide, target_downsample: f64, max_side: u32) -> Res
     let (lw, lh) = (l.width, l.height);
     let (ow, oh) = (lw.div_ceil(k), lh.div_ceil(k));
     let block = (1024 / k).max(1); // output px per block side
-    let blocks: Vec<(u64, u64)> = (0..oh.div_ceil(block))
-        .flat_map(|by| (0..ow.div_ceil(block)).map(move |bx| (bx, by)))
-        .collect();
+    let blocks: Vec<(u64, u64)> =
+        (0..oh.div_ceil(block)).flat_map(|by| (0..ow.div_ceil(block)).map(move |bx| (bx, by))).collect();
     let ds = l.downsample;
     // (x, y, width, height, pixels) of each output block
     type Block = (u64, u64, u64, u64, Vec<u8>);
@@ -237,13 +222,7 @@ pub fn read_low_res(slide: &Slide, target_downsample: f64, max_side: u32) -> Res
             let x0 = (ix as f64 * ds - 1e-9).ceil() as i64;
             let y0 = (iy as f64 * ds - 1e-9).ceil() as i64;
             let img = slide.read_region(level, x0, y0, iw as u32, ih as u32)?;
-            Ok((
-                ox,
-                oy,
-                bw,
-                bh,
-                box_average(&img, k as u32, bw as u32, bh as u32),
-            ))
+            Ok((ox, oy, bw, bh, box_average(&img, k as u32, bw as u32, bh as u32)))
         })
         .collect();
     let mut out = RgbImage::new(ow as u32, oh as u32);
@@ -256,12 +235,7 @@ pub fn read_low_res(slide: &Slide, target_downsample: f64, max_side: u32) -> Res
             buf[dst..dst + (bw * 3) as usize].copy_from_slice(&px[src..src + (bw * 3) as usize]);
         }
     }
-    Ok(LowRes {
-        image: out,
-        level,
-        factor: k as u32,
-        downsample: ds * k as f64,
-    })
+    Ok(LowRes { image: out, level, factor: k as u32, downsample: ds * k as f64 })
 }
 
 /// Mean of each `k`×`k` block (partial blocks at the right and bottom average what exists).
@@ -336,11 +310,7 @@ pub fn detect_tissue(slide: &Slide, params: &TissueParams) -> Result<TissueMask>
     let px_area_mm2 = (low.downsample * mx) * (low.downsample * my) / 1e6;
     let n = mask.pixels().filter(|p| p.0[0] > 0).count();
     if n == 0 {
-        return Err(SlideError::NoTissue {
-            path: slide.path().to_path_buf(),
-            mask_mpp,
-            method,
-        });
+        return Err(SlideError::NoTissue { path: slide.path().to_path_buf(), mask_mpp, method });
     }
     Ok(TissueMask {
         mask,
@@ -365,23 +335,12 @@ pub fn mask_from_image(img: &RgbImage, mpp: f64, params: &TissueParams) -> (Gray
     };
     let (mut mask, desc) = match params.threshold {
         // median(S) > t  ⟺  more than half of the window is > t: threshold, then count.
-        Threshold::Fixed(t) => (
-            majority_above(&sig, to_level(t), radius),
-            format!("{unit} > {t}"),
-        ),
+        Threshold::Fixed(t) => (majority_above(&sig, to_level(t), radius), format!("{unit} > {t}")),
         Threshold::Otsu { floor } => {
-            let blurred = if radius > 0 {
-                imageproc::filter::median_filter(&sig, radius, radius)
-            } else {
-                sig
-            };
+            let blurred = if radius > 0 { imageproc::filter::median_filter(&sig, radius, radius) } else { sig };
             let otsu = imageproc::contrast::otsu_level(&blurred) as f64;
             let lvl = otsu.max(to_level(floor));
-            let shown = if params.method == TissueMethod::OpticalDensity {
-                lvl / 1000.0
-            } else {
-                lvl
-            };
+            let shown = if params.method == TissueMethod::OpticalDensity { lvl / 1000.0 } else { lvl };
             let mut m = blurred;
             for p in m.pixels_mut() {
                 p.0[0] = if p.0[0] as f64 > lvl { 255 } else { 0 };
@@ -434,9 +393,7 @@ fn majority_above(sig: &GrayImage, level: f64, r: u32) -> GrayImage {
     for y in 0..h {
         for x in 0..w {
             let (x1, y1) = (x + side, y + side);
-            let c = sat[y1 * (pw + 1) + x1] + sat[y * (pw + 1) + x]
-                - sat[y * (pw + 1) + x1]
-                - sat[y1 * (pw + 1) + x];
+            let c = sat[y1 * (pw + 1) + x1] + sat[y * (pw + 1) + x] - sat[y * (pw + 1) + x1] - sat[y1 * (pw + 1) + x];
             o[y * w + x] = if c > half { 255 } else { 0 };
         }
     }
@@ -563,16 +520,8 @@ mod tests {
         for r in [1, 2, 3, 7] {
             let med = imageproc::filter::median_filter(&img, r, r);
             for level in [0.0, 8.0, 100.0, 127.0, 200.0] {
-                let want: Vec<u8> = med
-                    .as_raw()
-                    .iter()
-                    .map(|&v| if v as f64 > level { 255 } else { 0 })
-                    .collect();
-                assert_eq!(
-                    majority_above(&img, level, r).as_raw(),
-                    &want,
-                    "r {r} level {level}"
-                );
+                let want: Vec<u8> = med.as_raw().iter().map(|&v| if v as f64 > level { 255 } else { 0 }).collect();
+                assert_eq!(majority_above(&img, level, r).as_raw(), &want, "r {r} level {level}");
             }
         }
     }

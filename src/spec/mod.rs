@@ -161,13 +161,20 @@ fn read_bounded(path: &Path) -> std::io::Result<String> {
         ));
     }
     String::from_utf8(buf).map_err(|e| {
-        std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not UTF-8 text (invalid byte at offset {}); expected a YAML experiment spec", e.utf8_error().valid_up_to()))
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "not UTF-8 text (invalid byte at offset {}); expected a YAML experiment spec",
+                e.utf8_error().valid_up_to()
+            ),
+        )
     })
 }
 
 /// Checks spec text; `display` is the file name used in messages.
 pub fn compile_str(text: &str, display: &str, file: PathBuf, root: PathBuf) -> Result<Spec, SpecError> {
-    let cx = Ctx { file: display.to_string(), text, loc: std::sync::OnceLock::new(), roots: std::sync::OnceLock::new() };
+    let cx =
+        Ctx { file: display.to_string(), text, loc: std::sync::OnceLock::new(), roots: std::sync::OnceLock::new() };
     let spec_rel = file.strip_prefix(&root).unwrap_or(&file).display().to_string();
     let t0 = std::time::Instant::now();
     let raw = raw::parse(text).map_err(|e| {
@@ -180,7 +187,11 @@ pub fn compile_str(text: &str, display: &str, file: PathBuf, root: PathBuf) -> R
             if let Some((path, first, second)) = cx.locator().duplicates.first() {
                 (line, col) = *second;
                 let what = if path.len() == 2 && path[0] == Seg::key("stages") { "stage name" } else { "key" };
-                msg = format!("duplicate {what} `{}` (first written at line {}); names must be unique", render(path), first.0);
+                msg = format!(
+                    "duplicate {what} `{}` (first written at line {}); names must be unique",
+                    render(path),
+                    first.0
+                );
             }
         }
         SpecError::At { file: display.to_string(), line, col, msg }
@@ -188,7 +199,9 @@ pub fn compile_str(text: &str, display: &str, file: PathBuf, root: PathBuf) -> R
 
     crate::util::timing("parse yaml", t0);
     if let Err(why) = check_name(&raw.name) {
-        return Err(cx.at_value(&p(&["name"]), format!("experiment name `{}` {why}", crate::util::display_id(&raw.name))));
+        return Err(
+            cx.at_value(&p(&["name"]), format!("experiment name `{}` {why}", crate::util::display_id(&raw.name)))
+        );
     }
     // cohort
     if let Some(c) = &raw.cohort {
@@ -205,7 +218,9 @@ pub fn compile_str(text: &str, display: &str, file: PathBuf, root: PathBuf) -> R
             }
         }
         if let Some(m) = c.mpp_override {
-            crate::bounds::COHORT_MPP_OVERRIDE.check_f64(m).map_err(|e| cx.at_value(&p(&["cohort", "mpp_override"]), e))?;
+            crate::bounds::COHORT_MPP_OVERRIDE
+                .check_f64(m)
+                .map_err(|e| cx.at_value(&p(&["cohort", "mpp_override"]), e))?;
         }
         for cat in &c.categorical {
             if !c.covariates.contains(cat) {
@@ -255,15 +270,15 @@ pub fn compile_str(text: &str, display: &str, file: PathBuf, root: PathBuf) -> R
         };
         let kind_name = match m.get("kind") {
             None => {
-                return Err(cx.at_key(&sp, format!("stage `{name}` has no `kind`; expected one of: {}", kinds.join(", "))))
+                return Err(
+                    cx.at_key(&sp, format!("stage `{name}` has no `kind`; expected one of: {}", kinds.join(", ")))
+                )
             }
             Some(Yaml::String(s)) => s.clone(),
             Some(_) => return Err(cx.at_value(&[sp.clone(), p(&["kind"])].concat(), "`kind` must be a string")),
         };
         let Some(kind) = stages::lookup(&kind_name) else {
-            let hint = did_you_mean(&kind_name, &kinds)
-                .map(|s| format!("did you mean `{s}`? "))
-                .unwrap_or_default();
+            let hint = did_you_mean(&kind_name, &kinds).map(|s| format!("did you mean `{s}`? ")).unwrap_or_default();
             return Err(cx.at_value(
                 &[sp.clone(), p(&["kind"])].concat(),
                 format!("unknown stage kind `{kind_name}`; {hint}known kinds: {}", kinds.join(", ")),
@@ -322,18 +337,23 @@ pub fn compile_str(text: &str, display: &str, file: PathBuf, root: PathBuf) -> R
                 let hint = did_you_mean(n, &names).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
                 return Err(cx.at_value(
                     &at,
-                    format!("stage `{}` needs `{n}`, which is not a stage{hint}; stages are: {}", b.name, names.join(", ")),
+                    format!(
+                        "stage `{}` needs `{n}`, which is not a stage{hint}; stages are: {}",
+                        b.name,
+                        names.join(", ")
+                    ),
                 ));
             }
         }
     }
-    if let Some(cycle) = find_cycle(&bases.iter().map(|b| b.needs.iter().map(|n| index[n.as_str()]).collect()).collect::<Vec<Vec<usize>>>()) {
+    if let Some(cycle) = find_cycle(
+        &bases.iter().map(|b| b.needs.iter().map(|n| index[n.as_str()]).collect()).collect::<Vec<Vec<usize>>>(),
+    ) {
         let path: Vec<&str> = cycle.iter().map(|&i| bases[i].name.as_str()).collect();
         let first = &bases[cycle[0]];
-        return Err(cx.at_value(
-            &p(&["stages", &first.name, "needs"]),
-            format!("`needs` form a cycle: {}", path.join(" → ")),
-        ));
+        return Err(
+            cx.at_value(&p(&["stages", &first.name, "needs"]), format!("`needs` form a cycle: {}", path.join(" → ")))
+        );
     }
 
     // matrix
@@ -351,16 +371,21 @@ pub fn compile_str(text: &str, display: &str, file: PathBuf, root: PathBuf) -> R
                 .max_by_key(|n| n.len())
                 .copied()
                 .unwrap_or_else(|| key.split('.').next().unwrap_or(""));
-            let rest: Vec<String> = key.get(stage.len() + 1..).map(|r| r.split('.').map(str::to_string).collect()).unwrap_or_default();
+            let rest: Vec<String> =
+                key.get(stage.len() + 1..).map(|r| r.split('.').map(str::to_string).collect()).unwrap_or_default();
             let Some(&si) = index.get(stage) else {
                 let hint = did_you_mean(stage, &names).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
                 return Err(cx.at_key(&at, format!("matrix path `{key}` names no stage `{stage}`{hint}")));
             };
             if rest.is_empty() {
-                return Err(cx.at_key(&at, format!("matrix path `{key}` names no parameter; expected `stage.parameter`")));
+                return Err(
+                    cx.at_key(&at, format!("matrix path `{key}` names no parameter; expected `stage.parameter`"))
+                );
             }
             if raw::COMMON_KEYS.contains(&rest[0].as_str()) {
-                return Err(cx.at_key(&at, format!("matrix path `{key}` names `{}`, which is not a parameter", rest[0])));
+                return Err(
+                    cx.at_key(&at, format!("matrix path `{key}` names `{}`, which is not a parameter", rest[0]))
+                );
             }
             let mut cur = Json::Object(bases[si].params.clone());
             for seg in &rest {
@@ -397,16 +422,16 @@ pub fn compile_str(text: &str, display: &str, file: PathBuf, root: PathBuf) -> R
         let shown = if n_arms == u64::MAX { "more than 18446744073709551615".to_string() } else { n_arms.to_string() };
         return Err(cx.at_key(
             &p(&["matrix"]),
-            format!("the matrix has {shown} arms ({}); {e}: split the study into several specs or use fewer values", counts.join(" × ")),
+            format!(
+                "the matrix has {shown} arms ({}); {e}: split the study into several specs or use fewer values",
+                counts.join(" × ")
+            ),
         ));
     }
     // arms: cartesian product, first axis slowest
     let mut combos: Vec<Vec<usize>> = vec![Vec::new()];
     for (_, _, _, vals) in &axes {
-        combos = combos
-            .into_iter()
-            .flat_map(|c| (0..vals.len()).map(move |i| [c.clone(), vec![i]].concat()))
-            .collect();
+        combos = combos.into_iter().flat_map(|c| (0..vals.len()).map(move |i| [c.clone(), vec![i]].concat())).collect();
     }
     let mut arms = Vec::new();
     let mut seen_names = BTreeSet::new();
@@ -441,7 +466,8 @@ pub fn compile_str(text: &str, display: &str, file: PathBuf, root: PathBuf) -> R
             .par_iter()
             .enumerate()
             .map(|(i, b)| {
-                let ccx = CheckCx { stage: &b.name, cohort: cohort.as_ref(), experiment: &raw.name, spec_file: &spec_rel };
+                let ccx =
+                    CheckCx { stage: &b.name, cohort: cohort.as_ref(), experiment: &raw.name, spec_file: &spec_rel };
                 let checked = b.kind.check(&Json::Object(params[i].clone()), &ccx).map_err(|e| {
                     let first = match e.path.first() {
                         Some(Seg::Key(k)) => k.clone(),
@@ -593,16 +619,27 @@ fn check_input(cx: &Ctx, root: &Path, rel: &str, at: &[Seg]) -> Result<(), SpecE
     let full = root.join(rel);
     // inside the project or a declared data root, after symlinks and `..`
     let dr = cx.roots.get_or_init(|| roots::DataRoots::load(root));
-    let dr = dr.as_ref().map_err(|e| SpecError::At { file: e.file.display().to_string(), line: e.line, col: e.col, msg: e.msg.clone() })?;
+    let dr = dr.as_ref().map_err(|e| SpecError::At {
+        file: e.file.display().to_string(),
+        line: e.line,
+        col: e.col,
+        msg: e.msg.clone(),
+    })?;
     if let Err(why) = dr.check(&full) {
         return Err(cx.at_value(at, format!("input file `{}`: {why}", crate::util::display_id(rel))));
     }
     match std::fs::metadata(&full) {
         Ok(m) if m.is_file() => Ok(()),
-        Ok(_) => Err(cx.at_value(at, format!("`{}`: expected a file, found a directory ({})", render(at), full.display()))),
+        Ok(_) => {
+            Err(cx.at_value(at, format!("`{}`: expected a file, found a directory ({})", render(at), full.display())))
+        }
         Err(_) => Err(cx.at_value(
             at,
-            format!("input file `{rel}` does not exist (looked for {}; paths are relative to the project root {})", full.display(), root.display()),
+            format!(
+                "input file `{rel}` does not exist (looked for {}; paths are relative to the project root {})",
+                full.display(),
+                root.display()
+            ),
         )),
     }
 }
@@ -626,7 +663,10 @@ fn check_output(cx: &Ctx, root: &Path, rel: &str, at: &[Seg]) -> Result<(), Spec
     if escapes || depth == 0 {
         return Err(cx.at_value(
             at,
-            format!("output path `{rel}` escapes the project directory {}; expected a relative path inside it", root.display()),
+            format!(
+                "output path `{rel}` escapes the project directory {}; expected a relative path inside it",
+                root.display()
+            ),
         ));
     }
     Ok(())

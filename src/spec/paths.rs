@@ -67,7 +67,13 @@ pub fn shown(p: &Path, root: &Path) -> String {
 }
 
 /// Checks every stage's `publish` directory against the project, its inputs and each other.
-pub(super) fn check_publish(cx: &Ctx, root: &Path, file: &Path, cohort: Option<&Cohort>, arms: &[Arm]) -> Result<(), SpecError> {
+pub(super) fn check_publish(
+    cx: &Ctx,
+    root: &Path,
+    file: &Path,
+    cohort: Option<&Cohort>,
+    arms: &[Arm],
+) -> Result<(), SpecError> {
     let Some(first) = arms.first() else { return Ok(()) };
     let publishing: Vec<(&str, &str)> =
         first.stages.iter().filter_map(|d| d.publish.as_deref().map(|p| (d.name.as_str(), p))).collect();
@@ -75,7 +81,8 @@ pub(super) fn check_publish(cx: &Ctx, root: &Path, file: &Path, cohort: Option<&
         return Ok(());
     }
     let at = |stage: &str| vec![Seg::key("stages"), Seg::key(stage), Seg::key("publish")];
-    let root_r = resolve(root, Path::new("")).map_err(|e| cx.at_value(&at(publishing[0].0), format!("cannot resolve the project root: {e}")))?;
+    let root_r = resolve(root, Path::new(""))
+        .map_err(|e| cx.at_value(&at(publishing[0].0), format!("cannot resolve the project root: {e}")))?;
 
     // what a publish directory may not touch: (resolved path, description, may the target lie inside it)
     let mut guarded: Vec<(PathBuf, String, bool)> = Vec::new();
@@ -112,8 +119,9 @@ pub(super) fn check_publish(cx: &Ctx, root: &Path, file: &Path, cohort: Option<&
     let mut targets: Vec<(&str, &str, PathBuf)> = Vec::new();
     for &(stage, rel) in &publishing {
         let shown_rel = crate::util::display_id(rel);
-        let r = resolve(root, Path::new(rel))
-            .map_err(|e| cx.at_value(&at(stage), format!("cannot resolve publish directory `{shown_rel}` of stage `{stage}`: {e}")))?;
+        let r = resolve(root, Path::new(rel)).map_err(|e| {
+            cx.at_value(&at(stage), format!("cannot resolve publish directory `{shown_rel}` of stage `{stage}`: {e}"))
+        })?;
         if r == root_r || !r.starts_with(&root_r) {
             return Err(cx.at_value(
                 &at(stage),

@@ -44,11 +44,8 @@ impl std::error::Error for ConfigError {}
 
 /// `path` made absolute and `.`/`..` folded lexically (for roots that do not exist yet).
 fn lexical_abs(path: &Path) -> PathBuf {
-    let abs = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        std::env::current_dir().unwrap_or_default().join(path)
-    };
+    let abs =
+        if path.is_absolute() { path.to_path_buf() } else { std::env::current_dir().unwrap_or_default().join(path) };
     let mut out = PathBuf::new();
     for c in abs.components() {
         match c {
@@ -90,7 +87,8 @@ impl DataRoots {
             let (line, col) = span.map(|s| line_col(&text, s.start)).unwrap_or((1, 1));
             ConfigError { file: file.clone(), line, col, msg }
         };
-        let doc: toml::Table = toml::from_str(&text).map_err(|e| err(e.span(), format!("not valid TOML: {}", e.message())))?;
+        let doc: toml::Table =
+            toml::from_str(&text).map_err(|e| err(e.span(), format!("not valid TOML: {}", e.message())))?;
         let Some(v) = doc.get("data_roots") else { return Ok(dr) };
         // spans of the values: re-parse the key as spanned strings
         #[derive(serde::Deserialize)]
@@ -105,13 +103,19 @@ impl DataRoots {
             Ok(s) => s.data_roots,
             Err(_) => {
                 let span = toml::from_str::<Loose>(&text).ok().map(|l| l.data_roots.span());
-                return Err(err(span, format!("`data_roots` must be a list of directory paths (strings), found {}", v.type_str())));
+                return Err(err(
+                    span,
+                    format!("`data_roots` must be a list of directory paths (strings), found {}", v.type_str()),
+                ));
             }
         };
         for e in entries {
             let s = e.get_ref();
             if s.is_empty() || s.chars().any(char::is_control) {
-                return Err(err(Some(e.span()), "a data root must be a non-empty path without control characters".into()));
+                return Err(err(
+                    Some(e.span()),
+                    "a data root must be a non-empty path without control characters".into(),
+                ));
             }
             dr.roots.push((s.clone(), resolve(&root.join(s))));
         }

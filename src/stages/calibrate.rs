@@ -21,8 +21,8 @@ use crate::contracts::baseline::{Baseline, Baselines};
 use crate::contracts::calibration::{CalibrationJson, RecalibratedJson, SCHEMA};
 use crate::contracts::oof::{InnerOof, Oof, OofRow};
 use crate::contracts::{TrainOutput, CALIBRATE};
-use crate::model::calibrate::{self as cal, CalibrateError, CalibrateOptions};
 use crate::docpath::Seg;
+use crate::model::calibrate::{self as cal, CalibrateError, CalibrateOptions};
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -76,7 +76,10 @@ impl StageKind for Calibrate {
         let p: CalibrateStageParams = typed(params)?;
         use crate::bounds as b;
         if !(p.horizon.is_finite() && p.horizon > 0.0) {
-            return Err(ParamError::at(vec![Seg::key("horizon")], format!("`horizon` must be a finite time > 0, found {}", p.horizon)));
+            return Err(ParamError::at(
+                vec![Seg::key("horizon")],
+                format!("`horizon` must be a finite time > 0, found {}", p.horizon),
+            ));
         }
         in_range_f64(vec![Seg::key("horizon")], &b::CAL_HORIZON, p.horizon)?;
         in_range_usize(vec![Seg::key("bins")], &b::CAL_BINS, p.bins)?;
@@ -115,7 +118,9 @@ impl StageKind for Calibrate {
             events: cohort.events,
             repeats: cohort.repeats,
             before: before.clone(),
-            recalibrated: after.as_ref().map(|r| RecalibratedJson { summary: r.summary.clone(), folds: r.folds.clone() }),
+            recalibrated: after
+                .as_ref()
+                .map(|r| RecalibratedJson { summary: r.summary.clone(), folds: r.folds.clone() }),
         };
         doc.write(&cx.out.join(CalibrationJson::FILE))?;
         write_bins(&cx.out.join("bins.csv"), &before.bins)?;
@@ -138,14 +143,18 @@ fn recalibrate(
 ) -> anyhow::Result<cal::Recalibrated> {
     let inner = train.inner_oof()?.rows;
     let inner_baselines = train.inner_baselines()?.folds;
-    let r = cal::recalibrate(oof, baselines, &inner, &inner_baselines, opts).map_err(|e| in_file(e, &train.path(InnerOof::FILE)))?;
+    let r = cal::recalibrate(oof, baselines, &inner, &inner_baselines, opts)
+        .map_err(|e| in_file(e, &train.path(InnerOof::FILE)))?;
     for f in &r.folds {
         cx.log(&format!(
             "recalibration repeat {} fold {}: a = {:.4}, b = {:.4} (inner n = {}, events = {})",
             f.repeat, f.fold, f.a, f.b, f.n_inner, f.events_inner
         ));
     }
-    cx.log(&format!("after recalibration: slope {:.4}, intercept {:.4}, ICI {:.4}", r.summary.slope, r.summary.intercept, r.summary.ici));
+    cx.log(&format!(
+        "after recalibration: slope {:.4}, intercept {:.4}, ICI {:.4}",
+        r.summary.slope, r.summary.intercept, r.summary.ici
+    ));
     Ok(r)
 }
 
@@ -167,16 +176,7 @@ fn check_horizon(rows: &[OofRow], path: &Path, horizon: f64) -> anyhow::Result<(
 /// Writes bins as `bin,n,events,at_risk,predicted,observed,lower,upper`.
 fn write_bins(path: &Path, bins: &[cal::Bin]) -> anyhow::Result<()> {
     let mut w = csv::Writer::from_path(path)?;
-    w.write_record([
-        "bin",
-        "n",
-        "events",
-        "at_risk",
-        "predicted",
-        "observed",
-        "lower",
-        "upper",
-    ])?;
+    w.write_record(["bin", "n", "events", "at_risk", "predicted", "observed", "lower", "upper"])?;
     for b in bins {
         w.write_record([
             b.bin.to_string(),
@@ -194,12 +194,7 @@ fn write_bins(path: &Path, bins: &[cal::Bin]) -> anyhow::Result<()> {
 }
 
 /// Writes `repeat,patient,fold,time,event,survival[,survival_recalibrated]`.
-fn write_predictions(
-    path: &Path,
-    rows: &[OofRow],
-    surv: &[f64],
-    after: Option<&[f64]>,
-) -> anyhow::Result<()> {
+fn write_predictions(path: &Path, rows: &[OofRow], surv: &[f64], after: Option<&[f64]>) -> anyhow::Result<()> {
     let mut w = csv::Writer::from_path(path)?;
     let mut head = vec!["repeat", "patient", "fold", "time", "event", "survival"];
     if after.is_some() {

@@ -71,10 +71,16 @@ impl StageKind for Command {
             }
         };
         if fanout == Fanout::PerPatient && cx.cohort.is_none() {
-            return Err(ParamError::at(vec![Seg::key("foreach")], "`foreach: patient` needs a `cohort` block with a clinical table"));
+            return Err(ParamError::at(
+                vec![Seg::key("foreach")],
+                "`foreach: patient` needs a `cohort` block with a clinical table",
+            ));
         }
         if fanout == Fanout::PerSlide && cx.cohort.and_then(|c| c.slides.as_ref()).is_none() {
-            return Err(ParamError::at(vec![Seg::key("foreach")], "`foreach: slide` needs `cohort.slides` (a slide manifest)"));
+            return Err(ParamError::at(
+                vec![Seg::key("foreach")],
+                "`foreach: slide` needs `cohort.slides` (a slide manifest)",
+            ));
         }
         let inputs = p
             .inputs
@@ -87,7 +93,8 @@ impl StageKind for Command {
                 absolute: false,
             })
             .collect();
-        Ok(Checked { params: resolved(&p), typed: Typed::none(), inputs, fanout, uses_seed: false, stains: None }.with_typed(p))
+        Ok(Checked { params: resolved(&p), typed: Typed::none(), inputs, fanout, uses_seed: false, stains: None }
+            .with_typed(p))
     }
 
     fn run(&self, cx: &RunCx) -> anyhow::Result<()> {
@@ -124,7 +131,12 @@ impl StageKind for Command {
                     let name = item.as_deref().map(crate::util::id_path_component).unwrap_or_else(|| "_".into());
                     let link = d.join(&name);
                     std::os::unix::fs::symlink(dir, &link).with_context(|| {
-                        format!("linking {} for item {} at {}", need.name, crate::util::display_id(item.as_deref().unwrap_or("_")), link.display())
+                        format!(
+                            "linking {} for item {} at {}",
+                            need.name,
+                            crate::util::display_id(item.as_deref().unwrap_or("_")),
+                            link.display()
+                        )
                     })?;
                     index.push_str(&format!("{}\t{}\n", item.as_deref().unwrap_or(""), link.display()));
                 }

@@ -16,14 +16,14 @@
 //! Kaplan–Meier with log(−log) CI, log-rank, Cox Wald CI; Efron–Tibshirani percentile bootstrap).
 use super::{in_range_f64, in_range_usize, resolved, typed, CheckCx, Checked, ParamError, RunCx, StageKind};
 use crate::contracts::metrics::{
-    ArmMetrics, AucMetric, BrierMetric, ComparisonMetric, GroupMetric, IbsMetric, KmCsv, Metrics, RiskGroupsMetric, RocCsv,
-    RocRow, UnoC, SCHEMA,
+    ArmMetrics, AucMetric, BrierMetric, ComparisonMetric, GroupMetric, IbsMetric, KmCsv, Metrics, RiskGroupsMetric,
+    RocCsv, RocRow, UnoC, SCHEMA,
 };
 use crate::contracts::{Output, TrainOutput, EVALUATE};
+use crate::docpath::Seg;
 use crate::model::evaluation::{
     compare, evaluate_prepared, ArmEvaluation, ArmInput, Comparison, EvalOptions, FoldCuts, GroupMethod, Prepared,
 };
-use crate::docpath::Seg;
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -93,13 +93,19 @@ impl StageKind for Evaluate {
     fn check(&self, params: &Value, _cx: &CheckCx) -> Result<Checked, ParamError> {
         let p: EvaluateParams = typed(params)?;
         if p.horizons.is_empty() {
-            return Err(ParamError::at(vec![Seg::key("horizons")], "`horizons` must list at least one time > 0, found an empty list"));
+            return Err(ParamError::at(
+                vec![Seg::key("horizons")],
+                "`horizons` must list at least one time > 0, found an empty list",
+            ));
         }
         use crate::bounds as b;
         in_range_usize(vec![Seg::key("horizons")], &b::EVAL_HORIZONS_LEN, p.horizons.len())?;
         for (i, &h) in p.horizons.iter().enumerate() {
             if !(h.is_finite() && h > 0.0) {
-                return Err(ParamError::at(vec![Seg::key("horizons"), Seg::Index(i)], format!("a horizon must be a finite time > 0, found {h}")));
+                return Err(ParamError::at(
+                    vec![Seg::key("horizons"), Seg::Index(i)],
+                    format!("a horizon must be a finite time > 0, found {h}"),
+                ));
             }
             in_range_f64(vec![Seg::key("horizons"), Seg::Index(i)], &b::EVAL_HORIZON, h)?;
             if i > 0 && h <= p.horizons[i - 1] {
@@ -112,7 +118,10 @@ impl StageKind for Evaluate {
         in_range_usize(vec![Seg::key("bootstrap")], &b::EVAL_BOOTSTRAP, p.bootstrap)?;
         in_range_f64(vec![Seg::key("ci")], &b::EVAL_CI, p.ci)?;
         if p.reference.as_deref().is_some_and(|r| r.trim().is_empty()) {
-            return Err(ParamError::at(vec![Seg::key("reference")], "`reference` must name an arm, found an empty string"));
+            return Err(ParamError::at(
+                vec![Seg::key("reference")],
+                "`reference` must name an arm, found an empty string",
+            ));
         }
         let mut c = Checked::single(resolved(&p));
         c.uses_seed = true;
@@ -146,7 +155,13 @@ impl StageKind for Evaluate {
             Some(r) if names.contains(&r.as_str()) => r.clone(),
             Some(r) => bail!("`reference: {r}` is not an arm of this experiment; the arms are: {}", names.join(", ")),
         };
-        let options = EvalOptions { horizons: p.horizons.clone(), bootstrap: p.bootstrap, ci: p.ci, seed: cx.seed, groups: p.groups };
+        let options = EvalOptions {
+            horizons: p.horizons.clone(),
+            bootstrap: p.bootstrap,
+            ci: p.ci,
+            seed: cx.seed,
+            groups: p.groups,
+        };
         let mut prepared = Vec::new();
         for (arm, train) in &arms {
             let input = read_train_output(arm, train)?;
@@ -166,7 +181,10 @@ impl StageKind for Evaluate {
         for (i, pr) in prepared.iter().enumerate() {
             if i != ref_idx {
                 let c = compare(pr, &prepared[ref_idx], &options)?;
-                cx.log(&format!("ΔC {} − {} = {:.4} [{:.4}, {:.4}], p = {:.4}", c.arm, c.reference, c.delta_c.estimate, c.delta_c.lower, c.delta_c.upper, c.p));
+                cx.log(&format!(
+                    "ΔC {} − {} = {:.4} [{:.4}, {:.4}], p = {:.4}",
+                    c.arm, c.reference, c.delta_c.estimate, c.delta_c.lower, c.delta_c.upper, c.p
+                ));
                 comparisons.push(c);
             }
         }
@@ -194,7 +212,13 @@ pub fn read_train_output(arm: &str, train: &TrainOutput) -> anyhow::Result<ArmIn
 }
 
 /// The `metrics.json` document.
-pub fn metrics_json(p: &EvaluateParams, seed: u64, reference: &str, evals: &[ArmEvaluation], comparisons: &[Comparison]) -> Metrics {
+pub fn metrics_json(
+    p: &EvaluateParams,
+    seed: u64,
+    reference: &str,
+    evals: &[ArmEvaluation],
+    comparisons: &[Comparison],
+) -> Metrics {
     Metrics {
         schema: SCHEMA,
         horizons: p.horizons.clone(),
@@ -255,7 +279,12 @@ fn arm_metrics(e: &ArmEvaluation) -> ArmMetrics {
         auc,
         mean_auc: e.mean_auc,
         brier: e.brier.iter().map(|(h, i)| BrierMetric { interval: i.clone(), horizon: *h }).collect(),
-        ibs: IbsMetric { interval: e.ibs.clone(), from: e.ibs_grid[0], to: e.ibs_grid[e.ibs_grid.len() - 1], grid_points: e.ibs_grid.len() },
+        ibs: IbsMetric {
+            interval: e.ibs.clone(),
+            from: e.ibs_grid[0],
+            to: e.ibs_grid[e.ibs_grid.len() - 1],
+            grid_points: e.ibs_grid.len(),
+        },
         risk_groups: RiskGroupsMetric {
             method: rg.method,
             repeat: 0,
@@ -274,7 +303,9 @@ fn write_curves(out: &Path, e: &ArmEvaluation, p: &Prepared) -> anyhow::Result<(
     let dir = out.join("curves").join(slug(&e.arm));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     for a in &e.auc {
-        let roc = RocCsv { rows: a.roc.iter().map(|pt| RocRow { fpr: pt.fpr, tpr: pt.tpr, threshold: pt.threshold }).collect() };
+        let roc = RocCsv {
+            rows: a.roc.iter().map(|pt| RocRow { fpr: pt.fpr, tpr: pt.tpr, threshold: pt.threshold }).collect(),
+        };
         roc.write(&dir.join(format!("roc_{}.csv", horizon_label(a.horizon))))?;
     }
     for g in &e.risk_groups.groups {
@@ -286,7 +317,12 @@ fn write_curves(out: &Path, e: &ArmEvaluation, p: &Prepared) -> anyhow::Result<(
     let mut w = csv::Writer::from_path(&path).with_context(|| format!("writing {}", path.display()))?;
     w.write_record(["patient", "fold", "risk", "group"])?;
     for (i, pid) in p.patients.iter().enumerate() {
-        w.write_record([pid.clone(), p.fold[0][i].to_string(), p.risk[0][i].to_string(), e.risk_groups.assignment[i].to_string()])?;
+        w.write_record([
+            pid.clone(),
+            p.fold[0][i].to_string(),
+            p.risk[0][i].to_string(),
+            e.risk_groups.assignment[i].to_string(),
+        ])?;
     }
     w.flush()?;
     Ok(())

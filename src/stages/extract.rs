@@ -13,14 +13,16 @@
 //! Tiles are read and decoded on a pool of threads feeding a bounded queue
 //! ([`crate::features::pipeline`]), so the encoder never waits on I/O.
 use super::tile::{check_stains, open_item_slide, tiling_of, typed_stains};
-use super::{in_range_f64, in_range_usize, resolved, typed, CheckCx, Checked, Fanout, InputRef, ParamError, RunCx, StageKind};
+use super::{
+    in_range_f64, in_range_usize, resolved, typed, CheckCx, Checked, Fanout, InputRef, ParamError, RunCx, StageKind,
+};
 use crate::contracts::extract::{ExtractSummary, FEATURES_H5};
+use crate::docpath::Seg;
 use crate::features::bag::{Bag, BagMeta, Precision};
 use crate::features::handcrafted::Handcrafted;
 use crate::features::pipeline::{run_collect, PipelineConfig};
 use crate::features::Encoder;
 use crate::slide::tiling::read_tile;
-use crate::docpath::Seg;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -273,7 +275,8 @@ impl StageKind for Extract {
             stats.tiles_per_s(),
             100.0 * stats.starved.as_secs_f64() / stats.wall.as_secs_f64().max(1e-9)
         ));
-        ExtractSummary::encoded(&item.id, &bag, &encoder.name(), &encoder.digest()).write(&cx.out.join(ExtractSummary::FILE))?;
+        ExtractSummary::encoded(&item.id, &bag, &encoder.name(), &encoder.digest())
+            .write(&cx.out.join(ExtractSummary::FILE))?;
         Ok(())
     }
 }

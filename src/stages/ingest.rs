@@ -52,7 +52,10 @@ impl StageKind for Ingest {
     }
     fn check(&self, params: &Value, cx: &CheckCx) -> Result<Checked, ParamError> {
         if let Some((k, _)) = params.as_object().and_then(|m| m.iter().next()) {
-            return Err(ParamError::at(vec![Seg::key(k)], format!("unknown field `{k}`: `ingest` takes its settings from the `cohort` block")));
+            return Err(ParamError::at(
+                vec![Seg::key(k)],
+                format!("unknown field `{k}`: `ingest` takes its settings from the `cohort` block"),
+            ));
         }
         let Some(c) = cx.cohort else {
             return Err(ParamError::at(vec![], "`ingest` needs a `cohort` block with at least `clinical`"));
@@ -80,7 +83,14 @@ impl StageKind for Ingest {
                 absolute: true,
             });
         }
-        Ok(Checked { params: resolved(&p), typed: Typed::none(), inputs, fanout: Fanout::Single, uses_seed: false, stains: None })
+        Ok(Checked {
+            params: resolved(&p),
+            typed: Typed::none(),
+            inputs,
+            fanout: Fanout::Single,
+            uses_seed: false,
+            stains: None,
+        })
     }
 
     fn run(&self, cx: &RunCx) -> anyhow::Result<()> {

@@ -4,10 +4,10 @@
 //! declares the files it reads and whether it fans out per cohort item, and runs into a fresh
 //! output directory. Kinds never see the cache, keys of other stages or the DAG: the executor
 //! hands them directories.
-use crate::slide::Stain;
+use crate::cohort::Cohort;
 use crate::contracts::Output;
 use crate::docpath::Seg;
-use crate::cohort::Cohort;
+use crate::slide::Stain;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::any::Any;
@@ -88,7 +88,14 @@ pub struct Checked {
 impl Checked {
     /// A stage that runs once, reads no files and draws no random numbers.
     pub fn single(params: Value) -> Checked {
-        Checked { params, typed: Typed::none(), inputs: Vec::new(), fanout: Fanout::Single, uses_seed: false, stains: None }
+        Checked {
+            params,
+            typed: Typed::none(),
+            inputs: Vec::new(),
+            fanout: Fanout::Single,
+            uses_seed: false,
+            stains: None,
+        }
     }
 
     /// Keeps the typed parameters `params` was resolved from, for the kind's `run`.
@@ -265,7 +272,11 @@ impl RunCx<'_> {
             _ => {
                 let found: Vec<String> = self.needs.iter().map(|n| format!("`{}` ({})", n.name, n.kind)).collect();
                 let found = if found.is_empty() { "none".to_string() } else { format!("[{}]", found.join(", ")) };
-                anyhow::bail!("stage `{}`: `{consumer}` needs exactly one stage of kind `{}`, found {found}", self.stage, T::KIND)
+                anyhow::bail!(
+                    "stage `{}`: `{consumer}` needs exactly one stage of kind `{}`, found {found}",
+                    self.stage,
+                    T::KIND
+                )
             }
         }
     }
@@ -349,7 +360,13 @@ pub fn typed<T: DeserializeOwned>(params: &Value) -> Result<T, ParamError> {
         let mut msg = e.inner().to_string();
         if (msg.starts_with("invalid type") || msg.starts_with("invalid value")) && !path.is_empty() {
             // name the parameter, and say what a Rust type means
-            for (rust, words) in [("expected usize", "expected a whole number ≥ 0"), ("expected u32", "expected a whole number ≥ 0"), ("expected u64", "expected a whole number ≥ 0"), ("expected f64", "expected a number"), ("expected f32", "expected a number")] {
+            for (rust, words) in [
+                ("expected usize", "expected a whole number ≥ 0"),
+                ("expected u32", "expected a whole number ≥ 0"),
+                ("expected u64", "expected a whole number ≥ 0"),
+                ("expected f64", "expected a number"),
+                ("expected f32", "expected a number"),
+            ] {
                 if let Some(head) = msg.strip_suffix(rust) {
                     msg = format!("{head}{words}");
                 }

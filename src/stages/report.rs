@@ -17,9 +17,9 @@
 //! **Reference:** the page layout follows TRIPOD's reporting items for prediction models
 //! (participants, outcome, performance with CIs, calibration).
 use super::{resolved, typed, CheckCx, Checked, ParamError, RunCx, StageKind};
-use crate::report::page::{self, Lineage, LineageInput, Options, Sources};
 use crate::contracts::{CalibrateOutput, EvaluateOutput, INGEST, STAIN, TILE};
 use crate::docpath::Seg;
+use crate::report::page::{self, Lineage, LineageInput, Options, Sources};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -121,7 +121,8 @@ impl StageKind for Report {
         let figs = cx.out.join("figures");
         std::fs::create_dir_all(&figs).context("cannot create figures/")?;
         for (name, svg) in &page.figures {
-            crate::util::write_file(figs.join(format!("{name}.svg")), svg).with_context(|| format!("cannot write figures/{name}.svg"))?;
+            crate::util::write_file(figs.join(format!("{name}.svg")), svg)
+                .with_context(|| format!("cannot write figures/{name}.svg"))?;
         }
         cx.log(&format!(
             "report: {} bytes, {} figure(s); sources: ingest {}, {} tile, {} stain, evaluate {}, {} calibrate; {} upstream node(s)",

@@ -12,8 +12,8 @@
 use super::tile::{check_stains, open_item_slide, tiling_of, typed_stains};
 use super::{in_range_f64, resolved, typed, CheckCx, Checked, Fanout, ParamError, RunCx, StageKind};
 use crate::contracts::stain::{StainCsv, StainSummary};
-use crate::slide::stain_map::{stain_slide, StainParams};
 use crate::docpath::Seg;
+use crate::slide::stain_map::{stain_slide, StainParams};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -65,7 +65,10 @@ impl StageKind for Stain {
         }
         p.stains = check_stains(&p.stains)?;
         if p.stains.as_ref().is_some_and(|s| s.iter().any(|x| x == "HE")) {
-            return Err(ParamError::at(vec![Seg::key("stains")], "`stain` measures DAB on IHC slides; HE is not an IHC stain"));
+            return Err(ParamError::at(
+                vec![Seg::key("stains")],
+                "`stain` measures DAB on IHC slides; HE is not an IHC stain",
+            ));
         }
         let stains = p.stains.clone();
         let mut c = Checked::single(resolved(&p));

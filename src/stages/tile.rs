@@ -11,13 +11,15 @@
 //! IHC.
 //!
 //! A slide with no tissue or no tile fails its shard with an error naming it.
-use super::{in_range_f64, in_range_usize, resolved, typed, CheckCx, Checked, Fanout, ParamError, RunCx, SlideFacts, StageKind};
+use super::{
+    in_range_f64, in_range_usize, resolved, typed, CheckCx, Checked, Fanout, ParamError, RunCx, SlideFacts, StageKind,
+};
 use crate::contracts::tiles::{self, TileOutput};
-use crate::slide::Stain;
+use crate::docpath::Seg;
 use crate::slide::tiling::{tile_slide, write_qc, TileParams};
 use crate::slide::tissue::{detect_tissue, Threshold, TissueParams};
 use crate::slide::Slide;
-use crate::docpath::Seg;
+use crate::slide::Stain;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -99,8 +101,13 @@ pub fn open_item_slide(cx: &RunCx) -> anyhow::Result<(Slide, Stain)> {
 /// The tiling of a shard's slide, written by the `tile` stage among its needs.
 pub fn tiling_of(cx: &RunCx, kind: &str) -> anyhow::Result<crate::slide::tiling::Tiling> {
     let item = cx.item.context("per slide")?;
-    let Some(out) = cx.needs.iter().flat_map(|n| n.dirs.iter()).map(|(_, d)| TileOutput::at(d)).find(TileOutput::exists) else {
-        anyhow::bail!("slide {}: `{kind}` needs a `tile` stage (none of its needs wrote tiling.json for this slide)", item.shown());
+    let Some(out) =
+        cx.needs.iter().flat_map(|n| n.dirs.iter()).map(|(_, d)| TileOutput::at(d)).find(TileOutput::exists)
+    else {
+        anyhow::bail!(
+            "slide {}: `{kind}` needs a `tile` stage (none of its needs wrote tiling.json for this slide)",
+            item.shown()
+        );
     };
     Ok(out.tiling()?)
 }
@@ -122,7 +129,11 @@ impl StageKind for Tile {
         in_range_usize(vec![Seg::key("size")], &b::TILE_SIZE, p.size as usize)?;
         in_range_f64(vec![Seg::key("min_tissue")], &b::TILE_MIN_TISSUE, p.min_tissue)?;
         let t = &p.tissue;
-        for (k, r, v) in [("threshold", &b::TILE_THRESHOLD, t.threshold), ("min_object_mm2", &b::TILE_MIN_OBJECT, t.min_object_mm2), ("min_hole_mm2", &b::TILE_MIN_HOLE, t.min_hole_mm2)] {
+        for (k, r, v) in [
+            ("threshold", &b::TILE_THRESHOLD, t.threshold),
+            ("min_object_mm2", &b::TILE_MIN_OBJECT, t.min_object_mm2),
+            ("min_hole_mm2", &b::TILE_MIN_HOLE, t.min_hole_mm2),
+        ] {
             if let Some(v) = v {
                 in_range_f64(vec![Seg::key("tissue"), Seg::key(k)], r, v)?;
             }
@@ -186,7 +197,13 @@ impl StageKind for Tile {
         tiling.slide = PathBuf::from(&item.id);
         write_qc(cx.out, &mask, &tiling)?;
         tiles::write_tiling(&cx.out.join(tiles::TILING_JSON), &tiling)?;
-        cx.log(&format!("slide {}: {} tiles, tissue {:.3} mm², level {}", item.shown(), tiling.tiles.len(), tiling.tissue_area_mm2, tiling.level));
+        cx.log(&format!(
+            "slide {}: {} tiles, tissue {:.3} mm², level {}",
+            item.shown(),
+            tiling.tiles.len(),
+            tiling.tissue_area_mm2,
+            tiling.level
+        ));
         Ok(())
     }
 }

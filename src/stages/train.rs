@@ -21,20 +21,22 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::cohort::{read_clinical, Cell, ClinicalTable};
-use crate::slide::Stain;
 use super::{
-    in_range_f64, in_range_usize, resolved, typed, CheckCx, Checked, Fanout, InputRef, Item, Need, ParamError, RunCx, StageKind, Typed,
+    in_range_f64, in_range_usize, resolved, typed, CheckCx, Checked, Fanout, InputRef, Item, Need, ParamError, RunCx,
+    StageKind, Typed,
 };
+use crate::cohort::Cohort;
+use crate::cohort::{read_clinical, Cell, ClinicalTable};
 use crate::contracts::baseline::{Baselines, InnerBaselines};
 use crate::contracts::model::{CvplPoint, FoldSummary, ModelJson, SCHEMA as MODEL_SCHEMA};
 use crate::contracts::oof::{InnerOof, Oof};
 use crate::contracts::{EXTRACT, STAIN, TRAIN};
-use crate::model::{
-    covariates_from_table, Block, Column, Covariate, CvOptions, MissingPolicy, Penalty, TrainData, TrainOptions, TrainResult,
-};
 use crate::docpath::Seg;
-use crate::cohort::Cohort;
+use crate::model::{
+    covariates_from_table, Block, Column, Covariate, CvOptions, MissingPolicy, Penalty, TrainData, TrainOptions,
+    TrainResult,
+};
+use crate::slide::Stain;
 use std::path::Path;
 
 pub struct Train;
@@ -129,10 +131,16 @@ impl StageKind for Train {
     fn check(&self, params: &Value, cx: &CheckCx) -> Result<Checked, ParamError> {
         let mut p: TrainParams = typed(params)?;
         if p.model != "cox" {
-            return Err(ParamError::at(vec![Seg::key("model")], format!("unknown model `{}`; expected `cox`", p.model)));
+            return Err(ParamError::at(
+                vec![Seg::key("model")],
+                format!("unknown model `{}`; expected `cox`", p.model),
+            ));
         }
         if p.loss != "cox" {
-            return Err(ParamError::at(vec![Seg::key("loss")], format!("loss `{}` is not available for `model: cox`; expected `cox` (partial likelihood)", p.loss)));
+            return Err(ParamError::at(
+                vec![Seg::key("loss")],
+                format!("loss `{}` is not available for `model: cox`; expected `cox` (partial likelihood)", p.loss),
+            ));
         }
         if p.fusion != "concat" {
             return Err(ParamError::at(
@@ -144,7 +152,10 @@ impl StageKind for Train {
             return Err(ParamError::at(vec![], "`train` needs a `cohort` block (outcome and covariates)"));
         };
         if p.modalities.is_empty() {
-            return Err(ParamError::at(vec![Seg::key("modalities")], "empty list; expected at least one of clinical, HE, ER, PR, HER2, KI67, IHC, stain or a declared block"));
+            return Err(ParamError::at(
+                vec![Seg::key("modalities")],
+                "empty list; expected at least one of clinical, HE, ER, PR, HER2, KI67, IHC, stain or a declared block",
+            ));
         }
         let mut seen = BTreeSet::new();
         for (i, m) in p.modalities.iter().enumerate() {
@@ -155,39 +166,68 @@ impl StageKind for Train {
                     vec![Seg::key("modalities"), Seg::Index(i)],
                     format!(
                         "unknown modality `{m}`; expected clinical, HE, ER, PR, HER2, KI67, IHC, stain{}",
-                        if blocks.is_empty() { " or a block declared under `blocks:`".to_string() } else { format!(" or a declared block ({})", blocks.join(", ")) }
+                        if blocks.is_empty() {
+                            " or a block declared under `blocks:`".to_string()
+                        } else {
+                            format!(" or a declared block ({})", blocks.join(", "))
+                        }
                     ),
                 ));
             }
             if !seen.insert(m.clone()) {
-                return Err(ParamError::at(vec![Seg::key("modalities"), Seg::Index(i)], format!("modality `{m}` is listed twice")));
+                return Err(ParamError::at(
+                    vec![Seg::key("modalities"), Seg::Index(i)],
+                    format!("modality `{m}` is listed twice"),
+                ));
             }
             if m == "clinical" && c.covariates.is_empty() {
-                return Err(ParamError::at(vec![Seg::key("modalities"), Seg::Index(i)], "modality `clinical` but the cohort declares no `covariates`"));
+                return Err(ParamError::at(
+                    vec![Seg::key("modalities"), Seg::Index(i)],
+                    "modality `clinical` but the cohort declares no `covariates`",
+                ));
             }
         }
         if (p.modalities.iter().any(|m| m == "IHC" || m == "stain" || is_stain(m))) && c.slides.is_none() {
-            return Err(ParamError::at(vec![Seg::key("modalities")], "slide modalities need a slide manifest (`cohort.slides`)"));
+            return Err(ParamError::at(
+                vec![Seg::key("modalities")],
+                "slide modalities need a slide manifest (`cohort.slides`)",
+            ));
         }
         for (name, b) in &p.blocks {
             if name == "clinical" || name == "IHC" || name == "stain" || is_stain(name) {
-                return Err(ParamError::at(vec![Seg::key("blocks"), Seg::key(name)], format!("block name `{name}` is reserved for a built-in modality")));
+                return Err(ParamError::at(
+                    vec![Seg::key("blocks"), Seg::key(name)],
+                    format!("block name `{name}` is reserved for a built-in modality"),
+                ));
             }
             match (&b.columns, &b.prefix) {
                 (Some(cols), None) if !cols.is_empty() => {}
                 (None, Some(pre)) if !pre.is_empty() => {}
-                _ => return Err(ParamError::at(vec![Seg::key("blocks"), Seg::key(name)], "expected exactly one of `columns: [..]` (non-empty) or `prefix: \"..\"`")),
+                _ => {
+                    return Err(ParamError::at(
+                        vec![Seg::key("blocks"), Seg::key(name)],
+                        "expected exactly one of `columns: [..]` (non-empty) or `prefix: \"..\"`",
+                    ))
+                }
             }
         }
         use crate::bounds as b;
-        for (key, r, v) in [("folds", &b::TRAIN_FOLDS, p.folds), ("inner_folds", &b::TRAIN_INNER_FOLDS, p.inner_folds), ("repeats", &b::TRAIN_REPEATS, p.repeats), ("pca", &b::TRAIN_PCA, p.pca)] {
+        for (key, r, v) in [
+            ("folds", &b::TRAIN_FOLDS, p.folds),
+            ("inner_folds", &b::TRAIN_INNER_FOLDS, p.inner_folds),
+            ("repeats", &b::TRAIN_REPEATS, p.repeats),
+            ("pca", &b::TRAIN_PCA, p.pca),
+        ] {
             in_range_usize(vec![Seg::key(key)], r, v)?;
         }
         match &p.penalty {
             PenaltyParam::Fixed(l) => in_range_f64(vec![Seg::key("penalty")], &b::TRAIN_PENALTY, *l)
                 .map_err(|e| ParamError::at(e.path, format!("{} (or `auto`)", e.msg)))?,
             PenaltyParam::Auto(s) if s != "auto" => {
-                return Err(ParamError::at(vec![Seg::key("penalty")], format!("`penalty` must be `auto` or a number from 0 to 1000000, found `{s}`")))
+                return Err(ParamError::at(
+                    vec![Seg::key("penalty")],
+                    format!("`penalty` must be `auto` or a number from 0 to 1000000, found `{s}`"),
+                ))
             }
             _ => {}
         }
@@ -202,8 +242,21 @@ impl StageKind for Train {
             "id": c.id, "time": c.time, "event": c.event, "covariates": c.covariates,
             "categorical": c.categorical, "missing": c.missing.as_deref().unwrap_or("error"),
         });
-        let inputs = vec![InputRef { role: "clinical".into(), path: c.clinical.clone(), at: vec![Seg::key("cohort"), Seg::key("clinical")], absolute: true }];
-        Ok(Checked { params: resolved(&p), typed: Typed::none(), inputs, fanout: Fanout::Single, uses_seed: true, stains: None }.with_typed(p))
+        let inputs = vec![InputRef {
+            role: "clinical".into(),
+            path: c.clinical.clone(),
+            at: vec![Seg::key("cohort"), Seg::key("clinical")],
+            absolute: true,
+        }];
+        Ok(Checked {
+            params: resolved(&p),
+            typed: Typed::none(),
+            inputs,
+            fanout: Fanout::Single,
+            uses_seed: true,
+            stains: None,
+        }
+        .with_typed(p))
     }
 
     fn run(&self, cx: &RunCx) -> anyhow::Result<()> {
@@ -226,7 +279,8 @@ impl StageKind for Train {
             add_stain_indices(cx, &mut arm)?;
         }
         add_blocks(&p, &block_cols, &table, &mut arm);
-        let res = crate::model::train_cv(&arm.data, &train_options(&p, cohort, cx.seed)).context("cross-validated Cox training")?;
+        let res = crate::model::train_cv(&arm.data, &train_options(&p, cohort, cx.seed))
+            .context("cross-validated Cox training")?;
         write_outputs(cx, &p, &arm.data, &res, arm.inputs)?;
         Ok(())
     }
@@ -276,7 +330,11 @@ fn block_columns(p: &TrainParams, clinical: &Path) -> anyhow::Result<BTreeMap<St
             _ => Vec::new(),
         };
         if cols.is_empty() {
-            bail!("block `{name}`: no column of {} starts with `{}`", clinical.display(), b.prefix.as_deref().unwrap_or(""));
+            bail!(
+                "block `{name}`: no column of {} starts with `{}`",
+                clinical.display(),
+                b.prefix.as_deref().unwrap_or("")
+            );
         }
         block_cols.insert(name.clone(), cols);
     }
@@ -285,7 +343,11 @@ fn block_columns(p: &TrainParams, clinical: &Path) -> anyhow::Result<BTreeMap<St
 
 /// The clinical table with the block columns read as covariates too: every arm reads the same
 /// columns, so `missing: drop` keeps the same patients in all.
-fn read_table(clinical: &Path, cohort: &Cohort, block_cols: &BTreeMap<String, Vec<String>>) -> anyhow::Result<ClinicalTable> {
+fn read_table(
+    clinical: &Path,
+    cohort: &Cohort,
+    block_cols: &BTreeMap<String, Vec<String>>,
+) -> anyhow::Result<ClinicalTable> {
     let mut c2 = cohort.clone();
     for col in block_cols.values().flatten() {
         if !c2.covariates.contains(col) {
@@ -297,7 +359,8 @@ fn read_table(clinical: &Path, cohort: &Cohort, block_cols: &BTreeMap<String, Ve
 
 /// The image stains the modalities name, `IHC` expanded to every IHC stain of the cohort.
 fn image_stains(p: &TrainParams, slides: &[Item]) -> anyhow::Result<Vec<String>> {
-    let cohort_stains: BTreeSet<String> = slides.iter().filter_map(|s| Some(s.slide.as_ref()?.stain.to_string())).collect();
+    let cohort_stains: BTreeSet<String> =
+        slides.iter().filter_map(|s| Some(s.slide.as_ref()?.stain.to_string())).collect();
     let mut stains: Vec<String> = Vec::new();
     for m in &p.modalities {
         if is_stain(m) {
@@ -367,7 +430,11 @@ fn pooled_features(
         let d = bag.features.ncols();
         let entry = sums[row].get_or_insert_with(|| (vec![0.0; d], 0));
         if entry.0.len() != d {
-            bail!("slide `{id}`: {} has {d} features per tile, other {stain} slides have {}", path.display(), entry.0.len());
+            bail!(
+                "slide `{id}`: {} has {d} features per tile, other {stain} slides have {}",
+                path.display(),
+                entry.0.len()
+            );
         }
         for r in bag.features.rows() {
             for (acc, v) in entry.0.iter_mut().zip(r.iter()) {
@@ -397,9 +464,13 @@ fn add_stain_indices(cx: &RunCx, arm: &mut Arm) -> anyhow::Result<()> {
         let Some(s) = cx.slides.iter().find(|s| &s.id == id) else { continue };
         let (patient, Some(stain)) = (&s.patient, s.slide.as_ref().map(|x| x.stain.as_str())) else { continue };
         let Some(&row) = arm.index.get(patient.as_str()) else { continue };
-        let summary = crate::contracts::stain::StainOutput::at(dir).summary().with_context(|| format!("slide `{id}`"))?;
+        let summary =
+            crate::contracts::stain::StainOutput::at(dir).summary().with_context(|| format!("slide `{id}`"))?;
         let idx = Some(summary.index).filter(|x| x.is_finite()).with_context(|| {
-            format!("slide `{id}`: {} has no numeric `index`", dir.join(crate::contracts::stain::StainSummary::FILE).display())
+            format!(
+                "slide `{id}`: {} has no numeric `index`",
+                dir.join(crate::contracts::stain::StainSummary::FILE).display()
+            )
         })?;
         per.entry(stain.to_string()).or_insert_with(|| vec![Vec::new(); n])[row].push(idx);
     }
@@ -407,9 +478,11 @@ fn add_stain_indices(cx: &RunCx, arm: &mut Arm) -> anyhow::Result<()> {
         bail!("modality `stain`: stage `{}` has no slide of a cohort patient", need.name);
     }
     for (stain, vals) in per {
-        let col: Vec<Option<f64>> = vals.iter().map(|v| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)).collect();
+        let col: Vec<Option<f64>> =
+            vals.iter().map(|v| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)).collect();
         let without = col.iter().filter(|c| c.is_none()).count();
-        arm.inputs.push(json!({"modality": "stain", "covariate": format!("stain:{stain}"), "patients_without": without}));
+        arm.inputs
+            .push(json!({"modality": "stain", "covariate": format!("stain:{stain}"), "patients_without": without}));
         arm.data.covariates.push(Covariate { name: format!("stain:{stain}"), column: Column::Numeric(col) });
     }
     Ok(())
@@ -419,11 +492,16 @@ fn add_stain_indices(cx: &RunCx, arm: &mut Arm) -> anyhow::Result<()> {
 fn add_blocks(p: &TrainParams, block_cols: &BTreeMap<String, Vec<String>>, table: &ClinicalTable, arm: &mut Arm) {
     for m in &p.modalities {
         if let Some(cols) = block_cols.get(m) {
-            let js: Vec<usize> = cols.iter().map(|c| table.covariates.iter().position(|x| x == c).unwrap_or(usize::MAX)).collect();
+            let js: Vec<usize> =
+                cols.iter().map(|c| table.covariates.iter().position(|x| x == c).unwrap_or(usize::MAX)).collect();
             let rows: Vec<Option<Vec<f64>>> = table
                 .cells
                 .iter()
-                .map(|r| js.iter().map(|&j| if let Some(Cell::Num(x)) = r.get(j) { Some(*x) } else { None }).collect::<Option<Vec<f64>>>())
+                .map(|r| {
+                    js.iter()
+                        .map(|&j| if let Some(Cell::Num(x)) = r.get(j) { Some(*x) } else { None })
+                        .collect::<Option<Vec<f64>>>()
+                })
                 .collect();
             arm.inputs.push(json!({"modality": m, "columns": cols.len(), "pca": p.pca}));
             arm.data.blocks.push(Block { name: m.clone(), rows });
@@ -441,7 +519,11 @@ fn train_options(p: &TrainParams, cohort: &Cohort, seed: u64) -> TrainOptions {
             PenaltyParam::Auto(_) => Penalty::InnerCv(p.penalties.clone()),
         },
         pca: p.pca,
-        missing: if cohort.missing.as_deref() == Some("error") || cohort.missing.is_none() { MissingPolicy::Error } else { MissingPolicy::Impute },
+        missing: if cohort.missing.as_deref() == Some("error") || cohort.missing.is_none() {
+            MissingPolicy::Error
+        } else {
+            MissingPolicy::Impute
+        },
     }
 }
 
@@ -483,7 +565,9 @@ fn model_json(cx: &RunCx, p: &TrainParams, data: &TrainData, res: &TrainResult, 
         inner_k: p.inner_folds,
         penalty: match &p.penalty {
             PenaltyParam::Fixed(l) => json!(l),
-            PenaltyParam::Auto(_) => json!({"chosen_by": "inner CV (cross-validated partial likelihood)", "grid": p.penalties}),
+            PenaltyParam::Auto(_) => {
+                json!({"chosen_by": "inner CV (cross-validated partial likelihood)", "grid": p.penalties})
+            }
         },
         pca: p.pca,
         seed: cx.seed,
@@ -491,7 +575,13 @@ fn model_json(cx: &RunCx, p: &TrainParams, data: &TrainData, res: &TrainResult, 
     }
 }
 
-fn write_outputs(cx: &RunCx, p: &TrainParams, data: &TrainData, res: &TrainResult, inputs: Vec<Value>) -> anyhow::Result<()> {
+fn write_outputs(
+    cx: &RunCx,
+    p: &TrainParams,
+    data: &TrainData,
+    res: &TrainResult,
+    inputs: Vec<Value>,
+) -> anyhow::Result<()> {
     res.oof.write(&cx.out.join(Oof::FILE))?;
     res.inner_oof.write(&cx.out.join(InnerOof::FILE))?;
     res.baselines.write(&cx.out.join(Baselines::FILE))?;
@@ -505,10 +595,21 @@ fn write_outputs(cx: &RunCx, p: &TrainParams, data: &TrainData, res: &TrainResul
             "repeat": f.repeat, "fold": f.fold, "penalty": f.penalty, "names": f.names, "beta": f.beta,
             "transforms": f.fitted, "baseline": {"time": b.time(), "cumhaz": b.cumhaz()},
         });
-        crate::util::write_file(cx.out.join("folds").join(format!("r{}_f{}.json", f.repeat, f.fold)), serde_json::to_string_pretty(&v)?)?;
+        crate::util::write_file(
+            cx.out.join("folds").join(format!("r{}_f{}.json", f.repeat, f.fold)),
+            serde_json::to_string_pretty(&v)?,
+        )?;
     }
     for f in &res.folds {
-        cx.log(&format!("repeat {} fold {}: penalty {} on {} columns, {} train / {} test patients", f.repeat, f.fold, f.penalty, f.names.len(), f.n_train, f.n_test));
+        cx.log(&format!(
+            "repeat {} fold {}: penalty {} on {} columns, {} train / {} test patients",
+            f.repeat,
+            f.fold,
+            f.penalty,
+            f.names.len(),
+            f.n_train,
+            f.n_test
+        ));
         for w in &f.warnings {
             cx.log(&format!("  warning: {w}"));
         }
@@ -525,7 +626,13 @@ fn write_survival(cx: &RunCx, res: &TrainResult) -> anyhow::Result<()> {
     for (&(repeat, fold), b) in &res.baselines.folds {
         for o in res.oof.rows.iter().filter(|o| o.repeat == repeat && o.fold == fold) {
             for (t, h) in b.time().iter().zip(b.cumhaz()) {
-                w.write_record([repeat.to_string(), fold.to_string(), o.patient.clone(), num(*t), num((-h * o.risk.exp()).exp())])?;
+                w.write_record([
+                    repeat.to_string(),
+                    fold.to_string(),
+                    o.patient.clone(),
+                    num(*t),
+                    num((-h * o.risk.exp()).exp()),
+                ])?;
             }
         }
     }

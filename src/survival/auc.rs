@@ -71,20 +71,13 @@ pub struct CumulativeDynamicAuc {
 /// Checks evaluation times: non-empty, strictly increasing, within `[min T, max T)`.
 pub(crate) fn check_times(what: &str, time: &[f64], times: &[f64]) -> Result<()> {
     if times.is_empty() {
-        return Err(SurvivalError::Empty {
-            what: format!("{what} times"),
-        });
+        return Err(SurvivalError::Empty { what: format!("{what} times") });
     }
     let min = time.iter().cloned().fold(f64::INFINITY, f64::min);
     let max = time.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     for (k, &t) in times.iter().enumerate() {
         if !(t.is_finite() && t >= min && t < max) {
-            return Err(SurvivalError::TimeOutOfRange {
-                what: what.into(),
-                time: t,
-                min,
-                max,
-            });
+            return Err(SurvivalError::TimeOutOfRange { what: what.into(), time: t, min, max });
         }
         if k > 0 && t <= times[k - 1] {
             return Err(SurvivalError::InvalidParameter {
@@ -150,18 +143,13 @@ pub fn cumulative_dynamic_auc_per_time(
         if n_cases == 0 || n_controls == 0 {
             return Err(SurvivalError::InvalidParameter {
                 name: format!("AUC time {t}"),
-                expected: "at least one event at or before it and one subject event-free after it"
-                    .into(),
+                expected: "at least one event at or before it and one subject event-free after it".into(),
                 found: format!("{n_cases} cases and {n_controls} controls"),
             });
         }
         let total_w: f64 = wcase.iter().sum();
         let order = argsort_f64(risk);
-        let mut roc = vec![RocPoint {
-            threshold: f64::INFINITY,
-            fpr: 0.0,
-            tpr: 0.0,
-        }];
+        let mut roc = vec![RocPoint { threshold: f64::INFINITY, fpr: 0.0, tpr: 0.0 }];
         let (mut tp, mut fp) = (0.0f64, 0usize);
         let mut auc = 0.0;
         let (mut prev_tpr, mut prev_fpr) = (0.0, 0.0);
@@ -181,19 +169,9 @@ pub fn cumulative_dynamic_auc_per_time(
             auc += (fpr - prev_fpr) * (tpr + prev_tpr) * 0.5;
             prev_tpr = tpr;
             prev_fpr = fpr;
-            roc.push(RocPoint {
-                threshold: thr,
-                fpr,
-                tpr,
-            });
+            roc.push(RocPoint { threshold: thr, fpr, tpr });
         }
-        curves.push(AucAtTime {
-            time: t,
-            auc,
-            n_cases,
-            n_controls,
-            roc,
-        });
+        curves.push(AucAtTime { time: t, auc, n_cases, n_controls, roc });
     }
     let auc: Vec<f64> = curves.iter().map(|c| c.auc).collect();
     let mean_auc = if times.len() == 1 {
@@ -211,10 +189,5 @@ pub fn cumulative_dynamic_auc_per_time(
         }
         num / (1.0 - last)
     };
-    Ok(CumulativeDynamicAuc {
-        times: times.to_vec(),
-        auc,
-        mean_auc,
-        curves,
-    })
+    Ok(CumulativeDynamicAuc { times: times.to_vec(), auc, mean_auc, curves })
 }

@@ -41,11 +41,7 @@ pub struct BootstrapOptions {
 
 impl Default for BootstrapOptions {
     fn default() -> Self {
-        Self {
-            n_boot: 1000,
-            seed: 0,
-            confidence_level: 0.95,
-        }
+        Self { n_boot: 1000, seed: 0, confidence_level: 0.95 }
     }
 }
 
@@ -124,11 +120,7 @@ fn check_options(o: &BootstrapOptions) -> Result<()> {
 
 /// Raw replicates of a vector-valued statistic: `statistic(indices)` for each replicate, in
 /// replicate order (`None` where it failed).
-pub fn replicates<F>(
-    n: usize,
-    options: &BootstrapOptions,
-    statistic: F,
-) -> Result<Vec<Option<Vec<f64>>>>
+pub fn replicates<F>(n: usize, options: &BootstrapOptions, statistic: F) -> Result<Vec<Option<Vec<f64>>>>
 where
     F: Fn(&[usize]) -> Result<Vec<f64>> + Sync,
 {
@@ -169,11 +161,7 @@ where
     let all: Vec<usize> = (0..n).collect();
     let est = statistic(&all)?;
     let reps = replicates(n, options, &statistic)?;
-    let ok: Vec<&Vec<f64>> = reps
-        .iter()
-        .flatten()
-        .filter(|r| r.len() == est.len())
-        .collect();
+    let ok: Vec<&Vec<f64>> = reps.iter().flatten().filter(|r| r.len() == est.len()).collect();
     let n_failed = reps.len() - ok.len();
     if ok.is_empty() {
         return Err(SurvivalError::InvalidParameter {
@@ -213,12 +201,7 @@ pub fn bootstrap_harrell(
     }))
 }
 
-fn gather3(
-    time: &[f64],
-    event: &[bool],
-    risk: &[f64],
-    idx: &[usize],
-) -> (Vec<f64>, Vec<bool>, Vec<f64>) {
+fn gather3(time: &[f64], event: &[bool], risk: &[f64], idx: &[usize]) -> (Vec<f64>, Vec<bool>, Vec<f64>) {
     (
         idx.iter().map(|&i| time[i]).collect(),
         idx.iter().map(|&i| event[i]).collect(),
@@ -260,10 +243,5 @@ pub fn paired_concordance_difference(
     let ge = diffs.iter().filter(|&&d| d >= 0.0).count() as f64;
     let p_value = (2.0 * le.min(ge) / diffs.len() as f64).min(1.0);
     let difference = summarize(est[2], &mut diffs, n_failed, options.confidence_level);
-    Ok(PairedDifference {
-        c_a: est[0],
-        c_b: est[1],
-        difference,
-        p_value,
-    })
+    Ok(PairedDifference { c_a: est[0], c_b: est[1], difference, p_value })
 }

@@ -36,25 +36,12 @@ pub struct BrierScore {
 }
 
 /// Brier scores from predicted survival given **per time**: `surv[k][i]` is `Ŝ_i(times[k])`.
-pub fn brier_score(
-    time: &[f64],
-    event: &[bool],
-    surv: &[Vec<f64>],
-    times: &[f64],
-) -> Result<BrierScore> {
+pub fn brier_score(time: &[f64], event: &[bool], surv: &[Vec<f64>], times: &[f64]) -> Result<BrierScore> {
     check_survival(time, event)?;
     check_times("Brier", time, times)?;
-    check_len(
-        "predicted survival vectors (one per time)",
-        times.len(),
-        surv.len(),
-    )?;
+    check_len("predicted survival vectors (one per time)", times.len(), surv.len())?;
     for (k, s) in surv.iter().enumerate() {
-        check_probabilities(
-            &format!("predicted survival at time {}", times[k]),
-            s,
-            time.len(),
-        )?;
+        check_probabilities(&format!("predicted survival at time {}", times[k]), s, time.len())?;
     }
     let g = CensoringKm::fit(time, event)?;
     let n = time.len();
@@ -77,21 +64,12 @@ pub fn brier_score(
         brier.push(acc / n as f64);
     }
     let integrated = integrate(times, &brier);
-    Ok(BrierScore {
-        times: times.to_vec(),
-        brier,
-        integrated,
-    })
+    Ok(BrierScore { times: times.to_vec(), brier, integrated })
 }
 
 /// Brier scores from predicted survival given **per subject**: `rows[i][k]` is `Ŝ_i(times[k])`
 /// (the layout of [`super::cox::CoxFit::predict_survival`]).
-pub fn brier_score_rows(
-    time: &[f64],
-    event: &[bool],
-    rows: &[Vec<f64>],
-    times: &[f64],
-) -> Result<BrierScore> {
+pub fn brier_score_rows(time: &[f64], event: &[bool], rows: &[Vec<f64>], times: &[f64]) -> Result<BrierScore> {
     check_len("predicted survival rows", time.len(), rows.len())?;
     let mut surv = vec![Vec::with_capacity(rows.len()); times.len()];
     for (i, r) in rows.iter().enumerate() {
@@ -114,8 +92,6 @@ fn integrate(x: &[f64], y: &[f64]) -> Option<f64> {
     if x.len() < 2 {
         return None;
     }
-    let area: f64 = (1..x.len())
-        .map(|k| (x[k] - x[k - 1]) * (y[k] + y[k - 1]) * 0.5)
-        .sum();
+    let area: f64 = (1..x.len()).map(|k| (x[k] - x[k - 1]) * (y[k] + y[k - 1]) * 0.5).sum();
     Some(area / (x[x.len() - 1] - x[0]))
 }

@@ -189,13 +189,7 @@ pub fn offset_log_cumhaz(time: &[f64], event: &[bool], offset: &[f64], horizon: 
 }
 
 /// Calibration of predicted survival `surv[i] = Ŝ_i(horizon)`.
-pub fn calibration(
-    time: &[f64],
-    event: &[bool],
-    surv: &[f64],
-    horizon: f64,
-    bins: usize,
-) -> Result<Calibration> {
+pub fn calibration(time: &[f64], event: &[bool], surv: &[f64], horizon: f64, bins: usize) -> Result<Calibration> {
     check_survival(time, event)?;
     check_probabilities("predicted survival", surv, time.len())?;
     if bins == 0 {
@@ -215,10 +209,7 @@ pub fn calibration(
     let n = time.len();
     let pred: Vec<f64> = surv.iter().map(|s| 1.0 - s).collect();
     let out_bins = quantile_bins(time, event, &pred, horizon, bins, 0.95)?;
-    let c: Vec<f64> = surv
-        .iter()
-        .map(|&s| (-s.clamp(1e-10, 1.0 - 1e-10).ln()).ln())
-        .collect();
+    let c: Vec<f64> = surv.iter().map(|&s| (-s.clamp(1e-10, 1.0 - 1e-10).ln()).ln()).collect();
     let name = vec!["cloglog(predicted risk)".to_string()];
     let slope_fit = fit_cox(time, event, &c, &name, &CoxOptions::default())?;
     // Intercept: Breslow baseline at the horizon with c as offset.
@@ -226,11 +217,7 @@ pub fn calibration(
     // Smoothed curve: Cox on an RCS of c.
     let mut sorted_c = c.clone();
     sorted_c.sort_by(|a, b| a.total_cmp(b));
-    let knots = [
-        quantile_sorted(&sorted_c, 0.1),
-        quantile_sorted(&sorted_c, 0.5),
-        quantile_sorted(&sorted_c, 0.9),
-    ];
+    let knots = [quantile_sorted(&sorted_c, 0.1), quantile_sorted(&sorted_c, 0.5), quantile_sorted(&sorted_c, 0.9)];
     let mut notes = Vec::new();
     let spline_ok = knots[0] < knots[1] && knots[1] < knots[2];
     let smooth_fit = if spline_ok {
@@ -238,8 +225,7 @@ pub fn calibration(
         let cube = |v: f64| if v > 0.0 { v * v * v } else { 0.0 };
         let mut x = Vec::with_capacity(2 * n);
         for &ci in &c {
-            let nl = (cube(ci - k1) - cube(ci - k2) * (k3 - k1) / (k3 - k2)
-                + cube(ci - k3) * (k2 - k1) / (k3 - k2))
+            let nl = (cube(ci - k1) - cube(ci - k2) * (k3 - k1) / (k3 - k2) + cube(ci - k3) * (k2 - k1) / (k3 - k2))
                 / ((k3 - k1) * (k3 - k1));
             x.push(ci);
             x.push(nl);
@@ -248,9 +234,7 @@ pub fn calibration(
         match fit_cox(time, event, &x, &names, &CoxOptions::default()) {
             Ok(f) => Some((f, x, 2)),
             Err(e) => {
-                notes.push(format!(
-                    "spline smoother failed ({e}); linear smoother used"
-                ));
+                notes.push(format!("spline smoother failed ({e}); linear smoother used"));
                 None
             }
         }
@@ -275,17 +259,11 @@ pub fn calibration(
     let mut curve: Vec<CalibrationPoint> = order
         .iter()
         .step_by(step)
-        .map(|&i| CalibrationPoint {
-            predicted: pred[i as usize],
-            observed: obs[i as usize],
-        })
+        .map(|&i| CalibrationPoint { predicted: pred[i as usize], observed: obs[i as usize] })
         .collect();
     if let Some(&last) = order.last() {
         if curve.last().map(|p| p.predicted) != Some(pred[last as usize]) {
-            curve.push(CalibrationPoint {
-                predicted: pred[last as usize],
-                observed: obs[last as usize],
-            });
+            curve.push(CalibrationPoint { predicted: pred[last as usize], observed: obs[last as usize] });
         }
     }
     Ok(Calibration {

@@ -194,16 +194,9 @@ pub fn run(args: &SurvivalArgs) -> anyhow::Result<()> {
         Verb::Brier(a) => (a.input.json, run_brier(a)?),
         Verb::Calibration(a) => (a.input.json, run_calibration(a)?),
     };
-    let text = if json {
-        format!("{}\n", serde_json::to_string(&out.0)?)
-    } else {
-        out.1
-    };
+    let text = if json { format!("{}\n", serde_json::to_string(&out.0)?) } else { out.1 };
     let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(text.as_bytes())
-        .and_then(|_| stdout.flush())
-    {
+    match stdout.write_all(text.as_bytes()).and_then(|_| stdout.flush()) {
         // A closed pipe (`… | head`) is not an error (ripgrep's convention).
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         other => Ok(other?),
@@ -314,10 +307,7 @@ fn run_logrank(a: &LogrankArgs) -> anyhow::Result<Output> {
         a.group, r.statistic, r.df, r.p_value, "group", "n", "observed", "expected"
     );
     for g in &r.groups {
-        text.push_str(&format!(
-            "{:>12} {:>8} {:>10} {:>10.3}\n",
-            g.group, g.n, g.observed, g.expected
-        ));
+        text.push_str(&format!("{:>12} {:>8} {:>10} {:>10.3}\n", g.group, g.n, g.observed, g.expected));
     }
     let out = json!({
         "statistic": r.statistic,
@@ -330,11 +320,7 @@ fn run_logrank(a: &LogrankArgs) -> anyhow::Result<Output> {
 
 fn cox(a: &CoxArgs) -> anyhow::Result<Output> {
     let (table, d) = load(&a.input)?;
-    let cols: Vec<Vec<f64>> = a
-        .covariates
-        .iter()
-        .map(|c| table.numeric(c))
-        .collect::<Result<_, _>>()?;
+    let cols: Vec<Vec<f64>> = a.covariates.iter().map(|c| table.numeric(c)).collect::<Result<_, _>>()?;
     let n = d.len();
     let mut x = Vec::with_capacity(n * cols.len());
     for i in 0..n {
@@ -342,11 +328,7 @@ fn cox(a: &CoxArgs) -> anyhow::Result<Output> {
             x.push(c[i]);
         }
     }
-    let opts = CoxOptions {
-        ties: a.ties,
-        l2_penalty: a.penalty,
-        ..CoxOptions::default()
-    };
+    let opts = CoxOptions { ties: a.ties, l2_penalty: a.penalty, ..CoxOptions::default() };
     let fit = fit_cox(&d.time, &d.event, &x, &a.covariates, &opts)
         .with_context(|| format!("Cox model on {}", table.file()))?;
     for w in &fit.warnings {
@@ -386,7 +368,12 @@ fn cox(a: &CoxArgs) -> anyhow::Result<Output> {
     }
     text.push_str(&format!(
         "log partial likelihood = {:.6} (null {:.6}); LR test chi2 = {:.4} on {} df, p = {:.3e}; concordance = {:.4}\n",
-        fit.log_likelihood, fit.log_likelihood_null, fit.lr_test.statistic, fit.lr_test.df, fit.lr_test.p_value, fit.concordance
+        fit.log_likelihood,
+        fit.log_likelihood_null,
+        fit.lr_test.statistic,
+        fit.lr_test.df,
+        fit.lr_test.p_value,
+        fit.concordance
     ));
     Ok((out, text))
 }
@@ -417,11 +404,7 @@ fn concordance(a: &ConcordanceArgs) -> anyhow::Result<Output> {
         c.comparable
     );
     if a.bootstrap > 0 {
-        let opts = BootstrapOptions {
-            n_boot: a.bootstrap,
-            seed: a.seed,
-            confidence_level: 0.95,
-        };
+        let opts = BootstrapOptions { n_boot: a.bootstrap, seed: a.seed, confidence_level: 0.95 };
         let ci = bootstrap_harrell(&d.time, &d.event, &risk, &opts)?;
         text.push_str(&format!(
             "bootstrap ({} replicates, seed {}): Harrell's C 95% CI [{:.6}, {:.6}], se {:.6}\n",
@@ -436,18 +419,9 @@ fn run_auc(a: &AucArgs) -> anyhow::Result<Output> {
     let (table, d) = load(&a.input)?;
     let risk = table.numeric(&a.risk)?;
     let r = auc::cumulative_dynamic_auc(&d.time, &d.event, &risk, &a.times)?;
-    let mut text = format!(
-        "{:>12} {:>10} {:>8} {:>9}\n",
-        "time", "AUC", "cases", "controls"
-    );
+    let mut text = format!("{:>12} {:>10} {:>8} {:>9}\n", "time", "AUC", "cases", "controls");
     for c in &r.curves {
-        text.push_str(&format!(
-            "{:>12} {:>10.6} {:>8} {:>9}\n",
-            num(c.time),
-            c.auc,
-            c.n_cases,
-            c.n_controls
-        ));
+        text.push_str(&format!("{:>12} {:>10.6} {:>8} {:>9}\n", num(c.time), c.auc, c.n_cases, c.n_controls));
     }
     text.push_str(&format!("mean AUC = {:.6}\n", r.mean_auc));
     let mut out = json!({"times": r.times, "auc": r.auc, "mean_auc": r.mean_auc});
@@ -463,9 +437,10 @@ fn parse_surv_spec(spec: &str) -> anyhow::Result<Vec<(f64, String)>> {
         let Some((t, col)) = part.split_once(':') else {
             bail!("--surv: expected TIME:COLUMN pairs separated by commas, found '{part}'");
         };
-        let t: f64 = t.trim().parse().with_context(|| {
-            format!("--surv: expected a number before ':', found '{t}' in '{part}'")
-        })?;
+        let t: f64 = t
+            .trim()
+            .parse()
+            .with_context(|| format!("--surv: expected a number before ':', found '{t}' in '{part}'"))?;
         out.push((t, col.trim().to_string()));
     }
     if out.is_empty() {
@@ -478,10 +453,7 @@ fn run_brier(a: &BrierArgs) -> anyhow::Result<Output> {
     let (table, d) = load(&a.input)?;
     let spec = parse_surv_spec(&a.surv)?;
     let times: Vec<f64> = spec.iter().map(|s| s.0).collect();
-    let surv: Vec<Vec<f64>> = spec
-        .iter()
-        .map(|(_, c)| table.probabilities(c))
-        .collect::<Result<_, _>>()?;
+    let surv: Vec<Vec<f64>> = spec.iter().map(|(_, c)| table.probabilities(c)).collect::<Result<_, _>>()?;
     let r = brier::brier_score(&d.time, &d.event, &surv, &times)?;
     let mut text = format!("{:>12} {:>10}\n", "time", "Brier");
     for (t, b) in r.times.iter().zip(&r.brier) {
@@ -489,13 +461,9 @@ fn run_brier(a: &BrierArgs) -> anyhow::Result<Output> {
     }
     text.push_str(&format!(
         "integrated Brier score = {}\n",
-        r.integrated
-            .map_or("NA (needs two times)".to_string(), |v| format!("{v:.6}"))
+        r.integrated.map_or("NA (needs two times)".to_string(), |v| format!("{v:.6}"))
     ));
-    Ok((
-        json!({"times": r.times, "brier": r.brier, "integrated": r.integrated}),
-        text,
-    ))
+    Ok((json!({"times": r.times, "brier": r.brier, "integrated": r.integrated}), text))
 }
 
 fn run_calibration(a: &CalibrationArgs) -> anyhow::Result<Output> {

@@ -85,12 +85,7 @@ impl Fenwick {
 
 /// Per-event counts from the sweep: calls `visit(i, concordant, discordant, tied)` once for each
 /// event `i` with the number of its comparable partners of each kind, and returns tied_time.
-fn sweep(
-    time: &[f64],
-    event: &[bool],
-    risk: &[f64],
-    mut visit: impl FnMut(f64, u64, u64, u64),
-) -> u64 {
+fn sweep(time: &[f64], event: &[bool], risk: &[f64], mut visit: impl FnMut(f64, u64, u64, u64)) -> u64 {
     let n = time.len();
     let (ranks, m) = dense_ranks(risk);
     let order = argsort_f64(time);
@@ -161,9 +156,7 @@ pub fn harrell(time: &[f64], event: &[bool], risk: &[f64]) -> Result<Concordance
     let comparable = c + d + t;
     if comparable == 0 {
         return Err(if event.iter().any(|&e| e) {
-            SurvivalError::NoComparablePairs {
-                detail: String::new(),
-            }
+            SurvivalError::NoComparablePairs { detail: String::new() }
         } else {
             SurvivalError::AllCensored { n: time.len() }
         });
@@ -182,12 +175,7 @@ pub fn harrell(time: &[f64], event: &[bool], risk: &[f64]) -> Result<Concordance
 
 /// Harrell's C and Uno's C (truncated at `tau` when given), with the unweighted pair counts
 /// over all comparable pairs (as scikit-survival reports them: they ignore `tau`).
-pub fn harrell_and_uno(
-    time: &[f64],
-    event: &[bool],
-    risk: &[f64],
-    tau: Option<f64>,
-) -> Result<Concordance> {
+pub fn harrell_and_uno(time: &[f64], event: &[bool], risk: &[f64], tau: Option<f64>) -> Result<Concordance> {
     check_survival(time, event)?;
     check_finite("risk score", risk, time.len())?;
     if let Some(tau) = tau {
@@ -224,9 +212,7 @@ pub fn harrell_and_uno(
     let comparable = c + d + t;
     if comparable == 0 {
         return Err(if event.iter().any(|&e| e) {
-            SurvivalError::NoComparablePairs {
-                detail: String::new(),
-            }
+            SurvivalError::NoComparablePairs { detail: String::new() }
         } else {
             SurvivalError::AllCensored { n: time.len() }
         });
@@ -300,10 +286,7 @@ mod tests {
             let (c, d, t, tt) = brute(&time, &event, &risk);
             match harrell(&time, &event, &risk) {
                 Ok(r) => {
-                    assert_eq!(
-                        (r.concordant, r.discordant, r.tied_risk, r.tied_time),
-                        (c, d, t, tt)
-                    );
+                    assert_eq!((r.concordant, r.discordant, r.tied_risk, r.tied_time), (c, d, t, tt));
                 }
                 Err(_) => assert_eq!(c + d + t, 0),
             }

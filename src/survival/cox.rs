@@ -98,14 +98,7 @@ pub struct CoxOptions {
 
 impl Default for CoxOptions {
     fn default() -> Self {
-        Self {
-            ties: Ties::Efron,
-            l2_penalty: 0.0,
-            max_iter: 50,
-            tol: 1e-13,
-            confidence_level: 0.95,
-            concordance: true,
-        }
+        Self { ties: Ties::Efron, l2_penalty: 0.0, max_iter: 50, tol: 1e-13, confidence_level: 0.95, concordance: true }
     }
 }
 
@@ -219,21 +212,20 @@ impl Prepared {
         let mut grad = vec![0.0; p];
         let mut info = vec![0.0; q];
         // Adds w·x·xᵀ (packed lower triangle) to `acc` and w·x to `acc1`.
-        let add_outer =
-            |acc: &mut [f64], acc1: &mut [f64], wx: &mut [f64], row: &[f64], wi: f64| {
-                for ((v, a1), &x) in wx.iter_mut().zip(acc1.iter_mut()).zip(row) {
-                    *v = wi * x;
-                    *a1 += *v;
+        let add_outer = |acc: &mut [f64], acc1: &mut [f64], wx: &mut [f64], row: &[f64], wi: f64| {
+            for ((v, a1), &x) in wx.iter_mut().zip(acc1.iter_mut()).zip(row) {
+                *v = wi * x;
+                *a1 += *v;
+            }
+            let mut k = 0;
+            for a in 0..p {
+                let wa = wx[a];
+                for (v, &xb) in acc[k..k + a + 1].iter_mut().zip(&row[..a + 1]) {
+                    *v += wa * xb;
                 }
-                let mut k = 0;
-                for a in 0..p {
-                    let wa = wx[a];
-                    for (v, &xb) in acc[k..k + a + 1].iter_mut().zip(&row[..a + 1]) {
-                        *v += wa * xb;
-                    }
-                    k += a + 1;
-                }
-            };
+                k += a + 1;
+            }
+        };
         // info += c2·m − c1·a − Σ μμᵀ is done by the callers; this subtracts μμᵀ.
         let sub_outer = |info: &mut [f64], mu: &[f64]| {
             let mut k = 0;
@@ -292,13 +284,7 @@ impl Prepared {
                     a2.iter_mut().for_each(|v| *v = 0.0);
                     for i in st..en {
                         if self.ev[i] {
-                            add_outer(
-                                &mut a2,
-                                &mut a1,
-                                &mut wx,
-                                &self.xs[i * p..(i + 1) * p],
-                                w[i],
-                            );
+                            add_outer(&mut a2, &mut a1, &mut wx, &self.xs[i * p..(i + 1) * p], w[i]);
                         }
                     }
                 }
@@ -334,11 +320,7 @@ impl Prepared {
                 k += 1;
             }
         }
-        Eval {
-            ll,
-            grad,
-            info: full,
-        }
+        Eval { ll, grad, info: full }
     }
 
     #[allow(clippy::needless_range_loop)]
@@ -346,14 +328,7 @@ impl Prepared {
     fn baseline(&self, beta: &[f64]) -> (Vec<usize>, Vec<f64>) {
         let (n, p) = (self.n, self.p);
         let w: Vec<f64> = (0..n)
-            .map(|i| {
-                self.xs[i * p..(i + 1) * p]
-                    .iter()
-                    .zip(beta)
-                    .map(|(a, b)| a * b)
-                    .sum::<f64>()
-                    .exp()
-            })
+            .map(|i| self.xs[i * p..(i + 1) * p].iter().zip(beta).map(|(a, b)| a * b).sum::<f64>().exp())
             .collect();
         let mut s0 = 0.0;
         let mut out_idx = Vec::new();
@@ -376,11 +351,7 @@ impl Prepared {
 }
 
 fn names_list(names: &[&str]) -> String {
-    names
-        .iter()
-        .map(|n| format!("'{n}'"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    names.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ")
 }
 
 /// Checks for constant and collinear covariates (on the centred cross-product matrix).
@@ -425,21 +396,10 @@ fn check_design(xc: &[f64], n: usize, p: usize, names: &[String]) -> Result<()> 
                 }
                 b[i] = s / lrows[i][i];
             }
-            let with: Vec<&str> = kept
-                .iter()
-                .zip(&b)
-                .filter(|(_, &v)| v.abs() > 1e-6)
-                .map(|(&k, _)| names[k].as_str())
-                .collect();
-            let with = if with.is_empty() {
-                kept.iter().map(|&k| names[k].as_str()).collect()
-            } else {
-                with
-            };
-            return Err(SurvivalError::CollinearCovariate {
-                name: names[j].clone(),
-                with: names_list(&with),
-            });
+            let with: Vec<&str> =
+                kept.iter().zip(&b).filter(|(_, &v)| v.abs() > 1e-6).map(|(&k, _)| names[k].as_str()).collect();
+            let with = if with.is_empty() { kept.iter().map(|&k| names[k].as_str()).collect() } else { with };
+            return Err(SurvivalError::CollinearCovariate { name: names[j].clone(), with: names_list(&with) });
         }
         l.push(d.sqrt());
         lrows.push(l);
@@ -511,10 +471,7 @@ impl Design {
         for a in 0..p {
             let first = x[a];
             if (0..n).all(|i| x[i * p + a] == first) {
-                return Err(SurvivalError::ConstantCovariate {
-                    name: names[a].clone(),
-                    value: first,
-                });
+                return Err(SurvivalError::ConstantCovariate { name: names[a].clone(), value: first });
             }
         }
         let order = argsort_f64(time);
@@ -533,8 +490,7 @@ impl Design {
                 sd[a] += xs[i * p + a] * xs[i * p + a];
             }
         }
-        sd.iter_mut()
-            .for_each(|s| *s = (*s / (n as f64 - 1.0).max(1.0)).sqrt());
+        sd.iter_mut().for_each(|s| *s = (*s / (n as f64 - 1.0).max(1.0)).sqrt());
         check_design(&xs, n, p, names)?;
         let mut groups = Vec::new();
         let mut i = 0;
@@ -547,13 +503,7 @@ impl Design {
             groups.push((i, j));
             i = j;
         }
-        let prep = Prepared {
-            n,
-            p,
-            xs,
-            ev,
-            groups,
-        };
+        let prep = Prepared { n, p, xs, ev, groups };
         Ok(Design { prep, order, means, sd })
     }
 }
@@ -565,9 +515,7 @@ struct Penalty {
 
 impl Penalty {
     fn new(sd: &[f64], n: usize, l2_penalty: f64) -> Penalty {
-        Penalty {
-            weights: sd.iter().map(|s| n as f64 * l2_penalty * s * s).collect(),
-        }
+        Penalty { weights: sd.iter().map(|s| n as f64 * l2_penalty * s * s).collect() }
     }
 
     /// The penalised log-likelihood, gradient and information of an evaluation at `beta`.
@@ -647,11 +595,7 @@ fn newton(design: &Design, penalty: &Penalty, names: &[String], options: &CoxOpt
             .enumerate()
             .map(|(j, s)| (j, (s * design.sd[j]).abs()))
             .fold((0, 0.0), |acc, v| if v.1 > acc.1 { v } else { acc });
-        return Err(SurvivalError::NotConverged {
-            iterations,
-            step: s,
-            covariate: names[j].clone(),
-        });
+        return Err(SurvivalError::NotConverged { iterations, step: s, covariate: names[j].clone() });
     }
     Ok(Optimum { beta, at: cur, ll_null, iterations })
 }
@@ -736,23 +680,12 @@ fn baseline_at_zero(design: &Design, beta: &[f64], time: &[f64]) -> (Vec<f64>, V
 
 /// Harrell's C of the linear predictor on the fitting data (NaN when undefined).
 fn fitted_concordance(time: &[f64], event: &[bool], x: &[f64], beta: &[f64]) -> f64 {
-    let lp: Vec<f64> = x
-        .chunks_exact(beta.len())
-        .map(|r| r.iter().zip(beta).map(|(a, b)| a * b).sum())
-        .collect();
-    concordance::harrell(time, event, &lp)
-        .map(|c| c.harrell)
-        .unwrap_or(f64::NAN)
+    let lp: Vec<f64> = x.chunks_exact(beta.len()).map(|r| r.iter().zip(beta).map(|(a, b)| a * b).sum()).collect();
+    concordance::harrell(time, event, &lp).map(|c| c.harrell).unwrap_or(f64::NAN)
 }
 
 /// Fits a Cox model. `x` is row-major `n × p` with `p = names.len()`.
-pub fn fit_cox(
-    time: &[f64],
-    event: &[bool],
-    x: &[f64],
-    names: &[String],
-    options: &CoxOptions,
-) -> Result<CoxFit> {
+pub fn fit_cox(time: &[f64], event: &[bool], x: &[f64], names: &[String], options: &CoxOptions) -> Result<CoxFit> {
     let n_events = check_inputs(time, event, x, names, options)?;
     let (n, p) = (time.len(), names.len());
     let z_level = normal_quantile(options.confidence_level)?;
@@ -767,11 +700,7 @@ pub fn fit_cox(
     let variance = linalg::cholesky_inverse(&l, p);
     let (coefficients, warnings) = coefficient_table(&beta, &variance, &design.sd, names, z_level);
     let (baseline_times, baseline_cumulative_hazard) = baseline_at_zero(&design, &beta, time);
-    let concordance = if options.concordance {
-        fitted_concordance(time, event, x, &beta)
-    } else {
-        f64::NAN
-    };
+    let concordance = if options.concordance { fitted_concordance(time, event, x, &beta) } else { f64::NAN };
     let ll = cur.ll;
     let stat = 2.0 * (ll - ll_null);
     Ok(CoxFit {
@@ -780,11 +709,7 @@ pub fn fit_cox(
         log_likelihood: ll,
         log_likelihood_null: ll_null,
         penalized_log_likelihood: llp,
-        lr_test: LikelihoodRatioTest {
-            statistic: stat,
-            df: p,
-            p_value: chi2_sf(stat, p as f64)?,
-        },
+        lr_test: LikelihoodRatioTest { statistic: stat, df: p, p_value: chi2_sf(stat, p as f64)? },
         concordance,
         iterations,
         ties: options.ties,
@@ -864,15 +789,7 @@ impl CoxFit {
         let n = self.check_rows(x)?;
         let beta = self.beta();
         let p = self.p();
-        Ok((0..n)
-            .map(|i| {
-                x[i * p..(i + 1) * p]
-                    .iter()
-                    .zip(&beta)
-                    .map(|(a, b)| a * b)
-                    .sum()
-            })
-            .collect())
+        Ok((0..n).map(|i| x[i * p..(i + 1) * p].iter().zip(&beta).map(|(a, b)| a * b).sum()).collect())
     }
 
     /// Breslow baseline cumulative hazard at zero covariates, `H₀(t)` (right-continuous).
@@ -892,12 +809,7 @@ impl CoxFit {
 
     /// Baseline survival at the covariate means (lifelines' `baseline_survival_`).
     pub fn baseline_survival_at_means(&self, t: f64) -> f64 {
-        let mb: f64 = self
-            .means
-            .iter()
-            .zip(self.coefficients.iter())
-            .map(|(m, c)| m * c.coef)
-            .sum();
+        let mb: f64 = self.means.iter().zip(self.coefficients.iter()).map(|(m, c)| m * c.coef).sum();
         (-self.baseline_cumulative_hazard_at(t) * mb.exp()).exp()
     }
 
@@ -905,10 +817,7 @@ impl CoxFit {
     /// of `times`: one `Vec` per row, one value per time.
     pub fn predict_survival(&self, x: &[f64], times: &[f64]) -> Result<Vec<Vec<f64>>> {
         let lp = self.linear_predictor(x)?;
-        let h0: Vec<f64> = times
-            .iter()
-            .map(|&t| self.baseline_cumulative_hazard_at(t))
-            .collect();
+        let h0: Vec<f64> = times.iter().map(|&t| self.baseline_cumulative_hazard_at(t)).collect();
         Ok(lp
             .iter()
             .map(|&e| {

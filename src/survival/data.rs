@@ -80,9 +80,7 @@ pub fn events_from_u8(event: &[u8]) -> Result<Vec<bool>> {
 /// non-negative times.
 pub fn check_survival(time: &[f64], event: &[bool]) -> Result<()> {
     if time.is_empty() {
-        return Err(SurvivalError::Empty {
-            what: "survival data".into(),
-        });
+        return Err(SurvivalError::Empty { what: "survival data".into() });
     }
     check_len("events", time.len(), event.len())?;
     for (i, &t) in time.iter().enumerate() {
@@ -96,11 +94,7 @@ pub fn check_survival(time: &[f64], event: &[bool]) -> Result<()> {
 /// Checks a length.
 pub(crate) fn check_len(what: &str, expected: usize, found: usize) -> Result<()> {
     if expected != found {
-        return Err(SurvivalError::LengthMismatch {
-            what: what.into(),
-            expected,
-            found,
-        });
+        return Err(SurvivalError::LengthMismatch { what: what.into(), expected, found });
     }
     Ok(())
 }
@@ -151,14 +145,11 @@ impl CsvTable {
     pub fn read(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let file = path.display().to_string();
-        let mut rdr = csv::ReaderBuilder::new()
-            .has_headers(true)
-            .from_path(path)
-            .map_err(|e| SurvivalError::Csv {
-                file: file.clone(),
-                location: String::new(),
-                message: format!("cannot open: {e}"),
-            })?;
+        let mut rdr = csv::ReaderBuilder::new().has_headers(true).from_path(path).map_err(|e| SurvivalError::Csv {
+            file: file.clone(),
+            location: String::new(),
+            message: format!("cannot open: {e}"),
+        })?;
         let headers: Vec<String> = rdr
             .headers()
             .map_err(|e| SurvivalError::Csv {
@@ -175,9 +166,9 @@ impl CsvTable {
             let rec = rec.map_err(|e| {
                 let line = e.position().map(|p| p.line()).unwrap_or(r as u64 + 2);
                 let message = match e.kind() {
-                    csv::ErrorKind::UnequalLengths {
-                        expected_len, len, ..
-                    } => format!("expected {expected_len} fields (as in the header), found {len}"),
+                    csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+                        format!("expected {expected_len} fields (as in the header), found {len}")
+                    }
                     _ => format!("unreadable record: {e}"),
                 };
                 SurvivalError::Csv {
@@ -196,12 +187,7 @@ impl CsvTable {
                 message: "expected at least one data row after the header, found none".into(),
             });
         }
-        Ok(Self {
-            file,
-            headers,
-            rows,
-            lines,
-        })
+        Ok(Self { file, headers, rows, lines })
     }
 
     /// The file name as given.
@@ -226,42 +212,23 @@ impl CsvTable {
 
     fn err(&self, row: Option<usize>, column: &str, message: String) -> SurvivalError {
         let location = match row {
-            Some(r) => format!(
-                ", data row {} (line {}), column '{column}'",
-                r + 1,
-                self.lines[r]
-            ),
+            Some(r) => format!(", data row {} (line {}), column '{column}'", r + 1, self.lines[r]),
             None => format!(", column '{column}'"),
         };
-        SurvivalError::Csv {
-            file: self.file.clone(),
-            location,
-            message,
-        }
+        SurvivalError::Csv { file: self.file.clone(), location, message }
     }
 
     /// Position of a column, or an error listing the columns present.
     pub fn column_index(&self, name: &str) -> Result<usize> {
         self.headers.iter().position(|h| h == name).ok_or_else(|| {
-            self.err(
-                None,
-                name,
-                format!(
-                    "expected a column of this name, found only {}",
-                    self.headers.join(", ")
-                ),
-            )
+            self.err(None, name, format!("expected a column of this name, found only {}", self.headers.join(", ")))
         })
     }
 
     /// The raw text of a column.
     pub fn strings(&self, name: &str) -> Result<Vec<String>> {
         let c = self.column_index(name)?;
-        Ok(self
-            .rows
-            .iter()
-            .map(|r| r.get(c).unwrap_or("").trim().to_string())
-            .collect())
+        Ok(self.rows.iter().map(|r| r.get(c).unwrap_or("").trim().to_string()).collect())
     }
 
     /// A column of finite numbers (empty, non-numeric, NaN or infinite values are errors).
@@ -271,24 +238,12 @@ impl CsvTable {
         for (r, rec) in self.rows.iter().enumerate() {
             let s = rec.get(c).unwrap_or("").trim();
             if s.is_empty() {
-                return Err(self.err(
-                    Some(r),
-                    name,
-                    "expected a number, found an empty value".into(),
-                ));
+                return Err(self.err(Some(r), name, "expected a number, found an empty value".into()));
             }
             match s.parse::<f64>() {
                 Ok(v) if v.is_finite() => out.push(v),
-                Ok(_) => {
-                    return Err(self.err(
-                        Some(r),
-                        name,
-                        format!("expected a finite number, found '{s}'"),
-                    ))
-                }
-                Err(_) => {
-                    return Err(self.err(Some(r), name, format!("expected a number, found '{s}'")))
-                }
+                Ok(_) => return Err(self.err(Some(r), name, format!("expected a finite number, found '{s}'"))),
+                Err(_) => return Err(self.err(Some(r), name, format!("expected a number, found '{s}'"))),
             }
         }
         Ok(out)
@@ -303,10 +258,7 @@ impl CsvTable {
                 name,
                 format!(
                     "expected a time >= 0, found {}",
-                    self.rows[r]
-                        .get(self.column_index(name)?)
-                        .unwrap_or("")
-                        .trim()
+                    self.rows[r].get(self.column_index(name)?).unwrap_or("").trim()
                 ),
             ));
         }
@@ -322,17 +274,11 @@ impl CsvTable {
             match s.parse::<f64>().ok() {
                 Some(v) if v == 0.0 || v == 1.0 => out.push(v == 1.0),
                 _ => {
-                    let found = if s.is_empty() {
-                        "an empty value".to_string()
-                    } else {
-                        format!("'{s}'")
-                    };
+                    let found = if s.is_empty() { "an empty value".to_string() } else { format!("'{s}'") };
                     return Err(self.err(
                         Some(r),
                         name,
-                        format!(
-                            "expected an event indicator 0 (censored) or 1 (event), found {found}"
-                        ),
+                        format!("expected an event indicator 0 (censored) or 1 (event), found {found}"),
                     ));
                 }
             }
@@ -351,11 +297,7 @@ impl CsvTable {
     pub fn probabilities(&self, name: &str) -> Result<Vec<f64>> {
         let v = self.numeric(name)?;
         if let Some(r) = v.iter().position(|&p| !(0.0..=1.0).contains(&p)) {
-            return Err(self.err(
-                Some(r),
-                name,
-                format!("expected a probability in [0, 1], found {}", v[r]),
-            ));
+            return Err(self.err(Some(r), name, format!("expected a probability in [0, 1], found {}", v[r])));
         }
         Ok(v)
     }
@@ -375,10 +317,7 @@ mod tests {
             SurvivalData::new(vec![1.0, f64::NAN], vec![true, false]),
             Err(SurvivalError::InvalidTime { index: 1, .. })
         ));
-        assert!(matches!(
-            SurvivalData::new(vec![1.0], vec![true, false]),
-            Err(SurvivalError::LengthMismatch { .. })
-        ));
+        assert!(matches!(SurvivalData::new(vec![1.0], vec![true, false]), Err(SurvivalError::LengthMismatch { .. })));
         assert!(matches!(
             SurvivalData::from_u8(vec![1.0, 2.0], &[0, 2]),
             Err(SurvivalError::InvalidValue { index: 1, .. })

@@ -52,9 +52,7 @@ pub enum SurvivalError {
         n: usize,
     },
     /// No comparable pair exists (concordance undefined).
-    #[error(
-        "no comparable pairs: expected at least one event followed by a longer follow-up{detail}"
-    )]
+    #[error("no comparable pairs: expected at least one event followed by a longer follow-up{detail}")]
     NoComparablePairs {
         /// Extra context (e.g. the truncation time).
         detail: String,
@@ -68,9 +66,7 @@ pub enum SurvivalError {
         detail: String,
     },
     /// A covariate that takes one value only.
-    #[error(
-        "covariate '{name}' is constant (every value is {value}): expected it to vary; drop it"
-    )]
+    #[error("covariate '{name}' is constant (every value is {value}): expected it to vary; drop it")]
     ConstantCovariate {
         /// Covariate name.
         name: String,

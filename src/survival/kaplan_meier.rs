@@ -44,19 +44,11 @@ pub(crate) struct EventTable {
 
 /// Calls `f(time, at_risk, events, censored)` for each distinct time in ascending order
 /// (inputs already validated: times finite and ≥ 0).
-pub(crate) fn scan_times(
-    time: &[f64],
-    event: &[bool],
-    mut f: impl FnMut(f64, usize, usize, usize),
-) {
+pub(crate) fn scan_times(time: &[f64], event: &[bool], mut f: impl FnMut(f64, usize, usize, usize)) {
     let n = time.len();
     // Non-negative f64 bit patterns order like the numbers and leave the top bit free, so
     // (bits << 1) | event is an order-preserving key that carries the event flag.
-    let mut keys: Vec<u64> = time
-        .iter()
-        .zip(event)
-        .map(|(&t, &e)| ((t + 0.0).to_bits() << 1) | e as u64)
-        .collect();
+    let mut keys: Vec<u64> = time.iter().zip(event).map(|(&t, &e)| ((t + 0.0).to_bits() << 1) | e as u64).collect();
     let mut buf = vec![0u64; n];
     msd_sort(&mut keys, &mut buf, &|k: &u64| *k);
     drop(buf);
@@ -206,11 +198,7 @@ impl KaplanMeier {
             let (n, d) = (at_risk as f64, events as f64);
             if events > 0 {
                 s *= 1.0 - d / n;
-                gsum += if n > d {
-                    d / (n * (n - d))
-                } else {
-                    f64::INFINITY
-                };
+                gsum += if n > d { d / (n * (n - d)) } else { f64::INFINITY };
                 h += d / n;
                 hvar += d / (n * n);
             }
@@ -229,13 +217,7 @@ impl KaplanMeier {
                 cumulative_hazard_se: hvar.sqrt(),
             });
         });
-        Ok(Self {
-            n: time.len(),
-            n_events: event.iter().filter(|&&e| e).count(),
-            confidence_level: level,
-            z,
-            steps,
-        })
+        Ok(Self { n: time.len(), n_events: event.iter().filter(|&&e| e).count(), confidence_level: level, z, steps })
     }
 
     /// Index of the last step at or before `t`.
@@ -268,15 +250,9 @@ impl KaplanMeier {
     pub fn estimate_at(&self, t: f64) -> KmEstimate {
         let at_risk = self.at_risk_at(t);
         match self.step_at(t) {
-            None => KmEstimate {
-                time: t,
-                survival: 1.0,
-                se: 0.0,
-                lower: 1.0,
-                upper: 1.0,
-                at_risk,
-                cumulative_hazard: 0.0,
-            },
+            None => {
+                KmEstimate { time: t, survival: 1.0, se: 0.0, lower: 1.0, upper: 1.0, at_risk, cumulative_hazard: 0.0 }
+            }
             Some(s) => KmEstimate {
                 time: t,
                 survival: s.survival,
@@ -291,10 +267,7 @@ impl KaplanMeier {
 
     /// Median survival time: the first time with `S ≤ 0.5`; `None` when not reached.
     pub fn median(&self) -> Option<f64> {
-        self.steps
-            .iter()
-            .find(|s| s.survival <= 0.5)
-            .map(|s| s.time)
+        self.steps.iter().find(|s| s.survival <= 0.5).map(|s| s.time)
     }
 
     /// The log(−log) confidence interval `(lower, upper)` of a step.
@@ -305,25 +278,13 @@ impl KaplanMeier {
     /// Points of the survival curve for plotting: `(0, 1)` and then one point per distinct time.
     pub fn curve(&self) -> Vec<KmCurvePoint> {
         let mut out: Vec<KmCurvePoint> = Vec::with_capacity(self.steps.len() + 1);
-        out.push(KmCurvePoint {
-            time: 0.0,
-            survival: 1.0,
-            lower: 1.0,
-            upper: 1.0,
-            censored: 0,
-        });
+        out.push(KmCurvePoint { time: 0.0, survival: 1.0, lower: 1.0, upper: 1.0, censored: 0 });
         for s in &self.steps {
             let (lower, upper) = match out.last() {
                 Some(p) if s.events == 0 => (p.lower, p.upper),
                 _ => self.ci(s),
             };
-            out.push(KmCurvePoint {
-                time: s.time,
-                survival: s.survival,
-                lower,
-                upper,
-                censored: s.censored,
-            });
+            out.push(KmCurvePoint { time: s.time, survival: s.survival, lower, upper, censored: s.censored });
         }
         out
     }
@@ -359,10 +320,7 @@ impl CensoringKm {
             }
             gs.push(g);
         }
-        Ok(Self {
-            times: tab.times,
-            g: gs,
-        })
+        Ok(Self { times: tab.times, g: gs })
     }
 
     /// `G(t)` (right-continuous; 1 before the first time).

@@ -62,23 +62,14 @@ pub fn group_indices<G: Ord + Clone>(groups: &[G]) -> (Vec<G>, Vec<usize>) {
         map.entry(g.clone()).or_insert(len);
     }
     let labels: Vec<G> = map.keys().cloned().collect();
-    let pos: BTreeMap<G, usize> = labels
-        .iter()
-        .cloned()
-        .enumerate()
-        .map(|(i, g)| (g, i))
-        .collect();
+    let pos: BTreeMap<G, usize> = labels.iter().cloned().enumerate().map(|(i, g)| (g, i)).collect();
     let idx = groups.iter().map(|g| pos[g]).collect();
     (labels, idx)
 }
 
 /// Log-rank test of equal survival across the groups given by `groups` (one label per
 /// observation).
-pub fn logrank<G: Ord + Clone + Display>(
-    time: &[f64],
-    event: &[bool],
-    groups: &[G],
-) -> Result<LogRank> {
+pub fn logrank<G: Ord + Clone + Display>(time: &[f64], event: &[bool], groups: &[G]) -> Result<LogRank> {
     check_survival(time, event)?;
     check_len("groups", time.len(), groups.len())?;
     let (labels, gi) = group_indices(groups);
@@ -86,10 +77,7 @@ pub fn logrank<G: Ord + Clone + Display>(
     if k < 2 {
         return Err(SurvivalError::TooFewGroups {
             found: k,
-            detail: labels
-                .first()
-                .map(|l| format!(" (every observation is in group '{l}')"))
-                .unwrap_or_default(),
+            detail: labels.first().map(|l| format!(" (every observation is in group '{l}')")).unwrap_or_default(),
         });
     }
     if !event.iter().any(|&e| e) {
@@ -125,11 +113,7 @@ pub fn logrank<G: Ord + Clone + Display>(
         }
         if d > 0 {
             let (nf, df) = (total as f64, d as f64);
-            let c = if total > 1 {
-                df * (nf - df) / (nf - 1.0)
-            } else {
-                0.0
-            };
+            let c = if total > 1 { df * (nf - df) / (nf - 1.0) } else { 0.0 };
             for a in 0..k {
                 observed[a] += d_g[a] as f64;
                 let pa = at_risk[a] as f64 / nf;
@@ -156,10 +140,7 @@ pub fn logrank<G: Ord + Clone + Display>(
     let diff: Vec<f64> = (0..m).map(|a| observed[a] - expected[a]).collect();
     let l = linalg::cholesky(&v, m).map_err(|j| SurvivalError::Singular {
         what: "log-rank variance matrix".into(),
-        detail: format!(
-            " (group '{}' contributes no variance: nobody at risk at any event time?)",
-            labels[j]
-        ),
+        detail: format!(" (group '{}' contributes no variance: nobody at risk at any event time?)", labels[j]),
     })?;
     let sol = linalg::cholesky_solve(&l, m, &diff);
     let statistic: f64 = diff.iter().zip(&sol).map(|(a, b)| a * b).sum();

@@ -37,20 +37,15 @@ mod linalg;
 pub mod logrank;
 mod sort;
 
-pub use auc::{
-    cumulative_dynamic_auc, cumulative_dynamic_auc_per_time, AucAtTime, CumulativeDynamicAuc,
-    RocPoint,
-};
+pub use auc::{cumulative_dynamic_auc, cumulative_dynamic_auc_per_time, AucAtTime, CumulativeDynamicAuc, RocPoint};
 pub use bootstrap::{
-    bootstrap, bootstrap_harrell, paired_concordance_difference, resample_indices, BootstrapCi,
-    BootstrapOptions, PairedDifference,
+    bootstrap, bootstrap_harrell, paired_concordance_difference, resample_indices, BootstrapCi, BootstrapOptions,
+    PairedDifference,
 };
 pub use brier::{brier_score, brier_score_rows, BrierScore};
 pub use calibration::{calibration, Calibration, CalibrationBin, CalibrationPoint};
 pub use concordance::{harrell, harrell_and_uno, uno, Concordance};
-pub use cox::{
-    fit_cox, fit_cox_rows, CoxCoefficient, CoxFit, CoxOptions, LikelihoodRatioTest, Ties,
-};
+pub use cox::{fit_cox, fit_cox_rows, CoxCoefficient, CoxFit, CoxOptions, LikelihoodRatioTest, Ties};
 pub use data::{CsvTable, SurvivalData};
 pub use error::{Result, SurvivalError};
 pub use kaplan_meier::{CensoringKm, KaplanMeier, KmCurvePoint, KmEstimate, KmStep};

@@ -27,13 +27,7 @@ pub(crate) fn msd_sort<T: Copy>(v: &mut [T], buf: &mut [T], key: &impl Fn(&T) ->
 }
 
 /// Sorts the data held in `a`; the result ends in `a` if `out_in_a`, else in `b`.
-fn msd_rec<T: Copy>(
-    a: &mut [T],
-    b: &mut [T],
-    key: &impl Fn(&T) -> u64,
-    out_in_a: bool,
-    counts: &mut [u32],
-) {
+fn msd_rec<T: Copy>(a: &mut [T], b: &mut [T], key: &impl Fn(&T) -> u64, out_in_a: bool, counts: &mut [u32]) {
     let n = a.len();
     if n <= 32 {
         for i in 1..n {
@@ -64,10 +58,7 @@ fn msd_rec<T: Copy>(
         return;
     }
     let top = 64 - (lo ^ hi).leading_zeros(); // number of significant differing bits
-    let bits = (usize::BITS - n.leading_zeros())
-        .saturating_sub(2)
-        .clamp(4, 11)
-        .min(top);
+    let bits = (usize::BITS - n.leading_zeros()).saturating_sub(2).clamp(4, 11).min(top);
     let shift = top - bits;
     let mask = (1u64 << bits) - 1;
     let nd = 1usize << bits;
@@ -95,13 +86,7 @@ fn msd_rec<T: Copy>(
     for &c in cnt.iter() {
         let end = c as usize;
         if end > start {
-            msd_rec(
-                &mut b[start..end],
-                &mut a[start..end],
-                key,
-                !out_in_a,
-                deeper,
-            );
+            msd_rec(&mut b[start..end], &mut a[start..end], key, !out_in_a, deeper);
         }
         start = end;
     }
@@ -109,11 +94,7 @@ fn msd_rec<T: Copy>(
 
 /// Indices `0..values.len()` ordered by value (stable: equal values keep index order).
 pub(crate) fn argsort_f64(values: &[f64]) -> Vec<u32> {
-    let mut pairs: Vec<(u64, u32)> = values
-        .iter()
-        .enumerate()
-        .map(|(i, &x)| (f64_key(x), i as u32))
-        .collect();
+    let mut pairs: Vec<(u64, u32)> = values.iter().enumerate().map(|(i, &x)| (f64_key(x), i as u32)).collect();
     let mut buf = pairs.clone();
     msd_sort(&mut pairs, &mut buf, &|p: &(u64, u32)| p.0);
     pairs.into_iter().map(|p| p.1).collect()

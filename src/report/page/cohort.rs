@@ -93,7 +93,8 @@ pub(super) fn cohort(dir: &Path) -> Result<Cohort> {
     let ids: Vec<String> = table.rows.iter().map(|r| r.patient_id.clone()).collect();
     let time: Vec<f64> = table.rows.iter().map(|r| r.time).collect();
     let event: Vec<bool> = table.rows.iter().map(|r| r.event).collect();
-    let cells: Vec<Vec<String>> = (0..covs.len()).map(|j| table.rows.iter().map(|r| r.cells[j].clone()).collect()).collect();
+    let cells: Vec<Vec<String>> =
+        (0..covs.len()).map(|j| table.rows.iter().map(|r| r.cells[j].clone()).collect()).collect();
     let n = ids.len();
     let n_ev = event.iter().filter(|&&e| e).count();
     let mut rows = Vec::new();
@@ -127,7 +128,11 @@ pub(super) fn cohort(dir: &Path) -> Result<Cohort> {
             let vals: Vec<Option<f64>> = col.iter().map(|s| s.parse::<f64>().ok()).collect();
             let binary = vals.iter().flatten().all(|&v| v == 0.0 || v == 1.0);
             let pick = |want: Option<bool>| -> Vec<f64> {
-                vals.iter().enumerate().filter(|(i, _)| want.is_none_or(|w| event[*i] == w)).filter_map(|(_, v)| *v).collect()
+                vals.iter()
+                    .enumerate()
+                    .filter(|(i, _)| want.is_none_or(|w| event[*i] == w))
+                    .filter_map(|(_, v)| *v)
+                    .collect()
             };
             let cellf = |want: Option<bool>| {
                 let v = pick(want);

@@ -36,14 +36,20 @@ pub const KEEP_BELOW_BYTES: usize = 64 * 1024;
 pub(super) fn png_data_uri(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).map_err(|source| PageError::Read { path: path.to_path_buf(), source })?;
     if !bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
-        return Err(PageError::Contract { path: path.to_path_buf(), message: "expected a PNG file, found other bytes".into() });
+        return Err(PageError::Contract {
+            path: path.to_path_buf(),
+            message: "expected a PNG file, found other bytes".into(),
+        });
     }
     let bytes = downscale(&bytes, path)?;
     Ok(format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(bytes)))
 }
 
 fn downscale(bytes: &[u8], path: &Path) -> Result<Vec<u8>> {
-    let bad = |e: image::ImageError| PageError::Contract { path: path.to_path_buf(), message: format!("expected a decodable PNG: {e}") };
+    let bad = |e: image::ImageError| PageError::Contract {
+        path: path.to_path_buf(),
+        message: format!("expected a decodable PNG: {e}"),
+    };
     let img = image::load_from_memory_with_format(bytes, image::ImageFormat::Png).map_err(bad)?;
     let (w, h) = (img.width(), img.height());
     // small files (masks, positivity maps: few colours, compress well) stay sharp and as they are
@@ -72,7 +78,9 @@ mod tests {
         image::RgbImage::from_fn(900, 450, |x, y| {
             let h = blake3::hash(&[(x % 251) as u8, (y % 241) as u8, (x / 251) as u8, (y / 241) as u8]);
             image::Rgb([h.as_bytes()[0], h.as_bytes()[1], h.as_bytes()[2]])
-        }).save(&big).unwrap();
+        })
+        .save(&big)
+        .unwrap();
         assert!(std::fs::metadata(&big).unwrap().len() as usize > KEEP_BELOW_BYTES);
         let small = d.path().join("small.png");
         image::GrayImage::from_fn(400, 300, |x, _| image::Luma([if x > 20 { 255 } else { 0 }])).save(&small).unwrap();
@@ -83,7 +91,10 @@ mod tests {
         let b = decode(png_data_uri(&big).unwrap());
         assert_eq!((b.width(), b.height()), (MAX_IMAGE_SIDE, MAX_IMAGE_SIDE / 2));
         let s = png_data_uri(&small).unwrap();
-        assert!(s.ends_with(&base64::engine::general_purpose::STANDARD.encode(std::fs::read(&small).unwrap())), "small PNGs are embedded as they are");
+        assert!(
+            s.ends_with(&base64::engine::general_purpose::STANDARD.encode(std::fs::read(&small).unwrap())),
+            "small PNGs are embedded as they are"
+        );
         std::fs::write(d.path().join("fake.png"), b"not a png").unwrap();
         assert!(png_data_uri(&d.path().join("fake.png")).unwrap_err().to_string().contains("fake.png"));
     }

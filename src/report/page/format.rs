@@ -4,7 +4,13 @@
 pub(super) fn num(x: Option<f64>, digits: usize) -> String {
     match x {
         Some(v) if v.is_finite() => format!("{v:.digits$}"),
-        Some(v) if v.is_infinite() => if v > 0.0 { "∞".into() } else { "−∞".into() },
+        Some(v) if v.is_infinite() => {
+            if v > 0.0 {
+                "∞".into()
+            } else {
+                "−∞".into()
+            }
+        }
         _ => "—".into(),
     }
 }

@@ -148,7 +148,8 @@ pub fn build(sources: &Sources, opts: &Options, upstream: &[Lineage]) -> Result<
     let perf = performance::performance(sources, opts)?;
     let prov = provenance::provenance(upstream, &ps, opts);
     let figures: Vec<(String, String)> = perf.as_ref().map(|p| p.figures.clone()).unwrap_or_default();
-    let svg: BTreeMap<String, Value> = figures.iter().map(|(n, s)| (n.clone(), Value::from_safe_string(embed::scalable(s)))).collect();
+    let svg: BTreeMap<String, Value> =
+        figures.iter().map(|(n, s)| (n.clone(), Value::from_safe_string(embed::scalable(s)))).collect();
     let ctx = minijinja::context! {
         title => &opts.title,
         experiment => &opts.experiment,

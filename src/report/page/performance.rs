@@ -140,7 +140,12 @@ fn cal_bins(bins: &[Bin]) -> Vec<CalibrationBin> {
     bins.iter()
         .filter_map(|b| {
             let (p, o) = (finite(b.predicted)?, finite(b.observed)?);
-            Some(CalibrationBin { predicted: p, observed: o, lower: finite(b.lower).unwrap_or(o), upper: finite(b.upper).unwrap_or(o) })
+            Some(CalibrationBin {
+                predicted: p,
+                observed: o,
+                lower: finite(b.lower).unwrap_or(o),
+                upper: finite(b.upper).unwrap_or(o),
+            })
         })
         .collect()
 }
@@ -162,7 +167,11 @@ pub(super) fn performance(sources: &Sources, opts: &Options) -> Result<Option<Pe
     }
     // every arm known to the page, in matrix order
     let mut arms: Vec<String> = sources.arms.clone();
-    for a in metrics.iter().flat_map(|(m, _)| m.arms.iter().map(|a| a.arm.clone())).chain(cals.iter().map(|(a, _, _)| a.clone())) {
+    for a in metrics
+        .iter()
+        .flat_map(|(m, _)| m.arms.iter().map(|a| a.arm.clone()))
+        .chain(cals.iter().map(|(a, _, _)| a.clone()))
+    {
         if !arms.contains(&a) {
             arms.push(a);
         }
@@ -174,7 +183,10 @@ pub(super) fn performance(sources: &Sources, opts: &Options) -> Result<Option<Pe
             // the last arm that has results: in a matrix it is the last combination listed
             let with_results: Vec<&String> = arms
                 .iter()
-                .filter(|a| metrics.iter().any(|(m, _)| m.arms.iter().any(|x| &x.arm == *a)) || cals.iter().any(|(c, _, _)| c == *a))
+                .filter(|a| {
+                    metrics.iter().any(|(m, _)| m.arms.iter().any(|x| &x.arm == *a))
+                        || cals.iter().any(|(c, _, _)| c == *a)
+                })
                 .collect();
             let a = with_results.last().map(|s| (*s).clone()).unwrap_or_default();
             (a, "the last arm of the matrix (set `arm` to choose another)".to_string())
@@ -206,7 +218,11 @@ pub(super) fn performance(sources: &Sources, opts: &Options) -> Result<Option<Pe
     };
     if let Some((m, out)) = &metrics {
         let mpath = out.metrics_path();
-        let reference = if m.reference.is_empty() { m.arms.first().map(|a| a.arm.clone()).unwrap_or_default() } else { m.reference.clone() };
+        let reference = if m.reference.is_empty() {
+            m.arms.first().map(|a| a.arm.clone()).unwrap_or_default()
+        } else {
+            m.reference.clone()
+        };
         view.reference = reference.clone();
         view.horizons = m.horizons.iter().map(|h| days(*h)).collect();
         view.bootstrap = m.bootstrap.to_string();
@@ -229,12 +245,43 @@ pub(super) fn performance(sources: &Sources, opts: &Options) -> Result<Option<Pe
                 harrell_c: est(&(&a.harrell_c).into(), 3),
                 uno_c: est(&(&a.uno_c.interval).into(), 3),
                 mean_auc: num(Some(a.mean_auc), 3),
-                aucs: m.horizons.iter().map(|h| a.auc.iter().find(|x| x.horizon == *h).map(|x| est(&(&x.interval).into(), 3)).unwrap_or_else(|| "—".into())).collect(),
-                briers: m.horizons.iter().map(|h| a.brier.iter().find(|x| x.horizon == *h).map(|x| est(&(&x.interval).into(), 3)).unwrap_or_else(|| "—".into())).collect(),
+                aucs: m
+                    .horizons
+                    .iter()
+                    .map(|h| {
+                        a.auc
+                            .iter()
+                            .find(|x| x.horizon == *h)
+                            .map(|x| est(&(&x.interval).into(), 3))
+                            .unwrap_or_else(|| "—".into())
+                    })
+                    .collect(),
+                briers: m
+                    .horizons
+                    .iter()
+                    .map(|h| {
+                        a.brier
+                            .iter()
+                            .find(|x| x.horizon == *h)
+                            .map(|x| est(&(&x.interval).into(), 3))
+                            .unwrap_or_else(|| "—".into())
+                    })
+                    .collect(),
                 ibs: est(&(&a.ibs.interval).into(), 3),
-                hazard_ratio: a.risk_groups.hazard_ratio.as_ref().map(|e| est(&e.into(), 2)).unwrap_or_else(|| "—".into()),
+                hazard_ratio: a
+                    .risk_groups
+                    .hazard_ratio
+                    .as_ref()
+                    .map(|e| est(&e.into(), 2))
+                    .unwrap_or_else(|| "—".into()),
                 logrank_p: pval(a.risk_groups.logrank.as_ref().and_then(|l| defined(l.p))),
-                delta_c: cmp.map(|c| est(&(&c.delta_c).into(), 3)).unwrap_or_else(|| if a.arm == reference { "reference".into() } else { "—".into() }),
+                delta_c: cmp.map(|c| est(&(&c.delta_c).into(), 3)).unwrap_or_else(|| {
+                    if a.arm == reference {
+                        "reference".into()
+                    } else {
+                        "—".into()
+                    }
+                }),
                 delta_p: pval(cmp.and_then(|c| defined(c.p))),
             });
         }
@@ -250,7 +297,8 @@ pub(super) fn performance(sources: &Sources, opts: &Options) -> Result<Option<Pe
             })
             .collect();
         if !rows.is_empty() {
-            figures.push(("forest".to_string(), plots::forest_plot(&rows, 0.0, &format!("ΔC (Harrell) vs {reference}"))?));
+            figures
+                .push(("forest".to_string(), plots::forest_plot(&rows, 0.0, &format!("ΔC (Harrell) vs {reference}"))?));
             view.has_forest = true;
         }
         if let Some(a) = m.arms.iter().find(|x| x.arm == arm) {
@@ -259,31 +307,51 @@ pub(super) fn performance(sources: &Sources, opts: &Options) -> Result<Option<Pe
             for g in &rg.groups {
                 if let Some(km) = &g.km {
                     let p = out.curve_path(km)?;
-                    let at_risk = if g.at_risk.len() == rg.at_risk_times.len() { g.at_risk.clone() } else { vec![0; rg.at_risk_times.len()] };
+                    let at_risk = if g.at_risk.len() == rg.at_risk_times.len() {
+                        g.at_risk.clone()
+                    } else {
+                        vec![0; rg.at_risk_times.len()]
+                    };
                     curves.push(km_curve(&p, &g.label, at_risk)?);
                 }
                 view.groups.push(GroupRow { label: g.label.clone(), n: g.n, events: g.events });
             }
             let p = rg.logrank.as_ref().and_then(|l| defined(l.p));
             view.logrank = match rg.logrank.as_ref() {
-                Some(l) => format!("χ² = {} (df {}), {}", num(Some(l.chi2), 2), num(Some(l.df as f64), 0), p_eq(defined(l.p))),
+                Some(l) => {
+                    format!("χ² = {} (df {}), {}", num(Some(l.chi2), 2), num(Some(l.df as f64), 0), p_eq(defined(l.p)))
+                }
                 None => "—".into(),
             };
-            view.hazard_ratio = rg.hazard_ratio.as_ref().map(|h| format!("{} ({})", est(&h.into(), 2), p_eq(defined(h.p)))).unwrap_or_else(|| "—".into());
+            view.hazard_ratio = rg
+                .hazard_ratio
+                .as_ref()
+                .map(|h| format!("{} ({})", est(&h.into(), 2), p_eq(defined(h.p))))
+                .unwrap_or_else(|| "—".into());
             view.groups_method = rg.method.name().to_string();
             if !curves.is_empty() {
-                figures.push(("km".to_string(), plots::km_plot(&curves, &rg.at_risk_times, &format!("Kaplan-Meier by risk group: {arm}"), p)?));
+                figures.push((
+                    "km".to_string(),
+                    plots::km_plot(&curves, &rg.at_risk_times, &format!("Kaplan-Meier by risk group: {arm}"), p)?,
+                ));
                 view.has_km = true;
             }
             let mut rocs = Vec::new();
             for x in &a.auc {
                 let p = out.curve_path(&x.roc)?;
-                rocs.push(RocCurve { label: format!("{} d", days(x.horizon)), points: roc_points(&p)?, auc: x.interval.estimate });
+                rocs.push(RocCurve {
+                    label: format!("{} d", days(x.horizon)),
+                    points: roc_points(&p)?,
+                    auc: x.interval.estimate,
+                });
                 view.aucs.push(format!("{} d: AUC {}", days(x.horizon), est(&(&x.interval).into(), 3)));
             }
             if !rocs.is_empty() {
                 if rocs.iter().any(|r| !r.auc.is_finite()) {
-                    return Err(PageError::Contract { path: mpath.clone(), message: format!("arm {arm}: expected a finite AUC at every horizon") });
+                    return Err(PageError::Contract {
+                        path: mpath.clone(),
+                        message: format!("arm {arm}: expected a finite AUC at every horizon"),
+                    });
                 }
                 figures.push(("roc".to_string(), plots::roc_plot(&rocs, &format!("Time-dependent ROC: {arm}"))?));
                 view.has_roc = true;
@@ -304,13 +372,19 @@ pub(super) fn performance(sources: &Sources, opts: &Options) -> Result<Option<Pe
             ici: num(Some(b.ici), 3),
             e50: num(Some(b.e50), 3),
             e90: num(Some(b.e90), 3),
-            recal: c.recalibrated.as_ref().map(|r| format!("slope {}, ICI {}", num(Some(r.summary.slope), 2), num(Some(r.summary.ici), 3))),
+            recal: c
+                .recalibrated
+                .as_ref()
+                .map(|r| format!("slope {}, ICI {}", num(Some(r.summary.slope), 2), num(Some(r.summary.ici), 3))),
         });
     }
     if let Some((_, c, out)) = ordered_cals.iter().find(|(a, _, _)| *a == arm) {
         let bins = cal_bins(&c.before.bins);
         if bins.is_empty() {
-            return Err(PageError::Contract { path: out.calibration_path(), message: "expected at least one bin with finite predicted and observed risk".into() });
+            return Err(PageError::Contract {
+                path: out.calibration_path(),
+                message: "expected at least one bin with finite predicted and observed risk".into(),
+            });
         }
         view.cal_horizon = days(c.horizon);
         view.cal_bin_sizes = c.before.bins.iter().map(|b| b.n.to_string()).collect::<Vec<_>>().join(", ");
@@ -318,7 +392,8 @@ pub(super) fn performance(sources: &Sources, opts: &Options) -> Result<Option<Pe
         figures.push(("calibration".to_string(), plots::calibration_plot_over(&bins, c.horizon, &rb)?));
         view.has_calibration = true;
         if c.recalibrated.is_some() && !rb.is_empty() {
-            figures.push(("calibration_recalibrated".to_string(), plots::calibration_plot_over(&rb, c.horizon, &bins)?));
+            figures
+                .push(("calibration_recalibrated".to_string(), plots::calibration_plot_over(&rb, c.horizon, &bins)?));
             view.has_recalibrated = true;
         }
     }
@@ -331,7 +406,10 @@ mod tests {
 
     #[test]
     fn estimates_show_their_interval() {
-        assert_eq!(est(&Est { estimate: Some(0.7), lower: Some(0.6), upper: Some(0.8), p: None }, 2), "0.70 (0.60–0.80)");
+        assert_eq!(
+            est(&Est { estimate: Some(0.7), lower: Some(0.6), upper: Some(0.8), p: None }, 2),
+            "0.70 (0.60–0.80)"
+        );
         assert_eq!(est(&Est { estimate: Some(0.7), lower: None, upper: Some(0.8), p: None }, 2), "0.70");
     }
 }

@@ -91,7 +91,8 @@ pub(super) fn qc(sources: &Sources, manifest: &[SlideRecord], ps: &Pseudonyms, n
         let n_tiles = qcj.as_ref().map(|q| q.tiles);
         view.total_tiles += n_tiles.unwrap_or(0);
         let tissue = qcj.as_ref().map(|q| q.tissue_area_mm2);
-        let stain = if stain.is_empty() { stj.as_ref().map(|s| s.stain.to_string()).unwrap_or_default() } else { stain };
+        let stain =
+            if stain.is_empty() { stj.as_ref().map(|s| s.stain.to_string()).unwrap_or_default() } else { stain };
         view.slides.push(SlideRow {
             label: label.clone(),
             patient,
