@@ -67,12 +67,10 @@ fn write_number(n: &serde_json::Number, out: &mut String) {
 /// so that typed parameters re-serialised from `f64` fields hash like the YAML the user wrote.
 pub fn normalize_numbers(v: &mut Value) {
     match v {
-        Value::Number(n) => {
-            if n.as_i64().is_none() && n.as_u64().is_none() {
-                if let Some(f) = n.as_f64() {
-                    if f.is_finite() && f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0 {
-                        *v = Value::from(f as i64);
-                    }
+        Value::Number(n) if n.as_i64().is_none() && n.as_u64().is_none() => {
+            if let Some(f) = n.as_f64() {
+                if f.is_finite() && f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0 {
+                    *v = Value::from(f as i64);
                 }
             }
         }
@@ -293,6 +291,14 @@ pub fn nan() -> f64 {
     f64::NAN
 }
 
+/// With `SPATIA_TIMINGS` set, prints how long a phase took (since `since`) to stderr as
+/// `timing: <what>: <ms> ms`; otherwise nothing.
+pub fn timing(what: &str, since: std::time::Instant) {
+    if std::env::var_os("SPATIA_TIMINGS").is_some() {
+        eprintln!("timing: {what}: {:.2} ms", since.elapsed().as_secs_f64() * 1e3);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -342,13 +348,5 @@ mod tests {
     #[test]
     fn env_names() {
         assert_eq!(env_name("he-tiles.v2"), "HE_TILES_V2");
-    }
-}
-
-/// With `SPATIA_TIMINGS` set, prints how long a phase took (since `since`) to stderr as
-/// `timing: <what>: <ms> ms`; otherwise nothing.
-pub fn timing(what: &str, since: std::time::Instant) {
-    if std::env::var_os("SPATIA_TIMINGS").is_some() {
-        eprintln!("timing: {what}: {:.2} ms", since.elapsed().as_secs_f64() * 1e3);
     }
 }

@@ -329,7 +329,7 @@ fn generated_and_mutated_specs_never_panic_and_errors_have_locations() {
     let docs: Vec<Y> = texts.iter().map(|s| serde_yaml_ng::from_str(s).expect("seed parses")).collect();
     // the seeds themselves compile
     for s in &texts {
-        compile_str(&s, "spec.yaml", root.join("spec.yaml"), root.clone())
+        compile_str(s, "spec.yaml", root.join("spec.yaml"), root.clone())
             .unwrap_or_else(|e| panic!("seed does not compile: {e}\n{s}"));
     }
     // SPATIA_FUZZ_CASES raises the count for a longer hunt (never below the 10,000 floor)

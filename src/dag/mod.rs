@@ -127,13 +127,16 @@ pub struct Node {
     pub hashable: StageHashable,
 }
 
+/// One arm's stages: (stage name, node indices), in declaration order.
+pub type ArmStages = Vec<(String, Vec<usize>)>;
+
 /// The compiled DAG.
 #[derive(Debug)]
 pub struct Dag {
     /// Nodes in a topological order.
     pub nodes: Vec<Node>,
     /// arm name → (stage name → node indices), stages in declaration order.
-    pub arms: Vec<(String, Vec<(String, Vec<usize>)>)>,
+    pub arms: Vec<(String, ArmStages)>,
     pub graph: petgraph::graph::DiGraph<usize, ()>,
     /// The cohort's slides (empty without a manifest).
     pub slides: Vec<Item>,

@@ -101,7 +101,7 @@ enum State {
     /// An empty directory: replacing it loses nothing.
     Empty,
     /// A Spatia publish.
-    Marked(Marker),
+    Marked(Box<Marker>),
     /// A directory with an earlier version's `.spatia-key` stamp.
     Legacy,
     /// A non-empty directory with no marker.
@@ -128,7 +128,7 @@ fn inspect(p: &Path) -> Result<State> {
     match std::fs::read_to_string(&mp) {
         Ok(text) => {
             return Ok(match serde_json::from_str::<Marker>(&text) {
-                Ok(m) if m.format == FORMAT => State::Marked(m),
+                Ok(m) if m.format == FORMAT => State::Marked(Box::new(m)),
                 Ok(m) => State::BadMarker(format!("{} has format `{}`, expected `{FORMAT}`", mp.display(), m.format)),
                 Err(e) => State::BadMarker(format!("{} is not a Spatia publish marker ({e})", mp.display())),
             })

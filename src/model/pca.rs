@@ -102,7 +102,7 @@ impl Pca {
     }
 
     fn fit_inner(x: &[f64], p: usize, rows: &[usize], k: usize, force_gram: Option<bool>) -> Result<Self> {
-        if p == 0 || x.len() % p != 0 {
+        if p == 0 || !x.len().is_multiple_of(p) {
             return Err(ModelError::LengthMismatch {
                 what: format!("feature matrix (row-major, {p} columns)"),
                 expected: (x.len() / p.max(1) + 1) * p,
@@ -208,7 +208,7 @@ impl Pca {
     /// Scores of `rows` of `x` (row-major, same `p` as at fit time): row-major `rows × k`.
     pub fn transform(&self, x: &[f64], rows: &[usize]) -> Result<Vec<f64>> {
         let p = self.mean.len();
-        if x.len() % p != 0 {
+        if !x.len().is_multiple_of(p) {
             return Err(ModelError::LengthMismatch {
                 what: format!("feature matrix (row-major, {p} columns as at fit time)"),
                 expected: (x.len() / p + 1) * p,

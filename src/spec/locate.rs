@@ -7,11 +7,14 @@ use yaml_rust2::scanner::Marker;
 pub use crate::docpath::{render, Seg};
 
 /// Line and column (both 1-based) of the key and of the value at each path.
+/// A key written twice in one mapping: its path, and the (line, column) of both.
+pub type Duplicate = (Vec<Seg>, (usize, usize), (usize, usize));
+
 #[derive(Debug, Default)]
 pub struct Locator {
     keys: HashMap<Vec<Seg>, (usize, usize)>,
     /// Keys written twice in one mapping: (path, first position, second position).
-    pub duplicates: Vec<(Vec<Seg>, (usize, usize), (usize, usize))>,
+    pub duplicates: Vec<Duplicate>,
     values: HashMap<Vec<Seg>, (usize, usize)>,
 }
 

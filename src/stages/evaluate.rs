@@ -191,7 +191,7 @@ impl StageKind for Evaluate {
         for (e, pr) in evals.iter().zip(&prepared) {
             write_curves(cx.out, e, pr)?;
         }
-        let metrics = metrics_json(&p, cx.seed, &reference, &evals, &comparisons);
+        let metrics = metrics_json(p, cx.seed, &reference, &evals, &comparisons);
         metrics.write(&cx.out.join(Metrics::FILE)).context("writing metrics.json")?;
         Ok(())
     }

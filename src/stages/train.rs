@@ -263,7 +263,7 @@ impl StageKind for Train {
         let p = cx.typed::<TrainParams>()?;
         let cohort = cx.cohort.context("train needs a cohort block")?;
         let clinical = cx.input("clinical")?;
-        let block_cols = block_columns(&p, &clinical.path)?;
+        let block_cols = block_columns(p, &clinical.path)?;
         let table = read_table(&clinical.path, cohort, &block_cols)?;
         let mut arm = Arm::new(&table);
         if p.modalities.iter().any(|m| m == "clinical") {
@@ -271,17 +271,17 @@ impl StageKind for Train {
             arm.data.covariates.extend(all.into_iter().filter(|c| cohort.covariates.contains(&c.name)));
             arm.inputs.push(json!({"modality": "clinical", "covariates": cohort.covariates}));
         }
-        let stains = image_stains(&p, cx.slides)?;
+        let stains = image_stains(p, cx.slides)?;
         if !stains.is_empty() {
             add_slide_features(cx, &stains, p.pca, &mut arm)?;
         }
         if p.modalities.iter().any(|m| m == "stain") {
             add_stain_indices(cx, &mut arm)?;
         }
-        add_blocks(&p, &block_cols, &table, &mut arm);
-        let res = crate::model::train_cv(&arm.data, &train_options(&p, cohort, cx.seed))
+        add_blocks(p, &block_cols, &table, &mut arm);
+        let res = crate::model::train_cv(&arm.data, &train_options(p, cohort, cx.seed))
             .context("cross-validated Cox training")?;
-        write_outputs(cx, &p, &arm.data, &res, arm.inputs)?;
+        write_outputs(cx, p, &arm.data, &res, arm.inputs)?;
         Ok(())
     }
 }

@@ -764,7 +764,7 @@ impl CoxFit {
 
     fn check_rows(&self, x: &[f64]) -> Result<usize> {
         let p = self.p();
-        if x.len() % p != 0 {
+        if !x.len().is_multiple_of(p) {
             return Err(SurvivalError::LengthMismatch {
                 what: format!("covariate matrix (row-major, {p} values per row)"),
                 expected: (x.len() / p + 1) * p,
