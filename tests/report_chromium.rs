@@ -763,8 +763,7 @@ fn gse7390_experiment_metrics_equal_the_survival_cli_and_the_page_loads() {
             for &h in &horizons {
                 let h0 = base
                     .iter()
-                    .filter(|b| b["fold"] == r["fold"] && b["time"].parse::<f64>().unwrap() <= h)
-                    .next_back()
+                    .rfind(|b| b["fold"] == r["fold"] && b["time"].parse::<f64>().unwrap() <= h)
                     .map_or(0.0, |b| b["cumhaz"].parse::<f64>().unwrap());
                 table.push_str(&format!(",{:?}", (-h0 * risk.exp()).exp()));
             }
