@@ -238,7 +238,7 @@ impl StageKind for Extract {
             ExtractSummary::precomputed(&item.id, &bag).write(&cx.out.join(ExtractSummary::FILE))?;
             return Ok(());
         }
-        let tiling = tiling_of(cx, "extract")?;
+        let tiling = tiling_of(cx, crate::contracts::EXTRACT)?;
         let encoder: Box<dyn Encoder> = match &choice {
             EncoderChoice::TorchScript(t) => torch_encoder(t, cx.root)?,
             _ => Box::new(Handcrafted::new()),

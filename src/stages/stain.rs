@@ -80,7 +80,7 @@ impl StageKind for Stain {
     fn run(&self, cx: &RunCx) -> anyhow::Result<()> {
         let p = cx.typed::<StainStageParams>()?;
         let item = cx.item.context("per slide")?;
-        let tiling = tiling_of(cx, "stain")?;
+        let tiling = tiling_of(cx, crate::contracts::STAIN)?;
         let (slide, _) = open_item_slide(cx)?;
         let params = StainParams { dab_threshold: p.dab_threshold, tissue_od: p.tissue_od };
         let s = stain_slide(&slide, &tiling, &params, 64).with_context(|| format!("slide {}", item.shown()))?;
