@@ -2,10 +2,13 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 SPATIA := target/release/spatia
-# libtorch for the `torch` feature (TorchScript encoders): a venv outside the clone, created once
-# by scripts/setup-torch.sh, whose LIBTORCH / LIBTORCH_CXX11_ABI / SPATIA_TORCH_PYTHON it exports.
+# libtorch for the TorchScript plugin (crates/spatia-torch, a cdylib `spatia` opens on first use;
+# spatia itself does not link libtorch): a venv outside the clone, created once by
+# scripts/setup-torch.sh, whose LIBTORCH / LIBTORCH_CXX11_ABI / SPATIA_TORCH_PYTHON it exports.
 TORCH_ENV = eval "$$(bash scripts/setup-torch.sh --env)" &&
 FEATURES ?= --features torch
+# the plugin, built into target/release/libspatia_torch.so, beside the binary that looks for it there
+PLUGIN = -p spatia-torch
 
 .PHONY: setup build demo lint test bench soak clean-cache
 
@@ -13,7 +16,7 @@ setup:
 	@bash scripts/setup.sh
 
 build: setup
-	$(TORCH_ENV) $(CARGO) build --release --locked $(FEATURES)
+	$(TORCH_ENV) $(CARGO) build --release --locked $(FEATURES) && $(TORCH_ENV) $(CARGO) build --release --locked $(PLUGIN)
 
 DEMO_DATA := demo-data
 
@@ -27,7 +30,7 @@ demo: build $(DEMO_DATA)/cohort.json
 
 # formatting (rustfmt.toml) and lints, warnings as errors; clippy uses the release profile so that it reuses
 # the build's torch-sys outputs (a dev-profile clippy would compile its C++ wrapper again)
-LINT = $(CARGO) fmt --check && $(TORCH_ENV) $(CARGO) clippy --release --locked --all-targets $(FEATURES) -- -D warnings
+LINT = $(CARGO) fmt --all --check && $(TORCH_ENV) $(CARGO) clippy --release --locked --all-targets $(FEATURES) -- -D warnings && $(TORCH_ENV) $(CARGO) clippy --release --locked $(PLUGIN) -- -D warnings
 
 lint: setup
 	$(LINT)
@@ -35,6 +38,7 @@ lint: setup
 # setup installs chromium, so the report tests must find it (no silent skip)
 test: setup
 	$(LINT)
+	$(TORCH_ENV) $(CARGO) build --release --locked $(PLUGIN)
 	$(TORCH_ENV) SPATIA_REQUIRE_CHROMIUM=1 $(CARGO) test --release --locked --no-fail-fast $(FEATURES)
 
 bench: build

@@ -71,35 +71,4 @@ fn main() {
         .map(|o| !o.stdout.is_empty())
         .unwrap_or(false);
     println!("cargo:rustc-env=SPATIA_GIT_COMMIT={commit}{}", if dirty { "-dirty" } else { "" });
-    torch_rpath();
-}
-
-/// With the `torch` feature, embeds libtorch's library directory as an rpath of every binary
-/// (torch-sys does not), so they run without LD_LIBRARY_PATH. The directory is `$LIBTORCH/lib`,
-/// or, with `LIBTORCH_USE_PYTORCH=1`, that of the `torch` package of the `python3` on PATH.
-fn torch_rpath() {
-    println!("cargo:rerun-if-env-changed=LIBTORCH");
-    println!("cargo:rerun-if-env-changed=LIBTORCH_USE_PYTORCH");
-    if std::env::var_os("CARGO_FEATURE_TORCH").is_none() {
-        return;
-    }
-    let root = match std::env::var("LIBTORCH") {
-        Ok(p) if !p.is_empty() => Some(std::path::PathBuf::from(p)),
-        _ if std::env::var_os("LIBTORCH_USE_PYTORCH").is_some() => Command::new("python3")
-            .args(["-c", "import os, torch; print(os.path.dirname(torch.__file__))"])
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| std::path::PathBuf::from(String::from_utf8_lossy(&o.stdout).trim())),
-        _ => None,
-    };
-    match root {
-        Some(root) => {
-            let lib = root.join("lib");
-            println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
-        }
-        None => println!(
-            "cargo:warning=feature `torch` without LIBTORCH: binaries need LD_LIBRARY_PATH to find libtorch (run scripts/setup-torch.sh)"
-        ),
-    }
 }

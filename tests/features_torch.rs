@@ -1,7 +1,9 @@
 //! TorchScript encoder (cargo feature `torch`): a tiny conv net is traced by the venv's PyTorch
-//! (benches/torch_models.py), loaded through tch, run through the pipeline on real tiles, and
-//! compared with PyTorch's own output on the same input tensor. Also: the test binary runs
-//! without LD_LIBRARY_PATH (rpath from build.rs).
+//! (benches/torch_models.py), loaded through the libtorch plugin (crates/spatia-torch, built by
+//! `make build` into target/release/), run through the pipeline on real tiles, and compared with
+//! PyTorch's own output on the same input tensor. Also: the plugin loads libtorch without
+//! LD_LIBRARY_PATH (its rpath), `spatia` itself does not link libtorch, a missing plugin is
+//! explained, and the plugin reports its runtime (torch version, CUDA, cuDNN).
 #![cfg(feature = "torch")]
 use spatia::features::pipeline::{grid, run_collect, PipelineConfig};
 use spatia::features::torchscript::{DeviceChoice, ModelPrecision, TorchScript, TorchScriptConfig};
@@ -67,7 +69,8 @@ fn traced_model_agrees_with_pytorch_and_is_deterministic() {
     assert_eq!(enc.encode_batch(&ts).unwrap(), rows, "one batch or three: same rows");
 
     // PyTorch on the very same prepared tensor.
-    let input: Vec<u8> = ts.iter().flat_map(|t| enc.prepare(t).unwrap()).flat_map(|v| v.to_le_bytes()).collect();
+    let input: Vec<u8> =
+        ts.iter().flat_map(|t| enc.transform().apply(t).unwrap()).flat_map(|v| v.to_le_bytes()).collect();
     let (inp, out) = (dir.path().join("in.f32"), dir.path().join("out.f32"));
     std::fs::write(&inp, input).unwrap();
     let d = py(&["run", model.to_str().unwrap(), inp.to_str().unwrap(), "11", "32", out.to_str().unwrap()]);
@@ -123,7 +126,8 @@ fn bad_configurations_are_explained() {
     }
 }
 
-/// Loads libtorch in-process: run by `runs_without_ld_library_path` in a child process.
+/// Loads libtorch in-process through the plugin: run by `runs_without_ld_library_path` in a
+/// child process.
 #[test]
 fn libtorch_is_loadable() {
     let dir = tempfile::tempdir().unwrap();
@@ -149,4 +153,66 @@ fn runs_without_ld_library_path() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 passed"));
+}
+
+/// With SPATIA_TORCH_PLUGIN naming a missing file (set by `missing_plugin_is_explained` for a
+/// child process), loading a model fails with a message naming the file and the fix.
+#[test]
+fn plugin_error_when_asked() {
+    let Ok(p) = std::env::var("SPATIA_TORCH_PLUGIN") else { return };
+    if !p.contains("no-such-dir") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m.pt");
+    std::fs::write(&model, b"whatever").unwrap();
+    let e = TorchScript::load(&cfg(model, InputTransform::unit(8))).unwrap_err().to_string();
+    assert!(e.contains("the libtorch plugin libspatia_torch.so is missing"), "{e}");
+    assert!(e.contains(&p) && e.contains("make build") && e.contains("SPATIA_TORCH_PLUGIN"), "{e}");
+    assert!(!spatia::features::torchscript::cuda_available());
+}
+
+#[test]
+fn missing_plugin_is_explained() {
+    let exe = std::env::current_exe().unwrap();
+    let out = Command::new(&exe)
+        .args(["--exact", "plugin_error_when_asked", "--test-threads", "1", "--nocapture"])
+        .env("SPATIA_TORCH_PLUGIN", "/no-such-dir/libspatia_torch.so")
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && text.contains("1 passed"), "{text}");
+}
+
+fn needed(path: &Path) -> String {
+    let out = Command::new("readelf").arg("-d").arg(path).output().expect("readelf (binutils)");
+    assert!(out.status.success(), "readelf -d {}", path.display());
+    String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.contains("(NEEDED)")).collect::<Vec<_>>().join("\n")
+}
+
+#[test]
+fn spatia_does_not_link_libtorch_but_the_plugin_does() {
+    let bin = needed(Path::new(env!("CARGO_BIN_EXE_spatia")));
+    assert!(!bin.contains("libtorch") && !bin.contains("libc10"), "spatia NEEDS libtorch:\n{bin}");
+    let plugin = spatia::features::torch_plugin::get().expect("plugin (make build)");
+    let lib = needed(plugin.path());
+    assert!(lib.contains("libtorch_cpu.so") && lib.contains("libc10.so"), "{lib}");
+    // CUDA's libraries are linked (not dropped by --as-needed) exactly when the libtorch has them.
+    let info = plugin.info().unwrap();
+    let dir = PathBuf::from(info["libtorch_dir"].as_str().expect("libtorch_dir"));
+    assert_eq!(lib.contains("libtorch_cuda.so"), dir.join("libtorch_cuda.so").exists(), "{lib}");
+}
+
+#[test]
+fn plugin_reports_its_runtime() {
+    let plugin = spatia::features::torch_plugin::get().expect("plugin (make build)");
+    let info = plugin.info().unwrap();
+    assert_eq!(info["abi"], 1);
+    assert!(info["torch_version"].as_str().unwrap().starts_with("2.11.0"), "{info}");
+    assert!(info["torch_version_built"].as_str().unwrap().starts_with("2.11.0"), "{info}");
+    let n = info["cuda_device_count"].as_i64().unwrap();
+    assert_eq!(info["cuda_available"].as_bool().unwrap(), n > 0, "{info}");
+    assert_eq!(info["devices"].as_array().unwrap().len() as i64, if info["devices_error"].is_null() { n } else { 0 });
+    assert!(info["cudnn_version"].is_i64() && info["cpu_threads"].as_i64().unwrap() >= 1, "{info}");
+    assert_eq!(spatia::features::torchscript::cuda_available(), n > 0);
 }

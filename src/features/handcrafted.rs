@@ -139,10 +139,16 @@ impl Encoder for Handcrafted {
         FEATURES.len()
     }
     fn prepare(&self, tile: &RgbImage) -> Result<Prepared, FeatureError> {
-        tile_features(tile)
+        tile_features(tile).map(Prepared::F32)
     }
     fn encode_prepared(&self, batch: &[Prepared]) -> Result<Vec<Vec<f32>>, FeatureError> {
-        Ok(batch.to_vec())
+        batch
+            .iter()
+            .map(|p| match p {
+                Prepared::F32(v) => Ok(v.clone()),
+                Prepared::U8(_) => Err(FeatureError::InvalidInput("handcrafted: expected prepared features".into())),
+            })
+            .collect()
     }
     fn encode_batch(&self, tiles: &[RgbImage]) -> Result<Vec<Vec<f32>>, FeatureError> {
         tiles.par_iter().map(tile_features).collect()

@@ -4,8 +4,9 @@
 //! The key type is the [`Encoder`] trait. Two implementations ship:
 //! - [`handcrafted::Handcrafted`]: pure Rust, deterministic, no weights, 64 documented
 //!   dimensions (colour, H-E-DAB optical density, texture, nuclei-density proxy);
-//! - `torchscript::TorchScript` (cargo feature `torch`): any TorchScript model through `tch`
-//!   (libtorch 2.11.0), with a caller-declared input [`transform::InputTransform`].
+//! - `torchscript::TorchScript` (cargo feature `torch`): any TorchScript model, run by the
+//!   libtorch plugin (`torch_plugin`, crates/spatia-torch: tch / libtorch 2.11.0) opened on
+//!   first use, with a caller-declared input [`transform::InputTransform`].
 //!
 //! [`bag`] reads and writes HDF5 bags in the layout CLAM and TRIDENT use (`features` N×D,
 //! `coords` N×2 level-0 top-left) and validates bags that users bring. [`pipeline`] overlaps
@@ -16,6 +17,8 @@
 pub mod bag;
 pub mod handcrafted;
 pub mod pipeline;
+#[cfg(feature = "torch")]
+pub mod torch_plugin;
 #[cfg(feature = "torch")]
 pub mod torchscript;
 pub mod transform;
@@ -89,9 +92,16 @@ pub enum FeatureError {
 
 /// A tile after the encoder's CPU-side preparation, ready to be batched.
 ///
-/// For the handcrafted encoder this is already the feature vector; for TorchScript it is the
-/// transformed CHW float tensor of one tile.
-pub type Prepared = Vec<f32>;
+/// For the handcrafted encoder this is already the feature vector ([`Prepared::F32`]); for
+/// TorchScript it is the tile resized to the model's input, 8-bit RGB in HWC order
+/// ([`Prepared::U8`]), normalised by the plugin (on the model's device).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Prepared {
+    /// Float values (the handcrafted encoder's features).
+    F32(Vec<f32>),
+    /// 8-bit values (a resized RGB tile, HWC).
+    U8(Vec<u8>),
+}
 
 /// Turns tiles into fixed-length feature vectors.
 ///

@@ -1,28 +1,32 @@
 //! The `torchscript: PATH` encoder: any TorchScript model (`torch.jit.trace(...).save(...)`)
-//! run through `tch` 0.24 / libtorch 2.11.0, on CUDA when present or on CPU with a stated
-//! thread count. Needs the cargo feature `torch` (see scripts/setup-torch.sh).
+//! run by the libtorch plugin ([`super::torch_plugin`]: crates/spatia-torch, `tch` 0.24 /
+//! libtorch 2.11.0, opened on first use), on CUDA when present or on CPU with a stated thread
+//! count. Needs the cargo feature `torch` and the plugin (`make build`).
 //!
 //! # Formula
-//! Each tile goes through the caller's [`InputTransform`] (on the pipeline's worker threads),
-//! batches are stacked into a B×3×S×S float tensor, moved to the device (and to fp16/bf16 when
-//! asked), and passed to the model's `forward`; the output (a tensor, or the first tensor of a
-//! tuple) is flattened to B×D and returned as float32.
+//! Each tile is resized to the transform's size (bilinear, on the pipeline's worker threads) and
+//! kept as 8-bit RGB; batches go to the plugin as uint8 NHWC with the transform's scale, mean
+//! and std, which it applies as [`InputTransform::apply`] does (`(v·scale − mean)/std`, per
+//! channel, to a B×3×S×S float tensor: on CPU through the same f32 table, bit for bit; on CUDA
+//! on the device), moves to the device (and to fp16/bf16 when asked), and passes to the
+//! model's `forward`; the output (a tensor, or the first tensor of a tuple) is flattened to B×D
+//! and returned as float32.
 //!
 //! # Assumptions
 //! The model takes one B×3×S×S image tensor. D is found by a probe forward pass of one zero
 //! tile at load time. The digest is blake3 over the model file's bytes, the transform's
 //! canonical form and the precision; the device does not enter it (CPU and CUDA outputs agree
-//! to float tolerance, not bit for bit).
+//! to float tolerance, not bit for bit). The plugin caches loaded models per process, keyed by
+//! (model bytes digest, device, precision).
 //!
 //! # Errors
-//! [`FeatureError::Encoder`] for a missing/unloadable model, an unavailable CUDA device,
-//! fp16/bf16 requested on CPU, or an output that is not B×D.
+//! [`FeatureError::Encoder`] for a missing/unloadable model or plugin, an unavailable CUDA
+//! device, fp16/bf16 requested on CPU, or an output that is not B×D.
+use super::torch_plugin::{self, Device, ModelHandle};
 use super::transform::InputTransform;
 use super::{Encoder, FeatureError, Prepared, RgbImage};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use tch::{CModule, Device, IValue, Kind, Tensor};
 
 /// Where the model runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -71,9 +75,9 @@ pub struct TorchScriptConfig {
 
 /// A loaded TorchScript encoder.
 pub struct TorchScript {
-    module: Mutex<CModule>,
+    model: ModelHandle,
     device: Device,
-    kind: Kind,
+    precision: ModelPrecision,
     transform: InputTransform,
     dim: usize,
     name: String,
@@ -86,7 +90,7 @@ impl std::fmt::Debug for TorchScript {
         f.debug_struct("TorchScript")
             .field("name", &self.name)
             .field("device", &self.device)
-            .field("kind", &self.kind)
+            .field("precision", &self.precision)
             .field("dim", &self.dim)
             .field("threads", &self.threads)
             .finish()
@@ -97,70 +101,68 @@ fn enc_err(name: &str, message: impl Into<String>) -> FeatureError {
     FeatureError::Encoder { encoder: name.to_string(), message: message.into() }
 }
 
-/// Whether a CUDA device is usable by libtorch in this process.
+/// Whether a CUDA device is usable by libtorch in this process (false when the plugin is
+/// missing; opens the plugin, and so libtorch, on the first call).
 pub fn cuda_available() -> bool {
-    tch::Cuda::is_available()
+    torch_plugin::get().is_ok_and(|p| p.cuda_device_count() > 0)
 }
 
 impl TorchScript {
-    /// Loads the model, resolves the device, and probes the output dimension.
+    /// Opens the plugin (first use), loads the model (or takes it from the plugin's cache),
+    /// resolves the device, and probes the output dimension.
     pub fn load(cfg: &TorchScriptConfig) -> Result<TorchScript, FeatureError> {
         let file = cfg.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let name = format!("torchscript:{file}");
         cfg.transform.validate()?;
         let bytes = std::fs::read(&cfg.path)
             .map_err(|e| enc_err(&name, format!("cannot read model file {}: {e}", cfg.path.display())))?;
+        let plugin = torch_plugin::get().map_err(|e| enc_err(&name, e))?;
+        let cuda = plugin.cuda_device_count() > 0;
         let device = match cfg.device {
             DeviceChoice::Cpu => Device::Cpu,
-            DeviceChoice::Cuda if !cuda_available() => {
+            DeviceChoice::Cuda if !cuda => {
                 return Err(enc_err(&name, "device: cuda requested but libtorch sees no CUDA device"))
             }
             DeviceChoice::Cuda => Device::Cuda(0),
-            DeviceChoice::Auto => Device::cuda_if_available(),
+            DeviceChoice::Auto if cuda => Device::Cuda(0),
+            DeviceChoice::Auto => Device::Cpu,
         };
-        let kind = match (cfg.precision, device) {
-            (ModelPrecision::Fp32, _) => Kind::Float,
+        let precision_code = match (cfg.precision, device) {
+            (ModelPrecision::Fp32, _) => 0,
             (p, Device::Cpu) => {
                 return Err(enc_err(&name, format!("precision {p:?} needs a CUDA device, but the model runs on CPU")))
             }
-            (ModelPrecision::Fp16, _) => Kind::Half,
-            (ModelPrecision::Bf16, _) => Kind::BFloat16,
+            (ModelPrecision::Fp16, _) => 1,
+            (ModelPrecision::Bf16, _) => 2,
         };
         if let Some(n) = cfg.threads {
             if n == 0 {
                 return Err(enc_err(&name, "threads: expected ≥ 1, found 0"));
             }
-            tch::set_num_threads(n as i32);
         }
-        let threads = tch::get_num_threads().max(1) as usize;
-        let mut module = CModule::load_on_device(&cfg.path, device)
-            .map_err(|e| enc_err(&name, format!("cannot load TorchScript {}: {e}", cfg.path.display())))?;
-        module.set_eval();
-        if kind != Kind::Float {
-            module.to(device, kind, false);
+        let threads = plugin.set_threads(cfg.threads.map_or(0, |n| n.min(i32::MAX as usize) as i32));
+        let (model, dim) = plugin.load(&cfg.path, device, precision_code, cfg.transform.size).map_err(|e| {
+            // the plugin's own messages for a model it cannot parse start with "cannot load TorchScript"
+            enc_err(&name, e)
+        })?;
+        if dim == 0 {
+            return Err(enc_err(&name, "the model's output has dimension 0"));
         }
         let mut h = blake3::Hasher::new();
         h.update(&bytes);
         h.update(cfg.transform.canonical().as_bytes());
         h.update(format!(";precision={:?}", cfg.precision).as_bytes());
         let digest = h.finalize().to_hex().to_string();
-        let mut enc = TorchScript {
-            module: Mutex::new(module),
+        Ok(TorchScript {
+            model,
             device,
-            kind,
+            precision: cfg.precision,
             transform: cfg.transform.clone(),
-            dim: 0,
+            dim,
             name,
             digest,
             threads,
-        };
-        let probe = vec![0.0f32; enc.transform.len()];
-        let out = enc.forward(&[probe])?;
-        enc.dim = out.first().map_or(0, |r| r.len());
-        if enc.dim == 0 {
-            return Err(enc_err(&enc.name, "the model's output has dimension 0"));
-        }
-        Ok(enc)
+        })
     }
 
     /// The device the model runs on.
@@ -183,52 +185,47 @@ impl TorchScript {
         path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
     }
 
+    /// The tile resized to the model's input side (bilinear, as [`InputTransform::apply`]),
+    /// 8-bit RGB, HWC.
+    fn resize(&self, tile: &RgbImage) -> Result<Vec<u8>, FeatureError> {
+        if tile.width() == 0 || tile.height() == 0 {
+            return Err(FeatureError::InvalidInput(format!(
+                "transform: expected a non-empty tile, found {}×{}",
+                tile.width(),
+                tile.height()
+            )));
+        }
+        let s = self.transform.size;
+        Ok(if tile.width() == s && tile.height() == s {
+            tile.as_raw().clone()
+        } else {
+            image::imageops::resize(tile, s, s, image::imageops::FilterType::Triangle).into_raw()
+        })
+    }
+
     fn forward(&self, batch: &[Prepared]) -> Result<Vec<Vec<f32>>, FeatureError> {
         let b = batch.len();
         if b == 0 {
             return Ok(Vec::new());
         }
-        let len = self.transform.len();
+        let s = self.transform.size as usize;
+        let len = 3 * s * s;
         let mut flat = Vec::with_capacity(b * len);
         for (i, p) in batch.iter().enumerate() {
-            if p.len() != len {
-                return Err(enc_err(
-                    &self.name,
-                    format!("prepared tile {i}: expected {len} values, found {}", p.len()),
-                ));
-            }
-            flat.extend_from_slice(p);
-        }
-        let s = self.transform.size as i64;
-        let input = Tensor::from_slice(&flat).view([b as i64, 3, s, s]).to_device(self.device).to_kind(self.kind);
-        let module = self.module.lock().map_err(|_| enc_err(&self.name, "model lock poisoned by an earlier panic"))?;
-        let out = tch::no_grad(|| module.forward_is(&[IValue::Tensor(input)]))
-            .map_err(|e| enc_err(&self.name, format!("forward pass failed: {e}")))?;
-        drop(module);
-        let t = match out {
-            IValue::Tensor(t) => t,
-            IValue::Tuple(v) | IValue::GenericList(v) => match v.into_iter().next() {
-                Some(IValue::Tensor(t)) => t,
-                _ => {
-                    return Err(enc_err(
-                        &self.name,
-                        "expected the model to return a tensor or a tuple starting with one",
-                    ))
+            match p {
+                Prepared::U8(v) if v.len() == len => flat.extend_from_slice(v),
+                Prepared::U8(v) => {
+                    return Err(enc_err(&self.name, format!("prepared tile {i}: expected {len} values, found {}", v.len())))
                 }
-            },
-            other => {
-                return Err(enc_err(&self.name, format!("expected the model to return a tensor, found {other:?}")))
+                Prepared::F32(_) => {
+                    return Err(enc_err(&self.name, format!("prepared tile {i}: expected 8-bit RGB, found floats")))
+                }
             }
-        };
-        let shape = t.size();
-        if shape.is_empty() || shape[0] != b as i64 {
-            return Err(enc_err(&self.name, format!("expected an output of shape [{b}, D], found {shape:?}")));
         }
-        let t = t.to_kind(Kind::Float).to_device(Device::Cpu).contiguous().view([b as i64, -1]);
-        let d = t.size()[1] as usize;
-        let mut buf = vec![0.0f32; b * d];
-        t.copy_data(&mut buf, b * d);
-        Ok(buf.chunks_exact(d.max(1)).map(|c| c.to_vec()).collect())
+        let t = &self.transform;
+        let norm = [t.scale, t.mean[0], t.mean[1], t.mean[2], t.std[0], t.std[1], t.std[2]];
+        let out = self.model.forward(&flat, b, s, s, &norm, self.dim).map_err(|e| enc_err(&self.name, e))?;
+        Ok(out.chunks_exact(self.dim).map(|c| c.to_vec()).collect())
     }
 }
 
@@ -243,7 +240,7 @@ impl Encoder for TorchScript {
         self.dim
     }
     fn prepare(&self, tile: &RgbImage) -> Result<Prepared, FeatureError> {
-        self.transform.apply(tile)
+        self.resize(tile).map(Prepared::U8)
     }
     fn encode_prepared(&self, batch: &[Prepared]) -> Result<Vec<Vec<f32>>, FeatureError> {
         let out = self.forward(batch)?;

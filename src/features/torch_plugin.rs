@@ -1,0 +1,236 @@
+//! The boundary to libtorch: `libspatia_torch.so` (crates/spatia-torch), opened on first use.
+//!
+//! `spatia` never links libtorch: a process that runs no TorchScript model never loads it
+//! (~130 MB, 0.3 s). The first call here opens the plugin — `$SPATIA_TORCH_PLUGIN` when set, else
+//! `libspatia_torch.so` beside the executable (or beside its parent directory when the executable
+//! sits in cargo's `deps/`, as test binaries do) — checks its C ABI version and keeps it loaded
+//! for the life of the process (libtorch is never unloaded). The plugin finds libtorch through
+//! the rpath `make build` gave it.
+//!
+//! # Errors
+//! A missing plugin, one that cannot be opened (typically: libtorch not found) or one of another
+//! ABI version is reported once per process as a message naming the paths tried and the fix.
+use std::ffi::{c_char, CStr};
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+/// The plugin's C ABI version this build speaks (crates/spatia-torch/src/lib.rs).
+pub const ABI_VERSION: u32 = 1;
+
+/// The plugin's file name.
+pub const PLUGIN_FILE: &str = "libspatia_torch.so";
+
+/// The environment variable naming the plugin file explicitly.
+pub const PLUGIN_ENV: &str = "SPATIA_TORCH_PLUGIN";
+
+#[repr(C)]
+struct RawModel {
+    _private: [u8; 0],
+}
+
+type LastError = unsafe extern "C" fn() -> *const c_char;
+type Info = unsafe extern "C" fn(*mut u8, usize) -> usize;
+type DeviceCount = unsafe extern "C" fn() -> i64;
+type SetThreads = unsafe extern "C" fn(i32) -> i32;
+type Load = unsafe extern "C" fn(*const u8, usize, i32, i32, u32, *mut *mut RawModel, *mut usize) -> i32;
+type Forward =
+    unsafe extern "C" fn(*const RawModel, *const u8, usize, usize, usize, *const f32, *mut f32, usize) -> i32;
+type Free = unsafe extern "C" fn(*mut RawModel);
+
+/// The opened plugin: its path and entry points.
+pub struct Plugin {
+    path: PathBuf,
+    last_error: LastError,
+    info: Info,
+    device_count: DeviceCount,
+    set_threads: SetThreads,
+    load: Load,
+    forward: Forward,
+    free: Free,
+}
+
+/// Where the plugin is looked for, in order.
+pub fn candidates() -> Vec<PathBuf> {
+    if let Some(p) = std::env::var_os(PLUGIN_ENV).filter(|p| !p.is_empty()) {
+        return vec![PathBuf::from(p)];
+    }
+    let mut v = Vec::new();
+    if let Some(dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(|d| d.to_path_buf())) {
+        v.push(dir.join(PLUGIN_FILE));
+        if dir.file_name().is_some_and(|n| n == "deps") {
+            if let Some(up) = dir.parent() {
+                v.push(up.join(PLUGIN_FILE));
+            }
+        }
+    }
+    v
+}
+
+fn open() -> Result<Plugin, String> {
+    let tried = candidates();
+    let Some(path) = tried.iter().find(|p| p.is_file()).cloned() else {
+        let list = tried.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
+        return Err(format!(
+            "the libtorch plugin {PLUGIN_FILE} is missing (looked for {list}); `make build` builds it next to spatia, or set {PLUGIN_ENV} to its path"
+        ));
+    };
+    // SAFETY: the plugin is our own crate; its initialisers only register libtorch's operators.
+    let lib = unsafe { libloading::Library::new(&path) }.map_err(|e| {
+        format!(
+            "cannot open the libtorch plugin {}: {e} (it needs libtorch 2.11.0: run scripts/setup-torch.sh then `make build`, or put libtorch's lib/ directory on LD_LIBRARY_PATH)",
+            path.display()
+        )
+    })?;
+    let err = |e: libloading::Error| format!("{} is not a spatia libtorch plugin: {e}", path.display());
+    // SAFETY: the symbols' types are those of the plugin's C ABI, version-checked just below.
+    let plugin = unsafe {
+        let abi: libloading::Symbol<unsafe extern "C" fn() -> u32> =
+            lib.get(b"spatia_torch_abi_version\0").map_err(err)?;
+        let v = abi();
+        if v != ABI_VERSION {
+            return Err(format!(
+                "the libtorch plugin {} speaks C ABI version {v}, this spatia expects {ABI_VERSION}: rebuild both with `make build`",
+                path.display()
+            ));
+        }
+        Plugin {
+            last_error: *lib.get(b"spatia_torch_last_error\0").map_err(err)?,
+            info: *lib.get(b"spatia_torch_info\0").map_err(err)?,
+            device_count: *lib.get(b"spatia_torch_cuda_device_count\0").map_err(err)?,
+            set_threads: *lib.get(b"spatia_torch_set_threads\0").map_err(err)?,
+            load: *lib.get(b"spatia_torch_load\0").map_err(err)?,
+            forward: *lib.get(b"spatia_torch_forward\0").map_err(err)?,
+            free: *lib.get(b"spatia_torch_free\0").map_err(err)?,
+            path,
+        }
+    };
+    // libtorch is never unloaded: the function pointers above stay valid for the process.
+    std::mem::forget(lib);
+    Ok(plugin)
+}
+
+/// The plugin, opened on the first call (the outcome, success or error, is kept).
+pub fn get() -> Result<&'static Plugin, String> {
+    static PLUGIN: OnceLock<Result<Plugin, String>> = OnceLock::new();
+    PLUGIN.get_or_init(open).as_ref().map_err(|e| e.clone())
+}
+
+/// A model handle; freed on drop (the plugin keeps the model cached).
+pub struct ModelHandle {
+    raw: *mut RawModel,
+    plugin: &'static Plugin,
+}
+
+// SAFETY: the plugin serialises forward passes on one module and its handles are plain data.
+unsafe impl Send for ModelHandle {}
+unsafe impl Sync for ModelHandle {}
+
+impl Drop for ModelHandle {
+    fn drop(&mut self) {
+        // SAFETY: `raw` came from the plugin's load and is freed once.
+        unsafe { (self.plugin.free)(self.raw) }
+    }
+}
+
+/// Device of a model: CPU or CUDA device k.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Device {
+    /// CPU.
+    Cpu,
+    /// CUDA device index.
+    Cuda(usize),
+}
+
+impl Plugin {
+    /// The plugin file that was opened.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    fn last_error(&self) -> String {
+        // SAFETY: a NUL-terminated string owned by the plugin, valid until our next call.
+        unsafe {
+            let p = (self.last_error)();
+            if p.is_null() {
+                "unknown error".into()
+            } else {
+                CStr::from_ptr(p).to_string_lossy().into_owned()
+            }
+        }
+    }
+
+    /// Runtime facts as JSON: torch version, CUDA, devices, cuDNN (for `spatia doctor`).
+    pub fn info(&self) -> Result<serde_json::Value, String> {
+        // SAFETY: a null buffer with capacity 0 only asks for the length.
+        let len = unsafe { (self.info)(std::ptr::null_mut(), 0) };
+        if len == 0 {
+            return Err(self.last_error());
+        }
+        let mut buf = vec![0u8; len + 256];
+        let n = unsafe { (self.info)(buf.as_mut_ptr(), buf.len()) };
+        buf.truncate(n.min(buf.len()));
+        serde_json::from_slice(&buf).map_err(|e| format!("plugin info is not JSON: {e}"))
+    }
+
+    /// CUDA devices libtorch can use (0 when none).
+    pub fn cuda_device_count(&self) -> usize {
+        // SAFETY: no arguments.
+        unsafe { (self.device_count)() }.max(0) as usize
+    }
+
+    /// Sets libtorch's CPU threads (process-wide) when `n > 0`; returns the current count.
+    pub fn set_threads(&self, n: i32) -> usize {
+        // SAFETY: plain integers.
+        unsafe { (self.set_threads)(n) }.max(1) as usize
+    }
+
+    /// Loads (or reuses the process's cached) model; returns the handle and output dimension.
+    pub fn load(
+        &'static self,
+        path: &std::path::Path,
+        device: Device,
+        precision: i32,
+        size: u32,
+    ) -> Result<(ModelHandle, usize), String> {
+        let p = path.to_str().ok_or_else(|| format!("model path {} is not UTF-8", path.display()))?;
+        let dev = match device {
+            Device::Cpu => -1,
+            Device::Cuda(k) => k as i32,
+        };
+        let mut raw = std::ptr::null_mut();
+        let mut dim = 0usize;
+        // SAFETY: pointers to live locals and the path's bytes.
+        let rc = unsafe { (self.load)(p.as_ptr(), p.len(), dev, precision, size, &mut raw, &mut dim) };
+        if rc != 0 || raw.is_null() {
+            return Err(self.last_error());
+        }
+        Ok((ModelHandle { raw, plugin: self }, dim))
+    }
+}
+
+impl ModelHandle {
+    /// Features of `n` uint8 RGB `h`×`w` tiles laid out NHWC in `nhwc`, normalised by
+    /// `norm` = [scale, mean R G B, std R G B]; `dim` floats per tile.
+    pub fn forward(
+        &self,
+        nhwc: &[u8],
+        n: usize,
+        h: usize,
+        w: usize,
+        norm: &[f32; 7],
+        dim: usize,
+    ) -> Result<Vec<f32>, String> {
+        if nhwc.len() != n * h * w * 3 {
+            return Err(format!("tile batch of {} bytes, expected {n}×{h}×{w}×3", nhwc.len()));
+        }
+        let mut out = vec![0.0f32; n * dim];
+        // SAFETY: buffers sized as the ABI requires, checked above.
+        let rc = unsafe {
+            (self.plugin.forward)(self.raw, nhwc.as_ptr(), n, h, w, norm.as_ptr(), out.as_mut_ptr(), out.len())
+        };
+        if rc != 0 {
+            return Err(self.plugin.last_error());
+        }
+        Ok(out)
+    }
+}
