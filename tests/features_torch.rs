@@ -197,10 +197,16 @@ fn spatia_does_not_link_libtorch_but_the_plugin_does() {
     let plugin = spatia::features::torch_plugin::get().expect("plugin (make build)");
     let lib = needed(plugin.path());
     assert!(lib.contains("libtorch_cpu.so") && lib.contains("libc10.so"), "{lib}");
-    // CUDA's libraries are linked (not dropped by --as-needed) exactly when the libtorch has them.
+    // CUDA's libraries are linked (not dropped by --as-needed) exactly when the libtorch has them
+    // (unless the plugin was built with SPATIA_TORCH_LINK_CUDA=0).
     let info = plugin.info().unwrap();
-    let dir = PathBuf::from(info["libtorch_dir"].as_str().expect("libtorch_dir"));
-    assert_eq!(lib.contains("libtorch_cuda.so"), dir.join("libtorch_cuda.so").exists(), "{lib}");
+    let linked = info["built_with_cuda_libs"].as_bool().unwrap();
+    assert_eq!(lib.contains("libtorch_cuda.so"), linked, "{lib}");
+    assert_eq!(lib.contains("libc10_cuda.so"), linked, "{lib}");
+    if std::env::var("SPATIA_TORCH_LINK_CUDA").map_or(true, |v| v != "0") {
+        let dir = PathBuf::from(info["libtorch_dir"].as_str().expect("libtorch_dir"));
+        assert_eq!(linked, dir.join("libtorch_cuda.so").exists(), "{lib}");
+    }
 }
 
 #[test]

@@ -215,7 +215,10 @@ impl TorchScript {
             match p {
                 Prepared::U8(v) if v.len() == len => flat.extend_from_slice(v),
                 Prepared::U8(v) => {
-                    return Err(enc_err(&self.name, format!("prepared tile {i}: expected {len} values, found {}", v.len())))
+                    return Err(enc_err(
+                        &self.name,
+                        format!("prepared tile {i}: expected {len} values, found {}", v.len()),
+                    ))
                 }
                 Prepared::F32(_) => {
                     return Err(enc_err(&self.name, format!("prepared tile {i}: expected 8-bit RGB, found floats")))
