@@ -222,3 +222,42 @@ fn plugin_reports_its_runtime() {
     assert!(info["cudnn_version"].is_i64() && info["cpu_threads"].as_i64().unwrap() >= 1, "{info}");
     assert_eq!(spatia::features::torchscript::cuda_available(), n > 0);
 }
+
+/// In a child process (set by `models_are_cached_per_process`): loads of one model file share
+/// the plugin's cached module, whatever the transform; another file is another entry.
+#[test]
+fn model_cache_when_asked() {
+    if std::env::var_os("SPATIA_TEST_MODEL_CACHE").is_none() {
+        return;
+    }
+    let cached = || spatia::features::torch_plugin::get().unwrap().info().unwrap()["cached_models"].as_u64().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path(), 16);
+    assert_eq!(cached(), 0);
+    let a = TorchScript::load(&cfg(model.clone(), InputTransform::imagenet(16))).unwrap();
+    assert_eq!(cached(), 1);
+    // a copy of the file under another name is the same model (keyed by content)
+    let copy = dir.path().join("copy.pt");
+    std::fs::copy(&model, &copy).unwrap();
+    let b = TorchScript::load(&cfg(copy, InputTransform::unit(16))).unwrap();
+    assert_eq!(cached(), 1);
+    let ts = tiles(16, 3);
+    assert_eq!(a.encode_batch(&ts).unwrap().len(), 3);
+    assert_eq!(b.encode_batch(&ts).unwrap().len(), 3);
+    let other = dir.path().join("other.pt");
+    py(&["trace", "tiny", "24", other.to_str().unwrap()]);
+    let _c = TorchScript::load(&cfg(other, InputTransform::imagenet(16))).unwrap();
+    assert_eq!(cached(), 2);
+}
+
+#[test]
+fn models_are_cached_per_process() {
+    let exe = std::env::current_exe().unwrap();
+    let out = Command::new(&exe)
+        .args(["--exact", "model_cache_when_asked", "--test-threads", "1", "--nocapture"])
+        .env("SPATIA_TEST_MODEL_CACHE", "1")
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && text.contains("1 passed"), "{text}");
+}

@@ -12,7 +12,7 @@
 //! |---|---|
 //! | `spatia_torch_abi_version() -> u32` | [`ABI_VERSION`] |
 //! | `spatia_torch_last_error() -> *const c_char` | the calling thread's last error |
-//! | `spatia_torch_info(buf, cap) -> usize` | runtime facts as JSON (torch version, CUDA, devices, cuDNN); returns the full length |
+//! | `spatia_torch_info(buf, cap) -> usize` | runtime facts as JSON (torch version, CUDA, devices, cuDNN, models cached); returns the full length |
 //! | `spatia_torch_cuda_device_count() -> i64` | CUDA devices libtorch can use (0 when none) |
 //! | `spatia_torch_set_threads(n) -> i32` | sets libtorch's CPU intra-op threads when `n > 0`; returns the current count |
 //! | `spatia_torch_load(path, len, device, precision, size, *model, *dim) -> i32` | a model handle for `device` (−1 CPU, k ≥ 0 CUDA k), `precision` (0 fp32, 1 fp16, 2 bf16), probed for its output dimension with a `size`×`size` input |
@@ -430,7 +430,7 @@ fn info_json() -> String {
             "{{\"abi\":{},\"plugin_version\":{},\"torch_version_built\":{},\"torch_version\":{},",
             "\"libtorch_dir\":{},\"built_with_cuda_libs\":{},\"cuda_libs_loaded\":{},\"cuda_built\":{},",
             "\"cuda_available\":{},\"cuda_device_count\":{},\"cudart_version\":{},\"cudnn_available\":{},",
-            "\"cudnn_version\":{},\"devices\":[{}],\"devices_error\":{},\"cpu_threads\":{}}}"
+            "\"cudnn_version\":{},\"devices\":[{}],\"devices_error\":{},\"cpu_threads\":{},\"cached_models\":{}}}"
         ),
         ABI_VERSION,
         json_str(env!("CARGO_PKG_VERSION")),
@@ -448,6 +448,7 @@ fn info_json() -> String {
         devs.join(","),
         opt(devices_error),
         tch::get_num_threads(),
+        cache().lock().map_or(0, |c| c.len()),
     )
 }
 
