@@ -261,3 +261,33 @@ fn models_are_cached_per_process() {
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success() && text.contains("1 passed"), "{text}");
 }
+
+/// The plugin's CPU normalisation of uint8 tiles is bit for bit `InputTransform::apply` (what the
+/// in-process encoder fed the model before the plugin): a traced `Flatten` returns its input.
+#[test]
+fn cpu_normalisation_is_bit_identical_to_the_transform() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("flatten.pt");
+    let out = Command::new(python())
+        .args([
+            "-c",
+            "import sys, torch; torch.jit.trace(torch.nn.Flatten(), torch.rand(1, 3, 8, 8)).save(sys.argv[1])",
+        ])
+        .arg(&model)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let t = InputTransform { size: 8, scale: 1.0 / 255.0, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
+    let enc = TorchScript::load(&cfg(model, t.clone())).unwrap();
+    assert_eq!(enc.dim(), 192);
+    // 13×11 tiles exercise the resize; 8×8 ones are taken as they are.
+    let mut ts =
+        tiles(13, 3).into_iter().map(|t| image::imageops::crop_imm(&t, 0, 0, 13, 11).to_image()).collect::<Vec<_>>();
+    ts.extend(tiles(8, 2));
+    let rows = enc.encode_batch(&ts).unwrap();
+    for (tile, row) in ts.iter().zip(&rows) {
+        let want: Vec<u32> = t.apply(tile).unwrap().iter().map(|v| v.to_bits()).collect();
+        let got: Vec<u32> = row.iter().map(|v| v.to_bits()).collect();
+        assert_eq!(got, want);
+    }
+}
