@@ -22,7 +22,14 @@ fn every_kind_name_is_a_contract_constant_and_back() {
     for n in names {
         assert_eq!(lookup(n).map(|k| k.name()), Some(n));
     }
-    for kind in [TrainOutput::KIND, contracts::EvaluateOutput::KIND, contracts::CalibrateOutput::KIND] {
+    for kind in [
+        TrainOutput::KIND,
+        contracts::EvaluateOutput::KIND,
+        contracts::CalibrateOutput::KIND,
+        contracts::tiles::TileOutput::KIND,
+        contracts::stain::StainOutput::KIND,
+        contracts::extract::ExtractOutput::KIND,
+    ] {
         assert!(lookup(kind).is_some(), "{kind}");
     }
 }

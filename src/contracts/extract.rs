@@ -136,15 +136,17 @@ pub struct ExtractOutput {
     dir: PathBuf,
 }
 
-impl ExtractOutput {
-    /// The handle of an `extract` shard's directory.
-    pub fn at(dir: &Path) -> ExtractOutput {
+impl super::Output for ExtractOutput {
+    const KIND: &'static str = super::EXTRACT;
+    fn at(dir: &Path) -> Self {
         ExtractOutput { dir: dir.to_path_buf() }
     }
-    /// The directory.
-    pub fn dir(&self) -> &Path {
+    fn dir(&self) -> &Path {
         &self.dir
     }
+}
+
+impl ExtractOutput {
     /// The path of `features.h5`.
     pub fn features_path(&self) -> PathBuf {
         self.dir.join(FEATURES_H5)

@@ -22,11 +22,6 @@ use crate::survival::CsvTable;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// `null` (a non-finite number as written) read back as NaN.
-fn f64_or_nan<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
-    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
-}
-
 /// The content of `stain.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StainSummary {
@@ -35,7 +30,7 @@ pub struct StainSummary {
     pub stain: Stain,
     pub patient_id: String,
     /// DAB-positive tissue pixels / tissue pixels over all tiles (NaN without tissue pixels).
-    #[serde(deserialize_with = "f64_or_nan")]
+    #[serde(deserialize_with = "crate::util::f64_or_nan")]
     pub index: f64,
     pub tissue_pixels: u64,
     pub positive_pixels: u64,
@@ -208,15 +203,17 @@ pub struct StainOutput {
     dir: PathBuf,
 }
 
-impl StainOutput {
-    /// The handle of a `stain` shard's directory.
-    pub fn at(dir: &Path) -> StainOutput {
+impl super::Output for StainOutput {
+    const KIND: &'static str = super::STAIN;
+    fn at(dir: &Path) -> Self {
         StainOutput { dir: dir.to_path_buf() }
     }
-    /// The directory.
-    pub fn dir(&self) -> &Path {
+    fn dir(&self) -> &Path {
         &self.dir
     }
+}
+
+impl StainOutput {
     /// `stain.json`.
     pub fn summary(&self) -> Result<StainSummary> {
         StainSummary::read(&self.dir.join(StainSummary::FILE))

@@ -31,15 +31,17 @@ pub struct TileOutput {
     dir: PathBuf,
 }
 
-impl TileOutput {
-    /// The handle of a `tile` shard's directory.
-    pub fn at(dir: &Path) -> TileOutput {
+impl super::Output for TileOutput {
+    const KIND: &'static str = super::TILE;
+    fn at(dir: &Path) -> Self {
         TileOutput { dir: dir.to_path_buf() }
     }
-    /// The directory.
-    pub fn dir(&self) -> &Path {
+    fn dir(&self) -> &Path {
         &self.dir
     }
+}
+
+impl TileOutput {
     /// Whether the directory holds a tiling (a `tile` shard's output).
     pub fn exists(&self) -> bool {
         self.dir.join(TILING_JSON).is_file()

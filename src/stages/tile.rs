@@ -15,6 +15,7 @@ use super::{
     in_range_f64, in_range_usize, resolved, typed, CheckCx, Checked, Fanout, ParamError, RunCx, SlideFacts, StageKind,
 };
 use crate::contracts::tiles::{self, TileOutput};
+use crate::contracts::Output;
 use crate::docpath::Seg;
 use crate::slide::tiling::{tile_slide, write_qc, TileParams};
 use crate::slide::tissue::{detect_tissue, Threshold, TissueParams};

@@ -28,9 +28,11 @@ use super::{
 use crate::cohort::Cohort;
 use crate::cohort::{read_clinical, Cell, ClinicalTable};
 use crate::contracts::baseline::{Baselines, InnerBaselines};
+use crate::contracts::extract::ExtractOutput;
 use crate::contracts::model::{CvplPoint, FoldSummary, ModelJson, SCHEMA as MODEL_SCHEMA};
 use crate::contracts::oof::{InnerOof, Oof};
-use crate::contracts::{EXTRACT, STAIN, TRAIN};
+use crate::contracts::stain::{StainOutput, StainSummary};
+use crate::contracts::{Output, EXTRACT, STAIN, TRAIN};
 use crate::docpath::Seg;
 use crate::model::{
     covariates_from_table, Block, Column, Covariate, CvOptions, MissingPolicy, Penalty, TrainData, TrainOptions,
@@ -424,7 +426,7 @@ fn pooled_features(
             continue;
         }
         let Some(&row) = index.get(patient) else { continue }; // dropped by `missing: drop`
-        let out = crate::contracts::extract::ExtractOutput::at(dir);
+        let out = ExtractOutput::at(dir);
         let path = out.features_path();
         let bag = out.features().with_context(|| format!("slide `{id}` (patient {patient})"))?;
         let d = bag.features.ncols();
@@ -464,13 +466,9 @@ fn add_stain_indices(cx: &RunCx, arm: &mut Arm) -> anyhow::Result<()> {
         let Some(s) = cx.slides.iter().find(|s| &s.id == id) else { continue };
         let (patient, Some(stain)) = (&s.patient, s.slide.as_ref().map(|x| x.stain.as_str())) else { continue };
         let Some(&row) = arm.index.get(patient.as_str()) else { continue };
-        let summary =
-            crate::contracts::stain::StainOutput::at(dir).summary().with_context(|| format!("slide `{id}`"))?;
+        let summary = StainOutput::at(dir).summary().with_context(|| format!("slide `{id}`"))?;
         let idx = Some(summary.index).filter(|x| x.is_finite()).with_context(|| {
-            format!(
-                "slide `{id}`: {} has no numeric `index`",
-                dir.join(crate::contracts::stain::StainSummary::FILE).display()
-            )
+            format!("slide `{id}`: {} has no numeric `index`", dir.join(StainSummary::FILE).display())
         })?;
         per.entry(stain.to_string()).or_insert_with(|| vec![Vec::new(); n])[row].push(idx);
     }

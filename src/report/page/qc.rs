@@ -13,6 +13,7 @@ use super::{Result, Sources};
 use crate::contracts::ingest::{SlideRecord, SlidesJson};
 use crate::contracts::stain::StainOutput;
 use crate::contracts::tiles::TileOutput;
+use crate::contracts::Output;
 
 #[derive(Debug, Serialize)]
 struct SlideRow {
