@@ -146,6 +146,7 @@ fn torch(threads: usize) {
         device: DeviceChoice::Cpu,
         precision: ModelPrecision::Fp32,
         threads: Some(threads),
+        warm_batch: 0,
     };
     let enc = TorchScript::load(&cfg).expect("load");
     let he = image::open(HE).expect("H&E image").to_rgb8();

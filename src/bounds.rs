@@ -166,6 +166,8 @@ pub const CLI_MPP: Range =
     real("spatia slide tiles, stain map, extract", "--mpp, --mpp-override, --mask-mpp", 0.05, 100.0, "µm/px");
 pub const CLI_SIZE: Range = int("spatia slide tiles, stain map, extract", "--size, --input-size", 16, 4096, "px");
 pub const CLI_BATCH: Range = int("spatia extract", "--batch", 1, 4096, "tiles per encoder call");
+pub const CLI_EXTRACT_THREADS: Range = int("spatia extract", "--workers, --threads", 1, 256, "threads");
+pub const CLI_MAX_TILES: Range = int("spatia extract", "--max-tiles", 1, 100_000_000, "tiles");
 pub const CLI_THREADS: Range = int("spatia demo generate", "--threads", 1, 256, "threads");
 pub const CLI_DEMO_PATIENTS: Range = int("spatia demo generate", "--patients", 1, 100_000, "patients");
 pub const CLI_DEMO_SIZE: Range = int("spatia demo generate", "--size", 1024, 100_000, "px (slide side)");
@@ -218,6 +220,8 @@ pub const ALL: &[Range] = &[
     CLI_MPP,
     CLI_SIZE,
     CLI_BATCH,
+    CLI_EXTRACT_THREADS,
+    CLI_MAX_TILES,
     CLI_THREADS,
     CLI_MIN_TISSUE,
     CLI_TISSUE_THRESHOLD,

@@ -145,6 +145,16 @@ fn torchscript_encoder_in_a_spec() {
     let bag = Bag::read(&shard_out(d.path(), "feats", "A_HE").join("features.h5")).unwrap();
     assert!(bag.dim() > 0 && bag.len() > 10);
     assert!(bag.meta.encoder.as_deref().unwrap_or("").contains("tiny.pt"));
+    // the two shards ran in one process: the model was read once and reused by the other shard
+    let logs: Vec<String> = ["A_HE", "B_KI67"]
+        .iter()
+        .map(|item| {
+            let log = shard_out(d.path(), "feats", item).parent().unwrap().join("log.txt");
+            std::fs::read_to_string(&log).unwrap_or_else(|e| panic!("{}: {e}", log.display()))
+        })
+        .collect();
+    let count = |what: &str| logs.iter().filter(|l| l.contains(&format!("model tiny.pt: {what}"))).count();
+    assert_eq!((count("loaded"), count("reused")), (1, 1), "{logs:?}");
     // a different model file (new weights) gives new extract keys and nothing else
     let out = std::process::Command::new(&python)
         .env("SPATIA_MODEL_SEED", "5")

@@ -47,7 +47,14 @@ fn tiles(size: u32, n: usize) -> Vec<RgbImage> {
 }
 
 fn cfg(path: PathBuf, transform: InputTransform) -> TorchScriptConfig {
-    TorchScriptConfig { path, transform, device: DeviceChoice::Cpu, precision: ModelPrecision::Fp32, threads: Some(1) }
+    TorchScriptConfig {
+        path,
+        transform,
+        device: DeviceChoice::Cpu,
+        precision: ModelPrecision::Fp32,
+        threads: Some(1),
+        warm_batch: 0,
+    }
 }
 
 #[test]
@@ -213,7 +220,11 @@ fn spatia_does_not_link_libtorch_but_the_plugin_does() {
 fn plugin_reports_its_runtime() {
     let plugin = spatia::features::torch_plugin::get().expect("plugin (make build)");
     let info = plugin.info().unwrap();
-    assert_eq!(info["abi"], 1);
+    assert_eq!(info["abi"], spatia::features::torch_plugin::ABI_VERSION);
+    // bf16 autocast is chosen through libtorch's exported C++ symbol: it must resolve here
+    assert!(info["autocast_dtype_error"].is_null(), "{info}");
+    // events come from the CUDA runtime libtorch_cuda loaded (when it is loaded)
+    assert_eq!(info["cudart"].is_string(), info["cuda_libs_loaded"].as_bool().unwrap(), "{info}");
     assert!(info["torch_version"].as_str().unwrap().starts_with("2.11.0"), "{info}");
     assert!(info["torch_version_built"].as_str().unwrap().starts_with("2.11.0"), "{info}");
     let n = info["cuda_device_count"].as_i64().unwrap();
@@ -290,4 +301,35 @@ fn cpu_normalisation_is_bit_identical_to_the_transform() {
         let got: Vec<u32> = row.iter().map(|v| v.to_bits()).collect();
         assert_eq!(got, want);
     }
+}
+
+#[test]
+fn doctor_reports_the_runtime_and_what_is_missing() {
+    let bin = env!("CARGO_BIN_EXE_spatia");
+    let out = Command::new(bin).arg("doctor").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("plugin    ok") && text.contains("torch     ok       libtorch 2.11.0"), "{text}");
+    let out = Command::new(bin).args(["doctor", "--json"]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("doctor --json prints one JSON object");
+    assert_eq!(v["torch_usable"], true, "{v}");
+    let cuda = v["cuda_available"].as_bool().unwrap();
+    assert_eq!(v["cuda_usable"].as_bool(), Some(cuda), "{v}");
+    assert!(v["findings"].as_array().unwrap().iter().any(|f| f["check"] == "cuda"), "{v}");
+    // --cuda fails exactly when CUDA is not usable, saying why
+    let out = Command::new(bin).args(["doctor", "--cuda"]).output().unwrap();
+    assert_eq!(out.status.success(), cuda);
+    if !cuda {
+        let t = String::from_utf8_lossy(&out.stdout);
+        assert!(t.contains("cuda      no") && (t.contains("driver") || t.contains("CPU-only")), "{t}");
+    }
+    // without the plugin: what is missing, where it was looked for, and the fix
+    let out =
+        Command::new(bin).arg("doctor").env("SPATIA_TORCH_PLUGIN", "/no-such-dir/libspatia_torch.so").output().unwrap();
+    let t = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("plugin    MISSING") && t.contains("/no-such-dir/libspatia_torch.so") && t.contains("make build"),
+        "{t}"
+    );
 }

@@ -42,6 +42,18 @@ pub struct ExtractArgs {
     /// Tiles per encoder call
     #[arg(long, default_value_t = 32, value_parser = batch)]
     pub batch: usize,
+    /// Tile reader/decoder threads (default: the number of cores)
+    #[arg(long, value_parser = workers)]
+    pub workers: Option<usize>,
+    /// TorchScript precision: fp32, or fp16 / bf16 autocast (CUDA)
+    #[arg(long, default_value = "fp32")]
+    pub precision: String,
+    /// libtorch CPU threads (default: libtorch's own)
+    #[arg(long, value_parser = workers)]
+    pub threads: Option<usize>,
+    /// Encode only the first N tiles of the tiling (benchmarks)
+    #[arg(long, value_parser = max_tiles)]
+    pub max_tiles: Option<usize>,
     /// Store features as float16
     #[arg(long)]
     pub fp16: bool,
@@ -56,6 +68,12 @@ fn mpp(s: &str) -> Result<f64, String> {
 fn size(s: &str) -> Result<u32, String> {
     crate::bounds::CLI_SIZE.parse_usize(s).map(|v| v as u32)
 }
+fn workers(s: &str) -> Result<usize, String> {
+    crate::bounds::CLI_EXTRACT_THREADS.parse_usize(s)
+}
+fn max_tiles(s: &str) -> Result<usize, String> {
+    crate::bounds::CLI_MAX_TILES.parse_usize(s)
+}
 fn batch(s: &str) -> Result<usize, String> {
     crate::bounds::CLI_BATCH.parse_usize(s)
 }
@@ -65,9 +83,23 @@ pub fn run(a: &ExtractArgs) -> anyhow::Result<u8> {
     let stain: Stain = a.stain.parse().map_err(|e: String| anyhow::anyhow!(e))?;
     let slide = Slide::open(&a.slide, a.mpp_override)?;
     let mask = detect_tissue(&slide, &TissueParams::for_stain(stain))?;
-    let tiling = tile_slide(&slide, &mask, &TileParams { mpp: a.mpp, size: a.size, min_tissue: 0.5 })?;
-    let encoder: Box<dyn Encoder> = if a.encoder == "handcrafted" { Box::new(Handcrafted::new()) } else { torch(a)? };
-    let cfg = PipelineConfig { workers: 2, batch_size: a.batch.max(1), queue_batches: 4, worker_nice: 0 };
+    let mut tiling = tile_slide(&slide, &mask, &TileParams { mpp: a.mpp, size: a.size, min_tissue: 0.5 })?;
+    if let Some(n) = a.max_tiles {
+        tiling.tiles.truncate(n);
+    }
+    let encoder: Box<dyn Encoder> = if a.encoder == "handcrafted" {
+        if a.precision != "fp32" {
+            anyhow::bail!(
+                "--precision {}: the handcrafted encoder computes in f64; only TorchScript models take fp16/bf16",
+                a.precision
+            );
+        }
+        Box::new(Handcrafted::new())
+    } else {
+        torch(a)?
+    };
+    let workers = a.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let cfg = PipelineConfig { workers, batch_size: a.batch.max(1), queue_batches: 4, worker_nice: 0 };
     let (rows, stats) = run_collect(
         tiling.tiles.iter().copied(),
         |t| read_tile(&slide, &tiling, &t).map_err(|e| e.to_string()),
@@ -91,7 +123,12 @@ pub fn run(a: &ExtractArgs) -> anyhow::Result<u8> {
         .with_context(|| format!("writing {}", a.out.display()))?;
     println!(
         "{}",
-        serde_json::json!({"bag": a.out, "tiles": bag.len(), "dim": bag.dim(), "encoder": encoder.name(), "tiles_per_s": stats.tiles_per_s()})
+        serde_json::json!({
+            "bag": a.out, "tiles": bag.len(), "dim": bag.dim(), "encoder": encoder.name(),
+            "tiles_per_s": stats.tiles_per_s(), "wall_s": stats.wall.as_secs_f64(),
+            "encoder_s": stats.encode.as_secs_f64(), "encoder_idle_s": stats.starved.as_secs_f64(),
+            "batch": cfg.batch_size, "workers": cfg.workers, "precision": a.precision,
+        })
     );
     Ok(0)
 }
@@ -112,12 +149,19 @@ fn torch(a: &ExtractArgs) -> anyhow::Result<Box<dyn Encoder>> {
         "cuda" => DeviceChoice::Cuda,
         o => anyhow::bail!("--device must be auto, cpu or cuda, found `{o}`"),
     };
+    let precision = match a.precision.as_str() {
+        "fp32" => ModelPrecision::Fp32,
+        "fp16" => ModelPrecision::Fp16,
+        "bf16" => ModelPrecision::Bf16,
+        o => anyhow::bail!("--precision must be fp32, fp16 or bf16, found `{o}`"),
+    };
     let cfg = TorchScriptConfig {
         path: PathBuf::from(&a.encoder),
         transform,
         device,
-        precision: ModelPrecision::Fp32,
-        threads: None,
+        precision,
+        threads: a.threads,
+        warm_batch: a.batch,
     };
     Ok(Box::new(TorchScript::load(&cfg)?))
 }

@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 pub mod core;
+pub mod doctor;
 pub mod extract;
 
 /// Spatia: declarative, reproducible experiments for AI spatial pathomics.
@@ -46,6 +47,8 @@ pub enum Command {
     Extract(extract::ExtractArgs),
     /// The generated demo cohort
     Demo(crate::demo::cli::DemoArgs),
+    /// What this installation can run: libtorch plugin, torch version, CUDA device, cuDNN
+    Doctor(doctor::DoctorArgs),
 }
 
 /// Entry point of the binary.
@@ -72,6 +75,7 @@ pub fn main() -> ExitCode {
         Command::Slide(a) => crate::slide::cli::run_slide(a).map(|_| 0),
         Command::Stain(a) => crate::slide::cli::run_stain(a).map(|_| 0),
         Command::Demo(a) => crate::demo::cli::run(a).map(|_| 0),
+        Command::Doctor(a) => doctor::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

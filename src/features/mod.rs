@@ -103,12 +103,18 @@ pub enum Prepared {
     U8(Vec<u8>),
 }
 
+/// A batch handed to an encoder whose features are not read yet ([`Encoder::submit`]); calling
+/// it waits for them. Dropping it unread waits for the batch too.
+pub type Pending<'a> = Box<dyn FnOnce() -> Result<Vec<Vec<f32>>, FeatureError> + 'a>;
+
 /// Turns tiles into fixed-length feature vectors.
 ///
 /// Work is split in two so that the [`pipeline`] can overlap them: [`Encoder::prepare`] runs on
 /// the pipeline's worker threads, one tile at a time (decode-side CPU work: resize,
 /// normalisation, or the whole handcrafted computation); [`Encoder::encode_prepared`] runs on
-/// one thread with a whole batch (the model's forward pass).
+/// one thread with a whole batch (the model's forward pass). An encoder on an asynchronous
+/// device also implements [`Encoder::submit`], and says by [`Encoder::in_flight`] how many
+/// batches the pipeline should keep submitted before it waits for the oldest.
 pub trait Encoder: Send + Sync {
     /// Short name written into bags (`handcrafted`, `torchscript:resnet18.pt`).
     fn name(&self) -> String;
@@ -120,6 +126,17 @@ pub trait Encoder: Send + Sync {
     fn prepare(&self, tile: &RgbImage) -> Result<Prepared, FeatureError>;
     /// Encodes a batch of prepared tiles; returns one D-vector per tile, in order.
     fn encode_prepared(&self, batch: &[Prepared]) -> Result<Vec<Vec<f32>>, FeatureError>;
+    /// Hands a batch to the encoder and returns its pending features. The default computes the
+    /// batch now ([`Encoder::encode_prepared`]); a GPU encoder queues it and returns at once.
+    fn submit<'a>(&'a self, batch: Vec<Prepared>) -> Result<Pending<'a>, FeatureError> {
+        let out = self.encode_prepared(&batch)?;
+        Ok(Box::new(move || Ok(out)))
+    }
+    /// Batches the pipeline keeps submitted before waiting for the oldest (≥ 1; 1 for an encoder
+    /// whose `submit` computes the batch).
+    fn in_flight(&self) -> usize {
+        1
+    }
     /// Convenience: prepare and encode a batch of tiles on the calling thread.
     fn encode_batch(&self, tiles: &[RgbImage]) -> Result<Vec<Vec<f32>>, FeatureError> {
         let prepared = tiles.iter().map(|t| self.prepare(t)).collect::<Result<Vec<_>, _>>()?;

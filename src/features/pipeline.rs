@@ -6,17 +6,20 @@
 //! closure turning one item into an RGB tile (the slide reader; in tests a crop of a PNG).
 //! Items from several slides can be chained in one run so that one slide's reading overlaps
 //! the previous slide's encoding; the sink receives results in input order with their index.
+//! An encoder that computes asynchronously (a GPU: [`Encoder::in_flight`] > 1) gets its next
+//! batch submitted before the pipeline waits for the previous one, so the device always has
+//! queued work while the host prepares more.
 //!
 //! # Assumptions
 //! Output order equals input order whatever the number of workers (results are re-ordered
 //! before batching), so the output is deterministic when the encoder is. At most
-//! `batch_size · queue_batches` prepared tiles are in memory at once.
+//! `batch_size · queue_batches` prepared tiles are in memory at once, plus the batches in flight.
 //!
 //! # Errors
 //! The first failing tile *in input order* stops the run with [`FeatureError::Tile`] (its
 //! index and the reader's message); encoder and sink errors are returned as they are.
-use super::{Encoder, FeatureError, Prepared, RgbImage};
-use std::collections::BTreeMap;
+use super::{Encoder, FeatureError, Pending, Prepared, RgbImage};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::sync_channel;
 use std::sync::{Condvar, Mutex};
@@ -52,7 +55,8 @@ pub struct PipelineStats {
     pub batches: usize,
     /// Wall time of the whole run.
     pub wall: Duration,
-    /// Time spent inside `encode_prepared`.
+    /// Time the calling thread spent in the encoder: submitting batches and waiting for their
+    /// features.
     pub encode: Duration,
     /// Time the encoder thread waited for prepared tiles (encoder idle).
     pub starved: Duration,
@@ -159,35 +163,9 @@ where
         let mut pending: BTreeMap<usize, Result<Prepared, FeatureError>> = BTreeMap::new();
         let mut next_expected = 0usize;
         let mut batch: Vec<Prepared> = Vec::with_capacity(cfg.batch_size);
-        let mut batch_start = 0usize;
-        let mut flush = |batch: &mut Vec<Prepared>,
-                         batch_start: &mut usize,
-                         stats: &mut PipelineStats|
-         -> Result<(), FeatureError> {
-            if batch.is_empty() {
-                return Ok(());
-            }
-            let t = Instant::now();
-            let out = encoder.encode_prepared(batch)?;
-            stats.encode += t.elapsed();
-            if out.len() != batch.len() {
-                return Err(FeatureError::Encoder {
-                    encoder: encoder.name(),
-                    message: format!("expected {} outputs for a batch, found {}", batch.len(), out.len()),
-                });
-            }
-            let n = batch.len();
-            sink(*batch_start, out)?;
-            stats.tiles += n;
-            stats.batches += 1;
-            *batch_start += n;
-            batch.clear();
-            if let Ok(mut done) = consumed.lock() {
-                *done += n;
-            }
-            advanced.notify_all();
-            Ok(())
-        };
+        let depth = encoder.in_flight().max(1);
+        let mut queue: InFlight = VecDeque::with_capacity(depth + 1);
+        let mut submitted = 0usize;
         let outcome = (|| -> Result<(), FeatureError> {
             loop {
                 let t = Instant::now();
@@ -198,11 +176,18 @@ where
                     batch.push(p?);
                     next_expected += 1;
                     if batch.len() == cfg.batch_size {
-                        flush(&mut batch, &mut batch_start, &mut stats)?;
+                        let full = std::mem::replace(&mut batch, Vec::with_capacity(cfg.batch_size));
+                        submit(encoder, full, &mut queue, &mut submitted, &mut stats)?;
+                        if let Ok(mut done) = consumed.lock() {
+                            *done = submitted;
+                        }
+                        advanced.notify_all();
+                        drain(encoder, &mut queue, depth - 1, &mut sink, &mut stats)?;
                     }
                 }
             }
-            flush(&mut batch, &mut batch_start, &mut stats)
+            submit(encoder, batch, &mut queue, &mut submitted, &mut stats)?;
+            drain(encoder, &mut queue, 0, &mut sink, &mut stats)
         })();
         if outcome.is_err() {
             abort.store(true, Ordering::Relaxed);
@@ -214,6 +199,58 @@ where
     result?;
     stats.wall = start.elapsed();
     Ok(stats)
+}
+
+/// Batches submitted to the encoder and not collected yet: (first index, tiles, features).
+type InFlight<'a> = VecDeque<(usize, usize, Pending<'a>)>;
+
+/// Hands `batch` (when not empty) to the encoder and queues its pending features.
+fn submit<'a>(
+    encoder: &'a dyn Encoder,
+    batch: Vec<Prepared>,
+    queue: &mut InFlight<'a>,
+    submitted: &mut usize,
+    stats: &mut PipelineStats,
+) -> Result<(), FeatureError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let n = batch.len();
+    let t = Instant::now();
+    let pending = encoder.submit(batch)?;
+    stats.encode += t.elapsed();
+    queue.push_back((*submitted, n, pending));
+    *submitted += n;
+    Ok(())
+}
+
+/// Collects the oldest batches until at most `keep` remain in flight, handing each to the sink.
+fn drain<S>(
+    encoder: &dyn Encoder,
+    queue: &mut InFlight<'_>,
+    keep: usize,
+    sink: &mut S,
+    stats: &mut PipelineStats,
+) -> Result<(), FeatureError>
+where
+    S: FnMut(usize, Vec<Vec<f32>>) -> Result<(), FeatureError>,
+{
+    while queue.len() > keep {
+        let Some((start, n, pending)) = queue.pop_front() else { break };
+        let t = Instant::now();
+        let out = pending()?;
+        stats.encode += t.elapsed();
+        if out.len() != n {
+            return Err(FeatureError::Encoder {
+                encoder: encoder.name(),
+                message: format!("expected {n} outputs for a batch, found {}", out.len()),
+            });
+        }
+        sink(start, out)?;
+        stats.tiles += n;
+        stats.batches += 1;
+    }
+    Ok(())
 }
 
 /// Raises the calling thread's nice value by `inc` (best effort; Linux threads have their own).
@@ -274,4 +311,76 @@ pub fn grid(width: u32, height: u32, size: u32) -> Vec<[i64; 2]> {
         y += size;
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::{Cell, RefCell};
+
+    /// An encoder whose batches complete only when collected (like a GPU queue): it records how
+    /// many batches were outstanding at most and the order in which they were collected.
+    struct Queued {
+        depth: usize,
+        outstanding: Cell<usize>,
+        peak: Cell<usize>,
+        collected: RefCell<Vec<f32>>,
+    }
+
+    // SAFETY: the pipeline calls `submit` and the pending closures on its calling thread only;
+    // worker threads call `prepare`, which touches none of the cells.
+    unsafe impl Sync for Queued {}
+
+    impl Encoder for Queued {
+        fn name(&self) -> String {
+            "queued".into()
+        }
+        fn digest(&self) -> String {
+            String::new()
+        }
+        fn dim(&self) -> usize {
+            1
+        }
+        fn prepare(&self, tile: &RgbImage) -> Result<Prepared, FeatureError> {
+            Ok(Prepared::F32(vec![tile.get_pixel(0, 0)[0] as f32]))
+        }
+        fn encode_prepared(&self, batch: &[Prepared]) -> Result<Vec<Vec<f32>>, FeatureError> {
+            Ok(batch.iter().map(|p| if let Prepared::F32(v) = p { v.clone() } else { vec![] }).collect())
+        }
+        fn submit<'a>(&'a self, batch: Vec<Prepared>) -> Result<Pending<'a>, FeatureError> {
+            self.outstanding.set(self.outstanding.get() + 1);
+            self.peak.set(self.peak.get().max(self.outstanding.get()));
+            let out = self.encode_prepared(&batch)?;
+            Ok(Box::new(move || {
+                self.outstanding.set(self.outstanding.get() - 1);
+                self.collected.borrow_mut().push(out[0][0]);
+                Ok(out)
+            }))
+        }
+        fn in_flight(&self) -> usize {
+            self.depth
+        }
+    }
+
+    fn run_with(depth: usize, workers: usize) -> (Vec<Vec<f32>>, Queued) {
+        let enc = Queued { depth, outstanding: Cell::new(0), peak: Cell::new(0), collected: RefCell::new(Vec::new()) };
+        let cfg = PipelineConfig { workers, batch_size: 4, queue_batches: 2, worker_nice: 0 };
+        let load = |i: u8| Ok(RgbImage::from_pixel(2, 2, image::Rgb([i, 0, 0])));
+        let (rows, stats) = run_collect(0..=200u8, load, &enc, &cfg).unwrap();
+        assert_eq!((stats.tiles, stats.batches), (201, 51));
+        (rows, enc)
+    }
+
+    #[test]
+    fn batches_stay_in_flight_up_to_the_encoder_depth_and_come_out_in_order() {
+        let expected: Vec<Vec<f32>> = (0..=200u8).map(|i| vec![i as f32]).collect();
+        for (depth, workers) in [(1, 1), (2, 3), (3, 2)] {
+            let (rows, enc) = run_with(depth, workers);
+            assert_eq!(rows, expected, "depth {depth}");
+            assert_eq!(enc.peak.get(), depth, "depth {depth}: at most `in_flight` batches outstanding");
+            assert_eq!(enc.outstanding.get(), 0, "every batch collected");
+            let firsts: Vec<f32> = (0..51).map(|b| (b * 4) as f32).collect();
+            assert_eq!(*enc.collected.borrow(), firsts, "collected oldest first");
+        }
+    }
 }

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 /// The plugin's C ABI version this build speaks (crates/spatia-torch/src/lib.rs).
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 /// The plugin's file name.
 pub const PLUGIN_FILE: &str = "libspatia_torch.so";
@@ -28,13 +28,42 @@ struct RawModel {
     _private: [u8; 0],
 }
 
+#[repr(C)]
+struct RawTicket {
+    _private: [u8; 0],
+}
+
+/// The plugin's `LoadArgs` (same layout).
+#[repr(C)]
+struct LoadArgs {
+    key: [u8; 32],
+    bytes: *const u8,
+    bytes_len: usize,
+    name: *const u8,
+    name_len: usize,
+    device: i32,
+    precision: i32,
+    size: u32,
+    warm_batch: u32,
+    norm: [f32; 7],
+}
+
+/// The plugin's `LoadResult` (same layout).
+#[repr(C)]
+struct LoadResult {
+    model: *mut RawModel,
+    dim: usize,
+    fresh: i32,
+}
+
 type LastError = unsafe extern "C" fn() -> *const c_char;
 type Info = unsafe extern "C" fn(*mut u8, usize) -> usize;
 type DeviceCount = unsafe extern "C" fn() -> i64;
 type SetThreads = unsafe extern "C" fn(i32) -> i32;
-type Load = unsafe extern "C" fn(*const u8, usize, i32, i32, u32, *mut *mut RawModel, *mut usize) -> i32;
-type Forward =
-    unsafe extern "C" fn(*const RawModel, *const u8, usize, usize, usize, *const f32, *mut f32, usize) -> i32;
+type Load = unsafe extern "C" fn(*const LoadArgs, *mut LoadResult) -> i32;
+type Submit = unsafe extern "C" fn(*const RawModel, *const *const u8, usize, usize, usize, *mut *mut RawTicket) -> i32;
+type Collect = unsafe extern "C" fn(*mut RawTicket, *mut f32, usize) -> i32;
+type Release = unsafe extern "C" fn(*mut RawTicket);
 type Free = unsafe extern "C" fn(*mut RawModel);
 
 /// The opened plugin: its path and entry points.
@@ -45,7 +74,9 @@ pub struct Plugin {
     device_count: DeviceCount,
     set_threads: SetThreads,
     load: Load,
-    forward: Forward,
+    submit: Submit,
+    collect: Collect,
+    release: Release,
     free: Free,
 }
 
@@ -99,7 +130,9 @@ fn open() -> Result<Plugin, String> {
             device_count: *lib.get(b"spatia_torch_cuda_device_count\0").map_err(err)?,
             set_threads: *lib.get(b"spatia_torch_set_threads\0").map_err(err)?,
             load: *lib.get(b"spatia_torch_load\0").map_err(err)?,
-            forward: *lib.get(b"spatia_torch_forward\0").map_err(err)?,
+            submit: *lib.get(b"spatia_torch_submit\0").map_err(err)?,
+            collect: *lib.get(b"spatia_torch_collect\0").map_err(err)?,
+            release: *lib.get(b"spatia_torch_release\0").map_err(err)?,
             free: *lib.get(b"spatia_torch_free\0").map_err(err)?,
             path,
         }
@@ -184,53 +217,102 @@ impl Plugin {
         unsafe { (self.set_threads)(n) }.max(1) as usize
     }
 
-    /// Loads (or reuses the process's cached) model; returns the handle and output dimension.
+    /// Loads (or takes from the process's cache) the model whose file `bytes` have the blake3
+    /// digest `key`, for `device` and `precision` (0 fp32, 1 fp16 / 2 bf16 autocast), with input
+    /// side `size` and normalisation `norm` = [scale, mean R G B, std R G B]; on CUDA warms it
+    /// up at batch size `warm_batch` (0: none). `name` is for messages.
+    #[allow(clippy::too_many_arguments)]
     pub fn load(
         &'static self,
-        path: &std::path::Path,
+        name: &str,
+        key: [u8; 32],
+        bytes: &[u8],
         device: Device,
         precision: i32,
         size: u32,
-    ) -> Result<(ModelHandle, usize), String> {
-        let p = path.to_str().ok_or_else(|| format!("model path {} is not UTF-8", path.display()))?;
-        let dev = match device {
-            Device::Cpu => -1,
-            Device::Cuda(k) => k as i32,
+        norm: [f32; 7],
+        warm_batch: u32,
+    ) -> Result<Loaded, String> {
+        let args = LoadArgs {
+            key,
+            bytes: bytes.as_ptr(),
+            bytes_len: bytes.len(),
+            name: name.as_ptr(),
+            name_len: name.len(),
+            device: match device {
+                Device::Cpu => -1,
+                Device::Cuda(k) => k.min(i32::MAX as usize) as i32,
+            },
+            precision,
+            size,
+            warm_batch,
+            norm,
         };
-        let mut raw = std::ptr::null_mut();
-        let mut dim = 0usize;
-        // SAFETY: pointers to live locals and the path's bytes.
-        let rc = unsafe { (self.load)(p.as_ptr(), p.len(), dev, precision, size, &mut raw, &mut dim) };
-        if rc != 0 || raw.is_null() {
+        let mut out = LoadResult { model: std::ptr::null_mut(), dim: 0, fresh: 0 };
+        // SAFETY: pointers to live locals, `name` and `bytes`.
+        let rc = unsafe { (self.load)(&args, &mut out) };
+        if rc != 0 || out.model.is_null() {
             return Err(self.last_error());
         }
-        Ok((ModelHandle { raw, plugin: self }, dim))
+        Ok(Loaded { model: ModelHandle { raw: out.model, plugin: self }, dim: out.dim, fresh: out.fresh != 0 })
     }
 }
 
-impl ModelHandle {
-    /// Features of `n` uint8 RGB `h`×`w` tiles laid out NHWC in `nhwc`, normalised by
-    /// `norm` = [scale, mean R G B, std R G B]; `dim` floats per tile.
-    pub fn forward(
-        &self,
-        nhwc: &[u8],
-        n: usize,
-        h: usize,
-        w: usize,
-        norm: &[f32; 7],
-        dim: usize,
-    ) -> Result<Vec<f32>, String> {
-        if nhwc.len() != n * h * w * 3 {
-            return Err(format!("tile batch of {} bytes, expected {n}×{h}×{w}×3", nhwc.len()));
+/// A loaded model: its handle, output dimension, and whether this load read the file (false:
+/// the process had it cached).
+pub struct Loaded {
+    pub model: ModelHandle,
+    pub dim: usize,
+    pub fresh: bool,
+}
+
+/// A batch submitted to the plugin and not yet collected; dropping it waits for the batch and
+/// frees it unread. It borrows its model handle: the plugin's ticket refers to it.
+pub struct Ticket<'a> {
+    raw: *mut RawTicket,
+    plugin: &'static Plugin,
+    n: usize,
+    dim: usize,
+    _model: std::marker::PhantomData<&'a ModelHandle>,
+}
+
+impl Drop for Ticket<'_> {
+    fn drop(&mut self) {
+        if !self.raw.is_null() {
+            // SAFETY: `raw` came from submit and is released once.
+            unsafe { (self.plugin.release)(self.raw) }
         }
-        let mut out = vec![0.0f32; n * dim];
-        // SAFETY: buffers sized as the ABI requires, checked above.
-        let rc = unsafe {
-            (self.plugin.forward)(self.raw, nhwc.as_ptr(), n, h, w, norm.as_ptr(), out.as_mut_ptr(), out.len())
-        };
+    }
+}
+
+impl Ticket<'_> {
+    /// Waits for the batch: `n·dim` floats, row by row.
+    pub fn collect(mut self) -> Result<Vec<f32>, String> {
+        let mut out = vec![0.0f32; self.n * self.dim];
+        let raw = std::mem::replace(&mut self.raw, std::ptr::null_mut());
+        // SAFETY: `raw` came from submit and is consumed here; `out` has the size the plugin checks.
+        let rc = unsafe { (self.plugin.collect)(raw, out.as_mut_ptr(), out.len()) };
         if rc != 0 {
             return Err(self.plugin.last_error());
         }
         Ok(out)
+    }
+}
+
+impl ModelHandle {
+    /// Submits `tiles` (each `h`×`w` uint8 RGB, HWC) with `dim` outputs per tile. On CPU the
+    /// batch is computed before this returns; on CUDA it is queued on the device.
+    pub fn submit(&self, tiles: &[&[u8]], h: usize, w: usize, dim: usize) -> Result<Ticket<'_>, String> {
+        if let Some((i, t)) = tiles.iter().enumerate().find(|(_, t)| t.len() != h * w * 3) {
+            return Err(format!("tile {i} of the batch has {} bytes, expected {h}×{w}×3", t.len()));
+        }
+        let ptrs: Vec<*const u8> = tiles.iter().map(|t| t.as_ptr()).collect();
+        let mut raw = std::ptr::null_mut();
+        // SAFETY: `ptrs` holds one pointer per tile, each valid for h·w·3 bytes (checked above).
+        let rc = unsafe { (self.plugin.submit)(self.raw, ptrs.as_ptr(), ptrs.len(), h, w, &mut raw) };
+        if rc != 0 || raw.is_null() {
+            return Err(self.plugin.last_error());
+        }
+        Ok(Ticket { raw, plugin: self.plugin, n: tiles.len(), dim, _model: std::marker::PhantomData })
     }
 }

@@ -4,27 +4,34 @@
 //! count. Needs the cargo feature `torch` and the plugin (`make build`).
 //!
 //! # Formula
-//! Each tile is resized to the transform's size (bilinear, on the pipeline's worker threads) and
-//! kept as 8-bit RGB; batches go to the plugin as uint8 NHWC with the transform's scale, mean
-//! and std, which it applies as [`InputTransform::apply`] does (`(v·scale − mean)/std`, per
-//! channel, to a B×3×S×S float tensor: on CPU through the same f32 table, bit for bit; on CUDA
-//! on the device), moves to the device (and to fp16/bf16 when asked), and passes to the
-//! model's `forward`; the output (a tensor, or the first tensor of a tuple) is flattened to B×D
-//! and returned as float32.
+//! Tiles go to the plugin as 8-bit RGB with the transform's scale, mean and std, which it
+//! applies as [`InputTransform::apply`] does (`(v·scale − mean)/std`, per channel, to a
+//! B×3×S×S float tensor), and passes to the model's `forward`; the output (a tensor, or the
+//! first tensor of a tuple) is flattened to B×D and returned as float32.
+//! - On CPU each tile is resized to the transform's size on the pipeline's worker threads
+//!   (bilinear), and normalised through the same f32 table as `InputTransform::apply`: bit for
+//!   bit the features of the in-process encoder this replaced. A batch is computed when it is
+//!   submitted.
+//! - On CUDA the uint8 tiles are copied into pinned memory and uploaded as they are; the resize
+//!   (bilinear with antialiasing, when the tile side differs), the normalisation and the forward
+//!   pass (fp32, or fp16/bf16 autocast) run on the device, queued without waiting: the pipeline
+//!   keeps two batches in flight ([`Encoder::in_flight`]). The model is warmed up at load with
+//!   the run's batch size.
 //!
 //! # Assumptions
 //! The model takes one B×3×S×S image tensor. D is found by a probe forward pass of one zero
 //! tile at load time. The digest is blake3 over the model file's bytes, the transform's
-//! canonical form and the precision; the device does not enter it (CPU and CUDA outputs agree
-//! to float tolerance, not bit for bit). The plugin caches loaded models per process, keyed by
-//! (model bytes digest, device, precision).
+//! canonical form and the precision (and `autocast` for fp16/bf16); the device does not enter
+//! it (CPU and CUDA outputs agree to float tolerance, not bit for bit). The plugin caches
+//! loaded models per process, keyed by (model bytes digest, device, precision): the shards of
+//! a run that share a model and device load it once ([`TorchScript::loaded_fresh`]).
 //!
 //! # Errors
 //! [`FeatureError::Encoder`] for a missing/unloadable model or plugin, an unavailable CUDA
 //! device, fp16/bf16 requested on CPU, or an output that is not B×D.
-use super::torch_plugin::{self, Device, ModelHandle};
+use super::torch_plugin::{self, Device, ModelHandle, Ticket};
 use super::transform::InputTransform;
-use super::{Encoder, FeatureError, Prepared, RgbImage};
+use super::{Encoder, FeatureError, Pending, Prepared, RgbImage};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -71,11 +78,17 @@ pub struct TorchScriptConfig {
     /// `None` keeps libtorch's default.
     #[serde(default)]
     pub threads: Option<usize>,
+    /// On CUDA, the batch size to warm the model up with at load (the JIT's optimisation and
+    /// cuDNN's kernel choice happen then, not in the first batches); 0: none.
+    #[serde(default)]
+    pub warm_batch: usize,
 }
 
 /// A loaded TorchScript encoder.
 pub struct TorchScript {
     model: ModelHandle,
+    /// Whether this load read the model file (false: the process had the model cached).
+    fresh: bool,
     device: Device,
     precision: ModelPrecision,
     transform: InputTransform,
@@ -141,10 +154,14 @@ impl TorchScript {
             }
         }
         let threads = plugin.set_threads(cfg.threads.map_or(0, |n| n.min(i32::MAX as usize) as i32));
-        let (model, dim) = plugin.load(&cfg.path, device, precision_code, cfg.transform.size).map_err(|e| {
-            // the plugin's own messages for a model it cannot parse start with "cannot load TorchScript"
-            enc_err(&name, e)
-        })?;
+        let t = &cfg.transform;
+        let norm = [t.scale, t.mean[0], t.mean[1], t.mean[2], t.std[0], t.std[1], t.std[2]];
+        let key = *blake3::hash(&bytes).as_bytes();
+        let warm = cfg.warm_batch.min(u32::MAX as usize) as u32;
+        let loaded = plugin
+            .load(&cfg.path.display().to_string(), key, &bytes, device, precision_code, t.size, norm, warm)
+            .map_err(|e| enc_err(&name, e))?;
+        let (model, dim) = (loaded.model, loaded.dim);
         if dim == 0 {
             return Err(enc_err(&name, "the model's output has dimension 0"));
         }
@@ -152,9 +169,13 @@ impl TorchScript {
         h.update(&bytes);
         h.update(cfg.transform.canonical().as_bytes());
         h.update(format!(";precision={:?}", cfg.precision).as_bytes());
+        if cfg.precision != ModelPrecision::Fp32 {
+            h.update(b";autocast");
+        }
         let digest = h.finalize().to_hex().to_string();
         Ok(TorchScript {
             model,
+            fresh: loaded.fresh,
             device,
             precision: cfg.precision,
             transform: cfg.transform.clone(),
@@ -185,8 +206,15 @@ impl TorchScript {
         path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
     }
 
-    /// The tile resized to the model's input side (bilinear, as [`InputTransform::apply`]),
-    /// 8-bit RGB, HWC.
+    /// Whether this load read the model file (false: the process had it cached, as when
+    /// several shards of a run use one model).
+    pub fn loaded_fresh(&self) -> bool {
+        self.fresh
+    }
+
+    /// The tile as the plugin takes it, 8-bit RGB, HWC: on CPU resized to the model's input
+    /// side here (bilinear, as [`InputTransform::apply`]); on CUDA a square tile is sent as it
+    /// is and resized on the device.
     fn resize(&self, tile: &RgbImage) -> Result<Vec<u8>, FeatureError> {
         if tile.width() == 0 || tile.height() == 0 {
             return Err(FeatureError::InvalidInput(format!(
@@ -196,38 +224,42 @@ impl TorchScript {
             )));
         }
         let s = self.transform.size;
-        Ok(if tile.width() == s && tile.height() == s {
+        let keep = tile.width() == tile.height() && (self.device != Device::Cpu || tile.width() == s);
+        Ok(if keep {
             tile.as_raw().clone()
         } else {
             image::imageops::resize(tile, s, s, image::imageops::FilterType::Triangle).into_raw()
         })
     }
 
-    fn forward(&self, batch: &[Prepared]) -> Result<Vec<Vec<f32>>, FeatureError> {
-        let b = batch.len();
-        if b == 0 {
-            return Ok(Vec::new());
-        }
-        let s = self.transform.size as usize;
-        let len = 3 * s * s;
-        let mut flat = Vec::with_capacity(b * len);
+    /// Checks a batch of prepared tiles (one square side for all) and submits it.
+    fn submit_batch(&self, batch: &[Prepared]) -> Result<Ticket<'_>, FeatureError> {
+        let mut tiles: Vec<&[u8]> = Vec::with_capacity(batch.len());
         for (i, p) in batch.iter().enumerate() {
             match p {
-                Prepared::U8(v) if v.len() == len => flat.extend_from_slice(v),
-                Prepared::U8(v) => {
-                    return Err(enc_err(
-                        &self.name,
-                        format!("prepared tile {i}: expected {len} values, found {}", v.len()),
-                    ))
-                }
+                Prepared::U8(v) => tiles.push(v),
                 Prepared::F32(_) => {
                     return Err(enc_err(&self.name, format!("prepared tile {i}: expected 8-bit RGB, found floats")))
                 }
             }
         }
-        let t = &self.transform;
-        let norm = [t.scale, t.mean[0], t.mean[1], t.mean[2], t.std[0], t.std[1], t.std[2]];
-        let out = self.model.forward(&flat, b, s, s, &norm, self.dim).map_err(|e| enc_err(&self.name, e))?;
+        let len = tiles.first().map_or(0, |t| t.len());
+        let side = ((len / 3) as f64).sqrt().round() as usize;
+        if side == 0 || side * side * 3 != len {
+            return Err(enc_err(&self.name, format!("prepared tile 0: {len} bytes is not a square RGB tile")));
+        }
+        if let Some(i) = tiles.iter().position(|t| t.len() != len) {
+            return Err(enc_err(
+                &self.name,
+                format!("prepared tile {i}: expected {len} values like tile 0, found {}", tiles[i].len()),
+            ));
+        }
+        self.model.submit(&tiles, side, side, self.dim).map_err(|e| enc_err(&self.name, e))
+    }
+
+    /// The features of a collected batch, one row per tile.
+    fn rows(&self, ticket: Ticket<'_>) -> Result<Vec<Vec<f32>>, FeatureError> {
+        let out = ticket.collect().map_err(|e| enc_err(&self.name, e))?;
         Ok(out.chunks_exact(self.dim).map(|c| c.to_vec()).collect())
     }
 }
@@ -246,10 +278,21 @@ impl Encoder for TorchScript {
         self.resize(tile).map(Prepared::U8)
     }
     fn encode_prepared(&self, batch: &[Prepared]) -> Result<Vec<Vec<f32>>, FeatureError> {
-        let out = self.forward(batch)?;
-        if let Some(r) = out.iter().find(|r| r.len() != self.dim) {
-            return Err(enc_err(&self.name, format!("expected outputs of dimension {}, found {}", self.dim, r.len())));
+        if batch.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(out)
+        let ticket = self.submit_batch(batch)?;
+        self.rows(ticket)
+    }
+    fn submit<'a>(&'a self, batch: Vec<Prepared>) -> Result<Pending<'a>, FeatureError> {
+        let ticket = self.submit_batch(&batch)?;
+        drop(batch);
+        Ok(Box::new(move || self.rows(ticket)))
+    }
+    fn in_flight(&self) -> usize {
+        match self.device {
+            Device::Cpu => 1,
+            Device::Cuda(_) => 2,
+        }
     }
 }

@@ -148,8 +148,10 @@ pub fn encoder_choice(v: &Value) -> Result<EncoderChoice, ParamError> {
     }
 }
 
+/// The TorchScript encoder a spec declares, warmed up for `batch` on CUDA; logs whether the
+/// model was read now or reused from the process's cache (shards of a run share one load).
 #[cfg(feature = "torch")]
-fn torch_encoder(t: &TorchSpec, root: &std::path::Path) -> anyhow::Result<Box<dyn Encoder>> {
+fn torch_encoder(t: &TorchSpec, cx: &RunCx, batch: usize) -> anyhow::Result<Box<dyn Encoder>> {
     use crate::features::torchscript::{DeviceChoice, ModelPrecision, TorchScript, TorchScriptConfig};
     use crate::features::transform::InputTransform;
     let device = match t.device.as_str() {
@@ -163,17 +165,27 @@ fn torch_encoder(t: &TorchSpec, root: &std::path::Path) -> anyhow::Result<Box<dy
         _ => ModelPrecision::Fp32,
     };
     let cfg = TorchScriptConfig {
-        path: root.join(&t.torchscript),
+        path: cx.root.join(&t.torchscript),
         transform: InputTransform { size: t.size, scale: t.scale, mean: t.mean, std: t.std },
         device,
         precision,
         threads: t.threads,
+        warm_batch: batch,
     };
-    Ok(Box::new(TorchScript::load(&cfg)?))
+    let started = std::time::Instant::now();
+    let enc = TorchScript::load(&cfg)?;
+    cx.log(&format!(
+        "model {}: {} on {:?} in {:.2}s",
+        t.torchscript,
+        if enc.loaded_fresh() { "loaded" } else { "reused (loaded earlier in this process)" },
+        enc.device(),
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(Box::new(enc))
 }
 
 #[cfg(not(feature = "torch"))]
-fn torch_encoder(_t: &TorchSpec, _root: &std::path::Path) -> anyhow::Result<Box<dyn Encoder>> {
+fn torch_encoder(_t: &TorchSpec, _cx: &RunCx, _batch: usize) -> anyhow::Result<Box<dyn Encoder>> {
     anyhow::bail!("this spatia was built without the `torch` feature; `make build` enables it")
 }
 
@@ -240,7 +252,7 @@ impl StageKind for Extract {
         }
         let tiling = tiling_of(cx, crate::contracts::EXTRACT)?;
         let encoder: Box<dyn Encoder> = match &choice {
-            EncoderChoice::TorchScript(t) => torch_encoder(t, cx.root)?,
+            EncoderChoice::TorchScript(t) => torch_encoder(t, cx, p.batch)?,
             _ => Box::new(Handcrafted::new()),
         };
         let cfg = PipelineConfig { workers: p.workers, batch_size: p.batch, queue_batches: 4, worker_nice: 0 };

@@ -12,32 +12,47 @@
 //! |---|---|
 //! | `spatia_torch_abi_version() -> u32` | [`ABI_VERSION`] |
 //! | `spatia_torch_last_error() -> *const c_char` | the calling thread's last error |
-//! | `spatia_torch_info(buf, cap) -> usize` | runtime facts as JSON (torch version, CUDA, devices, cuDNN, models cached); returns the full length |
+//! | `spatia_torch_info(buf, cap) -> usize` | runtime facts as JSON (torch version, CUDA, devices, cuDNN, autocast, models loaded); returns the full length |
 //! | `spatia_torch_cuda_device_count() -> i64` | CUDA devices libtorch can use (0 when none) |
 //! | `spatia_torch_set_threads(n) -> i32` | sets libtorch's CPU intra-op threads when `n > 0`; returns the current count |
-//! | `spatia_torch_load(path, len, device, precision, size, *model, *dim) -> i32` | a model handle for `device` (−1 CPU, k ≥ 0 CUDA k), `precision` (0 fp32, 1 fp16, 2 bf16), probed for its output dimension with a `size`×`size` input |
-//! | `spatia_torch_forward(model, nhwc, n, h, w, norm, out, out_len) -> i32` | features of `n` uint8 RGB tiles (NHWC) normalised by `norm` = [scale, mean R G B, std R G B]; writes `n·dim` floats |
+//! | `spatia_torch_load(*LoadArgs, *LoadResult) -> i32` | a model handle for a device (−1 CPU, k ≥ 0 CUDA k), precision (0 fp32, 1 fp16 / 2 bf16 autocast), input side and normalisation; probes the output dimension; on CUDA warms the model up at the batch size |
+//! | `spatia_torch_submit(model, tiles, n, h, w, *ticket) -> i32` | queues `n` uint8 RGB tiles (HWC, one pointer each) |
+//! | `spatia_torch_collect(ticket, out, out_len) -> i32` | waits for a submitted batch, writes its `n·dim` floats, frees the ticket |
+//! | `spatia_torch_release(ticket)` | waits for a submitted batch and frees it unread |
 //! | `spatia_torch_free(model)` | releases a handle (the cached model stays) |
 //!
 //! # Model cache
-//! Loaded models live in a process-global cache keyed by (blake3 of the model file's bytes,
-//! device, precision): the shards of one process that use the same model load it once.
-//! Handles share the cached module; forward passes on one module are serialised.
+//! Loaded models live in a process-global cache keyed by (blake3 of the model file's bytes, as
+//! the caller computed it, device, precision): the shards of one process that use the same model
+//! load it once. Handles share the cached module; forward passes on one module are serialised.
 //!
-//! # Normalisation
-//! On CPU the uint8 tiles are normalised here, through the same 256-entry table as
+//! # The CUDA pipeline
+//! `submit` copies the tiles into a pinned host buffer (one per batch shape, reused once its
+//! batch is collected), then queues without waiting: the upload of the uint8 batch (a quarter of
+//! the float bytes), the conversion to float, the resize to the model's side (bilinear with
+//! antialiasing) when the tiles differ, the normalisation, the forward pass (under autocast for
+//! fp16/bf16) and the download of the features into pinned memory, then records a CUDA event.
+//! `collect` waits for that event only, so the caller keeps two or more batches in flight: while
+//! the GPU runs batch k, the host decodes and submits batch k+1. Everything runs on libtorch's
+//! default stream, in order, so the features do not depend on the overlap (bit-identical run to
+//! run). tch 0.24 has no event API and cannot choose autocast's dtype: both go through the CUDA
+//! runtime and the libtorch already loaded (modules `cuda_rt`, `amp`).
+//!
+//! # Normalisation on CPU
+//! On CPU `submit` computes the batch before returning: the uint8 tiles (already at the model's
+//! side) are normalised through the same 256-entry table as
 //! `spatia::features::transform::InputTransform::apply` (`(v·scale − mean)/std` in f32), so CPU
-//! features are bit-identical to those of the in-process encoder this plugin replaced. On CUDA
-//! the uint8 batch (a quarter of the float bytes) is copied to the device and normalised there.
+//! features are bit-identical to those of the in-process encoder this plugin replaced.
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::{c_char, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use tch::{CModule, Device, IValue, Kind, Tensor};
 
 /// Version of the C ABI; bumped on any change of a signature or meaning.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 const OK: i32 = 0;
 const ERR: i32 = 1;
@@ -126,6 +141,8 @@ struct Loaded {
     module: Mutex<CModule>,
     /// Output dimension by input size (probed once).
     dims: Mutex<HashMap<u32, usize>>,
+    /// Batch sizes already run through the model on its device (CUDA warm-up done).
+    warmed: Mutex<Vec<u32>>,
 }
 
 type Key = ([u8; 32], i32, i32);
@@ -135,12 +152,56 @@ fn cache() -> &'static Mutex<HashMap<Key, Arc<Loaded>>> {
     CACHE.get_or_init(Default::default)
 }
 
-/// A model handle (opaque to the caller).
+/// Models read from bytes so far in this process (cache misses).
+static LOADS: AtomicU64 = AtomicU64::new(0);
+
+/// A model handle (opaque to the caller): the cached module, its device, precision, input side
+/// and normalisation.
 pub struct Model {
     loaded: Arc<Loaded>,
     device: Device,
+    /// Autocast dtype on CUDA (`Float`: none).
     kind: Kind,
+    size: u32,
     dim: usize,
+    /// The CPU normalisation table: `(v·scale − mean_c)/std_c` for each channel and byte.
+    lut: [[f32; 256]; 3],
+    /// On CUDA: per-channel `scale/std` and `−mean/std`, 1×3×1×1 on the device.
+    affine: Option<(Tensor, Tensor)>,
+    /// On CUDA: pinned host staging buffers free for reuse, by byte length.
+    staging: Mutex<Vec<Tensor>>,
+}
+
+/// What `spatia_torch_load` needs (C layout; the caller's copy of this struct must match).
+#[repr(C)]
+pub struct LoadArgs {
+    /// blake3 of the model file's bytes: the cache key (with device and precision).
+    pub key: [u8; 32],
+    /// The model file's bytes (read only on a cache miss).
+    pub bytes: *const u8,
+    pub bytes_len: usize,
+    /// The model's name for messages (UTF-8).
+    pub name: *const u8,
+    pub name_len: usize,
+    /// −1 CPU, k ≥ 0 CUDA device k.
+    pub device: i32,
+    /// 0 fp32, 1 fp16 autocast, 2 bf16 autocast (CUDA only).
+    pub precision: i32,
+    /// The model's input side in pixels.
+    pub size: u32,
+    /// On CUDA: the batch size to warm the model up with (0: none).
+    pub warm_batch: u32,
+    /// [scale, mean R G B, std R G B].
+    pub norm: [f32; 7],
+}
+
+/// What `spatia_torch_load` returns.
+#[repr(C)]
+pub struct LoadResult {
+    pub model: *mut Model,
+    pub dim: usize,
+    /// 1 when the model was read from the bytes now, 0 when it came from the process's cache.
+    pub fresh: i32,
 }
 
 /// The C ABI version.
@@ -181,76 +242,120 @@ pub extern "C" fn spatia_torch_set_threads(n: i32) -> i32 {
     .unwrap_or(-1)
 }
 
+fn te(e: tch::TchError) -> String {
+    e.to_string()
+}
+
+/// Runs `f` with CUDA autocast to `kind` (`Float`: without autocast).
+fn autocast<T>(kind: Kind, f: impl FnOnce() -> T) -> Result<T, String> {
+    if kind == Kind::Float {
+        return Ok(f());
+    }
+    amp::set_cuda_dtype(kind)?;
+    Ok(tch::autocast(true, f))
+}
+
 /// Loads (or takes from the cache) a TorchScript model; see the module docs.
 ///
 /// # Safety
-/// `path` points to `path_len` bytes of UTF-8; `out_model` and `out_dim` are valid for writes.
+/// `args` points to a valid [`LoadArgs`] whose pointers are valid for their lengths; `out` is
+/// valid for writes.
 #[no_mangle]
-pub unsafe extern "C" fn spatia_torch_load(
-    path: *const u8,
-    path_len: usize,
-    device: i32,
-    precision: i32,
-    size: u32,
-    out_model: *mut *mut Model,
-    out_dim: *mut usize,
-) -> i32 {
+pub unsafe extern "C" fn spatia_torch_load(args: *const LoadArgs, out: *mut LoadResult) -> i32 {
     guard(|| {
         init();
-        if out_model.is_null() || out_dim.is_null() {
+        let a = args.as_ref().ok_or("null load arguments")?;
+        if out.is_null() {
             return Err("null output pointer".into());
         }
-        let path = std::str::from_utf8(slice(path, path_len)).map_err(|_| "model path is not UTF-8".to_string())?;
-        let bytes = std::fs::read(path).map_err(|e| format!("cannot read model file {path}: {e}"))?;
-        let dev = if device < 0 { Device::Cpu } else { Device::Cuda(device as usize) };
-        let kind = match precision {
+        let name = String::from_utf8_lossy(slice(a.name, a.name_len)).into_owned();
+        let dev = if a.device < 0 { Device::Cpu } else { Device::Cuda(a.device as usize) };
+        let kind = match a.precision {
             0 => Kind::Float,
             1 => Kind::Half,
             2 => Kind::BFloat16,
             p => return Err(format!("unknown precision code {p}")),
         };
-        if size == 0 {
+        if kind != Kind::Float && dev == Device::Cpu {
+            return Err("fp16/bf16 autocast needs a CUDA device".into());
+        }
+        if a.size == 0 {
             return Err("input size 0".into());
         }
-        let key = (*blake3::hash(&bytes).as_bytes(), device.max(-1), precision);
+        let (scale, mean, std) = (a.norm[0], [a.norm[1], a.norm[2], a.norm[3]], [a.norm[4], a.norm[5], a.norm[6]]);
+        if std.iter().any(|s| !s.is_finite() || *s == 0.0) || !scale.is_finite() || mean.iter().any(|m| !m.is_finite())
+        {
+            return Err(format!("normalisation {:?}: expected finite values and non-zero std", a.norm));
+        }
+        let key = (a.key, a.device.max(-1), a.precision);
+        let mut fresh = 0;
         let loaded = {
             let mut c = cache().lock().map_err(|_| "model cache lock poisoned".to_string())?;
             match c.get(&key) {
                 Some(l) => l.clone(),
                 None => {
-                    let mut m = CModule::load_data_on_device(&mut std::io::Cursor::new(&bytes), dev)
-                        .map_err(|e| format!("cannot load TorchScript {path}: {e}"))?;
+                    let bytes = slice(a.bytes, a.bytes_len);
+                    let mut m = CModule::load_data_on_device(&mut std::io::Cursor::new(bytes), dev)
+                        .map_err(|e| format!("cannot load TorchScript {name}: {e}"))?;
                     m.set_eval();
-                    if kind != Kind::Float {
-                        m.to(dev, kind, false);
-                    }
-                    let l = Arc::new(Loaded { module: Mutex::new(m), dims: Mutex::new(HashMap::new()) });
+                    let l = Arc::new(Loaded {
+                        module: Mutex::new(m),
+                        dims: Mutex::new(HashMap::new()),
+                        warmed: Mutex::new(Vec::new()),
+                    });
                     c.insert(key, l.clone());
+                    LOADS.fetch_add(1, Ordering::Relaxed);
+                    fresh = 1;
                     l
                 }
             }
         };
-        let known = loaded.dims.lock().map_err(|_| "lock poisoned".to_string())?.get(&size).copied();
+        let s = a.size as i64;
+        let known = loaded.dims.lock().map_err(|_| "lock poisoned".to_string())?.get(&a.size).copied();
         let dim = match known {
             Some(d) => d,
             None => {
-                let s = size as i64;
-                let probe = Tensor::zeros([1, 3, s, s], (Kind::Float, Device::Cpu)).to_device(dev).to_kind(kind);
-                let d = run(&loaded, probe, 1)?.size()[1] as usize;
-                loaded.dims.lock().map_err(|_| "lock poisoned".to_string())?.insert(size, d);
+                let probe = Tensor::zeros([1, 3, s, s], (Kind::Float, dev));
+                let d = forward(&loaded, probe, 1, kind)?.size()[1] as usize;
+                loaded.dims.lock().map_err(|_| "lock poisoned".to_string())?.insert(a.size, d);
                 d
             }
         };
-        *out_dim = dim;
-        *out_model = Box::into_raw(Box::new(Model { loaded, device: dev, kind, dim }));
+        if dev != Device::Cpu && a.warm_batch > 0 {
+            let mut warmed = loaded.warmed.lock().map_err(|_| "lock poisoned".to_string())?;
+            if !warmed.contains(&a.warm_batch) {
+                // The JIT's profiling executor optimises a graph on its second run for a shape, and
+                // cuDNN picks its kernels on the first: both happen here, not in the first batches.
+                let b = a.warm_batch as i64;
+                for _ in 0..2 {
+                    let _ = forward(&loaded, Tensor::zeros([b, 3, s, s], (Kind::Float, dev)), b as usize, kind)?;
+                }
+                tch::Cuda::synchronize(a.device as i64);
+                warmed.push(a.warm_batch);
+            }
+        }
+        let lut: [[f32; 256]; 3] =
+            std::array::from_fn(|c| std::array::from_fn(|v| (v as f32 * scale - mean[c]) / std[c]));
+        let affine = if dev == Device::Cpu {
+            None
+        } else {
+            let mul: Vec<f32> = (0..3).map(|c| scale / std[c]).collect();
+            let add: Vec<f32> = (0..3).map(|c| -mean[c] / std[c]).collect();
+            let t = |v: &[f32]| Tensor::from_slice(v).view([1, 3, 1, 1]).to_device(dev);
+            Some((t(&mul), t(&add)))
+        };
+        let model =
+            Model { loaded, device: dev, kind, size: a.size, dim, lut, affine, staging: Mutex::new(Vec::new()) };
+        *out = LoadResult { model: Box::into_raw(Box::new(model)), dim, fresh };
         Ok(())
     })
 }
 
-/// The model's forward pass on a B×3×S×S input: a CPU float B×D tensor.
-fn run(loaded: &Loaded, input: Tensor, b: usize) -> Result<Tensor, String> {
+/// The model's forward pass on a B×3×S×S float input (under autocast to `kind` on CUDA): a
+/// B×D float tensor on the model's device.
+fn forward(loaded: &Loaded, input: Tensor, b: usize, kind: Kind) -> Result<Tensor, String> {
     let module = loaded.module.lock().map_err(|_| "model lock poisoned by an earlier panic".to_string())?;
-    let out = tch::no_grad(|| module.forward_is(&[IValue::Tensor(input)]))
+    let out = autocast(kind, || tch::no_grad(|| module.forward_is(&[IValue::Tensor(input)])))?
         .map_err(|e| format!("forward pass failed: {e}"))?;
     drop(module);
     let t = match out {
@@ -265,82 +370,357 @@ fn run(loaded: &Loaded, input: Tensor, b: usize) -> Result<Tensor, String> {
     if shape.is_empty() || shape[0] != b as i64 {
         return Err(format!("expected an output of shape [{b}, D], found {shape:?}"));
     }
-    Ok(t.to_kind(Kind::Float).to_device(Device::Cpu).contiguous().view([b as i64, -1]))
+    t.f_to_kind(Kind::Float).and_then(|t| t.f_view([b as i64, -1])).map_err(te)
 }
 
-/// Features of `n` uint8 NHWC RGB tiles; see the module docs.
+/// A submitted batch: its features (on CPU: computed; on CUDA: being copied into pinned host
+/// memory, done when `event` completes) and the staging buffer to give back.
+pub struct Ticket {
+    host: Tensor,
+    n: usize,
+    dim: usize,
+    device: Device,
+    event: Option<cuda_rt::Event>,
+    staging: Option<(*const Model, Tensor)>,
+}
+
+/// Submits `n` uint8 RGB `h`×`w` tiles (`tiles[i]` points to `h·w·3` bytes, HWC) to the model
+/// and returns a ticket for `spatia_torch_collect`. On CPU the features are computed before
+/// this returns. On CUDA the tiles are copied into a pinned staging buffer and everything
+/// after — upload, resize to the model's side, normalisation, forward, download — is queued on
+/// the device without waiting, so the caller can prepare the next batch meanwhile.
 ///
 /// # Safety
-/// `model` comes from `spatia_torch_load` and was not freed; `nhwc` holds `n·h·w·3` bytes,
-/// `norm` 7 floats, `out` `out_len` floats.
+/// `model` comes from `spatia_torch_load` and is not freed before the ticket is collected or
+/// released; `tiles` holds `n` pointers, each valid for `h·w·3` bytes; `out` is valid for writes.
 #[no_mangle]
-pub unsafe extern "C" fn spatia_torch_forward(
+pub unsafe extern "C" fn spatia_torch_submit(
     model: *const Model,
-    nhwc: *const u8,
+    tiles: *const *const u8,
     n: usize,
     h: usize,
     w: usize,
-    norm: *const f32,
-    out: *mut f32,
-    out_len: usize,
+    out: *mut *mut Ticket,
 ) -> i32 {
     guard(|| {
         let m = model.as_ref().ok_or("null model handle")?;
-        if n == 0 {
-            return Ok(());
+        if out.is_null() {
+            return Err("null output pointer".into());
         }
-        if out_len != n * m.dim || out.is_null() {
-            return Err(format!("output buffer of {out_len} floats, expected {n}×{}", m.dim));
+        let tiles = slice(tiles, n);
+        if n == 0 || tiles.len() != n || h == 0 || w == 0 || tiles.iter().any(|p| p.is_null()) {
+            return Err(format!("expected a non-empty batch of tiles, found {n} of {h}×{w}"));
         }
-        let px = slice(nhwc, n * h * w * 3);
-        let norm = slice(norm, 7);
-        if px.len() != n * h * w * 3 || norm.len() != 7 || h == 0 || w == 0 {
-            return Err("empty tile batch or normalisation".into());
-        }
-        let (scale, mean, std) = (norm[0], [norm[1], norm[2], norm[3]], [norm[4], norm[5], norm[6]]);
-        let (b, hh, ww) = (n as i64, h as i64, w as i64);
-        let input = if m.device == Device::Cpu {
+        let px = h * w * 3;
+        let ticket = if m.device == Device::Cpu {
+            if h != m.size as usize || w != m.size as usize {
+                return Err(format!("on CPU tiles must be {s}×{s} (resized by the caller), found {h}×{w}", s = m.size));
+            }
             // The same table and arithmetic as InputTransform::apply (bit-identical features).
-            let lut: [[f32; 256]; 3] =
-                std::array::from_fn(|c| std::array::from_fn(|v| (v as f32 * scale - mean[c]) / std[c]));
             let plane = h * w;
             let mut flat = vec![0.0f32; n * 3 * plane];
-            for (tile, dst) in px.chunks_exact(3 * plane).zip(flat.chunks_exact_mut(3 * plane)) {
+            for (&tile, dst) in tiles.iter().zip(flat.chunks_exact_mut(3 * plane)) {
                 let (r, rest) = dst.split_at_mut(plane);
                 let (g, bl) = rest.split_at_mut(plane);
-                for (i, p) in tile.chunks_exact(3).enumerate() {
-                    r[i] = lut[0][p[0] as usize];
-                    g[i] = lut[1][p[1] as usize];
-                    bl[i] = lut[2][p[2] as usize];
+                for (i, p) in slice(tile, px).chunks_exact(3).enumerate() {
+                    r[i] = m.lut[0][p[0] as usize];
+                    g[i] = m.lut[1][p[1] as usize];
+                    bl[i] = m.lut[2][p[2] as usize];
                 }
             }
-            Tensor::from_slice(&flat).view([b, 3, hh, ww]).to_kind(m.kind)
+            let input = Tensor::from_slice(&flat).view([n as i64, 3, h as i64, w as i64]);
+            let t = forward(&m.loaded, input, n, m.kind)?.contiguous();
+            Ticket { host: t, n, dim: m.dim, device: Device::Cpu, event: None, staging: None }
         } else {
-            let dev = m.device;
-            let t = Tensor::from_slice(px).view([b, hh, ww, 3]).to_device(dev).to_kind(Kind::Float);
-            let mean_t = Tensor::from_slice(&mean).view([1, 1, 1, 3]).to_device(dev);
-            let std_t = Tensor::from_slice(&std).view([1, 1, 1, 3]).to_device(dev);
-            ((t * scale as f64 - mean_t) / std_t).permute([0, 3, 1, 2]).contiguous().to_kind(m.kind)
+            submit_cuda(m, tiles, n, h, w)?
         };
-        let t = run(&m.loaded, input, n)?;
-        let d = t.size()[1] as usize;
-        if d != m.dim {
-            return Err(format!("expected outputs of dimension {}, found {d}", m.dim));
+        if ticket.host.size().get(1).copied() != Some(m.dim as i64) {
+            return Err(format!("expected outputs of dimension {}, found shape {:?}", m.dim, ticket.host.size()));
         }
-        let dst = std::slice::from_raw_parts_mut(out, out_len);
-        t.copy_data(dst, out_len);
+        *out = Box::into_raw(Box::new(ticket));
         Ok(())
     })
 }
 
-/// Releases a handle from `spatia_torch_load` (null is ignored).
+unsafe fn submit_cuda(m: &Model, tiles: &[*const u8], n: usize, h: usize, w: usize) -> Result<Ticket, String> {
+    let dev = m.device;
+    let px = h * w * 3;
+    let (b, hh, ww, s) = (n as i64, h as i64, w as i64, m.size as i64);
+    // A pinned staging buffer of this shape (reused once its batch was collected).
+    let staging = {
+        let mut free = m.staging.lock().map_err(|_| "lock poisoned".to_string())?;
+        match free.iter().position(|t| t.size() == [b, hh, ww, 3]) {
+            Some(i) => free.swap_remove(i),
+            None => Tensor::f_empty([b, hh, ww, 3], (Kind::Uint8, Device::Cpu))
+                .and_then(|t| t.f_pin_memory(dev))
+                .map_err(|e| format!("cannot allocate pinned host memory for {n} tiles: {e}"))?,
+        }
+    };
+    let dst = staging.data_ptr() as *mut u8;
+    for (i, &tile) in tiles.iter().enumerate() {
+        std::ptr::copy_nonoverlapping(tile, dst.add(i * px), px);
+    }
+    let (mul, add) = m.affine.as_ref().ok_or("CUDA model without its normalisation")?;
+    let x = staging
+        .f_to_device_(dev, Kind::Uint8, true, false)
+        .and_then(|x| x.f_permute([0, 3, 1, 2]))
+        .and_then(|x| x.f_to_kind(Kind::Float))
+        .map_err(te)?;
+    let x = if hh != s || ww != s {
+        // bilinear with antialiasing (as PIL's and the CPU path's triangle filter)
+        x.f_internal_upsample_bilinear2d_aa([s, s], false, None, None).map_err(te)?
+    } else {
+        x
+    };
+    let x = x.f_mul(mul).and_then(|x| x.f_add(add)).and_then(|x| x.f_contiguous()).map_err(te)?;
+    let y = forward(&m.loaded, x, n, m.kind)?;
+    // non_blocking to CPU: libtorch allocates pinned memory and queues the copy
+    let host = y.f_to_device_(Device::Cpu, Kind::Float, true, false).map_err(te)?;
+    let event = cuda_rt::Event::record(dev)?;
+    Ok(Ticket { host, n, dim: m.dim, device: dev, event, staging: Some((m as *const Model, staging)) })
+}
+
+impl Ticket {
+    /// Waits until the batch is done and gives the staging buffer back.
+    fn wait(&mut self) {
+        match self.event.take() {
+            Some(e) => e.synchronize(),
+            None => {
+                if let Device::Cuda(k) = self.device {
+                    tch::Cuda::synchronize(k as i64);
+                }
+            }
+        }
+        if let Some((model, buf)) = self.staging.take() {
+            // SAFETY: the caller keeps the model alive until its tickets are collected or released.
+            if let Some(m) = unsafe { model.as_ref() } {
+                if let Ok(mut free) = m.staging.lock() {
+                    if free.len() < 4 {
+                        free.push(buf);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Waits for a submitted batch and writes its `n·dim` features into `out`; frees the ticket
+/// (also on error).
 ///
 /// # Safety
-/// `model` comes from `spatia_torch_load` and is not used afterwards.
+/// `ticket` comes from `spatia_torch_submit` and is used once; `out` is valid for `out_len` floats.
+#[no_mangle]
+pub unsafe extern "C" fn spatia_torch_collect(ticket: *mut Ticket, out: *mut f32, out_len: usize) -> i32 {
+    if ticket.is_null() {
+        set_error("null ticket");
+        return ERR;
+    }
+    let mut t = Box::from_raw(ticket);
+    guard(move || {
+        t.wait();
+        if out.is_null() || out_len != t.n * t.dim {
+            return Err(format!("output buffer of {out_len} floats, expected {}×{}", t.n, t.dim));
+        }
+        let dst = std::slice::from_raw_parts_mut(out, out_len);
+        t.host.f_copy_data(dst, out_len).map_err(te)
+    })
+}
+
+/// Waits for a submitted batch and frees its ticket without reading it (null is ignored).
+///
+/// # Safety
+/// `ticket` comes from `spatia_torch_submit` and is not used afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn spatia_torch_release(ticket: *mut Ticket) {
+    if !ticket.is_null() {
+        let mut t = Box::from_raw(ticket);
+        let _ = catch_unwind(AssertUnwindSafe(move || t.wait()));
+    }
+}
+
+/// Releases a handle from `spatia_torch_load` (null is ignored; the cached model stays).
+///
+/// # Safety
+/// `model` comes from `spatia_torch_load`, has no ticket outstanding, and is not used afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn spatia_torch_free(model: *mut Model) {
     if !model.is_null() {
         drop(Box::from_raw(model));
+    }
+}
+
+/// CUDA events through the CUDA runtime libtorch loaded (`libcudart`, found in the process's
+/// mappings): tch 0.24 exposes no event or stream API. An event recorded on the default stream
+/// — the stream libtorch uses unless told otherwise — after a batch's download lets the
+/// caller wait for that batch alone, while the batches queued after it keep the GPU busy.
+mod cuda_rt {
+    use std::ffi::c_void;
+    use std::sync::OnceLock;
+    use tch::Device;
+
+    type Create = unsafe extern "C" fn(*mut *mut c_void, u32) -> i32;
+    type Record = unsafe extern "C" fn(*mut c_void, *mut c_void) -> i32;
+    type Sync = unsafe extern "C" fn(*mut c_void) -> i32;
+    type Destroy = unsafe extern "C" fn(*mut c_void) -> i32;
+    type GetDevice = unsafe extern "C" fn(*mut i32) -> i32;
+    type SetDevice = unsafe extern "C" fn(i32) -> i32;
+
+    pub struct Rt {
+        pub path: String,
+        create: Create,
+        record: Record,
+        sync: Sync,
+        destroy: Destroy,
+        get_device: GetDevice,
+        set_device: SetDevice,
+    }
+
+    /// The CUDA runtime libtorch uses, when it is loaded in this process.
+    pub fn rt() -> Option<&'static Rt> {
+        static RT: OnceLock<Option<Rt>> = OnceLock::new();
+        RT.get_or_init(|| {
+            let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+            let path = maps.lines().filter_map(|l| l.split_whitespace().nth(5)).find(|p| {
+                std::path::Path::new(p).file_name().is_some_and(|n| n.to_string_lossy().starts_with("libcudart.so"))
+            })?;
+            // SAFETY: the runtime is already loaded (this only takes a reference) and the
+            // symbols below have these C signatures in every CUDA runtime since 8.0.
+            unsafe {
+                let lib = libloading::Library::new(path).ok()?;
+                let rt = Rt {
+                    path: path.to_string(),
+                    create: *lib.get(b"cudaEventCreateWithFlags\0").ok()?,
+                    record: *lib.get(b"cudaEventRecord\0").ok()?,
+                    sync: *lib.get(b"cudaEventSynchronize\0").ok()?,
+                    destroy: *lib.get(b"cudaEventDestroy\0").ok()?,
+                    get_device: *lib.get(b"cudaGetDevice\0").ok()?,
+                    set_device: *lib.get(b"cudaSetDevice\0").ok()?,
+                };
+                std::mem::forget(lib);
+                Some(rt)
+            }
+        })
+        .as_ref()
+    }
+
+    /// A recorded event (destroyed once waited for).
+    pub struct Event {
+        rt: &'static Rt,
+        ev: *mut c_void,
+    }
+
+    impl Event {
+        /// Records an event on `device`'s default stream; `None` when the runtime is not
+        /// found (the caller then synchronises the whole device).
+        pub fn record(device: Device) -> Result<Option<Event>, String> {
+            let (Device::Cuda(k), Some(rt)) = (device, rt()) else { return Ok(None) };
+            const DISABLE_TIMING: u32 = 2;
+            // SAFETY: plain CUDA runtime calls with valid pointers.
+            unsafe {
+                let mut cur = 0i32;
+                (rt.get_device)(&mut cur);
+                if cur != k as i32 {
+                    (rt.set_device)(k as i32);
+                }
+                let mut ev = std::ptr::null_mut();
+                let rc = (rt.create)(&mut ev, DISABLE_TIMING);
+                if rc != 0 {
+                    return Err(format!("cudaEventCreateWithFlags failed (cudaError {rc})"));
+                }
+                let rc = (rt.record)(ev, std::ptr::null_mut());
+                if cur != k as i32 {
+                    (rt.set_device)(cur);
+                }
+                if rc != 0 {
+                    (rt.destroy)(ev);
+                    return Err(format!("cudaEventRecord failed (cudaError {rc})"));
+                }
+                Ok(Some(Event { rt, ev }))
+            }
+        }
+
+        /// Blocks until the work queued before the event is done.
+        pub fn synchronize(self) {
+            // SAFETY: `ev` is a live event; it is destroyed once, here.
+            unsafe {
+                (self.rt.sync)(self.ev);
+                (self.rt.destroy)(self.ev);
+            }
+            std::mem::forget(self);
+        }
+    }
+
+    impl Drop for Event {
+        fn drop(&mut self) {
+            // SAFETY: as in `synchronize`.
+            unsafe {
+                (self.rt.sync)(self.ev);
+                (self.rt.destroy)(self.ev);
+            }
+        }
+    }
+}
+
+/// CUDA autocast's low-precision dtype. tch 0.24 can switch autocast on and off (its default
+/// dtype is fp16) but not choose bf16, so `at::autocast::set_autocast_dtype(DeviceType,
+/// ScalarType)` is called through its exported C++ symbol in the libtorch_cpu this process
+/// loaded; both enums are `int8_t`-backed (`DeviceType::CUDA` = 1, `Half` = 5, `BFloat16` = 15).
+mod amp {
+    use std::sync::OnceLock;
+    use tch::Kind;
+
+    type Set = unsafe extern "C" fn(i8, i8);
+    type Get = unsafe extern "C" fn(i8) -> i8;
+    const SET: &[u8] = b"_ZN2at8autocast18set_autocast_dtypeEN3c1010DeviceTypeENS1_10ScalarTypeE\0";
+    const GET: &[u8] = b"_ZN2at8autocast18get_autocast_dtypeEN3c1010DeviceTypeE\0";
+    const CUDA: i8 = 1;
+
+    fn code(kind: Kind) -> i8 {
+        match kind {
+            Kind::BFloat16 => 15,
+            _ => 5,
+        }
+    }
+
+    fn symbols() -> Result<&'static (Set, Get), String> {
+        static SYMS: OnceLock<Result<(Set, Get), String>> = OnceLock::new();
+        SYMS.get_or_init(|| {
+            let dir = super::libtorch_dir().ok_or("libtorch_cpu.so is not loaded")?;
+            let path = dir.join("libtorch_cpu.so");
+            // SAFETY: already loaded (this takes a reference); the signatures are those of
+            // at::autocast::{set,get}_autocast_dtype with int8_t-backed enums.
+            unsafe {
+                let lib = libloading::Library::new(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+                let set: Set = *lib.get(SET).map_err(|e| format!("at::autocast::set_autocast_dtype: {e}"))?;
+                let get: Get = *lib.get(GET).map_err(|e| format!("at::autocast::get_autocast_dtype: {e}"))?;
+                std::mem::forget(lib);
+                Ok((set, get))
+            }
+        })
+        .as_ref()
+        .map_err(|e| e.clone())
+    }
+
+    /// Sets CUDA autocast's dtype to `kind` (Half or BFloat16) and checks it took.
+    pub fn set_cuda_dtype(kind: Kind) -> Result<(), String> {
+        let (set, get) = symbols()?;
+        let want = code(kind);
+        // SAFETY: see `symbols`.
+        let got = unsafe {
+            set(CUDA, want);
+            get(CUDA)
+        };
+        if got != want {
+            return Err(format!("autocast dtype: set {want}, libtorch reports {got}"));
+        }
+        Ok(())
+    }
+
+    /// Whether the autocast dtype can be chosen here (bf16 then fp16 set and read back; fp16
+    /// restored, libtorch's default), for `spatia doctor`.
+    pub fn usable() -> Result<(), String> {
+        set_cuda_dtype(Kind::BFloat16)?;
+        set_cuda_dtype(Kind::Half)
     }
 }
 
@@ -430,7 +810,8 @@ fn info_json() -> String {
             "{{\"abi\":{},\"plugin_version\":{},\"torch_version_built\":{},\"torch_version\":{},",
             "\"libtorch_dir\":{},\"built_with_cuda_libs\":{},\"cuda_libs_loaded\":{},\"cuda_built\":{},",
             "\"cuda_available\":{},\"cuda_device_count\":{},\"cudart_version\":{},\"cudnn_available\":{},",
-            "\"cudnn_version\":{},\"devices\":[{}],\"devices_error\":{},\"cpu_threads\":{},\"cached_models\":{}}}"
+            "\"cudnn_version\":{},\"devices\":[{}],\"devices_error\":{},\"cpu_threads\":{},\"cached_models\":{},",
+            "\"model_loads\":{},\"cudart\":{},\"autocast_dtype_error\":{}}}"
         ),
         ABI_VERSION,
         json_str(env!("CARGO_PKG_VERSION")),
@@ -449,6 +830,9 @@ fn info_json() -> String {
         opt(devices_error),
         tch::get_num_threads(),
         cache().lock().map_or(0, |c| c.len()),
+        LOADS.load(Ordering::Relaxed),
+        opt(cuda_rt::rt().map(|r| r.path.clone())),
+        opt(amp::usable().err()),
     )
 }
 
