@@ -370,7 +370,7 @@ fn forward(loaded: &Loaded, input: Tensor, b: usize, kind: Kind) -> Result<Tenso
     if shape.is_empty() || shape[0] != b as i64 {
         return Err(format!("expected an output of shape [{b}, D], found {shape:?}"));
     }
-    t.f_to_kind(Kind::Float).and_then(|t| t.f_view([b as i64, -1])).map_err(te)
+    t.f_to_kind(Kind::Float).and_then(|t| t.f_reshape([b as i64, -1])).map_err(te)
 }
 
 /// A submitted batch: its features (on CPU: computed; on CUDA: being copied into pinned host
