@@ -333,3 +333,27 @@ fn doctor_reports_the_runtime_and_what_is_missing() {
         "{t}"
     );
 }
+
+/// A model file the process has loaded is not read again while its stat is unchanged; new
+/// weights under the same path are (new digest, new features).
+#[test]
+fn a_rewritten_model_file_is_read_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path(), 16);
+    let ts = tiles(16, 2);
+    let a = TorchScript::load(&cfg(model.clone(), InputTransform::imagenet(16))).unwrap();
+    let again = TorchScript::load(&cfg(model.clone(), InputTransform::imagenet(16))).unwrap();
+    assert!(!again.loaded_fresh());
+    assert_eq!(a.digest(), again.digest());
+    assert_eq!(a.encode_batch(&ts).unwrap(), again.encode_batch(&ts).unwrap());
+    let out = Command::new(python())
+        .env("SPATIA_MODEL_SEED", "5")
+        .args([MODELS, "trace", "tiny", "16", model.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let b = TorchScript::load(&cfg(model, InputTransform::imagenet(16))).unwrap();
+    assert!(b.loaded_fresh());
+    assert_ne!(a.digest(), b.digest());
+    assert_ne!(a.encode_batch(&ts).unwrap(), b.encode_batch(&ts).unwrap());
+}

@@ -54,6 +54,7 @@ struct LoadResult {
     model: *mut RawModel,
     dim: usize,
     fresh: i32,
+    need_bytes: i32,
 }
 
 type LastError = unsafe extern "C" fn() -> *const c_char;
@@ -220,23 +221,24 @@ impl Plugin {
     /// Loads (or takes from the process's cache) the model whose file `bytes` have the blake3
     /// digest `key`, for `device` and `precision` (0 fp32, 1 fp16 / 2 bf16 autocast), with input
     /// side `size` and normalisation `norm` = [scale, mean R G B, std R G B]; on CUDA warms it
-    /// up at batch size `warm_batch` (0: none). `name` is for messages.
+    /// up at batch size `warm_batch` (0: none). `name` is for messages. Without `bytes`, only a
+    /// cached model is returned (`Ok(None)` when there is none).
     #[allow(clippy::too_many_arguments)]
     pub fn load(
         &'static self,
         name: &str,
         key: [u8; 32],
-        bytes: &[u8],
+        bytes: Option<&[u8]>,
         device: Device,
         precision: i32,
         size: u32,
         norm: [f32; 7],
         warm_batch: u32,
-    ) -> Result<Loaded, String> {
+    ) -> Result<Option<Loaded>, String> {
         let args = LoadArgs {
             key,
-            bytes: bytes.as_ptr(),
-            bytes_len: bytes.len(),
+            bytes: bytes.map_or(std::ptr::null(), |b| b.as_ptr()),
+            bytes_len: bytes.map_or(0, |b| b.len()),
             name: name.as_ptr(),
             name_len: name.len(),
             device: match device {
@@ -248,13 +250,16 @@ impl Plugin {
             warm_batch,
             norm,
         };
-        let mut out = LoadResult { model: std::ptr::null_mut(), dim: 0, fresh: 0 };
+        let mut out = LoadResult { model: std::ptr::null_mut(), dim: 0, fresh: 0, need_bytes: 0 };
         // SAFETY: pointers to live locals, `name` and `bytes`.
         let rc = unsafe { (self.load)(&args, &mut out) };
+        if rc == 0 && out.need_bytes != 0 {
+            return Ok(None);
+        }
         if rc != 0 || out.model.is_null() {
             return Err(self.last_error());
         }
-        Ok(Loaded { model: ModelHandle { raw: out.model, plugin: self }, dim: out.dim, fresh: out.fresh != 0 })
+        Ok(Some(Loaded { model: ModelHandle { raw: out.model, plugin: self }, dim: out.dim, fresh: out.fresh != 0 }))
     }
 }
 

@@ -33,7 +33,9 @@ use super::torch_plugin::{self, Device, ModelHandle, Ticket};
 use super::transform::InputTransform;
 use super::{Encoder, FeatureError, Pending, Prepared, RgbImage};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
 
 /// Where the model runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -120,6 +122,49 @@ pub fn cuda_available() -> bool {
     torch_plugin::get().is_ok_and(|p| p.cuda_device_count() > 0)
 }
 
+/// What identifies a model file without reading it (the input stat cache's rule: size, mtime,
+/// ctime and inode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStat {
+    len: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+    ino: u64,
+}
+
+impl FileStat {
+    fn of(path: &Path) -> std::io::Result<FileStat> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path)?;
+        let ns = |s: i64, n: i64| s as i128 * 1_000_000_000 + n as i128;
+        Ok(FileStat {
+            len: m.len(),
+            mtime_ns: ns(m.mtime(), m.mtime_nsec()),
+            ctime_ns: ns(m.ctime(), m.ctime_nsec()),
+            ino: m.ino(),
+        })
+    }
+}
+
+/// Model files read by this process: their stat, blake3 and the digest's hasher after the bytes.
+type KnownFiles = HashMap<PathBuf, (FileStat, [u8; 32], blake3::Hasher)>;
+
+fn known_files() -> &'static Mutex<KnownFiles> {
+    static KNOWN: OnceLock<Mutex<KnownFiles>> = OnceLock::new();
+    KNOWN.get_or_init(Default::default)
+}
+
+fn known_file(path: &Path, stat: &FileStat) -> Option<([u8; 32], blake3::Hasher)> {
+    let k = known_files().lock().ok()?;
+    k.get(path).filter(|(s, _, _)| s == stat).map(|(_, key, h)| (*key, h.clone()))
+}
+
+fn remember_file(path: &Path, stat: FileStat, key: [u8; 32], hashed: &blake3::Hasher) {
+    if let Ok(mut k) = known_files().lock() {
+        k.insert(path.to_path_buf(), (stat, key, hashed.clone()));
+    }
+}
+
 impl TorchScript {
     /// Opens the plugin (first use), loads the model (or takes it from the plugin's cache),
     /// resolves the device, and probes the output dimension.
@@ -127,8 +172,9 @@ impl TorchScript {
         let file = cfg.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let name = format!("torchscript:{file}");
         cfg.transform.validate()?;
-        let bytes = std::fs::read(&cfg.path)
-            .map_err(|e| enc_err(&name, format!("cannot read model file {}: {e}", cfg.path.display())))?;
+        let read_err =
+            |e: std::io::Error| enc_err(&name, format!("cannot read model file {}: {e}", cfg.path.display()));
+        let stat = FileStat::of(&cfg.path).map_err(read_err)?;
         let plugin = torch_plugin::get().map_err(|e| enc_err(&name, e))?;
         let cuda = plugin.cuda_device_count() > 0;
         let device = match cfg.device {
@@ -156,17 +202,37 @@ impl TorchScript {
         let threads = plugin.set_threads(cfg.threads.map_or(0, |n| n.min(i32::MAX as usize) as i32));
         let t = &cfg.transform;
         let norm = [t.scale, t.mean[0], t.mean[1], t.mean[2], t.std[0], t.std[1], t.std[2]];
-        let key = *blake3::hash(&bytes).as_bytes();
         let warm = cfg.warm_batch.min(u32::MAX as usize) as u32;
-        let loaded = plugin
-            .load(&cfg.path.display().to_string(), key, &bytes, device, precision_code, t.size, norm, warm)
-            .map_err(|e| enc_err(&name, e))?;
+        let path_text = cfg.path.display().to_string();
+        // A model file this process has read (same stat) is not read or hashed again; the
+        // plugin then returns its cached model, or asks for the bytes (another device).
+        let remembered = known_file(&cfg.path, &stat);
+        let cached = match &remembered {
+            Some((key, _)) => plugin
+                .load(&path_text, *key, None, device, precision_code, t.size, norm, warm)
+                .map_err(|e| enc_err(&name, e))?,
+            None => None,
+        };
+        // `h`: the digest's hasher after the model file's bytes
+        let (mut h, loaded) = match (cached, remembered) {
+            (Some(l), Some((_, hashed))) => (hashed, l),
+            _ => {
+                let bytes = std::fs::read(&cfg.path).map_err(read_err)?;
+                let key = *blake3::hash(&bytes).as_bytes();
+                let mut hashed = blake3::Hasher::new();
+                hashed.update(&bytes);
+                remember_file(&cfg.path, stat, key, &hashed);
+                let l = plugin
+                    .load(&path_text, key, Some(&bytes), device, precision_code, t.size, norm, warm)
+                    .map_err(|e| enc_err(&name, e))?
+                    .ok_or_else(|| enc_err(&name, "the plugin did not load the model from its bytes"))?;
+                (hashed, l)
+            }
+        };
         let (model, dim) = (loaded.model, loaded.dim);
         if dim == 0 {
             return Err(enc_err(&name, "the model's output has dimension 0"));
         }
-        let mut h = blake3::Hasher::new();
-        h.update(&bytes);
         h.update(cfg.transform.canonical().as_bytes());
         h.update(format!(";precision={:?}", cfg.precision).as_bytes());
         if cfg.precision != ModelPrecision::Fp32 {

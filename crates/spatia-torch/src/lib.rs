@@ -15,7 +15,7 @@
 //! | `spatia_torch_info(buf, cap) -> usize` | runtime facts as JSON (torch version, CUDA, devices, cuDNN, autocast, models loaded); returns the full length |
 //! | `spatia_torch_cuda_device_count() -> i64` | CUDA devices libtorch can use (0 when none) |
 //! | `spatia_torch_set_threads(n) -> i32` | sets libtorch's CPU intra-op threads when `n > 0`; returns the current count |
-//! | `spatia_torch_load(*LoadArgs, *LoadResult) -> i32` | a model handle for a device (−1 CPU, k ≥ 0 CUDA k), precision (0 fp32, 1 fp16 / 2 bf16 autocast), input side and normalisation; probes the output dimension; on CUDA warms the model up at the batch size |
+//! | `spatia_torch_load(*LoadArgs, *LoadResult) -> i32` | a model handle for a device (−1 CPU, k ≥ 0 CUDA k), precision (0 fp32, 1 fp16 / 2 bf16 autocast), input side and normalisation; probes the output dimension; on CUDA warms the model up at the batch size; without the file's bytes, only from the cache (else `need_bytes`) |
 //! | `spatia_torch_submit(model, tiles, n, h, w, *ticket) -> i32` | queues `n` uint8 RGB tiles (HWC, one pointer each) |
 //! | `spatia_torch_collect(ticket, out, out_len) -> i32` | waits for a submitted batch, writes its `n·dim` floats, frees the ticket |
 //! | `spatia_torch_release(ticket)` | waits for a submitted batch and frees it unread |
@@ -177,7 +177,8 @@ pub struct Model {
 pub struct LoadArgs {
     /// blake3 of the model file's bytes: the cache key (with device and precision).
     pub key: [u8; 32],
-    /// The model file's bytes (read only on a cache miss).
+    /// The model file's bytes (read only on a cache miss; null: the caller has not read them,
+    /// and on a miss `spatia_torch_load` returns with `LoadResult::need_bytes` set).
     pub bytes: *const u8,
     pub bytes_len: usize,
     /// The model's name for messages (UTF-8).
@@ -202,6 +203,8 @@ pub struct LoadResult {
     pub dim: usize,
     /// 1 when the model was read from the bytes now, 0 when it came from the process's cache.
     pub fresh: i32,
+    /// 1 when the model is not cached and `LoadArgs::bytes` was null (no model returned).
+    pub need_bytes: i32,
 }
 
 /// The C ABI version.
@@ -293,6 +296,10 @@ pub unsafe extern "C" fn spatia_torch_load(args: *const LoadArgs, out: *mut Load
             let mut c = cache().lock().map_err(|_| "model cache lock poisoned".to_string())?;
             match c.get(&key) {
                 Some(l) => l.clone(),
+                None if a.bytes.is_null() => {
+                    *out = LoadResult { model: std::ptr::null_mut(), dim: 0, fresh: 0, need_bytes: 1 };
+                    return Ok(());
+                }
                 None => {
                     let bytes = slice(a.bytes, a.bytes_len);
                     let mut m = CModule::load_data_on_device(&mut std::io::Cursor::new(bytes), dev)
@@ -346,7 +353,7 @@ pub unsafe extern "C" fn spatia_torch_load(args: *const LoadArgs, out: *mut Load
         };
         let model =
             Model { loaded, device: dev, kind, size: a.size, dim, lut, affine, staging: Mutex::new(Vec::new()) };
-        *out = LoadResult { model: Box::into_raw(Box::new(model)), dim, fresh };
+        *out = LoadResult { model: Box::into_raw(Box::new(model)), dim, fresh, need_bytes: 0 };
         Ok(())
     })
 }
