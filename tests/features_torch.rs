@@ -357,3 +357,65 @@ fn a_rewritten_model_file_is_read_again() {
     assert_ne!(a.digest(), b.digest());
     assert_ne!(a.encode_batch(&ts).unwrap(), b.encode_batch(&ts).unwrap());
 }
+
+fn flatten_model(dir: &Path) -> PathBuf {
+    let model = dir.join("flatten.pt");
+    let out = Command::new(python())
+        .args([
+            "-c",
+            "import sys, torch; torch.jit.trace(torch.nn.Flatten(), torch.rand(1, 3, 8, 8)).save(sys.argv[1])",
+        ])
+        .arg(&model)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    model
+}
+
+/// In a child process with `SPATIA_TORCH_CPU_DEVICE_PATH=1` (set by `device_path_on_cpu`): the
+/// GPU path's tensor code — uint8 upload, resize on the device, normalisation, tickets with two
+/// batches in flight — run on CPU through a traced `Flatten` (which returns its input), against
+/// `InputTransform::apply`.
+#[test]
+fn device_path_when_asked() {
+    if std::env::var_os("SPATIA_TEST_DEVICE_PATH").is_none() {
+        return;
+    }
+    assert!(spatia::features::torch_plugin::device_path_on_cpu());
+    let dir = tempfile::tempdir().unwrap();
+    let t = InputTransform { size: 8, scale: 1.0 / 255.0, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
+    let enc = TorchScript::load(&cfg(flatten_model(dir.path()), t.clone())).unwrap();
+    assert_eq!(enc.in_flight(), 2);
+    let max_diff = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+    // tiles at the model's side, through the pipeline (tickets in flight): the table's values
+    // up to float rounding of the fused scale/shift
+    let same = tiles(8, 11);
+    let pc = PipelineConfig { workers: 2, batch_size: 3, queue_batches: 2, worker_nice: 0 };
+    let (rows, stats) = run_collect(same.clone(), Ok, &enc, &pc).unwrap();
+    assert_eq!((stats.tiles, stats.batches), (11, 4));
+    for (tile, row) in same.iter().zip(&rows) {
+        let want = t.apply(tile).unwrap();
+        assert!(max_diff(&want, row) < 1e-5, "{}", max_diff(&want, row));
+    }
+    // larger square tiles are resized on the device (bilinear, antialiased) instead of on the
+    // worker threads (triangle filter, rounded to 8 bits): the same image up to that rounding
+    for tile in tiles(16, 3) {
+        let got = enc.encode_batch(std::slice::from_ref(&tile)).unwrap().remove(0);
+        let want = t.apply(&tile).unwrap();
+        let mean = want.iter().zip(&got).map(|(x, y)| (x - y).abs()).sum::<f32>() / want.len() as f32;
+        assert!(max_diff(&want, &got) < 0.05 && mean < 0.01, "max {} mean {mean}", max_diff(&want, &got));
+    }
+}
+
+#[test]
+fn device_path_on_cpu() {
+    let exe = std::env::current_exe().unwrap();
+    let out = Command::new(&exe)
+        .args(["--exact", "device_path_when_asked", "--test-threads", "1", "--nocapture"])
+        .env("SPATIA_TEST_DEVICE_PATH", "1")
+        .env(spatia::features::torch_plugin::DEVICE_PATH_ENV, "1")
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && text.contains("1 passed"), "{text}");
+}

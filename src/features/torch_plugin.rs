@@ -46,6 +46,7 @@ struct LoadArgs {
     size: u32,
     warm_batch: u32,
     norm: [f32; 7],
+    flags: u32,
 }
 
 /// The plugin's `LoadResult` (same layout).
@@ -79,6 +80,16 @@ pub struct Plugin {
     collect: Collect,
     release: Release,
     free: Free,
+}
+
+/// The environment variable that makes a CPU model run through the device path (tensor-op
+/// resize and normalisation, batches in flight) instead of the bit-exact table: for testing
+/// that path on a machine without a GPU. Not for production runs.
+pub const DEVICE_PATH_ENV: &str = "SPATIA_TORCH_CPU_DEVICE_PATH";
+
+/// Whether [`DEVICE_PATH_ENV`] is set to 1.
+pub fn device_path_on_cpu() -> bool {
+    std::env::var_os(DEVICE_PATH_ENV).is_some_and(|v| v == "1")
 }
 
 /// Where the plugin is looked for, in order.
@@ -249,6 +260,7 @@ impl Plugin {
             size,
             warm_batch,
             norm,
+            flags: u32::from(device_path_on_cpu()),
         };
         let mut out = LoadResult { model: std::ptr::null_mut(), dim: 0, fresh: 0, need_bytes: 0 };
         // SAFETY: pointers to live locals, `name` and `bytes`.

@@ -91,6 +91,9 @@ pub struct TorchScript {
     model: ModelHandle,
     /// Whether this load read the model file (false: the process had the model cached).
     fresh: bool,
+    /// Batches go through the plugin's device path (CUDA, or CPU under
+    /// [`torch_plugin::DEVICE_PATH_ENV`]): tiles uploaded as they are, two batches in flight.
+    device_path: bool,
     device: Device,
     precision: ModelPrecision,
     transform: InputTransform,
@@ -242,6 +245,7 @@ impl TorchScript {
         Ok(TorchScript {
             model,
             fresh: loaded.fresh,
+            device_path: device != Device::Cpu || torch_plugin::device_path_on_cpu(),
             device,
             precision: cfg.precision,
             transform: cfg.transform.clone(),
@@ -290,7 +294,7 @@ impl TorchScript {
             )));
         }
         let s = self.transform.size;
-        let keep = tile.width() == tile.height() && (self.device != Device::Cpu || tile.width() == s);
+        let keep = tile.width() == tile.height() && (self.device_path || tile.width() == s);
         Ok(if keep {
             tile.as_raw().clone()
         } else {
@@ -356,9 +360,10 @@ impl Encoder for TorchScript {
         Ok(Box::new(move || self.rows(ticket)))
     }
     fn in_flight(&self) -> usize {
-        match self.device {
-            Device::Cpu => 1,
-            Device::Cuda(_) => 2,
+        if self.device_path {
+            2
+        } else {
+            1
         }
     }
 }

@@ -194,7 +194,14 @@ pub struct LoadArgs {
     pub warm_batch: u32,
     /// [scale, mean R G B, std R G B].
     pub norm: [f32; 7],
+    /// Bit 0: on CPU, run batches through the device path (uint8 upload, resize and
+    /// normalisation as tensor ops, tickets) instead of the table — for testing that path on
+    /// machines without a GPU.
+    pub flags: u32,
 }
+
+/// `LoadArgs::flags` bit: the device path on CPU.
+pub const FLAG_DEVICE_PATH: u32 = 1;
 
 /// What `spatia_torch_load` returns.
 #[repr(C)]
@@ -343,7 +350,8 @@ pub unsafe extern "C" fn spatia_torch_load(args: *const LoadArgs, out: *mut Load
         }
         let lut: [[f32; 256]; 3] =
             std::array::from_fn(|c| std::array::from_fn(|v| (v as f32 * scale - mean[c]) / std[c]));
-        let affine = if dev == Device::Cpu {
+        let device_path = dev != Device::Cpu || a.flags & FLAG_DEVICE_PATH != 0;
+        let affine = if !device_path {
             None
         } else {
             let mul: Vec<f32> = (0..3).map(|c| scale / std[c]).collect();
@@ -419,7 +427,7 @@ pub unsafe extern "C" fn spatia_torch_submit(
             return Err(format!("expected a non-empty batch of tiles, found {n} of {h}×{w}"));
         }
         let px = h * w * 3;
-        let ticket = if m.device == Device::Cpu {
+        let ticket = if m.affine.is_none() {
             if h != m.size as usize || w != m.size as usize {
                 return Err(format!("on CPU tiles must be {s}×{s} (resized by the caller), found {h}×{w}", s = m.size));
             }
@@ -439,7 +447,7 @@ pub unsafe extern "C" fn spatia_torch_submit(
             let t = forward(&m.loaded, input, n, m.kind)?.contiguous();
             Ticket { host: t, n, dim: m.dim, device: Device::Cpu, event: None, staging: None }
         } else {
-            submit_cuda(m, tiles, n, h, w)?
+            submit_device(m, tiles, n, h, w)?
         };
         if ticket.host.size().get(1).copied() != Some(m.dim as i64) {
             return Err(format!("expected outputs of dimension {}, found shape {:?}", m.dim, ticket.host.size()));
@@ -449,7 +457,8 @@ pub unsafe extern "C" fn spatia_torch_submit(
     })
 }
 
-unsafe fn submit_cuda(m: &Model, tiles: &[*const u8], n: usize, h: usize, w: usize) -> Result<Ticket, String> {
+/// The device path of `spatia_torch_submit` (CUDA; on CPU only with [`FLAG_DEVICE_PATH`]).
+unsafe fn submit_device(m: &Model, tiles: &[*const u8], n: usize, h: usize, w: usize) -> Result<Ticket, String> {
     let dev = m.device;
     let px = h * w * 3;
     let (b, hh, ww, s) = (n as i64, h as i64, w as i64, m.size as i64);
@@ -459,7 +468,7 @@ unsafe fn submit_cuda(m: &Model, tiles: &[*const u8], n: usize, h: usize, w: usi
         match free.iter().position(|t| t.size() == [b, hh, ww, 3]) {
             Some(i) => free.swap_remove(i),
             None => Tensor::f_empty([b, hh, ww, 3], (Kind::Uint8, Device::Cpu))
-                .and_then(|t| t.f_pin_memory(dev))
+                .and_then(|t| if dev == Device::Cpu { Ok(t) } else { t.f_pin_memory(dev) })
                 .map_err(|e| format!("cannot allocate pinned host memory for {n} tiles: {e}"))?,
         }
     };
