@@ -184,6 +184,7 @@ run() {
   done
   case "$device" in cuda|cpu) ;; *) die "run: --device must be cuda or cpu, found $device" ;; esac
   case "$precision" in fp32|bf16|fp16) ;; *) die "run: --precision must be fp32, bf16 or fp16, found $precision" ;; esac
+  [ "$device" = cuda ] || [ "$precision" = fp32 ] || die "run: --precision $precision needs --device cuda (Spatia's fp16/bf16 autocast is CUDA-only)"
   local n
   for n in "size:$size" "batch:$batch" "rounds:$rounds" ${workers:+"workers:$workers"} ${max_tiles:+"max-tiles:$max_tiles"}; do
     [[ "${n#*:}" =~ ^[1-9][0-9]*$ ]] || die "run: --${n%%:*} must be a positive integer, found ${n#*:}"
@@ -192,7 +193,6 @@ run() {
 
   local spatia="$bin/spatia" plugin="$bin/libspatia_torch.so" libdir="$HERE/lib" wheels="$HERE/wheels"
   local bench="$HERE/bench"
-  [ -d "$bench" ] || bench="$HERE/scripts/bench"
   [ -f "$bench/common.py" ] || die "run: the Python parts (bench/*.py) are not beside $0"
   [ -x "$spatia" ] || die "run: $spatia not found (run from the unpacked bundle, or pass --bin DIR)"
   [ -f "$plugin" ] || die "run: $plugin not found (the libtorch plugin; --bin DIR must hold it beside spatia)"
@@ -272,7 +272,8 @@ print("gpu-bench: spatia doctor: torch %s, cuda_available %s, cuda_libs_loaded %
 for f in d.get("findings") or []:
     if not f.get("ok"):
         print("gpu-bench: spatia doctor: %s: %s" % (f.get("check"), f.get("detail")), file=sys.stderr)
-ok = d.get("torch_usable", True) is True
+# Running a model at all needs the plugin and a matching libtorch (cuDNN only matters on CUDA).
+ok = all(f.get("ok") for f in d.get("findings") or [] if f.get("check") in ("plugin", "torch"))
 if sys.argv[2] == "cuda":
     ok = ok and d.get("cuda_available") is True and d.get("cuda_libs_loaded") is True and bool(d.get("devices"))
 sys.exit(0 if ok else 1)
