@@ -62,8 +62,10 @@ EOF
 # ---------------------------------------------------------------------------------------- pack
 # Libraries the GPU machine provides itself: glibc, the C++ runtime, and torch/CUDA (from its
 # python's torch package).
-SYSTEM_LIB_RE='^(linux-vdso|linux-gate|ld-linux[^/]*|libc|libm|libmvec|libpthread|libdl|librt|libutil|libresolv|libnsl|libanl|libstdc\+\+|libgcc_s)\.so'
-TORCH_LIB_RE='^lib(torch|c10|caffe2|shm|gomp|cuda|cudart|cudnn|cublas|cufft|cufile|curand|cusolver|cusparse|cupti|nvrtc|nvJitLink|nvToolsExt|nvshmem|nvidia|nccl)[^./]*\.so'
+SYSTEM_LIB_RE='^(linux-vdso|linux-gate|ld-linux[^/]*|libc|libm|libmvec|libpthread|libdl|librt|libutil|libresolv'
+SYSTEM_LIB_RE+='|libnsl|libanl|libstdc\+\+|libgcc_s)\.so'
+TORCH_LIB_RE='^lib(torch|c10|caffe2|shm|gomp|cuda|cudart|cudnn|cublas|cufft|cufile|curand|cusolver|cusparse|cupti'
+TORCH_LIB_RE+='|nvrtc|nvJitLink|nvToolsExt|nvshmem|nvidia|nccl)[^./]*\.so'
 
 pack() {
   local out="" bin="" py="python3" wheels=""
@@ -96,7 +98,8 @@ pack() {
 
   # Binaries without debug info (spatia: 98 → ~30 MB).
   for f in spatia libspatia_torch.so; do
-    if command -v strip >/dev/null; then strip --strip-debug -o "$root/bin/$f" "$bin/$f"; else cp "$bin/$f" "$root/bin/$f"; fi
+    if command -v strip >/dev/null; then strip --strip-debug -o "$root/bin/$f" "$bin/$f"
+    else cp "$bin/$f" "$root/bin/$f"; fi
   done
   chmod +x "$root/bin/spatia"
 
@@ -131,8 +134,8 @@ pack() {
     "$py" -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
       --platform manylinux_2_28_x86_64 -d "$cache" "openslide-bin==$OPENSLIDE_BIN_VERSION" >&2 \
       || die "pack: pip download openslide-bin==$OPENSLIDE_BIN_VERSION failed"
-    cp "$cache"/openslide_python-"$OPENSLIDE_PYTHON_VERSION"-*.whl "$cache"/openslide_bin-"$OPENSLIDE_BIN_VERSION"-*.whl \
-      "$root/wheels/"
+    cp "$cache/openslide_python-$OPENSLIDE_PYTHON_VERSION"-*.whl \
+      "$cache/openslide_bin-$OPENSLIDE_BIN_VERSION"-*.whl "$root/wheels/"
   fi
 
   cp "$HERE"/bench/*.py "$root/bench/"
@@ -143,7 +146,8 @@ pack() {
     echo "spatia: $("$bin/spatia" --version 2>/dev/null || echo unknown)"
     echo "git: $(git -C "$HERE/.." rev-parse --short HEAD 2>/dev/null || echo unknown)"
     echo "glibc here: $(ldd --version 2>/dev/null | head -1)"
-    echo "highest GLIBC symbol version needed by spatia: $(objdump -T "$bin/spatia" 2>/dev/null | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1)"
+    echo "highest GLIBC symbol version needed by spatia:" \
+      "$(objdump -T "$bin/spatia" 2>/dev/null | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1)"
     echo "bundled libraries (lib/): ${kept[*]}"
     echo "wheels: $(cd "$root/wheels" && ls | tr "\n" " ")"
   } > "$root/MANIFEST.txt"
@@ -158,7 +162,8 @@ pack() {
   fi
   mv "$tmp" "$out"
   echo "$ME: wrote $out: $(awk -v b="$bytes" 'BEGIN {printf "%.1f MiB", b / 1048576}') compressed ($bytes bytes;" \
-    "$(du -sm "$root" | cut -f1) MiB unpacked: bin/, ${#kept[@]} libraries in lib/, $(ls "$root/wheels" | wc -l) wheels, bench/)"
+    "$(du -sm "$root" | cut -f1) MiB unpacked: bin/, ${#kept[@]} libraries in lib/," \
+    "$(find "$root/wheels" -name '*.whl' | wc -l) wheels, bench/)"
   echo "$ME: on the GPU machine: tar xzf $(basename "$out") && cd spatia-gpu-bench && ./gpu-bench.sh run"
 }
 
@@ -184,9 +189,11 @@ run() {
   done
   case "$device" in cuda|cpu) ;; *) die "run: --device must be cuda or cpu, found $device" ;; esac
   case "$precision" in fp32|bf16|fp16) ;; *) die "run: --precision must be fp32, bf16 or fp16, found $precision" ;; esac
-  [ "$device" = cuda ] || [ "$precision" = fp32 ] || die "run: --precision $precision needs --device cuda (Spatia's fp16/bf16 autocast is CUDA-only)"
+  [ "$device" = cuda ] || [ "$precision" = fp32 ] \
+    || die "run: --precision $precision needs --device cuda (Spatia's fp16/bf16 autocast is CUDA-only)"
   local n
-  for n in "size:$size" "batch:$batch" "rounds:$rounds" ${workers:+"workers:$workers"} ${max_tiles:+"max-tiles:$max_tiles"}; do
+  for n in "size:$size" "batch:$batch" "rounds:$rounds" ${workers:+"workers:$workers"} \
+           ${max_tiles:+"max-tiles:$max_tiles"}; do
     [[ "${n#*:}" =~ ^[1-9][0-9]*$ ]] || die "run: --${n%%:*} must be a positive integer, found ${n#*:}"
   done
   if [ -z "$workers" ]; then workers=$(( $(nproc) - 2 )); [ "$workers" -ge 1 ] || workers=1; fi
@@ -203,23 +210,29 @@ run() {
   missing="$("$py" -c '
 import importlib.util as u
 print(" ".join(m for m in ("torch", "torchvision", "numpy", "h5py", "PIL") if u.find_spec(m) is None))')"
-  [ -z "$missing" ] || die "run: $py lacks the Python modules: $missing (need torch 2.11, torchvision, numpy, h5py, Pillow)"
+  [ -z "$missing" ] \
+    || die "run: $py lacks the Python modules: $missing (need torch 2.11, torchvision, numpy, h5py, Pillow)"
   local torch_dir torch_version
   torch_dir="$("$py" -c 'import torch, os; print(os.path.dirname(torch.__file__))')"
   torch_version="$("$py" -c 'import torch; print(torch.__version__)')"
-  [ -f "$torch_dir/lib/libtorch_cpu.so" ] || die "run: $torch_dir/lib/libtorch_cpu.so not found (the python's torch has no libtorch)"
-  case "$torch_version" in 2.11.*) ;; *) say "warning: $py has torch $torch_version; the plugin was built for 2.11.0" ;; esac
+  [ -f "$torch_dir/lib/libtorch_cpu.so" ] \
+    || die "run: $torch_dir/lib/libtorch_cpu.so not found (the python's torch has no libtorch)"
+  case "$torch_version" in
+    2.11.*) ;;
+    *) say "warning: $py has torch $torch_version; the plugin was built for 2.11.0" ;;
+  esac
 
   mkdir -p "$work"
   work="$(cd "$work" && pwd)"
   # openslide-python + openslide-bin, from the carried wheels, into WORK/pylib.
   local pylib="$work/pylib"
-  if ! PYTHONPATH="$pylib" "$py" -c 'import openslide' 2>/dev/null; then
+  if [ ! -d "$pylib/openslide" ] || [ ! -d "$pylib/openslide_bin" ]; then
     ls "$wheels"/openslide_*.whl >/dev/null 2>&1 || die "run: no openslide wheels in $wheels (the bundle's wheels/)"
     mkdir -p "$pylib"
     if "$py" -m pip --version >/dev/null 2>&1; then
-      "$py" -m pip install -q --disable-pip-version-check --no-index --no-deps --find-links "$wheels" --target "$pylib" \
-        openslide-python openslide-bin >&2 || die "run: pip could not install the carried openslide wheels into $pylib"
+      "$py" -m pip install -q --disable-pip-version-check --no-index --no-deps --find-links "$wheels" \
+        --target "$pylib" openslide-python openslide-bin >&2 \
+        || die "run: pip could not install the carried openslide wheels into $pylib"
     else
       say "no pip in $py: unpacking the wheels by hand"
       "$py" - "$wheels" "$pylib" <<'EOF' || die "run: could not unpack the carried openslide wheels"
@@ -227,7 +240,8 @@ import glob, sys, zipfile
 src, dst = sys.argv[1], sys.argv[2]
 tag = "cp%d%d" % sys.version_info[:2]
 cands = sorted(glob.glob(src + "/openslide_python-*.whl"))
-pick = [w for w in cands if "-%s-%s-" % (tag, tag) in w] or [w for w in cands if "abi3" in w and sys.version_info >= (3, 11)]
+pick = [w for w in cands if "-%s-%s-" % (tag, tag) in w]
+pick = pick or [w for w in cands if "abi3" in w and sys.version_info >= (3, 11)]
 if not pick:
     sys.exit("no openslide-python wheel for %s among %s" % (tag, cands))
 for w in pick[:1] + glob.glob(src + "/openslide_bin-*.whl"):
@@ -258,16 +272,19 @@ EOF
     say "warning: this spatia has no \`doctor\` verb; whether it can use $device is only seen when extract runs"
   else
     printf '%s\n' "$doctor" > "$work/doctor.json"
-    "$py" - "$work/doctor.json" "$device" <<'EOF' || die "run: spatia cannot run the model on $device here (its doctor's findings above; full output in $work/doctor.json)"
+    "$py" - "$work/doctor.json" "$device" <<'EOF' \
+      || die "run: spatia cannot run the model on $device here (doctor's findings above; all in $work/doctor.json)"
 import json, sys
 raw = open(sys.argv[1]).read()
 try:
     d = json.loads(raw.strip().splitlines()[-1])
 except (ValueError, IndexError):
     sys.exit("gpu-bench: `spatia doctor --json` did not print JSON: %r" % raw[-500:])
-devs = ", ".join("%s (%.1f GiB)" % (x.get("name"), (x.get("total_memory_bytes") or 0) / 2**30) for x in d.get("devices") or [])
+devs = ", ".join("%s (%.1f GiB)" % (x.get("name"), (x.get("total_memory_bytes") or 0) / 2**30)
+                 for x in d.get("devices") or [])
 print("gpu-bench: spatia doctor: torch %s, cuda_available %s, cuda_libs_loaded %s, cuDNN %s, devices: %s"
-      % (d.get("torch_version"), d.get("cuda_available"), d.get("cuda_libs_loaded"), d.get("cudnn_version"), devs or "none"),
+      % (d.get("torch_version"), d.get("cuda_available"), d.get("cuda_libs_loaded"), d.get("cudnn_version"),
+         devs or "none"),
       file=sys.stderr)
 for f in d.get("findings") or []:
     if not f.get("ok"):
@@ -314,20 +331,19 @@ EOF
   local help
   help="$(sp extract --help)"
   local xargs_=(--encoder "$model" --mpp 0.5 --size 224 --stain HE --device "$device" --batch "$batch")
-  if grep -q -- '--workers' <<<"$help"; then xargs_+=(--workers "$workers"); else say "warning: this spatia extract has no --workers; it uses its default"; fi
-  if grep -q -- '--precision' <<<"$help"; then xargs_+=(--precision "$precision")
-  elif [ "$precision" != fp32 ]; then die "run: this spatia extract has no --precision; only fp32 can be compared"
-  fi
-  if [ -n "$max_tiles" ]; then
-    if grep -q -- '--max-tiles' <<<"$help"; then xargs_+=(--max-tiles "$max_tiles")
-    else say "warning: this spatia extract has no --max-tiles: all the slide's tiles are used"; fi
-  fi
+  local flag
+  for flag in --workers --precision --max-tiles; do
+    grep -q -- "$flag" <<<"$help" \
+      || die "run: this spatia's extract has no $flag: it is older than this benchmark (rebuild it)"
+  done
+  xargs_+=(--workers "$workers" --precision "$precision")
+  [ -z "$max_tiles" ] || xargs_+=(--max-tiles "$max_tiles")
 
   local rdir
   rdir="$work/run-$(date +%Y%m%d-%H%M%S)"
   mkdir -p "$rdir"
-  printf '%q ' "$0" run --device "$device" --size "$size" --batch "$batch" --workers "$workers" --precision "$precision" \
-    ${max_tiles:+--max-tiles "$max_tiles"} --rounds "$rounds" > "$rdir/command.txt"
+  printf '%q ' "$0" run --device "$device" --size "$size" --batch "$batch" --workers "$workers" \
+    --precision "$precision" ${max_tiles:+--max-tiles "$max_tiles"} --rounds "$rounds" > "$rdir/command.txt"
   echo >> "$rdir/command.txt"
 
   # Utilisation sampler, for the whole run; report.py cuts out each pipeline's interval.
@@ -338,7 +354,8 @@ EOF
   # shellcheck disable=SC2064
   trap "kill $sampler_pid 2>/dev/null || true" EXIT
 
-  local r feats=() common_args=(--slide "$slide" --model "$model" --device "$device" --batch "$batch" --precision "$precision" --workers "$workers")
+  local r feats=() common_args=(--slide "$slide" --model "$model" --device "$device" --batch "$batch"
+                                --precision "$precision" --workers "$workers")
   for r in $(seq "$rounds"); do
     say "round $r/$rounds: Spatia"
     "$py" "$bench/run_spatia.py" --out "$rdir/spatia_$r.json" -- "$spatia" extract "$slide" "${xargs_[@]}" \
@@ -359,8 +376,9 @@ EOF
 
   local again=()
   [ "$rounds" -ge 2 ] && again=(--spatia2 "$rdir/spatia_2.h5")
-  "$py" "$bench/compare.py" --spatia "$rdir/spatia_1.h5" "${again[@]}" --ref "dataloader=$rdir/dataloader_features.npy" \
-    --ref "eager=$rdir/eager_features.npy" --out "$rdir/checks.json" > /dev/null || die "run: compare.py failed"
+  "$py" "$bench/compare.py" --spatia "$rdir/spatia_1.h5" "${again[@]}" \
+    --ref "dataloader=$rdir/dataloader_features.npy" --ref "eager=$rdir/eager_features.npy" \
+    --out "$rdir/checks.json" > /dev/null || die "run: compare.py failed"
   rm -f "$rdir/tiles.npy"
 
   local load

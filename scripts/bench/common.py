@@ -152,6 +152,14 @@ def write_json(path, obj):
     print(json.dumps(obj, sort_keys=True), flush=True)
 
 
+def cpu_seconds():
+    """CPU seconds (user + system) of this process, all threads, plus its waited-for children."""
+    import resource
+
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def now():
     """Wall-clock seconds since the epoch (to place a measurement among utilisation samples)."""
     return time.time()

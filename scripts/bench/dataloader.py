@@ -12,7 +12,7 @@ model (autocast for bf16/fp16); features come back to the CPU.
 
 The model is warmed up on one zero batch first; tiles/s is measured from the DataLoader's
 creation (its worker start-up included) to the last batch's features. Writes RESULT.json like
-eager.py (pipeline "dataloader", plus the OpenSlide version).
+eager.py (pipeline "dataloader", plus the OpenSlide version; cpu_s includes the workers').
 """
 import argparse
 import os
@@ -43,20 +43,22 @@ def main():
     with torch.inference_mode(), common.autocast(dev, a.precision):
         common.forward(model, norm(torch.zeros(a.batch, size, size, 3, dtype=torch.uint8, device=dev)))
         common.sync(dev)
-        t0 = common.now()
+        t0, c0 = common.now(), common.cpu_seconds()
         dl = torch.utils.data.DataLoader(ds, batch_size=a.batch, num_workers=a.workers, shuffle=False,
                                          pin_memory=dev.type == "cuda")
         for x in dl:
             feats.append(common.forward(model, norm(x.to(dev, non_blocking=True))))
         common.sync(dev)
         t1 = common.now()
+        del x, dl  # the exhausted loader has joined its workers: their CPU time is counted below
+        c1 = common.cpu_seconds()
     n = len(coords)
     if a.features:
         np.save(a.features, torch.cat(feats).numpy())
     common.write_json(a.out, {"pipeline": "dataloader", "tiles": n, "seconds": t1 - t0, "tiles_per_s": n / (t1 - t0),
-                              "t0": t0, "t1": t1, "device": a.device, "precision": a.precision, "batch": a.batch,
-                              "workers": a.workers, "threads": torch.get_num_threads(), "openslide": osv,
-                              "torch": torch.__version__})
+                              "cpu_s": c1 - c0, "t0": t0, "t1": t1, "device": a.device, "precision": a.precision,
+                              "batch": a.batch, "workers": a.workers, "threads": torch.get_num_threads(),
+                              "openslide": osv, "torch": torch.__version__})
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ it. With --model-only, also the model alone on one normalised batch already on t
 repeated ⌈N/B⌉ times (the issue's "model only" figure).
 
 Writes RESULT.json: pipeline, tiles, seconds, tiles_per_s, t0/t1 (epoch seconds of the measured
-interval, to match utilisation samples), device, precision, batch, torch threads.
+interval, to match utilisation samples), cpu_s (CPU seconds of the process in it), device,
+precision, batch, torch threads.
 """
 import argparse
 import math
@@ -69,14 +70,14 @@ def main():
     with torch.inference_mode(), common.autocast(dev, a.precision):
         common.forward(model, norm(host[: a.batch].to(dev, non_blocking=True)))  # warm-up
         common.sync(dev)
-        t0 = common.now()
+        t0, c0 = common.now(), common.cpu_seconds()
         for i in range(0, n, a.batch):
             x = host[i:i + a.batch].to(dev, non_blocking=True)
             feats.append(common.forward(model, norm(x)))
         common.sync(dev)
-        t1 = common.now()
+        t1, c1 = common.now(), common.cpu_seconds()
     res = {"pipeline": "eager", "tiles": n, "seconds": t1 - t0, "tiles_per_s": n / (t1 - t0), "t0": t0,
-           "t1": t1, "device": a.device, "precision": a.precision, "batch": a.batch,
+           "t1": t1, "cpu_s": c1 - c0, "device": a.device, "precision": a.precision, "batch": a.batch,
            "threads": torch.get_num_threads(), "torch": torch.__version__}
     if a.features:
         np.save(a.features, torch.cat(feats).numpy())
