@@ -258,7 +258,9 @@ EOF
   # the bundled libraries.
   local ldpath="$torch_dir/lib"
   [ -d "$libdir" ] && ldpath="$libdir:$ldpath"
-  sp() { LD_LIBRARY_PATH="$ldpath${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" SPATIA_TORCH_PLUGIN="$plugin" "$spatia" "$@"; }
+  local spenv=(env "LD_LIBRARY_PATH=$ldpath${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "SPATIA_TORCH_PLUGIN=$plugin"
+               "$spatia")
+  sp() { "${spenv[@]}" "$@"; }
   local version
   version="$(sp --version 2>&1)" || die "run: $spatia does not start here: $version
   (a library missing from the bundle, or this machine's glibc older than the build machine's: see MANIFEST.txt)"
@@ -358,7 +360,7 @@ EOF
                                 --precision "$precision" --workers "$workers")
   for r in $(seq "$rounds"); do
     say "round $r/$rounds: Spatia"
-    "$py" "$bench/run_spatia.py" --out "$rdir/spatia_$r.json" -- "$spatia" extract "$slide" "${xargs_[@]}" \
+    "$py" "$bench/run_spatia.py" --out "$rdir/spatia_$r.json" -- "${spenv[@]}" extract "$slide" "${xargs_[@]}" \
       --out "$rdir/spatia_$r.h5" > /dev/null \
       || die "run: spatia extract failed (round $r): see above"
     [ "$r" -le 2 ] || rm -f "$rdir/spatia_$r.h5"
