@@ -762,6 +762,79 @@ mod tests {
         let _ = std::fs::remove_dir_all(&c.root);
     }
 
+    /// An entry made in place (no temporary directory, no fsync): `out/f.txt` holding `body`.
+    fn quick_entry(c: &Cache, key: &str, body: &str) {
+        let dir = c.entry_dir(key);
+        std::fs::create_dir_all(dir.join("out")).unwrap();
+        std::fs::write(dir.join("out/f.txt"), body).unwrap();
+        let (outputs, output_digest) = Cache::digest_outputs(&dir.join("out")).unwrap();
+        let rec = serde_json::json!({
+            "schema_version": 1, "key": key, "kind": "k", "kind_version": 1, "stage": "s", "item": null,
+            "params": {}, "upstream": {}, "inputs": [], "seed": null, "outputs": outputs,
+            "output_digest": output_digest, "started": "", "finished": "", "duration_s": 0.0, "tool": "",
+            "host": "", "libraries": {}
+        });
+        std::fs::write(dir.join("record.json"), rec.to_string()).unwrap();
+        c.write_snapshot(&dir).unwrap();
+    }
+
+    #[test]
+    fn check_many_agrees_with_check_on_every_kind_of_entry() {
+        let c = Cache::new(tempfile::tempdir().unwrap().keep());
+        // enough keys for the scoped threads; one in six of each kind
+        let keys: Vec<String> = (0..600).map(|i| format!("{:064x}", i * 7919 + 1)).collect();
+        for (i, key) in keys.iter().enumerate() {
+            if i % 6 != 5 {
+                quick_entry(&c, key, "a");
+            }
+        }
+        // past the file system's timestamp granularity, so the changes below move the stamps
+        std::thread::sleep(std::time::Duration::from_millis(25));
+        let mut want = Vec::new();
+        for (i, key) in keys.iter().enumerate() {
+            let out = c.out_dir(key);
+            let w = match i % 6 {
+                0 => Check::Good,
+                1 => {
+                    // same bytes, new inode
+                    std::fs::write(out.join("f.new"), "a").unwrap();
+                    std::fs::rename(out.join("f.new"), out.join("f.txt")).unwrap();
+                    Check::Good
+                }
+                2 => {
+                    std::fs::write(out.join("f.txt"), "b").unwrap();
+                    Check::Damaged("x".into())
+                }
+                3 => {
+                    std::fs::write(out.join("g.txt"), "a").unwrap();
+                    Check::Damaged("x".into())
+                }
+                4 => {
+                    std::fs::remove_file(c.entry_dir(key).join("record.json")).unwrap();
+                    Check::Damaged("no record.json".into())
+                }
+                _ => Check::Missing,
+            };
+            want.push(w);
+        }
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        for round in 0..2 {
+            let got = c.check_many(&refs);
+            assert_eq!(got.len(), want.len());
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                match (g, w) {
+                    (Check::Damaged(why), Check::Damaged(w)) if w == "x" => {
+                        assert!(why.contains("out/"), "round {round}, key {i}: {why}")
+                    }
+                    _ => assert_eq!(g, w, "round {round}, key {i}"),
+                }
+            }
+        }
+        // a rewrite with the same bytes refreshed the snapshot: the probe alone passes now
+        assert_eq!(c.probe(&keys[1]), Probe::Good);
+        let _ = std::fs::remove_dir_all(&c.root);
+    }
+
     #[test]
     fn probe_sees_a_rewrite_an_added_file_and_a_missing_record() {
         let c = Cache::new(tempfile::tempdir().unwrap().keep());
