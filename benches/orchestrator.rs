@@ -1,6 +1,8 @@
-//! Orchestrator benchmarks (run with `cargo bench --bench orchestrator`):
+//! Orchestrator benchmarks (run with `cargo bench --bench orchestrator [NAME]`, NAME one of
+//! `noop-1k`, `noop-10k`, `hash`, or a part of them such as `noop`):
 //! 1. no-op re-run of a fully cached generated spec of 1,000 and 10,000 `command` stages
-//!    (chains with fan-out and fan-in), wall time of the whole `spatia run` process;
+//!    (chains with fan-out and fan-in), wall time of the whole `spatia run` process; with
+//!    `SPATIA_BENCH_BASELINE=<another spatia binary>` also 21 runs alternating with that build;
 //! 2. hashing a 1 GiB file: `spatia hash` vs `b3sum` (when on PATH) in the same process, and a
 //!    second `spatia hash --cached` of the unchanged file (which must not read it).
 use std::path::Path;
@@ -55,6 +57,24 @@ fn noop(n: usize) {
     let o = Command::new(bin()).args(["run", "s.yaml", "-q"]).current_dir(d.path()).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let populate = t.elapsed().as_secs_f64();
+    if let Some(base) = std::env::var_os("SPATIA_BENCH_BASELINE") {
+        // the same no-op re-run by another build (its cache entries are the same), alternating
+        // with this one so both see the same load
+        let run = |b: &std::ffi::OsStr| wall(Command::new(b).args(["run", "s.yaml", "-q"]).current_dir(d.path()));
+        let (mut theirs, mut ours) = (Vec::new(), Vec::new());
+        for _ in 0..21 {
+            theirs.push(run(base.as_os_str()));
+            ours.push(run(std::ffi::OsStr::new(bin())));
+        }
+        let (t, o) = (median(theirs), median(ours));
+        println!(
+            "noop n={n:>6}: 21 alternating runs: this build {:.1} ms, baseline {} {:.1} ms (medians), ratio {:.2}",
+            o * 1e3,
+            base.to_string_lossy(),
+            t * 1e3,
+            o / t
+        );
+    }
     let runs: Vec<f64> =
         (0..7).map(|_| wall(Command::new(bin()).args(["run", "s.yaml", "-q"]).current_dir(d.path()))).collect();
     let plans: Vec<f64> =
@@ -112,8 +132,10 @@ fn hashing() {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let only = |name: &str| args.iter().skip(1).filter(|a| !a.starts_with('-')).all(|a| name.contains(a.as_str()));
-    if only("noop") {
+    if only("noop-1k") {
         noop(1_000);
+    }
+    if only("noop-10k") {
         noop(10_000);
     }
     if only("hash") {

@@ -131,6 +131,26 @@ fn stamps(out: &Path) -> io::Result<BTreeMap<String, FileStamp>> {
     Ok(m)
 }
 
+/// A small file's bytes: like `std::fs::read` without the `fstat` it makes for a size hint
+/// (a no-op run reads one `stat.json` per entry).
+fn read_small(p: &Path) -> io::Result<Vec<u8>> {
+    read_all(File::open(p)?)
+}
+
+fn read_all(mut f: File) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match f.read(&mut chunk) {
+            Ok(0) => return Ok(buf),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// The first path of a snapshot whose stamp differs now, if any.
 fn first_change(out: &Path, snap: &BTreeMap<String, FileStamp>) -> Option<String> {
     for (rel, st) in snap {
@@ -141,6 +161,101 @@ fn first_change(out: &Path, snap: &BTreeMap<String, FileStamp>) -> Option<String
         }
     }
     None
+}
+
+/// An open `entries/` directory, to probe many entries with lookups relative to it: a no-op
+/// run probes every entry, and the kernel walks `<k[0..2]>/<key>/…` instead of the whole
+/// absolute path each time. It only ever answers "good": anything else is left to
+/// [`Cache::probe`], which says why.
+struct EntriesDir(File);
+
+impl EntriesDir {
+    /// `(stat, lstat)` of a path relative to the directory: the stamp and whether it is a
+    /// directory, as `std::fs::metadata` / `symlink_metadata` would report them.
+    fn stat(&self, rel: &str, follow: bool) -> Option<(FileStamp, bool)> {
+        use std::os::fd::AsRawFd;
+        let c = std::ffi::CString::new(rel).ok()?;
+        let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+        let flags = if follow { 0 } else { libc::AT_SYMLINK_NOFOLLOW };
+        // SAFETY: a valid directory descriptor, a NUL-terminated path and a buffer of the right
+        // type; `st` is read only when the call succeeded (and so filled it).
+        let st = unsafe {
+            if libc::fstatat(self.0.as_raw_fd(), c.as_ptr(), st.as_mut_ptr(), flags) != 0 {
+                return None;
+            }
+            st.assume_init()
+        };
+        let stamp = (
+            st.st_size as u64,
+            (st.st_mtime as i64).saturating_mul(1_000_000_000).saturating_add(st.st_mtime_nsec as i64),
+            (st.st_ctime as i64).saturating_mul(1_000_000_000).saturating_add(st.st_ctime_nsec as i64),
+            st.st_ino as u64,
+        );
+        Some((stamp, st.st_mode & libc::S_IFMT == libc::S_IFDIR))
+    }
+
+    /// A small file relative to the directory, read whole.
+    fn read(&self, rel: &str) -> Option<Vec<u8>> {
+        use std::io::Read;
+        use std::os::fd::{AsRawFd, FromRawFd};
+        let c = std::ffi::CString::new(rel).ok()?;
+        // SAFETY: a valid directory descriptor and a NUL-terminated path; a non-negative result
+        // is a descriptor this function owns (the `File` closes it).
+        let f = unsafe {
+            let fd = libc::openat(self.0.as_raw_fd(), c.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+            if fd < 0 {
+                return None;
+            }
+            File::from_raw_fd(fd)
+        };
+        let mut buf = vec![0u8; 4096];
+        let mut len = 0;
+        loop {
+            match (&f).read(&mut buf[len..]) {
+                // a short read of a regular file ends it (a `stat.json` cut short by anything
+                // else would not parse, and the entry would take the general path)
+                Ok(n) if len + n < buf.len() => {
+                    buf.truncate(len + n);
+                    return Some(buf);
+                }
+                Ok(n) => {
+                    len += n;
+                    buf.resize(2 * buf.len(), 0);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Whether `key`'s entry passes [`Cache::probe`]: the same tests, relative to `entries/`.
+    fn good(&self, key: &str) -> bool {
+        // keys are hex digests; anything else takes the general path
+        if key.len() < 2 || !key.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return false;
+        }
+        let base = format!("{}/{key}/", &key[..2]);
+        let Some(snap) = self
+            .read(&format!("{base}stat.json"))
+            .and_then(|b| serde_json::from_slice::<BTreeMap<String, FileStamp>>(&b).ok())
+        else {
+            return false;
+        };
+        if self.stat(&format!("{base}record.json"), true).is_none() {
+            return false;
+        }
+        snap.iter().all(|(rel, st)| {
+            let dir = rel == "." || rel.ends_with('/');
+            let p = if rel == "." {
+                format!("{base}out")
+            } else if rel.starts_with('/') {
+                return false;
+            } else {
+                format!("{base}out/{}", rel.trim_end_matches('/'))
+            };
+            self.stat(&p, false) == Some((*st, dir))
+        })
+    }
 }
 
 /// The (host, pid) that owns a temporary name made by [`Cache::private_tmp`]
@@ -288,7 +403,7 @@ impl Cache {
     pub fn probe(&self, key: &str) -> Probe {
         let dir = self.entry_dir(key);
         let snap: Option<BTreeMap<String, FileStamp>> =
-            std::fs::read(dir.join("stat.json")).ok().and_then(|b| serde_json::from_slice(&b).ok());
+            read_small(&dir.join("stat.json")).ok().and_then(|b| serde_json::from_slice(&b).ok());
         let Some(snap) = snap else {
             return match std::fs::symlink_metadata(&dir) {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Probe::Missing,
@@ -376,6 +491,30 @@ impl Cache {
                 Check::Good
             }
         }
+    }
+
+    /// [`check`](Cache::check) of many keys, in order. Entries that pass the probe are
+    /// recognised through one open handle on `entries/` (same tests, shorter lookups); the
+    /// others get the full `check`. Many keys are split over a few scoped threads (the probe
+    /// is system calls, which run in parallel).
+    pub fn check_many(&self, keys: &[&str]) -> Vec<Check> {
+        let dir = File::open(self.root.join("entries")).ok().map(EntriesDir);
+        let one = |key: &&str| if dir.as_ref().is_some_and(|d| d.good(key)) { Check::Good } else { self.check(key) };
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4).min(keys.len() / 256);
+        if threads < 2 {
+            return keys.iter().map(one).collect();
+        }
+        let chunk = keys.len().div_ceil(threads);
+        std::thread::scope(|s| {
+            let rest: Vec<_> =
+                keys[chunk..].chunks(chunk).map(|c| (c, s.spawn(|| c.iter().map(one).collect::<Vec<_>>()))).collect();
+            let mut out: Vec<Check> = keys[..chunk].iter().map(one).collect();
+            for (c, h) in rest {
+                // a probe does not panic; if one did, its part is checked again here
+                out.extend(h.join().unwrap_or_else(|_| c.iter().map(one).collect()));
+            }
+            out
+        })
     }
 
     /// Writes `stat.json` of an entry (or of a writer's temporary directory) atomically.
@@ -620,6 +759,79 @@ mod tests {
         assert_eq!(tmp_owner(".gc-k.my.host.example.42.7.tmp"), Some(("my.host.example".into(), 42)));
         assert_eq!(tmp_owner(".k.42.7.tmp"), None);
         assert_eq!(tmp_owner("statcache.tsv"), None);
+        let _ = std::fs::remove_dir_all(&c.root);
+    }
+
+    /// An entry made in place (no temporary directory, no fsync): `out/f.txt` holding `body`.
+    fn quick_entry(c: &Cache, key: &str, body: &str) {
+        let dir = c.entry_dir(key);
+        std::fs::create_dir_all(dir.join("out")).unwrap();
+        std::fs::write(dir.join("out/f.txt"), body).unwrap();
+        let (outputs, output_digest) = Cache::digest_outputs(&dir.join("out")).unwrap();
+        let rec = serde_json::json!({
+            "schema_version": 1, "key": key, "kind": "k", "kind_version": 1, "stage": "s", "item": null,
+            "params": {}, "upstream": {}, "inputs": [], "seed": null, "outputs": outputs,
+            "output_digest": output_digest, "started": "", "finished": "", "duration_s": 0.0, "tool": "",
+            "host": "", "libraries": {}
+        });
+        std::fs::write(dir.join("record.json"), rec.to_string()).unwrap();
+        c.write_snapshot(&dir).unwrap();
+    }
+
+    #[test]
+    fn check_many_agrees_with_check_on_every_kind_of_entry() {
+        let c = Cache::new(tempfile::tempdir().unwrap().keep());
+        // enough keys for the scoped threads; one in six of each kind
+        let keys: Vec<String> = (0..600).map(|i| format!("{:064x}", i * 7919 + 1)).collect();
+        for (i, key) in keys.iter().enumerate() {
+            if i % 6 != 5 {
+                quick_entry(&c, key, "a");
+            }
+        }
+        // past the file system's timestamp granularity, so the changes below move the stamps
+        std::thread::sleep(std::time::Duration::from_millis(25));
+        let mut want = Vec::new();
+        for (i, key) in keys.iter().enumerate() {
+            let out = c.out_dir(key);
+            let w = match i % 6 {
+                0 => Check::Good,
+                1 => {
+                    // same bytes, new inode
+                    std::fs::write(out.join("f.new"), "a").unwrap();
+                    std::fs::rename(out.join("f.new"), out.join("f.txt")).unwrap();
+                    Check::Good
+                }
+                2 => {
+                    std::fs::write(out.join("f.txt"), "b").unwrap();
+                    Check::Damaged("x".into())
+                }
+                3 => {
+                    std::fs::write(out.join("g.txt"), "a").unwrap();
+                    Check::Damaged("x".into())
+                }
+                4 => {
+                    std::fs::remove_file(c.entry_dir(key).join("record.json")).unwrap();
+                    Check::Damaged("no record.json".into())
+                }
+                _ => Check::Missing,
+            };
+            want.push(w);
+        }
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        for round in 0..2 {
+            let got = c.check_many(&refs);
+            assert_eq!(got.len(), want.len());
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                match (g, w) {
+                    (Check::Damaged(why), Check::Damaged(w)) if w == "x" => {
+                        assert!(why.contains("out/"), "round {round}, key {i}: {why}")
+                    }
+                    _ => assert_eq!(g, w, "round {round}, key {i}"),
+                }
+            }
+        }
+        // a rewrite with the same bytes refreshed the snapshot: the probe alone passes now
+        assert_eq!(c.probe(&keys[1]), Probe::Good);
         let _ = std::fs::remove_dir_all(&c.root);
     }
 

@@ -56,12 +56,12 @@ fn emit(output: Output, v: serde_json::Value) {
     }
 }
 
-/// Checks every node's entry ([`Cache::check`], in parallel) and marks the nodes that must be
+/// Checks every node's entry ([`Cache::check`]) and marks the nodes that must be
 /// recomputed although their entry looks good: everything downstream of a damaged entry.
 pub fn assess(dag: &Dag, cache: &Cache) -> (Vec<Check>, Vec<bool>) {
-    use rayon::prelude::*;
     let n = dag.nodes.len();
-    let checks: Vec<Check> = dag.nodes.par_iter().map(|node| cache.check(&node.key)).collect();
+    let keys: Vec<&str> = dag.nodes.iter().map(|node| node.key.as_str()).collect();
+    let checks = cache.check_many(&keys);
     let mut all_dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
     for (i, node) in dag.nodes.iter().enumerate() {
         for &d in &node.deps {
@@ -297,7 +297,8 @@ pub fn run(spec: &Spec, dag: &Dag, cache: &Cache, opts: &Options) -> anyhow::Res
     let (job_tx, job_rx) = mpsc::channel::<usize>();
     let job_rx = Mutex::new(job_rx);
     let (done_tx, done_rx) = mpsc::channel::<(usize, NodeSummary)>();
-    let jobs = opts.jobs.max(1).min(todo.max(1));
+    // no worker threads when every node is cached
+    let jobs = opts.jobs.max(1).min(todo);
     let forced = &forced;
     std::thread::scope(|s| {
         for _ in 0..jobs {

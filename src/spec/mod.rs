@@ -171,6 +171,9 @@ fn read_bounded(path: &Path) -> std::io::Result<String> {
     })
 }
 
+/// From how many stages an arm's parameter checks run on the thread pool.
+const PARALLEL_CHECKS_FROM: usize = 4096;
+
 /// Checks spec text; `display` is the file name used in messages.
 pub fn compile_str(text: &str, display: &str, file: PathBuf, root: PathBuf) -> Result<Spec, SpecError> {
     let cx =
@@ -242,6 +245,8 @@ pub fn compile_str(text: &str, display: &str, file: PathBuf, root: PathBuf) -> R
         params: serde_json::Map<String, Json>,
     }
     let mut bases: Vec<Base> = Vec::new();
+    // `SPATIA_NEEDS_<NAME>` of every stage so far → the first stage with it
+    let mut env_names: HashMap<String, usize> = HashMap::new();
     let kinds: Vec<&str> = stages::REGISTRY.iter().map(|k| k.name()).collect();
     if raw.stages.is_empty() {
         return Err(cx.at_value(&p(&["stages"]), "`stages` is empty; expected at least one stage"));
@@ -256,15 +261,16 @@ pub fn compile_str(text: &str, display: &str, file: PathBuf, root: PathBuf) -> R
         }
         // `SPATIA_NEEDS_<NAME>` must name one stage
         let env = crate::util::env_name(name);
-        if let Some(other) = bases.iter().find(|b| crate::util::env_name(&b.name) == env) {
+        if let Some(&other) = env_names.get(&env) {
             return Err(cx.at_key(
                 &sp,
                 format!(
                     "stage names `{}` and `{name}` both map to the environment variable SPATIA_NEEDS_{env}; rename one (names must differ in more than case and `-`, `_`, `.`)",
-                    other.name
+                    bases[other].name
                 ),
             ));
         }
+        env_names.insert(env, bases.len());
         let Yaml::Mapping(m) = v else {
             return Err(cx.at_value(&sp, format!("stage `{name}` must be a mapping with a `kind`")));
         };
@@ -460,40 +466,42 @@ pub fn compile_str(text: &str, display: &str, file: PathBuf, root: PathBuf) -> R
             name = format!("{name}#{}", arms.len());
             seen_names.insert(name.clone());
         }
-        // kinds check their parameters in parallel; the first error in declaration order wins
-        use rayon::prelude::*;
-        let checked: Vec<Result<StageDecl, SpecError>> = bases
-            .par_iter()
-            .enumerate()
-            .map(|(i, b)| {
-                let ccx =
-                    CheckCx { stage: &b.name, cohort: cohort.as_ref(), experiment: &raw.name, spec_file: &spec_rel };
-                let checked = b.kind.check(&Json::Object(params[i].clone()), &ccx).map_err(|e| {
-                    let first = match e.path.first() {
-                        Some(Seg::Key(k)) => k.clone(),
-                        _ => String::new(),
-                    };
-                    let msg = format!("stage `{}` ({}): {}", b.name, b.kind.name(), e.msg);
-                    if let Some(at) = origin.get(&(i, first)) {
-                        return cx.at_value(at, format!("{msg} (value from the matrix, arm `{name}`)"));
-                    }
-                    let at = [p(&["stages", &b.name]), e.path.clone()].concat();
-                    if e.msg.starts_with("unknown field") {
-                        cx.at_key(&at, msg)
-                    } else {
-                        cx.at_value(&at, msg)
-                    }
-                })?;
-                Ok(StageDecl {
-                    name: b.name.clone(),
-                    kind: b.kind,
-                    needs: b.needs.clone(),
-                    params_canonical: crate::util::canonical_json(&checked.params),
-                    checked,
-                    publish: b.publish.clone(),
-                })
+        // the first error in declaration order wins
+        let check = |(i, b): (usize, &Base)| -> Result<StageDecl, SpecError> {
+            let ccx = CheckCx { stage: &b.name, cohort: cohort.as_ref(), experiment: &raw.name, spec_file: &spec_rel };
+            let checked = b.kind.check(&Json::Object(params[i].clone()), &ccx).map_err(|e| {
+                let first = match e.path.first() {
+                    Some(Seg::Key(k)) => k.clone(),
+                    _ => String::new(),
+                };
+                let msg = format!("stage `{}` ({}): {}", b.name, b.kind.name(), e.msg);
+                if let Some(at) = origin.get(&(i, first)) {
+                    return cx.at_value(at, format!("{msg} (value from the matrix, arm `{name}`)"));
+                }
+                let at = [p(&["stages", &b.name]), e.path.clone()].concat();
+                if e.msg.starts_with("unknown field") {
+                    cx.at_key(&at, msg)
+                } else {
+                    cx.at_value(&at, msg)
+                }
+            })?;
+            Ok(StageDecl {
+                name: b.name.clone(),
+                kind: b.kind,
+                needs: b.needs.clone(),
+                params_canonical: crate::util::canonical_json(&checked.params),
+                checked,
+                publish: b.publish.clone(),
             })
-            .collect();
+        };
+        // Parameter checks are pure and cheap (about a microsecond a stage): a thread pool would
+        // cost a no-op run more to start than it saves, except on very large specs.
+        let checked: Vec<Result<StageDecl, SpecError>> = if bases.len() >= PARALLEL_CHECKS_FROM {
+            use rayon::prelude::*;
+            bases.par_iter().enumerate().map(check).collect()
+        } else {
+            bases.iter().enumerate().map(check).collect()
+        };
         let mut decls = Vec::with_capacity(checked.len());
         for d in checked {
             let d = d?;
