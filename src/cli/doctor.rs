@@ -153,6 +153,7 @@ fn examine() -> (Value, Vec<Finding>) {
 }
 
 /// The CUDA finding: the device(s) when usable, else the first missing piece in order.
+#[cfg_attr(not(feature = "torch"), allow(dead_code))]
 fn cuda_finding(info: &Value, driver: &Result<String, String>) -> Finding {
     let b = |k: &str| info[k].as_bool().unwrap_or(false);
     if b("cuda_available") {
@@ -197,6 +198,7 @@ fn cuda_finding(info: &Value, driver: &Result<String, String>) -> Finding {
 }
 
 /// CUDA-style version numbers: 12040 → 12.4, 91002 → 9.10.2 (cuDNN ≥ 9), 8902 → 8.9.2.
+#[cfg_attr(not(feature = "torch"), allow(dead_code))]
 fn version_text(v: i64) -> String {
     if v >= 90000 {
         format!("{}.{}.{}", v / 10000, (v / 100) % 100, v % 100)
