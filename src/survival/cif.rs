@@ -161,7 +161,7 @@ impl CumulativeIncidence {
     /// `(F, variance)` at `t`: the values after the last event of the cause at or before `t`,
     /// `(0, 0)` before the first, NaN after the largest follow-up time.
     pub fn value_at(&self, t: f64) -> (f64, f64) {
-        if !(t <= self.max_time) {
+        if t.is_nan() || t > self.max_time {
             return (f64::NAN, f64::NAN);
         }
         let k = self.steps.partition_point(|s| s.time <= t);

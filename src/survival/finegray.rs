@@ -197,6 +197,7 @@ impl Design {
         &self.x[i * self.p..(i + 1) * self.p]
     }
 
+    #[allow(clippy::needless_range_loop)]
     fn eval(&self, beta: &[f64]) -> Eval {
         let (n, p) = (self.t.len(), self.p);
         let eta: Vec<f64> = (0..n).map(|i| self.row(i).iter().zip(beta).map(|(a, b)| a * b).sum()).collect();
