@@ -39,12 +39,14 @@ cif <- list(
 )
 
 gray <- list()
-for (g in c("sex", "ulcer", "invasion")) {
-  fit <- cuminc(d$time, d$status, group = d[[g]], cencode = 0, rho = 0)
+for (case in list(list("sex", 0), list("ulcer", 0), list("invasion", 0), list("sex", 1), list("invasion", 0.5))) {
+  g <- case[[1]]
+  rho <- case[[2]]
+  fit <- cuminc(d$time, d$status, group = d[[g]], cencode = 0, rho = rho)
   tests <- fit$Tests
   for (cause in c(1, 2)) {
     r <- tests[as.character(cause), ]
-    gray[[length(gray) + 1]] <- list(group = g, cause = cause, rho = 0,
+    gray[[length(gray) + 1]] <- list(group = g, cause = cause, rho = rho,
       statistic = unname(r["stat"]), p_value = unname(r["pv"]), df = unname(r["df"]))
   }
 }
@@ -78,7 +80,7 @@ out <- list(
     R = R.version.string, cmprsk = as.character(packageVersion("cmprsk")),
     riskRegression = as.character(packageVersion("riskRegression")),
     survival = as.character(packageVersion("survival")),
-    notes = paste("cif: cuminc + timepoints (estimate and variance); gray: cuminc(...)$Tests, rho = 0;",
+    notes = paste("cif: cuminc + timepoints (estimate and variance); gray: cuminc(...)$Tests, rho = 0 (and 1, 0.5);",
       "finegray: crr(gtol = 1e-9, maxiter = 100), se = sqrt(diag(var)) (robust sandwich),",
       "predict_cif = predict.crr at the covariate means, step value at the last jump <= t;",
       "csc: riskRegression::CSC cause-specific coxph (other causes censored)")),

@@ -111,13 +111,18 @@ fn check_all(reference: &Value, source: &str) {
         let col = g["group"].as_str().unwrap();
         let labels = m.table.strings(col).unwrap();
         let cause = g["cause"].as_u64().unwrap() as u32;
-        let t = gray_test(&m.data, &labels, cause, num(&g["rho"])).unwrap();
+        let rho = num(&g["rho"]);
+        let t = gray_test(&m.data, &labels, cause, rho).unwrap();
         let (ds, dp) = (
-            max_diff(&format!("{source} gray {col} cause {cause} statistic"), &[t.statistic], &[num(&g["statistic"])]),
+            max_diff(
+                &format!("{source} gray {col} cause {cause} rho {rho} statistic"),
+                &[t.statistic],
+                &[num(&g["statistic"])],
+            ),
             max_diff(&format!("{source} gray {col} cause {cause} p"), &[t.p_value], &[num(&g["p_value"])]),
         );
         assert_eq!(t.df as f64, num(&g["df"]));
-        report.push(format!("gray {col} cause {cause}: stat {ds:.1e}, p {dp:.1e}"));
+        report.push(format!("gray {col} cause {cause} rho {rho}: stat {ds:.1e}, p {dp:.1e}"));
     }
     // Fine-Gray
     for f in reference["finegray"].as_array().unwrap() {

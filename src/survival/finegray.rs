@@ -408,10 +408,24 @@ pub fn fit_fine_gray(
     let (mut last_step, mut last_j) = (f64::INFINITY, 0);
     while iterations < options.max_iter {
         iterations += 1;
-        let l = linalg::cholesky(&cur.info, p).map_err(|j| SurvivalError::Singular {
-            what: "Fine-Gray information matrix".into(),
-            detail: format!(" (at covariate '{}', iteration {iterations}; check for collinear covariates)", names[j]),
-        })?;
+        let l = match linalg::cholesky(&cur.info, p) {
+            Ok(l) => l,
+            // singular after some steps: the likelihood flattens as coefficients run off (separation)
+            Err(j) if iterations > 1 => {
+                return Err(SurvivalError::FitNotConverged {
+                    model: format!("Fine-Gray (cause {cause}; the information matrix became singular)"),
+                    iterations: iterations - 1,
+                    step: last_step,
+                    covariate: names[j].clone(),
+                })
+            }
+            Err(j) => {
+                return Err(SurvivalError::Singular {
+                    what: "Fine-Gray information matrix at beta = 0".into(),
+                    detail: format!(" (at covariate '{}'; check for collinear covariates)", names[j]),
+                })
+            }
+        };
         let mut step = linalg::cholesky_solve(&l, p, &cur.score);
         let mut halvings = 0;
         let next = loop {
@@ -603,5 +617,14 @@ mod tests {
             fit_fine_gray(&d, 1, &[1.0; 10], &names, &FineGrayOptions::default()),
             Err(SurvivalError::ConstantCovariate { .. })
         ));
+    }
+
+    #[test]
+    fn separation_is_a_named_error_not_a_panic() {
+        // every event of cause 1 has x = 1, every other subject x = 0: the maximum is at +infinity
+        let d = CompetingRisksData::new(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0], vec![1, 1, 2, 0, 1, 0, 2]).unwrap();
+        let x = [1.0, 1.0, 0.0, 0.0, 1.0, 0.0, 1.0];
+        let r = fit_fine_gray(&d, 1, &x, &["x".to_string()], &FineGrayOptions::default());
+        assert!(matches!(r, Err(SurvivalError::FitNotConverged { .. })), "{r:?}");
     }
 }
