@@ -65,7 +65,7 @@ pub struct Input {
     /// Column of follow-up times (>= 0)
     #[arg(long, value_name = "COL")]
     pub time: String,
-    /// Column of event indicators (1 = event, 0 = censored)
+    /// Column of event indicators (1 = event, 0 = censored; for cif, gray, finegray: 0 = censored, 1, 2, … = causes)
     #[arg(long, value_name = "COL")]
     pub event: String,
     /// Print exactly one JSON object on stdout instead of a table
