@@ -35,11 +35,12 @@ LINT = $(CARGO) fmt --all --check && $(TORCH_ENV) $(CARGO) clippy --release --lo
 lint: setup
 	$(LINT)
 
-# setup installs chromium, so the report tests must find it (no silent skip)
+# setup installs chromium and R (cmprsk, riskRegression), so the report and competing-risks tests
+# must find them (no silent skip)
 test: setup
 	$(LINT)
 	$(TORCH_ENV) $(CARGO) build --release --locked $(PLUGIN)
-	$(TORCH_ENV) SPATIA_REQUIRE_CHROMIUM=1 $(CARGO) test --release --locked --no-fail-fast $(FEATURES)
+	$(TORCH_ENV) SPATIA_REQUIRE_CHROMIUM=1 SPATIA_REQUIRE_R=1 $(CARGO) test --release --locked --no-fail-fast $(FEATURES)
 
 bench: build
 	$(TORCH_ENV) $(CARGO) bench --locked $(FEATURES)

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs what Spatia needs on a fresh Debian (bookworm) machine, idempotently and quickly
 # when everything is present: Debian packages (OpenSlide, libclang for bindgen, HDF5, vips,
-# Chromium for the report test) and the rustfmt and clippy components that `make lint` and
+# Chromium for the report test; R with cmprsk, riskRegression and jsonlite for the competing-risks
+# reference test) and the rustfmt and clippy components that `make lint` and
 # `make test` run. Run as root (CI and the dev machines are root) or with sudo.
 set -euo pipefail
-PKGS=(pkg-config libclang-dev libopenslide-dev openslide-tools libhdf5-dev libvips-tools chromium fonts-dejavu-core)
+PKGS=(pkg-config libclang-dev libopenslide-dev openslide-tools libhdf5-dev libvips-tools chromium fonts-dejavu-core
+      r-cran-cmprsk r-cran-riskregression r-cran-jsonlite)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -8,9 +8,13 @@
 //! Warnings (e.g. Cox separation) go to stderr and into the JSON's `warnings`.
 use super::bootstrap::{bootstrap_harrell, BootstrapOptions};
 use super::calibration::calibration;
+use super::cif::CumulativeIncidence;
+use super::competing::CompetingRisksData;
 use super::concordance::harrell_and_uno;
 use super::cox::{fit_cox, CoxOptions, Ties};
 use super::data::{CsvTable, SurvivalData};
+use super::finegray::{fit_fine_gray, FineGrayOptions};
+use super::gray::gray_test;
 use super::kaplan_meier::KaplanMeier;
 use super::logrank::{group_indices, logrank};
 use super::{auc, brier};
@@ -44,6 +48,12 @@ pub enum Verb {
     Brier(BrierArgs),
     /// Calibration of predicted survival at a horizon
     Calibration(CalibrationArgs),
+    /// Competing risks: Aalen–Johansen cumulative incidence of a cause (event 0 = censored, 1, 2, … = causes)
+    Cif(CifArgs),
+    /// Competing risks: Gray's test of equal cumulative incidence of a cause across groups
+    Gray(GrayArgs),
+    /// Competing risks: Fine–Gray subdistribution-hazard regression for a cause
+    Finegray(FinegrayArgs),
 }
 
 /// Input shared by every verb.
@@ -55,7 +65,7 @@ pub struct Input {
     /// Column of follow-up times (>= 0)
     #[arg(long, value_name = "COL")]
     pub time: String,
-    /// Column of event indicators (1 = event, 0 = censored)
+    /// Column of event indicators (1 = event, 0 = censored; for cif, gray, finegray: 0 = censored, 1, 2, … = causes)
     #[arg(long, value_name = "COL")]
     pub event: String,
     /// Print exactly one JSON object on stdout instead of a table
@@ -166,6 +176,66 @@ pub struct CalibrationArgs {
     pub bins: usize,
 }
 
+/// `spatia survival cif`.
+#[derive(clap::Args, Debug)]
+pub struct CifArgs {
+    #[command(flatten)]
+    pub input: Input,
+    /// The cause of interest (an event code >= 1; other non-zero codes are competing events)
+    #[arg(long, default_value_t = 1, value_parser = cause)]
+    pub cause: u32,
+    /// Times at which to report the cumulative incidence, e.g. 365,730
+    #[arg(long, value_delimiter = ',', value_name = "T,…", value_parser = time)]
+    pub at: Vec<f64>,
+    /// Column whose values define groups (one curve per group)
+    #[arg(long, value_name = "COL")]
+    pub group: Option<String>,
+}
+
+/// `spatia survival gray`.
+#[derive(clap::Args, Debug)]
+pub struct GrayArgs {
+    #[command(flatten)]
+    pub input: Input,
+    /// Column whose values define the groups
+    #[arg(long, value_name = "COL")]
+    pub group: String,
+    /// The cause compared (an event code >= 1)
+    #[arg(long, default_value_t = 1, value_parser = cause)]
+    pub cause: u32,
+    /// Weight exponent ρ of (1 − F(t−))^ρ (cmprsk's default 0)
+    #[arg(long, default_value_t = 0.0, value_parser = rho)]
+    pub rho: f64,
+}
+
+/// `spatia survival finegray`.
+#[derive(clap::Args, Debug)]
+pub struct FinegrayArgs {
+    #[command(flatten)]
+    pub input: Input,
+    /// The cause modelled (an event code >= 1)
+    #[arg(long, default_value_t = 1, value_parser = cause)]
+    pub cause: u32,
+    /// Covariate columns, e.g. age,sex,thick
+    #[arg(long, value_delimiter = ',', required = true, value_name = "COL,…")]
+    pub covariates: Vec<String>,
+    /// Times at which to report the predicted cumulative incidence at the covariate means
+    #[arg(long, value_delimiter = ',', value_name = "T,…", value_parser = time)]
+    pub at: Vec<f64>,
+}
+
+fn cause(s: &str) -> Result<u32, String> {
+    match s.trim().parse::<u32>() {
+        Ok(c) if c >= 1 => Ok(c),
+        _ => Err(format!("expected a cause code: an integer >= 1 (0 means censored), found '{s}'")),
+    }
+}
+fn rho(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(r) if r.is_finite() && (0.0..=100.0).contains(&r) => Ok(r),
+        _ => Err(format!("expected rho, a number in [0, 100], found '{s}'")),
+    }
+}
 fn bootstrap(s: &str) -> Result<usize, String> {
     crate::bounds::CLI_BOOTSTRAP.parse_usize(s)
 }
@@ -193,6 +263,9 @@ pub fn run(args: &SurvivalArgs) -> anyhow::Result<()> {
         Verb::Auc(a) => (a.input.json, run_auc(a)?),
         Verb::Brier(a) => (a.input.json, run_brier(a)?),
         Verb::Calibration(a) => (a.input.json, run_calibration(a)?),
+        Verb::Cif(a) => (a.input.json, run_cif(a)?),
+        Verb::Gray(a) => (a.input.json, run_gray(a)?),
+        Verb::Finegray(a) => (a.input.json, run_finegray(a)?),
     };
     let text = if json { format!("{}\n", serde_json::to_string(&out.0)?) } else { out.1 };
     let mut stdout = std::io::stdout().lock();
@@ -499,6 +572,147 @@ fn run_calibration(a: &CalibrationArgs) -> anyhow::Result<Output> {
         "e50": c.e50,
         "e90": c.e90,
         "notes": c.notes,
+    });
+    Ok((out, text))
+}
+
+fn load_competing(input: &Input) -> anyhow::Result<(CsvTable, CompetingRisksData)> {
+    let table = CsvTable::read(&input.csv)?;
+    let data = CompetingRisksData::new(table.times(&input.time)?, table.status_codes(&input.event)?)?;
+    Ok((table, data))
+}
+
+fn cif_json(c: &CumulativeIncidence, at: &[f64]) -> Value {
+    json!({
+        "cause": c.cause,
+        "n": c.n,
+        "events": c.n_events,
+        "competing": c.n_competing,
+        "at": at.iter().map(|&t| {
+            let e = c.estimate_at(t);
+            json!({"time": t, "cif": e.cif, "se": e.se, "lower": e.lower, "upper": e.upper})
+        }).collect::<Vec<_>>(),
+    })
+}
+
+fn cif_table(name: &str, c: &CumulativeIncidence, at: &[f64], s: &mut String) {
+    s.push_str(&format!(
+        "{name}: n = {}, events of cause {} = {}, competing events = {}\n",
+        c.n, c.cause, c.n_events, c.n_competing
+    ));
+    if !at.is_empty() {
+        s.push_str(&format!("{:>12} {:>10} {:>10} {:>10} {:>10}\n", "time", "cif", "se", "lower95", "upper95"));
+        for &t in at {
+            let e = c.estimate_at(t);
+            s.push_str(&format!("{:>12} {:>10.4} {:>10.4} {:>10.4} {:>10.4}\n", num(t), e.cif, e.se, e.lower, e.upper));
+        }
+    }
+}
+
+fn run_cif(a: &CifArgs) -> anyhow::Result<Output> {
+    let (table, d) = load_competing(&a.input)?;
+    let c = CumulativeIncidence::fit(&d, a.cause)?;
+    let mut out = cif_json(&c, &a.at);
+    let mut text = String::new();
+    cif_table("all", &c, &a.at, &mut text);
+    if let Some(col) = &a.group {
+        let labels = table.strings(col)?;
+        let (names, idx) = group_indices(&labels);
+        let mut groups = serde_json::Map::new();
+        for (g, name) in names.iter().enumerate() {
+            let sel: Vec<usize> = (0..idx.len()).filter(|&i| idx[i] == g).collect();
+            let cg = CumulativeIncidence::fit(&d.subset(&sel), a.cause)?;
+            text.push('\n');
+            cif_table(&format!("{col} = {name}"), &cg, &a.at, &mut text);
+            groups.insert(name.clone(), cif_json(&cg, &a.at));
+        }
+        out["groups"] = Value::Object(groups);
+    }
+    Ok((out, text))
+}
+
+fn run_gray(a: &GrayArgs) -> anyhow::Result<Output> {
+    let (table, d) = load_competing(&a.input)?;
+    let labels = table.strings(&a.group)?;
+    let r = gray_test(&d, &labels, a.cause, a.rho).with_context(|| format!("Gray's test on {}", table.file()))?;
+    let text = format!(
+        "Gray's test of cause {} across '{}' ({} groups: {}), rho = {}: chi2 = {:.6}, df = {}, p = {:.4e}\n",
+        r.cause,
+        a.group,
+        r.groups.len(),
+        r.groups.join(", "),
+        num(r.rho),
+        r.statistic,
+        r.df,
+        r.p_value
+    );
+    let out = json!({
+        "cause": r.cause,
+        "rho": r.rho,
+        "statistic": r.statistic,
+        "df": r.df,
+        "p_value": r.p_value,
+        "groups": r.groups,
+        "scores": r.scores,
+    });
+    Ok((out, text))
+}
+
+fn run_finegray(a: &FinegrayArgs) -> anyhow::Result<Output> {
+    let (table, d) = load_competing(&a.input)?;
+    let cols: Vec<Vec<f64>> = a.covariates.iter().map(|c| table.numeric(c)).collect::<Result<_, _>>()?;
+    let x: Vec<f64> = (0..d.len()).flat_map(|i| cols.iter().map(move |c| c[i])).collect();
+    let fit = fit_fine_gray(&d, a.cause, &x, &a.covariates, &FineGrayOptions::default())
+        .with_context(|| format!("Fine-Gray model on {}", table.file()))?;
+    for w in &fit.warnings {
+        eprintln!("spatia: warning: {w}");
+    }
+    let pred = fit.predict_cif(&fit.means, &a.at)?;
+    let mut text = format!(
+        "Fine-Gray subdistribution hazards for cause {}, n = {}, events = {}, competing = {}, iterations = {}\n\
+         {:>16} {:>11} {:>10} {:>10} {:>10} {:>10} {:>10}\n",
+        fit.cause,
+        fit.n,
+        fit.n_events,
+        fit.n_competing,
+        fit.iterations,
+        "covariate",
+        "coef",
+        "se",
+        "SHR",
+        "SHR lower",
+        "SHR upper",
+        "p"
+    );
+    for c in &fit.coefficients {
+        text.push_str(&format!(
+            "{:>16} {:>11.6} {:>10.6} {:>10.4} {:>10.4} {:>10.4} {:>10.3e}\n",
+            c.name, c.coef, c.se, c.shr, c.shr_lower, c.shr_upper, c.p_value
+        ));
+    }
+    text.push_str(&format!(
+        "log pseudo-likelihood = {:.6} (null {:.6})\n",
+        fit.log_likelihood, fit.log_likelihood_null
+    ));
+    for (t, p) in a.at.iter().zip(&pred[0]) {
+        text.push_str(&format!("predicted cumulative incidence at the means, t = {}: {:.6}\n", num(*t), p));
+    }
+    let out = json!({
+        "cause": fit.cause,
+        "coefficients": fit.coefficients.iter().map(|c| json!({
+            "name": c.name, "coef": c.coef, "se": c.se, "z": c.z, "p_value": c.p_value,
+            "shr": c.shr, "shr_lower": c.shr_lower, "shr_upper": c.shr_upper,
+        })).collect::<Vec<_>>(),
+        "variance": fit.variance,
+        "log_likelihood": fit.log_likelihood,
+        "log_likelihood_null": fit.log_likelihood_null,
+        "iterations": fit.iterations,
+        "n": fit.n,
+        "events": fit.n_events,
+        "competing": fit.n_competing,
+        "means": fit.means,
+        "at": a.at.iter().zip(&pred[0]).map(|(t, p)| json!({"time": t, "cif": p})).collect::<Vec<_>>(),
+        "warnings": fit.warnings,
     });
     Ok((out, text))
 }

@@ -286,6 +286,28 @@ impl CsvTable {
         Ok(out)
     }
 
+    /// A column of competing-risks status codes: 0 (censored) or a cause 1, 2, … (non-negative
+    /// integers; `2.0` is accepted as 2).
+    pub fn status_codes(&self, name: &str) -> Result<Vec<u32>> {
+        let c = self.column_index(name)?;
+        let mut out = Vec::with_capacity(self.rows.len());
+        for (r, rec) in self.rows.iter().enumerate() {
+            let s = rec.get(c).unwrap_or("").trim();
+            match s.parse::<f64>().ok() {
+                Some(v) if v >= 0.0 && v == v.trunc() && v <= 1e6 => out.push(v as u32),
+                _ => {
+                    let found = if s.is_empty() { "an empty value".to_string() } else { format!("'{s}'") };
+                    return Err(self.err(
+                        Some(r),
+                        name,
+                        format!("expected a status code 0 (censored) or a cause 1, 2, … (an integer), found {found}"),
+                    ));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Validated survival data from a time and an event column.
     pub fn survival_data(&self, time: &str, event: &str) -> Result<SurvivalData> {
         let t = self.times(time)?;

@@ -91,6 +91,18 @@ pub enum SurvivalError {
         /// Covariate with the largest step.
         covariate: String,
     },
+    /// An iterative fit other than Cox (e.g. Fine–Gray) that did not converge.
+    #[error("{model} fit did not converge after {iterations} Newton-Raphson iterations (largest remaining step {step:e}, on covariate '{covariate}'): expected convergence; check for separation or extreme values")]
+    FitNotConverged {
+        /// Which model.
+        model: String,
+        /// Iterations done.
+        iterations: usize,
+        /// Largest remaining step.
+        step: f64,
+        /// Covariate with the largest step.
+        covariate: String,
+    },
     /// A matrix that should be invertible is not.
     #[error("{what} is singular: expected an invertible matrix{detail}")]
     Singular {

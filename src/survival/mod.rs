@@ -14,6 +14,11 @@
 //! | [`auc`] | cumulative/dynamic AUC with ROC curves | [`CumulativeDynamicAuc`] |
 //! | [`brier`] | IPCW Brier score, integrated Brier score | [`BrierScore`] |
 //! | [`calibration`](mod@calibration) | bins vs KM, slope, intercept, ICI/E50/E90 | [`Calibration`] |
+//! | [`competing`] | competing-risks data (0 = censored, 1, 2, … = causes) | [`CompetingRisksData`] |
+//! | [`cif`] | Aalen–Johansen cumulative incidence, cmprsk variance, log(−log) CI | [`CumulativeIncidence`] |
+//! | [`gray`](mod@gray) | Gray's K-sample test of cumulative incidence | [`GrayTest`] |
+//! | [`finegray`] | Fine–Gray subdistribution-hazard regression, robust SE, predicted CIF | [`FineGrayFit`] |
+//! | [`cause_specific`] | cause-specific Cox (other causes censored) | [`fit_cause_specific_cox`] |
 //! | [`bootstrap`](mod@bootstrap) | seeded parallel percentile CIs, paired C difference | [`BootstrapCi`] |
 //! | [`cli`] | `spatia survival VERB …` | [`cli::SurvivalArgs`] |
 //!
@@ -27,11 +32,16 @@ pub mod auc;
 pub mod bootstrap;
 pub mod brier;
 pub mod calibration;
+pub mod cause_specific;
+pub mod cif;
 pub mod cli;
+pub mod competing;
 pub mod concordance;
 pub mod cox;
 pub mod data;
 pub mod error;
+pub mod finegray;
+pub mod gray;
 pub mod kaplan_meier;
 mod linalg;
 pub mod logrank;
@@ -44,9 +54,14 @@ pub use bootstrap::{
 };
 pub use brier::{brier_score, brier_score_rows, BrierScore};
 pub use calibration::{calibration, Calibration, CalibrationBin, CalibrationPoint};
+pub use cause_specific::{fit_all_cause_specific_cox, fit_cause_specific_cox};
+pub use cif::{CifEstimate, CifStep, CumulativeIncidence};
+pub use competing::CompetingRisksData;
 pub use concordance::{harrell, harrell_and_uno, uno, Concordance};
 pub use cox::{fit_cox, fit_cox_rows, CoxCoefficient, CoxFit, CoxOptions, LikelihoodRatioTest, Ties};
 pub use data::{CsvTable, SurvivalData};
 pub use error::{Result, SurvivalError};
+pub use finegray::{fit_fine_gray, FineGrayCoefficient, FineGrayFit, FineGrayOptions};
+pub use gray::{gray_test, GrayTest};
 pub use kaplan_meier::{CensoringKm, KaplanMeier, KmCurvePoint, KmEstimate, KmStep};
 pub use logrank::{logrank, LogRank, LogRankGroup};
