@@ -322,7 +322,7 @@ fn fit_rows(
         baseline_cumhaz: fit.baseline_cumulative_hazard.clone(),
         records,
         transforms,
-        warnings: dropped.into_iter().chain(fit.warnings.iter().cloned()).collect(),
+        warnings: dropped.into_iter().chain(fit.warnings.iter().map(|w| w.to_string())).collect(),
         full: serde_json::Value::Object(full),
     })
 }

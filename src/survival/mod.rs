@@ -45,7 +45,9 @@ pub use bootstrap::{
 pub use brier::{brier_score, brier_score_rows, BrierScore};
 pub use calibration::{calibration, Calibration, CalibrationBin, CalibrationPoint};
 pub use concordance::{harrell, harrell_and_uno, uno, Concordance};
-pub use cox::{fit_cox, fit_cox_rows, CoxCoefficient, CoxFit, CoxOptions, LikelihoodRatioTest, Ties};
+pub use cox::{
+    fit_cox, fit_cox_rows, CoxCoefficient, CoxFit, CoxOptions, FitWarning, LikelihoodRatioTest, Ties, WarningCode,
+};
 pub use data::{CsvTable, SurvivalData};
 pub use error::{Result, SurvivalError};
 pub use kaplan_meier::{CensoringKm, KaplanMeier, KmCurvePoint, KmEstimate, KmStep};
