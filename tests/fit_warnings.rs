@@ -132,3 +132,43 @@ fn cli_cox_reports_warnings_in_json_and_on_stderr_and_exits_0() {
     assert_eq!(v["warnings"], serde_json::json!([]));
     assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// The predictions of tests/calibration_slope_r.R on GBSG2.
+fn gbsg2_predictions() -> (Vec<f64>, Vec<bool>, Vec<f64>, Vec<f64>) {
+    let (time, event, x) = load(GBSG2_CSV, &["pnodes", "age", "horTh"]);
+    let s: Vec<f64> = x
+        .chunks_exact(3)
+        .map(|r| (-0.35 * (0.04 * (r[0] - 5.0) + 0.01 * (r[1] - 50.0) - 0.5 * r[2]).exp()).exp())
+        .collect();
+    let s2 = s.iter().map(|v| (-(0.6 * (-v.ln()).ln() - 0.2).exp()).exp()).collect();
+    (time, event, s, s2)
+}
+
+#[test]
+fn calibration_slope_and_se_equal_r_coxph() {
+    let r: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/calibration_slope_r.json")).unwrap(),
+    )
+    .unwrap();
+    let (time, event, s, s2) = gbsg2_predictions();
+    for (surv, k) in [(&s, ""), (&s2, "_2")] {
+        let c = calibration(&time, &event, surv, 1825.0, 10).unwrap();
+        let (slope, se) = (r[format!("slope{k}")].as_f64().unwrap(), r[format!("slope_se{k}")].as_f64().unwrap());
+        assert!((c.slope - slope).abs() <= 1e-9 * slope.abs(), "slope{k}: {} vs R {slope}", c.slope);
+        assert!((c.slope_se - se).abs() <= 1e-9 * se, "slope_se{k}: {} vs R {se}", c.slope_se);
+    }
+    // The CLI's JSON carries the same `slope_se`.
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    writeln!(f, "time,event,s").unwrap();
+    for i in 0..time.len() {
+        writeln!(f, "{},{},{:?}", time[i], event[i] as u8, s2[i]).unwrap();
+    }
+    let path = f.path().to_str().unwrap();
+    let args = ["calibration", "--csv", path, "--time", "time", "--event", "event", "--surv", "s", "--horizon", "1825"];
+    let out = Command::new(BIN).arg("survival").args(args).arg("--json").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (got, want) = (v["slope_se"].as_f64().unwrap(), r["slope_se_2"].as_f64().unwrap());
+    assert!((got - want).abs() <= 1e-9 * want, "CLI slope_se {got} vs R {want}");
+    assert!((v["slope"].as_f64().unwrap() - r["slope_2"].as_f64().unwrap()).abs() <= 1e-9 * 2.0);
+}
