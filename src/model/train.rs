@@ -6,7 +6,9 @@
 //!
 //! For every repeat and outer fold of a patient-level split ([`crate::model::cv`]):
 //! 1. the penalty is chosen by inner k-fold CV over the outer fold's training patients
-//!    (largest cross-validated partial log-likelihood, below), unless it is fixed;
+//!    (largest cross-validated partial log-likelihood, below), unless it is fixed; a choice at
+//!    the edge of the grid extends the grid geometrically beyond that edge until the choice is
+//!    interior or a bound is reached, with a warning if it stays at a bound (`select_penalty`);
 //! 2. every transform is fitted on the outer training patients only: the [`Standardizer`] of
 //!    the covariates; per block, the column means (also imputing patients without the block),
 //!    SDs and a PCA of the z-scored columns ([`Pca`]);
@@ -112,8 +114,11 @@ pub struct FoldFit {
     pub n_test: usize,
     /// Penalty used.
     pub penalty: f64,
-    /// CVPL of each grid penalty (empty for a fixed penalty); `None` where fits failed.
+    /// CVPL of each penalty searched, ascending (empty for a fixed penalty); `None` where fits
+    /// failed. The grid plus any extension beyond its edges.
     pub cvpl: Vec<(f64, Option<f64>)>,
+    /// How many of the penalties searched extend the grid beyond its edges.
+    pub grid_extended: usize,
     /// Design columns.
     pub names: Vec<String>,
     /// Coefficients.
@@ -420,6 +425,137 @@ fn baseline(time: Vec<f64>, cumhaz: Vec<f64>, context: &str) -> Result<Baseline>
     })
 }
 
+/// The largest penalty the grid is extended to (the `train` stage's bound on a penalty).
+pub const PENALTY_MAX: f64 = crate::bounds::TRAIN_PENALTY.hi;
+/// Below this the downward extension tries the unpenalised fit (λ = 0) and stops.
+pub const PENALTY_FLOOR: f64 = 1e-6;
+/// Extension factor when the grid has no two positive values at that edge.
+const DEFAULT_STEP: f64 = 10.0;
+
+/// The penalty chosen by inner CV, with every penalty searched and its CVPL (ascending).
+struct Selection {
+    penalty: f64,
+    scores: Vec<(f64, Option<f64>)>,
+    inner: Inner,
+    warnings: Vec<String>,
+    /// Penalties added beyond the grid's edges.
+    extended: usize,
+}
+
+/// Chooses the penalty of largest CVPL (`score(λ)` runs the inner CV; ties go to the larger λ)
+/// over `grid`, then, while the choice is at the edge of what was searched, extends the grid
+/// geometrically beyond that edge (by the ratio of the two outermost grid values there, or
+/// [`DEFAULT_STEP`]) until the choice is interior or a bound is reached: [`PENALTY_MAX`] above;
+/// below, λ = 0 once a step would go under [`PENALTY_FLOOR`]. A choice still at a bound, or
+/// at an edge where the extension's fits failed, is reported in `warnings`. A choice interior
+/// to `grid` is never changed.
+fn select_penalty(grid: &[f64], mut score: impl FnMut(f64) -> Result<Inner>) -> Result<Selection> {
+    let mut best: Option<(f64, Inner)> = None;
+    let mut scores: Vec<(f64, Option<f64>)> = Vec::new();
+    let mut last_err = None;
+    let mut try_one = |l: f64, best: &mut Option<(f64, Inner)>, scores: &mut Vec<(f64, Option<f64>)>| {
+        match score(l) {
+            Ok(inn) => {
+                scores.push((l, Some(inn.cvpl)));
+                let better = match best {
+                    None => true,
+                    Some((bl, b)) => inn.cvpl > b.cvpl || (inn.cvpl == b.cvpl && l > *bl),
+                };
+                if better && inn.cvpl.is_finite() {
+                    *best = Some((l, inn));
+                }
+                Ok(true)
+            }
+            Err(e @ (ModelError::PatientInTwoFolds { .. } | ModelError::TransformSawTestFold { .. })) => Err(e),
+            Err(e) => {
+                scores.push((l, None));
+                last_err = Some(e);
+                Ok(false)
+            }
+        }
+    };
+    for &l in grid {
+        try_one(l, &mut best, &mut scores)?;
+    }
+    let mut sorted: Vec<f64> = grid.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.dedup();
+    let positive: Vec<f64> = sorted.iter().copied().filter(|&l| l > 0.0).collect();
+    let up = match positive.as_slice() {
+        [.., a, b] if *a > 0.0 => b / a,
+        _ => DEFAULT_STEP,
+    };
+    let down = match positive.as_slice() {
+        [a, b, ..] => b / a,
+        _ => DEFAULT_STEP,
+    };
+    let (mut up_done, mut down_done) = (false, false);
+    let mut extended = (0usize, 0usize);
+    let mut failed_edge = None;
+    loop {
+        let Some(b) = best.as_ref().map(|b| b.0) else { break };
+        let lo = scores.iter().map(|s| s.0).fold(f64::INFINITY, f64::min);
+        let hi = scores.iter().map(|s| s.0).fold(f64::NEG_INFINITY, f64::max);
+        let next = if b >= hi && !up_done {
+            if b >= PENALTY_MAX {
+                up_done = true;
+                continue;
+            }
+            extended.0 += 1;
+            (b * up).min(PENALTY_MAX)
+        } else if b <= lo && !down_done {
+            if b <= 0.0 {
+                down_done = true;
+                continue;
+            }
+            extended.1 += 1;
+            let v = b / down;
+            if v < PENALTY_FLOOR {
+                0.0
+            } else {
+                v
+            }
+        } else {
+            break;
+        };
+        if !try_one(next, &mut best, &mut scores)? {
+            // a failed fit ends the extension on that side
+            failed_edge = Some(next);
+            if next > b {
+                up_done = true;
+            } else {
+                down_done = true;
+            }
+        }
+    }
+    let Some((penalty, inner)) = best else {
+        return Err(last_err.unwrap_or(ModelError::InvalidParameter {
+            name: "penalty grid".into(),
+            expected: "at least one penalty".into(),
+            found: "an empty grid".into(),
+        }));
+    };
+    scores.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let lo = scores.first().map_or(penalty, |s| s.0);
+    let hi = scores.last().map_or(penalty, |s| s.0);
+    let mut warnings = Vec::new();
+    if scores.len() > 1 && (penalty >= hi || penalty <= lo) {
+        let why = match failed_edge {
+            Some(f) if (penalty >= hi) == (f > penalty) => format!("the fits at penalty {f} failed"),
+            _ if penalty >= PENALTY_MAX => format!("the bound {PENALTY_MAX} was reached: the data favour a model \
+                                                    close to the null model (every coefficient near 0)"),
+            _ if penalty <= 0.0 => "the bound 0 (no penalty) was reached".to_string(),
+            _ => "the grid could not be extended".to_string(),
+        };
+        warnings.push(format!(
+            "penalty_at_bound: the chosen penalty {penalty} is still at the {} edge of the searched penalties \
+             ({lo} to {hi}): {why}",
+            if penalty >= hi { "upper" } else { "lower" }
+        ));
+    }
+    Ok(Selection { penalty, scores, inner, warnings, extended: extended.0 + extended.1 })
+}
+
 /// Runs patient-level cross-validated Cox training of one arm.
 pub fn train_cv(data: &TrainData, opts: &TrainOptions) -> Result<TrainResult> {
     let n = data.patients.len();
@@ -473,43 +609,15 @@ pub fn train_with_splits(data: &TrainData, splits: &[FoldAssignment], opts: &Tra
                 },
             )?
             .remove(0);
+            let mut grid_warnings = Vec::new();
+            let mut grid_extended = 0;
             let (penalty, cvpl, inner) = match &opts.penalty {
                 Penalty::Fixed(l) => (*l, Vec::new(), inner_cv(data, &train, &inner_split, *l, opts, &context)?),
                 Penalty::InnerCv(grid) => {
-                    let mut best: Option<(f64, Inner)> = None;
-                    let mut scores = Vec::new();
-                    let mut last_err = None;
-                    for &l in grid {
-                        match inner_cv(data, &train, &inner_split, l, opts, &context) {
-                            Ok(inn) => {
-                                scores.push((l, Some(inn.cvpl)));
-                                let better = match &best {
-                                    None => true,
-                                    Some((bl, b)) => inn.cvpl > b.cvpl || (inn.cvpl == b.cvpl && l > *bl),
-                                };
-                                if better && inn.cvpl.is_finite() {
-                                    best = Some((l, inn));
-                                }
-                            }
-                            Err(
-                                e @ (ModelError::PatientInTwoFolds { .. } | ModelError::TransformSawTestFold { .. }),
-                            ) => return Err(e),
-                            Err(e) => {
-                                scores.push((l, None));
-                                last_err = Some(e);
-                            }
-                        }
-                    }
-                    match best {
-                        Some((l, inn)) => (l, scores, inn),
-                        None => {
-                            return Err(last_err.unwrap_or(ModelError::InvalidParameter {
-                                name: "penalty grid".into(),
-                                expected: "at least one penalty".into(),
-                                found: "an empty grid".into(),
-                            }))
-                        }
-                    }
+                    let mut sel = select_penalty(grid, |l| inner_cv(data, &train, &inner_split, l, opts, &context))?;
+                    grid_warnings.append(&mut sel.warnings);
+                    grid_extended = sel.extended;
+                    (sel.penalty, sel.scores, sel.inner)
                 }
             };
             let fit = fit_rows(data, &train, &test, penalty, opts, &context)?;
@@ -527,12 +635,13 @@ pub fn train_with_splits(data: &TrainData, splits: &[FoldAssignment], opts: &Tra
                 n_test: test.len(),
                 penalty,
                 cvpl,
+                grid_extended,
                 names: fit.names,
                 beta: fit.beta,
                 cut_median: quantile(&sorted, 0.5),
                 cut_tertiles: [quantile(&sorted, 1.0 / 3.0), quantile(&sorted, 2.0 / 3.0)],
                 transforms: fit.transforms,
-                warnings: fit.warnings,
+                warnings: grid_warnings.into_iter().chain(fit.warnings).collect(),
                 fitted: fit.full,
             });
             res.baselines.folds.insert((a.repeat, f), baseline(fit.baseline_times, fit.baseline_cumhaz, &context)?);
