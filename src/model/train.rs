@@ -432,6 +432,14 @@ pub const PENALTY_FLOOR: f64 = 1e-6;
 /// Extension factor when the grid has no two positive values at that edge.
 const DEFAULT_STEP: f64 = 10.0;
 
+/// The smallest and largest penalty whose inner CV gave a finite CVPL.
+fn fitted_range(scores: &[(f64, Option<f64>)]) -> (f64, f64) {
+    scores
+        .iter()
+        .filter(|s| s.1.is_some_and(f64::is_finite))
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), s| (lo.min(s.0), hi.max(s.0)))
+}
+
 /// The penalty chosen by inner CV, with every penalty searched and its CVPL (ascending).
 struct Selection {
     penalty: f64,
@@ -453,25 +461,23 @@ fn select_penalty(grid: &[f64], mut score: impl FnMut(f64) -> Result<Inner>) -> 
     let mut best: Option<(f64, Inner)> = None;
     let mut scores: Vec<(f64, Option<f64>)> = Vec::new();
     let mut last_err = None;
-    let mut try_one = |l: f64, best: &mut Option<(f64, Inner)>, scores: &mut Vec<(f64, Option<f64>)>| {
-        match score(l) {
-            Ok(inn) => {
-                scores.push((l, Some(inn.cvpl)));
-                let better = match best {
-                    None => true,
-                    Some((bl, b)) => inn.cvpl > b.cvpl || (inn.cvpl == b.cvpl && l > *bl),
-                };
-                if better && inn.cvpl.is_finite() {
-                    *best = Some((l, inn));
-                }
-                Ok(true)
+    let mut try_one = |l: f64, best: &mut Option<(f64, Inner)>, scores: &mut Vec<(f64, Option<f64>)>| match score(l) {
+        Ok(inn) => {
+            scores.push((l, Some(inn.cvpl)));
+            let better = match best {
+                None => true,
+                Some((bl, b)) => inn.cvpl > b.cvpl || (inn.cvpl == b.cvpl && l > *bl),
+            };
+            if better && inn.cvpl.is_finite() {
+                *best = Some((l, inn));
             }
-            Err(e @ (ModelError::PatientInTwoFolds { .. } | ModelError::TransformSawTestFold { .. })) => Err(e),
-            Err(e) => {
-                scores.push((l, None));
-                last_err = Some(e);
-                Ok(false)
-            }
+            Ok(true)
+        }
+        Err(e @ (ModelError::PatientInTwoFolds { .. } | ModelError::TransformSawTestFold { .. })) => Err(e),
+        Err(e) => {
+            scores.push((l, None));
+            last_err = Some(e);
+            Ok(false)
         }
     };
     for &l in grid {
@@ -494,8 +500,7 @@ fn select_penalty(grid: &[f64], mut score: impl FnMut(f64) -> Result<Inner>) -> 
     let mut failed_edge = None;
     loop {
         let Some(b) = best.as_ref().map(|b| b.0) else { break };
-        let lo = scores.iter().map(|s| s.0).fold(f64::INFINITY, f64::min);
-        let hi = scores.iter().map(|s| s.0).fold(f64::NEG_INFINITY, f64::max);
+        let (lo, hi) = fitted_range(&scores);
         let next = if b >= hi && !up_done {
             if b >= PENALTY_MAX {
                 up_done = true;
@@ -536,14 +541,15 @@ fn select_penalty(grid: &[f64], mut score: impl FnMut(f64) -> Result<Inner>) -> 
         }));
     };
     scores.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let lo = scores.first().map_or(penalty, |s| s.0);
-    let hi = scores.last().map_or(penalty, |s| s.0);
+    let (lo, hi) = fitted_range(&scores);
     let mut warnings = Vec::new();
-    if scores.len() > 1 && (penalty >= hi || penalty <= lo) {
+    if lo < hi && (penalty >= hi || penalty <= lo) {
         let why = match failed_edge {
             Some(f) if (penalty >= hi) == (f > penalty) => format!("the fits at penalty {f} failed"),
-            _ if penalty >= PENALTY_MAX => format!("the bound {PENALTY_MAX} was reached: the data favour a model \
-                                                    close to the null model (every coefficient near 0)"),
+            _ if penalty >= PENALTY_MAX => format!(
+                "the bound {PENALTY_MAX} was reached: the data favour a model \
+                                                    close to the null model (every coefficient near 0)"
+            ),
             _ if penalty <= 0.0 => "the bound 0 (no penalty) was reached".to_string(),
             _ => "the grid could not be extended".to_string(),
         };
@@ -742,8 +748,61 @@ mod tests {
         }
         for f in &r.folds {
             assert!(f.cut_tertiles[0] <= f.cut_median && f.cut_median <= f.cut_tertiles[1]);
-            assert_eq!(f.cvpl.len(), 3);
+            assert_eq!(f.cvpl.len(), 3 + f.grid_extended);
         }
+    }
+
+    /// [`select_penalty`] with a made-up CVPL curve (`None`: the fits fail).
+    fn select(grid: &[f64], curve: impl Fn(f64) -> Option<f64>) -> Selection {
+        select_penalty(grid, |l| match curve(l) {
+            Some(cvpl) => Ok(Inner { cvpl, preds: Vec::new(), baselines: Vec::new() }),
+            None => Err(ModelError::InvalidParameter { name: "fit".into(), expected: "x".into(), found: "y".into() }),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn penalty_selection_extends_the_grid_only_from_an_edge() {
+        let grid = [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0];
+        // interior optimum: nothing added, nothing said
+        let s = select(&grid, |l: f64| Some(-(l.ln() - 0.1f64.ln()).powi(2)));
+        assert_eq!((s.penalty, s.extended, s.scores.len()), (0.1, 0, 8));
+        assert!(s.warnings.is_empty());
+        // optimum near 40: extended upwards by 3 until 81 shows the peak was passed
+        let s = select(&grid, |l: f64| Some(-(l.ln() - 40f64.ln()).powi(2)));
+        let added: Vec<f64> = s.scores.iter().map(|c| c.0).filter(|&l| l > 3.0).collect();
+        assert_eq!(s.penalty, 27.0);
+        assert!(added.iter().zip([9.0, 27.0, 81.0]).all(|(a, b)| (a - b).abs() < 1e-9), "{added:?}");
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+        // optimum near 1e-4: extended downwards by 3
+        let s = select(&grid, |l: f64| Some(-(l.ln() - 1e-4f64.ln()).powi(2)));
+        assert!(s.penalty < 0.001 && s.penalty > s.scores[0].0 && s.warnings.is_empty(), "{}", s.penalty);
+        assert!(s.scores.windows(2).all(|w| w[0].0 < w[1].0));
+    }
+
+    #[test]
+    fn penalty_selection_warns_when_the_choice_stays_at_a_bound() {
+        let grid = [0.01, 0.1, 1.0];
+        // rising for ever: up to the stage's bound
+        let s = select(&grid, |l: f64| Some(-1.0 / (1.0 + l)));
+        assert_eq!(s.penalty, PENALTY_MAX);
+        assert_eq!(s.scores.last().unwrap().0, PENALTY_MAX);
+        assert!(
+            s.warnings.len() == 1 && s.warnings[0].starts_with("penalty_at_bound") && s.warnings[0].contains("upper")
+        );
+        // falling for ever: down to no penalty at all
+        let s = select(&grid, |l: f64| Some(-l));
+        assert_eq!((s.penalty, s.scores[0].0), (0.0, 0.0));
+        assert!(s.scores[1].0 >= PENALTY_FLOOR);
+        assert!(s.warnings.len() == 1 && s.warnings[0].contains("the bound 0"), "{:?}", s.warnings);
+        // the first extension's fits fail: stays at the edge, says why
+        let s = select(&grid, |l: f64| if l > 1.0 { None } else { Some(l) });
+        assert_eq!((s.penalty, s.scores.len()), (1.0, 4));
+        assert!(s.warnings[0].contains("the fits at penalty 10 failed"), "{:?}", s.warnings);
+        // a grid containing 0 that chooses 0 is at the bound already: nothing to extend
+        let s = select(&[0.0, 1.0], |l: f64| Some(-l));
+        assert_eq!((s.penalty, s.extended), (0.0, 0));
+        assert!(s.warnings[0].contains("the bound 0"));
     }
 
     #[test]
