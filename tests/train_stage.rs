@@ -172,7 +172,7 @@ fn bad_parameters_point_into_the_spec() {
 
 /// A generated cohort of 120 patients with 6 covariates `x1..x6` (uniform on [−1, 1]): event
 /// times exponential with log-hazard `signal · x1`, censoring uniform (deterministic LCG).
-fn generated_project(signal: f64, penalties: &str) -> tempfile::TempDir {
+fn generated_project(signal: f64, penalties: &str, extra: &str) -> tempfile::TempDir {
     let d = project();
     let mut state = 0x2545_f491_4f6c_dd1du64;
     let mut unif = move || {
@@ -189,7 +189,7 @@ fn generated_project(signal: f64, penalties: &str) -> tempfile::TempDir {
     }
     std::fs::write(d.path().join("gen.csv"), csv).unwrap();
     let spec = format!(
-        "name: g\nseed: 3\ncohort:\n  clinical: gen.csv\n  id: id\n  time: time\n  event: event\n  covariates: [x1, x2, x3, x4, x5, x6]\nstages:\n  model:\n    kind: train\n    modalities: [clinical]\n    folds: 3\n    inner_folds: 3\n    penalties: {penalties}\n"
+        "name: g\nseed: 3\ncohort:\n  clinical: gen.csv\n  id: id\n  time: time\n  event: event\n  covariates: [x1, x2, x3, x4, x5, x6]\nstages:\n  model:\n    kind: train\n    modalities: [clinical]\n    folds: 3\n    inner_folds: 3\n    penalties: {penalties}\n{extra}"
     );
     std::fs::write(d.path().join("s.yaml"), spec).unwrap();
     d
@@ -207,7 +207,7 @@ fn run_model(d: &tempfile::TempDir) -> (serde_json::Value, String) {
 fn a_penalty_at_the_grid_edge_extends_the_grid_until_interior() {
     // A real effect and a grid of heavy penalties: every fold's choice is the grid's lowest
     // value, so the grid is extended downwards (by 100/30) until the choice is interior.
-    let d = generated_project(1.5, "[30, 100]");
+    let d = generated_project(1.5, "[30, 100]", "");
     let (model, log) = run_model(&d);
     for f in model["folds"].as_array().unwrap() {
         let searched: Vec<f64> = f["cvpl"].as_array().unwrap().iter().map(|c| c["penalty"].as_f64().unwrap()).collect();
@@ -236,7 +236,8 @@ fn a_penalty_at_the_grid_edge_extends_the_grid_until_interior() {
 fn a_penalty_still_at_a_bound_is_a_warning_in_model_json_and_the_log() {
     // No effect at all: the cross-validated likelihood keeps rising towards the null model, so
     // the extension runs to the bound (10⁶) and the fold says so.
-    let d = generated_project(0.0, "[0.01, 0.1, 1.0]");
+    let stages = "  ingest: {kind: ingest}\n  eval: {kind: evaluate, needs: [model], horizons: [500, 1000], bootstrap: 20}\n  calib: {kind: calibrate, needs: [model], horizon: 1000}\n  report: {kind: report, needs: [ingest, eval, calib], publish: rep}\n";
+    let d = generated_project(0.0, "[0.01, 0.1, 1.0]", stages);
     let (model, log) = run_model(&d);
     let at_bound: Vec<&serde_json::Value> = model["folds"]
         .as_array()
@@ -253,4 +254,9 @@ fn a_penalty_still_at_a_bound_is_a_warning_in_model_json_and_the_log() {
         assert_eq!(cvpl.last().unwrap()["penalty"].as_f64(), Some(1e6));
     }
     assert!(log.contains("warning: penalty_at_bound: the chosen penalty 1000000"), "{log}");
+    // … and in the report's Warnings list, via metrics.json
+    let page = std::fs::read_to_string(d.path().join("rep/index.html")).unwrap();
+    let list = &page[page.find("<h3 id=\"warnings\">Warnings</h3>").expect("a Warnings list")..];
+    let list = &list[..list.find("</ul>").unwrap()];
+    assert!(list.contains("(model): repeat 0 fold") && list.contains("penalty_at_bound"), "{list}");
 }

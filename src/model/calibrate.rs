@@ -539,6 +539,14 @@ mod tests {
     }
 
     #[test]
+    fn a_negative_recalibration_slope_is_a_warning_naming_the_fold() {
+        let fold = |fold, b| FoldRecalibration { repeat: 1, fold, a: 0.0, b, b_se: 0.5, n_inner: 40, events_inner: 9 };
+        let w = negative_slope_warnings(&[fold(0, 0.8), fold(1, -0.25), fold(2, 0.0)]);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].starts_with("negative_recalibration_slope: repeat 1 fold 1: the recalibration slope b = -0.2500"));
+    }
+
+    #[test]
     fn recalibration_in_sample_gives_slope_one_intercept_zero() {
         let (t, e, x) = data(200, 11);
         // Mis-calibrated: twice the true hazard, and too steep a risk score.

@@ -498,8 +498,7 @@ fn select_penalty(grid: &[f64], mut score: impl FnMut(f64) -> Result<Inner>) -> 
     let (mut up_done, mut down_done) = (false, false);
     let mut extended = (0usize, 0usize);
     let mut failed_edge = None;
-    loop {
-        let Some(b) = best.as_ref().map(|b| b.0) else { break };
+    while let Some(b) = best.as_ref().map(|b| b.0) {
         let (lo, hi) = fitted_range(&scores);
         let next = if b >= hi && !up_done {
             if b >= PENALTY_MAX {

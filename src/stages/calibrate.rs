@@ -119,13 +119,11 @@ impl StageKind for Calibrate {
             events: cohort.events,
             repeats: cohort.repeats,
             before: before.clone(),
-            recalibrated: after
-                .as_ref()
-                .map(|r| RecalibratedJson {
-                    summary: r.summary.clone(),
-                    folds: r.folds.clone(),
-                    warnings: r.warnings.clone(),
-                }),
+            recalibrated: after.as_ref().map(|r| RecalibratedJson {
+                summary: r.summary.clone(),
+                folds: r.folds.clone(),
+                warnings: r.warnings.clone(),
+            }),
         };
         doc.write(&cx.out.join(CalibrationJson::FILE))?;
         write_bins(&cx.out.join("bins.csv"), &before.bins)?;
