@@ -174,7 +174,9 @@ fn cox_separation_is_a_warning_naming_the_covariate() {
     let x: Vec<f64> = (0..20).flat_map(|i| [if i < 10 { 1.0 } else { 0.0 }, ((i * 7) % 5) as f64]).collect();
     let fit = fit_cox(&time, &event, &x, &names(&["flag", "noise"]), &CoxOptions::default()).unwrap();
     assert_eq!(fit.warnings.len(), 1, "{:?}", fit.warnings);
-    assert!(fit.warnings[0].contains("'flag'") && fit.warnings[0].contains("separation"));
+    let w = &fit.warnings[0];
+    assert_eq!((w.code, w.covariate.as_str()), (WarningCode::Separation, "flag"), "{w}");
+    assert!(w.message.contains("'flag'") && w.message.contains("separation"), "{w}");
     // An L2 penalty gives a finite, warning-free estimate.
     let pen =
         fit_cox(&time, &event, &x, &names(&["flag", "noise"]), &CoxOptions { l2_penalty: 0.1, ..Default::default() })

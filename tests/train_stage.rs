@@ -88,7 +88,10 @@ fn gse7390_arms_follow_the_contract() {
             let m = f["cut_median"].as_f64().unwrap();
             let t = f["cut_tertiles"].as_array().unwrap();
             assert!(t[0].as_f64().unwrap() <= m && m <= t[1].as_f64().unwrap());
-            assert!([0.01, 0.1, 1.0].contains(&f["penalty"].as_f64().unwrap()));
+            // a grid value, or (the choice being at an edge) a value the grid was extended to
+            let chosen = f["penalty"].as_f64().unwrap();
+            assert!(f["cvpl"].as_array().unwrap().iter().any(|c| c["penalty"].as_f64() == Some(chosen)), "{f}");
+            assert!([0.01, 0.1, 1.0].contains(&chosen) || f["grid_extended"].as_u64() > Some(0), "{f}");
         }
         if arm.contains("genes") {
             let names = model["folds"][0]["names"].as_array().unwrap();
@@ -165,4 +168,95 @@ fn bad_parameters_point_into_the_spec() {
     let o = spatia(d.path(), &["run", "s.yaml"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("block `genes`: no column of") && text(&o).contains("gse.csv"), "{}", text(&o));
+}
+
+/// A generated cohort of 120 patients with 6 covariates `x1..x6` (uniform on [−1, 1]): event
+/// times exponential with log-hazard `signal · x1`, censoring uniform (deterministic LCG).
+fn generated_project(signal: f64, penalties: &str, extra: &str) -> tempfile::TempDir {
+    let d = project();
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut unif = move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    };
+    let mut csv = String::from("id,time,event,x1,x2,x3,x4,x5,x6\n");
+    for i in 0..120 {
+        let x: Vec<f64> = (0..6).map(|_| 2.0 * unif() - 1.0).collect();
+        let t = -unif().ln() / (signal * x[0]).exp() * 1000.0;
+        let c = 3000.0 * unif();
+        let row: Vec<String> = x.iter().map(|v| format!("{v:.6}")).collect();
+        csv.push_str(&format!("p{i},{:.3},{},{}\n", t.min(c), (t <= c) as u8, row.join(",")));
+    }
+    std::fs::write(d.path().join("gen.csv"), csv).unwrap();
+    let spec = format!(
+        "name: g\nseed: 3\ncohort:\n  clinical: gen.csv\n  id: id\n  time: time\n  event: event\n  covariates: [x1, x2, x3, x4, x5, x6]\nstages:\n  model:\n    kind: train\n    modalities: [clinical]\n    folds: 3\n    inner_folds: 3\n    penalties: {penalties}\n{extra}"
+    );
+    std::fs::write(d.path().join("s.yaml"), spec).unwrap();
+    d
+}
+
+fn run_model(d: &tempfile::TempDir) -> (serde_json::Value, String) {
+    let o = spatia(d.path(), &["run", "s.yaml", "--quiet"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let dir = out_dirs(d.path()).into_values().next().unwrap();
+    let model = serde_json::from_slice(&std::fs::read(dir.join("model.json")).unwrap()).unwrap();
+    (model, std::fs::read_to_string(dir.parent().unwrap().join("log.txt")).unwrap())
+}
+
+#[test]
+fn a_penalty_at_the_grid_edge_extends_the_grid_until_interior() {
+    // A real effect and a grid of heavy penalties: every fold's choice is the grid's lowest
+    // value, so the grid is extended downwards (by 100/30) until the choice is interior.
+    let d = generated_project(1.5, "[30, 100]", "");
+    let (model, log) = run_model(&d);
+    for f in model["folds"].as_array().unwrap() {
+        let searched: Vec<f64> = f["cvpl"].as_array().unwrap().iter().map(|c| c["penalty"].as_f64().unwrap()).collect();
+        assert!(searched.windows(2).all(|w| w[0] < w[1]), "{searched:?}");
+        let chosen = f["penalty"].as_f64().unwrap();
+        assert!(chosen < 30.0 && f["grid_extended"].as_u64().unwrap() >= 2, "{f}");
+        assert_eq!(f["grid_extended"].as_u64().unwrap() as usize, searched.len() - 2);
+        // interior: something smaller and something larger was searched, with a lower CVPL
+        let best = f["cvpl"].as_array().unwrap().iter().find(|c| c["penalty"] == chosen).unwrap()["cvpl"].as_f64();
+        assert!(searched[0] < chosen && chosen < searched[searched.len() - 1], "{searched:?} {chosen}");
+        for c in f["cvpl"].as_array().unwrap() {
+            assert!(c["cvpl"].as_f64() <= best, "{f}");
+        }
+        // each step divides by 100/30
+        let below: Vec<f64> = searched.iter().copied().filter(|&l| l < 30.0).collect();
+        for w in below.windows(2) {
+            assert!((w[1] / w[0] - 100.0 / 30.0).abs() < 1e-9, "{below:?}");
+        }
+        assert!(f["warnings"].as_array().unwrap().is_empty(), "{f}");
+    }
+    assert!(log.contains("the chosen penalty was at the edge of the grid"), "{log}");
+    assert!(!log.contains("penalty_at_bound"), "{log}");
+}
+
+#[test]
+fn a_penalty_still_at_a_bound_is_a_warning_in_model_json_and_the_log() {
+    // No effect at all: the cross-validated likelihood keeps rising towards the null model, so
+    // the extension runs to the bound (10⁶) and the fold says so.
+    let stages = "  ingest: {kind: ingest}\n  eval: {kind: evaluate, needs: [model], horizons: [500, 1000], bootstrap: 20}\n  calib: {kind: calibrate, needs: [model], horizon: 1000}\n  report: {kind: report, needs: [ingest, eval, calib], publish: rep}\n";
+    let d = generated_project(0.0, "[0.01, 0.1, 1.0]", stages);
+    let (model, log) = run_model(&d);
+    let at_bound: Vec<&serde_json::Value> = model["folds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| {
+            f["warnings"].as_array().unwrap().iter().any(|w| w.as_str().unwrap().starts_with("penalty_at_bound"))
+        })
+        .collect();
+    assert!(!at_bound.is_empty(), "{model}");
+    for f in at_bound {
+        assert_eq!(f["penalty"].as_f64(), Some(1e6), "{f}");
+        let cvpl = f["cvpl"].as_array().unwrap();
+        assert_eq!(cvpl.last().unwrap()["penalty"].as_f64(), Some(1e6));
+    }
+    assert!(log.contains("warning: penalty_at_bound: the chosen penalty 1000000"), "{log}");
+    // … and in the report's Warnings list, via metrics.json
+    let page = std::fs::read_to_string(d.path().join("rep/index.html")).unwrap();
+    let list = &page[page.find("<h3 id=\"warnings\">Warnings</h3>").expect("a Warnings list")..];
+    let list = &list[..list.find("</ul>").unwrap()];
+    assert!(list.contains("(model): repeat 0 fold") && list.contains("penalty_at_bound"), "{list}");
 }

@@ -118,6 +118,9 @@ pub struct RecalibratedJson {
     /// The fitted `(a, b)` of every outer (repeat, fold).
     #[serde(default)]
     pub folds: Vec<FoldRecalibration>,
+    /// Problems of the recalibration (a fold whose slope `b` is below 0); written only when any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// The content of `calibration.json`.
@@ -257,7 +260,7 @@ mod tests {
         assert_eq!((back.before.slope, back.n, back.recalibrated.is_none()), (0.9, 3, true));
         let mut with = doc();
         let fold = FoldRecalibration { repeat: 0, fold: 1, a: 0.1, b: 0.9, b_se: 0.2, n_inner: 2, events_inner: 1 };
-        with.recalibrated = Some(RecalibratedJson { summary: summary(1.0), folds: vec![fold] });
+        with.recalibrated = Some(RecalibratedJson { summary: summary(1.0), folds: vec![fold], warnings: vec![] });
         with.write(&p).unwrap();
         let back = CalibrationJson::read(&p).unwrap();
         let r = back.recalibrated.unwrap();

@@ -206,6 +206,10 @@ pub struct ArmMetrics {
     pub ibs: IbsMetric,
     /// Risk groups.
     pub risk_groups: RiskGroupsMetric,
+    /// The arm's model warnings (`model.json`'s fold warnings, each prefixed with its repeat and
+    /// fold: a penalty still at a bound of its grid, Cox fit diagnostics); written only when any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// Paired comparison of an arm with the reference arm.
@@ -452,6 +456,7 @@ mod tests {
                 assignments: "curves/m_a/groups.csv".into(),
                 notes: vec![],
             },
+            warnings: vec![],
         };
         Metrics {
             schema: SCHEMA,

@@ -62,9 +62,14 @@ pub struct FoldSummary {
     /// Penalty used.
     #[serde(default)]
     pub penalty: f64,
-    /// CVPL of each grid penalty (empty for a fixed penalty).
+    /// CVPL of each penalty searched, by increasing penalty (empty for a fixed penalty): the
+    /// spec's grid plus any extension beyond its edges.
     #[serde(default)]
     pub cvpl: Vec<CvplPoint>,
+    /// How many penalties of `cvpl` extend the spec's grid (the choice was at an edge); written
+    /// only when not 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub grid_extended: usize,
     /// Design columns.
     #[serde(default)]
     pub names: Vec<String>,
@@ -78,9 +83,14 @@ pub struct FoldSummary {
     /// Transforms fitted on the training patients.
     #[serde(default)]
     pub transforms: Vec<TransformSummary>,
-    /// Warnings of the Cox fit.
+    /// Warnings of the fold: a penalty still at a bound of the searched grid
+    /// (`penalty_at_bound: …`), the Cox fit's diagnostics (`separation: …`, …), covariates left out.
     #[serde(default)]
     pub warnings: Vec<String>,
+}
+
+fn is_zero(v: &usize) -> bool {
+    *v == 0
 }
 
 /// The content of `model.json`.
@@ -181,6 +191,7 @@ mod tests {
             n_train_events: 3,
             n_test: 2,
             penalty: 0.1,
+            grid_extended: 0,
             cvpl: vec![CvplPoint { penalty: 0.1, cvpl: Some(-3.5) }, CvplPoint { penalty: 1.0, cvpl: None }],
             names: vec!["age".into()],
             beta: vec![0.25],

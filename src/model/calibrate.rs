@@ -30,6 +30,8 @@
 //!   with `b·c` as offset). Applied to the inner predictions themselves, this gives calibration
 //!   slope 1 and intercept 0 exactly (by the library's definitions); applied to the outer fold's
 //!   test patients it is honest out-of-sample recalibration.
+//! - A fold whose recalibration slope `b` is below 0 is reported in the recalibration's
+//!   `warnings` (its inner predictions rank patients the wrong way round).
 //! - Several repeats: statistics are computed per repeat and averaged; bins and the smoothed
 //!   curve are those of repeat 0.
 //!
@@ -387,6 +389,26 @@ pub struct Recalibrated {
     /// Recalibrated predicted survival at the horizon, one per out-of-fold row.
     #[serde(skip)]
     pub survival: Vec<f64>,
+    /// A fold whose recalibration slope is below 0 ([`negative_slope_warnings`]).
+    pub warnings: Vec<String>,
+}
+
+/// One warning per fold whose recalibration slope `b` is below 0: its inner predictions rank
+/// patients the wrong way round, so the recalibration reverses the fold model's risk order
+/// for its test patients (`b` is `se` from 0 in the message, to tell noise from a real reversal).
+pub fn negative_slope_warnings(folds: &[FoldRecalibration]) -> Vec<String> {
+    folds
+        .iter()
+        .filter(|f| f.b < 0.0)
+        .map(|f| {
+            format!(
+                "negative_recalibration_slope: repeat {} fold {}: the recalibration slope b = {:.4} (SE {:.4}, from {} \
+                 inner predictions with {} events) is below 0: the fold's inner predictions rank patients the wrong \
+                 way round, and recalibrating reverses its risk order",
+                f.repeat, f.fold, f.b, f.b_se, f.n_inner, f.events_inner
+            )
+        })
+        .collect()
 }
 
 /// Recalibrates out-of-fold predictions: for each outer (repeat, fold), fits
@@ -450,7 +472,8 @@ pub fn recalibrate(
         }
     }
     let summary = summarize(rows, &out_surv, opts)?;
-    Ok(Recalibrated { summary, folds, survival: out_surv })
+    let warnings = negative_slope_warnings(&folds);
+    Ok(Recalibrated { summary, folds, survival: out_surv, warnings })
 }
 
 /// Checks that the inner predictions of outer (repeat, fold) are exactly its training patients.
@@ -513,6 +536,14 @@ mod tests {
         }
         let c: Vec<f64> = s.iter().map(|&v| cloglog(v)).collect();
         assert_eq!(offset_log_cumhaz(&t, &e, &c, 0.0), f64::NEG_INFINITY);
+    }
+
+    #[test]
+    fn a_negative_recalibration_slope_is_a_warning_naming_the_fold() {
+        let fold = |fold, b| FoldRecalibration { repeat: 1, fold, a: 0.0, b, b_se: 0.5, n_inner: 40, events_inner: 9 };
+        let w = negative_slope_warnings(&[fold(0, 0.8), fold(1, -0.25), fold(2, 0.0)]);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].starts_with("negative_recalibration_slope: repeat 1 fold 1: the recalibration slope b = -0.2500"));
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //!
 //! For every repeat and outer fold of a patient-level split ([`crate::model::cv`]):
 //! 1. the penalty is chosen by inner k-fold CV over the outer fold's training patients
-//!    (largest cross-validated partial log-likelihood, below), unless it is fixed;
+//!    (largest cross-validated partial log-likelihood, below), unless it is fixed; a choice at
+//!    the edge of the grid extends the grid geometrically beyond that edge until the choice is
+//!    interior or a bound is reached, with a warning if it stays at a bound (`select_penalty`);
 //! 2. every transform is fitted on the outer training patients only: the [`Standardizer`] of
 //!    the covariates; per block, the column means (also imputing patients without the block),
 //!    SDs and a PCA of the z-scored columns ([`Pca`]);
@@ -112,8 +114,11 @@ pub struct FoldFit {
     pub n_test: usize,
     /// Penalty used.
     pub penalty: f64,
-    /// CVPL of each grid penalty (empty for a fixed penalty); `None` where fits failed.
+    /// CVPL of each penalty searched, ascending (empty for a fixed penalty); `None` where fits
+    /// failed. The grid plus any extension beyond its edges.
     pub cvpl: Vec<(f64, Option<f64>)>,
+    /// How many of the penalties searched extend the grid beyond its edges.
+    pub grid_extended: usize,
     /// Design columns.
     pub names: Vec<String>,
     /// Coefficients.
@@ -322,7 +327,7 @@ fn fit_rows(
         baseline_cumhaz: fit.baseline_cumulative_hazard.clone(),
         records,
         transforms,
-        warnings: dropped.into_iter().chain(fit.warnings.iter().cloned()).collect(),
+        warnings: dropped.into_iter().chain(fit.warnings.iter().map(|w| w.to_string())).collect(),
         full: serde_json::Value::Object(full),
     })
 }
@@ -420,6 +425,142 @@ fn baseline(time: Vec<f64>, cumhaz: Vec<f64>, context: &str) -> Result<Baseline>
     })
 }
 
+/// The largest penalty the grid is extended to (the `train` stage's bound on a penalty).
+pub const PENALTY_MAX: f64 = crate::bounds::TRAIN_PENALTY.hi;
+/// Below this the downward extension tries the unpenalised fit (λ = 0) and stops.
+pub const PENALTY_FLOOR: f64 = 1e-6;
+/// Extension factor when the grid has no two positive values at that edge.
+const DEFAULT_STEP: f64 = 10.0;
+
+/// The smallest and largest penalty whose inner CV gave a finite CVPL.
+fn fitted_range(scores: &[(f64, Option<f64>)]) -> (f64, f64) {
+    scores
+        .iter()
+        .filter(|s| s.1.is_some_and(f64::is_finite))
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), s| (lo.min(s.0), hi.max(s.0)))
+}
+
+/// The penalty chosen by inner CV, with every penalty searched and its CVPL (ascending).
+struct Selection {
+    penalty: f64,
+    scores: Vec<(f64, Option<f64>)>,
+    inner: Inner,
+    warnings: Vec<String>,
+    /// Penalties added beyond the grid's edges.
+    extended: usize,
+}
+
+/// Chooses the penalty of largest CVPL (`score(λ)` runs the inner CV; ties go to the larger λ)
+/// over `grid`, then, while the choice is at the edge of what was searched, extends the grid
+/// geometrically beyond that edge (by the ratio of the two outermost grid values there, or
+/// [`DEFAULT_STEP`]) until the choice is interior or a bound is reached: [`PENALTY_MAX`] above;
+/// below, λ = 0 once a step would go under [`PENALTY_FLOOR`]. A choice still at a bound, or
+/// at an edge where the extension's fits failed, is reported in `warnings`. A choice interior
+/// to `grid` is never changed.
+fn select_penalty(grid: &[f64], mut score: impl FnMut(f64) -> Result<Inner>) -> Result<Selection> {
+    let mut best: Option<(f64, Inner)> = None;
+    let mut scores: Vec<(f64, Option<f64>)> = Vec::new();
+    let mut last_err = None;
+    let mut try_one = |l: f64, best: &mut Option<(f64, Inner)>, scores: &mut Vec<(f64, Option<f64>)>| match score(l) {
+        Ok(inn) => {
+            scores.push((l, Some(inn.cvpl)));
+            let better = match best {
+                None => true,
+                Some((bl, b)) => inn.cvpl > b.cvpl || (inn.cvpl == b.cvpl && l > *bl),
+            };
+            if better && inn.cvpl.is_finite() {
+                *best = Some((l, inn));
+            }
+            Ok(true)
+        }
+        Err(e @ (ModelError::PatientInTwoFolds { .. } | ModelError::TransformSawTestFold { .. })) => Err(e),
+        Err(e) => {
+            scores.push((l, None));
+            last_err = Some(e);
+            Ok(false)
+        }
+    };
+    for &l in grid {
+        try_one(l, &mut best, &mut scores)?;
+    }
+    let mut sorted: Vec<f64> = grid.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.dedup();
+    let positive: Vec<f64> = sorted.iter().copied().filter(|&l| l > 0.0).collect();
+    let up = match positive.as_slice() {
+        [.., a, b] if *a > 0.0 => b / a,
+        _ => DEFAULT_STEP,
+    };
+    let down = match positive.as_slice() {
+        [a, b, ..] => b / a,
+        _ => DEFAULT_STEP,
+    };
+    let (mut up_done, mut down_done) = (false, false);
+    let mut extended = (0usize, 0usize);
+    let mut failed_edge = None;
+    while let Some(b) = best.as_ref().map(|b| b.0) {
+        let (lo, hi) = fitted_range(&scores);
+        let next = if b >= hi && !up_done {
+            if b >= PENALTY_MAX {
+                up_done = true;
+                continue;
+            }
+            extended.0 += 1;
+            (b * up).min(PENALTY_MAX)
+        } else if b <= lo && !down_done {
+            if b <= 0.0 {
+                down_done = true;
+                continue;
+            }
+            extended.1 += 1;
+            let v = b / down;
+            if v < PENALTY_FLOOR {
+                0.0
+            } else {
+                v
+            }
+        } else {
+            break;
+        };
+        if !try_one(next, &mut best, &mut scores)? {
+            // a failed fit ends the extension on that side
+            failed_edge = Some(next);
+            if next > b {
+                up_done = true;
+            } else {
+                down_done = true;
+            }
+        }
+    }
+    let Some((penalty, inner)) = best else {
+        return Err(last_err.unwrap_or(ModelError::InvalidParameter {
+            name: "penalty grid".into(),
+            expected: "at least one penalty".into(),
+            found: "an empty grid".into(),
+        }));
+    };
+    scores.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (lo, hi) = fitted_range(&scores);
+    let mut warnings = Vec::new();
+    if lo < hi && (penalty >= hi || penalty <= lo) {
+        let why = match failed_edge {
+            Some(f) if (penalty >= hi) == (f > penalty) => format!("the fits at penalty {f} failed"),
+            _ if penalty >= PENALTY_MAX => format!(
+                "the bound {PENALTY_MAX} was reached: the data favour a model \
+                                                    close to the null model (every coefficient near 0)"
+            ),
+            _ if penalty <= 0.0 => "the bound 0 (no penalty) was reached".to_string(),
+            _ => "the grid could not be extended".to_string(),
+        };
+        warnings.push(format!(
+            "penalty_at_bound: the chosen penalty {penalty} is still at the {} edge of the searched penalties \
+             ({lo} to {hi}): {why}",
+            if penalty >= hi { "upper" } else { "lower" }
+        ));
+    }
+    Ok(Selection { penalty, scores, inner, warnings, extended: extended.0 + extended.1 })
+}
+
 /// Runs patient-level cross-validated Cox training of one arm.
 pub fn train_cv(data: &TrainData, opts: &TrainOptions) -> Result<TrainResult> {
     let n = data.patients.len();
@@ -473,43 +614,15 @@ pub fn train_with_splits(data: &TrainData, splits: &[FoldAssignment], opts: &Tra
                 },
             )?
             .remove(0);
+            let mut grid_warnings = Vec::new();
+            let mut grid_extended = 0;
             let (penalty, cvpl, inner) = match &opts.penalty {
                 Penalty::Fixed(l) => (*l, Vec::new(), inner_cv(data, &train, &inner_split, *l, opts, &context)?),
                 Penalty::InnerCv(grid) => {
-                    let mut best: Option<(f64, Inner)> = None;
-                    let mut scores = Vec::new();
-                    let mut last_err = None;
-                    for &l in grid {
-                        match inner_cv(data, &train, &inner_split, l, opts, &context) {
-                            Ok(inn) => {
-                                scores.push((l, Some(inn.cvpl)));
-                                let better = match &best {
-                                    None => true,
-                                    Some((bl, b)) => inn.cvpl > b.cvpl || (inn.cvpl == b.cvpl && l > *bl),
-                                };
-                                if better && inn.cvpl.is_finite() {
-                                    best = Some((l, inn));
-                                }
-                            }
-                            Err(
-                                e @ (ModelError::PatientInTwoFolds { .. } | ModelError::TransformSawTestFold { .. }),
-                            ) => return Err(e),
-                            Err(e) => {
-                                scores.push((l, None));
-                                last_err = Some(e);
-                            }
-                        }
-                    }
-                    match best {
-                        Some((l, inn)) => (l, scores, inn),
-                        None => {
-                            return Err(last_err.unwrap_or(ModelError::InvalidParameter {
-                                name: "penalty grid".into(),
-                                expected: "at least one penalty".into(),
-                                found: "an empty grid".into(),
-                            }))
-                        }
-                    }
+                    let mut sel = select_penalty(grid, |l| inner_cv(data, &train, &inner_split, l, opts, &context))?;
+                    grid_warnings.append(&mut sel.warnings);
+                    grid_extended = sel.extended;
+                    (sel.penalty, sel.scores, sel.inner)
                 }
             };
             let fit = fit_rows(data, &train, &test, penalty, opts, &context)?;
@@ -527,12 +640,13 @@ pub fn train_with_splits(data: &TrainData, splits: &[FoldAssignment], opts: &Tra
                 n_test: test.len(),
                 penalty,
                 cvpl,
+                grid_extended,
                 names: fit.names,
                 beta: fit.beta,
                 cut_median: quantile(&sorted, 0.5),
                 cut_tertiles: [quantile(&sorted, 1.0 / 3.0), quantile(&sorted, 2.0 / 3.0)],
                 transforms: fit.transforms,
-                warnings: fit.warnings,
+                warnings: grid_warnings.into_iter().chain(fit.warnings).collect(),
                 fitted: fit.full,
             });
             res.baselines.folds.insert((a.repeat, f), baseline(fit.baseline_times, fit.baseline_cumhaz, &context)?);
@@ -633,8 +747,61 @@ mod tests {
         }
         for f in &r.folds {
             assert!(f.cut_tertiles[0] <= f.cut_median && f.cut_median <= f.cut_tertiles[1]);
-            assert_eq!(f.cvpl.len(), 3);
+            assert_eq!(f.cvpl.len(), 3 + f.grid_extended);
         }
+    }
+
+    /// [`select_penalty`] with a made-up CVPL curve (`None`: the fits fail).
+    fn select(grid: &[f64], curve: impl Fn(f64) -> Option<f64>) -> Selection {
+        select_penalty(grid, |l| match curve(l) {
+            Some(cvpl) => Ok(Inner { cvpl, preds: Vec::new(), baselines: Vec::new() }),
+            None => Err(ModelError::InvalidParameter { name: "fit".into(), expected: "x".into(), found: "y".into() }),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn penalty_selection_extends_the_grid_only_from_an_edge() {
+        let grid = [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0];
+        // interior optimum: nothing added, nothing said
+        let s = select(&grid, |l: f64| Some(-(l.ln() - 0.1f64.ln()).powi(2)));
+        assert_eq!((s.penalty, s.extended, s.scores.len()), (0.1, 0, 8));
+        assert!(s.warnings.is_empty());
+        // optimum near 40: extended upwards by 3 until 81 shows the peak was passed
+        let s = select(&grid, |l: f64| Some(-(l.ln() - 40f64.ln()).powi(2)));
+        let added: Vec<f64> = s.scores.iter().map(|c| c.0).filter(|&l| l > 3.0).collect();
+        assert_eq!(s.penalty, 27.0);
+        assert!(added.iter().zip([9.0, 27.0, 81.0]).all(|(a, b)| (a - b).abs() < 1e-9), "{added:?}");
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+        // optimum near 1e-4: extended downwards by 3
+        let s = select(&grid, |l: f64| Some(-(l.ln() - 1e-4f64.ln()).powi(2)));
+        assert!(s.penalty < 0.001 && s.penalty > s.scores[0].0 && s.warnings.is_empty(), "{}", s.penalty);
+        assert!(s.scores.windows(2).all(|w| w[0].0 < w[1].0));
+    }
+
+    #[test]
+    fn penalty_selection_warns_when_the_choice_stays_at_a_bound() {
+        let grid = [0.01, 0.1, 1.0];
+        // rising for ever: up to the stage's bound
+        let s = select(&grid, |l: f64| Some(-1.0 / (1.0 + l)));
+        assert_eq!(s.penalty, PENALTY_MAX);
+        assert_eq!(s.scores.last().unwrap().0, PENALTY_MAX);
+        assert!(
+            s.warnings.len() == 1 && s.warnings[0].starts_with("penalty_at_bound") && s.warnings[0].contains("upper")
+        );
+        // falling for ever: down to no penalty at all
+        let s = select(&grid, |l: f64| Some(-l));
+        assert_eq!((s.penalty, s.scores[0].0), (0.0, 0.0));
+        assert!(s.scores[1].0 >= PENALTY_FLOOR);
+        assert!(s.warnings.len() == 1 && s.warnings[0].contains("the bound 0"), "{:?}", s.warnings);
+        // the first extension's fits fail: stays at the edge, says why
+        let s = select(&grid, |l: f64| if l > 1.0 { None } else { Some(l) });
+        assert_eq!((s.penalty, s.scores.len()), (1.0, 4));
+        assert!(s.warnings[0].contains("the fits at penalty 10 failed"), "{:?}", s.warnings);
+        // a grid containing 0 that chooses 0 is at the bound already: nothing to extend
+        let s = select(&[0.0, 1.0], |l: f64| Some(-l));
+        assert_eq!((s.penalty, s.extended), (0.0, 0));
+        assert!(s.warnings[0].contains("the bound 0"));
     }
 
     #[test]

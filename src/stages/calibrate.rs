@@ -64,7 +64,8 @@ impl StageKind for Calibrate {
         CALIBRATE
     }
     fn version(&self) -> u32 {
-        1
+        // 2: a fold with a negative recalibration slope is a warning (`recalibrated.warnings`)
+        2
     }
     fn about(&self) -> &'static str {
         "calibration at a horizon: predicted vs Kaplan–Meier risk by quantile bin, slope, intercept, ICI; inner-fold recalibration"
@@ -118,9 +119,11 @@ impl StageKind for Calibrate {
             events: cohort.events,
             repeats: cohort.repeats,
             before: before.clone(),
-            recalibrated: after
-                .as_ref()
-                .map(|r| RecalibratedJson { summary: r.summary.clone(), folds: r.folds.clone() }),
+            recalibrated: after.as_ref().map(|r| RecalibratedJson {
+                summary: r.summary.clone(),
+                folds: r.folds.clone(),
+                warnings: r.warnings.clone(),
+            }),
         };
         doc.write(&cx.out.join(CalibrationJson::FILE))?;
         write_bins(&cx.out.join("bins.csv"), &before.bins)?;
@@ -150,6 +153,9 @@ fn recalibrate(
             "recalibration repeat {} fold {}: a = {:.4}, b = {:.4} (inner n = {}, events = {})",
             f.repeat, f.fold, f.a, f.b, f.n_inner, f.events_inner
         ));
+    }
+    for w in &r.warnings {
+        cx.log(&format!("warning: {w}"));
     }
     cx.log(&format!(
         "after recalibration: slope {:.4}, intercept {:.4}, ICI {:.4}",

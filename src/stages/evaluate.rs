@@ -82,7 +82,8 @@ impl StageKind for Evaluate {
         EVALUATE
     }
     fn version(&self) -> u32 {
-        1
+        // 2: `metrics.json` carries each arm's model warnings (`arms[].warnings`)
+        2
     }
     fn about(&self) -> &'static str {
         "C-indices, time-dependent AUC, Brier/IBS, KM by risk group, HR and paired ΔC across arms"
@@ -191,7 +192,13 @@ impl StageKind for Evaluate {
         for (e, pr) in evals.iter().zip(&prepared) {
             write_curves(cx.out, e, pr)?;
         }
-        let metrics = metrics_json(p, cx.seed, &reference, &evals, &comparisons);
+        let mut metrics = metrics_json(p, cx.seed, &reference, &evals, &comparisons);
+        for (m, (arm, train)) in metrics.arms.iter_mut().zip(&arms) {
+            let model = train.model().with_context(|| format!("arm `{arm}`: reading model.json"))?;
+            for f in &model.folds {
+                m.warnings.extend(f.warnings.iter().map(|w| format!("repeat {} fold {}: {w}", f.repeat, f.fold)));
+            }
+        }
         metrics.write(&cx.out.join(Metrics::FILE)).context("writing metrics.json")?;
         Ok(())
     }
@@ -295,6 +302,7 @@ fn arm_metrics(e: &ArmEvaluation) -> ArmMetrics {
             assignments: format!("curves/{s}/groups.csv"),
             notes: rg.notes.clone(),
         },
+        warnings: Vec::new(),
     }
 }
 

@@ -124,7 +124,10 @@ impl StageKind for Train {
         TRAIN
     }
     fn version(&self) -> u32 {
-        3
+        // 4: a penalty chosen at the edge of the grid extends the grid (model.json's
+        // `cvpl`/`grid_extended`, a `penalty_at_bound` warning), and Cox fit diagnostics
+        // (`separation`, …) are fold warnings: outputs change where a fold hit an edge or warned.
+        4
     }
     fn about(&self) -> &'static str {
         "cross-validated survival model of one arm (model: cox) on clinical, slide-feature, stain-index and tabular blocks"
@@ -543,6 +546,7 @@ fn model_json(cx: &RunCx, p: &TrainParams, data: &TrainData, res: &TrainResult, 
             n_test: f.n_test,
             penalty: f.penalty,
             cvpl: f.cvpl.iter().map(|&(penalty, cvpl)| CvplPoint { penalty, cvpl }).collect(),
+            grid_extended: f.grid_extended,
             names: f.names.clone(),
             beta: f.beta.clone(),
             cut_median: f.cut_median,
@@ -608,6 +612,13 @@ fn write_outputs(
             f.n_train,
             f.n_test
         ));
+        if f.grid_extended > 0 {
+            let (lo, hi) = (f.cvpl.first().map_or(f.penalty, |c| c.0), f.cvpl.last().map_or(f.penalty, |c| c.0));
+            cx.log(&format!(
+                "  the chosen penalty was at the edge of the grid: {} penalties added, searched {lo} to {hi}",
+                f.grid_extended
+            ));
+        }
         for w in &f.warnings {
             cx.log(&format!("  warning: {w}"));
         }

@@ -405,7 +405,7 @@ fn cox(a: &CoxArgs) -> anyhow::Result<Output> {
     let fit = fit_cox(&d.time, &d.event, &x, &a.covariates, &opts)
         .with_context(|| format!("Cox model on {}", table.file()))?;
     for w in &fit.warnings {
-        eprintln!("spatia: warning: {w}");
+        eprintln!("spatia: warning: {}", w.message);
     }
     let out = json!({
         "coefficients": fit.coefficients.iter().map(|c| json!({
@@ -567,6 +567,7 @@ fn run_calibration(a: &CalibrationArgs) -> anyhow::Result<Output> {
         "horizon": c.horizon,
         "bins": c.bins.iter().map(|b| json!({"predicted": b.predicted, "observed": b.observed, "lower": b.lower, "upper": b.upper, "n": b.n})).collect::<Vec<_>>(),
         "slope": c.slope,
+        "slope_se": c.slope_se,
         "intercept": c.intercept,
         "ici": c.ici,
         "e50": c.e50,

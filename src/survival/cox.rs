@@ -36,9 +36,30 @@
 //! Before fitting: mismatched lengths, non-finite covariates (naming the covariate and row), no
 //! events, a constant covariate, a covariate that is a linear combination of others (names both).
 //! While fitting: a singular information matrix, non-convergence within `max_iter` iterations
-//! (names the covariate still moving). After fitting, a coefficient beyond 10 standard
-//! deviations of its covariate on the log-hazard scale is reported in `warnings` as a likely
-//! (quasi-)complete separation — the likelihood is monotone and the estimate is not finite.
+//! (names the covariate still moving).
+//!
+//! # Warnings
+//! A fit that converges can still be meaningless; [`CoxFit::warnings`] lists, as data
+//! ([`FitWarning`]: a code, the covariate, a message), what the fit detected afterwards:
+//! - `separation` — the (penalised) log-likelihood has no finite maximum in the direction of a
+//!   coefficient (monotone likelihood, Heinze & Schemper 2001): moving `β_j` a further
+//!   `10 / s_j` (10 covariate SDs on the log-hazard scale) beyond `β̂_j` lowers the objective by
+//!   less than `1e−6` (under a finite maximum with a usable SE it drops by hundreds). Newton
+//!   then stopped only because the likelihood gain vanished, `β̂_j` is an arbitrary point on a
+//!   plateau and its SE meaningless (GBSG2 with an indicator of an event before day 300:
+//!   `β ≈ 40`, `SE ≈ 1e7`). The message gives `β̂_j`, its SE and the SE's inflation over its
+//!   value at `β = 0`.
+//! - `extreme_coefficient` — `|β̂_j| s_j > 10` (a hazard ratio above `e^10` per SD) on a
+//!   likelihood that still bends: almost always a coding or scaling error.
+//! - `ill_conditioned` — the information matrix at `β̂` is nearly singular in the direction of a
+//!   covariate: `V_jj · I_jj > 1e8` (the variance inflation of `β_j` by the other covariates in
+//!   the information metric), so `β̂_j` is barely identified.
+//!
+//! An L2 penalty gives every coefficient a finite maximum, so a penalised fit warns only when
+//! the penalty is too small to matter.
+//!
+//! Heinze G, Schemper M (2001) A solution to the problem of monotone likelihood in Cox
+//! regression. Biometrics 57:114–119.
 //!
 //! # References
 //! Cox DR (1972) JRSS B 34:187–220. Efron B (1977) JASA 72:557–565. Breslow NE (1974)
@@ -167,8 +188,48 @@ pub struct CoxFit {
     pub baseline_times: Vec<f64>,
     /// Breslow baseline cumulative hazard at zero covariates, at `baseline_times`.
     pub baseline_cumulative_hazard: Vec<f64>,
-    /// Non-fatal problems (e.g. separation), each naming the covariate.
-    pub warnings: Vec<String>,
+    /// Non-fatal problems detected after the fit (see the module doc), each naming the covariate.
+    pub warnings: Vec<FitWarning>,
+}
+
+/// What a [`FitWarning`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WarningCode {
+    /// No finite maximum in the direction of the covariate (monotone likelihood).
+    Separation,
+    /// A finite but implausibly large coefficient (`|β| · sd > 10`).
+    ExtremeCoefficient,
+    /// The information matrix is nearly singular in the direction of the covariate.
+    IllConditioned,
+}
+
+impl WarningCode {
+    /// The code as written in JSON (`separation`, …).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            WarningCode::Separation => "separation",
+            WarningCode::ExtremeCoefficient => "extreme_coefficient",
+            WarningCode::IllConditioned => "ill_conditioned",
+        }
+    }
+}
+
+/// A non-fatal problem of a Cox fit.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FitWarning {
+    /// What was detected.
+    pub code: WarningCode,
+    /// The covariate concerned.
+    pub covariate: String,
+    /// A sentence for people (names the covariate, the estimate and what to do).
+    pub message: String,
+}
+
+impl std::fmt::Display for FitWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
 }
 
 /// Row-major covariates sorted by time and centred, with the tie groups.
@@ -539,6 +600,8 @@ struct Optimum {
     /// The (unpenalised) evaluation at `beta`.
     at: Eval,
     ll_null: f64,
+    /// The penalised information at `β = 0`.
+    info0: Vec<f64>,
     iterations: usize,
 }
 
@@ -554,6 +617,7 @@ fn newton(design: &Design, penalty: &Penalty, names: &[String], options: &CoxOpt
     let mut beta = vec![0.0; p];
     let mut cur = prep.eval(&beta, options.ties, true);
     let ll_null = cur.ll;
+    let info0 = penalty.apply(&cur, &beta).2;
     let mut iterations = 0;
     let mut converged = false;
     let mut last_step = vec![0.0; p];
@@ -597,7 +661,7 @@ fn newton(design: &Design, penalty: &Penalty, names: &[String], options: &CoxOpt
             .fold((0, 0.0), |acc, v| if v.1 > acc.1 { v } else { acc });
         return Err(SurvivalError::NotConverged { iterations, step: s, covariate: names[j].clone() });
     }
-    Ok(Optimum { beta, at: cur, ll_null, iterations })
+    Ok(Optimum { beta, at: cur, ll_null, info0, iterations })
 }
 
 /// The longest step `t · step` (t = 1, ½, ¼, … 30 halvings) from `beta` whose penalised
@@ -624,43 +688,113 @@ fn halve_step(
     (t, None)
 }
 
-/// Wald inference per coefficient, and a warning for each coefficient beyond 10 SDs of its
-/// covariate on the log-hazard scale (likely separation).
-fn coefficient_table(
-    beta: &[f64],
-    variance: &[f64],
-    sd: &[f64],
-    names: &[String],
-    z_level: f64,
-) -> (Vec<CoxCoefficient>, Vec<String>) {
+/// Wald inference per coefficient.
+fn coefficient_table(beta: &[f64], variance: &[f64], names: &[String], z_level: f64) -> Vec<CoxCoefficient> {
     let p = beta.len();
-    let mut warnings = Vec::new();
-    let mut coefficients = Vec::with_capacity(p);
-    for a in 0..p {
-        let b = beta[a];
-        let se = variance[a * p + a].sqrt();
-        let z = b / se;
-        if (b * sd[a]).abs() > 10.0 {
-            warnings.push(format!(
-                "covariate '{}': coefficient {b:.4} (hazard ratio {:.3e} per unit) is diverging: likely complete \
-                 or quasi-complete separation (monotone likelihood), so the estimate and its standard error are \
-                 not reliable; consider an L2 penalty",
-                names[a],
-                b.exp()
-            ));
+    (0..p)
+        .map(|a| {
+            let b = beta[a];
+            let se = variance[a * p + a].sqrt();
+            let z = b / se;
+            CoxCoefficient {
+                name: names[a].clone(),
+                coef: b,
+                se,
+                z,
+                p_value: erfc(z.abs() / std::f64::consts::SQRT_2),
+                hr: b.exp(),
+                hr_lower: (b - z_level * se).exp(),
+                hr_upper: (b + z_level * se).exp(),
+            }
+        })
+        .collect()
+}
+
+/// How far beyond `β̂_j` (in covariate SDs on the log-hazard scale) the separation probe looks.
+const PROBE_SDS: f64 = 10.0;
+/// The probe's objective may fall by at most this much for the maximum to count as not finite.
+const PROBE_FLAT: f64 = 1e-6;
+/// `|β̂_j| s_j` above which a coefficient is reported as extreme.
+const EXTREME_SDS: f64 = 10.0;
+/// `V_jj · I_jj` above which the information counts as nearly singular.
+const ILL_CONDITIONED: f64 = 1e8;
+
+/// The post-fit checks of the module doc, at the optimum `beta` with penalised objective `llp`,
+/// penalised information `h` (`p × p`) and its inverse `variance`; `info0` is the penalised
+/// information at `β = 0` (for the SE inflation in the message).
+#[allow(clippy::too_many_arguments)]
+fn diagnose(
+    design: &Design,
+    penalty: &Penalty,
+    beta: &[f64],
+    llp: f64,
+    h: &[f64],
+    variance: &[f64],
+    info0: &[f64],
+    names: &[String],
+    ties: Ties,
+) -> Vec<FitWarning> {
+    let p = beta.len();
+    let var0 = linalg::cholesky(info0, p).ok().map(|l| linalg::cholesky_inverse(&l, p));
+    let mut out = Vec::new();
+    for j in 0..p {
+        let (b, sd) = (beta[j], design.sd[j]);
+        let se = variance[j * p + j].sqrt();
+        let dir = if b >= 0.0 { 1.0 } else { -1.0 };
+        let mut probe = beta.to_vec();
+        probe[j] += dir * PROBE_SDS / sd;
+        let e = design.prep.eval(&probe, ties, false);
+        let (llq, _, _) = penalty.apply(&e, &probe);
+        let flat = llq.is_finite() && llq >= llp - PROBE_FLAT;
+        if flat {
+            let inflation = var0
+                .as_ref()
+                .map(|v| se / v[j * p + j].sqrt())
+                .filter(|r| r.is_finite())
+                .map_or(String::new(), |r| format!("; {r:.1e} times its value at beta = 0"));
+            out.push(FitWarning {
+                code: WarningCode::Separation,
+                covariate: names[j].clone(),
+                message: format!(
+                    "covariate '{}': the partial likelihood has no finite maximum (monotone likelihood: complete or \
+                     quasi-complete separation): it is still {} when the coefficient moves a further {PROBE_SDS} SDs \
+                     {}; the estimate {b:.4} (hazard ratio {:.3e} per unit) is where Newton-Raphson stopped and its \
+                     standard error ({se:.3e}{inflation}) is meaningless. Check how the covariate is defined (is it \
+                     known only after the outcome?), or fit with an L2 penalty",
+                    names[j],
+                    if llq > llp { "rising" } else { "flat" },
+                    if dir > 0.0 { "up" } else { "down" },
+                    b.exp()
+                ),
+            });
+        } else if (b * sd).abs() > EXTREME_SDS {
+            out.push(FitWarning {
+                code: WarningCode::ExtremeCoefficient,
+                covariate: names[j].clone(),
+                message: format!(
+                    "covariate '{}': coefficient {b:.4} is {:.1} SDs of the covariate on the log-hazard scale \
+                     (hazard ratio {:.3e} per SD): check the covariate's coding and scale",
+                    names[j],
+                    (b * sd).abs(),
+                    (b * sd).abs().exp()
+                ),
+            });
         }
-        coefficients.push(CoxCoefficient {
-            name: names[a].clone(),
-            coef: b,
-            se,
-            z,
-            p_value: erfc(z.abs() / std::f64::consts::SQRT_2),
-            hr: b.exp(),
-            hr_lower: (b - z_level * se).exp(),
-            hr_upper: (b + z_level * se).exp(),
-        });
+        let vif = variance[j * p + j] * h[j * p + j];
+        if p > 1 && vif > ILL_CONDITIONED {
+            out.push(FitWarning {
+                code: WarningCode::IllConditioned,
+                covariate: names[j].clone(),
+                message: format!(
+                    "covariate '{}': the information matrix is nearly singular in its direction (variance \
+                     inflation {vif:.2e} > {ILL_CONDITIONED:.0e}): the coefficient is barely identified from the \
+                     other covariates",
+                    names[j]
+                ),
+            });
+        }
     }
-    (coefficients, warnings)
+    out
 }
 
 /// Breslow baseline cumulative hazard at zero covariates (the centred increments times
@@ -691,14 +825,15 @@ pub fn fit_cox(time: &[f64], event: &[bool], x: &[f64], names: &[String], option
     let z_level = normal_quantile(options.confidence_level)?;
     let design = Design::new(time, event, x, names)?;
     let penalty = Penalty::new(&design.sd, n, options.l2_penalty);
-    let Optimum { beta, at: cur, ll_null, iterations } = newton(&design, &penalty, names, options)?;
+    let Optimum { beta, at: cur, ll_null, info0, iterations } = newton(&design, &penalty, names, options)?;
     let (llp, _, h) = penalty.apply(&cur, &beta);
     let l = linalg::cholesky(&h, p).map_err(|j| SurvivalError::Singular {
         what: "Cox information matrix at the estimate".into(),
         detail: format!(" (at covariate '{}')", names[j]),
     })?;
     let variance = linalg::cholesky_inverse(&l, p);
-    let (coefficients, warnings) = coefficient_table(&beta, &variance, &design.sd, names, z_level);
+    let coefficients = coefficient_table(&beta, &variance, names, z_level);
+    let warnings = diagnose(&design, &penalty, &beta, llp, &h, &variance, &info0, names, options.ties);
     let (baseline_times, baseline_cumulative_hazard) = baseline_at_zero(&design, &beta, time);
     let concordance = if options.concordance { fitted_concordance(time, event, x, &beta) } else { f64::NAN };
     let ll = cur.ll;

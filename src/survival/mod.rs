@@ -58,7 +58,9 @@ pub use cause_specific::{fit_all_cause_specific_cox, fit_cause_specific_cox};
 pub use cif::{CifEstimate, CifStep, CumulativeIncidence};
 pub use competing::CompetingRisksData;
 pub use concordance::{harrell, harrell_and_uno, uno, Concordance};
-pub use cox::{fit_cox, fit_cox_rows, CoxCoefficient, CoxFit, CoxOptions, LikelihoodRatioTest, Ties};
+pub use cox::{
+    fit_cox, fit_cox_rows, CoxCoefficient, CoxFit, CoxOptions, FitWarning, LikelihoodRatioTest, Ties, WarningCode,
+};
 pub use data::{CsvTable, SurvivalData};
 pub use error::{Result, SurvivalError};
 pub use finegray::{fit_fine_gray, FineGrayCoefficient, FineGrayFit, FineGrayOptions};

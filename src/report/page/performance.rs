@@ -115,6 +115,17 @@ pub(super) struct PerfView {
     has_forest: bool,
     has_calibration: bool,
     has_recalibrated: bool,
+    /// Every arm's warnings: its model's (from `metrics.json`, copied from `model.json`) and its
+    /// recalibration's (from `calibration.json`).
+    warnings: Vec<WarningRow>,
+}
+
+#[derive(Debug, Serialize)]
+struct WarningRow {
+    arm: String,
+    shown: bool,
+    source: &'static str,
+    text: String,
 }
 
 fn km_curve(path: &Path, label: &str, at_risk: Vec<usize>) -> Result<KmCurve> {
@@ -215,6 +226,7 @@ pub(super) fn performance(sources: &Sources, opts: &Options) -> Result<Option<Pe
         has_forest: false,
         has_calibration: false,
         has_recalibrated: false,
+        warnings: Vec::new(),
     };
     if let Some((m, out)) = &metrics {
         let mpath = out.metrics_path();
@@ -360,6 +372,16 @@ pub(super) fn performance(sources: &Sources, opts: &Options) -> Result<Option<Pe
     }
     let mut ordered_cals: Vec<&(String, CalibrationJson, &CalibrateOutput)> = cals.iter().collect();
     ordered_cals.sort_by_key(|(a, _, _)| arms.iter().position(|x| x == a).unwrap_or(usize::MAX));
+    for a in &arms {
+        let row = |source, text: &String| WarningRow { arm: a.clone(), shown: *a == arm, source, text: text.clone() };
+        for m in metrics.iter().flat_map(|(m, _)| m.arms.iter()).filter(|m| &m.arm == a) {
+            view.warnings.extend(m.warnings.iter().map(|w| row("model", w)));
+        }
+        for (_, c, _) in ordered_cals.iter().filter(|(x, _, _)| x == a) {
+            let r = c.recalibrated.iter().flat_map(|r| r.warnings.iter());
+            view.warnings.extend(r.map(|w| row("calibration", w)));
+        }
+    }
     for (a, c, _) in &ordered_cals {
         let b = &c.before;
         view.calibration.push(CalRow {
