@@ -181,12 +181,19 @@ fn plugin_error_when_asked() {
 
 #[test]
 fn missing_plugin_is_explained() {
+    run_alone("plugin_error_when_asked", &[("SPATIA_TORCH_PLUGIN", "/no-such-dir/libspatia_torch.so")]);
+}
+
+/// Runs the test `name` of this binary alone in a child process with `env` set, and checks that it
+/// ran and passed (the `…_when_asked` tests return at once unless their variable is set).
+fn run_alone(name: &str, env: &[(&str, &str)]) {
     let exe = std::env::current_exe().unwrap();
-    let out = Command::new(&exe)
-        .args(["--exact", "plugin_error_when_asked", "--test-threads", "1", "--nocapture"])
-        .env("SPATIA_TORCH_PLUGIN", "/no-such-dir/libspatia_torch.so")
-        .output()
-        .unwrap();
+    let mut cmd = Command::new(&exe);
+    cmd.args(["--exact", name, "--test-threads", "1", "--nocapture"]);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success() && text.contains("1 passed"), "{text}");
 }
@@ -263,14 +270,7 @@ fn model_cache_when_asked() {
 
 #[test]
 fn models_are_cached_per_process() {
-    let exe = std::env::current_exe().unwrap();
-    let out = Command::new(&exe)
-        .args(["--exact", "model_cache_when_asked", "--test-threads", "1", "--nocapture"])
-        .env("SPATIA_TEST_MODEL_CACHE", "1")
-        .output()
-        .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && text.contains("1 passed"), "{text}");
+    run_alone("model_cache_when_asked", &[("SPATIA_TEST_MODEL_CACHE", "1")]);
 }
 
 /// The plugin's CPU normalisation of uint8 tiles is bit for bit `InputTransform::apply` (what the
@@ -409,13 +409,8 @@ fn device_path_when_asked() {
 
 #[test]
 fn device_path_on_cpu() {
-    let exe = std::env::current_exe().unwrap();
-    let out = Command::new(&exe)
-        .args(["--exact", "device_path_when_asked", "--test-threads", "1", "--nocapture"])
-        .env("SPATIA_TEST_DEVICE_PATH", "1")
-        .env(spatia::features::torch_plugin::DEVICE_PATH_ENV, "1")
-        .output()
-        .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && text.contains("1 passed"), "{text}");
+    run_alone(
+        "device_path_when_asked",
+        &[("SPATIA_TEST_DEVICE_PATH", "1"), (spatia::features::torch_plugin::DEVICE_PATH_ENV, "1")],
+    );
 }

@@ -221,9 +221,10 @@ impl TorchScript {
             (Some(l), Some((_, hashed))) => (hashed, l),
             _ => {
                 let bytes = std::fs::read(&cfg.path).map_err(read_err)?;
-                let key = *blake3::hash(&bytes).as_bytes();
+                // one pass: the cache key is the digest's hasher finalised right after the bytes
                 let mut hashed = blake3::Hasher::new();
                 hashed.update(&bytes);
+                let key = *hashed.finalize().as_bytes();
                 remember_file(&cfg.path, stat, key, &hashed);
                 let l = plugin
                     .load(&path_text, key, Some(&bytes), device, precision_code, t.size, norm, warm)
