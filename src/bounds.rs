@@ -137,6 +137,7 @@ pub const EXTRACT_THREADS: Range = int("extract", "encoder.threads", 1, 256, "li
 pub const TRAIN_FOLDS: Range = int("train", "folds", 2, 100, "outer folds");
 pub const TRAIN_INNER_FOLDS: Range = int("train", "inner_folds", 2, 100, "inner folds");
 pub const TRAIN_REPEATS: Range = int("train", "repeats", 1, 100, "repeats of the outer CV");
+pub const TRAIN_REFIT: Range = int("train", "refit", 0, 10_000, "whole-procedure bootstrap replicates (0: none)");
 pub const TRAIN_PCA: Range = int("train", "pca", 1, 256, "components per slide or block modality");
 pub const TRAIN_PENALTY: Range = real("train", "penalty", 0.0, 1e6, "(L2; or `auto`)");
 pub const TRAIN_PENALTIES: Range = real("train", "penalties[]", 0.0, 1e6, "(each L2 penalty of the grid)");
@@ -200,6 +201,7 @@ pub const ALL: &[Range] = &[
     TRAIN_FOLDS,
     TRAIN_INNER_FOLDS,
     TRAIN_REPEATS,
+    TRAIN_REFIT,
     TRAIN_PCA,
     TRAIN_PENALTY,
     TRAIN_PENALTIES,

@@ -149,17 +149,28 @@ impl Baselines {
 
     /// Writes the file (baselines are checked when built).
     pub fn write(&self, path: &Path) -> Result<()> {
-        let rows = self.folds.iter().flat_map(|(&(r, f), b)| {
-            b.time.iter().zip(&b.cumhaz).map(move |(t, h)| vec![r.to_string(), f.to_string(), num(*t), num(*h)])
-        });
-        write_csv(path, &Self::HEADER, rows)
+        self.write_with_header(path, "repeat")
     }
 
     /// Reads and validates the file.
     pub fn read(path: &Path) -> Result<Baselines> {
+        Self::read_with_header(path, "repeat")
+    }
+
+    /// [`Baselines::write`] with another name for the first key column (`replicate` in
+    /// `refit_baseline.csv`).
+    pub(crate) fn write_with_header(&self, path: &Path, first: &str) -> Result<()> {
+        let rows = self.folds.iter().flat_map(|(&(r, f), b)| {
+            b.time.iter().zip(&b.cumhaz).map(move |(t, h)| vec![r.to_string(), f.to_string(), num(*t), num(*h)])
+        });
+        write_csv(path, &[first, "fold", "time", "cumhaz"], rows)
+    }
+
+    /// [`Baselines::read`] with another name for the first key column.
+    pub(crate) fn read_with_header(path: &Path, first: &str) -> Result<Baselines> {
         let t = CsvTable::read(path)?;
-        let keys = indices(&t, "repeat")?.into_iter().zip(indices(&t, "fold")?).collect();
-        let folds = group(&t, keys, |(r, f)| format!("repeat {r} fold {f}"))?;
+        let keys = indices(&t, first)?.into_iter().zip(indices(&t, "fold")?).collect();
+        let folds = group(&t, keys, |(r, f)| format!("{first} {r} fold {f}"))?;
         Ok(Baselines { folds })
     }
 }

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// Version of `metrics.json` (the `schema` field).
-pub const SCHEMA: u32 = 1;
+pub const SCHEMA: u32 = 2;
 
 /// How patients are split into risk groups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,6 +46,20 @@ impl GroupMethod {
             GroupMethod::Tertiles => "tertiles",
         }
     }
+}
+
+/// A metric's spread across CV repeats (each value computed on all patients within a repeat).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Spread {
+    /// Standard deviation (ddof = 1; `null` with one repeat).
+    #[serde(deserialize_with = "f64_or_nan")]
+    pub sd: f64,
+    /// Smallest value.
+    #[serde(deserialize_with = "f64_or_nan")]
+    pub min: f64,
+    /// Largest value.
+    #[serde(deserialize_with = "f64_or_nan")]
+    pub max: f64,
 }
 
 /// Uno's C with its truncation time.
@@ -210,6 +224,24 @@ pub struct ArmMetrics {
     /// fold: a penalty still at a bound of its grid, Cox fit diagnostics); written only when any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Each metric's spread across CV repeats (absent with one repeat).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub across_repeats: Option<RepeatSpreads>,
+}
+
+/// The spread across CV repeats of every metric of an arm.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RepeatSpreads {
+    /// Harrell's C.
+    pub harrell_c: Spread,
+    /// Uno's C.
+    pub uno_c: Spread,
+    /// AUC per horizon (in `horizons` order).
+    pub auc: Vec<Spread>,
+    /// Brier score per horizon.
+    pub brier: Vec<Spread>,
+    /// Integrated Brier score.
+    pub ibs: Spread,
 }
 
 /// Paired comparison of an arm with the reference arm.
@@ -227,9 +259,23 @@ pub struct ComparisonMetric {
     pub c_reference: f64,
     /// `C(arm) − C(reference)` with its paired bootstrap interval.
     pub delta_c: BootstrapCi,
-    /// Two-sided paired bootstrap p-value.
+    /// Two-sided paired bootstrap p-value, `(1 + #)/(B + 1)`: never 0.
     #[serde(deserialize_with = "f64_or_nan")]
     pub p: f64,
+    /// `primary` (the spec's pre-specified comparison, `p` unadjusted) or `exploratory`.
+    #[serde(default = "exploratory")]
+    pub role: String,
+    /// `p` of an exploratory comparison adjusted by Holm over the exploratory ones; the primary
+    /// comparison's is its `p`.
+    #[serde(default = "nan", deserialize_with = "f64_or_nan")]
+    pub p_adjusted: f64,
+    /// `ΔC` of each repeat's predictions on all patients: spread across repeats.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub across_repeats: Option<Spread>,
+}
+
+fn exploratory() -> String {
+    "exploratory".into()
 }
 
 /// The content of `metrics.json`.
@@ -254,6 +300,26 @@ pub struct Metrics {
     /// Every other arm against the reference.
     #[serde(default)]
     pub comparisons: Vec<ComparisonMetric>,
+    /// How the intervals were formed: `refit` (whole-procedure bootstrap with refitting, split-
+    /// aware) or `conditional` (patient bootstrap of the fixed out-of-fold predictions).
+    #[serde(default = "conditional")]
+    pub intervals: String,
+    /// Whole-procedure bootstrap replicates per arm (0 with `conditional`).
+    #[serde(default)]
+    pub refit_replicates: usize,
+    /// The pre-specified primary comparison's arm, if the spec names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary: Option<String>,
+    /// Multiplicity adjustment of the exploratory comparisons (`holm`).
+    #[serde(default = "holm")]
+    pub adjustment: String,
+}
+
+fn conditional() -> String {
+    "conditional".into()
+}
+fn holm() -> String {
+    "holm".into()
 }
 
 impl Metrics {
@@ -457,6 +523,7 @@ mod tests {
                 notes: vec![],
             },
             warnings: vec![],
+            across_repeats: None,
         };
         Metrics {
             schema: SCHEMA,
@@ -468,10 +535,15 @@ mod tests {
             groups: GroupMethod::Median,
             arms: vec![arm],
             comparisons: vec![],
+            intervals: "conditional".into(),
+            refit_replicates: 0,
+            primary: None,
+            adjustment: "holm".into(),
         }
     }
 
     const GOLDEN: &str = r#"{
+  "adjustment": "holm",
   "arms": [
     {
       "arm": "m=a",
@@ -569,8 +641,10 @@ mod tests {
   "horizons": [
     10.0
   ],
+  "intervals": "conditional",
   "reference": "m=a",
-  "schema": 1,
+  "refit_replicates": 0,
+  "schema": 2,
   "seed": 7
 }
 "#;

@@ -30,6 +30,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod model;
 pub mod oof;
+pub mod refit;
 pub mod stain;
 pub mod tiles;
 
@@ -96,6 +97,10 @@ impl TrainOutput {
     /// `inner_baseline.csv`.
     pub fn inner_baselines(&self) -> Result<baseline::InnerBaselines> {
         baseline::InnerBaselines::read(&self.dir.join(baseline::InnerBaselines::FILE))
+    }
+    /// `refit_oof.csv` and `refit_baseline.csv`, `None` when the stage ran without `refit`.
+    pub fn refit(&self) -> Result<Option<refit::Refit>> {
+        refit::Refit::read(&self.dir)
     }
     /// `model.json`.
     pub fn model(&self) -> Result<model::ModelJson> {

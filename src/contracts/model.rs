@@ -133,6 +133,28 @@ pub struct ModelJson {
     pub seed: u64,
     /// Outer fold models.
     pub folds: Vec<FoldSummary>,
+    /// The whole-procedure bootstrap (`refit_oof.csv`), absent when the stage ran without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refit: Option<RefitSummary>,
+}
+
+/// What `model.json` says of the whole-procedure bootstrap replicates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefitSummary {
+    /// Replicates run.
+    pub replicates: usize,
+    /// Replicates whose training failed, with the reason (absent from `refit_oof.csv`).
+    #[serde(default)]
+    pub failed: Vec<RefitFailure>,
+}
+
+/// A failed replicate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefitFailure {
+    /// 0-based replicate.
+    pub replicate: usize,
+    /// The training error.
+    pub reason: String,
 }
 
 impl ModelJson {
@@ -222,6 +244,7 @@ mod tests {
             pca: 5,
             seed: 7,
             folds: vec![fold(0, 0)],
+            refit: None,
         }
     }
 

@@ -52,7 +52,7 @@
 //! Efron B, Tibshirani RJ (1993) *An Introduction to the Bootstrap*.
 pub use crate::contracts::metrics::{GroupMethod, HazardRatio, KmRow, LogRankResult};
 use crate::contracts::{baseline::Baseline, oof::OofRow};
-use crate::survival::bootstrap::replicates;
+use crate::survival::bootstrap::{replicates, two_sided_p};
 use crate::survival::calibration::quantile_sorted;
 use crate::survival::{
     bootstrap, brier_score, cumulative_dynamic_auc, fit_cox, harrell, harrell_and_uno, logrank,
@@ -216,6 +216,23 @@ pub struct ArmEvaluation {
     pub ibs_grid: Vec<f64>,
     /// Risk groups.
     pub risk_groups: RiskGroups,
+    /// Each metric computed on all patients within each repeat.
+    pub per_repeat: PerRepeat,
+}
+
+/// Each metric of an arm computed on all patients within each CV repeat (index = repeat).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PerRepeat {
+    /// Harrell's C.
+    pub harrell: Vec<f64>,
+    /// Uno's C at τ.
+    pub uno: Vec<f64>,
+    /// AUC, per horizon then repeat.
+    pub auc: Vec<Vec<f64>>,
+    /// Brier score, per horizon then repeat.
+    pub brier: Vec<Vec<f64>>,
+    /// Integrated Brier score.
+    pub ibs: Vec<f64>,
 }
 
 /// Paired comparison of an arm against the reference arm.
@@ -394,13 +411,6 @@ fn check_options(o: &EvalOptions) -> Result<()> {
             found: format!("{:?}", o.horizons),
         });
     }
-    if o.bootstrap == 0 {
-        return Err(EvaluationError::InvalidOption {
-            name: "bootstrap".into(),
-            expected: "at least 1 replicate".into(),
-            found: "0".into(),
-        });
-    }
     if !(o.ci > 0.0 && o.ci < 1.0) {
         return Err(EvaluationError::InvalidOption {
             name: "ci".into(),
@@ -413,6 +423,29 @@ fn check_options(o: &EvalOptions) -> Result<()> {
 
 fn boot_opts(o: &EvalOptions) -> BootstrapOptions {
     BootstrapOptions { n_boot: o.bootstrap, seed: o.seed, confidence_level: o.ci }
+}
+
+/// [`bootstrap`] intervals, or with `n_boot = 0` the estimates alone (NaN limits): the caller
+/// then sets split-aware intervals ([`super::split_intervals`]).
+fn intervals<F>(n: usize, bo: &BootstrapOptions, f: F) -> std::result::Result<Vec<BootstrapCi>, SurvivalError>
+where
+    F: Fn(&[usize]) -> std::result::Result<Vec<f64>, SurvivalError> + Sync,
+{
+    if bo.n_boot > 0 {
+        return bootstrap(n, bo, f);
+    }
+    let all: Vec<usize> = (0..n).collect();
+    Ok(f(&all)?
+        .into_iter()
+        .map(|estimate| BootstrapCi {
+            estimate,
+            lower: f64::NAN,
+            upper: f64::NAN,
+            se: f64::NAN,
+            n_boot: 0,
+            n_failed: 0,
+        })
+        .collect())
 }
 
 fn gather<T: Copy>(v: &[T], idx: &[usize]) -> Vec<T> {
@@ -502,12 +535,12 @@ pub fn evaluate_prepared(p: &Prepared, options: &EvalOptions) -> Result<ArmEvalu
     let (time, event) = (&p.time, &p.event);
 
     // Concordance.
-    let harrell_c = one(bootstrap(n, &bo, |idx| {
+    let harrell_c = one(intervals(n, &bo, |idx| {
         let (t, e) = (gather(time, idx), gather(event, idx));
         mean_over(reps, |r| harrell(&t, &e, &gather(&p.risk[r], idx)).map(|c| c.harrell)).map(|v| vec![v])
     })
     .map_err(p.metric_err("Harrell's C"))?);
-    let uno_c = one(bootstrap(n, &bo, |idx| {
+    let uno_c = one(intervals(n, &bo, |idx| {
         let (t, e) = (gather(time, idx), gather(event, idx));
         mean_over(reps, |r| {
             harrell_and_uno(&t, &e, &gather(&p.risk[r], idx), Some(tau)).map(|c| c.uno.unwrap_or(f64::NAN))
@@ -524,7 +557,7 @@ pub fn evaluate_prepared(p: &Prepared, options: &EvalOptions) -> Result<ArmEvalu
     let mean_auc = full.iter().map(|a| a.mean_auc).sum::<f64>() / reps as f64;
     let mut auc = Vec::with_capacity(h.len());
     for (k, &hk) in h.iter().enumerate() {
-        let interval = one(bootstrap(n, &bo, |idx| {
+        let interval = one(intervals(n, &bo, |idx| {
             let (t, e) = (gather(time, idx), gather(event, idx));
             mean_over(reps, |r| cumulative_dynamic_auc(&t, &e, &gather(&p.risk[r], idx), &[hk]).map(|a| a.auc[0]))
                 .map(|v| vec![v])
@@ -547,7 +580,7 @@ pub fn evaluate_prepared(p: &Prepared, options: &EvalOptions) -> Result<ArmEvalu
     let surv_h = surv_at(h);
     let mut brier = Vec::with_capacity(h.len());
     for (k, &hk) in h.iter().enumerate() {
-        let interval = one(bootstrap(n, &bo, |idx| {
+        let interval = one(intervals(n, &bo, |idx| {
             let (t, e) = (gather(time, idx), gather(event, idx));
             mean_over(reps, |r| brier_score(&t, &e, &[gather(&surv_h[r][k], idx)], &[hk]).map(|b| b.brier[0]))
                 .map(|v| vec![v])
@@ -567,7 +600,7 @@ pub fn evaluate_prepared(p: &Prepared, options: &EvalOptions) -> Result<ArmEvalu
         });
     }
     let surv_g = surv_at(&grid);
-    let ibs = one(bootstrap(n, &bo, |idx| {
+    let ibs = one(intervals(n, &bo, |idx| {
         let (t, e) = (gather(time, idx), gather(event, idx));
         mean_over(reps, |r| {
             let s: Vec<Vec<f64>> = surv_g[r].iter().map(|col| gather(col, idx)).collect();
@@ -578,6 +611,22 @@ pub fn evaluate_prepared(p: &Prepared, options: &EvalOptions) -> Result<ArmEvalu
     .map_err(p.metric_err("integrated Brier score"))?);
 
     let risk_groups = risk_groups(p, options)?;
+    let in_repeat = |f: &dyn Fn(usize) -> std::result::Result<f64, SurvivalError>| -> Vec<f64> {
+        (0..reps).map(|r| f(r).unwrap_or(f64::NAN)).collect()
+    };
+    let per_repeat = PerRepeat {
+        harrell: in_repeat(&|r| harrell(time, event, &p.risk[r]).map(|c| c.harrell)),
+        uno: in_repeat(&|r| harrell_and_uno(time, event, &p.risk[r], Some(tau)).map(|c| c.uno.unwrap_or(f64::NAN))),
+        auc: (0..h.len()).map(|k| full.iter().map(|a| a.auc[k]).collect()).collect(),
+        brier: h
+            .iter()
+            .enumerate()
+            .map(|(k, &hk)| {
+                in_repeat(&|r| brier_score(time, event, &[surv_h[r][k].clone()], &[hk]).map(|b| b.brier[0]))
+            })
+            .collect(),
+        ibs: in_repeat(&|r| brier_score(time, event, &surv_g[r], &grid).map(|b| b.integrated.unwrap_or(f64::NAN))),
+    };
     Ok(ArmEvaluation {
         arm: p.arm.clone(),
         n,
@@ -592,6 +641,7 @@ pub fn evaluate_prepared(p: &Prepared, options: &EvalOptions) -> Result<ArmEvalu
         ibs,
         ibs_grid: grid,
         risk_groups,
+        per_repeat,
     })
 }
 
@@ -724,7 +774,7 @@ pub fn compare(arm: &Prepared, reference: &Prepared, options: &EvalOptions) -> R
         metric: format!("paired ΔC against `{}`", reference.arm),
         source: Box::new(source),
     };
-    if reps == 1 {
+    if reps == 1 && bo.n_boot > 0 {
         let d = paired_concordance_difference(time, event, &a[0], &reference.risk[0], &bo).map_err(err)?;
         return Ok(Comparison {
             arm: arm.arm.clone(),
@@ -743,16 +793,18 @@ pub fn compare(arm: &Prepared, reference: &Prepared, options: &EvalOptions) -> R
     };
     let all: Vec<usize> = (0..time.len()).collect();
     let est = stat(&all).map_err(err)?;
-    let ci = bootstrap(time.len(), &bo, |idx| stat(idx).map(|v| vec![v[2]])).map_err(err)?;
-    let reps_d: Vec<f64> = replicates(time.len(), &bo, |idx| stat(idx).map(|v| vec![v[2]]))
-        .map_err(err)?
-        .into_iter()
-        .flatten()
-        .map(|v| v[0])
-        .collect();
-    let le = reps_d.iter().filter(|&&d| d <= 0.0).count() as f64;
-    let ge = reps_d.iter().filter(|&&d| d >= 0.0).count() as f64;
-    let p_value = if reps_d.is_empty() { f64::NAN } else { (2.0 * le.min(ge) / reps_d.len() as f64).min(1.0) };
+    let ci = intervals(time.len(), &bo, |idx| stat(idx).map(|v| vec![v[2]])).map_err(err)?;
+    let reps_d: Vec<f64> = if bo.n_boot == 0 {
+        Vec::new()
+    } else {
+        replicates(time.len(), &bo, |idx| stat(idx).map(|v| vec![v[2]]))
+            .map_err(err)?
+            .into_iter()
+            .flatten()
+            .map(|v| v[0])
+            .collect()
+    };
+    let p_value = two_sided_p(&reps_d);
     Ok(Comparison {
         arm: arm.arm.clone(),
         reference: reference.arm.clone(),

@@ -6,8 +6,9 @@
 //! produce for other stages are the types of [`crate::contracts`].
 //!
 //! Everything here is a plain library over slices; it knows nothing about the orchestrator.
-//! All randomness comes from a ChaCha generator seeded by the caller, and nothing runs in
-//! parallel, so results depend on the seed only (never on the thread count).
+//! All randomness comes from a ChaCha generator seeded by the caller; the only parallel loops
+//! (bootstrap replicates, [`refit`]) keep their results in replicate order, so results depend on
+//! the seed only (never on the thread count).
 pub mod calibrate;
 pub mod cv;
 pub mod design;
@@ -15,6 +16,8 @@ pub mod error;
 pub mod evaluation;
 pub mod leakage;
 pub mod pca;
+pub mod refit;
+pub mod split_intervals;
 pub mod train;
 
 pub use cv::{patient_events, split, CvOptions, FoldAssignment};

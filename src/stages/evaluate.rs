@@ -16,14 +16,15 @@
 //! Kaplan–Meier with log(−log) CI, log-rank, Cox Wald CI; Efron–Tibshirani percentile bootstrap).
 use super::{in_range_f64, in_range_usize, resolved, typed, CheckCx, Checked, ParamError, RunCx, StageKind};
 use crate::contracts::metrics::{
-    ArmMetrics, AucMetric, BrierMetric, ComparisonMetric, GroupMetric, IbsMetric, KmCsv, Metrics, RiskGroupsMetric,
-    RocCsv, RocRow, UnoC, SCHEMA,
+    ArmMetrics, AucMetric, BrierMetric, ComparisonMetric, GroupMetric, IbsMetric, KmCsv, Metrics, RepeatSpreads,
+    RiskGroupsMetric, RocCsv, RocRow, UnoC, SCHEMA,
 };
 use crate::contracts::{Output, TrainOutput, EVALUATE};
 use crate::docpath::Seg;
 use crate::model::evaluation::{
     compare, evaluate_prepared, ArmEvaluation, ArmInput, Comparison, EvalOptions, FoldCuts, GroupMethod, Prepared,
 };
+use crate::model::split_intervals::{holm, paired_refit, refit_interval, replicate_metrics, spread, ReplicateMetrics};
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -51,6 +52,10 @@ pub struct EvaluateParams {
     /// Risk groups: `median` or `tertiles`.
     #[serde(default = "default_groups")]
     pub groups: GroupMethod,
+    /// The arm whose comparison with the reference is the pre-specified primary comparison
+    /// (its p-value unadjusted); every other comparison is exploratory, Holm-adjusted.
+    #[serde(default)]
+    pub primary: Option<String>,
 }
 
 fn default_bootstrap() -> usize {
@@ -118,6 +123,9 @@ impl StageKind for Evaluate {
         }
         in_range_usize(vec![Seg::key("bootstrap")], &b::EVAL_BOOTSTRAP, p.bootstrap)?;
         in_range_f64(vec![Seg::key("ci")], &b::EVAL_CI, p.ci)?;
+        if p.primary.as_deref().is_some_and(|r| r.trim().is_empty()) {
+            return Err(ParamError::at(vec![Seg::key("primary")], "`primary` must name an arm, found an empty string"));
+        }
         if p.reference.as_deref().is_some_and(|r| r.trim().is_empty()) {
             return Err(ParamError::at(
                 vec![Seg::key("reference")],
@@ -156,9 +164,36 @@ impl StageKind for Evaluate {
             Some(r) if names.contains(&r.as_str()) => r.clone(),
             Some(r) => bail!("`reference: {r}` is not an arm of this experiment; the arms are: {}", names.join(", ")),
         };
+        if let Some(pa) = &p.primary {
+            if !names.contains(&pa.as_str()) {
+                bail!("`primary: {pa}` is not an arm of this experiment; the arms are: {}", names.join(", "));
+            }
+            if *pa == reference {
+                bail!(
+                    "`primary: {pa}` is the reference arm: expected the arm compared with the reference `{reference}`"
+                );
+            }
+        }
+        // split-aware intervals when every arm's train stage ran the whole-procedure bootstrap
+        let mut refits = Vec::new();
+        for (arm, train) in &arms {
+            let r = train.refit().with_context(|| format!("arm `{arm}`: reading the refit replicates"))?;
+            let failed = train.model().map(|m| m.refit.map(|r| r.failed.len()).unwrap_or(0)).unwrap_or(0);
+            refits.push(r.map(|r| (r, failed)));
+        }
+        let with = refits.iter().filter(|r| r.is_some()).count();
+        if with != 0 && with != arms.len() {
+            let without: Vec<&str> =
+                arms.iter().zip(&refits).filter(|(_, r)| r.is_none()).map(|((a, _), _)| a.as_str()).collect();
+            bail!(
+                "arms {} have no refit replicates while {with} other arms do: expected the same `refit` in every arm's train stage",
+                without.join(", ")
+            );
+        }
+        let refit_mode = with > 0;
         let options = EvalOptions {
             horizons: p.horizons.clone(),
-            bootstrap: p.bootstrap,
+            bootstrap: if refit_mode { 0 } else { p.bootstrap },
             ci: p.ci,
             seed: cx.seed,
             groups: p.groups,
@@ -169,8 +204,14 @@ impl StageKind for Evaluate {
             prepared.push(Prepared::new(&input)?);
         }
         let mut evals = Vec::new();
-        for pr in &prepared {
-            let e = evaluate_prepared(pr, &options)?;
+        let mut replicates = Vec::new();
+        for (pr, refit) in prepared.iter().zip(&refits) {
+            let mut e = evaluate_prepared(pr, &options)?;
+            if let Some((r, failed)) = refit {
+                let reps = replicate_metrics(&pr.arm, r, &p.horizons)?;
+                apply_refit(&mut e, &reps, *failed, p.ci);
+                replicates.push((reps, *failed));
+            }
             cx.log(&format!(
                 "arm {}: n = {}, events = {}, Harrell C = {:.4} [{:.4}, {:.4}], Uno C = {:.4}",
                 e.arm, e.n, e.events, e.harrell_c.estimate, e.harrell_c.lower, e.harrell_c.upper, e.uno_c.estimate
@@ -181,18 +222,38 @@ impl StageKind for Evaluate {
         let mut comparisons = Vec::new();
         for (i, pr) in prepared.iter().enumerate() {
             if i != ref_idx {
-                let c = compare(pr, &prepared[ref_idx], &options)?;
+                let mut c = compare(pr, &prepared[ref_idx], &options)?;
+                if refit_mode {
+                    let ((ra, fa), (rr, fr)) = (&replicates[i], &replicates[ref_idx]);
+                    let (ci, pv) = paired_refit(
+                        (pr.arm.as_str(), ra.as_slice()),
+                        (prepared[ref_idx].arm.as_str(), rr.as_slice()),
+                        c.delta_c.estimate,
+                        fa + fr,
+                        p.ci,
+                        |r| r.harrell,
+                    )?;
+                    c.delta_c = ci;
+                    c.p = pv;
+                }
                 cx.log(&format!(
                     "ΔC {} − {} = {:.4} [{:.4}, {:.4}], p = {:.4}",
                     c.arm, c.reference, c.delta_c.estimate, c.delta_c.lower, c.delta_c.upper, c.p
                 ));
-                comparisons.push(c);
+                comparisons.push((i, c));
             }
         }
         for (e, pr) in evals.iter().zip(&prepared) {
             write_curves(cx.out, e, pr)?;
         }
-        let mut metrics = metrics_json(p, cx.seed, &reference, &evals, &comparisons);
+        let refit_replicates = refits.iter().flatten().map(|(r, failed)| {
+            r.rows.iter().map(|x| x.replicate).collect::<std::collections::BTreeSet<_>>().len() + failed
+        });
+        let mut metrics = metrics_json(p, cx.seed, &reference, &evals, ref_idx, &comparisons);
+        if refit_mode {
+            metrics.intervals = "refit".into();
+            metrics.refit_replicates = refit_replicates.max().unwrap_or(0);
+        }
         for (m, (arm, train)) in metrics.arms.iter_mut().zip(&arms) {
             let model = train.model().with_context(|| format!("arm `{arm}`: reading model.json"))?;
             for f in &model.folds {
@@ -219,13 +280,20 @@ pub fn read_train_output(arm: &str, train: &TrainOutput) -> anyhow::Result<ArmIn
 }
 
 /// The `metrics.json` document.
+/// `comparisons` pairs each comparison with its arm's index in `evals`; the primary one (if
+/// the spec names it) keeps its p-value, the others are Holm-adjusted among themselves.
 pub fn metrics_json(
     p: &EvaluateParams,
     seed: u64,
     reference: &str,
     evals: &[ArmEvaluation],
-    comparisons: &[Comparison],
+    ref_idx: usize,
+    comparisons: &[(usize, Comparison)],
 ) -> Metrics {
+    let is_primary = |c: &Comparison| p.primary.as_deref() == Some(c.arm.as_str());
+    let exploratory: Vec<f64> = comparisons.iter().filter(|(_, c)| !is_primary(c)).map(|(_, c)| c.p).collect();
+    let mut adjusted = holm(&exploratory).into_iter();
+    let refr = &evals[ref_idx].per_repeat.harrell;
     Metrics {
         schema: SCHEMA,
         horizons: p.horizons.clone(),
@@ -237,16 +305,41 @@ pub fn metrics_json(
         arms: evals.iter().map(arm_metrics).collect(),
         comparisons: comparisons
             .iter()
-            .map(|c| ComparisonMetric {
-                arm: c.arm.clone(),
-                reference: c.reference.clone(),
-                c_arm: c.c_arm,
-                c_reference: c.c_reference,
-                delta_c: c.delta_c.clone(),
-                p: c.p,
+            .map(|(i, c)| {
+                let primary = is_primary(c);
+                let deltas: Vec<f64> = evals[*i].per_repeat.harrell.iter().zip(refr).map(|(a, b)| a - b).collect();
+                ComparisonMetric {
+                    arm: c.arm.clone(),
+                    reference: c.reference.clone(),
+                    c_arm: c.c_arm,
+                    c_reference: c.c_reference,
+                    delta_c: c.delta_c.clone(),
+                    p: c.p,
+                    role: if primary { "primary" } else { "exploratory" }.into(),
+                    p_adjusted: if primary { c.p } else { adjusted.next().unwrap_or(f64::NAN) },
+                    across_repeats: (deltas.len() > 1).then(|| spread(&deltas)),
+                }
             })
             .collect(),
+        intervals: "conditional".into(),
+        refit_replicates: 0,
+        primary: p.primary.clone(),
+        adjustment: "holm".into(),
     }
+}
+
+/// Replaces an arm's intervals by the split-aware ones of its refit replicates.
+fn apply_refit(e: &mut ArmEvaluation, reps: &[ReplicateMetrics], failed: usize, level: f64) {
+    let col = |f: &dyn Fn(&ReplicateMetrics) -> f64| -> Vec<f64> { reps.iter().map(f).collect() };
+    e.harrell_c = refit_interval(e.harrell_c.estimate, &col(&|r| r.harrell), failed, level);
+    e.uno_c = refit_interval(e.uno_c.estimate, &col(&|r| r.uno), failed, level);
+    for (k, a) in e.auc.iter_mut().enumerate() {
+        a.interval = refit_interval(a.interval.estimate, &col(&|r| r.auc[k]), failed, level);
+    }
+    for (k, (_, b)) in e.brier.iter_mut().enumerate() {
+        *b = refit_interval(b.estimate, &col(&|r| r.brier[k]), failed, level);
+    }
+    e.ibs = refit_interval(e.ibs.estimate, &col(&|r| r.ibs), failed, level);
 }
 
 /// One arm's entry of `metrics.json`, its curve files named under `curves/<slug>/`.
@@ -303,6 +396,16 @@ fn arm_metrics(e: &ArmEvaluation) -> ArmMetrics {
             notes: rg.notes.clone(),
         },
         warnings: Vec::new(),
+        across_repeats: (e.repeats > 1).then(|| {
+            let pr = &e.per_repeat;
+            RepeatSpreads {
+                harrell_c: spread(&pr.harrell),
+                uno_c: spread(&pr.uno),
+                auc: pr.auc.iter().map(|v| spread(v)).collect(),
+                brier: pr.brier.iter().map(|v| spread(v)).collect(),
+                ibs: spread(&pr.ibs),
+            }
+        }),
     }
 }
 

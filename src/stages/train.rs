@@ -29,11 +29,13 @@ use crate::cohort::Cohort;
 use crate::cohort::{read_clinical, Cell, ClinicalTable};
 use crate::contracts::baseline::{Baselines, InnerBaselines};
 use crate::contracts::extract::ExtractOutput;
-use crate::contracts::model::{CvplPoint, FoldSummary, ModelJson, SCHEMA as MODEL_SCHEMA};
+use crate::contracts::model::{CvplPoint, FoldSummary, ModelJson, RefitFailure, RefitSummary, SCHEMA as MODEL_SCHEMA};
 use crate::contracts::oof::{InnerOof, Oof};
+use crate::contracts::refit::Refit;
 use crate::contracts::stain::{StainOutput, StainSummary};
 use crate::contracts::{Output, EXTRACT, STAIN, TRAIN};
 use crate::docpath::Seg;
+use crate::model::refit::refit_bootstrap;
 use crate::model::{
     covariates_from_table, Block, Column, Covariate, CvOptions, MissingPolicy, Penalty, TrainData, TrainOptions,
     TrainResult,
@@ -104,6 +106,9 @@ struct TrainParams {
     folds: usize,
     #[serde(default = "d_repeats")]
     repeats: usize,
+    /// Whole-procedure bootstrap replicates with refitting (0: none), for split-aware intervals.
+    #[serde(default)]
+    refit: usize,
     #[serde(default = "d_folds")]
     inner_folds: usize,
     #[serde(default = "d_penalty")]
@@ -221,6 +226,7 @@ impl StageKind for Train {
             ("folds", &b::TRAIN_FOLDS, p.folds),
             ("inner_folds", &b::TRAIN_INNER_FOLDS, p.inner_folds),
             ("repeats", &b::TRAIN_REPEATS, p.repeats),
+            ("refit", &b::TRAIN_REFIT, p.refit),
             ("pca", &b::TRAIN_PCA, p.pca),
         ] {
             in_range_usize(vec![Seg::key(key)], r, v)?;
@@ -284,11 +290,38 @@ impl StageKind for Train {
             add_stain_indices(cx, &mut arm)?;
         }
         add_blocks(p, &block_cols, &table, &mut arm);
-        let res = crate::model::train_cv(&arm.data, &train_options(p, cohort, cx.seed))
-            .context("cross-validated Cox training")?;
-        write_outputs(cx, p, &arm.data, &res, arm.inputs)?;
+        let options = train_options(p, cohort, cx.seed);
+        let res = crate::model::train_cv(&arm.data, &options).context("cross-validated Cox training")?;
+        let refit = if p.refit > 0 { Some(run_refit(cx, p, &arm.data, &options)?) } else { None };
+        write_outputs(cx, p, &arm.data, &res, arm.inputs, refit)?;
         Ok(())
     }
+}
+
+/// The whole-procedure bootstrap: `refit_oof.csv`, `refit_baseline.csv` and `model.json`'s
+/// `refit` block. The replicates are seeded by the spec seed alone (not the arm), so every arm
+/// of a cohort draws the same patients and splits.
+fn run_refit(cx: &RunCx, p: &TrainParams, data: &TrainData, options: &TrainOptions) -> anyhow::Result<RefitSummary> {
+    let reps = refit_bootstrap(data, options, p.refit, cx.seed).context("whole-procedure bootstrap")?;
+    let mut out = Refit::default();
+    let mut failed = Vec::new();
+    for r in reps {
+        match r.failed {
+            Some(reason) => failed.push(RefitFailure { replicate: r.replicate, reason }),
+            None => {
+                out.rows.extend(r.rows);
+                out.baselines.extend(r.baselines.into_iter().map(|(f, b)| ((r.replicate, f), b)));
+            }
+        }
+    }
+    out.write(cx.out).context("writing the refit replicates")?;
+    cx.log(&format!(
+        "whole-procedure bootstrap: {} replicates refitted, {} failed{}",
+        p.refit - failed.len(),
+        failed.len(),
+        failed.first().map(|f| format!(" (first: replicate {}: {})", f.replicate, f.reason)).unwrap_or_default()
+    ));
+    Ok(RefitSummary { replicates: p.refit, failed })
 }
 
 /// The design of one arm being assembled: one row per patient of the clinical table.
@@ -574,6 +607,7 @@ fn model_json(cx: &RunCx, p: &TrainParams, data: &TrainData, res: &TrainResult, 
         pca: p.pca,
         seed: cx.seed,
         folds,
+        refit: None,
     }
 }
 
@@ -583,13 +617,16 @@ fn write_outputs(
     data: &TrainData,
     res: &TrainResult,
     inputs: Vec<Value>,
+    refit: Option<RefitSummary>,
 ) -> anyhow::Result<()> {
     res.oof.write(&cx.out.join(Oof::FILE))?;
     res.inner_oof.write(&cx.out.join(InnerOof::FILE))?;
     res.baselines.write(&cx.out.join(Baselines::FILE))?;
     res.inner_baselines.write(&cx.out.join(InnerBaselines::FILE))?;
     write_survival(cx, res)?;
-    model_json(cx, p, data, res, inputs).write(&cx.out.join(ModelJson::FILE))?;
+    let mut model = model_json(cx, p, data, res, inputs);
+    model.refit = refit;
+    model.write(&cx.out.join(ModelJson::FILE))?;
     // each fold's fitted model in full: transforms, coefficients, baseline
     std::fs::create_dir_all(cx.out.join("folds"))?;
     for (f, b) in res.folds.iter().zip(res.baselines.folds.values()) {

@@ -8,7 +8,9 @@
 //! Percentile CI: the `α/2` and `1 − α/2` quantiles (linear interpolation, numpy's default) of
 //! the replicates that could be computed; `se` is their standard deviation (ddof = 1).
 //! Paired difference `δ = C(a) − C(b)` on the same resample; two-sided p-value
-//! `min(1, 2 · min(#{δ* ≤ 0}, #{δ* ≥ 0}) / B)` (percentile-inversion p).
+//! `min(1, 2 · (1 + min(#{δ* ≤ 0}, #{δ* ≥ 0})) / (B + 1))` over the `B` replicates computed
+//! ([`two_sided_p`]: the percentile-inversion p with the observed sample counted among the
+//! replicates, Davison & Hinkley 1997 §4.4, so it is never 0).
 //!
 //! # Assumptions
 //! Independent subjects. Replicates where the statistic fails (e.g. a resample without events)
@@ -20,6 +22,7 @@
 //!
 //! # References
 //! Efron B, Tibshirani RJ (1993) *An Introduction to the Bootstrap*, ch. 13 and 16.
+//! Davison AC, Hinkley DV (1997) *Bootstrap Methods and their Application*, §4.4.
 use super::calibration::quantile_sorted;
 use super::concordance::harrell;
 use super::data::{check_finite, check_survival};
@@ -209,6 +212,17 @@ fn gather3(time: &[f64], event: &[bool], risk: &[f64], idx: &[usize]) -> (Vec<f6
     )
 }
 
+/// Two-sided bootstrap p-value for "no difference" from the replicated differences `δ*`:
+/// `min(1, 2 · (1 + min(#{δ* ≤ 0}, #{δ* ≥ 0})) / (B + 1))`; NaN without replicates.
+pub fn two_sided_p(diffs: &[f64]) -> f64 {
+    if diffs.is_empty() {
+        return f64::NAN;
+    }
+    let le = diffs.iter().filter(|&&d| d <= 0.0).count() as f64;
+    let ge = diffs.iter().filter(|&&d| d >= 0.0).count() as f64;
+    (2.0 * (1.0 + le.min(ge)) / (diffs.len() as f64 + 1.0)).min(1.0)
+}
+
 /// Paired bootstrap of `C(risk_a) − C(risk_b)` on the same subjects.
 pub fn paired_concordance_difference(
     time: &[f64],
@@ -239,9 +253,7 @@ pub fn paired_concordance_difference(
         });
     }
     let n_failed = reps.len() - diffs.len();
-    let le = diffs.iter().filter(|&&d| d <= 0.0).count() as f64;
-    let ge = diffs.iter().filter(|&&d| d >= 0.0).count() as f64;
-    let p_value = (2.0 * le.min(ge) / diffs.len() as f64).min(1.0);
+    let p_value = two_sided_p(&diffs);
     let difference = summarize(est[2], &mut diffs, n_failed, options.confidence_level);
     Ok(PairedDifference { c_a: est[0], c_b: est[1], difference, p_value })
 }
