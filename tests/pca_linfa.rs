@@ -1,4 +1,4 @@
-//! Spatia's training-fold PCA (exact, cyclic Jacobi, `src/model/pca.rs`) against linfa's
+//! Spatia's training-fold PCA (exact symmetric eigensolver, `src/model/pca.rs`) against linfa's
 //! (`linfa-reduction`, truncated SVD by LOBPCG) on real data: the 76 expression columns of
 //! GSE7390, z-scored, fitted on a training subset, in both the `p ≤ m` (covariance) and the
 //! `p > m` (Gram) regimes. Components and scores must agree up to sign.

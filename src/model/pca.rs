@@ -1,6 +1,6 @@
 //! Principal component analysis fitted on the training fold only (for pooled slide features
-//! and expression blocks), written here with a symmetric Jacobi eigensolver: exact, with a
-//! fixed sign convention, and free of `linfa-reduction`'s iterative truncated SVD (LOBPCG from
+//! and expression blocks), written here with an exact symmetric eigensolver (nalgebra's
+//! `SymmetricEigen`) and a fixed sign convention, and free of `linfa-reduction`'s iterative truncated SVD (LOBPCG from
 //! a fixed random start) and its `ndarray` 0.16 (the crate uses 0.17). `tests/pca_linfa.rs`
 //! checks components, eigenvalues and scores against `linfa-reduction` on GSE7390's expression
 //! block, in both regimes below.
@@ -13,15 +13,15 @@
 //! fixed so that its largest-magnitude loading is positive (deterministic output).
 //!
 //! # Assumptions
-//! Dense `f64` features, row-major. Cyclic Jacobi is `O(d³)` per sweep with `d = min(m, p)`:
-//! fine for a few hundred patients or features, not for tens of thousands of both.
+//! Dense `f64` features, row-major. The eigensolver is `O(d³)` with `d = min(m, p)`: fine for a
+//! few hundred patients or features, not for tens of thousands of both.
 //!
 //! # Errors
 //! Fewer than 2 training rows, more components than `min(m − 1, p)`, non-finite values,
 //! out-of-range rows, mismatched lengths.
 //!
 //! # References
-//! Golub GH, Van Loan CF, Matrix Computations (4th ed.), §8.5 (Jacobi methods).
+//! Golub GH, Van Loan CF, Matrix Computations (4th ed.), §8.3 (the symmetric QR algorithm).
 use super::error::{ModelError, Result};
 
 /// A PCA fitted on some rows.
@@ -39,59 +39,15 @@ pub struct Pca {
     pub fitted_rows: Vec<usize>,
 }
 
-/// Eigen-decomposition of a symmetric `d × d` row-major matrix by cyclic Jacobi; returns
-/// eigenvalues (descending) and eigenvectors as rows.
-fn jacobi_eigen(mut a: Vec<f64>, d: usize) -> (Vec<f64>, Vec<Vec<f64>>) {
-    let mut v = vec![0.0; d * d];
-    for i in 0..d {
-        v[i * d + i] = 1.0;
-    }
-    let norm: f64 = a.iter().map(|x| x * x).sum::<f64>().sqrt();
-    for _sweep in 0..100 {
-        let off: f64 = (0..d)
-            .flat_map(|i| (0..d).filter(move |&j| j != i).map(move |j| (i, j)))
-            .map(|(i, j)| a[i * d + j] * a[i * d + j])
-            .sum::<f64>()
-            .sqrt();
-        if off <= 1e-14 * norm.max(f64::MIN_POSITIVE) {
-            break;
-        }
-        for p in 0..d {
-            for q in p + 1..d {
-                let apq = a[p * d + q];
-                if apq == 0.0 {
-                    continue;
-                }
-                let theta = (a[q * d + q] - a[p * d + p]) / (2.0 * apq);
-                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
-                let t = if theta == 0.0 { 1.0 } else { t };
-                let c = 1.0 / (t * t + 1.0).sqrt();
-                let s = t * c;
-                for k in 0..d {
-                    let akp = a[k * d + p];
-                    let akq = a[k * d + q];
-                    a[k * d + p] = c * akp - s * akq;
-                    a[k * d + q] = s * akp + c * akq;
-                }
-                for k in 0..d {
-                    let apk = a[p * d + k];
-                    let aqk = a[q * d + k];
-                    a[p * d + k] = c * apk - s * aqk;
-                    a[q * d + k] = s * apk + c * aqk;
-                }
-                for k in 0..d {
-                    let vkp = v[k * d + p];
-                    let vkq = v[k * d + q];
-                    v[k * d + p] = c * vkp - s * vkq;
-                    v[k * d + q] = s * vkp + c * vkq;
-                }
-            }
-        }
-    }
+/// Eigen-decomposition of a symmetric `d × d` row-major matrix (nalgebra's `SymmetricEigen`:
+/// Householder tridiagonalisation and implicit symmetric QR); returns eigenvalues (descending,
+/// ties by index) and unit eigenvectors as rows.
+fn symmetric_eigen(a: Vec<f64>, d: usize) -> (Vec<f64>, Vec<Vec<f64>>) {
+    let e = nalgebra::DMatrix::from_row_slice(d, d, &a).symmetric_eigen();
     let mut idx: Vec<usize> = (0..d).collect();
-    idx.sort_by(|&i, &j| a[j * d + j].total_cmp(&a[i * d + i]).then(i.cmp(&j)));
-    let vals = idx.iter().map(|&i| a[i * d + i]).collect();
-    let vecs = idx.iter().map(|&i| (0..d).map(|k| v[k * d + i]).collect()).collect();
+    idx.sort_by(|&i, &j| e.eigenvalues[j].total_cmp(&e.eigenvalues[i]).then(i.cmp(&j)));
+    let vals = idx.iter().map(|&i| e.eigenvalues[i]).collect();
+    let vecs = idx.iter().map(|&i| e.eigenvectors.column(i).iter().copied().collect()).collect();
     (vals, vecs)
 }
 
@@ -164,7 +120,7 @@ impl Pca {
                     c[b * p + a] = c[a * p + b];
                 }
             }
-            let (vals, vecs) = jacobi_eigen(c, p);
+            let (vals, vecs) = symmetric_eigen(c, p);
             (vals[..k].to_vec(), vecs[..k].to_vec())
         } else {
             let mut g = vec![0.0; m * m];
@@ -175,7 +131,7 @@ impl Pca {
                     g[j * m + i] = s;
                 }
             }
-            let (vals, vecs) = jacobi_eigen(g, m);
+            let (vals, vecs) = symmetric_eigen(g, m);
             let comps = vecs[..k]
                 .iter()
                 .map(|u| {

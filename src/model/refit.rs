@@ -73,17 +73,15 @@ fn gather_column(c: &Column, rows: &[usize]) -> Column {
     }
 }
 
-/// The training data of the given rows, copy `k ≥ 2` of a patient named `<id>\u{1f}<k>`.
+/// The training data of the given rows (the copies of a patient keep its id, so every split and
+/// the leakage guard keep them together) and the copy number of each row.
 fn gather(data: &TrainData, rows: &[usize]) -> (TrainData, Vec<usize>) {
-    let mut copy = Vec::with_capacity(rows.len());
-    let mut patients = Vec::with_capacity(rows.len());
+    let mut copy: Vec<usize> = Vec::with_capacity(rows.len());
     for (i, &r) in rows.iter().enumerate() {
-        let k = if i > 0 && rows[i - 1] == r { copy[i - 1] + 1 } else { 1 };
-        copy.push(k);
-        patients.push(if k == 1 { data.patients[r].clone() } else { format!("{}\u{1f}{k}", data.patients[r]) });
+        copy.push(if i > 0 && rows[i - 1] == r { copy[i - 1] + 1 } else { 1 });
     }
     let d = TrainData {
-        patients,
+        patients: rows.iter().map(|&r| data.patients[r].clone()).collect(),
         time: rows.iter().map(|&r| data.time[r]).collect(),
         event: rows.iter().map(|&r| data.event[r]).collect(),
         covariates: data
@@ -100,27 +98,15 @@ fn gather(data: &TrainData, rows: &[usize]) -> (TrainData, Vec<usize>) {
     (d, copy)
 }
 
-/// The split of a replicate: a stratified split of its distinct patients, copies following.
-fn replicate_split(
-    data: &TrainData,
-    rows: &[usize],
-    d: &TrainData,
-    opts: &TrainOptions,
-    b: usize,
-) -> Result<FoldAssignment> {
+/// The split of a replicate: a stratified split of its distinct patients (the copies of a
+/// patient follow it, as [`train_with_splits`] maps rows to folds by patient id).
+fn replicate_split(data: &TrainData, rows: &[usize], opts: &TrainOptions, b: usize) -> Result<FoldAssignment> {
     let mut distinct: Vec<usize> = rows.to_vec();
     distinct.dedup();
     let ids: Vec<String> = distinct.iter().map(|&r| data.patients[r].clone()).collect();
     let ev: Vec<bool> = distinct.iter().map(|&r| data.event[r]).collect();
     let cv = CvOptions { k: opts.cv.k, repeats: 1, seed: opts.cv.seed ^ PHI.wrapping_mul(b as u64 + 1) };
-    let s = split(&ids, &ev, &cv)?.remove(0);
-    let fold_of: BTreeMap<usize, usize> = distinct.iter().zip(&s.fold).map(|(&r, &f)| (r, f)).collect();
-    Ok(FoldAssignment {
-        repeat: 0,
-        k: s.k,
-        patients: d.patients.clone(),
-        fold: rows.iter().map(|r| fold_of[r]).collect(),
-    })
+    Ok(split(&ids, &ev, &cv)?.remove(0))
 }
 
 /// Runs replicate `b`.
@@ -129,7 +115,7 @@ fn one(data: &TrainData, opts: &TrainOptions, seed: u64, b: usize) -> RefitRepli
     let (d, copy) = gather(data, &rows);
     let mut one_split = opts.clone();
     one_split.cv.repeats = 1;
-    let res = replicate_split(data, &rows, &d, &one_split, b).and_then(|s| train_with_splits(&d, &[s], &one_split));
+    let res = replicate_split(data, &rows, &one_split, b).and_then(|s| train_with_splits(&d, &[s], &one_split));
     match res {
         Err(e) => {
             RefitReplicate { replicate: b, rows: Vec::new(), baselines: BTreeMap::new(), failed: Some(e.to_string()) }

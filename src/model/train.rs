@@ -38,7 +38,7 @@
 //! # References
 //! Verweij PJM, van Houwelingen HC (1993) Cross-validation in survival analysis. Stat Med
 //! 12:2305–2314.
-use super::cv::{split, CvOptions, FoldAssignment};
+use super::cv::{patient_events, split, CvOptions, FoldAssignment};
 use super::design::{Column, Covariate, MissingPolicy, Standardizer};
 use super::error::{ModelError, Result};
 use super::leakage::{check_leakage, TransformRecord};
@@ -561,6 +561,19 @@ fn select_penalty(grid: &[f64], mut score: impl FnMut(f64) -> Result<Inner>) -> 
     Ok(Selection { penalty, scores, inner, warnings, extended: extended.0 + extended.1 })
 }
 
+/// A stratified split of the distinct patients of `ids` (first-seen order) expanded to one fold
+/// per row, so that the rows of one patient (the copies of a bootstrap resample) share a fold;
+/// without repeated ids it is exactly [`split`]'s.
+fn split_rows(ids: &[String], events: &[bool], cv: &CvOptions) -> Result<FoldAssignment> {
+    let (distinct, ev) = patient_events(ids, events)?;
+    if distinct.len() == ids.len() {
+        return Ok(split(ids, events, cv)?.remove(0));
+    }
+    let s = split(&distinct, &ev, cv)?.remove(0);
+    let fold = s.row_folds(ids)?;
+    Ok(FoldAssignment { repeat: s.repeat, k: s.k, patients: ids.to_vec(), fold })
+}
+
 /// Runs patient-level cross-validated Cox training of one arm.
 pub fn train_cv(data: &TrainData, opts: &TrainOptions) -> Result<TrainResult> {
     let n = data.patients.len();
@@ -604,7 +617,7 @@ pub fn train_with_splits(data: &TrainData, splits: &[FoldAssignment], opts: &Tra
             let test: Vec<usize> = (0..n).filter(|&r| row_folds[r] == f).collect();
             let train_ids: Vec<String> = train.iter().map(|&r| data.patients[r].clone()).collect();
             let train_ev: Vec<bool> = train.iter().map(|&r| data.event[r]).collect();
-            let inner_split = split(
+            let inner_split = split_rows(
                 &train_ids,
                 &train_ev,
                 &CvOptions {
@@ -612,8 +625,7 @@ pub fn train_with_splits(data: &TrainData, splits: &[FoldAssignment], opts: &Tra
                     repeats: 1,
                     seed: opts.cv.seed ^ (0x9e37_79b9_7f4a_7c15u64.wrapping_mul((a.repeat * a.k + f + 1) as u64)),
                 },
-            )?
-            .remove(0);
+            )?;
             let mut grid_warnings = Vec::new();
             let mut grid_extended = 0;
             let (penalty, cvpl, inner) = match &opts.penalty {

@@ -88,7 +88,9 @@ impl StageKind for Evaluate {
     }
     fn version(&self) -> u32 {
         // 2: `metrics.json` carries each arm's model warnings (`arms[].warnings`)
-        2
+        // 3: schema 2: split-aware intervals from the refit replicates, spread across repeats,
+        //    Holm-adjusted exploratory comparisons, bootstrap p = (1 + #)/(B + 1)
+        3
     }
     fn about(&self) -> &'static str {
         "C-indices, time-dependent AUC, Brier/IBS, KM by risk group, HR and paired ΔC across arms"
@@ -258,6 +260,16 @@ impl StageKind for Evaluate {
             let model = train.model().with_context(|| format!("arm `{arm}`: reading model.json"))?;
             for f in &model.folds {
                 m.warnings.extend(f.warnings.iter().map(|w| format!("repeat {} fold {}: {w}", f.repeat, f.fold)));
+            }
+            if let Some(r) = model.refit.as_ref().filter(|r| !r.failed.is_empty()) {
+                m.warnings.push(format!(
+                    "refit_failed: {} of {} whole-procedure bootstrap replicates could not be trained and are left out of \
+                     the intervals (first: replicate {}: {})",
+                    r.failed.len(),
+                    r.replicates,
+                    r.failed[0].replicate,
+                    r.failed[0].reason
+                ));
             }
         }
         metrics.write(&cx.out.join(Metrics::FILE)).context("writing metrics.json")?;

@@ -132,7 +132,9 @@ impl StageKind for Train {
         // 4: a penalty chosen at the edge of the grid extends the grid (model.json's
         // `cvpl`/`grid_extended`, a `penalty_at_bound` warning), and Cox fit diagnostics
         // (`separation`, …) are fold warnings: outputs change where a fold hit an edge or warned.
-        4
+        // 5: `refit` (whole-procedure bootstrap: refit_oof.csv, refit_baseline.csv, model.json's
+        //    `refit`)
+        5
     }
     fn about(&self) -> &'static str {
         "cross-validated survival model of one arm (model: cox) on clinical, slide-feature, stain-index and tabular blocks"

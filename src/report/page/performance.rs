@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::format::{days, num, p_eq, pval};
 use super::{Options, PageError, Result, Sources};
 use crate::contracts::calibration::{Bin, CalibrationJson};
-use crate::contracts::metrics::{ArmMetrics, HazardRatio, KmCsv, Metrics, RocCsv};
+use crate::contracts::metrics::{ArmMetrics, HazardRatio, KmCsv, Metrics, RocCsv, Spread};
 use crate::contracts::{CalibrateOutput, EvaluateOutput};
 use crate::report::plots::{self, CalibrationBin, ForestRow, KmCurve, RocCurve};
 use crate::survival::BootstrapCi;
@@ -45,7 +45,10 @@ fn defined(x: f64) -> Option<f64> {
 fn est(e: &Est, digits: usize) -> String {
     match (e.lower, e.upper) {
         (Some(l), Some(u)) if l.is_finite() && u.is_finite() => {
-            format!("{} ({}–{})", num(e.estimate, digits), num(Some(l), digits), num(Some(u), digits))
+            // a dash between a negative limit and a number reads as a minus: "to" then
+            let sep = if l < 0.0 || u < 0.0 { " to " } else { "–" };
+            let signed = |x: f64| num(Some(x), digits).replacen('-', "−", 1);
+            format!("{} ({}{sep}{})", signed(e.estimate.unwrap_or(f64::NAN)), signed(l), signed(u))
         }
         _ => num(e.estimate, digits),
     }
@@ -69,6 +72,26 @@ struct ArmRow {
     logrank_p: String,
     delta_c: String,
     delta_p: String,
+    /// Holm-adjusted p of an exploratory comparison (the primary's own p).
+    delta_p_adjusted: String,
+    /// `primary`, `exploratory`, or empty for the reference.
+    role: String,
+    /// ΔC across repeats: SD (range).
+    delta_spread: String,
+}
+
+/// One arm's spread of its metrics across CV repeats: `SD (min–max)`.
+#[derive(Debug, Serialize)]
+struct SpreadRow {
+    arm: String,
+    harrell_c: String,
+    uno_c: String,
+    aucs: Vec<String>,
+    ibs: String,
+}
+
+fn spread_text(s: &Spread) -> String {
+    format!("{} ({}–{})", num(Some(s.sd), 3), num(Some(s.min), 3), num(Some(s.max), 3))
 }
 
 #[derive(Debug, Serialize)]
@@ -110,6 +133,12 @@ pub(super) struct PerfView {
     cal_horizon: String,
     cal_bin_sizes: String,
     has_metrics: bool,
+    /// How the intervals were formed, in words.
+    intervals: String,
+    /// Metrics across CV repeats (empty with one repeat).
+    spreads: Vec<SpreadRow>,
+    /// The spec names a primary comparison.
+    has_primary: bool,
     has_km: bool,
     has_roc: bool,
     has_forest: bool,
@@ -221,6 +250,9 @@ pub(super) fn performance(sources: &Sources, opts: &Options) -> Result<Option<Pe
         cal_horizon: String::new(),
         cal_bin_sizes: String::new(),
         has_metrics: metrics.is_some(),
+        intervals: String::new(),
+        spreads: Vec::new(),
+        has_primary: false,
         has_km: false,
         has_roc: false,
         has_forest: false,
@@ -240,6 +272,27 @@ pub(super) fn performance(sources: &Sources, opts: &Options) -> Result<Option<Pe
         view.bootstrap = m.bootstrap.to_string();
         view.ci = format!("{:.0}%", 100.0 * m.ci);
         view.groups_method = m.groups.name().to_string();
+        let repeats = m.arms.iter().map(|a| a.repeats).max().unwrap_or(1);
+        view.intervals = if m.intervals == "refit" {
+            format!(
+                "{} intervals that include the variability of the split and of the fitted models: the estimate (mean over \
+                 {repeats} CV repeat{}) ± z·SE, the SE from a whole-procedure bootstrap with refitting ({} replicates)",
+                view.ci,
+                if repeats == 1 { "" } else { "s" },
+                m.refit_replicates
+            )
+        } else {
+            format!(
+                "{} percentile bootstrap intervals ({} resamples) of the fixed out-of-fold predictions: conditional on \
+                 the fitted models and {}",
+                view.ci,
+                m.bootstrap,
+                if repeats == 1 { "on the one CV split (split variability not included)".to_string() } else {
+                    format!("averaged over {repeats} CV repeats")
+                }
+            )
+        };
+        view.has_primary = m.primary.is_some();
         let ordered: Vec<&ArmMetrics> = {
             let mut v: Vec<&ArmMetrics> = m.arms.iter().collect();
             v.sort_by_key(|a| arms.iter().position(|x| x == &a.arm).unwrap_or(usize::MAX));
@@ -295,7 +348,22 @@ pub(super) fn performance(sources: &Sources, opts: &Options) -> Result<Option<Pe
                     }
                 }),
                 delta_p: pval(cmp.and_then(|c| defined(c.p))),
+                delta_p_adjusted: pval(cmp.and_then(|c| defined(c.p_adjusted))),
+                role: cmp.map(|c| c.role.clone()).unwrap_or_default(),
+                delta_spread: cmp
+                    .and_then(|c| c.across_repeats.as_ref())
+                    .map(spread_text)
+                    .unwrap_or_else(|| "—".into()),
             });
+            if let Some(s) = &a.across_repeats {
+                view.spreads.push(SpreadRow {
+                    arm: a.arm.clone(),
+                    harrell_c: spread_text(&s.harrell_c),
+                    uno_c: spread_text(&s.uno_c),
+                    aucs: s.auc.iter().map(spread_text).collect(),
+                    ibs: spread_text(&s.ibs),
+                });
+            }
         }
         // forest plot of ΔC against the reference
         let rows: Vec<ForestRow> = ordered
