@@ -473,7 +473,12 @@ fn synthetic_arms_match_the_survival_library_and_cli() {
     )
     .unwrap();
     let m = read_json(&out.join("metrics.json"));
-    assert_eq!(m["schema"], json!(1));
+    assert_eq!(m["schema"], json!(2));
+    // no `refit` in the train outputs: conditional intervals; one comparison, exploratory, whose
+    // Holm adjustment over one p is that p
+    assert_eq!((m["intervals"].as_str(), m["refit_replicates"].as_u64()), (Some("conditional"), Some(0)));
+    assert_eq!(m["comparisons"][0]["role"], json!("exploratory"));
+    assert_eq!(m["comparisons"][0]["p_adjusted"], m["comparisons"][0]["p"]);
     assert_eq!(m["reference"], json!(ARMS[0]), "default reference: the first arm");
     assert_eq!(m["groups"], json!("median"));
     assert_eq!(m["ci"], json!(0.95));

@@ -12,7 +12,7 @@
 //!   score on the replicate's own grid ([`super::evaluation::ibs_grid`]).
 //! - Interval ([`refit_interval`]): `θ̂ ± z_{1−α/2} · SD_b(θ*_b)`, centred on the point estimate
 //!   (the mean over repeats), with the SD over the replicates where the metric could be
-//!   computed. The whole-procedure bootstrap distribution is shifted (a resample holds ~63% of
+//!   computed, limits clamped to the metric's range (`[0, 1]`; `[−1, 1]` for ΔC). The whole-procedure bootstrap distribution is shifted (a resample holds ~63% of
 //!   distinct patients, so its models are a little weaker); its spread, not its location, is
 //!   used.
 //! - Paired comparison ([`paired_refit`]): `Δ*_b = θ*_{arm,b} − θ*_{ref,b}` on the same
@@ -142,15 +142,16 @@ fn sd(v: &[f64]) -> f64 {
     spread(v).sd
 }
 
-/// `estimate ± z·SD(values)` over the finite replicate values; `n_failed` adds the replicates
-/// that failed before (training) to those where the metric was not finite.
-pub fn refit_interval(estimate: f64, values: &[f64], n_failed: usize, level: f64) -> BootstrapCi {
+/// `estimate ± z·SD(values)` over the finite replicate values, limits clamped to the metric's
+/// `range` (`[0, 1]` for C, AUC and Brier scores; `[−1, 1]` for ΔC); `n_failed` adds the
+/// replicates that failed before (training) to those where the metric was not finite.
+pub fn refit_interval(estimate: f64, values: &[f64], n_failed: usize, level: f64, range: (f64, f64)) -> BootstrapCi {
     let ok: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
     let se = sd(&ok);
     BootstrapCi {
         estimate,
-        lower: estimate - z(level) * se,
-        upper: estimate + z(level) * se,
+        lower: (estimate - z(level) * se).max(range.0),
+        upper: (estimate + z(level) * se).min(range.1),
         se,
         n_boot: ok.len(),
         n_failed: n_failed + values.len() - ok.len(),
@@ -188,7 +189,7 @@ pub fn paired_refit(
         deltas.push(metric(a) - metric(r));
     }
     unpaired += reference.1.iter().filter(|r| !arm.1.iter().any(|a| a.replicate == r.replicate)).count();
-    let ci = refit_interval(delta_hat, &deltas, n_failed + unpaired, level);
+    let ci = refit_interval(delta_hat, &deltas, n_failed + unpaired, level, (-1.0, 1.0));
     let ok: Vec<f64> = deltas.iter().copied().filter(|x| x.is_finite()).collect();
     let p = if ok.is_empty() || !delta_hat.is_finite() {
         f64::NAN
@@ -236,10 +237,14 @@ mod tests {
         let s = spread(&[0.6, 0.7, f64::NAN, 0.65]);
         assert!((s.sd - 0.05).abs() < 1e-12 && s.min == 0.6 && s.max == 0.7, "{s:?}");
         assert!(spread(&[0.5]).sd.is_nan());
-        let ci = refit_interval(0.6, &[0.5, 0.55, f64::NAN, 0.6], 2, 0.95);
+        let ci = refit_interval(0.6, &[0.5, 0.55, f64::NAN, 0.6], 2, 0.95, (0.0, 1.0));
         assert_eq!((ci.n_boot, ci.n_failed), (3, 3));
         assert!((ci.se - 0.05).abs() < 1e-12);
         assert!((ci.lower - (0.6 - 1.959963984540054 * 0.05)).abs() < 1e-9, "{ci:?}");
+        // limits stay inside the metric's range
+        let ci = refit_interval(0.97, &[0.8, 0.9, 1.0], 0, 0.95, (0.0, 1.0));
+        assert_eq!(ci.upper, 1.0);
+        assert!(ci.lower < 0.97);
     }
 
     fn rep(b: usize, c: f64) -> ReplicateMetrics {

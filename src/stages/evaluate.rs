@@ -343,15 +343,15 @@ pub fn metrics_json(
 /// Replaces an arm's intervals by the split-aware ones of its refit replicates.
 fn apply_refit(e: &mut ArmEvaluation, reps: &[ReplicateMetrics], failed: usize, level: f64) {
     let col = |f: &dyn Fn(&ReplicateMetrics) -> f64| -> Vec<f64> { reps.iter().map(f).collect() };
-    e.harrell_c = refit_interval(e.harrell_c.estimate, &col(&|r| r.harrell), failed, level);
-    e.uno_c = refit_interval(e.uno_c.estimate, &col(&|r| r.uno), failed, level);
+    e.harrell_c = refit_interval(e.harrell_c.estimate, &col(&|r| r.harrell), failed, level, (0.0, 1.0));
+    e.uno_c = refit_interval(e.uno_c.estimate, &col(&|r| r.uno), failed, level, (0.0, 1.0));
     for (k, a) in e.auc.iter_mut().enumerate() {
-        a.interval = refit_interval(a.interval.estimate, &col(&|r| r.auc[k]), failed, level);
+        a.interval = refit_interval(a.interval.estimate, &col(&|r| r.auc[k]), failed, level, (0.0, 1.0));
     }
     for (k, (_, b)) in e.brier.iter_mut().enumerate() {
-        *b = refit_interval(b.estimate, &col(&|r| r.brier[k]), failed, level);
+        *b = refit_interval(b.estimate, &col(&|r| r.brier[k]), failed, level, (0.0, 1.0));
     }
-    e.ibs = refit_interval(e.ibs.estimate, &col(&|r| r.ibs), failed, level);
+    e.ibs = refit_interval(e.ibs.estimate, &col(&|r| r.ibs), failed, level, (0.0, 1.0));
 }
 
 /// One arm's entry of `metrics.json`, its curve files named under `curves/<slug>/`.
