@@ -719,6 +719,9 @@ fn f(v: &serde_json::Value) -> f64 {
     v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
 }
 
+/// One CV repeat's metrics from the CLI: Harrell's C, Uno's C, AUC and Brier per horizon.
+type RepeatClis = (f64, f64, Vec<f64>, Vec<f64>);
+
 /// `experiments/gse7390.yaml` as shipped: the real cohort, clinical vs clinical + 76 genes, 10
 /// CV repeats and 200 whole-procedure bootstrap replicates. Every metric in `metrics.json` /
 /// `calibration.json` is the mean over repeats of `spatia survival` on each repeat's
@@ -755,7 +758,7 @@ fn gse7390_experiment_metrics_equal_the_survival_cli_and_the_page_loads() {
         assert_eq!(oof.len(), 196 * 10);
         let base = csv_rows(&model.join("baseline.csv"));
         // per repeat, the CLI on that repeat's predictions: (harrell, uno, auc[3], brier[3])
-        let mut per: Vec<(f64, f64, Vec<f64>, Vec<f64>)> = Vec::new();
+        let mut per: Vec<RepeatClis> = Vec::new();
         let mut cal_cli: Vec<serde_json::Value> = Vec::new();
         for rep in 0..10 {
             let (rs, bs) = (rep.to_string(), rep.to_string());
@@ -803,7 +806,7 @@ fn gse7390_experiment_metrics_equal_the_survival_cli_and_the_page_loads() {
             // calibration at 5 years, 5 risk-quantile bins
             cal_cli.push(with("calibration", &["--surv", "s_1825", "--horizon", "1825", "--bins", "5"]));
         }
-        let mean = |g: &dyn Fn(&(f64, f64, Vec<f64>, Vec<f64>)) -> f64| per.iter().map(g).sum::<f64>() / 10.0;
+        let mean = |g: &dyn Fn(&RepeatClis) -> f64| per.iter().map(g).sum::<f64>() / 10.0;
         let close = |x: f64, y: f64, what: &str| assert!((x - y).abs() <= 1e-12 * y.abs(), "{arm}: {what}: {x} vs {y}");
         close(f(&m["harrell_c"]["estimate"]), mean(&|p| p.0), "Harrell's C");
         close(f(&m["uno_c"]["estimate"]), mean(&|p| p.1), "Uno's C");
