@@ -15,6 +15,7 @@ fn cohort() -> Cohort {
         id: "patient_id".into(),
         time: "time".into(),
         event: "event".into(),
+        causes: None,
         covariates: vec!["age".into(), "grade".into()],
         categorical: vec!["grade".into()],
         missing: Some("impute".into()),
