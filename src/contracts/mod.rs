@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 
 pub mod baseline;
 pub mod calibration;
+pub mod competing;
 pub mod error;
 pub mod extract;
 pub mod ingest;
@@ -96,6 +97,15 @@ impl TrainOutput {
     /// `inner_baseline.csv`.
     pub fn inner_baselines(&self) -> Result<baseline::InnerBaselines> {
         baseline::InnerBaselines::read(&self.dir.join(baseline::InnerBaselines::FILE))
+    }
+    /// `competing.json`, present only in a competing-risks cohort (`Ok(None)` otherwise).
+    pub fn competing(&self) -> Result<Option<competing::CompetingJson>> {
+        let p = self.dir.join(competing::CompetingJson::FILE);
+        if p.exists() {
+            competing::CompetingJson::read(&p).map(Some)
+        } else {
+            Ok(None)
+        }
     }
     /// `model.json`.
     pub fn model(&self) -> Result<model::ModelJson> {

@@ -2,13 +2,16 @@
 //! cross-validation ([`cv`]), the training-fold design matrix ([`design`]), the leakage guard
 //! ([`leakage`]), training-fold PCA ([`pca`]), cross-validated Cox training of one arm
 //! ([`train`](mod@train)), the evaluation of out-of-fold predictions ([`evaluation`]) and their
-//! calibration with inner-fold recalibration ([`calibrate`](mod@calibrate)). What these read and
+//! calibration with inner-fold recalibration ([`calibrate`](mod@calibrate)), and in a
+//! competing-risks cohort the models of the other causes and the predicted cumulative incidence
+//! ([`competing`]). What these read and
 //! produce for other stages are the types of [`crate::contracts`].
 //!
 //! Everything here is a plain library over slices; it knows nothing about the orchestrator.
 //! All randomness comes from a ChaCha generator seeded by the caller, and nothing runs in
 //! parallel, so results depend on the seed only (never on the thread count).
 pub mod calibrate;
+pub mod competing;
 pub mod cv;
 pub mod design;
 pub mod error;
