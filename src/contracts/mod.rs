@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 pub mod baseline;
 pub mod calibration;
 pub mod competing;
+pub mod competing_metrics;
 pub mod error;
 pub mod extract;
 pub mod ingest;
@@ -137,6 +138,15 @@ impl EvaluateOutput {
     /// `metrics.json`.
     pub fn metrics(&self) -> Result<metrics::Metrics> {
         metrics::Metrics::read(&self.metrics_path())
+    }
+    /// `competing_metrics.json`, present only in a competing-risks cohort (`Ok(None)` otherwise).
+    pub fn competing_metrics(&self) -> Result<Option<competing_metrics::CompetingMetrics>> {
+        let p = self.dir.join(competing_metrics::CompetingMetrics::FILE);
+        if p.exists() {
+            competing_metrics::CompetingMetrics::read(&p).map(Some)
+        } else {
+            Ok(None)
+        }
     }
     /// The path of `metrics.json`.
     pub fn metrics_path(&self) -> PathBuf {
