@@ -176,6 +176,7 @@ cohort:
   id: patient_id
   time: dmfs_days
   event: dm
+  causes: {1: metastasis, 2: death}
   covariates: [age, tumor_size_mm, nodes_positive, grade, er, pr, her2, ki67]
 stages:
   ingest: {kind: ingest}
@@ -193,6 +194,7 @@ cohort:
   id: patient_id
   time: dmfs_days
   event: dm
+  causes: {1: metastasis, 2: death}
   covariates: [age, grade, ki67]
 stages:
   ingest: {kind: ingest}
