@@ -15,7 +15,8 @@
 //!   under `models[m]`.
 //!
 //! The cumulative incidence of cause 1 is, with `Λ_m(t | x) = cumhaz_m(t) e^{lp_m}`,
-//! `Σ_{s ≤ t} S(s−) dΛ_1(s)`, `S = exp(−Σ_m Λ_m)` for `cause_specific` (every cause modelled), or
+//! `Σ_{s ≤ t} S(s−) dΛ_1(s)`, `S(s) = Π_{u ≤ s} (1 − Σ_m dΛ_m(u))` for `cause_specific` (every
+//! cause modelled), or
 //! `1 − exp(−Λ_1(t))` for `fine_gray`: computed by `crate::model::competing`, not here.
 //!
 //! # Validation

@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 pub mod baseline;
 pub mod calibration;
 pub mod competing;
+pub mod competing_calibration;
 pub mod competing_metrics;
 pub mod error;
 pub mod extract;
@@ -188,6 +189,16 @@ impl CalibrateOutput {
     /// `calibration.json`.
     pub fn calibration(&self) -> Result<calibration::CalibrationJson> {
         calibration::CalibrationJson::read(&self.calibration_path())
+    }
+    /// `competing_calibration.json`, present only in a competing-risks cohort (`Ok(None)`
+    /// otherwise).
+    pub fn competing_calibration(&self) -> Result<Option<competing_calibration::CompetingCalibration>> {
+        let p = self.dir.join(competing_calibration::CompetingCalibration::FILE);
+        if p.exists() {
+            competing_calibration::CompetingCalibration::read(&p).map(Some)
+        } else {
+            Ok(None)
+        }
     }
     /// The path of `calibration.json`.
     pub fn calibration_path(&self) -> PathBuf {

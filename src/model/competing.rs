@@ -9,9 +9,13 @@
 //!   hazard of cause 1, with its penalty chosen by inner CV); every other cause `k` gets a Cox
 //!   model on the same design (same transforms, fitted on the same training patients) **with the
 //!   same penalty** (one inner CV per fold, on cause 1: the event the study is about). Absolute
-//!   risk `F₁(t | x) = Σ_{s ≤ t} S(s− | x) dΛ₁(s | x)`, `S = exp(−Σ_k Λ_k)`, `Λ_k(t | x) =
-//!   Λ_{k0}(t) e^{xᵀβ_k}` with Breslow baselines ([`crate::survival::cause_specific_cif`];
-//!   riskRegression's `CSC` + `predictRisk(product.limit = FALSE)`).
+//!   risk `F₁(t | x) = Σ_{s ≤ t} S(s− | x) dΛ₁(s | x)`, `Λ_k(t | x) = Λ_{k0}(t) e^{xᵀβ_k}` with
+//!   Breslow baselines and the product-limit all-cause survival `S(s) = Π_{u ≤ s}(1 − Σ_k
+//!   dΛ_k(u))` ([`crate::survival::cause_specific_cif`] with [`SurvivalForm::ProductLimit`]:
+//!   riskRegression's `CSC` + `predictRisk` default, `product.limit = TRUE`). The product-limit
+//!   form keeps `F₁` in [0, 1] (a jump of total hazard above 1 — a small fold and a large linear
+//!   predictor — is capped at probability 1); the exponential form `S = exp(−Σ_k Λ_k)` can
+//!   exceed 1 there (it did on the 60-patient demo's image arm).
 //! - **Fine–Gray**: an unpenalised subdistribution-hazard model of cause 1 on the same design
 //!   ([`crate::survival::fit_fine_gray`], cmprsk's `crr` has no penalty either):
 //!   `F₁(t | x) = 1 − exp(−Λ₁₀(t) e^{(x − x̄)ᵀβ})` (cmprsk's `predict.crr`).
@@ -211,9 +215,8 @@ pub fn predicted_cif(c: &CompetingJson, times: &[f64]) -> Result<BTreeMap<usize,
                     .zip(&t.lp)
                     .map(|(m, &lp)| CauseHazard { times: &m.time, cumhaz: &m.cumhaz, lp })
                     .collect();
-                cause_specific_cif(&hz, 0, times, SurvivalForm::Exponential).map_err(|source| ModelError::Survival {
-                    context: format!("repeat {} fold {}", f.repeat, f.fold),
-                    source,
+                cause_specific_cif(&hz, 0, times, SurvivalForm::ProductLimit).map_err(|source| {
+                    ModelError::Survival { context: format!("repeat {} fold {}", f.repeat, f.fold), source }
                 })?
             };
             for (k, v) in cif.into_iter().enumerate() {

@@ -12,6 +12,7 @@
 //! parallel, so results depend on the seed only (never on the thread count).
 pub mod calibrate;
 pub mod competing;
+pub mod competing_calibration;
 pub mod competing_evaluation;
 pub mod cv;
 pub mod design;

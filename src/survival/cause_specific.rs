@@ -70,7 +70,10 @@ pub struct CauseHazard<'a> {
 pub enum SurvivalForm {
     /// `exp(−Σ_j Λ_j(s− | x))` (riskRegression `product.limit = FALSE`).
     Exponential,
-    /// `Π_{u < s} (1 − Σ_j dΛ_j(u | x))` (riskRegression `product.limit = TRUE`).
+    /// `Π_{u < s} (1 − Σ_j dΛ_j(u | x))` (riskRegression `product.limit = TRUE`); a jump with
+    /// `Σ_j dΛ_j > 1` counts as a conditional probability of 1 split between the causes in
+    /// proportion to their jumps (riskRegression does not cap it), so `F ≤ 1 − S ≤ 1` always.
+    /// The exponential form can exceed 1 in that case.
     ProductLimit,
 }
 
@@ -144,7 +147,10 @@ pub fn cause_specific_cif(hazards: &[CauseHazard], cause: usize, at: &[f64], for
                 }
             }
         }
-        f += s_before * d_cause;
+        // a product-limit jump of total hazard above 1 (possible with few patients at risk and
+        // a large linear predictor) is a conditional probability of 1, shared by the causes
+        let share = if form == SurvivalForm::ProductLimit && d_all > 1.0 { 1.0 / d_all } else { 1.0 };
+        f += s_before * d_cause * share;
         total += d_all;
         s_pl *= (1.0 - d_all).max(0.0);
         steps.push((s, f));
