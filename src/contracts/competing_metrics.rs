@@ -9,7 +9,8 @@
 //! bootstrap interval object as in `metrics.json`), the case/control counts, the observed
 //! (Aalen–Johansen) and mean predicted cumulative incidence; per risk group ([`CifGroup`], the
 //! groups of `metrics.json`, repeat 0) the Aalen–Johansen curve of every cause
-//! ([`CifCurve`]: steps `time`, `cif`, log(−log) band `lower`/`upper`, starting at (0, 0)); and
+//! ([`CifCurve`]: steps `time`, `cif`, log(−log) band `lower`/`upper`, from (0, 0) to the group's last follow-up
+//! time); and
 //! Gray's test of cause 1 across the groups (`null` when it cannot be computed).
 //!
 //! # Validation

@@ -162,6 +162,17 @@ pub fn evaluate_competing(
                 cv.lower.push(finite(e.lower));
                 cv.upper.push(finite(e.upper));
             }
+            // carried to the group's last follow-up time
+            if let (Some(&t), Some(&f), Some(&lo), Some(&hi)) =
+                (cv.time.last(), cv.cif.last(), cv.lower.last(), cv.upper.last())
+            {
+                if aj.max_time > t {
+                    cv.time.push(aj.max_time);
+                    cv.cif.push(f);
+                    cv.lower.push(lo);
+                    cv.upper.push(hi);
+                }
+            }
             curves.push(cv);
         }
         groups.push(CifGroup {
