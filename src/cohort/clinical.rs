@@ -146,8 +146,8 @@ impl<'c> ClinicalCsv<'c> {
 fn event_code(s: &str, c: &Cohort) -> Result<u32, String> {
     let code = s.parse::<f64>().ok().filter(|x| *x >= 0.0 && x.fract() == 0.0 && *x <= u32::MAX as f64);
     match (&c.causes, code) {
-        (_, Some(x)) if x == 0.0 => Ok(0),
-        (None, Some(x)) if x == 1.0 => Ok(1),
+        (_, Some(0.0)) => Ok(0),
+        (None, Some(1.0)) => Ok(1),
         (Some(causes), Some(x)) if causes.contains_key(&(x as u32)) => Ok(x as u32),
         (None, Some(x)) => Err(format!(
             "is not 0 or 1; a code {x} for a competing event (e.g. death before the event of interest) needs              `cohort.causes`, e.g. `causes: {{1: metastasis, {x}: death}}`"

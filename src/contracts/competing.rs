@@ -258,7 +258,8 @@ mod tests {
     fn malformed_content_names_the_place() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join(CompetingJson::FILE);
-        let cases: Vec<(Box<dyn Fn(&mut CompetingJson)>, &str)> = vec![
+        type Break = Box<dyn Fn(&mut CompetingJson)>;
+        let cases: Vec<(Break, &str)> = vec![
             (Box::new(|c| c.schema = 9), "at `schema`"),
             (Box::new(|c| c.method = "aalen".into()), "at `method`"),
             (Box::new(|c| c.folds[1].models.pop().map(|_| ()).unwrap_or(())), "at `folds[1].models`"),

@@ -287,8 +287,8 @@ mod tests {
         let cif = predicted_cif(&m.json, &[2.0, 5.0]).unwrap();
         assert_eq!(cif.len(), 2);
         for per in cif.values() {
-            for k in 0..2 {
-                assert!(per[k].iter().all(|v| (0.0..1.0).contains(v)), "{:?}", per[k]);
+            for at_time in per {
+                assert!(at_time.iter().all(|v| (0.0..1.0).contains(v)), "{at_time:?}");
             }
             // increasing in time, and with the covariate of cause 1
             assert!((0..150).all(|i| per[1][i] >= per[0][i]));

@@ -91,9 +91,8 @@ pub fn competing_auc(
     data.check_cause(cause)?;
     check_times("competing-risks AUC", &data.time, times)?;
     check_len("marker vectors (one per time)", times.len(), markers.len())?;
-    let n = data.len();
     for m in markers {
-        check_finite("marker", m, n)?;
+        check_finite("marker", m, data.len())?;
     }
     let g = Ipcw::fit(data)?;
     let mut out = Vec::with_capacity(times.len());
@@ -101,15 +100,14 @@ pub fn competing_auc(
         let m = markers[k];
         let (mut cases, mut controls) = (Vec::new(), Vec::new());
         let (mut n_free, mut n_comp) = (0, 0);
-        for i in 0..n {
-            let (ti, si) = (data.time[i], data.status[i]);
+        for ((&ti, &si), &mi) in data.time.iter().zip(&data.status).zip(m.iter()) {
             if ti > t {
-                controls.push((m[i], inverse(g.at(t), t)?));
+                controls.push((mi, inverse(g.at(t), t)?));
                 n_free += 1;
             } else if si == cause {
-                cases.push((m[i], inverse(g.before(ti), ti)?));
+                cases.push((mi, inverse(g.before(ti), ti)?));
             } else if si != 0 {
-                controls.push((m[i], inverse(g.before(ti), ti)?));
+                controls.push((mi, inverse(g.before(ti), ti)?));
                 n_comp += 1;
             }
         }

@@ -42,13 +42,12 @@ pub fn competing_brier(data: &CompetingRisksData, cause: u32, cif: &[&[f64]], ti
     for (k, &t) in times.iter().enumerate() {
         let f = cif[k];
         let mut acc = 0.0;
-        for i in 0..n {
-            let (ti, si) = (data.time[i], data.status[i]);
+        for ((&ti, &si), &fi) in data.time.iter().zip(&data.status).zip(f.iter()) {
             if ti > t {
-                acc += f[i] * f[i] * inverse(g.at(t), t)?;
+                acc += fi * fi * inverse(g.at(t), t)?;
             } else if si != 0 {
                 let y = if si == cause { 1.0 } else { 0.0 };
-                acc += (y - f[i]).powi(2) * inverse(g.before(ti), ti)?;
+                acc += (y - fi).powi(2) * inverse(g.before(ti), ti)?;
             }
         }
         out.push(acc / n as f64);
