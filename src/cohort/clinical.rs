@@ -150,7 +150,8 @@ fn event_code(s: &str, c: &Cohort) -> Result<u32, String> {
         (None, Some(1.0)) => Ok(1),
         (Some(causes), Some(x)) if causes.contains_key(&(x as u32)) => Ok(x as u32),
         (None, Some(x)) => Err(format!(
-            "is not 0 or 1; a code {x} for a competing event (e.g. death before the event of interest) needs              `cohort.causes`, e.g. `causes: {{1: metastasis, {x}: death}}`"
+            "is not 0 or 1; a code {x} for a competing event (e.g. death before the event of interest) needs \
+             `cohort.causes`, e.g. `causes: {{1: metastasis, {x}: death}}`"
         )),
         (None, None) => Err("is not 0 or 1".into()),
         (Some(causes), _) => Err(format!(
