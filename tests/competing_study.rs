@@ -136,3 +136,19 @@ fn metrics_refuse_what_they_cannot_compute() {
     let h = [CauseHazard { times: &[1.0, 2.0], cumhaz: &[0.2, 0.1], lp: 0.0 }];
     assert!(cause_specific_cif(&h, 0, &[3.0], SurvivalForm::Exponential).is_err());
 }
+
+#[test]
+fn product_limit_absolute_risk_stays_a_probability_where_the_exponential_form_does_not() {
+    // a small fold with a large linear predictor: hazard jumps above 1
+    let c1 = CauseHazard { times: &[1.0, 2.0, 3.0], cumhaz: &[0.4, 1.9, 2.5], lp: 1.2 };
+    let c2 = CauseHazard { times: &[1.5, 2.0], cumhaz: &[0.3, 0.6], lp: 0.4 };
+    let at = [1.0, 2.0, 3.0, 9.0];
+    let exp = cause_specific_cif(&[c1, c2], 0, &at, SurvivalForm::Exponential).unwrap();
+    let pl = cause_specific_cif(&[c1, c2], 0, &at, SurvivalForm::ProductLimit).unwrap();
+    assert!(exp[3] > 1.0, "{exp:?}");
+    assert!(pl.iter().all(|f| (0.0..=1.0).contains(f)) && pl.windows(2).all(|w| w[0] <= w[1]), "{pl:?}");
+    // before any jump over 1 the two forms differ only by exp(−x) vs 1 − x
+    assert!((pl[0] - exp[0]).abs() < 1e-15);
+    let cause2 = cause_specific_cif(&[c1, c2], 1, &at, SurvivalForm::ProductLimit).unwrap();
+    assert!(pl[3] + cause2[3] <= 1.0 + 1e-12, "{pl:?} {cause2:?}");
+}

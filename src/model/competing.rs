@@ -96,8 +96,16 @@ pub fn fit_competing(
     let mut warnings = Vec::new();
     for (fi, f) in res.folds.iter().enumerate() {
         let context = format!("repeat {} fold {}", f.repeat, f.fold);
-        // the fold's rows, from the out-of-fold table (one row per patient per repeat, in order)
-        let rows = &res.oof.rows[f.repeat * n..(f.repeat + 1) * n];
+        // the fold's rows, from the out-of-fold table (one row per patient per repeat, in the
+        // data's patient order)
+        let rows: Vec<&crate::contracts::oof::OofRow> = res.oof.rows.iter().filter(|r| r.repeat == f.repeat).collect();
+        if rows.len() != n || rows.iter().zip(&data.patients).any(|(r, p)| &r.patient != p) {
+            return Err(ModelError::InvalidParameter {
+                name: format!("out-of-fold rows ({context})"),
+                expected: format!("one row per patient ({n}) in the data's order"),
+                found: format!("{} row(s)", rows.len()),
+            });
+        }
         let train: Vec<usize> = (0..n).filter(|&r| rows[r].fold != f.fold).collect();
         let test: Vec<usize> = (0..n).filter(|&r| rows[r].fold == f.fold).collect();
         let design = fold_design(data, &train, &test, opts, &context)?;

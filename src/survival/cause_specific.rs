@@ -153,7 +153,8 @@ pub fn cause_specific_cif(hazards: &[CauseHazard], cause: usize, at: &[f64], for
         f += s_before * d_cause * share;
         total += d_all;
         s_pl *= (1.0 - d_all).max(0.0);
-        steps.push((s, f));
+        // the product limit keeps F ≤ 1 − S ≤ 1; only rounding can step over 1
+        steps.push((s, if form == SurvivalForm::ProductLimit { f.min(1.0) } else { f }));
     }
     Ok(at
         .iter()
