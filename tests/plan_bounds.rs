@@ -4,7 +4,7 @@
 mod common;
 use common::{project, spatia, text};
 
-const SPEC: &str = "name: p\ncohort:\n  clinical: demo-data/clinical.csv\n  slides: demo-data/slides.csv\n  time: dmfs_days\n  event: dm\n  causes: {1: metastasis, 2: death}\nstages:\n  ingest: {kind: ingest}\n  tiles: {kind: tile, needs: [ingest], mpp: 0.5, size: 256}\n";
+const SPEC: &str = "name: p\ncohort:\n  clinical: demo-data/clinical.csv\n  slides: demo-data/slides.csv\n  time: dmfs_days\n  event: dm\nstages:\n  ingest: {kind: ingest}\n  tiles: {kind: tile, needs: [ingest], mpp: 0.5, size: 256}\n";
 
 #[test]
 fn tile_mpp_is_checked_against_each_slide_and_the_facts_are_remembered() {
