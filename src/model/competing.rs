@@ -349,5 +349,21 @@ mod tests {
         assert!(m.json.folds.iter().all(|f| f.models.len() == 1 && f.models[0].penalty == 0.0));
         let cif = predicted_cif(&m.json, &[5.0]).unwrap();
         assert!(cif[&0][0].iter().all(|v| (0.0..1.0).contains(v)));
+        // equal to the Fine–Gray fit's own prediction (`predict.crr`) on the fold's design
+        let f = &res.folds[0];
+        let n = d.patients.len();
+        let train: Vec<usize> = (0..n).filter(|&r| res.oof.rows[r].fold != f.fold).collect();
+        let test: Vec<usize> = (0..n).filter(|&r| res.oof.rows[r].fold == f.fold).collect();
+        let design = fold_design(&d, &train, &test, &opts(), "test").unwrap();
+        let data = CompetingRisksData::new(
+            train.iter().map(|&r| d.time[r]).collect(),
+            train.iter().map(|&r| status[r]).collect(),
+        )
+        .unwrap();
+        let fit = fit_fine_gray(&data, 1, &design.x_train, &design.names, &FineGrayOptions::default()).unwrap();
+        let want = fit.predict_cif(&design.x_predict, &[5.0]).unwrap();
+        for (k, &r) in test.iter().enumerate() {
+            assert!((cif[&0][0][r] - want[k][0]).abs() < 1e-12, "{} vs {}", cif[&0][0][r], want[k][0]);
+        }
     }
 }
