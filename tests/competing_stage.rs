@@ -189,3 +189,32 @@ fn event_codes_outside_the_declared_causes_are_errors() {
         (Some(57), Some(134), Some(14))
     );
 }
+
+#[test]
+fn with_repeats_each_estimate_is_the_mean_over_repeats() {
+    let stages = STAGES
+        .replace("    folds: 4\n", "    folds: 4\n    repeats: 2\n")
+        .replace("matrix:\n  model.competing: [cause_specific, fine_gray]\n", "");
+    let d = melanoma_project("  causes: {1: melanoma, 2: other}\n", &stages);
+    let o = spatia(d.path(), &["run", "s.yaml", "--quiet"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let train = out_dirs(d.path(), "model").into_values().next().unwrap();
+    let eval = out_dirs(d.path(), "eval").into_values().next().unwrap();
+    let m = CompetingMetrics::read(&eval.join(CompetingMetrics::FILE)).unwrap();
+    let c = CompetingJson::read(&train.join(CompetingJson::FILE)).unwrap();
+    assert_eq!((m.arms[0].repeats, c.folds.len()), (2, 8));
+    let data = CompetingRisksData::new(c.patients.iter().map(|p| p.time).collect(), c.status()).unwrap();
+    let cif = predicted_cif(&c, &HORIZONS).unwrap();
+    let mut mean = [0.0; 3];
+    for per in cif.values() {
+        let refs: Vec<&[f64]> = per.iter().map(Vec::as_slice).collect();
+        for (k, a) in competing_auc(&data, 1, &refs, &HORIZONS).unwrap().iter().enumerate() {
+            mean[k] += a.auc / 2.0;
+        }
+    }
+    for k in 0..3 {
+        assert!((m.arms[0].horizons[k].auc.estimate - mean[k]).abs() < 1e-12, "{:?} vs {mean:?}", m.arms[0].horizons);
+    }
+    // the two repeats' splits differ, so their predictions do
+    assert_ne!(cif[&0], cif[&1]);
+}
