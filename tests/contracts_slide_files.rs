@@ -15,6 +15,7 @@ fn cohort() -> Cohort {
         id: "patient_id".into(),
         time: "time".into(),
         event: "event".into(),
+        causes: None,
         covariates: vec!["age".into(), "grade".into()],
         categorical: vec!["grade".into()],
         missing: Some("impute".into()),
@@ -86,7 +87,13 @@ fn cohort_csv_and_json() {
 
     let h = "patient_id,time,event,age\n";
     for (text, want) in [
-        (format!("{h}p1,10,1,5\np2,20,2,6\n"), &["data row 2, column 'event'", "expected 0 or 1, found `2`"][..]),
+        (
+            format!("{h}p1,10,1,5\np2,20,-1,6\n"),
+            &[
+                "data row 2, column 'event'",
+                "expected 0 (censored), 1 (event) or a competing cause 2, 3, …, found `-1`",
+            ][..],
+        ),
         (format!("{h}p1,-1,1,5\n"), &["data row 1, column 'time'", "expected a finite time >= 0"]),
         (format!("{h}p1,10,1,5\np1,20,0,6\n"), &["data row 2, column 'patient_id'", "listed twice"]),
         (format!("{h}p1,x,1,5\n"), &["data row 1 (line 2), column 'time'", "expected a number"]),
@@ -97,7 +104,7 @@ fn cohort_csv_and_json() {
     }
     let bad = golden.replace("\"censored\": 1", "\"censored\": 5");
     let p = write(d.path(), "bad.json", &bad);
-    names(CohortSummary::read(&p).unwrap_err(), &p, &["expected events + censored = patients"]);
+    names(CohortSummary::read(&p).unwrap_err(), &p, &["expected events + censored + competing events = patients"]);
     let p = write(d.path(), "bad.json", &golden.replace("\"patients\": 2", "\"patients\": \"two\""));
     names(CohortSummary::read(&p).unwrap_err(), &p, &["at `patients`"]);
 }

@@ -133,7 +133,7 @@ fn bidi_controls_never_reach_the_page_or_terminal() {
     write(
         d.path(),
         "s.yaml",
-        "name: bidi\nseed: 3\ncohort:\n  clinical: demo-data/clinical.csv\n  slides: demo-data/slides.csv\n  time: dmfs_days\n  event: dm\n  covariates: [age]\nstages:\n  ingest: {kind: ingest}\n  tiles: {kind: tile, needs: [ingest], mpp: 2, size: 128}\n  report: {kind: report, needs: [ingest, tiles], show_patient_ids: true}\n",
+        "name: bidi\nseed: 3\ncohort:\n  clinical: demo-data/clinical.csv\n  slides: demo-data/slides.csv\n  time: dmfs_days\n  event: dm\n  causes: {1: metastasis, 2: death}\n  covariates: [age]\nstages:\n  ingest: {kind: ingest}\n  tiles: {kind: tile, needs: [ingest], mpp: 2, size: 128}\n  report: {kind: report, needs: [ingest, tiles], show_patient_ids: true}\n",
     );
     let o = spatia(d.path(), &["run", "s.yaml", "--json"]);
     let t = text(&o);

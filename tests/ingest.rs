@@ -10,6 +10,7 @@ fn cohort(covs: &[&str], missing: Option<&str>) -> Cohort {
         id: "patient_id".into(),
         time: "time".into(),
         event: "event".into(),
+        causes: None,
         covariates: covs.iter().map(|s| s.to_string()).collect(),
         categorical: vec![],
         missing: missing.map(str::to_string),

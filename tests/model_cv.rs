@@ -16,6 +16,7 @@ fn load() -> TrainData {
         id: spatia::cohort::ROW_IDS.into(),
         time: "time".into(),
         event: "event".into(),
+        causes: None,
         covariates: ["age", "tsize", "pnodes", "progrec", "estrec", "horTh", "menostat", "tgrade"]
             .iter()
             .map(|s| s.to_string())

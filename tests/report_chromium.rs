@@ -176,6 +176,7 @@ cohort:
   id: patient_id
   time: dmfs_days
   event: dm
+  causes: {1: metastasis, 2: death}
   covariates: [age, tumor_size_mm, nodes_positive, grade, er, pr, her2, ki67]
 stages:
   ingest: {kind: ingest}
@@ -193,6 +194,7 @@ cohort:
   id: patient_id
   time: dmfs_days
   event: dm
+  causes: {1: metastasis, 2: death}
   covariates: [age, grade, ki67]
 stages:
   ingest: {kind: ingest}
@@ -302,12 +304,14 @@ fn full_pipeline_page_shows_every_plot_from_real_evaluate_and_calibrate() {
     let d = run_project("24", "1536", "e2e", SPEC_FULL);
     let page = d.path().join("reports/e2e/index.html");
     let html = std::fs::read_to_string(&page).expect("published index.html");
-    for s in ["cohort", "qc", "performance", "provenance"] {
+    for s in ["cohort", "qc", "performance", "competing", "provenance"] {
         assert!(html.contains(&format!("<section id=\"{s}\">")), "section {s}");
     }
-    for f in ["km", "roc", "calibration", "calibration_recalibrated", "forest"] {
+    for f in ["km", "roc", "calibration", "calibration_recalibrated", "forest", "cif"] {
         assert!(d.path().join(format!("reports/e2e/figures/{f}.svg")).exists(), "figures/{f}.svg");
     }
+    // the demo cohort declares `causes`: deaths without metastasis are a competing event
+    assert!(html.contains("are treated as a <strong>competing event</strong>"), "competing-risks statement");
     // both arms in the tables; the last arm in the figures
     assert!(html.contains("Main figures: arm <strong>modalities=HE+IHC+clinical</strong>"));
     assert!(html.contains("modalities=clinical <span class=\"note\">(reference)</span>"));
@@ -919,7 +923,7 @@ fn demo_experiment_image_arms_beat_clinical_and_the_page_loads() {
     let Some(chrome) = chromium() else { return };
     let l = load(&chrome, &page, &shots().join("experiment_demo.png"));
     assert_clean(&l, "experiments/demo.yaml page");
-    for id in ["fig-km", "fig-roc", "fig-calibration", "fig-calibration-recalibrated", "fig-forest"] {
+    for id in ["fig-km", "fig-roc", "fig-calibration", "fig-calibration-recalibrated", "fig-forest", "fig-cif"] {
         assert!(svg_in(&l.dom, id), "plot {id} missing from the DOM");
     }
     assert!(l.dom.matches("<img").count() >= 8, "QC thumbnails and IHC maps");

@@ -135,7 +135,7 @@ fn generated_cohort_runs_end_to_end() {
     assert!(o.status.success(), "{}", text(&o));
     std::fs::write(
         d.path().join("s.yaml"),
-        "name: mini\ncohort: {clinical: demo/clinical.csv, slides: demo/slides.csv, time: dmfs_days, event: dm, covariates: [age, grade, ki67]}\nstages:\n  ingest: {kind: ingest}\n  tiles: {kind: tile, needs: [ingest]}\n  ihc: {kind: stain, needs: [tiles]}\n",
+        "name: mini\ncohort: {clinical: demo/clinical.csv, slides: demo/slides.csv, time: dmfs_days, event: dm, causes: {1: metastasis, 2: death}, covariates: [age, grade, ki67]}\nstages:\n  ingest: {kind: ingest}\n  tiles: {kind: tile, needs: [ingest]}\n  ihc: {kind: stain, needs: [tiles]}\n",
     )
     .unwrap();
     let o = spatia(d.path(), &["run", "s.yaml", "--json"]);

@@ -62,7 +62,8 @@ fn keys() -> impl Strategy<Value = String> {
             "stains", "tissue", "threshold", "encoder", "batch", "workers", "precision", "torchscript", "modalities",
             "folds", "repeats", "inner_folds", "penalty", "penalties", "pca", "blocks", "horizons", "bootstrap", "ci",
             "reference", "groups", "horizon", "bins", "recalibrate", "cmd", "inputs", "foreach", "shell", "title",
-            "qc_slides", "arm", "model.modalities", "tiles.mpp", "eval.bootstrap", "a.cmd", "model.x.y",
+            "qc_slides", "arm", "model.modalities", "tiles.mpp", "eval.bootstrap", "a.cmd", "model.x.y", "causes",
+            "competing", "model.competing",
         ]).prop_map(str::to_string),
         1 => strings(),
     ]

@@ -37,7 +37,11 @@ pub enum Cell {
 pub struct ClinicalTable {
     pub ids: Vec<String>,
     pub time: Vec<f64>,
+    /// Event of interest (status 1).
     pub event: Vec<bool>,
+    /// Status code: 0 = censored, 1 = event of interest, 2, 3, … = competing events (only with
+    /// `cohort.causes`; otherwise 0/1 as `event`).
+    pub status: Vec<u32>,
     pub covariates: Vec<String>,
     /// Row-major: `cells[i][j]` is patient i, covariate j.
     pub cells: Vec<Vec<Cell>>,
@@ -137,6 +141,26 @@ impl<'c> ClinicalCsv<'c> {
     }
 }
 
+/// The status code of an event cell: 0 or 1, or a cause declared in `cohort.causes`; the error
+/// says what was expected.
+fn event_code(s: &str, c: &Cohort) -> Result<u32, String> {
+    let code = s.parse::<f64>().ok().filter(|x| *x >= 0.0 && x.fract() == 0.0 && *x <= u32::MAX as f64);
+    match (&c.causes, code) {
+        (_, Some(0.0)) => Ok(0),
+        (None, Some(1.0)) => Ok(1),
+        (Some(causes), Some(x)) if causes.contains_key(&(x as u32)) => Ok(x as u32),
+        (None, Some(x)) => Err(format!(
+            "is not 0 or 1; a code {x} for a competing event (e.g. death before the event of interest) needs \
+             `cohort.causes`, e.g. `causes: {{1: metastasis, {x}: death}}`"
+        )),
+        (None, None) => Err("is not 0 or 1".into()),
+        (Some(causes), _) => Err(format!(
+            "is not 0 (censored) or a cause declared in `cohort.causes` ({})",
+            causes.iter().map(|(k, v)| format!("{k} = {v}")).collect::<Vec<_>>().join(", ")
+        )),
+    }
+}
+
 /// Reads and validates a clinical table as declared by the cohort block.
 pub fn read_clinical(path: &Path, c: &Cohort) -> anyhow::Result<ClinicalTable> {
     let mut csv = ClinicalCsv::open(path, c)?;
@@ -149,6 +173,7 @@ pub fn read_clinical(path: &Path, c: &Cohort) -> anyhow::Result<ClinicalTable> {
         ids: vec![],
         time: vec![],
         event: vec![],
+        status: vec![],
         covariates: c.covariates.clone(),
         cells: vec![],
         dropped: vec![],
@@ -175,13 +200,9 @@ pub fn read_clinical(path: &Path, c: &Cohort) -> anyhow::Result<ClinicalTable> {
             bail!("{f}: row {row}, column `{}`: time {time} is negative; expected ≥ 0", c.time);
         }
         let ev_s = rec.get(event_c).unwrap_or("").trim();
-        let event = match ev_s.parse::<f64>() {
-            Ok(0.0) => false,
-            Ok(1.0) => true,
-            _ => {
-                bail!("{f}: row {row}, column `{}`: event `{}` is not 0 or 1", c.event, crate::util::cell_excerpt(ev_s))
-            }
-        };
+        let status = event_code(ev_s, c).map_err(|why| {
+            anyhow::anyhow!("{f}: row {row}, column `{}`: event `{}` {why}", c.event, crate::util::cell_excerpt(ev_s))
+        })?;
         let mut cells = Vec::with_capacity(cov_c.len());
         let mut drop_reason = None;
         for (j, &cc) in cov_c.iter().enumerate() {
@@ -224,7 +245,8 @@ pub fn read_clinical(path: &Path, c: &Cohort) -> anyhow::Result<ClinicalTable> {
         }
         t.ids.push(id);
         t.time.push(time);
-        t.event.push(event);
+        t.event.push(status == 1);
+        t.status.push(status);
         t.cells.push(cells);
     }
     if t.ids.is_empty() {

@@ -26,8 +26,13 @@ pub struct Cohort {
     pub id: String,
     /// Follow-up time column.
     pub time: String,
-    /// Event column (1 = event, 0 = censored).
+    /// Event column: 0 = censored, 1 = event (of interest); with [`Cohort::causes`], 2, 3, … =
+    /// competing events.
     pub event: String,
+    /// Competing-risks coding (the spec's `cohort.causes`): event code → cause name, e.g.
+    /// `{1: metastasis, 2: death}`. Code 1 is the event of interest; every other code is a
+    /// competing event. `None`: the event column is 0/1 (no competing risks).
+    pub causes: Option<std::collections::BTreeMap<u32, String>>,
     /// Covariate columns.
     pub covariates: Vec<String>,
     /// Covariates to treat as categorical (one-hot in models); each is also in `covariates`.
@@ -38,4 +43,20 @@ pub struct Cohort {
     pub slides: Option<String>,
     /// µm/px to assume for slides that record none.
     pub mpp_override: Option<f64>,
+}
+
+impl Cohort {
+    /// Whether the cohort declares competing causes (event codes 2, 3, …).
+    pub fn is_competing(&self) -> bool {
+        self.causes.as_ref().is_some_and(|c| c.keys().any(|&k| k > 1))
+    }
+
+    /// The name of a cause code: the declared name, else `event` for 1.
+    pub fn cause_name(&self, code: u32) -> String {
+        match self.causes.as_ref().and_then(|c| c.get(&code)) {
+            Some(n) => n.clone(),
+            None if code == 1 => "event".into(),
+            None => format!("cause {code}"),
+        }
+    }
 }

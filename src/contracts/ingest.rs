@@ -4,7 +4,8 @@
 //! # Format
 //! - `cohort.csv` ([`CohortCsv`]): `patient_id,time,event,<covariates…>`, one row per patient
 //!   kept, in the clinical table's order; integral numbers without a fraction, missing values
-//!   empty, event `0`/`1`.
+//!   empty, event `0`/`1` — or, in a competing-risks cohort (`cohort.causes`), the status code:
+//!   0 = censored, 1 = event of interest, 2, 3, … = competing events.
 //! - `cohort.json` ([`CohortSummary`]): pretty JSON, keys sorted, no final newline: `patients,
 //!   events, censored, max_time, dropped[{row, id, reason}], missing_policy, covariates` (per
 //!   covariate `{"type": "numeric", mean, min, max, missing}` or `{"type": "categorical",
@@ -17,7 +18,7 @@
 //!
 //! # Validation
 //! `cohort.csv`: the three leading columns, ids non-empty and unique, times finite and ≥ 0,
-//! events 0 or 1, at least one row. `cohort.json`: `events + censored = patients`, a known
+//! events non-negative integer codes, at least one row. `cohort.json`: `events + censored = patients`, a known
 //! missing policy. `slides.json`: slide ids non-empty and unique, sizes > 0. Errors name the
 //! file and, for a CSV, the data row and column.
 use super::error::{patients, read_json, shown, write_csv, write_json, ContractError, Result};
@@ -33,7 +34,10 @@ use std::path::Path;
 pub struct CohortRow {
     pub patient_id: String,
     pub time: f64,
+    /// Event of interest (`status == 1`).
     pub event: bool,
+    /// Status code: 0 = censored, 1 = event of interest, 2, 3, … = competing events.
+    pub status: u32,
     /// One cell per covariate, as written (empty = missing).
     pub cells: Vec<String>,
 }
@@ -65,6 +69,7 @@ impl CohortCsv {
                 patient_id: t.ids[i].clone(),
                 time: t.time[i],
                 event: t.event[i],
+                status: t.status[i],
                 cells: t.cells[i]
                     .iter()
                     .map(|c| match c {
@@ -84,7 +89,7 @@ impl CohortCsv {
         let mut header = vec!["patient_id", "time", "event"];
         header.extend(self.covariates.iter().map(String::as_str));
         let rows = self.rows.iter().map(|r| {
-            let mut v = vec![r.patient_id.clone(), fmt_num(r.time), u8::from(r.event).to_string()];
+            let mut v = vec![r.patient_id.clone(), fmt_num(r.time), r.status.to_string()];
             v.extend(r.cells.iter().cloned());
             v
         });
@@ -109,22 +114,25 @@ impl CohortCsv {
         let cols: Vec<Vec<String>> = covariates.iter().map(|c| t.strings(c)).collect::<std::result::Result<_, _>>()?;
         let mut rows = Vec::with_capacity(ids.len());
         for (i, id) in ids.into_iter().enumerate() {
-            let ev = match event[i].as_str() {
-                "1" => true,
-                "0" => false,
-                e => {
+            let status = match event[i].parse::<u32>() {
+                Ok(s) if !event[i].starts_with('+') => s,
+                _ => {
                     return Err(ContractError::Row {
                         file,
                         row: i + 1,
                         column: "event".into(),
-                        msg: format!("expected 0 or 1, found `{}`", crate::util::cell_excerpt(e)),
+                        msg: format!(
+                            "expected 0 (censored), 1 (event) or a competing cause 2, 3, …, found `{}`",
+                            crate::util::cell_excerpt(&event[i])
+                        ),
                     })
                 }
             };
             rows.push(CohortRow {
                 patient_id: id,
                 time: time[i],
-                event: ev,
+                event: status == 1,
+                status,
                 cells: cols.iter().map(|c| c[i].clone()).collect(),
             });
         }
@@ -192,8 +200,13 @@ impl CovariateSummary {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CohortSummary {
     pub patients: usize,
+    /// Events of interest (status 1).
     pub events: usize,
     pub censored: usize,
+    /// Competing events per cause name (only in a competing-risks cohort; then
+    /// `events + censored + Σ competing = patients`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub competing: BTreeMap<String, usize>,
     /// The longest follow-up.
     pub max_time: f64,
     /// Rows left out under `missing: drop`.
@@ -235,10 +248,16 @@ impl CohortSummary {
             };
             covariates.insert(name.clone(), entry);
         }
+        let mut competing: BTreeMap<String, usize> = BTreeMap::new();
+        for &st in t.status.iter().filter(|&&s| s > 1) {
+            *competing.entry(c.cause_name(st)).or_default() += 1;
+        }
+        let n_competing: usize = competing.values().sum();
         CohortSummary {
             patients: n,
             events,
-            censored: n - events,
+            censored: n - events - n_competing,
+            competing,
             max_time: t.time.iter().cloned().fold(0.0, f64::max),
             dropped: t.dropped.clone(),
             missing_policy: c.missing.clone().unwrap_or_else(|| "error".into()),
@@ -261,9 +280,10 @@ impl CohortSummary {
 
     fn validate(&self, file: &str) -> Result<()> {
         let invalid = |msg: String| ContractError::Invalid { file: file.to_string(), msg };
-        if self.events + self.censored != self.patients {
+        let competing: usize = self.competing.values().sum();
+        if self.events + self.censored + competing != self.patients {
             return Err(invalid(format!(
-                "expected events + censored = patients, found {} + {} != {}",
+                "expected events + censored + competing events = patients, found {} + {} + {competing} != {}",
                 self.events, self.censored, self.patients
             )));
         }

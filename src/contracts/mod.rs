@@ -24,6 +24,9 @@ use std::path::{Path, PathBuf};
 
 pub mod baseline;
 pub mod calibration;
+pub mod competing;
+pub mod competing_calibration;
+pub mod competing_metrics;
 pub mod error;
 pub mod extract;
 pub mod ingest;
@@ -102,6 +105,15 @@ impl TrainOutput {
     pub fn refit(&self) -> Result<Option<refit::Refit>> {
         refit::Refit::read(&self.dir)
     }
+    /// `competing.json`, present only in a competing-risks cohort (`Ok(None)` otherwise).
+    pub fn competing(&self) -> Result<Option<competing::CompetingJson>> {
+        let p = self.dir.join(competing::CompetingJson::FILE);
+        if p.exists() {
+            competing::CompetingJson::read(&p).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
     /// `model.json`.
     pub fn model(&self) -> Result<model::ModelJson> {
         model::ModelJson::read(&self.dir.join(model::ModelJson::FILE))
@@ -132,6 +144,15 @@ impl EvaluateOutput {
     /// `metrics.json`.
     pub fn metrics(&self) -> Result<metrics::Metrics> {
         metrics::Metrics::read(&self.metrics_path())
+    }
+    /// `competing_metrics.json`, present only in a competing-risks cohort (`Ok(None)` otherwise).
+    pub fn competing_metrics(&self) -> Result<Option<competing_metrics::CompetingMetrics>> {
+        let p = self.dir.join(competing_metrics::CompetingMetrics::FILE);
+        if p.exists() {
+            competing_metrics::CompetingMetrics::read(&p).map(Some)
+        } else {
+            Ok(None)
+        }
     }
     /// The path of `metrics.json`.
     pub fn metrics_path(&self) -> PathBuf {
@@ -173,6 +194,16 @@ impl CalibrateOutput {
     /// `calibration.json`.
     pub fn calibration(&self) -> Result<calibration::CalibrationJson> {
         calibration::CalibrationJson::read(&self.calibration_path())
+    }
+    /// `competing_calibration.json`, present only in a competing-risks cohort (`Ok(None)`
+    /// otherwise).
+    pub fn competing_calibration(&self) -> Result<Option<competing_calibration::CompetingCalibration>> {
+        let p = self.dir.join(competing_calibration::CompetingCalibration::FILE);
+        if p.exists() {
+            competing_calibration::CompetingCalibration::read(&p).map(Some)
+        } else {
+            Ok(None)
+        }
     }
     /// The path of `calibration.json`.
     pub fn calibration_path(&self) -> PathBuf {

@@ -31,8 +31,13 @@
 //! own, so a model on the clinical table recovers only part of `η_img`.
 //! Event time `T = (E / (λ·exp η))^(1/ρ)` years with `E ~ Exp(1)`; censoring at
 //! `min(F, L)` with administrative follow-up `F ~ U(1, 10)` years (surgery 2015–2024, data
-//! cut 2025) and loss to follow-up `L ~ Exp(mean 30 years)`. About a third of patients
-//! have the event.
+//! cut 2025) and loss to follow-up `L ~ Exp(mean 30 years)`.
+//!
+//! Death from other causes (before metastasis: a competing event) has its own exponential
+//! hazard depending on age only, `h_D = λ_D·exp(0.09·(age − 58))` with λ_D = 0.012 / year
+//! (about 1 % a year at 58, 7 % at 80), independent of the tumour: `D = E_D / h_D` years.
+//! Observed `min(T, D, C)`; `dm` = 1 (metastasis first), 2 (death first), 0 (censored). About
+//! a third of patients have a metastasis and one in twenty dies first.
 //!
 //! # Assumptions
 //! Proportional hazards, independent censoring; the image latents enter linearly.
@@ -49,6 +54,10 @@ use serde::{Deserialize, Serialize};
 pub const WEIBULL_SHAPE: f64 = 1.3;
 /// Weibull scale λ, per year^ρ.
 pub const WEIBULL_SCALE: f64 = 0.045;
+/// Rate of death from other causes at age 58, per year.
+pub const DEATH_RATE: f64 = 0.012;
+/// Log hazard ratio of death from other causes per year of age.
+pub const DEATH_AGE_LOG_HR: f64 = 0.09;
 
 /// The latent, slide-visible and nodal biology of one patient (ground truth).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -92,9 +101,9 @@ pub struct ClinicalRow {
     pub her2: u8,
     /// Ki-67 as reported (%).
     pub ki67: u32,
-    /// Days from surgery to distant metastasis or censoring.
+    /// Days from surgery to distant metastasis, death or censoring (whichever first).
     pub dmfs_days: u32,
-    /// 1 = distant metastasis, 0 = censored.
+    /// 1 = distant metastasis, 2 = death without metastasis (competing event), 0 = censored.
     pub dm: u8,
 }
 
@@ -113,6 +122,8 @@ pub struct Patient {
     pub event_time_days: f64,
     /// Censoring time, days.
     pub censor_time_days: f64,
+    /// Uncensored time of death from other causes, days.
+    pub death_time_days: f64,
 }
 
 fn logistic(x: f64) -> f64 {
@@ -186,8 +197,17 @@ pub fn draw_patient(seed: u64, index: usize, n: usize) -> Patient {
     let loss_e: f64 = Exp1.sample(&mut rng);
     let loss = 30.0 * loss_e;
     let c_years = follow_up.min(loss);
-    let observed = t_years.min(c_years);
-    let dm = u8::from(t_years <= c_years);
+    // drawn last, so every earlier value is the same as without competing deaths
+    let death_e: f64 = Exp1.sample(&mut rng);
+    let d_years = death_e / (DEATH_RATE * (DEATH_AGE_LOG_HR * (age - 58.0)).exp());
+    let observed = t_years.min(c_years).min(d_years);
+    let dm = if observed == t_years && t_years <= c_years {
+        1
+    } else if observed == d_years && d_years <= c_years {
+        2
+    } else {
+        0
+    };
     let dmfs_days = ((observed * 365.25).ceil() as u32).max(1);
 
     Patient {
@@ -218,6 +238,7 @@ pub fn draw_patient(seed: u64, index: usize, n: usize) -> Patient {
         eta_clinical,
         event_time_days: t_years * 365.25,
         censor_time_days: c_years * 365.25,
+        death_time_days: d_years * 365.25,
     }
 }
 
@@ -281,6 +302,14 @@ mod tests {
         let ps: Vec<Patient> = (0..n).map(|i| draw_patient(42, i, n)).collect();
         let events = ps.iter().filter(|p| p.clinical.dm == 1).count() as f64 / n as f64;
         assert!((0.28..0.42).contains(&events), "event fraction {events}");
+        let deaths = ps.iter().filter(|p| p.clinical.dm == 2).count() as f64 / n as f64;
+        assert!((0.02..0.12).contains(&deaths), "death-first fraction {deaths}");
+        // deaths come from the age-dependent hazard: the dead are older
+        let mean_age = |code: u8| {
+            let a: Vec<f64> = ps.iter().filter(|p| p.clinical.dm == code).map(|p| p.clinical.age as f64).collect();
+            a.iter().sum::<f64>() / a.len() as f64
+        };
+        assert!(mean_age(2) > mean_age(0) + 5.0, "age of the dead {} vs censored {}", mean_age(2), mean_age(0));
         let er = ps.iter().filter(|p| p.clinical.er == 1).count() as f64 / n as f64;
         assert!((0.65..0.85).contains(&er), "ER+ fraction {er}");
         for g in 1..=3u8 {
@@ -288,7 +317,8 @@ mod tests {
             assert!((0.15..0.55).contains(&f), "grade {g} fraction {f}");
         }
         let time: Vec<f64> = ps.iter().map(|p| p.clinical.dmfs_days as f64).collect();
-        let event: Vec<u8> = ps.iter().map(|p| p.clinical.dm).collect();
+        // metastasis as the event (deaths censored: the image signal is about metastasis)
+        let event: Vec<u8> = ps.iter().map(|p| u8::from(p.clinical.dm == 1)).collect();
         let img: Vec<f64> = ps.iter().map(|p| p.eta_image).collect();
         // the best a clinical-only model can do: clinical part plus the slide part as far as
         // grade and reported Ki-67 reveal it (a generous linear guess)

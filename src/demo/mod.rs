@@ -9,9 +9,11 @@
 //!   0.5 µm/px and objective 20× ([`tiff_writer`], pixels from [`texture`]);
 //! - `slides.csv`: `patient_id,path,stain` (paths relative to the manifest);
 //! - `clinical.csv`: `patient_id,age,tumor_size_mm,nodes_positive,grade,er,pr,her2,ki67,
-//!   dmfs_days,dm` ([`clinical`]);
+//!   dmfs_days,dm` ([`clinical`]; `dm` 0 = censored, 1 = distant metastasis, 2 = death without
+//!   metastasis, a competing event: declare `cohort.causes: {1: metastasis, 2: death}`);
 //! - `cohort.json`: parameters, seed, Spatia version, blake3 digest of every file and the
-//!   per-patient ground truth (latent values; pipelines must not read them).
+//!   per-patient ground truth (latent values, uncensored metastasis, death and censoring
+//!   times; pipelines must not read them).
 //!
 //! Every byte is a function of the parameters and the seed: the same inputs give identical
 //! files whatever the number of rayon threads.
@@ -301,6 +303,7 @@ pub fn generate(params: &DemoParams, out: &Path) -> Result<DemoSummary, DemoErro
                 o.insert("eta_clinical".into(), p.eta_clinical.into());
                 o.insert("event_time_days".into(), p.event_time_days.into());
                 o.insert("censor_time_days".into(), p.censor_time_days.into());
+                o.insert("death_time_days".into(), p.death_time_days.into());
             }
             v
         })
@@ -327,12 +330,19 @@ pub fn generate(params: &DemoParams, out: &Path) -> Result<DemoSummary, DemoErro
             "eta_image": "0.9*density_z + 0.7*atypia_z + 0.6*proliferation_z",
             "eta_clinical": "0.30*z_log_size + 0.45*(ln(1+nodes)-0.6)/0.75 - 0.25*er + 0.25*her2 - 0.10*(age-58)/12",
             "censoring": "min(U(1,10) years administrative, Exp(mean 30 years) loss to follow-up)",
+            "competing_death": format!(
+                "death from other causes (dm = 2): exponential, rate {}/year * exp({}*(age-58))",
+                clinical::DEATH_RATE,
+                clinical::DEATH_AGE_LOG_HR
+            ),
+            "event_coding": "dm: 0 = censored, 1 = distant metastasis, 2 = death without metastasis",
         },
         "summary": {
             "patients": n,
             "slides": slides.len(),
             "events": events,
             "event_fraction": event_fraction,
+            "competing_deaths": patients.iter().filter(|p| p.clinical.dm == 2).count(),
         },
         "slides": slides,
         "files": files,

@@ -415,6 +415,7 @@ mod tests {
             id: crate::cohort::ROW_IDS.into(),
             time: "time".into(),
             event: "event".into(),
+            causes: None,
             covariates: vec!["age".into(), "tsize".into(), "tgrade".into()],
             categorical: vec!["tgrade".into()],
             missing: None,

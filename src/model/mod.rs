@@ -2,7 +2,9 @@
 //! cross-validation ([`cv`]), the training-fold design matrix ([`design`]), the leakage guard
 //! ([`leakage`]), training-fold PCA ([`pca`]), cross-validated Cox training of one arm
 //! ([`train`](mod@train)), the evaluation of out-of-fold predictions ([`evaluation`]) and their
-//! calibration with inner-fold recalibration ([`calibrate`](mod@calibrate)). What these read and
+//! calibration with inner-fold recalibration ([`calibrate`](mod@calibrate)), and in a
+//! competing-risks cohort the models of the other causes and the predicted cumulative incidence
+//! ([`competing`]). What these read and
 //! produce for other stages are the types of [`crate::contracts`].
 //!
 //! Everything here is a plain library over slices; it knows nothing about the orchestrator.
@@ -10,6 +12,9 @@
 //! (bootstrap replicates, [`refit`]) keep their results in replicate order, so results depend on
 //! the seed only (never on the thread count).
 pub mod calibrate;
+pub mod competing;
+pub mod competing_calibration;
+pub mod competing_evaluation;
 pub mod cv;
 pub mod design;
 pub mod error;

@@ -168,15 +168,30 @@ struct Fitted {
     full: serde_json::Value,
 }
 
-/// Fits every transform and the Cox model on `train` and scores `predict`.
-fn fit_rows(
+/// The design of one fit: every transform fitted on the training rows, applied to them and to
+/// the rows to predict.
+pub(crate) struct FoldDesign {
+    /// Design columns.
+    pub(crate) names: Vec<String>,
+    /// Training rows' design, row-major.
+    pub(crate) x_train: Vec<f64>,
+    /// Predicted rows' design, row-major.
+    pub(crate) x_predict: Vec<f64>,
+    records: Vec<(String, Vec<usize>)>,
+    transforms: Vec<TransformSummary>,
+    dropped: Vec<String>,
+    full: serde_json::Value,
+}
+
+/// Fits every transform on `train` and applies it to `train` and `predict` (the Cox fit's
+/// design; the competing-risks models of [`super::competing`] use the same).
+pub(crate) fn fold_design(
     data: &TrainData,
     train: &[usize],
     predict: &[usize],
-    penalty: f64,
     opts: &TrainOptions,
     context: &str,
-) -> Result<Fitted> {
+) -> Result<FoldDesign> {
     let mut records = Vec::new();
     let mut transforms = Vec::new();
     let mut names = Vec::new();
@@ -309,8 +324,22 @@ fn fit_rows(
         }
         x
     };
-    let xtr = row_major(&cols_train, train.len());
-    let xpr = row_major(&cols_pred, predict.len());
+    let x_train = row_major(&cols_train, train.len());
+    let x_predict = row_major(&cols_pred, predict.len());
+    Ok(FoldDesign { names, x_train, x_predict, records, transforms, dropped, full: serde_json::Value::Object(full) })
+}
+
+/// Fits every transform and the Cox model on `train` and scores `predict`.
+fn fit_rows(
+    data: &TrainData,
+    train: &[usize],
+    predict: &[usize],
+    penalty: f64,
+    opts: &TrainOptions,
+    context: &str,
+) -> Result<Fitted> {
+    let FoldDesign { names, x_train: xtr, x_predict: xpr, records, transforms, dropped, full } =
+        fold_design(data, train, predict, opts, context)?;
     let t: Vec<f64> = train.iter().map(|&r| data.time[r]).collect();
     let e: Vec<bool> = train.iter().map(|&r| data.event[r]).collect();
     let cox = CoxOptions { l2_penalty: penalty, concordance: false, ..Default::default() };
@@ -328,7 +357,7 @@ fn fit_rows(
         records,
         transforms,
         warnings: dropped.into_iter().chain(fit.warnings.iter().map(|w| w.to_string())).collect(),
-        full: serde_json::Value::Object(full),
+        full,
     })
 }
 

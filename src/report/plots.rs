@@ -473,6 +473,88 @@ pub fn forest_plot(rows: &[ForestRow], reference: f64, title: &str) -> Result<St
     })
 }
 
+/// One cumulative-incidence curve of [`cif_plot`]: a risk group's Aalen–Johansen estimate for
+/// one cause, steps `(time, cif)` from (0, 0).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CifLine {
+    /// Legend label (`high: metastasis`).
+    pub label: String,
+    /// Risk group index (the colour).
+    pub group: usize,
+    /// Whether this is a competing cause (drawn thin and dashed).
+    pub competing: bool,
+    /// Steps `(time, cif)`, increasing time.
+    pub points: Vec<(f64, f64)>,
+}
+
+/// Cumulative incidence by risk group: per group one solid line for the event of interest and
+/// a thin dashed line for each competing cause, same colour.
+///
+/// # Errors
+/// No line, a line without points, or a non-finite number.
+pub fn cif_plot(lines: &[CifLine], title: &str) -> Result<String, PlotError> {
+    const P: &str = "cumulative incidence";
+    if lines.is_empty() {
+        return Err(PlotError::Empty { plot: P, what: "curve" });
+    }
+    let mut t_max: f64 = 0.0;
+    for l in lines {
+        if l.points.is_empty() {
+            return Err(PlotError::Empty { plot: P, what: "point in every curve" });
+        }
+        for (i, &(t, f)) in l.points.iter().enumerate() {
+            finite(P, || format!("curve {:?} point {i}", l.label), f)?;
+            t_max = t_max.max(finite(P, || format!("curve {:?} point {i}", l.label), t)?);
+        }
+    }
+    if t_max <= 0.0 {
+        t_max = 1.0;
+    }
+    render(P, (W, H), |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, (FONT, 18))
+            .margin(10)
+            .x_label_area_size(35)
+            .y_label_area_size(110)
+            .build_cartesian_2d(0.0..t_max * 1.02, 0.0..1.02)
+            .map_err(draw_err(P))?;
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_desc("time")
+            .y_desc("cumulative incidence")
+            .draw()
+            .map_err(draw_err(P))?;
+        for l in lines {
+            let c = palette(l.group);
+            let pts = steps(&l.points, 0.0);
+            let style = if l.competing { c.stroke_width(1) } else { c.stroke_width(2) };
+            if l.competing {
+                chart
+                    .draw_series(DashedLineSeries::new(pts, 6, 4, style))
+                    .map_err(draw_err(P))?
+                    .label(l.label.as_str())
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
+            } else {
+                chart
+                    .draw_series(LineSeries::new(pts, style))
+                    .map_err(draw_err(P))?
+                    .label(l.label.as_str())
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
+            }
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .label_font((FONT, 13))
+            .draw()
+            .map_err(draw_err(P))?;
+        Ok(())
+    })
+}
+
 #[cfg(test)]
 mod tests {
 

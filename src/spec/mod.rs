@@ -21,8 +21,19 @@ pub use crate::cohort::Cohort;
 
 impl From<raw::RawCohort> for Cohort {
     fn from(c: raw::RawCohort) -> Cohort {
-        let raw::RawCohort { clinical, id, time, event, covariates, categorical, missing, slides, mpp_override } = c;
-        Cohort { clinical, id, time, event, covariates, categorical, missing, slides, mpp_override }
+        let raw::RawCohort {
+            clinical,
+            id,
+            time,
+            event,
+            causes,
+            covariates,
+            categorical,
+            missing,
+            slides,
+            mpp_override,
+        } = c;
+        Cohort { clinical, id, time, event, causes, covariates, categorical, missing, slides, mpp_override }
     }
 }
 
@@ -224,6 +235,27 @@ pub fn compile_str(text: &str, display: &str, file: PathBuf, root: PathBuf) -> R
             crate::bounds::COHORT_MPP_OVERRIDE
                 .check_f64(m)
                 .map_err(|e| cx.at_value(&p(&["cohort", "mpp_override"]), e))?;
+        }
+        if let Some(causes) = &c.causes {
+            let at = p(&["cohort", "causes"]);
+            if !causes.contains_key(&1) {
+                return Err(cx.at_value(
+                    &at,
+                    "cohort.causes must declare code 1 (the event of interest), e.g. `{1: metastasis, 2: death}`",
+                ));
+            }
+            if causes.contains_key(&0) {
+                return Err(cx.at_value(&at, "cohort.causes: code 0 means censored and cannot name a cause"));
+            }
+            let mut names = BTreeSet::new();
+            for (k, name) in causes {
+                if name.trim().is_empty() || !names.insert(name.as_str()) {
+                    return Err(cx.at_value(
+                        &at,
+                        format!("cohort.causes: cause {k} needs a non-empty name used by no other cause"),
+                    ));
+                }
+            }
         }
         for cat in &c.categorical {
             if !c.covariates.contains(cat) {

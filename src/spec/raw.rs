@@ -36,9 +36,12 @@ pub struct RawCohort {
     /// Follow-up time column.
     #[serde(default = "default_time")]
     pub time: String,
-    /// Event column (1 = event, 0 = censored).
+    /// Event column (1 = event, 0 = censored; 2, 3, … = competing events with `causes`).
     #[serde(default = "default_event")]
     pub event: String,
+    /// Competing-risks coding: event code → cause name (`{1: metastasis, 2: death}`).
+    #[serde(default)]
+    pub causes: Option<std::collections::BTreeMap<u32, String>>,
     /// Covariate columns.
     #[serde(default)]
     pub covariates: Vec<String>,

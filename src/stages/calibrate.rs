@@ -8,7 +8,11 @@
 //! per-repeat statistics, the recalibration of every outer fold and the statistics after it),
 //! `bins.csv`, `bins_recalibrated.csv` (when recalibrating) and `predictions.csv` (every
 //! out-of-fold row with its predicted survival at the horizon before and after recalibration —
-//! `spatia survival calibration` run on it reproduces the numbers).
+//! `spatia survival calibration` run on it reproduces the numbers). In a competing-risks cohort
+//! (`train` wrote `competing.json`) also `competing_calibration.json`: the predicted cumulative
+//! incidence of cause 1 at the horizon against the Aalen–Johansen estimate, overall and by
+//! risk-quantile bin ([`crate::model::competing_calibration`]); `calibration.json` then treats
+//! competing events as censored (1 − KM of cause 1), as its label says in the report.
 //! **Key covers:** `horizon`, `bins`, `ci`, `recalibrate` and the `train` stage's key (no seed:
 //! nothing is random).
 //! **Reference:** Austin, Harrell & van Klaveren (2020), Stat Med 39:2714–2742 (ICI, E50, E90,
@@ -65,7 +69,8 @@ impl StageKind for Calibrate {
     }
     fn version(&self) -> u32 {
         // 2: a fold with a negative recalibration slope is a warning (`recalibrated.warnings`)
-        2
+        // 3: `competing_calibration.json` in a competing-risks cohort
+        3
     }
     fn about(&self) -> &'static str {
         "calibration at a horizon: predicted vs Kaplan–Meier risk by quantile bin, slope, intercept, ICI; inner-fold recalibration"
@@ -131,6 +136,16 @@ impl StageKind for Calibrate {
             write_bins(&cx.out.join("bins_recalibrated.csv"), &r.summary.bins)?;
         }
         write_predictions(&cx.out.join("predictions.csv"), &oof, &surv, after.as_ref().map(|r| r.survival.as_slice()))?;
+        if let Some(c) = train.competing()? {
+            use crate::contracts::competing_calibration::CompetingCalibration;
+            let cc = crate::model::competing_calibration::calibrate_competing(&c, p.horizon, p.bins, p.ci)
+                .with_context(|| format!("arm {arm}: competing-risks calibration"))?;
+            cx.log(&format!(
+                "arm {arm}: competing risks at {}: mean predicted CIF of `{}` {:.4}, observed (Aalen–Johansen) {:.4}, O/E {:.3}",
+                p.horizon, cc.cause, cc.mean_predicted, cc.observed, cc.observed_expected
+            ));
+            cc.write(&cx.out.join(CompetingCalibration::FILE))?;
+        }
         Ok(())
     }
 }

@@ -8,7 +8,10 @@
 //! **Outputs:** `metrics.json` (schema in docs/evaluate.md), and per arm under
 //! `curves/<arm-slug>/`: `roc_<horizon>.csv` (`fpr,tpr,threshold`), `km_<group>.csv`
 //! (`time,survival,lower,upper,at_risk,events,censored`), `groups.csv`
-//! (`patient,fold,risk,group`, repeat 0).
+//! (`patient,fold,risk,group`, repeat 0). In a competing-risks cohort (the `train` outputs
+//! carry `competing.json`): `competing_metrics.json` (AUC and Brier score of the predicted
+//! cumulative incidence of cause 1 in the competing-risks sense, Aalen–Johansen curves of every
+//! cause by risk group; [`crate::model::competing_evaluation`]).
 //! **Key covers:** `horizons`, `bootstrap`, `ci`, `reference`, `groups`, the spec seed, and the
 //! keys of every arm's `train` node.
 //! **Reference:** the estimators of [`crate::survival`] through [`crate::model::evaluation`]
@@ -89,7 +92,8 @@ impl StageKind for Evaluate {
     fn version(&self) -> u32 {
         // 2: `metrics.json` carries each arm's model warnings (`arms[].warnings`)
         // 3: schema 2: split-aware intervals from the refit replicates, spread across repeats,
-        //    Holm-adjusted exploratory comparisons, bootstrap p = (1 + #)/(B + 1)
+        //    Holm-adjusted exploratory comparisons, bootstrap p = (1 + #)/(B + 1); and
+        //    `competing_metrics.json` in a competing-risks cohort
         3
     }
     fn about(&self) -> &'static str {
@@ -273,8 +277,59 @@ impl StageKind for Evaluate {
             }
         }
         metrics.write(&cx.out.join(Metrics::FILE)).context("writing metrics.json")?;
+        write_competing_metrics(cx, p, &arms)?;
         Ok(())
     }
+}
+
+/// In a competing-risks cohort (arms whose `train` wrote `competing.json`):
+/// `competing_metrics.json` ([`crate::model::competing_evaluation`]).
+fn write_competing_metrics(cx: &RunCx, p: &EvaluateParams, arms: &[(String, TrainOutput)]) -> anyhow::Result<()> {
+    use crate::contracts::competing_metrics::{CompetingMetrics, SCHEMA as CR_SCHEMA};
+    use crate::model::competing_evaluation::{evaluate_competing, CompetingEvalOptions};
+    let opts = CompetingEvalOptions {
+        horizons: p.horizons.clone(),
+        bootstrap: p.bootstrap,
+        ci: p.ci,
+        seed: cx.seed,
+        groups: p.groups,
+    };
+    let mut out = Vec::new();
+    for (arm, train) in arms {
+        let ctx = || format!("arm `{arm}`: reading the `train` output in {}", train.dir().display());
+        let Some(c) = train.competing().with_context(ctx)? else { continue };
+        let oof = train.oof().with_context(ctx)?.rows;
+        let cuts = train
+            .model()
+            .with_context(ctx)?
+            .folds
+            .iter()
+            .map(|f| ((f.repeat, f.fold), (f.cut_median, f.cut_tertiles)))
+            .collect();
+        let e = evaluate_competing(arm, &slug(arm), &c, &oof, &cuts, &opts)
+            .with_context(|| format!("arm `{arm}`: competing-risks metrics"))?;
+        for h in &e.horizons {
+            cx.log(&format!(
+                "arm {arm}: competing risks at {}: AUC = {:.4} [{:.4}, {:.4}], Brier = {:.4}; observed CIF {:.4}, mean predicted {:.4}",
+                h.horizon, h.auc.estimate, h.auc.lower, h.auc.upper, h.brier.estimate, h.observed_cif, h.mean_predicted_cif
+            ));
+        }
+        out.push(e);
+    }
+    if out.is_empty() {
+        return Ok(());
+    }
+    let m = CompetingMetrics {
+        schema: CR_SCHEMA,
+        horizons: p.horizons.clone(),
+        bootstrap: p.bootstrap,
+        ci: p.ci,
+        seed: cx.seed,
+        groups: p.groups,
+        arms: out,
+    };
+    m.write(&cx.out.join(CompetingMetrics::FILE)).context("writing competing_metrics.json")?;
+    Ok(())
 }
 
 /// Reads one arm's `train` output (`oof.csv`, `baseline.csv`, `model.json`).

@@ -6,8 +6,8 @@
 //! `cohort.json` (counts, dropped rows, per-covariate summary) and, with a slide manifest,
 //! `slides.csv` / `slides.json` (every slide opened and validated: vendor, size, levels,
 //! µm/px, objective, associated images, content digest).
-//! **Key covers:** the cohort block (columns, covariates, categorical, missing policy,
-//! mpp override) and the content digests of the files.
+//! **Key covers:** the cohort block (columns, competing causes when declared, covariates,
+//! categorical, missing policy, mpp override) and the content digests of the files.
 //!
 //! The validation itself is the cohort module's ([`crate::cohort::read_clinical`],
 //! [`crate::cohort::manifest::validate_manifest`]): errors name the file, the row and the
@@ -31,6 +31,9 @@ struct IngestParams<'a> {
     id: &'a str,
     time: &'a str,
     event: &'a str,
+    /// Competing-risks coding (absent without `cohort.causes`, so earlier keys stand).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    causes: Option<&'a std::collections::BTreeMap<u32, String>>,
     covariates: &'a [String],
     categorical: &'a [String],
     missing: &'a str,
@@ -64,6 +67,7 @@ impl StageKind for Ingest {
             id: &c.id,
             time: &c.time,
             event: &c.event,
+            causes: c.causes.as_ref(),
             covariates: &c.covariates,
             categorical: &c.categorical,
             missing: c.missing.as_deref().unwrap_or("error"),

@@ -68,7 +68,8 @@ impl StageKind for Report {
     }
     fn version(&self) -> u32 {
         // 4: shown ids neutralise bidi and control characters (`<U+202E>`)
-        4
+        // 5: a competing-risks section (cumulative incidence by risk group) in such cohorts
+        5
     }
     fn about(&self) -> &'static str {
         "one self-contained HTML page: cohort, slide QC, KM/ROC/calibration, arms, provenance"

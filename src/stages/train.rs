@@ -15,7 +15,9 @@
 //! chosen by inner CV ([`crate::model::train`]). Outputs (the contracts `evaluate` and
 //! `calibrate` read, [`crate::contracts`]): `oof.csv`, `inner_oof.csv` ([`crate::contracts::oof`]),
 //! `baseline.csv`, `inner_baseline.csv` ([`crate::contracts::baseline`]), `model.json`
-//! ([`crate::contracts::model`]); and, read by no stage, `survival.csv` and `folds/r<r>_f<f>.json`.
+//! ([`crate::contracts::model`]); in a competing-risks cohort `competing.json`
+//! ([`crate::contracts::competing`]: the per-fold models of every cause, or the Fine–Gray model,
+//! from which consumers compute the cumulative incidence of cause 1); and, read by no stage, `survival.csv` and `folds/r<r>_f<f>.json`.
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -28,6 +30,7 @@ use super::{
 use crate::cohort::Cohort;
 use crate::cohort::{read_clinical, Cell, ClinicalTable};
 use crate::contracts::baseline::{Baselines, InnerBaselines};
+use crate::contracts::competing::CompetingJson;
 use crate::contracts::extract::ExtractOutput;
 use crate::contracts::model::{CvplPoint, FoldSummary, ModelJson, RefitFailure, RefitSummary, SCHEMA as MODEL_SCHEMA};
 use crate::contracts::oof::{InnerOof, Oof};
@@ -36,6 +39,7 @@ use crate::contracts::stain::{StainOutput, StainSummary};
 use crate::contracts::{Output, EXTRACT, STAIN, TRAIN};
 use crate::docpath::Seg;
 use crate::model::refit::refit_bootstrap;
+use crate::model::competing::{fit_competing, CompetingMethod};
 use crate::model::{
     covariates_from_table, Block, Column, Covariate, CvOptions, MissingPolicy, Penalty, TrainData, TrainOptions,
     TrainResult,
@@ -119,6 +123,9 @@ struct TrainParams {
     pca: usize,
     #[serde(default)]
     blocks: BTreeMap<String, BlockSpec>,
+    /// In a competing-risks cohort (`cohort.causes`): `cause_specific` (default) or `fine_gray`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    competing: Option<String>,
     /// Filled from the cohort block (the key covers how the table is read).
     #[serde(default)]
     cohort: Value,
@@ -133,7 +140,7 @@ impl StageKind for Train {
         // `cvpl`/`grid_extended`, a `penalty_at_bound` warning), and Cox fit diagnostics
         // (`separation`, …) are fold warnings: outputs change where a fold hit an edge or warned.
         // 5: `refit` (whole-procedure bootstrap: refit_oof.csv, refit_baseline.csv, model.json's
-        //    `refit`)
+        //    `refit`), and `competing.json` in a competing-risks cohort.
         5
     }
     fn about(&self) -> &'static str {
@@ -251,10 +258,27 @@ impl StageKind for Train {
         for (i, l) in p.penalties.iter().enumerate() {
             in_range_f64(vec![Seg::key("penalties"), Seg::Index(i)], &b::TRAIN_PENALTIES, *l)?;
         }
+        if c.is_competing() {
+            let m = p.competing.get_or_insert_with(|| "cause_specific".into());
+            if !crate::contracts::competing::METHODS.contains(&m.as_str()) {
+                return Err(ParamError::at(
+                    vec![Seg::key("competing")],
+                    format!("unknown competing-risks method `{m}`; expected `cause_specific` or `fine_gray`"),
+                ));
+            }
+        } else if p.competing.is_some() {
+            return Err(ParamError::at(
+                vec![Seg::key("competing")],
+                "`competing` needs a competing-risks cohort: declare `cohort.causes` (e.g. `{1: metastasis, 2: death}`)",
+            ));
+        }
         p.cohort = json!({
             "id": c.id, "time": c.time, "event": c.event, "covariates": c.covariates,
             "categorical": c.categorical, "missing": c.missing.as_deref().unwrap_or("error"),
         });
+        if let (Some(causes), Some(o)) = (&c.causes, p.cohort.as_object_mut()) {
+            o.insert("causes".into(), json!(causes));
+        }
         let inputs = vec![InputRef {
             role: "clinical".into(),
             path: c.clinical.clone(),
@@ -292,10 +316,20 @@ impl StageKind for Train {
             add_stain_indices(cx, &mut arm)?;
         }
         add_blocks(p, &block_cols, &table, &mut arm);
-        let options = train_options(p, cohort, cx.seed);
-        let res = crate::model::train_cv(&arm.data, &options).context("cross-validated Cox training")?;
-        let refit = if p.refit > 0 { Some(run_refit(cx, p, &arm.data, &options)?) } else { None };
+        let opts = train_options(p, cohort, cx.seed);
+        let mut res = crate::model::train_cv(&arm.data, &opts).context("cross-validated Cox training")?;
+        let competing = competing_models(p, cohort, &table, &arm.data, &mut res, &opts)?;
+        let refit = if p.refit > 0 { Some(run_refit(cx, p, &arm.data, &opts)?) } else { None };
         write_outputs(cx, p, &arm.data, &res, arm.inputs, refit)?;
+        if let Some(c) = competing {
+            c.write(&cx.out.join(CompetingJson::FILE))?;
+            cx.log(&format!(
+                "competing risks ({}): cumulative incidence of `{}` modelled with {} model(s) per fold",
+                c.method,
+                cohort.cause_name(1),
+                c.folds.first().map_or(0, |f| f.models.len())
+            ));
+        }
         Ok(())
     }
 }
@@ -324,6 +358,29 @@ fn run_refit(cx: &RunCx, p: &TrainParams, data: &TrainData, options: &TrainOptio
         failed.first().map(|f| format!(" (first: replicate {}: {})", f.replicate, f.reason)).unwrap_or_default()
     ));
     Ok(RefitSummary { replicates: p.refit, failed })
+}
+
+/// In a competing-risks cohort, the models of `p.competing` per outer fold (their fit warnings
+/// become fold warnings of `model.json`).
+fn competing_models(
+    p: &TrainParams,
+    cohort: &Cohort,
+    table: &ClinicalTable,
+    data: &TrainData,
+    res: &mut TrainResult,
+    opts: &TrainOptions,
+) -> anyhow::Result<Option<CompetingJson>> {
+    let (Some(causes), Some(method)) = (&cohort.causes, p.competing.as_deref()) else { return Ok(None) };
+    let method = if method == "fine_gray" { CompetingMethod::FineGray } else { CompetingMethod::CauseSpecific };
+    let causes: Vec<(u32, String)> = causes.iter().map(|(k, v)| (*k, v.clone())).collect();
+    let m = fit_competing(data, &table.status, &causes, res, opts, method)
+        .with_context(|| format!("competing-risks models ({})", method.as_str()))?;
+    for (i, w) in m.warnings {
+        if let Some(f) = res.folds.get_mut(i) {
+            f.warnings.push(w);
+        }
+    }
+    Ok(Some(m.json))
 }
 
 /// The design of one arm being assembled: one row per patient of the clinical table.

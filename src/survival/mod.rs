@@ -18,7 +18,9 @@
 //! | [`cif`] | Aalen–Johansen cumulative incidence, cmprsk variance, log(−log) CI | [`CumulativeIncidence`] |
 //! | [`gray`](mod@gray) | Gray's K-sample test of cumulative incidence | [`GrayTest`] |
 //! | [`finegray`] | Fine–Gray subdistribution-hazard regression, robust SE, predicted CIF | [`FineGrayFit`] |
-//! | [`cause_specific`] | cause-specific Cox (other causes censored) | [`fit_cause_specific_cox`] |
+//! | [`cause_specific`] | cause-specific Cox (other causes censored), absolute risk | [`fit_cause_specific_cox`] |
+//! | [`competing_auc`] | time-dependent AUC with competing risks (Blanche 2013, def. 2) | [`competing_auc`] |
+//! | [`competing_brier`] | IPCW Brier score of a predicted cumulative incidence | [`competing_brier`] |
 //! | [`bootstrap`](mod@bootstrap) | seeded parallel percentile CIs, paired C difference | [`BootstrapCi`] |
 //! | [`cli`] | `spatia survival VERB …` | [`cli::SurvivalArgs`] |
 //!
@@ -36,6 +38,8 @@ pub mod cause_specific;
 pub mod cif;
 pub mod cli;
 pub mod competing;
+pub mod competing_auc;
+pub mod competing_brier;
 pub mod concordance;
 pub mod cox;
 pub mod data;
@@ -54,9 +58,13 @@ pub use bootstrap::{
 };
 pub use brier::{brier_score, brier_score_rows, BrierScore};
 pub use calibration::{calibration, Calibration, CalibrationBin, CalibrationPoint};
-pub use cause_specific::{fit_all_cause_specific_cox, fit_cause_specific_cox};
+pub use cause_specific::{
+    cause_specific_cif, fit_all_cause_specific_cox, fit_cause_specific_cox, CauseHazard, SurvivalForm,
+};
 pub use cif::{CifEstimate, CifStep, CumulativeIncidence};
 pub use competing::CompetingRisksData;
+pub use competing_auc::{competing_auc, CompetingAucAtTime};
+pub use competing_brier::competing_brier;
 pub use concordance::{harrell, harrell_and_uno, uno, Concordance};
 pub use cox::{
     fit_cox, fit_cox_rows, CoxCoefficient, CoxFit, CoxOptions, FitWarning, LikelihoodRatioTest, Ties, WarningCode,

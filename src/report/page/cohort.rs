@@ -32,6 +32,10 @@ pub(super) struct CohortView {
     patients: usize,
     events: usize,
     censored: usize,
+    /// Competing events per cause name (a cohort with `causes`; empty otherwise).
+    competing: Vec<(String, usize)>,
+    /// Patients without the event of interest (censored or competing).
+    no_event: usize,
     dropped: usize,
     max_time: String,
     median_follow_up: String,
@@ -151,8 +155,8 @@ pub(super) fn cohort(dir: &Path) -> Result<Cohort> {
             });
         }
     }
-    // reverse Kaplan–Meier: censoring is the "event"
-    let rev: Vec<bool> = event.iter().map(|e| !e).collect();
+    // reverse Kaplan–Meier: censoring is the "event" (a competing event ends follow-up too)
+    let rev: Vec<bool> = table.rows.iter().map(|r| r.status == 0).collect();
     let median_follow_up = if rev.iter().any(|&e| e) {
         KaplanMeier::fit(&time, &rev).ok().and_then(|k| k.median()).map(days).unwrap_or_else(|| "not reached".into())
     } else {
@@ -160,10 +164,14 @@ pub(super) fn cohort(dir: &Path) -> Result<Cohort> {
     };
     let mut ev_times: Vec<f64> = time.iter().zip(&event).filter(|(_, &e)| e).map(|(&t, _)| t).collect();
     let median_time_events = quartiles(&mut ev_times).map(|(_, m, _)| days(m)).unwrap_or_else(|| "—".into());
+    let competing: Vec<(String, usize)> = summary.competing.iter().map(|(k, v)| (k.clone(), *v)).collect();
+    let n_competing: usize = competing.iter().map(|c| c.1).sum();
     let view = CohortView {
         patients: n,
         events: n_ev,
-        censored: n - n_ev,
+        censored: n - n_ev - n_competing,
+        competing,
+        no_event: n - n_ev,
         dropped: summary.dropped.len(),
         max_time: days(time.iter().cloned().fold(0.0, f64::max)),
         median_follow_up,

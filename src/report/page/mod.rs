@@ -18,11 +18,12 @@
 //! or template failure.
 //!
 //! One file per section of the page, mirroring `templates/report/*`: [`cohort`], [`qc`],
-//! [`performance`], [`provenance`]; shared by them: the stage-output readers (here),
+//! [`performance`], [`competing`] (competing-risks cohorts only), [`provenance`]; shared by them: the stage-output readers (here),
 //! [`format`] (numbers), [`embed`] (SVG and PNG embedding) and [`pseudonyms`]. The page knows
 //! nothing of stages, specs or the DAG: the caller hands it directories ([`Sources`]),
 //! settings ([`Options`]) and upstream records ([`Lineage`]).
 mod cohort;
+mod competing;
 mod embed;
 mod format;
 mod performance;
@@ -51,6 +52,7 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("report/qc.html", include_str!("../../../templates/report/qc.html")),
     ("report/performance.html", include_str!("../../../templates/report/performance.html")),
     ("report/provenance.html", include_str!("../../../templates/report/provenance.html")),
+    ("report/competing.html", include_str!("../../../templates/report/competing.html")),
 ];
 
 /// Errors of the page builder.
@@ -147,7 +149,9 @@ pub fn build(sources: &Sources, opts: &Options, upstream: &[Lineage]) -> Result<
     };
     let perf = performance::performance(sources, opts)?;
     let prov = provenance::provenance(upstream, &ps, opts);
-    let figures: Vec<(String, String)> = perf.as_ref().map(|p| p.figures.clone()).unwrap_or_default();
+    let comp = competing::competing(sources, perf.as_ref().map(|p| p.view.arm()))?;
+    let mut figures: Vec<(String, String)> = perf.as_ref().map(|p| p.figures.clone()).unwrap_or_default();
+    figures.extend(comp.as_ref().map(|c| c.figures.clone()).unwrap_or_default());
     let svg: BTreeMap<String, Value> =
         figures.iter().map(|(n, s)| (n.clone(), Value::from_safe_string(embed::scalable(s)))).collect();
     let ctx = minijinja::context! {
@@ -159,6 +163,7 @@ pub fn build(sources: &Sources, opts: &Options, upstream: &[Lineage]) -> Result<
         cohort => cohort.as_ref().map(|c| Value::from(Serde(&c.view))),
         qc => qc_view.as_ref().map(|q| Value::from(Serde(q))),
         perf => perf.as_ref().map(|p| Value::from(Serde(&p.view))),
+        comp => comp.as_ref().map(|c| Value::from(Serde(&c.view))),
         prov => Value::from(Serde(&prov)),
         svg => Value::from(svg),
     };

@@ -195,6 +195,13 @@ pub(super) struct Perf {
     pub(super) figures: Vec<(String, String)>,
 }
 
+impl PerfView {
+    /// The arm of the main figures.
+    pub(super) fn arm(&self) -> &str {
+        &self.arm
+    }
+}
+
 pub(super) fn performance(sources: &Sources, opts: &Options) -> Result<Option<Perf>> {
     let metrics: Option<(Metrics, &EvaluateOutput)> = match &sources.evaluate {
         Some(e) => Some((e.metrics()?, e)),
