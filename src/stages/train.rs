@@ -38,8 +38,8 @@ use crate::contracts::refit::Refit;
 use crate::contracts::stain::{StainOutput, StainSummary};
 use crate::contracts::{Output, EXTRACT, STAIN, TRAIN};
 use crate::docpath::Seg;
-use crate::model::refit::refit_bootstrap;
 use crate::model::competing::{fit_competing, CompetingMethod};
+use crate::model::refit::refit_bootstrap;
 use crate::model::{
     covariates_from_table, Block, Column, Covariate, CvOptions, MissingPolicy, Penalty, TrainData, TrainOptions,
     TrainResult,
