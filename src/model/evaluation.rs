@@ -57,6 +57,7 @@ use crate::survival::calibration::quantile_sorted;
 use crate::survival::{
     bootstrap, brier_score, cumulative_dynamic_auc, fit_cox, harrell, harrell_and_uno, logrank,
     paired_concordance_difference, BootstrapCi, BootstrapOptions, CoxOptions, KaplanMeier, RocPoint, SurvivalError,
+    WarningCode,
 };
 use std::collections::{BTreeMap, HashMap};
 use thiserror::Error;
@@ -704,6 +705,12 @@ fn risk_groups(p: &Prepared, options: &EvalOptions) -> Result<RiskGroups> {
     let hazard_ratio = if x.contains(&1.0) && x.contains(&0.0) {
         let opts = CoxOptions { confidence_level: options.ci, ..CoxOptions::default() };
         match fit_cox(&gather(&p.time, &sel), &gather(&p.event, &sel), &x, &["high".to_string()], &opts) {
+            Ok(fit) if fit.warnings.iter().any(|w| w.code == WarningCode::Separation) => {
+                // no finite maximum (e.g. no event in one group): the estimate is where
+                // Newton-Raphson stopped, not a hazard ratio
+                notes.extend(fit.warnings.iter().map(|w| format!("hazard ratio not estimable: {w}")));
+                None
+            }
             Ok(fit) => {
                 notes.extend(fit.warnings.iter().map(|w| format!("hazard ratio: {w}")));
                 fit.coefficients.first().map(|c| HazardRatio {
@@ -948,6 +955,38 @@ mod tests {
         assert_eq!((high.km[0].time, high.km[0].survival, high.km[0].at_risk), (0.0, 1.0, high.n));
         assert_eq!(high.km.iter().map(|r| r.events).sum::<usize>(), high.events);
         assert_eq!(high.at_risk[0], high.n);
+    }
+
+    #[test]
+    fn a_low_group_without_events_has_no_hazard_ratio_but_a_note() {
+        // 40 patients, risk = i; events only among the 20 high-risk ones (risk > median cut 19.5)
+        let oof: Vec<OofRow> = (0..40)
+            .map(|i| OofRow {
+                repeat: 0,
+                patient: format!("p{i:02}"),
+                fold: i % 2,
+                risk: i as f64,
+                time: 100.0 + 10.0 * ((i * 17) % 40) as f64,
+                event: i >= 20 && i % 3 != 0,
+            })
+            .collect();
+        let b = Baseline::new(vec![50.0, 600.0], vec![0.001, 0.002]).unwrap();
+        let input = ArmInput {
+            name: "a".into(),
+            oof,
+            baselines: [((0, 0), b.clone()), ((0, 1), b)].into_iter().collect(),
+            cuts: (0..2)
+                .map(|f| FoldCuts { repeat: 0, fold: f, cut_median: 19.5, cut_tertiles: [13.0, 26.0] })
+                .collect(),
+        };
+        let o = EvalOptions { horizons: vec![450.0], bootstrap: 0, ci: 0.95, seed: 1, groups: GroupMethod::Median };
+        let rg = evaluate_arm(&input, &o).unwrap().risk_groups;
+        assert_eq!(rg.hazard_ratio, None);
+        assert!(
+            rg.notes.iter().any(|n| n.contains("hazard ratio not estimable") && n.contains("separation")),
+            "{:?}",
+            rg.notes
+        );
     }
 
     #[test]
