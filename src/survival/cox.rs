@@ -65,7 +65,7 @@
 //! Cox DR (1972) JRSS B 34:187–220. Efron B (1977) JASA 72:557–565. Breslow NE (1974)
 //! Biometrics 30:89–99. Therneau TM, Grambsch PM (2000) *Modeling Survival Data*, ch. 3.
 use super::concordance;
-use super::data::{check_len, check_survival};
+use super::data::{check_covariate_rows, check_len, check_survival};
 use super::error::{Result, SurvivalError};
 use super::kaplan_meier::normal_quantile;
 use super::linalg;
@@ -898,25 +898,7 @@ impl CoxFit {
     }
 
     fn check_rows(&self, x: &[f64]) -> Result<usize> {
-        let p = self.p();
-        if !x.len().is_multiple_of(p) {
-            return Err(SurvivalError::LengthMismatch {
-                what: format!("covariate matrix (row-major, {p} values per row)"),
-                expected: (x.len() / p + 1) * p,
-                found: x.len(),
-            });
-        }
-        for (k, v) in x.iter().enumerate() {
-            if !v.is_finite() {
-                return Err(SurvivalError::InvalidValue {
-                    what: format!("covariate '{}'", self.coefficients[k % p].name),
-                    index: k / p,
-                    value: *v,
-                    expected: "a finite number".into(),
-                });
-            }
-        }
-        Ok(x.len() / p)
+        check_covariate_rows(x, self.p(), |j| self.coefficients[j].name.as_str())
     }
 
     /// Linear predictors `x_iᵀβ` (original coding) of row-major rows `x` (`p` values per row).

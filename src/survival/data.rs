@@ -100,6 +100,30 @@ pub(crate) fn check_len(what: &str, expected: usize, found: usize) -> Result<()>
 }
 
 /// Checks that a per-observation input has the right length and finite values.
+/// Checks a row-major covariate matrix of `p` columns for a fitted model: a whole number of
+/// rows, every value finite (an error names the covariate, `name(j)`, and the row). Returns
+/// the number of rows.
+pub(crate) fn check_covariate_rows<'a>(x: &[f64], p: usize, name: impl Fn(usize) -> &'a str) -> Result<usize> {
+    if !x.len().is_multiple_of(p) {
+        return Err(SurvivalError::LengthMismatch {
+            what: format!("covariate matrix (row-major, {p} values per row)"),
+            expected: (x.len() / p + 1) * p,
+            found: x.len(),
+        });
+    }
+    for (k, v) in x.iter().enumerate() {
+        if !v.is_finite() {
+            return Err(SurvivalError::InvalidValue {
+                what: format!("covariate '{}'", name(k % p)),
+                index: k / p,
+                value: *v,
+                expected: "a finite number".into(),
+            });
+        }
+    }
+    Ok(x.len() / p)
+}
+
 pub(crate) fn check_finite(what: &str, values: &[f64], n: usize) -> Result<()> {
     check_len(what, n, values.len())?;
     for (i, &v) in values.iter().enumerate() {

@@ -44,7 +44,7 @@
 //! risk. JASA 94:496–509. Gray RJ, cmprsk R package (`crr`, `predict.crr`; Fortran `crrfsv`,
 //! `crrvv`, `crrfit`).
 use super::competing::CompetingRisksData;
-use super::data::check_len;
+use super::data::{check_covariate_rows, check_len};
 use super::error::{Result, SurvivalError};
 use super::kaplan_meier::normal_quantile;
 use super::linalg;
@@ -574,23 +574,7 @@ impl FineGrayFit {
     /// (row-major, `p` values per row) at each of `times`: one `Vec` per row.
     pub fn predict_cif(&self, x: &[f64], times: &[f64]) -> Result<Vec<Vec<f64>>> {
         let p = self.p();
-        if !x.len().is_multiple_of(p) {
-            return Err(SurvivalError::LengthMismatch {
-                what: format!("covariate matrix (row-major, {p} values per row)"),
-                expected: (x.len() / p + 1) * p,
-                found: x.len(),
-            });
-        }
-        for (k, v) in x.iter().enumerate() {
-            if !v.is_finite() {
-                return Err(SurvivalError::InvalidValue {
-                    what: format!("covariate '{}'", self.coefficients[k % p].name),
-                    index: k / p,
-                    value: *v,
-                    expected: "a finite number".into(),
-                });
-            }
-        }
+        check_covariate_rows(x, p, |j| self.coefficients[j].name.as_str())?;
         let h: Vec<f64> = times.iter().map(|&t| self.baseline_cumulative_hazard_at(t)).collect();
         Ok(x.chunks_exact(p)
             .map(|row| {
