@@ -182,10 +182,13 @@ impl StageKind for Evaluate {
         }
         // split-aware intervals when every arm's train stage ran the whole-procedure bootstrap
         let mut refits = Vec::new();
+        let mut models = Vec::new();
         for (arm, train) in &arms {
+            let model = train.model().with_context(|| format!("arm `{arm}`: reading model.json"))?;
             let r = train.refit().with_context(|| format!("arm `{arm}`: reading the refit replicates"))?;
-            let failed = train.model().map(|m| m.refit.map(|r| r.failed.len()).unwrap_or(0)).unwrap_or(0);
+            let failed = model.refit.as_ref().map_or(0, |r| r.failed.len());
             refits.push(r.map(|r| (r, failed)));
+            models.push(model);
         }
         let with = refits.iter().filter(|r| r.is_some()).count();
         if with != 0 && with != arms.len() {
@@ -252,16 +255,13 @@ impl StageKind for Evaluate {
         for (e, pr) in evals.iter().zip(&prepared) {
             write_curves(cx.out, e, pr)?;
         }
-        let refit_replicates = refits.iter().flatten().map(|(r, failed)| {
-            r.rows.iter().map(|x| x.replicate).collect::<std::collections::BTreeSet<_>>().len() + failed
-        });
         let mut metrics = metrics_json(p, cx.seed, &reference, &evals, ref_idx, &comparisons);
         if refit_mode {
             metrics.intervals = "refit".into();
-            metrics.refit_replicates = refit_replicates.max().unwrap_or(0);
+            metrics.refit_replicates =
+                models.iter().filter_map(|m| m.refit.as_ref().map(|r| r.replicates)).max().unwrap_or(0);
         }
-        for (m, (arm, train)) in metrics.arms.iter_mut().zip(&arms) {
-            let model = train.model().with_context(|| format!("arm `{arm}`: reading model.json"))?;
+        for (m, model) in metrics.arms.iter_mut().zip(&models) {
             for f in &model.folds {
                 m.warnings.extend(f.warnings.iter().map(|w| format!("repeat {} fold {}: {w}", f.repeat, f.fold)));
             }
