@@ -14,6 +14,7 @@
 //!
 //! # Errors
 //! [`PlotError`]: empty inputs, non-finite numbers, mismatched lengths, and drawing failures.
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use thiserror::Error;
@@ -150,6 +151,26 @@ where
     Ok(buf)
 }
 
+/// The axes of a probability (0 to 1.02) against time (0 to 1.02·`t_max`), with the caption,
+/// margins and labels the Kaplan–Meier and cumulative-incidence plots share.
+fn time_probability_chart<'a, 'b>(
+    plot: &'static str,
+    area: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    title: &str,
+    t_max: f64,
+    y_desc: &str,
+) -> Result<ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>, PlotError> {
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, (FONT, 18))
+        .margin(10)
+        .x_label_area_size(35)
+        .y_label_area_size(110)
+        .build_cartesian_2d(0.0..t_max * 1.02, 0.0..1.02)
+        .map_err(draw_err(plot))?;
+    chart.configure_mesh().disable_mesh().x_desc("time").y_desc(y_desc).draw().map_err(draw_err(plot))?;
+    Ok(chart)
+}
+
 /// Step-function vertices of `(t, y)` starting at `(0, y0)`.
 fn steps(points: &[(f64, f64)], y0: f64) -> Vec<(f64, f64)> {
     let mut out = Vec::with_capacity(points.len() * 2 + 1);
@@ -215,20 +236,7 @@ pub fn km_plot(
     let size = (W, H + table_h);
     render(P, size, |root| {
         let (upper, _lower) = root.split_vertically(H);
-        let mut chart = ChartBuilder::on(&upper)
-            .caption(title, (FONT, 18))
-            .margin(10)
-            .x_label_area_size(35)
-            .y_label_area_size(110)
-            .build_cartesian_2d(0.0..t_max * 1.02, 0.0..1.02)
-            .map_err(draw_err(P))?;
-        chart
-            .configure_mesh()
-            .disable_mesh()
-            .x_desc("time")
-            .y_desc("survival probability")
-            .draw()
-            .map_err(draw_err(P))?;
+        let mut chart = time_probability_chart(P, &upper, title, t_max, "survival probability")?;
         for (i, g) in groups.iter().enumerate() {
             let c = palette(i);
             let lo: Vec<(f64, f64)> = g.points.iter().map(|p| (p.0, p.2)).collect();
@@ -511,20 +519,7 @@ pub fn cif_plot(lines: &[CifLine], title: &str) -> Result<String, PlotError> {
         t_max = 1.0;
     }
     render(P, (W, H), |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, (FONT, 18))
-            .margin(10)
-            .x_label_area_size(35)
-            .y_label_area_size(110)
-            .build_cartesian_2d(0.0..t_max * 1.02, 0.0..1.02)
-            .map_err(draw_err(P))?;
-        chart
-            .configure_mesh()
-            .disable_mesh()
-            .x_desc("time")
-            .y_desc("cumulative incidence")
-            .draw()
-            .map_err(draw_err(P))?;
+        let mut chart = time_probability_chart(P, root, title, t_max, "cumulative incidence")?;
         for l in lines {
             let c = palette(l.group);
             let pts = steps(&l.points, 0.0);
