@@ -138,6 +138,19 @@ pub const TRAIN_FOLDS: Range = int("train", "folds", 2, 100, "outer folds");
 pub const TRAIN_INNER_FOLDS: Range = int("train", "inner_folds", 2, 100, "inner folds");
 pub const TRAIN_REPEATS: Range = int("train", "repeats", 1, 100, "repeats of the outer CV");
 pub const TRAIN_REFIT: Range = int("train", "refit", 0, 10_000, "whole-procedure bootstrap replicates (0: none)");
+pub const MIL_HIDDEN: Range = int("train", "mil.hidden", 1, 4096, "units of each modality embedding");
+pub const MIL_ATTENTION: Range = int("train", "mil.attention", 1, 4096, "units of the gated attention");
+pub const MIL_DROPOUT: Range = real("train", "mil.dropout", 0.0, 0.9, "(dropout probability)");
+pub const MIL_LR: Range = real("train", "mil.lr", 1e-7, 10.0, "(AdamW learning rate)");
+pub const MIL_WEIGHT_DECAY: Range = real("train", "mil.weight_decay", 0.0, 10.0, "(AdamW decoupled weight decay)");
+pub const MIL_CLIP: Range = real("train", "mil.clip", 0.0, 1e6, "(gradient L2-norm clip; 0: none)");
+pub const MIL_EPOCHS: Range = int("train", "mil.epochs", 1, 10_000, "largest number of epochs the choice considers");
+pub const MIL_INNER_FOLDS: Range = int("train", "mil.inner_folds", 2, 20, "inner folds of the epoch choice");
+pub const MIL_BATCH: Range = int("train", "mil.batch_size", 0, 1_000_000, "patients per mini-batch (0: full batch)");
+pub const MIL_INTERVALS: Range = int("train", "mil.intervals", 2, 200, "time intervals of `loss: nll`");
+pub const MIL_BILINEAR_DIM: Range =
+    int("train", "mil.bilinear_dim", 1, 64, "gated reduction width of `fusion: bilinear`");
+pub const MIL_RANK: Range = int("train", "mil.rank", 1, 64, "rank of the low-rank fusion (more than 3 modalities)");
 pub const TRAIN_PCA: Range = int("train", "pca", 1, 256, "components per slide or block modality");
 pub const TRAIN_PENALTY: Range = real("train", "penalty", 0.0, 1e6, "(L2; or `auto`)");
 pub const TRAIN_PENALTIES: Range = real("train", "penalties[]", 0.0, 1e6, "(each L2 penalty of the grid)");
@@ -203,6 +216,18 @@ pub const ALL: &[Range] = &[
     TRAIN_REPEATS,
     TRAIN_REFIT,
     TRAIN_PCA,
+    MIL_HIDDEN,
+    MIL_ATTENTION,
+    MIL_DROPOUT,
+    MIL_LR,
+    MIL_WEIGHT_DECAY,
+    MIL_CLIP,
+    MIL_EPOCHS,
+    MIL_INNER_FOLDS,
+    MIL_BATCH,
+    MIL_INTERVALS,
+    MIL_BILINEAR_DIM,
+    MIL_RANK,
     TRAIN_PENALTY,
     TRAIN_PENALTIES,
     TRAIN_GRID_LEN,

@@ -49,6 +49,9 @@ pub enum Command {
     Demo(crate::demo::cli::DemoArgs),
     /// What this installation can run: libtorch plugin, torch version, CUDA device, cuDNN
     Doctor(doctor::DoctorArgs),
+    /// (internal) trains a `model: mil` arm: the job as JSON on stdin (see stages::train_mil)
+    #[command(name = "__train-mil", hide = true)]
+    TrainMil,
 }
 
 /// Entry point of the binary.
@@ -76,6 +79,7 @@ pub fn main() -> ExitCode {
         Command::Stain(a) => crate::slide::cli::run_stain(a).map(|_| 0),
         Command::Demo(a) => crate::demo::cli::run(a).map(|_| 0),
         Command::Doctor(a) => doctor::run(a),
+        Command::TrainMil => crate::stages::train_mil::child_main(),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -18,7 +18,7 @@ pub use items::{Item, SlideRef};
 
 /// A cohort as a spec declares it (the checked `cohort` block). Paths are as written,
 /// relative to the project root.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Cohort {
     /// Clinical table (CSV), one row per patient.
     pub clinical: String,

@@ -22,6 +22,7 @@
 //! kind's version, and the schema constant where the format has one.
 use std::path::{Path, PathBuf};
 
+pub mod attention;
 pub mod baseline;
 pub mod calibration;
 pub mod competing;

@@ -87,6 +87,25 @@ pub struct FoldSummary {
     /// (`penalty_at_bound: …`), the Cox fit's diagnostics (`separation: …`, …), covariates left out.
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// An attention-MIL fold (`model: mil`): its epochs and curves; absent for a Cox fold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mil: Option<MilFoldSummary>,
+}
+
+/// An attention-MIL fold network's training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MilFoldSummary {
+    /// Epochs chosen on the training patients (inner CV or one validation fold).
+    pub epochs: usize,
+    /// The inner networks' summed validation score after each epoch (index + 1 = epochs): the
+    /// cross-validated partial likelihood for `loss: cox`, minus the held-out loss for `nll`.
+    pub inner_score: Vec<f64>,
+    /// The fold network's mean training loss in each epoch.
+    pub train_loss: Vec<f64>,
+    /// Mean raw output over the training patients, subtracted from every risk of the fold.
+    pub centre: f64,
+    /// The weights file (safetensors), relative to the train output.
+    pub weights: String,
 }
 
 fn is_zero(v: &usize) -> bool {
@@ -136,6 +155,13 @@ pub struct ModelJson {
     /// The whole-procedure bootstrap (`refit_oof.csv`), absent when the stage ran without it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refit: Option<RefitSummary>,
+    /// Why the spec's `refit` was not run for this arm (an attention-MIL arm: each replicate
+    /// would train repeats × folds × (inner folds + 1) networks); its intervals are conditional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refit_skipped: Option<String>,
+    /// An attention-MIL arm's network, optimiser and epoch choice; absent for a Cox arm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<Value>,
 }
 
 /// What `model.json` says of the whole-procedure bootstrap replicates.
@@ -226,6 +252,7 @@ mod tests {
                 imputed_rows: None,
             }],
             warnings: vec![],
+            mil: None,
         }
     }
 
@@ -245,6 +272,10 @@ mod tests {
             seed: 7,
             folds: vec![fold(0, 0)],
             refit: None,
+            refit_skipped: None,
+            network: None,
+            refit_skipped: None,
+            network: None,
         }
     }
 

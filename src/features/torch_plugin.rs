@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 /// The plugin's C ABI version this build speaks (crates/spatia-torch/src/lib.rs).
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 
 /// The plugin's file name.
 pub const PLUGIN_FILE: &str = "libspatia_torch.so";
@@ -68,6 +68,56 @@ type Collect = unsafe extern "C" fn(*mut RawTicket, *mut f32, usize) -> i32;
 type Release = unsafe extern "C" fn(*mut RawTicket);
 type Free = unsafe extern "C" fn(*mut RawModel);
 
+#[repr(C)]
+struct RawMilData {
+    _private: [u8; 0],
+}
+
+#[repr(C)]
+struct RawMilModel {
+    _private: [u8; 0],
+}
+
+/// The plugin's `MilDataArgs` (same layout).
+#[repr(C)]
+struct MilDataArgs {
+    n: usize,
+    time: *const f64,
+    event: *const u8,
+    n_mod: usize,
+    dims: *const usize,
+    offsets: *const *const i64,
+    feats: *const *const f32,
+    clin_dim: usize,
+    clinical: *const f32,
+}
+
+type MilDataNew = unsafe extern "C" fn(*const MilDataArgs, *mut *mut RawMilData) -> i32;
+type MilDataFree = unsafe extern "C" fn(*mut RawMilData);
+type MilFit = unsafe extern "C" fn(
+    *const RawMilData,
+    *const u8,
+    usize,
+    *const usize,
+    usize,
+    *const usize,
+    usize,
+    *mut *mut RawMilModel,
+) -> i32;
+type MilCurves = unsafe extern "C" fn(*const RawMilModel, *mut u8, usize) -> usize;
+type MilPredict = unsafe extern "C" fn(
+    *const RawMilModel,
+    *const RawMilData,
+    *const usize,
+    usize,
+    *mut f32,
+    usize,
+    *mut f32,
+    usize,
+) -> i32;
+type MilSave = unsafe extern "C" fn(*const RawMilModel, *const u8, usize) -> i32;
+type MilFree = unsafe extern "C" fn(*mut RawMilModel);
+
 /// The opened plugin: its path and entry points.
 pub struct Plugin {
     path: PathBuf,
@@ -80,6 +130,13 @@ pub struct Plugin {
     collect: Collect,
     release: Release,
     free: Free,
+    mil_data: MilDataNew,
+    mil_data_free: MilDataFree,
+    mil_fit: MilFit,
+    mil_curves: MilCurves,
+    mil_predict: MilPredict,
+    mil_save: MilSave,
+    mil_free: MilFree,
 }
 
 /// The environment variable that makes a CPU model run through the device path (tensor-op
@@ -146,6 +203,13 @@ fn open() -> Result<Plugin, String> {
             collect: *lib.get(b"spatia_torch_collect\0").map_err(err)?,
             release: *lib.get(b"spatia_torch_release\0").map_err(err)?,
             free: *lib.get(b"spatia_torch_free\0").map_err(err)?,
+            mil_data: *lib.get(b"spatia_torch_mil_data\0").map_err(err)?,
+            mil_data_free: *lib.get(b"spatia_torch_mil_data_free\0").map_err(err)?,
+            mil_fit: *lib.get(b"spatia_torch_mil_fit\0").map_err(err)?,
+            mil_curves: *lib.get(b"spatia_torch_mil_curves\0").map_err(err)?,
+            mil_predict: *lib.get(b"spatia_torch_mil_predict\0").map_err(err)?,
+            mil_save: *lib.get(b"spatia_torch_mil_save\0").map_err(err)?,
+            mil_free: *lib.get(b"spatia_torch_mil_free\0").map_err(err)?,
             path,
         }
     };
@@ -331,5 +395,170 @@ impl ModelHandle {
             return Err(self.plugin.last_error());
         }
         Ok(Ticket { raw, plugin: self.plugin, n: tiles.len(), dim, _model: std::marker::PhantomData })
+    }
+}
+
+/// The patients of one attention-MIL fit, in the plugin (see crates/spatia-torch/src/mil.rs).
+pub struct MilData {
+    raw: *mut RawMilData,
+    plugin: &'static Plugin,
+    /// Per stain, each patient's tile count.
+    counts: Vec<Vec<usize>>,
+}
+
+impl Drop for MilData {
+    fn drop(&mut self) {
+        // SAFETY: `raw` came from the plugin and is freed once.
+        unsafe { (self.plugin.mil_data_free)(self.raw) }
+    }
+}
+
+/// One stain's bags for [`Plugin::mil_data`]: tile features (row-major, `dim` wide) and each
+/// patient's tile offsets (`n + 1`, from 0).
+pub struct MilStain<'a> {
+    pub dim: usize,
+    pub feats: &'a [f32],
+    pub offsets: &'a [i64],
+}
+
+/// A fitted network in the plugin; freed on drop.
+pub struct MilNet {
+    raw: *mut RawMilModel,
+    plugin: &'static Plugin,
+}
+
+impl Drop for MilNet {
+    fn drop(&mut self) {
+        // SAFETY: `raw` came from the plugin's fit and is freed once.
+        unsafe { (self.plugin.mil_free)(self.raw) }
+    }
+}
+
+impl Plugin {
+    /// Hands the plugin the data of a fit: `n` patients' times and events, stains, and an
+    /// optional `n × c` clinical matrix (row-major).
+    pub fn mil_data(
+        &'static self,
+        time: &[f64],
+        event: &[bool],
+        stains: &[MilStain],
+        clinical: Option<(&[f32], usize)>,
+    ) -> Result<MilData, String> {
+        let n = time.len();
+        if event.len() != n {
+            return Err(format!("{} events for {n} patients", event.len()));
+        }
+        for (k, s) in stains.iter().enumerate() {
+            let tiles = s.offsets.last().copied().unwrap_or(-1);
+            if s.offsets.len() != n + 1 || tiles < 0 || s.feats.len() != tiles as usize * s.dim {
+                return Err(format!("stain {k}: offsets and features do not match {n} patients of width {}", s.dim));
+            }
+        }
+        let ev: Vec<u8> = event.iter().map(|&e| e as u8).collect();
+        let dims: Vec<usize> = stains.iter().map(|s| s.dim).collect();
+        let offs: Vec<*const i64> = stains.iter().map(|s| s.offsets.as_ptr()).collect();
+        let feats: Vec<*const f32> = stains.iter().map(|s| s.feats.as_ptr()).collect();
+        let (clin_dim, clin) = match clinical {
+            Some((x, c)) if x.len() == n * c => (c, x.as_ptr()),
+            Some((x, c)) => return Err(format!("{} clinical values for {n} patients × {c}", x.len())),
+            None => (0, std::ptr::null()),
+        };
+        let args = MilDataArgs {
+            n,
+            time: time.as_ptr(),
+            event: ev.as_ptr(),
+            n_mod: stains.len(),
+            dims: dims.as_ptr(),
+            offsets: offs.as_ptr(),
+            feats: feats.as_ptr(),
+            clin_dim,
+            clinical: clin,
+        };
+        let mut raw = std::ptr::null_mut();
+        // SAFETY: every pointer of `args` is valid for the length checked above.
+        let rc = unsafe { (self.mil_data)(&args, &mut raw) };
+        if rc != 0 || raw.is_null() {
+            return Err(self.last_error());
+        }
+        let counts = stains.iter().map(|s| s.offsets.windows(2).map(|w| (w[1] - w[0]) as usize).collect()).collect();
+        Ok(MilData { raw, plugin: self, counts })
+    }
+
+    /// Fits a network on the `train` patients of `data` (configuration as JSON), scoring the
+    /// `val` patients after each epoch.
+    pub fn mil_fit(&'static self, data: &MilData, cfg: &str, train: &[usize], val: &[usize]) -> Result<MilNet, String> {
+        let mut raw = std::ptr::null_mut();
+        // SAFETY: live data; slices valid for their lengths.
+        let rc = unsafe {
+            (self.mil_fit)(
+                data.raw,
+                cfg.as_ptr(),
+                cfg.len(),
+                train.as_ptr(),
+                train.len(),
+                val.as_ptr(),
+                val.len(),
+                &mut raw,
+            )
+        };
+        if rc != 0 || raw.is_null() {
+            return Err(self.last_error());
+        }
+        Ok(MilNet { raw, plugin: self })
+    }
+}
+
+impl MilNet {
+    /// The fit's curves: `train_loss`, `val_score`, `step_loss` (per step), `out_dim`.
+    pub fn curves(&self) -> Result<serde_json::Value, String> {
+        // SAFETY: a null buffer with capacity 0 only asks for the length.
+        let len = unsafe { (self.plugin.mil_curves)(self.raw, std::ptr::null_mut(), 0) };
+        if len == 0 {
+            return Err(self.plugin.last_error());
+        }
+        let mut buf = vec![0u8; len];
+        // SAFETY: `buf` holds `len` bytes.
+        let n = unsafe { (self.plugin.mil_curves)(self.raw, buf.as_mut_ptr(), buf.len()) };
+        buf.truncate(n.min(len));
+        serde_json::from_slice(&buf).map_err(|e| format!("plugin curves are not JSON: {e}"))
+    }
+
+    /// Outputs (`idx.len() × out_dim`) and the attention of every tile of those patients (by
+    /// patient, then stain, then tile).
+    pub fn predict(&self, data: &MilData, idx: &[usize], out_dim: usize) -> Result<(Vec<f32>, Vec<f32>), String> {
+        if let Some(&p) = idx.iter().find(|&&p| data.counts.first().is_some_and(|c| p >= c.len())) {
+            return Err(format!("patient index {p} out of range"));
+        }
+        let tiles: usize = idx.iter().map(|&p| data.counts.iter().map(|c| c[p]).sum::<usize>()).sum();
+        let mut out = vec![0f32; idx.len() * out_dim];
+        let mut att = vec![0f32; tiles];
+        // SAFETY: live model and data; buffers of the sizes passed.
+        let rc = unsafe {
+            (self.plugin.mil_predict)(
+                self.raw,
+                data.raw,
+                idx.as_ptr(),
+                idx.len(),
+                out.as_mut_ptr(),
+                out.len(),
+                att.as_mut_ptr(),
+                att.len(),
+            )
+        };
+        if rc != 0 {
+            return Err(self.plugin.last_error());
+        }
+        Ok((out, att))
+    }
+
+    /// Saves the weights (safetensors) to `path`.
+    pub fn save(&self, path: &std::path::Path) -> Result<(), String> {
+        let p = path.to_str().ok_or_else(|| format!("{} is not UTF-8", path.display()))?;
+        // SAFETY: live model; `p` valid for its length.
+        let rc = unsafe { (self.plugin.mil_save)(self.raw, p.as_ptr(), p.len()) };
+        if rc != 0 {
+            return Err(self.plugin.last_error());
+        }
+        Ok(())
     }
 }

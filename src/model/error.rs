@@ -135,6 +135,14 @@ pub enum ModelError {
         /// Number of rows.
         n: usize,
     },
+    /// A network fit failed (attention-MIL, through the libtorch plugin), with where.
+    #[error("{context}: {message}")]
+    Network {
+        /// Where (e.g. `repeat 0 fold 3, inner fold 1`).
+        context: String,
+        /// What went wrong.
+        message: String,
+    },
     /// A survival statistics error (Cox fit, concordance), with the fold it happened in.
     #[error("{context}: {source}")]
     Survival {

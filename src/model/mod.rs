@@ -4,7 +4,8 @@
 //! ([`train`](mod@train)), the evaluation of out-of-fold predictions ([`evaluation`]) and their
 //! calibration with inner-fold recalibration ([`calibrate`](mod@calibrate)), and in a
 //! competing-risks cohort the models of the other causes and the predicted cumulative incidence
-//! ([`competing`]). What these read and
+//! ([`competing`]); with the `torch` feature, the cross-validated attention-MIL networks
+//! (`mil`, fitted through the libtorch plugin). What these read and
 //! produce for other stages are the types of [`crate::contracts`].
 //!
 //! Everything here is a plain library over slices; it knows nothing about the orchestrator.
@@ -20,6 +21,8 @@ pub mod design;
 pub mod error;
 pub mod evaluation;
 pub mod leakage;
+#[cfg(feature = "torch")]
+pub mod mil;
 pub mod pca;
 pub mod refit;
 pub mod split_intervals;

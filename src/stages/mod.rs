@@ -26,6 +26,7 @@ pub mod report;
 pub mod stain;
 pub mod tile;
 pub mod train;
+pub mod train_mil;
 
 /// Every registered kind. Adding a kind: one file, one entry here.
 pub static REGISTRY: &[&dyn StageKind] = &[

@@ -45,7 +45,9 @@ use crate::model::{
     TrainResult,
 };
 use crate::slide::Stain;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use super::train_mil::{self, MilParams};
 
 pub struct Train;
 
@@ -126,6 +128,9 @@ struct TrainParams {
     /// In a competing-risks cohort (`cohort.causes`): `cause_specific` (default) or `fine_gray`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     competing: Option<String>,
+    /// The attention-MIL network (`model: mil` only; dropped from a Cox stage's parameters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    mil: Option<MilParams>,
     /// Filled from the cohort block (the key covers how the table is read).
     #[serde(default)]
     cohort: Value,
@@ -149,12 +154,17 @@ impl StageKind for Train {
 
     fn check(&self, params: &Value, cx: &CheckCx) -> Result<Checked, ParamError> {
         let mut p: TrainParams = typed(params)?;
+        if p.model == "mil" {
+            return check_mil(p, cx);
+        }
         if p.model != "cox" {
             return Err(ParamError::at(
                 vec![Seg::key("model")],
-                format!("unknown model `{}`; expected `cox`", p.model),
+                format!("unknown model `{}`; expected `cox` or `mil` (attention-MIL network)", p.model),
             ));
         }
+        // the `mil:` block (shared by a matrix over `model`) does not change a Cox arm
+        p.mil = None;
         if p.loss != "cox" {
             return Err(ParamError::at(
                 vec![Seg::key("loss")],
@@ -299,6 +309,9 @@ impl StageKind for Train {
     fn run(&self, cx: &RunCx) -> anyhow::Result<()> {
         let p = cx.typed::<TrainParams>()?;
         let cohort = cx.cohort.context("train needs a cohort block")?;
+        if p.model == "mil" {
+            return run_mil(cx, p, cohort);
+        }
         let clinical = cx.input("clinical")?;
         let block_cols = block_columns(p, &clinical.path)?;
         let table = read_table(&clinical.path, cohort, &block_cols)?;
@@ -332,6 +345,133 @@ impl StageKind for Train {
         }
         Ok(())
     }
+}
+
+/// Checks a `model: mil` stage: modalities are clinical and image stains; the `mil:` block.
+fn check_mil(mut p: TrainParams, cx: &CheckCx) -> Result<Checked, ParamError> {
+    if !cfg!(feature = "torch") {
+        return Err(ParamError::at(vec![Seg::key("model")], train_mil::NO_TORCH));
+    }
+    let Some(c) = cx.cohort else {
+        return Err(ParamError::at(vec![], "`train` needs a `cohort` block (outcome and covariates)"));
+    };
+    if p.modalities.is_empty() {
+        return Err(ParamError::at(
+            vec![Seg::key("modalities")],
+            "empty list; expected at least one of clinical, HE, ER, PR, HER2, KI67 or IHC",
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    for (i, m) in p.modalities.iter().enumerate() {
+        if !(m == "clinical" || m == "IHC" || is_stain(m)) {
+            return Err(ParamError::at(
+                vec![Seg::key("modalities"), Seg::Index(i)],
+                format!("modality `{m}` is not available for `model: mil`; expected clinical, HE, ER, PR, HER2, KI67 or IHC (stain indices and tabular blocks: `model: cox`)"),
+            ));
+        }
+        if !seen.insert(m.clone()) {
+            return Err(ParamError::at(
+                vec![Seg::key("modalities"), Seg::Index(i)],
+                format!("modality `{m}` is listed twice"),
+            ));
+        }
+        if m == "clinical" && c.covariates.is_empty() {
+            return Err(ParamError::at(
+                vec![Seg::key("modalities"), Seg::Index(i)],
+                "modality `clinical` but the cohort declares no `covariates`",
+            ));
+        }
+    }
+    if p.modalities.iter().any(|m| m != "clinical") && c.slides.is_none() {
+        return Err(ParamError::at(
+            vec![Seg::key("modalities")],
+            "slide modalities need a slide manifest (`cohort.slides`)",
+        ));
+    }
+    let m = p.mil.get_or_insert_with(MilParams::default);
+    train_mil::check(m, &p.loss, &p.fusion)?;
+    use crate::bounds as b;
+    for (key, r, v) in [
+        ("folds", &b::TRAIN_FOLDS, p.folds),
+        ("repeats", &b::TRAIN_REPEATS, p.repeats),
+        ("refit", &b::TRAIN_REFIT, p.refit),
+    ] {
+        in_range_usize(vec![Seg::key(key)], r, v)?;
+    }
+    // what does not change a MIL arm is left out of its key
+    p.competing = None;
+    p.blocks.clear();
+    p.inner_folds = d_folds();
+    p.penalty = d_penalty();
+    p.penalties = d_grid();
+    p.pca = d_pca();
+    p.cohort = json!({
+        "id": c.id, "time": c.time, "event": c.event, "covariates": c.covariates,
+        "categorical": c.categorical, "missing": c.missing.as_deref().unwrap_or("error"),
+    });
+    let inputs = vec![InputRef {
+        role: "clinical".into(),
+        path: c.clinical.clone(),
+        at: vec![Seg::key("cohort"), Seg::key("clinical")],
+        absolute: true,
+    }];
+    Ok(Checked {
+        params: resolved(&p),
+        typed: Typed::none(),
+        inputs,
+        fanout: Fanout::Single,
+        uses_seed: true,
+        stains: None,
+    }
+    .with_typed(p))
+}
+
+/// Runs a `model: mil` stage in a child process ([`train_mil`]).
+fn run_mil(cx: &RunCx, p: &TrainParams, cohort: &Cohort) -> anyhow::Result<()> {
+    let clinical = cx.input("clinical")?;
+    let stains = image_stains(p, cx.slides)?;
+    let mut slides = Vec::new();
+    if !stains.is_empty() {
+        let need = cx.needs_of(EXTRACT).next().with_context(|| {
+            format!("modalities {} need slide features: add a stage of kind `{EXTRACT}` to `needs`", stains.join(", "))
+        })?;
+        let slide_of: BTreeMap<&str, (&str, &str)> = cx
+            .slides
+            .iter()
+            .filter_map(|s| Some((s.id.as_str(), (s.patient.as_str(), s.slide.as_ref()?.stain.as_str()))))
+            .collect();
+        for (item, dir) in &need.dirs {
+            let Some(id) = item else { continue };
+            let Some(&(patient, stain)) = slide_of.get(id.as_str()) else { continue };
+            if stains.iter().any(|s| s == stain) {
+                slides.push(train_mil::JobSlide {
+                    id: id.clone(),
+                    patient: patient.to_string(),
+                    stain: stain.to_string(),
+                    features: ExtractOutput::at(dir).features_path(),
+                });
+            }
+        }
+    }
+    let mil = p.mil.clone().unwrap_or_default();
+    let job = train_mil::MilJob {
+        out: cx.out.to_path_buf(),
+        clinical: clinical.path.clone(),
+        cohort: cohort.clone(),
+        seed: cx.seed,
+        use_clinical: p.modalities.iter().any(|m| m == "clinical"),
+        stains,
+        slides,
+        loss: p.loss.clone(),
+        fusion: p.fusion.clone(),
+        folds: p.folds,
+        repeats: p.repeats,
+        mil,
+        refit: p.refit,
+        modalities: p.modalities.clone(),
+        trace: std::env::var_os("SPATIA_MIL_TRACE").filter(|v| !v.is_empty()).map(PathBuf::from),
+    };
+    train_mil::run_in_child(cx, &job)
 }
 
 /// The whole-procedure bootstrap: `refit_oof.csv`, `refit_baseline.csv` and `model.json`'s
@@ -645,6 +785,7 @@ fn model_json(cx: &RunCx, p: &TrainParams, data: &TrainData, res: &TrainResult, 
             cut_tertiles: f.cut_tertiles,
             transforms: f.transforms.clone(),
             warnings: f.warnings.clone(),
+            mil: None,
         })
         .collect();
     ModelJson {
@@ -667,6 +808,8 @@ fn model_json(cx: &RunCx, p: &TrainParams, data: &TrainData, res: &TrainResult, 
         seed: cx.seed,
         folds,
         refit: None,
+        refit_skipped: None,
+        network: None,
     }
 }
 

@@ -20,6 +20,12 @@
 //! | `spatia_torch_collect(ticket, out, out_len) -> i32` | waits for a submitted batch, writes its `n·dim` floats, frees the ticket |
 //! | `spatia_torch_release(ticket)` | waits for a submitted batch and frees it unread |
 //! | `spatia_torch_free(model)` | releases a handle (the cached model stays) |
+//! | `spatia_torch_mil_data(*MilDataArgs, *data) -> i32` | the patients of one attention-MIL fit: times, events, per stain the tiles and each patient's tile offsets, the clinical matrix ([`mil`]) |
+//! | `spatia_torch_mil_fit(data, cfg, cfg_len, train, n_train, val, n_val, *model) -> i32` | fits a network (configuration as JSON) on the training patients, scoring the validation patients after each epoch |
+//! | `spatia_torch_mil_curves(model, buf, cap) -> usize` | the fit's curves as JSON (`train_loss`, `val_score`, `step_loss`, `out_dim`, and `scored`: the training then validation patients' outputs after each epoch); returns the full length |
+//! | `spatia_torch_mil_predict(model, data, idx, n, out, out_len, att, att_len) -> i32` | outputs (n × out_dim) and per-tile attention (by patient, then stain) |
+//! | `spatia_torch_mil_save(model, path, len) -> i32` | the weights as safetensors |
+//! | `spatia_torch_mil_free(model)`, `spatia_torch_mil_data_free(data)` | release |
 //!
 //! # Model cache
 //! Loaded models live in a process-global cache keyed by (blake3 of the model file's bytes, as
@@ -51,8 +57,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use tch::{CModule, Device, IValue, Kind, Tensor};
 
+pub mod mil;
+
 /// Version of the C ABI; bumped on any change of a signature or meaning.
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 
 const OK: i32 = 0;
 const ERR: i32 = 1;
@@ -869,4 +877,177 @@ pub unsafe extern "C" fn spatia_torch_info(buf: *mut u8, cap: usize) -> usize {
         Ok(())
     });
     len
+}
+
+/// What `spatia_torch_mil_data` needs (C layout; the caller's copy must match).
+#[repr(C)]
+pub struct MilDataArgs {
+    /// Patients.
+    pub n: usize,
+    /// `n` follow-up times and `n` events (0/1).
+    pub time: *const f64,
+    pub event: *const u8,
+    /// Stains: `n_mod` feature widths, tile offset arrays (`n + 1` each) and feature arrays
+    /// (`offsets[n] × dim` each, row-major).
+    pub n_mod: usize,
+    pub dims: *const usize,
+    pub offsets: *const *const i64,
+    pub feats: *const *const f32,
+    /// Clinical columns (0: none) and the `n × clin_dim` matrix.
+    pub clin_dim: usize,
+    pub clinical: *const f32,
+}
+
+/// Builds the data of a fit.
+///
+/// # Safety
+/// `args` and its pointers are valid for the lengths they state; `out` is valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn spatia_torch_mil_data(args: *const MilDataArgs, out: *mut *mut mil::MilData) -> i32 {
+    guard(|| {
+        let a = args.as_ref().ok_or("null data arguments")?;
+        if out.is_null() {
+            return Err("null output pointer".into());
+        }
+        let dims = slice(a.dims, a.n_mod);
+        let offs = slice(a.offsets, a.n_mod);
+        let feats = slice(a.feats, a.n_mod);
+        let mut mods = Vec::new();
+        for k in 0..a.n_mod {
+            let o = slice(offs[k], a.n + 1);
+            let tiles = o.last().copied().unwrap_or(0).max(0) as usize;
+            mods.push((slice(feats[k], tiles * dims[k]), o, dims[k]));
+        }
+        let clinical = (a.clin_dim > 0).then(|| (slice(a.clinical, a.n * a.clin_dim), a.clin_dim));
+        let d = mil::MilData::new(slice(a.time, a.n), slice(a.event, a.n), mods, clinical)?;
+        *out = Box::into_raw(Box::new(d));
+        Ok(())
+    })
+}
+
+/// Frees fit data.
+///
+/// # Safety
+/// `d` came from `spatia_torch_mil_data` (or is null) and is not used afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn spatia_torch_mil_data_free(d: *mut mil::MilData) {
+    if !d.is_null() {
+        drop(Box::from_raw(d));
+    }
+}
+
+/// Fits a network; see [`mil`].
+///
+/// # Safety
+/// `data` is live; `cfg` is valid for `cfg_len` bytes; `train`/`val` for their lengths; `out`
+/// is valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn spatia_torch_mil_fit(
+    data: *const mil::MilData,
+    cfg: *const u8,
+    cfg_len: usize,
+    train: *const usize,
+    n_train: usize,
+    val: *const usize,
+    n_val: usize,
+    out: *mut *mut mil::MilModel,
+) -> i32 {
+    guard(|| {
+        let d = data.as_ref().ok_or("null data")?;
+        if out.is_null() {
+            return Err("null output pointer".into());
+        }
+        let c: mil::MilConfig =
+            serde_json::from_slice(slice(cfg, cfg_len)).map_err(|e| format!("bad MIL configuration: {e}"))?;
+        if c.device >= 0 {
+            init();
+        }
+        let m = mil::fit(d, c, slice(train, n_train), slice(val, n_val))?;
+        *out = Box::into_raw(Box::new(m));
+        Ok(())
+    })
+}
+
+/// The fit's curves as JSON; returns the full length (the bytes are written when `cap` holds them).
+///
+/// # Safety
+/// `model` is live; `buf` is valid for `cap` bytes (or null).
+#[no_mangle]
+pub unsafe extern "C" fn spatia_torch_mil_curves(model: *const mil::MilModel, buf: *mut u8, cap: usize) -> usize {
+    let mut len = 0;
+    guard(|| {
+        let m = model.as_ref().ok_or("null model")?;
+        let s = serde_json::json!({
+            "train_loss": m.train_loss, "val_score": m.val_score, "step_loss": m.step_loss, "out_dim": m.out_dim,
+            "scored": m.scored,
+        })
+        .to_string();
+        len = s.len();
+        if !buf.is_null() && s.len() <= cap {
+            std::ptr::copy_nonoverlapping(s.as_ptr(), buf, s.len());
+        }
+        Ok(())
+    });
+    len
+}
+
+/// Outputs and attention of patients `idx`.
+///
+/// # Safety
+/// `model` and `data` are live; `idx` is valid for `n`; `out` for `out_len` floats and `att` for
+/// `att_len` floats.
+#[no_mangle]
+pub unsafe extern "C" fn spatia_torch_mil_predict(
+    model: *const mil::MilModel,
+    data: *const mil::MilData,
+    idx: *const usize,
+    n: usize,
+    out: *mut f32,
+    out_len: usize,
+    att: *mut f32,
+    att_len: usize,
+) -> i32 {
+    guard(|| {
+        let m = model.as_ref().ok_or("null model")?;
+        let d = data.as_ref().ok_or("null data")?;
+        let (o, a) = m.predict(d, slice(idx, n))?;
+        if o.len() != out_len || a.len() != att_len {
+            return Err(format!(
+                "prediction sizes {}/{} differ from the caller's {out_len}/{att_len}",
+                o.len(),
+                a.len()
+            ));
+        }
+        if out_len > 0 {
+            std::ptr::copy_nonoverlapping(o.as_ptr(), out, out_len);
+        }
+        if att_len > 0 {
+            std::ptr::copy_nonoverlapping(a.as_ptr(), att, att_len);
+        }
+        Ok(())
+    })
+}
+
+/// Saves the weights (safetensors).
+///
+/// # Safety
+/// `model` is live; `path` is valid for `len` bytes of UTF-8.
+#[no_mangle]
+pub unsafe extern "C" fn spatia_torch_mil_save(model: *const mil::MilModel, path: *const u8, len: usize) -> i32 {
+    guard(|| {
+        let m = model.as_ref().ok_or("null model")?;
+        let p = std::str::from_utf8(slice(path, len)).map_err(|_| "path is not UTF-8".to_string())?;
+        m.save(p)
+    })
+}
+
+/// Frees a fitted network.
+///
+/// # Safety
+/// `m` came from `spatia_torch_mil_fit` (or is null) and is not used afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn spatia_torch_mil_free(m: *mut mil::MilModel) {
+    if !m.is_null() {
+        drop(Box::from_raw(m));
+    }
 }
