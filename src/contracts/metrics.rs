@@ -227,6 +227,11 @@ pub struct ArmMetrics {
     /// Each metric's spread across CV repeats (absent with one repeat).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub across_repeats: Option<RepeatSpreads>,
+    /// `conditional` for an arm whose intervals are the percentile bootstrap of its fixed
+    /// out-of-fold predictions while `intervals` is `refit` (an attention-MIL arm, whose
+    /// networks are not refitted); absent when the arm's intervals are the file's `intervals`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intervals: Option<String>,
 }
 
 /// The spread across CV repeats of every metric of an arm.
@@ -272,6 +277,10 @@ pub struct ComparisonMetric {
     /// `ΔC` of each repeat's predictions on all patients: spread across repeats.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub across_repeats: Option<Spread>,
+    /// `conditional` when either arm has conditional intervals while `intervals` is `refit`:
+    /// the paired percentile bootstrap of both arms' fixed out-of-fold predictions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intervals: Option<String>,
 }
 
 fn exploratory() -> String {
@@ -524,6 +533,7 @@ mod tests {
             },
             warnings: vec![],
             across_repeats: None,
+            intervals: None,
         };
         Metrics {
             schema: SCHEMA,

@@ -2,7 +2,8 @@
 //! strings (plotters' `SVGBackend` drawing into a `String`; no files, no fonts, no network).
 //!
 //! Owns: the Kaplan–Meier plot with CI bands, the numbers-at-risk table under the axis and the
-//! log-rank p; the time-dependent ROC plot; the calibration plot; the forest plot of ΔC.
+//! log-rank p; the time-dependent ROC plot; the calibration plot; the forest plot of ΔC; the
+//! training curves of the attention-MIL networks.
 //! It computes no statistics: the inputs come from [`crate::survival`] and the evaluation stages.
 //!
 //! Text: plotters' SVG backend escapes `<`, `>`, `&`, `"` and `'` in every text it writes, so a
@@ -541,6 +542,75 @@ pub fn cif_plot(lines: &[CifLine], title: &str) -> Result<String, PlotError> {
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .label_font((FONT, 13))
+            .draw()
+            .map_err(draw_err(P))?;
+        Ok(())
+    })
+}
+
+/// One network's curve over epochs (1-based), with the epoch chosen for it marked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpochCurve {
+    /// Legend label (`fold 0`).
+    pub label: String,
+    /// Value after each epoch (index + 1 = epoch).
+    pub values: Vec<f64>,
+    /// The chosen epoch (1-based), marked with a dot.
+    pub chosen: Option<usize>,
+}
+
+/// Training curves: one line per network over epochs, the chosen epoch of each marked.
+///
+/// # Errors
+/// No curve, a curve without values, or a non-finite number.
+pub fn epoch_plot(curves: &[EpochCurve], title: &str, y_desc: &str) -> Result<String, PlotError> {
+    const P: &str = "training curve";
+    if curves.is_empty() {
+        return Err(PlotError::Empty { plot: P, what: "curve" });
+    }
+    let (mut lo, mut hi, mut n) = (f64::INFINITY, f64::NEG_INFINITY, 1usize);
+    for c in curves {
+        if c.values.is_empty() {
+            return Err(PlotError::Empty { plot: P, what: "value in every curve" });
+        }
+        for (i, &v) in c.values.iter().enumerate() {
+            finite(P, || format!("curve {:?} epoch {}", c.label, i + 1), v)?;
+            lo = lo.min(v);
+            hi = hi.max(v);
+        }
+        n = n.max(c.values.len());
+    }
+    let pad = if hi > lo { 0.05 * (hi - lo) } else { 1.0 };
+    let (lo, hi) = (lo - pad, hi + pad);
+    render(P, (W, H), |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, (FONT, 18))
+            .margin(10)
+            .x_label_area_size(35)
+            .y_label_area_size(55)
+            .build_cartesian_2d(1.0..(n.max(2) as f64), lo..hi)
+            .map_err(draw_err(P))?;
+        chart.configure_mesh().disable_mesh().x_desc("epoch").y_desc(y_desc).draw().map_err(draw_err(P))?;
+        for (i, c) in curves.iter().enumerate() {
+            let col = palette(i);
+            let pts: Vec<(f64, f64)> = c.values.iter().enumerate().map(|(k, &v)| ((k + 1) as f64, v)).collect();
+            chart
+                .draw_series(LineSeries::new(pts, col.stroke_width(2)))
+                .map_err(draw_err(P))?
+                .label(c.label.as_str())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], col.stroke_width(2)));
+            if let Some(e) = c.chosen.filter(|&e| e >= 1 && e <= c.values.len()) {
+                chart
+                    .draw_series(std::iter::once(Circle::new((e as f64, c.values[e - 1]), 4, col.filled())))
+                    .map_err(draw_err(P))?;
+            }
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
             .label_font((FONT, 13))

@@ -191,12 +191,21 @@ impl StageKind for Evaluate {
             models.push(model);
         }
         let with = refits.iter().filter(|r| r.is_some()).count();
-        if with != 0 && with != arms.len() {
-            let without: Vec<&str> =
-                arms.iter().zip(&refits).filter(|(_, r)| r.is_none()).map(|((a, _), _)| a.as_str()).collect();
+        // an arm without replicates is allowed beside refitted ones only when its train stage
+        // said why (an attention-MIL arm): its intervals are then conditional
+        let conditional: Vec<bool> =
+            refits.iter().zip(&models).map(|(r, m)| with > 0 && r.is_none() && m.refit_skipped.is_some()).collect();
+        let unexplained: Vec<&str> = arms
+            .iter()
+            .zip(&refits)
+            .zip(&conditional)
+            .filter(|((_, r), c)| r.is_none() && !**c)
+            .map(|(((a, _), _), _)| a.as_str())
+            .collect();
+        if with != 0 && !unexplained.is_empty() {
             bail!(
                 "arms {} have no refit replicates while {with} other arms do: expected the same `refit` in every arm's train stage",
-                without.join(", ")
+                unexplained.join(", ")
             );
         }
         let refit_mode = with > 0;
@@ -207,6 +216,7 @@ impl StageKind for Evaluate {
             seed: cx.seed,
             groups: p.groups,
         };
+        let conditional_options = EvalOptions { bootstrap: p.bootstrap, ..options.clone() };
         let mut prepared = Vec::new();
         for (arm, train) in &arms {
             let input = read_train_output(arm, train)?;
@@ -214,16 +224,25 @@ impl StageKind for Evaluate {
         }
         let mut evals = Vec::new();
         let mut replicates = Vec::new();
-        for (pr, refit) in prepared.iter().zip(&refits) {
-            let mut e = evaluate_prepared(pr, &options)?;
+        for ((pr, refit), cond) in prepared.iter().zip(&refits).zip(&conditional) {
+            let mut e = evaluate_prepared(pr, if *cond { &conditional_options } else { &options })?;
             if let Some((r, failed)) = refit {
                 let reps = replicate_metrics(&pr.arm, r, &p.horizons)?;
                 apply_refit(&mut e, &reps, *failed, p.ci);
-                replicates.push((reps, *failed));
+                replicates.push(Some((reps, *failed)));
+            } else {
+                replicates.push(None);
             }
             cx.log(&format!(
-                "arm {}: n = {}, events = {}, Harrell C = {:.4} [{:.4}, {:.4}], Uno C = {:.4}",
-                e.arm, e.n, e.events, e.harrell_c.estimate, e.harrell_c.lower, e.harrell_c.upper, e.uno_c.estimate
+                "arm {}: n = {}, events = {}, Harrell C = {:.4} [{:.4}, {:.4}], Uno C = {:.4}{}",
+                e.arm,
+                e.n,
+                e.events,
+                e.harrell_c.estimate,
+                e.harrell_c.lower,
+                e.harrell_c.upper,
+                e.uno_c.estimate,
+                if *cond { " (conditional intervals: its networks are not refitted)" } else { "" }
             ));
             evals.push(e);
         }
@@ -231,9 +250,9 @@ impl StageKind for Evaluate {
         let mut comparisons = Vec::new();
         for (i, pr) in prepared.iter().enumerate() {
             if i != ref_idx {
-                let mut c = compare(pr, &prepared[ref_idx], &options)?;
-                if refit_mode {
-                    let ((ra, fa), (rr, fr)) = (&replicates[i], &replicates[ref_idx]);
+                let cond = conditional[i] || conditional[ref_idx];
+                let mut c = compare(pr, &prepared[ref_idx], if cond { &conditional_options } else { &options })?;
+                if let (Some((ra, fa)), Some((rr, fr))) = (&replicates[i], &replicates[ref_idx]) {
                     let (ci, pv) = paired_refit(
                         (pr.arm.as_str(), ra.as_slice()),
                         (prepared[ref_idx].arm.as_str(), rr.as_slice()),
@@ -246,8 +265,14 @@ impl StageKind for Evaluate {
                     c.p = pv;
                 }
                 cx.log(&format!(
-                    "ΔC {} − {} = {:.4} [{:.4}, {:.4}], p = {:.4}",
-                    c.arm, c.reference, c.delta_c.estimate, c.delta_c.lower, c.delta_c.upper, c.p
+                    "ΔC {} − {} = {:.4} [{:.4}, {:.4}], p = {:.4}{}",
+                    c.arm,
+                    c.reference,
+                    c.delta_c.estimate,
+                    c.delta_c.lower,
+                    c.delta_c.upper,
+                    c.p,
+                    if cond { " (conditional paired bootstrap)" } else { "" }
                 ));
                 comparisons.push((i, c));
             }
@@ -260,8 +285,17 @@ impl StageKind for Evaluate {
             metrics.intervals = "refit".into();
             metrics.refit_replicates =
                 models.iter().filter_map(|m| m.refit.as_ref().map(|r| r.replicates)).max().unwrap_or(0);
+            for (m, &c) in metrics.arms.iter_mut().zip(&conditional) {
+                m.intervals = c.then(|| "conditional".to_string());
+            }
+            for (m, (i, _)) in metrics.comparisons.iter_mut().zip(&comparisons) {
+                m.intervals = (conditional[*i] || conditional[ref_idx]).then(|| "conditional".to_string());
+            }
         }
         for (m, model) in metrics.arms.iter_mut().zip(&models) {
+            if let Some(why) = &model.refit_skipped {
+                m.warnings.push(format!("refit_skipped: {why}"));
+            }
             for f in &model.folds {
                 m.warnings.extend(f.warnings.iter().map(|w| format!("repeat {} fold {}: {w}", f.repeat, f.fold)));
             }
@@ -385,6 +419,7 @@ pub fn metrics_json(
                     role: if primary { "primary" } else { "exploratory" }.into(),
                     p_adjusted: if primary { c.p } else { adjusted.next().unwrap_or(f64::NAN) },
                     across_repeats: (deltas.len() > 1).then(|| spread(&deltas)),
+                    intervals: None,
                 }
             })
             .collect(),
@@ -473,6 +508,7 @@ fn arm_metrics(e: &ArmEvaluation) -> ArmMetrics {
                 ibs: spread(&pr.ibs),
             }
         }),
+        intervals: None,
     }
 }
 

@@ -4,7 +4,7 @@
 //! (the kind constants and typed handles of [`crate::contracts`]):
 //! `ingest` (cohort table, slide manifest), `tile` (per-slide QC images and counts), `stain`
 //! (IHC positivity maps), `evaluate` (`metrics.json` and curves), `calibrate`
-//! (`calibration.json` per arm). Every one is optional; the page leaves out the sections it has
+//! (`calibration.json` per arm), `train` (`model.json`: the attention-MIL training curves). Every one is optional; the page leaves out the sections it has
 //! no data for. Needs of other kinds are ignored (they still appear in the provenance table).
 //! The lineage of every upstream node ([`RunCx::upstream`]) feeds the provenance table.
 //! **Outputs:** `index.html` (inline SVG plots, PNGs as base64 data URIs, no script, no
@@ -17,7 +17,7 @@
 //! **Reference:** the page layout follows TRIPOD's reporting items for prediction models
 //! (participants, outcome, performance with CIs, calibration).
 use super::{resolved, typed, CheckCx, Checked, ParamError, RunCx, StageKind};
-use crate::contracts::{CalibrateOutput, EvaluateOutput, INGEST, STAIN, TILE};
+use crate::contracts::{CalibrateOutput, EvaluateOutput, TrainOutput, INGEST, STAIN, TILE};
 use crate::docpath::Seg;
 use crate::report::page::{self, Lineage, LineageInput, Options, Sources};
 use anyhow::Context;
@@ -69,7 +69,9 @@ impl StageKind for Report {
     fn version(&self) -> u32 {
         // 4: shown ids neutralise bidi and control characters (`<U+202E>`)
         // 5: a competing-risks section (cumulative incidence by risk group) in such cohorts
-        5
+        // 6: attention-MIL arms: a training section (epoch choice, training loss) when the
+        //    report needs `train`, and arms with conditional intervals marked †
+        6
     }
     fn about(&self) -> &'static str {
         "one self-contained HTML page: cohort, slide QC, KM/ROC/calibration, arms, provenance"
@@ -200,6 +202,11 @@ pub fn sources(cx: &RunCx) -> Sources {
         }
         if let Some(out) = need.outputs::<EvaluateOutput>() {
             s.evaluate = s.evaluate.take().or_else(|| out.into_iter().next().map(|(_, _, e)| e));
+        }
+        for (_, arm, t) in need.outputs::<TrainOutput>().unwrap_or_default() {
+            if !s.train.iter().any(|(a, _)| a == arm) {
+                s.train.push((arm.to_string(), t));
+            }
         }
         // arms sharing a calibrate node (same model) each get their row
         for (_, arm, c) in need.outputs::<CalibrateOutput>().unwrap_or_default() {

@@ -30,6 +30,7 @@ mod performance;
 mod provenance;
 mod pseudonyms;
 mod qc;
+mod training;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -53,6 +54,7 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("report/performance.html", include_str!("../../../templates/report/performance.html")),
     ("report/provenance.html", include_str!("../../../templates/report/provenance.html")),
     ("report/competing.html", include_str!("../../../templates/report/competing.html")),
+    ("report/training.html", include_str!("../../../templates/report/training.html")),
 ];
 
 /// Errors of the page builder.
@@ -93,6 +95,8 @@ pub struct Sources {
     pub evaluate: Option<crate::contracts::EvaluateOutput>,
     /// `calibrate` outputs per arm.
     pub calibrate: Vec<(String, crate::contracts::CalibrateOutput)>,
+    /// `train` outputs per arm (read for the attention-MIL training curves).
+    pub train: Vec<(String, crate::contracts::TrainOutput)>,
     /// Every arm of the experiment, in matrix order.
     pub arms: Vec<String>,
 }
@@ -152,6 +156,8 @@ pub fn build(sources: &Sources, opts: &Options, upstream: &[Lineage]) -> Result<
     let comp = competing::competing(sources, perf.as_ref().map(|p| p.view.arm()))?;
     let mut figures: Vec<(String, String)> = perf.as_ref().map(|p| p.figures.clone()).unwrap_or_default();
     figures.extend(comp.as_ref().map(|c| c.figures.clone()).unwrap_or_default());
+    let train = training::training(sources)?;
+    figures.extend(train.as_ref().map(|t| t.figures.clone()).unwrap_or_default());
     let svg: BTreeMap<String, Value> =
         figures.iter().map(|(n, s)| (n.clone(), Value::from_safe_string(embed::scalable(s)))).collect();
     let ctx = minijinja::context! {
@@ -164,6 +170,7 @@ pub fn build(sources: &Sources, opts: &Options, upstream: &[Lineage]) -> Result<
         qc => qc_view.as_ref().map(|q| Value::from(Serde(q))),
         perf => perf.as_ref().map(|p| Value::from(Serde(&p.view))),
         comp => comp.as_ref().map(|c| Value::from(Serde(&c.view))),
+        training => train.as_ref().map(|t| Value::from(Serde(&t.view))),
         prov => Value::from(Serde(&prov)),
         svg => Value::from(svg),
     };

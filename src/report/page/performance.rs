@@ -78,6 +78,8 @@ struct ArmRow {
     role: String,
     /// ΔC across repeats: SD (range).
     delta_spread: String,
+    /// Its intervals (and its comparison's) are conditional while the others are split-aware.
+    conditional: bool,
 }
 
 /// One arm's spread of its metrics across CV repeats: `SD (min–max)`.
@@ -299,6 +301,14 @@ pub(super) fn performance(sources: &Sources, opts: &Options) -> Result<Option<Pe
                 }
             )
         };
+        if m.arms.iter().any(|a| a.intervals.as_deref() == Some("conditional")) {
+            view.intervals.push_str(&format!(
+                "; arms marked † are attention-MIL networks, which are not refitted per replicate: their intervals, and \
+                 those of their comparisons, are {} percentile bootstrap intervals ({} resamples) of the fixed \
+                 out-of-fold predictions, conditional on the fitted networks",
+                view.ci, m.bootstrap
+            ));
+        }
         view.has_primary = m.primary.is_some();
         let ordered: Vec<&ArmMetrics> = {
             let mut v: Vec<&ArmMetrics> = m.arms.iter().collect();
@@ -308,6 +318,7 @@ pub(super) fn performance(sources: &Sources, opts: &Options) -> Result<Option<Pe
         for a in &ordered {
             let cmp = m.comparisons.iter().find(|c| c.arm == a.arm);
             view.arms.push(ArmRow {
+                conditional: a.intervals.as_deref() == Some("conditional"),
                 arm: a.arm.clone(),
                 shown: a.arm == arm,
                 reference: a.arm == reference,
