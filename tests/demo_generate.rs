@@ -199,3 +199,35 @@ fn bad_parameters_are_named() {
         generate(&DemoParams { stains: vec![Stain::HE, Stain::HE], ..DemoParams::default() }, dir.path()).unwrap_err();
     assert!(e.to_string().contains("each stain once"), "{e}");
 }
+
+/// blake3 of a file, hex; `cohort.json` with its `spatia_version` value blanked so that a
+/// version bump alone does not move the pin.
+fn pinned_digest(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap();
+    let text: String = text
+        .lines()
+        .map(|l| if l.trim_start().starts_with("\"spatia_version\":") { "  \"spatia_version\": \"-\"," } else { l })
+        .collect::<Vec<_>>()
+        .join("\n");
+    blake3::hash(text.as_bytes()).to_hex().to_string()
+}
+
+/// The default cohort (no slide left out) is pinned byte for byte: slides.csv, clinical.csv
+/// and cohort.json (which holds the digest of every slide). A change here changes every
+/// cached result computed on a demo cohort, so it must be deliberate. (The pixels go through
+/// the platform's `exp`/`sin`; the pins were taken on x86_64 Linux with glibc.)
+#[test]
+fn default_cohort_is_pinned() {
+    let dir = tempfile::tempdir().unwrap();
+    generate(&small(3, vec![Stain::HE, Stain::KI67]), dir.path()).unwrap();
+    let got: Vec<(&str, String)> =
+        ["slides.csv", "clinical.csv", "cohort.json"].iter().map(|f| (*f, pinned_digest(&dir.path().join(f)))).collect();
+    let want = [
+        ("slides.csv", "91eda67c13ec0f3ba89a0206f2dd0f9fafae07827e3f475dbc061e02477ed29d"),
+        ("clinical.csv", "b8222be4b3f66bbd4c3a7006af14fa040e3b6a856e19af1a285acd454aa26ac9"),
+        ("cohort.json", "b17d9ac983616ef89533ee8b2bd4de26e24f9728ae9c1fdbcf0018fc36e23cca"),
+    ];
+    for ((f, g), (_, w)) in got.iter().zip(want) {
+        assert_eq!(g, w, "{f} changed: {got:?}");
+    }
+}
