@@ -98,10 +98,10 @@ fn run_generate(g: &GenerateArgs) -> anyhow::Result<()> {
     } else {
         let left_out = match summary.slides_left_out {
             0 => String::new(),
-            k => format!(" ({k} IHC slides left out)"),
+            k => format!("; {k} IHC slides left out"),
         };
         println!(
-            "wrote {} patients, {} slides{left_out} ({:.1} MB) to {} in {:.1} s; distant metastases: {} ({:.0} %)",
+            "wrote {} patients, {} slides ({:.1} MB{left_out}) to {} in {:.1} s; distant metastases: {} ({:.0} %)",
             summary.patients,
             summary.slides,
             summary.slide_bytes as f64 / 1e6,
