@@ -5,7 +5,7 @@
 //! equal. Nothing here reads files or knows the spec format: a [`Range`] checks a number and
 //! says what was expected.
 
-/// A closed (or half-open at the low end) range of one numeric parameter.
+/// A closed or half-open range of one numeric parameter.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Range {
     /// Where the parameter is written: a stage kind (`tile`), `cohort`, `spec`, `plan` or a
@@ -17,6 +17,8 @@ pub struct Range {
     pub hi: f64,
     /// The low end is excluded (`> lo`).
     pub lo_open: bool,
+    /// The high end is excluded (`< hi`).
+    pub hi_open: bool,
     /// Integers only.
     pub integer: bool,
     /// Unit or meaning, for messages and the table.
@@ -24,13 +26,16 @@ pub struct Range {
 }
 
 const fn int(scope: &'static str, key: &'static str, lo: u64, hi: u64, unit: &'static str) -> Range {
-    Range { scope, key, lo: lo as f64, hi: hi as f64, lo_open: false, integer: true, unit }
+    Range { scope, key, lo: lo as f64, hi: hi as f64, lo_open: false, hi_open: false, integer: true, unit }
 }
 const fn real(scope: &'static str, key: &'static str, lo: f64, hi: f64, unit: &'static str) -> Range {
-    Range { scope, key, lo, hi, lo_open: false, integer: false, unit }
+    Range { scope, key, lo, hi, lo_open: false, hi_open: false, integer: false, unit }
 }
 const fn real_pos(scope: &'static str, key: &'static str, lo: f64, hi: f64, unit: &'static str) -> Range {
-    Range { scope, key, lo, hi, lo_open: true, integer: false, unit }
+    Range { scope, key, lo, hi, lo_open: true, hi_open: false, integer: false, unit }
+}
+const fn real_below(scope: &'static str, key: &'static str, lo: f64, hi: f64, unit: &'static str) -> Range {
+    Range { scope, key, lo, hi, lo_open: false, hi_open: true, integer: false, unit }
 }
 
 fn num(x: f64) -> String {
@@ -42,18 +47,20 @@ fn num(x: f64) -> String {
 }
 
 impl Range {
-    /// The range in words: `1 to 100000`, `> 0 and ≤ 1000000`.
+    /// The range in words: `1 to 100000`, `> 0 and ≤ 1000000`, `≥ 0 and < 1`.
     pub fn describe(&self) -> String {
-        if self.lo_open {
-            format!("> {} and ≤ {}", num(self.lo), num(self.hi))
-        } else {
-            format!("{} to {}", num(self.lo), num(self.hi))
+        let (lo, hi) = (num(self.lo), num(self.hi));
+        match (self.lo_open, self.hi_open) {
+            (false, false) => format!("{lo} to {hi}"),
+            (true, false) => format!("> {lo} and ≤ {hi}"),
+            (false, true) => format!("≥ {lo} and < {hi}"),
+            (true, true) => format!("> {lo} and < {hi}"),
         }
     }
 
     fn range_words(&self) -> String {
         let what = if self.integer { "an integer" } else { "a number" };
-        let from = if self.lo_open { "" } else { "from " };
+        let from = if self.lo_open || self.hi_open { "" } else { "from " };
         format!("{what} {from}{} {}", self.describe(), self.unit)
     }
 
@@ -64,7 +71,8 @@ impl Range {
     /// Checks a real value (finite and inside the range).
     pub fn check_f64(&self, v: f64) -> Result<(), String> {
         let low_ok = if self.lo_open { v > self.lo } else { v >= self.lo };
-        if v.is_finite() && low_ok && v <= self.hi {
+        let high_ok = if self.hi_open { v < self.hi } else { v <= self.hi };
+        if v.is_finite() && low_ok && high_ok {
             Ok(())
         } else {
             Err(format!("{}, found {v}", self.expected()))
@@ -73,7 +81,10 @@ impl Range {
 
     /// Checks an integer value.
     pub fn check_u64(&self, v: u64) -> Result<(), String> {
-        if (v as f64) >= self.lo && (v as f64) <= self.hi {
+        let x = v as f64;
+        let low_ok = if self.lo_open { x > self.lo } else { x >= self.lo };
+        let high_ok = if self.hi_open { x < self.hi } else { x <= self.hi };
+        if low_ok && high_ok {
             Ok(())
         } else {
             Err(format!("{}, found {v}", self.expected()))
@@ -190,6 +201,8 @@ pub const CLI_TISSUE_THRESHOLD: Range =
     real("spatia slide tiles", "--tissue-threshold", 0.0, 255.0, "(saturation or optical density)");
 pub const CLI_DAB: Range = real("spatia stain map", "--dab-threshold", 0.0, 10.0, "(DAB optical density)");
 pub const CLI_DEMO_QUALITY: Range = int("spatia demo generate", "--quality", 1, 100, "(JPEG quality)");
+pub const CLI_DEMO_MISSING_IHC: Range =
+    real_below("spatia demo generate", "--missing-ihc", 0.0, 1.0, "(fraction of the IHC slides left out)");
 
 /// Every range, in the order of the table in docs/parameters.md.
 pub const ALL: &[Range] = &[
@@ -256,6 +269,7 @@ pub const ALL: &[Range] = &[
     CLI_DEMO_PATIENTS,
     CLI_DEMO_SIZE,
     CLI_DEMO_QUALITY,
+    CLI_DEMO_MISSING_IHC,
 ];
 
 /// The table of docs/parameters.md, generated from [`ALL`].
@@ -292,5 +306,11 @@ mod tests {
         assert!(CLI_BOOTSTRAP.parse_usize("1e12").is_err());
         assert_eq!(CLI_BOOTSTRAP.parse_usize("200"), Ok(200));
         assert!(CLI_MPP.parse_f64("inf").is_err());
+        assert_eq!(CLI_DEMO_MISSING_IHC.parse_f64("0"), Ok(0.0));
+        assert_eq!(CLI_DEMO_MISSING_IHC.parse_f64("0.5"), Ok(0.5));
+        for bad in ["1", "-0.1", "NaN", "1.5"] {
+            let e = CLI_DEMO_MISSING_IHC.parse_f64(bad).unwrap_err();
+            assert_eq!(e, "expected a number ≥ 0 and < 1 (fraction of the IHC slides left out)", "{bad}");
+        }
     }
 }

@@ -36,3 +36,51 @@ fn bad_flags_exit_2_with_a_named_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("unknown stain \"CD8\" (expected one of HE, ER, PR, HER2, KI67)"), "{err}");
 }
+
+#[test]
+fn missing_ihc_is_the_same_whatever_the_thread_count() {
+    let run = |threads: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let out = spatia()
+            .args(["demo", "generate", "--patients", "4", "--size", "1024", "--stains", "HE,KI67", "--seed", "3"])
+            .args(["--missing-ihc", "0.5", "--threads", threads, "--json", "--out"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!((v["slides"].as_u64(), v["slides_left_out"].as_u64()), (Some(6), Some(2)));
+        let mut files = std::collections::BTreeMap::new();
+        for sub in ["", "slides"] {
+            for e in std::fs::read_dir(dir.path().join(sub)).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_file() {
+                    files.insert(p.strip_prefix(dir.path()).unwrap().to_path_buf(), std::fs::read(&p).unwrap());
+                }
+            }
+        }
+        files
+    };
+    let (one, two) = (run("1"), run("2"));
+    assert_eq!(one.len(), 3 + 6);
+    assert_eq!(one.keys().collect::<Vec<_>>(), two.keys().collect::<Vec<_>>());
+    for (k, v) in &one {
+        assert!(v == &two[k], "{} differs between 1 and 2 threads", k.display());
+    }
+}
+
+#[test]
+fn missing_ihc_out_of_range_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    for bad in ["1", "-0.2", "NaN", "half"] {
+        let out = spatia().args(["demo", "generate", "--missing-ihc", bad, "--out"]).arg(dir.path()).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("invalid value '{bad}' for '--missing-ihc <FRACTION>'"))
+                && err.contains("expected a number ≥ 0 and < 1 (fraction of the IHC slides left out)"),
+            "{err}"
+        );
+    }
+    assert!(!dir.path().join("slides.csv").exists());
+}

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 fn small(patients: usize, stains: Vec<Stain>) -> DemoParams {
-    DemoParams { patients, seed: 11, size: 1200, stains, jpeg_quality: 80 }
+    DemoParams { patients, seed: 11, size: 1200, stains, jpeg_quality: 80, missing_ihc: 0.0 }
 }
 
 fn digests(dir: &Path) -> BTreeMap<String, Vec<u8>> {
@@ -198,4 +198,127 @@ fn bad_parameters_are_named() {
     let e =
         generate(&DemoParams { stains: vec![Stain::HE, Stain::HE], ..DemoParams::default() }, dir.path()).unwrap_err();
     assert!(e.to_string().contains("each stain once"), "{e}");
+    for f in [1.0, -0.1, f64::NAN] {
+        let e = generate(&DemoParams { missing_ihc: f, ..DemoParams::default() }, dir.path()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("invalid demo parameter --missing-ihc: expected ≥ 0 and < 1 (fraction of the IHC slides left out), found {f}")
+        );
+    }
+    let e = generate(&DemoParams { missing_ihc: 0.5, stains: vec![Stain::KI67], ..DemoParams::default() }, dir.path())
+        .unwrap_err();
+    assert!(e.to_string().contains("when HE is not among --stains"), "{e}");
+}
+
+/// blake3 of a file, hex; `cohort.json` with its `spatia_version` value blanked so that a
+/// version bump alone does not move the pin.
+fn pinned_digest(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap();
+    let text: String = text
+        .lines()
+        .map(|l| if l.trim_start().starts_with("\"spatia_version\":") { "  \"spatia_version\": \"-\"," } else { l })
+        .collect::<Vec<_>>()
+        .join("\n");
+    blake3::hash(text.as_bytes()).to_hex().to_string()
+}
+
+/// The default cohort (no slide left out) is pinned byte for byte: slides.csv, clinical.csv
+/// and cohort.json (which holds the digest of every slide). A change here changes every
+/// cached result computed on a demo cohort, so it must be deliberate. (The pixels go through
+/// the platform's `exp`/`sin`; the pins were taken on x86_64 Linux with glibc.)
+#[test]
+fn default_cohort_is_pinned() {
+    let dir = tempfile::tempdir().unwrap();
+    generate(&small(3, vec![Stain::HE, Stain::KI67]), dir.path()).unwrap();
+    let got: Vec<(&str, String)> = ["slides.csv", "clinical.csv", "cohort.json"]
+        .iter()
+        .map(|f| (*f, pinned_digest(&dir.path().join(f))))
+        .collect();
+    let want = [
+        ("slides.csv", "91eda67c13ec0f3ba89a0206f2dd0f9fafae07827e3f475dbc061e02477ed29d"),
+        ("clinical.csv", "b8222be4b3f66bbd4c3a7006af14fa040e3b6a856e19af1a285acd454aa26ac9"),
+        ("cohort.json", "b17d9ac983616ef89533ee8b2bd4de26e24f9728ae9c1fdbcf0018fc36e23cca"),
+    ];
+    for ((f, g), (_, w)) in got.iter().zip(want) {
+        assert_eq!(g, w, "{f} changed: {got:?}");
+    }
+}
+
+fn csv_rows(path: &Path) -> Vec<Vec<String>> {
+    std::fs::read_to_string(path).unwrap().lines().skip(1).map(|l| l.split(',').map(String::from).collect()).collect()
+}
+
+/// `missing_ihc`: half the Ki-67 slides are gone from slides.csv and from disk, H&E stays for
+/// every patient, and everything else (clinical table, truth, the slides that are written) is
+/// byte for byte the complete cohort's.
+#[test]
+fn missing_ihc_leaves_out_ihc_slides_only() {
+    let full_params = small(6, vec![Stain::HE, Stain::KI67]);
+    let part_params = DemoParams { missing_ihc: 0.5, ..full_params.clone() };
+    let full = tempfile::tempdir().unwrap();
+    let part = tempfile::tempdir().unwrap();
+    generate(&full_params, full.path()).unwrap();
+    // an earlier complete run into the same directory: its left-out slides must go
+    generate(&full_params, part.path()).unwrap();
+    let summary = generate(&part_params, part.path()).unwrap();
+    assert_eq!((summary.slides, summary.slides_left_out), (9, 3));
+
+    let rows = csv_rows(&part.path().join("slides.csv"));
+    let he: Vec<&str> = rows.iter().filter(|r| r[2] == "HE").map(|r| r[0].as_str()).collect();
+    assert_eq!(he, ["P001", "P002", "P003", "P004", "P005", "P006"]);
+    let ki: Vec<&str> = rows.iter().filter(|r| r[2] == "KI67").map(|r| r[0].as_str()).collect();
+    assert_eq!(ki.len(), 3, "{rows:?}");
+    for id in ["P001", "P002", "P003", "P004", "P005", "P006"] {
+        let file = part.path().join(format!("slides/{id}_KI67.tif"));
+        assert_eq!(file.is_file(), ki.contains(&id), "{} on disk vs slides.csv", file.display());
+    }
+    let (dfull, dpart) = (digests(full.path()), digests(part.path()));
+    assert_eq!(dpart.len(), 3 + 9, "{:?}", dpart.keys());
+    for (name, bytes) in &dpart {
+        if name != "/slides.csv" && name != "/cohort.json" {
+            assert!(bytes == &dfull[name], "{name} differs from the complete cohort's");
+        }
+    }
+    assert!(dpart["/clinical.csv"] == dfull["/clinical.csv"]);
+
+    let read = |d: &Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(d.join("cohort.json")).unwrap()).unwrap()
+    };
+    let (cfull, cpart) = (read(full.path()), read(part.path()));
+    assert_eq!(cfull["ground_truth"], cpart["ground_truth"]);
+    assert!(cfull.get("left_out").is_none() && cfull["params"].get("missing_ihc").is_none());
+    assert_eq!(cpart["params"]["missing_ihc"], 0.5);
+    assert_eq!(cpart["summary"]["slides_left_out"], 3);
+    let left: Vec<(String, String)> = cpart["left_out"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["patient_id"].as_str().unwrap().to_string(), v["path"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(left.len(), 3);
+    for (id, path) in &left {
+        assert!(!ki.contains(&id.as_str()) && !part.path().join(path).exists(), "{id} {path}");
+    }
+    let listed = cpart["files"].as_object().unwrap();
+    assert!(left.iter().all(|(_, p)| !listed.contains_key(p)));
+}
+
+#[test]
+fn left_out_slides_are_ihc_nested_and_rounded() {
+    let stains = vec![Stain::HE, Stain::ER, Stain::KI67];
+    let at = |f: f64| spatia::demo::left_out_slides(&DemoParams { missing_ihc: f, ..small(25, stains.clone()) });
+    assert!(at(0.0).is_empty());
+    // 50 IHC slides
+    assert_eq!(at(0.01).len(), 1); // 0.5 rounds up
+    assert_eq!(at(0.009).len(), 0);
+    assert_eq!(at(0.3).len(), 15);
+    assert_eq!(at(0.999).len(), 50);
+    let (small_set, big_set) = (at(0.3), at(0.6));
+    assert!(small_set.iter().all(|s| big_set.contains(s)), "a larger fraction leaves out a superset");
+    assert!(big_set.iter().all(|(_, s)| *s != Stain::HE));
+    // both IHC stains and many patients are hit, not a block
+    assert!(big_set.iter().any(|(_, s)| *s == Stain::ER) && big_set.iter().any(|(_, s)| *s == Stain::KI67));
+    // a function of the seed
+    let other = spatia::demo::left_out_slides(&DemoParams { missing_ihc: 0.3, seed: 12, ..small(25, stains.clone()) });
+    assert_ne!(other, small_set);
 }

@@ -53,8 +53,14 @@ fn spearman(a: &[f64], b: &[f64]) -> f64 {
 #[test]
 fn deconvolution_recovers_the_latent_ranking() {
     let n = 12;
-    let params =
-        DemoParams { patients: n, seed: 5, size: 1024, stains: vec![Stain::HE, Stain::KI67], jpeg_quality: 75 };
+    let params = DemoParams {
+        patients: n,
+        seed: 5,
+        size: 1024,
+        stains: vec![Stain::HE, Stain::KI67],
+        jpeg_quality: 75,
+        missing_ihc: 0.0,
+    };
     let dir = tempfile::tempdir().unwrap();
     generate(&params, dir.path()).unwrap();
     let cohort: serde_json::Value =

@@ -162,3 +162,31 @@ fn per_slide_commands_see_the_slide() {
         "A_HE A HE CMU-1-Small-Region.svs 7f57b01edcce1177ea6b5e2117adaa99850fefaece99d3ebc2f4036f792b3983"
     );
 }
+
+/// A cohort generated with `--missing-ihc 0.5` runs through `tile`, `extract` and the Cox
+/// `train`: half the patients have no Ki-67 slide, so their Ki-67 features are imputed, and
+/// every patient still gets an out-of-fold risk.
+#[test]
+fn cohort_with_missing_ihc_trains() {
+    let d = project();
+    let gen = ["demo", "generate", "--out", "demo", "--patients", "24", "--size", "1600", "--missing-ihc", "0.5"];
+    let o = spatia(d.path(), &gen);
+    assert!(o.status.success(), "{}", text(&o));
+    let manifest = std::fs::read_to_string(d.path().join("demo/slides.csv")).unwrap();
+    assert_eq!(manifest.lines().filter(|l| l.ends_with(",HE")).count(), 24, "{manifest}");
+    assert_eq!(manifest.lines().filter(|l| l.ends_with(",KI67")).count(), 12, "{manifest}");
+    std::fs::write(
+        d.path().join("s.yaml"),
+        "name: mini\nseed: 7\ncohort: {clinical: demo/clinical.csv, slides: demo/slides.csv, time: dmfs_days, event: dm, causes: {1: metastasis, 2: death}, covariates: [age, nodes_positive]}\nstages:\n  ingest: {kind: ingest}\n  tiles: {kind: tile, needs: [ingest], mpp: 0.5, size: 256}\n  feats: {kind: extract, needs: [tiles], encoder: handcrafted}\n  model: {kind: train, needs: [feats], model: cox, modalities: [HE, KI67, clinical], pca: 2, folds: 3, repeats: 1}\n",
+    )
+    .unwrap();
+    let o = spatia(d.path(), &["run", "s.yaml", "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let dir = out_of(d.path(), "model", None);
+    let model: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("model.json")).unwrap()).unwrap();
+    let ki67 = model["inputs"].as_array().unwrap().iter().find(|i| i["modality"] == "KI67").unwrap();
+    assert_eq!((ki67["slides"].as_u64(), ki67["patients_without"].as_u64()), (Some(12), Some(12)), "{ki67}");
+    let oof = std::fs::read_to_string(dir.join("oof.csv")).unwrap();
+    assert_eq!(oof.lines().count(), 1 + 24, "{oof}");
+    assert!(oof.lines().skip(1).all(|l| l.split(',').nth(3).unwrap().parse::<f64>().unwrap().is_finite()), "{oof}");
+}

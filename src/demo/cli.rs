@@ -39,6 +39,12 @@ pub struct GenerateArgs {
     /// JPEG quality of the tiles (1–100)
     #[arg(long, default_value_t = 75)]
     pub quality: u8,
+    /// Fraction of the IHC slides to leave out (0 ≤ f < 1): round(f × IHC slides) of them, chosen
+    /// from the seed, are neither written nor listed in slides.csv; every patient keeps her H&E
+    /// slide and the clinical table (outcome included) does not change. Recorded in cohort.json
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.0, allow_negative_numbers = true,
+          value_parser = missing_ihc)]
+    pub missing_ihc: f64,
     /// Worker threads (default: all cores); the output does not depend on it
     #[arg(long, value_parser = threads)]
     pub threads: Option<usize>,
@@ -49,6 +55,10 @@ pub struct GenerateArgs {
 
 fn threads(s: &str) -> Result<usize, String> {
     crate::bounds::CLI_THREADS.parse_usize(s)
+}
+
+fn missing_ihc(s: &str) -> Result<f64, String> {
+    crate::bounds::CLI_DEMO_MISSING_IHC.parse_f64(s)
 }
 
 fn parse_stain(s: &str) -> Result<Stain, String> {
@@ -69,6 +79,7 @@ fn run_generate(g: &GenerateArgs) -> anyhow::Result<()> {
         size: g.size,
         stains: g.stains.clone(),
         jpeg_quality: g.quality,
+        missing_ihc: g.missing_ihc,
     };
     let start = std::time::Instant::now();
     let summary = match g.threads {
@@ -85,8 +96,12 @@ fn run_generate(g: &GenerateArgs) -> anyhow::Result<()> {
         }
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
+        let left_out = match summary.slides_left_out {
+            0 => String::new(),
+            k => format!("; {k} IHC slides left out"),
+        };
         println!(
-            "wrote {} patients, {} slides ({:.1} MB) to {} in {:.1} s; distant metastases: {} ({:.0} %)",
+            "wrote {} patients, {} slides ({:.1} MB{left_out}) to {} in {:.1} s; distant metastases: {} ({:.0} %)",
             summary.patients,
             summary.slides,
             summary.slide_bytes as f64 / 1e6,

@@ -18,6 +18,15 @@
 //! Every byte is a function of the parameters and the seed: the same inputs give identical
 //! files whatever the number of rayon threads.
 //!
+//! Missing IHC ([`DemoParams::missing_ihc`], `--missing-ihc f`): round(f × number of IHC slides)
+//! IHC slides, chosen by [`left_out_slides`] from the seed alone, are neither written nor listed
+//! in `slides.csv`; H&E slides are never left out. Nothing else moves: the patients (clinical
+//! table, outcome, latent truth) come from their own per-patient streams and every slide from
+//! its own per-(patient, stain) seed, so `clinical.csv` and the slides that are written are the
+//! same bytes as with f = 0 — the truth is unchanged, only data are missing. With f = 0 the
+//! output, `cohort.json` included, is the same as before the option existed; with f > 0
+//! `cohort.json` records `params.missing_ihc` and the `left_out` slides.
+//!
 //! demo never reads slides back; `slide` does that.
 pub mod cli;
 pub mod clinical;
@@ -105,11 +114,21 @@ pub struct DemoParams {
     pub stains: Vec<Stain>,
     /// JPEG quality of the tiles (1–100).
     pub jpeg_quality: u8,
+    /// Fraction of the IHC slides left out (0 ≤ f < 1; see [`left_out_slides`]).
+    #[serde(default)]
+    pub missing_ihc: f64,
 }
 
 impl Default for DemoParams {
     fn default() -> Self {
-        DemoParams { patients: 60, seed: 2, size: 3500, stains: vec![Stain::HE, Stain::KI67], jpeg_quality: 75 }
+        DemoParams {
+            patients: 60,
+            seed: 2,
+            size: 3500,
+            stains: vec![Stain::HE, Stain::KI67],
+            jpeg_quality: 75,
+            missing_ihc: 0.0,
+        }
     }
 }
 
@@ -154,6 +173,21 @@ impl DemoParams {
                 found: self.jpeg_quality.to_string(),
             });
         }
+        let range = crate::bounds::CLI_DEMO_MISSING_IHC;
+        if range.check_f64(self.missing_ihc).is_err() {
+            return Err(DemoError::Param {
+                name: "--missing-ihc",
+                expected: format!("{} {}", range.describe(), range.unit),
+                found: self.missing_ihc.to_string(),
+            });
+        }
+        if self.missing_ihc > 0.0 && !self.stains.contains(&Stain::HE) {
+            return Err(DemoError::Param {
+                name: "--missing-ihc",
+                expected: "0 when HE is not among --stains (every patient keeps her H&E slide)".into(),
+                found: self.missing_ihc.to_string(),
+            });
+        }
         Ok(())
     }
 }
@@ -184,8 +218,10 @@ pub struct DemoSummary {
     pub out: PathBuf,
     /// Number of patients.
     pub patients: usize,
-    /// Number of slides.
+    /// Number of slides written.
     pub slides: usize,
+    /// Number of IHC slides left out (`missing_ihc`).
+    pub slides_left_out: usize,
     /// Number of distant metastases.
     pub events: usize,
     /// Fraction of patients with the event.
@@ -216,8 +252,29 @@ pub fn slide_seed(seed: u64, index: usize, stain: Stain) -> u64 {
     hash2(derive(seed, "slide"), index as i64, stain as i64)
 }
 
+/// The IHC slides left out, as (patient index, stain), sorted: round(`missing_ihc` × number of
+/// IHC slides) of them (half-way rounds up), those with the smallest
+/// `hash2(derive(seed, "missing-ihc"), patient, stain)`. A function of the seed, the patient
+/// count and the stains only; a larger fraction leaves out a superset. H&E is never chosen.
+pub fn left_out_slides(params: &DemoParams) -> Vec<(usize, Stain)> {
+    if params.missing_ihc <= 0.0 || !params.missing_ihc.is_finite() {
+        return Vec::new();
+    }
+    let stream = derive(params.seed, "missing-ihc");
+    let mut ihc: Vec<(u64, usize, Stain)> = (0..params.patients)
+        .flat_map(|p| params.stains.iter().filter(|s| s.is_ihc()).map(move |s| (p, *s)))
+        .map(|(p, s)| (hash2(stream, p as i64, s as i64), p, s))
+        .collect();
+    ihc.sort();
+    let k = ((params.missing_ihc * ihc.len() as f64).round() as usize).min(ihc.len());
+    let mut out: Vec<(usize, Stain)> = ihc[..k].iter().map(|&(_, p, s)| (p, s)).collect();
+    out.sort();
+    out
+}
+
 /// Generates the cohort described by `params` into `out` (created if missing; files of a
-/// previous run there are overwritten).
+/// previous run there are overwritten, and a previous run's copy of a left-out slide is
+/// removed).
 pub fn generate(params: &DemoParams, out: &Path) -> Result<DemoSummary, DemoError> {
     params.validate()?;
     let slides_dir = out.join("slides");
@@ -229,8 +286,20 @@ pub fn generate(params: &DemoParams, out: &Path) -> Result<DemoSummary, DemoErro
         patient: usize,
         stain: Stain,
     }
-    let jobs: Vec<Job> =
-        (0..n).flat_map(|p| params.stains.iter().map(move |s| Job { patient: p, stain: *s })).collect();
+    let left_out = left_out_slides(params);
+    let jobs: Vec<Job> = (0..n)
+        .flat_map(|p| params.stains.iter().map(move |s| Job { patient: p, stain: *s }))
+        .filter(|j| left_out.binary_search(&(j.patient, j.stain)).is_err())
+        .collect();
+    // a left-out slide of an earlier run into the same directory would contradict slides.csv
+    for &(p, s) in &left_out {
+        let stale = slides_dir.join(format!("{}_{}.tif", patients[p].clinical.patient_id, s.as_str()));
+        match std::fs::remove_file(&stale) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(DemoError::io(&stale, e)),
+        }
+    }
     let lut = Lut::default();
     let records: Vec<Result<(SlideRecord, String), DemoError>> = jobs
         .par_iter()
@@ -308,7 +377,7 @@ pub fn generate(params: &DemoParams, out: &Path) -> Result<DemoSummary, DemoErro
             v
         })
         .collect();
-    let doc = serde_json::json!({
+    let mut doc = serde_json::json!({
         "schema_version": COHORT_SCHEMA_VERSION,
         "generator": "spatia demo generate",
         "spatia_version": env!("CARGO_PKG_VERSION"),
@@ -349,6 +418,25 @@ pub fn generate(params: &DemoParams, out: &Path) -> Result<DemoSummary, DemoErro
         "ground_truth_note": "latent values are the generator's ground truth for checks; a pipeline must not read them",
         "ground_truth": truth,
     });
+    if params.missing_ihc > 0.0 {
+        // only then, so that the default cohort.json stays as it was before the option
+        let listed: Vec<serde_json::Value> = left_out
+            .iter()
+            .map(|&(p, s)| {
+                let id = &patients[p].clinical.patient_id;
+                serde_json::json!({
+                    "patient_id": id,
+                    "stain": s.as_str(),
+                    "path": format!("slides/{id}_{}.tif", s.as_str()),
+                })
+            })
+            .collect();
+        doc["params"]["missing_ihc"] = params.missing_ihc.into();
+        doc["summary"]["slides_left_out"] = left_out.len().into();
+        doc["left_out_note"] =
+            "IHC slides not written and not in slides.csv (--missing-ihc); the patients' truth is unchanged".into();
+        doc["left_out"] = listed.into();
+    }
     let text = serde_json::to_string_pretty(&doc)
         .map_err(|e| DemoError::Write { path: cohort_json.clone(), message: e.to_string() })?;
     write_atomic(&cohort_json, format!("{text}\n").as_bytes())?;
@@ -357,6 +445,7 @@ pub fn generate(params: &DemoParams, out: &Path) -> Result<DemoSummary, DemoErro
         out: out.to_path_buf(),
         patients: n,
         slides: slides.len(),
+        slides_left_out: left_out.len(),
         events,
         event_fraction,
         slide_bytes: slides.iter().map(|s| s.bytes).sum(),
