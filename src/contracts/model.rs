@@ -274,8 +274,6 @@ mod tests {
             refit: None,
             refit_skipped: None,
             network: None,
-            refit_skipped: None,
-            network: None,
         }
     }
 

@@ -382,6 +382,27 @@ fn fit(
     Ok(Fit { train_loss: nums("train_loss"), val_score: nums("val_score"), scored, net })
 }
 
+/// The error of a network whose outputs overflowed (the training diverged).
+fn diverged(context: &str, lr: f64, what: &str) -> ModelError {
+    net_err(
+        context,
+        format!("the training diverged ({what}): lower `mil.lr` (now {lr}) or keep `mil.clip` (gradient clipping) on"),
+    )
+}
+
+/// Checks centred Cox risks: finite, and spanning less than e^300 (so that `exp` stays finite
+/// in the baselines).
+fn check_risks(eta: &[f64], context: &str, lr: f64) -> Result<()> {
+    if let Some(v) = eta.iter().find(|v| !v.is_finite()) {
+        return Err(diverged(context, lr, &format!("a risk is {v}")));
+    }
+    let (lo, hi) = eta.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+    if hi - lo > 300.0 {
+        return Err(diverged(context, lr, &format!("risks span {lo:.3e} to {hi:.3e}")));
+    }
+    Ok(())
+}
+
 /// Risk of each output row: the Cox output, or for `nll` `1 − S(τ_K)` from the hazards.
 fn risks(out: &[f32], out_dim: usize) -> Vec<f64> {
     if out_dim == 1 {
@@ -549,6 +570,7 @@ pub fn train_mil(input: &MilInput, opts: &MilOptions, log: &mut dyn FnMut(&str))
                     let r = risks(out, 1);
                     let centre = r[..itrain.len()].iter().sum::<f64>() / itrain.len() as f64;
                     let eta: Vec<f64> = r.iter().map(|v| v - centre).collect();
+                    check_risks(&eta, &ctx, opts.net.lr)?;
                     let (bt, bc) = breslow(&input.time, &input.event, itrain, &eta[..itrain.len()]);
                     let b = Baseline::new(bt, bc).map_err(|e| net_err(&ctx, format!("baseline: {}", e.msg)))?;
                     res.inner_baselines.folds.insert((a.repeat, f, *j), b);
@@ -591,6 +613,11 @@ pub fn train_mil(input: &MilInput, opts: &MilOptions, log: &mut dyn FnMut(&str))
             // 4: centre on the training patients (Cox outputs only: 1 − S(τ) has a scale)
             let centre = if cox { r[..train.len()].iter().sum::<f64>() / train.len() as f64 } else { 0.0 };
             let eta: Vec<f64> = r.iter().map(|v| v - centre).collect();
+            if cox {
+                check_risks(&eta, &context, opts.net.lr)?;
+            } else if let Some(v) = eta.iter().find(|v| !v.is_finite()) {
+                return Err(diverged(&context, opts.net.lr, &format!("a risk is {v}")));
+            }
             for (k, &row) in test.iter().enumerate() {
                 risk[row] = eta[train.len() + k];
             }

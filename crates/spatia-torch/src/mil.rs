@@ -444,7 +444,7 @@ impl MilModel {
                 let l = loss.double_value(&[]);
                 if !l.is_finite() {
                     return Err(format!(
-                        "{ctx}the training loss is {l} at epoch {} (learning rate {} too high?)",
+                        "{ctx}the training diverged: the loss is {l} at epoch {}; lower `mil.lr` (now {}) or keep `mil.clip` on",
                         epoch + 1,
                         self.cfg.lr
                     ));
