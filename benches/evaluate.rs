@@ -43,7 +43,7 @@ fn arm(name: &str, n: usize, noise: f64, seed: u64) -> ArmInput {
         baselines.insert((0, f), Baseline::new(ev, h).expect("a valid baseline"));
         cuts.push(FoldCuts { repeat: 0, fold: f, cut_median: 0.0, cut_tertiles: [-0.7, 0.7] });
     }
-    ArmInput { name: name.into(), oof, baselines, cuts }
+    ArmInput { name: name.into(), oof, baselines, cuts, curves: Default::default() }
 }
 
 fn time_min<T>(runs: usize, f: impl Fn() -> T) -> (f64, T) {

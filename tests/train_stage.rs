@@ -147,7 +147,8 @@ fn bad_parameters_point_into_the_spec() {
         ("[clinical, clinical]", "", "modality `clinical` is listed twice"),
         ("[HE]", "", "slide modalities need a slide manifest"),
         ("[clinical]", "    folds: 1\n", "`folds` must be an integer from 2 to 100"),
-        ("[clinical]", "    fusion: bilinear\n", "fusion `bilinear` is not available for `model: cox`"),
+        ("[clinical]", "    fusion: gated\n", "unknown fusion `gated`"),
+        ("[genes]", "    model: mil\n", "modality `genes` is not available for `model: mil`"),
     ] {
         let d = gse_project(mods, extra);
         // `folds: 4` is already in the spec: a second `folds` is a duplicate key, so replace it

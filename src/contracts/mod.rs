@@ -36,6 +36,7 @@ pub mod model;
 pub mod oof;
 pub mod refit;
 pub mod stain;
+pub mod survival_curves;
 pub mod tiles;
 
 pub use error::{ContractError, Result};
@@ -90,13 +91,32 @@ impl TrainOutput {
     pub fn oof(&self) -> Result<oof::Oof> {
         oof::Oof::read(&self.dir.join(oof::Oof::FILE))
     }
-    /// `inner_oof.csv`.
+    /// `inner_oof.csv`; empty when the arm wrote none (an attention-MIL arm without inner
+    /// out-of-fold predictions: `select: validation` or `loss: nll`).
     pub fn inner_oof(&self) -> Result<oof::InnerOof> {
-        oof::InnerOof::read(&self.dir.join(oof::InnerOof::FILE))
+        let p = self.dir.join(oof::InnerOof::FILE);
+        if !p.exists() && self.is_mil() {
+            return Ok(oof::InnerOof::default());
+        }
+        oof::InnerOof::read(&p)
     }
-    /// `baseline.csv`.
+    /// `baseline.csv`; empty when the arm wrote none (a `loss: nll` network predicts survival
+    /// curves, `survival.csv`, instead).
     pub fn baselines(&self) -> Result<baseline::Baselines> {
-        baseline::Baselines::read(&self.dir.join(baseline::Baselines::FILE))
+        let p = self.dir.join(baseline::Baselines::FILE);
+        if !p.exists() && self.is_mil() {
+            return Ok(baseline::Baselines::default());
+        }
+        baseline::Baselines::read(&p)
+    }
+    /// Whether `model.json` says the arm is an attention-MIL network (the only arms whose
+    /// baseline and inner files may be absent).
+    fn is_mil(&self) -> bool {
+        self.model().is_ok_and(|m| m.model == "mil")
+    }
+    /// `survival.csv`: each test patient's predicted survival curve.
+    pub fn survival_curves(&self) -> Result<survival_curves::SurvivalCurves> {
+        survival_curves::SurvivalCurves::read(&self.dir.join(survival_curves::SurvivalCurves::FILE))
     }
     /// `inner_baseline.csv`.
     pub fn inner_baselines(&self) -> Result<baseline::InnerBaselines> {

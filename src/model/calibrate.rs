@@ -254,13 +254,27 @@ pub fn predicted_survival(
     baselines: &BTreeMap<(usize, usize), Baseline>,
     horizon: f64,
 ) -> Result<Vec<f64>> {
+    predicted_survival_or_curves(rows, baselines, &BTreeMap::new(), horizon)
+}
+
+/// [`predicted_survival`], taking a row's survival from its own predicted curve (`survival.csv`,
+/// by (repeat, patient)) where its fold has no baseline (a discrete-time network).
+pub fn predicted_survival_or_curves(
+    rows: &[OofRow],
+    baselines: &BTreeMap<(usize, usize), Baseline>,
+    curves: &BTreeMap<(usize, String), (usize, Vec<(f64, f64)>)>,
+    horizon: f64,
+) -> Result<Vec<f64>> {
     rows.iter()
         .map(|r| {
-            let b = baselines.get(&(r.repeat, r.fold)).ok_or_else(|| CalibrateError::MissingBaseline {
+            if let Some(b) = baselines.get(&(r.repeat, r.fold)) {
+                return Ok(b.survival(r.risk, horizon));
+            }
+            let c = curves.get(&(r.repeat, r.patient.clone())).ok_or_else(|| CalibrateError::MissingBaseline {
                 what: "out-of-fold predictions".into(),
                 model: format!("repeat {} fold {}", r.repeat, r.fold),
             })?;
-            Ok(b.survival(r.risk, horizon))
+            Ok(crate::contracts::survival_curves::step_at(&c.1, horizon))
         })
         .collect()
 }

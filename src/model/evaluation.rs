@@ -122,6 +122,9 @@ pub struct ArmInput {
     pub baselines: BTreeMap<(usize, usize), Baseline>,
     /// Fold cut-points.
     pub cuts: Vec<FoldCuts>,
+    /// Each test patient's predicted survival steps by (repeat, patient), for the folds that
+    /// have no baseline (discrete-time networks); empty otherwise.
+    pub curves: BTreeMap<(usize, String), Vec<(f64, f64)>>,
 }
 
 /// Options of the evaluation.
@@ -270,6 +273,8 @@ pub struct Prepared {
     pub fold: Vec<Vec<usize>>,
     baselines: BTreeMap<(usize, usize), Baseline>,
     cuts: HashMap<(usize, usize), FoldCuts>,
+    /// Survival steps by (repeat, patient index) where the fold has no baseline.
+    curves: HashMap<(usize, usize), Vec<(f64, f64)>>,
 }
 
 impl Prepared {
@@ -342,13 +347,17 @@ impl Prepared {
         }
         let baselines = input.baselines.clone();
         let cuts: HashMap<(usize, usize), FoldCuts> = input.cuts.iter().map(|c| ((c.repeat, c.fold), *c)).collect();
+        let mut curves = HashMap::new();
         for (rep, f) in fold.iter().enumerate() {
             for (i, &k) in f.iter().enumerate() {
                 if !baselines.contains_key(&(rep, k)) {
-                    return Err(bad(format!(
-                        "patient `{}` is tested in repeat {rep} fold {k}, which has no baseline hazard",
-                        patients[i]
-                    )));
+                    let Some(c) = input.curves.get(&(rep, patients[i].clone())) else {
+                        return Err(bad(format!(
+                            "patient `{}` is tested in repeat {rep} fold {k}, which has no baseline hazard (nor a predicted survival curve)",
+                            patients[i]
+                        )));
+                    };
+                    curves.insert((rep, i), c.clone());
                 }
                 if !cuts.contains_key(&(rep, k)) {
                     return Err(bad(format!(
@@ -358,7 +367,7 @@ impl Prepared {
                 }
             }
         }
-        Ok(Prepared { arm: input.name.clone(), patients, time, event, risk, fold, baselines, cuts })
+        Ok(Prepared { arm: input.name.clone(), patients, time, event, risk, fold, baselines, cuts, curves })
     }
 
     /// Number of repeats.
@@ -368,7 +377,10 @@ impl Prepared {
 
     /// `Ŝ_i(t)` of patient `i` in repeat `r`.
     pub fn survival(&self, r: usize, i: usize, t: f64) -> f64 {
-        self.baselines[&(r, self.fold[r][i])].survival(self.risk[r][i], t)
+        match self.baselines.get(&(r, self.fold[r][i])) {
+            Some(b) => b.survival(self.risk[r][i], t),
+            None => self.curves.get(&(r, i)).map_or(f64::NAN, |c| crate::contracts::survival_curves::step_at(c, t)),
+        }
     }
 
     /// Risk group label of patient `i` in repeat `r`.
@@ -862,7 +874,7 @@ mod tests {
                 oof.push(OofRow { repeat: r, patient: format!("P{i:03}"), fold: (i + r) % k, risk, time: t, event: e });
             }
         }
-        ArmInput { name: name.into(), oof, baselines, cuts }
+        ArmInput { name: name.into(), oof, baselines, cuts, curves: BTreeMap::new() }
     }
 
     fn opts() -> EvalOptions {
@@ -978,6 +990,7 @@ mod tests {
             cuts: (0..2)
                 .map(|f| FoldCuts { repeat: 0, fold: f, cut_median: 19.5, cut_tertiles: [13.0, 26.0] })
                 .collect(),
+            curves: BTreeMap::new(),
         };
         let o = EvalOptions { horizons: vec![450.0], bootstrap: 0, ci: 0.95, seed: 1, groups: GroupMethod::Median };
         let rg = evaluate_arm(&input, &o).unwrap().risk_groups;

@@ -50,6 +50,7 @@ use super::error::{ModelError, Result};
 use super::leakage::{check_leakage, TransformRecord};
 use crate::contracts::baseline::{Baseline, Baselines, InnerBaselines};
 use crate::contracts::oof::{InnerOof, InnerOofRow, Oof, OofRow};
+use crate::contracts::survival_curves::SurvivalCurves;
 use crate::features::torch_plugin::{self, MilData, MilStain};
 use crate::survival::calibration::quantile_sorted as quantile;
 use rand::seq::SliceRandom;
@@ -191,6 +192,8 @@ pub struct MilResult {
     pub inner_baselines: InnerBaselines,
     pub folds: Vec<MilFold>,
     pub attention: Vec<TileAttention>,
+    /// `loss: nll`: each test patient's predicted survival at its fold's interval ends.
+    pub curves: SurvivalCurves,
 }
 
 fn net_err(context: &str, message: impl Into<String>) -> ModelError {
@@ -305,6 +308,38 @@ fn cuts(input: &MilInput, train: &[usize], k: usize) -> Vec<f64> {
     c
 }
 
+/// The logit of each interval's pooled hazard among `rows` (events in the interval over those
+/// who entered it, censored patients counted by the half-interval rule of the loss), clamped to
+/// [0.001, 0.999]; empty without cuts.
+fn pooled_hazard_logits(input: &MilInput, rows: &[usize], cuts: &[f64]) -> Vec<f64> {
+    let k = cuts.len();
+    let (mut events, mut exposed) = (vec![0.0; k], vec![0.0; k]);
+    for &r in rows {
+        let t = input.time[r];
+        let kappa = cuts.iter().position(|&c| t <= c).unwrap_or(k);
+        for e in exposed.iter_mut().take(kappa.min(k)) {
+            *e += 1.0;
+        }
+        if kappa < k {
+            let lo = if kappa == 0 { 0.0 } else { cuts[kappa - 1] };
+            if input.event[r] {
+                events[kappa] += 1.0;
+                exposed[kappa] += 1.0;
+            } else if t >= 0.5 * (lo + cuts[kappa]) {
+                exposed[kappa] += 1.0;
+            }
+        }
+    }
+    events
+        .iter()
+        .zip(&exposed)
+        .map(|(&d, &n)| {
+            let h: f64 = if n > 0.0 { (d / n as f64).clamp(0.001, 0.999) } else { 0.001 };
+            (h / (1.0 - h)).ln()
+        })
+        .collect()
+}
+
 /// The event-stratified mini-batches of every epoch (positions into `train`).
 fn batches(input: &MilInput, train: &[usize], opts: &MilOptions, seed: i64) -> Vec<Vec<Vec<usize>>> {
     if opts.batch_size == 0 || opts.batch_size >= train.len() {
@@ -353,9 +388,10 @@ fn fit(
     let plugin = torch_plugin::get().map_err(|e| net_err(context, e))?;
     let n = &opts.net;
     let cuts = if n.loss == "nll" { cuts(input, train_rows, n.intervals) } else { Vec::new() };
+    let out_bias = pooled_hazard_logits(input, train_rows, &cuts);
     let cfg = serde_json::json!({
         "hidden": n.hidden, "attention": n.attention, "dropout": n.dropout, "fusion": n.fusion,
-        "bilinear_dim": n.bilinear_dim, "rank": n.rank, "loss": n.loss, "cuts": cuts, "lr": n.lr,
+        "bilinear_dim": n.bilinear_dim, "rank": n.rank, "loss": n.loss, "cuts": cuts, "out_bias": out_bias, "lr": n.lr,
         "weight_decay": n.weight_decay, "clip": n.clip, "epochs": epochs, "seed": seed, "device": n.device,
         "batches": batches(input, train_rows, opts, seed), "context": context,
         "trace": trace.map(|p| p.display().to_string()),
@@ -512,6 +548,7 @@ pub fn train_mil(input: &MilInput, opts: &MilOptions, log: &mut dyn FnMut(&str))
         inner_baselines: InnerBaselines::default(),
         folds: Vec::new(),
         attention: Vec::new(),
+        curves: SurvivalCurves::default(),
     };
     let cox = opts.net.loss == "cox";
     for a in &splits {
@@ -625,6 +662,22 @@ pub fn train_mil(input: &MilInput, opts: &MilOptions, log: &mut dyn FnMut(&str))
                 let (bt, bc) = breslow(&input.time, &input.event, &train, &eta[..train.len()]);
                 let b = Baseline::new(bt, bc).map_err(|e| net_err(&context, format!("baseline: {}", e.msg)))?;
                 res.baselines.folds.insert((a.repeat, f), b);
+            } else {
+                // S(τ_j) = Π_{k ≤ j} (1 − h_k) at the interval ends
+                let cuts = cuts(input, &train, opts.net.intervals);
+                for (k, &row) in test.iter().enumerate() {
+                    let logits = &out[(train.len() + k) * out_dim..(train.len() + k + 1) * out_dim];
+                    let mut s = 1.0;
+                    let curve: Vec<(f64, f64)> = cuts
+                        .iter()
+                        .zip(logits)
+                        .map(|(&t, &l)| {
+                            s *= 1.0 - 1.0 / (1.0 + (-(l as f64)).exp());
+                            (t, s)
+                        })
+                        .collect();
+                    res.curves.curves.insert((a.repeat, input.patients[row].clone()), (f, curve));
+                }
             }
             // attention of the test patients' tiles (the plugin's order: patient, stain, tile)
             let mut pos = 0;

@@ -895,3 +895,16 @@ mod tests {
         assert!(err.contains("P000"), "{err}");
     }
 }
+
+/// Each out-of-fold patient's predicted survival `exp(−H₀(t)·e^{risk})` at its fold's baseline
+/// times (`survival.csv`).
+pub fn cox_curves(oof: &Oof, baselines: &Baselines) -> crate::contracts::survival_curves::SurvivalCurves {
+    let mut out = crate::contracts::survival_curves::SurvivalCurves::default();
+    for o in &oof.rows {
+        if let Some(b) = baselines.folds.get(&(o.repeat, o.fold)) {
+            let c = b.time().iter().zip(b.cumhaz()).map(|(t, h)| (*t, (-h * o.risk.exp()).exp())).collect();
+            out.curves.insert((o.repeat, o.patient.clone()), (o.fold, c));
+        }
+    }
+    out
+}

@@ -108,13 +108,33 @@ impl StageKind for Calibrate {
         check_horizon(&oof, &oof_file, p.horizon)?;
         let baselines = train.baselines()?.folds;
         let cohort = cal::cohort(&oof).with_context(|| oof_file.display().to_string())?;
-        let surv = cal::predicted_survival(&oof, &baselines, p.horizon).map_err(|e| in_file(e, &baseline_file))?;
+        // a fold without a baseline (a discrete-time network) predicts survival curves instead
+        let curves = if oof.iter().any(|r| !baselines.contains_key(&(r.repeat, r.fold))) {
+            train.survival_curves()?.curves
+        } else {
+            BTreeMap::new()
+        };
+        let surv = cal::predicted_survival_or_curves(&oof, &baselines, &curves, p.horizon)
+            .map_err(|e| in_file(e, &baseline_file))?;
         let before = cal::summarize(&oof, &surv, &opts).with_context(|| oof_file.display().to_string())?;
         cx.log(&format!(
             "arm {arm}: n = {}, events = {}, horizon {}: slope {:.4}, intercept {:.4}, ICI {:.4}",
             cohort.n, cohort.events, p.horizon, before.slope, before.intercept, before.ici
         ));
-        let after = if p.recalibrate { Some(recalibrate(cx, &train, &oof, &baselines, &opts)?) } else { None };
+        // recalibration needs the inner folds' out-of-fold predictions, which an attention-MIL
+        // arm has only with inner-CV epoch choice and the Cox loss
+        let inner_rows = if p.recalibrate { train.inner_oof()?.rows.len() } else { 0 };
+        if p.recalibrate && inner_rows == 0 {
+            cx.log(&format!(
+                "arm {arm}: not recalibrated: {} has no inner out-of-fold predictions (an attention-MIL arm with `select: validation` or `loss: nll`)",
+                train.path(InnerOof::FILE).display()
+            ));
+        }
+        let after = if p.recalibrate && inner_rows > 0 {
+            Some(recalibrate(cx, &train, &oof, &baselines, &opts)?)
+        } else {
+            None
+        };
 
         let doc = CalibrationJson {
             schema: SCHEMA,

@@ -31,6 +31,7 @@ use crate::model::split_intervals::{holm, paired_refit, refit_interval, replicat
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The `evaluate` kind.
@@ -377,7 +378,13 @@ pub fn read_train_output(arm: &str, train: &TrainOutput) -> anyhow::Result<ArmIn
         .iter()
         .map(|f| FoldCuts { repeat: f.repeat, fold: f.fold, cut_median: f.cut_median, cut_tertiles: f.cut_tertiles })
         .collect();
-    Ok(ArmInput { name: arm.to_string(), oof, baselines, cuts })
+    // folds without a baseline (discrete-time networks) predict survival curves instead
+    let curves = if model.folds.iter().any(|f| !baselines.contains_key(&(f.repeat, f.fold))) {
+        train.survival_curves().with_context(ctx)?.curves.into_iter().map(|(k, (_, c))| (k, c)).collect()
+    } else {
+        BTreeMap::new()
+    };
+    Ok(ArmInput { name: arm.to_string(), oof, baselines, cuts, curves })
 }
 
 /// The `metrics.json` document.

@@ -36,6 +36,7 @@ use crate::contracts::model::{CvplPoint, FoldSummary, ModelJson, RefitFailure, R
 use crate::contracts::oof::{InnerOof, Oof};
 use crate::contracts::refit::Refit;
 use crate::contracts::stain::{StainOutput, StainSummary};
+use crate::contracts::survival_curves::SurvivalCurves;
 use crate::contracts::{Output, EXTRACT, STAIN, TRAIN};
 use crate::docpath::Seg;
 use crate::model::competing::{fit_competing, CompetingMethod};
@@ -171,12 +172,16 @@ impl StageKind for Train {
                 format!("loss `{}` is not available for `model: cox`; expected `cox` (partial likelihood)", p.loss),
             ));
         }
-        if p.fusion != "concat" {
+        // `fusion` is the MIL network's (a matrix over `model` shares it); a Cox model always
+        // concatenates its modalities into one design matrix, so the value is checked, then
+        // left out of the Cox arm's key
+        if !["concat", "bilinear", "late"].contains(&p.fusion.as_str()) {
             return Err(ParamError::at(
                 vec![Seg::key("fusion")],
-                format!("fusion `{}` is not available for `model: cox`; expected `concat` (one design matrix of every modality)", p.fusion),
+                format!("unknown fusion `{}`; expected `concat`, `bilinear` or `late` (used by `model: mil`; a Cox model concatenates its modalities)", p.fusion),
             ));
         }
+        p.fusion = d_fusion();
         let Some(c) = cx.cohort else {
             return Err(ParamError::at(vec![], "`train` needs a `cohort` block (outcome and covariates)"));
         };
@@ -760,11 +765,6 @@ fn train_options(p: &TrainParams, cohort: &Cohort, seed: u64) -> TrainOptions {
     }
 }
 
-fn num(x: f64) -> String {
-    // shortest representation that round-trips
-    format!("{x:?}")
-}
-
 /// `model.json`: the model's inputs and every outer fold's fit.
 fn model_json(cx: &RunCx, p: &TrainParams, data: &TrainData, res: &TrainResult, inputs: Vec<Value>) -> ModelJson {
     let folds = res
@@ -825,7 +825,7 @@ fn write_outputs(
     res.inner_oof.write(&cx.out.join(InnerOof::FILE))?;
     res.baselines.write(&cx.out.join(Baselines::FILE))?;
     res.inner_baselines.write(&cx.out.join(InnerBaselines::FILE))?;
-    write_survival(cx, res)?;
+    write_survival(cx, data, res)?;
     let mut model = model_json(cx, p, data, res, inputs);
     model.refit = refit;
     model.write(&cx.out.join(ModelJson::FILE))?;
@@ -865,25 +865,10 @@ fn write_outputs(
     Ok(())
 }
 
-/// `survival.csv`: the test patients' predicted survival at their fold's baseline times (read
-/// by no stage; for people and other tools).
-fn write_survival(cx: &RunCx, res: &TrainResult) -> anyhow::Result<()> {
-    let path = cx.out.join("survival.csv");
-    let mut w = csv::Writer::from_path(&path).with_context(|| format!("cannot create {}", path.display()))?;
-    w.write_record(["repeat", "fold", "patient", "time", "survival"])?;
-    for (&(repeat, fold), b) in &res.baselines.folds {
-        for o in res.oof.rows.iter().filter(|o| o.repeat == repeat && o.fold == fold) {
-            for (t, h) in b.time().iter().zip(b.cumhaz()) {
-                w.write_record([
-                    repeat.to_string(),
-                    fold.to_string(),
-                    o.patient.clone(),
-                    num(*t),
-                    num((-h * o.risk.exp()).exp()),
-                ])?;
-            }
-        }
-    }
-    w.flush()?;
-    Ok(())
+/// `survival.csv` ([`crate::contracts::survival_curves`]): the test patients' predicted survival
+/// at their fold's baseline times.
+fn write_survival(cx: &RunCx, data: &TrainData, res: &TrainResult) -> anyhow::Result<()> {
+    crate::model::train::cox_curves(&res.oof, &res.baselines)
+        .write(&cx.out.join(SurvivalCurves::FILE), &data.patients)
+        .context("writing survival.csv")
 }

@@ -12,8 +12,9 @@
 //!
 //! Outputs (the same contracts as a Cox arm, so `evaluate`, `calibrate` and `report` need no
 //! special case): `oof.csv`, `baseline.csv` (each fold's Breslow baseline at its centred
-//! risks), `inner_oof.csv` and `inner_baseline.csv` (the inner networks' held-out predictions
-//! at the chosen epoch; empty with `select: validation`), `model.json` (with each fold's
+//! risks; absent for `loss: nll`, whose `survival.csv` curves take its place),
+//! `inner_oof.csv` and `inner_baseline.csv` (the inner networks' held-out predictions at the
+//! chosen epoch; absent with `select: validation` or `loss: nll`), `model.json` (with each fold's
 //! `mil` block: epochs, curves, weights file; and the arm's `network`), `folds/r<r>_f<f>.safetensors`,
 //! `attention/` ([`crate::contracts::attention`]) and `survival.csv`.
 use anyhow::{bail, Context};
@@ -247,9 +248,11 @@ mod child {
     use crate::contracts::baseline::{Baselines, InnerBaselines};
     use crate::contracts::model::{FoldSummary, MilFoldSummary, ModelJson, SCHEMA as MODEL_SCHEMA};
     use crate::contracts::oof::{InnerOof, Oof};
+    use crate::contracts::survival_curves::SurvivalCurves;
     use crate::features::bag::Bag;
     use crate::features::torch_plugin;
     use crate::model::mil::{train_mil, EpochSelection, MilInput, MilOptions, NetOptions, SlideBag, StainBags};
+    use crate::model::train::cox_curves;
     use crate::model::{covariates_from_table, CvOptions, MissingPolicy};
     use std::collections::BTreeMap;
 
@@ -364,9 +367,15 @@ mod child {
         std::fs::create_dir_all(job.out.join("folds"))?;
         let res = train_mil(&input, &opts, &mut |l| eprint(l)).context("cross-validated attention-MIL training")?;
         res.oof.write(&job.out.join(Oof::FILE))?;
-        res.baselines.write(&job.out.join(Baselines::FILE))?;
-        res.inner_oof.write(&job.out.join(InnerOof::FILE))?;
-        res.inner_baselines.write(&job.out.join(InnerBaselines::FILE))?;
+        // a `loss: nll` network has no baselines, `select: validation` no inner predictions:
+        // those files are then absent (readers take them as empty for a MIL arm)
+        if !res.baselines.folds.is_empty() {
+            res.baselines.write(&job.out.join(Baselines::FILE))?;
+        }
+        if !res.inner_oof.rows.is_empty() {
+            res.inner_oof.write(&job.out.join(InnerOof::FILE))?;
+            res.inner_baselines.write(&job.out.join(InnerBaselines::FILE))?;
+        }
         // attention, per slide
         let mut per: BTreeMap<&str, SlideAttention> = BTreeMap::new();
         for s in &job.slides {
@@ -448,29 +457,9 @@ mod child {
             })),
         };
         model.write(&job.out.join(ModelJson::FILE))?;
-        write_survival(&job.out, &res.oof, &res.baselines)?;
-        Ok(())
-    }
-
-    /// `survival.csv` (read by no stage): as for a Cox arm.
-    fn write_survival(out: &Path, oof: &Oof, baselines: &Baselines) -> anyhow::Result<()> {
-        let path = out.join("survival.csv");
-        let mut w = csv::Writer::from_path(&path).with_context(|| format!("cannot create {}", path.display()))?;
-        w.write_record(["repeat", "fold", "patient", "time", "survival"])?;
-        for (&(repeat, fold), b) in &baselines.folds {
-            for o in oof.rows.iter().filter(|o| o.repeat == repeat && o.fold == fold) {
-                for (t, h) in b.time().iter().zip(b.cumhaz()) {
-                    w.write_record([
-                        repeat.to_string(),
-                        fold.to_string(),
-                        o.patient.clone(),
-                        format!("{t:?}"),
-                        format!("{:?}", (-h * o.risk.exp()).exp()),
-                    ])?;
-                }
-            }
-        }
-        w.flush()?;
+        let mut curves = res.curves.clone();
+        curves.curves.extend(cox_curves(&res.oof, &res.baselines).curves);
+        curves.write(&job.out.join(SurvivalCurves::FILE), &input.patients)?;
         Ok(())
     }
 }

@@ -23,7 +23,9 @@
 //!   `Σ_k Π_m õ_m·lmf.f{m}[k] + lmf.bias` (rank `rank`, H) instead of the full product, then
 //!   `fuse.out(dropout(relu(·)))`.
 //!
-//! `out` is one value (the risk, `loss: cox`) or one logit per time interval (`loss: nll`).
+//! `out` is one value (the risk, `loss: cox`) or one logit per time interval (`loss: nll`; the
+//! output layers' biases then start at the logits of the training patients' pooled interval
+//! hazards, `out_bias`).
 //!
 //! # Losses
 //! - `cox`: the negative Breslow partial log-likelihood over the batch divided by its events:
@@ -82,6 +84,11 @@ pub struct MilConfig {
     /// Interval ends for `nll`.
     #[serde(default)]
     pub cuts: Vec<f64>,
+    /// Initial bias of the output layer(s) (one per output; empty: libtorch's default): for
+    /// `nll` the logit of each interval's pooled hazard among the training patients, so the
+    /// network starts from the marginal survival instead of hazards of ½.
+    #[serde(default)]
+    pub out_bias: Vec<f64>,
     pub lr: f64,
     pub weight_decay: f64,
     pub clip: f64,
