@@ -559,8 +559,10 @@ def check(args):
                 fail(f"{name}: patient {ids[p]}: reference risk {mine!r}, oof.csv {risk!r} (|diff| {dd:.3g} > {args.atol_risk})")
         worst = {k: max(worst[k], v) for k, v in (("step", step_rel), ("risk", rdiff), ("weights", wdiff))}
         nb = len(epoch_batches(cfg, train_idx, 0))
+        without = [int((np.diff(off) == 0).sum()) for _, off in data["mods"]]
         print(
             f"ok {name}: {cfg['fusion']}/{cfg['loss']}, {len(data['mods'])} stain(s){' + clinical' if data['clinical'] is not None else ''}, "
+            f"patients without a bag per stain {without}, "
             f"{cfg['epochs']} epoch(s) x {nb} batch(es), {len(train_idx)} train / {len(test)} test; "
             f"steps 1-{n_check} max rel diff {step_rel:.2e}, final weights max |diff| {wdiff:.2e}, "
             f"oof risk max |diff| {rdiff:.2e}; all {len(losses)} steps max rel diff {all_rel:.2e}"
