@@ -29,11 +29,12 @@ Usage (the venv python of scripts/setup-torch.sh: torch and numpy only):
       (max |diff|) and the test patients' out-of-fold risk against oof.csv (absolute; cox: centred
       on the training patients' mean; nll: 1 - S(tau_K)). Prints one line per fit and exits 1 on
       the first disagreement, naming the fit, step or patient and the values.
-  python mil_reference.py bench FIT_DIR EPOCHS [--rounds N]
-      Times EPOCHS epochs of the fit's training from its initial weights with one torch thread (the
-      data in batches prepared once, as a training loop would) and prints one JSON line per round
-      {"seconds_per_epoch": ...}. With --serve, prints "ready" and then, for each line "N" on stdin,
-      times N epochs and prints one JSON line (for measurements alternating with another process).
+  python mil_reference.py bench FIT_DIR EPOCHS [--rounds N] [--serve] [--optim torch|libtorch]
+      Times a whole fit of EPOCHS epochs from the trace's initial weights (network set-up, batch
+      assembly, the epochs) with one torch thread, torch.optim.AdamW by default, and prints one
+      JSON line per round {"seconds_per_epoch": ...}. With --serve, prints "ready" and then, for
+      each line "N" on stdin, times N epochs and prints one JSON line (benches/mil.rs alternates
+      it with Spatia's fit).
 """
 import argparse
 import json
@@ -582,15 +583,14 @@ def bench(args):
     train_idx = list(fit["train"])
 
     def run(epochs):
+        # one whole fit, as Spatia's side is timed: network set-up, batch assembly, the epochs
+        t0 = time.perf_counter()
         net, cfg = build(args.fit, data, fit)
         cfg = dict(cfg)
-        if epochs > len(cfg.get("batches") or []):
-            # mini-batches repeat cyclically past the traced epochs
-            bs = cfg.get("batches") or []
-            cfg["batches"] = [bs[e % len(bs)] for e in range(epochs)] if bs else []
-        cache = {}
-        t0 = time.perf_counter()
-        train(net, cfg, data, train_idx, epochs, cache)
+        bs = cfg.get("batches") or []
+        # mini-batches repeat cyclically past the traced epochs
+        cfg["batches"] = [bs[e % len(bs)] for e in range(epochs)] if bs else []
+        train(net, cfg, data, train_idx, epochs, optim=args.optim)
         return (time.perf_counter() - t0) / epochs
 
     run(1)  # warm-up
@@ -600,7 +600,7 @@ def bench(args):
             line = line.strip()
             if not line:
                 continue
-            print(json.dumps({"seconds_per_epoch": run(int(line))}), flush=True)
+            print(json.dumps({"seconds_per_epoch": run(max(1, int(line)))}), flush=True)
         return
     for _ in range(args.rounds):
         print(json.dumps({"seconds_per_epoch": run(args.epochs)}), flush=True)
@@ -628,6 +628,7 @@ def main():
     b.add_argument("epochs", type=int)
     b.add_argument("--rounds", type=int, default=1)
     b.add_argument("--serve", action="store_true")
+    b.add_argument("--optim", choices=("libtorch", "torch"), default="torch", help="torch.optim.AdamW (default) or the libtorch-order AdamW")
     args = ap.parse_args()
     if args.cmd == "check":
         check(args)
