@@ -125,9 +125,8 @@ struct Server {
 impl Server {
     fn start(label: &'static str, mut cmd: Command, deterministic: bool) -> Server {
         for (k, v) in DETERMINISTIC {
-            if deterministic {
-                cmd.env(k, v);
-            } else if k == "OMP_NUM_THREADS" {
+            // one OpenMP thread either way; the kernel choices only in the deterministic setting
+            if deterministic || k == "OMP_NUM_THREADS" {
                 cmd.env(k, v);
             } else {
                 cmd.env_remove(k);
@@ -175,7 +174,32 @@ fn demo_trace(dir: &Path) -> PathBuf {
     run(&["demo", "generate", "--out", "demo-data"], None);
     std::fs::write(
         dir.join("bench.yaml"),
-        "name: bench\nseed: 7\ncohort:\n  clinical: demo-data/clinical.csv\n  slides: demo-data/slides.csv\n  id: patient_id\n  time: dmfs_days\n  event: dm\n  causes: {1: metastasis, 2: death}\n  covariates: [age, tumor_size_mm, nodes_positive, grade, er, pr, her2, ki67]\nstages:\n  ingest: {kind: ingest}\n  tiles: {kind: tile, needs: [ingest], mpp: 0.5, size: 256}\n  feats: {kind: extract, needs: [tiles], encoder: handcrafted}\n  model:\n    kind: train\n    needs: [feats]\n    model: mil\n    modalities: [HE, IHC, clinical]\n    folds: 3\n    repeats: 1\n    mil: {dropout: 0, epochs: 2, inner_folds: 2}\n",
+        [
+            "name: bench",
+            "seed: 7",
+            "cohort:",
+            "  clinical: demo-data/clinical.csv",
+            "  slides: demo-data/slides.csv",
+            "  id: patient_id",
+            "  time: dmfs_days",
+            "  event: dm",
+            "  causes: {1: metastasis, 2: death}",
+            "  covariates: [age, tumor_size_mm, nodes_positive, grade, er, pr, her2, ki67]",
+            "stages:",
+            "  ingest: {kind: ingest}",
+            "  tiles: {kind: tile, needs: [ingest], mpp: 0.5, size: 256}",
+            "  feats: {kind: extract, needs: [tiles], encoder: handcrafted}",
+            "  model:",
+            "    kind: train",
+            "    needs: [feats]",
+            "    model: mil",
+            "    modalities: [HE, IHC, clinical]",
+            "    folds: 3",
+            "    repeats: 1",
+            "    mil: {dropout: 0, epochs: 2, inner_folds: 2}",
+            "",
+        ]
+        .join("\n"),
     )
     .unwrap();
     let trace = dir.join("trace");
@@ -202,7 +226,8 @@ fn main() {
     let c = &fit["config"];
     let nb = c["batches"].as_array().and_then(|b| b.first()).and_then(|e| e.as_array()).map_or(1, |e| e.len());
     println!(
-        "fit {}: {} training patients, tiles per stain {tiles:?}, clinical {}, fusion {}, loss {}, hidden {}, attention {}, {nb} batch(es) per epoch",
+        "fit {}: {} training patients, tiles per stain {tiles:?}, clinical {}, fusion {}, loss {}, hidden {}, \
+         attention {}, {nb} batch(es) per epoch",
         fit_dir.display(),
         fit["train"].as_array().map_or(0, |a| a.len()),
         data.get("clinical").map_or("none".to_string(), |c| format!("{} columns", c.1[1])),

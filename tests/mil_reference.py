@@ -37,6 +37,7 @@ Usage (the venv python of scripts/setup-torch.sh: torch and numpy only):
       it with Spatia's fit).
 """
 import argparse
+import csv
 import json
 import math
 import os
@@ -266,7 +267,7 @@ def make_batch(data, idx):
                 mask[k, :c] = True
         mods.append((x, mask, torch.tensor([c > 0 for c in cnt])))
     clin = data["clinical"][torch.tensor(idx)] if data["clinical"] is not None else None
-    return {"mods": mods, "clinical": clin, "counts": [[int(off[p + 1] - off[p]) for p in idx] for _, off in data["mods"]]}
+    return {"mods": mods, "clinical": clin}
 
 
 def cox_loss(out, time_, event):
@@ -407,8 +408,10 @@ def train(net, cfg, data, train_idx, epochs, cache=None, grad_max=None, optim="l
     """Replays the optimisation; returns the loss of every step. With `grad_max` (a dict), keeps
     there each parameter's largest |gradient| over the steps, element by element."""
     params = net.ordered_parameters()
-    if optim == "torch":
-        opt = torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    if optim in ("torch", "torch-foreach"):
+        opt = torch.optim.AdamW(
+            params, lr=cfg["lr"], weight_decay=cfg["weight_decay"], foreach=optim == "torch-foreach"
+        )
     else:
         opt = LibtorchAdamW(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
     cache = {} if cache is None else cache
@@ -427,8 +430,8 @@ def train(net, cfg, data, train_idx, epochs, cache=None, grad_max=None, optim="l
                     g = p.grad.abs() if p.grad is not None else torch.zeros_like(p)
                     grad_max[k] = torch.maximum(grad_max[k], g) if k in grad_max else g.clone()
             if cfg["clip"] > 0:
-                if optim == "torch":
-                    torch.nn.utils.clip_grad_norm_(params, cfg["clip"])
+                if optim != "libtorch":
+                    torch.nn.utils.clip_grad_norm_(params, cfg["clip"], foreach=optim == "torch-foreach")
                 else:
                     clip_like_tch(params, cfg["clip"])
             opt.step()
@@ -444,8 +447,6 @@ def risks(out, loss):
 
 
 def read_oof(path):
-    import csv
-
     rows = {}
     with open(path, newline="") as f:
         for r in csv.DictReader(f):
@@ -557,12 +558,16 @@ def check(args):
             dd = abs(mine - risk)
             rdiff = max(rdiff, dd)
             if not dd <= args.atol_risk:
-                fail(f"{name}: patient {ids[p]}: reference risk {mine!r}, oof.csv {risk!r} (|diff| {dd:.3g} > {args.atol_risk})")
+                fail(
+                    f"{name}: patient {ids[p]}: reference risk {mine!r}, oof.csv {risk!r} "
+                    f"(|diff| {dd:.3g} > {args.atol_risk})"
+                )
         worst = {k: max(worst[k], v) for k, v in (("step", step_rel), ("risk", rdiff), ("weights", wdiff))}
         nb = len(epoch_batches(cfg, train_idx, 0))
         without = [int((np.diff(off) == 0).sum()) for _, off in data["mods"]]
+        clin = " + clinical" if data["clinical"] is not None else ""
         print(
-            f"ok {name}: {cfg['fusion']}/{cfg['loss']}, {len(data['mods'])} stain(s){' + clinical' if data['clinical'] is not None else ''}, "
+            f"ok {name}: {cfg['fusion']}/{cfg['loss']}, {len(data['mods'])} stain(s){clin}, "
             f"patients without a bag per stain {without}, "
             f"{cfg['epochs']} epoch(s) x {nb} batch(es), {len(train_idx)} train / {len(test)} test; "
             f"steps 1-{n_check} max rel diff {step_rel:.2e}, final weights max |diff| {wdiff:.2e}, "
@@ -628,7 +633,13 @@ def main():
     b.add_argument("epochs", type=int)
     b.add_argument("--rounds", type=int, default=1)
     b.add_argument("--serve", action="store_true")
-    b.add_argument("--optim", choices=("libtorch", "torch"), default="torch", help="torch.optim.AdamW (default) or the libtorch-order AdamW")
+    b.add_argument(
+        "--optim",
+        choices=("libtorch", "torch", "torch-foreach"),
+        default="torch",
+        help="torch.optim.AdamW and clip_grad_norm_ (default), the same with foreach=True, "
+        "or the libtorch-order AdamW",
+    )
     args = ap.parse_args()
     if args.cmd == "check":
         check(args)

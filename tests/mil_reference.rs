@@ -41,9 +41,35 @@ fn reference(trace: &Path, oof: &Path) -> (bool, String) {
 }
 
 fn spec(name: &str, modalities: &str, fusion: &str, loss: &str, mil: &str) -> String {
-    format!(
-        "name: {name}\nseed: 5\ncohort:\n  clinical: demo-data/clinical.csv\n  slides: slides.csv\n  id: patient_id\n  time: dmfs_days\n  event: dm\n  causes: {{1: metastasis, 2: death}}\n  covariates: [age, tumor_size_mm, nodes_positive, grade]\nstages:\n  ingest: {{kind: ingest}}\n  tiles: {{kind: tile, needs: [ingest], mpp: 0.5, size: 256, tissue: {{threshold: 0.005}}}}\n  feats: {{kind: extract, needs: [tiles], encoder: handcrafted}}\n  model:\n    kind: train\n    needs: [feats]\n    model: mil\n    modalities: {modalities}\n    fusion: {fusion}\n    loss: {loss}\n    folds: 3\n    repeats: 1\n    mil: {{dropout: 0, hidden: 16, attention: 8, inner_folds: 2, {mil}}}\n"
-    )
+    [
+        &format!("name: {name}"),
+        "seed: 5",
+        "cohort:",
+        "  clinical: demo-data/clinical.csv",
+        "  slides: slides.csv",
+        "  id: patient_id",
+        "  time: dmfs_days",
+        "  event: dm",
+        "  causes: {1: metastasis, 2: death}",
+        "  covariates: [age, tumor_size_mm, nodes_positive, grade]",
+        "stages:",
+        "  ingest: {kind: ingest}",
+        // a low tissue threshold: the small ER-negative slides have too little stain otherwise
+        "  tiles: {kind: tile, needs: [ingest], mpp: 0.5, size: 256, tissue: {threshold: 0.005}}",
+        "  feats: {kind: extract, needs: [tiles], encoder: handcrafted}",
+        "  model:",
+        "    kind: train",
+        "    needs: [feats]",
+        "    model: mil",
+        &format!("    modalities: {modalities}"),
+        &format!("    fusion: {fusion}"),
+        &format!("    loss: {loss}"),
+        "    folds: 3",
+        "    repeats: 1",
+        &format!("    mil: {{dropout: 0, hidden: 16, attention: 8, inner_folds: 2, {mil}}}"),
+    ]
+    .join("\n")
+        + "\n"
 }
 
 /// The `oof.csv` of the last run's `model` node.
