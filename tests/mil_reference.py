@@ -16,12 +16,26 @@ here from that description, not translated from the tch code):
     sorted by decreasing time, ties sharing their risk set; loss `nll`: logistic-hazard BCE on the
     intervals `cuts`, a censored patient counting in her interval only when censored in its
     second half, summed and divided by the batch size;
-  - torch.optim.AdamW(lr, weight_decay) with default betas and eps, torch.nn.utils.clip_grad_norm_
-    when clip > 0, one step per batch (the trace's `batches`, else the whole training set).
+  - AdamW(lr, weight_decay), betas (0.9, 0.999), eps 1e-8, the gradients' global L2 norm clipped
+    to `clip` when > 0, one step per batch (the trace's `batches`, else the whole training set).
+
+Rounding. The network has directions the loss does not depend on: the attention-score bias (the
+softmax is shift-invariant) and, for cox, whatever shifts every risk alike (the output bias, the
+bias of a hidden unit active for every training patient). Their gradient is zero up to rounding,
+and AdamW normalises it into steps of about ±lr; once such a drift moves a hidden unit across zero
+for some patient it reaches the loss (~1e-5 relative after 30 steps, ~1e-4 on final weights and
+test risks, measured). So the replay uses the training child's kernels (ATEN_CPU_CAPABILITY=
+default, MKL_CBWR=COMPATIBLE, one thread: set below unless the caller set them), the parameters in
+the plugin's creation order (the order of the gradient norm's sum), tch's clipping rule (coefficient
+in double precision, applied when below 1) and AdamW evaluated in libtorch's C++ order (m updated
+by mul/add, where torch.optim.AdamW uses lerp). Then the replay is exact: step losses, final
+weights and risks equal to the bit on the traces tried. `check --optim torch` uses
+torch.optim.AdamW and torch.nn.utils.clip_grad_norm_ instead, leaving the zero-gradient elements
+out of the weight check.
 
 Usage (the venv python of scripts/setup-torch.sh: torch and numpy only):
   python mil_reference.py check TRACE OOF_CSV [--steps 20] [--rtol 1e-5] [--atol-risk 1e-4]
-                                               [--atol-weights 1e-4]
+                                               [--atol-weights 1e-4] [--optim libtorch|torch]
       TRACE: a fit directory or a directory of `r<repeat>_f<fold>/` fit directories; OOF_CSV: the
       train stage's oof.csv. For every fit: loads data.safetensors and init.safetensors, replays the
       training (the traced dropout must be 0), checks the loss of the first `--steps` optimiser
@@ -29,7 +43,8 @@ Usage (the venv python of scripts/setup-torch.sh: torch and numpy only):
       (max |diff|) and the test patients' out-of-fold risk against oof.csv (absolute; cox: centred
       on the training patients' mean; nll: 1 - S(tau_K)). Prints one line per fit and exits 1 on
       the first disagreement, naming the fit, step or patient and the values.
-  python mil_reference.py bench FIT_DIR EPOCHS [--rounds N] [--serve] [--optim torch|libtorch]
+  python mil_reference.py bench FIT_DIR EPOCHS [--rounds N] [--serve]
+                                              [--optim torch|torch-foreach|libtorch]
       Times a whole fit of EPOCHS epochs from the trace's initial weights (network set-up, batch
       assembly, the epochs) with one torch thread, torch.optim.AdamW by default, and prints one
       JSON line per round {"seconds_per_epoch": ...}. With --serve, prints "ready" and then, for
