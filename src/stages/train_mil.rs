@@ -18,7 +18,6 @@
 //! `attention/` ([`crate::contracts::attention`]) and `survival.csv`.
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
@@ -251,6 +250,7 @@ mod child {
     use crate::features::torch_plugin;
     use crate::model::mil::{train_mil, EpochSelection, MilInput, MilOptions, NetOptions, SlideBag, StainBags};
     use crate::model::{covariates_from_table, CvOptions, MissingPolicy};
+    use serde_json::json;
     use std::collections::BTreeMap;
 
     fn eprint(line: &str) {
