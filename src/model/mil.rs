@@ -348,7 +348,7 @@ fn batches(input: &MilInput, train: &[usize], opts: &MilOptions, seed: i64) -> V
     let ev: Vec<usize> = (0..train.len()).filter(|&k| input.event[train[k]]).collect();
     let ce: Vec<usize> = (0..train.len()).filter(|&k| !input.event[train[k]]).collect();
     let nb = train.len().div_ceil(opts.batch_size).min(ev.len() / 2).max(1);
-    let mut rng = ChaCha8Rng::seed_from_u64(seed as u64 ^ 0xba7c_4e5);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed as u64 ^ 0x0ba7_c4e5);
     (0..opts.max_epochs)
         .map(|_| {
             let (mut e, mut c) = (ev.clone(), ce.clone());

@@ -19,7 +19,6 @@
 //! `attention/` ([`crate::contracts::attention`]) and `survival.csv`.
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
@@ -254,6 +253,7 @@ mod child {
     use crate::model::mil::{train_mil, EpochSelection, MilInput, MilOptions, NetOptions, SlideBag, StainBags};
     use crate::model::train::cox_curves;
     use crate::model::{covariates_from_table, CvOptions, MissingPolicy};
+    use serde_json::json;
     use std::collections::BTreeMap;
 
     fn eprint(line: &str) {
