@@ -17,10 +17,13 @@ use crate::survival::CsvTable;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// The curves of `survival.csv`, by (repeat, patient): the test fold and `(time, survival)` steps.
+/// One patient's curve in one repeat: her test fold and the `(time, survival)` steps.
+pub type FoldCurve = (usize, Vec<(f64, f64)>);
+
+/// The curves of `survival.csv`, by (repeat, patient).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct SurvivalCurves {
-    pub curves: BTreeMap<(usize, String), (usize, Vec<(f64, f64)>)>,
+    pub curves: BTreeMap<(usize, String), FoldCurve>,
 }
 
 fn num(x: f64) -> String {
@@ -70,7 +73,7 @@ impl SurvivalCurves {
     pub fn write(&self, path: &Path, order: &[String]) -> Result<()> {
         self.validate(&shown(path))?;
         let rank: BTreeMap<&str, usize> = order.iter().enumerate().map(|(i, p)| (p.as_str(), i)).collect();
-        let mut keys: Vec<(&(usize, String), &(usize, Vec<(f64, f64)>))> = self.curves.iter().collect();
+        let mut keys: Vec<(&(usize, String), &FoldCurve)> = self.curves.iter().collect();
         keys.sort_by_key(|((rep, p), (fold, _))| (*rep, *fold, rank.get(p.as_str()).copied().unwrap_or(usize::MAX)));
         let rows = keys.into_iter().flat_map(|((rep, p), (fold, c))| {
             c.iter().map(move |&(t, s)| vec![rep.to_string(), fold.to_string(), p.clone(), num(t), num(s)])

@@ -262,7 +262,7 @@ pub fn predicted_survival(
 pub fn predicted_survival_or_curves(
     rows: &[OofRow],
     baselines: &BTreeMap<(usize, usize), Baseline>,
-    curves: &BTreeMap<(usize, String), (usize, Vec<(f64, f64)>)>,
+    curves: &BTreeMap<(usize, String), crate::contracts::survival_curves::FoldCurve>,
     horizon: f64,
 ) -> Result<Vec<f64>> {
     rows.iter()

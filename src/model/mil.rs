@@ -313,7 +313,7 @@ fn cuts(input: &MilInput, train: &[usize], k: usize) -> Vec<f64> {
 /// [0.001, 0.999]; empty without cuts.
 fn pooled_hazard_logits(input: &MilInput, rows: &[usize], cuts: &[f64]) -> Vec<f64> {
     let k = cuts.len();
-    let (mut events, mut exposed) = (vec![0.0; k], vec![0.0; k]);
+    let (mut events, mut exposed) = (vec![0.0f64; k], vec![0.0f64; k]);
     for &r in rows {
         let t = input.time[r];
         let kappa = cuts.iter().position(|&c| t <= c).unwrap_or(k);
@@ -334,7 +334,7 @@ fn pooled_hazard_logits(input: &MilInput, rows: &[usize], cuts: &[f64]) -> Vec<f
         .iter()
         .zip(&exposed)
         .map(|(&d, &n)| {
-            let h: f64 = if n > 0.0 { (d / n as f64).clamp(0.001, 0.999) } else { 0.001 };
+            let h: f64 = if n > 0.0 { (d / n).clamp(0.001, 0.999) } else { 0.001 };
             (h / (1.0 - h)).ln()
         })
         .collect()

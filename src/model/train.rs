@@ -723,6 +723,19 @@ pub fn train_with_splits(data: &TrainData, splits: &[FoldAssignment], opts: &Tra
     Ok(res)
 }
 
+/// Each out-of-fold patient's predicted survival `exp(−H₀(t)·e^{risk})` at its fold's baseline
+/// times (`survival.csv`).
+pub fn cox_curves(oof: &Oof, baselines: &Baselines) -> crate::contracts::survival_curves::SurvivalCurves {
+    let mut out = crate::contracts::survival_curves::SurvivalCurves::default();
+    for o in &oof.rows {
+        if let Some(b) = baselines.folds.get(&(o.repeat, o.fold)) {
+            let c = b.time().iter().zip(b.cumhaz()).map(|(t, h)| (*t, (-h * o.risk.exp()).exp())).collect();
+            out.curves.insert((o.repeat, o.patient.clone()), (o.fold, c));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -894,17 +907,4 @@ mod tests {
         let err = train_with_splits(&d2, &[a], &opts()).unwrap_err().to_string();
         assert!(err.contains("P000"), "{err}");
     }
-}
-
-/// Each out-of-fold patient's predicted survival `exp(−H₀(t)·e^{risk})` at its fold's baseline
-/// times (`survival.csv`).
-pub fn cox_curves(oof: &Oof, baselines: &Baselines) -> crate::contracts::survival_curves::SurvivalCurves {
-    let mut out = crate::contracts::survival_curves::SurvivalCurves::default();
-    for o in &oof.rows {
-        if let Some(b) = baselines.folds.get(&(o.repeat, o.fold)) {
-            let c = b.time().iter().zip(b.cumhaz()).map(|(t, h)| (*t, (-h * o.risk.exp()).exp())).collect();
-            out.curves.insert((o.repeat, o.patient.clone()), (o.fold, c));
-        }
-    }
-    out
 }
