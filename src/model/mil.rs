@@ -633,6 +633,16 @@ pub fn train_mil(input: &MilInput, opts: &MilOptions, log: &mut dyn FnMut(&str))
             let seed = fit_seed(opts.cv.seed, a.repeat, f, 0);
             let trace = opts.trace_dir.as_ref().map(|d| d.join(format!("r{}_f{f}", a.repeat)));
             if let Some(dir) = &trace {
+                // a trace never overwrites (another arm's, or an earlier run's)
+                if dir.exists() {
+                    return Err(net_err(
+                        &context,
+                        format!(
+                            "the trace directory {} exists already: expected a new one per traced arm",
+                            dir.display()
+                        ),
+                    ));
+                }
                 // the fit's patients in the data's order (training patients first), for a replay
                 let ids: Vec<&str> = rows.iter().map(|&r| input.patients[r].as_str()).collect();
                 std::fs::create_dir_all(dir)

@@ -24,6 +24,7 @@ use super::{in_range_f64, in_range_usize, resolved, typed, CheckCx, Checked, Par
 use crate::contracts::baseline::{Baseline, Baselines};
 use crate::contracts::calibration::{CalibrationJson, RecalibratedJson, SCHEMA};
 use crate::contracts::oof::{InnerOof, Oof, OofRow};
+use crate::contracts::survival_curves::SurvivalCurves;
 use crate::contracts::{TrainOutput, CALIBRATE};
 use crate::docpath::Seg;
 use crate::model::calibrate::{self as cal, CalibrateError, CalibrateOptions};
@@ -109,7 +110,8 @@ impl StageKind for Calibrate {
         let baselines = train.baselines()?.folds;
         let cohort = cal::cohort(&oof).with_context(|| oof_file.display().to_string())?;
         // a fold without a baseline (a discrete-time network) predicts survival curves instead
-        let curves = if oof.iter().any(|r| !baselines.contains_key(&(r.repeat, r.fold))) {
+        let has_curves = train.path(SurvivalCurves::FILE).exists();
+        let curves = if has_curves && oof.iter().any(|r| !baselines.contains_key(&(r.repeat, r.fold))) {
             train.survival_curves()?.curves
         } else {
             BTreeMap::new()

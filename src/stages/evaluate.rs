@@ -379,7 +379,8 @@ pub fn read_train_output(arm: &str, train: &TrainOutput) -> anyhow::Result<ArmIn
         .map(|f| FoldCuts { repeat: f.repeat, fold: f.fold, cut_median: f.cut_median, cut_tertiles: f.cut_tertiles })
         .collect();
     // folds without a baseline (discrete-time networks) predict survival curves instead
-    let curves = if model.folds.iter().any(|f| !baselines.contains_key(&(f.repeat, f.fold))) {
+    let has_curves = train.path(crate::contracts::survival_curves::SurvivalCurves::FILE).exists();
+    let curves = if has_curves && model.folds.iter().any(|f| !baselines.contains_key(&(f.repeat, f.fold))) {
         train.survival_curves().with_context(ctx)?.curves.into_iter().map(|(k, (_, c))| (k, c)).collect()
     } else {
         BTreeMap::new()

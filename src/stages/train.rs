@@ -414,6 +414,9 @@ fn check_mil(mut p: TrainParams, cx: &CheckCx) -> Result<Checked, ParamError> {
         "id": c.id, "time": c.time, "event": c.event, "covariates": c.covariates,
         "categorical": c.categorical, "missing": c.missing.as_deref().unwrap_or("error"),
     });
+    if let (Some(causes), Some(o)) = (&c.causes, p.cohort.as_object_mut()) {
+        o.insert("causes".into(), json!(causes));
+    }
     let inputs = vec![InputRef {
         role: "clinical".into(),
         path: c.clinical.clone(),
