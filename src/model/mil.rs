@@ -215,7 +215,6 @@ struct Prepared {
     data: MilData,
     /// Per stain, the z-scoring's training rows; the clinical standardiser's.
     records: Vec<TransformRecord>,
-    clin_dim: usize,
 }
 
 fn prepare(
@@ -296,7 +295,7 @@ fn prepare(
     let event: Vec<bool> = rows.iter().map(|&r| input.event[r]).collect();
     let clinical = (clin_dim > 0).then_some((clin.as_slice(), clin_dim));
     let data = plugin.mil_data(&time, &event, &stains, clinical).map_err(|e| net_err(context, e))?;
-    Ok(Prepared { data, records, clin_dim })
+    Ok(Prepared { data, records })
 }
 
 /// Interval ends of `nll`: quantiles of the training patients' event times (distinct, ≥ 1).
@@ -396,7 +395,6 @@ fn fit(
         "batches": batches(input, train_rows, opts, seed), "context": context,
         "trace": trace.map(|p| p.display().to_string()),
     });
-    let _ = prep.clin_dim;
     let net = plugin.mil_fit(&prep.data, &cfg.to_string(), train_pos, val_pos).map_err(|e| net_err(context, e))?;
     let c = net.curves().map_err(|e| net_err(context, e))?;
     let nums = |k: &str| -> Vec<f64> {
