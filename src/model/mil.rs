@@ -784,6 +784,35 @@ mod tests {
     }
 
     #[test]
+    fn a_bag_of_another_width_names_its_slide_and_patient() {
+        let bag = |slide: &str, tiles: usize, dim: usize| SlideBag {
+            slide: slide.into(),
+            coords: (0..tiles as i64).map(|t| [256 * t, 0]).collect(),
+            feats: vec![0.5; tiles * dim],
+        };
+        let mut input = MilInput {
+            patients: vec!["P1".into(), "P2".into()],
+            time: vec![10.0, 20.0],
+            event: vec![true, false],
+            stains: vec![StainBags {
+                name: "HE".into(),
+                dim: 4,
+                bags: vec![vec![bag("P1_HE_a", 3, 4), bag("P1_HE_b", 2, 3)], vec![bag("P2_HE", 2, 4)]],
+            }],
+            covariates: Vec::new(),
+        };
+        let e = check_input(&input).unwrap_err().to_string();
+        assert!(e.contains("patient P1") && e.contains("slide `P1_HE_b`") && e.contains("width 4"), "{e}");
+        input.stains[0].bags[0].pop();
+        check_input(&input).unwrap();
+        // a patient without slides of a stain is fine (the missing embedding); no modality is not
+        input.stains[0].bags[1].clear();
+        check_input(&input).unwrap();
+        input.stains.clear();
+        assert!(check_input(&input).unwrap_err().to_string().contains("at least one stain or clinical"));
+    }
+
+    #[test]
     fn batches_hold_two_events_each_and_cover_the_training_set() {
         let input = MilInput {
             patients: (0..20).map(|i| format!("P{i}")).collect(),
