@@ -287,28 +287,7 @@ impl StageKind for Train {
                 "`competing` needs a competing-risks cohort: declare `cohort.causes` (e.g. `{1: metastasis, 2: death}`)",
             ));
         }
-        p.cohort = json!({
-            "id": c.id, "time": c.time, "event": c.event, "covariates": c.covariates,
-            "categorical": c.categorical, "missing": c.missing.as_deref().unwrap_or("error"),
-        });
-        if let (Some(causes), Some(o)) = (&c.causes, p.cohort.as_object_mut()) {
-            o.insert("causes".into(), json!(causes));
-        }
-        let inputs = vec![InputRef {
-            role: "clinical".into(),
-            path: c.clinical.clone(),
-            at: vec![Seg::key("cohort"), Seg::key("clinical")],
-            absolute: true,
-        }];
-        Ok(Checked {
-            params: resolved(&p),
-            typed: Typed::none(),
-            inputs,
-            fanout: Fanout::Single,
-            uses_seed: true,
-            stains: None,
-        }
-        .with_typed(p))
+        Ok(checked(p, c))
     }
 
     fn run(&self, cx: &RunCx) -> anyhow::Result<()> {
@@ -410,6 +389,12 @@ fn check_mil(mut p: TrainParams, cx: &CheckCx) -> Result<Checked, ParamError> {
     p.penalty = d_penalty();
     p.penalties = d_grid();
     p.pca = d_pca();
+    Ok(checked(p, c))
+}
+
+/// The checked stage: the cohort block folded into the parameters (the key covers how the
+/// table is read) and the clinical table as the input.
+fn checked(mut p: TrainParams, c: &Cohort) -> Checked {
     p.cohort = json!({
         "id": c.id, "time": c.time, "event": c.event, "covariates": c.covariates,
         "categorical": c.categorical, "missing": c.missing.as_deref().unwrap_or("error"),
@@ -423,7 +408,7 @@ fn check_mil(mut p: TrainParams, cx: &CheckCx) -> Result<Checked, ParamError> {
         at: vec![Seg::key("cohort"), Seg::key("clinical")],
         absolute: true,
     }];
-    Ok(Checked {
+    Checked {
         params: resolved(&p),
         typed: Typed::none(),
         inputs,
@@ -431,7 +416,7 @@ fn check_mil(mut p: TrainParams, cx: &CheckCx) -> Result<Checked, ParamError> {
         uses_seed: true,
         stains: None,
     }
-    .with_typed(p))
+    .with_typed(p)
 }
 
 /// Runs a `model: mil` stage in a child process ([`train_mil`]).
