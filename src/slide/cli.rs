@@ -8,7 +8,13 @@
 //! - `stain hed`: `{"hematoxylin":{"mean","std","p05","p50","p95"}, "eosin":{…}, "dab":{…},
 //!   "dab_positive_fraction":{"0.02", "0.05"}}`.
 //! - `stain map`: `{"index", "tiles", "tissue_pixels", "positive_pixels", "cols", "rows"}`.
+//! - `stain nuclei`: `{"nuclei", "positive_nuclei", "labelling_index", "hotspot_index" (null when
+//!   no window of `hotspot_area_mm2` holds `hotspot_min_nuclei`), "hotspot_windows", "mpp",
+//!   "mode" ("image" or "slide"), "width_um", "height_um", "od_threshold", "dab_threshold",
+//!   "min_area_um2", "max_area_um2", "hotspot_area_mm2", "hotspot_min_nuclei"}`; `labelling_index`
+//!   is null without nuclei.
 use super::hed::{self, ChannelStats};
+use super::nuclei::{self, NucleiParams};
 use super::stain_map;
 use super::tiling::{tile_slide, write_qc, TileParams};
 use super::tissue::{detect_tissue, Threshold, TissueParams};
@@ -111,6 +117,34 @@ pub enum StainVerb {
         /// Write positivity.png and tile_stain.csv here
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Nuclear DAB scoring (Ki-67, ER, PR): nuclei, positive nuclei, labelling and hotspot index
+    Nuclei {
+        /// A slide (any format `slide info` reads; streamed in tiles) or a PNG/JPEG image (needs
+        /// --mpp-override)
+        path: PathBuf,
+        /// µm/px of level 0 (required for PNG/JPEG; overrides a slide's own)
+        #[arg(long, value_parser = mpp)]
+        mpp_override: Option<f64>,
+        /// Foreground threshold on smoothed hematoxylin + DAB optical density (base 10)
+        #[arg(long, default_value_t = NucleiParams::default().od_threshold, value_parser = dab_threshold)]
+        od_threshold: f64,
+        /// A nucleus is positive when its mean DAB optical density (base 10) exceeds this
+        #[arg(long, default_value_t = NucleiParams::default().dab_threshold, value_parser = dab_threshold)]
+        dab_threshold: f64,
+        /// Smallest dynamic (OD) of a maximum that makes a nucleus of its own (splits touching nuclei)
+        #[arg(long, default_value_t = NucleiParams::default().min_prominence, value_parser = dab_threshold)]
+        min_prominence: f64,
+        /// Gaussian sigma of the detection image, µm
+        #[arg(long, default_value_t = NucleiParams::default().sigma_um, value_parser = dab_threshold)]
+        sigma_um: f64,
+        /// Write a PNG of the image with positive (red) and negative (blue) nuclei outlined
+        /// (images and slides up to 64 Mpx at level 0)
+        #[arg(long)]
+        overlay: Option<PathBuf>,
         /// Print JSON
         #[arg(long)]
         json: bool,
@@ -314,5 +348,99 @@ pub fn run_stain(args: &StainArgs) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        StainVerb::Nuclei {
+            path,
+            mpp_override,
+            od_threshold,
+            dab_threshold,
+            min_prominence,
+            sigma_um,
+            overlay,
+            json,
+        } => {
+            let params = NucleiParams {
+                od_threshold: *od_threshold,
+                dab_threshold: *dab_threshold,
+                min_prominence: *min_prominence,
+                sigma_um: *sigma_um,
+                ..Default::default()
+            };
+            run_nuclei(path, *mpp_override, &params, overlay.as_deref(), *json)
+        }
     }
+}
+
+/// `spatia stain nuclei`.
+fn run_nuclei(
+    path: &std::path::Path,
+    mpp_override: Option<f64>,
+    params: &NucleiParams,
+    overlay: Option<&std::path::Path>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    let (mode, mpp, w_um, h_um, score, found, whole) = if matches!(ext.as_str(), "png" | "jpg" | "jpeg") {
+        let mpp = mpp_override.ok_or_else(|| {
+            anyhow::anyhow!(
+                "image {}: a PNG/JPEG carries no microns-per-pixel (µm/px); give it with --mpp-override \
+                 (e.g. 0.25 for a 40× scan, 0.5 for 20×)",
+                path.display()
+            )
+        })?;
+        let img = super::load_rgb(path, HED_MAX_PIXELS)?;
+        let found = nuclei::detect_nuclei(&img, mpp, params)?;
+        let (w_um, h_um) = (img.width() as f64 * mpp, img.height() as f64 * mpp);
+        let score = nuclei::score(&found, w_um, h_um, params);
+        ("image", mpp, w_um, h_um, score, found, Some(img))
+    } else {
+        let slide = Slide::open(path, mpp_override)?;
+        let sn = nuclei::score_slide(&slide, params, 16)?;
+        let (w, h) = (slide.meta().width, slide.meta().height);
+        let whole = match overlay {
+            Some(_) if w * h <= HED_MAX_PIXELS => Some(slide.read_region(0, 0, 0, w as u32, h as u32)?),
+            Some(f) => anyhow::bail!(
+                "--overlay {}: slide {} is {w}×{h} px at level 0, more than the {HED_MAX_PIXELS} px drawn whole",
+                f.display(),
+                path.display()
+            ),
+            None => None,
+        };
+        ("slide", sn.mpp, w as f64 * sn.mpp, h as f64 * sn.mpp, sn.score, sn.nuclei, whole)
+    };
+    if let (Some(f), Some(img)) = (overlay, whole) {
+        super::tiling::save_png(&nuclei::draw_overlay(&img, mpp, &found), f)?;
+    }
+    if json {
+        let v = json!({
+            "nuclei": score.nuclei,
+            "positive_nuclei": score.positive_nuclei,
+            "labelling_index": score.labelling_index,
+            "hotspot_index": score.hotspot_index,
+            "hotspot_windows": score.hotspot_windows,
+            "mpp": mpp,
+            "mode": mode,
+            "width_um": w_um,
+            "height_um": h_um,
+            "od_threshold": params.od_threshold,
+            "dab_threshold": params.dab_threshold,
+            "min_area_um2": params.min_area_um2,
+            "max_area_um2": params.max_area_um2,
+            "hotspot_area_mm2": params.hotspot_area_mm2,
+            "hotspot_min_nuclei": params.hotspot_min_nuclei,
+        });
+        println!("{}", serde_json::to_string(&v)?);
+    } else {
+        let opt = |o: Option<f64>| o.map(|x| format!("{:.4}", x)).unwrap_or_else(|| "none".into());
+        println!("{} ({mode}, {mpp} µm/px, {:.0} × {:.0} µm)", path.display(), w_um, h_um);
+        println!("  nuclei           {} ({} DAB-positive)", score.nuclei, score.positive_nuclei);
+        println!("  labelling index  {}", opt(score.labelling_index));
+        println!(
+            "  hotspot index    {} ({} windows of {} mm² with ≥ {} nuclei)",
+            opt(score.hotspot_index),
+            score.hotspot_windows,
+            params.hotspot_area_mm2,
+            params.hotspot_min_nuclei
+        );
+    }
+    Ok(())
 }
