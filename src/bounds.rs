@@ -187,8 +187,13 @@ pub const CLI_BOOTSTRAP: Range = int("spatia survival concordance", "--bootstrap
 pub const CLI_BINS: Range = int("spatia survival calibration", "--bins", 1, 100, "quantile bins");
 pub const CLI_PENALTY: Range = real("spatia survival cox", "--penalty", 0.0, 1e6, "(L2)");
 pub const CLI_TIME: Range = real("spatia survival", "--at, --times, --tau, --horizon", 0.0, 1e9, "(time)");
-pub const CLI_MPP: Range =
-    real("spatia slide tiles, stain map, extract", "--mpp, --mpp-override, --mask-mpp", 0.05, 100.0, "µm/px");
+pub const CLI_MPP: Range = real(
+    "spatia slide tiles, stain map, stain nuclei, extract",
+    "--mpp, --mpp-override, --mask-mpp",
+    0.05,
+    100.0,
+    "µm/px",
+);
 pub const CLI_SIZE: Range = int("spatia slide tiles, stain map, extract", "--size, --input-size", 16, 4096, "px");
 pub const CLI_BATCH: Range = int("spatia extract", "--batch", 1, 4096, "tiles per encoder call");
 pub const CLI_EXTRACT_THREADS: Range = int("spatia extract", "--workers, --threads", 1, 256, "threads");
@@ -200,6 +205,14 @@ pub const CLI_MIN_TISSUE: Range = real("spatia slide tiles", "--min-tissue", 0.0
 pub const CLI_TISSUE_THRESHOLD: Range =
     real("spatia slide tiles", "--tissue-threshold", 0.0, 255.0, "(saturation or optical density)");
 pub const CLI_DAB: Range = real("spatia stain map", "--dab-threshold", 0.0, 10.0, "(DAB optical density)");
+pub const CLI_NUCLEI_OD: Range = real(
+    "spatia stain nuclei",
+    "--od-threshold, --dab-threshold, --min-prominence",
+    0.0,
+    10.0,
+    "(optical density, base 10)",
+);
+pub const CLI_NUCLEI_SIGMA: Range = real("spatia stain nuclei", "--sigma-um", 0.0, 20.0, "µm");
 pub const CLI_DEMO_QUALITY: Range = int("spatia demo generate", "--quality", 1, 100, "(JPEG quality)");
 pub const CLI_DEMO_MISSING_IHC: Range =
     real_below("spatia demo generate", "--missing-ihc", 0.0, 1.0, "(fraction of the IHC slides left out)");
@@ -266,6 +279,8 @@ pub const ALL: &[Range] = &[
     CLI_MIN_TISSUE,
     CLI_TISSUE_THRESHOLD,
     CLI_DAB,
+    CLI_NUCLEI_OD,
+    CLI_NUCLEI_SIGMA,
     CLI_DEMO_PATIENTS,
     CLI_DEMO_SIZE,
     CLI_DEMO_QUALITY,

@@ -130,16 +130,16 @@ pub enum StainVerb {
         #[arg(long, value_parser = mpp)]
         mpp_override: Option<f64>,
         /// Foreground threshold on smoothed hematoxylin + DAB optical density (base 10)
-        #[arg(long, default_value_t = NucleiParams::default().od_threshold, value_parser = dab_threshold)]
+        #[arg(long, default_value_t = NucleiParams::default().od_threshold, value_parser = nuclei_od)]
         od_threshold: f64,
         /// A nucleus is positive when its mean DAB optical density (base 10) exceeds this
-        #[arg(long, default_value_t = NucleiParams::default().dab_threshold, value_parser = dab_threshold)]
+        #[arg(long, default_value_t = NucleiParams::default().dab_threshold, value_parser = nuclei_od)]
         dab_threshold: f64,
         /// Smallest dynamic (OD) of a maximum that makes a nucleus of its own (splits touching nuclei)
-        #[arg(long, default_value_t = NucleiParams::default().min_prominence, value_parser = dab_threshold)]
+        #[arg(long, default_value_t = NucleiParams::default().min_prominence, value_parser = nuclei_od)]
         min_prominence: f64,
         /// Gaussian sigma of the detection image, µm
-        #[arg(long, default_value_t = NucleiParams::default().sigma_um, value_parser = dab_threshold)]
+        #[arg(long, default_value_t = NucleiParams::default().sigma_um, value_parser = nuclei_sigma)]
         sigma_um: f64,
         /// Write a PNG of the image with positive (red) and negative (blue) nuclei outlined
         /// (images and slides up to 64 Mpx at level 0)
@@ -165,6 +165,12 @@ fn tissue_threshold(s: &str) -> Result<f64, String> {
 }
 fn dab_threshold(s: &str) -> Result<f64, String> {
     crate::bounds::CLI_DAB.parse_f64(s)
+}
+fn nuclei_od(s: &str) -> Result<f64, String> {
+    crate::bounds::CLI_NUCLEI_OD.parse_f64(s)
+}
+fn nuclei_sigma(s: &str) -> Result<f64, String> {
+    crate::bounds::CLI_NUCLEI_SIGMA.parse_f64(s)
 }
 
 /// Most pixels `stain hed` reads whole from a TIFF or slide.
