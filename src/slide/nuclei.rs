@@ -12,7 +12,9 @@
 //!    is hematoxylin + DAB OD: positive nuclei carry little hematoxylin, so the sum finds both.
 //!    (QuPath's "Optical density sum" adds the raw R, G and B ODs instead, about 1.6 × this sum
 //!    for these stain vectors, which is why the default threshold below is lower than QuPath's.)
-//! 3. Gaussian smoothing with `sigma_um`; foreground = smoothed OD > `od_threshold`.
+//! 3. Gaussian smoothing with `sigma_um`; foreground = smoothed OD > `od_threshold` where the
+//!    smoothed OD is also locally convex (negative 4-neighbour Laplacian, so a nucleus ends at
+//!    its edge's inflection instead of spreading into pale cytoplasm; `log_mask`).
 //! 4. Splitting of touching nuclei: a watershed of the smoothed OD inside the foreground,
 //!    flooded from the highest value down (ties by pixel order, so deterministic), in which a
 //!    regional maximum whose dynamic (its height above the saddle where it meets a higher
@@ -38,8 +40,11 @@
 //! # Defaults and their reference
 //! QuPath 0.3.2 positive cell detection (`qupath.imagej.detect.cells.PositiveCellDetection`):
 //! requested pixel size 0.5 µm, Gaussian sigma 1.5 µm, min/max nucleus area 10 / 400 µm²,
-//! detection threshold 0.1 (OD sum; QuPath's default), DAB threshold 0.2 (nucleus DAB OD mean).
-//! Here `od_threshold` defaults to 0.1 on the H + DAB OD. On OS-2-ndpi (a Ki-67 crop of
+//! DAB threshold 0.2 (nucleus DAB OD mean). QuPath's detection threshold (default 0.1; 0.2 and
+//! 0.4 in the OS-2 comparison below) is on the R + G + B OD sum, about 1.6 × the H + DAB OD;
+//! `od_threshold` defaults to 0.15 on H + DAB (≈ 0.25 on QuPath's scale, between the two
+//! published settings). `min_prominence` 0.05 has no QuPath counterpart (QuPath's maximum
+//! finder tolerance and watershed post-processing play its part). On OS-2-ndpi (a Ki-67 crop of
 //! OpenSlide's OS-2.ndpi), QuPath 0.3.2 finds 1,066–1,323 cells and 11.9–20.5 % positive over
 //! detection thresholds 0.2–0.4 and DAB thresholds 0.2–0.5 (petebankhead/2022-qupath-cell-detection);
 //! `tests/slide_nuclei.rs` checks that these defaults land in that range.
@@ -64,7 +69,7 @@ pub struct NucleiParams {
     /// Gaussian sigma of the detection image, µm (default 1.5).
     pub sigma_um: f64,
     /// Foreground threshold on the smoothed hematoxylin + DAB optical density (base 10;
-    /// default 0.1).
+    /// default 0.15).
     pub od_threshold: f64,
     /// Smallest dynamic (peak OD minus the OD where it meets a higher basin) of a nucleus of its
     /// own; shallower maxima merge into their neighbour (default 0.05).
