@@ -341,8 +341,15 @@ pub fn detect_nuclei(img: &RgbImage, mpp: f64, params: &NucleiParams) -> Result<
     let ps = params.pixel_size_um;
     let (w0, h0) = img.dimensions();
     let (w, h) = (((w0 as f64 * mpp / ps).round().max(1.0)) as u32, ((h0 as f64 * mpp / ps).round().max(1.0)) as u32);
-    if w0 == 0 || h0 == 0 || (w as u64) * (h as u64) > 1 << 28 {
+    if w0 == 0 || h0 == 0 {
         return Ok(Vec::new());
+    }
+    if (w as u64) * (h as u64) > 1 << 28 {
+        return Err(SlideError::param(
+            "nuclei region",
+            &format!("at most 2^28 px at {ps} µm/px (tile larger images)"),
+            format!("{w}×{h} px"),
+        ));
     }
     let resized;
     let work = if (w, h) == (w0, h0) {
