@@ -1,7 +1,8 @@
 //! `train`: one arm's cross-validated survival model, from the modalities the spec names.
 //!
-//! `model: cox` (the only model so far; the deep MIL model will be another value of `model`
-//! in this kind) builds one row per patient from the chosen modalities:
+//! `model: mil` is an attention-MIL network over the tile bags (`super::train_mil`,
+//! docs/mil.md); everything below is `model: cox`, which builds one row per patient from the
+//! chosen modalities:
 //! - `clinical`: the cohort's covariates (categorical ones one-hot), standardised per fold;
 //! - `HE`, `ER`, `PR`, `HER2`, `KI67` (or `IHC` for every IHC stain of the cohort): the
 //!   patient's slides of that stain from the `extract` stage, mean-pooled over all their
@@ -17,7 +18,8 @@
 //! `baseline.csv`, `inner_baseline.csv` ([`crate::contracts::baseline`]), `model.json`
 //! ([`crate::contracts::model`]); in a competing-risks cohort `competing.json`
 //! ([`crate::contracts::competing`]: the per-fold models of every cause, or the Fine–Gray model,
-//! from which consumers compute the cumulative incidence of cause 1); and, read by no stage, `survival.csv` and `folds/r<r>_f<f>.json`.
+//! from which consumers compute the cumulative incidence of cause 1); `survival.csv`
+//! ([`crate::contracts::survival_curves`]); and, read by no stage, `folds/r<r>_f<f>.json`.
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -150,7 +152,7 @@ impl StageKind for Train {
         5
     }
     fn about(&self) -> &'static str {
-        "cross-validated survival model of one arm (model: cox) on clinical, slide-feature, stain-index and tabular blocks"
+        "cross-validated survival model of one arm: Cox on clinical, slide-feature, stain-index and tabular blocks (model: cox) or an attention-MIL network on tile bags and clinical data (model: mil)"
     }
 
     fn check(&self, params: &Value, cx: &CheckCx) -> Result<Checked, ParamError> {
