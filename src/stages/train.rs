@@ -177,7 +177,7 @@ impl StageKind for Train {
         // `fusion` is the MIL network's (a matrix over `model` shares it); a Cox model always
         // concatenates its modalities into one design matrix, so the value is checked, then
         // left out of the Cox arm's key
-        if !["concat", "bilinear", "late"].contains(&p.fusion.as_str()) {
+        if !train_mil::FUSIONS.contains(&p.fusion.as_str()) {
             return Err(ParamError::at(
                 vec![Seg::key("fusion")],
                 format!("unknown fusion `{}`; expected `concat`, `bilinear` or `late` (used by `model: mil`; a Cox model concatenates its modalities)", p.fusion),
@@ -187,48 +187,20 @@ impl StageKind for Train {
         let Some(c) = cx.cohort else {
             return Err(ParamError::at(vec![], "`train` needs a `cohort` block (outcome and covariates)"));
         };
-        if p.modalities.is_empty() {
-            return Err(ParamError::at(
-                vec![Seg::key("modalities")],
-                "empty list; expected at least one of clinical, HE, ER, PR, HER2, KI67, IHC, stain or a declared block",
-            ));
-        }
-        let mut seen = BTreeSet::new();
-        for (i, m) in p.modalities.iter().enumerate() {
+        check_modalities(&p.modalities, c, "clinical, HE, ER, PR, HER2, KI67, IHC, stain or a declared block", |m| {
             let known = m == "clinical" || m == "IHC" || m == "stain" || is_stain(m) || p.blocks.contains_key(m);
-            if !known {
+            (!known).then(|| {
                 let blocks: Vec<&str> = p.blocks.keys().map(String::as_str).collect();
-                return Err(ParamError::at(
-                    vec![Seg::key("modalities"), Seg::Index(i)],
-                    format!(
-                        "unknown modality `{m}`; expected clinical, HE, ER, PR, HER2, KI67, IHC, stain{}",
-                        if blocks.is_empty() {
-                            " or a block declared under `blocks:`".to_string()
-                        } else {
-                            format!(" or a declared block ({})", blocks.join(", "))
-                        }
-                    ),
-                ));
-            }
-            if !seen.insert(m.clone()) {
-                return Err(ParamError::at(
-                    vec![Seg::key("modalities"), Seg::Index(i)],
-                    format!("modality `{m}` is listed twice"),
-                ));
-            }
-            if m == "clinical" && c.covariates.is_empty() {
-                return Err(ParamError::at(
-                    vec![Seg::key("modalities"), Seg::Index(i)],
-                    "modality `clinical` but the cohort declares no `covariates`",
-                ));
-            }
-        }
-        if (p.modalities.iter().any(|m| m == "IHC" || m == "stain" || is_stain(m))) && c.slides.is_none() {
-            return Err(ParamError::at(
-                vec![Seg::key("modalities")],
-                "slide modalities need a slide manifest (`cohort.slides`)",
-            ));
-        }
+                format!(
+                    "unknown modality `{m}`; expected clinical, HE, ER, PR, HER2, KI67, IHC, stain{}",
+                    if blocks.is_empty() {
+                        " or a block declared under `blocks:`".to_string()
+                    } else {
+                        format!(" or a declared block ({})", blocks.join(", "))
+                    }
+                )
+            })
+        })?;
         for (name, b) in &p.blocks {
             if name == "clinical" || name == "IHC" || name == "stain" || is_stain(name) {
                 return Err(ParamError::at(
@@ -333,6 +305,43 @@ impl StageKind for Train {
     }
 }
 
+/// Checks an arm's modality list: not empty, each known (`unknown` returns the message for one
+/// that is not), none twice, `clinical` only with covariates, slide modalities only with a
+/// slide manifest.
+fn check_modalities(
+    modalities: &[String],
+    c: &Cohort,
+    expected: &str,
+    unknown: impl Fn(&str) -> Option<String>,
+) -> Result<(), ParamError> {
+    if modalities.is_empty() {
+        return Err(ParamError::at(
+            vec![Seg::key("modalities")],
+            format!("empty list; expected at least one of {expected}"),
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    for (i, m) in modalities.iter().enumerate() {
+        let at = || vec![Seg::key("modalities"), Seg::Index(i)];
+        if let Some(msg) = unknown(m) {
+            return Err(ParamError::at(at(), msg));
+        }
+        if !seen.insert(m.as_str()) {
+            return Err(ParamError::at(at(), format!("modality `{m}` is listed twice")));
+        }
+        if m == "clinical" && c.covariates.is_empty() {
+            return Err(ParamError::at(at(), "modality `clinical` but the cohort declares no `covariates`"));
+        }
+    }
+    if modalities.iter().any(|m| m == "IHC" || m == "stain" || is_stain(m)) && c.slides.is_none() {
+        return Err(ParamError::at(
+            vec![Seg::key("modalities")],
+            "slide modalities need a slide manifest (`cohort.slides`)",
+        ));
+    }
+    Ok(())
+}
+
 /// Checks a `model: mil` stage: modalities are clinical and image stains; the `mil:` block.
 fn check_mil(mut p: TrainParams, cx: &CheckCx) -> Result<Checked, ParamError> {
     if !cfg!(feature = "torch") {
@@ -341,39 +350,11 @@ fn check_mil(mut p: TrainParams, cx: &CheckCx) -> Result<Checked, ParamError> {
     let Some(c) = cx.cohort else {
         return Err(ParamError::at(vec![], "`train` needs a `cohort` block (outcome and covariates)"));
     };
-    if p.modalities.is_empty() {
-        return Err(ParamError::at(
-            vec![Seg::key("modalities")],
-            "empty list; expected at least one of clinical, HE, ER, PR, HER2, KI67 or IHC",
-        ));
-    }
-    let mut seen = BTreeSet::new();
-    for (i, m) in p.modalities.iter().enumerate() {
-        if !(m == "clinical" || m == "IHC" || is_stain(m)) {
-            return Err(ParamError::at(
-                vec![Seg::key("modalities"), Seg::Index(i)],
-                format!("modality `{m}` is not available for `model: mil`; expected clinical, HE, ER, PR, HER2, KI67 or IHC (stain indices and tabular blocks: `model: cox`)"),
-            ));
-        }
-        if !seen.insert(m.clone()) {
-            return Err(ParamError::at(
-                vec![Seg::key("modalities"), Seg::Index(i)],
-                format!("modality `{m}` is listed twice"),
-            ));
-        }
-        if m == "clinical" && c.covariates.is_empty() {
-            return Err(ParamError::at(
-                vec![Seg::key("modalities"), Seg::Index(i)],
-                "modality `clinical` but the cohort declares no `covariates`",
-            ));
-        }
-    }
-    if p.modalities.iter().any(|m| m != "clinical") && c.slides.is_none() {
-        return Err(ParamError::at(
-            vec![Seg::key("modalities")],
-            "slide modalities need a slide manifest (`cohort.slides`)",
-        ));
-    }
+    check_modalities(&p.modalities, c, "clinical, HE, ER, PR, HER2, KI67 or IHC", |m| {
+        (!(m == "clinical" || m == "IHC" || is_stain(m))).then(|| {
+            format!("modality `{m}` is not available for `model: mil`; expected clinical, HE, ER, PR, HER2, KI67 or IHC (stain indices and tabular blocks: `model: cox`)")
+        })
+    })?;
     let m = p.mil.get_or_insert_with(MilParams::default);
     train_mil::check(m, &p.loss, &p.fusion)?;
     use crate::bounds as b;
