@@ -212,8 +212,10 @@ impl StageKind for Report {
                     ));
                 }
             }
-            check_figure_size("", f.width_mm, f.dpi, f.font_pt)
-                .map_err(|m| ParamError::at(at(m.split(':').next().unwrap_or("")), m))?;
+            check_figure_size(&format!("figures.{name}."), f.width_mm, f.dpi, f.font_pt).map_err(|m| {
+                let key = m.split(':').next().unwrap_or("").rsplit('.').next().unwrap_or("").to_string();
+                ParamError::at(at(&key), m)
+            })?;
             if f.columns == Some(0) {
                 return Err(ParamError::at(at("columns"), "expected at least 1 column"));
             }

@@ -73,8 +73,10 @@ pub(super) struct Frame {
     pub w: i32,
     pub h: i32,
     pub plot: Rect,
-    /// Baseline-top y of the title (when drawn).
+    /// Top y of the title (when drawn).
     pub title_y: i32,
+    /// The title's lines (wrapped to the figure's width).
+    pub title_lines: Vec<String>,
     /// Legend items with their top-left position.
     pub legend: Vec<(LegendItem, i32, i32)>,
     /// y where the bands below the x axis title start.
@@ -103,8 +105,14 @@ pub(super) fn frame(style: &Style, spec: &FrameSpec) -> Frame {
     let (text, small, large) = (style.text(), style.small(), style.large());
     let mut y = PAD;
     let title_y = y;
+    let panel_w = match &style.panel {
+        Some(p) => font::width(p, large * 1.2, true).ceil() as i32 + GAP,
+        None => 0,
+    };
+    let mut title_lines = Vec::new();
     if style.title && !spec.title.is_empty() {
-        y += (large * 1.35).round() as i32;
+        title_lines = wrap(spec.title, (w - 2 * PAD - panel_w) as f64, large, true);
+        y += (large * 1.35).round() as i32 * title_lines.len() as i32;
     } else if style.panel.is_some() {
         y += (large * 1.2 * 1.2).round() as i32;
     }
@@ -140,7 +148,38 @@ pub(super) fn frame(style: &Style, spec: &FrameSpec) -> Frame {
     let below_y =
         plot.3 + style.tick() + GAP / 3 + (small * 1.2).round() as i32 + GAP / 2 + (text * 1.3).round() as i32;
     let h = below_y + spec.below + PAD;
-    Frame { w, h, plot, title_y, legend, below_y }
+    Frame { w, h, plot, title_y, title_lines, legend, below_y }
+}
+
+/// `s` in lines no wider than `width` at `size`, broken after spaces, commas, colons and `=`
+/// (arm names have no spaces); a piece wider than the line stays whole.
+pub(super) fn wrap(s: &str, width: f64, size: f64, bold: bool) -> Vec<String> {
+    let mut pieces = Vec::new();
+    let mut cur = String::new();
+    for c in s.chars() {
+        cur.push(c);
+        if matches!(c, ' ' | ',' | ':' | '=') {
+            pieces.push(std::mem::take(&mut cur));
+        }
+    }
+    if !cur.is_empty() {
+        pieces.push(cur);
+    }
+    let mut lines: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for p in pieces {
+        let candidate = format!("{line}{p}");
+        if !line.is_empty() && font::width(candidate.trim_end(), size, bold) > width {
+            lines.push(line.trim_end().to_string());
+            line = p;
+        } else {
+            line = candidate;
+        }
+    }
+    if !line.trim().is_empty() {
+        lines.push(line.trim_end().to_string());
+    }
+    lines
 }
 
 /// A text style: the figure family at `size` user units.
@@ -183,8 +222,10 @@ pub(super) fn decorations(
         text(plot, root, p, (PAD, f.title_y), style.large() * 1.2, INK, true, (HPos::Left, VPos::Top))?;
         tx += font::width(p, style.large() * 1.2, true).ceil() as i32 + GAP;
     }
-    if style.title && !title.is_empty() {
-        text(plot, root, title, (tx, f.title_y), style.large(), INK, true, (HPos::Left, VPos::Top))?;
+    let _ = title;
+    for (i, line) in f.title_lines.iter().enumerate() {
+        let y = f.title_y + i as i32 * (style.large() * 1.35).round() as i32;
+        text(plot, root, line, (tx, y), style.large(), INK, true, (HPos::Left, VPos::Top))?;
     }
     for (item, x, y) in &f.legend {
         let mid = y + style.line_height() / 2;

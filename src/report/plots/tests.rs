@@ -342,3 +342,18 @@ fn selection_and_panels() {
     assert_eq!(panels::letter(0), "A");
     assert_eq!(panels::letter(26), "AA");
 }
+
+#[test]
+fn long_titles_wrap_inside_the_figure() {
+    let mut f = every_kind().remove(0);
+    f.title = "Kaplan–Meier by risk group: model=mil,modalities=HE+IHC+clinical,fusion=late,extra=long-setting".into();
+    let st = Style::page(TimeAxis::default());
+    let svg = render(&f, &st, &Meta::default()).unwrap();
+    let lines = canvas::wrap(&f.title, (st.width() - 2 * canvas::PAD) as f64, st.large(), true);
+    assert!(lines.len() >= 2, "{lines:?}");
+    for l in &lines {
+        let b = export::text_boxes(&svg, l).unwrap();
+        assert_eq!(b.len(), 1, "{l:?}");
+        assert!(b[0].2 <= st.width() as f32, "{l:?} {b:?}");
+    }
+}
