@@ -147,7 +147,8 @@ pub fn run(a: &FigureArgs) -> Result<u8> {
     let (path, run) = locate(a)?;
     let record = FiguresJson::read(&path)?;
     let sel = Selection { kind: a.kind.clone(), arm: a.arm.clone(), horizon: a.horizon };
-    let fig = select(&record.figures, &sel).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let fig =
+        select(&record.figures, &sel, record.arm.as_deref()).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let mut time = record.time;
     if let Some(u) = &a.unit {
         time.display =

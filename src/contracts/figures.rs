@@ -7,7 +7,7 @@
 //! # Format
 //! A JSON object, keys sorted, [`SCHEMA`] in `"schema"`, a final newline: `report` (the report
 //! node's key), `time` (`{"data", "display"}`: the cohort's time unit and the figures'),
-//! `figures` (a list of [`Figure`]: `name, title, arm, horizon, on_page, sources, data`, `data`
+//! `arm` (the page's main arm), `figures` (a list of [`Figure`]: `name, title, arm, horizon, on_page, sources, data`, `data`
 //! tagged by `kind`: `km`, `roc`, `calibration`, `forest`, `cif`, `training`). Non-finite numbers
 //! (an undefined CI limit) are `null`.
 //!
@@ -31,6 +31,9 @@ pub struct FiguresJson {
     pub report: String,
     /// Time units.
     pub time: TimeAxis,
+    /// The arm of the page's main figures (`spatia figure` draws its figures by default).
+    #[serde(default)]
+    pub arm: Option<String>,
     pub figures: Vec<Figure>,
 }
 

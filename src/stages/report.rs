@@ -264,15 +264,20 @@ impl StageKind for Report {
             crate::util::write_file(figs.join(format!("{name}.svg")), svg)
                 .with_context(|| format!("cannot write figures/{name}.svg"))?;
         }
-        let record =
-            FiguresJson { schema: figures::SCHEMA, report: cx.key.to_string(), time: p.time, figures: page.data };
+        let record = FiguresJson {
+            schema: figures::SCHEMA,
+            report: cx.key.to_string(),
+            time: p.time,
+            arm: page.arm.clone(),
+            figures: page.data,
+        };
         record.write(&FiguresJson::path(cx.out))?;
         let meta = Meta { report: Some(cx.key.to_string()), run: None };
         for (name, f) in &p.figures {
             let panels = f
                 .panels
                 .iter()
-                .map(|s| select(&record.figures, s))
+                .map(|s| select(&record.figures, s, record.arm.as_deref()))
                 .collect::<Result<Vec<_>, String>>()
                 .map_err(|e| anyhow::anyhow!("report: figures.{name}: {e}"))?;
             let mut st = Style::journal(f.width_mm, p.time);

@@ -145,6 +145,8 @@ pub struct Rendered {
     pub html: String,
     pub figures: Vec<(String, String)>,
     pub data: Vec<plots::Figure>,
+    /// The arm of the main figures.
+    pub arm: Option<String>,
 }
 
 /// Builds the page from the stage outputs in `sources`.
@@ -153,7 +155,7 @@ pub struct Rendered {
 /// See [`PageError`].
 pub fn build(sources: &Sources, opts: &Options, upstream: &[Lineage]) -> Result<Rendered> {
     let cohort = match &sources.ingest {
-        Some(d) => Some(cohort::cohort(d)?),
+        Some(d) => Some(cohort::cohort(d, &opts.time)?),
         None => None,
     };
     let manifest = match &sources.ingest {
@@ -207,5 +209,6 @@ pub fn build(sources: &Sources, opts: &Options, upstream: &[Lineage]) -> Result<
     // data URIs are escaped like every other string (`/` becomes `&#x2f;`, which the browser
     // decodes back): a few percent larger, no exception to the escaping rule
     let html = render_embedded(TEMPLATES, "report.html", ctx)?;
-    Ok(Rendered { html, figures, data })
+    let arm = perf.as_ref().map(|p| p.view.arm().to_string());
+    Ok(Rendered { html, figures, data, arm })
 }

@@ -151,7 +151,8 @@ pub fn draw(d: &KmData, title: &str, style: &Style) -> Result<(String, Rect), Pl
         y_tick_labels: &yl,
         y_title: Some("Survival probability"),
         extra_left: 0,
-        min_left: canvas::PAD + label_w + 2 * GAP,
+        // the group labels, then half the widest count (centred under the first tick)
+        min_left: canvas::PAD + label_w + 2 * GAP + (font::width("0000", small, false) / 2.0).ceil() as i32,
         x_overhang: xl.last().map(|l| (font::width(l, small, false) / 2.0).ceil() as i32).unwrap_or(0),
         aspect: 0.62,
         plot_height: None,

@@ -44,7 +44,7 @@ fn matches_kind(name: &str, kind: &str) -> bool {
 /// # Errors
 /// A message naming what was asked and what the report has: an unknown kind, an arm or horizon
 /// without such a figure.
-pub fn select(figures: &[Figure], sel: &Selection) -> Result<Figure, String> {
+pub fn select(figures: &[Figure], sel: &Selection, main_arm: Option<&str>) -> Result<Figure, String> {
     if !SELECTABLE.contains(&sel.kind.as_str()) {
         return Err(format!("unknown figure kind {:?}: expected one of {}", sel.kind, SELECTABLE.join(", ")));
     }
@@ -60,7 +60,9 @@ pub fn select(figures: &[Figure], sel: &Selection) -> Result<Figure, String> {
     let mut candidates: Vec<&Figure> = match &sel.arm {
         Some(a) => of_kind.iter().copied().filter(|f| f.arm.as_deref().is_none_or(|x| x == a)).collect(),
         None => {
-            let shown: Vec<&Figure> = of_kind.iter().copied().filter(|f| f.on_page).collect();
+            // the page's figure; of several (training curves: one per arm), the page's main arm's
+            let mut shown: Vec<&Figure> = of_kind.iter().copied().filter(|f| f.on_page).collect();
+            shown.sort_by_key(|f| f.arm.as_deref() != main_arm || main_arm.is_none());
             if shown.is_empty() {
                 of_kind.clone()
             } else {

@@ -100,10 +100,11 @@ impl TimeAxis {
             t * self.display.days() / self.data.days()
         }
     }
-    /// A horizon as a label: `5 y`, `1825 d`, `3.5 y` (at most two decimals, trailing zeros
-    /// dropped).
+    /// A horizon as a label: `1825 d`, `5 y`, `3.5 y`, `60 mo` (whole days; months and years to
+    /// one decimal, trailing zeros dropped: 2920 days are `8 y`).
     pub fn horizon_label(&self, t: f64) -> String {
-        format!("{} {}", super::ticks::round_label(self.show(t), 2), self.display.abbreviation())
+        let decimals = if self.display == TimeUnit::Days { 0 } else { 1 };
+        format!("{} {}", super::ticks::round_label(self.show(t), decimals), self.display.abbreviation())
     }
     /// The time axis title: `Time since diagnosis (years)` style, with the unit.
     pub fn title(&self) -> String {

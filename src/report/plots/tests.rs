@@ -315,22 +315,22 @@ fn empty_and_degenerate_inputs_are_clear_errors() {
 fn selection_and_panels() {
     let figs = every_kind();
     let sel = |kind: &str| panels::Selection { kind: kind.into(), arm: None, horizon: None };
-    assert_eq!(panels::select(&figs, &sel("km")).unwrap().name, "km");
-    assert_eq!(panels::select(&figs, &sel("training_loss")).unwrap().name, "training_loss_a");
-    let e = panels::select(&figs, &sel("calibration_recalibrated")).unwrap_err();
+    assert_eq!(panels::select(&figs, &sel("km"), None).unwrap().name, "km");
+    assert_eq!(panels::select(&figs, &sel("training_loss"), None).unwrap().name, "training_loss_a");
+    let e = panels::select(&figs, &sel("calibration_recalibrated"), None).unwrap_err();
     assert!(e.contains("no calibration_recalibrated figure"), "{e}");
-    assert!(panels::select(&figs, &sel("pie")).unwrap_err().contains("unknown figure kind"));
+    assert!(panels::select(&figs, &sel("pie"), None).unwrap_err().contains("unknown figure kind"));
     let mut s = sel("roc");
     s.horizon = Some(1095.0);
-    match panels::select(&figs, &s).unwrap().data {
+    match panels::select(&figs, &s, None).unwrap().data {
         FigureData::Roc(d) => assert_eq!(d.curves.len(), 1),
         _ => panic!("not a ROC"),
     }
     s.horizon = Some(10.0);
-    assert!(panels::select(&figs, &s).unwrap_err().contains("horizons recorded: 1095, 1826.25"));
+    assert!(panels::select(&figs, &s, None).unwrap_err().contains("horizons recorded: 1095, 1826.25"));
     let mut s = sel("km");
     s.arm = Some("other".into());
-    assert!(panels::select(&figs, &s).unwrap_err().contains("arms with one: arm<1>"));
+    assert!(panels::select(&figs, &s, None).unwrap_err().contains("arms with one: arm<1>"));
     let st = Style::journal(174.0, TimeAxis::default());
     let svg = panels::compose(&figs[..4], 2, &st, &Meta::default()).unwrap();
     let t = texts(&svg);
