@@ -124,7 +124,7 @@ fn default_font_pt() -> f64 {
 }
 
 /// Type sizes accepted, pt.
-pub const FONT_PT_RANGE: (f64, f64) = (5.0, 14.0);
+pub const FONT_PT_RANGE: (f64, f64) = (crate::bounds::REPORT_FIGURE_FONT.lo, crate::bounds::REPORT_FIGURE_FONT.hi);
 
 /// Checks a figure's size, resolution and type size; `at` is the parameter path.
 pub fn check_figure_size(at: &str, width_mm: f64, dpi: u32, font_pt: f64) -> Result<(), String> {
@@ -216,8 +216,8 @@ impl StageKind for Report {
                 let key = m.split(':').next().unwrap_or("").rsplit('.').next().unwrap_or("").to_string();
                 ParamError::at(at(&key), m)
             })?;
-            if f.columns == Some(0) {
-                return Err(ParamError::at(at("columns"), "expected at least 1 column"));
+            if let Some(c) = f.columns {
+                super::in_range_usize(at("columns"), &crate::bounds::REPORT_FIGURE_COLUMNS, c)?;
             }
             if f.formats.is_empty() {
                 return Err(ParamError::at(at("formats"), "expected at least one of svg, png, pdf"));

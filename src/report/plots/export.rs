@@ -14,7 +14,8 @@ use resvg::{tiny_skia, usvg};
 use super::{font, PlotError};
 
 /// PNG resolutions accepted (dots per inch).
-pub const DPI_RANGE: (u32, u32) = (72, 1200);
+pub const DPI_RANGE: (u32, u32) =
+    (crate::bounds::REPORT_FIGURE_DPI.lo as u32, crate::bounds::REPORT_FIGURE_DPI.hi as u32);
 
 fn tree(svg: &str, format: &'static str) -> Result<usvg::Tree, PlotError> {
     let mut db = usvg::fontdb::Database::new();

@@ -25,7 +25,7 @@ pub const DOUBLE_COLUMN_MM: f64 = 174.0;
 /// The width the page draws its figures at, mm (its CSS scales them to the column).
 pub const PAGE_WIDTH_MM: f64 = 100.0;
 /// Narrowest and widest figure accepted, mm.
-pub const WIDTH_RANGE_MM: (f64, f64) = (40.0, 400.0);
+pub const WIDTH_RANGE_MM: (f64, f64) = (crate::bounds::REPORT_FIGURE_WIDTH.lo, crate::bounds::REPORT_FIGURE_WIDTH.hi);
 
 /// A unit of time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
