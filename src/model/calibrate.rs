@@ -284,7 +284,9 @@ pub fn summarize(rows: &[OofRow], surv: &[f64], opts: &CalibrateOptions) -> Resu
     opts.check()?;
     let groups = by_repeat(rows, opts.horizon)?;
     let mut per_repeat = Vec::with_capacity(groups.len());
-    let mut first: Option<(Vec<Bin>, Vec<survival::CalibrationPoint>, Vec<String>, Vec<usize>)> = None;
+    // repeat 0's bins, smoothed curve, notes and histogram of predictions
+    type First = (Vec<Bin>, Vec<survival::CalibrationPoint>, Vec<String>, Vec<usize>);
+    let mut first: Option<First> = None;
     for (&rep, idx) in &groups {
         let time: Vec<f64> = idx.iter().map(|&i| rows[i].time).collect();
         let event: Vec<bool> = idx.iter().map(|&i| rows[i].event).collect();

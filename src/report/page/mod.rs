@@ -190,6 +190,13 @@ pub fn build(sources: &Sources, opts: &Options, upstream: &[Lineage]) -> Result<
         captions.insert(f.name.clone(), plots::provenance_line(f));
         figures.push((f.name.clone(), s));
     }
+    if qc_view.as_ref().is_some_and(|q| q.has_ihc()) {
+        let mut st = plots::Style::page(opts.time);
+        st.width_mm = 60.0;
+        let bar =
+            plots::colorbar::draw("DAB-positive fraction per tile", (0.0, 1.0), crate::slide::stain_map::viridis, &st)?;
+        svg.insert("positivity_legend".into(), Value::from_safe_string(bar));
+    }
     let ctx = minijinja::context! {
         title => &opts.title,
         experiment => &opts.experiment,

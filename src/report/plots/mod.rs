@@ -24,6 +24,7 @@
 pub mod calibration;
 mod canvas;
 pub mod cif;
+pub mod colorbar;
 pub mod epochs;
 pub mod export;
 pub mod font;
