@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use crate::cache::Cache;
-use crate::contracts::figures::FiguresJson;
 use crate::provenance::RunSummary;
+use crate::report::figures::FiguresJson;
 use crate::report::plots::panels::{select, Selection, SELECTABLE};
 use crate::report::plots::{self, Meta, Style, TimeUnit};
 use crate::stages::report::{check_figure_size, Format};
@@ -73,15 +73,15 @@ fn locate(a: &FigureArgs) -> Result<(PathBuf, Option<String>)> {
     if direct.is_file() {
         return Ok((direct, None));
     }
-    if src.is_dir() && src.join("out").join(crate::contracts::figures::FILE).is_file() {
-        return Ok((src.join("out").join(crate::contracts::figures::FILE), None));
+    if src.is_dir() && src.join("out").join(crate::report::figures::FILE).is_file() {
+        return Ok((src.join("out").join(crate::report::figures::FILE), None));
     }
     let run_json = if src.is_dir() { src.join("run.json") } else { src.clone() };
     if !run_json.is_file() {
         bail!(
             "{}: expected a report folder (holding {}) or a run (a runs/<time>-<name> directory or its run.json)",
             src.display(),
-            crate::contracts::figures::FILE
+            crate::report::figures::FILE
         );
     }
     let run = RunSummary::read(&run_json)?;
@@ -119,7 +119,7 @@ fn locate(a: &FigureArgs) -> Result<(PathBuf, Option<String>)> {
             run_json.display(),
             node.stage,
             &node.key[..node.key.len().min(12)],
-            crate::contracts::figures::FILE,
+            crate::report::figures::FILE,
             cache.entry_dir(&node.key).display()
         );
     }

@@ -30,7 +30,6 @@ pub mod competing_calibration;
 pub mod competing_metrics;
 pub mod error;
 pub mod extract;
-pub mod figures;
 pub mod ingest;
 pub mod metrics;
 pub mod model;

@@ -17,9 +17,9 @@
 //! **Reference:** the page layout follows TRIPOD's reporting items for prediction models
 //! (participants, outcome, performance with CIs, calibration).
 use super::{resolved, typed, CheckCx, Checked, ParamError, RunCx, StageKind};
-use crate::contracts::figures::{self, FiguresJson};
 use crate::contracts::{CalibrateOutput, EvaluateOutput, TrainOutput, INGEST, STAIN, TILE};
 use crate::docpath::Seg;
+use crate::report::figures::{self, FiguresJson};
 use crate::report::page::{self, Lineage, LineageInput, Options, Sources};
 use crate::report::plots::panels::{compose, select, Selection, SELECTABLE};
 use crate::report::plots::{export, style, Meta, Style, TimeAxis, TimeUnit};

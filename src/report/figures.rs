@@ -1,5 +1,6 @@
-//! `figures/figures.json` (written by `report`; read by `spatia figure` and by `report` itself
-//! for the spec's declared `figures`): every figure the report can draw — the page's and every
+//! `figures/figures.json` (written by the `report` stage; read by `spatia figure` and by the
+//! stage itself for the spec's declared `figures`) — a file of the report's own, with its one
+//! type here rather than in `contracts` (which the report module reads from): every figure the report can draw — the page's and every
 //! other arm's — as the data it was drawn from, so that a figure can be drawn again at any size
 //! and in any format from the recorded outputs only, by the renderer the page uses
 //! ([`crate::report::plots`]).
@@ -13,7 +14,7 @@
 //!
 //! # Validation
 //! The schema; figure names unique and non-empty.
-use super::error::{read_json, shown, write_json, ContractError, Result};
+use crate::contracts::error::{read_json, shown, write_json, ContractError, Result};
 use crate::report::plots::{Figure, TimeAxis};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
