@@ -12,9 +12,9 @@ use anyhow::{bail, Context, Result};
 use crate::cache::Cache;
 use crate::provenance::RunSummary;
 use crate::report::figures::FiguresJson;
+use crate::report::plots::export::{check_figure_size, Format};
 use crate::report::plots::panels::{select, Selection, SELECTABLE};
 use crate::report::plots::{self, Meta, Style, TimeUnit};
-use crate::stages::report::{check_figure_size, Format};
 
 /// `spatia figure`.
 #[derive(clap::Args, Debug)]

@@ -21,8 +21,9 @@ use crate::contracts::{CalibrateOutput, EvaluateOutput, TrainOutput, INGEST, STA
 use crate::docpath::Seg;
 use crate::report::figures::{self, FiguresJson};
 use crate::report::page::{self, Lineage, LineageInput, Options, Sources};
+use crate::report::plots::export::{check_figure_size, Format};
 use crate::report::plots::panels::{compose, select, Selection, SELECTABLE};
-use crate::report::plots::{export, style, Meta, Style, TimeAxis, TimeUnit};
+use crate::report::plots::{style, Meta, Style, TimeAxis, TimeUnit};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -82,34 +83,6 @@ struct DeclaredFigure {
     font_pt: f64,
 }
 
-/// A figure file format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Format {
-    Svg,
-    Png,
-    Pdf,
-}
-
-impl Format {
-    /// The file extension.
-    pub fn extension(self) -> &'static str {
-        match self {
-            Format::Svg => "svg",
-            Format::Png => "png",
-            Format::Pdf => "pdf",
-        }
-    }
-    /// The bytes of `svg` in this format.
-    pub fn encode(self, svg: &str, dpi: u32) -> Result<Vec<u8>, crate::report::plots::PlotError> {
-        match self {
-            Format::Svg => Ok(svg.as_bytes().to_vec()),
-            Format::Png => export::png(svg, dpi),
-            Format::Pdf => export::pdf(svg),
-        }
-    }
-}
-
 fn single_column() -> f64 {
     style::SINGLE_COLUMN_MM
 }
@@ -121,26 +94,6 @@ fn default_dpi() -> u32 {
 }
 fn default_font_pt() -> f64 {
     7.0
-}
-
-/// Type sizes accepted, pt.
-pub const FONT_PT_RANGE: (f64, f64) = (crate::bounds::REPORT_FIGURE_FONT.lo, crate::bounds::REPORT_FIGURE_FONT.hi);
-
-/// Checks a figure's size, resolution and type size; `at` is the parameter path.
-pub fn check_figure_size(at: &str, width_mm: f64, dpi: u32, font_pt: f64) -> Result<(), String> {
-    let (w0, w1) = style::WIDTH_RANGE_MM;
-    if !(w0..=w1).contains(&width_mm) {
-        return Err(format!("{at}width_mm: expected {w0} to {w1} mm (85 a single column, 174 two), found {width_mm}"));
-    }
-    let (d0, d1) = export::DPI_RANGE;
-    if !(d0..=d1).contains(&dpi) {
-        return Err(format!("{at}dpi: expected {d0} to {d1}, found {dpi}"));
-    }
-    let (f0, f1) = FONT_PT_RANGE;
-    if !(f0..=f1).contains(&font_pt) {
-        return Err(format!("{at}font_pt: expected {f0} to {f1} pt, found {font_pt}"));
-    }
-    Ok(())
 }
 
 fn default_qc_slides() -> usize {

@@ -7,11 +7,63 @@
 //! Size: the SVG's root `width`/`height` are in mm; usvg reads them at 96 user units per inch,
 //! so a PNG at `dpi` is scaled by `dpi / 96` and the PDF page is `width × 72 / 96` points —
 //! the figure's size in mm either way.
+//!
+//! Also here: [`Format`] (the file formats a figure is written in) and [`check_figure_size`]
+//! (the width, resolution and type size a figure may be asked for, from [`crate::bounds`]).
 use std::sync::Arc;
 
 use resvg::{tiny_skia, usvg};
+use serde::{Deserialize, Serialize};
 
 use super::{font, PlotError};
+
+/// A figure file format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Svg,
+    Png,
+    Pdf,
+}
+
+impl Format {
+    /// The file extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Svg => "svg",
+            Format::Png => "png",
+            Format::Pdf => "pdf",
+        }
+    }
+    /// The bytes of `svg` in this format.
+    pub fn encode(self, svg: &str, dpi: u32) -> Result<Vec<u8>, PlotError> {
+        match self {
+            Format::Svg => Ok(svg.as_bytes().to_vec()),
+            Format::Png => png(svg, dpi),
+            Format::Pdf => pdf(svg),
+        }
+    }
+}
+
+/// Type sizes accepted, pt.
+pub const FONT_PT_RANGE: (f64, f64) = (crate::bounds::REPORT_FIGURE_FONT.lo, crate::bounds::REPORT_FIGURE_FONT.hi);
+
+/// Checks a figure's size, resolution and type size; `at` is the parameter path.
+pub fn check_figure_size(at: &str, width_mm: f64, dpi: u32, font_pt: f64) -> Result<(), String> {
+    let (w0, w1) = super::style::WIDTH_RANGE_MM;
+    if !(w0..=w1).contains(&width_mm) {
+        return Err(format!("{at}width_mm: expected {w0} to {w1} mm (85 a single column, 174 two), found {width_mm}"));
+    }
+    let (d0, d1) = DPI_RANGE;
+    if !(d0..=d1).contains(&dpi) {
+        return Err(format!("{at}dpi: expected {d0} to {d1}, found {dpi}"));
+    }
+    let (f0, f1) = FONT_PT_RANGE;
+    if !(f0..=f1).contains(&font_pt) {
+        return Err(format!("{at}font_pt: expected {f0} to {f1} pt, found {font_pt}"));
+    }
+    Ok(())
+}
 
 /// PNG resolutions accepted (dots per inch).
 pub const DPI_RANGE: (u32, u32) =
