@@ -7,6 +7,7 @@ use std::process::ExitCode;
 pub mod core;
 pub mod doctor;
 pub mod extract;
+pub mod slurm;
 
 /// Spatia: declarative, reproducible experiments for AI spatial pathomics.
 #[derive(Parser, Debug)]
@@ -52,6 +53,9 @@ pub enum Command {
     /// (internal) trains a `model: mil` arm: the job as JSON on stdin (see stages::train_mil)
     #[command(name = "__train-mil", hide = true)]
     TrainMil,
+    /// (internal) computes one node of a Slurm array's manifest into the shared cache
+    #[command(name = "exec-node", hide = true)]
+    ExecNode(slurm::ExecNodeArgs),
 }
 
 /// Entry point of the binary.
@@ -80,6 +84,7 @@ pub fn main() -> ExitCode {
         Command::Demo(a) => crate::demo::cli::run(a).map(|_| 0),
         Command::Doctor(a) => doctor::run(a),
         Command::TrainMil => crate::stages::train_mil::child_main(),
+        Command::ExecNode(a) => slurm::exec_node(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),
