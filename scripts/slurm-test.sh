@@ -41,7 +41,8 @@ install() {
 write_conf() {
     mkdir -p "$DIR/ctld" "$DIR/slurmd" "$DIR/log"
     local cpus mem
-    cpus=$(nproc)
+    # more task slots than cores (config_overrides): the test jobs are short and mostly wait on I/O and Slurm
+    cpus=$(( $(nproc) * 4 ))
     mem=$(($(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 * 8 / 10))
     cat >"$CONF" <<CONF
 # written by scripts/slurm-test.sh: a single-node test cluster
@@ -66,6 +67,8 @@ JobCompType=jobcomp/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU
 SchedulerType=sched/backfill
+SchedulerParameters=batch_sched_delay=0,sched_min_interval=0
+SlurmdParameters=config_overrides
 MpiDefault=none
 ReturnToService=2
 MinJobAge=300

@@ -8,6 +8,8 @@
 //!   cache (`slurm/manifests/<id>.json`; the job is named `spatia-<id>`); each task runs
 //!   `spatia exec-node` ([`node`]), which computes its node with the local executor's
 //!   [`super::run_node`] (key lock, atomic publish, log in the entry) and writes an outcome file;
+//! - holds a ready node up to `wave_wait` seconds while other nodes of its group still wait
+//!   for upstream work, so that a wave goes out as one array rather than one per poll;
 //! - polls with one `squeue` per interval for all its jobs and reads the outcome files, settles
 //!   finished nodes, submits what became ready; a task that ended `NODE_FAIL`, `PREEMPTED` or
 //!   `BOOT_FAIL` without an outcome is resubmitted up to `resubmit` times;
@@ -90,12 +92,17 @@ pub fn run(spec: &Spec, dag: &Dag, cache: &Cache, opts: &Options, settings: &Set
     // per node: its resources and group (kind + resources), resubmissions so far
     let resources: Vec<Resources> =
         dag.nodes.iter().map(|x| settings.resources.overridden(x.decl.slurm.as_ref())).collect();
-    let group_of = |i: usize| -> String {
-        format!("{}{}", dag.nodes[i].decl.kind.name(), serde_json::to_string(&resources[i]).unwrap_or_default())
-    };
+    let groups_v: Vec<String> = (0..n)
+        .map(|i| {
+            format!("{}{}", dag.nodes[i].decl.kind.name(), serde_json::to_string(&resources[i]).unwrap_or_default())
+        })
+        .collect();
+    let group_of = |i: usize| -> String { groups_v[i].clone() };
     let mut attempts = vec![0u32; n];
     let mut inflight: BTreeMap<usize, InFlight> = BTreeMap::new();
     let mut queue: VecDeque<usize> = VecDeque::new();
+    // per group: when its oldest queued node became ready
+    let mut queued_since: HashMap<String, Instant> = HashMap::new();
     let mut submissions = 0usize;
 
     // attach to what an earlier head left queued or running for these keys
@@ -149,6 +156,19 @@ pub fn run(spec: &Spec, dag: &Dag, cache: &Cache, opts: &Options, settings: &Set
                 }
             }
             for (g, nodes) in groups {
+                let since = *queued_since.entry(g.clone()).or_insert_with(Instant::now);
+                // hold while nodes of this group still wait for upstream work in flight (a
+                // failed upstream skips them: they stop holding the wave)
+                let blocked = (0..n).any(|j| {
+                    st.status[j].is_none() && st.pending_deps[j] > 0 && !inflight.contains_key(&j) && groups_v[j] == g
+                });
+                let full =
+                    nodes.len() >= resources[nodes[0]].max_array_size.unwrap_or(settings::DEFAULT_MAX_ARRAY_SIZE);
+                if blocked && !full && since.elapsed() < settings.wave_wait() && !inflight.is_empty() {
+                    rest.extend(nodes);
+                    continue;
+                }
+                queued_since.remove(&g);
                 let r = &resources[nodes[0]];
                 let in_group = inflight.values().filter(|f| f.group == g).count();
                 let room_group = r.max_in_flight.unwrap_or(max_in_flight).saturating_sub(in_group);
@@ -171,6 +191,9 @@ pub fn run(spec: &Spec, dag: &Dag, cache: &Cache, opts: &Options, settings: &Set
                         emit_start(opts.output, dag, i, Some(&f.job_task()));
                         inflight.insert(i, f);
                     }
+                }
+                if take < nodes.len() {
+                    queued_since.insert(g.clone(), since);
                 }
                 rest.extend(nodes[take..].iter().copied());
             }

@@ -15,6 +15,7 @@
 //! resubmit = 2               # resubmissions of a node whose job ended NODE_FAIL/PREEMPTED/BOOT_FAIL
 //! poll = 5.0                 # seconds between the head's squeue calls
 //! outcome_grace = 30.0       # seconds a job may be gone before its outcome file must be visible
+//! wave_wait = 10.0           # seconds ready nodes wait for the rest of their wave (one array, not many)
 //! spatia = "/shared/bin/spatia"   # the binary the compute nodes run (default: this one)
 //! sbatch_args = ["--constraint=avx2"]
 //! ```
@@ -67,6 +68,8 @@ pub struct Settings {
     #[serde(default)]
     pub outcome_grace: Option<f64>,
     #[serde(default)]
+    pub wave_wait: Option<f64>,
+    #[serde(default)]
     pub spatia: Option<String>,
     #[serde(default)]
     pub sbatch_args: Vec<String>,
@@ -78,6 +81,7 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 1000;
 pub const DEFAULT_RESUBMIT: u32 = 2;
 pub const DEFAULT_POLL_S: f64 = 2.0;
 pub const DEFAULT_OUTCOME_GRACE_S: f64 = 30.0;
+pub const DEFAULT_WAVE_WAIT_S: f64 = 10.0;
 
 impl Default for Settings {
     fn default() -> Self {
@@ -86,6 +90,7 @@ impl Default for Settings {
             resubmit: None,
             poll: None,
             outcome_grace: None,
+            wave_wait: None,
             spatia: None,
             sbatch_args: Vec::new(),
         }
@@ -215,7 +220,7 @@ impl Settings {
         let toml::Value::Table(exec) = exec else { return Err("`executor` must be a table".into()) };
         let Some(slurm) = exec.get("slurm") else { return Ok(Settings::default()) };
         let toml::Value::Table(slurm) = slurm else { return Err("`executor.slurm` must be a table".into()) };
-        const HEAD: &[&str] = &["resubmit", "poll", "outcome_grace", "spatia", "sbatch_args"];
+        const HEAD: &[&str] = &["resubmit", "poll", "outcome_grace", "wave_wait", "spatia", "sbatch_args"];
         let (head, res): (toml::Table, toml::Table) =
             slurm.clone().into_iter().partition(|(k, _)| HEAD.contains(&k.as_str()));
         let mut s: Settings =
@@ -233,9 +238,11 @@ impl Settings {
                 return Err(format!("`poll` = {p}: expected 0.05 to 600 seconds"));
             }
         }
-        if let Some(g) = s.outcome_grace {
-            if !(0.0..=3600.0).contains(&g) {
-                return Err(format!("`outcome_grace` = {g}: expected 0 to 3600 seconds"));
+        for (what, v) in [("outcome_grace", s.outcome_grace), ("wave_wait", s.wave_wait)] {
+            if let Some(g) = v {
+                if !(0.0..=3600.0).contains(&g) {
+                    return Err(format!("`{what}` = {g}: expected 0 to 3600 seconds"));
+                }
             }
         }
         if let Some(r) = s.resubmit {
@@ -268,6 +275,9 @@ impl Settings {
     }
     pub fn poll(&self) -> std::time::Duration {
         std::time::Duration::from_secs_f64(self.poll.unwrap_or(DEFAULT_POLL_S))
+    }
+    pub fn wave_wait(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(self.wave_wait.unwrap_or(DEFAULT_WAVE_WAIT_S))
     }
     pub fn outcome_grace(&self) -> std::time::Duration {
         std::time::Duration::from_secs_f64(self.outcome_grace.unwrap_or(DEFAULT_OUTCOME_GRACE_S))
