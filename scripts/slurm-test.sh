@@ -81,6 +81,10 @@ CONF
 pid_alive() { [[ -s $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 start() {
+    if [[ $(id -u) != 0 ]]; then
+        say "needs root (apt-get, munged as the munge user, slurmd); run it as root or with sudo"
+        return 1
+    fi
     install
     write_conf
     # munged: its socket directory, run as the munge user (as the Debian unit does)
@@ -105,7 +109,7 @@ start() {
 
 stop() {
     # cancel what the tests left queued, then stop the daemons this script started
-    scancel --name-prefix=spatia- 2>/dev/null || scancel -u "$(id -un)" 2>/dev/null || true
+    pid_alive "$DIR/slurmctld.pid" && scancel -u "$(id -un)" 2>/dev/null || true
     for p in "$DIR/slurmd.pid" "$DIR/slurmctld.pid"; do
         if pid_alive "$p"; then kill "$(cat "$p")" 2>/dev/null || true; fi
     done

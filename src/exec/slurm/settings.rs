@@ -55,7 +55,7 @@ pub struct Resources {
 }
 
 /// `[executor.slurm]`: the defaults of every stage plus the head's own settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     /// (the resource keys of the table; parsed apart from the head's keys)
@@ -82,20 +82,6 @@ pub const DEFAULT_RESUBMIT: u32 = 2;
 pub const DEFAULT_POLL_S: f64 = 2.0;
 pub const DEFAULT_OUTCOME_GRACE_S: f64 = 30.0;
 pub const DEFAULT_WAVE_WAIT_S: f64 = 10.0;
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            resources: Resources::default(),
-            resubmit: None,
-            poll: None,
-            outcome_grace: None,
-            wave_wait: None,
-            spatia: None,
-            sbatch_args: Vec::new(),
-        }
-    }
-}
 
 fn slurm_word(what: &str, v: &str, extra: &str) -> Result<(), String> {
     if v.is_empty()
