@@ -8,6 +8,7 @@ pub mod locate;
 pub mod paths;
 pub mod raw;
 pub mod roots;
+pub mod slurm;
 
 use crate::stages::{self, CheckCx, Checked, StageKind};
 use locate::{render, Locator, Seg};
@@ -99,7 +100,7 @@ pub struct StageDecl {
     /// Directory (relative to the root) the outputs are copied to after a run.
     pub publish: Option<String>,
     /// Slurm resources of this stage's jobs (`slurm:`; never in the key).
-    pub slurm: Option<crate::exec::slurm::settings::Resources>,
+    pub slurm: Option<slurm::Resources>,
 }
 
 impl std::fmt::Debug for dyn StageKind {
@@ -276,7 +277,7 @@ pub fn compile_str(text: &str, display: &str, file: PathBuf, root: PathBuf) -> R
         kind: &'static dyn StageKind,
         needs: Vec<String>,
         publish: Option<String>,
-        slurm: Option<crate::exec::slurm::settings::Resources>,
+        slurm: Option<slurm::Resources>,
         params: serde_json::Map<String, Json>,
     }
     let mut bases: Vec<Base> = Vec::new();
@@ -359,7 +360,7 @@ pub fn compile_str(text: &str, display: &str, file: PathBuf, root: PathBuf) -> R
         let slurm = match m.get("slurm") {
             None | Some(Yaml::Null) => None,
             Some(v) => Some(
-                crate::exec::slurm::settings::Resources::from_json(&crate::util::yaml_to_json(v))
+                slurm::Resources::from_json(&crate::util::yaml_to_json(v))
                     .map_err(|why| cx.at_value(&[sp.clone(), p(&["slurm"])].concat(), why))?,
             ),
         };

@@ -148,10 +148,13 @@ pub fn exec_node(manifest: &Path, index: Option<usize>) -> Result<u8> {
 /// Compiles the manifest's spec and computes `key` into the cache.
 fn compute(m: &Manifest, cache: &Cache, key: &str, forced: bool) -> Result<NodeSummary> {
     super::sharedfs::check(&cache.root)?;
-    let opts =
-        crate::cli::core::SpecOpts { spec: m.spec.clone(), root: Some(m.root.clone()), cache: Some(m.cache.clone()) };
-    let (spec, dag, cache2) = crate::cli::core::load(&opts)?;
-    debug_assert_eq!(cache2.root, cache.root);
+    // as `spatia run` compiles it (exec does not import cli: the same three steps)
+    let spec = crate::spec::compile(&m.spec, Some(&m.root))?;
+    let mut stat = crate::cache::hash::StatCache::load(&cache.stat_cache_file());
+    let dag = crate::dag::build(&spec, &mut stat)?;
+    if let Err(e) = stat.save() {
+        eprintln!("spatia exec-node: warning: the stat cache was not saved: {e}");
+    }
     let Some(i) = dag.nodes.iter().position(|n| n.key == key) else {
         bail!(
             "key {key} is not in the DAG of {} as it compiles now (the spec, its inputs or this binary changed since \
