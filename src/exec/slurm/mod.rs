@@ -271,42 +271,26 @@ pub fn run(spec: &Spec, dag: &Dag, cache: &Cache, opts: &Options, settings: &Set
                             continue;
                         }
                         let log = node::logs_dir(cache).join(format!("{}.out", f.job_task()));
-                        if cluster::is_node_failure(&f.state) && attempts[i] < settings.resubmit() {
-                            attempts[i] += 1;
-                            let w = format!(
-                                "Slurm array task {} of `{}` ended {} (a node failure); resubmitting it ({} of at most {})",
-                                f.job_task(),
-                                dag.nodes[i].stage,
-                                f.state,
-                                attempts[i],
-                                settings.resubmit()
-                            );
-                            mp.suspend(|| eprintln!("spatia: warning: {w}"));
-                            emit(
-                                opts.output,
-                                serde_json::json!({"event": "warning", "stage": dag.nodes[i].stage, "key": dag.nodes[i].key, "message": w}),
-                            );
-                            resubmit.push(i);
-                            continue;
-                        }
-                        let why = match f.state.as_str() {
-                            "GONE" => format!(
-                                "Slurm array task {} left the queue without writing an outcome file into {} (is the cache \
-                                 shared with the compute nodes at the same path?); Slurm's log of the task: {}",
-                                f.job_task(),
-                                node::outcomes_dir(cache).display(),
-                                log.display()
-                            ),
-                            s => format!(
-                                "Slurm array task {} ended {s}{} without writing an outcome file; Slurm's log of the task: {}",
-                                f.job_task(),
-                                if cluster::is_node_failure(s) {
-                                    format!(" after {} resubmission(s)", attempts[i])
-                                } else {
-                                    String::new()
-                                },
-                                log.display()
-                            ),
+                        let why = match ended(&f.state, attempts[i], settings.resubmit(), &f.job_task(), cache, &log) {
+                            Ended::Resubmit => {
+                                attempts[i] += 1;
+                                let w = format!(
+                                    "Slurm array task {} of `{}` ended {} (a node failure); resubmitting it ({} of at most {})",
+                                    f.job_task(),
+                                    dag.nodes[i].stage,
+                                    f.state,
+                                    attempts[i],
+                                    settings.resubmit()
+                                );
+                                mp.suspend(|| eprintln!("spatia: warning: {w}"));
+                                emit(
+                                    opts.output,
+                                    serde_json::json!({"event": "warning", "stage": dag.nodes[i].stage, "key": dag.nodes[i].key, "message": w}),
+                                );
+                                resubmit.push(i);
+                                continue;
+                            }
+                            Ended::Fail(why) => why,
                         };
                         finished.push((i, summary(&dag.nodes[i], Status::Failed, 0.0, Some(why), None)));
                     }
@@ -351,6 +335,36 @@ pub fn run(spec: &Spec, dag: &Dag, cache: &Cache, opts: &Options, settings: &Set
     }
     crate::util::timing(&format!("slurm: {submissions} sbatch call(s)"), st.tr.t0);
     conclude(spec, dag, cache, st, &mp, &bars)
+}
+
+/// What becomes of a node whose task ended (or left the queue) without an outcome file.
+#[derive(Debug, PartialEq, Eq)]
+enum Ended {
+    Resubmit,
+    /// The node fails, for this reason.
+    Fail(String),
+}
+
+/// Resubmit after a node failure (`NODE_FAIL`, `PREEMPTED`, `BOOT_FAIL`) while `attempts` <
+/// `max`; anything else — or a node failure once more — fails the node, naming Slurm's state
+/// and the task's Slurm log. `GONE`: no longer listed by `squeue` at all.
+fn ended(state: &str, attempts: u32, max: u32, job_task: &str, cache: &Cache, log: &std::path::Path) -> Ended {
+    if cluster::is_node_failure(state) && attempts < max {
+        return Ended::Resubmit;
+    }
+    Ended::Fail(match state {
+        "GONE" => format!(
+            "Slurm array task {job_task} left the queue without writing an outcome file into {} (is the cache shared \
+             with the compute nodes at the same path?); Slurm's log of the task: {}",
+            node::outcomes_dir(cache).display(),
+            log.display()
+        ),
+        s => format!(
+            "Slurm array task {job_task} ended {s}{} without writing an outcome file; Slurm's log of the task: {}",
+            if cluster::is_node_failure(s) { format!(" after {attempts} resubmission(s)") } else { String::new() },
+            log.display()
+        ),
+    })
 }
 
 /// SIGINT/SIGTERM on the head: the jobs keep running; says so, then marks the run interrupted.
@@ -411,4 +425,28 @@ fn submit(
         quote(&file.display().to_string())
     ));
     cluster::sbatch(&args).with_context(|| format!("submitting {} `{}` node(s)", nodes.len(), m.kind))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ended, Ended};
+    use crate::cache::Cache;
+    use std::path::Path;
+
+    #[test]
+    fn node_failures_are_resubmitted_a_bounded_number_of_times() {
+        let (c, log) = (Cache::new("/c"), Path::new("/c/slurm/logs/7_3.out"));
+        for s in ["NODE_FAIL", "PREEMPTED", "BOOT_FAIL"] {
+            assert_eq!(ended(s, 0, 2, "7_3", &c, log), Ended::Resubmit);
+            assert_eq!(ended(s, 1, 2, "7_3", &c, log), Ended::Resubmit);
+            let Ended::Fail(why) = ended(s, 2, 2, "7_3", &c, log) else { panic!("{s}: resubmitted a third time") };
+            assert!(why.contains(s) && why.contains("after 2 resubmission(s)") && why.contains("7_3.out"), "{why}");
+        }
+        for s in ["FAILED", "TIMEOUT", "OUT_OF_MEMORY", "CANCELLED", "COMPLETED"] {
+            let Ended::Fail(why) = ended(s, 0, 2, "7_3", &c, log) else { panic!("{s}: resubmitted") };
+            assert!(why.contains(s) && !why.contains("resubmission"), "{why}");
+        }
+        let Ended::Fail(why) = ended("GONE", 0, 2, "7_3", &c, log) else { panic!("GONE resubmitted") };
+        assert!(why.contains("/c/slurm/outcomes") && why.contains("shared"), "{why}");
+    }
 }
