@@ -229,3 +229,54 @@ fn a_head_killed_with_sigkill_and_rerun_submits_no_key_twice() {
     let o = common::spatia(d.path(), &["verify", "--cache", "cache-slurm"]);
     assert!(o.status.success(), "verify: {}", text(&o));
 }
+
+/// What needs no Slurm: a bad `slurm:` in a spec is reported at its place, a bad
+/// `[executor.slurm]` names the file and key, `slurm:` is in no key, and a machine without
+/// the Slurm commands gets a message saying so (exit 2).
+#[test]
+fn settings_errors_and_a_missing_slurm_are_reported_plainly() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    std::fs::write(dir.join("spatia.toml"), "").unwrap();
+    let spec = |slurm: &str| {
+        format!("name: t\nstages:\n  a: {{kind: command, cmd: \"echo hi > x\"{slurm}}}\n  b: {{kind: command, needs: [a], cmd: \"true\"}}\n")
+    };
+    std::fs::write(dir.join("bad.yaml"), spec(", slurm: {gpus: 1}")).unwrap();
+    let o = common::spatia(dir, &["plan", "bad.yaml"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("bad.yaml:3:") && text(&o).contains("gpus"), "{}", text(&o));
+    std::fs::write(dir.join("mem.yaml"), spec(", slurm: {mem: 8 GB}")).unwrap();
+    let o = common::spatia(dir, &["plan", "mem.yaml"]);
+    assert!(text(&o).contains("mem.yaml:3:") && text(&o).contains("`mem`"), "{}", text(&o));
+    // resources are in no key
+    std::fs::write(dir.join("plain.yaml"), spec("")).unwrap();
+    std::fs::write(dir.join("gpu.yaml"), spec(", slurm: {partition: gpu, gres: \"gpu:1\"}")).unwrap();
+    let keys = |f: &str| {
+        let o = common::spatia(dir, &["plan", f, "--json"]);
+        assert!(o.status.success(), "{}", text(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let mut k: Vec<String> =
+            v["stages"].as_array().unwrap().iter().map(|n| n["key"].as_str().unwrap().to_string()).collect();
+        k.sort();
+        k
+    };
+    let plain = keys("plain.yaml");
+    assert_eq!(plain.len(), 2, "keys of plain.yaml");
+    assert_eq!(plain, keys("gpu.yaml"), "slurm: changed a key");
+    // spatia.toml: file and key named
+    std::fs::write(dir.join("spatia.toml"), "[executor.slurm]\nqueue = \"x\"\n").unwrap();
+    let o = common::spatia(dir, &["run", "plain.yaml", "--executor", "slurm"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("spatia.toml: [executor.slurm]") && text(&o).contains("queue"), "{}", text(&o));
+    // no Slurm commands on PATH
+    std::fs::write(dir.join("spatia.toml"), "[executor.slurm]\npartition = \"cpu\"\n").unwrap();
+    let o = Command::new(bin())
+        .args(["run", "plain.yaml", "--executor", "slurm"])
+        .env("PATH", dir.join("no-such-dir"))
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("cannot run `scontrol`") && text(&o).contains("Slurm"), "{}", text(&o));
+    assert!(!dir.join("runs").exists(), "a run record was written although nothing could be submitted");
+}
