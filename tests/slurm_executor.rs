@@ -280,3 +280,50 @@ fn settings_errors_and_a_missing_slurm_are_reported_plainly() {
     assert!(text(&o).contains("cannot run `scontrol`") && text(&o).contains("Slurm"), "{}", text(&o));
     assert!(!dir.join("runs").exists(), "a run record was written although nothing could be submitted");
 }
+
+#[test]
+fn scancel_of_the_heads_jobs_then_a_rerun_completes() {
+    if !slurm_or_skip("scancel_of_the_heads_jobs_then_a_rerun_completes") {
+        return;
+    }
+    let d = project();
+    let mut first = head(d.path(), &[]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let t0 = Instant::now();
+    while submitted(d.path()).len() < 2 {
+        assert!(t0.elapsed() < Duration::from_secs(120), "the head submitted no second array in 120 s");
+        assert!(first.try_wait().unwrap().is_none(), "the head ended before its second submission");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    first.kill().unwrap();
+    let _ = first.wait();
+    // cancel every array this project submitted, by the job names the manifests give
+    for m in std::fs::read_dir(d.path().join("cache-slurm/slurm/manifests")).unwrap() {
+        let name = m.unwrap().path().file_stem().unwrap().to_string_lossy().to_string();
+        let o = Command::new("scancel").arg(format!("--name=spatia-{name}")).output().unwrap();
+        assert!(o.status.success(), "scancel: {}", text(&o));
+    }
+    let second = head(d.path(), &[]).output().unwrap();
+    assert!(second.status.success(), "rerun after scancel: {}", text(&second));
+    let r = run_record(d.path(), &second);
+    let nodes = r["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 125);
+    assert!(nodes.iter().all(|n| ["hit", "miss", "waited"].contains(&n["status"].as_str().unwrap())), "{r}");
+    // every node the cancelled arrays did not finish went out again, once; at least one did
+    let calls = submitted(d.path());
+    let first_keys: BTreeSet<&String> = calls[..2].iter().flatten().collect();
+    let count = |k: &String| calls.iter().flatten().filter(|x| *x == k).count();
+    let mut again = 0;
+    for n in nodes {
+        let k = n["key"].as_str().unwrap().to_string();
+        let want = match (first_keys.contains(&k), n["status"] == "hit") {
+            (true, true) => 1,  // finished before the scancel
+            (true, false) => 2, // cancelled, submitted again
+            (false, _) => 1,
+        };
+        assert_eq!(count(&k), want, "key {k} ({}, {}) submitted {} time(s)", n["stage"], n["status"], count(&k));
+        again += usize::from(want == 2);
+    }
+    assert!(again > 0, "nothing was cancelled before it finished: the test did not exercise scancel");
+    let o = common::spatia(d.path(), &["verify", "--cache", "cache-slurm"]);
+    assert!(o.status.success(), "verify: {}", text(&o));
+}
