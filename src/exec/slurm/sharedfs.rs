@@ -4,13 +4,16 @@
 //! - **atomic rename within one file system**: an entry is built in `tmp/` and renamed into
 //!   `entries/`, an outcome file written beside its final name and renamed over it;
 //! - **`flock` that other processes see**: the per-key lock (`locks/<key>.lock`) is an
-//!   exclusive `flock`, so that two jobs (or a job and a local run) never compute one key.
-//!   NFS mounted with `local_lock=flock` or `local_lock=all` takes locks on one client only;
-//!   NFS without a lock manager answers `ENOLCK`.
+//!   exclusive `flock`, so that two jobs (or a job and a local run) never compute one key;
+//!   where flock is not supported (`ENOLCK`: NFS without a lock manager; `ENOSYS`/`EOPNOTSUPP`)
+//!   the cache falls back to lock files created with `O_EXCL` ([`crate::cache::lockfile`]).
+//!   NFS mounted with `local_lock=flock` or `local_lock=all` takes locks on one client only:
+//!   undetectable from one host, it needs `SPATIA_LOCKS=file`.
 //!
 //! [`check`] tries both in the cache (a rename over an existing file; a lock from one open
-//! file, then a non-blocking attempt from a second one, which must be refused) and refuses the
-//! cache, saying what failed and what would do, when either does not behave. It runs on the
+//! file, then a non-blocking attempt from a second one, which must be refused; or the lock-file
+//! fallback, whose second exclusive creation must be refused) and refuses the cache, saying
+//! what failed and what would do, when either does not behave. It runs on the
 //! head before anything is submitted and on each compute node before it computes. A cache
 //! the compute nodes cannot see at all shows as jobs that end without an outcome file; the
 //! head says so then.
@@ -34,6 +37,11 @@ fn fs_type(dir: &Path) -> String {
 
 /// Checks atomic rename and `flock` in the cache at `root` (creating `tmp/` and `locks/`).
 pub fn check(root: &Path) -> anyhow::Result<()> {
+    check_with(root, crate::cache::lockfile::forced())
+}
+
+/// [`check`]; `lock_files`: check the lock-file fallback instead of flock.
+fn check_with(root: &Path, lock_files_only: bool) -> anyhow::Result<()> {
     let refuse = |what: String| {
         anyhow::anyhow!(
             "the cache {} ({}) cannot be shared with Slurm jobs: {what}. The Slurm executor needs a cache on a file \
@@ -64,24 +72,33 @@ pub fn check(root: &Path) -> anyhow::Result<()> {
         Ok(false) => return Err(refuse("a file renamed over another did not replace it".into())),
         Err(e) => return Err(refuse(format!("renaming a file over another in {} failed: {e}", tmp.display()))),
     }
-    // flock: held through one open file, refused through another
+    // flock: held through one open file, refused through another; where flock is not
+    // supported (or SPATIA_LOCKS=file), the lock files the cache then uses
     let locks = root.join("locks");
     std::fs::create_dir_all(&locks).map_err(|e| refuse(format!("cannot create {}: {e}", locks.display())))?;
     let p = locks.join(format!(".fscheck.{tag}.lock"));
+    let lock_files = || -> anyhow::Result<()> {
+        let held =
+            crate::cache::lockfile::acquire(&p).map_err(|e| refuse(format!("no flock, and lock files fail: {e}")))?;
+        let second = File::options().write(true).create_new(true).open(crate::cache::lockfile::excl_path(&p));
+        drop(held);
+        match second {
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
+            _ => Err(refuse("no flock, and exclusive creation (O_EXCL) of a lock file is not exclusive".into())),
+        }
+    };
     let result = (|| -> anyhow::Result<()> {
+        if lock_files_only {
+            return lock_files();
+        }
         let open = || File::options().create(true).truncate(false).write(true).open(&p);
         let (f1, f2) = (open()?, open()?);
         if let Err(e) = f1.try_lock() {
-            let why = match e {
-                TryLockError::Error(e)
-                    if e.kind() == ErrorKind::Unsupported || e.raw_os_error() == Some(libc::ENOLCK) =>
-                {
-                    format!("flock is not supported there ({e})")
-                }
-                TryLockError::Error(e) => format!("flock failed: {e}"),
-                TryLockError::WouldBlock => "a fresh lock file was already locked".into(),
+            return match e {
+                TryLockError::Error(e) if crate::cache::lockfile::unsupported(&e) => lock_files(),
+                TryLockError::Error(e) => Err(refuse(format!("flock failed: {e}"))),
+                TryLockError::WouldBlock => Err(refuse("a fresh lock file was already locked".into())),
             };
-            return Err(refuse(why));
         }
         match f2.try_lock() {
             Err(TryLockError::WouldBlock) => Ok(()),
@@ -100,6 +117,13 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         super::check(d.path()).unwrap();
         assert!(std::fs::read_dir(d.path().join("tmp")).unwrap().next().is_none(), "check files left behind");
+    }
+
+    #[test]
+    fn lock_files_pass_where_flock_is_not_wanted() {
+        let d = tempfile::tempdir().unwrap();
+        super::check_with(d.path(), true).unwrap();
+        assert!(std::fs::read_dir(d.path().join("locks")).unwrap().next().is_none(), "lock files left behind");
     }
 
     #[test]
