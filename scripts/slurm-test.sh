@@ -78,7 +78,13 @@ PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
 CONF
 }
 
-pid_alive() { [[ -s $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# a live process (not a zombie: in a container without an init that reaps, stopped daemons stay as zombies)
+pid_alive() {
+    [[ -s $1 ]] || return 1
+    local p
+    p=$(cat "$1")
+    [[ $p =~ ^[0-9]+$ && -r /proc/$p/stat ]] && [[ $(awk '{print $3}' "/proc/$p/stat") != Z ]]
+}
 
 start() {
     if [[ $(id -u) != 0 ]]; then
