@@ -37,6 +37,9 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+/// How long `squeue` may fail before the head says so (once).
+const SQUEUE_SILENCE: Duration = Duration::from_secs(120);
+
 /// The job-name prefix of every array Spatia submits.
 pub const JOB_PREFIX: &str = "spatia-";
 
@@ -140,6 +143,7 @@ pub fn run(spec: &Spec, dag: &Dag, cache: &Cache, opts: &Options, settings: &Set
 
     let max_in_flight = settings.resources.max_in_flight.unwrap_or(settings::DEFAULT_MAX_IN_FLIGHT);
     let mut last_counts: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    let (mut silent_since, mut said_silent): (Option<Instant>, bool) = (None, false);
     loop {
         if let Some(sig) = interrupt::received() {
             stop(&mut st, sig, &inflight, &mp);
@@ -246,7 +250,23 @@ pub fn run(spec: &Spec, dag: &Dag, cache: &Cache, opts: &Options, settings: &Set
         let mut jobs: Vec<u64> = inflight.values().map(|f| f.job).collect();
         jobs.sort_unstable();
         jobs.dedup();
-        if let Some(tasks) = cluster::tasks_of(&jobs) {
+        let tasks = cluster::tasks_of(&jobs);
+        match (&tasks, silent_since) {
+            (Some(_), _) => silent_since = None,
+            (None, None) => silent_since = Some(Instant::now()),
+            (None, Some(t)) if t.elapsed() >= SQUEUE_SILENCE && !said_silent => {
+                let w = format!(
+                    "squeue has not answered for {} s; still waiting for {} array task(s) (their outcome files are read meanwhile)",
+                    t.elapsed().as_secs(),
+                    inflight.len()
+                );
+                mp.suspend(|| eprintln!("spatia: warning: {w}"));
+                emit(opts.output, serde_json::json!({"event": "warning", "message": w}));
+                said_silent = true;
+            }
+            (None, Some(_)) => {}
+        }
+        if let Some(tasks) = tasks {
             let now = Instant::now();
             let mut resubmit: Vec<usize> = Vec::new();
             for (&i, f) in inflight.iter_mut() {
@@ -306,7 +326,10 @@ pub fn run(spec: &Spec, dag: &Dag, cache: &Cache, opts: &Options, settings: &Set
         }
         for (i, s) in finished {
             for d in settle(dag, opts.output, &mp, &bars, &mut st, i, s) {
-                queue.push_back(d);
+                // (a node attached to before its inputs were settled is in flight already)
+                if !inflight.contains_key(&d) {
+                    queue.push_back(d);
+                }
             }
         }
         // Slurm's view per stage: pending and running tasks
