@@ -327,3 +327,75 @@ fn scancel_of_the_heads_jobs_then_a_rerun_completes() {
     let o = common::spatia(d.path(), &["verify", "--cache", "cache-slurm"]);
     assert!(o.status.success(), "verify: {}", text(&o));
 }
+
+/// A node taken down under running tasks (`scontrol update state=down`): with `--no-requeue`
+/// Slurm ends them `NODE_FAIL`; the head resubmits those nodes (bounded) and the run completes.
+#[test]
+fn tasks_ended_by_a_node_failure_are_resubmitted() {
+    if !slurm_or_skip("tasks_ended_by_a_node_failure_are_resubmitted") {
+        return;
+    }
+    let d = project();
+    std::fs::write(
+        d.path().join("spatia.toml"),
+        "[executor.slurm]\npoll = 0.3\noutcome_grace = 2\nwave_wait = 120\nresubmit = 2\nsbatch_args = [\"--no-requeue\"]\n",
+    )
+    .unwrap();
+    let first = head(d.path(), &[]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    // wait for running tiles tasks (the second array), then take the node down under them
+    let t0 = Instant::now();
+    let node = loop {
+        assert!(t0.elapsed() < Duration::from_secs(120), "no task of the second array ran in 120 s");
+        let calls = std::fs::read_to_string(d.path().join("sbatch.log")).unwrap_or_default();
+        if calls.lines().count() >= 2 {
+            let o = Command::new("squeue").args(["-h", "-r", "-t", "RUNNING", "-o", "%j %N"]).output().unwrap();
+            let out = String::from_utf8_lossy(&o.stdout).to_string();
+            if let Some(l) = out.lines().find(|l| l.starts_with("spatia-")) {
+                break l.split_whitespace().nth(1).unwrap().to_string();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let o = Command::new("scontrol")
+        .args(["update", &format!("nodename={node}"), "state=down", "reason=spatia-test"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "scontrol down: {}", text(&o));
+    // back up (ReturnToService=2 may already have done it: then resume is refused)
+    let t1 = Instant::now();
+    loop {
+        let _ = Command::new("scontrol").args(["update", &format!("nodename={node}"), "state=resume"]).output();
+        let s = Command::new("sinfo").args(["-h", "-n", &node, "-o", "%T"]).output().unwrap();
+        let s = String::from_utf8_lossy(&s.stdout).to_string();
+        if ["idle", "mix", "alloc"].iter().any(|x| s.starts_with(x)) {
+            break;
+        }
+        assert!(t1.elapsed() < Duration::from_secs(60), "node {node} not back after 60 s: {s}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let out = first.wait_with_output().unwrap();
+    assert!(out.status.success(), "the run did not complete after the node failure: {}", text(&out));
+    let warnings: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["event"] == "warning")
+        .map(|e| e["message"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        warnings.iter().any(|w| w.contains("ended NODE_FAIL") && w.contains("resubmitting it (1 of at most 2)")),
+        "no NODE_FAIL resubmission: {warnings:?}"
+    );
+    let r = run_record(d.path(), &out);
+    assert!(r["nodes"].as_array().unwrap().iter().all(|n| n["status"] == "miss"), "{r}");
+    // each resubmitted key went out twice at most (once more per NODE_FAIL), the rest once
+    let calls = submitted(d.path());
+    let mut per_key: BTreeMap<&String, usize> = BTreeMap::new();
+    for k in calls.iter().flatten() {
+        *per_key.entry(k).or_default() += 1;
+    }
+    assert_eq!(per_key.len(), 125);
+    let resubmitted = per_key.values().filter(|&&c| c > 1).count();
+    assert!(resubmitted >= 1 && per_key.values().all(|&c| c <= 3), "{per_key:?}");
+    let o = common::spatia(d.path(), &["verify", "--cache", "cache-slurm"]);
+    assert!(o.status.success(), "verify: {}", text(&o));
+}
