@@ -239,7 +239,10 @@ fn settings_errors_and_a_missing_slurm_are_reported_plainly() {
     let dir = d.path();
     std::fs::write(dir.join("spatia.toml"), "").unwrap();
     let spec = |slurm: &str| {
-        format!("name: t\nstages:\n  a: {{kind: command, cmd: \"echo hi > x\"{slurm}}}\n  b: {{kind: command, needs: [a], cmd: \"true\"}}\n")
+        format!(
+            "name: t\nstages:\n  a: {{kind: command, cmd: \"echo hi > x\"{slurm}}}\n  \
+             b: {{kind: command, needs: [a], cmd: \"true\"}}\n"
+        )
     };
     std::fs::write(dir.join("bad.yaml"), spec(", slurm: {gpus: 1}")).unwrap();
     let o = common::spatia(dir, &["plan", "bad.yaml"]);
@@ -338,7 +341,8 @@ fn tasks_ended_by_a_node_failure_are_resubmitted() {
     let d = project();
     std::fs::write(
         d.path().join("spatia.toml"),
-        "[executor.slurm]\npoll = 0.3\noutcome_grace = 2\nwave_wait = 120\nresubmit = 2\nsbatch_args = [\"--no-requeue\"]\n",
+        "[executor.slurm]\npoll = 0.3\noutcome_grace = 2\nwave_wait = 120\nresubmit = 2\n\
+         sbatch_args = [\"--no-requeue\"]\n",
     )
     .unwrap();
     let first = head(d.path(), &[]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();

@@ -481,7 +481,8 @@ pub fn run(spec: &Spec, dag: &Dag, cache: &Cache, opts: &Options) -> anyhow::Res
 /// The `start` event of node `i` (with the Slurm array task that runs it, if any).
 fn emit_start(output: Output, dag: &Dag, i: usize, job: Option<&str>) {
     let node = &dag.nodes[i];
-    let mut v = serde_json::json!({"event": "start", "stage": node.stage, "item": node.item.as_ref().map(|x| &x.id), "key": node.key});
+    let item = node.item.as_ref().map(|x| &x.id);
+    let mut v = serde_json::json!({"event": "start", "stage": node.stage, "item": item, "key": node.key});
     if let (Some(j), Some(m)) = (job, v.as_object_mut()) {
         m.insert("job".into(), serde_json::Value::String(j.to_string()));
     }

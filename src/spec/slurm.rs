@@ -94,7 +94,10 @@ impl Resources {
     /// A spec's per-stage `slurm:` mapping, checked.
     pub fn from_json(v: &serde_json::Value) -> Result<Resources, String> {
         let r: Resources = serde_json::from_value(v.clone()).map_err(|e| {
-            format!("`slurm`: {e}; expected a mapping of partition, account, qos, time, mem, cpus, gres, max_array_size, max_in_flight")
+            format!(
+                "`slurm`: {e}; expected a mapping of partition, account, qos, time, mem, cpus, gres, \
+                 max_array_size, max_in_flight"
+            )
         })?;
         r.check()?;
         Ok(r)

@@ -256,7 +256,8 @@ pub fn run(spec: &Spec, dag: &Dag, cache: &Cache, opts: &Options, settings: &Set
             (None, None) => silent_since = Some(Instant::now()),
             (None, Some(t)) if t.elapsed() >= SQUEUE_SILENCE && !said_silent => {
                 let w = format!(
-                    "squeue has not answered for {} s; still waiting for {} array task(s) (their outcome files are read meanwhile)",
+                    "squeue has not answered for {} s; still waiting for {} array task(s) (their outcome files \
+                     are read meanwhile)",
                     t.elapsed().as_secs(),
                     inflight.len()
                 );
@@ -295,7 +296,8 @@ pub fn run(spec: &Spec, dag: &Dag, cache: &Cache, opts: &Options, settings: &Set
                             Ended::Resubmit => {
                                 attempts[i] += 1;
                                 let w = format!(
-                                    "Slurm array task {} of `{}` ended {} (a node failure); resubmitting it ({} of at most {})",
+                                    "Slurm array task {} of `{}` ended {} (a node failure); resubmitting it ({} of at \
+                                     most {})",
                                     f.job_task(),
                                     dag.nodes[i].stage,
                                     f.state,
@@ -305,7 +307,10 @@ pub fn run(spec: &Spec, dag: &Dag, cache: &Cache, opts: &Options, settings: &Set
                                 mp.suspend(|| eprintln!("spatia: warning: {w}"));
                                 emit(
                                     opts.output,
-                                    serde_json::json!({"event": "warning", "stage": dag.nodes[i].stage, "key": dag.nodes[i].key, "message": w}),
+                                    serde_json::json!({
+                                        "event": "warning", "stage": dag.nodes[i].stage,
+                                        "key": dag.nodes[i].key, "message": w
+                                    }),
                                 );
                                 resubmit.push(i);
                                 continue;

@@ -147,7 +147,8 @@ mod tests {
     #[test]
     fn parses_and_overrides() {
         let s = Settings::parse(
-            "data_roots = []\n[executor.slurm]\npartition = \"cpu\"\nmem = \"8G\"\ncpus = 2\nmax_array_size = 50\npoll = 0.5\n",
+            "data_roots = []\n[executor.slurm]\npartition = \"cpu\"\nmem = \"8G\"\ncpus = 2\n\
+             max_array_size = 50\npoll = 0.5\n",
         )
         .unwrap();
         assert_eq!(s.resources.partition.as_deref(), Some("cpu"));
