@@ -47,7 +47,7 @@ write_conf() {
     cat >"$CONF" <<CONF
 # written by scripts/slurm-test.sh: a single-node test cluster
 ClusterName=spatia-test
-SlurmctldHost=$HOST
+SlurmctldHost=$HOST(127.0.0.1)
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
@@ -73,7 +73,7 @@ MpiDefault=none
 ReturnToService=2
 MinJobAge=300
 MaxArraySize=1001
-NodeName=$HOST CPUs=$cpus RealMemory=$mem State=UNKNOWN
+NodeName=$HOST NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem State=UNKNOWN
 PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
 CONF
 }
@@ -100,7 +100,8 @@ start() {
         runuser -u munge -- /usr/sbin/munged
         echo started >"$DIR/munged.ours"
     fi
-    pid_alive "$DIR/slurmctld.pid" || { say "starting slurmctld"; slurmctld -f "$CONF"; }
+    # -c: no state from an earlier test cluster (jobs, a node left down)
+    pid_alive "$DIR/slurmctld.pid" || { say "starting slurmctld"; slurmctld -c -f "$CONF"; }
     pid_alive "$DIR/slurmd.pid" || { say "starting slurmd"; slurmd -f "$CONF"; }
     local state=""
     for _ in $(seq 1 60); do
