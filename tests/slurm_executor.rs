@@ -403,3 +403,40 @@ fn tasks_ended_by_a_node_failure_are_resubmitted() {
     let o = common::spatia(d.path(), &["verify", "--cache", "cache-slurm"]);
     assert!(o.status.success(), "verify: {}", text(&o));
 }
+
+/// `sbatch` refusing every array (here a fake one, as a submit limit would) with nothing in
+/// flight: after a few tries the nodes fail with sbatch's message, their dependents are
+/// skipped, and the run ends with exit 1 — no hang, no panic. Needs no Slurm.
+#[test]
+fn an_sbatch_that_keeps_refusing_fails_the_nodes_with_its_message() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    std::fs::write(dir.join("spatia.toml"), "[executor.slurm]\npoll = 0.1\n").unwrap();
+    std::fs::write(
+        dir.join("s.yaml"),
+        "name: t\nstages:\n  a: {kind: command, cmd: \"echo hi > x\"}\n  b: {kind: command, needs: [a], cmd: \"true\"}\n",
+    )
+    .unwrap();
+    let bin_dir = dir.join("fake");
+    std::fs::create_dir(&bin_dir).unwrap();
+    for (name, body) in [
+        ("scontrol", "echo 'MaxArraySize            = 1001'"),
+        ("squeue", "exit 0"),
+        ("sbatch", "echo 'sbatch: error: QOSMaxSubmitJobPerUserLimit' >&2; exit 1"),
+    ] {
+        let p = bin_dir.join(name);
+        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let o = Command::new(bin())
+        .args(["run", "s.yaml", "--executor", "slurm"])
+        .env("PATH", format!("{}:/usr/bin:/bin", bin_dir.display()))
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("FAILED a") && t.contains("QOSMaxSubmitJobPerUserLimit") && t.contains("3 tries"), "{t}");
+    assert!(t.contains("skipped b"), "{t}");
+}

@@ -37,6 +37,9 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+/// `sbatch` refusals in a row, with nothing in flight, before the queued nodes fail.
+const SBATCH_TRIES: u32 = 3;
+
 /// How long `squeue` may fail before the head says so (once).
 const SQUEUE_SILENCE: Duration = Duration::from_secs(120);
 
@@ -144,12 +147,14 @@ pub fn run(spec: &Spec, dag: &Dag, cache: &Cache, opts: &Options, settings: &Set
     let max_in_flight = settings.resources.max_in_flight.unwrap_or(settings::DEFAULT_MAX_IN_FLIGHT);
     let mut last_counts: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     let (mut silent_since, mut said_silent): (Option<Instant>, bool) = (None, false);
+    let mut refusals = 0u32;
     loop {
         if let Some(sig) = interrupt::received() {
             stop(&mut st, sig, &inflight, &mp);
         }
         // submit: group the queue by kind and resources, in order of first appearance
         if !queue.is_empty() {
+            let mut refused: Option<String> = None;
             let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
             let mut rest = VecDeque::new();
             for i in queue.drain(..) {
@@ -180,9 +185,18 @@ pub fn run(spec: &Spec, dag: &Dag, cache: &Cache, opts: &Options, settings: &Set
                 let take = nodes.len().min(room);
                 let size =
                     r.max_array_size.unwrap_or(settings::DEFAULT_MAX_ARRAY_SIZE).min(limits.max_array_size).max(1);
+                let mut sent = 0;
                 for chunk in nodes[..take].chunks(size) {
-                    let job = submit(spec, dag, cache, settings, &spatia, r, chunk, &st.forced)?;
+                    let job = match submit(spec, dag, cache, settings, &spatia, r, chunk, &st.forced) {
+                        Ok(job) => job,
+                        Err(e) => {
+                            refused = Some(format!("{e:#}"));
+                            break;
+                        }
+                    };
+                    refusals = 0;
                     submissions += 1;
+                    sent += chunk.len();
                     for (t, &i) in chunk.iter().enumerate() {
                         let f = InFlight {
                             job,
@@ -196,12 +210,39 @@ pub fn run(spec: &Spec, dag: &Dag, cache: &Cache, opts: &Options, settings: &Set
                         inflight.insert(i, f);
                     }
                 }
-                if take < nodes.len() {
+                if sent < nodes.len() {
                     queued_since.insert(g.clone(), since);
                 }
-                rest.extend(nodes[take..].iter().copied());
+                rest.extend(nodes[sent..].iter().copied());
             }
             queue = rest;
+            // sbatch refused (a submit limit such as MaxSubmitJobs, slurmctld busy): try again at
+            // the next poll while tasks are in flight (they free the limit); with none in flight,
+            // after SBATCH_TRIES refusals in a row the queued nodes fail with sbatch's message
+            if let Some(why) = refused {
+                refusals += 1;
+                if inflight.is_empty() && refusals >= SBATCH_TRIES {
+                    let failed: Vec<usize> = queue.drain(..).collect();
+                    for i in failed {
+                        let msg = format!("sbatch refused the array ({refusals} tries): {why}");
+                        for d in settle(
+                            dag,
+                            opts.output,
+                            &mp,
+                            &bars,
+                            &mut st,
+                            i,
+                            summary(&dag.nodes[i], Status::Failed, 0.0, Some(msg), None),
+                        ) {
+                            queue.push_back(d);
+                        }
+                    }
+                } else if refusals == 1 {
+                    let w = format!("sbatch refused an array; trying again at the next poll: {why}");
+                    mp.suspend(|| eprintln!("spatia: warning: {w}"));
+                    emit(opts.output, serde_json::json!({"event": "warning", "message": w}));
+                }
+            }
         }
         if inflight.is_empty() && queue.is_empty() {
             break;
