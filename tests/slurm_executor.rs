@@ -414,7 +414,8 @@ fn an_sbatch_that_keeps_refusing_fails_the_nodes_with_its_message() {
     std::fs::write(dir.join("spatia.toml"), "[executor.slurm]\npoll = 0.1\n").unwrap();
     std::fs::write(
         dir.join("s.yaml"),
-        "name: t\nstages:\n  a: {kind: command, cmd: \"echo hi > x\"}\n  b: {kind: command, needs: [a], cmd: \"true\"}\n",
+        "name: t\nstages:\n  a: {kind: command, cmd: \"echo hi > x\"}\n  \
+         b: {kind: command, needs: [a], cmd: \"true\"}\n",
     )
     .unwrap();
     let bin_dir = dir.join("fake");
