@@ -38,6 +38,9 @@ pub struct RunArgs {
     /// Ignore the stat cache: read and hash every input file again
     #[arg(long)]
     pub rehash: bool,
+    /// Where the nodes run: `local` threads or `slurm` job arrays (see docs/slurm.md)
+    #[arg(long, value_enum, default_value_t)]
+    pub executor: super::slurm::Executor,
 }
 
 /// `spatia plan`.
@@ -191,7 +194,13 @@ pub fn run(a: &RunArgs) -> Result<u8> {
     let jobs = a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let opts = exec::Options { jobs, output, command: std::env::args().collect() };
     let t = std::time::Instant::now();
-    let out = exec::run(&spec, &dag, &cache, &opts)?;
+    let out = match a.executor {
+        super::slurm::Executor::Local => exec::run(&spec, &dag, &cache, &opts)?,
+        super::slurm::Executor::Slurm => {
+            let settings = exec::slurm::settings::Settings::load(&spec.root)?;
+            exec::slurm::run(&spec, &dag, &cache, &opts, &settings)?
+        }
+    };
     crate::util::timing("execute and write the run record", t);
     let s = &out.summary;
     let count = |st: Status| s.nodes.iter().filter(|n| n.status == st).count();

@@ -8,6 +8,7 @@ pub mod core;
 pub mod doctor;
 pub mod extract;
 pub mod figure;
+pub mod slurm;
 
 /// Spatia: declarative, reproducible experiments for AI spatial pathomics.
 #[derive(Parser, Debug)]
@@ -55,6 +56,9 @@ pub enum Command {
     /// (internal) trains a `model: mil` arm: the job as JSON on stdin (see stages::train_mil)
     #[command(name = "__train-mil", hide = true)]
     TrainMil,
+    /// (internal) computes one node of a Slurm array's manifest into the shared cache
+    #[command(name = "exec-node", hide = true)]
+    ExecNode(slurm::ExecNodeArgs),
 }
 
 /// Entry point of the binary.
@@ -84,6 +88,7 @@ pub fn main() -> ExitCode {
         Command::Demo(a) => crate::demo::cli::run(a).map(|_| 0),
         Command::Doctor(a) => doctor::run(a),
         Command::TrainMil => crate::stages::train_mil::child_main(),
+        Command::ExecNode(a) => slurm::exec_node(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),
