@@ -212,6 +212,7 @@ pub fn build(sources: &Sources, opts: &Options, upstream: &[Lineage]) -> Result<
         svg => Value::from(svg),
         source => Value::from(captions),
         fonts => Value::from_safe_string(plots::font::css_font_faces()),
+        time_unit => opts.time.display.name(),
     };
     // data URIs are escaped like every other string (`/` becomes `&#x2f;`, which the browser
     // decodes back): a few percent larger, no exception to the escaping rule
