@@ -101,7 +101,7 @@ pub fn draw(d: &CalibrationData, title: &str, style: &Style) -> Result<(String, 
     let sc = Scale { x: (0.0, lim), y: (0.0, lim), plot: f.plot };
     let plot = f.plot;
     super::svg(P, (f.w, f.h), |root| {
-        canvas::decorations(P, root, style, &f, title)?;
+        canvas::decorations(P, root, style, &f)?;
         if hist_max > 0 {
             let k = d.histogram.len() as f64;
             for (i, &n) in d.histogram.iter().enumerate() {

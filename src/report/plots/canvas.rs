@@ -209,20 +209,13 @@ pub(super) fn text(
     root.draw(&Text::new(s.to_string(), (x, y), text_style(size, color, bold, h, v))).map_err(draw_err(plot))
 }
 
-/// Draws the title, the panel letter and the legend of `f`.
-pub(super) fn decorations(
-    plot: &'static str,
-    root: &Area,
-    style: &Style,
-    f: &Frame,
-    title: &str,
-) -> Result<(), PlotError> {
+/// Draws the title (as wrapped into `f`), the panel letter and the legend of `f`.
+pub(super) fn decorations(plot: &'static str, root: &Area, style: &Style, f: &Frame) -> Result<(), PlotError> {
     let mut tx = PAD;
     if let Some(p) = &style.panel {
         text(plot, root, p, (PAD, f.title_y), style.large() * 1.2, INK, true, (HPos::Left, VPos::Top))?;
         tx += font::width(p, style.large() * 1.2, true).ceil() as i32 + GAP;
     }
-    let _ = title;
     for (i, line) in f.title_lines.iter().enumerate() {
         let y = f.title_y + i as i32 * (style.large() * 1.35).round() as i32;
         text(plot, root, line, (tx, y), style.large(), INK, true, (HPos::Left, VPos::Top))?;

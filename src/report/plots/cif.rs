@@ -88,7 +88,7 @@ pub fn draw(d: &CifData, title: &str, style: &Style) -> Result<(String, Rect), P
     let sc = Scale { x: (0.0, x_hi), y: (0.0, y_hi), plot: f.plot };
     let plot = f.plot;
     super::svg(P, (f.w, f.h), |root| {
-        canvas::decorations(P, root, style, &f, title)?;
+        canvas::decorations(P, root, style, &f)?;
         for l in &d.lines {
             let c = colour(&l.group);
             let pts: Vec<(f64, f64)> = l.points.iter().map(|&(t, y)| (time.show(t), y)).collect();

@@ -86,7 +86,7 @@ pub fn draw(d: &EpochData, title: &str, style: &Style) -> Result<(String, Rect),
     let sc = Scale { x: (1.0, x_hi), y: (lo, hi), plot: f.plot };
     let plot = f.plot;
     super::svg(P, (f.w, f.h), |root| {
-        canvas::decorations(P, root, style, &f, title)?;
+        canvas::decorations(P, root, style, &f)?;
         for (i, c) in d.curves.iter().enumerate() {
             let col = style::series(i);
             let pts: Vec<(f64, f64)> = c.values.iter().enumerate().map(|(k, &v)| ((k + 1) as f64, v)).collect();

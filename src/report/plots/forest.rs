@@ -72,7 +72,7 @@ pub fn draw(d: &ForestData, title: &str, style: &Style) -> Result<(String, Rect)
     let sc = Scale { x: (lo, hi), y: (0.0, n as f64), plot: f.plot };
     let plot = f.plot;
     super::svg(P, (f.w, f.h), |root| {
-        canvas::decorations(P, root, style, &f, title)?;
+        canvas::decorations(P, root, style, &f)?;
         super::roc::dashed(root, &sc, (d.reference, 0.0), (d.reference, n as f64), style, P)?;
         let y_of = |i: usize| n as f64 - i as f64 - 0.5;
         for (i, r) in d.rows.iter().enumerate() {

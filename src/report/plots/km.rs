@@ -163,7 +163,7 @@ pub fn draw(d: &KmData, title: &str, style: &Style) -> Result<(String, Rect), Pl
     let sc = Scale { x: (0.0, x_hi), y: (0.0, 1.0), plot: f.plot };
     let plot = f.plot;
     super::svg(P, (f.w, f.h), |root| {
-        canvas::decorations(P, root, style, &f, title)?;
+        canvas::decorations(P, root, style, &f)?;
         let xticks: Vec<(f64, String)> = xt.iter().copied().zip(xl.iter().cloned()).collect();
         let yticks: Vec<(f64, String)> = yt.iter().copied().zip(yl.iter().cloned()).collect();
         for (i, g) in d.groups.iter().enumerate() {

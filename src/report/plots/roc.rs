@@ -108,7 +108,7 @@ pub fn draw(d: &RocData, title: &str, style: &Style) -> Result<(String, Rect), P
     let sc = Scale { x: (0.0, 1.0), y: (0.0, 1.0), plot: f.plot };
     let plot = f.plot;
     super::svg(P, (f.w, f.h), |root| {
-        canvas::decorations(P, root, style, &f, title)?;
+        canvas::decorations(P, root, style, &f)?;
         dashed(root, &sc, (0.0, 0.0), (1.0, 1.0), style, P)?;
         for (i, c) in d.curves.iter().enumerate() {
             root.draw(&PathElement::new(sc.path(&c.points), colour(i).stroke_width(style.line())))
