@@ -227,6 +227,10 @@ mod tests {
   "e50": 0.01,
   "e90": 0.02,
   "events": 1,
+  "histogram": [
+    0,
+    3
+  ],
   "horizon": 100.0,
   "ici": 0.01,
   "intercept": 0.0,
