@@ -10,7 +10,7 @@ FEATURES ?= --features torch
 # the plugin, built into target/release/libspatia_torch.so, beside the binary that looks for it there
 PLUGIN = -p spatia-torch
 
-.PHONY: setup build demo lint test bench soak clean-cache
+.PHONY: setup build demo lint test test-slurm bench soak clean-cache
 
 setup:
 	@bash scripts/setup.sh
@@ -36,11 +36,18 @@ lint: setup
 	$(LINT)
 
 # setup installs chromium and R (cmprsk, riskRegression), so the report and competing-risks tests
-# must find them (no silent skip)
+# must find them (no silent skip). Then the Slurm executor's tests on a real single-node Slurm
+# (scripts/slurm-test.sh installs slurm-wlm and munge if missing, starts and stops the daemons), also
+# when the suite failed; either failing fails `make test`.
 test: setup
 	$(LINT)
 	$(TORCH_ENV) $(CARGO) build --release --locked $(PLUGIN)
-	$(TORCH_ENV) SPATIA_REQUIRE_CHROMIUM=1 SPATIA_REQUIRE_R=1 $(CARGO) test --release --locked --no-fail-fast $(FEATURES)
+	rc=0; $(TORCH_ENV) SPATIA_REQUIRE_CHROMIUM=1 SPATIA_REQUIRE_R=1 $(CARGO) test --release --locked --no-fail-fast $(FEATURES) || rc=1; \
+	$(TORCH_ENV) CARGO="$(CARGO)" FEATURES="$(FEATURES)" bash scripts/slurm-test.sh || rc=1; exit $$rc
+
+# only the Slurm executor's tests, on a single-node Slurm started for them (about a minute)
+test-slurm: setup
+	$(TORCH_ENV) CARGO="$(CARGO)" FEATURES="$(FEATURES)" bash scripts/slurm-test.sh
 
 bench: build
 	$(TORCH_ENV) $(CARGO) bench --locked $(FEATURES)

@@ -180,6 +180,10 @@ pub const CAL_CI: Range = real_pos("calibrate", "ci", 0.0, 0.9999, "(confidence 
 
 // ---- report
 pub const REPORT_QC_SLIDES: Range = int("report", "qc_slides", 0, 100, "slides with QC images");
+pub const REPORT_FIGURE_WIDTH: Range = real("report", "figures.*.width_mm", 40.0, 400.0, "mm (85 one column, 174 two)");
+pub const REPORT_FIGURE_DPI: Range = int("report", "figures.*.dpi", 72, 1200, "(PNG resolution)");
+pub const REPORT_FIGURE_FONT: Range = real("report", "figures.*.font_pt", 5.0, 14.0, "pt (base type size)");
+pub const REPORT_FIGURE_COLUMNS: Range = int("report", "figures.*.columns", 1, 26, "panels per row");
 
 // ---- command line
 pub const CLI_JOBS: Range = int("spatia run", "--jobs", 1, 1024, "parallel stages");
@@ -265,6 +269,10 @@ pub const ALL: &[Range] = &[
     CAL_BINS,
     CAL_CI,
     REPORT_QC_SLIDES,
+    REPORT_FIGURE_WIDTH,
+    REPORT_FIGURE_DPI,
+    REPORT_FIGURE_FONT,
+    REPORT_FIGURE_COLUMNS,
     CLI_JOBS,
     CLI_BOOTSTRAP,
     CLI_BINS,

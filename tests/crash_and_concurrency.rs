@@ -104,6 +104,24 @@ fn sigkill_at_random_points_never_corrupts_the_cache() {
 
 #[test]
 fn two_concurrent_runs_compute_every_key_once() {
+    two_concurrent_runs(false);
+}
+
+/// The same with the lock files a cache uses where flock is not supported (`SPATIA_LOCKS=file`;
+/// src/cache/lockfile.rs): still once per key, and no lock file left behind.
+#[test]
+fn two_concurrent_runs_with_lock_files_compute_every_key_once() {
+    let d = two_concurrent_runs(true);
+    let left: Vec<_> = std::fs::read_dir(d.path().join("cache/locks"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.ends_with(".excl"))
+        .collect();
+    assert!(left.is_empty(), "lock files left: {left:?}");
+    assert!(!d.path().join("cache/gc.lock.excl").exists());
+}
+
+fn two_concurrent_runs(lock_files: bool) -> tempfile::TempDir {
     let d = project();
     let mut yaml = String::from("name: conc\nstages:\n");
     for i in 0..12 {
@@ -114,6 +132,7 @@ fn two_concurrent_runs_compute_every_key_once() {
     let spawn = || {
         Command::new(bin())
             .args(["run", "s.yaml", "--json", "-j", "2"])
+            .env("SPATIA_LOCKS", if lock_files { "file" } else { "flock" })
             .current_dir(d.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -134,6 +153,7 @@ fn two_concurrent_runs_compute_every_key_once() {
     let (sa, sb) = (summary(&oa), summary(&ob));
     let ran = sa["ran"].as_u64().unwrap() + sb["ran"].as_u64().unwrap();
     assert_eq!(ran, 12, "{sa} {sb}");
+    d
 }
 
 /// Spawns `n` `spatia run <spec> --json` at once in `dir`; returns their outputs.

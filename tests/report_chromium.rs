@@ -131,8 +131,13 @@ fn assert_clean(l: &Loaded, what: &str) {
             );
         }
     }
-    for tag in ["<script", "<link", "<iframe", "<object", "<embed", "@import", "url("] {
+    for tag in ["<script", "<link", "<iframe", "<object", "<embed", "@import"] {
         assert!(!l.dom.contains(tag), "{what}: the DOM contains `{tag}`");
+    }
+    // CSS may only point at inline data (the figures' font)
+    for (i, _) in l.dom.match_indices("url(") {
+        let v = &l.dom[i + 4..];
+        assert!(v.starts_with("data:"), "{what}: CSS url() to {}…", &v[..v.len().min(60)]);
     }
 }
 
@@ -316,7 +321,7 @@ fn full_pipeline_page_shows_every_plot_from_real_evaluate_and_calibrate() {
     assert!(html.contains("Main figures: arm <strong>modalities=HE+IHC+clinical</strong>"));
     assert!(html.contains("modalities=clinical <span class=\"note\">(reference)</span>"));
     for arm in ["modalities=clinical", "modalities=HE+IHC+clinical"] {
-        assert!(html.contains(&format!("<tr><td>{arm}</td><td class=\"num\">1825</td>")), "calibration row of {arm}");
+        assert!(html.contains(&format!("<tr><td>{arm}</td><td class=\"num\">1825 d</td>")), "calibration row of {arm}");
     }
     // no patient id; every upstream key of every arm
     for id in patient_ids(&d.path().join("demo-data/clinical.csv")) {
@@ -930,6 +935,14 @@ fn demo_experiment_image_arms_beat_clinical_and_the_page_loads() {
     assert!(f(&primary[0]["delta_c"]["lower"]) > 0.0, "{}", primary[0]["delta_c"]);
     let page = d.path().join("reports/demo/index.html");
     assert!(page.exists());
+    // print-sized figures in years, each with its provenance line; the paper's Figure 2
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("Time (years)") && html.contains("Predicted risk at 5 y"), "figures in years");
+    assert!(html.contains("<span class=\"source\">Figure km: arm model=mil,modalities=HE+IHC+clinical; from eval "));
+    assert!(html.contains("@font-face{font-family:\"DejaVu Sans\""), "the figures' font is embedded");
+    for ext in ["svg", "pdf", "png"] {
+        assert!(d.path().join(format!("reports/demo/figures/figure2.{ext}")).exists(), "figure2.{ext}");
+    }
     let again = spatia(d.path(), &["run", "experiments/demo.yaml", "--json"]);
     let s = summary(&again);
     assert_eq!(s["ran"], 0, "second run: {s}");

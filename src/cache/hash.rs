@@ -158,13 +158,7 @@ impl StatCache {
             std::fs::create_dir_all(dir).map_err(|e| with_path(dir, e))?;
         }
         let lock_path = file.with_extension("lock");
-        let lock = std::fs::File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| with_path(&lock_path, e))?;
-        lock.lock().map_err(|e| with_path(&lock_path, e))?;
+        let _lock = super::lock_at(&lock_path, true)?;
         let mut merged = std::fs::read_to_string(file).map(|t| parse(&t)).unwrap_or_default();
         for p in &self.fresh {
             if let Some(v) = self.map.get(p) {

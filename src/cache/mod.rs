@@ -9,7 +9,8 @@
 //! **Invariant:** an entry directory is visible only complete. [`Writer`] builds it in a
 //! private temporary directory (`tmp/.<key>.<host>.<pid>.<n>.tmp`), fsyncs every file and directory,
 //! and publishes it with one atomic rename; `Drop` removes an unfinished one. A per-key
-//! [`KeyLock`] (flock) makes two processes never compute one key at once.
+//! [`KeyLock`] (flock; a lock file where flock is not supported, see [`lockfile`]) makes two
+//! processes never compute one key at once.
 //!
 //! **Integrity:** every reuse [`Cache::probe`]s the entry: `record.json` present and each
 //! output file's (size, mtime ns, ctime ns, inode) equal to the snapshot `Writer::finish`
@@ -23,6 +24,7 @@
 //! while it reads journals and removes entries. So gc never removes what a live run holds.
 //! `cache` knows nothing about pathology, specs or DAGs: it stores directories under keys.
 pub mod hash;
+pub mod lockfile;
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -352,20 +354,14 @@ impl Cache {
     pub fn lock(&self, key: &str) -> io::Result<KeyLock> {
         let dir = self.root.join("locks");
         std::fs::create_dir_all(&dir).map_err(|e| at(&dir, e))?;
-        let p = dir.join(format!("{key}.lock"));
-        let f = File::options().create(true).truncate(false).write(true).open(&p).map_err(|e| at(&p, e))?;
-        f.lock().map_err(|e| at(&p, e))?;
-        Ok(KeyLock { _file: f })
+        lock_at(&dir.join(format!("{key}.lock")), true)
     }
 
     /// The cache-wide gc lock: runs hold it shared while they plan and write their journal,
     /// `gc` exclusively while it reads journals and removes entries. Blocks until granted.
     pub fn gc_lock(&self, exclusive: bool) -> io::Result<KeyLock> {
         std::fs::create_dir_all(&self.root).map_err(|e| at(&self.root, e))?;
-        let p = self.root.join("gc.lock");
-        let f = File::options().create(true).truncate(false).write(true).open(&p).map_err(|e| at(&p, e))?;
-        if exclusive { f.lock() } else { f.lock_shared() }.map_err(|e| at(&p, e))?;
-        Ok(KeyLock { _file: f })
+        lock_at(&self.root.join("gc.lock"), exclusive)
     }
 
     /// A fresh private directory under `tmp/` named `.<label>.<host>.<pid>.<n>.tmp` (never
@@ -597,9 +593,40 @@ fn walk(base: &Path, dir: &Path, out: &mut Vec<OutputFile>) -> io::Result<()> {
     Ok(())
 }
 
-/// Holds a lock until dropped.
+/// Holds a lock until dropped: a flock, or a lock file where flock is not supported.
+#[derive(Debug)]
 pub struct KeyLock {
-    _file: File,
+    _held: Held,
+}
+
+#[derive(Debug)]
+enum Held {
+    Flock(#[allow(dead_code)] File),
+    LockFile(#[allow(dead_code)] lockfile::LockFile),
+}
+
+static SAID_NO_FLOCK: std::sync::Once = std::sync::Once::new();
+
+/// Blocks until this process holds the lock `p`: flock (shared or exclusive) on the file, or
+/// its lock file ([`lockfile`]) with `SPATIA_LOCKS=file` or where flock is not supported.
+pub fn lock_at(p: &Path, exclusive: bool) -> io::Result<KeyLock> {
+    if lockfile::forced() {
+        return Ok(KeyLock { _held: Held::LockFile(lockfile::acquire(p)?) });
+    }
+    let f = File::options().create(true).truncate(false).write(true).open(p).map_err(|e| at(p, e))?;
+    match if exclusive { f.lock() } else { f.lock_shared() } {
+        Ok(()) => Ok(KeyLock { _held: Held::Flock(f) }),
+        Err(e) if lockfile::unsupported(&e) => {
+            SAID_NO_FLOCK.call_once(|| {
+                eprintln!(
+                    "spatia: warning: flock is not supported for {} ({e}); using lock files (see docs/cache.md)",
+                    p.display()
+                )
+            });
+            Ok(KeyLock { _held: Held::LockFile(lockfile::acquire(p)?) })
+        }
+        Err(e) => Err(at(p, e)),
+    }
 }
 
 /// Builds one entry in a private temporary directory; [`Writer::finish`] publishes it.

@@ -38,6 +38,9 @@ pub struct RunArgs {
     /// Ignore the stat cache: read and hash every input file again
     #[arg(long)]
     pub rehash: bool,
+    /// Where the nodes run: `local` threads or `slurm` job arrays (see docs/slurm.md)
+    #[arg(long, value_enum, default_value_t)]
+    pub executor: super::slurm::Executor,
 }
 
 /// `spatia plan`.
@@ -191,7 +194,13 @@ pub fn run(a: &RunArgs) -> Result<u8> {
     let jobs = a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let opts = exec::Options { jobs, output, command: std::env::args().collect() };
     let t = std::time::Instant::now();
-    let out = exec::run(&spec, &dag, &cache, &opts)?;
+    let out = match a.executor {
+        super::slurm::Executor::Local => exec::run(&spec, &dag, &cache, &opts)?,
+        super::slurm::Executor::Slurm => {
+            let settings = exec::slurm::settings::Settings::load(&spec.root)?;
+            exec::slurm::run(&spec, &dag, &cache, &opts, &settings)?
+        }
+    };
     crate::util::timing("execute and write the run record", t);
     let s = &out.summary;
     let count = |st: Status| s.nodes.iter().filter(|n| n.status == st).count();
@@ -243,6 +252,38 @@ fn label(n: &dag::Node) -> String {
     format!("{}{}", n.stage, n.item.as_ref().map(|x| format!(" [{}]", x.shown())).unwrap_or_default())
 }
 
+/// The parameters that differ between two resolved parameter objects, each as its leaf path
+/// (`mil.epochs`, `penalties[2]`) with the old and new values (`(unset)` where absent); values
+/// compared as canonical JSON (`1` ≡ `1.0`). Lists of another length are one change.
+fn param_changes(old: &serde_json::Value, new: &serde_json::Value) -> Vec<(String, String, String)> {
+    use serde_json::Value;
+    fn same(a: &Value, b: &Value) -> bool {
+        crate::util::canonical_json(a) == crate::util::canonical_json(b)
+    }
+    fn walk(path: &str, a: Option<&Value>, b: Option<&Value>, out: &mut Vec<(String, String, String)>) {
+        let shown = |v: Option<&Value>| v.map(|v| v.to_string()).unwrap_or_else(|| "(unset)".into());
+        match (a, b) {
+            (Some(a), Some(b)) if same(a, b) => {}
+            (Some(Value::Object(x)), Some(Value::Object(y))) => {
+                let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+                for k in keys {
+                    let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                    walk(&p, x.get(k), y.get(k), out);
+                }
+            }
+            (Some(Value::Array(x)), Some(Value::Array(y))) if x.len() == y.len() => {
+                for (i, (u, v)) in x.iter().zip(y).enumerate() {
+                    walk(&format!("{path}[{i}]"), Some(u), Some(v), out);
+                }
+            }
+            _ => out.push((if path.is_empty() { "(all)".into() } else { path.to_string() }, shown(a), shown(b))),
+        }
+    }
+    let mut out = Vec::new();
+    walk("", Some(old), Some(new), &mut out);
+    out
+}
+
 /// Why a node's key is new, compared with the last run of the same arm/stage/item.
 fn why(n: &dag::Node, prev: Option<&RunSummary>, cache: &Cache) -> String {
     let Some(prev) = prev else { return "never run".into() };
@@ -270,19 +311,8 @@ fn why(n: &dag::Node, prev: Option<&RunSummary>, cache: &Cache) -> String {
     if old.kind_version != n.hashable.kind_version {
         reasons.push(format!("kind `{}` version {} → {}", old.kind, old.kind_version, n.hashable.kind_version));
     }
-    if let (Some(o), Some(c)) = (old.params.as_object(), n.decl.checked.params.as_object()) {
-        let keys: std::collections::BTreeSet<&String> = o.keys().chain(c.keys()).collect();
-        for k in keys {
-            if crate::util::canonical_json(o.get(k).unwrap_or(&serde_json::Value::Null))
-                != crate::util::canonical_json(c.get(k).unwrap_or(&serde_json::Value::Null))
-            {
-                reasons.push(format!(
-                    "parameter `{k}`: {} → {}",
-                    o.get(k).map(|v| v.to_string()).unwrap_or("(unset)".into()),
-                    c.get(k).map(|v| v.to_string()).unwrap_or("(unset)".into())
-                ));
-            }
-        }
+    for (path, a, b) in param_changes(&old.params, &n.decl.checked.params) {
+        reasons.push(format!("parameter `{path}`: {a} → {b}"));
     }
     let old_inputs: BTreeMap<&str, &str> = old.inputs.iter().map(|i| (i.role.as_str(), i.blake3.as_str())).collect();
     for (inp, decl) in n.inputs.iter().zip(&n.decl.checked.inputs) {
@@ -732,4 +762,25 @@ pub fn hash(a: &HashArgs) -> Result<u8> {
     }
     stat.save()?;
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::param_changes;
+    use serde_json::json;
+
+    #[test]
+    fn parameter_changes_name_the_leaf_path() {
+        let old = json!({"mil": {"epochs": 40, "lr": 0.002}, "horizons": [1095, 1825], "folds": 5, "gone": 1});
+        let new = json!({"mil": {"epochs": 41, "lr": 0.002}, "horizons": [1095, 1826], "folds": 5.0, "new": true});
+        let c = param_changes(&old, &new);
+        let shown: Vec<String> = c.iter().map(|(p, a, b)| format!("{p}: {a} → {b}")).collect();
+        assert_eq!(
+            shown,
+            ["gone: 1 → (unset)", "horizons[1]: 1825 → 1826", "mil.epochs: 40 → 41", "new: (unset) → true"],
+            "`5` ≡ `5.0`; unchanged siblings are not listed"
+        );
+        let lists = param_changes(&json!({"m": [1]}), &json!({"m": [1, 2]}));
+        assert_eq!(lists, [("m".to_string(), "[1]".to_string(), "[1,2]".to_string())]);
+    }
 }

@@ -7,6 +7,8 @@ use std::process::ExitCode;
 pub mod core;
 pub mod doctor;
 pub mod extract;
+pub mod figure;
+pub mod slurm;
 
 /// Spatia: declarative, reproducible experiments for AI spatial pathomics.
 #[derive(Parser, Debug)]
@@ -45,6 +47,8 @@ pub enum Command {
     Stain(crate::slide::cli::StainArgs),
     /// Extract one slide's feature bag (CLAM/TRIDENT HDF5) with a built-in or TorchScript encoder
     Extract(extract::ExtractArgs),
+    /// One figure of a run or report at a journal's width, as SVG, PNG or PDF
+    Figure(figure::FigureArgs),
     /// The generated demo cohort
     Demo(crate::demo::cli::DemoArgs),
     /// What this installation can run: libtorch plugin, torch version, CUDA device, cuDNN
@@ -52,6 +56,9 @@ pub enum Command {
     /// (internal) trains a `model: mil` arm: the job as JSON on stdin (see stages::train_mil)
     #[command(name = "__train-mil", hide = true)]
     TrainMil,
+    /// (internal) computes one node of a Slurm array's manifest into the shared cache
+    #[command(name = "exec-node", hide = true)]
+    ExecNode(slurm::ExecNodeArgs),
 }
 
 /// Entry point of the binary.
@@ -77,9 +84,11 @@ pub fn main() -> ExitCode {
         Command::Survival(a) => crate::survival::cli::run(a).map(|_| 0),
         Command::Slide(a) => crate::slide::cli::run_slide(a).map(|_| 0),
         Command::Stain(a) => crate::slide::cli::run_stain(a).map(|_| 0),
+        Command::Figure(a) => figure::run(a),
         Command::Demo(a) => crate::demo::cli::run(a).map(|_| 0),
         Command::Doctor(a) => doctor::run(a),
         Command::TrainMil => crate::stages::train_mil::child_main(),
+        Command::ExecNode(a) => slurm::exec_node(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

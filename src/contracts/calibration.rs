@@ -77,6 +77,10 @@ pub struct CalibrationSummary {
     /// Smoothed calibration curve of repeat 0 (predicted, observed).
     #[serde(default)]
     pub curve: Vec<CalibrationPoint>,
+    /// Counts of repeat 0's predicted risks in equal-width bins over [0, 1] (the figure's
+    /// histogram of predictions; absent in files of earlier versions).
+    #[serde(default)]
+    pub histogram: Vec<usize>,
     /// Per-repeat statistics.
     #[serde(default)]
     pub per_repeat: Vec<RepeatStats>,
@@ -194,6 +198,7 @@ mod tests {
             e50: 0.01,
             e90: 0.02,
             curve: vec![CalibrationPoint { predicted: 0.2, observed: 0.25 }],
+            histogram: vec![0, 3],
             per_repeat: vec![],
             notes: vec![],
         }
@@ -222,6 +227,10 @@ mod tests {
   "e50": 0.01,
   "e90": 0.02,
   "events": 1,
+  "histogram": [
+    0,
+    3
+  ],
   "horizon": 100.0,
   "ici": 0.01,
   "intercept": 0.0,

@@ -15,6 +15,7 @@
 //! Published copies are made by [`publish`]: staged beside the target, moved into place
 //! atomically, never over anything Spatia did not create.
 pub mod publish;
+pub mod slurm;
 
 use crate::cache::{Cache, Check, InputRecord, Published, Record, RECORD_SCHEMA_VERSION};
 use crate::dag::Dag;
@@ -213,8 +214,19 @@ impl Drop for Tracker<'_> {
     }
 }
 
-/// Runs every node whose entry is missing or damaged; keeps the run's journal.
-pub fn run(spec: &Spec, dag: &Dag, cache: &Cache, opts: &Options) -> anyhow::Result<Outcome> {
+/// What planning leaves an executor: the journal (written), each node's status so far (cached
+/// nodes `Hit`), unfinished dependencies and dependents of the nodes to run, the forced flags.
+struct Planned<'a> {
+    tr: Tracker<'a>,
+    status: Vec<Option<NodeSummary>>,
+    pending_deps: Vec<usize>,
+    dependents: Vec<Vec<usize>>,
+    forced: Vec<bool>,
+    todo: usize,
+}
+
+/// Checks the cache, decides what runs and writes the journal (under the shared gc lock).
+fn plan<'a>(spec: &'a Spec, dag: &'a Dag, cache: &Cache, opts: &'a Options) -> anyhow::Result<Planned<'a>> {
     let mut tr = Tracker {
         spec,
         dag,
@@ -269,15 +281,23 @@ pub fn run(spec: &Spec, dag: &Dag, cache: &Cache, opts: &Options) -> anyhow::Res
     drop(gc_guard);
     crate::util::timing("check the cache entries and write the journal", tq);
     emit(opts.output, serde_json::json!({"event": "plan", "nodes": n, "cached": n - todo, "to_run": todo}));
+    Ok(Planned { tr, status, pending_deps, dependents, forced, todo })
+}
 
-    // progress bars: one per stage name with shards to run
-    let mp = MultiProgress::with_draw_target(if opts.output == Output::Bars && todo > 0 {
+/// Progress bars: one per stage name with shards to run (hidden unless `Output::Bars`).
+fn progress_bars(
+    dag: &Dag,
+    status: &[Option<NodeSummary>],
+    output: Output,
+    todo: usize,
+) -> (MultiProgress, HashMap<String, ProgressBar>) {
+    let mp = MultiProgress::with_draw_target(if output == Output::Bars && todo > 0 {
         ProgressDrawTarget::stderr()
     } else {
         ProgressDrawTarget::hidden()
     });
     let mut bars: HashMap<String, ProgressBar> = HashMap::new();
-    if todo > 0 && opts.output == Output::Bars {
+    if todo > 0 && output == Output::Bars {
         let style = ProgressStyle::with_template("{prefix:>16.bold} [{bar:30}] {pos}/{len} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> ");
@@ -293,13 +313,120 @@ pub fn run(spec: &Spec, dag: &Dag, cache: &Cache, opts: &Options) -> anyhow::Res
             }
         }
     }
+    (mp, bars)
+}
+
+/// Records node `i`'s result (warning, bar, `finish` event); on failure marks every transitive
+/// dependent skipped, else returns the dependents that became ready.
+fn settle(
+    dag: &Dag,
+    output: Output,
+    mp: &MultiProgress,
+    bars: &HashMap<String, ProgressBar>,
+    st: &mut Planned<'_>,
+    i: usize,
+    res: NodeSummary,
+) -> Vec<usize> {
+    let node = &dag.nodes[i];
+    if let Some(w) = &res.warning {
+        mp.suspend(|| eprintln!("spatia: warning: {w}"));
+        emit(output, serde_json::json!({"event": "warning", "stage": node.stage, "key": node.key, "message": w}));
+    }
+    if let Some(b) = bars.get(&node.stage) {
+        b.inc(1);
+        if res.status == Status::Failed {
+            b.set_message("FAILED");
+        }
+    }
+    emit(
+        output,
+        serde_json::json!({"event": "finish", "stage": node.stage, "item": node.item.as_ref().map(|x| &x.id), "key": node.key, "status": res.status, "duration_s": res.duration_s, "error": res.error, "log": res.log}),
+    );
+    let failed = res.status == Status::Failed;
+    st.status[i] = Some(res);
+    let mut ready = Vec::new();
+    if failed {
+        // skip every transitive dependent
+        let mut stack = st.dependents[i].clone();
+        while let Some(d) = stack.pop() {
+            if st.status[d].is_none() {
+                let why = format!(
+                    "needs `{}`{} which failed",
+                    node.stage,
+                    node.item.as_ref().map(|x| format!(" [{}]", x.shown())).unwrap_or_default()
+                );
+                st.status[d] = Some(summary(&dag.nodes[d], Status::Skipped, 0.0, Some(why), None));
+                if let Some(b) = bars.get(&dag.nodes[d].stage) {
+                    b.inc(1);
+                }
+                emit(
+                    output,
+                    serde_json::json!({"event": "skip", "stage": dag.nodes[d].stage, "key": dag.nodes[d].key}),
+                );
+                stack.extend(st.dependents[d].iter().copied());
+            }
+        }
+    } else {
+        for &d in &st.dependents[i] {
+            st.pending_deps[d] -= 1;
+            if st.pending_deps[d] == 0 && st.status[d].is_none() {
+                ready.push(d);
+            }
+        }
+    }
+    ready
+}
+
+/// The end of a run: publish copies, the final journal.
+fn conclude(
+    spec: &Spec,
+    dag: &Dag,
+    cache: &Cache,
+    mut st: Planned<'_>,
+    mp: &MultiProgress,
+    bars: &HashMap<String, ProgressBar>,
+) -> anyhow::Result<Outcome> {
+    for b in bars.values() {
+        b.finish();
+    }
+    if let Some(sig) = interrupt::received() {
+        st.tr.interrupted(sig, &st.status, mp);
+    }
+    if st.todo > 0 {
+        // before the publish copies, which may take a while
+        st.tr.update(&st.status, true);
+    }
+
+    // publish copies (staged beside the target, moved into place atomically; see `publish`)
+    let done: Vec<bool> = st
+        .status
+        .iter()
+        .map(|s| matches!(s.as_ref().map(|s| &s.status), Some(Status::Hit | Status::Miss | Status::Waited)))
+        .collect();
+    publish::publish(spec, dag, cache, &done)?;
+
+    if let Some(sig) = interrupt::received() {
+        st.tr.interrupted(sig, &st.status, mp);
+    }
+    let nodes = st.tr.nodes(&st.status);
+    let ok = nodes.iter().all(|s| matches!(s.status, Status::Hit | Status::Miss | Status::Waited));
+    let (summary, run_file) = st.tr.finish(nodes, if ok { RunStatus::Ok } else { RunStatus::Failed }, None)?;
+    Ok(Outcome { summary, run_file })
+}
+
+/// Runs every node whose entry is missing or damaged; keeps the run's journal.
+pub fn run(spec: &Spec, dag: &Dag, cache: &Cache, opts: &Options) -> anyhow::Result<Outcome> {
+    let mut st = plan(spec, dag, cache, opts)?;
+    let n = dag.nodes.len();
+    let todo = st.todo;
+    let (mp, bars) = progress_bars(dag, &st.status, opts.output, todo);
 
     let (job_tx, job_rx) = mpsc::channel::<usize>();
     let job_rx = Mutex::new(job_rx);
     let (done_tx, done_rx) = mpsc::channel::<(usize, NodeSummary)>();
     // no worker threads when every node is cached
     let jobs = opts.jobs.max(1).min(todo);
-    let forced = &forced;
+    let forced = &st.forced.clone();
     std::thread::scope(|s| {
         for _ in 0..jobs {
             let done_tx = done_tx.clone();
@@ -320,18 +447,15 @@ pub fn run(spec: &Spec, dag: &Dag, cache: &Cache, opts: &Options) -> anyhow::Res
         drop(done_tx);
         let mut running = 0usize;
         for i in 0..n {
-            if status[i].is_none() && pending_deps[i] == 0 {
-                emit(
-                    opts.output,
-                    serde_json::json!({"event": "start", "stage": dag.nodes[i].stage, "item": dag.nodes[i].item.as_ref().map(|x| &x.id), "key": dag.nodes[i].key}),
-                );
+            if st.status[i].is_none() && st.pending_deps[i] == 0 {
+                emit_start(opts.output, dag, i, None);
                 let _ = job_tx.send(i);
                 running += 1;
             }
         }
         while running > 0 {
             if let Some(sig) = interrupt::received() {
-                tr.interrupted(sig, &status, &mp);
+                st.tr.interrupted(sig, &st.status, &mp);
             }
             let (i, res) = match done_rx.recv_timeout(std::time::Duration::from_millis(100)) {
                 Ok(x) => x,
@@ -339,92 +463,30 @@ pub fn run(spec: &Spec, dag: &Dag, cache: &Cache, opts: &Options) -> anyhow::Res
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
             };
             if let Some(sig) = interrupt::received() {
-                tr.interrupted(sig, &status, &mp);
+                st.tr.interrupted(sig, &st.status, &mp);
             }
             running -= 1;
-            let node = &dag.nodes[i];
-            if let Some(w) = &res.warning {
-                mp.suspend(|| eprintln!("spatia: warning: {w}"));
-                emit(
-                    opts.output,
-                    serde_json::json!({"event": "warning", "stage": node.stage, "key": node.key, "message": w}),
-                );
+            for d in settle(dag, opts.output, &mp, &bars, &mut st, i, res) {
+                emit_start(opts.output, dag, d, None);
+                let _ = job_tx.send(d);
+                running += 1;
             }
-            if let Some(b) = bars.get(&node.stage) {
-                b.inc(1);
-                if res.status == Status::Failed {
-                    b.set_message("FAILED");
-                }
-            }
-            emit(
-                opts.output,
-                serde_json::json!({"event": "finish", "stage": node.stage, "item": node.item.as_ref().map(|x| &x.id), "key": node.key, "status": res.status, "duration_s": res.duration_s, "error": res.error, "log": res.log}),
-            );
-            let failed = res.status == Status::Failed;
-            status[i] = Some(res);
-            if failed {
-                // skip every transitive dependent
-                let mut stack = dependents[i].clone();
-                while let Some(d) = stack.pop() {
-                    if status[d].is_none() {
-                        let why = format!(
-                            "needs `{}`{} which failed",
-                            node.stage,
-                            node.item.as_ref().map(|x| format!(" [{}]", x.shown())).unwrap_or_default()
-                        );
-                        status[d] = Some(summary(&dag.nodes[d], Status::Skipped, 0.0, Some(why), None));
-                        if let Some(b) = bars.get(&dag.nodes[d].stage) {
-                            b.inc(1);
-                        }
-                        emit(
-                            opts.output,
-                            serde_json::json!({"event": "skip", "stage": dag.nodes[d].stage, "key": dag.nodes[d].key}),
-                        );
-                        stack.extend(dependents[d].iter().copied());
-                    }
-                }
-            } else {
-                for &d in &dependents[i] {
-                    pending_deps[d] -= 1;
-                    if pending_deps[d] == 0 && status[d].is_none() {
-                        emit(
-                            opts.output,
-                            serde_json::json!({"event": "start", "stage": dag.nodes[d].stage, "item": dag.nodes[d].item.as_ref().map(|x| &x.id), "key": dag.nodes[d].key}),
-                        );
-                        let _ = job_tx.send(d);
-                        running += 1;
-                    }
-                }
-            }
-            tr.update(&status, false);
+            st.tr.update(&st.status, false);
         }
         drop(job_tx);
     });
-    for b in bars.values() {
-        b.finish();
-    }
-    if let Some(sig) = interrupt::received() {
-        tr.interrupted(sig, &status, &mp);
-    }
-    if todo > 0 {
-        // before the publish copies, which may take a while
-        tr.update(&status, true);
-    }
+    conclude(spec, dag, cache, st, &mp, &bars)
+}
 
-    // publish copies (staged beside the target, moved into place atomically; see `publish`)
-    let done: Vec<bool> = status
-        .iter()
-        .map(|s| matches!(s.as_ref().map(|s| &s.status), Some(Status::Hit | Status::Miss | Status::Waited)))
-        .collect();
-    publish::publish(spec, dag, cache, &done)?;
-
-    if let Some(sig) = interrupt::received() {
-        tr.interrupted(sig, &status, &mp);
+/// The `start` event of node `i` (with the Slurm array task that runs it, if any).
+fn emit_start(output: Output, dag: &Dag, i: usize, job: Option<&str>) {
+    let node = &dag.nodes[i];
+    let item = node.item.as_ref().map(|x| &x.id);
+    let mut v = serde_json::json!({"event": "start", "stage": node.stage, "item": item, "key": node.key});
+    if let (Some(j), Some(m)) = (job, v.as_object_mut()) {
+        m.insert("job".into(), serde_json::Value::String(j.to_string()));
     }
-    let nodes = tr.nodes(&status);
-    let ok = nodes.iter().all(|s| matches!(s.status, Status::Hit | Status::Miss | Status::Waited));
-    let (summary, run_file) = tr.finish(nodes, if ok { RunStatus::Ok } else { RunStatus::Failed }, None)?;
-    Ok(Outcome { summary, run_file })
+    emit(output, v);
 }
 
 fn summary(
@@ -468,7 +530,8 @@ fn lineage(dag: &Dag, cache: &Cache, i: usize) -> std::io::Result<Vec<crate::sta
 }
 
 /// Computes one node into the cache (or reuses what another process published meanwhile).
-fn run_node(spec: &Spec, dag: &Dag, cache: &Cache, i: usize, forced: bool) -> NodeSummary {
+/// The Slurm executor's tasks call it too ([`slurm`]).
+pub(crate) fn run_node(spec: &Spec, dag: &Dag, cache: &Cache, i: usize, forced: bool) -> NodeSummary {
     let node = &dag.nodes[i];
     let t0 = Instant::now();
     let what = format!(

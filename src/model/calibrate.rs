@@ -284,7 +284,9 @@ pub fn summarize(rows: &[OofRow], surv: &[f64], opts: &CalibrateOptions) -> Resu
     opts.check()?;
     let groups = by_repeat(rows, opts.horizon)?;
     let mut per_repeat = Vec::with_capacity(groups.len());
-    let mut first: Option<(Vec<Bin>, Vec<survival::CalibrationPoint>, Vec<String>)> = None;
+    // repeat 0's bins, smoothed curve, notes and histogram of predictions
+    type First = (Vec<Bin>, Vec<survival::CalibrationPoint>, Vec<String>, Vec<usize>);
+    let mut first: Option<First> = None;
     for (&rep, idx) in &groups {
         let time: Vec<f64> = idx.iter().map(|&i| rows[i].time).collect();
         let event: Vec<bool> = idx.iter().map(|&i| rows[i].event).collect();
@@ -311,7 +313,7 @@ pub fn summarize(rows: &[OofRow], surv: &[f64], opts: &CalibrateOptions) -> Resu
             for b in bins.iter().filter(|b| b.at_risk == 0) {
                 notes.push(format!("repeat {rep} bin {}: nobody at risk at the horizon; observed is the Kaplan–Meier estimate at the bin's last follow-up", b.bin));
             }
-            first = Some((bins, c.curve, notes));
+            first = Some((bins, c.curve, notes, histogram(&pred, HISTOGRAM_BINS)));
         } else {
             // Later repeats' notes still matter (e.g. a smoother fallback).
             if let Some(f) = first.as_mut() {
@@ -319,7 +321,8 @@ pub fn summarize(rows: &[OofRow], surv: &[f64], opts: &CalibrateOptions) -> Resu
             }
         }
     }
-    let (bins, curve, notes) = first.ok_or_else(|| CalibrateError::Empty { what: "out-of-fold predictions".into() })?;
+    let (bins, curve, notes, histogram) =
+        first.ok_or_else(|| CalibrateError::Empty { what: "out-of-fold predictions".into() })?;
     let mean = |f: fn(&RepeatStats) -> f64| per_repeat.iter().map(f).sum::<f64>() / per_repeat.len() as f64;
     Ok(CalibrationSummary {
         bins,
@@ -330,9 +333,24 @@ pub fn summarize(rows: &[OofRow], surv: &[f64], opts: &CalibrateOptions) -> Resu
         e50: mean(|r| r.e50),
         e90: mean(|r| r.e90),
         curve,
+        histogram,
         per_repeat,
         notes,
     })
+}
+
+/// Bins of the histogram of predicted risks recorded with the calibration (the figure's
+/// distribution of predictions).
+pub const HISTOGRAM_BINS: usize = 20;
+
+/// Counts of `pred` (risks in [0, 1]) in `k` equal-width bins over [0, 1], the last bin closed;
+/// values outside [0, 1] or not finite are not counted.
+pub fn histogram(pred: &[f64], k: usize) -> Vec<usize> {
+    let mut h = vec![0usize; k];
+    for &p in pred.iter().filter(|p| p.is_finite() && (0.0..=1.0).contains(*p)) {
+        h[((p * k as f64) as usize).min(k - 1)] += 1;
+    }
+    h
 }
 
 /// Calibration of out-of-fold predictions at the horizon: predicted survival from each row's

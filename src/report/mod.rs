@@ -8,6 +8,7 @@
 //!
 //! # Errors
 //! [`ReportError`]: a template that cannot be read, parsed or rendered.
+pub mod figures;
 pub mod page;
 pub mod plots;
 

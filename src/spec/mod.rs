@@ -8,6 +8,7 @@ pub mod locate;
 pub mod paths;
 pub mod raw;
 pub mod roots;
+pub mod slurm;
 
 use crate::stages::{self, CheckCx, Checked, StageKind};
 use locate::{render, Locator, Seg};
@@ -98,6 +99,8 @@ pub struct StageDecl {
     pub params_canonical: String,
     /// Directory (relative to the root) the outputs are copied to after a run.
     pub publish: Option<String>,
+    /// Slurm resources of this stage's jobs (`slurm:`; never in the key).
+    pub slurm: Option<slurm::Resources>,
 }
 
 impl std::fmt::Debug for dyn StageKind {
@@ -274,6 +277,7 @@ pub fn compile_str(text: &str, display: &str, file: PathBuf, root: PathBuf) -> R
         kind: &'static dyn StageKind,
         needs: Vec<String>,
         publish: Option<String>,
+        slurm: Option<slurm::Resources>,
         params: serde_json::Map<String, Json>,
     }
     let mut bases: Vec<Base> = Vec::new();
@@ -353,6 +357,13 @@ pub fn compile_str(text: &str, display: &str, file: PathBuf, root: PathBuf) -> R
                 return Err(cx.at_value(&[sp.clone(), p(&["publish"])].concat(), "`publish` must be a directory path"))
             }
         };
+        let slurm = match m.get("slurm") {
+            None | Some(Yaml::Null) => None,
+            Some(v) => Some(
+                slurm::Resources::from_json(&crate::util::yaml_to_json(v))
+                    .map_err(|why| cx.at_value(&[sp.clone(), p(&["slurm"])].concat(), why))?,
+            ),
+        };
         let mut params = serde_json::Map::new();
         for (pk, pv) in m {
             let Some(pk) = pk.as_str() else { continue };
@@ -361,7 +372,7 @@ pub fn compile_str(text: &str, display: &str, file: PathBuf, root: PathBuf) -> R
             }
             params.insert(pk.to_string(), crate::util::yaml_to_json(pv));
         }
-        bases.push(Base { name: name.to_string(), kind, needs, publish, params });
+        bases.push(Base { name: name.to_string(), kind, needs, publish, slurm, params });
     }
 
     // needs name stages; no self-needs; no cycles
@@ -524,6 +535,7 @@ pub fn compile_str(text: &str, display: &str, file: PathBuf, root: PathBuf) -> R
                 params_canonical: crate::util::canonical_json(&checked.params),
                 checked,
                 publish: b.publish.clone(),
+                slurm: b.slurm.clone(),
             })
         };
         // Parameter checks are pure and cheap (about a microsecond a stage): a thread pool would

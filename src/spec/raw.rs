@@ -75,7 +75,7 @@ pub fn parse(text: &str) -> Result<RawSpec, serde_yaml_ng::Error> {
 }
 
 /// The keys every stage may have besides its kind's parameters.
-pub const COMMON_KEYS: &[&str] = &["kind", "needs", "publish"];
+pub const COMMON_KEYS: &[&str] = &["kind", "needs", "publish", "slurm"];
 
 /// Returns the string form of a YAML scalar key.
 pub fn key_str(v: &Value) -> Option<&str> {

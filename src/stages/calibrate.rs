@@ -71,7 +71,8 @@ impl StageKind for Calibrate {
     fn version(&self) -> u32 {
         // 2: a fold with a negative recalibration slope is a warning (`recalibrated.warnings`)
         // 3: `competing_calibration.json` in a competing-risks cohort
-        3
+        // 4: `histogram` of the predicted risks (repeat 0) before and after recalibration
+        4
     }
     fn about(&self) -> &'static str {
         "calibration at a horizon: predicted vs Kaplan–Meier risk by quantile bin, slope, intercept, ICI; inner-fold recalibration"

@@ -19,10 +19,15 @@
 use super::{resolved, typed, CheckCx, Checked, ParamError, RunCx, StageKind};
 use crate::contracts::{CalibrateOutput, EvaluateOutput, TrainOutput, INGEST, STAIN, TILE};
 use crate::docpath::Seg;
+use crate::report::figures::{self, FiguresJson};
 use crate::report::page::{self, Lineage, LineageInput, Options, Sources};
+use crate::report::plots::export::{check_figure_size, Format};
+use crate::report::plots::panels::{compose, select, Selection, SELECTABLE};
+use crate::report::plots::{style, Meta, Style, TimeAxis, TimeUnit};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// The `report` kind.
@@ -44,6 +49,51 @@ struct RawParams {
     /// The arm of the main figures (KM, ROC, calibration); default: the last arm.
     #[serde(default)]
     arm: Option<String>,
+    /// Unit of the cohort's time column: `days` (default), `months` or `years`.
+    #[serde(default)]
+    time_unit: TimeUnit,
+    /// Unit the figures and tables show times in (default: `time_unit`).
+    #[serde(default)]
+    display_unit: Option<TimeUnit>,
+    /// The paper's figures, by file name: panels, width, formats.
+    #[serde(default)]
+    figures: BTreeMap<String, DeclaredFigure>,
+}
+
+/// A figure of the paper, written into the report's `figures/` as `<name>.<format>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeclaredFigure {
+    /// The panels, lettered A, B, … when more than one.
+    panels: Vec<Selection>,
+    /// Width, mm (85: a single column, 174: two).
+    #[serde(default = "single_column")]
+    width_mm: f64,
+    /// Panels per row (default: up to 2).
+    #[serde(default)]
+    columns: Option<usize>,
+    /// Files to write (default `[svg, pdf]`).
+    #[serde(default = "default_formats")]
+    formats: Vec<Format>,
+    /// PNG resolution.
+    #[serde(default = "default_dpi")]
+    dpi: u32,
+    /// Base type size, pt.
+    #[serde(default = "default_font_pt")]
+    font_pt: f64,
+}
+
+fn single_column() -> f64 {
+    style::SINGLE_COLUMN_MM
+}
+fn default_formats() -> Vec<Format> {
+    vec![Format::Svg, Format::Pdf]
+}
+fn default_dpi() -> u32 {
+    300
+}
+fn default_font_pt() -> f64 {
+    7.0
 }
 
 fn default_qc_slides() -> usize {
@@ -57,6 +107,8 @@ struct ReportParams {
     show_patient_ids: bool,
     qc_slides: usize,
     arm: Option<String>,
+    time: TimeAxis,
+    figures: BTreeMap<String, DeclaredFigure>,
     // context folded in (shown on the page)
     experiment: String,
     spec_file: String,
@@ -71,7 +123,9 @@ impl StageKind for Report {
         // 5: a competing-risks section (cumulative incidence by risk group) in such cohorts
         // 6: attention-MIL arms: a training section (epoch choice, training loss) when the
         //    report needs `train`, and arms with conditional intervals marked †
-        6
+        // 7: print-sized figures (DejaVu Sans, Okabe–Ito, legends outside the plot, time units),
+        //    `figures/figures.json` for `spatia figure`, the spec's declared `figures`
+        7
     }
     fn about(&self) -> &'static str {
         "one self-contained HTML page: cohort, slide QC, KM/ROC/calibration, arms, provenance"
@@ -89,11 +143,46 @@ impl StageKind for Report {
         if p.title.as_deref().is_some_and(|t| t.trim().is_empty()) {
             return Err(ParamError::at(vec![Seg::key("title")], "`title` must not be empty"));
         }
+        for (name, f) in &p.figures {
+            let at = |k: &str| vec![Seg::key("figures"), Seg::key(name), Seg::key(k)];
+            let valid_name = !name.is_empty()
+                && name.len() <= 64
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            if !valid_name {
+                return Err(ParamError::at(
+                    vec![Seg::key("figures"), Seg::key(name)],
+                    format!("figure name {name:?}: expected 1 to 64 letters, digits, `_` or `-` (it names the files)"),
+                ));
+            }
+            if f.panels.is_empty() {
+                return Err(ParamError::at(at("panels"), "expected at least one panel"));
+            }
+            for (i, s) in f.panels.iter().enumerate() {
+                if !SELECTABLE.contains(&s.kind.as_str()) {
+                    return Err(ParamError::at(
+                        vec![Seg::key("figures"), Seg::key(name), Seg::key("panels"), Seg::Index(i), Seg::key("kind")],
+                        format!("unknown figure kind {:?}: expected one of {}", s.kind, SELECTABLE.join(", ")),
+                    ));
+                }
+            }
+            check_figure_size(&format!("figures.{name}."), f.width_mm, f.dpi, f.font_pt).map_err(|m| {
+                let key = m.split(':').next().unwrap_or("").rsplit('.').next().unwrap_or("").to_string();
+                ParamError::at(at(&key), m)
+            })?;
+            if let Some(c) = f.columns {
+                super::in_range_usize(at("columns"), &crate::bounds::REPORT_FIGURE_COLUMNS, c)?;
+            }
+            if f.formats.is_empty() {
+                return Err(ParamError::at(at("formats"), "expected at least one of svg, png, pdf"));
+            }
+        }
         let r = ReportParams {
             title: p.title.unwrap_or_else(|| cx.experiment.to_string()),
             show_patient_ids: p.show_patient_ids,
             qc_slides: p.qc_slides,
             arm: p.arm,
+            time: TimeAxis { data: p.time_unit, display: p.display_unit.unwrap_or(p.time_unit) },
+            figures: p.figures,
             experiment: cx.experiment.to_string(),
             spec_file: cx.spec_file.to_string(),
         };
@@ -118,6 +207,7 @@ impl StageKind for Report {
             params: cx.params.clone(),
             tool: crate::provenance::tool_version(),
             libraries: crate::provenance::library_versions(),
+            time: p.time,
         };
         let page = page::build(&sources, &opts, &lineage(cx.upstream))?;
         crate::util::write_file(cx.out.join("index.html"), &page.html).context("cannot write index.html")?;
@@ -126,6 +216,31 @@ impl StageKind for Report {
         for (name, svg) in &page.figures {
             crate::util::write_file(figs.join(format!("{name}.svg")), svg)
                 .with_context(|| format!("cannot write figures/{name}.svg"))?;
+        }
+        let record = FiguresJson {
+            schema: figures::SCHEMA,
+            report: cx.key.to_string(),
+            time: p.time,
+            arm: page.arm.clone(),
+            figures: page.data,
+        };
+        record.write(&FiguresJson::path(cx.out))?;
+        let meta = Meta { report: Some(cx.key.to_string()), run: None };
+        for (name, f) in &p.figures {
+            let panels = f
+                .panels
+                .iter()
+                .map(|s| select(&record.figures, s, record.arm.as_deref()))
+                .collect::<Result<Vec<_>, String>>()
+                .map_err(|e| anyhow::anyhow!("report: figures.{name}: {e}"))?;
+            let mut st = Style::journal(f.width_mm, p.time);
+            st.font_pt = f.font_pt;
+            let svg = compose(&panels, f.columns.unwrap_or(2), &st, &meta)?;
+            for fmt in &f.formats {
+                let bytes = fmt.encode(&svg, f.dpi).with_context(|| format!("figures.{name}"))?;
+                crate::util::write_file(figs.join(format!("{name}.{}", fmt.extension())), &bytes)
+                    .with_context(|| format!("cannot write figures/{name}.{}", fmt.extension()))?;
+            }
         }
         cx.log(&format!(
             "report: {} bytes, {} figure(s); sources: ingest {}, {} tile, {} stain, evaluate {}, {} calibrate; {} upstream node(s)",

@@ -1,7 +1,8 @@
 //! `train`: one arm's cross-validated survival model, from the modalities the spec names.
 //!
-//! `model: cox` (the only model so far; the deep MIL model will be another value of `model`
-//! in this kind) builds one row per patient from the chosen modalities:
+//! `model: mil` is an attention-MIL network over the tile bags (`super::train_mil`,
+//! docs/mil.md); everything below is `model: cox`, which builds one row per patient from the
+//! chosen modalities:
 //! - `clinical`: the cohort's covariates (categorical ones one-hot), standardised per fold;
 //! - `HE`, `ER`, `PR`, `HER2`, `KI67` (or `IHC` for every IHC stain of the cohort): the
 //!   patient's slides of that stain from the `extract` stage, mean-pooled over all their
@@ -17,7 +18,8 @@
 //! `baseline.csv`, `inner_baseline.csv` ([`crate::contracts::baseline`]), `model.json`
 //! ([`crate::contracts::model`]); in a competing-risks cohort `competing.json`
 //! ([`crate::contracts::competing`]: the per-fold models of every cause, or the Fine–Gray model,
-//! from which consumers compute the cumulative incidence of cause 1); and, read by no stage, `survival.csv` and `folds/r<r>_f<f>.json`.
+//! from which consumers compute the cumulative incidence of cause 1); `survival.csv`
+//! ([`crate::contracts::survival_curves`]); and, read by no stage, `folds/r<r>_f<f>.json`.
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -150,7 +152,7 @@ impl StageKind for Train {
         5
     }
     fn about(&self) -> &'static str {
-        "cross-validated survival model of one arm (model: cox) on clinical, slide-feature, stain-index and tabular blocks"
+        "cross-validated survival model of one arm: Cox on clinical, slide-feature, stain-index and tabular blocks (model: cox) or an attention-MIL network on tile bags and clinical data (model: mil)"
     }
 
     fn check(&self, params: &Value, cx: &CheckCx) -> Result<Checked, ParamError> {
@@ -175,7 +177,7 @@ impl StageKind for Train {
         // `fusion` is the MIL network's (a matrix over `model` shares it); a Cox model always
         // concatenates its modalities into one design matrix, so the value is checked, then
         // left out of the Cox arm's key
-        if !["concat", "bilinear", "late"].contains(&p.fusion.as_str()) {
+        if !train_mil::FUSIONS.contains(&p.fusion.as_str()) {
             return Err(ParamError::at(
                 vec![Seg::key("fusion")],
                 format!("unknown fusion `{}`; expected `concat`, `bilinear` or `late` (used by `model: mil`; a Cox model concatenates its modalities)", p.fusion),
@@ -185,48 +187,20 @@ impl StageKind for Train {
         let Some(c) = cx.cohort else {
             return Err(ParamError::at(vec![], "`train` needs a `cohort` block (outcome and covariates)"));
         };
-        if p.modalities.is_empty() {
-            return Err(ParamError::at(
-                vec![Seg::key("modalities")],
-                "empty list; expected at least one of clinical, HE, ER, PR, HER2, KI67, IHC, stain or a declared block",
-            ));
-        }
-        let mut seen = BTreeSet::new();
-        for (i, m) in p.modalities.iter().enumerate() {
+        check_modalities(&p.modalities, c, "clinical, HE, ER, PR, HER2, KI67, IHC, stain or a declared block", |m| {
             let known = m == "clinical" || m == "IHC" || m == "stain" || is_stain(m) || p.blocks.contains_key(m);
-            if !known {
+            (!known).then(|| {
                 let blocks: Vec<&str> = p.blocks.keys().map(String::as_str).collect();
-                return Err(ParamError::at(
-                    vec![Seg::key("modalities"), Seg::Index(i)],
-                    format!(
-                        "unknown modality `{m}`; expected clinical, HE, ER, PR, HER2, KI67, IHC, stain{}",
-                        if blocks.is_empty() {
-                            " or a block declared under `blocks:`".to_string()
-                        } else {
-                            format!(" or a declared block ({})", blocks.join(", "))
-                        }
-                    ),
-                ));
-            }
-            if !seen.insert(m.clone()) {
-                return Err(ParamError::at(
-                    vec![Seg::key("modalities"), Seg::Index(i)],
-                    format!("modality `{m}` is listed twice"),
-                ));
-            }
-            if m == "clinical" && c.covariates.is_empty() {
-                return Err(ParamError::at(
-                    vec![Seg::key("modalities"), Seg::Index(i)],
-                    "modality `clinical` but the cohort declares no `covariates`",
-                ));
-            }
-        }
-        if (p.modalities.iter().any(|m| m == "IHC" || m == "stain" || is_stain(m))) && c.slides.is_none() {
-            return Err(ParamError::at(
-                vec![Seg::key("modalities")],
-                "slide modalities need a slide manifest (`cohort.slides`)",
-            ));
-        }
+                format!(
+                    "unknown modality `{m}`; expected clinical, HE, ER, PR, HER2, KI67, IHC, stain{}",
+                    if blocks.is_empty() {
+                        " or a block declared under `blocks:`".to_string()
+                    } else {
+                        format!(" or a declared block ({})", blocks.join(", "))
+                    }
+                )
+            })
+        })?;
         for (name, b) in &p.blocks {
             if name == "clinical" || name == "IHC" || name == "stain" || is_stain(name) {
                 return Err(ParamError::at(
@@ -331,6 +305,43 @@ impl StageKind for Train {
     }
 }
 
+/// Checks an arm's modality list: not empty, each known (`unknown` returns the message for one
+/// that is not), none twice, `clinical` only with covariates, slide modalities only with a
+/// slide manifest.
+fn check_modalities(
+    modalities: &[String],
+    c: &Cohort,
+    expected: &str,
+    unknown: impl Fn(&str) -> Option<String>,
+) -> Result<(), ParamError> {
+    if modalities.is_empty() {
+        return Err(ParamError::at(
+            vec![Seg::key("modalities")],
+            format!("empty list; expected at least one of {expected}"),
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    for (i, m) in modalities.iter().enumerate() {
+        let at = || vec![Seg::key("modalities"), Seg::Index(i)];
+        if let Some(msg) = unknown(m) {
+            return Err(ParamError::at(at(), msg));
+        }
+        if !seen.insert(m.as_str()) {
+            return Err(ParamError::at(at(), format!("modality `{m}` is listed twice")));
+        }
+        if m == "clinical" && c.covariates.is_empty() {
+            return Err(ParamError::at(at(), "modality `clinical` but the cohort declares no `covariates`"));
+        }
+    }
+    if modalities.iter().any(|m| m == "IHC" || m == "stain" || is_stain(m)) && c.slides.is_none() {
+        return Err(ParamError::at(
+            vec![Seg::key("modalities")],
+            "slide modalities need a slide manifest (`cohort.slides`)",
+        ));
+    }
+    Ok(())
+}
+
 /// Checks a `model: mil` stage: modalities are clinical and image stains; the `mil:` block.
 fn check_mil(mut p: TrainParams, cx: &CheckCx) -> Result<Checked, ParamError> {
     if !cfg!(feature = "torch") {
@@ -339,39 +350,11 @@ fn check_mil(mut p: TrainParams, cx: &CheckCx) -> Result<Checked, ParamError> {
     let Some(c) = cx.cohort else {
         return Err(ParamError::at(vec![], "`train` needs a `cohort` block (outcome and covariates)"));
     };
-    if p.modalities.is_empty() {
-        return Err(ParamError::at(
-            vec![Seg::key("modalities")],
-            "empty list; expected at least one of clinical, HE, ER, PR, HER2, KI67 or IHC",
-        ));
-    }
-    let mut seen = BTreeSet::new();
-    for (i, m) in p.modalities.iter().enumerate() {
-        if !(m == "clinical" || m == "IHC" || is_stain(m)) {
-            return Err(ParamError::at(
-                vec![Seg::key("modalities"), Seg::Index(i)],
-                format!("modality `{m}` is not available for `model: mil`; expected clinical, HE, ER, PR, HER2, KI67 or IHC (stain indices and tabular blocks: `model: cox`)"),
-            ));
-        }
-        if !seen.insert(m.clone()) {
-            return Err(ParamError::at(
-                vec![Seg::key("modalities"), Seg::Index(i)],
-                format!("modality `{m}` is listed twice"),
-            ));
-        }
-        if m == "clinical" && c.covariates.is_empty() {
-            return Err(ParamError::at(
-                vec![Seg::key("modalities"), Seg::Index(i)],
-                "modality `clinical` but the cohort declares no `covariates`",
-            ));
-        }
-    }
-    if p.modalities.iter().any(|m| m != "clinical") && c.slides.is_none() {
-        return Err(ParamError::at(
-            vec![Seg::key("modalities")],
-            "slide modalities need a slide manifest (`cohort.slides`)",
-        ));
-    }
+    check_modalities(&p.modalities, c, "clinical, HE, ER, PR, HER2, KI67 or IHC", |m| {
+        (!(m == "clinical" || m == "IHC" || is_stain(m))).then(|| {
+            format!("modality `{m}` is not available for `model: mil`; expected clinical, HE, ER, PR, HER2, KI67 or IHC (stain indices and tabular blocks: `model: cox`)")
+        })
+    })?;
     let m = p.mil.get_or_insert_with(MilParams::default);
     train_mil::check(m, &p.loss, &p.fusion)?;
     use crate::bounds as b;

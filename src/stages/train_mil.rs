@@ -73,6 +73,9 @@ impl Default for MilParams {
     }
 }
 
+/// The fusions of `fusion:` (a Cox arm checks the value too, then concatenates).
+pub const FUSIONS: [&str; 3] = ["concat", "bilinear", "late"];
+
 /// Checks the `mil:` block, the loss and the fusion of a `model: mil` stage.
 pub fn check(m: &MilParams, loss: &str, fusion: &str) -> Result<(), ParamError> {
     use crate::bounds as b;
@@ -112,7 +115,7 @@ pub fn check(m: &MilParams, loss: &str, fusion: &str) -> Result<(), ParamError> 
             format!("unknown loss `{loss}` for `model: mil`; expected `cox` or `nll`"),
         ));
     }
-    if !["concat", "bilinear", "late"].contains(&fusion) {
+    if !FUSIONS.contains(&fusion) {
         return Err(ParamError::at(
             vec![Seg::key("fusion")],
             format!("unknown fusion `{fusion}` for `model: mil`; expected `concat`, `bilinear` or `late`"),

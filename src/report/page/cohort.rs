@@ -6,7 +6,6 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::format::days;
 use super::Result;
 use crate::contracts::ingest::{CohortCsv, CohortSummary};
 use crate::survival::kaplan_meier::KaplanMeier;
@@ -90,7 +89,16 @@ pub(super) struct Cohort {
     pub(super) view: CohortView,
 }
 
-pub(super) fn cohort(dir: &Path) -> Result<Cohort> {
+pub(super) fn cohort(dir: &Path, time_axis: &crate::report::plots::TimeAxis) -> Result<Cohort> {
+    // a follow-up time in the display unit with its unit (`8.6 years`, `3146 days`)
+    let days = |t: f64| {
+        if t.is_finite() {
+            let d = if time_axis.display == crate::report::plots::TimeUnit::Days { 0 } else { 1 };
+            format!("{:.d$} {}", time_axis.show(t), time_axis.display.name())
+        } else {
+            "—".to_string()
+        }
+    };
     let summary = CohortSummary::read(&dir.join(CohortSummary::FILE))?;
     let table = CohortCsv::read(&dir.join(CohortCsv::FILE))?;
     let covs = table.covariates;

@@ -7,10 +7,10 @@
 //! Every number shown is read, none computed.
 use serde::Serialize;
 
-use super::format::{days, num, p_eq};
-use super::{Result, Sources};
+use super::format::{num, p_eq};
+use super::{Keys, Result, Sources};
 use crate::contracts::competing_metrics::{CompetingArm, CompetingMetrics};
-use crate::report::plots::{self, CifLine};
+use crate::report::plots::{CifData, CifLine, Figure, FigureData, TimeAxis};
 use crate::survival::BootstrapCi;
 
 #[derive(Debug, Serialize)]
@@ -52,7 +52,7 @@ pub(super) struct CompetingView {
 
 pub(super) struct Competing {
     pub(super) view: CompetingView,
-    pub(super) figures: Vec<(String, String)>,
+    pub(super) figures: Vec<Figure>,
 }
 
 fn ci(b: &BootstrapCi) -> String {
@@ -65,11 +65,11 @@ fn ci(b: &BootstrapCi) -> String {
 
 fn lines(a: &CompetingArm) -> Vec<CifLine> {
     let mut out = Vec::new();
-    for (gi, g) in a.groups.iter().enumerate() {
+    for g in &a.groups {
         for c in &g.curves {
             out.push(CifLine {
-                label: format!("{}: {}", g.label, c.name),
-                group: gi,
+                label: format!("{}: {}", crate::report::plots::style::risk_group_label(&g.label), c.name),
+                group: g.label.clone(),
                 competing: c.cause != 1,
                 points: c.time.iter().copied().zip(c.cif.iter().copied()).collect(),
             });
@@ -80,7 +80,12 @@ fn lines(a: &CompetingArm) -> Vec<CifLine> {
 
 /// The section, or `None` outside a competing-risks cohort. `main_arm`: the arm of the main
 /// figures (the performance section's choice), else the last arm.
-pub(super) fn competing(sources: &Sources, main_arm: Option<&str>) -> Result<Option<Competing>> {
+pub(super) fn competing(
+    sources: &Sources,
+    main_arm: Option<&str>,
+    keys: &Keys,
+    time: &TimeAxis,
+) -> Result<Option<Competing>> {
     let Some(m): Option<CompetingMetrics> = (match &sources.evaluate {
         Some(e) => e.competing_metrics()?,
         None => None,
@@ -91,11 +96,23 @@ pub(super) fn competing(sources: &Sources, main_arm: Option<&str>) -> Result<Opt
         return Ok(None);
     };
     let mut figures = Vec::new();
-    let l = lines(main);
-    let has_figure = !l.is_empty();
-    if has_figure {
-        let title = format!("Cumulative incidence by risk group: {}", main.arm);
-        figures.push(("cif".to_string(), plots::cif_plot(&l, &title)?));
+    let mut has_figure = false;
+    for (i, a) in m.arms.iter().enumerate() {
+        let l = lines(a);
+        if l.is_empty() {
+            continue;
+        }
+        let on_page = a.arm == main.arm;
+        has_figure |= on_page;
+        figures.push(Figure {
+            name: if on_page { "cif".to_string() } else { format!("cif.{i}") },
+            title: format!("Cumulative incidence by risk group: {}", a.arm),
+            arm: Some(a.arm.clone()),
+            horizon: None,
+            on_page,
+            sources: keys.of(crate::contracts::EVALUATE, None),
+            data: FigureData::Cif(CifData { lines: l }),
+        });
     }
     let arms = m
         .arms
@@ -117,7 +134,7 @@ pub(super) fn competing(sources: &Sources, main_arm: Option<&str>) -> Result<Opt
         if let Some(cc) = c.competing_calibration()? {
             calibration.push(CalRow {
                 arm: arm.clone(),
-                horizon: days(cc.horizon),
+                horizon: time.horizon_label(cc.horizon),
                 predicted: num(Some(cc.mean_predicted), 3),
                 observed: format!(
                     "{} ({}–{})",
@@ -139,7 +156,7 @@ pub(super) fn competing(sources: &Sources, main_arm: Option<&str>) -> Result<Opt
         arm: main.arm.clone(),
         cause: main.cause.clone(),
         competing_causes: main.competing_causes.join(", "),
-        horizons: m.horizons.iter().map(|&h| days(h)).collect(),
+        horizons: m.horizons.iter().map(|&h| time.horizon_label(h)).collect(),
         groups: format!("{:?}", m.groups).to_lowercase(),
         gray: main.gray.as_ref().map_or("not computable".into(), |g| {
             format!("χ² = {} (df {}), {}", num(Some(g.statistic), 2), g.df, p_eq(Some(g.p)))

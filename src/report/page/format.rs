@@ -1,5 +1,6 @@
 //! Number formatting shared by the page sections: estimates with a dash for undefined values,
-//! p-values (`< 0.001` below the third decimal), follow-up times in whole days.
+//! p-values (`< 0.001` below the third decimal). Times are formatted by the figures' time axis
+//! ([`crate::report::plots::TimeAxis`]).
 
 pub(super) fn num(x: Option<f64>, digits: usize) -> String {
     match x {
@@ -33,14 +34,6 @@ pub(super) fn pval(p: Option<f64>) -> String {
     }
 }
 
-pub(super) fn days(t: f64) -> String {
-    if t.is_finite() {
-        format!("{t:.0}")
-    } else {
-        "—".into()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,6 +47,5 @@ mod tests {
         assert_eq!(p_eq(Some(0.0312)), "p = 0.031");
         assert_eq!(num(Some(f64::INFINITY), 2), "∞");
         assert_eq!(num(Some(f64::NAN), 2), "—");
-        assert_eq!(days(1095.4), "1095");
     }
 }

@@ -120,13 +120,33 @@ pub struct Options {
     /// The tool and library versions this page is built with (for the provenance table).
     pub tool: String,
     pub libraries: BTreeMap<String, String>,
+    /// Time units of the cohort and of the figures.
+    pub time: plots::TimeAxis,
 }
 
-/// A rendered page and its figures (`name.svg`, svg text).
+/// The stage outputs behind figures, by kind (and arm), from the upstream records.
+pub(super) struct Keys<'a>(&'a [Lineage]);
+
+impl Keys<'_> {
+    /// The single (not per-item) upstream nodes of `kind`, those of `arm` when given.
+    pub(super) fn of(&self, kind: &str, arm: Option<&str>) -> Vec<plots::Source> {
+        self.0
+            .iter()
+            .filter(|l| l.kind == kind && l.item.is_none() && arm.is_none_or(|a| l.arms.iter().any(|x| x == a)))
+            .map(|l| plots::Source { stage: l.stage.clone(), kind: l.kind.clone(), key: l.key.clone() })
+            .collect()
+    }
+}
+
+/// A rendered page: its HTML, the figures it shows as SVG (`name`, svg text), and every
+/// figure's data (those of the other arms too, for `spatia figure`).
 #[derive(Debug, Clone)]
 pub struct Rendered {
     pub html: String,
     pub figures: Vec<(String, String)>,
+    pub data: Vec<plots::Figure>,
+    /// The arm of the main figures.
+    pub arm: Option<String>,
 }
 
 /// Builds the page from the stage outputs in `sources`.
@@ -135,7 +155,7 @@ pub struct Rendered {
 /// See [`PageError`].
 pub fn build(sources: &Sources, opts: &Options, upstream: &[Lineage]) -> Result<Rendered> {
     let cohort = match &sources.ingest {
-        Some(d) => Some(cohort::cohort(d)?),
+        Some(d) => Some(cohort::cohort(d, &opts.time)?),
         None => None,
     };
     let manifest = match &sources.ingest {
@@ -151,15 +171,32 @@ pub fn build(sources: &Sources, opts: &Options, upstream: &[Lineage]) -> Result<
     } else {
         Some(qc::qc(sources, &manifest, &ps, opts.qc_slides)?)
     };
-    let perf = performance::performance(sources, opts)?;
+    let keys = Keys(upstream);
+    let perf = performance::performance(sources, opts, &keys)?;
     let prov = provenance::provenance(upstream, &ps, opts);
-    let comp = competing::competing(sources, perf.as_ref().map(|p| p.view.arm()))?;
-    let mut figures: Vec<(String, String)> = perf.as_ref().map(|p| p.figures.clone()).unwrap_or_default();
-    figures.extend(comp.as_ref().map(|c| c.figures.clone()).unwrap_or_default());
-    let train = training::training(sources)?;
-    figures.extend(train.as_ref().map(|t| t.figures.clone()).unwrap_or_default());
-    let svg: BTreeMap<String, Value> =
-        figures.iter().map(|(n, s)| (n.clone(), Value::from_safe_string(embed::scalable(s)))).collect();
+    let comp = competing::competing(sources, perf.as_ref().map(|p| p.view.arm()), &keys, &opts.time)?;
+    let mut data: Vec<plots::Figure> = perf.as_ref().map(|p| p.figures.clone()).unwrap_or_default();
+    data.extend(comp.as_ref().map(|c| c.figures.clone()).unwrap_or_default());
+    let train = training::training(sources, &keys)?;
+    data.extend(train.as_ref().map(|t| t.figures.clone()).unwrap_or_default());
+    let style = plots::Style::page(opts.time);
+    let meta = plots::Meta { report: Some(opts.key.clone()), run: None };
+    let mut figures = Vec::new();
+    let mut svg: BTreeMap<String, Value> = BTreeMap::new();
+    let mut captions: BTreeMap<String, String> = BTreeMap::new();
+    for f in data.iter().filter(|f| f.on_page) {
+        let s = plots::render(f, &style, &meta)?;
+        svg.insert(f.name.clone(), Value::from_safe_string(embed::scalable(&s)));
+        captions.insert(f.name.clone(), plots::provenance_line(f));
+        figures.push((f.name.clone(), s));
+    }
+    if qc_view.as_ref().is_some_and(|q| q.has_ihc()) {
+        let mut st = plots::Style::page(opts.time);
+        st.width_mm = 60.0;
+        let bar =
+            plots::colorbar::draw("DAB-positive fraction per tile", (0.0, 1.0), crate::slide::stain_map::viridis, &st)?;
+        svg.insert("positivity_legend".into(), Value::from_safe_string(bar));
+    }
     let ctx = minijinja::context! {
         title => &opts.title,
         experiment => &opts.experiment,
@@ -173,9 +210,13 @@ pub fn build(sources: &Sources, opts: &Options, upstream: &[Lineage]) -> Result<
         training => train.as_ref().map(|t| Value::from(Serde(&t.view))),
         prov => Value::from(Serde(&prov)),
         svg => Value::from(svg),
+        source => Value::from(captions),
+        fonts => Value::from_safe_string(plots::font::css_font_faces()),
+        time_unit => opts.time.display.name(),
     };
     // data URIs are escaped like every other string (`/` becomes `&#x2f;`, which the browser
     // decodes back): a few percent larger, no exception to the escaping rule
     let html = render_embedded(TEMPLATES, "report.html", ctx)?;
-    Ok(Rendered { html, figures })
+    let arm = perf.as_ref().map(|p| p.view.arm().to_string());
+    Ok(Rendered { html, figures, data, arm })
 }

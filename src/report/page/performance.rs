@@ -7,12 +7,16 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::format::{days, num, p_eq, pval};
-use super::{Options, PageError, Result, Sources};
-use crate::contracts::calibration::{Bin, CalibrationJson};
+use super::format::{num, p_eq, pval};
+use super::{Keys, Options, PageError, Result, Sources};
+use crate::contracts::calibration::{Bin, CalibrationJson, CalibrationSummary};
 use crate::contracts::metrics::{ArmMetrics, HazardRatio, KmCsv, Metrics, RocCsv, Spread};
 use crate::contracts::{CalibrateOutput, EvaluateOutput};
-use crate::report::plots::{self, CalibrationBin, ForestRow, KmCurve, RocCurve};
+use crate::report::plots::ticks::count;
+use crate::report::plots::{
+    CalibrationBin, CalibrationData, Figure, FigureData, ForestData, ForestRow, KmData, KmGroup, KmStep, RocCurve,
+    RocData,
+};
 use crate::survival::BootstrapCi;
 
 /// An estimate with its confidence interval as shown (`None` or NaN: undefined), from the
@@ -113,8 +117,10 @@ struct CalRow {
 #[derive(Debug, Serialize)]
 struct GroupRow {
     label: String,
-    n: usize,
-    events: usize,
+    /// `30 patients`
+    patients: String,
+    /// `1 event`
+    events: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -159,18 +165,21 @@ struct WarningRow {
     text: String,
 }
 
-fn km_curve(path: &Path, label: &str, at_risk: Vec<usize>) -> Result<KmCurve> {
+fn km_steps(path: &Path) -> Result<Vec<KmStep>> {
     let km = KmCsv::read(path)?;
-    // a CI limit that is undefined (NaN) is drawn at the estimate
-    let points = km
+    Ok(km
         .rows
         .iter()
-        .map(|r| {
-            let s = r.survival;
-            (r.time, s, if r.lower.is_finite() { r.lower } else { s }, if r.upper.is_finite() { r.upper } else { s })
+        .map(|r| KmStep {
+            time: r.time,
+            survival: r.survival,
+            lower: r.lower,
+            upper: r.upper,
+            at_risk: r.at_risk,
+            events: r.events,
+            censored: r.censored,
         })
-        .collect();
-    Ok(KmCurve { label: label.to_string(), points, at_risk })
+        .collect())
 }
 
 fn roc_points(path: &Path) -> Result<Vec<(f64, f64)>> {
@@ -194,7 +203,7 @@ fn cal_bins(bins: &[Bin]) -> Vec<CalibrationBin> {
 
 pub(super) struct Perf {
     pub(super) view: PerfView,
-    pub(super) figures: Vec<(String, String)>,
+    pub(super) figures: Vec<Figure>,
 }
 
 impl PerfView {
@@ -204,7 +213,8 @@ impl PerfView {
     }
 }
 
-pub(super) fn performance(sources: &Sources, opts: &Options) -> Result<Option<Perf>> {
+pub(super) fn performance(sources: &Sources, opts: &Options, keys: &Keys) -> Result<Option<Perf>> {
+    let time = &opts.time;
     let metrics: Option<(Metrics, &EvaluateOutput)> = match &sources.evaluate {
         Some(e) => Some((e.metrics()?, e)),
         None => None,
@@ -277,7 +287,7 @@ pub(super) fn performance(sources: &Sources, opts: &Options) -> Result<Option<Pe
             m.reference.clone()
         };
         view.reference = reference.clone();
-        view.horizons = m.horizons.iter().map(|h| days(*h)).collect();
+        view.horizons = m.horizons.iter().map(|h| time.horizon_label(*h)).collect();
         view.bootstrap = m.bootstrap.to_string();
         view.ci = format!("{:.0}%", 100.0 * m.ci);
         view.groups_method = m.groups.name().to_string();
@@ -388,71 +398,106 @@ pub(super) fn performance(sources: &Sources, opts: &Options) -> Result<Option<Pe
             .iter()
             .filter_map(|a| m.comparisons.iter().find(|c| c.arm == a.arm && c.reference == reference))
             .filter_map(|c| match (c.delta_c.estimate, c.delta_c.lower, c.delta_c.upper) {
-                (e, l, u) if e.is_finite() && l.is_finite() && u.is_finite() => {
-                    Some(ForestRow { label: c.arm.clone(), estimate: e, lower: l, upper: u })
-                }
+                (e, l, u) if e.is_finite() && l.is_finite() && u.is_finite() => Some(ForestRow {
+                    label: c.arm.clone(),
+                    estimate: e,
+                    lower: l,
+                    upper: u,
+                    arm_index: arms.iter().position(|x| x == &c.arm).unwrap_or(0),
+                }),
                 _ => None,
             })
             .collect();
+        let evaluate = keys.of(crate::contracts::EVALUATE, None);
         if !rows.is_empty() {
-            figures
-                .push(("forest".to_string(), plots::forest_plot(&rows, 0.0, &format!("ΔC (Harrell) vs {reference}"))?));
+            figures.push(Figure {
+                name: "forest".into(),
+                title: format!("ΔC (Harrell) vs {reference}"),
+                arm: None,
+                horizon: None,
+                on_page: true,
+                sources: evaluate.clone(),
+                data: FigureData::Forest(ForestData {
+                    rows,
+                    reference: 0.0,
+                    x_title: format!("ΔC (Harrell) vs the reference arm ({} CI)", view.ci),
+                }),
+            });
             view.has_forest = true;
         }
-        if let Some(a) = m.arms.iter().find(|x| x.arm == arm) {
+        for (ai, a) in ordered.iter().enumerate() {
+            let shown = a.arm == arm;
+            let name = |kind: &str| if shown { kind.to_string() } else { format!("{kind}.{ai}") };
             let rg = &a.risk_groups;
-            let mut curves = Vec::new();
+            let mut groups = Vec::new();
             for g in &rg.groups {
                 if let Some(km) = &g.km {
                     let p = out.curve_path(km)?;
-                    let at_risk = if g.at_risk.len() == rg.at_risk_times.len() {
-                        g.at_risk.clone()
-                    } else {
-                        vec![0; rg.at_risk_times.len()]
-                    };
-                    curves.push(km_curve(&p, &g.label, at_risk)?);
+                    groups.push(KmGroup { label: g.label.clone(), steps: km_steps(&p)? });
                 }
-                view.groups.push(GroupRow { label: g.label.clone(), n: g.n, events: g.events });
+                if shown {
+                    view.groups.push(GroupRow {
+                        label: g.label.clone(),
+                        patients: count(g.n, "patient", "patients"),
+                        events: count(g.events, "event", "events"),
+                    });
+                }
             }
             let p = rg.logrank.as_ref().and_then(|l| defined(l.p));
-            view.logrank = match rg.logrank.as_ref() {
-                Some(l) => {
-                    format!("χ² = {} (df {}), {}", num(Some(l.chi2), 2), num(Some(l.df as f64), 0), p_eq(defined(l.p)))
-                }
-                None => "—".into(),
-            };
-            view.hazard_ratio = rg
-                .hazard_ratio
-                .as_ref()
-                .map(|h| format!("{} ({})", est(&h.into(), 2), p_eq(defined(h.p))))
-                .unwrap_or_else(|| "—".into());
-            view.groups_method = rg.method.name().to_string();
-            if !curves.is_empty() {
-                figures.push((
-                    "km".to_string(),
-                    plots::km_plot(&curves, &rg.at_risk_times, &format!("Kaplan-Meier by risk group: {arm}"), p)?,
-                ));
-                view.has_km = true;
+            if shown {
+                view.logrank = match rg.logrank.as_ref() {
+                    Some(l) => format!(
+                        "χ² = {} (df {}), {}",
+                        num(Some(l.chi2), 2),
+                        num(Some(l.df as f64), 0),
+                        p_eq(defined(l.p))
+                    ),
+                    None => "—".into(),
+                };
+                view.hazard_ratio = rg
+                    .hazard_ratio
+                    .as_ref()
+                    .map(|h| format!("{} ({})", est(&h.into(), 2), p_eq(defined(h.p))))
+                    .unwrap_or_else(|| "—".into());
+                view.groups_method = rg.method.name().to_string();
+            }
+            if !groups.is_empty() {
+                figures.push(Figure {
+                    name: name("km"),
+                    title: format!("Kaplan–Meier by risk group: {}", a.arm),
+                    arm: Some(a.arm.clone()),
+                    horizon: None,
+                    on_page: shown,
+                    sources: evaluate.clone(),
+                    data: FigureData::Km(KmData { groups, p_value: p, ci: m.ci }),
+                });
+                view.has_km |= shown;
             }
             let mut rocs = Vec::new();
             for x in &a.auc {
                 let p = out.curve_path(&x.roc)?;
-                rocs.push(RocCurve {
-                    label: format!("{} d", days(x.horizon)),
-                    points: roc_points(&p)?,
-                    auc: x.interval.estimate,
-                });
-                view.aucs.push(format!("{} d: AUC {}", days(x.horizon), est(&(&x.interval).into(), 3)));
+                rocs.push(RocCurve { horizon: x.horizon, points: roc_points(&p)?, auc: x.interval.estimate });
+                if shown {
+                    view.aucs.push(format!("{}: AUC {}", time.horizon_label(x.horizon), est(&(&x.interval).into(), 3)));
+                }
             }
             if !rocs.is_empty() {
                 if rocs.iter().any(|r| !r.auc.is_finite()) {
                     return Err(PageError::Contract {
                         path: mpath.clone(),
-                        message: format!("arm {arm}: expected a finite AUC at every horizon"),
+                        message: format!("arm {}: expected a finite AUC at every horizon", a.arm),
                     });
                 }
-                figures.push(("roc".to_string(), plots::roc_plot(&rocs, &format!("Time-dependent ROC: {arm}"))?));
-                view.has_roc = true;
+                figures.push(Figure {
+                    name: name("roc"),
+                    title: format!("Time-dependent ROC: {}", a.arm),
+                    arm: Some(a.arm.clone()),
+                    horizon: None,
+                    on_page: shown,
+                    sources: evaluate.clone(),
+                    data: FigureData::Roc(RocData { curves: rocs }),
+                });
+                view.has_roc |= shown;
             }
         }
     }
@@ -472,7 +517,7 @@ pub(super) fn performance(sources: &Sources, opts: &Options) -> Result<Option<Pe
         let b = &c.before;
         view.calibration.push(CalRow {
             arm: a.clone(),
-            horizon: days(c.horizon),
+            horizon: time.horizon_label(c.horizon),
             n: c.n,
             events: c.events,
             slope: num(Some(b.slope), 2),
@@ -486,7 +531,8 @@ pub(super) fn performance(sources: &Sources, opts: &Options) -> Result<Option<Pe
                 .map(|r| format!("slope {}, ICI {}", num(Some(r.summary.slope), 2), num(Some(r.summary.ici), 3))),
         });
     }
-    if let Some((_, c, out)) = ordered_cals.iter().find(|(a, _, _)| *a == arm) {
+    for (ci, (a, c, out)) in ordered_cals.iter().enumerate() {
+        let shown = *a == arm;
         let bins = cal_bins(&c.before.bins);
         if bins.is_empty() {
             return Err(PageError::Contract {
@@ -494,15 +540,43 @@ pub(super) fn performance(sources: &Sources, opts: &Options) -> Result<Option<Pe
                 message: "expected at least one bin with finite predicted and observed risk".into(),
             });
         }
-        view.cal_horizon = days(c.horizon);
-        view.cal_bin_sizes = c.before.bins.iter().map(|b| b.n.to_string()).collect::<Vec<_>>().join(", ");
+        if shown {
+            view.cal_horizon = time.horizon_label(c.horizon);
+            view.cal_bin_sizes = c.before.bins.iter().map(|b| b.n.to_string()).collect::<Vec<_>>().join(", ");
+        }
         let rb = c.recalibrated.as_ref().map(|r| cal_bins(&r.summary.bins)).unwrap_or_default();
-        figures.push(("calibration".to_string(), plots::calibration_plot_over(&bins, c.horizon, &rb)?));
-        view.has_calibration = true;
-        if c.recalibrated.is_some() && !rb.is_empty() {
-            figures
-                .push(("calibration_recalibrated".to_string(), plots::calibration_plot_over(&rb, c.horizon, &bins)?));
-            view.has_recalibrated = true;
+        let name = |kind: &str| if shown { kind.to_string() } else { format!("{kind}.{ci}") };
+        let sources = keys.of(crate::contracts::CALIBRATE, Some(a));
+        let data = |bins: Vec<CalibrationBin>, others: Vec<CalibrationBin>, s: &CalibrationSummary| CalibrationData {
+            horizon: c.horizon,
+            bins,
+            others,
+            curve: s.curve.iter().map(|p| (p.predicted, p.observed)).collect(),
+            histogram: s.histogram.clone(),
+            observed_by: "Kaplan–Meier".into(),
+            ci: c.ci,
+        };
+        figures.push(Figure {
+            name: name("calibration"),
+            title: format!("Calibration at {}: {a}", time.horizon_label(c.horizon)),
+            arm: Some(a.clone()),
+            horizon: Some(c.horizon),
+            on_page: shown,
+            sources: sources.clone(),
+            data: FigureData::Calibration(data(bins.clone(), rb.clone(), &c.before)),
+        });
+        view.has_calibration |= shown;
+        if let Some(r) = c.recalibrated.as_ref().filter(|_| !rb.is_empty()) {
+            figures.push(Figure {
+                name: name("calibration_recalibrated"),
+                title: format!("Calibration at {} after recalibration: {a}", time.horizon_label(c.horizon)),
+                arm: Some(a.clone()),
+                horizon: Some(c.horizon),
+                on_page: shown,
+                sources,
+                data: FigureData::Calibration(data(rb, bins, &r.summary)),
+            });
+            view.has_recalibrated |= shown;
         }
     }
     Ok(Some(Perf { view, figures }))

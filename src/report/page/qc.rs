@@ -57,6 +57,13 @@ pub(super) struct QcView {
     total_tiles: usize,
 }
 
+impl QcView {
+    /// Whether IHC positivity maps are shown.
+    pub(super) fn has_ihc(&self) -> bool {
+        !self.ihc.is_empty()
+    }
+}
+
 /// The slides of `slides.json` (none without a manifest).
 pub(super) fn slide_manifest(dir: &Path) -> Result<Vec<SlideRecord>> {
     let path = dir.join(SlidesJson::FILE);

@@ -6,9 +6,9 @@
 //! folds and repeats. Every number shown is read from `model.json`, none computed.
 use serde::Serialize;
 
-use super::{Result, Sources};
+use super::{Keys, Result, Sources};
 use crate::contracts::model::ModelJson;
-use crate::report::plots::{self, EpochCurve};
+use crate::report::plots::{EpochCurve, EpochData, Figure, FigureData};
 
 #[derive(Debug, Serialize)]
 struct ArmRow {
@@ -29,7 +29,7 @@ pub(super) struct TrainingView {
 
 pub(super) struct Training {
     pub(super) view: TrainingView,
-    pub(super) figures: Vec<(String, String)>,
+    pub(super) figures: Vec<Figure>,
 }
 
 /// The arm name as a figure name (characters outside `[A-Za-z0-9._-]` as `_`).
@@ -46,7 +46,7 @@ fn text(v: Option<&serde_json::Value>) -> String {
 }
 
 /// The section, or `None` without an attention-MIL arm among the `train` outputs.
-pub(super) fn training(sources: &Sources) -> Result<Option<Training>> {
+pub(super) fn training(sources: &Sources, keys: &Keys) -> Result<Option<Training>> {
     let mut arms = Vec::new();
     let mut figures = Vec::new();
     for (arm, out) in &sources.train {
@@ -75,16 +75,27 @@ pub(super) fn training(sources: &Sources) -> Result<Option<Training>> {
             .collect();
         let s = slug(arm);
         let (mut score_figure, mut loss_figure) = (String::new(), String::new());
+        let figure = |name: &str, title: &str, curves: Vec<EpochCurve>, y_title: &str| Figure {
+            name: name.to_string(),
+            title: title.to_string(),
+            arm: Some(arm.clone()),
+            horizon: None,
+            on_page: true,
+            sources: keys.of(crate::contracts::TRAIN, Some(arm)),
+            data: FigureData::Training(EpochData { curves, y_title: y_title.to_string() }),
+        };
         if !score.is_empty() {
             score_figure = format!("training_score_{s}");
-            figures.push((
-                score_figure.clone(),
-                plots::epoch_plot(&score, "Epoch choice (inner CV, repeat 0)", "summed validation score")?,
+            figures.push(figure(
+                &score_figure,
+                &format!("Epoch choice (inner CV, repeat 0): {arm}"),
+                score,
+                "Summed validation score",
             ));
         }
         if !loss.is_empty() {
             loss_figure = format!("training_loss_{s}");
-            figures.push((loss_figure.clone(), plots::epoch_plot(&loss, "Fold networks (repeat 0)", "training loss")?));
+            figures.push(figure(&loss_figure, &format!("Fold networks (repeat 0): {arm}"), loss, "Training loss"));
         }
         let mut e: Vec<usize> = folds.iter().map(|(_, x)| x.epochs).collect();
         e.sort_unstable();
