@@ -144,7 +144,8 @@ fn cwd_root(root: &Option<PathBuf>) -> PathBuf {
     }
 }
 
-fn cache_at(root: &Path, over: &Option<PathBuf>) -> Cache {
+/// The cache a command uses: `--cache`, else `$SPATIA_CACHE`, else `<root>/cache`.
+pub(super) fn cache_at(root: &Path, over: &Option<PathBuf>) -> Cache {
     match over {
         Some(c) => Cache::new(c.clone()),
         None => match std::env::var_os("SPATIA_CACHE") {

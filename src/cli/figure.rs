@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::cache::Cache;
 use crate::provenance::RunSummary;
 use crate::report::figures::FiguresJson;
 use crate::report::plots::export::{check_figure_size, Format};
@@ -105,13 +104,7 @@ fn locate(a: &FigureArgs) -> Result<(PathBuf, Option<String>)> {
         ),
     };
     let run_dir = run_json.parent().unwrap_or(Path::new("."));
-    let cache = match &a.cache {
-        Some(c) => Cache::new(c.clone()),
-        None => match std::env::var_os("SPATIA_CACHE") {
-            Some(c) if !c.is_empty() => Cache::new(PathBuf::from(c)),
-            _ => Cache::new(crate::spec::find_root(&run_dir.join("x")).join("cache")),
-        },
-    };
+    let cache = super::core::cache_at(&crate::spec::find_root(&run_dir.join("x")), &a.cache);
     let p = FiguresJson::path(&cache.out_dir(&node.key));
     if !p.is_file() {
         bail!(

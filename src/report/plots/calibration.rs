@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::canvas::{self, LegendItem, Mark, Rect, Scale};
 use super::style::{self, Style};
-use super::{finite, font, ticks, PlotError};
+use super::{finite, ticks, PlotError};
 
 /// One calibration bin: mean predicted probability, observed probability and its CI.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -66,7 +66,7 @@ pub fn draw(d: &CalibrationData, title: &str, style: &Style) -> Result<(String, 
         .fold(0.0f64, f64::max);
     let lim = ((top * 1.1 * 10.0).ceil() / 10.0).clamp(0.1, 1.0);
     let (t, _) = ticks::nice(0.0, lim, 5);
-    let l = ticks::labels(&t);
+    let tk = ticks::labelled(&t);
     let c = style::series(0);
     let mut legend = vec![LegendItem {
         label: format!("Observed ({}% CI)", ticks::round_label(d.ci * 100.0, 1)),
@@ -88,11 +88,11 @@ pub fn draw(d: &CalibrationData, title: &str, style: &Style) -> Result<(String, 
     let spec = canvas::FrameSpec {
         title,
         legend: &legend,
-        y_tick_labels: &l,
+        y_ticks: &tk,
+        x_ticks: &tk,
         y_title: Some(&y_title),
         extra_left: 0,
         min_left: 0,
-        x_overhang: l.last().map(|s| (font::width(s, style.small(), false) / 2.0).ceil() as i32).unwrap_or(0),
         aspect: 0.85,
         plot_height: None,
         below: 0,
@@ -129,7 +129,6 @@ pub fn draw(d: &CalibrationData, title: &str, style: &Style) -> Result<(String, 
             root.draw(&Circle::new(sc.at(b.predicted, b.observed), style.pt(2.0), c.filled()))
                 .map_err(canvas::draw_err(P))?;
         }
-        let tk: Vec<(f64, String)> = t.iter().copied().zip(l.iter().cloned()).collect();
         canvas::axes(P, root, style, &f, &sc, &tk, &tk, &format!("Predicted risk at {horizon}"), Some(&y_title))
     })
     .map(|s| (s, plot))

@@ -49,16 +49,16 @@ pub(super) struct LegendItem {
 pub(super) struct FrameSpec<'s> {
     pub title: &'s str,
     pub legend: &'s [LegendItem],
-    /// y tick labels (their widest sets the left margin).
-    pub y_tick_labels: &'s [String],
+    /// y ticks (the widest label sets the left margin).
+    pub y_ticks: &'s [(f64, String)],
+    /// x ticks (half the last label may reach past the plot's right edge).
+    pub x_ticks: &'s [(f64, String)],
     /// The y axis title (None: no y axis title, e.g. a forest plot's rows).
     pub y_title: Option<&'s str>,
     /// Room on the left of the y tick labels, user units (forest plot row labels).
     pub extra_left: i32,
     /// The least left edge of the plot area, user units (room for row labels under it).
     pub min_left: i32,
-    /// Half the widest x tick label (the last one may reach past the plot's right edge).
-    pub x_overhang: i32,
     /// Plot height / plot width.
     pub aspect: f64,
     /// A fixed plot height instead of `aspect` (user units).
@@ -117,9 +117,10 @@ pub(super) fn frame(style: &Style, spec: &FrameSpec) -> Frame {
         y += (large * 1.2 * 1.2).round() as i32;
     }
     let y_title_w = if spec.y_title.is_some() { (text * 1.2).round() as i32 + GAP / 2 } else { 0 };
-    let ytick_w = spec.y_tick_labels.iter().map(|l| font::width(l, small, false)).fold(0.0, f64::max).ceil() as i32;
+    let ytick_w = spec.y_ticks.iter().map(|(_, l)| font::width(l, small, false)).fold(0.0, f64::max).ceil() as i32;
+    let x_overhang = spec.x_ticks.last().map(|(_, l)| (font::width(l, small, false) / 2.0).ceil() as i32).unwrap_or(0);
     let x0 = (PAD + y_title_w + spec.extra_left + ytick_w + GAP / 2 + style.tick()).max(spec.min_left);
-    let right = PAD.max(spec.x_overhang + PAD / 2);
+    let right = PAD.max(x_overhang + PAD / 2);
     let x1 = w - right;
     // legend band: items left to right from the plot's left edge (or the figure's, when the
     // margin is wide), wrapped before the right edge

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::canvas::{self, LegendItem, Mark, Rect, Scale};
 use super::km::steps;
 use super::style::{self, Style};
-use super::{finite, font, ticks, PlotError};
+use super::{finite, ticks, PlotError};
 
 /// One cumulative-incidence curve: a risk group's estimate for one cause.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,10 +51,10 @@ pub fn draw(d: &CifData, title: &str, style: &Style) -> Result<(String, Rect), P
     let time = style.time;
     let t_max = if t_max > 0.0 { time.show(t_max) } else { 1.0 };
     let (xt, _) = ticks::nice(0.0, t_max, 5);
-    let xl = ticks::labels(&xt);
+    let xk = ticks::labelled(&xt);
     let y_hi = ((y_max * 1.1 * 10.0).ceil() / 10.0).clamp(0.1, 1.0);
     let (yt, _) = ticks::nice(0.0, y_hi, 5);
-    let yl = ticks::labels(&yt);
+    let yk = ticks::labelled(&yt);
     let mut groups: Vec<&str> = Vec::new();
     for l in &d.lines {
         if !groups.contains(&l.group.as_str()) {
@@ -74,11 +74,11 @@ pub fn draw(d: &CifData, title: &str, style: &Style) -> Result<(String, Rect), P
     let spec = canvas::FrameSpec {
         title,
         legend: &legend,
-        y_tick_labels: &yl,
+        y_ticks: &yk,
+        x_ticks: &xk,
         y_title: Some("Cumulative incidence"),
         extra_left: 0,
         min_left: 0,
-        x_overhang: xl.last().map(|s| (font::width(s, style.small(), false) / 2.0).ceil() as i32).unwrap_or(0),
         aspect: 0.62,
         plot_height: None,
         below: 0,
@@ -103,8 +103,6 @@ pub fn draw(d: &CifData, title: &str, style: &Style) -> Result<(String, Rect), P
                 root.draw(&PathElement::new(path, c.stroke_width(style.line()))).map_err(canvas::draw_err(P))?;
             }
         }
-        let xk: Vec<(f64, String)> = xt.iter().copied().zip(xl.iter().cloned()).collect();
-        let yk: Vec<(f64, String)> = yt.iter().copied().zip(yl.iter().cloned()).collect();
         canvas::axes(P, root, style, &f, &sc, &xk, &yk, &time.title(), Some("Cumulative incidence"))
     })
     .map(|s| (s, plot))

@@ -54,8 +54,8 @@ pub fn draw(title: &str, (lo, hi): (f64, f64), ramp: fn(f64) -> [u8; 3], style: 
         &format!(
             "<svg font-family=\"{}\" width=\"{}mm\" height=\"{}mm\"",
             super::font::FAMILY,
-            ticks::round_label(w as f64 / 10.0, 1),
-            ticks::round_label(h as f64 / 10.0, 1)
+            super::mm(w as f64),
+            super::mm(h as f64)
         ),
         1,
     ))

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::canvas::{self, LegendItem, Mark, Rect, Scale};
 use super::style::{self, Style};
-use super::{finite, font, ticks, PlotError};
+use super::{finite, ticks, PlotError};
 
 /// One network's curve over epochs (1-based), with the epoch chosen for it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,11 +52,11 @@ pub fn draw(d: &EpochData, title: &str, style: &Style) -> Result<(String, Rect),
     let pad = if hi > lo { 0.05 * (hi - lo) } else { 1.0 };
     let (lo, hi) = (lo - pad, hi + pad);
     let (yt, _) = ticks::nice(lo, hi, 5);
-    let yl = ticks::labels(&yt);
+    let yk = ticks::labelled(&yt);
     let x_hi = n.max(2) as f64;
     let (xt, _) = ticks::nice(1.0, x_hi, 6);
     let xt: Vec<f64> = xt.into_iter().filter(|x| x.fract() == 0.0).collect();
-    let xl = ticks::labels(&xt);
+    let xk = ticks::labelled(&xt);
     let mut legend: Vec<LegendItem> = d
         .curves
         .iter()
@@ -73,11 +73,11 @@ pub fn draw(d: &EpochData, title: &str, style: &Style) -> Result<(String, Rect),
     let spec = canvas::FrameSpec {
         title,
         legend: &legend,
-        y_tick_labels: &yl,
+        y_ticks: &yk,
+        x_ticks: &xk,
         y_title: Some(&d.y_title),
         extra_left: 0,
         min_left: 0,
-        x_overhang: xl.last().map(|s| (font::width(s, style.small(), false) / 2.0).ceil() as i32).unwrap_or(0),
         aspect: 0.62,
         plot_height: None,
         below: 0,
@@ -96,8 +96,6 @@ pub fn draw(d: &EpochData, title: &str, style: &Style) -> Result<(String, Rect),
                     .map_err(canvas::draw_err(P))?;
             }
         }
-        let xk: Vec<(f64, String)> = xt.iter().copied().zip(xl.iter().cloned()).collect();
-        let yk: Vec<(f64, String)> = yt.iter().copied().zip(yl.iter().cloned()).collect();
         canvas::axes(P, root, style, &f, &sc, &xk, &yk, "Epoch", Some(&d.y_title))
     })
     .map(|s| (s, plot))

@@ -139,12 +139,8 @@ fn one_face(svg: &str) -> String {
         let tag = &rest[i..end];
         out.push_str(&rest[..i]);
         if tag.contains(" font-weight=\"bold\"") {
-            let attr = |name: &str| -> Option<&str> {
-                let k = tag.find(&format!(" {name}=\""))? + name.len() + 3;
-                tag[k..].split('"').next()
-            };
-            let fill = attr("fill").unwrap_or("#000000").to_string();
-            let size: f64 = attr("font-size").and_then(|v| v.parse().ok()).unwrap_or(10.0);
+            let fill = super::tag_attr(tag, "fill").unwrap_or("#000000").to_string();
+            let size: f64 = super::tag_attr(tag, "font-size").and_then(|v| v.parse().ok()).unwrap_or(10.0);
             out.push_str(&tag.replace(" font-weight=\"bold\"", ""));
             out.push_str(&format!(" stroke=\"{fill}\" stroke-width=\"{:.2}\" stroke-linejoin=\"round\"", size * 0.04));
         } else {
@@ -228,12 +224,7 @@ pub fn text_boxes(svg: &str, text: &str) -> Result<Vec<(f32, f32, f32, f32)>, Pl
     }
     walk(t.root(), text, &mut out);
     // user units of the viewBox: the tree is in px (96 dpi) of the mm size
-    let vb_scale = t.size().width() / svg_viewbox_width(svg).unwrap_or(t.size().width());
+    let vb_width = super::view_box_size(svg).map(|(w, _)| w as f32).unwrap_or(t.size().width());
+    let vb_scale = t.size().width() / vb_width;
     Ok(out.into_iter().map(|(a, b, c, d)| (a / vb_scale, b / vb_scale, c / vb_scale, d / vb_scale)).collect())
-}
-
-fn svg_viewbox_width(svg: &str) -> Option<f32> {
-    let head = &svg[..svg.find('>')?];
-    let i = head.find("viewBox=\"")? + 9;
-    head[i..].split('"').next()?.split_whitespace().nth(2)?.parse().ok()
 }

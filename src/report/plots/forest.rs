@@ -51,7 +51,7 @@ pub fn draw(d: &ForestData, title: &str, style: &Style) -> Result<(String, Rect)
     let pad = if hi > lo { (hi - lo) * 0.08 } else { 0.05 };
     let (lo, hi) = (lo - pad, hi + pad);
     let (t, _) = ticks::nice(lo, hi, 5);
-    let l = ticks::labels(&t);
+    let tk = ticks::labelled(&t);
     let small = style.small();
     let label_w = d.rows.iter().map(|r| font::width(&r.label, small, false)).fold(0.0, f64::max).ceil() as i32;
     let row_h = (style.text() * 2.0).round() as i32;
@@ -59,11 +59,11 @@ pub fn draw(d: &ForestData, title: &str, style: &Style) -> Result<(String, Rect)
     let spec = canvas::FrameSpec {
         title,
         legend: &[],
-        y_tick_labels: &[],
+        y_ticks: &[],
+        x_ticks: &tk,
         y_title: None,
         extra_left: label_w + GAP,
         min_left: 0,
-        x_overhang: l.last().map(|s| (font::width(s, small, false) / 2.0).ceil() as i32).unwrap_or(0),
         aspect: 0.0,
         plot_height: Some(row_h * n as i32),
         below: 0,
@@ -87,7 +87,6 @@ pub fn draw(d: &ForestData, title: &str, style: &Style) -> Result<(String, Rect)
             let (_, y) = sc.at(lo, y_of(i));
             canvas::text(P, root, &r.label, (canvas::PAD, y), small, style::INK, false, (HPos::Left, VPos::Center))?;
         }
-        let tk: Vec<(f64, String)> = t.iter().copied().zip(l.iter().cloned()).collect();
         canvas::axes(P, root, style, &f, &sc, &tk, &[], &d.x_title, None)
     })
     .map(|s| (s, plot))

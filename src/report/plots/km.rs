@@ -113,9 +113,9 @@ pub fn draw(d: &KmData, title: &str, style: &Style) -> Result<(String, Rect), Pl
     let time = style.time;
     let t_max = time.show(t_max_data);
     let (xt, _) = ticks::nice(0.0, t_max, 5);
-    let xl = ticks::labels(&xt);
+    let xk = ticks::labelled(&xt);
     let yt: Vec<f64> = (0..=5).map(|k| k as f64 * 0.2).collect();
-    let yl = ticks::labels(&yt);
+    let yk = ticks::labelled(&yt);
     let colour = |i: usize, g: &KmGroup| style::risk_group(&g.label, i);
     let mut legend: Vec<LegendItem> = d
         .groups
@@ -148,12 +148,12 @@ pub fn draw(d: &KmData, title: &str, style: &Style) -> Result<(String, Rect), Pl
     let spec = canvas::FrameSpec {
         title,
         legend: &legend,
-        y_tick_labels: &yl,
+        y_ticks: &yk,
+        x_ticks: &xk,
         y_title: Some("Survival probability"),
         extra_left: 0,
         // the group labels, then half the widest count (centred under the first tick)
         min_left: canvas::PAD + label_w + 2 * GAP + (font::width("0000", small, false) / 2.0).ceil() as i32,
-        x_overhang: xl.last().map(|l| (font::width(l, small, false) / 2.0).ceil() as i32).unwrap_or(0),
         aspect: 0.62,
         plot_height: None,
         below: GAP + row_h * (d.groups.len() as i32 + 1),
@@ -164,8 +164,6 @@ pub fn draw(d: &KmData, title: &str, style: &Style) -> Result<(String, Rect), Pl
     let plot = f.plot;
     super::svg(P, (f.w, f.h), |root| {
         canvas::decorations(P, root, style, &f)?;
-        let xticks: Vec<(f64, String)> = xt.iter().copied().zip(xl.iter().cloned()).collect();
-        let yticks: Vec<(f64, String)> = yt.iter().copied().zip(yl.iter().cloned()).collect();
         for (i, g) in d.groups.iter().enumerate() {
             let c = colour(i, g);
             let band: Vec<&KmStep> = g.steps.iter().filter(|s| s.lower.is_finite() && s.upper.is_finite()).collect();
@@ -186,7 +184,7 @@ pub fn draw(d: &KmData, title: &str, style: &Style) -> Result<(String, Rect), Pl
                     .map_err(canvas::draw_err(P))?;
             }
         }
-        canvas::axes(P, root, style, &f, &sc, &xticks, &yticks, &time.title(), Some("Survival probability"))?;
+        canvas::axes(P, root, style, &f, &sc, &xk, &yk, &time.title(), Some("Survival probability"))?;
         // numbers at risk: one column under each tick
         let mut y = f.below_y + GAP;
         canvas::text(P, root, table_title, (canvas::PAD, y), small, style::INK, true, (HPos::Left, VPos::Top))?;

@@ -190,17 +190,33 @@ fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&apos;")
 }
 
+/// The value of attribute `name` in the text of an opening tag (`<text x="1" …`).
+pub(crate) fn tag_attr<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
+    let i = tag.find(&format!(" {name}=\""))? + name.len() + 3;
+    tag[i..].split('"').next()
+}
+
+/// The value of attribute `name` on an SVG document's root element.
+pub(crate) fn root_attr<'a>(svg: &'a str, name: &str) -> Option<&'a str> {
+    tag_attr(&svg[..svg.find('>')?], name)
+}
+
+/// Width and height of an SVG document's `viewBox` (user units).
+pub(crate) fn view_box_size(svg: &str) -> Option<(f64, f64)> {
+    let v: Vec<f64> = root_attr(svg, "viewBox")?.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+    (v.len() == 4).then(|| (v[2], v[3]))
+}
+
+/// A length in user units as millimetres for an SVG `width`/`height` (`85`, `202.9`).
+fn mm(units: f64) -> String {
+    ticks::round_label(units / style::UNITS_PER_MM, 1)
+}
+
 /// Physical size on the root element and the provenance as `<title>` and `<metadata>` (with the
 /// plot area's rectangle).
 fn finish(svg: String, fig: &Figure, meta: &Meta, plot: Rect) -> String {
-    let Some(end) = svg.find('>') else { return svg };
-    let head = &svg[..end];
-    let attr = |name: &str| -> Option<f64> {
-        let i = head.find(&format!(" {name}=\""))? + name.len() + 3;
-        head[i..].split('"').next()?.parse().ok()
-    };
-    let (Some(w), Some(h)) = (attr("width"), attr("height")) else { return svg };
-    let mm = |u: f64| ticks::round_label(u / style::UNITS_PER_MM, 1).replace('−', "-");
+    let size = |name: &str| root_attr(&svg, name)?.parse::<f64>().ok();
+    let (Some(w), Some(h), Some(end)) = (size("width"), size("height"), svg.find('>')) else { return svg };
     #[derive(Serialize)]
     struct Provenance<'a> {
         figure: &'a str,

@@ -119,7 +119,7 @@ pub fn compose(figures: &[Figure], columns: usize, base: &Style, meta: &Meta) ->
         st.width_mm = panel_w_mm;
         st.panel = (figures.len() > 1).then(|| letter(i));
         let svg = render(f, &st, meta)?;
-        let (w, h) = view_box(&svg).unwrap_or((st.width(), 0));
+        let (w, h) = super::view_box_size(&svg).map(|(w, h)| (w as i32, h as i32)).unwrap_or((st.width(), 0));
         let col = i % cols;
         if col == 0 && i > 0 {
             y += row_h + gap;
@@ -134,7 +134,7 @@ pub fn compose(figures: &[Figure], columns: usize, base: &Style, meta: &Meta) ->
         parts.push(f.name.clone());
     }
     let height = y + row_h;
-    let mm = |u: i32| super::ticks::round_label(u as f64 / style::UNITS_PER_MM, 1);
+    let mm = |u: i32| super::mm(u as f64);
     Ok(format!(
         "<svg width=\"{}mm\" height=\"{}mm\" viewBox=\"0 0 {total} {height}\" xmlns=\"http://www.w3.org/2000/svg\" \
          font-family=\"{}\">\n<title>{}</title>\n<rect x=\"0\" y=\"0\" width=\"{total}\" height=\"{height}\" \
@@ -158,11 +158,4 @@ pub fn letter(i: usize) -> String {
         n = n / 26 - 1;
     }
     s.iter().rev().collect()
-}
-
-fn view_box(svg: &str) -> Option<(i32, i32)> {
-    let head = &svg[..svg.find('>')?];
-    let i = head.find("viewBox=\"")? + 9;
-    let v: Vec<i32> = head[i..].split('"').next()?.split_whitespace().filter_map(|x| x.parse().ok()).collect();
-    (v.len() == 4).then(|| (v[2], v[3]))
 }

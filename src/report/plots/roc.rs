@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::canvas::{self, LegendItem, Mark, Rect, Scale};
 use super::style::{self, Style};
-use super::{finite, font, ticks, PlotError};
+use super::{finite, ticks, PlotError};
 
 /// One ROC curve.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -79,7 +79,7 @@ pub fn draw(d: &RocData, title: &str, style: &Style) -> Result<(String, Rect), P
         finite(P, || format!("AUC at {}", c.horizon), c.auc)?;
     }
     let t: Vec<f64> = (0..=5).map(|k| k as f64 * 0.2).collect();
-    let l = ticks::labels(&t);
+    let tk = ticks::labelled(&t);
     let colour = |i: usize| style::series(i + 2);
     let mut legend: Vec<LegendItem> = d
         .curves
@@ -95,11 +95,11 @@ pub fn draw(d: &RocData, title: &str, style: &Style) -> Result<(String, Rect), P
     let spec = canvas::FrameSpec {
         title,
         legend: &legend,
-        y_tick_labels: &l,
+        y_ticks: &tk,
+        x_ticks: &tk,
         y_title: Some("True positive rate"),
         extra_left: 0,
         min_left: 0,
-        x_overhang: (font::width("1.0", style.small(), false) / 2.0).ceil() as i32,
         aspect: 0.85,
         plot_height: None,
         below: 0,
@@ -114,7 +114,6 @@ pub fn draw(d: &RocData, title: &str, style: &Style) -> Result<(String, Rect), P
             root.draw(&PathElement::new(sc.path(&c.points), colour(i).stroke_width(style.line())))
                 .map_err(canvas::draw_err(P))?;
         }
-        let tk: Vec<(f64, String)> = t.iter().copied().zip(l.iter().cloned()).collect();
         canvas::axes(P, root, style, &f, &sc, &tk, &tk, "False positive rate", Some("True positive rate"))
     })
     .map(|s| (s, plot))

@@ -55,6 +55,11 @@ pub fn labels(ticks: &[f64]) -> Vec<String> {
     ticks.iter().map(|&t| label(t, d)).collect()
 }
 
+/// Ticks with their labels (common decimals), as the axes and the layout take them.
+pub fn labelled(ticks: &[f64]) -> Vec<(f64, String)> {
+    ticks.iter().copied().zip(labels(ticks)).collect()
+}
+
 /// `x` with at most `max_decimals` decimals, trailing zeros dropped (`5`, `3.5`, `1.37`).
 pub fn round_label(x: f64, max_decimals: usize) -> String {
     let s = format!("{:.*}", max_decimals, x);
