@@ -163,6 +163,8 @@ pub const MIL_BILINEAR_DIM: Range =
     int("train", "mil.bilinear_dim", 1, 64, "gated reduction width of `fusion: bilinear`");
 pub const MIL_RANK: Range = int("train", "mil.rank", 1, 64, "rank of the low-rank fusion (more than 3 modalities)");
 pub const TRAIN_PCA: Range = int("train", "pca", 1, 256, "components per slide or block modality");
+pub const TRAIN_PHENOTYPES: Range =
+    int("train", "phenotypes", 2, 20, "tissue phenotypes (k-means clusters) of `spatial`");
 pub const TRAIN_PENALTY: Range = real("train", "penalty", 0.0, 1e6, "(L2; or `auto`)");
 pub const TRAIN_PENALTIES: Range = real("train", "penalties[]", 0.0, 1e6, "(each L2 penalty of the grid)");
 pub const TRAIN_GRID_LEN: Range = int("train", "penalties", 1, 100, "values (length of the grid)");
@@ -246,6 +248,7 @@ pub const ALL: &[Range] = &[
     TRAIN_REPEATS,
     TRAIN_REFIT,
     TRAIN_PCA,
+    TRAIN_PHENOTYPES,
     MIL_HIDDEN,
     MIL_ATTENTION,
     MIL_DROPOUT,

@@ -29,7 +29,7 @@ fn load() -> TrainData {
     let table = spatia::cohort::read_clinical(Path::new(GBSG2), &cohort).unwrap();
     let covariates = covariates_from_table(&table, &cohort.categorical);
     let patients = (0..table.time.len()).map(|i| format!("GBSG2-{i:03}")).collect();
-    TrainData { patients, time: table.time, event: table.event, covariates, blocks: Vec::new() }
+    TrainData { patients, time: table.time, event: table.event, covariates, blocks: Vec::new(), spatial: None }
 }
 
 fn opts(seed: u64) -> TrainOptions {

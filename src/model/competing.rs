@@ -271,6 +271,7 @@ mod tests {
                 Covariate { name: "b".into(), column: Column::Numeric(b) },
             ],
             blocks: vec![],
+            spatial: None,
         };
         (d, status)
     }

@@ -94,6 +94,7 @@ fn gather(data: &TrainData, rows: &[usize]) -> (TrainData, Vec<usize>) {
             .iter()
             .map(|b| Block { name: b.name.clone(), rows: rows.iter().map(|&r| b.rows[r].clone()).collect() })
             .collect(),
+        spatial: data.spatial.as_ref().map(|s| s.select(rows)),
     };
     (d, copy)
 }
@@ -178,6 +179,7 @@ mod tests {
                 column: Column::Numeric(x.iter().map(|&v| Some(v)).collect()),
             }],
             blocks: Vec::new(),
+            spatial: None,
         }
     }
 

@@ -43,6 +43,7 @@ use super::design::{Column, Covariate, MissingPolicy, Standardizer};
 use super::error::{ModelError, Result};
 use super::leakage::{check_leakage, TransformRecord};
 use super::pca::Pca;
+use super::phenotype::{summary_names, SpatialInput};
 use crate::contracts::baseline::{Baseline, Baselines, InnerBaselines};
 pub use crate::contracts::model::TransformSummary;
 use crate::contracts::oof::{InnerOof, InnerOofRow, Oof, OofRow};
@@ -72,6 +73,9 @@ pub struct TrainData {
     pub covariates: Vec<Covariate>,
     /// Feature blocks, each reduced by PCA per fold.
     pub blocks: Vec<Block>,
+    /// The `spatial` modality: tissue phenotypes fitted per fold on the training patients' tiles,
+    /// summarised per patient ([`super::phenotype`]) and standardised on the training patients.
+    pub spatial: Option<SpatialInput>,
 }
 
 /// How the L2 penalty is set.
@@ -307,6 +311,23 @@ pub(crate) fn fold_design(
             imputed_rows: Some(train.len() - present.len()),
         });
     }
+    if let Some(sp) = &data.spatial {
+        spatial_columns(
+            sp,
+            train,
+            predict,
+            context,
+            &mut SpatialDesign {
+                cols_train: &mut cols_train,
+                cols_pred: &mut cols_pred,
+                names: &mut names,
+                records: &mut records,
+                transforms: &mut transforms,
+                dropped: &mut dropped,
+                full: &mut full,
+            },
+        )?;
+    }
     if names.is_empty() {
         return Err(ModelError::InvalidParameter {
             name: format!("design ({context})"),
@@ -327,6 +348,78 @@ pub(crate) fn fold_design(
     let x_train = row_major(&cols_train, train.len());
     let x_predict = row_major(&cols_pred, predict.len());
     Ok(FoldDesign { names, x_train, x_predict, records, transforms, dropped, full: serde_json::Value::Object(full) })
+}
+
+/// Where [`spatial_columns`] adds to the design being built.
+struct SpatialDesign<'a> {
+    cols_train: &'a mut Vec<Vec<f64>>,
+    cols_pred: &'a mut Vec<Vec<f64>>,
+    names: &'a mut Vec<String>,
+    records: &'a mut Vec<(String, Vec<usize>)>,
+    transforms: &'a mut Vec<TransformSummary>,
+    dropped: &'a mut Vec<String>,
+    full: &'a mut serde_json::Map<String, serde_json::Value>,
+}
+
+/// The `spatial` modality's columns: phenotypes fitted on the training patients' tiles, each
+/// patient's summaries (a patient without tiles gets the training mean), z-scored on the training
+/// patients; a summary constant on them is left out of this fit, with a warning.
+fn spatial_columns(
+    sp: &SpatialInput,
+    train: &[usize],
+    predict: &[usize],
+    context: &str,
+    d: &mut SpatialDesign,
+) -> Result<()> {
+    let fit = sp.fit_on(train).map_err(|e| match e {
+        ModelError::InvalidParameter { name, expected, found } => {
+            ModelError::InvalidParameter { name: format!("{name} ({context})"), expected, found }
+        }
+        e => e,
+    })?;
+    let summary = |r: usize| sp.patients.get(r).cloned().flatten().and_then(|t| fit.summary(&t));
+    let rows_train: Vec<Option<Vec<f64>>> = train.iter().map(|&r| summary(r)).collect();
+    let rows_pred: Vec<Option<Vec<f64>>> = predict.iter().map(|&r| summary(r)).collect();
+    let present: Vec<&Vec<f64>> = rows_train.iter().flatten().collect();
+    let names = summary_names(fit.k());
+    if present.len() < 2 {
+        return Err(ModelError::InvalidParameter {
+            name: format!("modality 'spatial' ({context})"),
+            expected: "tiles for at least 2 training patients".into(),
+            found: format!("{} training patient(s) with tiles", present.len()),
+        });
+    }
+    let mut kept = 0;
+    let (mut means, mut sds) = (Vec::new(), Vec::new());
+    for (j, name) in names.iter().enumerate() {
+        let mean = present.iter().map(|v| v[j]).sum::<f64>() / present.len() as f64;
+        let value = |v: &Option<Vec<f64>>| v.as_ref().map_or(mean, |v| v[j]);
+        let ss: f64 = rows_train.iter().map(|v| (value(v) - mean).powi(2)).sum();
+        let sd = (ss / (train.len() as f64 - 1.0).max(1.0)).sqrt();
+        if !(sd > 1e-12 * (1.0 + mean.abs())) {
+            d.dropped.push(format!(
+                "spatial summary `{name}` is constant on the {} training patients ({context}): left out of this fit",
+                train.len()
+            ));
+            continue;
+        }
+        d.cols_train.push(rows_train.iter().map(|v| (value(v) - mean) / sd).collect());
+        d.cols_pred.push(rows_pred.iter().map(|v| (value(v) - mean) / sd).collect());
+        d.names.push(format!("spatial:{name}"));
+        means.push(mean);
+        sds.push(sd);
+        kept += 1;
+    }
+    d.records.push(("phenotypes:spatial".to_string(), fit.fitted_rows.clone()));
+    d.records.push(("scale:spatial".to_string(), train.to_vec()));
+    d.full.insert("spatial".into(), serde_json::json!({"phenotypes": &*fit, "summary_mean": means, "summary_sd": sds}));
+    d.transforms.push(TransformSummary {
+        name: "phenotypes:spatial".into(),
+        columns: kept,
+        explained: None,
+        imputed_rows: Some(train.len() - present.len()),
+    });
+    Ok(())
 }
 
 /// Fits every transform and the Cox model on `train` and scores `predict`.
@@ -620,6 +713,15 @@ pub fn train_cv(data: &TrainData, opts: &TrainOptions) -> Result<TrainResult> {
             });
         }
     }
+    if let Some(sp) = &data.spatial {
+        if sp.patients.len() != n {
+            return Err(ModelError::LengthMismatch {
+                what: "spatial tiles (one entry per patient)".into(),
+                expected: n,
+                found: sp.patients.len(),
+            });
+        }
+    }
     let splits = split(&data.patients, &data.event, &opts.cv)?;
     train_with_splits(data, &splits, opts)
 }
@@ -767,6 +869,7 @@ mod tests {
             event,
             covariates: vec![Covariate { name: "noise".into(), column: Column::Numeric(noise) }],
             blocks: vec![Block { name: "HE".into(), rows }],
+            spatial: None,
         }
     }
 

@@ -412,6 +412,9 @@ pub fn compile_str(text: &str, display: &str, file: PathBuf, root: PathBuf) -> R
             let Some(key) = k.as_str() else {
                 return Err(cx.at_value(&p(&["matrix"]), "matrix keys must be `stage.parameter` paths"));
             };
+            if key == MATRIX_EXCLUDE {
+                continue;
+            }
             let at = p(&["matrix", key]);
             // stage names may contain `.`: the longest stage name followed by `.` wins
             let stage = names
@@ -477,10 +480,13 @@ pub fn compile_str(text: &str, display: &str, file: PathBuf, root: PathBuf) -> R
             ),
         ));
     }
-    // arms: cartesian product, first axis slowest
+    // arms: cartesian product, first axis slowest, less the excluded combinations
     let mut combos: Vec<Vec<usize>> = vec![Vec::new()];
     for (_, _, _, vals) in &axes {
         combos = combos.into_iter().flat_map(|c| (0..vals.len()).map(move |i| [c.clone(), vec![i]].concat())).collect();
+    }
+    if let Some(ex) = raw.matrix.as_ref().and_then(|m| m.get(MATRIX_EXCLUDE)) {
+        combos = exclude_combos(combos, ex, &axes, &cx)?;
     }
     let mut arms = Vec::new();
     let mut seen_names = BTreeSet::new();
@@ -602,6 +608,61 @@ fn set_path(m: &mut serde_json::Map<String, Json>, path: &[String], v: Json) {
     } else if let Some(Json::Object(inner)) = m.get_mut(&path[0]) {
         set_path(inner, &path[1..], v);
     }
+}
+
+/// The matrix key that lists combinations to leave out (`matrix.exclude`): each entry maps some
+/// matrix paths to one of their values, and removes every arm having all of them.
+const MATRIX_EXCLUDE: &str = "exclude";
+
+/// `combos` without those `matrix.exclude` names; an entry naming a path that is not a matrix
+/// axis, a value not among the axis' values, or excluding no arm is an error (a typo would
+/// otherwise keep arms silently), as is excluding every arm.
+fn exclude_combos(
+    combos: Vec<Vec<usize>>,
+    ex: &Yaml,
+    axes: &[(String, usize, Vec<String>, Vec<Json>)],
+    cx: &Ctx,
+) -> Result<Vec<Vec<usize>>, SpecError> {
+    let at = p(&["matrix", MATRIX_EXCLUDE]);
+    let Yaml::Sequence(entries) = ex else {
+        return Err(cx.at_value(&at, "`matrix.exclude` must be a list of mappings `stage.parameter: value`"));
+    };
+    let mut rules: Vec<Vec<(usize, usize)>> = Vec::new(); // per entry: (axis, value index)
+    for (e, entry) in entries.iter().enumerate() {
+        let mut eat = at.clone();
+        eat.push(Seg::Index(e));
+        let Yaml::Mapping(m) = entry else {
+            return Err(cx.at_value(&eat, "an exclusion must be a mapping `stage.parameter: value`"));
+        };
+        let mut rule = Vec::new();
+        for (k, v) in m {
+            let key = k.as_str().unwrap_or("");
+            let Some(ai) = axes.iter().position(|a| a.0 == key) else {
+                let known: Vec<&str> = axes.iter().map(|a| a.0.as_str()).collect();
+                return Err(
+                    cx.at_value(&eat, format!("`{key}` is not a matrix path; expected one of {}", known.join(", ")))
+                );
+            };
+            let value = crate::util::yaml_to_json(v);
+            let Some(vi) = axes[ai].3.iter().position(|x| *x == value) else {
+                return Err(cx.at_value(
+                    &eat,
+                    format!("`{key}: {}` is not one of the matrix values of `{key}`", compact(&value)),
+                ));
+            };
+            rule.push((ai, vi));
+        }
+        if rule.is_empty() || !combos.iter().any(|c| rule.iter().all(|&(a, v)| c[a] == v)) {
+            return Err(cx.at_value(&eat, "this exclusion removes no arm"));
+        }
+        rules.push(rule);
+    }
+    let kept: Vec<Vec<usize>> =
+        combos.into_iter().filter(|c| !rules.iter().any(|r| r.iter().all(|&(a, v)| c[a] == v))).collect();
+    if kept.is_empty() {
+        return Err(cx.at_value(&at, "`matrix.exclude` removes every arm"));
+    }
+    Ok(kept)
 }
 
 /// Short label of a matrix value: scalars as written, lists joined with `+`.

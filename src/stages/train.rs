@@ -42,6 +42,7 @@ use crate::contracts::survival_curves::SurvivalCurves;
 use crate::contracts::{Output, EXTRACT, STAIN, TRAIN};
 use crate::docpath::Seg;
 use crate::model::competing::{fit_competing, CompetingMethod};
+use crate::model::phenotype::{PatientTiles, SpatialInput};
 use crate::model::refit::refit_bootstrap;
 use crate::model::{
     covariates_from_table, Block, Column, Covariate, CvOptions, MissingPolicy, Penalty, TrainData, TrainOptions,
@@ -98,6 +99,8 @@ fn d_grid() -> Vec<f64> {
 fn d_pca() -> usize {
     5
 }
+/// Tissue phenotypes of the `spatial` modality unless `phenotypes` is given.
+const DEFAULT_PHENOTYPES: usize = 6;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -126,6 +129,10 @@ struct TrainParams {
     penalties: Vec<f64>,
     #[serde(default = "d_pca")]
     pca: usize,
+    /// Tissue phenotypes of the `spatial` modality (k-means clusters; default 6 with `spatial`,
+    /// dropped without it, so other arms' keys do not change).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    phenotypes: Option<usize>,
     #[serde(default)]
     blocks: BTreeMap<String, BlockSpec>,
     /// In a competing-risks cohort (`cohort.causes`): `cause_specific` (default) or `fine_gray`.
@@ -187,20 +194,26 @@ impl StageKind for Train {
         let Some(c) = cx.cohort else {
             return Err(ParamError::at(vec![], "`train` needs a `cohort` block (outcome and covariates)"));
         };
-        check_modalities(&p.modalities, c, "clinical, HE, ER, PR, HER2, KI67, IHC, stain or a declared block", |m| {
-            let known = m == "clinical" || m == "IHC" || m == "stain" || is_stain(m) || p.blocks.contains_key(m);
-            (!known).then(|| {
-                let blocks: Vec<&str> = p.blocks.keys().map(String::as_str).collect();
-                format!(
-                    "unknown modality `{m}`; expected clinical, HE, ER, PR, HER2, KI67, IHC, stain{}",
-                    if blocks.is_empty() {
-                        " or a block declared under `blocks:`".to_string()
-                    } else {
-                        format!(" or a declared block ({})", blocks.join(", "))
-                    }
-                )
-            })
-        })?;
+        check_modalities(
+            &p.modalities,
+            c,
+            "clinical, HE, ER, PR, HER2, KI67, IHC, stain, spatial or a declared block",
+            |m| {
+                let known =
+                    ["clinical", "IHC", "stain", "spatial"].contains(&m) || is_stain(m) || p.blocks.contains_key(m);
+                (!known).then(|| {
+                    let blocks: Vec<&str> = p.blocks.keys().map(String::as_str).collect();
+                    format!(
+                        "unknown modality `{m}`; expected clinical, HE, ER, PR, HER2, KI67, IHC, stain, spatial{}",
+                        if blocks.is_empty() {
+                            " or a block declared under `blocks:`".to_string()
+                        } else {
+                            format!(" or a declared block ({})", blocks.join(", "))
+                        }
+                    )
+                })
+            },
+        )?;
         for (name, b) in &p.blocks {
             if name == "clinical" || name == "IHC" || name == "stain" || is_stain(name) {
                 return Err(ParamError::at(
@@ -228,6 +241,12 @@ impl StageKind for Train {
             ("pca", &b::TRAIN_PCA, p.pca),
         ] {
             in_range_usize(vec![Seg::key(key)], r, v)?;
+        }
+        if p.modalities.iter().any(|m| m == "spatial") {
+            let k = *p.phenotypes.get_or_insert(DEFAULT_PHENOTYPES);
+            in_range_usize(vec![Seg::key("phenotypes")], &b::TRAIN_PHENOTYPES, k)?;
+        } else {
+            p.phenotypes = None;
         }
         match &p.penalty {
             PenaltyParam::Fixed(l) => in_range_f64(vec![Seg::key("penalty")], &b::TRAIN_PENALTY, *l)
@@ -286,6 +305,9 @@ impl StageKind for Train {
         if p.modalities.iter().any(|m| m == "stain") {
             add_stain_indices(cx, &mut arm)?;
         }
+        if let Some(k) = p.phenotypes {
+            add_spatial(cx, k, &mut arm)?;
+        }
         add_blocks(p, &block_cols, &table, &mut arm);
         let opts = train_options(p, cohort, cx.seed);
         let mut res = crate::model::train_cv(&arm.data, &opts).context("cross-validated Cox training")?;
@@ -333,7 +355,7 @@ fn check_modalities(
             return Err(ParamError::at(at(), "modality `clinical` but the cohort declares no `covariates`"));
         }
     }
-    if modalities.iter().any(|m| m == "IHC" || m == "stain" || is_stain(m)) && c.slides.is_none() {
+    if modalities.iter().any(|m| m == "IHC" || m == "stain" || m == "spatial" || is_stain(m)) && c.slides.is_none() {
         return Err(ParamError::at(
             vec![Seg::key("modalities")],
             "slide modalities need a slide manifest (`cohort.slides`)",
@@ -516,6 +538,7 @@ impl Arm {
             event: table.event.clone(),
             covariates: Vec::new(),
             blocks: Vec::new(),
+            spatial: None,
         };
         let index = table.ids.iter().enumerate().map(|(i, id)| (id.clone(), i)).collect();
         Arm { data, index, inputs: Vec::new() }
@@ -662,6 +685,56 @@ fn pooled_features(
         .map(|s| s.filter(|(_, k)| *k > 0).map(|(v, k)| v.into_iter().map(|x| x / k as f64).collect()))
         .collect();
     Ok((rows, slides))
+}
+
+/// The `spatial` modality: every patient's H&E tiles (features and tile-grid cells) from the
+/// `extract` stage; the phenotypes are fitted per fold inside the CV ([`crate::model::phenotype`]).
+fn add_spatial(cx: &RunCx, k: usize, arm: &mut Arm) -> anyhow::Result<()> {
+    let need = cx.needs_of(EXTRACT).next().with_context(|| {
+        format!("modality `spatial` needs H&E tile features: add a stage of kind `{EXTRACT}` to `needs`")
+    })?;
+    let mut per: Vec<Option<PatientTiles>> = vec![None; arm.data.patients.len()];
+    let mut slides = 0;
+    for (item, dir) in &need.dirs {
+        let Some(id) = item else { continue };
+        let Some(s) = cx.slides.iter().find(|s| &s.id == id) else { continue };
+        if s.slide.as_ref().map(|x| x.stain.as_str()) != Some(Stain::HE.as_str()) {
+            continue;
+        }
+        let Some(&row) = arm.index.get(s.patient.as_str()) else { continue };
+        let out = ExtractOutput::at(dir);
+        let bag = out.features().with_context(|| format!("slide `{id}` (patient {})", s.patient))?;
+        let cells = crate::model::phenotype::grid_cells(
+            bag.coords.rows().into_iter().map(|r| [r[0], r[1]]),
+            bag.meta.patch_size_level0,
+        );
+        let p = per[row].get_or_insert_with(|| PatientTiles { dim: bag.dim(), x: Vec::new(), cells: Vec::new() });
+        if p.dim != bag.dim() {
+            bail!(
+                "slide `{id}`: {} has {} features per tile, other H&E slides have {}",
+                out.features_path().display(),
+                bag.dim(),
+                p.dim
+            );
+        }
+        let si = p.cells.last().map_or(0, |c| c.0 + 1);
+        p.x.extend(bag.features.iter().copied());
+        p.cells.extend(cells.into_iter().map(|(c, r)| (si, c, r)));
+        slides += 1;
+    }
+    if slides == 0 {
+        bail!("modality `spatial`: stage `{}` has no H&E slide of a cohort patient", need.name);
+    }
+    let without = per.iter().filter(|p| p.as_ref().is_none_or(|p| p.is_empty())).count();
+    if without > 0 {
+        cx.log(&format!(
+            "modality spatial: {without} patient(s) without H&E tiles: summaries imputed with the training-fold mean"
+        ));
+    }
+    arm.inputs.push(json!({"modality": "spatial", "phenotypes": k, "slides": slides, "patients_without": without}));
+    let patients = per.into_iter().map(|p| p.filter(|p| !p.is_empty()).map(std::sync::Arc::new)).collect();
+    arm.data.spatial = Some(SpatialInput::new(k, cx.seed, patients));
+    Ok(())
 }
 
 /// One covariate per IHC stain: the patient's mean DAB-positive index from the `stain` stage.
