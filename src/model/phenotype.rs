@@ -13,8 +13,9 @@
 //!    not depend on the initialisation order.
 //! 2. Every tile of every patient is assigned the nearest centroid (squared Euclidean distance,
 //!    ties to the lower cluster) — training and test patients alike.
-//! 3. Per patient ([`Phenotypes::summary`]): the fraction of tiles in each phenotype
-//!    (`frac<c>`); the Shannon entropy of that composition (`composition_entropy`, nats); over
+//! 3. Per patient ([`Phenotypes::summary`]): the fraction of tiles in each phenotype but the
+//!    last, the smallest (`frac<c>`, `c < k − 1`: the fractions sum to 1, so the last is the
+//!    reference and a Cox design stays of full rank); the Shannon entropy of that composition (`composition_entropy`, nats); over
 //!    pairs of rook-neighbouring tiles of one slide (cells sharing an edge on the tile grid),
 //!    the fraction of pairs of the same phenotype (`same_neighbour`) and the Shannon entropy of
 //!    the unordered pair-type distribution (`mixing_entropy`, nats; 0 without a pair).
@@ -168,7 +169,7 @@ pub struct Phenotypes {
 
 /// The names of the per-patient summaries of `k` phenotypes, in [`Phenotypes::summary`]'s order.
 pub fn summary_names(k: usize) -> Vec<String> {
-    let mut names: Vec<String> = (0..k).map(|c| format!("frac{c}")).collect();
+    let mut names: Vec<String> = (0..k.saturating_sub(1)).map(|c| format!("frac{c}")).collect();
     names.extend(["composition_entropy", "same_neighbour", "mixing_entropy"].map(String::from));
     names
 }
@@ -299,7 +300,7 @@ impl Phenotypes {
         let mut counts = vec![0.0; k];
         labels.iter().for_each(|&c| counts[c] += 1.0);
         let n = labels.len() as f64;
-        let mut out: Vec<f64> = counts.iter().map(|c| c / n).collect();
+        let mut out: Vec<f64> = counts[..k - 1].iter().map(|c| c / n).collect();
         out.push(entropy(counts.iter().copied()));
         let at: BTreeMap<(u32, i64, i64), usize> = tiles.cells.iter().zip(&labels).map(|(&c, &l)| (c, l)).collect();
         let mut pairs = vec![0.0; k * k];
@@ -348,12 +349,12 @@ mod tests {
         let board = fit.summary(ps[1].as_ref().unwrap()).unwrap();
         assert_eq!(summary_names(2).len(), halves.len());
         assert!((halves[0] - 0.5).abs() < 1e-12 && (board[0] - 0.5).abs() < 1e-12);
-        assert!((halves[2] - 2f64.ln()).abs() < 1e-12, "composition entropy {halves:?}");
+        assert!((halves[1] - 2f64.ln()).abs() < 1e-12, "composition entropy {halves:?}");
         // halves: 60 neighbour pairs, 6 across the border; checkerboard: none alike
-        assert!((halves[3] - 54.0 / 60.0).abs() < 1e-12, "{halves:?}");
-        assert_eq!(board[3], 0.0);
-        assert_eq!(board[4], 0.0, "one pair type only");
-        assert!(halves[4] > 0.0);
+        assert!((halves[2] - 54.0 / 60.0).abs() < 1e-12, "{halves:?}");
+        assert_eq!(board[2], 0.0);
+        assert_eq!(board[3], 0.0, "one pair type only");
+        assert!(halves[3] > 0.0);
     }
 
     #[test]
