@@ -212,3 +212,23 @@ fn the_matrix_is_bounded_before_expansion() {
     }
     check(&yaml, 7, 1, &["the matrix has 1000000000000 arms", "from 1 to 1024"]);
 }
+
+#[test]
+fn matrix_exclude_removes_combinations_and_checks_its_entries() {
+    let r = root();
+    let base =
+        "name: x\nstages:\n  a: {kind: command, cmd: x, shell: sh}\nmatrix:\n  a.cmd: [x, y]\n  a.shell: [sh, bash]\n";
+    let ok = format!("{base}  exclude:\n    - {{a.cmd: y, a.shell: bash}}\n");
+    let s = compile_str(&ok, "spec.yaml", r.join("spec.yaml"), r.clone()).unwrap();
+    let names: Vec<&str> = s.arms.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["cmd=x,shell=sh", "cmd=x,shell=bash", "cmd=y,shell=sh"]);
+    check(&format!("{base}  exclude:\n    - {{a.cmd: z}}\n"), 8, 7, &["`a.cmd: z` is not one of the matrix values"]);
+    check(
+        &format!("{base}  exclude:\n    - {{a.cwd: x}}\n"),
+        8,
+        7,
+        &["`a.cwd` is not a matrix path", "a.cmd, a.shell"],
+    );
+    check(&format!("{base}  exclude:\n    - {{a.cmd: x}}\n    - {{a.cmd: y}}\n"), 8, 5, &["removes every arm"]);
+    check(&format!("{base}  exclude: {{a.cmd: x}}\n"), 7, 12, &["must be a list"]);
+}

@@ -373,6 +373,13 @@ mod tests {
         assert_eq!(a, b);
         assert!(Phenotypes::fit(&ps, &[0], 1, 1).is_err());
         assert!(Phenotypes::fit(&[None], &[0], 2, 1).is_err());
+        // the same fit whatever rayon's thread count (linfa's assignment loops are parallel)
+        let in_pool = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| Phenotypes::fit(&ps, &[0, 1, 2, 3], 3, 11).unwrap())
+        };
+        assert_eq!(in_pool(1), a);
+        assert_eq!(in_pool(3), a);
         let input = SpatialInput::new(3, 11, ps);
         assert_eq!(*input.fit_on(&[0, 1, 2, 3]).unwrap(), a);
         assert_eq!(input.select(&[1, 1]).patients.len(), 2);
