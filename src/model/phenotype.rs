@@ -7,7 +7,7 @@
 //!    by its mean and SD over those tiles (SD 0 → 1); at most [`MAX_FIT_TILES`] tiles per patient
 //!    enter the fit (evenly strided over the patient's tiles, so every patient weighs about the
 //!    same and the cost is bounded); linfa-clustering's k-means (Lloyd iterations, k-means++
-//!    initialisation, one ChaCha8 generator seeded by the caller, 3 runs,
+//!    initialisation, one ChaCha8 generator seeded by the caller, one run,
 //!    at most 300 iterations, tolerance 1e-4). Clusters are then renumbered by decreasing
 //!    size on the fitted tiles (ties by the first coordinate of the centroid), so numbering does
 //!    not depend on the initialisation order.
@@ -41,7 +41,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 /// Tiles of one patient entering a k-means fit, at most (evenly strided).
-pub const MAX_FIT_TILES: usize = 200;
+pub const MAX_FIT_TILES: usize = 64;
 
 /// One patient's tiles: row-major features (`dim` per tile) and each tile's grid cell.
 #[derive(Debug, Clone, PartialEq)]
@@ -101,7 +101,16 @@ pub struct SpatialInput {
     pub seed: u64,
     /// One entry per patient row (`None`: no tile; the summaries are imputed with the training mean).
     pub patients: Vec<Option<Arc<PatientTiles>>>,
-    fits: Mutex<BTreeMap<Vec<usize>, Arc<Phenotypes>>>,
+    fits: Mutex<BTreeMap<Vec<usize>, Arc<FoldPhenotypes>>>,
+}
+
+/// Phenotypes fitted on some rows and every patient's summaries under them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FoldPhenotypes {
+    /// The fit.
+    pub fit: Phenotypes,
+    /// Per patient row: [`Phenotypes::summary`] (`None` without tiles).
+    pub summaries: Vec<Option<Vec<f64>>>,
 }
 
 impl SpatialInput {
@@ -110,14 +119,17 @@ impl SpatialInput {
         SpatialInput { k, seed, patients, fits: Mutex::new(BTreeMap::new()) }
     }
 
-    /// The phenotypes fitted on `train` (kept for the next call with the same rows).
-    pub fn fit_on(&self, train: &[usize]) -> Result<Arc<Phenotypes>> {
+    /// The phenotypes fitted on `train` and every patient's summaries (kept for the next call
+    /// with the same rows).
+    pub fn fit_on(&self, train: &[usize]) -> Result<Arc<FoldPhenotypes>> {
         let mut key = train.to_vec();
         key.sort_unstable();
         if let Some(f) = self.fits.lock().ok().and_then(|m| m.get(&key).cloned()) {
             return Ok(f);
         }
-        let f = Arc::new(Phenotypes::fit(&self.patients, train, self.k, self.seed)?);
+        let fit = Phenotypes::fit(&self.patients, train, self.k, self.seed)?;
+        let summaries = self.patients.iter().map(|p| p.as_ref().and_then(|t| fit.summary(t))).collect();
+        let f = Arc::new(FoldPhenotypes { fit, summaries });
         if let Ok(mut m) = self.fits.lock() {
             m.insert(key, f.clone());
         }
@@ -241,7 +253,7 @@ impl Phenotypes {
         let rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let model = KMeans::params_with_rng(k, rng)
             .init_method(KMeansInit::KMeansPlusPlus)
-            .n_runs(3)
+            .n_runs(1)
             .max_n_iterations(300)
             .tolerance(1e-4)
             .fit(&DatasetBase::from(z.clone()))
@@ -381,7 +393,9 @@ mod tests {
         assert_eq!(in_pool(1), a);
         assert_eq!(in_pool(3), a);
         let input = SpatialInput::new(3, 11, ps);
-        assert_eq!(*input.fit_on(&[0, 1, 2, 3]).unwrap(), a);
+        let f = input.fit_on(&[0, 1, 2, 3]).unwrap();
+        assert_eq!(f.fit, a);
+        assert_eq!(f.summaries[2], a.summary(input.patients[2].as_ref().unwrap()));
         assert_eq!(input.select(&[1, 1]).patients.len(), 2);
     }
 }

@@ -377,11 +377,11 @@ fn spatial_columns(
         }
         e => e,
     })?;
-    let summary = |r: usize| sp.patients.get(r).cloned().flatten().and_then(|t| fit.summary(&t));
+    let summary = |r: usize| fit.summaries.get(r).cloned().flatten();
     let rows_train: Vec<Option<Vec<f64>>> = train.iter().map(|&r| summary(r)).collect();
     let rows_pred: Vec<Option<Vec<f64>>> = predict.iter().map(|&r| summary(r)).collect();
     let present: Vec<&Vec<f64>> = rows_train.iter().flatten().collect();
-    let names = summary_names(fit.k());
+    let names = summary_names(fit.fit.k());
     if present.len() < 2 {
         return Err(ModelError::InvalidParameter {
             name: format!("modality 'spatial' ({context})"),
@@ -410,9 +410,9 @@ fn spatial_columns(
         sds.push(sd);
         kept += 1;
     }
-    d.records.push(("phenotypes:spatial".to_string(), fit.fitted_rows.clone()));
+    d.records.push(("phenotypes:spatial".to_string(), fit.fit.fitted_rows.clone()));
     d.records.push(("scale:spatial".to_string(), train.to_vec()));
-    d.full.insert("spatial".into(), serde_json::json!({"phenotypes": &*fit, "summary_mean": means, "summary_sd": sds}));
+    d.full.insert("spatial".into(), serde_json::json!({"phenotypes": &fit.fit, "summary_mean": means, "summary_sd": sds}));
     d.transforms.push(TransformSummary {
         name: "phenotypes:spatial".into(),
         columns: kept,
