@@ -8,7 +8,7 @@
 //!    enter the fit (evenly strided over the patient's tiles, so every patient weighs about the
 //!    same and the cost is bounded); linfa-clustering's k-means (Lloyd iterations, k-means++
 //!    initialisation, one ChaCha8 generator seeded by the caller, one run,
-//!    at most 300 iterations, tolerance 1e-4). Clusters are then renumbered by decreasing
+//!    at most 100 iterations, tolerance 1e-3 on the centroids' move). Clusters are then renumbered by decreasing
 //!    size on the fitted tiles (ties by the first coordinate of the centroid), so numbering does
 //!    not depend on the initialisation order.
 //! 2. Every tile of every patient is assigned the nearest centroid (squared Euclidean distance,
@@ -254,8 +254,8 @@ impl Phenotypes {
         let model = KMeans::params_with_rng(k, rng)
             .init_method(KMeansInit::KMeansPlusPlus)
             .n_runs(1)
-            .max_n_iterations(300)
-            .tolerance(1e-4)
+            .max_n_iterations(100)
+            .tolerance(1e-3)
             .fit(&DatasetBase::from(z.clone()))
             .map_err(|e| invalid("a k-means fit", e.to_string()))?;
         let raw: Vec<Vec<f64>> = model.centroids().rows().into_iter().map(|r| r.to_vec()).collect();

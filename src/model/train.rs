@@ -412,7 +412,10 @@ fn spatial_columns(
     }
     d.records.push(("phenotypes:spatial".to_string(), fit.fit.fitted_rows.clone()));
     d.records.push(("scale:spatial".to_string(), train.to_vec()));
-    d.full.insert("spatial".into(), serde_json::json!({"phenotypes": &fit.fit, "summary_mean": means, "summary_sd": sds}));
+    d.full.insert(
+        "spatial".into(),
+        serde_json::json!({"phenotypes": &fit.fit, "summary_mean": means, "summary_sd": sds}),
+    );
     d.transforms.push(TransformSummary {
         name: "phenotypes:spatial".into(),
         columns: kept,
