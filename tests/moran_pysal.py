@@ -1,6 +1,6 @@
 """Writes tests/data/moran_pysal.json: Moran's I of small tile grids (rook, binary weights) from
 PySAL (esda.Moran, libpysal.weights.lat2W restricted to the present cells), the reference
-src/model/moran.rs is checked against (tests/moran_pysal.rs). Run from the repository root: python3 tests/moran_pysal.py"""
+src/slide/moran.rs is checked against (tests/moran_pysal.rs). Run from the repository root: python3 tests/moran_pysal.py"""
 import json
 import warnings
 

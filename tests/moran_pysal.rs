@@ -1,7 +1,7 @@
-//! Moran's I (`src/model/moran.rs`) against PySAL's `esda.Moran` (binary rook weights on the
+//! Moran's I (`src/slide/moran.rs`) against PySAL's `esda.Moran` (binary rook weights on the
 //! tile grid, empty cells left out) on the grids of `tests/data/moran_pysal.json`
 //! (written by `tests/moran_pysal.py`).
-use spatia::model::moran::morans_i;
+use spatia::slide::moran::morans_i;
 
 #[test]
 fn morans_i_matches_pysal() {

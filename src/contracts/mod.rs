@@ -31,6 +31,7 @@ pub mod competing_metrics;
 pub mod error;
 pub mod extract;
 pub mod ingest;
+pub mod maps;
 pub mod metrics;
 pub mod model;
 pub mod oof;
@@ -59,6 +60,8 @@ pub const EVALUATE: &str = "evaluate";
 pub const CALIBRATE: &str = "calibrate";
 /// Kind `report`: the HTML page (read by no stage).
 pub const REPORT: &str = "report";
+/// Kind `maps`: a slide's spatial maps and statistics (`maps.json`, [`maps::MapsSummary`]).
+pub const MAPS: &str = "maps";
 
 /// A stage's output directory, read through the contracts of its files.
 pub trait Output: Sized {

@@ -23,7 +23,6 @@ pub mod evaluation;
 pub mod leakage;
 #[cfg(feature = "torch")]
 pub mod mil;
-pub mod moran;
 pub mod pca;
 pub mod phenotype;
 pub mod refit;

@@ -11,6 +11,7 @@
 pub mod figures;
 pub mod page;
 pub mod plots;
+pub mod pseudonyms;
 
 use std::path::{Path, PathBuf};
 

@@ -32,6 +32,7 @@ pub mod cli;
 pub mod error;
 pub mod hed;
 pub mod meta;
+pub mod moran;
 pub mod nuclei;
 mod ometiff;
 mod openslide;

@@ -22,6 +22,7 @@ pub mod command;
 pub mod evaluate;
 pub mod extract;
 pub mod ingest;
+pub mod maps;
 pub mod report;
 pub mod stain;
 pub mod tile;
@@ -34,6 +35,7 @@ pub static REGISTRY: &[&dyn StageKind] = &[
     &command::Command,
     &tile::Tile,
     &stain::Stain,
+    &maps::Maps,
     &extract::Extract,
     &train::Train,
     &evaluate::Evaluate,

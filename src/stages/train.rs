@@ -390,6 +390,7 @@ fn check_mil(mut p: TrainParams, cx: &CheckCx) -> Result<Checked, ParamError> {
     // what does not change a MIL arm is left out of its key
     p.competing = None;
     p.blocks.clear();
+    p.phenotypes = None;
     p.inner_folds = d_folds();
     p.penalty = d_penalty();
     p.penalties = d_grid();

@@ -28,7 +28,6 @@ mod embed;
 mod format;
 mod performance;
 mod provenance;
-mod pseudonyms;
 mod qc;
 mod training;
 
@@ -41,10 +40,10 @@ use thiserror::Error;
 use super::plots;
 use super::{render_embedded, ReportError};
 
+pub use crate::report::pseudonyms::Pseudonyms;
 pub use embed::{KEEP_BELOW_BYTES, MAX_IMAGE_SIDE};
 pub use performance::Est;
 pub use provenance::{Lineage, LineageInput};
-pub use pseudonyms::Pseudonyms;
 
 /// The page templates, compiled in (bump the `report` kind's version when they change).
 pub const TEMPLATES: &[(&str, &str)] = &[

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 
-use super::pseudonyms::Pseudonyms;
 use super::Options;
+use crate::report::pseudonyms::Pseudonyms;
 
 /// One upstream node of the report, as the provenance table shows it: what its cache record
 /// says, and the arms that share it.

@@ -8,12 +8,12 @@ use serde::Serialize;
 
 use super::embed::png_data_uri;
 use super::format::num;
-use super::pseudonyms::Pseudonyms;
 use super::{Result, Sources};
 use crate::contracts::ingest::{SlideRecord, SlidesJson};
 use crate::contracts::stain::StainOutput;
 use crate::contracts::tiles::TileOutput;
 use crate::contracts::Output;
+use crate::report::pseudonyms::Pseudonyms;
 
 #[derive(Debug, Serialize)]
 struct SlideRow {
