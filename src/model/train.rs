@@ -396,7 +396,7 @@ fn spatial_columns(
         let value = |v: &Option<Vec<f64>>| v.as_ref().map_or(mean, |v| v[j]);
         let ss: f64 = rows_train.iter().map(|v| (value(v) - mean).powi(2)).sum();
         let sd = (ss / (train.len() as f64 - 1.0).max(1.0)).sqrt();
-        if !(sd > 1e-12 * (1.0 + mean.abs())) {
+        if sd.is_nan() || sd <= 1e-12 * (1.0 + mean.abs()) {
             d.dropped.push(format!(
                 "spatial summary `{name}` is constant on the {} training patients ({context}): left out of this fit",
                 train.len()

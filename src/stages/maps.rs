@@ -225,7 +225,7 @@ fn hotspot_fraction(tiles: &[crate::slide::stain_map::TileStain]) -> Option<f64>
     let mean = v.iter().sum::<f64>() / v.len() as f64;
     let sd = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt();
     let tissue: u64 = tiles.iter().map(|t| t.tissue_pixels).sum();
-    if tissue == 0 || !(sd > 0.0) {
+    if tissue == 0 || sd.is_nan() || sd <= 0.0 {
         return Some(0.0).filter(|_| tissue > 0);
     }
     let hot: u64 = tiles.iter().filter(|t| t.dab_positive_fraction >= mean + 2.0 * sd).map(|t| t.tissue_pixels).sum();
@@ -270,8 +270,8 @@ impl Draw<'_> {
             for y in y0..(y0 + side).min(img.height()) {
                 for x in x0..(x0 + side).min(img.width()) {
                     let p = img.get_pixel_mut(x, y);
-                    for k in 0..3 {
-                        p.0[k] = (0.4 * p.0[k] as f64 + 0.6 * c[k] as f64).round() as u8;
+                    for (ch, &cv) in p.0.iter_mut().zip(c.iter()) {
+                        *ch = (0.4 * *ch as f64 + 0.6 * cv as f64).round() as u8;
                     }
                 }
             }
