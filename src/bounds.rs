@@ -134,6 +134,10 @@ pub const TILE_MIN_HOLE: Range = real("tile", "tissue.min_hole_mm2", 0.0, 10_000
 // ---- stain
 pub const STAIN_DAB: Range = real("stain", "dab_threshold", 0.0, 10.0, "(DAB optical density)");
 pub const STAIN_TISSUE_OD: Range = real("stain", "tissue_od", 0.0, 10.0, "(H + DAB optical density)");
+pub const STAIN_NUCLEUS_OD: Range =
+    real("stain", "nucleus_od_threshold", 0.0, 10.0, "(H + DAB optical density, base 10)");
+pub const STAIN_NUCLEUS_DAB: Range =
+    real("stain", "nucleus_dab_threshold", 0.0, 10.0, "(mean nuclear DAB optical density, base 10)");
 
 // ---- extract
 pub const EXTRACT_BATCH: Range = int("extract", "batch", 1, 4096, "tiles per encoder call");
@@ -234,6 +238,8 @@ pub const ALL: &[Range] = &[
     TILE_MIN_HOLE,
     STAIN_DAB,
     STAIN_TISSUE_OD,
+    STAIN_NUCLEUS_OD,
+    STAIN_NUCLEUS_DAB,
     EXTRACT_BATCH,
     EXTRACT_WORKERS,
     EXTRACT_INPUT_SIZE,
