@@ -64,6 +64,10 @@ fn real_slides_are_ingested_tiled_and_measured() {
     .unwrap();
     assert_eq!(qc["slide"], "A_HE", "outputs name slides by id, not by path");
     assert!(qc["tiles"].as_u64().unwrap() > 10, "{qc}");
+    // slide QC keeps every tissue tile of the real H&E slide at the defaults
+    for k in ["blur", "pen", "fold", "bubble"] {
+        assert_eq!(qc["qc_excluded"][k], 0, "{qc}");
+    }
     let tdir = out_of(d.path(), "tiles", Some("A_HE"));
     for f in ["mask.png", "thumbnail.png", "overlay.png", "tiles.csv", "tiling.json"] {
         assert!(tdir.join(f).exists(), "missing {f}");

@@ -35,6 +35,7 @@ pub mod meta;
 pub mod nuclei;
 mod ometiff;
 mod openslide;
+pub mod qc;
 pub mod stain;
 pub mod stain_map;
 pub mod tiling;

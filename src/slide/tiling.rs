@@ -124,6 +124,9 @@ pub struct QcSummary {
     pub mask_mpp: f64,
     /// Tissue-detection method and thresholds.
     pub mask_method: String,
+    /// Tissue tiles excluded by slide QC, per reason ([`super::qc`]; all 0 when QC did not run).
+    #[serde(default)]
+    pub qc_excluded: super::qc::QcCounts,
 }
 
 /// The number of grid cells (tiles before the tissue filter) of a `width` × `height` slide at
@@ -289,6 +292,30 @@ where
 
 /// The QC overlay: the thumbnail, kept tiles tinted blue, the tissue boundary in green.
 pub fn overlay(mask: &TissueMask, tiling: &Tiling) -> RgbImage {
+    overlay_with_excluded(mask, tiling, &[])
+}
+
+/// [`overlay`] with the tiles slide QC excluded outlined in their flag's colour
+/// ([`super::qc::QcFlag::colour`]: blur orange, pen magenta, fold red, bubble cyan).
+pub fn overlay_with_excluded(mask: &TissueMask, tiling: &Tiling, excluded: &[(Tile, super::qc::QcFlag)]) -> RgbImage {
+    let mut out = overlay_kept(mask, tiling);
+    let (w, h) = out.dimensions();
+    let ds = mask.downsample;
+    let s = tiling.tile_size_level0 as f64;
+    for (t, f) in excluded {
+        let (x0, y0) = ((t.x as f64 / ds) as i32, (t.y as f64 / ds) as i32);
+        let side = ((s / ds).round() as u32).max(1);
+        let rect = imageproc::rect::Rect::at(x0, y0).of_size(side.min(w), side.min(h));
+        imageproc::drawing::draw_hollow_rect_mut(&mut out, rect, image::Rgb(f.colour()));
+        if side > 4 {
+            let inner = imageproc::rect::Rect::at(x0 + 1, y0 + 1).of_size(side - 2, side - 2);
+            imageproc::drawing::draw_hollow_rect_mut(&mut out, inner, image::Rgb(f.colour()));
+        }
+    }
+    out
+}
+
+fn overlay_kept(mask: &TissueMask, tiling: &Tiling) -> RgbImage {
     let mut out = mask.thumbnail.clone();
     let (w, h) = out.dimensions();
     let ds = mask.downsample;
@@ -342,6 +369,17 @@ pub struct QcFiles {
 /// Writes `mask.png`, `thumbnail.png`, `overlay.png`, `tiles.csv` and `qc.json` (the
 /// [`QcSummary`]) into `dir` (created if needed).
 pub fn write_qc(dir: &Path, mask: &TissueMask, tiling: &Tiling) -> Result<QcFiles> {
+    write_qc_with_excluded(dir, mask, tiling, &[])
+}
+
+/// [`write_qc`] for a tiling from which slide QC removed `excluded` tiles: drawn on the
+/// overlay and counted in `qc.json`.
+pub fn write_qc_with_excluded(
+    dir: &Path,
+    mask: &TissueMask,
+    tiling: &Tiling,
+    excluded: &[(Tile, super::qc::QcFlag)],
+) -> Result<QcFiles> {
     std::fs::create_dir_all(dir).map_err(|e| SlideError::Image {
         path: dir.to_path_buf(),
         detail: format!("cannot create the directory: {e}"),
@@ -353,7 +391,7 @@ pub fn write_qc(dir: &Path, mask: &TissueMask, tiling: &Tiling) -> Result<QcFile
         tiles_csv: dir.join("tiles.csv"),
         qc_json: dir.join("qc.json"),
     };
-    let ov = overlay(mask, tiling);
+    let ov = overlay_with_excluded(mask, tiling, excluded);
     let (a, b) = rayon::join(
         || save_png(&mask.mask, &files.mask).and_then(|_| save_png(&mask.thumbnail, &files.thumbnail)),
         || save_png(&ov, &files.overlay),
@@ -361,7 +399,11 @@ pub fn write_qc(dir: &Path, mask: &TissueMask, tiling: &Tiling) -> Result<QcFile
     a?;
     b?;
     tiling.write_csv(&files.tiles_csv)?;
-    let json = serde_json::to_string_pretty(&tiling.summary(mask))
+    let mut summary = tiling.summary(mask);
+    for (_, f) in excluded {
+        summary.qc_excluded.add(*f);
+    }
+    let json = serde_json::to_string_pretty(&summary)
         .map_err(|e| SlideError::Image { path: files.qc_json.clone(), detail: format!("cannot encode: {e}") })?;
     std::fs::write(&files.qc_json, json + "\n")
         .map_err(|e| SlideError::Image { path: files.qc_json.clone(), detail: format!("cannot write: {e}") })?;
@@ -393,6 +435,7 @@ impl Tiling {
             tile_size_level0: self.tile_size_level0,
             mask_mpp: mask.mask_mpp(),
             mask_method: mask.method.clone(),
+            qc_excluded: Default::default(),
         }
     }
 }
