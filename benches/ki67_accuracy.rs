@@ -1,6 +1,7 @@
 //! Accuracy of the nuclear Ki-67 labelling index against the demo generator's ground truth:
 //! a small demo cohort (H&E + Ki-67), every Ki-67 slide tiled and scored as the `tile` and
-//! `stain` stages do (tissue mask for Ki-67, 256 px tiles at 0.5 µm/px, `score_tiling` with the
+//! `stain` stages do (tissue mask for Ki-67, 256 px tiles at 0.5 µm/px, slide QC at its
+//! defaults, `score_tiling` with the
 //! stage's default nuclear parameters), compared with the fraction of DAB-positive nuclei the
 //! generator painted (`cohort.json` → `ground_truth[].ki67_painted`): Spearman's rank
 //! correlation and the mean absolute error, against `all_fraction` (positive / all painted
@@ -11,6 +12,7 @@
 //! `KI67_BENCH_SIZE`, default 2000 px; `KI67_BENCH_SEED`, default 7).
 use spatia::demo::{generate, DemoParams};
 use spatia::slide::nuclei::{score_tiling, NucleiParams};
+use spatia::slide::qc::{exclude_tiles, QcParams};
 use spatia::slide::tiling::{tile_slide, TileParams};
 use spatia::slide::tissue::{detect_tissue, TissueParams};
 use spatia::slide::{Slide, Stain};
@@ -69,7 +71,8 @@ fn main() {
         let path = dir.path().join("slides").join(format!("{id}_KI67.tif"));
         let slide = Slide::open(&path, None).expect("slide");
         let mask = detect_tissue(&slide, &TissueParams::for_stain(Stain::KI67)).expect("tissue");
-        let tiling = tile_slide(&slide, &mask, &TileParams::new(0.5, 256)).expect("tiling");
+        let mut tiling = tile_slide(&slide, &mask, &TileParams::new(0.5, 256)).expect("tiling");
+        exclude_tiles(&slide, &mut tiling, &QcParams::default(), 64).expect("slide QC");
         let s = score_tiling(&slide, &tiling, &np, 16).expect("nuclei");
         let li = s.score.labelling_index.unwrap_or(0.0);
         let (a, t) = (k["all_fraction"].as_f64().unwrap_or(0.0), k["tumour_fraction"].as_f64().unwrap_or(0.0));

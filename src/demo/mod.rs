@@ -514,7 +514,7 @@ pub fn write_slide(
                 (buf, p)
             })
             .collect();
-        painted = row.iter().fold(painted, |a, (_, p)| a.add(*p));
+        painted = row.iter().fold(painted, |a, (_, p)| a.plus(*p));
         writer.push_row(row.into_iter().map(|(b, _)| b).collect())?;
     }
     writer.finish()?;

@@ -456,7 +456,7 @@ pub struct Painted {
 
 impl Painted {
     /// The sum of two counts.
-    pub fn add(self, o: Painted) -> Painted {
+    pub fn plus(self, o: Painted) -> Painted {
         Painted {
             tumour_positive: self.tumour_positive + o.tumour_positive,
             tumour_negative: self.tumour_negative + o.tumour_negative,
