@@ -12,8 +12,8 @@
 //! `KI67_BENCH_SIZE`, default 2000 px; `KI67_BENCH_SEED`, default 7).
 use spatia::demo::{generate, DemoParams};
 use spatia::slide::nuclei::{score_tiling, NucleiParams};
-use spatia::slide::qc::{exclude_tiles, QcParams};
-use spatia::slide::tiling::{tile_slide, TileParams};
+use spatia::slide::qc::QcParams;
+use spatia::slide::tiling::{exclude_tiles, tile_slide, TileParams};
 use spatia::slide::tissue::{detect_tissue, TissueParams};
 use spatia::slide::{Slide, Stain};
 use std::time::Instant;

@@ -5,8 +5,8 @@
 //! are the `ki67_accuracy` bench's (docs/slide.md).
 use spatia::demo::{generate, DemoParams};
 use spatia::slide::nuclei::{score_tiling, NucleiParams};
-use spatia::slide::qc::{exclude_tiles, QcParams};
-use spatia::slide::tiling::{tile_slide, TileParams};
+use spatia::slide::qc::QcParams;
+use spatia::slide::tiling::{exclude_tiles, tile_slide, TileParams};
 use spatia::slide::tissue::{detect_tissue, TissueParams};
 use spatia::slide::{Slide, Stain};
 

@@ -2,14 +2,15 @@
 //! painted pen stroke and a blurred region loses exactly those tiles; the demo cohort's tiles
 //! (H&E, ER, PR, Ki-67; a 1,200 px demo HER2 slide has no tissue at the mask's resolution,
 //! unrelated to QC) all pass the default thresholds; a slide with too little usable tissue fails
-//! its `tile` shard with a message naming it.
+//! its `tile` shard with a message naming it. Also: `train`'s `stain` modality reads the
+//! `stain` stage's nuclear scores.
 mod common;
 use common::*;
 use spatia::demo::texture::{render_tile, Lut, SlidePlan, Stain as DemoStain, TILE};
 use spatia::demo::tiff_writer::{PyramidOptions, PyramidWriter};
 use spatia::demo::{clinical, generate, n_levels, DemoParams};
-use spatia::slide::qc::{exclude_tiles, QcFlag, QcParams};
-use spatia::slide::tiling::{tile_slide, TileParams};
+use spatia::slide::qc::{QcFlag, QcParams};
+use spatia::slide::tiling::{exclude_tiles, tile_slide, TileParams};
 use spatia::slide::tissue::{detect_tissue, TissueParams};
 use spatia::slide::{Slide, Stain};
 use std::path::Path;
@@ -115,4 +116,27 @@ fn demo_tiles_pass_and_too_little_usable_tissue_fails() {
     assert!(!o.status.success());
     let t = text(&o);
     assert!(t.contains("too little usable tissue") && t.contains("P001") && t.contains("blurred"), "{t}");
+}
+
+/// `train`'s `stain` modality reads the nuclear scores: the labelling index for ER and Ki-67,
+/// the H-score for ER (`model.json` lists the covariates it used).
+#[test]
+fn stain_modality_uses_nuclear_scores() {
+    let d = project();
+    let o = spatia(
+        d.path(),
+        &["demo", "generate", "--patients", "12", "--size", "1024", "--stains", "HE,ER,KI67", "--out", "demo-data"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let spec = "name: st\nseed: 7\ncohort: {clinical: demo-data/clinical.csv, slides: demo-data/slides.csv, time: dmfs_days, event: dm, causes: {1: m, 2: d}, covariates: [age]}\nstages:\n  ingest: {kind: ingest}\n  tiles: {kind: tile, needs: [ingest], mpp: 0.5, size: 128, min_tissue: 0.3}\n  ihc: {kind: stain, needs: [tiles]}\n  model: {kind: train, needs: [ihc], model: cox, modalities: [stain, clinical], folds: 3, inner_folds: 3}\n";
+    std::fs::write(d.path().join("st.yaml"), spec).unwrap();
+    let o = spatia(d.path(), &["run", "st.yaml", "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let run = last_run(d.path());
+    let key = run["arms"]["main"]["model"].as_str().unwrap();
+    let model = d.path().join("cache/entries").join(&key[..2]).join(key).join("out/model.json");
+    let model: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(model).unwrap()).unwrap();
+    let covs: Vec<&str> =
+        model["inputs"].as_array().unwrap().iter().filter_map(|v| v.get("covariate")?.as_str()).collect();
+    assert_eq!(covs, ["hscore:ER", "stain:ER", "stain:KI67"], "{}", model["inputs"]);
 }

@@ -83,7 +83,8 @@ pub struct NucleiParams {
     /// Largest nucleus, µm² (default 400).
     pub max_area_um2: f64,
     /// A nucleus is positive when its mean DAB OD exceeds this (default 0.2); positive nuclei
-    /// up to `dab_moderate` are weak (1+) for the H-score.
+    /// up to `dab_moderate` are weak (1+) for the H-score (none when this is above
+    /// `dab_moderate`).
     pub dab_threshold: f64,
     /// Positive nuclei above this mean DAB OD are moderate (2+) (default 0.4).
     pub dab_moderate: f64,
@@ -140,7 +141,7 @@ impl NucleiParams {
         pos("min_area_um2", self.min_area_um2, 0.0, 1e5)?;
         pos("max_area_um2", self.max_area_um2, self.min_area_um2, 1e5)?;
         pos("dab_threshold", self.dab_threshold, 0.0, 10.0)?;
-        pos("dab_moderate", self.dab_moderate, self.dab_threshold, 10.0)?;
+        pos("dab_moderate", self.dab_moderate, 0.0, 10.0)?;
         pos("dab_strong", self.dab_strong, self.dab_moderate, 10.0)?;
         pos("hotspot_area_mm2", self.hotspot_area_mm2, 1e-4, 100.0)?;
         pos("tile_um", self.tile_um, 16.0 * self.pixel_size_um, 4096.0 * self.pixel_size_um)?;

@@ -16,7 +16,8 @@
 //!   tile that the tissue mask calls tissue: air bubbles and torn areas under the coverslip.
 //!   Flagged above `bright_max`.
 //!
-//! [`exclude_tiles`] measures every kept tile of a tiling and removes the flagged ones.
+//! [`super::tiling::exclude_tiles`] measures every kept tile of a tiling and removes the
+//! flagged ones.
 //!
 //! The defaults keep every tile of the demo cohort and of the real H&E and Ki-67 test slides
 //! (measured: `tests/slide_qc.rs`); they are spec parameters of the `tile` stage.
@@ -24,10 +25,7 @@
 //! # Errors
 //! [`SlideError::BadParam`] for a parameter out of range.
 use super::error::{Result, SlideError};
-use super::tiling::{for_each_tile_batch, Tile, Tiling};
-use super::Slide;
 use image::RgbImage;
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// Thresholds of the per-tile QC flags.
@@ -247,30 +245,6 @@ impl QcCounts {
     pub fn total(&self) -> u64 {
         self.blur + self.pen + self.fold + self.bubble
     }
-}
-
-/// Measures every kept tile of `tiling` (batches of `batch`, decoded in parallel) and removes
-/// the flagged ones from it; returns them with their flag, in the tiling's order.
-///
-/// # Errors
-/// [`SlideError::BadParam`] for bad parameters; tile read errors.
-pub fn exclude_tiles(slide: &Slide, tiling: &mut Tiling, p: &QcParams, batch: usize) -> Result<Vec<(Tile, QcFlag)>> {
-    p.check()?;
-    let mut flags = Vec::with_capacity(tiling.tiles.len());
-    for_each_tile_batch(slide, tiling, batch, |_, imgs| {
-        flags.extend(imgs.par_iter().map(|img| flag(&measure_tile(img), p)).collect::<Vec<_>>());
-        Ok(())
-    })?;
-    let mut excluded = Vec::new();
-    let mut kept = Vec::with_capacity(tiling.tiles.len());
-    for (t, f) in tiling.tiles.iter().zip(flags) {
-        match f {
-            Some(f) => excluded.push((*t, f)),
-            None => kept.push(*t),
-        }
-    }
-    tiling.tiles = kept;
-    Ok(excluded)
 }
 
 #[cfg(test)]

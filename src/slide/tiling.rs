@@ -1,5 +1,7 @@
 //! Tiling at a physical resolution ([`tile_slide`] → [`Tiling`]), streaming of tile pixels
-//! ([`for_each_tile_batch`]) and the QC images of a tiled slide ([`write_qc`]).
+//! ([`for_each_tile_batch`]), slide QC removing blurred, pen-marked, folded or bubbled tiles
+//! ([`exclude_tiles`], measures in [`super::qc`]) and the QC images of a tiled slide
+//! ([`write_qc`], [`write_qc_with_excluded`]).
 //!
 //! # Formula
 //! - Tile side in level-0 px: `t0 = round(size · mpp / mpp0)` (`mpp0` the mean of the slide's
@@ -267,6 +269,35 @@ where
         f(chunk, imgs)?;
     }
     Ok(())
+}
+
+/// Slide QC: measures every kept tile of `tiling` ([`super::qc`]) (batches of `batch`, decoded in parallel) and removes
+/// the flagged ones from it; returns them with their flag, in the tiling's order.
+///
+/// # Errors
+/// [`SlideError::BadParam`] for bad parameters; tile read errors.
+pub fn exclude_tiles(
+    slide: &Slide,
+    tiling: &mut Tiling,
+    p: &super::qc::QcParams,
+    batch: usize,
+) -> Result<Vec<(Tile, super::qc::QcFlag)>> {
+    p.check()?;
+    let mut flags = Vec::with_capacity(tiling.tiles.len());
+    for_each_tile_batch(slide, tiling, batch, |_, imgs| {
+        flags.extend(imgs.par_iter().map(|img| super::qc::flag(&super::qc::measure_tile(img), p)).collect::<Vec<_>>());
+        Ok(())
+    })?;
+    let mut excluded = Vec::new();
+    let mut kept = Vec::with_capacity(tiling.tiles.len());
+    for (t, f) in tiling.tiles.iter().zip(flags) {
+        match f {
+            Some(f) => excluded.push((*t, f)),
+            None => kept.push(*t),
+        }
+    }
+    tiling.tiles = kept;
+    Ok(excluded)
 }
 
 /// Writes an image as PNG (fast compression).

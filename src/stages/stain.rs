@@ -51,15 +51,12 @@ pub struct StainStageParams {
 
 impl StainStageParams {
     /// The nuclear-scoring parameters: [`NucleiParams`] defaults with the spec's thresholds
-    /// (the H-score bins moved up with a raised DAB threshold so they stay ordered).
+    /// (the H-score bins stay at 0.4 and 0.6).
     pub fn nuclei_params(&self) -> NucleiParams {
-        let d = NucleiParams::default();
         NucleiParams {
             od_threshold: self.nucleus_od_threshold,
             dab_threshold: self.nucleus_dab_threshold,
-            dab_moderate: d.dab_moderate.max(self.nucleus_dab_threshold),
-            dab_strong: d.dab_strong.max(self.nucleus_dab_threshold),
-            ..d
+            ..NucleiParams::default()
         }
     }
 }

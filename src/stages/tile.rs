@@ -23,8 +23,8 @@ use super::{
 use crate::contracts::tiles::{self, TileOutput};
 use crate::contracts::Output;
 use crate::docpath::Seg;
-use crate::slide::qc::{exclude_tiles, QcParams};
-use crate::slide::tiling::{tile_slide, write_qc_with_excluded, TileParams};
+use crate::slide::qc::QcParams;
+use crate::slide::tiling::{exclude_tiles, tile_slide, write_qc_with_excluded, TileParams};
 use crate::slide::tissue::{detect_tissue, Threshold, TissueParams};
 use crate::slide::Slide;
 use crate::slide::Stain;
