@@ -78,7 +78,8 @@ fn main() {
         let (a, t) = (k["all_fraction"].as_f64().unwrap_or(0.0), k["tumour_fraction"].as_f64().unwrap_or(0.0));
         let painted = ["tumour_positive", "tumour_negative", "other_negative"].map(|f| k[f].as_u64().unwrap_or(0));
         println!(
-            "{id}: {} nuclei ({} positive), labelling index {li:.3}; painted {} + {} tumour, {} other: all {a:.3}, tumour {t:.3}",
+            "{id}: {} nuclei ({} positive), labelling index {li:.3}; painted {} + {} tumour, {} other: \
+             all {a:.3}, tumour {t:.3}",
             s.score.nuclei, s.score.positive_nuclei, painted[0], painted[1], painted[2]
         );
         est.push(li);
@@ -88,7 +89,8 @@ fn main() {
     let t_score = t1.elapsed().as_secs_f64();
     let mae = |x: &[f64], y: &[f64]| x.iter().zip(y).map(|(a, b)| (a - b).abs()).sum::<f64>() / x.len() as f64;
     println!(
-        "ki67_accuracy: {} Ki-67 slides ({patients} patients, size {size}, seed {seed}): vs painted all-nuclei fraction \
+        "ki67_accuracy: {} Ki-67 slides ({patients} patients, size {size}, seed {seed}): \
+         vs painted all-nuclei fraction \
          Spearman {:.3}, MAE {:.3} (targets ≥ 0.95, ≤ 0.05); vs painted tumour fraction Spearman {:.3}, MAE {:.3}; \
          generate {t_gen:.1} s, scoring {t_score:.1} s",
         est.len(),

@@ -31,7 +31,9 @@ fn fixture(path: &Path) {
         n_levels: n_levels(side),
         mpp: 0.5,
         quality: 90,
-        description: format!("Aperio Image Library v10.0.51\n{side}x{side} [0,0 {side}x{side}] (256x256) JPEG/RGB Q=90|AppMag = 20|MPP = 0.5"),
+        description: format!(
+            "Aperio Image Library v10.0.51\n{side}x{side} [0,0 {side}x{side}] (256x256) JPEG/RGB Q=90|AppMag = 20|MPP = 0.5"
+        ),
         software: "slide_qc test".into(),
     };
     let mut w = PyramidWriter::create(path, opts).unwrap();

@@ -86,7 +86,8 @@ impl StageKind for Stain {
         2
     }
     fn about(&self) -> &'static str {
-        "IHC colour deconvolution: DAB positivity and nuclear scores (labelling index, hotspot, H-score) per tile and per slide"
+        "IHC colour deconvolution: DAB positivity and nuclear scores (labelling index, hotspot, H-score) \
+         per tile and per slide"
     }
     fn check(&self, params: &Value, cx: &CheckCx) -> Result<Checked, ParamError> {
         let mut p: StainStageParams = typed(params)?;

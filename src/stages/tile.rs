@@ -226,7 +226,9 @@ impl StageKind for Tile {
             let mut why = crate::slide::qc::QcCounts::default();
             excluded.iter().for_each(|(_, f)| why.add(*f));
             anyhow::bail!(
-                "slide {}: too little usable tissue: {} of {tissue_tiles} tissue tiles pass slide QC ({:.1} %, below                  `qc.min_usable` {}); excluded: {} blurred, {} pen marks, {} folds, {} bubbles (see overlay.png)",
+                "slide {}: too little usable tissue: {} of {tissue_tiles} tissue tiles pass slide QC ({:.1} %, below \
+                 `qc.min_usable` {}); excluded: {} blurred, {} pen marks, {} folds, {} bubbles \
+                 (see overlay.png)",
                 item.shown(),
                 tiling.tiles.len(),
                 100.0 * usable,
