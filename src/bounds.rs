@@ -130,10 +130,19 @@ pub const TILE_THRESHOLD: Range =
     real("tile", "tissue.threshold", 0.0, 255.0, "(saturation 0–255 for H&E, optical density for IHC)");
 pub const TILE_MIN_OBJECT: Range = real("tile", "tissue.min_object_mm2", 0.0, 10_000.0, "mm²");
 pub const TILE_MIN_HOLE: Range = real("tile", "tissue.min_hole_mm2", 0.0, 10_000.0, "mm²");
+pub const TILE_QC_BLUR: Range = real("tile", "qc.blur_min", 0.0, 1e6, "(variance of the Laplacian, grey 0–255)");
+pub const TILE_QC_PEN: Range = real("tile", "qc.pen_max", 0.0, 1.0, "(fraction of ink-hue pixels)");
+pub const TILE_QC_FOLD: Range = real("tile", "qc.fold_max", 0.0, 1.0, "(fraction of dark saturated pixels)");
+pub const TILE_QC_BRIGHT: Range = real("tile", "qc.bright_max", 0.0, 1.0, "(fraction of empty bright pixels)");
+pub const TILE_QC_USABLE: Range = real("tile", "qc.min_usable", 0.0, 1.0, "(fraction of tissue tiles passing QC)");
 
 // ---- stain
 pub const STAIN_DAB: Range = real("stain", "dab_threshold", 0.0, 10.0, "(DAB optical density)");
 pub const STAIN_TISSUE_OD: Range = real("stain", "tissue_od", 0.0, 10.0, "(H + DAB optical density)");
+pub const STAIN_NUCLEUS_OD: Range =
+    real("stain", "nucleus_od_threshold", 0.0, 10.0, "(H + DAB optical density, base 10)");
+pub const STAIN_NUCLEUS_DAB: Range =
+    real("stain", "nucleus_dab_threshold", 0.0, 10.0, "(mean nuclear DAB optical density, base 10)");
 
 // ---- extract
 pub const EXTRACT_BATCH: Range = int("extract", "batch", 1, 4096, "tiles per encoder call");
@@ -234,8 +243,15 @@ pub const ALL: &[Range] = &[
     TILE_THRESHOLD,
     TILE_MIN_OBJECT,
     TILE_MIN_HOLE,
+    TILE_QC_BLUR,
+    TILE_QC_PEN,
+    TILE_QC_FOLD,
+    TILE_QC_BRIGHT,
+    TILE_QC_USABLE,
     STAIN_DAB,
     STAIN_TISSUE_OD,
+    STAIN_NUCLEUS_OD,
+    STAIN_NUCLEUS_DAB,
     EXTRACT_BATCH,
     EXTRACT_WORKERS,
     EXTRACT_INPUT_SIZE,

@@ -6,6 +6,7 @@ use spatia::contracts::extract::{read_features, Bag, BagMeta, ExtractSummary, Pr
 use spatia::contracts::ingest::{CohortCsv, CohortSummary, SlideRecord, SlidesJson};
 use spatia::contracts::stain::{StainCsv, StainSummary};
 use spatia::contracts::tiles::{read_qc, read_tiling, write_tiling, Tile, Tiling};
+use spatia::slide::nuclei::TileNuclei;
 use spatia::slide::{LevelInfo, MppSource, Stain};
 use std::path::{Path, PathBuf};
 
@@ -233,19 +234,28 @@ fn stain_json_and_csv() {
         tissue_pixels: 4,
         positive_pixels: 2,
     }];
+    let nuclei = vec![TileNuclei { col: 1, row: 0, nuclei: 10, positive_nuclei: 4, weak: 1, moderate: 2, strong: 1 }];
     let csv = d.path().join("stain.csv");
-    StainCsv { tiles: tiles.clone() }.write(&csv).unwrap();
-    assert_eq!(
-        read(&csv),
-        "col,row,mean_hematoxylin,mean_dab,dab_positive_fraction,tissue_pixels,positive_pixels\n\
-         1,0,0.25,0.125,0.5,4,2\n"
-    );
-    assert_eq!(StainCsv::read(&csv).unwrap().tiles, tiles);
-    let h = "col,row,mean_hematoxylin,mean_dab,dab_positive_fraction,tissue_pixels,positive_pixels\n";
-    let p = write(d.path(), "bad.csv", &format!("{h}1,0,0.25,0.125,1.5,4,2\n"));
+    let c = StainCsv { tiles: tiles.clone(), nuclei: nuclei.clone() };
+    c.write(&csv).unwrap();
+    let h = "col,row,mean_hematoxylin,mean_dab,dab_positive_fraction,tissue_pixels,positive_pixels,\
+             nuclei,positive_nuclei,weak,moderate,strong\n";
+    assert_eq!(read(&csv), format!("{h}1,0,0.25,0.125,0.5,4,2,10,4,1,2,1\n"));
+    assert_eq!(StainCsv::read(&csv).unwrap(), c);
+    let p = write(d.path(), "bad.csv", &format!("{h}1,0,0.25,0.125,1.5,4,2,10,4,1,2,1\n"));
     names(StainCsv::read(&p).unwrap_err(), &p, &["data row 1, column 'dab_positive_fraction'"]);
-    let p = write(d.path(), "bad.csv", &format!("{h}1,0,0.25,0.125,0.5,4,2\n1.5,0,0.25,0.125,0.5,4,2\n"));
+    let p = write(
+        d.path(),
+        "bad.csv",
+        &format!("{h}1,0,0.25,0.125,0.5,4,2,10,4,1,2,1\n1.5,0,0.25,0.125,0.5,4,2,0,0,0,0,0\n"),
+    );
     names(StainCsv::read(&p).unwrap_err(), &p, &["data row 2, column 'col'"]);
+    let p = write(d.path(), "bad.csv", &format!("{h}1,0,0.25,0.125,0.5,4,2,3,4,1,2,1\n"));
+    names(StainCsv::read(&p).unwrap_err(), &p, &["data row 1, column 'positive_nuclei'"]);
+    let p = write(d.path(), "bad.csv", &format!("{h}1,0,0.25,0.125,0.5,4,2,10,4,1,2,2\n"));
+    names(StainCsv::read(&p).unwrap_err(), &p, &["data row 1, column 'strong'"]);
+    let p = write(d.path(), "bad.csv", &format!("{h}1,0,0.25,0.125,0.5,4,2,10,4,1,2,-1\n"));
+    names(StainCsv::read(&p).unwrap_err(), &p, &["data row 1, column 'strong'"]);
 
     let s = StainSummary {
         slide: "p1_KI67".into(),
@@ -259,17 +269,56 @@ fn stain_json_and_csv() {
         rows: 1,
         positivity: vec![None, Some(0.5)],
         params: Default::default(),
+        nuclei: 10,
+        positive_nuclei: 4,
+        labelling_index: Some(0.4),
+        hotspot_index: None,
+        hotspot_windows: 0,
+        h_score: None,
+        labelling_grid: vec![None, Some(0.4)],
+        nuclei_grid: vec![None, Some(10)],
+        nuclei_params: Default::default(),
     };
     let json = d.path().join("stain.json");
     s.write(&json).unwrap();
     let golden = r#"{
   "cols": 2,
+  "h_score": null,
+  "hotspot_index": null,
+  "hotspot_windows": 0,
   "index": 0.5,
+  "labelling_grid": [
+    null,
+    0.4
+  ],
+  "labelling_index": 0.4,
+  "nuclei": 10,
+  "nuclei_grid": [
+    null,
+    10
+  ],
+  "nuclei_params": {
+    "dab_moderate": 0.4,
+    "dab_strong": 0.6,
+    "dab_threshold": 0.2,
+    "hotspot_area_mm2": 0.2,
+    "hotspot_min_nuclei": 500,
+    "log_mask": true,
+    "margin_um": 24.0,
+    "max_area_um2": 400.0,
+    "min_area_um2": 10.0,
+    "min_prominence": 0.05,
+    "od_threshold": 0.15,
+    "pixel_size_um": 0.5,
+    "sigma_um": 1.5,
+    "tile_um": 256.0
+  },
   "params": {
     "dab_threshold": 0.05,
     "tissue_od": 0.02
   },
   "patient_id": "p1",
+  "positive_nuclei": 4,
   "positive_pixels": 2,
   "positivity": [
     null,
@@ -290,6 +339,16 @@ fn stain_json_and_csv() {
     names(StainSummary::read(&p).unwrap_err(), &p, &["at `positivity`", "expected 4 cells"]);
     let p = write(d.path(), "bad.json", &golden.replace("\"tissue_od\": 0.02", "\"tissue_od\": 0.02, \"x\": 1"));
     names(StainSummary::read(&p).unwrap_err(), &p, &["params", "unknown field `x`"]);
+    let p = write(d.path(), "bad.json", &golden.replace("\"positive_nuclei\": 4", "\"positive_nuclei\": 11"));
+    names(StainSummary::read(&p).unwrap_err(), &p, &["at `positive_nuclei`"]);
+    let p = write(d.path(), "bad.json", &golden.replace("\"labelling_index\": 0.4", "\"labelling_index\": null"));
+    names(StainSummary::read(&p).unwrap_err(), &p, &["at `labelling_index`"]);
+    let p = write(d.path(), "bad.json", &golden.replace("\"h_score\": null", "\"h_score\": 301"));
+    names(StainSummary::read(&p).unwrap_err(), &p, &["at `h_score`", "[0, 300]"]);
+    let p = write(d.path(), "bad.json", &golden.replace("\"hotspot_index\": null", "\"hotspot_index\": 1.5"));
+    names(StainSummary::read(&p).unwrap_err(), &p, &["at `hotspot_index`"]);
+    let p = write(d.path(), "bad.json", &golden.replacen("    10\n  ]", "    10,\n    3\n  ]", 1));
+    names(StainSummary::read(&p).unwrap_err(), &p, &["at `nuclei_grid`", "expected 2 cells"]);
 }
 
 #[test]

@@ -182,6 +182,17 @@ fn tables_are_consistent() {
         serde_json::from_slice(&std::fs::read(dir.path().join("cohort.json")).unwrap()).unwrap();
     assert_eq!(cohort["seed"], 11);
     assert_eq!(cohort["ground_truth"].as_array().unwrap().len(), 5);
+    // the painted Ki-67 nuclei: counted, positive ones diluted by the (negative) stromal ones
+    let painted: Vec<&serde_json::Value> =
+        cohort["ground_truth"].as_array().unwrap().iter().filter_map(|g| g.get("ki67_painted")).collect();
+    assert_eq!(painted.len(), 5, "every patient has a Ki-67 slide");
+    for k in painted {
+        let n = |f: &str| k[f].as_u64().unwrap();
+        assert!(n("tumour_positive") + n("tumour_negative") > 20 && n("other_negative") > 0, "{k}");
+        assert_eq!(n("other_positive"), 0);
+        let (all, tum) = (k["all_fraction"].as_f64().unwrap(), k["tumour_fraction"].as_f64().unwrap());
+        assert!(all > 0.0 && all < tum && tum < 1.0, "{k}");
+    }
     let files = cohort["files"].as_object().unwrap();
     assert_eq!(files.len(), 17);
     let d = blake3::hash(&std::fs::read(dir.path().join("clinical.csv")).unwrap());
@@ -237,7 +248,7 @@ fn default_cohort_is_pinned() {
     let want = [
         ("slides.csv", "91eda67c13ec0f3ba89a0206f2dd0f9fafae07827e3f475dbc061e02477ed29d"),
         ("clinical.csv", "b8222be4b3f66bbd4c3a7006af14fa040e3b6a856e19af1a285acd454aa26ac9"),
-        ("cohort.json", "b17d9ac983616ef89533ee8b2bd4de26e24f9728ae9c1fdbcf0018fc36e23cca"),
+        ("cohort.json", "3399db3da901ba4a6a005818734c57ff44ebb7ef7519bdee95cdcbdba4a487a2"),
     ];
     for ((f, g), (_, w)) in got.iter().zip(want) {
         assert_eq!(g, w, "{f} changed: {got:?}");
@@ -284,8 +295,23 @@ fn missing_ihc_leaves_out_ihc_slides_only() {
     let read = |d: &Path| -> serde_json::Value {
         serde_json::from_slice(&std::fs::read(d.join("cohort.json")).unwrap()).unwrap()
     };
-    let (cfull, cpart) = (read(full.path()), read(part.path()));
+    let (mut cfull, mut cpart) = (read(full.path()), read(part.path()));
+    // the latent truth is the same; the painted Ki-67 counts exist only for written slides
+    let take = |c: &mut serde_json::Value| -> Vec<Option<serde_json::Value>> {
+        c["ground_truth"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .map(|g| g.as_object_mut().unwrap().remove("ki67_painted"))
+            .collect()
+    };
+    let (pfull, ppart) = (take(&mut cfull), take(&mut cpart));
     assert_eq!(cfull["ground_truth"], cpart["ground_truth"]);
+    assert!(pfull.iter().all(Option::is_some));
+    for (i, (f, p)) in pfull.iter().zip(&ppart).enumerate() {
+        assert!(p.is_none() || p == f, "patient {i}");
+        assert_eq!(p.is_some(), ki.contains(&format!("P{:03}", i + 1).as_str()), "patient {i}");
+    }
     assert!(cfull.get("left_out").is_none() && cfull["params"].get("missing_ihc").is_none());
     assert_eq!(cpart["params"]["missing_ihc"], 0.5);
     assert_eq!(cpart["summary"]["slides_left_out"], 3);

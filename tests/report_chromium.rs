@@ -261,6 +261,8 @@ fn qc_page_from_the_binary_is_self_contained_pseudonymised_and_loads_cleanly() {
         assert!(!html.contains(id.as_str()), "patient id {id} leaked into the page");
     }
     assert!(html.contains("P-001") && html.contains("P-012"));
+    // slide QC counts and the nuclear labelling index in the QC section
+    assert!(html.contains("tissue tile(s) excluded by slide QC") && html.contains("Labelling index"));
     // images embedded: 3 QC cards × 3 images + 3 IHC maps
     // (escaped like every string: `/` is `&#x2f;` in the source, the browser decodes it)
     assert_eq!(html.matches("src=\"data:image&#x2f;png;base64,").count(), 12, "embedded PNGs");

@@ -64,6 +64,10 @@ fn real_slides_are_ingested_tiled_and_measured() {
     .unwrap();
     assert_eq!(qc["slide"], "A_HE", "outputs name slides by id, not by path");
     assert!(qc["tiles"].as_u64().unwrap() > 10, "{qc}");
+    // slide QC keeps every tissue tile of the real H&E slide at the defaults
+    for k in ["blur", "pen", "fold", "bubble"] {
+        assert_eq!(qc["qc_excluded"][k], 0, "{qc}");
+    }
     let tdir = out_of(d.path(), "tiles", Some("A_HE"));
     for f in ["mask.png", "thumbnail.png", "overlay.png", "tiles.csv", "tiling.json"] {
         assert!(tdir.join(f).exists(), "missing {f}");
@@ -74,6 +78,21 @@ fn real_slides_are_ingested_tiled_and_measured() {
     .unwrap();
     let idx = st["index"].as_f64().unwrap();
     assert!(idx > 0.02 && idx < 0.5, "Ki-67 index {idx}");
+    // nuclear scores on the tiling: the kept tiles cover part of the crop (661 of the whole
+    // crop's ~1,200 nuclei), the labelling index within QuPath's 11.9–20.5 % for the crop
+    let (n, pos) = (st["nuclei"].as_u64().unwrap(), st["positive_nuclei"].as_u64().unwrap());
+    let li = st["labelling_index"].as_f64().unwrap();
+    assert!((400..=1323).contains(&n) && pos < n, "{n} nuclei, {pos} positive");
+    assert!((0.119..=0.205).contains(&li), "labelling index {li}");
+    assert!(st["h_score"].is_null(), "H-score only for ER and PR");
+    let grid = st["nuclei_grid"].as_array().unwrap();
+    assert_eq!(grid.len() as u64, st["rows"].as_u64().unwrap() * st["cols"].as_u64().unwrap());
+    assert_eq!(grid.iter().filter_map(|v| v.as_u64()).sum::<u64>(), n);
+    let csv = std::fs::read_to_string(out_of(d.path(), "ihc", Some("B_KI67")).join("stain.csv")).unwrap();
+    assert!(
+        csv.starts_with("col,row,")
+            && csv.lines().next().unwrap().ends_with(",nuclei,positive_nuclei,weak,moderate,strong")
+    );
     assert!(out_of(d.path(), "ihc", Some("B_KI67")).join("positivity.png").exists());
     assert!(last_run(d.path())["arms"]["main"]["ihc"].get("A_HE").is_none(), "H&E slides get no stain shard");
 }

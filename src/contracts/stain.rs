@@ -1,21 +1,33 @@
-//! The outputs of `stain` that others read: `stain.json` (the slide's DAB-positive index, read
-//! by `train`'s `stain` modality and by the report) and `stain.csv` (per-tile measures).
-//! The measures themselves are [`crate::slide::stain_map`]'s ([`SlideStain`], [`TileStain`]).
+//! The outputs of `stain` that others read: `stain.json` (the slide's DAB-positive pixel index
+//! and nuclear scores, read by `train`'s `stain` modality and by the report) and `stain.csv`
+//! (per-tile measures). The measures themselves are [`crate::slide::stain_map`]'s
+//! ([`SlideStain`], [`TileStain`]) and [`crate::slide::nuclei`]'s ([`SlideNuclei`],
+//! [`TileNuclei`]).
 //!
 //! # Format
 //! - `stain.json` ([`StainSummary`]): pretty JSON, keys sorted, no final newline: `slide,
 //!   stain, patient_id, index, tissue_pixels, positive_pixels, tiles, cols, rows, positivity`
 //!   (row-major `rows × cols`, `null` where no tile was kept) and `params` (`dab_threshold`,
-//!   `tissue_od`). An index that does not exist (no tissue pixel) is `null`.
+//!   `tissue_od`). An index that does not exist (no tissue pixel) is `null`. Nuclear scores:
+//!   `nuclei`, `positive_nuclei`, `labelling_index` (positive / all, `null` without nuclei),
+//!   `hotspot_index` (the highest labelling index over windows of `hotspot_area_mm2` holding at
+//!   least `hotspot_min_nuclei` nuclei, `null` when no window does), `hotspot_windows`,
+//!   `h_score` (0–300, ER and PR only, else `null`), the grids `labelling_grid` (per tile
+//!   positive / all nuclei, `null` where no tile or no nucleus) and `nuclei_grid` (per tile
+//!   nuclei, `null` where no tile), and `nuclei_params` ([`NucleiParams`]).
 //! - `stain.csv` ([`StainCsv`]): `col,row,mean_hematoxylin,mean_dab,dab_positive_fraction,
-//!   tissue_pixels,positive_pixels`, one row per kept tile in the tiling's order.
+//!   tissue_pixels,positive_pixels,nuclei,positive_nuclei,weak,moderate,strong`, one row per
+//!   kept tile in the tiling's order (the last three: positive nuclei per H-score bin).
 //!
 //! # Validation
-//! `stain.json`: `positivity` has `rows × cols` cells; positive pixels ≤ tissue pixels; the
-//! index (when present) in [0, 1]. `stain.csv`: grid positions are integers, fractions in
-//! [0, 1], positive pixels ≤ tissue pixels. Errors name the file and the key, or the data row
-//! and column.
+//! `stain.json`: `positivity`, `labelling_grid` and `nuclei_grid` have `rows × cols` cells;
+//! positive pixels ≤ tissue pixels, positive nuclei ≤ nuclei; the indices (when present) in
+//! [0, 1], `labelling_index` present exactly when there are nuclei; `h_score` in [0, 300].
+//! `stain.csv`: grid positions are integers, fractions in [0, 1], positive pixels ≤ tissue
+//! pixels, weak + moderate + strong = positive nuclei ≤ nuclei. Errors name the file and the
+//! key, or the data row and column.
 use super::error::{indices, read_json, shown, write_csv, write_json, ContractError, Result};
+use crate::slide::nuclei::{NucleiParams, SlideNuclei, TileNuclei};
 use crate::slide::stain_map::{SlideStain, StainParams, TileStain};
 use crate::slide::Stain;
 use crate::survival::CsvTable;
@@ -41,15 +53,51 @@ pub struct StainSummary {
     /// Row-major `rows × cols` DAB-positive fraction; `None` where no tile was kept.
     pub positivity: Vec<Option<f64>>,
     pub params: StainParams,
+    /// Nuclei detected in the kept tiles.
+    pub nuclei: u64,
+    /// DAB-positive ones.
+    pub positive_nuclei: u64,
+    /// positive / all nuclei; `None` without nuclei.
+    pub labelling_index: Option<f64>,
+    /// Highest labelling index over qualifying hotspot windows; `None` when none qualifies.
+    pub hotspot_index: Option<f64>,
+    /// Windows that qualified for the hotspot.
+    pub hotspot_windows: u64,
+    /// H-score, 0–300 (ER and PR; `None` for other stains or without nuclei).
+    pub h_score: Option<f64>,
+    /// Row-major `rows × cols` positive / all nuclei; `None` where no tile or no nucleus.
+    pub labelling_grid: Vec<Option<f64>>,
+    /// Row-major `rows × cols` nuclei per tile; `None` where no tile was kept.
+    pub nuclei_grid: Vec<Option<u64>>,
+    /// The nuclear-scoring parameters used.
+    pub nuclei_params: NucleiParams,
 }
 
 impl StainSummary {
     /// The file's name in a `stain` shard's directory.
     pub const FILE: &'static str = "stain.json";
 
-    /// The summary of a slide's stain measures.
-    pub fn new(slide: &str, stain: Stain, patient_id: &str, s: &SlideStain) -> StainSummary {
+    /// The summary of a slide's stain measures and nuclear scores (on the same tile grid).
+    pub fn new(slide: &str, stain: Stain, patient_id: &str, s: &SlideStain, n: &SlideNuclei) -> StainSummary {
+        let cells = s.cols as usize * s.rows as usize;
+        let (mut labelling_grid, mut nuclei_grid) = (vec![None; cells], vec![None; cells]);
+        for t in &n.tiles {
+            let k = t.row as usize * s.cols as usize + t.col as usize;
+            if k < cells {
+                nuclei_grid[k] = Some(u64::from(t.nuclei));
+                labelling_grid[k] = (t.nuclei > 0).then(|| f64::from(t.positive_nuclei) / f64::from(t.nuclei));
+            }
+        }
         StainSummary {
+            nuclei: n.score.nuclei,
+            positive_nuclei: n.score.positive_nuclei,
+            labelling_index: n.score.labelling_index,
+            hotspot_index: n.score.hotspot_index,
+            hotspot_windows: n.score.hotspot_windows,
+            h_score: if matches!(stain, Stain::ER | Stain::PR) { n.score.h_score } else { None },
+            labelling_grid,
+            nuclei_grid,
+            nuclei_params: n.params,
             slide: slide.to_string(),
             stain,
             patient_id: patient_id.to_string(),
@@ -97,18 +145,56 @@ impl StainSummary {
         if !(self.index.is_nan() || (0.0..=1.0).contains(&self.index)) {
             return Err(at("index", format!("expected a fraction in [0, 1], found {}", self.index)));
         }
+        for (key, len) in [("labelling_grid", self.labelling_grid.len()), ("nuclei_grid", self.nuclei_grid.len())] {
+            if len != cells {
+                let msg = format!("expected {cells} cells ({} rows × {} columns), found {len}", self.rows, self.cols);
+                return Err(at(key, msg));
+            }
+        }
+        if self.positive_nuclei > self.nuclei {
+            let msg = format!("expected at most the {} nuclei, found {}", self.nuclei, self.positive_nuclei);
+            return Err(at("positive_nuclei", msg));
+        }
+        if self.labelling_index.is_some() != (self.nuclei > 0) {
+            let msg = format!("expected a value exactly when there are nuclei ({})", self.nuclei);
+            return Err(at("labelling_index", msg));
+        }
+        let fractions = [("labelling_index", self.labelling_index), ("hotspot_index", self.hotspot_index)];
+        let grid = self.labelling_grid.iter().map(|v| ("labelling_grid", *v));
+        for (key, v) in fractions.into_iter().chain(grid) {
+            if let Some(v) = v.filter(|v| !(0.0..=1.0).contains(v)) {
+                return Err(at(key, format!("expected a fraction in [0, 1], found {v}")));
+            }
+        }
+        if let Some(h) = self.h_score.filter(|h| !(0.0..=300.0).contains(h)) {
+            return Err(at("h_score", format!("expected an H-score in [0, 300], found {h}")));
+        }
         Ok(())
     }
 }
 
-/// The content of `stain.csv`: one [`TileStain`] per kept tile.
+/// The content of `stain.csv`: one [`TileStain`] and one [`TileNuclei`] per kept tile (the
+/// same tiles in the same order).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StainCsv {
     pub tiles: Vec<TileStain>,
+    pub nuclei: Vec<TileNuclei>,
 }
 
-const STAIN_CSV_HEADER: [&str; 7] =
-    ["col", "row", "mean_hematoxylin", "mean_dab", "dab_positive_fraction", "tissue_pixels", "positive_pixels"];
+const STAIN_CSV_HEADER: [&str; 12] = [
+    "col",
+    "row",
+    "mean_hematoxylin",
+    "mean_dab",
+    "dab_positive_fraction",
+    "tissue_pixels",
+    "positive_pixels",
+    "nuclei",
+    "positive_nuclei",
+    "weak",
+    "moderate",
+    "strong",
+];
 
 impl StainCsv {
     /// The file's name in a `stain` shard's directory.
@@ -117,7 +203,7 @@ impl StainCsv {
     /// Writes the file (checked first).
     pub fn write(&self, path: &Path) -> Result<()> {
         self.validate(&shown(path))?;
-        let rows = self.tiles.iter().map(|t| {
+        let rows = self.tiles.iter().zip(&self.nuclei).map(|(t, n)| {
             vec![
                 t.col.to_string(),
                 t.row.to_string(),
@@ -126,6 +212,11 @@ impl StainCsv {
                 t.dab_positive_fraction.to_string(),
                 t.tissue_pixels.to_string(),
                 t.positive_pixels.to_string(),
+                n.nuclei.to_string(),
+                n.positive_nuclei.to_string(),
+                n.weak.to_string(),
+                n.moderate.to_string(),
+                n.strong.to_string(),
             ]
         });
         write_csv(path, &STAIN_CSV_HEADER, rows)
@@ -152,7 +243,12 @@ impl StainCsv {
         let (col, row) = (indices(&t, "col")?, indices(&t, "row")?);
         let (tissue, positive) = (int("tissue_pixels")?, int("positive_pixels")?);
         let (h, d, f) = (t.numeric("mean_hematoxylin")?, t.numeric("mean_dab")?, t.numeric("dab_positive_fraction")?);
+        let counts = ["nuclei", "positive_nuclei", "weak", "moderate", "strong"]
+            .map(|c| int(c).and_then(|v| check_u32(&file, c, v)));
+        let [nu, pn, wk, md, st] = counts;
+        let (nu, pn, wk, md, st) = (nu?, pn?, wk?, md?, st?);
         let mut tiles = Vec::with_capacity(t.len());
+        let mut nuclei = Vec::with_capacity(t.len());
         for i in 0..t.len() {
             // indices are below 1e9 < 2^32
             let (c, r) = (col[i] as u32, row[i] as u32);
@@ -165,14 +261,28 @@ impl StainCsv {
                 tissue_pixels: tissue[i],
                 positive_pixels: positive[i],
             });
+            nuclei.push(TileNuclei {
+                col: c,
+                row: r,
+                nuclei: nu[i],
+                positive_nuclei: pn[i],
+                weak: wk[i],
+                moderate: md[i],
+                strong: st[i],
+            });
         }
-        let s = StainCsv { tiles };
+        let s = StainCsv { tiles, nuclei };
         s.validate(&file)?;
         Ok(s)
     }
 
     fn validate(&self, file: &str) -> Result<()> {
-        for (i, t) in self.tiles.iter().enumerate() {
+        if self.nuclei.len() != self.tiles.len() {
+            let msg =
+                format!("{} tiles with stain measures but {} with nuclear counts", self.tiles.len(), self.nuclei.len());
+            return Err(ContractError::Invalid { file: file.into(), msg });
+        }
+        for (i, (t, n)) in self.tiles.iter().zip(&self.nuclei).enumerate() {
             let bad = |column: &str, msg: String| ContractError::Row {
                 file: file.into(),
                 row: i + 1,
@@ -192,9 +302,40 @@ impl StainCsv {
                 );
                 return Err(bad("positive_pixels", msg));
             }
+            if (n.col, n.row) != (t.col, t.row) {
+                let msg =
+                    format!("nuclear counts of tile ({}, {}) on the row of tile ({}, {})", n.col, n.row, t.col, t.row);
+                return Err(bad("col", msg));
+            }
+            if n.positive_nuclei > n.nuclei {
+                let msg = format!("expected at most the tile's {} nuclei, found {}", n.nuclei, n.positive_nuclei);
+                return Err(bad("positive_nuclei", msg));
+            }
+            if u64::from(n.weak) + u64::from(n.moderate) + u64::from(n.strong) != u64::from(n.positive_nuclei) {
+                let msg = format!(
+                    "weak {} + moderate {} + strong {} is not the {} positive nuclei",
+                    n.weak, n.moderate, n.strong, n.positive_nuclei
+                );
+                return Err(bad("strong", msg));
+            }
         }
         Ok(())
     }
+}
+
+/// Counts that must fit a `u32` (a tile's nuclei).
+fn check_u32(file: &str, column: &str, v: Vec<u64>) -> Result<Vec<u32>> {
+    v.into_iter()
+        .enumerate()
+        .map(|(r, x)| {
+            u32::try_from(x).map_err(|_| ContractError::Row {
+                file: file.into(),
+                row: r + 1,
+                column: column.into(),
+                msg: format!("expected at most {}, found {x}", u32::MAX),
+            })
+        })
+        .collect()
 }
 
 /// The output directory of a `stain` shard.

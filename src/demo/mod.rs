@@ -13,7 +13,9 @@
 //!   metastasis, a competing event: declare `cohort.causes: {1: metastasis, 2: death}`);
 //! - `cohort.json`: parameters, seed, Spatia version, blake3 digest of every file and the
 //!   per-patient ground truth (latent values, uncensored metastasis, death and censoring
-//!   times; pipelines must not read them).
+//!   times; for a patient with a Ki-67 slide `ki67_painted`: the tumour and other (stromal)
+//!   nuclei painted on it, positive and negative, each counted once, with `tumour_fraction`
+//!   and `all_fraction` = positive / all; pipelines must not read them).
 //!
 //! Every byte is a function of the parameters and the seed: the same inputs give identical
 //! files whatever the number of rayon threads.
@@ -37,7 +39,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use texture::{derive, hash2, Lut, SlidePlan, SplitMix, Stain, TILE};
+use texture::{derive, hash2, Lut, Painted, SlidePlan, SplitMix, Stain, TILE};
 
 /// Schema version of `cohort.json`.
 pub const COHORT_SCHEMA_VERSION: u32 = 1;
@@ -301,7 +303,7 @@ pub fn generate(params: &DemoParams, out: &Path) -> Result<DemoSummary, DemoErro
         }
     }
     let lut = Lut::default();
-    let records: Vec<Result<(SlideRecord, String), DemoError>> = jobs
+    let records: Vec<Result<(SlideRecord, String, Painted), DemoError>> = jobs
         .par_iter()
         .map(|job| {
             let p = &patients[job.patient];
@@ -313,7 +315,7 @@ pub fn generate(params: &DemoParams, out: &Path) -> Result<DemoSummary, DemoErro
             let plan = SlidePlan::new(slide_seed, w, h, job.stain, look);
             let name = format!("{}_{}.tif", p.clinical.patient_id, job.stain.as_str());
             let path = slides_dir.join(&name);
-            let levels = write_slide(&plan, &lut, &path, params)?;
+            let (levels, painted) = write_slide(&plan, &lut, &path, params)?;
             let bytes = std::fs::metadata(&path).map_err(|e| DemoError::io(&path, e))?.len();
             let digest = digest_file(&path)?;
             Ok((
@@ -327,14 +329,20 @@ pub fn generate(params: &DemoParams, out: &Path) -> Result<DemoSummary, DemoErro
                     bytes,
                 },
                 digest,
+                painted,
             ))
         })
         .collect();
     let mut slides = Vec::with_capacity(records.len());
     let mut files: BTreeMap<String, String> = BTreeMap::new();
+    // the nuclei painted on each patient's Ki-67 slide
+    let mut ki67_painted: BTreeMap<String, Painted> = BTreeMap::new();
     for r in records {
-        let (rec, digest) = r?;
+        let (rec, digest, painted) = r?;
         files.insert(rec.path.clone(), digest);
+        if rec.stain == Stain::KI67 {
+            ki67_painted.insert(rec.patient_id.clone(), painted);
+        }
         slides.push(rec);
     }
 
@@ -373,6 +381,19 @@ pub fn generate(params: &DemoParams, out: &Path) -> Result<DemoSummary, DemoErro
                 o.insert("event_time_days".into(), p.event_time_days.into());
                 o.insert("censor_time_days".into(), p.censor_time_days.into());
                 o.insert("death_time_days".into(), p.death_time_days.into());
+                if let Some(k) = ki67_painted.get(&p.clinical.patient_id) {
+                    o.insert(
+                        "ki67_painted".into(),
+                        serde_json::json!({
+                            "tumour_positive": k.tumour_positive,
+                            "tumour_negative": k.tumour_negative,
+                            "other_positive": k.other_positive,
+                            "other_negative": k.other_negative,
+                            "tumour_fraction": k.tumour_fraction(),
+                            "all_fraction": k.all_fraction(),
+                        }),
+                    );
+                }
             }
             v
         })
@@ -456,13 +477,13 @@ pub fn generate(params: &DemoParams, out: &Path) -> Result<DemoSummary, DemoErro
 }
 
 /// Renders and writes one slide (to a temporary name, renamed into place when complete).
-/// Returns the level dimensions.
+/// Returns the level dimensions and the nuclei painted.
 pub fn write_slide(
     plan: &SlidePlan,
     lut: &Lut,
     path: &Path,
     params: &DemoParams,
-) -> Result<Vec<(u32, u32)>, DemoError> {
+) -> Result<(Vec<(u32, u32)>, Painted), DemoError> {
     let (w, h) = (plan.width, plan.height);
     let n = n_levels(w.max(h));
     let name = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
@@ -483,20 +504,22 @@ pub fn write_slide(
             software: format!("spatia {} demo generator", env!("CARGO_PKG_VERSION")),
         },
     )?;
+    let mut painted = Painted::default();
     for ty in 0..writer.tiles_y() {
-        let row: Vec<Vec<u8>> = (0..writer.tiles_x())
+        let row: Vec<(Vec<u8>, Painted)> = (0..writer.tiles_x())
             .into_par_iter()
             .map(|tx| {
                 let mut buf = vec![0u8; (TILE * TILE * 3) as usize];
-                texture::render_tile(plan, lut, tx, ty, &mut buf);
-                buf
+                let (_, p) = texture::render_tile_counted(plan, lut, tx, ty, &mut buf);
+                (buf, p)
             })
             .collect();
-        writer.push_row(row)?;
+        painted = row.iter().fold(painted, |a, (_, p)| a.plus(*p));
+        writer.push_row(row.into_iter().map(|(b, _)| b).collect())?;
     }
     writer.finish()?;
     std::fs::rename(&tmp, path).map_err(|e| DemoError::io(path, e))?;
-    Ok(tiff_writer::level_dims(w, h, n))
+    Ok((tiff_writer::level_dims(w, h, n), painted))
 }
 
 fn digest_file(path: &Path) -> Result<String, DemoError> {

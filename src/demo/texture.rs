@@ -439,17 +439,61 @@ impl Fields {
     }
 }
 
-/// Per-pixel stain amounts of a tile being rendered.
+/// The nuclei a slide (or tile) was painted with, each counted once: in the tile holding its
+/// centre, when that centre lies on the slide. "Other" nuclei are the stromal fibroblasts and
+/// lymphocytes (never DAB-positive).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Painted {
+    /// DAB-positive tumour nuclei.
+    pub tumour_positive: u64,
+    /// DAB-negative tumour nuclei.
+    pub tumour_negative: u64,
+    /// DAB-positive other nuclei (0: the painter stains no stromal nucleus).
+    pub other_positive: u64,
+    /// DAB-negative other nuclei.
+    pub other_negative: u64,
+}
+
+impl Painted {
+    /// The sum of two counts.
+    pub fn plus(self, o: Painted) -> Painted {
+        Painted {
+            tumour_positive: self.tumour_positive + o.tumour_positive,
+            tumour_negative: self.tumour_negative + o.tumour_negative,
+            other_positive: self.other_positive + o.other_positive,
+            other_negative: self.other_negative + o.other_negative,
+        }
+    }
+    /// Positive / all tumour nuclei (`None` without any).
+    pub fn tumour_fraction(&self) -> Option<f64> {
+        let n = self.tumour_positive + self.tumour_negative;
+        (n > 0).then(|| self.tumour_positive as f64 / n as f64)
+    }
+    /// Positive / all nuclei painted (`None` without any).
+    pub fn all_fraction(&self) -> Option<f64> {
+        let n = self.tumour_positive + self.tumour_negative + self.other_positive + self.other_negative;
+        (n > 0).then(|| (self.tumour_positive + self.other_positive) as f64 / n as f64)
+    }
+}
+
+/// Per-pixel stain amounts of a tile being rendered, and the nuclei it owns.
 struct Canvas {
     h: Vec<f32>,
     e: Vec<f32>,
     d: Vec<f32>,
     alpha: Vec<f32>,
+    painted: Painted,
 }
 
 impl Canvas {
     fn new() -> Canvas {
-        Canvas { h: vec![0.0; T * T], e: vec![0.0; T * T], d: vec![0.0; T * T], alpha: vec![0.0; T * T] }
+        Canvas {
+            h: vec![0.0; T * T],
+            e: vec![0.0; T * T],
+            d: vec![0.0; T * T],
+            alpha: vec![0.0; T * T],
+            painted: Painted::default(),
+        }
     }
 
     /// Optical density → RGB through Beer–Lambert (`lut`) against the background colour.
@@ -474,13 +518,18 @@ impl Canvas {
 /// Renders tile (`tx`, `ty`) of level 0 into `out` (256×256×3 RGB, row-major). Pixels
 /// outside the slide are background. Returns whether the tile holds any tissue.
 pub fn render_tile(plan: &SlidePlan, lut: &Lut, tx: u32, ty: u32, out: &mut [u8]) -> bool {
+    render_tile_counted(plan, lut, tx, ty, out).0
+}
+
+/// [`render_tile`], also returning the nuclei whose centre lies in the tile (and on the slide).
+pub fn render_tile_counted(plan: &SlidePlan, lut: &Lut, tx: u32, ty: u32, out: &mut [u8]) -> (bool, Painted) {
     let x0 = tx as i64 * TILE as i64;
     let y0 = ty as i64 * TILE as i64;
     let seeds = plan.seeds();
     let fields = Fields::new(plan, &seeds, x0, y0);
     if fields.tissue.iter().all(|&t| t < -0.02) {
         fill_background(out);
-        return false;
+        return (false, Painted::default());
     }
     let mut cv = Canvas::new();
     let brush = Brush { x0, y0, grain_seed: derive(plan.seed, "grain") };
@@ -488,7 +537,7 @@ pub fn render_tile(plan: &SlidePlan, lut: &Lut, tx: u32, ty: u32, out: &mut [u8]
     paint_nuclei(plan, &fields, &brush, &mut cv);
     cv.to_rgb(lut, out);
     blank_beyond_edge(plan, x0, y0, out);
-    true
+    (true, cv.painted)
 }
 
 /// Where a tile's painting happens: its level-0 origin and the seed of the nuclear grain.
@@ -641,20 +690,32 @@ fn paint_nuclei(plan: &SlidePlan, fields: &Fields, brush: &Brush, cv: &mut Canva
             let hot = Fields::sample(&fields.hot, k, ax, ay);
             let dice = r.unit();
             let site = CellSite { centre: (px as f32 + fx, py as f32 + fy), dice, fat: f, hot };
+            let own = (x0..x0 + TILE as i64).contains(&px)
+                && (y0..y0 + TILE as i64).contains(&py)
+                && px < plan.width as i64
+                && py < plan.height as i64;
             if u > 0.0 {
                 if dice >= plan.look.tumour_occupancy {
                     continue;
                 }
-                tumour_nucleus(plan, &mut r, &site, brush, cv);
-            } else {
-                stromal_nucleus(plan, &mut r, &site, brush, cv);
+                let positive = tumour_nucleus(plan, &mut r, &site, brush, cv);
+                if own {
+                    if positive {
+                        cv.painted.tumour_positive += 1;
+                    } else {
+                        cv.painted.tumour_negative += 1;
+                    }
+                }
+            } else if stromal_nucleus(plan, &mut r, &site, brush, cv) && own {
+                cv.painted.other_negative += 1;
             }
         }
     }
 }
 
-/// A tumour cell's nucleus (and, for HER2, its DAB-stained membrane ring).
-fn tumour_nucleus(plan: &SlidePlan, r: &mut SplitMix, site: &CellSite, brush: &Brush, cv: &mut Canvas) {
+/// A tumour cell's nucleus (and, for HER2, its DAB-stained membrane ring); whether the
+/// nucleus carries DAB.
+fn tumour_nucleus(plan: &SlidePlan, r: &mut SplitMix, site: &CellSite, brush: &Brush, cv: &mut Canvas) -> bool {
     let look = &plan.look;
     let (x0, y0, grain_seed, centre) = (brush.x0, brush.y0, brush.grain_seed, site.centre);
     let radius = (look.nucleus_radius_px * (look.pleomorphism * r.normal()).exp()).clamp(2.5, 16.0);
@@ -668,6 +729,7 @@ fn tumour_nucleus(plan: &SlidePlan, r: &mut SplitMix, site: &CellSite, brush: &B
     }
     let nuc = tumour_stains(plan, r, site.hot, dark, pos_dice);
     paint_ellipse(cv, x0, y0, centre, radius, aspect, angle, &nuc, grain_seed, None);
+    nuc.d > 0.0
 }
 
 /// The stain amounts of a tumour nucleus: H&E, HER2 (hematoxylin only: the DAB is on the
@@ -695,8 +757,8 @@ fn tumour_stains(plan: &SlidePlan, r: &mut SplitMix, hot: f32, dark: f32, pos_di
 }
 
 /// A stromal cell's nucleus, if any: an elongated fibroblast along the fibres or a round
-/// lymphocyte (more of them in hotspots, few in fat).
-fn stromal_nucleus(plan: &SlidePlan, r: &mut SplitMix, site: &CellSite, brush: &Brush, cv: &mut Canvas) {
+/// lymphocyte (more of them in hotspots, few in fat); whether one was painted.
+fn stromal_nucleus(plan: &SlidePlan, r: &mut SplitMix, site: &CellSite, brush: &Brush, cv: &mut Canvas) -> bool {
     let (x0, y0, grain_seed, centre) = (brush.x0, brush.y0, brush.grain_seed, site.centre);
     let (dice, hot) = (site.dice, site.hot);
     let ihc = plan.stain.is_ihc();
@@ -711,7 +773,10 @@ fn stromal_nucleus(plan: &SlidePlan, r: &mut SplitMix, site: &CellSite, brush: &
     } else if dice < p_fib + p_lym {
         let nuc = Nucleus { h: 1.05 * h_scale, e: 0.05, d: 0.0, grain: 0.1 };
         paint_ellipse(cv, x0, y0, centre, 4.0, 1.1, angle, &nuc, grain_seed, None);
+    } else {
+        return false;
     }
+    true
 }
 
 /// Paints the pixels beyond the slide's right and bottom edges as background.

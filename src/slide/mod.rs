@@ -36,6 +36,7 @@ pub mod moran;
 pub mod nuclei;
 mod ometiff;
 mod openslide;
+pub mod qc;
 pub mod stain;
 pub mod stain_map;
 pub mod tiling;

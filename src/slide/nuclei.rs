@@ -54,6 +54,7 @@
 //! errors from [`Slide::read_region`] and [`super::tissue::detect_tissue`].
 use super::error::{Result, SlideError};
 use super::hed::rgb2hed_lut;
+use super::tiling::Tiling;
 use super::tissue::{detect_tissue, TissueParams};
 use super::{Slide, Stain};
 use image::{Rgb, RgbImage};
@@ -81,8 +82,14 @@ pub struct NucleiParams {
     pub min_area_um2: f64,
     /// Largest nucleus, µm² (default 400).
     pub max_area_um2: f64,
-    /// A nucleus is positive when its mean DAB OD exceeds this (default 0.2).
+    /// A nucleus is positive when its mean DAB OD exceeds this (default 0.2); positive nuclei
+    /// up to `dab_moderate` are weak (1+) for the H-score (none when this is above
+    /// `dab_moderate`).
     pub dab_threshold: f64,
+    /// Positive nuclei above this mean DAB OD are moderate (2+) (default 0.4).
+    pub dab_moderate: f64,
+    /// Positive nuclei above this mean DAB OD are strong (3+) (default 0.6).
+    pub dab_strong: f64,
     /// Hotspot window area, mm² (default 0.2).
     pub hotspot_area_mm2: f64,
     /// Fewest nuclei in a hotspot window (default 500).
@@ -104,6 +111,8 @@ impl Default for NucleiParams {
             min_area_um2: 10.0,
             max_area_um2: 400.0,
             dab_threshold: 0.2,
+            dab_moderate: 0.4,
+            dab_strong: 0.6,
             hotspot_area_mm2: 0.2,
             hotspot_min_nuclei: 500,
             tile_um: 256.0,
@@ -132,6 +141,8 @@ impl NucleiParams {
         pos("min_area_um2", self.min_area_um2, 0.0, 1e5)?;
         pos("max_area_um2", self.max_area_um2, self.min_area_um2, 1e5)?;
         pos("dab_threshold", self.dab_threshold, 0.0, 10.0)?;
+        pos("dab_moderate", self.dab_moderate, 0.0, 10.0)?;
+        pos("dab_strong", self.dab_strong, self.dab_moderate, 10.0)?;
         pos("hotspot_area_mm2", self.hotspot_area_mm2, 1e-4, 100.0)?;
         pos("tile_um", self.tile_um, 16.0 * self.pixel_size_um, 4096.0 * self.pixel_size_um)?;
         pos("margin_um", self.margin_um, 0.0, self.tile_um)?;
@@ -156,6 +167,37 @@ pub struct Nucleus {
     pub positive: bool,
 }
 
+impl Nucleus {
+    /// The H-score intensity bin: 0 negative, 1 weak, 2 moderate, 3 strong.
+    pub fn intensity(&self, p: &NucleiParams) -> u8 {
+        if !self.positive {
+            0
+        } else if self.mean_dab > p.dab_strong {
+            3
+        } else if self.mean_dab > p.dab_moderate {
+            2
+        } else {
+            1
+        }
+    }
+}
+
+/// Nuclei per H-score bin: `[negative, weak, moderate, strong]`.
+pub fn intensity_counts(nuclei: &[Nucleus], p: &NucleiParams) -> [u64; 4] {
+    let mut c = [0u64; 4];
+    for n in nuclei {
+        c[n.intensity(p) as usize] += 1;
+    }
+    c
+}
+
+/// The H-score (0–300) of `[negative, weak, moderate, strong]` counts: 1 × % weak + 2 × %
+/// moderate + 3 × % strong of all nuclei; `None` without nuclei.
+pub fn h_score(bins: [u64; 4]) -> Option<f64> {
+    let n: u64 = bins.iter().sum();
+    (n > 0).then(|| 100.0 * (bins[1] + 2 * bins[2] + 3 * bins[3]) as f64 / n as f64)
+}
+
 /// Counts and indices of an image or slide.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NucleiScore {
@@ -169,6 +211,12 @@ pub struct NucleiScore {
     pub hotspot_index: Option<f64>,
     /// Windows that qualified for the hotspot.
     pub hotspot_windows: u64,
+    /// Weak (1+), moderate (2+) and strong (3+) positive nuclei.
+    pub weak: u64,
+    pub moderate: u64,
+    pub strong: u64,
+    /// H-score, 0–300 ([`h_score`]); `None` without nuclei.
+    pub h_score: Option<f64>,
 }
 
 /// Per-core counts of a slide (the map of a later stage).
@@ -182,6 +230,10 @@ pub struct TileNuclei {
     pub nuclei: u32,
     /// Positive ones.
     pub positive_nuclei: u32,
+    /// Weak (1+), moderate (2+) and strong (3+) positive ones.
+    pub weak: u32,
+    pub moderate: u32,
+    pub strong: u32,
 }
 
 /// Nuclear scoring of a whole slide.
@@ -440,12 +492,17 @@ pub fn score(nuclei: &[Nucleus], width_um: f64, height_um: f64, params: &NucleiP
             }
         }
     }
+    let bins = intensity_counts(nuclei, params);
     NucleiScore {
         nuclei: n,
         positive_nuclei: pos,
         labelling_index: (n > 0).then(|| pos as f64 / n as f64),
         hotspot_index: best,
         hotspot_windows: windows,
+        weak: bins[1],
+        moderate: bins[2],
+        strong: bins[3],
+        h_score: h_score(bins),
     }
 }
 
@@ -461,7 +518,6 @@ pub fn score_slide(slide: &Slide, params: &NucleiParams, batch: usize) -> Result
     let meta = slide.meta();
     let mask = detect_tissue(slide, &TissueParams::for_stain(Stain::KI67))?;
     let core0 = (params.tile_um / mpp0).round().max(1.0) as u64;
-    let margin0 = (params.margin_um / mpp0).round() as u64;
     let (cols, rows) = (meta.width.div_ceil(core0), meta.height.div_ceil(core0));
     if cols.saturating_mul(rows) > crate::bounds::TILES_PER_SLIDE.hi as u64 {
         return Err(SlideError::param(
@@ -479,8 +535,51 @@ pub fn score_slide(slide: &Slide, params: &NucleiParams, batch: usize) -> Result
         let (xb, yb) = ((x1.ceil() as u32).min(mw), (y1.ceil() as u32).min(mh));
         (ya..yb).any(|y| (xa..xb).any(|x| mask.mask.get_pixel(x, y).0[0] > 0))
     };
-    let cores: Vec<(u64, u64)> =
-        (0..rows).flat_map(|r| (0..cols).map(move |c| (c, r))).filter(|&(c, r)| has_tissue(c, r)).collect();
+    let cores: Vec<Core> = (0..rows)
+        .flat_map(|r| (0..cols).map(move |c| (c, r)))
+        .filter(|&(c, r)| has_tissue(c, r))
+        .map(|(c, r)| Core { col: c as u32, row: r as u32, x: c * core0, y: r * core0 })
+        .collect();
+    score_cores(slide, mpp0, &cores, core0, (cols as u32, rows as u32), params, batch)
+}
+
+/// Detects and scores the nuclei of the kept tiles of a slide's tiling (the `stain` stage's
+/// grid): each tile is a core, read with the margin at about `params.pixel_size_um`;
+/// `params.tile_um` is not used.
+///
+/// # Errors
+/// [`SlideError::BadParam`]; read errors.
+pub fn score_tiling(slide: &Slide, tiling: &Tiling, params: &NucleiParams, batch: usize) -> Result<SlideNuclei> {
+    params.check()?;
+    let (mx, my) = slide.mpp()?;
+    let mpp0 = (mx + my) / 2.0;
+    let cores: Vec<Core> = tiling.tiles.iter().map(|t| Core { col: t.col, row: t.row, x: t.x, y: t.y }).collect();
+    let core0 = u64::from(tiling.tile_size_level0.max(1));
+    score_cores(slide, mpp0, &cores, core0, (tiling.cols, tiling.rows), params, batch)
+}
+
+/// A square of the slide measured on its own: grid position and level-0 top-left corner.
+#[derive(Debug, Clone, Copy)]
+struct Core {
+    col: u32,
+    row: u32,
+    x: u64,
+    y: u64,
+}
+
+/// Detects the nuclei of `cores` (side `core0` level-0 px, read with `params.margin_um` around
+/// them), a nucleus belonging to the core holding its centroid, and scores the slide.
+fn score_cores(
+    slide: &Slide,
+    mpp0: f64,
+    cores: &[Core],
+    core0: u64,
+    (cols, rows): (u32, u32),
+    params: &NucleiParams,
+    batch: usize,
+) -> Result<SlideNuclei> {
+    let meta = slide.meta();
+    let margin0 = (params.margin_um / mpp0).round() as u64;
     let level = slide.best_level_for_downsample(params.pixel_size_um / mpp0);
     let ds = meta.levels[level].downsample;
     let read = (((core0 + 2 * margin0) as f64) / ds).round().max(1.0) as u32;
@@ -492,29 +591,33 @@ pub fn score_slide(slide: &Slide, params: &NucleiParams, batch: usize) -> Result
     for chunk in cores.chunks(batch.max(1)) {
         let found = chunk
             .par_iter()
-            .map(|&(c, r)| {
-                let (x0, y0) = ((c * core0) as i64 - margin0 as i64, (r * core0) as i64 - margin0 as i64);
+            .map(|k| {
+                let (x0, y0) = (k.x as i64 - margin0 as i64, k.y as i64 - margin0 as i64);
                 let img = slide.read_region(level, x0, y0, read, read)?;
                 let v: Vec<Nucleus> = detect_nuclei(&img, region_mpp, params)?
                     .into_iter()
                     .filter(|n| n.x_um >= lo && n.x_um < hi && n.y_um >= lo && n.y_um < hi)
                     .map(|n| Nucleus { x_um: n.x_um + x0 as f64 * mpp0, y_um: n.y_um + y0 as f64 * mpp0, ..n })
                     .collect();
-                Ok(((c, r), v))
+                Ok((*k, v))
             })
             .collect::<Result<Vec<_>>>()?;
-        for ((c, r), v) in found {
+        for (k, v) in found {
+            let b = intensity_counts(&v, params);
             tiles.push(TileNuclei {
-                col: c as u32,
-                row: r as u32,
+                col: k.col,
+                row: k.row,
                 nuclei: v.len() as u32,
-                positive_nuclei: v.iter().filter(|n| n.positive).count() as u32,
+                positive_nuclei: (b[1] + b[2] + b[3]) as u32,
+                weak: b[1] as u32,
+                moderate: b[2] as u32,
+                strong: b[3] as u32,
             });
             nuclei.extend(v);
         }
     }
     let score = score(&nuclei, meta.width as f64 * mpp0, meta.height as f64 * mpp0, params);
-    Ok(SlideNuclei { score, nuclei, tiles, cols: cols as u32, rows: rows as u32, mpp: mpp0, params: *params })
+    Ok(SlideNuclei { score, nuclei, tiles, cols, rows, mpp: mpp0, params: *params })
 }
 
 /// Draws each nucleus as a circle of its area's radius on `img` (pixels `mpp` µm wide):

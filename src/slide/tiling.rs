@@ -1,5 +1,7 @@
 //! Tiling at a physical resolution ([`tile_slide`] → [`Tiling`]), streaming of tile pixels
-//! ([`for_each_tile_batch`]) and the QC images of a tiled slide ([`write_qc`]).
+//! ([`for_each_tile_batch`]), slide QC removing blurred, pen-marked, folded or bubbled tiles
+//! ([`exclude_tiles`], measures in [`super::qc`]) and the QC images of a tiled slide
+//! ([`write_qc`], [`write_qc_with_excluded`]).
 //!
 //! # Formula
 //! - Tile side in level-0 px: `t0 = round(size · mpp / mpp0)` (`mpp0` the mean of the slide's
@@ -124,6 +126,9 @@ pub struct QcSummary {
     pub mask_mpp: f64,
     /// Tissue-detection method and thresholds.
     pub mask_method: String,
+    /// Tissue tiles excluded by slide QC, per reason ([`super::qc`]; all 0 when QC did not run).
+    #[serde(default)]
+    pub qc_excluded: super::qc::QcCounts,
 }
 
 /// The number of grid cells (tiles before the tissue filter) of a `width` × `height` slide at
@@ -266,6 +271,35 @@ where
     Ok(())
 }
 
+/// Slide QC: measures every kept tile of `tiling` ([`super::qc`]) (batches of `batch`, decoded in parallel) and removes
+/// the flagged ones from it; returns them with their flag, in the tiling's order.
+///
+/// # Errors
+/// [`SlideError::BadParam`] for bad parameters; tile read errors.
+pub fn exclude_tiles(
+    slide: &Slide,
+    tiling: &mut Tiling,
+    p: &super::qc::QcParams,
+    batch: usize,
+) -> Result<Vec<(Tile, super::qc::QcFlag)>> {
+    p.check()?;
+    let mut flags = Vec::with_capacity(tiling.tiles.len());
+    for_each_tile_batch(slide, tiling, batch, |_, imgs| {
+        flags.extend(imgs.par_iter().map(|img| super::qc::flag(&super::qc::measure_tile(img), p)).collect::<Vec<_>>());
+        Ok(())
+    })?;
+    let mut excluded = Vec::new();
+    let mut kept = Vec::with_capacity(tiling.tiles.len());
+    for (t, f) in tiling.tiles.iter().zip(flags) {
+        match f {
+            Some(f) => excluded.push((*t, f)),
+            None => kept.push(*t),
+        }
+    }
+    tiling.tiles = kept;
+    Ok(excluded)
+}
+
 /// Writes an image as PNG (fast compression).
 pub fn save_png<I>(img: &I, path: &Path) -> Result<()>
 where
@@ -289,6 +323,30 @@ where
 
 /// The QC overlay: the thumbnail, kept tiles tinted blue, the tissue boundary in green.
 pub fn overlay(mask: &TissueMask, tiling: &Tiling) -> RgbImage {
+    overlay_with_excluded(mask, tiling, &[])
+}
+
+/// [`overlay`] with the tiles slide QC excluded outlined in their flag's colour
+/// ([`super::qc::QcFlag::colour`]: blur orange, pen magenta, fold red, bubble cyan).
+pub fn overlay_with_excluded(mask: &TissueMask, tiling: &Tiling, excluded: &[(Tile, super::qc::QcFlag)]) -> RgbImage {
+    let mut out = overlay_kept(mask, tiling);
+    let (w, h) = out.dimensions();
+    let ds = mask.downsample;
+    let s = tiling.tile_size_level0 as f64;
+    for (t, f) in excluded {
+        let (x0, y0) = ((t.x as f64 / ds) as i32, (t.y as f64 / ds) as i32);
+        let side = ((s / ds).round() as u32).max(1);
+        let rect = imageproc::rect::Rect::at(x0, y0).of_size(side.min(w), side.min(h));
+        imageproc::drawing::draw_hollow_rect_mut(&mut out, rect, image::Rgb(f.colour()));
+        if side > 4 {
+            let inner = imageproc::rect::Rect::at(x0 + 1, y0 + 1).of_size(side - 2, side - 2);
+            imageproc::drawing::draw_hollow_rect_mut(&mut out, inner, image::Rgb(f.colour()));
+        }
+    }
+    out
+}
+
+fn overlay_kept(mask: &TissueMask, tiling: &Tiling) -> RgbImage {
     let mut out = mask.thumbnail.clone();
     let (w, h) = out.dimensions();
     let ds = mask.downsample;
@@ -342,6 +400,17 @@ pub struct QcFiles {
 /// Writes `mask.png`, `thumbnail.png`, `overlay.png`, `tiles.csv` and `qc.json` (the
 /// [`QcSummary`]) into `dir` (created if needed).
 pub fn write_qc(dir: &Path, mask: &TissueMask, tiling: &Tiling) -> Result<QcFiles> {
+    write_qc_with_excluded(dir, mask, tiling, &[])
+}
+
+/// [`write_qc`] for a tiling from which slide QC removed `excluded` tiles: drawn on the
+/// overlay and counted in `qc.json`.
+pub fn write_qc_with_excluded(
+    dir: &Path,
+    mask: &TissueMask,
+    tiling: &Tiling,
+    excluded: &[(Tile, super::qc::QcFlag)],
+) -> Result<QcFiles> {
     std::fs::create_dir_all(dir).map_err(|e| SlideError::Image {
         path: dir.to_path_buf(),
         detail: format!("cannot create the directory: {e}"),
@@ -353,7 +422,7 @@ pub fn write_qc(dir: &Path, mask: &TissueMask, tiling: &Tiling) -> Result<QcFile
         tiles_csv: dir.join("tiles.csv"),
         qc_json: dir.join("qc.json"),
     };
-    let ov = overlay(mask, tiling);
+    let ov = overlay_with_excluded(mask, tiling, excluded);
     let (a, b) = rayon::join(
         || save_png(&mask.mask, &files.mask).and_then(|_| save_png(&mask.thumbnail, &files.thumbnail)),
         || save_png(&ov, &files.overlay),
@@ -361,7 +430,11 @@ pub fn write_qc(dir: &Path, mask: &TissueMask, tiling: &Tiling) -> Result<QcFile
     a?;
     b?;
     tiling.write_csv(&files.tiles_csv)?;
-    let json = serde_json::to_string_pretty(&tiling.summary(mask))
+    let mut summary = tiling.summary(mask);
+    for (_, f) in excluded {
+        summary.qc_excluded.add(*f);
+    }
+    let json = serde_json::to_string_pretty(&summary)
         .map_err(|e| SlideError::Image { path: files.qc_json.clone(), detail: format!("cannot encode: {e}") })?;
     std::fs::write(&files.qc_json, json + "\n")
         .map_err(|e| SlideError::Image { path: files.qc_json.clone(), detail: format!("cannot write: {e}") })?;
@@ -393,6 +466,7 @@ impl Tiling {
             tile_size_level0: self.tile_size_level0,
             mask_mpp: mask.mask_mpp(),
             mask_method: mask.method.clone(),
+            qc_excluded: Default::default(),
         }
     }
 }

@@ -3,21 +3,28 @@
 //! **Inputs:** the slide of the shard's item (manifest row), via `needs: [ingest]`.
 //! **Outputs:** `tiling.json` (grid, level read, tile size in level-0 px, kept tiles),
 //! `tiles.csv` (x, y level-0 top-left, col, row, tissue fraction), `qc.json` (tissue area mm²,
-//! tile count, mask method), `mask.png`, `thumbnail.png`, `overlay.png`.
-//! **Key covers:** `mpp`, `size`, `min_tissue`, `stains`, `tissue` overrides, and the slide's
-//! item digest (manifest row + file content).
+//! tile count, mask method, tiles excluded by slide QC per reason), `mask.png`,
+//! `thumbnail.png`, `overlay.png` (kept tiles blue; excluded ones outlined: blur orange, pen
+//! magenta, fold red, bubble cyan).
+//! **Slide QC** ([`crate::slide::qc`]): every tissue tile is measured (variance of the
+//! Laplacian, ink-hue, dark-saturated and empty-bright fractions) and dropped from the tiling
+//! when it fails a `qc:` threshold, so `extract` and `stain` never see it.
+//! **Key covers:** `mpp`, `size`, `min_tissue`, `stains`, `tissue` overrides, `qc`
+//! thresholds, and the slide's item digest (manifest row + file content).
 //! **Reference:** CLAM's `create_patches_fp` (saturation threshold, median blur, closing,
 //! area filters), with areas in mm² rather than level-0 pixels and an optical-density mask for
 //! IHC.
 //!
-//! A slide with no tissue or no tile fails its shard with an error naming it.
+//! A slide with no tissue or no tile, or with fewer than `qc.min_usable` of its tissue tiles
+//! passing slide QC, fails its shard with an error naming it.
 use super::{
     in_range_f64, in_range_usize, resolved, typed, CheckCx, Checked, Fanout, ParamError, RunCx, SlideFacts, StageKind,
 };
 use crate::contracts::tiles::{self, TileOutput};
 use crate::contracts::Output;
 use crate::docpath::Seg;
-use crate::slide::tiling::{tile_slide, write_qc, TileParams};
+use crate::slide::qc::QcParams;
+use crate::slide::tiling::{exclude_tiles, tile_slide, write_qc_with_excluded, TileParams};
 use crate::slide::tissue::{detect_tissue, Threshold, TissueParams};
 use crate::slide::Slide;
 use crate::slide::Stain;
@@ -59,6 +66,9 @@ pub struct TileStageParams {
     pub stains: Option<Vec<String>>,
     #[serde(default)]
     pub tissue: TissueOverrides,
+    /// Slide QC thresholds (blur, pen, fold, bubble; the least usable fraction).
+    #[serde(default)]
+    pub qc: QcParams,
 }
 
 fn default_mpp() -> f64 {
@@ -118,10 +128,11 @@ impl StageKind for Tile {
         crate::contracts::TILE
     }
     fn version(&self) -> u32 {
-        1
+        // 2: slide QC (blur, pen, folds, bubbles) excludes tiles; qc.json counts them.
+        2
     }
     fn about(&self) -> &'static str {
-        "tissue detection and tiling at a target µm/px, per slide"
+        "tissue detection, tiling at a target µm/px and slide QC (blur, pen, folds, bubbles), per slide"
     }
     fn check(&self, params: &Value, cx: &CheckCx) -> Result<Checked, ParamError> {
         let mut p: TileStageParams = typed(params)?;
@@ -138,6 +149,16 @@ impl StageKind for Tile {
             if let Some(v) = v {
                 in_range_f64(vec![Seg::key("tissue"), Seg::key(k)], r, v)?;
             }
+        }
+        let q = &p.qc;
+        for (k, r, v) in [
+            ("blur_min", &b::TILE_QC_BLUR, q.blur_min),
+            ("pen_max", &b::TILE_QC_PEN, q.pen_max),
+            ("fold_max", &b::TILE_QC_FOLD, q.fold_max),
+            ("bright_max", &b::TILE_QC_BRIGHT, q.bright_max),
+            ("min_usable", &b::TILE_QC_USABLE, q.min_usable),
+        ] {
+            in_range_f64(vec![Seg::key("qc"), Seg::key(k)], r, v)?;
         }
         if cx.cohort.and_then(|c| c.slides.as_ref()).is_none() {
             return Err(ParamError::at(vec![], "`tile` needs `cohort.slides` (a slide manifest)"));
@@ -196,12 +217,34 @@ impl StageKind for Tile {
             .with_context(|| format!("slide {}", item.shown()))?;
         // outputs name the slide by id, never by absolute path, so they are the same bytes anywhere
         tiling.slide = PathBuf::from(&item.id);
-        write_qc(cx.out, &mask, &tiling)?;
+        let tissue_tiles = tiling.tiles.len();
+        let excluded =
+            exclude_tiles(&slide, &mut tiling, &p.qc, 64).with_context(|| format!("slide {}", item.shown()))?;
+        write_qc_with_excluded(cx.out, &mask, &tiling, &excluded)?;
+        let usable = tiling.tiles.len() as f64 / tissue_tiles.max(1) as f64;
+        if tiling.tiles.is_empty() || usable < p.qc.min_usable {
+            let mut why = crate::slide::qc::QcCounts::default();
+            excluded.iter().for_each(|(_, f)| why.add(*f));
+            anyhow::bail!(
+                "slide {}: too little usable tissue: {} of {tissue_tiles} tissue tiles pass slide QC ({:.1} %, below \
+                 `qc.min_usable` {}); excluded: {} blurred, {} pen marks, {} folds, {} bubbles \
+                 (see overlay.png)",
+                item.shown(),
+                tiling.tiles.len(),
+                100.0 * usable,
+                p.qc.min_usable,
+                why.blur,
+                why.pen,
+                why.fold,
+                why.bubble
+            );
+        }
         tiles::write_tiling(&cx.out.join(tiles::TILING_JSON), &tiling)?;
         cx.log(&format!(
-            "slide {}: {} tiles, tissue {:.3} mm², level {}",
+            "slide {}: {} tiles ({} excluded by slide QC), tissue {:.3} mm², level {}",
             item.shown(),
             tiling.tiles.len(),
+            excluded.len(),
             tiling.tissue_area_mm2,
             tiling.level
         ));

@@ -7,8 +7,9 @@
 //! - `HE`, `ER`, `PR`, `HER2`, `KI67` (or `IHC` for every IHC stain of the cohort): the
 //!   patient's slides of that stain from the `extract` stage, mean-pooled over all their
 //!   tiles, then z-scored and reduced by PCA fitted on the training fold (`pca` components);
-//! - `stain`: the DAB-positive index of each IHC stain from the `stain` stage (mean over the
-//!   patient's slides of that stain), standardised per fold;
+//! - `stain`: per IHC stain from the `stain` stage (mean over the patient's slides of that
+//!   stain), standardised per fold: the nuclear labelling index for ER, PR and KI67 (plus the
+//!   H-score for ER and PR), the DAB-positive pixel index for HER2 (a membrane stain);
 //! - any block declared under `blocks:` (columns of the clinical table, e.g. a gene-expression
 //!   block), reduced by PCA like a stain.
 //!
@@ -156,7 +157,9 @@ impl StageKind for Train {
         // (`separation`, …) are fold warnings: outputs change where a fold hit an edge or warned.
         // 5: `refit` (whole-procedure bootstrap: refit_oof.csv, refit_baseline.csv, model.json's
         //    `refit`), and `competing.json` in a competing-risks cohort.
-        5
+        // 6: the `stain` modality's ER/PR/KI67 covariates are nuclear labelling indices (was
+        //    the DAB-positive pixel index), plus `hscore:ER`/`hscore:PR`.
+        6
     }
     fn about(&self) -> &'static str {
         "cross-validated survival model of one arm: Cox on clinical, slide-feature, stain-index and tabular blocks (model: cox) or an attention-MIL network on tile bags and clinical data (model: mil)"
@@ -738,7 +741,10 @@ fn add_spatial(cx: &RunCx, k: usize, arm: &mut Arm) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One covariate per IHC stain: the patient's mean DAB-positive index from the `stain` stage.
+/// One covariate per IHC stain from the `stain` stage, the mean over the patient's slides of
+/// that stain: `stain:<S>` is the nuclear labelling index (positive / all nuclei) for the
+/// nuclear stains ER, PR and KI67 and the DAB-positive pixel index for HER2 (a membrane
+/// stain); ER and PR add `hscore:<S>` (0–300). A slide without nuclei gives no value.
 fn add_stain_indices(cx: &RunCx, arm: &mut Arm) -> anyhow::Result<()> {
     let need = cx
         .needs_of(STAIN)
@@ -752,21 +758,33 @@ fn add_stain_indices(cx: &RunCx, arm: &mut Arm) -> anyhow::Result<()> {
         let (patient, Some(stain)) = (&s.patient, s.slide.as_ref().map(|x| x.stain.as_str())) else { continue };
         let Some(&row) = arm.index.get(patient.as_str()) else { continue };
         let summary = StainOutput::at(dir).summary().with_context(|| format!("slide `{id}`"))?;
-        let idx = Some(summary.index).filter(|x| x.is_finite()).with_context(|| {
-            format!("slide `{id}`: {} has no numeric `index`", dir.join(StainSummary::FILE).display())
-        })?;
-        per.entry(stain.to_string()).or_insert_with(|| vec![Vec::new(); n])[row].push(idx);
+        let mut push = |name: String, v: Option<f64>| {
+            let col = per.entry(name).or_insert_with(|| vec![Vec::new(); n]);
+            if let Some(v) = v.filter(|x| x.is_finite()) {
+                col[row].push(v);
+            }
+        };
+        if stain == "HER2" {
+            let idx = Some(summary.index).filter(|x| x.is_finite()).with_context(|| {
+                format!("slide `{id}`: {} has no numeric `index`", dir.join(StainSummary::FILE).display())
+            })?;
+            push(format!("stain:{stain}"), Some(idx));
+        } else {
+            push(format!("stain:{stain}"), summary.labelling_index);
+        }
+        if stain == "ER" || stain == "PR" {
+            push(format!("hscore:{stain}"), summary.h_score);
+        }
     }
     if per.is_empty() {
         bail!("modality `stain`: stage `{}` has no slide of a cohort patient", need.name);
     }
-    for (stain, vals) in per {
+    for (name, vals) in per {
         let col: Vec<Option<f64>> =
             vals.iter().map(|v| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)).collect();
         let without = col.iter().filter(|c| c.is_none()).count();
-        arm.inputs
-            .push(json!({"modality": "stain", "covariate": format!("stain:{stain}"), "patients_without": without}));
-        arm.data.covariates.push(Covariate { name: format!("stain:{stain}"), column: Column::Numeric(col) });
+        arm.inputs.push(json!({"modality": "stain", "covariate": name, "patients_without": without}));
+        arm.data.covariates.push(Covariate { name, column: Column::Numeric(col) });
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The slide QC section (`templates/report/qc.html`): one row per slide from the ingest
-//! manifest (`slides.json`) and the `tile` stage's `qc.json`, thumbnail / mask / overlay cards
-//! for the first slides, and the `stain` stage's IHC positivity maps (`stain.json`).
+//! manifest (`slides.json`) and the `tile` stage's `qc.json` (tiles kept, tiles slide QC
+//! excluded per reason), thumbnail / mask / overlay cards for the first slides, and the
+//! `stain` stage's IHC positivity maps and nuclear labelling index (`stain.json`).
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -14,6 +15,7 @@ use crate::contracts::stain::StainOutput;
 use crate::contracts::tiles::TileOutput;
 use crate::contracts::Output;
 use crate::report::pseudonyms::Pseudonyms;
+use crate::slide::qc::QcCounts;
 
 #[derive(Debug, Serialize)]
 struct SlideRow {
@@ -27,6 +29,10 @@ struct SlideRow {
     tissue_mm2: String,
     level: String,
     ihc_index: String,
+    /// Nuclear labelling index (positive / all nuclei) of an IHC slide.
+    labelling_index: String,
+    /// Tiles slide QC excluded, with the reasons.
+    qc_excluded: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -55,12 +61,29 @@ pub(super) struct QcView {
     cards: Vec<QcCard>,
     ihc: Vec<IhcCard>,
     total_tiles: usize,
+    /// Tiles excluded by slide QC over all slides, per reason.
+    excluded: QcCounts,
+    total_excluded: u64,
 }
 
 impl QcView {
     /// Whether IHC positivity maps are shown.
     pub(super) fn has_ihc(&self) -> bool {
         !self.ihc.is_empty()
+    }
+}
+
+/// "0", or the count and its non-zero reasons: "3 (blur 2, pen 1)".
+fn excluded_text(e: QcCounts) -> String {
+    let parts: Vec<String> = [("blur", e.blur), ("pen", e.pen), ("fold", e.fold), ("bubble", e.bubble)]
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    if parts.is_empty() {
+        "0".into()
+    } else {
+        format!("{} ({})", e.total(), parts.join(", "))
     }
 }
 
@@ -83,7 +106,14 @@ pub(super) fn qc(sources: &Sources, manifest: &[SlideRecord], ps: &Pseudonyms, n
     // order by label so that the page does not list patients in identifier order
     let mut ordered: Vec<(String, String)> = ids.into_iter().map(|id| (ps.slide(&id), id)).collect();
     ordered.sort();
-    let mut view = QcView { slides: Vec::new(), cards: Vec::new(), ihc: Vec::new(), total_tiles: 0 };
+    let mut view = QcView {
+        slides: Vec::new(),
+        cards: Vec::new(),
+        ihc: Vec::new(),
+        total_tiles: 0,
+        excluded: QcCounts::default(),
+        total_excluded: 0,
+    };
     for (label, id) in &ordered {
         let row = meta.get(id.as_str()).copied();
         let stain = row.map(|m| m.stain.to_string()).unwrap_or_default();
@@ -99,6 +129,14 @@ pub(super) fn qc(sources: &Sources, manifest: &[SlideRecord], ps: &Pseudonyms, n
         let n_tiles = qcj.as_ref().map(|q| q.tiles);
         view.total_tiles += n_tiles.unwrap_or(0);
         let tissue = qcj.as_ref().map(|q| q.tissue_area_mm2);
+        let ex = qcj.as_ref().map(|q| q.qc_excluded);
+        if let Some(e) = ex {
+            view.excluded.blur += e.blur;
+            view.excluded.pen += e.pen;
+            view.excluded.fold += e.fold;
+            view.excluded.bubble += e.bubble;
+            view.total_excluded += e.total();
+        }
         let stain =
             if stain.is_empty() { stj.as_ref().map(|s| s.stain.to_string()).unwrap_or_default() } else { stain };
         view.slides.push(SlideRow {
@@ -112,6 +150,8 @@ pub(super) fn qc(sources: &Sources, manifest: &[SlideRecord], ps: &Pseudonyms, n
             tissue_mm2: num(tissue, 2),
             level: qcj.as_ref().map(|q| q.level.to_string()).unwrap_or_else(|| "—".into()),
             ihc_index: num(stj.as_ref().map(|s| s.index), 3),
+            labelling_index: num(stj.as_ref().and_then(|s| s.labelling_index), 3),
+            qc_excluded: ex.map(excluded_text).unwrap_or_else(|| "—".into()),
         });
         if let (Some(d), true) = (tiles.get(id.as_str()), view.cards.len() < n_cards) {
             let img = |f: &str| -> Result<Option<String>> {
