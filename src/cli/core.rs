@@ -130,11 +130,11 @@ pub struct VerifyArgs {
     pub json: bool,
 }
 
-fn jobs(s: &str) -> Result<usize, String> {
+pub(super) fn jobs(s: &str) -> Result<usize, String> {
     crate::bounds::CLI_JOBS.parse_usize(s)
 }
 
-fn cwd_root(root: &Option<PathBuf>) -> PathBuf {
+pub(super) fn cwd_root(root: &Option<PathBuf>) -> PathBuf {
     match root {
         Some(r) => r.clone(),
         None => {
@@ -193,7 +193,7 @@ pub fn run(a: &RunArgs) -> Result<u8> {
         Output::Bars
     };
     let jobs = a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-    let opts = exec::Options { jobs, output, command: std::env::args().collect() };
+    let opts = exec::Options { jobs, output, command: std::env::args().collect(), aside: None };
     let t = std::time::Instant::now();
     let out = match a.executor {
         super::slurm::Executor::Local => exec::run(&spec, &dag, &cache, &opts)?,

@@ -8,6 +8,7 @@ pub mod core;
 pub mod doctor;
 pub mod extract;
 pub mod figure;
+pub mod reproduce;
 pub mod slurm;
 
 /// Spatia: declarative, reproducible experiments for AI spatial pathomics.
@@ -35,6 +36,8 @@ pub enum Command {
     Gc(core::GcArgs),
     /// Re-hash every cache entry against its record
     Verify(core::VerifyArgs),
+    /// Recompute a run in a fresh scratch cache and compare every output bit for bit
+    Reproduce(reproduce::ReproduceArgs),
     /// List the stage kinds
     Kinds,
     /// blake3 of files (b3sum format), optionally through the stat cache
@@ -78,6 +81,7 @@ pub fn main() -> ExitCode {
         Command::Times(a) => core::times(a),
         Command::Gc(a) => core::gc(a),
         Command::Verify(a) => core::verify(a),
+        Command::Reproduce(a) => reproduce::run(a),
         Command::Kinds => core::kinds(),
         Command::Hash(a) => core::hash(a),
         Command::Extract(a) => extract::run(a),

@@ -43,6 +43,9 @@ pub struct Options {
     pub jobs: usize,
     pub output: Output,
     pub command: Vec<String>,
+    /// A scratch run (`spatia reproduce`): its journal goes under this directory instead of
+    /// `<root>/runs`, and nothing is published.
+    pub aside: Option<PathBuf>,
 }
 
 /// Outcome of a run.
@@ -277,7 +280,8 @@ fn plan<'a>(spec: &'a Spec, dag: &'a Dag, cache: &Cache, opts: &'a Options) -> a
         }
     }
     tr.last = tr.nodes(&status);
-    tr.journal = Some(Journal::create(&spec.root, &tr.summary(tr.last.clone(), RunStatus::Running, None))?);
+    let runs_root = opts.aside.as_deref().unwrap_or(&spec.root);
+    tr.journal = Some(Journal::create(runs_root, &tr.summary(tr.last.clone(), RunStatus::Running, None))?);
     drop(gc_guard);
     crate::util::timing("check the cache entries and write the journal", tq);
     emit(opts.output, serde_json::json!({"event": "plan", "nodes": n, "cached": n - todo, "to_run": todo}));
@@ -403,7 +407,9 @@ fn conclude(
         .iter()
         .map(|s| matches!(s.as_ref().map(|s| &s.status), Some(Status::Hit | Status::Miss | Status::Waited)))
         .collect();
-    publish::publish(spec, dag, cache, &done)?;
+    if st.tr.opts.aside.is_none() {
+        publish::publish(spec, dag, cache, &done)?;
+    }
 
     if let Some(sig) = interrupt::received() {
         st.tr.interrupted(sig, &st.status, mp);

@@ -452,9 +452,23 @@ fn write_marker(dir: &Path, m: &Marker) -> Result<()> {
 }
 
 /// Copies `src` into a staging directory beside `target` and writes its marker there.
-fn stage_entry(src: &Path, target: &Path, stage: &str, item: Option<&str>, key: &str) -> Result<Tmp> {
+fn stage_entry(
+    src: &Path,
+    target: &Path,
+    stage: &str,
+    item: Option<&str>,
+    key: &str,
+    extra: &[(&str, Vec<u8>)],
+) -> Result<Tmp> {
     let tmp = Tmp { path: tmp_path(target), armed: true };
     copy_tree(src, &tmp.path)?;
+    for (name, bytes) in extra {
+        let p = tmp.path.join(name);
+        if std::fs::symlink_metadata(&p).is_ok() {
+            bail!("cannot publish {}: stage `{stage}` wrote a file named {name}, a name Spatia writes beside its outputs", src.display());
+        }
+        std::fs::write(&p, bytes).with_context(|| format!("cannot write {}", p.display()))?;
+    }
     for reserved in [MARKER, LEGACY_STAMP] {
         if std::fs::symlink_metadata(tmp.path.join(reserved)).is_ok() {
             bail!("cannot publish {}: stage `{stage}` wrote a file named {reserved}, a name Spatia reserves for its publish marker", src.display());
@@ -630,6 +644,19 @@ fn examine(target: &Path, key: &str) -> Result<(Verdict, Option<String>)> {
 
 /// Publishes one entry's outputs `src` at `target`.
 pub fn publish_entry(src: &Path, target: &Path, stage: &str, item: Option<&str>, key: &str) -> Result<Outcome> {
+    publish_entry_with(src, target, stage, item, key, &[])
+}
+
+/// [`publish_entry`], with `extra` files (name, bytes) written beside the copy and listed in
+/// the marker like the entry's own (the run-facts sidecar of a page).
+pub fn publish_entry_with(
+    src: &Path,
+    target: &Path,
+    stage: &str,
+    item: Option<&str>,
+    key: &str,
+    extra: &[(&str, Vec<u8>)],
+) -> Result<Outcome> {
     let parent =
         target.parent().ok_or_else(|| anyhow!("cannot publish to {}: it has no parent directory", target.display()))?;
     let mut staged: Option<Tmp> = None;
@@ -651,7 +678,7 @@ pub fn publish_entry(src: &Path, target: &Path, stage: &str, item: Option<&str>,
         };
         if staged.is_none() {
             std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
-            staged = Some(stage_entry(src, target, stage, item, key)?);
+            staged = Some(stage_entry(src, target, stage, item, key, extra)?);
         }
         let Some(tmp) = staged.as_mut() else { continue };
         match put(tmp, target, stage, missing)? {
@@ -829,7 +856,18 @@ pub fn publish(spec: &Spec, dag: &Dag, cache: &Cache, done: &[bool]) -> Result<(
         let item = node.item.as_ref().map(|x| x.id.as_str());
         let n = &mut notes[at].2;
         n.targets += 1;
-        match publish_entry(&cache.out_dir(&node.key), &target, &node.stage, item, &node.key) {
+        // a page gets its run-dependent facts beside it, not in its bytes
+        let extra = match node.decl.kind.wants_lineage() {
+            true => match facts_of(dag, cache, i) {
+                Ok(b) => vec![(crate::provenance::facts::FILE, b)],
+                Err(e) => {
+                    errors.push(format!("cannot publish {}: {e:#}", target.display()));
+                    continue;
+                }
+            },
+            false => Vec::new(),
+        };
+        match publish_entry_with(&cache.out_dir(&node.key), &target, &node.stage, item, &node.key, &extra) {
             Ok(Outcome::Repaired(what)) => n.repaired.push((target, what)),
             Ok(Outcome::Raced) => n.raced.push(target),
             Ok(Outcome::Published | Outcome::Unchanged) => {}
@@ -849,6 +887,21 @@ pub fn publish(spec: &Spec, dag: &Dag, cache: &Cache, done: &[bool]) -> Result<(
             Err(anyhow!("{msg}"))
         }
     }
+}
+
+/// The run-facts sidecar of node `i`: from its record and those of its transitive upstream nodes.
+fn facts_of(dag: &Dag, cache: &Cache, i: usize) -> Result<Vec<u8>> {
+    let mut seen = vec![false; dag.nodes.len()];
+    let mut stack = dag.nodes[i].deps.clone();
+    while let Some(j) = stack.pop() {
+        if !std::mem::replace(&mut seen[j], true) {
+            stack.extend(dag.nodes[j].deps.iter().copied());
+        }
+    }
+    let read = |k: &str| cache.record(k).with_context(|| format!("cannot read the cache record of {k}"));
+    let own = read(&dag.nodes[i].key)?;
+    let up = (0..dag.nodes.len()).filter(|&j| seen[j]).map(|j| read(&dag.nodes[j].key)).collect::<Result<Vec<_>>>()?;
+    Ok(crate::provenance::facts::sidecar(&own, &up))
 }
 
 #[cfg(test)]

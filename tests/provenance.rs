@@ -1,0 +1,144 @@
+//! Provenance for reviewers and auditors, through the binary on a small generated cohort: the
+//! page and every output are byte-identical from an empty cache whatever `--jobs`; the
+//! run-dependent facts are in the published sidecar, not in the page; `spatia reproduce`
+//! proves a run and names the node and file of a flipped byte.
+mod common;
+use common::{last_run, project, spatia, summary, text};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+const SPEC: &str = r#"name: prov
+seed: 7
+cohort:
+  clinical: demo-data/clinical.csv
+  slides: demo-data/slides.csv
+  id: patient_id
+  time: dmfs_days
+  event: dm
+  causes: {1: metastasis, 2: death}
+  covariates: [age, grade, ki67]
+stages:
+  ingest: {kind: ingest}
+  tiles: {kind: tile, needs: [ingest], mpp: 0.5, size: 64, min_tissue: 0.2}
+  ihc: {kind: stain, needs: [tiles]}
+  feats: {kind: extract, needs: [tiles], encoder: handcrafted}
+  model: {kind: train, needs: [feats, ihc], model: cox, modalities: [HE, IHC, clinical], folds: 3, inner_folds: 3, pca: 2}
+  eval: {kind: evaluate, needs: [model], horizons: [1095, 1825], bootstrap: 20}
+  calib: {kind: calibrate, needs: [model], horizon: 1825, bins: 3}
+  report: {kind: report, needs: [ingest, tiles, ihc, eval, calib], qc_slides: 2, publish: reports/prov}
+matrix:
+  model.modalities: [[clinical], [HE, IHC, clinical]]
+"#;
+
+/// Every file under `dir`, relative path → bytes.
+fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    fn rec(base: &Path, d: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                rec(base, &p, out);
+            } else {
+                out.insert(p.strip_prefix(base).unwrap().to_path_buf(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    rec(dir, dir, &mut out);
+    out
+}
+
+fn keys(run: &serde_json::Value) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = run["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["stage"].as_str().unwrap().to_string(), n["key"].as_str().unwrap().to_string()))
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+fn out_dir(cache: &Path, key: &str) -> PathBuf {
+    cache.join("entries").join(&key[..2]).join(key).join("out")
+}
+
+fn run_dir(d: &Path) -> PathBuf {
+    let mut runs: Vec<_> = std::fs::read_dir(d.join("runs")).unwrap().map(|e| e.unwrap().path()).collect();
+    runs.sort();
+    runs.pop().unwrap()
+}
+
+#[test]
+fn page_is_byte_identical_whatever_jobs_and_reproduce_names_a_flipped_byte() {
+    let d = project();
+    let o = spatia(d.path(), &["demo", "generate", "--patients", "24", "--size", "1536", "--out", "demo-data"]);
+    assert!(o.status.success(), "{}", text(&o));
+    std::fs::write(d.path().join("prov.yaml"), SPEC).unwrap();
+
+    // one worker, from an empty cache
+    let o = spatia(d.path(), &["run", "prov.yaml", "--jobs", "1", "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let run1 = last_run(d.path());
+    let first_run = run_dir(d.path());
+    let published = tree(&d.path().join("reports/prov"));
+    // the default worker count, into another empty cache
+    let o = spatia(d.path(), &["run", "prov.yaml", "--cache", "cache2", "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(summary(&o)["cached"].as_u64(), Some(0), "an empty cache: {}", text(&o));
+    let run2 = last_run(d.path());
+    assert_eq!(keys(&run1), keys(&run2));
+    let mut compared = 0;
+    for (stage, key) in keys(&run1) {
+        let (a, b) = (tree(&out_dir(&d.path().join("cache"), &key)), tree(&out_dir(&d.path().join("cache2"), &key)));
+        assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>(), "{stage}: files");
+        for (p, bytes) in &a {
+            assert!(bytes == &b[p], "{stage} {key}: {} differs between --jobs 1 and the default", p.display());
+            compared += 1;
+        }
+    }
+    assert!(compared > 20, "{compared} files compared");
+
+    // the page carries no duration; the published sidecar does, and the page links it
+    let html = String::from_utf8(published[Path::new("index.html")].clone()).unwrap();
+    assert!(html.contains("href=\"run-facts.json\""), "the page links its sidecar");
+    assert!(!html.contains(" s</td>"), "no duration on the page");
+    let facts: serde_json::Value =
+        serde_json::from_slice(&published[Path::new("run-facts.json")]).expect("run-facts.json beside the page");
+    assert_eq!(facts["format"], "spatia-run-facts/1");
+    assert!(facts["upstream"].as_array().unwrap().iter().all(|u| u["duration_s"].as_f64().is_some()));
+    assert!(!String::from_utf8_lossy(&published[Path::new("run-facts.json")]).contains("P001"), "no patient id");
+
+    // reproduce the first run with another worker count: every node identical
+    let rd = first_run.to_string_lossy().to_string();
+    let runs_before = std::fs::read_dir(d.path().join("runs")).unwrap().count();
+    let o = spatia(d.path(), &["reproduce", &rd, "--jobs", "2", "--json"]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {t}"));
+    let n = keys(&run1).len() as u64;
+    assert_eq!((v["nodes"].as_u64(), v["identical"].as_u64()), (Some(n), Some(n)), "{t}");
+    assert_eq!((v["differ"].as_u64(), v["missing"].as_u64()), (Some(0), Some(0)), "{t}");
+    assert!(!d.path().join(".spatia-reproduce").exists(), "the scratch directory is removed");
+    assert_eq!(std::fs::read_dir(d.path().join("runs")).unwrap().count(), runs_before, "no run record added");
+
+    // flip one byte of a cached figure: reproduce names the node and the file, exit 1
+    let report_key = run1["arms"]["modalities=clinical"]["report"].as_str().unwrap().to_string();
+    let km = out_dir(&d.path().join("cache"), &report_key).join("figures/km.svg");
+    let mut bytes = std::fs::read(&km).unwrap();
+    bytes[100] ^= 1;
+    std::fs::write(&km, &bytes).unwrap();
+    let o = spatia(d.path(), &["reproduce", &rd, "--jobs", "1"]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains("DIFFERS") && t.contains("report"), "{t}");
+    assert!(t.contains("figures/km.svg") && t.contains("first differing byte at offset 100"), "{t}");
+    assert!(t.contains(&format!("{} node(s): {} identical, 1 differ, 0 could not run", n, n - 1)), "{t}");
+    // from the published folder too (it records its key)
+    let o = spatia(d.path(), &["reproduce", "reports/prov", "--json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let bad: Vec<&serde_json::Value> = v["details"].as_array().unwrap().iter().filter(|x| x["result"] == "differs").collect();
+    assert_eq!(bad.len(), 1, "{v}");
+    assert_eq!((bad[0]["stage"].as_str(), bad[0]["files"][0]["path"].as_str()), (Some("report"), Some("figures/km.svg")));
+}
