@@ -17,8 +17,11 @@
 //!   entry is gone from the cache (nothing to compare with).
 //!
 //! Nodes are compared bit for bit: on CPU every kind is deterministic whatever `--jobs` and
-//! thread counts. A node that declares a tolerance (attention-MIL training on a CUDA device,
-//! where kernels are not bit-reproducible) is reported as such by the caller.
+//! thread counts. Where bit identity cannot hold the kind says so
+//! ([`crate::stages::StageKind::reproduce_tolerance`]: `train` for an attention-MIL network
+//! trained on a CUDA device): that node and everything downstream of it are compared with the
+//! declared relative tolerance ([`close_enough`] on JSON and CSV numbers; figures and other
+//! files not compared) and reported as *within tolerance*.
 use crate::cache::{hash::hash_file, Cache, Record};
 use crate::dag::Dag;
 use crate::provenance::RunSummary;
@@ -100,6 +103,9 @@ impl Drop for Scratch {
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     Identical,
+    /// Numbers within the kind's declared tolerance (a node computed on CUDA, or downstream of
+    /// one); files that are not JSON or CSV not compared.
+    WithinTolerance,
     Differs,
     CouldNotRun,
 }
@@ -132,6 +138,9 @@ pub struct NodeResult {
     pub files: Vec<FileDiff>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The relative tolerance compared with (None: bit for bit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tolerance: Option<f64>,
 }
 
 /// The whole comparison.
@@ -141,6 +150,8 @@ pub struct Comparison {
     pub identical: usize,
     pub differ: usize,
     pub missing: usize,
+    /// Nodes compared with a tolerance (CUDA), all within it.
+    pub within_tolerance: usize,
     pub details: Vec<NodeResult>,
 }
 
@@ -178,9 +189,49 @@ fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> Option<usize> {
     Some(n)
 }
 
+/// Whether two texts are the same but for numbers within relative tolerance `rtol` (tokens
+/// split at whitespace and JSON/CSV punctuation; a non-number token must be equal).
+pub fn close_enough(a: &str, b: &str, rtol: f64) -> bool {
+    let split = |s: &str| -> Vec<String> {
+        s.split(|c: char| c.is_whitespace() || ",:;[]{}\"".contains(c)).filter(|t| !t.is_empty()).map(str::to_string).collect()
+    };
+    let (x, y) = (split(a), split(b));
+    x.len() == y.len()
+        && x.iter().zip(&y).all(|(u, v)| {
+            u == v
+                || match (u.parse::<f64>(), v.parse::<f64>()) {
+                    (Ok(p), Ok(q)) if p.is_finite() && q.is_finite() => {
+                        (p - q).abs() <= rtol * p.abs().max(q.abs()) + f64::EPSILON
+                    }
+                    _ => false,
+                }
+        })
+}
+
+/// Whether a differing file, compared with tolerance `rtol`, passes: JSON/CSV numbers within
+/// it, or a file of another type (a figure, a page, a tensor: drawn from such numbers).
+fn tolerated(a: &Path, b: &Path, rtol: f64) -> bool {
+    let text = matches!(a.extension().and_then(|e| e.to_str()), Some("json" | "csv" | "tsv" | "txt"));
+    if !text {
+        return true;
+    }
+    match (std::fs::read_to_string(a), std::fs::read_to_string(b)) {
+        (Ok(x), Ok(y)) => close_enough(&x, &y, rtol),
+        _ => false,
+    }
+}
+
 /// Compares the outputs of the original entry `key` (its files as they are now) with the
-/// fresh one.
-fn compare_entry(original: &Cache, fresh: &Cache, key: &str, rec: &Record, new: &Record) -> Vec<FileDiff> {
+/// fresh one (with relative tolerance `tol`, if any: the differing files it tolerates are
+/// returned in the second list).
+fn compare_entry(
+    original: &Cache,
+    fresh: &Cache,
+    key: &str,
+    rec: &Record,
+    new: &Record,
+    tol: Option<f64>,
+) -> (Vec<FileDiff>, usize) {
     let (od, nd) = (original.out_dir(key), fresh.out_dir(key));
     let recorded: HashMap<&str, &str> = rec.outputs.iter().map(|o| (o.path.as_str(), o.blake3.as_str())).collect();
     let mut paths: BTreeMap<&str, ()> = BTreeMap::new();
@@ -189,6 +240,7 @@ fn compare_entry(original: &Cache, fresh: &Cache, key: &str, rec: &Record, new: 
     }
     let fresh_digest: HashMap<&str, &str> = new.outputs.iter().map(|o| (o.path.as_str(), o.blake3.as_str())).collect();
     let mut diffs = Vec::new();
+    let mut tolerated_files = 0;
     for p in paths.keys() {
         let orig_now = hash_file(&od.join(p)).ok();
         let repro = fresh_digest.get(p).map(|s| s.to_string());
@@ -200,13 +252,19 @@ fn compare_entry(original: &Cache, fresh: &Cache, key: &str, rec: &Record, new: 
         if orig_now == repro && note.is_none() {
             continue;
         }
+        if let (Some(rtol), Some(_), Some(_), None) = (tol, &orig_now, &repro, &note) {
+            if tolerated(&od.join(p), &nd.join(p), rtol) {
+                tolerated_files += 1;
+                continue;
+            }
+        }
         let first = match (&orig_now, &repro) {
             (Some(_), Some(_)) => first_difference(&od.join(p), &nd.join(p)),
             _ => None,
         };
         diffs.push(FileDiff { path: p.to_string(), original: orig_now, reproduced: repro, first_difference: first, note });
     }
-    diffs
+    (diffs, tolerated_files)
 }
 
 /// Why a node of the run is not in the DAG now: its recorded inputs whose files changed.
@@ -239,6 +297,14 @@ pub fn compare(
     errors: &HashMap<String, String>,
 ) -> Comparison {
     let in_dag: std::collections::HashSet<&str> = dag.nodes.iter().map(|n| n.key.as_str()).collect();
+    // the kinds' declared tolerances, inherited downstream (nodes are in topological order)
+    let mut tol: Vec<Option<f64>> = Vec::with_capacity(dag.nodes.len());
+    for n in &dag.nodes {
+        let own = n.decl.kind.reproduce_tolerance(&original.out_dir(&n.key));
+        let t = n.deps.iter().filter_map(|&d| tol[d]).chain(own).reduce(f64::max);
+        tol.push(t);
+    }
+    let tol_of: HashMap<&str, Option<f64>> = dag.nodes.iter().zip(&tol).map(|(n, t)| (n.key.as_str(), *t)).collect();
     let mut seen = std::collections::HashSet::new();
     let mut details = Vec::new();
     for n in &run.nodes {
@@ -254,6 +320,7 @@ pub fn compare(
             result: Verdict::CouldNotRun,
             files: Vec::new(),
             reason: None,
+            tolerance: tol_of.get(n.key.as_str()).copied().flatten(),
         };
         if !in_dag.contains(n.key.as_str()) {
             r.reason = Some(changed_inputs(rec.as_ref()));
@@ -266,8 +333,13 @@ pub fn compare(
                 }
                 (Some(_), Err(e)) => r.reason = Some(format!("no recomputed entry: {e}")),
                 (Some(old), Ok(new)) => {
-                    r.files = compare_entry(original, fresh, &n.key, &old, &new);
-                    r.result = if r.files.is_empty() { Verdict::Identical } else { Verdict::Differs };
+                    let (files, tolerated) = compare_entry(original, fresh, &n.key, &old, &new, r.tolerance);
+                    r.files = files;
+                    r.result = match (r.files.is_empty(), tolerated) {
+                        (false, _) => Verdict::Differs,
+                        (true, 0) => Verdict::Identical,
+                        (true, _) => Verdict::WithinTolerance,
+                    };
                 }
             }
         }
@@ -279,14 +351,16 @@ pub fn compare(
         identical: count(Verdict::Identical),
         differ: count(Verdict::Differs),
         missing: count(Verdict::CouldNotRun),
+        within_tolerance: count(Verdict::WithinTolerance),
         details,
     }
 }
 
 impl Comparison {
-    /// Whether every node is identical.
+    /// Whether every node is identical (or, for a node computed on CUDA and those downstream
+    /// of it, within the tolerance its kind declares).
     pub fn all_identical(&self) -> bool {
-        self.identical == self.nodes
+        self.identical + self.within_tolerance == self.nodes
     }
 
     /// The table and the summary line.
@@ -300,6 +374,7 @@ impl Comparison {
             );
             let verdict = match d.result {
                 Verdict::Identical => "identical",
+                Verdict::WithinTolerance => "within tol.",
                 Verdict::Differs => "DIFFERS",
                 Verdict::CouldNotRun => "COULD NOT RUN",
             };
@@ -314,14 +389,36 @@ impl Comparison {
                 let note = f.note.as_ref().map(|n| format!("; {n}")).unwrap_or_default();
                 s.push_str(&format!("      {}{side}{at}{note}\n", f.path));
             }
+            if let (Some(t), Verdict::WithinTolerance) = (d.tolerance, d.result) {
+                s.push_str(&format!(
+                    "      computed on CUDA (or from such a node): numbers within relative tolerance {t:e}, figures not compared\n"
+                ));
+            }
             if let Some(r) = &d.reason {
                 s.push_str(&format!("      {r}\n"));
             }
         }
+        let tol =
+            if self.within_tolerance > 0 { format!(", {} within tolerance (CUDA)", self.within_tolerance) } else { String::new() };
         s.push_str(&format!(
-            "{} node(s): {} identical, {} differ, {} could not run\n",
+            "{} node(s): {} identical{tol}, {} differ, {} could not run\n",
             self.nodes, self.identical, self.differ, self.missing
         ));
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::close_enough;
+
+    #[test]
+    fn numbers_within_tolerance_and_nothing_else() {
+        let a = r#"{"harrell_c": 0.71234, "n": 24, "arm": "HE"}"#;
+        assert!(close_enough(a, r#"{"harrell_c": 0.71235, "n": 24, "arm": "HE"}"#, 1e-3));
+        assert!(!close_enough(a, r#"{"harrell_c": 0.72, "n": 24, "arm": "HE"}"#, 1e-3), "beyond the tolerance");
+        assert!(!close_enough(a, r#"{"harrell_c": 0.71234, "n": 24, "arm": "IHC"}"#, 1e-3), "a word differs");
+        assert!(!close_enough("1,2,3", "1,2", 1e-3), "another token count");
+        assert!(close_enough("id,risk\nP1,-1.5e-3\n", "id,risk\nP1,-1.5000001e-3\n", 1e-3));
     }
 }
