@@ -1116,14 +1116,14 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let t = d.path().join("out");
         publish_entry(&entry(&d.path().join("s1"), &[("a.txt", "1")]), &t, "s", None, "k1").unwrap();
-        let mut tmp = stage_entry(&entry(&d.path().join("s2"), &[("b.txt", "2")]), &t, "s", None, "k2").unwrap();
+        let mut tmp = stage_entry(&entry(&d.path().join("s2"), &[("b.txt", "2")]), &t, "s", None, "k2", &[]).unwrap();
         assert!(put_aside(&mut tmp, &t, "s").unwrap().is_ok());
         drop(tmp);
         assert_eq!(listing(&t), [MARKER, "b.txt"]);
         assert_eq!(listing(d.path()), ["out", "s1", "s2"]);
         // a foreign target is moved back untouched and refused
         let mine = entry(&d.path().join("mine"), &[("thesis.txt", "work")]);
-        let mut tmp = stage_entry(&d.path().join("s2"), &mine, "s", None, "k2").unwrap();
+        let mut tmp = stage_entry(&d.path().join("s2"), &mine, "s", None, "k2", &[]).unwrap();
         assert!(put_aside(&mut tmp, &mine, "s").unwrap_err().to_string().contains("thesis.txt"));
         drop(tmp);
         assert_eq!(listing(&mine), ["thesis.txt"]);
