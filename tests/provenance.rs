@@ -141,4 +141,53 @@ fn page_is_byte_identical_whatever_jobs_and_reproduce_names_a_flipped_byte() {
     let bad: Vec<&serde_json::Value> = v["details"].as_array().unwrap().iter().filter(|x| x["result"] == "differs").collect();
     assert_eq!(bad.len(), 1, "{v}");
     assert_eq!((bad[0]["stage"].as_str(), bad[0]["files"][0]["path"].as_str()), (Some("report"), Some("figures/km.svg")));
+
+    // lineage of the page's Harrell C of the [HE, IHC, clinical] arm: the clinical table's and
+    // a slide's blake3, the slide pseudonymised as on the page, that arm's model only
+    let b3 = |f: &str| {
+        let o = spatia(d.path(), &["hash", f]);
+        String::from_utf8_lossy(&o.stdout).split_whitespace().next().unwrap().to_string()
+    };
+    let (clinical, slide) = (b3("demo-data/clinical.csv"), b3("demo-data/slides/P001_HE.tif"));
+    let target = "reports/prov/index.html#arm=modalities=HE+IHC+clinical:harrell_c";
+    let o = spatia(d.path(), &["lineage", target, "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["target"], target);
+    assert!(v["value"]["estimate"].as_f64().is_some_and(|c| (0.0..=1.0).contains(&c)), "{}", v["value"]);
+    let chain = v["chain"].as_array().unwrap();
+    assert_eq!(chain[0]["kind"], "evaluate", "the number's origin first");
+    let inputs: Vec<&serde_json::Value> = chain.iter().flat_map(|n| n["inputs"].as_array().unwrap()).collect();
+    assert!(inputs.iter().any(|i| i["blake3"] == clinical.as_str()), "the clinical table's blake3");
+    let s = inputs.iter().find(|i| i["blake3"] == slide.as_str()).expect("a slide's blake3");
+    assert!(s["path"].as_str().unwrap().starts_with("<slide P-"), "pseudonymised: {}", s["path"]);
+    let json = String::from_utf8_lossy(&o.stdout);
+    assert!(!json.contains("P001"), "no patient id in lineage output");
+    let models: Vec<_> = chain.iter().filter(|n| n["kind"] == "train").collect();
+    assert_eq!(models.len(), 1, "that arm's model only");
+    assert_eq!(models[0]["params"]["modalities"], serde_json::json!(["HE", "IHC", "clinical"]));
+    for n in chain {
+        for k in ["stage", "kind", "key", "params", "inputs", "versions"] {
+            assert!(!n[k].is_null(), "{k} in every node");
+        }
+    }
+    // opting in shows the identifiers; the tree and DOT name the same digests
+    let o = spatia(d.path(), &["lineage", target, "--show-ids"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let tree = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(tree.contains("P001_HE.tif") && tree.contains(&clinical) && tree.contains(&slide), "{tree}");
+    let o = spatia(d.path(), &["lineage", target, "--dot"]);
+    let dot = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(dot.starts_with("digraph lineage {") && dot.contains(&slide[..12]), "{dot}");
+    // a metric path into metrics.json gives the same number
+    let eval_key = chain[0]["key"].as_str().unwrap();
+    let metrics = out_dir(&d.path().join("cache"), eval_key).join("metrics.json");
+    let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&metrics).unwrap()).unwrap();
+    let i = m["arms"].as_array().unwrap().iter().position(|a| a["arm"] == "modalities=HE+IHC+clinical").unwrap();
+    let t2 = format!("{}:arms[{i}].harrell_c", metrics.display());
+    let o = spatia(d.path(), &["lineage", &t2, "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let v2: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v2["value"], v["value"]);
+    assert_eq!(v2["chain"].as_array().unwrap().len(), chain.len());
 }

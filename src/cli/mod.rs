@@ -8,6 +8,7 @@ pub mod core;
 pub mod doctor;
 pub mod extract;
 pub mod figure;
+pub mod lineage;
 pub mod reproduce;
 pub mod slurm;
 
@@ -38,6 +39,8 @@ pub enum Command {
     Verify(core::VerifyArgs),
     /// Recompute a run in a fresh scratch cache and compare every output bit for bit
     Reproduce(reproduce::ReproduceArgs),
+    /// The chain behind a file, key or metric, back to the input files and their digests
+    Lineage(lineage::LineageArgs),
     /// List the stage kinds
     Kinds,
     /// blake3 of files (b3sum format), optionally through the stat cache
@@ -82,6 +85,7 @@ pub fn main() -> ExitCode {
         Command::Gc(a) => core::gc(a),
         Command::Verify(a) => core::verify(a),
         Command::Reproduce(a) => reproduce::run(a),
+        Command::Lineage(a) => lineage::run(a),
         Command::Kinds => core::kinds(),
         Command::Hash(a) => core::hash(a),
         Command::Extract(a) => extract::run(a),

@@ -9,6 +9,7 @@
 //! ([`RunSummary::state`]). Readers accept schema 1 (finished runs only, written before
 //! journals existed) and 2.
 pub mod facts;
+pub mod lineage;
 pub mod reproduce;
 
 use serde::{Deserialize, Serialize};
