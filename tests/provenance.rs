@@ -190,4 +190,23 @@ fn page_is_byte_identical_whatever_jobs_and_reproduce_names_a_flipped_byte() {
     let v2: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v2["value"], v["value"]);
     assert_eq!(v2["chain"].as_array().unwrap().len(), chain.len());
+
+    // explain: the exact component that changed, with both values / digests
+    let spec2 = SPEC.replace("bootstrap: 20", "bootstrap: 21");
+    std::fs::write(d.path().join("prov.yaml"), spec2).unwrap();
+    let csv = d.path().join("demo-data/clinical.csv");
+    let mut c = std::fs::read(&csv).unwrap();
+    c.extend_from_slice(b"\n");
+    std::fs::write(&csv, &c).unwrap();
+    let clinical2 = b3("demo-data/clinical.csv");
+    let o = spatia(d.path(), &["explain", "prov.yaml", "eval"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("parameter bootstrap: 20 → 21"), "{}", text(&o));
+    let o = spatia(d.path(), &["explain", "prov.yaml", "ingest", "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let ch = &v[0]["changes"];
+    assert_eq!(ch.as_array().map(|a| a.len()), Some(1), "{v}");
+    assert_eq!((ch[0]["component"].as_str(), ch[0]["what"].as_str()), (Some("input"), Some("clinical demo-data/clinical.csv")));
+    assert_eq!((ch[0]["old"].as_str(), ch[0]["new"].as_str()), (Some(clinical.as_str()), Some(clinical2.as_str())));
 }

@@ -253,37 +253,7 @@ fn label(n: &dag::Node) -> String {
     format!("{}{}", n.stage, n.item.as_ref().map(|x| format!(" [{}]", x.shown())).unwrap_or_default())
 }
 
-/// The parameters that differ between two resolved parameter objects, each as its leaf path
-/// (`mil.epochs`, `penalties[2]`) with the old and new values (`(unset)` where absent); values
-/// compared as canonical JSON (`1` ≡ `1.0`). Lists of another length are one change.
-fn param_changes(old: &serde_json::Value, new: &serde_json::Value) -> Vec<(String, String, String)> {
-    use serde_json::Value;
-    fn same(a: &Value, b: &Value) -> bool {
-        crate::util::canonical_json(a) == crate::util::canonical_json(b)
-    }
-    fn walk(path: &str, a: Option<&Value>, b: Option<&Value>, out: &mut Vec<(String, String, String)>) {
-        let shown = |v: Option<&Value>| v.map(|v| v.to_string()).unwrap_or_else(|| "(unset)".into());
-        match (a, b) {
-            (Some(a), Some(b)) if same(a, b) => {}
-            (Some(Value::Object(x)), Some(Value::Object(y))) => {
-                let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
-                for k in keys {
-                    let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
-                    walk(&p, x.get(k), y.get(k), out);
-                }
-            }
-            (Some(Value::Array(x)), Some(Value::Array(y))) if x.len() == y.len() => {
-                for (i, (u, v)) in x.iter().zip(y).enumerate() {
-                    walk(&format!("{path}[{i}]"), Some(u), Some(v), out);
-                }
-            }
-            _ => out.push((if path.is_empty() { "(all)".into() } else { path.to_string() }, shown(a), shown(b))),
-        }
-    }
-    let mut out = Vec::new();
-    walk("", Some(old), Some(new), &mut out);
-    out
-}
+use crate::provenance::explain::param_changes;
 
 /// Why a node's key is new, compared with the last run of the same arm/stage/item.
 fn why(n: &dag::Node, prev: Option<&RunSummary>, cache: &Cache) -> String {

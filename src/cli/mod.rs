@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 pub mod core;
 pub mod doctor;
+pub mod explain;
 pub mod extract;
 pub mod figure;
 pub mod lineage;
@@ -41,6 +42,8 @@ pub enum Command {
     Reproduce(reproduce::ReproduceArgs),
     /// The chain behind a file, key or metric, back to the input files and their digests
     Lineage(lineage::LineageArgs),
+    /// Why a stage would run: the exact components of its key that changed since the last run
+    Explain(explain::ExplainArgs),
     /// List the stage kinds
     Kinds,
     /// blake3 of files (b3sum format), optionally through the stat cache
@@ -86,6 +89,7 @@ pub fn main() -> ExitCode {
         Command::Verify(a) => core::verify(a),
         Command::Reproduce(a) => reproduce::run(a),
         Command::Lineage(a) => lineage::run(a),
+        Command::Explain(a) => explain::run(a),
         Command::Kinds => core::kinds(),
         Command::Hash(a) => core::hash(a),
         Command::Extract(a) => extract::run(a),
