@@ -138,9 +138,13 @@ fn page_is_byte_identical_whatever_jobs_and_reproduce_names_a_flipped_byte() {
     let o = spatia(d.path(), &["reproduce", "reports/prov", "--json"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let bad: Vec<&serde_json::Value> = v["details"].as_array().unwrap().iter().filter(|x| x["result"] == "differs").collect();
+    let bad: Vec<&serde_json::Value> =
+        v["details"].as_array().unwrap().iter().filter(|x| x["result"] == "differs").collect();
     assert_eq!(bad.len(), 1, "{v}");
-    assert_eq!((bad[0]["stage"].as_str(), bad[0]["files"][0]["path"].as_str()), (Some("report"), Some("figures/km.svg")));
+    assert_eq!(
+        (bad[0]["stage"].as_str(), bad[0]["files"][0]["path"].as_str()),
+        (Some("report"), Some("figures/km.svg"))
+    );
 
     // lineage of the page's Harrell C of the [HE, IHC, clinical] arm: the clinical table's and
     // a slide's blake3, the slide pseudonymised as on the page, that arm's model only
@@ -207,6 +211,22 @@ fn page_is_byte_identical_whatever_jobs_and_reproduce_names_a_flipped_byte() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let ch = &v[0]["changes"];
     assert_eq!(ch.as_array().map(|a| a.len()), Some(1), "{v}");
-    assert_eq!((ch[0]["component"].as_str(), ch[0]["what"].as_str()), (Some("input"), Some("clinical demo-data/clinical.csv")));
+    assert_eq!(
+        (ch[0]["component"].as_str(), ch[0]["what"].as_str()),
+        (Some("input"), Some("clinical demo-data/clinical.csv"))
+    );
     assert_eq!((ch[0]["old"].as_str(), ch[0]["new"].as_str()), (Some(clinical.as_str()), Some(clinical2.as_str())));
+
+    // verify covers published folders: a changed byte in the published page is named
+    let page = d.path().join("reports/prov/index.html");
+    let mut html = std::fs::read(&page).unwrap();
+    html[10] ^= 1;
+    std::fs::write(&page, &html).unwrap();
+    let o = spatia(d.path(), &["verify"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("reports/prov: published folder: index.html differs from what was published"),
+        "{}",
+        text(&o)
+    );
 }

@@ -680,12 +680,21 @@ pub fn gc(a: &GcArgs) -> Result<u8> {
 pub fn verify(a: &VerifyArgs) -> Result<u8> {
     let root = cwd_root(&a.root);
     let cache = cache_at(&root, &a.cache);
-    let (n, bad) = crate::cache::verify(&cache)?;
+    let (n, mut bad) = crate::cache::verify(&cache)?;
+    // published folders record their content digests too
+    let (published, pub_bad) = verify_published(&root, &cache);
+    bad.extend(pub_bad);
     if a.json {
-        println!("{}", serde_json::json!({"entries": n, "ok": bad.is_empty(), "tampered": bad}));
+        println!(
+            "{}",
+            serde_json::json!({"entries": n, "published": published, "ok": bad.is_empty(), "tampered": bad})
+        );
     } else {
         for b in &bad {
             println!("TAMPERED {} {}: {}", b.key, b.path, b.problem);
+        }
+        if published > 0 {
+            println!("verified {published} published folder(s) against their markers");
         }
         println!(
             "verified {n} entr{}: {}",
@@ -694,6 +703,31 @@ pub fn verify(a: &VerifyArgs) -> Result<u8> {
         );
     }
     Ok(if bad.is_empty() { 0 } else { 1 })
+}
+
+/// Checks every published folder of the project against its marker.
+fn verify_published(root: &Path, cache: &Cache) -> (usize, Vec<crate::cache::Tampered>) {
+    let skip = cache.root.canonicalize().unwrap_or_else(|_| cache.root.clone());
+    let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    let dirs = exec::publish::find_published(&root, &skip, 8);
+    let mut bad = Vec::new();
+    let mut n = 0;
+    for d in &dirs {
+        let key = std::fs::read_to_string(d.join(exec::publish::MARKER))
+            .ok()
+            .and_then(|t| serde_json::from_str::<exec::publish::Marker>(&t).ok())
+            .and_then(|m| m.key);
+        let Some(key) = key else { continue };
+        n += 1;
+        let problem = match exec::publish::check_published(d) {
+            Ok(None) => continue,
+            Ok(Some(w)) => w,
+            Err(e) => format!("{e:#}"),
+        };
+        let path = d.strip_prefix(&root).unwrap_or(d).display().to_string();
+        bad.push(crate::cache::Tampered { key, path, problem: format!("published folder: {problem}") });
+    }
+    (n, bad)
 }
 
 /// `spatia kinds`: the registered stage kinds.

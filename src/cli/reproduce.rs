@@ -92,12 +92,8 @@ pub fn run(a: &ReproduceArgs) -> Result<u8> {
             exec::slurm::run(&spec, &dag, &fresh, &opts, &settings)?
         }
     };
-    let errors: HashMap<String, String> = out
-        .summary
-        .nodes
-        .iter()
-        .filter_map(|n| n.error.as_ref().map(|e| (n.key.clone(), e.clone())))
-        .collect();
+    let errors: HashMap<String, String> =
+        out.summary.nodes.iter().filter_map(|n| n.error.as_ref().map(|e| (n.key.clone(), e.clone()))).collect();
     let cmp = reproduce::compare(&run, &dag, &original, &fresh, &errors);
     if a.json {
         println!("{}", crate::util::json_for_terminal(&serde_json::to_string(&cmp).context("cannot encode")?));

@@ -239,6 +239,45 @@ fn check_content(dir: &Path, m: &Marker) -> Result<Content> {
     Ok(Content::Complete)
 }
 
+/// Checks a published entry against its marker (`spatia verify`): `Ok(None)` when every
+/// listed file is there with its recorded size and blake3 and nothing unlisted is; else what
+/// differs. A directory that is not a marked entry is `Ok(None)`.
+pub fn check_published(dir: &Path) -> Result<Option<String>> {
+    match inspect(dir)? {
+        State::Marked(m) if m.what == What::Entry => Ok(match check_content(dir, &m)? {
+            Content::Complete => None,
+            Content::Damaged(w) => Some(w),
+            Content::Foreign(f) => Some(format!("holds files its {MARKER} does not list: {}", f.join(", "))),
+        }),
+        _ => Ok(None),
+    }
+}
+
+/// Every published entry under `root` (directories holding a [`MARKER`] of an entry), skipping
+/// `skip` (the cache) and hidden directories; at most `depth` levels down.
+pub fn find_published(root: &Path, skip: &Path, depth: usize) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![(root.to_path_buf(), 0usize)];
+    while let Some((d, k)) = stack.pop() {
+        if d.join(MARKER).is_file() {
+            out.push(d.clone());
+        }
+        if k >= depth {
+            continue;
+        }
+        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            let p = e.path();
+            let hidden = e.file_name().to_string_lossy().starts_with('.');
+            if !hidden && p != skip && e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push((p, k + 1));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 /// Whether replacing `p` loses nothing Spatia did not create: `Ok(Err(why))` says what in it
 /// is not Spatia's (`it …`, paths relative to `p`).
 fn owned(p: &Path) -> Result<std::result::Result<(), String>> {
@@ -465,7 +504,10 @@ fn stage_entry(
     for (name, bytes) in extra {
         let p = tmp.path.join(name);
         if std::fs::symlink_metadata(&p).is_ok() {
-            bail!("cannot publish {}: stage `{stage}` wrote a file named {name}, a name Spatia writes beside its outputs", src.display());
+            bail!(
+                "cannot publish {}: stage `{stage}` wrote a file named {name}, a name Spatia writes beside its outputs",
+                src.display()
+            );
         }
         std::fs::write(&p, bytes).with_context(|| format!("cannot write {}", p.display()))?;
     }

@@ -140,7 +140,9 @@ pub fn explain(n: &Node, prev: Option<&RunSummary>, cache: &Cache, root: &std::p
             let show = |v: Option<&Vec<String>>| match v {
                 None => "(none)".to_string(),
                 Some(v) if v.len() == 1 => v[0].clone(),
-                Some(v) => format!("{} key(s), digest {}", v.len(), &blake3::hash(v.join(",").as_bytes()).to_hex()[..12]),
+                Some(v) => {
+                    format!("{} key(s), digest {}", v.len(), &blake3::hash(v.join(",").as_bytes()).to_hex()[..12])
+                }
             };
             push("upstream", name.clone(), show(before), show(Some(keys)));
         }
@@ -151,7 +153,9 @@ pub fn explain(n: &Node, prev: Option<&RunSummary>, cache: &Cache, root: &std::p
     }
     if e.changes.is_empty() {
         e.summary = match &n.item {
-            Some(it) => format!("key changed: the content of item `{}` (its slide or its slice of the cohort)", it.shown()),
+            Some(it) => {
+                format!("key changed: the content of item `{}` (its slide or its slice of the cohort)", it.shown())
+            }
             None => "key changed".into(),
         };
     } else {

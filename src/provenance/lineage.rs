@@ -92,7 +92,9 @@ fn key_of_file(cache: &Cache, file: &Path) -> Result<(String, String)> {
     let entries = cache.root.join("entries").canonicalize().ok();
     if let Some(e) = entries.as_ref().filter(|e| abs.starts_with(e)) {
         // entries/<k2>/<key>/…
-        if let Some(key) = abs.strip_prefix(e).ok().and_then(|r| r.iter().nth(1)).map(|k| k.to_string_lossy().to_string()) {
+        if let Some(key) =
+            abs.strip_prefix(e).ok().and_then(|r| r.iter().nth(1)).map(|k| k.to_string_lossy().to_string())
+        {
             if key.len() == 64 && is_hex(&key) {
                 let at = format!("cache entry {}", cache.entry_dir(&key).display());
                 return Ok((key, at));
@@ -102,14 +104,19 @@ fn key_of_file(cache: &Cache, file: &Path) -> Result<(String, String)> {
     let mut dir = if abs.is_dir() { Some(abs.as_path()) } else { abs.parent() };
     while let Some(d) = dir {
         if let Ok(text) = std::fs::read_to_string(d.join(MARKER)) {
-            let m: Marker = serde_json::from_str(&text).with_context(|| format!("{}: not a publish marker", d.join(MARKER).display()))?;
+            let m: Marker = serde_json::from_str(&text)
+                .with_context(|| format!("{}: not a publish marker", d.join(MARKER).display()))?;
             if let Some(k) = m.key {
                 return Ok((k, format!("published folder {}", d.display())));
             }
         }
         dir = d.parent();
     }
-    bail!("{}: not in the cache ({}) nor in a published folder (no {MARKER} above it)", file.display(), cache.root.display())
+    bail!(
+        "{}: not in the cache ({}) nor in a published folder (no {MARKER} above it)",
+        file.display(),
+        cache.root.display()
+    )
 }
 
 /// Follows a dotted selector with `[i]` indices (`arms[0].harrell_c`) into a JSON value.
@@ -350,7 +357,11 @@ pub fn chain(cache: &Cache, target: &str, r: &Resolved, show_ids: bool) -> Resul
             let slide_input = (rec.kind == crate::contracts::TILE)
                 .then(|| rec.item.as_ref().and_then(|it| slide_file.get(it)))
                 .flatten()
-                .map(|(path, b3)| crate::cache::InputRecord { role: "slide".into(), path: path.clone(), blake3: b3.clone() });
+                .map(|(path, b3)| crate::cache::InputRecord {
+                    role: "slide".into(),
+                    path: path.clone(),
+                    blake3: b3.clone(),
+                });
             let inputs = rec
                 .inputs
                 .iter()
@@ -415,7 +426,12 @@ impl Chain {
             s.push_str(&format!("{pad}└ {}{item}: {} v{kv}, key {}\n", n.stage, n.kind, n.key));
             s.push_str(&format!("{pad}    params {}\n", crate::util::canonical_json(&n.params)));
             for i in &n.inputs {
-                s.push_str(&format!("{pad}    input {} {}  blake3 {}\n", i.role, crate::util::display_text(&i.path), i.blake3));
+                s.push_str(&format!(
+                    "{pad}    input {} {}  blake3 {}\n",
+                    i.role,
+                    crate::util::display_text(&i.path),
+                    i.blake3
+                ));
             }
             let tool = n.versions.get("tool").and_then(|t| t.as_str()).unwrap_or("");
             s.push_str(&format!("{pad}    {tool}; host {}; {:.2} s\n", n.host, n.duration_s));
@@ -439,7 +455,13 @@ impl Chain {
         let mut files = HashSet::new();
         for n in &self.chain {
             let item = n.item.as_ref().map(|x| format!(" [{x}]")).unwrap_or_default();
-            let label = format!("{}{item}\\n{} v{}\\n{}", n.stage, n.kind, n.versions.get("kind").map(|v| v.to_string()).unwrap_or_default(), &n.key[..12.min(n.key.len())]);
+            let label = format!(
+                "{}{item}\\n{} v{}\\n{}",
+                n.stage,
+                n.kind,
+                n.versions.get("kind").map(|v| v.to_string()).unwrap_or_default(),
+                &n.key[..12.min(n.key.len())]
+            );
             s.push_str(&format!("  {} [shape=box, label={}];\n", q(&n.key), q(&label)));
             for u in &n.upstream {
                 s.push_str(&format!("  {} -> {};\n", q(u), q(&n.key)));
@@ -447,7 +469,10 @@ impl Chain {
             for i in &n.inputs {
                 let id = format!("file:{}", i.blake3);
                 if files.insert(id.clone()) {
-                    let name = Path::new(&i.path).file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or(i.path.clone());
+                    let name = Path::new(&i.path)
+                        .file_name()
+                        .map(|f| f.to_string_lossy().to_string())
+                        .unwrap_or(i.path.clone());
                     let label = format!("{name}\\n{}", &i.blake3[..12.min(i.blake3.len())]);
                     s.push_str(&format!("  {} [shape=note, label={}];\n", q(&id), q(&label)));
                 }

@@ -40,7 +40,11 @@ pub fn locate(root: &Path, target: &Path) -> Result<(PathBuf, RunSummary)> {
     }
     let marker = target.join(crate::exec::publish::MARKER);
     let text = std::fs::read_to_string(&marker).with_context(|| {
-        format!("{}: expected a run directory (with run.json) or a published folder (with {})", target.display(), crate::exec::publish::MARKER)
+        format!(
+            "{}: expected a run directory (with run.json) or a published folder (with {})",
+            target.display(),
+            crate::exec::publish::MARKER
+        )
     })?;
     let m: crate::exec::publish::Marker =
         serde_json::from_str(&text).with_context(|| format!("{}: not a publish marker", marker.display()))?;
@@ -193,7 +197,10 @@ fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> Option<usize> {
 /// split at whitespace and JSON/CSV punctuation; a non-number token must be equal).
 pub fn close_enough(a: &str, b: &str, rtol: f64) -> bool {
     let split = |s: &str| -> Vec<String> {
-        s.split(|c: char| c.is_whitespace() || ",:;[]{}\"".contains(c)).filter(|t| !t.is_empty()).map(str::to_string).collect()
+        s.split(|c: char| c.is_whitespace() || ",:;[]{}\"".contains(c))
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+            .collect()
     };
     let (x, y) = (split(a), split(b));
     x.len() == y.len()
@@ -262,7 +269,13 @@ fn compare_entry(
             (Some(_), Some(_)) => first_difference(&od.join(p), &nd.join(p)),
             _ => None,
         };
-        diffs.push(FileDiff { path: p.to_string(), original: orig_now, reproduced: repro, first_difference: first, note });
+        diffs.push(FileDiff {
+            path: p.to_string(),
+            original: orig_now,
+            reproduced: repro,
+            first_difference: first,
+            note,
+        });
     }
     (diffs, tolerated_files)
 }
@@ -380,7 +393,8 @@ impl Comparison {
             };
             s.push_str(&format!("  {verdict:<14} {what:<32} {}\n", &d.key[..12.min(d.key.len())]));
             for f in &d.files {
-                let at = f.first_difference.map(|o| format!(", first differing byte at offset {o}")).unwrap_or_default();
+                let at =
+                    f.first_difference.map(|o| format!(", first differing byte at offset {o}")).unwrap_or_default();
                 let side = match (&f.original, &f.reproduced) {
                     (None, _) => " (only in the reproduction)".to_string(),
                     (_, None) => " (only in the original)".to_string(),
@@ -398,8 +412,11 @@ impl Comparison {
                 s.push_str(&format!("      {r}\n"));
             }
         }
-        let tol =
-            if self.within_tolerance > 0 { format!(", {} within tolerance (CUDA)", self.within_tolerance) } else { String::new() };
+        let tol = if self.within_tolerance > 0 {
+            format!(", {} within tolerance (CUDA)", self.within_tolerance)
+        } else {
+            String::new()
+        };
         s.push_str(&format!(
             "{} node(s): {} identical{tol}, {} differ, {} could not run\n",
             self.nodes, self.identical, self.differ, self.missing

@@ -120,10 +120,7 @@ pub(super) fn provenance(upstream: &[Lineage], ps: &Pseudonyms, opts: &Options) 
         let mut arms: BTreeSet<String> = row.arms.split(", ").filter(|s| !s.is_empty()).map(str::to_string).collect();
         arms.extend(r.arms.iter().cloned());
         row.arms = arms.into_iter().collect::<Vec<_>>().join(", ");
-        row.keys.push(KeyRow {
-            item: r.item.as_deref().map(|x| ps.item(x)).unwrap_or_default(),
-            key: r.key.clone(),
-        });
+        row.keys.push(KeyRow { item: r.item.as_deref().map(|x| ps.item(x)).unwrap_or_default(), key: r.key.clone() });
         for inp in &r.inputs {
             if row.inputs.len() < 8 {
                 row.inputs.push(InputRow {
