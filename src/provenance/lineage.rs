@@ -403,7 +403,7 @@ impl Chain {
     /// with "(above)".
     pub fn tree(&self) -> String {
         let by_key: HashMap<&str, &ChainNode> = self.chain.iter().map(|n| (n.key.as_str(), n)).collect();
-        let mut s = format!("{}", crate::util::display_text(&self.target));
+        let mut s = crate::util::display_text(&self.target);
         if let Some(v) = &self.value {
             s.push_str(&format!(" = {v}"));
         }
