@@ -146,6 +146,32 @@ fn page_is_byte_identical_whatever_jobs_and_reproduce_names_a_flipped_byte() {
         (Some("report"), Some("figures/km.svg"))
     );
 
+    // a stat snapshot that no longer notices the change (as on a file system whose stamps
+    // cannot be trusted): `run` reuses the entry; `run --rehash` re-hashes it and recomputes it
+    {
+        use std::os::unix::fs::MetadataExt;
+        let entry = out_dir(&d.path().join("cache"), &report_key).parent().unwrap().to_path_buf();
+        let mut snap: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(entry.join("stat.json")).unwrap()).unwrap();
+        let m = std::fs::symlink_metadata(&km).unwrap();
+        let ns = |s: i64, n: i64| s * 1_000_000_000 + n;
+        snap["figures/km.svg"] =
+            serde_json::json!([m.size(), ns(m.mtime(), m.mtime_nsec()), ns(m.ctime(), m.ctime_nsec()), m.ino()]);
+        std::fs::write(entry.join("stat.json"), snap.to_string()).unwrap();
+    }
+    let o = spatia(d.path(), &["run", "prov.yaml", "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(summary(&o)["ran"].as_u64(), Some(0), "the stamps match: reused, {}", text(&o));
+    let o = spatia(d.path(), &["run", "prov.yaml", "--rehash", "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(summary(&o)["ran"].as_u64(), Some(1), "only the report recomputed: {}", text(&o));
+    let warned = last_run(d.path())["nodes"].as_array().unwrap().iter().any(|n| {
+        n["stage"] == "report"
+            && n["warning"].as_str().is_some_and(|w| w.contains("figures/km.svg") && w.contains("damaged"))
+    });
+    assert!(warned, "the run record names the file found by --rehash");
+    assert!(std::fs::read(&km).unwrap() != bytes, "recomputed");
+
     // lineage of the page's Harrell C of the [HE, IHC, clinical] arm: the clinical table's and
     // a slide's blake3, the slide pseudonymised as on the page, that arm's model only
     let b3 = |f: &str| {

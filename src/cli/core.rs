@@ -35,7 +35,8 @@ pub struct RunArgs {
     /// JSON lines on stdout (events, then a summary)
     #[arg(long)]
     pub json: bool,
-    /// Ignore the stat cache: read and hash every input file again
+    /// Ignore the stat cache: read and hash every input file again, and re-hash every reused
+    /// entry's outputs against its record
     #[arg(long)]
     pub rehash: bool,
     /// Where the nodes run: `local` threads or `slurm` job arrays (see docs/slurm.md)
@@ -193,7 +194,8 @@ pub fn run(a: &RunArgs) -> Result<u8> {
         Output::Bars
     };
     let jobs = a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-    let opts = exec::Options { jobs, output, command: std::env::args().collect(), aside: None };
+    let opts =
+        exec::Options { jobs, output, command: std::env::args().collect(), aside: None, rehash_outputs: a.rehash };
     let t = std::time::Instant::now();
     let out = match a.executor {
         super::slurm::Executor::Local => exec::run(&spec, &dag, &cache, &opts)?,

@@ -76,6 +76,7 @@ pub fn run(a: &ReproduceArgs) -> Result<u8> {
         output: Output::Quiet,
         command: std::env::args().collect(),
         aside: Some(scratch.dir.clone()),
+        rehash_outputs: false,
     };
     if !a.json {
         eprintln!(
