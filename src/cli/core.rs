@@ -255,7 +255,7 @@ fn label(n: &dag::Node) -> String {
     format!("{}{}", n.stage, n.item.as_ref().map(|x| format!(" [{}]", x.shown())).unwrap_or_default())
 }
 
-use crate::provenance::explain::param_changes;
+use crate::audit::explain::param_changes;
 
 /// Why a node's key is new, compared with the last run of the same arm/stage/item.
 fn why(n: &dag::Node, prev: Option<&RunSummary>, cache: &Cache) -> String {

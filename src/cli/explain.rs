@@ -1,4 +1,4 @@
-//! `spatia explain SPEC STAGE`: flags and output; the work is [`crate::provenance::explain`].
+//! `spatia explain SPEC STAGE`: flags and output; the work is [`crate::audit::explain`].
 use anyhow::{bail, Result};
 
 /// `spatia explain`.
@@ -41,7 +41,7 @@ pub fn run(a: &ExplainArgs) -> Result<u8> {
         bail!("no node `{}` in {}; stages: {}", a.stage, spec.display, stages.join(", "));
     }
     let ex: Vec<_> =
-        nodes.iter().map(|n| crate::provenance::explain::explain(n, prev.as_ref(), &cache, &spec.root)).collect();
+        nodes.iter().map(|n| crate::audit::explain::explain(n, prev.as_ref(), &cache, &spec.root)).collect();
     if a.json {
         println!("{}", crate::util::json_for_terminal(&serde_json::to_string_pretty(&ex)?));
     } else {

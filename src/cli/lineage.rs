@@ -1,4 +1,4 @@
-//! `spatia lineage TARGET`: flags and output; the work is [`crate::provenance::lineage`].
+//! `spatia lineage TARGET`: flags and output; the work is [`crate::audit::lineage`].
 use anyhow::Result;
 use std::path::PathBuf;
 
@@ -28,7 +28,7 @@ pub struct LineageArgs {
 pub fn run(a: &LineageArgs) -> Result<u8> {
     let root = super::core::cwd_root(&a.root);
     let cache = super::core::cache_at(&root, &a.cache);
-    let c = crate::provenance::lineage::lineage(&root, &cache, &a.target, a.show_ids)?;
+    let c = crate::audit::lineage::lineage(&root, &cache, &a.target, a.show_ids)?;
     if a.json {
         println!("{}", crate::util::json_for_terminal(&serde_json::to_string_pretty(&c)?));
     } else if a.dot {

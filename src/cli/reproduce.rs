@@ -1,7 +1,7 @@
-//! `spatia reproduce RUN`: flags and output; the work is [`crate::provenance::reproduce`].
+//! `spatia reproduce RUN`: flags and output; the work is [`crate::audit::reproduce`].
+use crate::audit::reproduce::{self, Scratch};
 use crate::cache::hash::StatCache;
 use crate::exec::{self, Output};
-use crate::provenance::reproduce::{self, Scratch};
 use crate::spec;
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;

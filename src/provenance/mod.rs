@@ -8,10 +8,7 @@
 //! `interrupted`). A journal still saying `running` whose process is gone reads as `killed`
 //! ([`RunSummary::state`]). Readers accept schema 1 (finished runs only, written before
 //! journals existed) and 2.
-pub mod explain;
 pub mod facts;
-pub mod lineage;
-pub mod reproduce;
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

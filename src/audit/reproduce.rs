@@ -51,7 +51,7 @@ pub fn locate(root: &Path, target: &Path) -> Result<(PathBuf, RunSummary)> {
     let Some(key) = m.key else {
         bail!("{}: a folder of per-item publishes; name one item's folder or the run directory", target.display())
     };
-    for p in super::list_runs(root).iter().rev() {
+    for p in crate::provenance::list_runs(root).iter().rev() {
         if let Ok(r) = RunSummary::read(p) {
             if r.keys().any(|k| k == key) {
                 return Ok((p.clone(), r));

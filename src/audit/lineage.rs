@@ -143,8 +143,8 @@ pub fn select<'a>(v: &'a Value, selector: &str) -> Result<&'a Value> {
 
 /// The keys of `arm` in the newest run of `root` that planned `key`.
 fn arm_keys(root: &Path, key: &str, arm: &str) -> Option<HashSet<String>> {
-    for p in super::list_runs(root).iter().rev() {
-        let Ok(r) = super::RunSummary::read(p) else { continue };
+    for p in crate::provenance::list_runs(root).iter().rev() {
+        let Ok(r) = crate::provenance::RunSummary::read(p) else { continue };
         if !r.keys().any(|k| k == key) {
             continue;
         }
@@ -247,8 +247,8 @@ pub type StageKeys = HashMap<String, Vec<String>>;
 /// The stage keys of the newest run of `root` that planned `key` (empty: none did).
 pub fn stage_keys(root: &Path, key: &str) -> StageKeys {
     let mut out: StageKeys = HashMap::new();
-    for p in super::list_runs(root).iter().rev() {
-        let Ok(r) = super::RunSummary::read(p) else { continue };
+    for p in crate::provenance::list_runs(root).iter().rev() {
+        let Ok(r) = crate::provenance::RunSummary::read(p) else { continue };
         if !r.keys().any(|k| k == key) {
             continue;
         }
