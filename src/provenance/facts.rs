@@ -2,7 +2,7 @@
 //! that wants lineage, i.e. `report`): what varies from one computation of the same result to
 //! the next — when each node ran, for how long, on which host, with which tool build — kept
 //! out of the page's bytes so the page is byte-identical whoever rebuilds it and however
-//! (`--jobs`, executor, thread counts). The page links to the sidecar; it never embeds it.
+//! (`--jobs`, executor, thread counts). The page names the sidecar (as text: the page holds no link outside itself); it never embeds it.
 //!
 //! Built from cache records only (the page's own and its transitive upstream nodes'), so a
 //! given set of cache entries always yields the same sidecar. Items (patient or slide ids) are
