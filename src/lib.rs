@@ -7,6 +7,7 @@
 //! ([`slide`]), survival statistics ([`survival`]), feature extraction ([`features`]),
 //! cross-validated models ([`model`]), report plots and pages ([`report`]) and the demo cohort
 //! ([`demo`]) — know nothing about the orchestrator.
+pub mod audit;
 pub mod bounds;
 pub mod cache;
 pub mod cli;

@@ -35,7 +35,8 @@ pub struct RunArgs {
     /// JSON lines on stdout (events, then a summary)
     #[arg(long)]
     pub json: bool,
-    /// Ignore the stat cache: read and hash every input file again
+    /// Ignore the stat cache: read and hash every input file again, and re-hash every reused
+    /// entry's outputs against its record
     #[arg(long)]
     pub rehash: bool,
     /// Where the nodes run: `local` threads or `slurm` job arrays (see docs/slurm.md)
@@ -130,11 +131,11 @@ pub struct VerifyArgs {
     pub json: bool,
 }
 
-fn jobs(s: &str) -> Result<usize, String> {
+pub(super) fn jobs(s: &str) -> Result<usize, String> {
     crate::bounds::CLI_JOBS.parse_usize(s)
 }
 
-fn cwd_root(root: &Option<PathBuf>) -> PathBuf {
+pub(super) fn cwd_root(root: &Option<PathBuf>) -> PathBuf {
     match root {
         Some(r) => r.clone(),
         None => {
@@ -193,7 +194,8 @@ pub fn run(a: &RunArgs) -> Result<u8> {
         Output::Bars
     };
     let jobs = a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-    let opts = exec::Options { jobs, output, command: std::env::args().collect() };
+    let opts =
+        exec::Options { jobs, output, command: std::env::args().collect(), aside: None, rehash_outputs: a.rehash };
     let t = std::time::Instant::now();
     let out = match a.executor {
         super::slurm::Executor::Local => exec::run(&spec, &dag, &cache, &opts)?,
@@ -253,37 +255,7 @@ fn label(n: &dag::Node) -> String {
     format!("{}{}", n.stage, n.item.as_ref().map(|x| format!(" [{}]", x.shown())).unwrap_or_default())
 }
 
-/// The parameters that differ between two resolved parameter objects, each as its leaf path
-/// (`mil.epochs`, `penalties[2]`) with the old and new values (`(unset)` where absent); values
-/// compared as canonical JSON (`1` ≡ `1.0`). Lists of another length are one change.
-fn param_changes(old: &serde_json::Value, new: &serde_json::Value) -> Vec<(String, String, String)> {
-    use serde_json::Value;
-    fn same(a: &Value, b: &Value) -> bool {
-        crate::util::canonical_json(a) == crate::util::canonical_json(b)
-    }
-    fn walk(path: &str, a: Option<&Value>, b: Option<&Value>, out: &mut Vec<(String, String, String)>) {
-        let shown = |v: Option<&Value>| v.map(|v| v.to_string()).unwrap_or_else(|| "(unset)".into());
-        match (a, b) {
-            (Some(a), Some(b)) if same(a, b) => {}
-            (Some(Value::Object(x)), Some(Value::Object(y))) => {
-                let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
-                for k in keys {
-                    let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
-                    walk(&p, x.get(k), y.get(k), out);
-                }
-            }
-            (Some(Value::Array(x)), Some(Value::Array(y))) if x.len() == y.len() => {
-                for (i, (u, v)) in x.iter().zip(y).enumerate() {
-                    walk(&format!("{path}[{i}]"), Some(u), Some(v), out);
-                }
-            }
-            _ => out.push((if path.is_empty() { "(all)".into() } else { path.to_string() }, shown(a), shown(b))),
-        }
-    }
-    let mut out = Vec::new();
-    walk("", Some(old), Some(new), &mut out);
-    out
-}
+use crate::audit::explain::param_changes;
 
 /// Why a node's key is new, compared with the last run of the same arm/stage/item.
 fn why(n: &dag::Node, prev: Option<&RunSummary>, cache: &Cache) -> String {
@@ -710,12 +682,21 @@ pub fn gc(a: &GcArgs) -> Result<u8> {
 pub fn verify(a: &VerifyArgs) -> Result<u8> {
     let root = cwd_root(&a.root);
     let cache = cache_at(&root, &a.cache);
-    let (n, bad) = crate::cache::verify(&cache)?;
+    let (n, mut bad) = crate::cache::verify(&cache)?;
+    // published folders record their content digests too
+    let (published, pub_bad) = verify_published(&root, &cache);
+    bad.extend(pub_bad);
     if a.json {
-        println!("{}", serde_json::json!({"entries": n, "ok": bad.is_empty(), "tampered": bad}));
+        println!(
+            "{}",
+            serde_json::json!({"entries": n, "published": published, "ok": bad.is_empty(), "tampered": bad})
+        );
     } else {
         for b in &bad {
             println!("TAMPERED {} {}: {}", b.key, b.path, b.problem);
+        }
+        if published > 0 {
+            println!("verified {published} published folder(s) against their markers");
         }
         println!(
             "verified {n} entr{}: {}",
@@ -724,6 +705,31 @@ pub fn verify(a: &VerifyArgs) -> Result<u8> {
         );
     }
     Ok(if bad.is_empty() { 0 } else { 1 })
+}
+
+/// Checks every published folder of the project against its marker.
+fn verify_published(root: &Path, cache: &Cache) -> (usize, Vec<crate::cache::Tampered>) {
+    let skip = cache.root.canonicalize().unwrap_or_else(|_| cache.root.clone());
+    let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    let dirs = exec::publish::find_published(&root, &skip, 8);
+    let mut bad = Vec::new();
+    let mut n = 0;
+    for d in &dirs {
+        let key = std::fs::read_to_string(d.join(exec::publish::MARKER))
+            .ok()
+            .and_then(|t| serde_json::from_str::<exec::publish::Marker>(&t).ok())
+            .and_then(|m| m.key);
+        let Some(key) = key else { continue };
+        n += 1;
+        let problem = match exec::publish::check_published(d) {
+            Ok(None) => continue,
+            Ok(Some(w)) => w,
+            Err(e) => format!("{e:#}"),
+        };
+        let path = d.strip_prefix(&root).unwrap_or(d).display().to_string();
+        bad.push(crate::cache::Tampered { key, path, problem: format!("published folder: {problem}") });
+    }
+    (n, bad)
 }
 
 /// `spatia kinds`: the registered stage kinds.

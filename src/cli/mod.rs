@@ -6,8 +6,11 @@ use std::process::ExitCode;
 
 pub mod core;
 pub mod doctor;
+pub mod explain;
 pub mod extract;
 pub mod figure;
+pub mod lineage;
+pub mod reproduce;
 pub mod slurm;
 
 /// Spatia: declarative, reproducible experiments for AI spatial pathomics.
@@ -35,6 +38,12 @@ pub enum Command {
     Gc(core::GcArgs),
     /// Re-hash every cache entry against its record
     Verify(core::VerifyArgs),
+    /// Recompute a run in a fresh scratch cache and compare every output bit for bit
+    Reproduce(reproduce::ReproduceArgs),
+    /// The chain behind a file, key or metric, back to the input files and their digests
+    Lineage(lineage::LineageArgs),
+    /// Why a stage would run: the exact components of its key that changed since the last run
+    Explain(explain::ExplainArgs),
     /// List the stage kinds
     Kinds,
     /// blake3 of files (b3sum format), optionally through the stat cache
@@ -78,6 +87,9 @@ pub fn main() -> ExitCode {
         Command::Times(a) => core::times(a),
         Command::Gc(a) => core::gc(a),
         Command::Verify(a) => core::verify(a),
+        Command::Reproduce(a) => reproduce::run(a),
+        Command::Lineage(a) => lineage::run(a),
+        Command::Explain(a) => explain::run(a),
         Command::Kinds => core::kinds(),
         Command::Hash(a) => core::hash(a),
         Command::Extract(a) => extract::run(a),

@@ -43,6 +43,12 @@ pub struct Options {
     pub jobs: usize,
     pub output: Output,
     pub command: Vec<String>,
+    /// A scratch run (`spatia reproduce`): its journal goes under this directory instead of
+    /// `<root>/runs`, and nothing is published.
+    pub aside: Option<PathBuf>,
+    /// Re-hash every reused entry's outputs against its record (`--rehash`), not only when
+    /// its stat snapshot moved.
+    pub rehash_outputs: bool,
 }
 
 /// Outcome of a run.
@@ -60,17 +66,40 @@ fn emit(output: Output, v: serde_json::Value) {
 /// Checks every node's entry ([`Cache::check`]) and marks the nodes that must be
 /// recomputed although their entry looks good: everything downstream of a damaged entry.
 pub fn assess(dag: &Dag, cache: &Cache) -> (Vec<Check>, Vec<bool>) {
+    assess_with(dag, cache, false)
+}
+
+/// [`assess`]; with `rehash`, every entry that passes the stat check is also re-hashed
+/// against its record ([`Cache::problems`]): one whose outputs' digests no longer match is
+/// damaged (`spatia run --rehash`).
+pub fn assess_with(dag: &Dag, cache: &Cache, rehash: bool) -> (Vec<Check>, Vec<bool>) {
     let n = dag.nodes.len();
     let keys: Vec<&str> = dag.nodes.iter().map(|node| node.key.as_str()).collect();
-    let checks = cache.check_many(&keys);
+    let mut checks = cache.check_many(&keys);
+    if rehash {
+        for (c, k) in checks.iter_mut().zip(&keys) {
+            if *c == Check::Good {
+                if let Some(b) = cache.problems(k).first() {
+                    *c = Check::Damaged(format!("{}: {} (found by --rehash)", b.path, b.problem));
+                }
+            }
+        }
+    }
     let mut all_dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
     for (i, node) in dag.nodes.iter().enumerate() {
         for &d in &node.deps {
             all_dependents[d].push(i);
         }
     }
+    // a damaged entry is recomputed (`run_node` sees it again under the key's lock: one that
+    // only `--rehash` finds must be forced) with everything downstream
     let mut forced = vec![false; n];
     let mut stack: Vec<usize> = (0..n).filter(|&i| matches!(checks[i], Check::Damaged(_))).collect();
+    if rehash {
+        for &i in &stack {
+            forced[i] = true;
+        }
+    }
     while let Some(i) = stack.pop() {
         for &d in &all_dependents[i] {
             if !std::mem::replace(&mut forced[d], true) {
@@ -255,7 +284,7 @@ fn plan<'a>(spec: &'a Spec, dag: &'a Dag, cache: &Cache, opts: &'a Options) -> a
         Err(e) => anyhow::bail!("cannot lock the cache for this run: {e}"),
     };
     let tq = Instant::now();
-    let (checks, forced) = assess(dag, cache);
+    let (checks, forced) = assess_with(dag, cache, opts.rehash_outputs);
     crate::util::timing("check the cache entries", tq);
     let mut todo = 0usize;
     for (i, node) in dag.nodes.iter().enumerate() {
@@ -277,7 +306,8 @@ fn plan<'a>(spec: &'a Spec, dag: &'a Dag, cache: &Cache, opts: &'a Options) -> a
         }
     }
     tr.last = tr.nodes(&status);
-    tr.journal = Some(Journal::create(&spec.root, &tr.summary(tr.last.clone(), RunStatus::Running, None))?);
+    let runs_root = opts.aside.as_deref().unwrap_or(&spec.root);
+    tr.journal = Some(Journal::create(runs_root, &tr.summary(tr.last.clone(), RunStatus::Running, None))?);
     drop(gc_guard);
     crate::util::timing("check the cache entries and write the journal", tq);
     emit(opts.output, serde_json::json!({"event": "plan", "nodes": n, "cached": n - todo, "to_run": todo}));
@@ -403,7 +433,9 @@ fn conclude(
         .iter()
         .map(|s| matches!(s.as_ref().map(|s| &s.status), Some(Status::Hit | Status::Miss | Status::Waited)))
         .collect();
-    publish::publish(spec, dag, cache, &done)?;
+    if st.tr.opts.aside.is_none() {
+        publish::publish(spec, dag, cache, &done)?;
+    }
 
     if let Some(sig) = interrupt::received() {
         st.tr.interrupted(sig, &st.status, mp);
@@ -548,7 +580,16 @@ pub(crate) fn run_node(spec: &Spec, dag: &Dag, cache: &Cache, i: usize, forced: 
     };
     // look again under the lock: another process may have computed or repaired it meanwhile
     let mut warning = None;
-    match cache.check(&node.key) {
+    // a forced node (a damaged entry upstream, or `--rehash` found its outputs changed) is
+    // re-hashed: changed bytes are quarantined like any damaged entry
+    let check = match cache.check(&node.key) {
+        Check::Good if forced => match cache.problems(&node.key).first() {
+            Some(b) => Check::Damaged(format!("{}: {}", b.path, b.problem)),
+            None => Check::Good,
+        },
+        c => c,
+    };
+    match check {
         Check::Good if !forced => return summary(node, Status::Waited, t0.elapsed().as_secs_f64(), None, None),
         Check::Good | Check::Missing => {}
         Check::Damaged(why) => match cache.quarantine(&node.key) {

@@ -239,6 +239,45 @@ fn check_content(dir: &Path, m: &Marker) -> Result<Content> {
     Ok(Content::Complete)
 }
 
+/// Checks a published entry against its marker (`spatia verify`): `Ok(None)` when every
+/// listed file is there with its recorded size and blake3 and nothing unlisted is; else what
+/// differs. A directory that is not a marked entry is `Ok(None)`.
+pub fn check_published(dir: &Path) -> Result<Option<String>> {
+    match inspect(dir)? {
+        State::Marked(m) if m.what == What::Entry => Ok(match check_content(dir, &m)? {
+            Content::Complete => None,
+            Content::Damaged(w) => Some(w),
+            Content::Foreign(f) => Some(format!("holds files its {MARKER} does not list: {}", f.join(", "))),
+        }),
+        _ => Ok(None),
+    }
+}
+
+/// Every published entry under `root` (directories holding a [`MARKER`] of an entry), skipping
+/// `skip` (the cache) and hidden directories; at most `depth` levels down.
+pub fn find_published(root: &Path, skip: &Path, depth: usize) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![(root.to_path_buf(), 0usize)];
+    while let Some((d, k)) = stack.pop() {
+        if d.join(MARKER).is_file() {
+            out.push(d.clone());
+        }
+        if k >= depth {
+            continue;
+        }
+        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            let p = e.path();
+            let hidden = e.file_name().to_string_lossy().starts_with('.');
+            if !hidden && p != skip && e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push((p, k + 1));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 /// Whether replacing `p` loses nothing Spatia did not create: `Ok(Err(why))` says what in it
 /// is not Spatia's (`it …`, paths relative to `p`).
 fn owned(p: &Path) -> Result<std::result::Result<(), String>> {
@@ -452,9 +491,26 @@ fn write_marker(dir: &Path, m: &Marker) -> Result<()> {
 }
 
 /// Copies `src` into a staging directory beside `target` and writes its marker there.
-fn stage_entry(src: &Path, target: &Path, stage: &str, item: Option<&str>, key: &str) -> Result<Tmp> {
+fn stage_entry(
+    src: &Path,
+    target: &Path,
+    stage: &str,
+    item: Option<&str>,
+    key: &str,
+    extra: &[(&str, Vec<u8>)],
+) -> Result<Tmp> {
     let tmp = Tmp { path: tmp_path(target), armed: true };
     copy_tree(src, &tmp.path)?;
+    for (name, bytes) in extra {
+        let p = tmp.path.join(name);
+        if std::fs::symlink_metadata(&p).is_ok() {
+            bail!(
+                "cannot publish {}: stage `{stage}` wrote a file named {name}, a name Spatia writes beside its outputs",
+                src.display()
+            );
+        }
+        std::fs::write(&p, bytes).with_context(|| format!("cannot write {}", p.display()))?;
+    }
     for reserved in [MARKER, LEGACY_STAMP] {
         if std::fs::symlink_metadata(tmp.path.join(reserved)).is_ok() {
             bail!("cannot publish {}: stage `{stage}` wrote a file named {reserved}, a name Spatia reserves for its publish marker", src.display());
@@ -630,6 +686,19 @@ fn examine(target: &Path, key: &str) -> Result<(Verdict, Option<String>)> {
 
 /// Publishes one entry's outputs `src` at `target`.
 pub fn publish_entry(src: &Path, target: &Path, stage: &str, item: Option<&str>, key: &str) -> Result<Outcome> {
+    publish_entry_with(src, target, stage, item, key, &[])
+}
+
+/// [`publish_entry`], with `extra` files (name, bytes) written beside the copy and listed in
+/// the marker like the entry's own (the run-facts sidecar of a page).
+pub fn publish_entry_with(
+    src: &Path,
+    target: &Path,
+    stage: &str,
+    item: Option<&str>,
+    key: &str,
+    extra: &[(&str, Vec<u8>)],
+) -> Result<Outcome> {
     let parent =
         target.parent().ok_or_else(|| anyhow!("cannot publish to {}: it has no parent directory", target.display()))?;
     let mut staged: Option<Tmp> = None;
@@ -651,7 +720,7 @@ pub fn publish_entry(src: &Path, target: &Path, stage: &str, item: Option<&str>,
         };
         if staged.is_none() {
             std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
-            staged = Some(stage_entry(src, target, stage, item, key)?);
+            staged = Some(stage_entry(src, target, stage, item, key, extra)?);
         }
         let Some(tmp) = staged.as_mut() else { continue };
         match put(tmp, target, stage, missing)? {
@@ -829,7 +898,18 @@ pub fn publish(spec: &Spec, dag: &Dag, cache: &Cache, done: &[bool]) -> Result<(
         let item = node.item.as_ref().map(|x| x.id.as_str());
         let n = &mut notes[at].2;
         n.targets += 1;
-        match publish_entry(&cache.out_dir(&node.key), &target, &node.stage, item, &node.key) {
+        // a page gets its run-dependent facts beside it, not in its bytes
+        let extra = match node.decl.kind.wants_lineage() {
+            true => match facts_of(dag, cache, i) {
+                Ok(b) => vec![(crate::provenance::facts::FILE, b)],
+                Err(e) => {
+                    errors.push(format!("cannot publish {}: {e:#}", target.display()));
+                    continue;
+                }
+            },
+            false => Vec::new(),
+        };
+        match publish_entry_with(&cache.out_dir(&node.key), &target, &node.stage, item, &node.key, &extra) {
             Ok(Outcome::Repaired(what)) => n.repaired.push((target, what)),
             Ok(Outcome::Raced) => n.raced.push(target),
             Ok(Outcome::Published | Outcome::Unchanged) => {}
@@ -849,6 +929,21 @@ pub fn publish(spec: &Spec, dag: &Dag, cache: &Cache, done: &[bool]) -> Result<(
             Err(anyhow!("{msg}"))
         }
     }
+}
+
+/// The run-facts sidecar of node `i`: from its record and those of its transitive upstream nodes.
+fn facts_of(dag: &Dag, cache: &Cache, i: usize) -> Result<Vec<u8>> {
+    let mut seen = vec![false; dag.nodes.len()];
+    let mut stack = dag.nodes[i].deps.clone();
+    while let Some(j) = stack.pop() {
+        if !std::mem::replace(&mut seen[j], true) {
+            stack.extend(dag.nodes[j].deps.iter().copied());
+        }
+    }
+    let read = |k: &str| cache.record(k).with_context(|| format!("cannot read the cache record of {k}"));
+    let own = read(&dag.nodes[i].key)?;
+    let up = (0..dag.nodes.len()).filter(|&j| seen[j]).map(|j| read(&dag.nodes[j].key)).collect::<Result<Vec<_>>>()?;
+    Ok(crate::provenance::facts::sidecar(&own, &up))
 }
 
 #[cfg(test)]
@@ -1063,14 +1158,14 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let t = d.path().join("out");
         publish_entry(&entry(&d.path().join("s1"), &[("a.txt", "1")]), &t, "s", None, "k1").unwrap();
-        let mut tmp = stage_entry(&entry(&d.path().join("s2"), &[("b.txt", "2")]), &t, "s", None, "k2").unwrap();
+        let mut tmp = stage_entry(&entry(&d.path().join("s2"), &[("b.txt", "2")]), &t, "s", None, "k2", &[]).unwrap();
         assert!(put_aside(&mut tmp, &t, "s").unwrap().is_ok());
         drop(tmp);
         assert_eq!(listing(&t), [MARKER, "b.txt"]);
         assert_eq!(listing(d.path()), ["out", "s1", "s2"]);
         // a foreign target is moved back untouched and refused
         let mine = entry(&d.path().join("mine"), &[("thesis.txt", "work")]);
-        let mut tmp = stage_entry(&d.path().join("s2"), &mine, "s", None, "k2").unwrap();
+        let mut tmp = stage_entry(&d.path().join("s2"), &mine, "s", None, "k2", &[]).unwrap();
         assert!(put_aside(&mut tmp, &mine, "s").unwrap_err().to_string().contains("thesis.txt"));
         drop(tmp);
         assert_eq!(listing(&mine), ["thesis.txt"]);

@@ -8,6 +8,8 @@
 //! `interrupted`). A journal still saying `running` whose process is gone reads as `killed`
 //! ([`RunSummary::state`]). Readers accept schema 1 (finished runs only, written before
 //! journals existed) and 2.
+pub mod facts;
+
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -329,6 +329,14 @@ pub trait StageKind: Send + Sync {
     fn plan_slide(&self, _params: &Value, _slide: &SlideFacts) -> Result<(), ParamError> {
         Ok(())
     }
+    /// How `spatia reproduce` compares a recomputed entry of this kind with the one in `out`:
+    /// `None`, bit for bit (the default: every CPU computation is deterministic whatever the
+    /// worker and thread counts); `Some(rel)` where `out` says it was computed where bit
+    /// identity cannot hold (a CUDA device): numbers in JSON and CSV files compared with this
+    /// relative tolerance, and so for everything downstream.
+    fn reproduce_tolerance(&self, _out: &std::path::Path) -> Option<f64> {
+        None
+    }
     /// Produces the outputs into `cx.out`.
     fn run(&self, cx: &RunCx) -> anyhow::Result<()>;
 }

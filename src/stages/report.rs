@@ -7,7 +7,8 @@
 //! (`calibration.json` per arm), `train` (`model.json`: the attention-MIL training curves). Every one is optional; the page leaves out the sections it has
 //! no data for. Needs of other kinds are ignored (they still appear in the provenance table).
 //! The lineage of every upstream node ([`RunCx::upstream`]) feeds the provenance table.
-//! **Outputs:** `index.html` (inline SVG plots, PNGs as base64 data URIs, no script, no
+//! **Outputs:** `index.html` (byte-identical for the same inputs: durations, times and hosts
+//! go to the `run-facts.json` sidecar the publish writes beside it; inline SVG plots, PNGs as base64 data URIs, no script, no
 //! external resource) and `figures/<name>.svg` (`km`, `roc`, `calibration`,
 //! `calibration_recalibrated`, `forest`, whichever are drawn).
 //! **Key covers:** `title`, `show_patient_ids`, `qc_slides`, `arm`, the experiment name and
@@ -125,7 +126,9 @@ impl StageKind for Report {
         //    report needs `train`, and arms with conditional intervals marked †
         // 7: print-sized figures (DejaVu Sans, Okabe–Ito, legends outside the plot, time units),
         //    `figures/figures.json` for `spatia figure`, the spec's declared `figures`
-        7
+        // 8: no durations on the page (they vary from run to run): `run-facts.json` beside a
+        //    published page holds them
+        8
     }
     fn about(&self) -> &'static str {
         "one self-contained HTML page: cohort, slide QC, KM/ROC/calibration, arms, provenance"
@@ -276,7 +279,6 @@ fn lineage(upstream: &[super::Upstream]) -> Vec<Lineage> {
                     .iter()
                     .map(|i| LineageInput { role: i.role.clone(), path: i.path.clone(), blake3: i.blake3.clone() })
                     .collect(),
-                duration_s: r.duration_s,
                 tool: r.tool.clone(),
                 libraries: r.libraries.clone(),
             }

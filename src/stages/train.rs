@@ -54,6 +54,10 @@ use std::path::{Path, PathBuf};
 
 use super::train_mil::{self, MilParams};
 
+/// Relative tolerance `spatia reproduce` compares a CUDA-trained network's numbers with
+/// (float32 reductions in another order: ~1e-6 per operation, accumulated over epochs).
+pub const CUDA_RTOL: f64 = 1e-3;
+
 pub struct Train;
 
 /// Whether a modality names an image stain (spelled exactly as [`Stain::as_str`]).
@@ -284,6 +288,12 @@ impl StageKind for Train {
             ));
         }
         Ok(checked(p, c))
+    }
+
+    fn reproduce_tolerance(&self, out: &std::path::Path) -> Option<f64> {
+        // an attention-MIL network trained on a CUDA device (its kernels are not bit-reproducible)
+        let m = crate::contracts::model::ModelJson::read(&out.join(crate::contracts::model::ModelJson::FILE)).ok()?;
+        (m.network.as_ref()?.get("device")?.as_str()? == "cuda").then_some(CUDA_RTOL)
     }
 
     fn run(&self, cx: &RunCx) -> anyhow::Result<()> {

@@ -1,7 +1,9 @@
 //! The provenance section (`templates/report/provenance.html`): one row per upstream stage
-//! (kind, version, parameters, keys per item, inputs with their digests, durations, tool and
-//! library versions), from the [`Lineage`] rows the caller hands over, and the command that
-//! rebuilds the page.
+//! (kind, version, parameters, keys per item, inputs with their digests, tool and library
+//! versions), from the [`Lineage`] rows the caller hands over, and the command that rebuilds
+//! the page. Nothing that varies from one computation of the same result to the next (times,
+//! durations, hosts) is shown: those live in the `run-facts.json` sidecar the publish writes
+//! beside the page, which the section links to; the page's bytes depend on its inputs only.
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
@@ -25,7 +27,6 @@ pub struct Lineage {
     /// Resolved parameters.
     pub params: serde_json::Value,
     pub inputs: Vec<LineageInput>,
-    pub duration_s: f64,
     /// The tool version that computed it.
     pub tool: String,
     /// Library name → version.
@@ -44,7 +45,6 @@ pub struct LineageInput {
 struct KeyRow {
     item: String,
     key: String,
-    duration: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -66,7 +66,6 @@ struct ProvRow {
     params: String,
     inputs: Vec<InputRow>,
     inputs_elided: usize,
-    duration: String,
     tool: String,
     libraries: String,
 }
@@ -96,7 +95,6 @@ pub(super) fn provenance(upstream: &[Lineage], ps: &Pseudonyms, opts: &Options) 
     // arms that differ in parameters stay apart
     let mut rows: Vec<ProvRow> = Vec::new();
     let mut index: HashMap<(String, String, u32, String), usize> = HashMap::new();
-    let mut totals: Vec<f64> = Vec::new();
     for r in upstream {
         let params = serde_json::to_string(&r.params).unwrap_or_default();
         let k = (r.stage.clone(), r.kind.clone(), r.kind_version, params.clone());
@@ -112,24 +110,17 @@ pub(super) fn provenance(upstream: &[Lineage], ps: &Pseudonyms, opts: &Options) 
                 params: serde_json::to_string_pretty(&r.params).unwrap_or_default(),
                 inputs: Vec::new(),
                 inputs_elided: 0,
-                duration: String::new(),
                 tool: r.tool.clone(),
                 libraries: r.libraries.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", "),
             });
-            totals.push(0.0);
             rows.len() - 1
         });
         let row = &mut rows[i];
         row.nodes += 1;
-        totals[i] += r.duration_s;
         let mut arms: BTreeSet<String> = row.arms.split(", ").filter(|s| !s.is_empty()).map(str::to_string).collect();
         arms.extend(r.arms.iter().cloned());
         row.arms = arms.into_iter().collect::<Vec<_>>().join(", ");
-        row.keys.push(KeyRow {
-            item: r.item.as_deref().map(|x| ps.item(x)).unwrap_or_default(),
-            key: r.key.clone(),
-            duration: format!("{:.2} s", r.duration_s),
-        });
+        row.keys.push(KeyRow { item: r.item.as_deref().map(|x| ps.item(x)).unwrap_or_default(), key: r.key.clone() });
         for inp in &r.inputs {
             if row.inputs.len() < 8 {
                 row.inputs.push(InputRow {
@@ -145,12 +136,11 @@ pub(super) fn provenance(upstream: &[Lineage], ps: &Pseudonyms, opts: &Options) 
             row.tool = format!("{}; {}", row.tool, r.tool);
         }
     }
-    for (row, t) in rows.iter_mut().zip(&totals) {
+    for row in rows.iter_mut() {
         row.keys.sort_by(|a, b| a.item.cmp(&b.item).then(a.key.cmp(&b.key)));
         if row.nodes == 1 {
             row.key = row.keys[0].key.clone();
         }
-        row.duration = format!("{t:.2} s");
     }
     ProvView {
         rows,
