@@ -3,13 +3,18 @@
 //! lowest-attention tiles.
 //!
 //! # Format
-//! Pretty JSON, keys sorted: `schema` (1), `slide`, `stain`, `patient_id`, `label` (the slide's
+//! Pretty JSON, keys sorted: `schema` (2), `slide`, `stain`, `patient_id`, `label` (the slide's
 //! pseudonym, or its id when the spec shows ids), `thumbnail` (`file`, `width`, `height`, `um_per_px`
 //! of the thumbnail), `maps` (each: `name`, `title`, `image` — the overlay PNG —, `figure` — the SVG
 //! with legend, scale bar and label —, `lo`, `hi`, `capped`: whether `hi` is a cap below the
 //! largest value), `moran` (map name → Moran's I, [`crate::slide::moran::Moran`], or `null` where
-//! it does not exist), `hotspot_fraction` (or `null`), `top_tiles` and `bottom_tiles` (each:
-//! `file`, `x`, `y` level-0 corner, `attention`).
+//! it does not exist), `hotspot_fraction` (or `null`) and `hotspot_method` (`nuclear`: tiles whose
+//! labelling index reaches the slide's nuclear hotspot index; `positivity`: tiles at or above the
+//! tile mean + 2 SD of DAB-positive fraction; `null` with no fraction), `scores` (the slide's
+//! `labelling_index`, `hotspot_index`, `nuclei`, `positive_nuclei` from `stain`, each `null`
+//! where absent), `nuclei_crop` (Ki-67 slides, or `null`: `image`, `figure`, level-0 corner `x`,
+//! `y`, `width_um`, `nuclei`, `positive_nuclei`), `top_tiles` and `bottom_tiles` (each: `file`,
+//! `x`, `y` level-0 corner, `attention`).
 //!
 //! # Validation
 //! The schema; every file a plain file name (`tiles/` allowed for tile images) without `..`;
@@ -22,7 +27,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Schema version of `maps.json`.
-pub const SCHEMA: u32 = 1;
+pub const SCHEMA: u32 = 2;
 
 /// Highest- (and lowest-) attention tiles kept per slide.
 pub const EXTREME_TILES: usize = 8;
@@ -63,6 +68,31 @@ pub struct TileImage {
     pub attention: f64,
 }
 
+/// The slide's nuclear scores as `stain` wrote them (copied so the report reads one file).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SlideScores {
+    pub labelling_index: Option<f64>,
+    pub hotspot_index: Option<f64>,
+    pub nuclei: Option<u64>,
+    pub positive_nuclei: Option<u64>,
+}
+
+/// A crop of the slide with its detected nuclei drawn (positive / negative).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NucleiCrop {
+    /// The crop with the nuclei drawn (PNG).
+    pub image: String,
+    /// The figure: crop, legend, scale bar (SVG).
+    pub figure: String,
+    /// Level-0 top-left corner.
+    pub x: i64,
+    pub y: i64,
+    /// Width (and height) of the crop, µm.
+    pub width_um: f64,
+    pub nuclei: u64,
+    pub positive_nuclei: u64,
+}
+
 /// The content of `maps.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MapsSummary {
@@ -75,6 +105,10 @@ pub struct MapsSummary {
     pub maps: Vec<MapEntry>,
     pub moran: BTreeMap<String, Option<Moran>>,
     pub hotspot_fraction: Option<f64>,
+    /// `nuclear` or `positivity` (how the hotspot tiles were chosen); `None` without a fraction.
+    pub hotspot_method: Option<String>,
+    pub scores: SlideScores,
+    pub nuclei_crop: Option<NucleiCrop>,
     pub top_tiles: Vec<TileImage>,
     pub bottom_tiles: Vec<TileImage>,
 }
@@ -125,6 +159,30 @@ impl MapsSummary {
         if let Some(h) = self.hotspot_fraction.filter(|h| !(0.0..=1.0).contains(h)) {
             return Err(err("hotspot_fraction".into(), format!("expected a fraction in [0, 1], found {h}")));
         }
+        if let Some(m) = self.hotspot_method.as_deref().filter(|m| !matches!(*m, "nuclear" | "positivity")) {
+            return Err(err("hotspot_method".into(), format!("expected `nuclear` or `positivity`, found `{m}`")));
+        }
+        for (key, v) in [
+            ("scores.labelling_index", self.scores.labelling_index),
+            ("scores.hotspot_index", self.scores.hotspot_index),
+        ] {
+            if let Some(v) = v.filter(|v| !(0.0..=1.0).contains(v)) {
+                return Err(err(key.into(), format!("expected a fraction in [0, 1], found {v}")));
+            }
+        }
+        if let Some(c) = &self.nuclei_crop {
+            for (key, f) in [("nuclei_crop.image", &c.image), ("nuclei_crop.figure", &c.figure)] {
+                if !plain(f) {
+                    return Err(err(key.into(), format!("expected a file name, found `{f}`")));
+                }
+            }
+            if c.positive_nuclei > c.nuclei {
+                return Err(err(
+                    "nuclei_crop".into(),
+                    format!("{} positive of {} nuclei", c.positive_nuclei, c.nuclei),
+                ));
+            }
+        }
         for (key, tiles) in [("top_tiles", &self.top_tiles), ("bottom_tiles", &self.bottom_tiles)] {
             if tiles.len() > EXTREME_TILES {
                 return Err(err(key.into(), format!("expected at most {EXTREME_TILES} tiles, found {}", tiles.len())));
@@ -160,6 +218,14 @@ mod tests {
             }],
             moran: BTreeMap::from([("positivity".to_string(), None)]),
             hotspot_fraction: Some(0.1),
+            hotspot_method: Some("nuclear".into()),
+            scores: SlideScores {
+                labelling_index: Some(0.2),
+                hotspot_index: Some(0.3),
+                nuclei: Some(10),
+                positive_nuclei: Some(2),
+            },
+            nuclei_crop: None,
             top_tiles: vec![TileImage { file: "tiles/top_1.png".into(), x: 0, y: 256, attention: 0.5 }],
             bottom_tiles: Vec::new(),
         }
@@ -172,7 +238,7 @@ mod tests {
         sample().write(&p).unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
         assert!(
-            text.starts_with("{\n  \"bottom_tiles\": [],\n  \"hotspot_fraction\": 0.1,\n  \"label\": \"P-001_KI67\"")
+            text.starts_with("{\n  \"bottom_tiles\": [],\n  \"hotspot_fraction\": 0.1,\n  \"hotspot_method\": \"nuclear\",\n  \"label\": \"P-001_KI67\"")
         );
         assert_eq!(MapsSummary::read(&p).unwrap(), sample());
         let mut bad = sample();
@@ -182,7 +248,10 @@ mod tests {
         let mut bad = sample();
         bad.top_tiles[0].file = "../x.png".into();
         assert!(bad.write(&p).unwrap_err().to_string().contains("top_tiles[0].file"));
-        std::fs::write(&p, text.replace("\"schema\": 1", "\"schema\": 9")).unwrap();
-        assert!(MapsSummary::read(&p).unwrap_err().to_string().contains("at `schema`: expected 1, found 9"));
+        let mut bad = sample();
+        bad.hotspot_method = Some("mean".into());
+        assert!(bad.write(&p).unwrap_err().to_string().contains("at `hotspot_method`"));
+        std::fs::write(&p, text.replace("\"schema\": 2", "\"schema\": 9")).unwrap();
+        assert!(MapsSummary::read(&p).unwrap_err().to_string().contains("at `schema`: expected 2, found 9"));
     }
 }

@@ -1,19 +1,28 @@
 //! `maps`: the spatial maps of one slide, drawn on its thumbnail.
 //!
 //! **Inputs:** the slide's tiling and thumbnail (`tile`), the cohort and slide manifest for the
-//! pseudonym (`ingest`), and, where the needs hold them, the slide's DAB positivity (`stain`,
-//! IHC slides) and its out-of-fold attention (`train` with `model: mil`, repeat 0:
-//! [`crate::contracts::attention`]).
+//! pseudonym (`ingest`), and, where the needs hold them, the slide's nuclear scores (`stain`,
+//! IHC slides: [`crate::contracts::stain`]) and its out-of-fold attention (`train` with
+//! `model: mil`, repeat 0: [`crate::contracts::attention`]).
 //! **Outputs:** `maps.json` ([`crate::contracts::maps`]); per map `<name>.png` (the thumbnail with
 //! each tile tinted by its value, viridis, 60 % opaque) and `<name>.svg` (the overlay, the slide's
 //! pseudonym, a scale bar in mm and a colour legend whose range is fitted to the data: from 0 to
 //! the largest value, or to the 99th percentile when that is lower and there are 100 tiles or
-//! more — a cap the legend states);
+//! more — a cap the legend states). Maps: `labelling` (IHC: positive / all nuclei per tile from
+//! `stain.json`'s `labelling_grid`, the nuclear grid, as the legend says; `positivity`, the
+//! DAB-positive pixel fraction, only for a `stain` output without nuclei) and `attention`.
+//! Ki-67 slides also get `nuclei.png` / `nuclei.svg`: the tile with the most positive nuclei at
+//! the nuclear scoring's resolution, its nuclei detected again with `stain`'s parameters and
+//! outlined (positive red, negative blue, counts in the legend, scale bar in µm).
 //! `thumbnail.png`; `tiles/top_<k>.png`, `tiles/bottom_<k>.png`: the 8 highest- and lowest-attention
 //! tiles read at level 0 through [`crate::slide`].
-//! Spatial statistics: Moran's I ([`crate::slide::moran`]) of each map; the hotspot fraction —
-//! the share of the slide's tissue pixels in tiles whose DAB-positive fraction is at least the
-//! slide's tile mean plus two SDs (`null` without an IHC map or with fewer than 2 tiles).
+//! Spatial statistics: Moran's I ([`crate::slide::moran`]) of each map and of nuclear density
+//! (`nuclei_grid`, key `nuclear_density`); the hotspot fraction — the share of the slide's tissue
+//! pixels in hotspot tiles: with a nuclear hotspot index (a window of about 0.2 mm² with ≥ 500
+//! nuclei, from `stain`), the tiles whose labelling index reaches it (`hotspot_method: nuclear`);
+//! otherwise the tiles whose DAB-positive fraction is at least the tile mean plus two SDs
+//! (`positivity`; `null` with fewer than 2 tiles). The slide's scores (labelling and hotspot
+//! index, nuclei) are copied into `maps.json` for the report.
 //! **Key covers:** `show_patient_ids`, the spec seed (pseudonyms), the slide's item digest and the
 //! keys of its needs.
 //! **Reference:** Moran (1950), Biometrika 37:17–23; pseudonyms as on the report page.
@@ -21,15 +30,19 @@ use super::tile::open_item_slide;
 use super::{resolved, typed, CheckCx, Checked, Fanout, ParamError, RunCx, StageKind};
 use crate::contracts::attention::AttentionMaps;
 use crate::contracts::ingest::{CohortCsv, SlidesJson};
-use crate::contracts::maps::{MapEntry, MapsSummary, Thumbnail, TileImage, EXTREME_TILES, SCHEMA};
-use crate::contracts::stain::StainOutput;
+use crate::contracts::maps::{
+    MapEntry, MapsSummary, NucleiCrop, SlideScores, Thumbnail, TileImage, EXTREME_TILES, SCHEMA,
+};
+use crate::contracts::stain::{StainCsv, StainOutput};
 use crate::contracts::tiles::TileOutput;
 use crate::contracts::{Output, INGEST, MAPS, STAIN, TRAIN};
 use crate::report::plots::style::Style;
 use crate::report::pseudonyms::Pseudonyms;
 use crate::slide::moran::morans_i;
+use crate::slide::nuclei::{detect_nuclei, draw_overlay, NucleiParams};
 use crate::slide::stain_map::viridis;
 use crate::slide::tiling::Tiling;
+use crate::slide::{Slide, Stain};
 use anyhow::Context;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -57,7 +70,7 @@ impl StageKind for Maps {
         MAPS
     }
     fn version(&self) -> u32 {
-        1
+        2
     }
     fn about(&self) -> &'static str {
         "spatial maps per slide: positivity and attention overlays with legends, Moran's I, extreme tiles"
@@ -109,21 +122,47 @@ impl StageKind for Maps {
             maps: Vec::new(),
             moran: BTreeMap::new(),
             hotspot_fraction: None,
+            hotspot_method: None,
+            scores: SlideScores::default(),
+            nuclei_crop: None,
             top_tiles: Vec::new(),
             bottom_tiles: Vec::new(),
         };
         let draw = Draw { thumb: &thumb, tiling: &tiling, scale, um_per_px, label: &label, out: cx.out };
         let n = (tiling.rows * tiling.cols) as usize;
-        // DAB positivity of an IHC slide
+        // nuclear labelling of an IHC slide (DAB-positive pixel fraction where no nucleus was scored)
         if let Some(dir) = item_dir(cx, STAIN, &item.id) {
             let st = StainOutput::at(&dir);
             let s = st.summary().with_context(|| format!("slide {}", item.shown()))?;
-            if s.positivity.len() == n {
-                summary
-                    .moran
-                    .insert("positivity".into(), morans_i(&s.positivity, tiling.rows as usize, tiling.cols as usize));
-                summary.maps.extend(draw.map("positivity", "DAB-positive fraction per tile", &s.positivity)?);
-                summary.hotspot_fraction = st.tiles().ok().and_then(|t| hotspot_fraction(&t.tiles));
+            let csv = st.tiles().with_context(|| format!("slide {}", item.shown()))?;
+            let (rows, cols) = (tiling.rows as usize, tiling.cols as usize);
+            summary.scores = SlideScores {
+                labelling_index: s.labelling_index,
+                hotspot_index: s.hotspot_index,
+                nuclei: Some(s.nuclei),
+                positive_nuclei: Some(s.positive_nuclei),
+            };
+            if s.labelling_grid.len() == n && s.labelling_grid.iter().any(Option::is_some) {
+                summary.moran.insert("labelling".into(), morans_i(&s.labelling_grid, rows, cols));
+                let title = format!("{stain} labelling index per tile (positive / all nuclei, nuclear grid)");
+                summary.maps.extend(draw.map("labelling", &title, &s.labelling_grid)?);
+            } else if s.positivity.len() == n {
+                summary.moran.insert("positivity".into(), morans_i(&s.positivity, rows, cols));
+                summary.maps.extend(draw.map("positivity", "DAB-positive pixel fraction per tile", &s.positivity)?);
+            }
+            if s.nuclei_grid.len() == n {
+                let density: Vec<Option<f64>> = s.nuclei_grid.iter().map(|v| v.map(|v| v as f64)).collect();
+                summary.moran.insert("nuclear_density".into(), morans_i(&density, rows, cols));
+            }
+            let (fraction, method) = match s.hotspot_index {
+                Some(h) => (nuclear_hotspot_fraction(&csv, h), "nuclear"),
+                None => (hotspot_fraction(&csv.tiles), "positivity"),
+            };
+            summary.hotspot_fraction = fraction;
+            summary.hotspot_method = fraction.map(|_| method.to_string());
+            if stain == Stain::KI67 && s.nuclei > 0 {
+                summary.nuclei_crop = nuclei_crop(&slide, &tiling, &csv, &s.nuclei_params, &label, cx.out)
+                    .with_context(|| format!("slide {}: nuclei crop", item.shown()))?;
             }
         }
         // out-of-fold attention (an attention-MIL arm), repeat 0
@@ -216,6 +255,21 @@ fn attention_of(cx: &RunCx, slide: &str) -> anyhow::Result<Option<crate::contrac
     Ok(None)
 }
 
+/// Share of tissue pixels in the nuclear hotspot's tiles: tiles with nuclei whose labelling
+/// index reaches the slide's hotspot index (the best window of about 0.2 mm² from `stain`);
+/// `None` without tissue pixels.
+fn nuclear_hotspot_fraction(csv: &StainCsv, hotspot_index: f64) -> Option<f64> {
+    let tissue: u64 = csv.tiles.iter().map(|t| t.tissue_pixels).sum();
+    let hot: std::collections::BTreeSet<(u32, u32)> = csv
+        .nuclei
+        .iter()
+        .filter(|t| t.nuclei > 0 && f64::from(t.positive_nuclei) / f64::from(t.nuclei) >= hotspot_index)
+        .map(|t| (t.col, t.row))
+        .collect();
+    let in_hot: u64 = csv.tiles.iter().filter(|t| hot.contains(&(t.col, t.row))).map(|t| t.tissue_pixels).sum();
+    (tissue > 0).then(|| in_hot as f64 / tissue as f64)
+}
+
 /// Share of tissue pixels in tiles at or above the slide's mean + 2 SD of tile positivity.
 fn hotspot_fraction(tiles: &[crate::slide::stain_map::TileStain]) -> Option<f64> {
     let v: Vec<f64> = tiles.iter().map(|t| t.dab_positive_fraction).collect();
@@ -230,6 +284,87 @@ fn hotspot_fraction(tiles: &[crate::slide::stain_map::TileStain]) -> Option<f64>
     }
     let hot: u64 = tiles.iter().filter(|t| t.dab_positive_fraction >= mean + 2.0 * sd).map(|t| t.tissue_pixels).sum();
     Some(hot as f64 / tissue as f64)
+}
+
+/// A crop of one tile at the nuclear scoring's resolution with its nuclei detected again (as
+/// `stain` did, same parameters) and drawn: positive red, negative blue (as `spatia stain nuclei
+/// --overlay`). The tile is the one with the most positive nuclei (ties: the first in the
+/// tiling's order). Writes `nuclei.png` and `nuclei.svg`; `None` when no tile holds a nucleus.
+fn nuclei_crop(
+    slide: &Slide,
+    tiling: &Tiling,
+    csv: &StainCsv,
+    params: &NucleiParams,
+    label: &str,
+    out: &Path,
+) -> anyhow::Result<Option<NucleiCrop>> {
+    let best =
+        csv.nuclei.iter().filter(|t| t.nuclei > 0).fold(None::<&crate::slide::nuclei::TileNuclei>, |b, t| match b {
+            Some(b) if b.positive_nuclei >= t.positive_nuclei => Some(b),
+            _ => Some(t),
+        });
+    let Some(best) = best else { return Ok(None) };
+    let Some(tile) = tiling.tiles.iter().find(|t| t.col == best.col && t.row == best.row) else { return Ok(None) };
+    let (mx, my) = slide.mpp()?;
+    let mpp0 = (mx + my) / 2.0;
+    let level = slide.best_level_for_downsample(params.pixel_size_um / mpp0);
+    let ds = slide.meta().levels[level].downsample;
+    let side = (tiling.tile_size_level0 as f64 / ds).round().max(1.0) as u32;
+    let img = slide.read_region(level, tile.x as i64, tile.y as i64, side, side)?;
+    let mpp = tiling.tile_size_level0 as f64 * mpp0 / side as f64;
+    let nuclei = detect_nuclei(&img, mpp, params)?;
+    let drawn = draw_overlay(&img, mpp, &nuclei);
+    crate::slide::tiling::save_png(&drawn, &out.join("nuclei.png"))?;
+    let positive = nuclei.iter().filter(|n| n.positive).count() as u64;
+    let width_um = side as f64 * mpp;
+    let svg = nuclei_figure(&out.join("nuclei.png"), label, width_um, (nuclei.len() as u64, positive))?;
+    crate::util::write_file(out.join("nuclei.svg"), svg)?;
+    Ok(Some(NucleiCrop {
+        image: "nuclei.png".into(),
+        figure: "nuclei.svg".into(),
+        x: tile.x as i64,
+        y: tile.y as i64,
+        width_um,
+        nuclei: nuclei.len() as u64,
+        positive_nuclei: positive,
+    }))
+}
+
+/// The nuclei crop's figure: label, crop, scale bar, and a legend of the two outline colours
+/// with their counts.
+fn nuclei_figure(png: &Path, label: &str, width_um: f64, (n, pos): (u64, u64)) -> anyhow::Result<String> {
+    let style = Style::journal(FIGURE_MM * 0.75, Default::default());
+    let fw = style.width() as f64;
+    let head = 60.0;
+    let total = head + fw + 100.0;
+    let data = base64::engine::general_purpose::STANDARD.encode(std::fs::read(png)?);
+    let bar_um = [10.0, 20.0, 50.0, 100.0, 200.0].into_iter().rev().find(|&b| b <= width_um / 4.0).unwrap_or(10.0);
+    let bar = bar_um / width_um * fw;
+    let (bx, by) = (fw - 20.0 - bar, head + fw - 25.0);
+    let ly = head + fw + 50.0;
+    let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    Ok(format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" font-family=\"{font}\" width=\"{wmm}mm\" height=\"{hmm}mm\" viewBox=\"0 0 {fw} {total}\">\
+<text x=\"0\" y=\"40\" font-size=\"36\">{label} — detected nuclei</text>\
+<image x=\"0\" y=\"{head}\" width=\"{fw}\" height=\"{fw}\" href=\"data:image/png;base64,{data}\"/>\
+<rect x=\"{bx}\" y=\"{by}\" width=\"{bar}\" height=\"8\" fill=\"#000\" stroke=\"#fff\" stroke-width=\"2\"/>\
+<text x=\"{bcx}\" y=\"{bty}\" font-size=\"28\" text-anchor=\"middle\" fill=\"#000\" stroke=\"#fff\" stroke-width=\"4\" paint-order=\"stroke\">{bar_um} µm</text>\
+<g class=\"legend\" font-size=\"28\"><circle cx=\"20\" cy=\"{cy}\" r=\"12\" fill=\"none\" stroke=\"rgb(230,20,20)\" stroke-width=\"4\"/>\
+<text x=\"42\" y=\"{ty}\">DAB-positive ({pos})</text>\
+<circle cx=\"{x2}\" cy=\"{cy}\" r=\"12\" fill=\"none\" stroke=\"rgb(20,60,230)\" stroke-width=\"4\"/>\
+<text x=\"{x2t}\" y=\"{ty}\">negative ({neg})</text></g></svg>",
+        font = crate::report::plots::font::FAMILY,
+        wmm = fw / 10.0,
+        hmm = total / 10.0,
+        label = esc(label),
+        bcx = bx + bar / 2.0,
+        bty = by - 8.0,
+        cy = ly,
+        ty = ly + 10.0,
+        x2 = fw / 2.0 + 20.0,
+        x2t = fw / 2.0 + 42.0,
+        neg = n - pos,
+    ))
 }
 
 /// The value range of a map: 0 (or the least value when negative) to the largest value, capped
