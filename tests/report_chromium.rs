@@ -963,3 +963,75 @@ fn demo_experiment_image_arms_beat_clinical_and_the_page_loads() {
     }
     assert!(l.dom.matches("<img").count() >= 8, "QC thumbnails and IHC maps");
 }
+
+/// 12 patients, ingest + tile + stain + maps + report: the "Spatial maps" section.
+const SPEC_MAPS: &str = r#"name: maps
+seed: 7
+cohort:
+  clinical: demo-data/clinical.csv
+  slides: demo-data/slides.csv
+  id: patient_id
+  time: dmfs_days
+  event: dm
+  causes: {1: metastasis, 2: death}
+  covariates: [age, ki67]
+stages:
+  ingest: {kind: ingest}
+  tiles: {kind: tile, needs: [ingest], mpp: 0.5, size: 64, min_tissue: 0.3}
+  ihc: {kind: stain, needs: [tiles]}
+  maps: {kind: maps, needs: [ingest, tiles, ihc]}
+  page: {kind: report, needs: [ingest, tiles, ihc, maps], qc_slides: 4, publish: reports/maps}
+"#;
+
+/// The PNG data URIs of `html` (escaped as the page writes them), decoded.
+fn embedded_pngs(html: &str) -> Vec<image::DynamicImage> {
+    use base64::Engine;
+    let tag = "src=\"data:image&#x2f;png;base64,";
+    html.match_indices(tag)
+        .map(|(i, _)| {
+            let rest = &html[i + tag.len()..];
+            let b64 =
+                rest[..rest.find('"').unwrap()].replace("&#x2f;", "/").replace("&#x3d;", "=").replace("&#x2b;", "+");
+            let bytes = base64::engine::general_purpose::STANDARD.decode(b64).expect("base64");
+            image::load_from_memory(&bytes).expect("a PNG that decodes")
+        })
+        .collect()
+}
+
+#[test]
+fn maps_section_shows_legends_scores_and_images_that_load() {
+    let d = run_project("12", "1024", "maps", SPEC_MAPS);
+    let page = d.path().join("reports/maps/index.html");
+    let html = std::fs::read_to_string(&page).expect("published index.html");
+    let at = html.find("<section id=\"maps\">").expect("a Spatial maps section");
+    let section = &html[at..at + html[at..].find("</section>").unwrap()];
+    // the patients of the QC cards (4 slides: 2 patients), each with its slides side by side and a scale bar
+    assert_eq!(section.matches("<h3>P-").count(), 2, "the QC cards' two patients (H&E + Ki-67 each)");
+    assert_eq!(section.matches("class=\"scalebar\"").count(), 2);
+    // IHC maps: the nuclear labelling grid, a legend per map, the slide's scores and Moran's I
+    assert!(section.contains("nuclear grid"), "the legend names the nuclear grid");
+    let maps = section.matches("class=\"map\"").count();
+    let legends = section.matches("class=\"colorbar legend\"><svg").count();
+    assert!(legends >= 2, "{legends} legends");
+    assert!(section.contains("labelling index 0.") && section.contains("Moran's I: labelling"));
+    // Ki-67 slides: the nuclei crop with its legend
+    assert!(section.contains("alt=\"detected nuclei of") && section.contains("DAB-positive nucleus"));
+    // cohort view: KM by labelling-index tertile
+    assert!(svg_in(section, "fig-km-ki67"), "KM by Ki-67 tertile drawn");
+    // every embedded image decodes; no patient id leaks
+    let pngs = embedded_pngs(section);
+    assert!(pngs.len() >= maps && pngs.iter().all(|p| p.width() > 0 && p.height() > 0));
+    for id in patient_ids(&d.path().join("demo-data/clinical.csv")) {
+        assert!(!html.contains(id.as_str()), "patient id {id} leaked into the page");
+    }
+    assert!(html.len() < 3_000_000, "page {} bytes", html.len());
+
+    let Some(chrome) = chromium() else { return };
+    let l = load(&chrome, &page, &shots().join("maps.png"));
+    assert_clean(&l, "maps page");
+    let dom_at = l.dom.find("id=\"maps\"").expect("maps section in the DOM");
+    let dom = &l.dom[dom_at..];
+    let dom = &dom[..dom.find("</section>").unwrap_or(dom.len())];
+    assert!(dom.matches("<img").count() >= maps, "images in the DOM");
+    assert!(dom.contains("class=\"colorbar legend\"><svg"), "legends in the DOM");
+}

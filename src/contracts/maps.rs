@@ -113,6 +113,33 @@ pub struct MapsSummary {
     pub bottom_tiles: Vec<TileImage>,
 }
 
+/// The output directory of a `maps` shard (one slide).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapsOutput {
+    dir: std::path::PathBuf,
+}
+
+impl super::Output for MapsOutput {
+    const KIND: &'static str = super::MAPS;
+    fn at(dir: &Path) -> Self {
+        MapsOutput { dir: dir.to_path_buf() }
+    }
+    fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl MapsOutput {
+    /// `maps.json`, read and checked.
+    pub fn summary(&self) -> Result<MapsSummary> {
+        MapsSummary::read(&self.dir.join(MapsSummary::FILE))
+    }
+    /// A file of the shard, named as `maps.json` names it (checked plain there).
+    pub fn path(&self, file: &str) -> std::path::PathBuf {
+        self.dir.join(file)
+    }
+}
+
 fn plain(name: &str) -> bool {
     let rest = name.strip_prefix("tiles/").unwrap_or(name);
     !rest.is_empty() && !rest.contains(['/', '\\']) && !rest.starts_with('.')

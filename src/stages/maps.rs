@@ -144,7 +144,7 @@ impl StageKind for Maps {
             };
             if s.labelling_grid.len() == n && s.labelling_grid.iter().any(Option::is_some) {
                 summary.moran.insert("labelling".into(), morans_i(&s.labelling_grid, rows, cols));
-                let title = format!("{stain} labelling index per tile (positive / all nuclei, nuclear grid)");
+                let title = format!("{stain} labelling index per tile (nuclear grid)");
                 summary.maps.extend(draw.map("labelling", &title, &s.labelling_grid)?);
             } else if s.positivity.len() == n {
                 summary.moran.insert("positivity".into(), morans_i(&s.positivity, rows, cols));

@@ -3,7 +3,7 @@
 //! **Inputs:** the outputs of its needs, found by the needed stage's kind whatever its name
 //! (the kind constants and typed handles of [`crate::contracts`]):
 //! `ingest` (cohort table, slide manifest), `tile` (per-slide QC images and counts), `stain`
-//! (IHC positivity maps), `evaluate` (`metrics.json` and curves), `calibrate`
+//! (IHC positivity maps), `maps` (the "Spatial maps" section, [`crate::contracts::maps`]), `evaluate` (`metrics.json` and curves), `calibrate`
 //! (`calibration.json` per arm), `train` (`model.json`: the attention-MIL training curves). Every one is optional; the page leaves out the sections it has
 //! no data for. Needs of other kinds are ignored (they still appear in the provenance table).
 //! The lineage of every upstream node ([`RunCx::upstream`]) feeds the provenance table.
@@ -18,7 +18,7 @@
 //! **Reference:** the page layout follows TRIPOD's reporting items for prediction models
 //! (participants, outcome, performance with CIs, calibration).
 use super::{resolved, typed, CheckCx, Checked, ParamError, RunCx, StageKind};
-use crate::contracts::{CalibrateOutput, EvaluateOutput, TrainOutput, INGEST, STAIN, TILE};
+use crate::contracts::{CalibrateOutput, EvaluateOutput, TrainOutput, INGEST, MAPS, STAIN, TILE};
 use crate::docpath::Seg;
 use crate::report::figures::{self, FiguresJson};
 use crate::report::page::{self, Lineage, LineageInput, Options, Sources};
@@ -128,7 +128,9 @@ impl StageKind for Report {
         //    `figures/figures.json` for `spatia figure`, the spec's declared `figures`
         // 8: no durations on the page (they vary from run to run): `run-facts.json` beside a
         //    published page holds them
-        8
+        // 9: a "Spatial maps" section (the `maps` stage's maps, scores, nuclei crops, KM by
+        //    Ki-67 labelling-index tertile) when the report needs `maps`
+        9
     }
     fn about(&self) -> &'static str {
         "one self-contained HTML page: cohort, slide QC, KM/ROC/calibration, arms, provenance"
@@ -316,6 +318,8 @@ pub fn sources(cx: &RunCx) -> Sources {
             per_item(&mut s.tiles);
         } else if need.is(STAIN) {
             per_item(&mut s.stains);
+        } else if need.is(MAPS) {
+            per_item(&mut s.maps);
         }
         if let Some(out) = need.outputs::<EvaluateOutput>() {
             s.evaluate = s.evaluate.take().or_else(|| out.into_iter().next().map(|(_, _, e)| e));

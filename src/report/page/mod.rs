@@ -18,7 +18,7 @@
 //! or template failure.
 //!
 //! One file per section of the page, mirroring `templates/report/*`: [`cohort`], [`qc`],
-//! [`performance`], [`competing`] (competing-risks cohorts only), [`provenance`]; shared by them: the stage-output readers (here),
+//! [`performance`], [`competing`] (competing-risks cohorts only), [`maps`] (spatial maps), [`provenance`]; shared by them: the stage-output readers (here),
 //! [`format`] (numbers), [`embed`] (SVG and PNG embedding) and [`pseudonyms`]. The page knows
 //! nothing of stages, specs or the DAG: the caller hands it directories ([`Sources`]),
 //! settings ([`Options`]) and upstream records ([`Lineage`]).
@@ -26,6 +26,7 @@ mod cohort;
 mod competing;
 mod embed;
 mod format;
+mod maps;
 mod performance;
 mod provenance;
 mod qc;
@@ -54,6 +55,7 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("report/provenance.html", include_str!("../../../templates/report/provenance.html")),
     ("report/competing.html", include_str!("../../../templates/report/competing.html")),
     ("report/training.html", include_str!("../../../templates/report/training.html")),
+    ("report/maps.html", include_str!("../../../templates/report/maps.html")),
 ];
 
 /// Errors of the page builder.
@@ -94,6 +96,8 @@ pub struct Sources {
     pub evaluate: Option<crate::contracts::EvaluateOutput>,
     /// `calibrate` outputs per arm.
     pub calibrate: Vec<(String, crate::contracts::CalibrateOutput)>,
+    /// `maps` outputs per slide id.
+    pub maps: Vec<(String, PathBuf)>,
     /// `train` outputs per arm (read for the attention-MIL training curves).
     pub train: Vec<(String, crate::contracts::TrainOutput)>,
     /// Every arm of the experiment, in matrix order.
@@ -178,6 +182,9 @@ pub fn build(sources: &Sources, opts: &Options, upstream: &[Lineage]) -> Result<
     data.extend(comp.as_ref().map(|c| c.figures.clone()).unwrap_or_default());
     let train = training::training(sources, &keys)?;
     data.extend(train.as_ref().map(|t| t.figures.clone()).unwrap_or_default());
+    let shown = qc_view.as_ref().map(|q| q.shown_patients.clone()).unwrap_or_default();
+    let spatial = maps::maps(sources, &ps, &shown, opts.qc_slides, &keys)?;
+    data.extend(spatial.as_ref().map(|m| m.figures.clone()).unwrap_or_default());
     let style = plots::Style::page(opts.time);
     let meta = plots::Meta { report: Some(opts.key.clone()), run: None };
     let mut figures = Vec::new();
@@ -207,6 +214,7 @@ pub fn build(sources: &Sources, opts: &Options, upstream: &[Lineage]) -> Result<
         perf => perf.as_ref().map(|p| Value::from(Serde(&p.view))),
         comp => comp.as_ref().map(|c| Value::from(Serde(&c.view))),
         training => train.as_ref().map(|t| Value::from(Serde(&t.view))),
+        maps => spatial.as_ref().map(|m| Value::from(Serde(&m.view))),
         prov => Value::from(Serde(&prov)),
         svg => Value::from(svg),
         source => Value::from(captions),

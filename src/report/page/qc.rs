@@ -64,6 +64,9 @@ pub(super) struct QcView {
     /// Tiles excluded by slide QC over all slides, per reason.
     excluded: QcCounts,
     total_excluded: u64,
+    /// Patient ids of the cards, in order (the maps section shows the same patients).
+    #[serde(skip)]
+    pub(super) shown_patients: Vec<String>,
 }
 
 impl QcView {
@@ -113,6 +116,7 @@ pub(super) fn qc(sources: &Sources, manifest: &[SlideRecord], ps: &Pseudonyms, n
         total_tiles: 0,
         excluded: QcCounts::default(),
         total_excluded: 0,
+        shown_patients: Vec::new(),
     };
     for (label, id) in &ordered {
         let row = meta.get(id.as_str()).copied();
@@ -162,6 +166,9 @@ pub(super) fn qc(sources: &Sources, manifest: &[SlideRecord], ps: &Pseudonyms, n
                     Ok(None)
                 }
             };
+            if let Some(r) = row.filter(|r| !view.shown_patients.contains(&r.patient_id)) {
+                view.shown_patients.push(r.patient_id.clone());
+            }
             view.cards.push(QcCard {
                 label: label.clone(),
                 stain: stain.clone(),
