@@ -15,6 +15,7 @@ fn every_kind_name_is_a_contract_constant_and_back() {
         contracts::EVALUATE,
         contracts::CALIBRATE,
         contracts::REPORT,
+        contracts::MAPS,
     ];
     for k in REGISTRY {
         assert!(names.contains(&k.name()), "kind `{}` has no constant in contracts", k.name());
@@ -29,6 +30,7 @@ fn every_kind_name_is_a_contract_constant_and_back() {
         contracts::tiles::TileOutput::KIND,
         contracts::stain::StainOutput::KIND,
         contracts::extract::ExtractOutput::KIND,
+        contracts::maps::MapsOutput::KIND,
     ] {
         assert!(lookup(kind).is_some(), "{kind}");
     }
