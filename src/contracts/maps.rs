@@ -264,9 +264,10 @@ mod tests {
         let p = dir.path().join(MapsSummary::FILE);
         sample().write(&p).unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
-        assert!(
-            text.starts_with("{\n  \"bottom_tiles\": [],\n  \"hotspot_fraction\": 0.1,\n  \"hotspot_method\": \"nuclear\",\n  \"label\": \"P-001_KI67\"")
-        );
+        assert!(text.starts_with(concat!(
+            "{\n  \"bottom_tiles\": [],\n  \"hotspot_fraction\": 0.1,\n",
+            "  \"hotspot_method\": \"nuclear\",\n  \"label\": \"P-001_KI67\""
+        )));
         assert_eq!(MapsSummary::read(&p).unwrap(), sample());
         let mut bad = sample();
         bad.maps[0].hi = 0.0;
