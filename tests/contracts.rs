@@ -15,6 +15,7 @@ fn every_kind_name_is_a_contract_constant_and_back() {
         contracts::EVALUATE,
         contracts::CALIBRATE,
         contracts::REPORT,
+        contracts::MAPS,
     ];
     for k in REGISTRY {
         assert!(names.contains(&k.name()), "kind `{}` has no constant in contracts", k.name());
