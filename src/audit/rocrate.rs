@@ -229,6 +229,24 @@ fn value_type(v: &Value) -> &'static str {
     }
 }
 
+/// The media type of a file by its extension (None: unknown).
+fn media_type(path: &str) -> Option<&'static str> {
+    let ext = Path::new(path).extension()?.to_string_lossy().to_ascii_lowercase();
+    Some(match ext.as_str() {
+        "html" => "text/html",
+        "json" => "application/json",
+        "csv" => "text/csv",
+        "txt" | "log" => "text/plain",
+        "png" => "image/png",
+        "svg" => "image/svg+xml",
+        "pdf" => "application/pdf",
+        "tif" | "tiff" => "image/tiff",
+        "h5" | "hdf5" => "application/x-hdf5",
+        "yaml" | "yml" => "application/yaml",
+        _ => return None,
+    })
+}
+
 /// Exports `run` (recorded in `run_file`) from `cache` as a crate in `opts.out`.
 pub fn export(root: &Path, cache: &Cache, run_file: &Path, run: &RunSummary, opts: &Options) -> Result<Summary> {
     // the records of the run's nodes, in run order, each key once
@@ -451,6 +469,9 @@ pub fn export(root: &Path, cache: &Cache, run_file: &Path, run: &RunSummary, opt
                     "contentSize": f.size.to_string(),
                     "blake3": f.blake3,
                 });
+                if let Some(m) = media_type(&f.path) {
+                    e["encodingFormat"] = Value::from(m);
+                }
                 if !copy {
                     e["description"] = Value::from(if fid.starts_with('#') {
                         "Not copied (its path or bytes name a patient or slide); in the run's cache.".to_string()
@@ -499,6 +520,9 @@ pub fn export(root: &Path, cache: &Cache, run_file: &Path, run: &RunSummary, opt
                     e["contentSize"] = Value::from(m.len().to_string());
                 }
                 e["description"] = Value::from(format!("Input file ({}), referenced, not copied.", i.role));
+                if let Some(m) = media_type(&i.path) {
+                    e["encodingFormat"] = Value::from(m);
+                }
                 g.add(e);
                 g.push("./", "hasPart", id(&fid));
                 sum.files_referenced += 1;
@@ -552,6 +576,7 @@ pub fn export(root: &Path, cache: &Cache, run_file: &Path, run: &RunSummary, opt
             "endTime": r.finished,
             "actionStatus": id("http://schema.org/CompletedActionStatus"),
             "identifier": r.key,
+            "description": format!("Stage `{}` (kind {} version {}), cache key {}.", r.stage, r.kind, r.kind_version, r.key),
             "object": [],
             "result": [],
         });
@@ -559,6 +584,7 @@ pub fn export(root: &Path, cache: &Cache, run_file: &Path, run: &RunSummary, opt
             action["agent"] = id(a);
         }
         g.add(action);
+        g.push("./", "mentions", id(&aid));
         sum.actions += 1;
         // parameters
         if let Value::Object(params) = &r.params {
