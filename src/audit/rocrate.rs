@@ -130,6 +130,11 @@ fn safe_component(s: &str) -> String {
     c
 }
 
+/// The first `n` characters of a key or digest as a safe component (records are input too).
+fn short(s: &str, n: usize) -> String {
+    safe_component(&s.chars().take(n).collect::<String>())
+}
+
 /// A `file://` URI for an absolute path (bytes outside the unreserved set and `/` percent-encoded).
 fn file_uri(p: &Path) -> String {
     use std::os::unix::ffi::OsStrExt;
@@ -432,7 +437,7 @@ pub fn export(root: &Path, cache: &Cache, run_file: &Path, run: &RunSummary, opt
     let mut outputs: HashMap<String, Vec<String>> = HashMap::new();
     for r in &records {
         let dir = cache.out_dir(&r.key);
-        let stage_dir = format!("nodes/{}/{}", safe_component(&r.stage), &r.key[..r.key.len().min(16)]);
+        let stage_dir = format!("nodes/{}/{}", safe_component(&r.stage), short(&r.key, 16));
         let mut fids = Vec::new();
         for f in &r.outputs {
             let src = dir.join(&f.path);
@@ -456,7 +461,7 @@ pub fn export(root: &Path, cache: &Cache, run_file: &Path, run: &RunSummary, opt
                 fid
             } else if hide.names_an_id(&f.path) {
                 sum.files_referenced += 1;
-                format!("#file-{}", &f.blake3[..f.blake3.len().min(24)])
+                format!("#file-{}", short(&f.blake3, 24))
             } else {
                 sum.files_referenced += 1;
                 file_uri(&std::path::absolute(&src).unwrap_or(src.clone()))
@@ -509,9 +514,7 @@ pub fn export(root: &Path, cache: &Cache, run_file: &Path, run: &RunSummary, opt
                     let label = format!("{}{ext}", ps.slide(sid));
                     (format!("#slide-{}", safe_component(&label)), format!("slide {label}"))
                 }
-                _ if hide.names_an_id(&i.path) => {
-                    (format!("#file-{}", &i.blake3[..i.blake3.len().min(24)]), hide.text(&i.path))
-                }
+                _ if hide.names_an_id(&i.path) => (format!("#file-{}", short(&i.blake3, 24)), hide.text(&i.path)),
                 _ => (file_uri(&std::path::absolute(&abs).unwrap_or(abs.clone())), i.path.clone()),
             };
             if !g.has(&fid) {
@@ -590,7 +593,7 @@ pub fn export(root: &Path, cache: &Cache, run_file: &Path, run: &RunSummary, opt
         if let Value::Object(params) = &r.params {
             for (name, v) in params {
                 let fp = format!("#{kind}-param-{}", safe_component(name));
-                let pv = format!("#pv-{}-{}", &r.key[..r.key.len().min(16)], safe_component(name));
+                let pv = format!("#pv-{}-{}", short(&r.key, 16), safe_component(name));
                 let value = match v {
                     Value::String(s) => Value::from(hide.text(s)),
                     Value::Number(_) | Value::Bool(_) => v.clone(),
@@ -747,6 +750,7 @@ mod tests {
         assert_eq!(safe_component(".."), "_..");
         assert_eq!(safe_component("a/b c"), "a_b_c");
         assert_eq!(safe_component(""), "_");
+        assert_eq!(short("é/é/é", 2), "__");
         assert_eq!(file_uri(Path::new("/a b/c%.txt")), "file:///a%20b/c%25.txt");
         let h = Hider { show: false, ids: vec![("P0011".into(), "P-002".into()), ("P001".into(), "P-001".into())] };
         assert_eq!(h.text("x/P0011_HE.png P001"), "x/P-002_HE.png P-001");
