@@ -35,14 +35,14 @@ LINT = $(CARGO) fmt --all --check && $(TORCH_ENV) $(CARGO) clippy --release --lo
 lint: setup
 	$(LINT)
 
-# setup installs chromium and R (cmprsk, riskRegression), so the report and competing-risks tests
-# must find them (no silent skip). Then the Slurm executor's tests on a real single-node Slurm
+# setup installs chromium, R (cmprsk, riskRegression) and the RO-Crate validator (scripts/setup-rocrate.sh,
+# offline cache seeded), so the report, competing-risks and RO-Crate tests must find them (no silent skip). Then the Slurm executor's tests on a real single-node Slurm
 # (scripts/slurm-test.sh installs slurm-wlm and munge if missing, starts and stops the daemons), also
 # when the suite failed; either failing fails `make test`.
 test: setup
 	$(LINT)
 	$(TORCH_ENV) $(CARGO) build --release --locked $(PLUGIN)
-	rc=0; $(TORCH_ENV) SPATIA_REQUIRE_CHROMIUM=1 SPATIA_REQUIRE_R=1 $(CARGO) test --release --locked --no-fail-fast $(FEATURES) || rc=1; \
+	rc=0; $(TORCH_ENV) SPATIA_REQUIRE_CHROMIUM=1 SPATIA_REQUIRE_R=1 SPATIA_REQUIRE_ROCRATE=1 $(CARGO) test --release --locked --no-fail-fast $(FEATURES) || rc=1; \
 	$(TORCH_ENV) CARGO="$(CARGO)" FEATURES="$(FEATURES)" bash scripts/slurm-test.sh || rc=1; exit $$rc
 
 # only the Slurm executor's tests, on a single-node Slurm started for them (about a minute)

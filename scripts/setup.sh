@@ -29,3 +29,6 @@ if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 
     exit 1
   fi
 fi
+# the RO-Crate community validator (roc-validator, pinned) in a venv outside the clone, its HTTP cache
+# seeded with the vendored JSON-LD contexts so that tests/rocrate.rs validates offline
+bash "$(dirname "${BASH_SOURCE[0]}")/setup-rocrate.sh"

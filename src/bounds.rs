@@ -198,6 +198,8 @@ pub const REPORT_FIGURE_COLUMNS: Range = int("report", "figures.*.columns", 1, 2
 
 // ---- command line
 pub const CLI_JOBS: Range = int("spatia run", "--jobs", 1, 1024, "parallel stages");
+pub const CLI_CRATE_COPY_LIMIT: Range =
+    int("spatia export ro-crate", "--copy-limit", 0, 1 << 40, "bytes (larger outputs referenced, not copied)");
 pub const CLI_BOOTSTRAP: Range = int("spatia survival concordance", "--bootstrap", 0, 100_000, "replicates (0 = none)");
 pub const CLI_BINS: Range = int("spatia survival calibration", "--bins", 1, 100, "quantile bins");
 pub const CLI_PENALTY: Range = real("spatia survival cox", "--penalty", 0.0, 1e6, "(L2)");
@@ -293,6 +295,7 @@ pub const ALL: &[Range] = &[
     REPORT_FIGURE_FONT,
     REPORT_FIGURE_COLUMNS,
     CLI_JOBS,
+    CLI_CRATE_COPY_LIMIT,
     CLI_BOOTSTRAP,
     CLI_BINS,
     CLI_PENALTY,

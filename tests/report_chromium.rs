@@ -904,8 +904,12 @@ fn demo_experiment_image_arms_beat_clinical_and_the_page_loads() {
         serde_json::from_slice(&std::fs::read(out_of(d.path(), &run, reference, "eval").join("metrics.json")).unwrap())
             .unwrap();
     let cmps = metrics["comparisons"].as_array().unwrap();
-    assert_eq!(cmps.len(), 7, "8 arms: Cox and attention-MIL × 4 modality sets; {cmps:?}");
-    // the spec's primary comparison keeps its p; the six exploratory ones are Holm-adjusted
+    assert_eq!(
+        cmps.len(),
+        8,
+        "9 arms: Cox and attention-MIL × 4 modality sets, and Cox on HE+spatial+clinical; {cmps:?}"
+    );
+    // the spec's primary comparison keeps its p; the seven exploratory ones are Holm-adjusted
     let (primary, exploratory): (Vec<_>, Vec<_>) = cmps.iter().partition(|c| c["role"] == "primary");
     assert_eq!(primary.len(), 1);
     assert_eq!(primary[0]["arm"], "model=mil,modalities=HE+IHC+clinical");

@@ -313,7 +313,7 @@ fn walk(cache: &Cache, key: &str, allowed: Option<&HashSet<String>>, stages: &St
 /// records hold; with `show`, identifiers.
 /// Also: slide blake3 → slide id, and slide id → (path as the manifest wrote it, blake3).
 #[allow(clippy::type_complexity)]
-fn pseudonyms(
+pub(crate) fn pseudonyms(
     cache: &Cache,
     records: &[Record],
     show: bool,

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 pub mod core;
 pub mod doctor;
 pub mod explain;
+pub mod export;
 pub mod extract;
 pub mod figure;
 pub mod lineage;
@@ -44,6 +45,8 @@ pub enum Command {
     Lineage(lineage::LineageArgs),
     /// Why a stage would run: the exact components of its key that changed since the last run
     Explain(explain::ExplainArgs),
+    /// A recorded run as a Workflow Run RO-Crate (`export ro-crate RUN --out DIR`)
+    Export(export::ExportArgs),
     /// List the stage kinds
     Kinds,
     /// blake3 of files (b3sum format), optionally through the stat cache
@@ -90,6 +93,7 @@ pub fn main() -> ExitCode {
         Command::Reproduce(a) => reproduce::run(a),
         Command::Lineage(a) => lineage::run(a),
         Command::Explain(a) => explain::run(a),
+        Command::Export(a) => export::run(a),
         Command::Kinds => core::kinds(),
         Command::Hash(a) => core::hash(a),
         Command::Extract(a) => extract::run(a),

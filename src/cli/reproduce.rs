@@ -33,13 +33,13 @@ pub struct ReproduceArgs {
     pub keep: bool,
 }
 
-/// Exit 0 when every node is identical, 1 otherwise.
-pub fn run(a: &ReproduceArgs) -> Result<u8> {
-    // runs/<dir>/run.json → its project root, unless told
-    let root = match &a.root {
+/// The project root of a run argument: `--root`, else the run directory's (runs/<dir>), else the
+/// nearest ancestor of the working directory holding spatia.toml or .git.
+pub(super) fn run_root(run: &std::path::Path, root: &Option<PathBuf>) -> PathBuf {
+    match root {
         Some(r) => r.clone(),
         None => {
-            let dir = if a.run.is_file() { a.run.parent().map(|p| p.to_path_buf()) } else { Some(a.run.clone()) };
+            let dir = if run.is_file() { run.parent().map(|p| p.to_path_buf()) } else { Some(run.to_path_buf()) };
             match dir.as_ref().and_then(|d| d.canonicalize().ok()) {
                 Some(d) if d.join("run.json").is_file() && d.parent().is_some_and(|p| p.ends_with("runs")) => {
                     d.parent().and_then(|p| p.parent()).map(|p| p.to_path_buf()).unwrap_or(d)
@@ -47,7 +47,12 @@ pub fn run(a: &ReproduceArgs) -> Result<u8> {
                 _ => super::core::cwd_root(&None),
             }
         }
-    };
+    }
+}
+
+/// Exit 0 when every node is identical, 1 otherwise.
+pub fn run(a: &ReproduceArgs) -> Result<u8> {
+    let root = run_root(&a.run, &a.root);
     let (run_file, run) = reproduce::locate(&root, &a.run)?;
     let spec_file = root.join(&run.spec);
     let spec = spec::compile(&spec_file, Some(&root))?;
