@@ -149,6 +149,17 @@ fn file_uri(p: &Path) -> String {
     s
 }
 
+/// The Bioschemas profile a `FormalParameter` conforms to.
+const FORMAL_PARAMETER_PROFILE: &str = "https://bioschemas.org/profiles/FormalParameter/1.0-RELEASE";
+
+/// A `FormalParameter` for files: `name`, with the file `work_example` as its example.
+fn file_parameter(fp: &str, name: &str, work_example: &str) -> Value {
+    json!({
+        "@id": fp, "@type": "FormalParameter", "name": name, "additionalType": "File",
+        "workExample": id(work_example), "conformsTo": id(FORMAL_PARAMETER_PROFILE),
+    })
+}
+
 /// A JSON-LD reference.
 fn id(s: &str) -> Value {
     json!({ "@id": s })
@@ -608,7 +619,7 @@ pub fn export(root: &Path, cache: &Cache, run_file: &Path, run: &RunSummary, opt
                         "additionalType": value_type(v),
                         "valueRequired": "False",
                         "workExample": id(&pv),
-                        "conformsTo": id("https://bioschemas.org/profiles/FormalParameter/1.0-RELEASE"),
+                        "conformsTo": id(FORMAL_PARAMETER_PROFILE),
                     }));
                     g.push(&tool_id, "input", id(&fp));
                 }
@@ -619,11 +630,7 @@ pub fn export(root: &Path, cache: &Cache, run_file: &Path, run: &RunSummary, opt
         for (role, fid) in input_ids.get(&r.key).into_iter().flatten() {
             let fp = format!("#{kind}-in-{}", safe_component(role));
             if !g.has(&fp) {
-                g.add(json!({
-                    "@id": fp, "@type": "FormalParameter", "name": role, "additionalType": "File",
-                    "workExample": id(fid),
-                    "conformsTo": id("https://bioschemas.org/profiles/FormalParameter/1.0-RELEASE"),
-                }));
+                g.add(file_parameter(&fp, role, fid));
                 g.push(&tool_id, "input", id(&fp));
             }
             g.push(fid, "exampleOfWork", id(&fp));
@@ -634,11 +641,7 @@ pub fn export(root: &Path, cache: &Cache, run_file: &Path, run: &RunSummary, opt
             let fp = format!("#{kind}-in-{}", safe_component(&ustage));
             for fid in outputs.get(u).into_iter().flatten() {
                 if !g.has(&fp) {
-                    g.add(json!({
-                        "@id": fp, "@type": "FormalParameter", "name": format!("output of {ustage}"),
-                        "additionalType": "File", "workExample": id(fid),
-                        "conformsTo": id("https://bioschemas.org/profiles/FormalParameter/1.0-RELEASE"),
-                    }));
+                    g.add(file_parameter(&fp, &format!("output of {ustage}"), fid));
                     g.push(&tool_id, "input", id(&fp));
                 }
                 g.push(&aid, "object", id(fid));
@@ -647,11 +650,7 @@ pub fn export(root: &Path, cache: &Cache, run_file: &Path, run: &RunSummary, opt
         let out_fp = format!("#{kind}-out");
         for fid in outputs.get(&r.key).into_iter().flatten() {
             if !g.has(&out_fp) {
-                g.add(json!({
-                    "@id": out_fp, "@type": "FormalParameter", "name": format!("{} outputs", r.kind),
-                    "additionalType": "File", "workExample": id(fid),
-                    "conformsTo": id("https://bioschemas.org/profiles/FormalParameter/1.0-RELEASE"),
-                }));
+                g.add(file_parameter(&out_fp, &format!("{} outputs", r.kind), fid));
                 g.push(&tool_id, "output", id(&out_fp));
             }
             g.push(fid, "exampleOfWork", id(&out_fp));
@@ -691,11 +690,7 @@ pub fn export(root: &Path, cache: &Cache, run_file: &Path, run: &RunSummary, opt
         for (role, fid) in input_ids.get(&r.key).into_iter().flatten() {
             let fp = format!("#input-{}", safe_component(role));
             if roles_done.insert(fp.clone()) {
-                g.add(json!({
-                    "@id": fp, "@type": "FormalParameter", "name": role, "additionalType": "File",
-                    "workExample": id(fid),
-                    "conformsTo": id("https://bioschemas.org/profiles/FormalParameter/1.0-RELEASE"),
-                }));
+                g.add(file_parameter(&fp, role, fid));
                 g.push(&wf_id, "input", id(&fp));
             }
             g.push(fid, "exampleOfWork", id(&fp));
@@ -705,11 +700,7 @@ pub fn export(root: &Path, cache: &Cache, run_file: &Path, run: &RunSummary, opt
             let fp = format!("#output-{}", safe_component(&r.stage));
             for fid in outputs.get(&r.key).into_iter().flatten() {
                 if roles_done.insert(fp.clone()) {
-                    g.add(json!({
-                        "@id": fp, "@type": "FormalParameter", "name": format!("{} outputs", r.stage),
-                        "additionalType": "File", "workExample": id(fid),
-                        "conformsTo": id("https://bioschemas.org/profiles/FormalParameter/1.0-RELEASE"),
-                    }));
+                    g.add(file_parameter(&fp, &format!("{} outputs", r.stage), fid));
                     g.push(&wf_id, "output", id(&fp));
                 }
                 g.push(fid, "exampleOfWork", id(&fp));
